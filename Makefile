@@ -1,0 +1,50 @@
+# mobileha: the two commands of a fresh machine are `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := tshark freeradius nftables iproute2 tcpdump nginx-light libnginx-mod-stream \
+	keepalived iputils-arping iputils-ping iperf3
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
+
+.PHONY: demo test check lint typecheck unit bench apt venv clean
+
+demo: $(STAMP)
+	$(BIN)/mobileha demo
+
+test: apt $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit tests/property
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip==24.3.1
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# System packages the tests use (tshark, FreeRADIUS, nftables, nginx, keepalived...).
+# Installed only when running as root and something is missing; tests skip with a reason otherwise.
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then echo "apt: all test packages present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "apt: installing$$missing"; \
+		apt-get update -qq && \
+		echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "apt: not root, missing$$missing (the tests that need them will skip)"; fi
+
+bench: $(STAMP)
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

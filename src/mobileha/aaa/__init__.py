@@ -1,0 +1,1 @@
+"""mobileha.aaa."""

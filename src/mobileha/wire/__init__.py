@@ -1,0 +1,35 @@
+"""Wire codecs: Mobile IP, HSRP, DFP, HA-HA sync, IP encapsulation headers and ARP.
+
+Codecs only: no state, no I/O. Every decoder raises :class:`DecodeError` (or a subclass)
+and nothing else; every encoder is the exact inverse of its decoder for canonical bytes.
+"""
+
+from __future__ import annotations
+
+
+class DecodeError(ValueError):
+    """A datagram or header could not be decoded.
+
+    ``reason`` is a short, stable, machine-friendly string (used as a metrics label and
+    for rate-limited logging), e.g. ``"short"``, ``"bad-length"``, ``"bad-type"``.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class UnknownCriticalExtension(DecodeError):
+    """A non-skippable Mobile IP extension (type < 128) that we do not understand.
+
+    RFC 5944 §3.8: the home agent must silently discard such a request, so callers can
+    tell this kind apart from an ordinary malformed datagram.
+    """
+
+    def __init__(self, ext_type: int) -> None:
+        super().__init__("unknown-critical-extension", f"type {ext_type}")
+        self.ext_type = ext_type
+
+
+__all__ = ["DecodeError", "UnknownCriticalExtension"]
