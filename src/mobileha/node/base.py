@@ -1,0 +1,69 @@
+"""What every role's asyncio adapter provides, and the one-timer helper they share.
+
+A node adapter owns sockets and runs the actions of its sans-IO core. The runner
+(`mobileha run`) starts it, serves its read-only ``views()`` and ``metrics()`` on the
+management API, and stops it on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+# A view answers a management request: query parameters (e.g. {"offset": "0", "limit": "100"})
+# -> a JSON-serialisable object. Large tables must honour offset/limit (paging).
+View = Callable[[Mapping[str, str]], Any]
+
+
+class Node(Protocol):
+    """One running role (home-agent, foreign-agent, slb, mobile-node)."""
+
+    role: str
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None:
+        """Leave cleanly (e.g. HSRP Resign, flush pending sync) and close sockets."""
+        ...
+
+    def views(self) -> Mapping[str, View]:
+        """Named read-only views, e.g. "bindings", "standby", "slb", "stats"."""
+        ...
+
+    def metrics(self) -> Iterable[Any]:
+        """prometheus_client metric families (``prometheus_client.core.*MetricFamily``)."""
+        ...
+
+
+class DeadlineTimer:
+    """A single asyncio timer that follows a sans-IO core's ``next_deadline()``.
+
+    Call :meth:`update` after every call into the core; ``fire`` is called at the deadline
+    (``loop.time()`` clock, which is what the adapters pass to the core as ``now``).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fire: Callable[[], None]) -> None:
+        self._loop = loop
+        self._fire = fire
+        self._handle: asyncio.TimerHandle | None = None
+        self._when: float | None = None
+
+    def update(self, deadline: float | None) -> None:
+        if deadline == self._when:
+            return
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._when = deadline
+        if deadline is not None:
+            self._handle = self._loop.call_at(deadline, self._run)
+
+    def _run(self) -> None:
+        self._handle = None
+        self._when = None
+        self._fire()
+
+    def cancel(self) -> None:
+        self.update(None)
