@@ -1,0 +1,626 @@
+"""HA-SLB server farm and NAI sessions, sans-IO (P§6.1-6.4, P§7.3).
+
+The adapter parses each Registration Request and calls :meth:`ServerFarm.request` with the
+session key (the NAI, or ``(home address, FA address)`` when there is no NAI), the
+Identification, the client (FA) address and ``now``. The farm answers with the real to
+forward to (or none) and keeps all session, failure and revival state. The SLB never sees
+replies (P§6.4): a repeated request for a live session means the FA got no answer.
+
+Timing: one heap for every session expiry and every real's retry timer; no per-session
+timers. Entries are checked lazily (a session whose expiry moved is re-pushed when its old
+entry surfaces), so the heap holds about one entry per live session.
+
+Real-server states use the CISCO-SLB-MIB ``SlbRealServerState`` names (P§6.1). The state
+table is :data:`TRANSITIONS`; every change goes through :meth:`ServerFarm._set_state`, which
+checks it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+SLB_DEFAULT_WEIGHT = 8
+SLB_DEFAULT_REASSIGN = 3
+SLB_DEFAULT_FAIL_CONNS = 8
+SLB_DEFAULT_FAIL_CLIENTS = 8
+SLB_DEFAULT_RETRY_S = 60.0
+HASLB_DEFAULT_SESSION_S = 10.0
+MAXCONNS_UNLIMITED = 0xFFFFFFFF
+
+SessionKey = str | tuple[str, str]
+
+
+class RealState(StrEnum):
+    """CISCO-SLB-MIB SlbRealServerState."""
+
+    OUT_OF_SERVICE = "outOfService"
+    IN_SERVICE = "inService"
+    FAILED = "failed"
+    READY_TO_TEST = "readyToTest"
+    TESTING = "testing"
+    MAX_CONNS_THROTTLE = "maxConnsThrottle"
+    MAX_CLIENTS_THROTTLE = "maxClientsThrottle"
+    DFP_THROTTLE = "dfpThrottle"
+    PROBE_FAILED = "probeFailed"
+
+
+class RealEvent(StrEnum):
+    """Events that move a real between states."""
+
+    INSERVICE = "inservice"  # admin: inservice
+    OUTOFSERVICE = "outofservice"  # admin: no inservice
+    FAIL = "fail"  # failure threshold reached (faildetect numconns / numclients)
+    RETRY = "retry"  # retry timer expired
+    TEST_PICK = "test-pick"  # a new session was given to a readyToTest real
+    TEST_OK = "test-ok"  # the test session ended without being reassigned
+    TEST_FAIL = "test-fail"  # the test session was reassigned away
+    DFP_ZERO = "dfp-zero"  # DFP reported weight 0
+    DFP_UP = "dfp-up"  # DFP reported weight > 0
+    DFP_LOST = "dfp-lost"  # the DFP agent was lost: static weight again
+    MAXCONNS = "maxconns"  # reached maxconns
+    BELOW_MAXCONNS = "below-maxconns"  # dropped below maxconns
+
+
+S = RealState
+E = RealEvent
+
+# Explicit state table: (state, event) -> new state. A pair that is not listed leaves the
+# state unchanged (the event is irrelevant there, e.g. RETRY while inService).
+TRANSITIONS: dict[tuple[RealState, RealEvent], RealState] = {}
+for _s in RealState:
+    if _s is not S.OUT_OF_SERVICE:
+        TRANSITIONS[(_s, E.OUTOFSERVICE)] = S.OUT_OF_SERVICE
+TRANSITIONS.update(
+    {
+        (S.OUT_OF_SERVICE, E.INSERVICE): S.IN_SERVICE,
+        # failure detection (P§6.3)
+        (S.IN_SERVICE, E.FAIL): S.FAILED,
+        (S.MAX_CONNS_THROTTLE, E.FAIL): S.FAILED,
+        (S.DFP_THROTTLE, E.FAIL): S.FAILED,
+        (S.READY_TO_TEST, E.FAIL): S.FAILED,
+        (S.TESTING, E.FAIL): S.FAILED,
+        # auto-unfail (P§6.3, P§6.4 item 5)
+        (S.FAILED, E.RETRY): S.READY_TO_TEST,
+        (S.READY_TO_TEST, E.TEST_PICK): S.TESTING,
+        (S.TESTING, E.TEST_OK): S.IN_SERVICE,
+        (S.TESTING, E.TEST_FAIL): S.FAILED,
+        # DFP (P§6.4 item 5, P§6.5): weight 0 throttles; weight > 0 revives at once
+        (S.IN_SERVICE, E.DFP_ZERO): S.DFP_THROTTLE,
+        (S.MAX_CONNS_THROTTLE, E.DFP_ZERO): S.DFP_THROTTLE,
+        (S.FAILED, E.DFP_ZERO): S.DFP_THROTTLE,  # [P] a report proves the real is alive
+        (S.READY_TO_TEST, E.DFP_ZERO): S.DFP_THROTTLE,
+        (S.TESTING, E.DFP_ZERO): S.DFP_THROTTLE,
+        (S.DFP_THROTTLE, E.DFP_UP): S.IN_SERVICE,
+        (S.FAILED, E.DFP_UP): S.IN_SERVICE,
+        (S.READY_TO_TEST, E.DFP_UP): S.IN_SERVICE,
+        (S.TESTING, E.DFP_UP): S.IN_SERVICE,
+        (S.DFP_THROTTLE, E.DFP_LOST): S.IN_SERVICE,  # static weight again
+        # maxconns
+        (S.IN_SERVICE, E.MAXCONNS): S.MAX_CONNS_THROTTLE,
+        (S.MAX_CONNS_THROTTLE, E.BELOW_MAXCONNS): S.IN_SERVICE,
+    }
+)
+
+PICKABLE = frozenset({S.IN_SERVICE, S.READY_TO_TEST})
+
+
+@dataclass(eq=False, slots=True)
+class Real:
+    """One real server (a real home agent, usually the HSRP virtual address of a pair)."""
+
+    address: str
+    port: int = 434
+    weight: int = SLB_DEFAULT_WEIGHT  # admin (static) weight
+    maxconns: int = MAXCONNS_UNLIMITED
+    faildetect_numconns: int = SLB_DEFAULT_FAIL_CONNS
+    faildetect_numclients: int = SLB_DEFAULT_FAIL_CLIENTS
+    retry_s: float = SLB_DEFAULT_RETRY_S
+    state: RealState = S.IN_SERVICE
+    dfp_weight: int | None = None  # set while a DFP agent reports for this real
+    conns: int = 0  # live sessions
+    total_conns: int = 0  # sessions ever assigned
+    failures: int = 0  # consecutive failures (reset by a clean session)
+    total_failures: int = 0
+    failed_clients: set[str] = field(default_factory=set)
+    retry_at: float | None = None
+    test_session: Session | None = None
+    removed: bool = False
+    transitions: int = 0
+
+    @property
+    def oper_weight(self) -> int:
+        """Operational weight: the DFP weight while DFP is active, else the admin weight."""
+        return self.weight if self.dfp_weight is None else self.dfp_weight
+
+    def eligible(self) -> bool:
+        return self.state in PICKABLE and self.oper_weight > 0 and self.conns < self.maxconns
+
+
+@dataclass(eq=False, slots=True)
+class Session:
+    key: SessionKey
+    real: Real
+    client: str
+    ident: int
+    created: float
+    expires: float
+    requests: int = 1
+    retrans: int = 0  # repeated requests since the last (re)assignment
+    retrans_total: int = 0
+    new_ids: int = 0  # repeats that carried a new Identification [P]
+    reassigned: int = 0
+    test: bool = False
+
+
+class Predictor(Protocol):
+    """Chooses the next real for a new session among ``reals`` (in configuration order)."""
+
+    name: str
+
+    def pick(self, reals: list[Real], exclude: Real | None = None) -> Real | None: ...
+
+    def reset(self) -> None:
+        """Reals were added/removed or weights changed."""
+        ...
+
+
+class IosWrr:
+    """IOS SLB weighted round robin (P§6.2): ``n`` consecutive new sessions per real.
+
+    Weights 3, 1, 2 give A A A B C C. Ineligible reals are skipped. On any weight or
+    membership change the remaining count of the current block is reset [P].
+    """
+
+    name = "ios-wrr"
+
+    def __init__(self) -> None:
+        self.i = 0
+        self.left: int | None = None
+
+    def reset(self) -> None:
+        self.left = None
+
+    def pick(self, reals: list[Real], exclude: Real | None = None) -> Real | None:
+        n = len(reals)
+        if n == 0:
+            return None
+        if self.i >= n:
+            self.i, self.left = 0, None
+        for _ in range(2 * n + 1):
+            r = reals[self.i]
+            if self.left is None:
+                self.left = r.oper_weight
+            if self.left > 0 and r is not exclude and r.eligible():
+                self.left -= 1
+                if self.left == 0:
+                    self.i, self.left = (self.i + 1) % n, None
+                return r
+            self.i, self.left = (self.i + 1) % n, None
+        return None
+
+
+class SmoothWrr:
+    """nginx smooth weighted round robin (P§7.3): weights 5, 1, 1 give a a b a c a a."""
+
+    name = "smooth-wrr"
+
+    def __init__(self) -> None:
+        self.current: dict[int, int] = {}
+
+    def reset(self) -> None:
+        self.current.clear()
+
+    def pick(self, reals: list[Real], exclude: Real | None = None) -> Real | None:
+        best: Real | None = None
+        best_cw = 0
+        total = 0
+        cur = self.current
+        for r in reals:
+            if r is exclude or not r.eligible():
+                continue
+            w = r.oper_weight
+            cw = cur.get(id(r), 0) + w
+            cur[id(r)] = cw
+            total += w
+            if best is None or cw > best_cw:
+                best, best_cw = r, cw
+        if best is not None:
+            cur[id(best)] = best_cw - total
+        return best
+
+
+PREDICTORS = ("ios-wrr", "roundrobin", "smooth-wrr")
+
+
+def make_predictor(name: str) -> Predictor:
+    if name in ("ios-wrr", "roundrobin"):
+        return IosWrr()
+    if name == "smooth-wrr":
+        return SmoothWrr()
+    raise ValueError(f"unknown predictor {name!r} (ios-wrr | smooth-wrr)")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with one request: forward to ``real`` (None: drop, ``reason`` says why)."""
+
+    real: Real | None
+    new_session: bool = False
+    retransmission: bool = False
+    reassigned_from: Real | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """A real changed state (returned by :meth:`ServerFarm.drain_events` for logging)."""
+
+    address: str
+    old: RealState
+    new: RealState
+    event: RealEvent
+    at: float
+
+
+class ServerFarm:
+    """Reals, the predictor and the NAI sessions of one virtual server."""
+
+    def __init__(
+        self,
+        predictor: str | Predictor = "ios-wrr",
+        session_s: float = HASLB_DEFAULT_SESSION_S,
+        reassign: int = SLB_DEFAULT_REASSIGN,
+    ) -> None:
+        self.predictor: Predictor = (
+            make_predictor(predictor) if isinstance(predictor, str) else predictor
+        )
+        self.session_s = float(session_s)
+        self.reassign = int(reassign)
+        self.reals: list[Real] = []
+        self._by_addr: dict[tuple[str, int], Real] = {}
+        self.sessions: dict[SessionKey, Session] = {}
+        # heap entries: (deadline, seq, obj) where obj is a Session or a Real (retry timer)
+        self._heap: list[tuple[float, int, Session | Real]] = []
+        self._seq = itertools.count()
+        self._events: list[StateChange] = []
+        self.counters: dict[str, int] = {
+            "requests": 0,
+            "new_sessions": 0,
+            "retransmissions": 0,
+            "new_ids": 0,
+            "reassignments": 0,
+            "expired": 0,
+            "no_real": 0,
+            "failures": 0,
+        }
+
+    # ------------------------------------------------------------------ reals
+
+    def add_real(self, real: Real | str, now: float = 0.0, **kw: Any) -> Real:
+        """Add a real at runtime; existing sessions are not touched."""
+        r = real if isinstance(real, Real) else Real(real, **kw)
+        k = (r.address, r.port)
+        if k in self._by_addr:
+            raise ValueError(f"real {r.address}:{r.port} already in the farm")
+        self.reals.append(r)
+        self._by_addr[k] = r
+        if r.state is S.FAILED:
+            self._arm_retry(r, now)
+        self.predictor.reset()
+        return r
+
+    def real(self, address: str, port: int | None = None) -> Real | None:
+        if port is not None:
+            return self._by_addr.get((address, port))
+        for r in self.reals:
+            if r.address == address:
+                return r
+        return None
+
+    def _need(self, address: str, port: int | None = None) -> Real:
+        r = self.real(address, port)
+        if r is None:
+            raise KeyError(f"no real {address}")
+        return r
+
+    def remove_real(self, address: str, port: int | None = None) -> Real:
+        """Remove a real. Its live sessions move on their next request (no failure counted)."""
+        r = self._need(address, port)
+        self.reals.remove(r)
+        del self._by_addr[(r.address, r.port)]
+        r.removed = True
+        r.retry_at = None
+        self.predictor.reset()
+        return r
+
+    def set_weight(self, address: str, weight: int, port: int | None = None) -> None:
+        """Change the admin weight at runtime (existing sessions stay where they are)."""
+        if not 0 <= weight <= 0xFFFF:
+            raise ValueError("weight must be 0..65535")
+        self._need(address, port).weight = weight
+        self.predictor.reset()
+
+    def set_inservice(
+        self, address: str, inservice: bool, now: float = 0.0, port: int | None = None
+    ) -> None:
+        r = self._need(address, port)
+        if inservice:
+            self._set_state(r, E.INSERVICE, now)
+            if r.state is S.IN_SERVICE and r.dfp_weight == 0:
+                self._set_state(r, E.DFP_ZERO, now)
+        else:
+            self._set_state(r, E.OUTOFSERVICE, now)
+            r.retry_at = None
+
+    def set_dfp_weight(self, address: str, weight: int | None, now: float) -> bool:
+        """Apply a DFP report for ``address`` (``None``: the agent was lost -> static weight).
+
+        Weight 0 -> dfpThrottle; weight > 0 revives a failed/testing real at once
+        (P§6.4 item 5). Returns False when no real has that address.
+        """
+        r = self.real(address)
+        if r is None:
+            return False
+        r.dfp_weight = weight
+        if weight is None:
+            self._set_state(r, E.DFP_LOST, now)
+        elif weight == 0:
+            self._set_state(r, E.DFP_ZERO, now)
+        else:
+            self._set_state(r, E.DFP_UP, now)
+        self.predictor.reset()
+        return True
+
+    def _set_state(self, r: Real, event: RealEvent, now: float) -> None:
+        new = TRANSITIONS.get((r.state, event))
+        if new is None or new is r.state:
+            return
+        old = r.state
+        r.state = new
+        r.transitions += 1
+        if new is S.FAILED:
+            self._arm_retry(r, now)
+        elif old is S.FAILED:
+            r.retry_at = None
+        if new is S.IN_SERVICE and old in (S.FAILED, S.READY_TO_TEST, S.TESTING):
+            r.failures = 0
+            r.failed_clients.clear()
+        if old is S.TESTING and r.test_session is not None:
+            r.test_session.test = False
+            r.test_session = None
+        if new is S.IN_SERVICE and r.conns >= r.maxconns:
+            r.state = S.MAX_CONNS_THROTTLE
+            new = r.state
+        self._events.append(StateChange(r.address, old, new, event, now))
+
+    def _arm_retry(self, r: Real, now: float) -> None:
+        r.retry_at = now + r.retry_s
+        heapq.heappush(self._heap, (r.retry_at, next(self._seq), r))
+
+    def drain_events(self) -> list[StateChange]:
+        ev, self._events = self._events, []
+        return ev
+
+    # ------------------------------------------------------------------ sessions
+
+    def _attach(self, s: Session, r: Real, now: float) -> None:
+        s.real = r
+        r.conns += 1
+        r.total_conns += 1
+        if r.state is S.READY_TO_TEST:
+            self._set_state(r, E.TEST_PICK, now)
+            r.test_session = s
+            s.test = True
+        if r.conns >= r.maxconns:
+            self._set_state(r, E.MAXCONNS, now)
+
+    def _detach(self, s: Session, now: float) -> None:
+        r = s.real
+        r.conns -= 1
+        if r.state is S.MAX_CONNS_THROTTLE and r.conns < r.maxconns:
+            self._set_state(r, E.BELOW_MAXCONNS, now)
+
+    def _record_failure(self, r: Real, client: str, now: float) -> None:
+        """One connection failure against ``r`` (P§6.3/6.4 items 3-4)."""
+        self.counters["failures"] += 1
+        r.failures += 1
+        r.total_failures += 1
+        r.failed_clients.add(client)
+        if r.state is S.TESTING:
+            self._set_state(r, E.TEST_FAIL, now)
+        elif (
+            r.failures >= r.faildetect_numconns or len(r.failed_clients) >= r.faildetect_numclients
+        ):
+            self._set_state(r, E.FAIL, now)
+
+    def request(self, key: SessionKey, ident: int, client: str, now: float) -> Decision:
+        """One Registration Request that reached the virtual address.
+
+        ``key`` is the NAI (or ``(home address, FA address)``), ``ident`` the 64-bit
+        Identification, ``client`` the FA (source) address.
+        """
+        self.counters["requests"] += 1
+        self.advance(now)
+        s = self.sessions.get(key)
+        if s is not None and s.expires <= now:
+            self._end(s, now)
+            s = None
+        if s is None:
+            r = self.predictor.pick(self.reals)
+            if r is None:
+                self.counters["no_real"] += 1
+                return Decision(None, reason="no-real")
+            s = Session(key, r, client, ident, now, now + self.session_s)
+            self.sessions[key] = s
+            self._attach(s, r, now)
+            heapq.heappush(self._heap, (s.expires, next(self._seq), s))
+            self.counters["new_sessions"] += 1
+            return Decision(r, new_session=True)
+
+        # A repeat inside the session: the FA saw no reply (P§6.4 item 3). Same
+        # Identification = retransmission; a new one is a new attempt that equally means
+        # "no reply seen" [P]. Either restarts the session timer.
+        s.expires = now + self.session_s
+        s.requests += 1
+        s.client = client
+        if ident != s.ident:
+            s.new_ids += 1
+            s.ident = ident
+            self.counters["new_ids"] += 1
+        self.counters["retransmissions"] += 1
+        s.retrans += 1
+        s.retrans_total += 1
+        old = s.real
+        if old.removed:
+            # The real left the farm: move the session, no failure recorded.
+            return self._move(s, old, now, record=False)
+        if s.retrans >= self.reassign:
+            return self._move(s, old, now, record=True)
+        return Decision(old, retransmission=True)
+
+    def _move(self, s: Session, old: Real, now: float, record: bool) -> Decision:
+        s.test = False
+        if old.test_session is s:
+            old.test_session = None
+        self._detach(s, now)
+        if record:
+            # a test session that has to move fails the test (testing -> failed)
+            self._record_failure(old, s.client, now)
+        s.retrans = 0
+        s.reassigned += 1
+        self.counters["reassignments"] += 1
+        r = self.predictor.pick(self.reals, exclude=old)
+        if r is None and old.eligible() and not old.removed:
+            r = old
+        if r is None:
+            del self.sessions[s.key]
+            self.counters["no_real"] += 1
+            return Decision(None, retransmission=True, reassigned_from=old, reason="no-real")
+        self._attach(s, r, now)
+        return Decision(r, retransmission=True, reassigned_from=old)
+
+    def _end(self, s: Session, now: float) -> None:
+        """A session expired: judge the outcome for its real (P§6.4 items 4-5)."""
+        del self.sessions[s.key]
+        self.counters["expired"] += 1
+        self._detach(s, now)
+        r = s.real
+        if r.removed:
+            return
+        if s.test and r.test_session is s:
+            r.test_session = None
+            s.test = False
+            self._set_state(r, E.TEST_OK, now)
+        if s.retrans == 0:
+            r.failures = 0  # [P] a clean session resets the consecutive failure count
+            r.failed_clients.discard(s.client)
+
+    # ------------------------------------------------------------------ timers
+
+    def advance(self, now: float) -> None:
+        """Run every timer due at ``now``: session expiries and real retry timers."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            when, _, obj = heapq.heappop(heap)
+            if isinstance(obj, Session):
+                if self.sessions.get(obj.key) is not obj:
+                    continue  # ended or replaced already
+                if obj.expires > when:
+                    heapq.heappush(heap, (obj.expires, next(self._seq), obj))
+                    continue
+                self._end(obj, now)
+            else:
+                if obj.retry_at != when or obj.state is not S.FAILED:
+                    continue
+                obj.retry_at = None
+                self._set_state(obj, E.RETRY, now)
+
+    on_timer = advance
+
+    def next_deadline(self) -> float | None:
+        """The earliest timer (may be a stale entry, then the call is just early)."""
+        return self._heap[0][0] if self._heap else None
+
+    # ------------------------------------------------------------------ views
+
+    def real_rows(self) -> list[dict[str, object]]:
+        """``show ip slb reals``."""
+        return [
+            {
+                "real": r.address,
+                "port": r.port,
+                "state": r.state.value,
+                "weight": r.weight,
+                "oper_weight": r.oper_weight,
+                "dfp_weight": r.dfp_weight,
+                "conns": r.conns,
+                "total_conns": r.total_conns,
+                "maxconns": r.maxconns,
+                "failures": r.failures,
+                "total_failures": r.total_failures,
+                "retry_at": r.retry_at,
+            }
+            for r in self.reals
+        ]
+
+    def session_rows(self, now: float, offset: int = 0, limit: int = 100) -> dict[str, object]:
+        """``show ip slb sessions``, paged."""
+        it: Iterator[Session] = itertools.islice(
+            iter(self.sessions.values()), max(0, offset), max(0, offset) + max(0, limit)
+        )
+        rows = [
+            {
+                "key": s.key if isinstance(s.key, str) else f"{s.key[0]}/{s.key[1]}",
+                "real": s.real.address,
+                "client": s.client,
+                "ident": s.ident,
+                "age_s": round(now - s.created, 3),
+                "expires_in_s": round(s.expires - now, 3),
+                "retransmissions": s.retrans,
+                "reassigned": s.reassigned,
+                "test": s.test,
+            }
+            for s in it
+        ]
+        return {"total": len(self.sessions), "offset": offset, "limit": limit, "sessions": rows}
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "predictor": self.predictor.name,
+            "session_s": self.session_s,
+            "reassign": self.reassign,
+            "sessions": len(self.sessions),
+            "reals": self.real_rows(),
+            "counters": dict(self.counters),
+        }
+
+
+def states_table() -> Iterable[tuple[RealState, RealEvent, RealState]]:
+    """Every (state, event) pair with its outcome (unlisted pairs keep the state)."""
+    for st in RealState:
+        for ev in RealEvent:
+            yield st, ev, TRANSITIONS.get((st, ev), st)
+
+
+__all__ = [
+    "PICKABLE",
+    "TRANSITIONS",
+    "Decision",
+    "IosWrr",
+    "Predictor",
+    "Real",
+    "RealEvent",
+    "RealState",
+    "ServerFarm",
+    "Session",
+    "SessionKey",
+    "SmoothWrr",
+    "StateChange",
+    "make_predictor",
+    "states_table",
+]
