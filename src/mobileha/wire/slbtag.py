@@ -1,0 +1,134 @@
+"""The HA-SLB relay tag (DESIGN §5, [P]): the FA's original address and port in an NVSE.
+
+In ``relay`` mode the SLB forwards a Registration Request with an ordinary UDP socket, so
+the real HA would see the SLB as the source. The SLB therefore appends one Normal
+Vendor/Organization Specific Extension (type 134, RFC 3115, P§2.8) at the very end of the
+datagram::
+
+    Type=134 Length Reserved(2) Vendor-ID(4) Vendor-NVSE-Type(2) Value
+    vendor type 1 (origin):               addr(4) port(2)                      16 bytes
+    vendor type 2 (authenticated origin): addr(4) port(2) SPI(4) auth(16)      36 bytes
+
+The authenticator (type 2) covers the whole datagram from its first byte through the SPI
+(the request with the tag header and origin), with the SLB-HA security association's
+algorithm (keyed MD5 prefix+suffix by default, or HMAC-MD5), like RFC 5944 §3.5.1.
+
+The real HA honours the tag only from configured SLB addresses (and only authenticated
+when it has an SLB-HA SA), removes it, processes the original request bytes (whose own
+authenticators are untouched) and replies directly to the original address and port.
+Vendor id default 32473 (IANA "example" enterprise number, RFC 5612).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Final
+
+from mobileha.wire import DecodeError
+from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
+
+EXT_NVSE: Final = 134
+DEFAULT_VENDOR_ID: Final = 32473
+TAG_ORIGIN: Final = 1
+TAG_ORIGIN_AUTH: Final = 2
+
+_HDR = struct.Struct("!BBHIH")  # type, length, reserved, vendor id, vendor type (10 bytes)
+_ORIGIN = struct.Struct("!4sH")
+_SPI = struct.Struct("!I")
+PLAIN_LEN: Final = _HDR.size + _ORIGIN.size  # 16
+AUTH_LEN: Final = PLAIN_LEN + 4 + 16  # 36
+
+
+def _auth(key: bytes | Authenticator, algorithm: str) -> Authenticator:
+    return key if isinstance(key, Authenticator) else Authenticator(key, algorithm)
+
+
+def encode(
+    payload: bytes,
+    orig_addr: str,
+    orig_port: int,
+    *,
+    vendor_id: int = DEFAULT_VENDOR_ID,
+    key: bytes | Authenticator | None = None,
+    spi: int = 0,
+    algorithm: str = ALG_PREFIX_SUFFIX,
+) -> bytes:
+    """``payload`` + the tag (authenticated when ``key`` is given)."""
+    addr = socket.inet_aton(orig_addr)
+    if key is None:
+        return (
+            payload
+            + _HDR.pack(EXT_NVSE, PLAIN_LEN - 2, 0, vendor_id, TAG_ORIGIN)
+            + _ORIGIN.pack(addr, orig_port)
+        )
+    covered = (
+        payload
+        + _HDR.pack(EXT_NVSE, AUTH_LEN - 2, 0, vendor_id, TAG_ORIGIN_AUTH)
+        + _ORIGIN.pack(addr, orig_port)
+        + _SPI.pack(spi)
+    )
+    return covered + _auth(key, algorithm).compute(covered)
+
+
+def _is_tag(data: bytes, start: int, length: int, vtype: int, vendor_id: int) -> bool:
+    if start < 0:
+        return False
+    t, ln, _res, vid, vt = _HDR.unpack_from(data, start)
+    return t == EXT_NVSE and ln == length - 2 and vid == vendor_id and vt == vtype
+
+
+def has_tag(data: bytes, vendor_id: int = DEFAULT_VENDOR_ID) -> bool:
+    """Whether ``data`` ends with a relay tag (either kind)."""
+    n = len(data)
+    return _is_tag(data, n - AUTH_LEN, AUTH_LEN, TAG_ORIGIN_AUTH, vendor_id) or _is_tag(
+        data, n - PLAIN_LEN, PLAIN_LEN, TAG_ORIGIN, vendor_id
+    )
+
+
+def decode(
+    data: bytes,
+    key: bytes | Authenticator | None = None,
+    *,
+    vendor_id: int = DEFAULT_VENDOR_ID,
+    spi: int | None = None,
+    algorithm: str = ALG_PREFIX_SUFFIX,
+) -> tuple[str, int, bytes]:
+    """Find and check the tag at the end of ``data``.
+
+    Returns ``(orig_addr, orig_port, payload_without_tag)``. Raises DecodeError with reason
+    ``slbtag-missing`` (no tag), ``slbtag-unauthenticated`` (``key`` given but the tag has no
+    authenticator), ``slbtag-bad-spi`` or ``slbtag-bad-auth``. Without ``key`` an
+    authenticated tag is accepted unverified.
+    """
+    n = len(data)
+    if n >= AUTH_LEN and _is_tag(data, n - AUTH_LEN, AUTH_LEN, TAG_ORIGIN_AUTH, vendor_id):
+        start = n - AUTH_LEN
+        addr, port = _ORIGIN.unpack_from(data, start + _HDR.size)
+        (got_spi,) = _SPI.unpack_from(data, start + PLAIN_LEN)
+        if key is not None:
+            if spi is not None and got_spi != spi:
+                raise DecodeError("slbtag-bad-spi", f"SPI {got_spi}")
+            if not _auth(key, algorithm).verify(data[: n - 16], data[n - 16 :]):
+                raise DecodeError("slbtag-bad-auth", "SLB-HA authenticator mismatch")
+        return socket.inet_ntoa(addr), port, data[:start]
+    if n >= PLAIN_LEN and _is_tag(data, n - PLAIN_LEN, PLAIN_LEN, TAG_ORIGIN, vendor_id):
+        if key is not None:
+            raise DecodeError("slbtag-unauthenticated", "relay tag without authenticator")
+        start = n - PLAIN_LEN
+        addr, port = _ORIGIN.unpack_from(data, start + _HDR.size)
+        return socket.inet_ntoa(addr), port, data[:start]
+    raise DecodeError("slbtag-missing", "no HA-SLB relay tag at the end of the datagram")
+
+
+__all__ = [
+    "AUTH_LEN",
+    "DEFAULT_VENDOR_ID",
+    "EXT_NVSE",
+    "PLAIN_LEN",
+    "TAG_ORIGIN",
+    "TAG_ORIGIN_AUTH",
+    "decode",
+    "encode",
+    "has_tag",
+]
