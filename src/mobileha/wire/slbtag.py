@@ -75,7 +75,7 @@ def _is_tag(data: bytes, start: int, length: int, vtype: int, vendor_id: int) ->
     if start < 0:
         return False
     t, ln, _res, vid, vt = _HDR.unpack_from(data, start)
-    return t == EXT_NVSE and ln == length - 2 and vid == vendor_id and vt == vtype
+    return bool(t == EXT_NVSE and ln == length - 2 and vid == vendor_id and vt == vtype)
 
 
 def has_tag(data: bytes, vendor_id: int = DEFAULT_VENDOR_ID) -> bool:
