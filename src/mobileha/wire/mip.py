@@ -598,6 +598,7 @@ class RegistrationRequest(_Message):
             "mip.haaddr": self.ha_addr,
             "mip.coa": self.care_of,
             "mip.ident": f"0x{self.ident:016x}",
+            **({"mip.nai": self.nai} if self.nai is not None else {}),
             "extensions": [e.to_dict() for e in self.extensions],
         }
 
@@ -648,6 +649,7 @@ class RegistrationReply(_Message):
             "mip.homeaddr": self.home_addr,
             "mip.haaddr": self.ha_addr,
             "mip.ident": f"0x{self.ident:016x}",
+            **({"mip.nai": self.nai} if self.nai is not None else {}),
             "extensions": [e.to_dict() for e in self.extensions],
         }
 
