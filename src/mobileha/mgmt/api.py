@@ -1,0 +1,223 @@
+"""The management HTTP API of one node: read-only JSON views and Prometheus ``/metrics``.
+
+A deliberately small HTTP/1.1 server on asyncio streams (no framework): GET and HEAD only,
+one request per connection (``Connection: close``), bounded request size and read timeout.
+
+Routes:
+
+* ``GET /`` -> ``{"node", "role", "views": [...], "metrics": "/metrics"}``
+* ``GET /api/<view>?offset=0&limit=100&...`` -> the view's JSON (``mobileha.mgmt.views``);
+  the query parameters go to the view unchanged (paging, filters). 400 on bad paging.
+* ``GET /metrics`` -> Prometheus text format, collected from ``node.metrics()`` at scrape
+  time through a custom collector, plus ``mobileha_node_info{node,role}``.
+* ``GET /healthz`` -> ``ok``.
+
+Errors are JSON ``{"error": "..."}`` with 400/404/405/500; a view that raises is logged
+(rate limited per view) and answered with 500, never taking the server down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from mobileha.log import RateLimitedLogger, get_logger
+from mobileha.mgmt.views import PagingError
+from mobileha.node.base import Node
+
+MAX_REQUEST_BYTES = 16384
+READ_TIMEOUT_S = 10.0
+
+_log = get_logger("mobileha.mgmt")
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    500: "Internal Server Error",
+}
+
+
+class NodeCollector:
+    """A prometheus_client collector that asks the node for its families at scrape time."""
+
+    def __init__(self, node: Node, limiter: RateLimitedLogger) -> None:
+        self._node = node
+        self._limiter = limiter
+        self.errors = 0
+
+    def collect(self) -> Iterable[Metric]:
+        info = GaugeMetricFamily(
+            "mobileha_node_info", "Node name and role", labels=["node", "role"]
+        )
+        info.add_metric([self._node.name, self._node.role], 1.0)
+        yield info
+        try:
+            families = list(self._node.metrics())
+        except Exception as e:  # a node bug must not break the scrape of the rest
+            self.errors += 1
+            self._limiter.warn("metrics_failed", "node.metrics() raised", error=repr(e))
+            families = []
+        yield from families
+        err = GaugeMetricFamily(
+            "mobileha_metrics_collect_errors", "Failures of node.metrics() since start"
+        )
+        err.add_metric([], float(self.errors))
+        yield err
+
+
+class ManagementServer:
+    """Serve one node's views and metrics on ``host:port`` (port 0 = any free port)."""
+
+    def __init__(self, node: Node, host: str = "127.0.0.1", port: int = 8434) -> None:
+        self.node = node
+        self.host = host
+        self.port = port
+        self._server: asyncio.base_events.Server | None = None
+        self._limiter = RateLimitedLogger(_log, interval_s=10.0)
+        self._registry = CollectorRegistry(auto_describe=False)
+        self.collector = NodeCollector(node, self._limiter)
+        self._registry.register(self.collector)
+        self.requests = 0
+        self.started = time.monotonic()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._handle, self.host, self.port, limit=MAX_REQUEST_BYTES, reuse_address=True
+        )
+        sock = self._server.sockets[0]
+        self.port = int(sock.getsockname()[1])
+        _log.info("management API listening", url=self.url, node=self.node.name)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+            self._server = None
+
+    async def __aenter__(self) -> ManagementServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
+            except asyncio.LimitOverrunError:
+                await self._send(writer, 413, _json({"error": "request too large"}))
+                return
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                return
+            self.requests += 1
+            status, ctype, body, head_only = self._dispatch(head)
+            await self._send(writer, status, body, ctype, head_only)
+        except Exception as e:  # never let one connection take the server down
+            self._limiter.warn("http_handler", "management request failed", error=repr(e))
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+                await writer.wait_closed()
+
+    def _dispatch(self, head: bytes) -> tuple[int, str, bytes, bool]:
+        try:
+            request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+            method, target, _version = request_line.split(" ", 2)
+        except ValueError:
+            return 400, "application/json", _json({"error": "malformed request line"}), False
+        head_only = method == "HEAD"
+        if method not in ("GET", "HEAD"):
+            return 405, "application/json", _json({"error": "only GET and HEAD"}), False
+        parts = urlsplit(target)
+        path = unquote(parts.path).rstrip("/") or "/"
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        if path == "/":
+            return 200, "application/json", _json(self._index()), head_only
+        if path == "/healthz":
+            return 200, "text/plain; charset=utf-8", b"ok\n", head_only
+        if path == "/metrics":
+            return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry), head_only
+        if path.startswith("/api/"):
+            name = path[len("/api/") :]
+            status, obj = self._view(name, query)
+            return status, "application/json", _json(obj), head_only
+        return 404, "application/json", _json({"error": f"no such path {path}"}), head_only
+
+    def _index(self) -> dict[str, Any]:
+        return {
+            "node": self.node.name,
+            "role": self.node.role,
+            "views": sorted(self.node.views()),
+            "api": "/api/<view>?offset=0&limit=100",
+            "metrics": "/metrics",
+            "uptime_s": round(time.monotonic() - self.started, 3),
+        }
+
+    def _view(self, name: str, query: Mapping[str, str]) -> tuple[int, Any]:
+        views = self.node.views()
+        view = views.get(name)
+        if view is None:
+            return 404, {"error": f"no view {name!r}", "views": sorted(views)}
+        try:
+            return 200, view(query)
+        except PagingError as e:
+            return 400, {"error": str(e)}
+        except ValueError as e:
+            return 400, {"error": str(e)}
+        except Exception as e:
+            self._limiter.warn(f"view_failed:{name}", "view raised", view=name, error=repr(e))
+            return 500, {"error": f"view {name!r} failed: {e!r}"}
+
+    async def _send(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        body: bytes,
+        ctype: str = "application/json",
+        head_only: bool = False,
+    ) -> None:
+        header = (
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+            f"Content-Type: {ctype}\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            "Cache-Control: no-store\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode("latin-1")
+        writer.write(header if head_only else header + body)
+        await writer.drain()
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), default=_default).encode()
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, bytes):
+        return o.hex()
+    if isinstance(o, set | frozenset | tuple):
+        return list(o)
+    if hasattr(o, "_asdict"):
+        return o._asdict()
+    return str(o)
+
+
+__all__ = ["MAX_REQUEST_BYTES", "ManagementServer", "NodeCollector"]

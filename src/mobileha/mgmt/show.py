@@ -1,0 +1,451 @@
+"""``mobileha show VIEW``: IOS-shaped output of a node's management API.
+
+::
+
+    mobileha show bindings   [--api URL | --config FILE] [--json] [--offset N] [--limit N]
+    mobileha show standby | redundancy | slb | sessions | dfp | stats
+
+``bindings`` mirrors ``show ip mobile binding``, ``standby`` ``show standby``,
+``redundancy`` ``show ip mobile redundancy`` (+ statistics), ``slb`` ``show ip slb vservers``
++ ``show ip slb reals``, ``sessions`` ``show ip slb sessions ipmobile``, ``dfp``
+``show ip slb dfp``, ``stats`` ``show ip mobile traffic``. Paged views (bindings, sessions)
+are fetched page by page and printed as they arrive, so a million bindings never sit in
+memory at once; ``--json`` streams them as one JSON object ``{"total": N, "items": [...]}``.
+
+The API URL comes from ``--api``, else the ``management.listen`` of ``--config``, else the
+``MOBILEHA_API`` environment variable, else ``http://127.0.0.1:8434``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from mobileha.mgmt.views import REAL_STATES, REDUN_COUNTERS, VIEW_NAMES, reply_code_name
+
+DEFAULT_API = "http://127.0.0.1:8434"
+PAGE_SIZE = 500
+PAGED_VIEWS = ("bindings", "sessions")
+
+
+class ApiError(Exception):
+    pass
+
+
+def fetch(api: str, view: str, query: Mapping[str, Any] | None = None, timeout: float = 5.0) -> Any:
+    """GET ``/api/<view>`` and decode the JSON; raises :class:`ApiError` with a readable text."""
+    url = f"{api.rstrip('/')}/api/{view}"
+    if query:
+        url += "?" + urllib.parse.urlencode({k: str(v) for k, v in query.items()})
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        try:
+            detail = json.loads(e.read()).get("error", "")
+        except Exception:
+            detail = ""
+        raise ApiError(f"{url}: HTTP {e.code} {detail}".rstrip()) from None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        raise ApiError(f"cannot reach the management API at {url}: {reason}") from None
+
+
+def iter_pages(
+    api: str, view: str, offset: int = 0, limit: int | None = None, page_size: int = PAGE_SIZE
+) -> Iterator[dict[str, Any]]:
+    """Yield pages of a paged view from ``offset``, at most ``limit`` rows in all."""
+    left = limit
+    while True:
+        want = page_size if left is None else min(page_size, left)
+        if want <= 0:
+            return
+        page = fetch(api, view, {"offset": offset, "limit": want})
+        yield page
+        n = len(page.get("items", []))
+        if left is not None:
+            left -= n
+        nxt = page.get("next_offset")
+        if nxt is None or n == 0:
+            return
+        offset = int(nxt)
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def hms(seconds: float | int | None) -> str:
+    """IOS-style ``hh:mm:ss``."""
+    if seconds is None:
+        return "never"
+    s = max(0, int(seconds))
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _secs(v: float | None, unit: str = "sec") -> str:
+    return "unknown" if v is None else f"{v:.3f} {unit}"
+
+
+def _lifetime(granted: int, remaining: int) -> str:
+    if granted == 0xFFFF:
+        return "Lifetime granted INFINITE"
+    return f"Lifetime granted {hms(granted)} ({granted}), remaining {hms(remaining)}"
+
+
+def render_binding_header(total: int, out: IO[str]) -> None:
+    out.write(f"Mobility Binding List:\nTotal {total}\n")
+
+
+def render_binding(b: Mapping[str, Any], out: IO[str]) -> None:
+    """One binding as ``show ip mobile binding`` prints it."""
+    encap = str(b.get("encap", "ipip"))
+    tunnel = f"    Tunnel src {b['ha_address']} dest {b['care_of']}, encap {encap.upper()}"
+    if b.get("gre_key") is not None:
+        tunnel += f" key 0x{int(b['gre_key']):X}"
+    if int(b.get("flags", 0)) & 0x02:
+        tunnel += ", reverse-allowed"
+    lines = [
+        f"{b['home_address']}:",
+        f"    Care-of Addr {b['care_of']}, Src Addr {b['src_addr']}",
+        "    " + _lifetime(int(b["lifetime_granted"]), int(b["lifetime_remaining"])),
+        f"    Flags {b['flags_text']}, Identification {b['identification']}",
+        tunnel,
+    ]
+    if b.get("nai"):
+        lines.append(f"    NAI {b['nai']}")
+    if b.get("state") and b["state"] != "active":
+        lines.append(f"    State {b['state']} (synchronised from the peer)")
+    out.write("\n".join(lines) + "\n")
+
+
+def render_standby(view: Mapping[str, Any], out: IO[str]) -> None:
+    """``show standby``."""
+    groups = view.get("groups", [])
+    if not groups:
+        out.write("No HSRP groups configured\n")
+    for g in groups:
+        changes = g.get("state_changes", 0)
+        last = g.get("last_change_s")
+        preempt = "enabled" if g.get("preempt") else "disabled"
+        if g.get("preempt") and g.get("preempt_delay_s"):
+            preempt += f", delay min {g['preempt_delay_s']} secs"
+        lines = [
+            f"{g['interface']} - Group {g['group']} (version {g['version']})",
+            f"  State is {g['state']}",
+            f"    {changes} state change{'s' if changes != 1 else ''}, "
+            f"last state change {hms(last) if last is not None else 'never'}",
+            f"  Virtual IP address is {g['virtual_ip']}",
+            f"  Active virtual MAC address is {g.get('virtual_mac', 'unknown')}",
+            f"  Hello time {_ms(g['hello_ms'])}, hold time {_ms(g['hold_ms'])}",
+        ]
+        if g.get("next_hello_s") is not None:
+            lines.append(f"    Next hello sent in {g['next_hello_s']:.3f} secs")
+        lines += [
+            f"  Authentication {'MD5' if g.get('authentication') == 'md5' else 'text'}, "
+            f"{g.get('auth_failures', 0)} failure{'s' if g.get('auth_failures', 0) != 1 else ''}",
+            f"  Preemption {preempt}",
+            "  Active router is " + _router(g, "active"),
+            "  Standby router is " + _router(g, "standby"),
+            f"  Priority {g['priority']} "
+            f"(configured {g.get('configured_priority', g['priority'])})",
+        ]
+        if g.get("name"):
+            lines.append(f'  Group name is "{g["name"]}" (cfgd)')
+        out.write("\n".join(lines) + "\n")
+
+
+def _ms(ms: int) -> str:
+    return f"{ms // 1000} sec" if ms % 1000 == 0 else f"{ms} msec"
+
+
+def _router(g: Mapping[str, Any], which: str) -> str:
+    who = g.get(f"{which}_router") or "unknown"
+    if who in ("local", "unknown"):
+        return str(who)
+    text = str(who)
+    if g.get(f"{which}_priority") is not None:
+        text += f", priority {g[f'{which}_priority']}"
+    if g.get(f"{which}_expires_s") is not None:
+        text += f" (expires in {g[f'{which}_expires_s']:.3f} sec)"
+    return text
+
+
+def render_redundancy(v: Mapping[str, Any], out: IO[str]) -> None:
+    """``show ip mobile redundancy`` followed by its statistics (cmiHaRedun*)."""
+    c = {k: int(v.get("counters", {}).get(k, 0)) for k in REDUN_COUNTERS}
+    bulk = v.get("last_bulk_s")
+    bulk_txt = (
+        "never" if bulk is None else f"{bulk:.3f} sec ({v.get('last_bulk_bindings') or 0} bindings)"
+    )
+    heard = v.get("peer_last_heard_s")
+    lines = [
+        "IP Mobility Home Agent Redundancy",
+        f"  Redundancy group {v.get('group_name') or '-'}, HA address {v['ha_address']}",
+        f"  Peer {v['peer']}, last heard {_secs(heard) + ' ago' if heard is not None else 'never'}",
+        f"  HSRP state {v['hsrp_state']}, role {v['role']}, sync state {v['sync_state']}",
+        f"  Bindings {v.get('bindings', 0)}, "
+        f"binding updates waiting for ack {v.get('queue_depth', 0)}",
+        f"  Last bulk download {bulk_txt}",
+        "IP Mobility Redundancy Statistics:",
+        f"   Binding updates received {c['ReceivedBUs']}, sent {c['SentBUs']}, "
+        f"total sent {c['TotalSentBUs']}, failed {c['FailedBUs']}",
+        f"   Binding update acks received {c['ReceivedBUAcks']}, sent {c['SentBUAcks']}",
+        f"   Binding info requests received {c['ReceivedBIReqs']}, sent {c['SentBIReqs']}, "
+        f"total sent {c['TotalSentBIReqs']}, failed {c['FailedBIReqs']}",
+        f"   Binding info reply received {c['ReceivedBIReps']}, dropped {c['DroppedBIReps']}, "
+        f"sent {c['SentBIReps']}, total sent {c['TotalSentBIReps']}, failed {c['FailedBIReps']}",
+        f"   Binding info reply acks received {c['ReceivedBIAcks']}, "
+        f"dropped {c['DroppedBIAcks']}, sent {c['SentBIAcks']}",
+        f"   Security violations {c['SecViolations']}",
+    ]
+    out.write("\n".join(lines) + "\n")
+
+
+def _console(out: IO[str]) -> Console:
+    return Console(file=out, width=132, highlight=False, soft_wrap=False)
+
+
+def render_slb(v: Mapping[str, Any], out: IO[str]) -> None:
+    """``show ip slb vservers`` line and the ``show ip slb reals`` table."""
+    out.write(
+        f"slb vserver {v.get('farm', 'HAFARM')} {v['virtual_address']}:{v['port']} udp "
+        f"(ipmobile), {v.get('state', 'OPERATIONAL')}, mode {v['mode']}, "
+        f"predictor {v['predictor']}\n"
+        f"  sessions {v.get('sessions', 0)} (total {v.get('total_sessions', 0)}), "
+        f"forwarded {v.get('forwarded', 0)}, reassigned {v.get('reassigned', 0)}, "
+        f"dropped {v.get('dropped', 0)}\n\n"
+    )
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for col, just in (
+        ("real", "left"),
+        ("farm name", "left"),
+        ("weight", "right"),
+        ("state", "left"),
+        ("conns", "right"),
+        ("total", "right"),
+        ("fails", "right"),
+        ("retry", "right"),
+    ):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in v.get("reals", []):
+        weight = str(r["weight_oper"])
+        if r["weight_oper"] != r["weight_admin"]:
+            weight += f"({r['weight_admin']})"
+        if r.get("dfp_weight") is not None:
+            weight += " dfp"
+        real = r["address"] if r.get("port", 434) == 434 else f"{r['address']}:{r['port']}"
+        retry = r.get("retry_in_s")
+        t.add_row(
+            real,
+            str(r.get("farm", "")),
+            weight,
+            REAL_STATES.get(r["state"], str(r["state"]).upper()),
+            str(r.get("conns", 0)),
+            str(r.get("total_conns", 0)),
+            f"{r.get('failures', 0)}/{r.get('total_failures', 0)}",
+            "-" if retry is None else f"{retry:.0f}s",
+        )
+    _console(out).print(t)
+
+
+def _sessions_table() -> Table:
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    # fixed widths: every page is its own table and the columns must line up across pages
+    for col, just, width in (
+        ("vserver", "left", 21),
+        ("NAI / key", "left", 28),
+        ("client", "left", 21),
+        ("real", "left", 15),
+        ("retrans", "right", 7),
+        ("expires", "right", 8),
+        ("state", "left", 7),
+    ):
+        t.add_column(col, justify=just, min_width=width)  # type: ignore[arg-type]
+    return t
+
+
+def render_sessions_page(items: list[Mapping[str, Any]], out: IO[str], header: bool) -> None:
+    """One page of ``show ip slb sessions ipmobile``."""
+    t = _sessions_table()
+    t.show_header = header
+    for s in items:
+        t.add_row(
+            str(s["vserver"]),
+            str(s["key"]),
+            str(s["client"]),
+            str(s["real"]),
+            str(s.get("retransmissions", 0)),
+            f"{float(s.get('expires_in_s', 0)):.1f}s",
+            str(s.get("state", "ESTAB")),
+        )
+    if items or header:
+        _console(out).print(t)
+
+
+def render_dfp(v: Mapping[str, Any], out: IO[str]) -> None:
+    """``show ip slb dfp`` / ``show ip dfp agent``."""
+    agents = v.get("agents", [])
+    if not agents:
+        out.write("No DFP agents\n")
+        return
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for col in ("DFP agent", "role", "state", "last report", "reports", "errors", "weights"):
+        t.add_column(col)
+    for a in agents:
+        weights = ", ".join(f"{w['address']}={w['weight']}" for w in a.get("weights", []))
+        last = a.get("last_report_s")
+        t.add_row(
+            str(a["agent"]),
+            str(a.get("role", "")),
+            str(a.get("state", "")),
+            "never" if last is None else f"{last:.1f}s ago",
+            str(a.get("reports", 0)),
+            str(a.get("errors", 0)),
+            weights or "-",
+        )
+    _console(out).print(t)
+
+
+def render_stats(v: Mapping[str, Any], out: IO[str]) -> None:
+    """``show ip mobile traffic``: counters, reply codes, bad input."""
+    out.write(f"{v.get('node', '?')} ({v.get('role', '?')}), uptime {hms(v.get('uptime_s', 0))}\n")
+    counters = v.get("counters", {})
+    if counters:
+        width = max(len(k) for k in counters)
+        out.write("Counters:\n")
+        for k in sorted(counters):
+            out.write(f"  {k:<{width}}  {counters[k]}\n")
+    codes = v.get("reply_codes", {})
+    if codes:
+        out.write("Registration replies by code:\n")
+        for code in sorted(codes, key=lambda c: int(c)):
+            out.write(f"  {int(code):>3} {reply_code_name(int(code)):<34} {codes[code]}\n")
+    bad = v.get("bad_input", {})
+    if bad:
+        out.write("Dropped / refused input by reason:\n")
+        width = max(len(k) for k in bad)
+        for k in sorted(bad):
+            out.write(f"  {k:<{width}}  {bad[k]}\n")
+
+
+_RENDER: dict[str, Callable[[Mapping[str, Any], IO[str]], None]] = {
+    "standby": render_standby,
+    "redundancy": render_redundancy,
+    "slb": render_slb,
+    "dfp": render_dfp,
+    "stats": render_stats,
+}
+
+
+# ----------------------------------------------------------------------------- command
+
+
+def show(
+    view: str,
+    api: str,
+    out: IO[str],
+    as_json: bool = False,
+    offset: int = 0,
+    limit: int | None = None,
+    page_size: int = PAGE_SIZE,
+) -> None:
+    """Fetch ``view`` from ``api`` and write it to ``out`` (raises :class:`ApiError`)."""
+    if view in PAGED_VIEWS:
+        _show_paged(view, api, out, as_json, offset, limit, page_size)
+        return
+    data = fetch(api, view)
+    if as_json:
+        out.write(json.dumps(data, indent=2) + "\n")
+    else:
+        _RENDER[view](data, out)
+
+
+def _show_paged(
+    view: str,
+    api: str,
+    out: IO[str],
+    as_json: bool,
+    offset: int,
+    limit: int | None,
+    page_size: int,
+) -> None:
+    first = True
+    for page in iter_pages(api, view, offset, limit, page_size):
+        items = page.get("items", [])
+        if as_json:
+            if first:
+                out.write(f'{{"total": {int(page["total"])}, "offset": {offset}, "items": [')
+            for i, item in enumerate(items):
+                sep = "" if first and i == 0 else ","
+                out.write(sep + "\n  " + json.dumps(item))
+        elif view == "bindings":
+            if first:
+                render_binding_header(int(page["total"]), out)
+            for b in items:
+                render_binding(b, out)
+        else:
+            if first:
+                out.write(f"Total sessions {int(page['total'])}\n")
+            render_sessions_page(items, out, header=first)
+        first = False
+        out.flush()
+    if as_json:
+        if first:
+            out.write('{"total": 0, "offset": 0, "items": [')
+        out.write("\n]}\n")
+
+
+def api_from_args(args: argparse.Namespace) -> str:
+    if args.api:
+        return str(args.api)
+    if args.config:
+        from mobileha.config import load_config
+
+        cfg = load_config(args.config)
+        host, port = cfg.management.listen
+        return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
+    return os.environ.get("MOBILEHA_API", DEFAULT_API)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="mobileha show", description="IOS-like views of a running node's management API"
+    )
+    ap.add_argument("view", choices=VIEW_NAMES)
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--api", help=f"management API URL (default {DEFAULT_API})")
+    where.add_argument("--config", help="take the API address from this node config")
+    ap.add_argument("--json", action="store_true", help="print the JSON instead of a table")
+    ap.add_argument("--offset", type=int, default=0, help="first row (bindings, sessions)")
+    ap.add_argument("--limit", type=int, default=None, help="at most this many rows")
+    args = ap.parse_args(argv)
+    try:
+        api = api_from_args(args)
+        show(args.view, api, sys.stdout, args.json, max(0, args.offset), args.limit)
+    except ApiError as e:
+        print(f"mobileha show: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `mobileha show bindings | head`
+        return 0
+    except Exception as e:
+        from mobileha.config import ConfigError
+
+        if isinstance(e, ConfigError):
+            print(f"mobileha show: {args.config}: {'; '.join(e.problems)}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+__all__ = ["ApiError", "fetch", "iter_pages", "main", "show"]
