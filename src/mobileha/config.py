@@ -131,6 +131,8 @@ CONFIG-REFERENCE-BEGIN
 | `foreign_agent.pending_timeout_s` | integer 1..3600 | `7` | pending request lifetime, seconds |
 | `foreign_agent.reverse_tunnel` | bool | `true` | offer reverse tunnelling (RFC 3024) |
 | `foreign_agent.gre` | bool | `true` | add a GRE key extension, ask for GRE |
+| `foreign_agent.gre_key_format` | one of rfc6245, cvse, both | `rfc6245` | GRE key as RFC 6245 extension 48, 3GPP2 CVSE, or both (P§2.6) |
+| `foreign_agent.challenge` | bool | `false` | require RFC 4721 MN-FA challenges (codes 104-106) |
 | `foreign_agent.home_agent_sa[].address` | addr | required | HA (or SLB VIP) address of this FA-HA SA |
 | `foreign_agent.home_agent_sa[].spi` | integer 256..4294967295 | required | FA-HA SPI |
 | `foreign_agent.home_agent_sa[].key` | secret | required | FA-HA key |
@@ -152,6 +154,7 @@ CONFIG-REFERENCE-BEGIN
 | `mobile_node.retransmit_ms` | integer 10..60000 | `1000` | first retransmission timeout, doubled per retry |
 | `mobile_node.retransmit_max_ms` | integer 10..600000 | `16000` | retransmission timeout ceiling |
 | `mobile_node.renew_fraction` | number 0.1..0.95 | `0.8` | re-register after this part of the granted lifetime |
+| `mobile_node.aaa_key` | secret | none | MN-AAA key: add an RFC 4721 CHAP MN-AAA extension (SPI 2) |
 | `aaa.backend` | one of local, radius | `local` | AAA source |
 | `aaa.radius_server` | endpoint | none | RADIUS server (required with backend radius) |
 | `aaa.radius_secret` | secret | none | RADIUS shared secret (required with backend radius) |
@@ -384,6 +387,8 @@ class ForeignAgentConfig:
     reverse_tunnel: bool = True
     gre: bool = True
     home_agent_sas: tuple[PeerSA, ...] = ()
+    gre_key_format: str = "rfc6245"  # rfc6245 | cvse | both
+    challenge: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,6 +409,7 @@ class MobileNodeConfig:
     retransmit_ms: int = 1000
     retransmit_max_ms: int = 16000
     renew_fraction: float = 0.8
+    aaa_key: bytes | None = field(default=None, repr=False)
 
     def nai_of(self, n: int) -> str:
         """NAI of the n-th MN (1..count)."""
@@ -734,6 +740,13 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         "pending_timeout_s": _i(7, 1, 3600, "pending request lifetime, seconds"),
         "reverse_tunnel": Spec("bool", True, doc="offer reverse tunnelling (RFC 3024)"),
         "gre": Spec("bool", True, doc="add a GRE key extension, ask for GRE"),
+        "gre_key_format": Spec(
+            "choice",
+            "rfc6245",
+            choices=("rfc6245", "cvse", "both"),
+            doc="GRE key as RFC 6245 extension 48, 3GPP2 CVSE, or both (P§2.6)",
+        ),
+        "challenge": Spec("bool", False, doc="require RFC 4721 MN-FA challenges (codes 104-106)"),
     },
     "foreign_agent.home_agent_sa[]": {
         "address": Spec("addr", doc="HA (or SLB VIP) address of this FA-HA SA"),
@@ -773,6 +786,12 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         "retransmit_max_ms": _i(16000, 10, 600000, "retransmission timeout ceiling"),
         "renew_fraction": Spec(
             "number", 0.8, 0.1, 0.95, doc="re-register after this part of the granted lifetime"
+        ),
+        "aaa_key": Spec(
+            "secret",
+            None,
+            doc="MN-AAA key: add an RFC 4721 CHAP MN-AAA extension (SPI 2)",
+            default_doc="none",
         ),
     },
     "aaa": {
@@ -1378,6 +1397,8 @@ def _build_foreign_agent(ck: _Checker, doc: dict[str, Any], kw: dict[str, Any]) 
         reverse_tunnel=row["reverse_tunnel"],
         gre=row["gre"],
         home_agent_sas=sas,
+        gre_key_format=row["gre_key_format"],
+        challenge=row["challenge"],
     )
 
 
@@ -1476,6 +1497,7 @@ def _build_mobile_node(ck: _Checker, doc: dict[str, Any], kw: dict[str, Any]) ->
         retransmit_ms=m["retransmit_ms"],
         retransmit_max_ms=m["retransmit_max_ms"],
         renew_fraction=m["renew_fraction"],
+        aaa_key=m["aaa_key"],
     )
 
 
