@@ -1,0 +1,422 @@
+"""HA-HA binding synchronisation messages (P§5.4, a project format: Cisco's is not public).
+
+Messages (type codes are parameters, :class:`SyncTypes`, defaults from P§5.4):
+
+====================  ====  =============================================================
+Binding Update (BU)    200  records of changed bindings (adds and deletions)
+BU Ack                 201  code = status (0 accepted, 133 identification mismatch)
+BI Request             202  "send me every binding of HA address X" (bulk download)
+BI Reply               203  one chunk of the table; flag L on the last chunk
+BI Reply Ack           204  acknowledges one BI Reply chunk
+====================  ====  =============================================================
+
+Layout: the 20-byte common header ``!BBHI4sQ`` (type, code/flags, record count, sequence,
+HA address, Identification), the binding records (each with its 2-byte length prefix),
+optional extensions (short format: type, length, data) and the HA-HA authentication
+extension (HHAE, default type 35, ``type, 20, SPI(4), authenticator(16)``), always last.
+The authenticator covers byte 0 through the HHAE's SPI, exactly like MN-HA (P§1.6).
+
+Binding record ``!HBB4s4s4sQHHIBB`` + NAI (P§5.4): length, registration flags, record
+flags, home address, care-of address, source address of the accepted request (FA/PDSN),
+Identification of the accepted request, granted lifetime, remaining lifetime, GRE key,
+encapsulation, NAI length, NAI. Bytes after the NAI inside the record length are kept
+verbatim (``extra``) so the record can be extended without breaking older decoders.
+
+[P] additions to P§5.4, all backward compatible with its layout:
+
+* record flag ``0x40`` (:data:`REC_DYNAMIC`): the home address was allocated dynamically
+  from the pool (RFC 2794), so the new active must mark it as allocated;
+* record flag ``0x20`` (:data:`REC_GRE_KEY`): the GRE key field is valid (P§5.4 says
+  "0 = none", which cannot carry a legitimate GRE key of 0; a non-zero key without this
+  flag is still read as a key, see :func:`record_gre_key`);
+* BU flag ``0x20`` (:data:`FLAG_RESYNC`): the sender had to drop queued updates (queue
+  overflow); the receiver should run a bulk download again;
+* BI Request flag ``0x01`` (:data:`FLAG_EXCHANGE`): "also download my table" (split-brain
+  reconciliation in both directions);
+* chunk extension (default type 160, :attr:`SyncTypes.chunk`, 4-byte chunk number) in BI
+  Replies and BI Reply Acks: several chunks of one transfer are in flight at once (a
+  window), so a chunk needs a number besides the transfer's sequence number;
+* Identification of acks: P§5.4 says acks copy the low 32 bits of the acknowledged
+  message; the high 32 bits are the sender's NTP seconds (as in a Mobile IP reply).
+
+Lifetimes: 0xFFFF is infinite (RFC 5944); the remaining lifetime of an infinite binding
+is sent as 0xFFFF too.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum
+from socket import inet_aton, inet_ntoa
+from typing import Final, NamedTuple
+
+from mobileha.wire import DecodeError, UnknownCriticalExtension
+from mobileha.wire.auth import AUTH_LEN, Authenticator
+
+HEADER: Final = struct.Struct("!BBHI4sQ")
+RECORD: Final = struct.Struct("!HBB4s4s4sQHHIBB")
+EXT_HDR: Final = struct.Struct("!BB")
+HHAE_HDR: Final = struct.Struct("!BBI")
+CHUNK_EXT: Final = struct.Struct("!BBI")
+HEADER_LEN: Final = HEADER.size  # 20
+RECORD_LEN: Final = RECORD.size  # 34, without the NAI
+HHAE_LEN: Final = HHAE_HDR.size + AUTH_LEN  # 22 bytes on the wire, Length field = 20
+MAX_SEQ: Final = 0xFFFFFFFF
+
+# Header code/flags byte.
+FLAG_LAST: Final = 0x80  # BI Reply: last chunk of the transfer
+FLAG_DELETE: Final = 0x40  # BU: every record is a deletion
+FLAG_RESYNC: Final = 0x20  # [P] BU: sender dropped updates, please download again
+FLAG_EXCHANGE: Final = 0x01  # [P] BI Request: reconcile, also download my table
+
+# Ack codes.
+ACK_OK: Final = 0
+ACK_ID_MISMATCH: Final = 133  # the Mobile IP code for "identification mismatch"
+
+# Record flags.
+REC_DELETE: Final = 0x80
+REC_DYNAMIC: Final = 0x40  # [P]
+REC_GRE_KEY: Final = 0x20  # [P]
+
+LIFETIME_INFINITE: Final = 0xFFFF
+ENCAPS: Final = frozenset((4, 47, 55))
+
+
+class MsgKind(IntEnum):
+    BU = 0
+    BU_ACK = 1
+    BI_REQUEST = 2
+    BI_REPLY = 3
+    BI_ACK = 4
+
+
+@dataclass(frozen=True, slots=True)
+class SyncTypes:
+    """Type codes of the sync messages and extensions (all configurable, P§5.4)."""
+
+    bu: int = 200
+    bu_ack: int = 201
+    bi_request: int = 202
+    bi_reply: int = 203
+    bi_ack: int = 204
+    hhae: int = 35
+    chunk: int = 160
+
+    def code(self, kind: MsgKind) -> int:
+        return (self.bu, self.bu_ack, self.bi_request, self.bi_reply, self.bi_ack)[kind]
+
+    def kind(self, code: int) -> MsgKind | None:
+        """The message kind of a type code, or None if it is not a sync message."""
+        if code == self.bu:
+            return MsgKind.BU
+        if code == self.bu_ack:
+            return MsgKind.BU_ACK
+        if code == self.bi_request:
+            return MsgKind.BI_REQUEST
+        if code == self.bi_reply:
+            return MsgKind.BI_REPLY
+        if code == self.bi_ack:
+            return MsgKind.BI_ACK
+        return None
+
+
+DEFAULT_TYPES: Final = SyncTypes()
+
+
+class BindingRecord(NamedTuple):
+    """One binding record (P§5.4). Addresses are dotted quads."""
+
+    home_addr: str
+    care_of: str
+    src_addr: str  # IP source of the accepted request (FA / PDSN, or the co-located MN)
+    ident: int  # Identification of the accepted request (the MN's replay state)
+    lifetime: int  # granted lifetime (s)
+    remaining: int  # remaining lifetime at send time (s)
+    reg_flags: int = 0  # the request's flag byte (S B D M G r T x)
+    rec_flags: int = 0  # REC_DELETE | REC_DYNAMIC | REC_GRE_KEY | unknown bits kept
+    gre_key: int = 0
+    encap: int = 4
+    nai: str | None = None
+    extra: bytes = b""  # unknown trailing record bytes (a newer sender's additions)
+
+    @property
+    def delete(self) -> bool:
+        return bool(self.rec_flags & REC_DELETE)
+
+    @property
+    def dynamic(self) -> bool:
+        return bool(self.rec_flags & REC_DYNAMIC)
+
+    def wire_len(self) -> int:
+        return RECORD_LEN + (len(self.nai.encode()) if self.nai else 0) + len(self.extra)
+
+
+def record_gre_key(rec: BindingRecord) -> int | None:
+    """The record's GRE key: present with REC_GRE_KEY, or non-zero (plain P§5.4 senders)."""
+    if rec.rec_flags & REC_GRE_KEY or rec.gre_key:
+        return rec.gre_key
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncMessage:
+    """A decoded HA-HA message without its HHAE (the SPI travels next to it)."""
+
+    kind: MsgKind
+    seq: int  # sequence / transaction number (acks and BI Replies echo it)
+    ha_addr: str  # HA address (HSRP VIP) whose bindings are meant
+    ident: int  # 64-bit Identification
+    flags: int = 0  # flags (BU, BI Request, BI Reply) or status code (acks)
+    records: tuple[BindingRecord, ...] = ()
+    chunk: int | None = None  # [P] chunk number (BI Reply, BI Reply Ack)
+    extensions: tuple[tuple[int, bytes], ...] = field(default=())  # others, kept verbatim
+
+    @property
+    def code(self) -> int:
+        return self.flags
+
+
+class Decoded(NamedTuple):
+    """A decoded message plus what is needed to verify its HHAE."""
+
+    message: SyncMessage
+    spi: int
+    covered: bytes  # byte 0 through the HHAE's SPI
+    authenticator: bytes
+
+    def verify(self, authenticator: Authenticator) -> bool:
+        return authenticator.verify(self.covered, self.authenticator)
+
+
+# --- encoding -----------------------------------------------------------------------
+
+
+def encode_record(rec: BindingRecord) -> bytes:
+    nai = rec.nai.encode() if rec.nai else b""
+    if len(nai) > 255:
+        raise ValueError("NAI longer than 255 bytes")
+    length = RECORD_LEN + len(nai) + len(rec.extra)
+    if length > 0xFFFF:
+        raise ValueError("record too long")
+    return (
+        RECORD.pack(
+            length,
+            rec.reg_flags,
+            rec.rec_flags,
+            inet_aton(rec.home_addr),
+            inet_aton(rec.care_of),
+            inet_aton(rec.src_addr),
+            rec.ident,
+            rec.lifetime,
+            rec.remaining,
+            rec.gre_key,
+            rec.encap,
+            len(nai),
+        )
+        + nai
+        + rec.extra
+    )
+
+
+def encode_extensions(
+    chunk: int | None, extensions: tuple[tuple[int, bytes], ...], types: SyncTypes
+) -> bytes:
+    parts = []
+    if chunk is not None:
+        parts.append(CHUNK_EXT.pack(types.chunk, 4, chunk))
+    for ext_type, data in extensions:
+        if len(data) > 255:
+            raise ValueError("extension data longer than 255 bytes")
+        parts.append(EXT_HDR.pack(ext_type, len(data)) + data)
+    return b"".join(parts)
+
+
+def encode_raw(
+    type_code: int,
+    flags: int,
+    count: int,
+    seq: int,
+    ha_addr_packed: bytes,
+    ident: int,
+    body: bytes,
+    spi: int,
+    authenticator: Authenticator,
+    hhae_type: int = 35,
+) -> bytes:
+    """Header + pre-encoded ``body`` (records and extensions) + HHAE.
+
+    The core keeps ``body`` of a message it may retransmit and only rebuilds the header
+    (a fresh Identification) and the HHAE for each transmission.
+    """
+    covered = (
+        HEADER.pack(type_code, flags, count, seq, ha_addr_packed, ident)
+        + body
+        + HHAE_HDR.pack(hhae_type, 4 + AUTH_LEN, spi)
+    )
+    return covered + authenticator.compute(covered)
+
+
+def encode(
+    msg: SyncMessage, spi: int, authenticator: Authenticator, types: SyncTypes = DEFAULT_TYPES
+) -> bytes:
+    """Encode ``msg`` with an HHAE (SPI ``spi``) computed by ``authenticator``."""
+    if msg.records and msg.kind not in (MsgKind.BU, MsgKind.BI_REPLY):
+        raise ValueError(f"{msg.kind.name} carries no binding records")
+    body = b"".join(encode_record(r) for r in msg.records) + encode_extensions(
+        msg.chunk, msg.extensions, types
+    )
+    return encode_raw(
+        types.code(msg.kind),
+        msg.flags,
+        len(msg.records),
+        msg.seq,
+        inet_aton(msg.ha_addr),
+        msg.ident,
+        body,
+        spi,
+        authenticator,
+        types.hhae,
+    )
+
+
+# --- decoding -----------------------------------------------------------------------
+
+
+def peek_kind(data: bytes, types: SyncTypes = DEFAULT_TYPES) -> MsgKind | None:
+    """The sync message kind of a UDP payload (first byte), or None: for demultiplexing."""
+    return types.kind(data[0]) if data else None
+
+
+def decode_records(data: bytes, offset: int, count: int) -> tuple[list[BindingRecord], int]:
+    """``count`` records from ``data[offset:]``; returns them and the offset after them."""
+    records: list[BindingRecord] = []
+    append = records.append
+    unpack = RECORD.unpack_from
+    end_all = len(data)
+    for _ in range(count):
+        if offset + RECORD_LEN > end_all:
+            raise DecodeError("short", "binding record truncated")
+        (length, reg_flags, rec_flags, home, coa, src, ident, lifetime, remaining, key, encap,
+         nai_len) = unpack(data, offset)  # fmt: skip
+        end = offset + length
+        if length < RECORD_LEN + nai_len or end > end_all:
+            raise DecodeError("bad-length", f"record length {length}")
+        if encap not in ENCAPS:
+            raise DecodeError("bad-encap", f"encapsulation {encap}")
+        nai: str | None = None
+        nai_end = offset + RECORD_LEN + nai_len
+        if nai_len:
+            try:
+                nai = data[offset + RECORD_LEN : nai_end].decode()
+            except UnicodeDecodeError:
+                raise DecodeError("bad-nai", "NAI is not UTF-8") from None
+        append(
+            BindingRecord(
+                inet_ntoa(home),
+                inet_ntoa(coa),
+                inet_ntoa(src),
+                ident,
+                lifetime,
+                remaining,
+                reg_flags,
+                rec_flags,
+                key,
+                encap,
+                nai,
+                bytes(data[nai_end:end]),
+            )
+        )
+        offset = end
+    return records, offset
+
+
+def decode(data: bytes, types: SyncTypes = DEFAULT_TYPES) -> Decoded:
+    """Decode one sync message; raises only :class:`DecodeError` (or a subclass).
+
+    The HHAE is located and returned with the covered bytes but not verified here: the
+    caller verifies it with the peer's :class:`Authenticator` before using anything else.
+    """
+    data = bytes(data)
+    if len(data) < HEADER_LEN + HHAE_LEN:
+        raise DecodeError("short", f"{len(data)} bytes")
+    type_code, flags, count, seq, ha_addr, ident = HEADER.unpack_from(data, 0)
+    kind = types.kind(type_code)
+    if kind is None:
+        raise DecodeError("bad-type", f"type {type_code}")
+    if count and kind not in (MsgKind.BU, MsgKind.BI_REPLY):
+        raise DecodeError("bad-count", f"{kind.name} with {count} records")
+    records, offset = decode_records(data, HEADER_LEN, count)
+    chunk: int | None = None
+    extensions: list[tuple[int, bytes]] = []
+    end = len(data)
+    while True:
+        if offset + 2 > end:
+            raise DecodeError("no-hhae", "message ends without an HHAE")
+        ext_type, ext_len = EXT_HDR.unpack_from(data, offset)
+        if offset + 2 + ext_len > end:
+            raise DecodeError("bad-length", f"extension {ext_type} length {ext_len}")
+        if ext_type == types.hhae:
+            if ext_len != 4 + AUTH_LEN:
+                raise DecodeError("bad-hhae", f"HHAE length {ext_len}")
+            if offset + 2 + ext_len != end:
+                raise DecodeError("hhae-not-last", "data after the HHAE")
+            spi = HHAE_HDR.unpack_from(data, offset)[2]
+            covered = data[: offset + 6]
+            return Decoded(
+                SyncMessage(
+                    kind,
+                    seq,
+                    inet_ntoa(ha_addr),
+                    ident,
+                    flags,
+                    tuple(records),
+                    chunk,
+                    tuple(extensions),
+                ),
+                spi,
+                covered,
+                data[offset + 6 : end],
+            )
+        if ext_type == types.chunk:
+            if ext_len != 4 or chunk is not None:
+                raise DecodeError("bad-chunk", "chunk extension length or repetition")
+            chunk = CHUNK_EXT.unpack_from(data, offset)[2]
+        elif ext_type < 128:
+            raise UnknownCriticalExtension(ext_type)
+        else:
+            extensions.append((ext_type, data[offset + 2 : offset + 2 + ext_len]))
+        offset += 2 + ext_len
+
+
+__all__ = [
+    "ACK_ID_MISMATCH",
+    "ACK_OK",
+    "DEFAULT_TYPES",
+    "FLAG_DELETE",
+    "FLAG_EXCHANGE",
+    "FLAG_LAST",
+    "FLAG_RESYNC",
+    "HEADER",
+    "HEADER_LEN",
+    "HHAE_LEN",
+    "LIFETIME_INFINITE",
+    "RECORD",
+    "RECORD_LEN",
+    "REC_DELETE",
+    "REC_DYNAMIC",
+    "REC_GRE_KEY",
+    "BindingRecord",
+    "Decoded",
+    "MsgKind",
+    "SyncMessage",
+    "SyncTypes",
+    "decode",
+    "decode_records",
+    "encode",
+    "encode_extensions",
+    "encode_raw",
+    "encode_record",
+    "peek_kind",
+    "record_gre_key",
+]
