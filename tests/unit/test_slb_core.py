@@ -412,3 +412,12 @@ def test_state_table_covers_mib_states() -> None:
     }
     assert len(list(states_table())) == len(RealState) * len(RealEvent)
     assert all(isinstance(k, str) for k in itertools.chain(S.__members__))
+
+
+def test_session_table_limit() -> None:
+    f = ServerFarm(max_sessions=2)
+    f.add_real("A")
+    assert [f.request(k, 1, "c", 0.0).reason for k in "xyz"] == ["", "", "table-full"]
+    assert f.request("x", 1, "c", 0.0).real is not None  # existing sessions still served
+    assert f.counters["table_full"] == 1
+    assert f.has_events is False

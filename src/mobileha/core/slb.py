@@ -150,6 +150,7 @@ class Session:
     created: float
     expires: float
     requests: int = 1
+    client_port: int = 0
     retrans: int = 0  # repeated requests since the last (re)assignment
     retrans_total: int = 0
     new_ids: int = 0  # repeats that carried a new Identification [P]
@@ -275,12 +276,14 @@ class ServerFarm:
         predictor: str | Predictor = "ios-wrr",
         session_s: float = HASLB_DEFAULT_SESSION_S,
         reassign: int = SLB_DEFAULT_REASSIGN,
+        max_sessions: int = 100_000_000,
     ) -> None:
         self.predictor: Predictor = (
             make_predictor(predictor) if isinstance(predictor, str) else predictor
         )
         self.session_s = float(session_s)
         self.reassign = int(reassign)
+        self.max_sessions = int(max_sessions)
         self.reals: list[Real] = []
         self._by_addr: dict[tuple[str, int], Real] = {}
         self.sessions: dict[SessionKey, Session] = {}
@@ -297,6 +300,7 @@ class ServerFarm:
             "expired": 0,
             "no_real": 0,
             "failures": 0,
+            "table_full": 0,
         }
 
     # ------------------------------------------------------------------ reals
@@ -402,6 +406,10 @@ class ServerFarm:
         r.retry_at = now + r.retry_s
         heapq.heappush(self._heap, (r.retry_at, next(self._seq), r))
 
+    @property
+    def has_events(self) -> bool:
+        return bool(self._events)
+
     def drain_events(self) -> list[StateChange]:
         ev, self._events = self._events, []
         return ev
@@ -438,7 +446,9 @@ class ServerFarm:
         ):
             self._set_state(r, E.FAIL, now)
 
-    def request(self, key: SessionKey, ident: int, client: str, now: float) -> Decision:
+    def request(
+        self, key: SessionKey, ident: int, client: str, now: float, client_port: int = 0
+    ) -> Decision:
         """One Registration Request that reached the virtual address.
 
         ``key`` is the NAI (or ``(home address, FA address)``), ``ident`` the 64-bit
@@ -451,11 +461,14 @@ class ServerFarm:
             self._end(s, now)
             s = None
         if s is None:
+            if len(self.sessions) >= self.max_sessions:
+                self.counters["table_full"] += 1
+                return Decision(None, reason="table-full")
             r = self.predictor.pick(self.reals)
             if r is None:
                 self.counters["no_real"] += 1
                 return Decision(None, reason="no-real")
-            s = Session(key, r, client, ident, now, now + self.session_s)
+            s = Session(key, r, client, ident, now, now + self.session_s, client_port=client_port)
             self.sessions[key] = s
             self._attach(s, r, now)
             heapq.heappush(self._heap, (s.expires, next(self._seq), s))
@@ -468,6 +481,7 @@ class ServerFarm:
         s.expires = now + self.session_s
         s.requests += 1
         s.client = client
+        s.client_port = client_port
         if ident != s.ident:
             s.new_ids += 1
             s.ident = ident

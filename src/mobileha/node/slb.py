@@ -1,0 +1,565 @@
+"""The HA-SLB node: virtual server on UDP 434, forwarding to real home agents (DESIGN §5).
+
+Hot path per datagram: size check, :func:`mobileha.wire.mip.scan_request` (fixed header +
+NAI), one :meth:`ServerFarm.request`, one ``sendto``. Bad input is counted by reason and
+logged rate-limited; nothing here raises out of ``datagram_received``.
+
+Modes:
+
+* ``relay`` (unprivileged): the request goes out of the virtual server's own socket with
+  the relay tag (:mod:`mobileha.wire.slbtag`) carrying the FA's address and port.
+* ``directed`` (root): a raw IPv4/UDP datagram whose source is the FA's own address and
+  port, so the real HA sees (and answers) the FA directly (P§6.4 item 6).
+
+A DFP manager (:class:`mobileha.node.dfp.DfpManagerClient`) connects to each real's agent
+and feeds the weights into the farm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import socket
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from mobileha.core import dfp as dfpcore
+from mobileha.core.slb import Real, RealState, ServerFarm, Session
+from mobileha.log import RateLimitedLogger, get_logger
+from mobileha.node.base import DeadlineTimer, View
+from mobileha.node.dfp import DfpManagerClient
+from mobileha.wire import DecodeError, mip, slbtag
+from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
+
+if TYPE_CHECKING:
+    from mobileha.config import Config
+
+_log = get_logger("mobileha.slb")
+
+RCVBUF = 4 * 1024 * 1024
+MAX_LIMIT = 1000
+
+# CISCO-SLB-MIB SlbRealServerState values [I: enum order of the MIB as listed in P§6.1].
+STATE_NUM = {st: i + 1 for i, st in enumerate(RealState)}
+
+
+@dataclass(slots=True)
+class SlbRealSpec:
+    address: str
+    port: int = 434
+    weight: int = 8
+    maxconns: int = 0xFFFFFFFF
+    dfp_agent: str | None = None  # "host:port"
+    inservice: bool = True
+    name: str = ""
+
+
+@dataclass(slots=True)
+class SlbSettings:
+    """Everything the SLB node needs (the ``[slb]`` keys of DESIGN §6, plus DFP)."""
+
+    virtual_address: str
+    reals: Sequence[SlbRealSpec]
+    port: int = 434
+    mode: str = "directed"  # directed | relay
+    session_s: float = 10.0
+    reassign: int = 3
+    faildetect_numconns: int = 8
+    faildetect_numclients: int = 8
+    retry_s: float = 60.0
+    predictor: str = "ios-wrr"
+    relay_vendor_id: int = slbtag.DEFAULT_VENDOR_ID
+    relay_key: bytes | None = field(default=None, repr=False)
+    relay_spi: int = 0
+    relay_algorithm: str = ALG_PREFIX_SUFFIX
+    max_sessions: int = 1_000_000
+    max_datagram: int = 4096  # larger requests are dropped and counted ("oversized")
+    name: str = "slb"
+    farm_name: str = "HAFARM"
+    dfp_password: bytes | None = field(default=None, repr=False)
+    dfp_timeout_s: float = 0.0  # 0: no report timeout
+    dfp_retry_s: float = 10.0  # max reconnect backoff
+    dfp_keepalive: int | None = None  # sent to agents as DFP Parameters when set
+
+
+def _csum(data: bytes) -> int:
+    if len(data) & 1:
+        data += b"\x00"
+    s: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+_IP = struct.Struct("!BBHHHBBH4s4s")
+_UDP = struct.Struct("!HHHH")
+
+
+def build_udp_datagram(src: str, sport: int, dst: str, dport: int, payload: bytes) -> bytes:
+    """An IPv4 + UDP datagram (checksums filled) for the raw socket of ``directed`` mode."""
+    s, d = socket.inet_aton(src), socket.inet_aton(dst)
+    ulen = 8 + len(payload)
+    pseudo = s + d + struct.pack("!BBH", 0, socket.IPPROTO_UDP, ulen)
+    uc = _csum(pseudo + _UDP.pack(sport, dport, ulen, 0) + payload) or 0xFFFF
+    ip = _IP.pack(0x45, 0, 20 + ulen, 0, 0, 64, socket.IPPROTO_UDP, 0, s, d)
+    ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
+    return ip + _UDP.pack(sport, dport, ulen, uc) + payload
+
+
+def _bufsize(sock: socket.socket, size: int = RCVBUF) -> None:
+    """Large socket buffers (a burst of 1,000 datagrams overflows the default on loopback);
+    the FORCE variants pass net.core.rmem_max when we are root."""
+    for force, plain in (
+        (getattr(socket, "SO_RCVBUFFORCE", 33), socket.SO_RCVBUF),
+        (getattr(socket, "SO_SNDBUFFORCE", 32), socket.SO_SNDBUF),
+    ):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
+        except OSError:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, plain, size)
+
+
+class _Proto(asyncio.DatagramProtocol):
+    def __init__(self, node: SlbNode) -> None:
+        self.node = node
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.node._on_datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        self.node._bad("socket-error", str(exc))
+
+
+class SlbNode:
+    """Role ``slb``: one virtual server and its farm."""
+
+    role = "slb"
+
+    def __init__(self, settings: SlbSettings) -> None:
+        if settings.mode not in ("directed", "relay"):
+            raise ValueError(f"slb mode {settings.mode!r}: directed | relay")
+        self.settings = settings
+        self.name = settings.name
+        self.farm = ServerFarm(
+            settings.predictor, settings.session_s, settings.reassign, settings.max_sessions
+        )
+        for spec in settings.reals:
+            r = self.farm.add_real(
+                spec.address,
+                port=spec.port,
+                weight=spec.weight,
+                maxconns=spec.maxconns,
+                faildetect_numconns=settings.faildetect_numconns,
+                faildetect_numclients=settings.faildetect_numclients,
+                retry_s=settings.retry_s,
+            )
+            if not spec.inservice:
+                r.state = RealState.OUT_OF_SERVICE
+        self._names = {(s.address, s.port): s.name or s.address for s in settings.reals}
+        self.dfp: dfpcore.DfpManager | None = None
+        self._dfp_client: DfpManagerClient | None = None
+        agents = [s for s in settings.reals if s.dfp_agent]
+        if agents:
+            self.dfp = dfpcore.DfpManager(
+                timeout=settings.dfp_timeout_s,
+                backoff_max=settings.dfp_retry_s,
+                key=settings.dfp_password,
+                keepalive=settings.dfp_keepalive,
+            )
+            for s in agents:
+                assert s.dfp_agent is not None
+                self.dfp.add_agent(s.dfp_agent, [s.address], 0.0)
+        self._relay_auth = (
+            Authenticator(settings.relay_key, settings.relay_algorithm)
+            if settings.relay_key
+            else None
+        )
+        self.counters: dict[str, int] = {
+            "received": 0,
+            "forwarded": 0,
+            "dropped": 0,
+            "no_nai": 0,  # requests keyed by (home address, FA) for lack of an NAI
+        }
+        self.bad = RateLimitedLogger(_log)
+        self._transport: asyncio.DatagramTransport | None = None
+        self._raw: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: DeadlineTimer | None = None
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> SlbNode:
+        """Build from a validated ``mobileha.config.Config`` of role ``slb``."""
+        s = cfg.slb
+        if s is None:
+            raise ValueError("config has no [slb] table")
+        dfp = cfg.dfp
+        sa = s.relay_sa
+        return cls(
+            SlbSettings(
+                virtual_address=s.virtual_address,
+                reals=[
+                    SlbRealSpec(
+                        address=r.address,
+                        port=r.port,
+                        weight=r.weight,
+                        maxconns=r.maxconns,
+                        dfp_agent=str(r.dfp_agent) if r.dfp_agent else None,
+                        inservice=r.inservice,
+                        name=r.name,
+                    )
+                    for r in s.reals
+                ],
+                port=s.port,
+                mode=s.mode,
+                session_s=float(s.session_s),
+                reassign=s.reassign,
+                faildetect_numconns=s.faildetect_numconns,
+                faildetect_numclients=s.faildetect_numclients,
+                retry_s=float(s.retry_s),
+                predictor=s.predictor,
+                relay_vendor_id=s.relay_vendor_id,
+                relay_key=sa.key if sa else None,
+                relay_spi=sa.spi if sa else 0,
+                relay_algorithm=sa.algorithm if sa else ALG_PREFIX_SUFFIX,
+                max_sessions=s.max_sessions,
+                name=cfg.name,
+                dfp_password=dfp.password if dfp else None,
+                dfp_timeout_s=float(dfp.timeout_s) if dfp else 0.0,
+                dfp_retry_s=float(dfp.retry_interval_s) if dfp else 10.0,
+            )
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (virtual address, port)."""
+        if self._transport is not None:
+            a = self._transport.get_extra_info("sockname")
+            return str(a[0]), int(a[1])
+        return self.settings.virtual_address, self.settings.port
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._timer = DeadlineTimer(self._loop, self._on_timer)
+        if self.settings.mode == "directed":
+            raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            raw.setblocking(False)
+            with contextlib.suppress(OSError):
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, RCVBUF)
+            self._raw = raw
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        _bufsize(sock)
+        sock.bind((self.settings.virtual_address, self.settings.port))
+        sock.setblocking(False)
+        transport, _ = await self._loop.create_datagram_endpoint(lambda: _Proto(self), sock=sock)
+        self._transport = transport
+        if self.dfp is not None:
+            self._dfp_client = DfpManagerClient(self.dfp, self._apply_dfp)
+            await self._dfp_client.start()
+        _log.info(
+            "slb started",
+            vserver=f"{self.address[0]}:{self.address[1]}",
+            mode=self.settings.mode,
+            reals=len(self.farm.reals),
+            predictor=self.farm.predictor.name,
+        )
+
+    async def stop(self) -> None:
+        if self._dfp_client is not None:
+            await self._dfp_client.stop()
+            self._dfp_client = None
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+
+    # ------------------------------------------------------------------ hot path
+
+    def _bad(self, reason: str, detail: str = "") -> None:
+        self.counters["dropped"] += 1
+        self.bad.warn(reason, "request dropped", detail=detail)
+
+    def _on_datagram(self, data: bytes, addr: tuple[Any, int]) -> None:
+        self.counters["received"] += 1
+        if len(data) > self.settings.max_datagram:
+            self._bad("oversized", f"{len(data)} bytes")
+            return
+        try:
+            scan = mip.scan_request(data)
+        except DecodeError as e:
+            self._bad(e.reason, e.detail)
+            return
+        except Exception as e:  # never let a malformed datagram escape the protocol
+            self._bad("decode-bug", repr(e))
+            return
+        src, sport = addr[0], addr[1]
+        key: str | tuple[str, str]
+        if scan.nai:
+            key = scan.nai
+        elif scan.home_addr != b"\x00\x00\x00\x00":
+            key = (socket.inet_ntoa(scan.home_addr), src)
+            self.counters["no_nai"] += 1
+        else:
+            self._bad("no-nai", "no NAI and home address 0.0.0.0")
+            return
+        farm = self.farm
+        assert self._loop is not None
+        d = farm.request(key, scan.ident, src, self._loop.time(), sport)
+        r = d.real
+        if r is None:
+            self._bad(d.reason or "no-real")
+        else:
+            self._forward(data, src, sport, r)
+        if farm.has_events:
+            self._log_events()
+        assert self._timer is not None
+        self._timer.update(farm.next_deadline())
+
+    def _forward(self, data: bytes, src: str, sport: int, r: Real) -> None:
+        try:
+            if self._raw is not None:
+                pkt = build_udp_datagram(src, sport, r.address, r.port, data)
+                self._raw.sendto(pkt, (r.address, 0))
+            else:
+                assert self._transport is not None
+                s = self.settings
+                tagged = slbtag.encode(
+                    data,
+                    src,
+                    sport,
+                    vendor_id=s.relay_vendor_id,
+                    key=self._relay_auth,
+                    spi=s.relay_spi,
+                )
+                self._transport.sendto(tagged, (r.address, r.port))
+        except OSError as e:
+            self._bad("send-error", str(e))
+            return
+        self.counters["forwarded"] += 1
+
+    def _on_timer(self) -> None:
+        assert self._loop is not None and self._timer is not None
+        self.farm.advance(self._loop.time())
+        if self.farm.has_events:
+            self._log_events()
+        self._timer.update(self.farm.next_deadline())
+
+    def _log_events(self) -> None:
+        for ev in self.farm.drain_events():
+            _log.info(
+                "real state",
+                real=ev.address,
+                old=ev.old.value,
+                new=ev.new.value,
+                event=ev.event.value,
+            )
+
+    def _apply_dfp(self, real: str, weight: int | None) -> None:
+        assert self._loop is not None
+        self.farm.set_dfp_weight(real, weight, self._loop.time())
+        if self.farm.has_events:
+            self._log_events()
+        if self._timer is not None:
+            self._timer.update(self.farm.next_deadline())
+
+    # ------------------------------------------------------------------ runtime changes
+
+    def add_real(self, spec: SlbRealSpec) -> Real:
+        s = self.settings
+        r = self.farm.add_real(
+            spec.address,
+            port=spec.port,
+            weight=spec.weight,
+            maxconns=spec.maxconns,
+            faildetect_numconns=s.faildetect_numconns,
+            faildetect_numclients=s.faildetect_numclients,
+            retry_s=s.retry_s,
+        )
+        self._names[(spec.address, spec.port)] = spec.name or spec.address
+        if spec.dfp_agent and self.dfp is not None:
+            self.dfp.add_agent(spec.dfp_agent, [spec.address], self._now())
+            if self._dfp_client is not None:
+                self._dfp_client._fire()
+        return r
+
+    def _now(self) -> float:
+        return self._loop.time() if self._loop is not None else 0.0
+
+    # ------------------------------------------------------------------ views
+
+    def _real_item(self, r: Real, now: float) -> dict[str, Any]:
+        return {
+            "address": r.address,
+            "port": r.port,
+            "name": self._names.get((r.address, r.port), r.address),
+            "farm": self.settings.farm_name,
+            "weight_admin": r.weight,
+            "weight_oper": r.oper_weight,
+            "dfp_weight": r.dfp_weight,
+            "state": r.state.value,
+            "conns": r.conns,
+            "total_conns": r.total_conns,
+            "failures": r.failures,
+            "total_failures": r.total_failures,
+            "retry_in_s": None if r.retry_at is None else round(max(r.retry_at - now, 0.0), 3),
+            "maxconns": r.maxconns,
+        }
+
+    def slb_view(self, _q: Mapping[str, str] | None = None) -> dict[str, Any]:
+        now = self._now()
+        c = self.farm.counters
+        va, port = self.address
+        return {
+            "virtual_address": va,
+            "port": port,
+            "mode": self.settings.mode,
+            "predictor": self.farm.predictor.name,
+            "farm": self.settings.farm_name,
+            "state": "OPERATIONAL" if self._transport is not None else "OUTOFSERVICE",
+            "sessions": len(self.farm.sessions),
+            "total_sessions": c["new_sessions"],
+            "forwarded": self.counters["forwarded"],
+            "reassigned": c["reassignments"],
+            "dropped": self.counters["dropped"],
+            "reals": [self._real_item(r, now) for r in self.farm.reals],
+        }
+
+    def _session_item(self, s: Session, now: float, vserver: str) -> dict[str, Any]:
+        return {
+            "key": s.key if isinstance(s.key, str) else f"{s.key[0]}/{s.key[1]}",
+            "client": f"{s.client}:{s.client_port}",
+            "real": s.real.address,
+            "vserver": vserver,
+            "retransmissions": s.retrans_total,
+            "identification": f"{s.ident >> 32:08X}.{s.ident & 0xFFFFFFFF:08X}",
+            "expires_in_s": round(s.expires - now, 3),
+            "state": "TESTING" if s.test else "ESTAB",
+        }
+
+    def sessions_view(self, q: Mapping[str, str] | None = None) -> dict[str, Any]:
+        q = q or {}
+        try:
+            offset = max(0, int(q.get("offset", "0")))
+            limit = min(max(1, int(q.get("limit", "100"))), MAX_LIMIT)
+        except ValueError:
+            raise ValueError("offset and limit must be integers") from None
+        now = self._now()
+        vs = self.settings.farm_name
+        total = len(self.farm.sessions)
+        items = [
+            self._session_item(s, now, vs)
+            for s in itertools.islice(self.farm.sessions.values(), offset, offset + limit)
+        ]
+        nxt = offset + limit if offset + limit < total else None
+        return {
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "items": items,
+            "next_offset": nxt,
+        }
+
+    def dfp_view(self, _q: Mapping[str, str] | None = None) -> dict[str, Any]:
+        if self.dfp is None:
+            return {"agents": []}
+        now = self._now()
+        agents = []
+        for rec in self.dfp.agents.values():
+            st = rec.state.value
+            agents.append(
+                {
+                    "agent": rec.agent,
+                    "role": "manager",
+                    "state": "down" if st == "idle" else st,
+                    "last_report_s": None
+                    if rec.last_report is None
+                    else round(now - rec.last_report, 3),
+                    "reports": rec.reports,
+                    "errors": rec.bad + rec.losses,
+                    "weights": [
+                        {"address": a, "weight": w, "bind_id": 0} for a, w in rec.weights.items()
+                    ],
+                }
+            )
+        return {"agents": agents}
+
+    def stats_view(self, _q: Mapping[str, str] | None = None) -> dict[str, Any]:
+        return {
+            "counters": {
+                **self.counters,
+                **{f"farm_{k}": v for k, v in self.farm.counters.items()},
+            },
+            "bad_input": dict(self.bad.totals),
+        }
+
+    def views(self) -> Mapping[str, View]:
+        return {
+            "slb": self.slb_view,
+            "sessions": self.sessions_view,
+            "dfp": self.dfp_view,
+            "stats": self.stats_view,
+        }
+
+    def metrics(self) -> Iterable[Any]:
+        lab = ["farm", "real", "port"]
+        fams: dict[str, Any] = {
+            "slbRealState": GaugeMetricFamily("slbRealState", "SlbRealServerState", labels=lab),
+            "slbRealAdminWeight": GaugeMetricFamily(
+                "slbRealAdminWeight", "admin weight", labels=lab
+            ),
+            "slbRealOperWeight": GaugeMetricFamily("slbRealOperWeight", "oper weight", labels=lab),
+            "slbRealNumberOfConnections": GaugeMetricFamily(
+                "slbRealNumberOfConnections", "sessions now", labels=lab
+            ),
+            "slbRealMaxConnections": GaugeMetricFamily(
+                "slbRealMaxConnections", "maxconns", labels=lab
+            ),
+            "slbRealConsecutiveFails": GaugeMetricFamily(
+                "slbRealConsecutiveFails", "consecutive failures", labels=lab
+            ),
+            "slbRealTotalConnections": CounterMetricFamily(
+                "slbRealTotalConnections", "sessions assigned", labels=lab
+            ),
+            "slbRealTotalFails": CounterMetricFamily(
+                "slbRealTotalFails", "failures recorded", labels=lab
+            ),
+        }
+        farm = self.settings.farm_name
+        for r in self.farm.reals:
+            lv = [farm, r.address, str(r.port)]
+            fams["slbRealState"].add_metric(lv, STATE_NUM[r.state])
+            fams["slbRealAdminWeight"].add_metric(lv, r.weight)
+            fams["slbRealOperWeight"].add_metric(lv, r.oper_weight)
+            fams["slbRealNumberOfConnections"].add_metric(lv, r.conns)
+            fams["slbRealMaxConnections"].add_metric(lv, r.maxconns)
+            fams["slbRealConsecutiveFails"].add_metric(lv, r.failures)
+            fams["slbRealTotalConnections"].add_metric(lv, r.total_conns)
+            fams["slbRealTotalFails"].add_metric(lv, r.total_failures)
+        vs = ["vserver"]
+        vc = GaugeMetricFamily("slbVirtualNumberOfConnections", "sessions now", labels=vs)
+        vc.add_metric([farm], len(self.farm.sessions))
+        vt = CounterMetricFamily("slbVirtualTotalConnections", "sessions created", labels=vs)
+        vt.add_metric([farm], self.farm.counters["new_sessions"])
+        fwd = CounterMetricFamily("mobileha_slb_forwarded", "requests forwarded to reals")
+        fwd.add_metric([], self.counters["forwarded"])
+        bad = CounterMetricFamily("mobileha_slb_dropped", "requests dropped", labels=["reason"])
+        for reason, n in sorted(self.bad.totals.items()):
+            bad.add_metric([reason], n)
+        return [*fams.values(), vc, vt, fwd, bad]
+
+
+__all__ = ["SlbNode", "SlbRealSpec", "SlbSettings", "build_udp_datagram"]
