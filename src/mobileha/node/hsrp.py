@@ -1,0 +1,628 @@
+"""asyncio adapter for HSRP: sockets, the one deadline timer, VIP ownership, gratuitous ARP.
+
+Transport (P§4.1): UDP port 1985 from and to, multicast to 224.0.0.2 (v1) or 224.0.0.102
+(v2), TTL 1, sent out of one named interface (``IP_MULTICAST_IF`` with the interface index
+and our address, so the source is the interface address even when the VIP is configured
+too) and received only on it (``SO_BINDTODEVICE``). Multicast loopback is off.
+
+**Unicast peers (extension, not HSRP as specified)**: with ``peers`` every packet is also
+sent by unicast to each listed address, for networks without multicast. Real IOS routers
+neither send nor expect this; all routers of a group must list each other.
+
+On becoming Active (``ClaimVip``) the VIP is added to the interface with pyroute2 (``/32``
+by default) and gratuitous ARPs are sent through an ``AF_PACKET`` socket: a broadcast ARP
+reply as RFC 2281 §5.6 action I describes and a gratuitous ARP request (which every Linux
+host accepts), repeated ``garp_repeat`` times ``garp_interval`` apart. On leaving Active
+(``ReleaseVip``) the VIP is removed. ``stop()`` (SIGTERM) runs event b, so an Active router
+sends a Resign, then releases the VIP.
+
+Two ways to own the VIP:
+
+* default (``standby use-bia`` style): the VIP goes on the interface itself and the
+  gratuitous ARPs carry the interface's own MAC, so hosts repoint their ARP entry at each
+  takeover;
+* ``macvlan=True``: a macvlan carrying the group's virtual MAC (P§4.4) is created on
+  becoming Active, the VIP goes on it, and the gratuitous ARPs carry the virtual MAC as
+  RFC 2281 §6 asks. ``net.ipv4.conf.all.arp_ignore=1`` is set (unless disabled) so that the
+  real interface does not answer ARP for the VIP with its own MAC (ENVIRONMENT.md). The
+  macvlan is deleted on leaving Active.
+
+At start a VIP or macvlan left over by a killed predecessor is removed.
+
+Run standalone (network-namespace tests and the failover bench)::
+
+    python -m mobileha.node.hsrp -i eth0 --group 1 --vip 10.0.0.1 --priority 110 \\
+        --preempt --hello-ms 100 --hold-ms 300 --version 2 --mgmt-json-file /tmp/r1.json
+
+The JSON file holds the ``standby`` view (the core's ``snapshot()`` per group) and the
+recent state changes with ``time.monotonic()`` stamps; it is rewritten on every state change
+and every second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mobileha.core.actions import ClaimVip, ReleaseVip, Send
+from mobileha.core.hsrp import (
+    GratuitousArp,
+    HsrpAction,
+    HsrpConfig,
+    HsrpGroup,
+    HsrpInterface,
+    StateChange,
+    parse_auth,
+)
+from mobileha.node.base import DeadlineTimer, View
+from mobileha.wire import hsrp as w
+from mobileha.wire.ip import gratuitous_arp
+
+log = logging.getLogger("mobileha.hsrp")
+
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+ETH_P_ARP = 0x0806
+RCVBUF = 1 << 20
+
+
+def _ip_mreqn(group: str, local: str, ifindex: int) -> bytes:
+    return struct.pack("4s4si", socket.inet_aton(group), socket.inet_aton(local), ifindex)
+
+
+@dataclass(slots=True)
+class HsrpNodeConfig:
+    """The adapter's configuration; ``groups`` are the core's group configurations."""
+
+    interface: str
+    groups: list[HsrpConfig]
+    peers: list[str] = field(default_factory=list)  # unicast extension
+    macvlan: bool = False
+    arp_ignore: bool = True
+    vip_prefixlen: int = 32
+    garp_repeat: int = 2
+    garp_interval: float = 0.5
+    track: dict[str, int] = field(default_factory=dict)  # interface -> decrement
+    track_poll: float = 0.5
+    mgmt_json_file: str | None = None
+    name: str = "hsrp"
+
+
+async def interface_info(ifname: str) -> tuple[int, str, int, bytes]:
+    """(ifindex, primary IPv4 address, its prefix length, MAC) of ``ifname`` via pyroute2."""
+    from pyroute2 import AsyncIPRoute
+
+    async with AsyncIPRoute() as ipr:
+        idx = await ipr.link_lookup(ifname=ifname)
+        if not idx:
+            raise OSError(f"no interface {ifname!r}")
+        mac = "00:00:00:00:00:00"
+        async for link in await ipr.get_links(idx[0]):
+            mac = link.get("IFLA_ADDRESS") or mac
+        addrs = [a async for a in await ipr.get_addr(index=idx[0], family=socket.AF_INET)]
+        if not addrs:
+            raise OSError(f"interface {ifname!r} has no IPv4 address")
+        addrs.sort(key=lambda a: a["prefixlen"])  # the widest prefix: not a /32 VIP
+        return (
+            int(idx[0]),
+            str(addrs[0].get("IFA_ADDRESS")),
+            int(addrs[0]["prefixlen"]),
+            bytes.fromhex(str(mac).replace(":", "")),
+        )
+
+
+class _Proto(asyncio.DatagramProtocol):
+    def __init__(self, node: HsrpNode) -> None:
+        self.node = node
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.node._on_datagram(data, str(addr[0]))
+
+    def error_received(self, exc: Exception) -> None:
+        self.node.counters[f"socket_error_{type(exc).__name__}"] += 1
+
+
+class HsrpNode:
+    """Runs the HSRP groups of one interface (``mobileha.node.base.Node``)."""
+
+    role = "hsrp"
+
+    def __init__(
+        self,
+        config: HsrpNodeConfig,
+        on_state_change: Callable[[StateChange], None] | None = None,
+    ) -> None:
+        self.cfg = config
+        self.name = config.name
+        self.on_state_change = on_state_change
+        self.core = HsrpInterface()
+        self.counters: Counter[str] = Counter()
+        self.changes: deque[dict[str, Any]] = deque(maxlen=100)
+        self._ifindex = 0
+        self._mac = bytes(6)
+        self._transport: asyncio.DatagramTransport | None = None
+        self._timer: DeadlineTimer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._packet: socket.socket | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ops: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+        self._handles: list[asyncio.TimerHandle] = []
+        self._started = False
+        self._vips: dict[str, str] = {}  # vip -> device it is on
+        self._track_state: dict[str, bool] = {}
+        self._ready = True
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        c = self.cfg
+        self._ifindex, addr, _plen, self._mac = await interface_info(c.interface)
+        for g in c.groups:
+            if g.address in ("", "0.0.0.0"):
+                g.address = addr
+            if g.version == 2 and g.identifier == bytes(6):
+                g.identifier = self._mac
+            grp = HsrpGroup(g)
+            grp.ready = self._ready
+            self.core.add(grp)
+        await self._cleanup_stale()
+        if c.macvlan and c.arp_ignore:
+            self._sysctl("net.ipv4.conf.all.arp_ignore", "1")
+        sock = self._open_socket(addr)
+        self._packet = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+        self._packet.setblocking(False)
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self), sock=sock)
+        self._transport = transport
+        self._timer = DeadlineTimer(loop, self._on_timer)
+        self._ops = asyncio.Queue()
+        worker = loop.create_task(self._op_worker())
+        self._tasks.add(worker)
+        self._started = True
+        for name in c.track:
+            self._track_state[name] = True
+        if c.track:
+            self._handles.append(loop.call_later(c.track_poll, self._poll_tracks))
+        self._run(self.core.start(loop.time()))
+        self._write_mgmt()
+        self._handles.append(loop.call_later(1.0, self._periodic))
+
+    async def stop(self) -> None:
+        """Event b for every group: an Active router sends a Resign and releases the VIP."""
+        if not self._started or self._loop is None:
+            return
+        self._run(self.core.stop(self._loop.time()))
+        self._started = False
+        for h in self._handles:
+            h.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        await asyncio.sleep(0)  # let the Resign leave
+        for vip in list(self._vips):
+            self._ops.put_nowait(("release", vip))
+        self._ops.put_nowait(("quit", None))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 5.0)
+        if self._transport is not None:
+            self._transport.close()
+        if self._packet is not None:
+            self._packet.close()
+        self._write_mgmt()
+
+    # ------------------------------------------------------------------ inputs
+    def set_ready(self, ready: bool) -> None:
+        """Redundancy: while not ready no group takes the Active role or preempts."""
+        self._ready = ready
+        if self._loop is not None and self._started:
+            self._run(self.core.set_ready(ready, self._loop.time()))
+
+    def _on_datagram(self, data: bytes, src: str) -> None:
+        if self._loop is None or not self._started:
+            return
+        self._run(self.core.receive(data, src, self._loop.time()))
+
+    def _on_timer(self) -> None:
+        if self._loop is None or not self._started:
+            return
+        self._run(self.core.on_timer(self._loop.time()))
+
+    def _poll_tracks(self) -> None:
+        if self._loop is None or not self._started:
+            return
+        for name, dec in self.cfg.track.items():
+            up = _oper_up(name)
+            if up != self._track_state.get(name):
+                self._track_state[name] = up
+                for g in self.core.groups.values():
+                    g.track(name, down=not up, decrement=dec)
+                log.info("track %s %s", name, "up" if up else "down")
+        self._handles.append(self._loop.call_later(self.cfg.track_poll, self._poll_tracks))
+
+    def _periodic(self) -> None:
+        if self._loop is None or not self._started:
+            return
+        self._write_mgmt()
+        self._handles = [h for h in self._handles if not h.cancelled()][-16:]
+        self._handles.append(self._loop.call_later(1.0, self._periodic))
+
+    # ------------------------------------------------------------------ actions
+    def _run(self, actions: Iterable[HsrpAction]) -> None:
+        changed = False
+        for a in actions:
+            if isinstance(a, Send):
+                self._send(a)
+            elif isinstance(a, ClaimVip):
+                self._ops.put_nowait(("claim", a.addr))
+            elif isinstance(a, ReleaseVip):
+                self._ops.put_nowait(("release", a.addr))
+            elif isinstance(a, GratuitousArp):
+                self._ops.put_nowait(("garp", a))
+            elif isinstance(a, StateChange):
+                changed = True
+                rec = {
+                    "t_mono": time.monotonic(),
+                    "group": a.group,
+                    "old": a.old.label,
+                    "new": a.new.label,
+                    "event": a.event.value,
+                }
+                self.changes.append(rec)
+                log.warning(
+                    "%s Grp %d state %s -> %s", self.cfg.interface, a.group, a.old.label,
+                    a.new.label,
+                )  # fmt: skip
+                if self.on_state_change is not None:
+                    self.on_state_change(a)
+        if self._timer is not None and self._started:
+            self._timer.update(self.core.next_deadline())
+        if changed:
+            self._write_mgmt()
+
+    def _send(self, a: Send) -> None:
+        if self._transport is None:
+            return
+        try:
+            self._transport.sendto(a.payload, a.dst)
+            for peer in self.cfg.peers:
+                self._transport.sendto(a.payload, (peer, w.HSRP_PORT))
+            self.counters["tx_packets"] += 1
+        except OSError as exc:  # e.g. ENETDOWN while the link is cut
+            self.counters[f"tx_error_{exc.errno}"] += 1
+
+    def _group_for_vip(self, vip: str) -> HsrpGroup | None:
+        for g in self.core.groups.values():
+            if g.vip == vip:
+                return g
+        return None
+
+    def _macvlan_name(self, g: HsrpGroup) -> str:
+        return f"hsrp{g.cfg.version}g{g.group}"[:15]
+
+    async def _op_worker(self) -> None:
+        """VIP changes and gratuitous ARPs, in the order the core asked for them."""
+        while True:
+            op, arg = await self._ops.get()
+            try:
+                if op == "quit":
+                    return
+                if op == "claim":
+                    await self._claim(str(arg))
+                elif op == "release":
+                    await self._release(str(arg))
+                elif op == "garp" and isinstance(arg, GratuitousArp):
+                    self._garp(arg, self.cfg.garp_repeat)
+            except Exception as exc:  # never let the worker die
+                self.counters[f"op_error_{op}"] += 1
+                log.error("%s %s: %s", op, arg, exc)
+
+    async def _claim(self, vip: str) -> None:
+        from pyroute2 import AsyncIPRoute
+
+        g = self._group_for_vip(vip)
+        dev = self.cfg.interface
+        try:
+            async with AsyncIPRoute() as ipr:
+                if self.cfg.macvlan and g is not None:
+                    dev = self._macvlan_name(g)
+                    if not await ipr.link_lookup(ifname=dev):
+                        await ipr.link(
+                            "add",
+                            ifname=dev,
+                            kind="macvlan",
+                            link=self._ifindex,
+                            macvlan_mode="bridge",
+                            address=w.mac_str(g.vmac),
+                        )
+                    self._sysctl(f"net.ipv6.conf.{dev}.disable_ipv6", "1")
+                    idx = (await ipr.link_lookup(ifname=dev))[0]
+                    await ipr.link("set", index=idx, state="up")
+                else:
+                    idx = self._ifindex
+                try:
+                    await ipr.addr("add", index=idx, address=vip, prefixlen=self.cfg.vip_prefixlen)
+                except Exception as exc:  # EEXIST: already there
+                    log.debug("add %s: %s", vip, exc)
+            self._vips[vip] = dev
+            self.counters["vip_claimed"] += 1
+        except Exception as exc:
+            self.counters["vip_claim_error"] += 1
+            log.error("cannot add %s to %s: %s", vip, dev, exc)
+
+    async def _release(self, vip: str) -> None:
+        from pyroute2 import AsyncIPRoute
+
+        dev = self._vips.pop(vip, self.cfg.interface)
+        try:
+            async with AsyncIPRoute() as ipr:
+                idx = await ipr.link_lookup(ifname=dev)
+                if not idx:
+                    return
+                if dev != self.cfg.interface:
+                    await ipr.link("del", index=idx[0])  # the macvlan goes, and the VIP with it
+                else:
+                    try:
+                        await ipr.addr(
+                            "del", index=idx[0], address=vip, prefixlen=self.cfg.vip_prefixlen
+                        )
+                    except Exception as exc:  # EADDRNOTAVAIL: not there
+                        log.debug("del %s: %s", vip, exc)
+            self.counters["vip_released"] += 1
+        except Exception as exc:
+            self.counters["vip_release_error"] += 1
+            log.error("cannot remove %s from %s: %s", vip, dev, exc)
+
+    async def _cleanup_stale(self) -> None:
+        """Remove a VIP / macvlan a killed predecessor left behind (we start non-Active)."""
+        from pyroute2 import AsyncIPRoute
+
+        try:
+            async with AsyncIPRoute() as ipr:
+                for g in self.core.groups.values():
+                    idx = await ipr.link_lookup(ifname=self._macvlan_name(g))
+                    if idx:
+                        await ipr.link("del", index=idx[0])
+                    if g.vip is not None:
+                        with contextlib.suppress(Exception):
+                            await ipr.addr(
+                                "del",
+                                index=self._ifindex,
+                                address=g.vip,
+                                prefixlen=self.cfg.vip_prefixlen,
+                            )
+        except Exception as exc:
+            log.debug("stale cleanup: %s", exc)
+
+    def _garp(self, a: GratuitousArp, left: int) -> None:
+        if self._packet is None or left <= 0 or not self._started:
+            return
+        dev = self._vips.get(a.vip)
+        if dev is None:
+            return  # no longer ours
+        mac = a.mac if dev != self.cfg.interface else self._mac
+        try:
+            for reply in (True, False):
+                frame = gratuitous_arp(w.mac_str(mac), a.vip, reply=reply)
+                self._packet.sendto(frame.ljust(60, b"\x00"), (dev, ETH_P_ARP))
+            self.counters["garp_sent"] += 2
+        except OSError as exc:
+            self.counters[f"garp_error_{exc.errno}"] += 1
+        if left > 1 and self._loop is not None:
+            self._handles.append(
+                self._loop.call_later(self.cfg.garp_interval, self._garp, a, left - 1)
+            )
+
+    @staticmethod
+    def _sysctl(key: str, value: str) -> None:
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as exc:
+            log.warning("sysctl %s=%s: %s", key, value, exc)
+
+    def _open_socket(self, addr: str) -> socket.socket:
+        c = self.cfg
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, c.interface.encode())
+        sock.bind(("0.0.0.0", w.HSRP_PORT))
+        groups = {w.MCAST_V1 if g.version == 1 else w.MCAST_V2 for g in c.groups}
+        for mc in sorted(groups):
+            sock.setsockopt(
+                socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _ip_mreqn(mc, "0.0.0.0", self._ifindex)
+            )
+        sock.setsockopt(
+            socket.IPPROTO_IP, socket.IP_MULTICAST_IF, _ip_mreqn("0.0.0.0", addr, self._ifindex)
+        )
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        sock.setblocking(False)
+        return sock
+
+    # ------------------------------------------------------------------ views
+    def snapshot(self) -> list[dict[str, Any]]:
+        now = self._loop.time() if self._loop is not None else 0.0
+        out = []
+        for s in self.core.snapshot(now):
+            s["interface"] = self.cfg.interface
+            out.append(s)
+        return out
+
+    def views(self) -> Mapping[str, View]:
+        return {"standby": lambda q: self.snapshot()}
+
+    def metrics(self) -> Iterable[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        state = GaugeMetricFamily(
+            "mobileha_hsrp_state", "HSRP state (v1 wire value)", labels=["interface", "group"]
+        )
+        prio = GaugeMetricFamily(
+            "mobileha_hsrp_priority", "HSRP priority in use", labels=["interface", "group"]
+        )
+        changes = CounterMetricFamily(
+            "mobileha_hsrp_state_changes", "HSRP state changes", labels=["interface", "group"]
+        )
+        authf = CounterMetricFamily(
+            "mobileha_hsrp_auth_failures",
+            "HSRP authentication failures",
+            labels=["interface", "group"],
+        )
+        for (_v, gn), g in sorted(self.core.groups.items()):
+            lab = [self.cfg.interface, str(gn)]
+            state.add_metric(lab, int(g.state))
+            prio.add_metric(lab, g.priority)
+            changes.add_metric(lab, g.state_changes)
+            authf.add_metric(lab, g.auth_failures)
+        return [state, prio, changes, authf]
+
+    def _write_mgmt(self) -> None:
+        path = self.cfg.mgmt_json_file
+        if not path:
+            return
+        doc = {
+            "pid": os.getpid(),
+            "t_mono": time.monotonic(),
+            "interface": self.cfg.interface,
+            "running": self._started,
+            "standby": self.snapshot(),
+            "changes": list(self.changes),
+            "counters": dict(self.counters) | {f"if_{k}": v for k, v in self.core.counters.items()},
+        }
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "w") as f:
+                json.dump(doc, f)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", path, exc)
+
+
+def _oper_up(ifname: str) -> bool:
+    try:
+        with open(f"/sys/class/net/{ifname}/operstate") as f:
+            return f.read().strip() in ("up", "unknown")
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------- standalone
+def build_arg_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m mobileha.node.hsrp", description="Run one HSRP group on an interface."
+    )
+    p.add_argument("-i", "--interface", required=True)
+    p.add_argument("--group", type=int, default=0)
+    p.add_argument("--version", type=int, choices=(1, 2), default=1)
+    p.add_argument("--vip", default=None, help="virtual IP (omit to learn it: Learn state)")
+    p.add_argument("--address", default="", help="our address (default: the interface's)")
+    p.add_argument("--priority", type=int, default=w.DEFAULT_PRIORITY)
+    p.add_argument("--preempt", action="store_true")
+    p.add_argument("--preempt-delay-ms", type=int, default=0)
+    p.add_argument("--hello-ms", type=int, default=None)
+    p.add_argument("--hold-ms", type=int, default=None)
+    p.add_argument("--auth", default="text:cisco", help="text:PASSWORD or md5:KEY")
+    p.add_argument("--md5-key-id", type=int, default=0)
+    p.add_argument("--peer", action="append", default=[], help="unicast peer (extension)")
+    p.add_argument("--macvlan", action="store_true", help="own the VIP on a virtual-MAC macvlan")
+    p.add_argument("--no-arp-ignore", action="store_true")
+    p.add_argument("--track", action="append", default=[], help="IFACE[:DECREMENT] (default 10)")
+    p.add_argument("--garp-repeat", type=int, default=2)
+    p.add_argument("--not-ready", action="store_true", help="start not ready (redundancy)")
+    p.add_argument("--ready-file", default=None, help="become ready when this file exists")
+    p.add_argument("--mgmt-json-file", default=None)
+    p.add_argument("--jitter", type=float, default=0.1)
+    p.add_argument("--uvloop", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def config_from_args(a: argparse.Namespace) -> HsrpNodeConfig:
+    auth, key = parse_auth(a.auth)
+    g = HsrpConfig(
+        address=a.address or "0.0.0.0",
+        group=a.group,
+        version=a.version,
+        vip=a.vip,
+        priority=a.priority,
+        preempt=a.preempt,
+        preempt_delay_ms=a.preempt_delay_ms,
+        hello_ms=a.hello_ms,
+        hold_ms=a.hold_ms,
+        auth=auth,
+        md5_key=key,
+        md5_key_id=a.md5_key_id,
+        jitter=a.jitter,
+    )
+    track: dict[str, int] = {}
+    for t in a.track:
+        name, _, dec = t.partition(":")
+        track[name] = int(dec) if dec else 10
+    return HsrpNodeConfig(
+        interface=a.interface,
+        groups=[g],
+        peers=list(a.peer),
+        macvlan=a.macvlan,
+        arp_ignore=not a.no_arp_ignore,
+        garp_repeat=a.garp_repeat,
+        track=track,
+        mgmt_json_file=a.mgmt_json_file,
+    )
+
+
+async def _amain(a: argparse.Namespace) -> int:
+    node = HsrpNode(config_from_args(a))
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for s in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(s, stop.set)
+    if a.not_ready or a.ready_file:
+        node.set_ready(False)
+    await node.start()
+    if a.ready_file:
+
+        async def watch() -> None:
+            while not os.path.exists(a.ready_file):
+                await asyncio.sleep(0.05)
+            node.set_ready(True)
+
+        task = asyncio.create_task(watch())
+        node._tasks.add(task)
+    await stop.wait()
+    await node.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_arg_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if a.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    if a.uvloop:
+        try:
+            import uvloop
+
+            return int(uvloop.run(_amain(a)))
+        except ImportError:
+            pass
+    return asyncio.run(_amain(a))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
