@@ -1,0 +1,554 @@
+"""Mobile node registration client, sans-IO (RFC 5944 §3.6; P§1.2-1.3, P§1.7, P§2.1-2.4).
+
+One :class:`MobileNode` is one MN: it builds authenticated Registration Requests, matches
+and verifies the replies, retransmits with exponential backoff, resynchronises after a 133
+(timestamps: clock offset from the reply's Identification; nonces: the reply's nonce),
+renews before the granted lifetime runs out and deregisters (one care-of address, or all
+bindings with CoA = HoA).
+
+Modes:
+
+* **FA care-of** (``foreign_agent`` set): requests go to the FA, CoA = the FA's care-of
+  address, D flag clear.
+* **co-located** (``foreign_agent`` None): requests go straight to the HA (UDP 434), CoA = the
+  MN's own co-located address, D flag set.
+
+Every entry point takes ``now`` (monotonic seconds) and returns actions (:class:`Send`);
+:meth:`next_deadline` is the one timer the adapter arms. Timestamp Identifications need wall
+time: the adapter passes ``wall_offset`` (``time.time() - now`` at start); the core never
+reads a clock.
+
+States and events are the explicit table :data:`TRANSITIONS`; every state change goes
+through :meth:`MobileNode._to`, which checks it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+from mobileha.core.actions import Addr, Send
+from mobileha.core.binding import FLAG_D, FLAG_G, FLAG_M, FLAG_S, FLAG_T
+from mobileha.wire import DecodeError
+from mobileha.wire.auth import (
+    CHAP_SPI,
+    NTP_EPOCH_OFFSET,
+    Authenticator,
+    mn_aaa_chap_authenticator,
+)
+from mobileha.wire.mip import (
+    EXT_MN_HA,
+    GEN_AUTH_MN_AAA,
+    LIFETIME_INFINITE,
+    MIP_PORT,
+    AuthExt,
+    ChallengeExt,
+    NaiExt,
+    RegistrationReply,
+    RegistrationRequest,
+    append_auth,
+    append_gen_auth,
+)
+
+_U32: Final = 0xFFFFFFFF
+UNSPECIFIED: Final = "0.0.0.0"
+ALL_ONES: Final = "255.255.255.255"
+
+# RFC 5944 §3.6.3: first retransmission after >= 1 s, doubled each time, capped.
+DEFAULT_RETRANSMIT_S: Final = 1.0
+DEFAULT_RETRANSMIT_MAX_S: Final = 16.0
+DEREG_MAX_TRIES: Final = 5  # a deregistration nobody answers is given up after this
+MAX_RESYNC: Final = 3  # consecutive 133 / challenge retries before we treat it as a denial
+
+CODE_MISMATCH: Final = 133
+FA_CHALLENGE_CODES: Final = frozenset({104, 105, 106})  # unknown / missing / stale challenge
+
+
+class MnState(StrEnum):
+    IDLE = "idle"  # not registered, nothing in flight
+    REGISTERING = "registering"  # request in flight, no binding
+    REGISTERED = "registered"  # binding valid, waiting to renew
+    RENEWING = "renewing"  # binding valid, re-registration in flight
+    DEREGISTERING = "deregistering"  # deregistration in flight
+
+
+class MnEvent(StrEnum):
+    REGISTER = "register"  # user asks to register
+    ACCEPTED = "accepted"  # authenticated reply, code 0/1, lifetime > 0
+    DEREG_ACCEPTED = "dereg-accepted"  # reply to a deregistration, accepted
+    DENIED = "denied"  # final denial (any non-resync code)
+    RESYNC = "resync"  # 133 / 104-106: retry at once with new ID / nonce / challenge
+    TIMEOUT = "timeout"  # retransmission timer
+    GIVE_UP = "give-up"  # retransmissions of a deregistration exhausted
+    RENEW_DUE = "renew-due"  # renewal point of the granted lifetime reached
+    EXPIRED = "expired"  # the binding's lifetime ran out
+    DEREGISTER = "deregister"  # user asks to deregister
+
+
+S = MnState
+E = MnEvent
+
+# (state, event) -> new state. Pairs not listed are ignored (the event does not apply).
+TRANSITIONS: Final[dict[tuple[MnState, MnEvent], MnState]] = {
+    (S.IDLE, E.REGISTER): S.REGISTERING,
+    (S.IDLE, E.DEREGISTER): S.DEREGISTERING,  # e.g. clean up after a restart
+    (S.REGISTERING, E.ACCEPTED): S.REGISTERED,
+    (S.REGISTERING, E.DENIED): S.IDLE,
+    (S.REGISTERING, E.RESYNC): S.REGISTERING,
+    (S.REGISTERING, E.TIMEOUT): S.REGISTERING,
+    (S.REGISTERING, E.DEREGISTER): S.DEREGISTERING,
+    (S.REGISTERED, E.RENEW_DUE): S.RENEWING,
+    (S.REGISTERED, E.REGISTER): S.RENEWING,  # explicit re-registration
+    (S.REGISTERED, E.EXPIRED): S.REGISTERING,
+    (S.REGISTERED, E.DEREGISTER): S.DEREGISTERING,
+    (S.RENEWING, E.ACCEPTED): S.REGISTERED,
+    (S.RENEWING, E.DENIED): S.REGISTERED,  # the old binding stays valid until it expires
+    (S.RENEWING, E.RESYNC): S.RENEWING,
+    (S.RENEWING, E.TIMEOUT): S.RENEWING,
+    (S.RENEWING, E.EXPIRED): S.REGISTERING,
+    (S.RENEWING, E.DEREGISTER): S.DEREGISTERING,
+    (S.DEREGISTERING, E.DEREG_ACCEPTED): S.IDLE,
+    (S.DEREGISTERING, E.DENIED): S.IDLE,
+    (S.DEREGISTERING, E.RESYNC): S.DEREGISTERING,
+    (S.DEREGISTERING, E.TIMEOUT): S.DEREGISTERING,
+    (S.DEREGISTERING, E.GIVE_UP): S.IDLE,
+    (S.DEREGISTERING, E.REGISTER): S.REGISTERING,
+}
+
+IN_FLIGHT: Final = frozenset({S.REGISTERING, S.RENEWING, S.DEREGISTERING})
+
+
+class TransitionError(RuntimeError):
+    pass
+
+
+@dataclass(slots=True)
+class MnSecurity:
+    """The MN-HA security association (P§1.6) and replay method (P§1.7)."""
+
+    spi: int
+    key: bytes
+    algorithm: str = "hmac-md5"
+    replay: str = "timestamp"  # timestamp | nonce
+    auth: Authenticator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.auth = Authenticator(self.key, self.algorithm)
+
+
+@dataclass(slots=True)
+class MnStats:
+    requests: int = 0  # first transmissions (new registrations, renewals, deregistrations)
+    retransmissions: int = 0
+    accepted: int = 0
+    denied: int = 0
+    renewals: int = 0
+    deregistrations: int = 0
+    resync_timestamp: int = 0
+    resync_nonce: int = 0
+    challenge_retries: int = 0
+    expired: int = 0
+    bad_reply: int = 0  # undecodable datagrams
+    unmatched_reply: int = 0  # Identification / address does not match the request
+    bad_auth_reply: int = 0  # HA reply without a valid MN-HA authenticator
+    codes: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Outstanding:
+    """The request in flight."""
+
+    ident: int
+    payload: bytes
+    dst: Addr
+    lifetime: int
+    sent_at: float  # first transmission of this attempt (lifetime counts from here)
+    timeout: float  # current retransmission timeout
+    tries: int = 1
+    dereg: bool = False
+    all_bindings: bool = False
+    sent_at_last: float = 0.0  # last (re)transmission
+
+
+class MobileNode:
+    """One mobile node's registration state machine."""
+
+    def __init__(
+        self,
+        *,
+        nai: str | None,
+        home_addr: str,
+        ha_addr: str,
+        security: MnSecurity,
+        foreign_agent: Addr | None = None,
+        care_of: str | None = None,
+        lifetime: int = 1800,
+        reverse_tunnel: bool = False,
+        encap: str = "ipip",
+        simultaneous: bool = False,
+        retransmit_s: float = DEFAULT_RETRANSMIT_S,
+        retransmit_max_s: float = DEFAULT_RETRANSMIT_MAX_S,
+        renew_fraction: float = 0.8,
+        wall_offset: float = 0.0,
+        aaa_key: bytes | None = None,
+        ha_port: int = MIP_PORT,
+    ) -> None:
+        if foreign_agent is None and care_of is None:
+            raise ValueError("co-located mode needs care_of (the co-located care-of address)")
+        if home_addr == UNSPECIFIED and not nai:
+            raise ValueError("a dynamic home address (0.0.0.0) needs an NAI (RFC 2794)")
+        if foreign_agent is None and ha_addr in (UNSPECIFIED, ALL_ONES):
+            raise ValueError("co-located mode needs a unicast home agent address")
+        self.nai = nai
+        self.configured_home_addr = home_addr
+        self.home_addr = home_addr
+        self.configured_ha = ha_addr
+        self.ha_addr = ha_addr
+        self.ha_port = ha_port
+        self.security = security
+        self.foreign_agent = foreign_agent
+        self.colocated = foreign_agent is None
+        if care_of is None:
+            assert foreign_agent is not None
+            care_of = foreign_agent[0]
+        self.care_of: str = care_of
+        self.lifetime = lifetime
+        flags = 0
+        if self.colocated:
+            flags |= FLAG_D
+        if reverse_tunnel:
+            flags |= FLAG_T
+        if simultaneous:
+            flags |= FLAG_S
+        if encap == "gre":
+            flags |= FLAG_G
+        elif encap == "minimal":
+            flags |= FLAG_M
+        elif encap != "ipip":
+            raise ValueError(f"unknown encapsulation {encap!r}")
+        self.flags = flags
+        self.retransmit_s = retransmit_s
+        self.retransmit_max_s = max(retransmit_max_s, retransmit_s)
+        self.renew_fraction = renew_fraction
+        self.wall_offset = wall_offset
+        self.clock_offset = 0  # seconds learned from a timestamp 133 (HA clock - ours)
+        self.nonce = 0  # nonce method: the HA's last nonce
+        self.challenge: bytes | None = None  # RFC 4721: last challenge from the FA
+        self.aaa_key = aaa_key
+        self.state = MnState.IDLE
+        self.stats = MnStats()
+        self.last_code: int | None = None
+        self.last_ident = 0  # last Identification sent (kept increasing, P§1.7)
+        self.granted_lifetime = 0
+        self.registered_at: float | None = None
+        self.expires: float | None = None  # binding expiry (None: no binding / infinite)
+        self.renew_at: float | None = None
+        self._out: _Outstanding | None = None
+        self._resyncs = 0
+        self._want_registered = False
+
+    # ------------------------------------------------------------------ state table
+
+    def _to(self, event: MnEvent) -> MnState:
+        new = TRANSITIONS.get((self.state, event))
+        if new is None:
+            raise TransitionError(f"{event} not allowed in state {self.state}")
+        self.state = new
+        return new
+
+    def can(self, event: MnEvent) -> bool:
+        return (self.state, event) in TRANSITIONS
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def registered(self) -> bool:
+        return self.state in (S.REGISTERED, S.RENEWING)
+
+    @property
+    def outstanding_ident(self) -> int | None:
+        return self._out.ident if self._out is not None else None
+
+    @property
+    def destination(self) -> Addr:
+        """Where requests go: the FA, or (co-located) the home agent."""
+        if self.foreign_agent is not None:
+            return self.foreign_agent
+        return (self.ha_addr, self.ha_port)
+
+    def register(self, now: float) -> list[Send]:
+        """Start (or, when registered, refresh) the registration."""
+        if not self.can(E.REGISTER):
+            return []
+        self._want_registered = True
+        if self.state is S.REGISTERED:
+            self.stats.renewals += 1
+        self._to(E.REGISTER)
+        return self._start(now, dereg=False)
+
+    def deregister(self, now: float, *, all_bindings: bool = False) -> list[Send]:
+        """Deregister: lifetime 0 for our CoA, or (``all_bindings``) CoA = HoA (P§1.8)."""
+        if not self.can(E.DEREGISTER):
+            return []
+        if self.home_addr == UNSPECIFIED:
+            # Never registered a dynamic address: nothing to remove at the HA.
+            return []
+        self._want_registered = False
+        self._to(E.DEREGISTER)
+        self.stats.deregistrations += 1
+        return self._start(now, dereg=True, all_bindings=all_bindings)
+
+    def next_deadline(self) -> float | None:
+        cands: list[float] = []
+        if self._out is not None:
+            cands.append(self._out.sent_at_last + self._out.timeout)
+        if self.state is S.REGISTERED and self.renew_at is not None:
+            cands.append(self.renew_at)
+        if self.state in (S.REGISTERED, S.RENEWING) and self.expires is not None:
+            cands.append(self.expires)
+        return min(cands) if cands else None
+
+    def tick(self, now: float) -> list[Send]:
+        """Run the timers that are due."""
+        out: list[Send] = []
+        if (
+            self.state in (S.REGISTERED, S.RENEWING)
+            and self.expires is not None
+            and now >= self.expires
+        ):
+            self.stats.expired += 1
+            self._to(E.EXPIRED)
+            self._clear_binding()
+            if self.configured_home_addr == UNSPECIFIED:
+                self.home_addr = UNSPECIFIED
+            self._out = None
+            return self._start(now, dereg=False)
+        if self.state is S.REGISTERED and self.renew_at is not None and now >= self.renew_at:
+            self.renew_at = None
+            self.stats.renewals += 1
+            self._to(E.RENEW_DUE)
+            return self._start(now, dereg=False)
+        o = self._out
+        if o is not None and now >= o.sent_at_last + o.timeout:
+            if o.dereg and o.tries >= DEREG_MAX_TRIES:
+                self._out = None
+                self._to(E.GIVE_UP)
+                self._after_dereg()
+                return out
+            self._to(E.TIMEOUT)
+            self.stats.retransmissions += 1
+            o.timeout = min(o.timeout * 2, self.retransmit_max_s)
+            o.tries += 1
+            if self.security.replay == "timestamp":
+                # RFC 5944 §3.6.3: with timestamps every retransmission gets a new
+                # Identification (a new registration); with nonces it is sent unchanged.
+                self._out = None
+                sends = self._start(now, dereg=o.dereg, all_bindings=o.all_bindings)
+                assert self._out is not None
+                self._out.timeout = o.timeout
+                self._out.tries = o.tries
+                self._out.sent_at = o.sent_at
+                return sends
+            o.sent_at_last = now
+            out.append(Send(o.dst, o.payload))
+        return out
+
+    # ------------------------------------------------------------------ replies
+
+    def datagram(self, data: bytes, src: Addr, now: float) -> list[Send]:
+        """A datagram for this MN (a Registration Reply)."""
+        try:
+            rep = RegistrationReply.decode(data)
+        except DecodeError:
+            self.stats.bad_reply += 1
+            return []
+        return self.reply(rep, src, now)
+
+    def reply(self, rep: RegistrationReply, src: Addr, now: float) -> list[Send]:
+        o = self._out
+        if o is None or (rep.ident & _U32) != (o.ident & _U32):
+            self.stats.unmatched_reply += 1
+            return []
+        if self.nai is not None and rep.nai is not None and rep.nai != self.nai:
+            self.stats.unmatched_reply += 1
+            return []
+        if self.home_addr != UNSPECIFIED and rep.home_addr != self.home_addr and rep.code < 64:
+            self.stats.unmatched_reply += 1
+            return []
+        code = rep.code
+        from_ha = not (64 <= code <= 127 or code == 194)
+        mnha = self._mn_ha_ext(rep)
+        if mnha is not None:
+            if mnha.spi != self.security.spi or not rep.verify(mnha, self.security.auth):
+                self.stats.bad_auth_reply += 1
+                return []
+        elif from_ha:
+            # RFC 5944 §3.6.2.1: an HA reply must carry a valid MN-HA authenticator; an
+            # unauthenticated 133 could otherwise desynchronise us (ignore, keep retrying).
+            self.stats.bad_auth_reply += 1
+            return []
+        # A fresh RFC 4721 challenge from the FA rides on every reply it relays.
+        for ext in rep.extensions:
+            if isinstance(ext, ChallengeExt):
+                self.challenge = ext.challenge
+        self.stats.codes[code] = self.stats.codes.get(code, 0) + 1
+        self.last_code = code
+        if self.security.replay == "nonce" and mnha is not None:
+            self.nonce = (rep.ident >> 32) & _U32  # every HA reply carries a fresh nonce
+        if code == CODE_MISMATCH and self._resyncs < MAX_RESYNC:
+            self._resyncs += 1
+            if self.security.replay == "timestamp":
+                # Offset = HA's time (reply high 32 bits) - our time now (P§1.7).
+                ours = (int(now + self.wall_offset) + NTP_EPOCH_OFFSET) & _U32
+                self.clock_offset += ((rep.ident >> 32) & _U32) - ours
+                self.stats.resync_timestamp += 1
+            else:
+                self.stats.resync_nonce += 1
+            return self._retry(now)
+        if code in FA_CHALLENGE_CODES and self.challenge is not None and self._resyncs < MAX_RESYNC:
+            self._resyncs += 1
+            self.stats.challenge_retries += 1
+            return self._retry(now)
+        self._resyncs = 0
+        self._out = None
+        if rep.accepted:
+            if o.dereg:
+                self._to(E.DEREG_ACCEPTED)
+                self._after_dereg()
+                return []
+            self.stats.accepted += 1
+            self._to(E.ACCEPTED)
+            self._bound(rep, o, now)
+            return []
+        self.stats.denied += 1
+        self._to(E.DENIED)
+        if o.dereg:
+            self._after_dereg()
+        return []
+
+    # ------------------------------------------------------------------ internals
+
+    @staticmethod
+    def _mn_ha_ext(rep: RegistrationReply) -> AuthExt | None:
+        for e in rep.extensions:
+            if isinstance(e, AuthExt) and e.ext_type == EXT_MN_HA:
+                return e
+        return None
+
+    def _bound(self, rep: RegistrationReply, o: _Outstanding, now: float) -> None:
+        if rep.home_addr != UNSPECIFIED:
+            self.home_addr = rep.home_addr
+        if rep.ha_addr not in (UNSPECIFIED, ALL_ONES):
+            self.ha_addr = rep.ha_addr  # later requests name the HA that answered
+        # P§1.3: a larger reply lifetime than requested -> use the request's value.
+        granted = min(rep.lifetime, o.lifetime)
+        self.granted_lifetime = granted
+        self.registered_at = o.sent_at
+        if granted == LIFETIME_INFINITE:
+            self.expires = None
+            self.renew_at = None
+        else:
+            # The lifetime counts from when the request was sent (RFC 5944 §3.6.1.2).
+            self.expires = o.sent_at + granted
+            self.renew_at = o.sent_at + granted * self.renew_fraction
+
+    def _clear_binding(self) -> None:
+        self.expires = None
+        self.renew_at = None
+        self.registered_at = None
+        self.granted_lifetime = 0
+
+    def _after_dereg(self) -> None:
+        self._clear_binding()
+        if self.configured_home_addr == UNSPECIFIED:
+            self.home_addr = UNSPECIFIED
+        self.ha_addr = self.configured_ha
+
+    def _retry(self, now: float) -> list[Send]:
+        o = self._out
+        assert o is not None
+        self._to(E.RESYNC)
+        self._out = None
+        sends = self._start(now, dereg=o.dereg, all_bindings=o.all_bindings)
+        return sends
+
+    def _new_ident(self, now: float) -> int:
+        low = int.from_bytes(os.urandom(4), "big")
+        if self.security.replay == "nonce":
+            ident = ((self.nonce & _U32) << 32) | low
+            if (ident & _U32) == (self.last_ident & _U32):
+                ident ^= 1
+        else:
+            secs = (int(now + self.wall_offset) + NTP_EPOCH_OFFSET + self.clock_offset) & _U32
+            ident = (secs << 32) | low
+            if ident <= self.last_ident:  # strictly increasing (P§1.7)
+                ident = self.last_ident + 1 + (low & 0xFFFF)
+        self.last_ident = ident
+        return ident
+
+    def _start(self, now: float, *, dereg: bool, all_bindings: bool = False) -> list[Send]:
+        ident = self._new_ident(now)
+        lifetime = 0 if dereg else self.lifetime
+        care_of = self.home_addr if (dereg and all_bindings) else self.care_of
+        flags = self.flags
+        if dereg and all_bindings:
+            flags &= ~FLAG_D
+        req = RegistrationRequest(
+            flags=flags,
+            lifetime=lifetime,
+            home_addr=self.home_addr,
+            ha_addr=self.ha_addr,
+            care_of=care_of,
+            ident=ident,
+        )
+        msg = req.header()
+        if self.nai:
+            msg += NaiExt(self.nai).encode()
+        if self.challenge is not None and not self.colocated:
+            msg += ChallengeExt(self.challenge).encode()
+        msg = append_auth(msg, EXT_MN_HA, self.security.spi, self.security.auth)
+        if self.aaa_key is not None:
+            key, challenge = self.aaa_key, (self.challenge or b"") if not self.colocated else b""
+            msg = append_gen_auth(
+                msg,
+                GEN_AUTH_MN_AAA,
+                CHAP_SPI,
+                lambda covered: mn_aaa_chap_authenticator(key, challenge, covered),
+            )
+        dst = self.destination
+        o = _Outstanding(
+            ident, msg, dst, lifetime, now, self.retransmit_s, 1, dereg, all_bindings, now
+        )
+        self._out = o
+        self.stats.requests += 1
+        return [Send(dst, msg)]
+
+    # ------------------------------------------------------------------ views
+
+    def status(self, now: float) -> dict[str, object]:
+        return {
+            "nai": self.nai,
+            "state": str(self.state),
+            "home_address": self.home_addr,
+            "home_agent": self.ha_addr,
+            "care_of": self.care_of,
+            "mode": "co-located" if self.colocated else "foreign-agent",
+            "lifetime_granted": self.granted_lifetime,
+            "remaining": None if self.expires is None else max(0.0, self.expires - now),
+            "last_code": self.last_code,
+        }
+
+
+__all__ = [
+    "DEREG_MAX_TRIES",
+    "MAX_RESYNC",
+    "TRANSITIONS",
+    "MnEvent",
+    "MnSecurity",
+    "MnState",
+    "MnStats",
+    "MobileNode",
+    "TransitionError",
+]

@@ -1,0 +1,369 @@
+"""MobileNode sans-IO: requests, backoff, 133 resync (both methods), renewal, deregistration."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+
+import pytest
+
+from mobileha.core.actions import Send
+from mobileha.core.binding import FLAG_D, FLAG_G, FLAG_T
+from mobileha.core.mobile_node import (
+    DEREG_MAX_TRIES,
+    TRANSITIONS,
+    MnEvent,
+    MnSecurity,
+    MnState,
+    MobileNode,
+    TransitionError,
+)
+from mobileha.wire.auth import (
+    CHAP_SPI,
+    NTP_EPOCH_OFFSET,
+    Authenticator,
+    mn_aaa_chap_authenticator,
+)
+from mobileha.wire.mip import (
+    EXT_MN_HA,
+    AuthExt,
+    ChallengeExt,
+    GenAuthExt,
+    NaiExt,
+    RegistrationReply,
+    RegistrationRequest,
+    append_auth,
+)
+
+KEY = bytes(range(16))
+SPI = 256
+WALL = 1_800_000_000.0  # unix time at monotonic 0
+FA = ("10.0.2.2", 434)
+NAI = "mn1@example.net"
+
+
+def mn(**kw: object) -> MobileNode:
+    args: dict[str, object] = {
+        "nai": NAI,
+        "home_addr": "0.0.0.0",
+        "ha_addr": "10.0.0.100",
+        "security": MnSecurity(SPI, KEY, "hmac-md5", "timestamp"),
+        "foreign_agent": FA,
+        "lifetime": 1800,
+        "wall_offset": WALL,
+    }
+    args.update(kw)
+    return MobileNode(**args)  # type: ignore[arg-type]
+
+
+def reply_for(
+    req_bytes: bytes,
+    *,
+    code: int = 0,
+    lifetime: int | None = None,
+    hoa: str | None = None,
+    ha: str = "10.0.1.100",
+    ident: int | None = None,
+    key: bytes = KEY,
+    auth: bool = True,
+    extra: bytes = b"",
+) -> bytes:
+    """What an HA answers (independent of the MN code: raw hmac for the authenticator)."""
+    req = RegistrationRequest.decode(req_bytes)
+    rep = RegistrationReply(
+        code=code,
+        lifetime=req.lifetime if lifetime is None else lifetime,
+        home_addr=hoa or (req.home_addr if req.home_addr != "0.0.0.0" else "10.1.0.5"),
+        ha_addr=ha,
+        ident=req.ident if ident is None else ident,
+    )
+    msg = rep.header()
+    if req.nai:
+        msg += NaiExt(req.nai).encode()
+    if auth:
+        covered = msg + bytes([EXT_MN_HA, 20]) + SPI.to_bytes(4, "big")
+        msg = covered + hmac.new(key, covered, hashlib.md5).digest()
+    return msg + extra
+
+
+def sent(actions: list[Send]) -> RegistrationRequest:
+    assert len(actions) == 1
+    return RegistrationRequest.decode(actions[0].payload)
+
+
+def test_state_table_every_state_event() -> None:
+    """Every (state, event) pair: listed ones move, others raise (nothing silent)."""
+    for s in MnState:
+        for e in MnEvent:
+            m = mn()
+            m.state = s
+            if (s, e) in TRANSITIONS:
+                assert m._to(e) is TRANSITIONS[(s, e)]
+            else:
+                with pytest.raises(TransitionError):
+                    m._to(e)
+
+
+def test_first_request_fa_mode_fields_and_auth() -> None:
+    m = mn(reverse_tunnel=True, encap="gre")
+    acts = m.register(0.0)
+    assert acts[0].dst == FA
+    req = sent(acts)
+    assert req.home_addr == "0.0.0.0" and req.ha_addr == "10.0.0.100"
+    assert req.care_of == "10.0.2.2"
+    assert req.flags & FLAG_T and req.flags & FLAG_G and not req.flags & FLAG_D
+    assert req.lifetime == 1800
+    assert (req.ident >> 32) == int(WALL) + NTP_EPOCH_OFFSET
+    assert isinstance(req.extensions[0], NaiExt)
+    ext = req.extensions[1]
+    assert isinstance(ext, AuthExt) and ext.ext_type == EXT_MN_HA and ext.spi == SPI
+    # independent check of the authenticator with hmac
+    covered = acts[0].payload[: req.ext_offsets[1] + 6]
+    assert ext.authenticator == hmac.new(KEY, covered, hashlib.md5).digest()
+    assert m.state is MnState.REGISTERING
+
+
+def test_colocated_mode_goes_to_ha_with_d_flag() -> None:
+    m = mn(foreign_agent=None, care_of="192.0.2.7", ha_addr="10.0.1.10")
+    acts = m.register(0.0)
+    assert acts[0].dst == ("10.0.1.10", 434)
+    req = sent(acts)
+    assert req.flags & FLAG_D and req.care_of == "192.0.2.7"
+
+
+def test_accept_learns_home_address_and_ha_then_renews_at_80_percent() -> None:
+    m = mn()
+    req_b = m.register(0.0)[0].payload
+    assert m.datagram(reply_for(req_b, lifetime=1000), ("10.0.1.100", 434), 0.05) == []
+    assert m.state is MnState.REGISTERED
+    assert m.home_addr == "10.1.0.5" and m.ha_addr == "10.0.1.100"
+    assert m.granted_lifetime == 1000
+    assert m.next_deadline() == pytest.approx(800.0)
+    assert m.tick(799.0) == []
+    acts = m.tick(800.0)
+    req = sent(acts)
+    assert m.state is MnState.RENEWING
+    assert req.home_addr == "10.1.0.5" and req.ha_addr == "10.0.1.100"
+    m.datagram(reply_for(acts[0].payload, lifetime=1000), FA, 800.1)
+    assert m.state is MnState.REGISTERED
+    assert m.stats.renewals == 1 and m.stats.accepted == 2
+    assert m.expires == pytest.approx(1800.0)
+
+
+def test_reply_lifetime_larger_than_requested_uses_request() -> None:
+    m = mn(lifetime=600)
+    req_b = m.register(0.0)[0].payload
+    m.datagram(reply_for(req_b, lifetime=5000), FA, 0.1)
+    assert m.granted_lifetime == 600 and m.expires == 600.0
+
+
+def test_infinite_lifetime_never_renews() -> None:
+    m = mn(lifetime=0xFFFF)
+    req_b = m.register(0.0)[0].payload
+    m.datagram(reply_for(req_b, lifetime=0xFFFF), FA, 0.1)
+    assert m.registered and m.next_deadline() is None
+
+
+def test_retransmission_backoff_doubles_and_caps_timestamp_new_id() -> None:
+    m = mn(retransmit_s=1.0, retransmit_max_s=4.0)
+    first = sent(m.register(0.0))
+    times, idents = [], [first.ident]
+    t = 0.0
+    for _ in range(5):
+        t = m.next_deadline()  # type: ignore[assignment]
+        times.append(t)
+        idents.append(sent(m.tick(t)).ident)
+    assert times == [1.0, 3.0, 7.0, 11.0, 15.0]  # 1, 2, 4, 4, 4 (cap)
+    assert len(set(idents)) == len(idents)  # RFC 5944 §3.6.3: new ID with timestamps
+    assert idents == sorted(idents)
+    assert m.stats.retransmissions == 5
+
+
+def test_retransmission_nonce_method_resends_unchanged() -> None:
+    m = mn(security=MnSecurity(SPI, KEY, "hmac-md5", "nonce"))
+    a = m.register(0.0)[0].payload
+    b = m.tick(1.0)[0].payload
+    assert a == b
+
+
+def test_reply_matched_on_low_32_bits_and_verified() -> None:
+    m = mn()
+    req_b = m.register(0.0)[0].payload
+    req = RegistrationRequest.decode(req_b)
+    # wrong low bits: ignored
+    bad = reply_for(req_b, ident=req.ident ^ 1)
+    assert m.datagram(bad, FA, 0.1) == [] and m.stats.unmatched_reply == 1
+    # wrong key: ignored, still registering
+    m.datagram(reply_for(req_b, key=b"x" * 16), FA, 0.1)
+    assert m.stats.bad_auth_reply == 1 and m.state is MnState.REGISTERING
+    # HA code without MN-HA: ignored (could be forged)
+    m.datagram(reply_for(req_b, code=133, auth=False), FA, 0.1)
+    assert m.stats.bad_auth_reply == 2
+    # garbage
+    m.datagram(b"\x03\x00", FA, 0.1)
+    assert m.stats.bad_reply == 1
+    m.datagram(reply_for(req_b), FA, 0.2)
+    assert m.registered
+
+
+def test_fa_denial_without_mn_ha_is_final() -> None:
+    m = mn()
+    req_b = m.register(0.0)[0].payload
+    m.datagram(reply_for(req_b, code=78, auth=False), FA, 0.1)
+    assert m.state is MnState.IDLE and m.last_code == 78 and m.stats.denied == 1
+    assert m.next_deadline() is None
+
+
+def test_timestamp_133_resync_uses_reply_offset() -> None:
+    # Our clock is 100 s behind the HA's.
+    m = mn()
+    req_b = m.register(0.0)[0].payload
+    req = RegistrationRequest.decode(req_b)
+    ha_secs = int(WALL) + NTP_EPOCH_OFFSET + 100
+    rep = reply_for(req_b, code=133, ident=(ha_secs << 32) | (req.ident & 0xFFFFFFFF))
+    acts = m.datagram(rep, FA, 0.5)
+    again = sent(acts)
+    assert m.stats.resync_timestamp == 1 and m.clock_offset == 100
+    assert (again.ident >> 32) == ha_secs
+    m.datagram(reply_for(acts[0].payload), FA, 0.6)
+    assert m.registered
+
+
+def test_nonce_133_resync_uses_reply_nonce_and_keeps_it() -> None:
+    m = mn(security=MnSecurity(SPI, KEY, "hmac-md5", "nonce"))
+    req_b = m.register(0.0)[0].payload
+    req = RegistrationRequest.decode(req_b)
+    assert req.ident >> 32 == 0  # no nonce yet
+    nonce = 0xDEADBEEF
+    rep = reply_for(req_b, code=133, ident=(nonce << 32) | (req.ident & 0xFFFFFFFF))
+    acts = m.datagram(rep, FA, 0.1)
+    again = sent(acts)
+    assert again.ident >> 32 == nonce and m.stats.resync_nonce == 1
+    nonce2 = 0x01020304
+    m.datagram(
+        reply_for(acts[0].payload, ident=(nonce2 << 32) | (again.ident & 0xFFFFFFFF)), FA, 0.2
+    )
+    assert m.registered and m.nonce == nonce2
+    renew = sent(m.register(1.0))
+    assert renew.ident >> 32 == nonce2
+
+
+def test_repeated_133_gives_up_after_limit() -> None:
+    m = mn()
+    acts = m.register(0.0)
+    for _ in range(10):
+        req = RegistrationRequest.decode(acts[0].payload)
+        acts = m.datagram(reply_for(acts[0].payload, code=133, ident=req.ident), FA, 0.1)
+        if not acts:
+            break
+    assert m.state is MnState.IDLE and m.last_code == 133
+
+
+def test_deregistration_our_coa_and_all() -> None:
+    m = mn(home_addr="10.1.0.9")
+    m.datagram(reply_for(m.register(0.0)[0].payload), FA, 0.1)
+    acts = m.deregister(10.0)
+    req = sent(acts)
+    assert req.lifetime == 0 and req.care_of == "10.0.2.2" and req.home_addr == "10.1.0.9"
+    assert m.state is MnState.DEREGISTERING
+    m.datagram(reply_for(acts[0].payload), FA, 10.1)
+    assert m.state is MnState.IDLE and m.next_deadline() is None
+    # all bindings: CoA = HoA
+    m.datagram(reply_for(m.register(20.0)[0].payload), FA, 20.1)
+    req = sent(m.deregister(30.0, all_bindings=True))
+    assert req.lifetime == 0 and req.care_of == req.home_addr == "10.1.0.9"
+
+
+def test_deregistration_gives_up_after_retries() -> None:
+    m = mn(home_addr="10.1.0.9")
+    m.datagram(reply_for(m.register(0.0)[0].payload), FA, 0.1)
+    m.deregister(5.0)
+    for _ in range(DEREG_MAX_TRIES + 2):
+        d = m.next_deadline()
+        if d is None:
+            break
+        m.tick(d)
+    assert m.state is MnState.IDLE
+
+
+def test_dynamic_address_reset_after_deregistration() -> None:
+    m = mn()
+    m.datagram(reply_for(m.register(0.0)[0].payload), FA, 0.1)
+    assert m.home_addr == "10.1.0.5"
+    m.datagram(reply_for(m.deregister(1.0)[0].payload), FA, 1.1)
+    assert m.home_addr == "0.0.0.0" and m.ha_addr == "10.0.0.100"
+
+
+def test_expiry_without_renewal_reply_registers_again() -> None:
+    m = mn(lifetime=100)
+    m.datagram(reply_for(m.register(0.0)[0].payload), FA, 0.1)
+    m.tick(80.0)  # renewal sent, no answer
+    assert m.state is MnState.RENEWING
+    t = 80.0
+    while True:
+        t = m.next_deadline()  # type: ignore[assignment]
+        acts = m.tick(t)
+        if m.state is MnState.REGISTERING:
+            break
+    assert t == pytest.approx(100.0) and m.stats.expired == 1
+    assert sent(acts).home_addr == "0.0.0.0"
+
+
+def test_renewal_denied_keeps_binding_until_expiry() -> None:
+    m = mn(lifetime=100)
+    m.datagram(reply_for(m.register(0.0)[0].payload), FA, 0.1)
+    acts = m.tick(80.0)
+    m.datagram(reply_for(acts[0].payload, code=129), FA, 80.1)
+    assert m.state is MnState.REGISTERED and m.next_deadline() == pytest.approx(100.0)
+
+
+def test_challenge_from_reply_used_in_next_request_and_mn_aaa() -> None:
+    aaa_key = b"aaa-secret"
+    m = mn(aaa_key=aaa_key)
+    first = m.register(0.0)[0].payload
+    chal = bytes(range(16))
+    rep = reply_for(first, code=105, auth=False) + ChallengeExt(chal).encode()
+    acts = m.datagram(rep, FA, 0.1)
+    req = sent(acts)
+    assert m.stats.challenge_retries == 1
+    types = [type(e).__name__ for e in req.extensions]
+    assert types == ["NaiExt", "ChallengeExt", "AuthExt", "GenAuthExt"]
+    gen = req.extensions[3]
+    assert isinstance(gen, GenAuthExt) and gen.spi == CHAP_SPI and gen.subtype == 1
+    covered = req.covered(gen)
+    assert gen.authenticator == mn_aaa_chap_authenticator(aaa_key, chal, covered)
+    # independent: MD5(chal[0] || key || MD5(covered) || chal[-237:])
+    expect = hashlib.md5(
+        bytes([chal[0]]) + aaa_key + hashlib.md5(covered).digest() + chal[-237:]
+    ).digest()
+    assert gen.authenticator == expect
+
+
+def test_mn_ha_covers_with_prefix_suffix() -> None:
+    m = mn(security=MnSecurity(SPI, KEY, "md5-prefix-suffix"))
+    p = m.register(0.0)[0].payload
+    req = RegistrationRequest.decode(p)
+    auth = req.extensions[1]
+    assert isinstance(auth, AuthExt)
+    assert auth.authenticator == hashlib.md5(KEY + req.covered(auth) + KEY).digest()
+
+
+def test_many_idents_unique_and_increasing() -> None:
+    m = mn()
+    seen = []
+    for i in itertools.count():
+        if i == 50:
+            break
+        m.state = MnState.IDLE
+        m._out = None
+        seen.append(sent(m.register(0.0)).ident)  # same second each time
+    assert seen == sorted(seen) and len(set(seen)) == 50
+
+
+def test_append_auth_helper_agrees() -> None:
+    a = Authenticator(KEY, "hmac-md5")
+    assert (
+        append_auth(b"abc", 32, SPI, a)[-16:]
+        == hmac.new(KEY, b"abc" + bytes([32, 20]) + SPI.to_bytes(4, "big"), hashlib.md5).digest()
+    )
