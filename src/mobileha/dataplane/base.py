@@ -1,0 +1,122 @@
+"""The ``DataPlane`` interface (DESIGN §4) shared by the userspace, kernel and memory backends.
+
+A data plane carries the packets of installed bindings; it never decides anything about
+registration. The node adapters call it for the core's actions::
+
+    InstallBinding(b) -> dp.install(b)      RemoveBinding(b) -> dp.remove(b)
+    ClaimVip(a)       -> dp.claim_vip(a)    ReleaseVip(a)    -> dp.release_vip(a)
+
+Role: on a home agent (``role="ha"``) a binding means "tunnel packets for ``home_addr`` from
+``ha_addr`` to ``care_of``" (and, with T, accept the reverse tunnel from ``care_of``); on a
+foreign agent (``role="fa"``) the same :class:`~mobileha.core.binding.Binding` describes a
+visitor: decapsulate from ``ha_addr`` toward ``home_addr`` on the local visitor link and,
+with T, reverse-tunnel the visitor's packets from ``care_of`` to ``ha_addr``.
+
+Semantics: ``install`` of a binding without S replaces every other binding of the same home
+address (RFC 5944 §3.6.1.2: a registration without S replaces the existing ones); with S it
+is added alongside them, and one copy goes to each. ``install`` of an already installed
+(home, care-of) pair updates it in place (new encapsulation/key/flags). ``remove`` of an
+unknown binding is a no-op. Counters are per tunnel (home address, care-of address) and
+per drop reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from mobileha.core.binding import Binding
+
+
+class DataPlaneError(RuntimeError):
+    """The data plane cannot do what was asked (the message says why, for an operator)."""
+
+
+class UnsupportedEncapsulation(DataPlaneError):
+    """This backend cannot carry the binding's encapsulation (maps to reply code 139)."""
+
+
+class BackendUnavailable(DataPlaneError):
+    """The backend cannot run on this host (missing kernel feature, privileges...)."""
+
+
+class TunnelCounters:
+    """Packet/byte/drop counters of one tunnel. Plain attributes: cheap to bump per packet."""
+
+    __slots__ = ("drops", "rx_bytes", "rx_pkts", "tx_bytes", "tx_pkts")
+
+    def __init__(self) -> None:
+        self.tx_pkts = 0  # packets encapsulated into the tunnel
+        self.tx_bytes = 0  # inner bytes encapsulated
+        self.rx_pkts = 0  # packets decapsulated from the tunnel and delivered
+        self.rx_bytes = 0
+        self.drops = 0  # packets of this tunnel dropped (loop, spoof, bad key, send error)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            k: getattr(self, k) for k in ("tx_pkts", "tx_bytes", "rx_pkts", "rx_bytes", "drops")
+        }
+
+
+@dataclass(slots=True)
+class DataPlaneStats:
+    """A snapshot: per-tunnel counters keyed by (home address, care-of address), and drops
+    by reason (``no-binding``, ``spoof``, ``loop``, ``bad-key``, ``malformed``, ...)."""
+
+    tunnels: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    drops: dict[str, int] = field(default_factory=dict)
+
+
+@runtime_checkable
+class DataPlane(Protocol):
+    """What the node adapters need from a data plane backend."""
+
+    def install(self, binding: Binding) -> None:
+        """Start (or update) forwarding for ``binding``."""
+
+    def remove(self, binding: Binding) -> None:
+        """Stop forwarding for ``binding``: no routes, devices or proxy ARP left for it."""
+
+    def claim_vip(self, addr: str) -> None:
+        """Own the virtual IP ``addr`` (add it to the interface, gratuitous ARP)."""
+
+    def release_vip(self, addr: str) -> None:
+        """Give up the virtual IP ``addr``."""
+
+    def stats(self) -> DataPlaneStats:
+        """Per-tunnel counters and drops by reason."""
+
+    def close(self) -> None:
+        """Remove everything this data plane installed and release its resources."""
+
+
+def create(kind: str, **options: object) -> DataPlane:
+    """Make a backend by name: ``"userspace"`` (default elsewhere), ``"kernel"``, ``"memory"``.
+
+    ``options`` go to the backend's constructor. Raises :class:`BackendUnavailable` with an
+    operator-readable reason when the backend cannot run here.
+    """
+    if kind == "memory":
+        from mobileha.dataplane.memory import MemoryDataPlane
+
+        return MemoryDataPlane(**options)  # type: ignore[arg-type]
+    if kind == "userspace":
+        from mobileha.dataplane.userspace import UserspaceDataPlane
+
+        return UserspaceDataPlane(**options)  # type: ignore[arg-type]
+    if kind == "kernel":
+        from mobileha.dataplane.kernel import KernelDataPlane
+
+        return KernelDataPlane(**options)  # type: ignore[arg-type]
+    raise ValueError(f"unknown data plane backend {kind!r} (userspace, kernel, memory)")
+
+
+__all__ = [
+    "BackendUnavailable",
+    "DataPlane",
+    "DataPlaneError",
+    "DataPlaneStats",
+    "TunnelCounters",
+    "UnsupportedEncapsulation",
+    "create",
+]
