@@ -1,0 +1,743 @@
+"""Foreign agent / PDSN, sans-IO (RFC 5944 §3.7; RFC 2794, 4433, 4721, 6245; P§1-2, P§6.4).
+
+What it does with a Registration Request from a mobile node:
+
+1. FA checks, each with its FA-side code (P§1.9): 97 missing NAI (home address or HA
+   address unspecified without an NAI), 69 lifetime too long (the reply's Lifetime then
+   carries our maximum, RFC 5944 §3.7.2.1... §3.4), 72 encapsulation unavailable, 74
+   reverse tunnel unavailable, 77 invalid care-of address, 104/105/106 unknown / missing /
+   stale challenge (RFC 4721, when challenges are enabled), 66 visitor list full.
+2. AAA (when enabled): the core emits :class:`AaaRequest`; the adapter runs the async
+   lookup and calls :meth:`ForeignAgent.aaa_result`. Asked for every initial registration
+   and for every request that carries an MN-AAA extension. Refusals come back with their
+   code (67 / 108, timeout 78; see ``mobileha.aaa.base``).
+3. Relay: the request up to and including the MN's authorization-enabling extension
+   (MN-HA 32 and, when present, MN-AAA 36/1) is kept byte for byte; extensions meant for
+   the FA (MN-FA auth...) are dropped (RFC 5944 §3.7.2.2). The FA appends the GRE key
+   (RFC 6245 extension 48 and/or the 3GPP2 CVSE, P§2.6) and, when it has an FA-HA SA with
+   that HA and the request is not a deregistration, FA-HA authentication (P§1.6).
+4. Destination (in this order): the real HA learned from an earlier reply for this MN,
+   when the request's HA field is unspecified / all-ones or names the HA we first sent to
+   (the HA-SLB case: re-registrations and the deregistration go straight to the real HA);
+   else the request's HA field when it is a unicast address; else the HA address from AAA
+   (RFC 4433 dynamic HA assignment; the HA-SLB VIP in production); else the configured
+   default; else code 98 (missing home agent).
+
+Replies are matched on (NAI, Identification low 32 bits) -- or (home address, ...) without
+an NAI -- and accepted from any source address: behind an HA-SLB the real HA answers, not
+the virtual address we sent to (P§6.4). With an FA-HA SA the reply must carry a valid FA-HA
+authenticator (except for deregistrations), otherwise the MN gets 68. A request with no
+reply within ``pending_timeout_s`` (counted from the last copy we relayed) gets 78.
+
+Accepted registrations make visitor-list entries (keyed by home address, indexed by NAI)
+that expire with the granted lifetime; pending requests and visitors share one heap.
+Installing and removing the FA end of the tunnel is done by the adapter, from the
+:class:`~mobileha.core.actions.InstallBinding` / ``RemoveBinding`` actions.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from mobileha.core.actions import Addr, InstallBinding, RemoveBinding, Send
+from mobileha.core.binding import FLAG_D, FLAG_G, FLAG_M, FLAG_T, Binding, Encap
+from mobileha.wire import DecodeError, UnknownCriticalExtension
+from mobileha.wire.auth import Authenticator
+from mobileha.wire.mip import (
+    EXT_FA_HA,
+    EXT_MN_HA,
+    GEN_AUTH_MN_AAA,
+    LIFETIME_INFINITE,
+    MIP_PORT,
+    RRP,
+    RRQ,
+    AuthExt,
+    ChallengeExt,
+    CvseExt,
+    DynamicHaExt,
+    GenAuthExt,
+    GreKeyExt,
+    NaiExt,
+    RegistrationReply,
+    RegistrationRequest,
+    append_auth,
+    gre_key_cvse,
+)
+
+_U32: Final = 0xFFFFFFFF
+UNSPECIFIED: Final = "0.0.0.0"
+ALL_ONES: Final = "255.255.255.255"
+CHALLENGE_WINDOW: Final = 2  # RFC 4721 default
+CHALLENGE_LEN: Final = 16  # at least 32 bits (RFC 4721); 128 random bits here
+CHALLENGE_HISTORY: Final = 8  # issued challenges kept per MN (to tell stale from unknown)
+MAX_REDIRECTS: Final = 1  # 143 redirects followed per request (RFC 4433)
+
+# FA-side reply codes (P§1.9)
+FA_UNSPECIFIED: Final = 64
+FA_PROHIBITED: Final = 65
+FA_RESOURCES: Final = 66
+FA_MN_AUTH: Final = 67
+FA_HA_AUTH: Final = 68
+FA_LIFETIME: Final = 69
+FA_BAD_REQUEST: Final = 70
+FA_BAD_REPLY: Final = 71
+FA_ENCAP: Final = 72
+FA_REVERSE_TUNNEL: Final = 74
+FA_BAD_COA: Final = 77
+FA_TIMEOUT: Final = 78
+FA_MISSING_NAI: Final = 97
+FA_MISSING_HA: Final = 98
+FA_UNKNOWN_CHALLENGE: Final = 104
+FA_MISSING_CHALLENGE: Final = 105
+FA_STALE_CHALLENGE: Final = 106
+HA_REDIRECT: Final = 143
+
+GRE_FORMATS: Final = ("rfc6245", "cvse", "both")
+
+
+@dataclass(frozen=True, slots=True)
+class AaaRequest:
+    """Action: authorise ``nai`` (and verify the MN-AAA extension when present), then call
+    :meth:`ForeignAgent.aaa_result` with ``token``."""
+
+    token: int
+    nai: str
+    home_addr: str
+    mn_aaa_spi: int | None = None
+    mn_aaa_authenticator: bytes = b""
+    challenge: bytes = b""
+    covered: bytes = b""  # request up to the MN-AAA extension + its Type/Subtype/Length/SPI
+
+
+@dataclass(slots=True)
+class HaSecurity:
+    """FA-HA security association (P§1.6), by HA address."""
+
+    spi: int
+    key: bytes
+    algorithm: str = "md5-prefix-suffix"
+    auth: Authenticator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.auth = Authenticator(self.key, self.algorithm)
+
+
+@dataclass(slots=True)
+class _Pending:
+    key: str  # NAI, or the home address when there is no NAI
+    req: RegistrationRequest
+    mn: Addr  # where the request came from (the MN)
+    gen: int
+    deadline: float
+    aaa_token: int | None = None  # waiting for AAA
+    dst: str | None = None  # HA address relayed to
+    target: str | None = None  # HA address chosen before any learning (VIP / AAA / field)
+    relayed: bytes = b""
+    relayed_at: float = 0.0
+    gre_key: int | None = None
+    aaa_ha: str | None = None
+    redirects: int = 0
+    redirect_to: str | None = None
+    challenge: bytes | None = None
+
+    @property
+    def ident(self) -> int:
+        return self.req.ident
+
+    @property
+    def dereg(self) -> bool:
+        return self.req.lifetime == 0
+
+
+@dataclass(slots=True)
+class Visitor:
+    """One visitor-list entry (RFC 5944 §3.7.2.2)."""
+
+    home_addr: str
+    nai: str | None
+    mn: Addr
+    ha_addr: str  # the real HA we talk to now
+    target: str  # the HA address we first relayed to (VIP / AAA / request field)
+    lifetime: int
+    expires: float | None  # None = infinite
+    ident: int
+    flags: int
+    gre_key: int | None
+    gen: int
+    binding: Binding
+
+
+@dataclass(slots=True)
+class FaStats:
+    requests: int = 0
+    relayed: int = 0
+    retransmissions: int = 0
+    replies: int = 0
+    replies_other_source: int = 0
+    accepted: int = 0
+    deregistered: int = 0
+    timeouts: int = 0
+    aaa_requests: int = 0
+    aaa_rejects: int = 0
+    visitors_expired: int = 0
+    redirects: int = 0
+    fa_codes: dict[int, int] = field(default_factory=dict)  # codes we generated
+    ha_codes: dict[int, int] = field(default_factory=dict)  # codes relayed from HAs
+    drops: dict[str, int] = field(default_factory=dict)  # bad input by reason
+
+
+Action = Send | InstallBinding | RemoveBinding | AaaRequest
+
+
+class ForeignAgent:
+    def __init__(
+        self,
+        *,
+        address: str,
+        care_of: str | None = None,
+        port: int = MIP_PORT,
+        ha_port: int = MIP_PORT,
+        home_agent: str | None = None,
+        max_lifetime: int = 36000,
+        max_visitors: int = 1_000_000,
+        pending_timeout_s: float = 7.0,
+        reverse_tunnel: bool = True,
+        gre: bool = True,
+        gre_key_format: str = "rfc6245",
+        challenge: bool = False,
+        ha_security: dict[str, HaSecurity] | None = None,
+        aaa: bool = False,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        if gre_key_format not in GRE_FORMATS:
+            raise ValueError(f"gre_key_format must be one of {GRE_FORMATS}")
+        self.address = address
+        self.care_of = care_of or address
+        self.port = port
+        self.ha_port = ha_port
+        self.home_agent = home_agent
+        self.max_lifetime = max_lifetime
+        self.max_visitors = max_visitors
+        self.pending_timeout_s = pending_timeout_s
+        self.reverse_tunnel = reverse_tunnel
+        self.gre = gre
+        self.gre_key_format = gre_key_format
+        self.challenge_enabled = challenge
+        self.ha_security = dict(ha_security or {})
+        self.aaa = aaa
+        self._random = random_bytes
+        self.stats = FaStats()
+        self._pending: dict[str, _Pending] = {}
+        self._pending_by_hoa: dict[str, str] = {}  # static HoA -> pending key (NAI)
+        self._aaa_tokens: dict[int, str] = {}
+        self._token = itertools.count(1)
+        self.visitors: dict[str, Visitor] = {}  # home address -> visitor
+        self._visitor_by_nai: dict[str, str] = {}
+        self._gre_next = (int.from_bytes(random_bytes(4), "big") % 0xFFFFFFF0) + 1
+        self._gen = itertools.count(1)
+        # One heap for pending deadlines and visitor expiry: (deadline, gen, kind, key).
+        self._heap: list[tuple[float, int, str, str]] = []
+        self._challenges: dict[str, list[bytes]] = {}  # MN key -> issued, newest last
+        self._used_challenges: dict[str, set[bytes]] = {}
+
+    # ------------------------------------------------------------------ entry points
+
+    def datagram(self, data: bytes, src: Addr, now: float) -> list[Action]:
+        if not data:
+            return self._drop("empty")
+        if data[0] == RRQ:
+            return self._request(data, src, now)
+        if data[0] == RRP:
+            return self._reply(data, src, now)
+        return self._drop("unknown-type")
+
+    def aaa_result(
+        self,
+        token: int,
+        now: float,
+        *,
+        accepted: bool,
+        ha_address: str | None = None,
+        home_address: str | None = None,
+        reply_code: int = FA_MN_AUTH,
+    ) -> list[Action]:
+        key = self._aaa_tokens.pop(token, None)
+        if key is None:
+            return []  # the pending request timed out or was replaced meanwhile
+        p = self._pending.get(key)
+        if p is None or p.aaa_token != token:
+            return []
+        p.aaa_token = None
+        if not accepted:
+            self.stats.aaa_rejects += 1
+            self._forget_pending(p)
+            return self._deny(p.req, p.mn, reply_code or FA_MN_AUTH, p.key)
+        p.aaa_ha = ha_address
+        return self._relay(p, now)
+
+    def next_deadline(self) -> float | None:
+        heap = self._heap
+        while heap:
+            deadline, gen, kind, key = heap[0]
+            if self._live(gen, kind, key):
+                return deadline
+            heapq.heappop(heap)
+        return None
+
+    def tick(self, now: float) -> list[Action]:
+        out: list[Action] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _deadline, gen, kind, key = heapq.heappop(heap)
+            if not self._live(gen, kind, key):
+                continue
+            if kind == "p":
+                p = self._pending[key]
+                self._forget_pending(p)
+                self.stats.timeouts += 1
+                if p.aaa_token is not None:
+                    self._aaa_tokens.pop(p.aaa_token, None)
+                out += self._deny(p.req, p.mn, FA_TIMEOUT, p.key)
+            else:
+                v = self.visitors[key]
+                self.stats.visitors_expired += 1
+                out += self._remove_visitor(v)
+        return out
+
+    # ------------------------------------------------------------------ requests
+
+    def _request(self, data: bytes, src: Addr, now: float) -> list[Action]:
+        try:
+            req = RegistrationRequest.decode(data)
+        except UnknownCriticalExtension:
+            return self._drop("unknown-critical-extension")
+        except DecodeError as e:
+            return self._drop(e.reason)
+        self.stats.requests += 1
+        nai = req.nai
+        if (req.home_addr == UNSPECIFIED or req.ha_addr in (UNSPECIFIED, ALL_ONES)) and not nai:
+            return self._deny(req, src, FA_MISSING_NAI, None)
+        key = nai or req.home_addr
+        old = self._pending.get(key)
+        if old is not None and old.ident == req.ident:
+            # The MN retransmitted (nonce method: unchanged). Relay the same bytes again
+            # so that an HA-SLB can count the retransmission (P§6.4 item 3).
+            self.stats.retransmissions += 1
+            if old.aaa_token is None and old.dst is not None:
+                old.mn = src
+                self._arm_pending(old, now)
+                return [Send((old.dst, self.ha_port), old.relayed)]
+            return []
+        code = self._check(req, key)
+        if code:
+            return self._deny(req, src, code, key, lifetime=self.max_lifetime)
+        if old is not None:
+            self._forget_pending(old)  # a new attempt replaces the old one
+        is_new = self._visitor_for(key, req.home_addr) is None
+        if is_new and len(self.visitors) + len(self._pending) >= self.max_visitors:
+            return self._deny(req, src, FA_RESOURCES, key)
+        p = _Pending(key=key, req=req, mn=src, gen=next(self._gen), deadline=0.0)
+        ch = req.find(ChallengeExt)
+        p.challenge = ch.challenge if ch is not None else None
+        self._pending[key] = p
+        if nai and req.home_addr != UNSPECIFIED:
+            self._pending_by_hoa[req.home_addr] = key
+        self._arm_pending(p, now)
+        mn_aaa = self._mn_aaa(req)
+        if self.aaa and nai and (is_new or mn_aaa is not None):
+            token = next(self._token)
+            p.aaa_token = token
+            self._aaa_tokens[token] = key
+            self.stats.aaa_requests += 1
+            if mn_aaa is None:
+                return [AaaRequest(token, nai, req.home_addr)]
+            return [
+                AaaRequest(
+                    token,
+                    nai,
+                    req.home_addr,
+                    mn_aaa.spi,
+                    mn_aaa.authenticator,
+                    p.challenge or b"",
+                    req.covered(mn_aaa),
+                )
+            ]
+        return self._relay(p, now)
+
+    def _check(self, req: RegistrationRequest, key: str) -> int:
+        """FA validity checks (RFC 5944 §3.7.2.1, RFC 3024, RFC 4721); 0 = pass."""
+        if req.lifetime > self.max_lifetime and req.lifetime != 0:
+            return FA_LIFETIME
+        flags = req.flags
+        if flags & FLAG_T and not self.reverse_tunnel:
+            return FA_REVERSE_TUNNEL
+        if flags & FLAG_G and not self.gre:
+            return FA_ENCAP
+        if flags & FLAG_G and flags & FLAG_M:
+            return FA_BAD_REQUEST
+        if (
+            not flags & FLAG_D
+            and req.care_of != self.care_of
+            and not (req.lifetime == 0 and req.care_of == req.home_addr)
+        ):
+            return FA_BAD_COA
+        if self.challenge_enabled:
+            return self._check_challenge(req, key)
+        return 0
+
+    def _check_challenge(self, req: RegistrationRequest, key: str) -> int:
+        ch = req.find(ChallengeExt)
+        if ch is None:
+            return FA_MISSING_CHALLENGE
+        issued = self._challenges.get(key, [])
+        c = ch.challenge
+        if c in issued[-CHALLENGE_WINDOW:] and c not in self._used_challenges.get(key, ()):
+            return 0
+        if c in issued:
+            return FA_STALE_CHALLENGE  # ours, but too old or already used
+        return FA_UNKNOWN_CHALLENGE
+
+    @staticmethod
+    def _mn_aaa(req: RegistrationRequest) -> GenAuthExt | None:
+        for e in req.extensions:
+            if isinstance(e, GenAuthExt) and e.subtype == GEN_AUTH_MN_AAA:
+                return e
+        return None
+
+    def _choose_ha(self, p: _Pending) -> tuple[str | None, str | None]:
+        """(destination, target) for a request (see the module docstring, item 4)."""
+        if p.redirect_to is not None:
+            return p.redirect_to, p.redirect_to
+        req = p.req
+        field_ha = req.ha_addr
+        v = self._visitor_for(p.key, req.home_addr)
+        if v is not None and field_ha in (UNSPECIFIED, ALL_ONES, v.target, v.ha_addr):
+            return v.ha_addr, v.target
+        if field_ha not in (UNSPECIFIED, ALL_ONES):
+            return field_ha, field_ha
+        ha = p.aaa_ha or self.home_agent
+        return ha, ha
+
+    def _relay(self, p: _Pending, now: float) -> list[Action]:
+        dst, target = self._choose_ha(p)
+        if dst is None:
+            self._forget_pending(p)
+            return self._deny(p.req, p.mn, FA_MISSING_HA, p.key)
+        p.dst, p.target = dst, target
+        req = p.req
+        msg = req.raw[: self._mn_part_end(req)]
+        if self.gre:
+            v = self._visitor_for(p.key, req.home_addr)
+            if v is not None and v.gre_key is not None:
+                p.gre_key = v.gre_key
+            elif p.gre_key is None:
+                p.gre_key = self._new_gre_key()
+            if self.gre_key_format in ("rfc6245", "both"):
+                msg += GreKeyExt(p.gre_key).encode()
+            if self.gre_key_format in ("cvse", "both"):
+                msg += gre_key_cvse(p.gre_key).encode()
+        sa = self._sa_for(dst, target)
+        if sa is not None and not p.dereg:  # never FA-HA on a deregistration (P§1.6)
+            msg = append_auth(msg, EXT_FA_HA, sa.spi, sa.auth)
+        p.relayed = msg
+        p.relayed_at = now
+        self._arm_pending(p, now)
+        self.stats.relayed += 1
+        return [Send((dst, self.ha_port), msg)]
+
+    @staticmethod
+    def _mn_part_end(req: RegistrationRequest) -> int:
+        """End of the MN's authorization-enabling extensions (MN-HA, MN-AAA)."""
+        end = len(req.raw)
+        last = -1
+        for i, e in enumerate(req.extensions):
+            if (isinstance(e, AuthExt) and e.ext_type == EXT_MN_HA) or (
+                isinstance(e, GenAuthExt) and e.subtype == GEN_AUTH_MN_AAA
+            ):
+                last = i
+        if last < 0:
+            return end
+        nxt = last + 1
+        return req.ext_offsets[nxt] if nxt < len(req.ext_offsets) else end
+
+    def _new_gre_key(self) -> int:
+        k = self._gre_next
+        self._gre_next = (k % 0xFFFFFFFE) + 1  # never 0 (0 lets the HA choose, RFC 6245)
+        return k
+
+    def _sa_for(self, *addrs: str | None) -> HaSecurity | None:
+        for a in addrs:
+            if a is not None:
+                sa = self.ha_security.get(a)
+                if sa is not None:
+                    return sa
+        return None
+
+    # ------------------------------------------------------------------ replies
+
+    def _reply(self, data: bytes, src: Addr, now: float) -> list[Action]:
+        try:
+            rep = RegistrationReply.decode(data)
+        except UnknownCriticalExtension:
+            return self._drop("unknown-critical-extension")
+        except DecodeError as e:
+            return self._drop("reply-" + e.reason)
+        p = self._match(rep)
+        if p is None:
+            return self._drop("unmatched-reply")
+        self.stats.replies += 1
+        if src[0] != p.dst:
+            self.stats.replies_other_source += 1
+        # FA-HA on the reply (P§1.6): required when we share an SA with that HA, except
+        # for deregistrations, which never carry FA-HA.
+        sa = self._sa_for(src[0], p.dst, p.target)
+        if sa is not None and not p.dereg:
+            faha = rep.find(AuthExt, EXT_FA_HA)
+            if faha is None or faha.spi != sa.spi or not rep.verify(faha, sa.auth):
+                self._forget_pending(p)
+                return self._deny(p.req, p.mn, FA_HA_AUTH, p.key)
+        code = rep.code
+        if code == HA_REDIRECT and p.redirects < MAX_REDIRECTS:
+            dyn = rep.find(DynamicHaExt)
+            if (
+                dyn is not None
+                and dyn.subtype == 2
+                and dyn.address not in (UNSPECIFIED, ALL_ONES)
+                and p.req.ha_addr in (UNSPECIFIED, ALL_ONES)
+            ):
+                # RFC 4433: the HA field is ours to fill (dynamic HA assignment), so the
+                # FA re-sends the request to the HA the reply names. With a unicast HA
+                # field the MN chose the HA and gets the 143 itself.
+                p.redirects += 1
+                p.redirect_to = dyn.address
+                self.stats.redirects += 1
+                return self._relay(p, now)
+        self._forget_pending(p)
+        self.stats.ha_codes[code] = self.stats.ha_codes.get(code, 0) + 1
+        out: list[Action] = []
+        if rep.accepted:
+            if p.dereg:
+                self.stats.deregistered += 1
+                v = self._visitor_for(p.key, p.req.home_addr)
+                if v is not None:
+                    out += self._remove_visitor(v)
+            else:
+                self.stats.accepted += 1
+                out += self._add_visitor(p, rep, src, now)
+                if p.challenge is not None:
+                    self._used_challenges.setdefault(p.key, set()).add(p.challenge)
+        payload = rep.raw[: self._mn_reply_end(rep)]
+        payload += self._challenge_ext(p.key)
+        out.append(Send(p.mn, payload))
+        return out
+
+    def _match(self, rep: RegistrationReply) -> _Pending | None:
+        low = rep.ident & _U32
+        nai = rep.nai
+        p = self._pending.get(nai) if nai else None
+        if p is None:
+            key = self._pending_by_hoa.get(rep.home_addr, rep.home_addr)
+            p = self._pending.get(key)
+        if p is None or (p.ident & _U32) != low or p.aaa_token is not None or p.dst is None:
+            return None
+        return p
+
+    @staticmethod
+    def _mn_reply_end(rep: RegistrationReply) -> int:
+        """The reply as the MN gets it: up to the MN-HA extension, or without the FA's
+        extensions (GRE key, FA-HA, 3GPP2 CVSE) when there is no MN-HA."""
+        for i, e in enumerate(rep.extensions):
+            if isinstance(e, AuthExt) and e.ext_type == EXT_MN_HA:
+                nxt = i + 1
+                return rep.ext_offsets[nxt] if nxt < len(rep.ext_offsets) else len(rep.raw)
+        for i, e in enumerate(rep.extensions):
+            if (
+                isinstance(e, GreKeyExt)
+                or (isinstance(e, AuthExt) and e.ext_type == EXT_FA_HA)
+                or (isinstance(e, CvseExt) and e.gre_key is not None)
+            ):
+                return rep.ext_offsets[i]
+        return len(rep.raw)
+
+    # ------------------------------------------------------------------ visitors
+
+    def _visitor_for(self, key: str, home_addr: str) -> Visitor | None:
+        hoa = self._visitor_by_nai.get(key)
+        if hoa is None and home_addr != UNSPECIFIED:
+            hoa = home_addr
+        return self.visitors.get(hoa) if hoa is not None else None
+
+    def _add_visitor(
+        self, p: _Pending, rep: RegistrationReply, src: Addr, now: float
+    ) -> list[Action]:
+        out: list[Action] = []
+        req = p.req
+        hoa = rep.home_addr if rep.home_addr != UNSPECIFIED else req.home_addr
+        old = self._visitor_for(p.key, req.home_addr)
+        if old is not None and old.home_addr != hoa:
+            out += self._remove_visitor(old)
+        assert p.dst is not None
+        # The real HA: the reply's HA field, unless it only repeats an address we sent to
+        # (the HA-SLB VIP); then the source address tells us who answered.
+        target = p.target or p.dst
+        if rep.ha_addr not in (UNSPECIFIED, ALL_ONES, target, p.dst):
+            real = rep.ha_addr
+        elif src[0] != target:
+            real = src[0]
+        else:
+            real = p.dst
+        lifetime = min(rep.lifetime, req.lifetime)
+        start = p.relayed_at
+        expires = None if lifetime == LIFETIME_INFINITE else start + lifetime
+        if (self.gre and p.gre_key is not None) or req.flags & FLAG_G:
+            encap = Encap.GRE
+        elif req.flags & FLAG_M:
+            encap = Encap.MINIMAL
+        else:
+            encap = Encap.IPIP
+        binding = Binding(
+            home_addr=hoa,
+            care_of=req.care_of,
+            ha_addr=real,
+            lifetime=lifetime,
+            expires=expires if expires is not None else float("inf"),
+            ident=req.ident,
+            flags=req.flags,
+            encap=encap,
+            gre_key=p.gre_key,
+            nai=req.nai,
+            src_addr=p.mn[0],
+            src_port=p.mn[1],
+        )
+        gen = next(self._gen)
+        v = Visitor(
+            home_addr=hoa,
+            nai=req.nai,
+            mn=p.mn,
+            ha_addr=real,
+            target=p.target or p.dst,
+            lifetime=lifetime,
+            expires=expires,
+            ident=req.ident,
+            flags=req.flags,
+            gre_key=p.gre_key,
+            gen=gen,
+            binding=binding,
+        )
+        self.visitors[hoa] = v
+        if req.nai:
+            self._visitor_by_nai[req.nai] = hoa
+        if expires is not None:
+            heapq.heappush(self._heap, (expires, gen, "v", hoa))
+        out.append(InstallBinding(binding))
+        return out
+
+    def _remove_visitor(self, v: Visitor) -> list[Action]:
+        if self.visitors.get(v.home_addr) is v:
+            del self.visitors[v.home_addr]
+        if v.nai is not None and self._visitor_by_nai.get(v.nai) == v.home_addr:
+            del self._visitor_by_nai[v.nai]
+            self._challenges.pop(v.nai, None)
+            self._used_challenges.pop(v.nai, None)
+        return [RemoveBinding(v.binding)]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _live(self, gen: int, kind: str, key: str) -> bool:
+        if kind == "p":
+            p = self._pending.get(key)
+            return p is not None and p.gen == gen
+        v = self.visitors.get(key)
+        return v is not None and v.gen == gen
+
+    def _arm_pending(self, p: _Pending, now: float) -> None:
+        p.gen = next(self._gen)
+        p.deadline = now + self.pending_timeout_s
+        heapq.heappush(self._heap, (p.deadline, p.gen, "p", p.key))
+
+    def _forget_pending(self, p: _Pending) -> None:
+        if self._pending.get(p.key) is p:
+            del self._pending[p.key]
+        hoa = p.req.home_addr
+        if self._pending_by_hoa.get(hoa) == p.key:
+            del self._pending_by_hoa[hoa]
+        if p.aaa_token is not None:
+            self._aaa_tokens.pop(p.aaa_token, None)
+
+    def _drop(self, reason: str) -> list[Action]:
+        d = self.stats.drops
+        d[reason] = d.get(reason, 0) + 1
+        return []
+
+    def _challenge_ext(self, key: str | None) -> bytes:
+        """A fresh RFC 4721 challenge for the MN's next request (every reply we send)."""
+        if not self.challenge_enabled or key is None:
+            return b""
+        c = self._random(CHALLENGE_LEN)
+        issued = self._challenges.get(key)
+        if issued is None:
+            if len(self._challenges) >= self.max_visitors:
+                # Bound the table: forget the oldest MN that never registered.
+                oldest = next(iter(self._challenges))
+                del self._challenges[oldest]
+                self._used_challenges.pop(oldest, None)
+            issued = self._challenges[key] = []
+        issued.append(c)
+        if len(issued) > CHALLENGE_HISTORY:
+            dropped = issued.pop(0)
+            used = self._used_challenges.get(key)
+            if used is not None:
+                used.discard(dropped)
+        return ChallengeExt(c).encode()
+
+    def _deny(
+        self,
+        req: RegistrationRequest,
+        mn: Addr,
+        code: int,
+        key: str | None,
+        *,
+        lifetime: int = 0,
+    ) -> list[Action]:
+        """An FA-generated reply (RFC 5944 §3.7.2.1): no MN-HA, the request's NAI echoed.
+
+        Lifetime: ignored by the MN on denial (P§1.3), except with 69 where it carries the
+        largest lifetime we accept.
+        """
+        self.stats.fa_codes[code] = self.stats.fa_codes.get(code, 0) + 1
+        rep = RegistrationReply(
+            code=code,
+            lifetime=lifetime if code == FA_LIFETIME else 0,
+            home_addr=req.home_addr,
+            ha_addr=req.ha_addr,
+            ident=req.ident,
+        )
+        msg = rep.header()
+        if req.nai:
+            msg += NaiExt(req.nai).encode()
+        msg += self._challenge_ext(key)
+        return [Send(mn, msg)]
+
+    # ------------------------------------------------------------------ views
+
+    def iter_visitors(self) -> Iterator[Visitor]:
+        return iter(self.visitors.values())
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+
+__all__ = [
+    "CHALLENGE_WINDOW",
+    "AaaRequest",
+    "FaStats",
+    "ForeignAgent",
+    "HaSecurity",
+    "Visitor",
+]
