@@ -435,3 +435,64 @@ def test_bad_input_counted_no_crash() -> None:
                 assert {"slbRealState", "mobileha_slb_dropped", "slbRealOperWeight"} <= names
 
         asyncio.run(main())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="directed mode needs a raw socket (root)")
+def test_directed_mode_real_sees_fa_source_on_loopback() -> None:
+    net = _net()
+    fa_addr = f"{net}.2"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        seen: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
+
+        class Real(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                seen.put_nowait((data, addr))
+
+        rt, _ = await loop.create_datagram_endpoint(Real, local_addr=(f"{net}.11", 0))
+        rport = rt.get_extra_info("sockname")[1]
+        st = SlbSettings(
+            virtual_address=f"{net}.100",
+            port=0,
+            mode="directed",
+            reals=[SlbRealSpec(f"{net}.11", rport, 8)],
+        )
+        try:
+            async with running(st, fa_addr) as (node, fa):
+                assert fa.t is not None
+                fa_port = fa.t.get_extra_info("sockname")[1]
+                req = rrq("d@example.net", 99)
+                fa.send(node.address, "d@example.net", 99)
+                data, src = await asyncio.wait_for(seen.get(), 2)
+                assert src == (fa_addr, fa_port)  # the FA's own address and port
+                assert data == req  # untouched, no relay tag
+                assert node.counters["forwarded"] == 1
+        finally:
+            rt.close()
+
+    asyncio.run(main())
+
+
+def test_udp_datagram_builder_checksums() -> None:
+    from mobileha.node.slb import build_udp_datagram
+
+    pkt = build_udp_datagram("10.0.2.2", 40000, "10.0.1.100", 434, b"hello")
+    assert len(pkt) == 20 + 8 + 5 and pkt[9] == 17
+
+    # an IPv4 header checksums to zero; so does the UDP pseudo-header + datagram
+    def fold(b: bytes) -> int:
+        if len(b) % 2:
+            b += b"\0"
+        s = sum(struct.unpack(f"!{len(b) // 2}H", b))
+        while s >> 16:
+            s = (s & 0xFFFF) + (s >> 16)
+        return s
+
+    assert fold(pkt[:20]) == 0xFFFF
+    pseudo = pkt[12:20] + struct.pack("!BBH", 0, 17, 13)
+    assert fold(pseudo + pkt[20:]) == 0xFFFF
+    scapy = pytest.importorskip("scapy.all")
+    p = scapy.IP(pkt)
+    assert p[scapy.UDP].sport == 40000 and bytes(p[scapy.UDP].payload) == b"hello"
+    assert p.chksum == scapy.IP(bytes(p.__class__(pkt))).chksum
