@@ -164,6 +164,7 @@ class UserspaceDataPlane:
             "spoof": 0,
             "unknown-peer": 0,
             "bad-key": 0,
+            "bad-encap": 0,
             "malformed": 0,
             "fragment": 0,
             "send-error": 0,
@@ -327,9 +328,13 @@ class UserspaceDataPlane:
     def _del_host_state(self, b: Binding) -> None:
         hoa = b.home_addr
         if hoa in self._routes:
-            oif = self._tun_index if self.role == "ha" else self._visitor_index
             with contextlib.suppress(Exception):
-                self._ipr.route("del", dst=f"{hoa}/32", oif=oif)
+                if self.role == "ha":
+                    self._ipr.route("del", dst=f"{hoa}/32", oif=self._tun_index)
+                else:
+                    self._ipr.route(
+                        "del", dst=f"{hoa}/32", oif=self._visitor_index, scope=RT_SCOPE_LINK
+                    )
             self._routes.discard(hoa)
         if hoa in self._rules:
             self._del_rule(hoa)
@@ -503,7 +508,9 @@ class UserspaceDataPlane:
         # HA: the inner source must be the home address; FA: the inner destination.
         off = 12 if self.role == "ha" else 16
 
-        def deliver(key: bytes, peer: bytes, inner: memoryview | bytes, key_ok: int | None) -> None:
+        def deliver(
+            key: bytes, peer: bytes, inner: memoryview | bytes, pkt_key: int | None
+        ) -> None:
             t = dec.get(key)
             if t is None:
                 ts = peers.get(peer)
@@ -513,7 +520,11 @@ class UserspaceDataPlane:
                     ts[0].c.drops += 1
                     drops["spoof"] += 1
                 return
-            if key_ok is not None and t.gre_key is not None and key_ok != t.gre_key:
+            if t.encap != proto:  # not the encapsulation negotiated for this binding
+                t.c.drops += 1
+                drops["bad-encap"] += 1
+                return
+            if pkt_key != t.gre_key:  # GRE key absent, extra or different (None for 4/55)
                 t.c.drops += 1
                 drops["bad-key"] += 1
                 return

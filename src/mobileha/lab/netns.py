@@ -251,7 +251,18 @@ class Host:
 
     def capture(self, ifname: str, path: str, bpf: str = "", snaplen: int = 256) -> Capture:
         """Start tcpdump on ``ifname`` writing ``path``; waits until it listens."""
-        argv = ["tcpdump", "-U", "-n", "-s", str(snaplen), "-i", ifname, "-w", path]
+        argv = [
+            "tcpdump",
+            "--immediate-mode",
+            "-U",
+            "-n",
+            "-s",
+            str(snaplen),
+            "-i",
+            ifname,
+            "-w",
+            path,
+        ]
         if bpf:
             argv += shlex.split(bpf)
         p = self.popen(argv, stderr=subprocess.PIPE)

@@ -1,0 +1,322 @@
+"""The userspace data plane carrying real traffic in namespaces (issue 4 acceptance).
+
+    cn --- r --- ha            (home side; 10.99.0.0/24 is routed to the HA)
+           |
+           +--- fa --- mn      (foreign side; CoA 10.3.0.2, MN home address 10.99.0.5)
+
+Bindings are installed through ``mobileha.dataplane.tool`` on the HA and FA (``Lab.register``),
+standing in for a registration; swapping in a real HomeAgent/ForeignAgent only changes that.
+"""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mobileha.core.binding import FLAG_T
+from mobileha.dataplane.lab import CN, COA, HA, HOA, Lab, build
+from mobileha.lab.netns import Topology, netns_available
+from mobileha.wire import DecodeError
+from mobileha.wire.ip import decap_gre, decap_ipip, decap_minimal, decode_ipv4
+
+pytestmark = pytest.mark.netns
+
+GRE_KEY = 0x00C0FFEE
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    ok, reason = netns_available()
+    if not ok:
+        pytest.skip(f"needs network namespaces: {reason}")
+    with Topology() as topo:
+        lab = build(topo)
+        lab.start_dataplanes()
+        yield lab
+        assert lab.ha_dp is not None and lab.fa_dp is not None
+        lab.ha_dp.quit()
+        lab.fa_dp.quit()
+
+
+def read_pcap(path: str) -> list[bytes]:
+    """IPv4 packets of an Ethernet pcap written by tcpdump."""
+    data = Path(path).read_bytes()
+    magic = struct.unpack_from("<I", data)[0]
+    end = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    off, out = 24, []
+    while off + 16 <= len(data):
+        incl = struct.unpack_from(end + "I", data, off + 8)[0]
+        frame = data[off + 16 : off + 16 + incl]
+        off += 16 + incl
+        if frame[12:14] == b"\x08\x00":
+            out.append(frame[14:])
+    return out
+
+
+def ping_ok(lab: Lab, src: str, dst: str, count: int = 3) -> bool:
+    host = getattr(lab, src)
+    r = host.run(f"ping -n -c {count} -i 0.2 -W 2 {dst}", check=False, timeout=15)
+    return r.returncode == 0 and f"{count} received" in r.stdout
+
+
+@pytest.mark.parametrize(("encap", "proto"), [("ipip", 4), ("gre", 47), ("minimal", 55)])
+def test_cn_pings_mn_through_each_encapsulation(
+    lab: Lab, tmp_path: Path, encap: str, proto: int
+) -> None:
+    b = lab.binding(encap, gre_key=GRE_KEY if encap == "gre" else None)
+    lab.register(b)
+    try:
+        pcap = str(tmp_path / f"{encap}.pcap")
+        cap = lab.r.capture(lab.r_fa_if, pcap, f"ip proto {proto}")
+        assert ping_ok(lab, "cn", HOA)
+        cap.stop()
+        pkts = read_pcap(pcap)
+        assert len(pkts) >= 3
+        for p in pkts:
+            outer, _ = decode_ipv4(p)
+            assert (outer.proto, outer.src, outer.dst) == (proto, HA, COA)
+            if proto == 4:
+                _, inner = decap_ipip(p)
+            elif proto == 47:
+                _, gre, inner = decap_gre(p)
+                assert gre.key == GRE_KEY
+            else:
+                _, mh, inner = decap_minimal(p)
+                assert mh.src == CN
+            ih, _ = decode_ipv4(inner)
+            assert (ih.src, ih.dst, ih.proto) == (CN, HOA, 1)
+        # Independent decoder: tshark sees the outer protocol (and the GRE key).
+        fields = ["-e", "ip.proto", "-e", "ip.src", "-e", "ip.dst"]
+        if proto == 47:
+            fields += ["-e", "gre.key"]
+        out = subprocess.run(
+            ["tshark", "-r", pcap, "-T", "fields", *fields],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if out.returncode == 0:
+            first = out.stdout.splitlines()[0].split("\t")
+            assert first[0].split(",")[0] == str(proto)
+            assert first[1].split(",")[0] == HA and first[2].split(",")[0] == COA
+            if proto == 47:
+                assert int(first[3], 16) == GRE_KEY
+        ha = lab.ha_dp.stats() if lab.ha_dp else {}
+        t = ha["tunnels"][0]
+        assert t["tx_pkts"] >= 3 and t["home_addr"] == HOA and t["care_of"] == COA
+    finally:
+        lab.deregister(b)
+
+
+def _count(pcap: str, src: str, proto: int) -> int:
+    n = 0
+    for p in read_pcap(pcap):
+        try:
+            h, _ = decode_ipv4(p)
+        except DecodeError:
+            continue
+        n += h.src == src and h.proto == proto
+    return n
+
+
+def test_reverse_tunnel_with_t_and_triangular_without(lab: Lab, tmp_path: Path) -> None:
+    assert lab.ha_dp is not None
+    # With T: MN -> CN goes FA -> (IP-in-IP) -> HA -> CN.
+    b = lab.binding("ipip", flags=FLAG_T)
+    lab.register(b)
+    try:
+        pcap = str(tmp_path / "rev.pcap")
+        cap = lab.r.capture(lab.r_ha_if, pcap, "ip proto 4")
+        assert ping_ok(lab, "mn", CN)
+        cap.stop()
+        assert _count(pcap, COA, 4) >= 3  # reverse-tunnelled echo requests CoA -> HA
+        t = lab.ha_dp.stats()["tunnels"][0]
+        assert t["rx_pkts"] >= 3
+    finally:
+        lab.deregister(b)
+    # Without T: triangular, nothing from the CoA reaches the HA link.
+    b = lab.binding("ipip", flags=0)
+    lab.register(b)
+    try:
+        pcap = str(tmp_path / "tri.pcap")
+        cap = lab.r.capture(lab.r_ha_if, pcap, "")
+        assert ping_ok(lab, "mn", CN)
+        cap.stop()
+        assert _count(pcap, COA, 4) == 0
+        assert _count(pcap, HOA, 1) == 0  # the echo requests did not pass the HA at all
+        assert _count(pcap, HA, 4) >= 3  # the replies to the HoA were tunnelled by the HA
+    finally:
+        lab.deregister(b)
+
+
+SPOOF = textwrap.dedent(
+    """
+    import socket, sys
+    from mobileha.wire.ip import build_ipv4, encap_ipip, encap_gre
+    outer_src, inner_src, kind = sys.argv[1], sys.argv[2], sys.argv[3]
+    inner = build_ipv4(inner_src, "10.1.0.2", 1, bytes.fromhex("0800f7ff00000000"))
+    if kind == "gre":
+        pkt = encap_gre(inner, outer_src, "10.2.0.2", key=int(sys.argv[4]))
+    else:
+        pkt = encap_ipip(inner, outer_src, "10.2.0.2")
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    for _ in range(5):
+        s.sendto(pkt, ("10.2.0.2", 0))
+    """
+)
+
+
+def test_spoofed_inner_source_dropped_and_counted(lab: Lab) -> None:
+    assert lab.ha_dp is not None
+    b = lab.binding("gre", gre_key=GRE_KEY, flags=FLAG_T)
+    lab.register(b)
+    try:
+        before = lab.ha_dp.stats()
+        py = [sys.executable, "-c", SPOOF]
+        lab.fa.run([*py, COA, "10.99.0.77", "gre", str(GRE_KEY)])  # inner source not the HoA
+        lab.fa.run([*py, COA, HOA, "gre", str(GRE_KEY + 1)])  # right HoA, wrong key
+        lab.fa.run([*py, COA, HOA, "ipip"])  # right HoA, but this binding is GRE
+        time.sleep(0.3)
+        after = lab.ha_dp.stats()
+        assert after["drops"]["spoof"] - before["drops"]["spoof"] == 5
+        assert after["drops"]["bad-key"] - before["drops"]["bad-key"] == 5
+        assert after["drops"]["bad-encap"] - before["drops"]["bad-encap"] == 5
+        t = after["tunnels"][0]
+        assert t["drops"] >= 15 and t["rx_pkts"] == 0
+        # The genuine reverse-tunnelled traffic still flows.
+        assert ping_ok(lab, "mn", CN)
+        assert lab.ha_dp.stats()["tunnels"][0]["rx_pkts"] >= 3
+    finally:
+        lab.deregister(b)
+
+
+def _leftovers(lab: Lab) -> list[str]:
+    out = []
+    for h in (lab.ha, lab.fa):
+        routes = h.run("ip route show table all").stdout
+        out += [f"{h.name}: {ln}" for ln in routes.splitlines() if HOA in ln]
+        rules = h.run("ip rule").stdout
+        out += [f"{h.name}: {ln}" for ln in rules.splitlines() if HOA in ln]
+    return out
+
+
+def test_deregistration_and_expiry_stop_forwarding_and_clean_up(lab: Lab) -> None:
+    b = lab.binding("gre", gre_key=7, flags=FLAG_T)
+    lab.register(b)
+    assert ping_ok(lab, "cn", HOA)
+    assert _leftovers(lab)  # host routes and the reverse-tunnel rule are there
+    lab.deregister(b)
+    assert not ping_ok(lab, "cn", HOA, count=1)
+    assert _leftovers(lab) == []
+    # Expiry: the binding's lifetime ends (the core then removes it, as the tool does here).
+    b = lab.binding("ipip", flags=FLAG_T, lifetime=2)
+    lab.register(b)
+    assert ping_ok(lab, "cn", HOA, count=1)
+    time.sleep(2.6)
+    assert not ping_ok(lab, "cn", HOA, count=1)
+    assert _leftovers(lab) == []
+
+
+def test_close_leaves_no_devices_or_routes() -> None:
+    ok, reason = netns_available()
+    if not ok:
+        pytest.skip(reason)
+    with Topology() as topo:
+        lab = build(topo)
+        lab.start_dataplanes()
+        b = lab.binding("ipip", flags=FLAG_T)
+        lab.register(b)
+        assert ping_ok(lab, "cn", HOA, count=1)
+        assert lab.ha_dp is not None and lab.fa_dp is not None
+        lab.ha_dp.quit()  # close() without a remove first
+        lab.fa_dp.quit()
+        for h in (lab.ha, lab.fa):
+            assert "mhtun0" not in h.run("ip link").stdout
+            assert HOA not in h.run("ip route show table all").stdout
+            assert HOA not in h.run("ip rule").stdout
+
+
+TCP_SERVER = textwrap.dedent(
+    """
+    import hashlib, socket
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", 5001)); s.listen(1); print("listening", flush=True)
+    c, _ = s.accept(); h = hashlib.sha256(); n = 0
+    while True:
+        d = c.recv(1 << 16)
+        if not d:
+            break
+        h.update(d); n += len(d)
+    print(n, h.hexdigest(), flush=True)
+    """
+)
+TCP_CLIENT = textwrap.dedent(
+    """
+    import hashlib, random, socket, sys
+    data = random.Random(4).randbytes(10 * 1024 * 1024)
+    c = socket.create_connection((sys.argv[1], 5001), timeout=30)
+    c.sendall(data); c.close()
+    print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
+    """
+)
+UDP_SERVER = textwrap.dedent(
+    """
+    import hashlib, socket, struct, sys
+    n = int(sys.argv[1])
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    s.bind(("0.0.0.0", 5002)); s.settimeout(5); print("listening", flush=True)
+    got = {}
+    try:
+        while len(got) < n:
+            d = s.recv(2048)
+            got[struct.unpack_from("!I", d)[0]] = d
+    except socket.timeout:
+        pass
+    h = hashlib.sha256(b"".join(got[i] for i in sorted(got)))
+    print(len(got), h.hexdigest(), flush=True)
+    """
+)
+UDP_CLIENT = textwrap.dedent(
+    """
+    import hashlib, random, socket, struct, sys, time
+    n = int(sys.argv[2]); r = random.Random(5)
+    msgs = [struct.pack("!I", i) + r.randbytes(1196) for i in range(n)]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for i, m in enumerate(msgs):
+        s.sendto(m, (sys.argv[1], 5002))
+        if i % 50 == 49:
+            time.sleep(0.002)
+    print(n, hashlib.sha256(b"".join(msgs)).hexdigest(), flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("encap", ["ipip", "gre", "minimal"])
+def test_tcp_10mb_and_udp_stream_identical_checksums(lab: Lab, encap: str) -> None:
+    b = lab.binding(encap, gre_key=GRE_KEY if encap == "gre" else None, flags=FLAG_T)
+    lab.register(b)
+    try:
+        srv = lab.mn.popen([sys.executable, "-c", TCP_SERVER], stdout=subprocess.PIPE)
+        assert srv.stdout is not None and srv.stdout.readline().strip() == "listening"
+        sent = lab.cn.run([sys.executable, "-c", TCP_CLIENT, HOA], timeout=60).stdout.split()
+        received = srv.stdout.readline().split()
+        srv.wait(timeout=10)
+        assert sent == received and sent[0] == str(10 * 1024 * 1024)
+
+        n = 2000
+        srv = lab.mn.popen([sys.executable, "-c", UDP_SERVER, str(n)], stdout=subprocess.PIPE)
+        assert srv.stdout is not None and srv.stdout.readline().strip() == "listening"
+        sent = lab.cn.run([sys.executable, "-c", UDP_CLIENT, HOA, str(n)], timeout=60)
+        received = srv.stdout.readline().split()
+        srv.wait(timeout=10)
+        assert sent.stdout.split() == received and received[0] == str(n)
+    finally:
+        lab.deregister(b)
