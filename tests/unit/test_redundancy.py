@@ -8,7 +8,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
@@ -148,12 +148,23 @@ class Sim:
         self.delivered = 0
         self.dropped = 0
         self.expire_feed = {self.a.name: True, self.b.name: False}
+        self.hold: Callable[[bytes], bool] | None = None  # hold matching datagrams back
+        self.held: list[tuple[str, str, bytes]] = []
+
+    def release(self) -> None:
+        for src, dst, payload in self.held:
+            self.n += 1
+            heapq.heappush(self.wire, (self.now, self.n, src, dst, payload))
+        self.held.clear()
 
     def transmit(self, src: Ha, dst: tuple[str, int], payload: bytes) -> None:
         copies = 1 + (self.rnd.random() < self.dup)
         for _ in range(copies):
             if self.cut or self.rnd.random() < self.loss:
                 self.dropped += 1
+                continue
+            if self.hold is not None and self.hold(payload):
+                self.held.append((src.addr, dst[0], payload))
                 continue
             self.n += 1
             t = self.now + self.rnd.uniform(*self.delay)

@@ -528,6 +528,7 @@ class SyncPeer:
             # HSRP made us active anyway (the active is gone): keep what we have.
             self._abandon_download(now)
             self._need_download = False
+            self.state = SyncState.PEER_LOST
         self._ready_check(ready, actions)
         return actions
 
