@@ -1,0 +1,432 @@
+"""The home agent node: UDP 434 sockets, one timer, the data plane and the DFP agent around
+the sans-IO :class:`mobileha.core.home_agent.HomeAgent`.
+
+* One UDP socket per own address (``home_agent.address`` and ``home_agent.ha_address``,
+  bound with ``IP_FREEBIND`` so an HSRP VIP can be bound before it is claimed). The socket a
+  datagram arrived on tells the core its destination address; the reply leaves from the
+  socket of the reply's source address (P§1.1). Receive buffers are raised to 8 MiB.
+* HA-HA sync messages (types 200-204, P§5.4) that arrive on these sockets go to
+  :attr:`HomeAgentNode.sync_hook` (the redundancy adapter shares the socket; it sends with
+  :meth:`HomeAgentNode.send`). Binding actions are also passed to every callable in
+  :attr:`HomeAgentNode.binding_listeners` (the redundancy adapter's SyncPeer feed).
+* Actions: :class:`Send` -> ``sendto``; :class:`InstallBinding` / :class:`RemoveBinding`
+  -> data plane (``RefreshBinding`` changes nothing there) and the listeners.
+* One :class:`~mobileha.node.base.DeadlineTimer` follows ``core.next_deadline()``.
+* Works with uvloop and the stock loop (only ``create_datagram_endpoint`` and timers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from mobileha.core.actions import InstallBinding, RemoveBinding, Send
+from mobileha.core.binding import Binding
+from mobileha.core.home_agent import HomeAgent, RefreshBinding
+from mobileha.log import RateLimitedLogger, get_logger
+from mobileha.mgmt import metrics as M
+from mobileha.mgmt.views import (
+    BindingItem,
+    DfpView,
+    Page,
+    StatsView,
+    binding_item,
+    page_of,
+)
+from mobileha.node.base import DeadlineTimer, View
+
+RCVBUF = 8 * 1024 * 1024
+IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
+SYNC_TYPES = range(200, 205)
+
+_log = get_logger("mobileha.ha")
+
+
+class _Proto(asyncio.DatagramProtocol):
+    __slots__ = ("dst", "node")
+
+    def __init__(self, node: HomeAgentNode, dst: str) -> None:
+        self.node = node
+        self.dst = dst
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.node._on_datagram(data, addr, self.dst)
+
+    def error_received(self, exc: Exception) -> None:
+        self.node.send_errors += 1
+
+
+def _mem_free() -> float:
+    try:
+        with open("/proc/meminfo") as f:
+            info = {ln.split(":")[0]: int(ln.split()[1]) for ln in f if ":" in ln}
+        return info.get("MemAvailable", 0) / max(1, info.get("MemTotal", 1))
+    except (OSError, ValueError, IndexError):
+        return 1.0
+
+
+def _cpu_free() -> float:
+    try:
+        return max(0.0, 1.0 - os.getloadavg()[0] / (os.cpu_count() or 1))
+    except OSError:
+        return 1.0
+
+
+class HomeAgentNode:
+    """A running home agent (role ``home-agent``)."""
+
+    role = "home-agent"
+
+    def __init__(
+        self,
+        core: HomeAgent,
+        *,
+        name: str = "home-agent",
+        addresses: Iterable[str] | None = None,
+        dataplane: Any = None,
+        dataplane_kind: str = "memory",
+        dataplane_options: Mapping[str, Any] | None = None,
+        dfp: Any = None,
+        rate_limit_s: float = 10.0,
+    ) -> None:
+        self.core = core
+        self.name = name
+        s = core.settings
+        addrs = list(addresses) if addresses is not None else [s.address, s.advertised]
+        self.addresses = list(dict.fromkeys(addrs))
+        self.port = s.port
+        self.dataplane = dataplane
+        self._dp_kind = dataplane_kind
+        self._dp_options = dict(dataplane_options or {})
+        self._dfp_cfg = dfp
+        self.dfp_server: Any = None
+        self.sync_hook: Callable[[bytes, tuple[str, int]], None] | None = None
+        self.binding_listeners: list[Callable[[Any], None]] = []
+        self.bad = RateLimitedLogger(_log, rate_limit_s)
+        self.send_errors = 0
+        self.dataplane_errors = 0
+        self._transports: dict[str, asyncio.DatagramTransport] = {}
+        self._default: asyncio.DatagramTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: DeadlineTimer | None = None
+        self._started = time.monotonic()
+        core_drop = core._drop
+
+        def drop(reason: str) -> list[Any]:
+            self.bad.warn(reason, "registration datagram dropped")
+            return core_drop(reason)
+
+        core._drop = drop  # type: ignore[method-assign]
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> HomeAgentNode:
+        core = HomeAgent.from_config(cfg)
+        ha = cfg.home_agent
+        dpc = cfg.dataplane
+        opts: dict[str, Any] = {"role": "ha"}
+        if dpc.backend == "userspace":
+            opts.update(tun_name=dpc.tun_name, mtu=dpc.mtu, home_prefix=ha.home_prefix)
+        return cls(
+            core,
+            name=cfg.name,
+            dataplane_kind=dpc.backend,
+            dataplane_options=opts,
+            dfp=cfg.dfp if cfg.dfp is not None and cfg.dfp.listen is not None else None,
+            rate_limit_s=cfg.log.rate_limit_s,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _open_dataplane(self) -> None:
+        if self.dataplane is not None:
+            return
+        from mobileha.dataplane.base import BackendUnavailable, create
+
+        try:
+            self.dataplane = create(self._dp_kind, **self._dp_options)
+        except (BackendUnavailable, OSError, ImportError) as e:
+            _log.warning(
+                "data plane unavailable, using the memory backend",
+                backend=self._dp_kind,
+                error=str(e),
+            )
+            self.dataplane = create("memory", role="ha")
+
+    async def start(self) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        self._timer = DeadlineTimer(loop, self._on_timer)
+        self._open_dataplane()
+        for addr in self.addresses:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+            for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, opt, RCVBUF)
+            try:
+                sock.bind((addr, self.port))
+            except OSError:
+                sock.close()
+                await self._close_transports()
+                raise
+            sock.setblocking(False)
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda a=addr: _Proto(self, a),  # type: ignore[misc]
+                sock=sock,
+            )
+            self._transports[addr] = transport
+            if self._default is None:
+                self._default = transport
+        if self._dfp_cfg is not None:
+            await self._start_dfp()
+        self._timer.update(self.core.next_deadline())
+        _log.info(
+            "home agent started",
+            node=self.name,
+            listen=",".join(f"{a}:{self.port}" for a in self._transports),
+            ha_address=self.core.settings.advertised,
+            bindings=len(self.core.table),
+        )
+
+    async def _start_dfp(self) -> None:
+        from mobileha.node.dfp import DfpAgentServer
+
+        d = self._dfp_cfg
+        core = self.core
+
+        def load() -> tuple[int, int, float, float]:
+            return (len(core.table), core.table.max_bindings, _cpu_free(), _mem_free())
+
+        self.dfp_server = DfpAgentServer(
+            d.listen.host,
+            d.listen.port,
+            core.settings.advertised,
+            load,
+            interval=float(d.interval_s),
+            max_weight=d.max_weight,
+            key=d.password,
+        )
+        await self.dfp_server.start()
+
+    async def _close_transports(self) -> None:
+        for t in self._transports.values():
+            t.close()
+        self._transports.clear()
+        self._default = None
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.dfp_server is not None:
+            with contextlib.suppress(Exception):
+                await self.dfp_server.stop()
+            self.dfp_server = None
+        await self._close_transports()
+        if self.dataplane is not None:
+            with contextlib.suppress(Exception):
+                self.dataplane.close()
+
+    def bound(self) -> dict[str, tuple[str, int]]:
+        """address -> (address, port) actually bound (port 0 in the config = any)."""
+        out = {}
+        for a, t in self._transports.items():
+            name = t.get_extra_info("sockname")
+            out[a] = (str(name[0]), int(name[1]))
+        return out
+
+    # ------------------------------------------------------------------ hot path
+
+    def _on_datagram(self, data: bytes, addr: tuple[Any, ...], dst: str) -> None:
+        if data and 200 <= data[0] <= 204 and self.sync_hook is not None:
+            self.sync_hook(data, (addr[0], addr[1]))
+            return
+        loop = self._loop
+        assert loop is not None
+        core = self.core
+        actions = core.handle_datagram(data, addr[0], addr[1], dst, loop.time(), time.time())
+        if actions:
+            self._run(actions)
+            timer = self._timer
+            if timer is not None:
+                timer.update(core.next_deadline())
+
+    def send(self, payload: bytes, dst: tuple[str, int], src: str | None = None) -> None:
+        """Send one datagram from our socket bound to ``src`` (default: the first)."""
+        t = self._transports.get(src) if src is not None else None
+        if t is None:
+            t = self._default
+        if t is not None:
+            t.sendto(payload, dst)
+
+    def _run(self, actions: list[Any]) -> None:
+        listeners = self.binding_listeners
+        for a in actions:
+            cls = a.__class__
+            if cls is Send:
+                src = a.src
+                t = self._transports.get(src[0]) if src is not None else None
+                if t is None:
+                    t = self._default
+                if t is not None:
+                    t.sendto(a.payload, a.dst)
+                continue
+            if isinstance(a, InstallBinding):
+                if cls is not RefreshBinding:
+                    self._dp(a.binding, True)
+            elif isinstance(a, RemoveBinding):
+                self._dp(a.binding, False)
+            for fn in listeners:
+                fn(a)
+
+    def _dp(self, b: Binding, install: bool) -> None:
+        dp = self.dataplane
+        if dp is None:
+            return
+        try:
+            if install:
+                dp.install(b)
+            else:
+                dp.remove(b)
+        except Exception as e:  # the data plane must never take registration down
+            self.dataplane_errors += 1
+            self.bad.warn("dataplane-error", "data plane refused a binding", error=str(e))
+
+    def _on_timer(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        core = self.core
+        self._run(core.on_timer(loop.time()))
+        if self._timer is not None:
+            self._timer.update(core.next_deadline())
+
+    # ------------------------------------------------------------------ redundancy entry
+
+    def set_active(self, active: bool) -> None:
+        """HSRP said Active / not Active: tell the core and run what it returns."""
+        loop = self._loop
+        now = loop.time() if loop is not None else time.monotonic()
+        self._run(self.core.set_active(active, now))
+        if self._timer is not None:
+            self._timer.update(self.core.next_deadline())
+
+    def now(self) -> float:
+        """The clock of the core (binding ``expires``)."""
+        return self._loop.time() if self._loop is not None else time.monotonic()
+
+    # ------------------------------------------------------------------ views
+
+    def views(self) -> Mapping[str, View]:
+        v: dict[str, View] = {"bindings": self._view_bindings, "stats": self._view_stats}
+        if self.dfp_server is not None or self._dfp_cfg is not None:
+            v["dfp"] = self._view_dfp
+        return v
+
+    def _view_bindings(self, q: Mapping[str, str]) -> Page[BindingItem]:
+        now = self.now()
+        table = self.core.table
+        state = "active" if self.core.active else "standby"
+
+        def render(b: Binding) -> BindingItem:
+            return binding_item(b, now, state)
+
+        rows: Any
+        total: int | None = None
+        if "home_address" in q:
+            rows = table.bindings_of(q["home_address"])
+        elif "nai" in q:
+            rows = [b for h in table.home_addresses_of(q["nai"]) for b in table.bindings_of(h)]
+        else:
+            rows = iter(table)
+            total = len(table)
+        if "care_of" in q:
+            rows = [b for b in rows if b.care_of == q["care_of"]]
+            total = None
+        if "nai" in q and "home_address" in q:
+            rows = [b for b in rows if b.nai == q["nai"]]
+        return page_of(rows, q, render, total)
+
+    def stats(self) -> StatsView:
+        core = self.core
+        counters = core.counters()
+        counters["mobilehaHaSendErrors"] = self.send_errors
+        counters["mobilehaHaDataplaneErrors"] = self.dataplane_errors
+        return StatsView(
+            node=self.name,
+            role=self.role,
+            uptime_s=round(time.monotonic() - self._started, 3),
+            counters=counters,
+            reply_codes={str(c): n for c, n in sorted(core.by_code.items())},
+            bad_input=dict(core.drops),
+        )
+
+    def _view_stats(self, _q: Mapping[str, str]) -> StatsView:
+        return self.stats()
+
+    def _view_dfp(self, _q: Mapping[str, str]) -> DfpView:
+        srv = self.dfp_server
+        if srv is None:
+            return DfpView(agents=[])
+        v = srv.view()
+        return DfpView(
+            agents=[
+                {
+                    "agent": v["listen"],
+                    "role": "agent",
+                    "state": "connected" if v["managers"] else "listening",
+                    "last_report_s": None,
+                    "reports": v["reports"],
+                    "errors": 0,
+                    "weights": [{"address": v["address"], "weight": v["weight"], "bind_id": 0}],
+                }
+            ]
+        )
+
+    def metrics(self) -> Iterable[Any]:
+        core = self.core
+        c = core.counters()
+        m = M.MetricsBuilder()
+        m.gauge(M.HA_BINDINGS, len(core.table))
+        m.counter(M.HA_REQUESTS_RECEIVED, c["cmiHaRegRequestsReceived"])
+        m.counter(M.HA_REQUESTS_DENIED, c["cmiHaRegRequestsDenied"])
+        m.counter(M.HA_REQUESTS_DISCARDED, c["cmiHaRegRequestsDiscarded"])
+        m.counter(M.HA_ENCAP_UNAVAILABLE, c["cmiHaEncapUnavailable"])
+        m.counter(M.HA_INIT_RECEIVED, c["cmiHaInitRegRequestsReceived"])
+        m.counter(M.HA_INIT_ACCEPTED, c["cmiHaInitRegRequestsAccepted"])
+        m.counter(M.HA_INIT_DENIED, c["cmiHaInitRegRequestsDenied"])
+        m.reply_codes(M.HA_REPLIES, core.by_code)
+        m.bad_input(core.drops)
+        for name in (
+            "cmiHaReRegRequestsReceived",
+            "cmiHaReRegRequestsAccepted",
+            "cmiHaReRegRequestsDenied",
+            "cmiHaDeRegRequestsReceived",
+            "cmiHaDeRegRequestsAccepted",
+            "cmiHaDeRegRequestsDenied",
+        ):
+            m.custom(name, f"CISCO-MOBILE-IP-MIB {name}", c[name], kind="counter")
+        m.custom("mobileha_ha_expired_bindings", "Bindings expired", core.expired, kind="counter")
+        m.custom(
+            "mobileha_ha_duplicate_requests",
+            "Duplicates of the accepted registration answered without extending it",
+            core.duplicates,
+            kind="counter",
+        )
+        if core.pool is not None:
+            m.custom("mobileha_ha_pool_free", "Free dynamic home addresses", core.pool.free)
+        m.custom("mobileha_ha_active", "1 when this HA answers requests", int(core.active))
+        out: list[Any] = list(m.families())
+        if self.dfp_server is not None:
+            out.extend(self.dfp_server.metrics())
+        return out
+
+
+__all__ = ["HomeAgentNode"]
