@@ -197,10 +197,21 @@ def test_identical_retransmission_does_not_extend() -> None:
     data = rrq(life=100)
     r1, _ = send(ha, data)
     r2, a2 = send(ha, data, now=NOW + 40)
-    assert r1 and r2 and r2.code == 0
-    assert r2.lifetime == 60  # what remains, not a new 100 s
+    assert r1 and r2 and r1.code == 0
+    assert r2.code == 133  # same HoA, CoA and ID: a replay for the timestamp check
     assert [type(a) for a in a2] == [Send]  # no binding change
     assert ha.duplicates == 1
+    assert len(ha.on_timer(NOW + 100)) == 1  # still expires at the first grant
+
+
+def test_identical_retransmission_answered_when_configured() -> None:
+    ha = make_ha(answer_duplicates=True)
+    data = rrq(life=100)
+    send(ha, data)
+    r2, a2 = send(ha, data, now=NOW + 40)
+    assert r2 is not None and r2.code == 0
+    assert r2.lifetime == 60  # what remains, not a new 100 s
+    assert [type(a) for a in a2] == [Send]
     assert len(ha.on_timer(NOW + 100)) == 1
 
 

@@ -16,11 +16,13 @@ Order of checks (RFC 5944 §3.8.2.1, P§1.8):
    computed with the SA the request selected ("usable SA"), or, when the request's SPI
    selects none, with another SA shared with that MN (RFC 5944 §3.8.2.1 a); with neither,
    only when a valid FA-HA extension is present (FA-HA only), else silently discarded.
-3. A request that duplicates the accepted current registration (same home address,
-   care-of address and Identification) is answered again without extending the binding
-   (RFC 5944 §3.8.2.2); any other request must pass the replay check (timestamp: within
-   the tolerance and newer than the last accepted Identification of that MN; nonce: the
-   nonce we issued) or gets 133 with the Identification of P§1.7.
+3. Replay check (timestamp: within the tolerance and newer than the last accepted
+   Identification of that MN; nonce: the nonce we issued) or 133 with the Identification
+   of P§1.7. A request that duplicates the accepted current registration (same home
+   address, care-of address and Identification) therefore gets 133 and never extends the
+   binding (RFC 5944 §3.8.2.2 only forbids the extension); with
+   ``answer_duplicates=True`` it is instead answered again with the remaining lifetime
+   (some deployments prefer that for FA retransmissions).
 4. FA-HA: an FA-HA extension without an FA SA -> silently discarded (RFC 5944 §3.8.2.1 d);
    with an FA SA and non-zero lifetime, exactly one valid FA-HA extension or 132.
 5. Policy: 136 (sent to a broadcast address), 143 (RFC 4433 dynamic HA, redirect
@@ -167,6 +169,7 @@ class HomeAgentSettings:
     relay_vendor_id: int = slbtag.DEFAULT_VENDOR_ID
     redirect_ha: str | None = None  # RFC 4433: answer 143 naming this HA
     replay_tolerance: int = 7
+    answer_duplicates: bool = False  # see check 3 in the module docstring
     local_addresses: tuple[str, ...] = field(default=())  # more of our own addresses
 
     @property
@@ -252,7 +255,12 @@ class HomeAgent:
             "relay_vendor_id": ha.relay_vendor_id,
             "replay_tolerance": ha.replay_tolerance,
         }
-        for name in ("reverse_tunnel_required", "simultaneous_bindings", "redirect_ha"):
+        for name in (
+            "reverse_tunnel_required",
+            "simultaneous_bindings",
+            "redirect_ha",
+            "answer_duplicates",
+        ):
             if hasattr(ha, name):
                 opts[name] = getattr(ha, name)
         opts.update(overrides)
@@ -604,6 +612,7 @@ class HomeAgent:
             dup = table.find(mn_hoa, coa) if mn_hoa is not None else None
             if dup is not None and dup.ident == ident:
                 self.duplicates += 1
+            if dup is not None and dup.ident == ident and self.settings.answer_duplicates:
                 rid = ident
                 if nonce_sa:
                     rid = (self._nonces.get(ident_key, 0) << 32) | (ident & _M32)
