@@ -76,6 +76,8 @@ class Lab:
     r_ha_if: str
     r_fa_if: str
     fa_mn_if: str
+    r_cn_if: str = "eth0"
+    mn_if: str = "eth0"
     ha_dp: Driver | None = None
     fa_dp: Driver | None = None
 
@@ -121,7 +123,7 @@ class Lab:
 
 def build(topo: Topology) -> Lab:
     cn, r, ha, fa, mn = (topo.host(n) for n in ("cn", "r", "ha", "fa", "mn"))
-    topo.link(cn, r, f"{CN}/24", "10.1.0.1/24")
+    l_cn = topo.link(cn, r, f"{CN}/24", "10.1.0.1/24")
     l_ha = topo.link(ha, r, f"{HA}/24", "10.2.0.1/24")
     l_fa = topo.link(fa, r, f"{COA}/24", "10.3.0.1/24")
     l_mn = topo.link(fa, mn, f"{MN_LINK_FA}/24", None)
@@ -134,4 +136,4 @@ def build(topo: Topology) -> Lab:
     r.route(HOME_PREFIX, via=HA)
     for h in (r, ha, fa):
         h.forwarding()
-    return Lab(topo, cn, r, ha, fa, mn, l_ha.b_if, l_fa.b_if, l_mn.a_if)
+    return Lab(topo, cn, r, ha, fa, mn, l_ha.b_if, l_fa.b_if, l_mn.a_if, l_cn.b_if, l_mn.b_if)
