@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from mobileha.core.binding import FLAG_T
+from mobileha.core.binding import FLAG_S, FLAG_T
 from mobileha.dataplane.lab import CN, COA, HA, HOA, Lab, build
 from mobileha.lab.netns import Topology, netns_available
 from mobileha.wire import DecodeError
@@ -320,3 +320,43 @@ def test_tcp_10mb_and_udp_stream_identical_checksums(lab: Lab, encap: str) -> No
         assert sent.stdout.split() == received and received[0] == str(n)
     finally:
         lab.deregister(b)
+
+
+def test_simultaneous_bindings_get_one_copy_each(lab: Lab, tmp_path: Path) -> None:
+    assert lab.ha_dp is not None
+    coa2 = "10.3.0.3"
+    fa_if = lab.fa.run("ip -o -4 addr show to 10.3.0.0/24").stdout.split()[1]
+    lab.fa.addr(fa_if, f"{coa2}/24")
+    b1 = lab.binding("ipip", flags=FLAG_S)
+    b2 = lab.binding("gre", gre_key=5, flags=FLAG_S, care_of=coa2)
+    lab.register(b1)
+    lab.register(b2)
+    try:
+        pcap = str(tmp_path / "s.pcap")
+        cap = lab.r.capture(lab.r_fa_if, pcap, "ip proto 4 or ip proto 47")
+        r = lab.cn.run(f"ping -n -c 2 -i 0.3 -W 2 {HOA}", check=False)
+        cap.stop()
+        assert "DUP!" in r.stdout  # the MN got (and answered) both copies
+        to = [decode_ipv4(p)[0].dst for p in read_pcap(pcap)]
+        assert to.count(COA) == 2 and to.count(coa2) == 2
+        tx = {t["care_of"]: t["tx_pkts"] for t in lab.ha_dp.stats()["tunnels"]}
+        assert tx == {COA: 2, coa2: 2}
+        # A registration without S replaces both.
+        lab.register(lab.binding("ipip"))
+        assert [t["care_of"] for t in lab.ha_dp.stats()["tunnels"]] == [COA]
+    finally:
+        lab.deregister(b1)
+        lab.deregister(b2)
+        lab.fa.ip("addr", "del", f"{coa2}/24", "dev", fa_if)
+
+
+def test_never_tunnel_back_to_the_source(lab: Lab) -> None:
+    assert lab.ha_dp is not None
+    b = lab.binding("ipip", care_of=CN)  # the CN itself is the care-of address
+    lab.ha_dp.cmd("install", binding=b)
+    try:
+        before = lab.ha_dp.stats()["drops"]["loop"]
+        assert not ping_ok(lab, "cn", HOA, count=2)
+        assert lab.ha_dp.stats()["drops"]["loop"] - before == 2
+    finally:
+        lab.ha_dp.cmd("remove", binding=b)
