@@ -1,0 +1,317 @@
+"""Foreign agent / PDSN node: asyncio UDP adapter around :class:`ForeignAgent`.
+
+One UDP socket on ``foreign_agent.address:port`` carries both sides (MNs and HAs), one
+:class:`DeadlineTimer` follows the core's ``next_deadline()``, AAA lookups run as tasks on
+the same loop (``aaa.backend``: local table or RADIUS) and feed ``aaa_result`` back, and the
+core's ``InstallBinding`` / ``RemoveBinding`` actions go to the data plane
+(``dataplane.backend``, role ``fa``). Bad input never raises out of the datagram handler:
+the core counts it by reason and it is logged rate-limited here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from mobileha.aaa import from_config as aaa_from_config
+from mobileha.aaa.base import AaaBackend, MnAaaAuth
+from mobileha.config import Config
+from mobileha.core.actions import Addr, InstallBinding, RemoveBinding, Send
+from mobileha.core.foreign_agent import AaaRequest, ForeignAgent, HaSecurity, Visitor
+from mobileha.log import RateLimitedLogger, get_logger
+from mobileha.node.base import DeadlineTimer, View
+from mobileha.node.mobile_node import raise_buffers
+
+_log = get_logger("mobileha.fa")
+
+
+def _visitor_item(v: Visitor, now: float) -> dict[str, Any]:
+    return {
+        "home_address": v.home_addr,
+        "nai": v.nai,
+        "mn": f"{v.mn[0]}:{v.mn[1]}",
+        "home_agent": v.ha_addr,
+        "target": v.target,
+        "care_of": v.binding.care_of,
+        "lifetime_granted": v.lifetime,
+        "lifetime_remaining": None if v.expires is None else max(0, int(v.expires - now)),
+        "flags": v.flags,
+        "encap": v.binding.encap.name.lower(),
+        "gre_key": v.gre_key,
+        "identification": f"{v.ident >> 32:08X}.{v.ident & 0xFFFFFFFF:08X}",
+    }
+
+
+class _Proto(asyncio.DatagramProtocol):
+    def __init__(self, node: ForeignAgentNode) -> None:
+        self.node = node
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.node._datagram(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        self.node._bad.warn("socket-error", "socket error", error=str(exc))
+
+
+class ForeignAgentNode:
+    role = "foreign-agent"
+
+    def __init__(
+        self,
+        core: ForeignAgent,
+        *,
+        name: str = "foreign-agent",
+        aaa: AaaBackend | None = None,
+        dataplane: Any = None,
+        log_interval_s: float = 10.0,
+    ) -> None:
+        self.core = core
+        self.name = name
+        self.aaa = aaa
+        self.dataplane = dataplane
+        self.transport: asyncio.DatagramTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: DeadlineTimer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._bad = RateLimitedLogger(_log, log_interval_s)
+        self._started = time.monotonic()
+        self.internal_errors = 0
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> ForeignAgentNode:
+        fa = cfg.foreign_agent
+        if fa is None:
+            raise ValueError("foreign_agent: required for role 'foreign-agent'")
+        aaa: AaaBackend | None = aaa_from_config(cfg.aaa, nas_ip=fa.address)
+        enabled = bool(getattr(aaa, "enabled", True))
+        if not enabled:
+            aaa = None
+        core = ForeignAgent(
+            address=fa.address,
+            care_of=fa.care_of_address,
+            port=fa.port,
+            home_agent=fa.home_agent,
+            max_lifetime=fa.max_lifetime,
+            max_visitors=fa.max_visitors,
+            pending_timeout_s=fa.pending_timeout_s,
+            reverse_tunnel=fa.reverse_tunnel,
+            gre=fa.gre,
+            gre_key_format=fa.gre_key_format,
+            challenge=fa.challenge,
+            ha_security={
+                s.address: HaSecurity(s.sa.spi, s.sa.key, s.sa.algorithm) for s in fa.home_agent_sas
+            },
+            aaa=aaa is not None,
+        )
+        dp = None
+        backend = cfg.dataplane.backend
+        from mobileha.dataplane.base import create
+
+        if backend == "memory":
+            dp = create("memory", role="fa")
+        else:
+            dp = create(backend, role="fa", tun_name=cfg.dataplane.tun_name, mtu=cfg.dataplane.mtu)
+        return cls(core, name=cfg.name, aaa=aaa, dataplane=dp, log_interval_s=cfg.log.rate_limit_s)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        raise_buffers(sock)
+        sock.bind((self.core.address, self.core.port))
+        sock.setblocking(False)
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self), sock=sock)
+        self.transport = transport
+        self._timer = DeadlineTimer(loop, self._on_timer)
+        self._started = time.monotonic()
+        _log.info(
+            "foreign agent listening",
+            address=self.core.address,
+            port=self.core.port,
+            aaa=self.aaa.name if self.aaa else "off",
+        )
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        if self.aaa is not None:
+            await self.aaa.close()
+        if self.dataplane is not None:
+            with contextlib.suppress(Exception):
+                self.dataplane.close()
+
+    # ------------------------------------------------------------------ events
+
+    def _now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def _datagram(self, data: bytes, addr: Addr) -> None:
+        try:
+            actions = self.core.datagram(data, addr, self._now())
+        except Exception as e:  # never let bad input stop the node
+            self.internal_errors += 1
+            self._bad.warn("internal-error", "datagram handler failed", error=repr(e))
+            return
+        self._run(actions)
+
+    def _on_timer(self) -> None:
+        try:
+            actions = self.core.tick(self._now())
+        except Exception as e:
+            self.internal_errors += 1
+            self._bad.warn("internal-error", "timer handler failed", error=repr(e))
+            actions = []
+        self._run(actions)
+
+    def _run(self, actions: Iterable[object]) -> None:
+        tr = self.transport
+        for a in actions:
+            if isinstance(a, Send):
+                if tr is not None:
+                    tr.sendto(a.payload, a.dst)
+            elif isinstance(a, AaaRequest):
+                task = asyncio.ensure_future(self._aaa(a))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            elif isinstance(a, InstallBinding):
+                self._dp("install", a)
+            elif isinstance(a, RemoveBinding):
+                self._dp("remove", a)
+        if self._timer is not None:
+            self._timer.update(self.core.next_deadline())
+
+    def _dp(self, op: str, a: InstallBinding | RemoveBinding) -> None:
+        if self.dataplane is None:
+            return
+        try:
+            getattr(self.dataplane, op)(a.binding)
+        except Exception as e:
+            self._bad.warn("dataplane-error", f"data plane {op} failed", error=repr(e))
+
+    async def _aaa(self, req: AaaRequest) -> None:
+        assert self.aaa is not None
+        mn_aaa = None
+        if req.mn_aaa_spi is not None:
+            mn_aaa = MnAaaAuth(req.mn_aaa_spi, req.mn_aaa_authenticator, req.challenge, req.covered)
+        try:
+            res = await self.aaa.authorize(req.nai, mn_aaa, home_address=req.home_addr)
+            accepted, ha, hoa, code = (
+                res.accepted,
+                res.ha_address,
+                res.home_address,
+                res.reply_code,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self._bad.warn("aaa-error", "AAA lookup failed", error=repr(e))
+            accepted, ha, hoa, code = False, None, None, 78
+        self._run(
+            self.core.aaa_result(
+                req.token,
+                self._now(),
+                accepted=accepted,
+                ha_address=ha,
+                home_address=hoa,
+                reply_code=code,
+            )
+        )
+
+    # ------------------------------------------------------------------ views
+
+    def stats(self) -> dict[str, Any]:
+        s = self.core.stats
+        counters = {
+            "cmiFaRegTotalVisitors": len(self.core.visitors),
+            "pending": self.core.pending_count,
+            "requests": s.requests,
+            "relayed": s.relayed,
+            "retransmissions": s.retransmissions,
+            "replies": s.replies,
+            "replies_other_source": s.replies_other_source,
+            "accepted": s.accepted,
+            "deregistered": s.deregistered,
+            "timeouts": s.timeouts,
+            "aaa_requests": s.aaa_requests,
+            "aaa_rejects": s.aaa_rejects,
+            "visitors_expired": s.visitors_expired,
+            "redirects": s.redirects,
+            "internal_errors": self.internal_errors,
+        }
+        if self.aaa is not None:
+            for k, v in self.aaa.stats().items():
+                counters[f"aaa_{self.aaa.name}_{k}"] = v
+        codes: dict[str, int] = {}
+        for d in (s.fa_codes, s.ha_codes):
+            for c, n in d.items():
+                codes[str(c)] = codes.get(str(c), 0) + n
+        return {
+            "node": self.name,
+            "role": self.role,
+            "uptime_s": time.monotonic() - self._started,
+            "counters": counters,
+            "reply_codes": codes,
+            "fa_codes": {str(k): v for k, v in s.fa_codes.items()},
+            "bad_input": dict(s.drops),
+        }
+
+    def _visitors_view(self, query: Mapping[str, str]) -> Any:
+        from mobileha.mgmt.views import page_of
+
+        now = self._now() if self._loop is not None else 0.0
+        rows: Any = self.core.visitors.values()
+        total = len(self.core.visitors)
+        for key in ("home_address", "nai"):
+            want = query.get(key)
+            if want:
+                rows = [
+                    v for v in rows if (v.home_addr if key == "home_address" else v.nai) == want
+                ]
+                total = len(rows)
+
+        def render(v: Visitor) -> dict[str, Any]:
+            return _visitor_item(v, now)
+
+        return page_of(rows, query, render, total=total)
+
+    def views(self) -> Mapping[str, View]:
+        return {"visitors": self._visitors_view, "stats": lambda q: self.stats()}
+
+    def metrics(self) -> Iterable[Any]:
+        from mobileha.mgmt.metrics import (
+            FA_INIT_RECEIVED,
+            FA_REPLIES,
+            FA_REQUESTS_RELAYED,
+            FA_VISITORS,
+            MetricsBuilder,
+        )
+
+        s = self.core.stats
+        m = MetricsBuilder()
+        m.gauge(FA_VISITORS, len(self.core.visitors))
+        m.counter(FA_INIT_RECEIVED, s.requests)
+        m.counter(FA_REQUESTS_RELAYED, s.relayed)
+        codes: dict[int, int] = dict(s.fa_codes)
+        for c, n in s.ha_codes.items():
+            codes[c] = codes.get(c, 0) + n
+        m.reply_codes(FA_REPLIES, codes)
+        m.bad_input(s.drops)
+        return m.families()
+
+
+__all__ = ["ForeignAgentNode"]
