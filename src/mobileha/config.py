@@ -133,6 +133,7 @@ CONFIG-REFERENCE-BEGIN
 | `foreign_agent.gre` | bool | `true` | add a GRE key extension, ask for GRE |
 | `foreign_agent.gre_key_format` | one of rfc6245, cvse, both | `rfc6245` | GRE key as RFC 6245 extension 48, 3GPP2 CVSE, or both (P§2.6) |
 | `foreign_agent.challenge` | bool | `false` | require RFC 4721 MN-FA challenges (codes 104-106) |
+| `foreign_agent.home_agent_port` | integer 1..65535 | `434` | UDP port requests are relayed to on home agents |
 | `foreign_agent.home_agent_sa[].address` | addr | required | HA (or SLB VIP) address of this FA-HA SA |
 | `foreign_agent.home_agent_sa[].spi` | integer 256..4294967295 | required | FA-HA SPI |
 | `foreign_agent.home_agent_sa[].key` | secret | required | FA-HA key |
@@ -155,6 +156,7 @@ CONFIG-REFERENCE-BEGIN
 | `mobile_node.retransmit_max_ms` | integer 10..600000 | `16000` | retransmission timeout ceiling |
 | `mobile_node.renew_fraction` | number 0.1..0.95 | `0.8` | re-register after this part of the granted lifetime |
 | `mobile_node.aaa_key` | secret | none | MN-AAA key: add an RFC 4721 CHAP MN-AAA extension (SPI 2) |
+| `mobile_node.home_agent_port` | integer 1..65535 | `434` | home agent UDP port (co-located mode) |
 | `aaa.backend` | one of local, radius | `local` | AAA source |
 | `aaa.radius_server` | endpoint | none | RADIUS server (required with backend radius) |
 | `aaa.radius_secret` | secret | none | RADIUS shared secret (required with backend radius) |
@@ -389,6 +391,7 @@ class ForeignAgentConfig:
     home_agent_sas: tuple[PeerSA, ...] = ()
     gre_key_format: str = "rfc6245"  # rfc6245 | cvse | both
     challenge: bool = False
+    home_agent_port: int = 434
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,6 +413,7 @@ class MobileNodeConfig:
     retransmit_max_ms: int = 16000
     renew_fraction: float = 0.8
     aaa_key: bytes | None = field(default=None, repr=False)
+    home_agent_port: int = 434
 
     def nai_of(self, n: int) -> str:
         """NAI of the n-th MN (1..count)."""
@@ -747,6 +751,7 @@ SCHEMA: dict[str, dict[str, Spec]] = {
             doc="GRE key as RFC 6245 extension 48, 3GPP2 CVSE, or both (P§2.6)",
         ),
         "challenge": Spec("bool", False, doc="require RFC 4721 MN-FA challenges (codes 104-106)"),
+        "home_agent_port": _i(434, 1, 65535, "UDP port requests are relayed to on home agents"),
     },
     "foreign_agent.home_agent_sa[]": {
         "address": Spec("addr", doc="HA (or SLB VIP) address of this FA-HA SA"),
@@ -793,6 +798,7 @@ SCHEMA: dict[str, dict[str, Spec]] = {
             doc="MN-AAA key: add an RFC 4721 CHAP MN-AAA extension (SPI 2)",
             default_doc="none",
         ),
+        "home_agent_port": _i(434, 1, 65535, "home agent UDP port (co-located mode)"),
     },
     "aaa": {
         "backend": Spec("choice", "local", choices=("local", "radius"), doc="AAA source"),
@@ -1399,6 +1405,7 @@ def _build_foreign_agent(ck: _Checker, doc: dict[str, Any], kw: dict[str, Any]) 
         home_agent_sas=sas,
         gre_key_format=row["gre_key_format"],
         challenge=row["challenge"],
+        home_agent_port=row["home_agent_port"],
     )
 
 
@@ -1498,6 +1505,7 @@ def _build_mobile_node(ck: _Checker, doc: dict[str, Any], kw: dict[str, Any]) ->
         retransmit_max_ms=m["retransmit_max_ms"],
         renew_fraction=m["renew_fraction"],
         aaa_key=m["aaa_key"],
+        home_agent_port=m["home_agent_port"],
     )
 
 

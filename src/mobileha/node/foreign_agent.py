@@ -94,6 +94,7 @@ class ForeignAgentNode:
             address=fa.address,
             care_of=fa.care_of_address,
             port=fa.port,
+            ha_port=fa.home_agent_port,
             home_agent=fa.home_agent,
             max_lifetime=fa.max_lifetime,
             max_visitors=fa.max_visitors,

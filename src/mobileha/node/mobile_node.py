@@ -295,6 +295,7 @@ class MobileNodeNode:
                     retransmit_max_s=mc.retransmit_max_ms / 1000.0,
                     renew_fraction=mc.renew_fraction,
                     aaa_key=mc.aaa_key,
+                    ha_port=mc.home_agent_port,
                 )
             )
         return cls(MobileNodeFleet(mns, local=(mc.local_address, 0)), name=cfg.name)
