@@ -83,3 +83,27 @@ def test_proxy_and_gratuitous_arp(topology: Topology, tmp_path: Path) -> None:
         assert st["ok"]
     finally:
         dp.quit()
+
+
+def test_claim_and_release_vip(topology: Topology, tmp_path: Path) -> None:
+    ha, h = topology.host("ha"), topology.host("h")
+    lan = topology.bridge("home")
+    l_ha = topology.link(ha, lan, "10.99.0.1/24")
+    l_h = topology.link(h, lan, "10.99.0.10/24")
+    ha_mac = mac_of(ha.ip("link", "show", l_ha.a_if))
+    vip = "10.99.0.100"
+    dp = Driver(ha, "--role", "ha", "--tun", "mhtun0", "--home-iface", l_ha.a_if)
+    try:
+        pcap = str(tmp_path / "vip.pcap")
+        cap = h.capture(l_h.a_if, pcap, "arp")
+        dp.cmd("claim_vip", addr=vip)
+        assert f"{vip}/32" in ha.ip("-4", "addr", "show", "dev", l_ha.a_if)
+        out = h.run(f"arping -c 1 -w 2 -I {l_h.a_if} {vip}", check=False).stdout
+        assert arping_reply_mac(out) == ha_mac, out
+        cap.stop()
+        garps = [a for _d, a in arps(pcap) if a.is_gratuitous and a.spa == vip]
+        assert garps and garps[0].sha == ha_mac
+        dp.cmd("release_vip", addr=vip)
+        assert vip not in ha.ip("-4", "addr", "show", "dev", l_ha.a_if)
+    finally:
+        dp.quit()
