@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from mobileha.core.binding import FLAG_S, FLAG_T
-from mobileha.dataplane.lab import CN, COA, HA, HOA, Lab, build
+from mobileha.dataplane.lab import CN, COA, HA, HOA, Driver, Lab, build
 from mobileha.lab.netns import Topology, netns_available
 from mobileha.wire import DecodeError
 from mobileha.wire.ip import decap_gre, decap_ipip, decap_minimal, decode_ipv4
@@ -360,3 +360,26 @@ def test_never_tunnel_back_to_the_source(lab: Lab) -> None:
         assert lab.ha_dp.stats()["drops"]["loop"] - before == 2
     finally:
         lab.ha_dp.cmd("remove", binding=b)
+
+
+def test_virtual_home_network_prefix_on_tun() -> None:
+    ok, reason = netns_available()
+    if not ok:
+        pytest.skip(reason)
+    with Topology() as topo:
+        lab = build(topo)
+        lab.ha_dp = Driver(
+            lab.ha, "--role", "ha", "--tun", "mhtun0", "--home-prefix", "10.99.0.0/24"
+        )
+        lab.fa_dp = Driver(
+            lab.fa, "--role", "fa", "--tun", "mhtun0", "--visitor-iface", lab.fa_mn_if
+        )
+        assert "10.99.0.0/24 dev mhtun0" in lab.ha.run("ip route").stdout
+        lab.register(lab.binding("ipip"))
+        assert ping_ok(lab, "cn", HOA, count=1)
+        assert not ping_ok(lab, "cn", "10.99.0.6", count=1)  # no binding: dropped, counted
+        assert lab.ha_dp.stats()["drops"]["no-binding"] >= 1
+        assert lab.ha_dp.cmd("routes")["routes"] == []  # the prefix covers it: no host routes
+        lab.ha_dp.quit()
+        assert "10.99.0.0/24" not in lab.ha.run("ip route").stdout
+        lab.fa_dp.quit()

@@ -94,3 +94,30 @@ def test_teardown_on_sigterm() -> None:
     p.terminate()
     p.wait(timeout=10)
     assert ns not in _ns_list()
+
+
+def test_from_spec_builds_and_cleans_up_on_error() -> None:
+    ok, reason = netns_available()
+    if not ok:
+        pytest.skip(reason)
+    spec = {
+        "hosts": ["a", "r", "b"],
+        "bridges": [{"name": "lan"}],
+        "links": [
+            {"a": "a", "b": "r", "a_addr": "10.9.5.2/24", "b_addr": "10.9.5.1/24"},
+            {"a": "r", "b": "lan", "a_addr": "10.9.6.1/24"},
+            {"a": "b", "b": "lan", "a_addr": "10.9.6.2/24"},
+        ],
+        "routes": [
+            {"host": "a", "dst": "default", "via": "10.9.5.1"},
+            {"host": "b", "dst": "default", "via": "10.9.6.1"},
+        ],
+        "sysctls": [{"host": "r", "key": "net.ipv4.ip_forward", "value": 1}],
+    }
+    with Topology.from_spec(spec) as topo:
+        assert topo.hosts["a"].run("ping -c1 -W2 10.9.6.2", check=False).returncode == 0
+    assert not any(n in _ns_list() for n in topo.namespaces())
+    bad = {"hosts": ["a"], "links": [{"a": "a", "b": "missing"}]}
+    with pytest.raises(KeyError):
+        Topology.from_spec(bad)
+    assert topo.run_id not in _ns_list()
