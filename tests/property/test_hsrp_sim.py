@@ -1,5 +1,8 @@
 """Several simulated HSRP routers on a lossless LAN through random failures and recoveries.
 
+Failures are crashes (kill -9), clean stops (Resign) and link cuts (a live router cut off the
+LAN, so both sides elect an Active); recoveries are restarts and restored links.
+
 After the last failure/recovery, once the election has had time to run, exactly one router is
 Active and it is the one with the highest (priority, IP address) among the routers that are
 up (all routers preempt, otherwise the highest need not win). The time allowed:
@@ -43,6 +46,7 @@ class Lan:
         self.q: list[tuple[float, int, int, bytes, str]] = []
         self.seq = 0
         self.garps: list[tuple[float, int]] = []
+        self.isolated: set[int] = set()  # alive but cut off the LAN (link down)
         self.vip_owner: set[int] = set()
 
     def up(self, i: int) -> None:
@@ -74,7 +78,7 @@ class Lan:
         for a in acts:
             if isinstance(a, Send):
                 for j in range(len(self.routers)):
-                    if j != i:
+                    if j != i and i not in self.isolated and j not in self.isolated:
                         self.seq += 1
                         item = (self.now + self.delay, self.seq, j, a.payload, self.addrs[i])
                         heapq.heappush(self.q, item)
@@ -127,7 +131,7 @@ class Lan:
 
 @dataclass(frozen=True)
 class Step:
-    kind: str  # "crash" | "stop" | "up"
+    kind: str  # "crash" | "stop" | "up" | "cut" | "heal"
     who: int
     after_ms: int
 
@@ -140,7 +144,7 @@ def scenario(draw: st.DrawFn) -> tuple[list[int], list[Step], int, int]:
         st.lists(
             st.builds(
                 Step,
-                st.sampled_from(["crash", "stop", "up"]),
+                st.sampled_from(["crash", "stop", "up", "cut", "heal"]),
                 st.integers(0, n - 1),
                 st.integers(0, 2 * HOLD),
             ),
@@ -168,6 +172,11 @@ def test_random_failures_converge_to_highest(sc: tuple[list[int], list[Step], in
             lan.crash(s.who)
         elif s.kind == "stop" and alive:
             lan.stop(s.who)
+        elif s.kind == "cut":
+            lan.isolated.add(s.who)
+        elif s.kind == "heal":
+            lan.isolated.discard(s.who)
+    lan.isolated.clear()  # every link restored before the check
     if all(g is None for g in lan.routers):
         lan.up(0)
     limit = (2 * HOLD + 2 * HELLO) / 1000

@@ -540,3 +540,24 @@ def test_parse_auth_and_config_validation() -> None:
     with pytest.raises(ValueError):
         HsrpConfig(address=ME, group=256)
     HsrpConfig(address=ME, group=4095, version=2)
+
+
+def test_resign_of_the_losing_active_after_a_partition_is_not_event_i() -> None:
+    """Two Actives after a healed partition: the Standby follows the higher one."""
+    r = Rig(1, S.STANDBY)  # knows LOW (priority 50) as Active
+    r.rx(w.OP_HELLO, S.ACTIVE, 200, HIGH)  # g from the other side's Active
+    assert r.g.snapshot(r.now)["active_router"] == HIGH
+    r.rx(w.OP_HELLO, S.ACTIVE, 50, LOW)  # the loser still claims Active for a moment
+    assert r.g.snapshot(r.now)["active_router"] == HIGH
+    r.rx(w.OP_RESIGN, S.ACTIVE, 50, LOW)  # ...then resigns after HIGH's Coup
+    assert r.g.state is S.STANDBY  # not CFI/Active
+    r.rx(w.OP_RESIGN, S.ACTIVE, 200, HIGH)  # the real active router resigning is event i
+    assert r.g.state is S.ACTIVE
+
+
+def test_coup_seen_by_standby_makes_the_old_actives_resign_not_event_i() -> None:
+    r = Rig(2, S.STANDBY)  # knows LOW as Active
+    r.rx(w.OP_COUP, S.ACTIVE, 200, HIGH)  # HIGH preempts LOW (no cell for j in Standby)
+    assert r.g.state is S.STANDBY and r.g.snapshot(r.now)["active_router"] == HIGH
+    r.rx(w.OP_RESIGN, S.ACTIVE, 50, LOW)  # LOW resigns because of the Coup
+    assert r.g.state is S.STANDBY

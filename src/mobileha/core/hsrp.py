@@ -273,6 +273,8 @@ class _Rx:
 class _Peer:
     addr: str
     priority: int
+    heard: float = 0.0
+    hold_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -418,23 +420,42 @@ class HsrpGroup:
             self.counters["rx_while_initial"] += 1
             return out
         self.counters[f"rx_{w.OPCODE_NAMES[rx.opcode].lower()}"] += 1
-        # bookkeeping of who is Active / Standby (for show standby)
-        if rx.opcode == w.OP_HELLO:
-            if rx.state is State.ACTIVE:
-                self.active = _Peer(src, rx.priority)
-                if self.standby is not None and self.standby.addr == src:
-                    self.standby = None
-            elif rx.state is State.STANDBY:
-                self.standby = _Peer(src, rx.priority)
-                if self.active is not None and self.active.addr == src:
-                    self.active = None
         ev = self._classify(rx, src)
-        if ev is None:
-            return out
         if ev is Event.I:
             self.active = None
-        self._event(ev, now, out, rx)
+        if ev is not None:
+            self._event(ev, now, out, rx)
+        if rx.opcode == w.OP_HELLO or (rx.opcode == w.OP_COUP and rx.state is State.ACTIVE):
+            self._note_peer(rx, src, now)
         return out
+
+    def _note_peer(self, rx: _Rx, src: str, now: float) -> None:
+        """Who is the active / standby router (Resign classification, show standby).
+
+        While two routers claim Active (a healed partition), "the active router" is the
+        higher of them, so that the loser's Resign is not taken for the winner's. A Coup
+        (state Active) counts as a claim too: its sender is about to be Active, and the
+        Resign it provokes from the old Active must not make a Standby take over.
+        """
+        peer = _Peer(src, rx.priority, now, rx.hold_ms)
+        if rx.state is State.ACTIVE:
+            if self.state is State.ACTIVE:
+                return  # we are the active router (or are about to fight for it)
+            cur = self.active
+            if (
+                cur is None
+                or cur.addr in (src, "local")
+                or (rx.priority, _ip_int(src)) > (cur.priority, _ip_int(cur.addr))
+                or now > cur.heard + cur.hold_ms / 1000.0
+            ):
+                self.active = peer
+            if self.standby is not None and self.standby.addr == src:
+                self.standby = None
+        elif rx.state is State.STANDBY:
+            if self.state is not State.STANDBY:
+                self.standby = peer
+            if self.active is not None and self.active.addr == src:
+                self.active = None
 
     def on_timer(self, now: float) -> list[HsrpAction]:
         """Run every timer that is due (events c, d, e), earliest first."""
@@ -595,10 +616,11 @@ class HsrpGroup:
                 return Event.F
             return None
         if rx.opcode == w.OP_RESIGN:
-            known = self.active is not None and self.active.addr == src
-            if known or rx.state is State.ACTIVE:
-                return Event.I
-            return None
+            # from "the active router": the one we know as Active, or, knowing none, a
+            # sender that says it is Active
+            if self.active is not None:
+                return Event.I if self.active.addr == src else None
+            return Event.I if rx.state is State.ACTIVE else None
         if rx.opcode == w.OP_COUP:
             return Event.J if higher else None
         return None

@@ -24,7 +24,8 @@ Two ways to own the VIP:
 * ``macvlan=True``: a macvlan carrying the group's virtual MAC (P§4.4) is created on
   becoming Active, the VIP goes on it, and the gratuitous ARPs carry the virtual MAC as
   RFC 2281 §6 asks. ``net.ipv4.conf.all.arp_ignore=1`` is set (unless disabled) so that the
-  real interface does not answer ARP for the VIP with its own MAC (ENVIRONMENT.md). The
+  real interface does not answer ARP for the VIP with its own MAC (ENVIRONMENT.md), and
+  ``arp_announce=2`` so that its ARP requests never carry the VIP as sender address. The
   macvlan is deleted on leaving Active.
 
 At start a VIP or macvlan left over by a killed predecessor is removed.
@@ -180,7 +181,11 @@ class HsrpNode:
             self.core.add(grp)
         await self._cleanup_stale()
         if c.macvlan and c.arp_ignore:
+            # the real interface must not answer ARP for the VIP (arp_ignore), nor teach
+            # hosts "VIP is-at <real MAC>" through its own ARP requests sent with the VIP as
+            # sender address when it answers traffic to the VIP (arp_announce)
             self._sysctl("net.ipv4.conf.all.arp_ignore", "1")
+            self._sysctl("net.ipv4.conf.all.arp_announce", "2")
         sock = self._open_socket(addr)
         self._packet = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
         self._packet.setblocking(False)
