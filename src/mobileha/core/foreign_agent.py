@@ -114,6 +114,13 @@ class AaaRequest:
     covered: bytes = b""  # request up to the MN-AAA extension + its Type/Subtype/Length/SPI
 
 
+@dataclass(frozen=True, slots=True)
+class AaaCancel:
+    """Action: the AAA lookup ``token`` is no longer needed (its request was superseded)."""
+
+    token: int
+
+
 @dataclass(slots=True)
 class HaSecurity:
     """FA-HA security association (P§1.6), by HA address."""
@@ -141,6 +148,7 @@ class _Pending:
     relayed_at: float = 0.0
     gre_key: int | None = None
     aaa_ha: str | None = None
+    aaa_home: str | None = None
     redirects: int = 0
     redirect_to: str | None = None
     challenge: bytes | None = None
@@ -170,6 +178,7 @@ class Visitor:
     gre_key: int | None
     gen: int
     binding: Binding
+    aaa_home_addr: str | None = None  # home address AAA assigned (Framed-IP-Address)
 
 
 @dataclass(slots=True)
@@ -186,12 +195,13 @@ class FaStats:
     aaa_rejects: int = 0
     visitors_expired: int = 0
     redirects: int = 0
+    aaa_home_mismatch: int = 0  # HA granted another home address than AAA assigned
     fa_codes: dict[int, int] = field(default_factory=dict)  # codes we generated
     ha_codes: dict[int, int] = field(default_factory=dict)  # codes relayed from HAs
     drops: dict[str, int] = field(default_factory=dict)  # bad input by reason
 
 
-Action = Send | InstallBinding | RemoveBinding | AaaRequest
+Action = Send | InstallBinding | RemoveBinding | AaaRequest | AaaCancel
 
 
 class ForeignAgent:
@@ -278,6 +288,7 @@ class ForeignAgent:
             self._forget_pending(p)
             return self._deny(p.req, p.mn, reply_code or FA_MN_AUTH, p.key)
         p.aaa_ha = ha_address
+        p.aaa_home = home_address
         return self._relay(p, now)
 
     def next_deadline(self) -> float | None:
@@ -336,7 +347,10 @@ class ForeignAgent:
         code = self._check(req, key)
         if code:
             return self._deny(req, src, code, key, lifetime=self.max_lifetime)
+        pre: list[Action] = []
         if old is not None:
+            if old.aaa_token is not None:
+                pre.append(AaaCancel(old.aaa_token))
             self._forget_pending(old)  # a new attempt replaces the old one
         is_new = self._visitor_for(key, req.home_addr) is None
         if is_new and len(self.visitors) + len(self._pending) >= self.max_visitors:
@@ -355,8 +369,9 @@ class ForeignAgent:
             self._aaa_tokens[token] = key
             self.stats.aaa_requests += 1
             if mn_aaa is None:
-                return [AaaRequest(token, nai, req.home_addr)]
+                return [*pre, AaaRequest(token, nai, req.home_addr)]
             return [
+                *pre,
                 AaaRequest(
                     token,
                     nai,
@@ -365,9 +380,9 @@ class ForeignAgent:
                     mn_aaa.authenticator,
                     p.challenge or b"",
                     req.covered(mn_aaa),
-                )
+                ),
             ]
-        return self._relay(p, now)
+        return pre + self._relay(p, now)
 
     def _check(self, req: RegistrationRequest, key: str) -> int:
         """FA validity checks (RFC 5944 §3.7.2.1, RFC 3024, RFC 4721); 0 = pass."""
@@ -629,6 +644,13 @@ class ForeignAgent:
             gen=gen,
             binding=binding,
         )
+        aaa_home = p.aaa_home
+        if aaa_home is None and old is not None:
+            aaa_home = old.aaa_home_addr
+        v.aaa_home_addr = aaa_home
+        if aaa_home is not None and aaa_home != hoa:
+            # The HA (or its pool) assigned another address than AAA: visible in the view.
+            self.stats.aaa_home_mismatch += 1
         self.visitors[hoa] = v
         if req.nai:
             self._visitor_by_nai[req.nai] = hoa
@@ -735,6 +757,7 @@ class ForeignAgent:
 
 __all__ = [
     "CHALLENGE_WINDOW",
+    "AaaCancel",
     "AaaRequest",
     "FaStats",
     "ForeignAgent",

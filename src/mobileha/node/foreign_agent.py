@@ -14,14 +14,20 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mobileha.aaa import from_config as aaa_from_config
 from mobileha.aaa.base import AaaBackend, MnAaaAuth
 from mobileha.config import Config
 from mobileha.core.actions import Addr, InstallBinding, RemoveBinding, Send
-from mobileha.core.foreign_agent import AaaRequest, ForeignAgent, HaSecurity, Visitor
+from mobileha.core.foreign_agent import (
+    AaaCancel,
+    AaaRequest,
+    ForeignAgent,
+    HaSecurity,
+    Visitor,
+)
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer, View
 from mobileha.node.mobile_node import raise_buffers
@@ -43,6 +49,7 @@ def _visitor_item(v: Visitor, now: float) -> dict[str, Any]:
         "encap": v.binding.encap.name.lower(),
         "gre_key": v.gre_key,
         "identification": f"{v.ident >> 32:08X}.{v.ident & 0xFFFFFFFF:08X}",
+        "aaa_home_address": v.aaa_home_addr,
     }
 
 
@@ -77,6 +84,7 @@ class ForeignAgentNode:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: DeadlineTimer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._aaa_tasks: dict[int, asyncio.Task[None]] = {}
         self._bad = RateLimitedLogger(_log, log_interval_s)
         self._started = time.monotonic()
         self.internal_errors = 0
@@ -188,13 +196,25 @@ class ForeignAgentNode:
             elif isinstance(a, AaaRequest):
                 task = asyncio.ensure_future(self._aaa(a))
                 self._tasks.add(task)
+                self._aaa_tasks[a.token] = task
                 task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(self._aaa_done(a.token))
+            elif isinstance(a, AaaCancel):
+                t = self._aaa_tasks.pop(a.token, None)
+                if t is not None:
+                    t.cancel()
             elif isinstance(a, InstallBinding):
                 self._dp("install", a)
             elif isinstance(a, RemoveBinding):
                 self._dp("remove", a)
         if self._timer is not None:
             self._timer.update(self.core.next_deadline())
+
+    def _aaa_done(self, token: int) -> Callable[[asyncio.Task[None]], None]:
+        def done(_t: asyncio.Task[None]) -> None:
+            self._aaa_tasks.pop(token, None)
+
+        return done
 
     def _dp(self, op: str, a: InstallBinding | RemoveBinding) -> None:
         if self.dataplane is None:
@@ -252,6 +272,7 @@ class ForeignAgentNode:
             "aaa_rejects": s.aaa_rejects,
             "visitors_expired": s.visitors_expired,
             "redirects": s.redirects,
+            "aaa_home_mismatch": s.aaa_home_mismatch,
             "internal_errors": self.internal_errors,
         }
         if self.aaa is not None:
