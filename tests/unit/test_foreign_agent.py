@@ -420,3 +420,16 @@ def test_g_flag_request_gets_gre_binding_without_fa_gre() -> None:
     (s,) = only(f.datagram(req_b, MN_SRC, 0.0), Send)
     out = f.datagram(ha_reply(s.payload), (VIP, 434), 0.1)
     assert only(out, InstallBinding)[0].binding.encap is Encap.GRE
+
+
+def test_superseded_aaa_lookup_is_cancelled() -> None:
+    from mobileha.core.foreign_agent import AaaCancel
+
+    f, m = fa(aaa=True), new_mn()
+    (a1,) = f.datagram(m.register(0.0)[0].payload, MN_SRC, 0.0)
+    # timestamp MN retransmits with a new Identification while AAA is still busy
+    acts = f.datagram(m.tick(1.0)[0].payload, MN_SRC, 1.0)
+    assert isinstance(acts[0], AaaCancel) and acts[0].token == a1.token
+    assert isinstance(acts[1], AaaRequest) and acts[1].token != a1.token
+    assert f.aaa_result(a1.token, 1.1, accepted=True) == []  # late answer ignored
+    assert only(f.aaa_result(acts[1].token, 1.2, accepted=True, ha_address=VIP), Send)
