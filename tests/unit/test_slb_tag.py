@@ -86,3 +86,12 @@ def test_random_bytes_decode_error_only(raw: bytes, keyed: bool) -> None:
 def test_round_trip(payload: bytes, addr: str, port: int, key: bytes | None) -> None:
     tagged = slbtag.encode(payload, addr, port, key=key, spi=256)
     assert slbtag.decode(tagged, key) == (addr, port, payload)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40), st.integers(0, 65535), st.none() | st.binary(min_size=1, max_size=8))
+def test_fast_encoder_same_bytes(payload: bytes, port: int, key: bytes | None) -> None:
+    enc = slbtag.encoder(vendor_id=77, key=key, spi=999)
+    assert enc(payload, "10.0.2.2", port) == slbtag.encode(
+        payload, "10.0.2.2", port, vendor_id=77, key=key, spi=999
+    )

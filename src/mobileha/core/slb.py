@@ -22,7 +22,7 @@ import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 SLB_DEFAULT_WEIGHT = 8
 SLB_DEFAULT_REASSIGN = 3
@@ -188,6 +188,16 @@ class IosWrr:
 
     def pick(self, reals: list[Real], exclude: Real | None = None) -> Real | None:
         n = len(reals)
+        left = self.left
+        if left and exclude is None and self.i < n:
+            # fast path: inside a block (its weight was > 0 when the block started)
+            r = reals[self.i]
+            if r.state in PICKABLE and r.conns < r.maxconns:
+                if left > 1:
+                    self.left = left - 1
+                else:
+                    self.i, self.left = (self.i + 1) % n, None
+                return r
         if n == 0:
             return None
         if self.i >= n:
@@ -196,7 +206,13 @@ class IosWrr:
             r = reals[self.i]
             if self.left is None:
                 self.left = r.oper_weight
-            if self.left > 0 and r is not exclude and r.eligible():
+            if (
+                self.left > 0
+                and r is not exclude
+                and r.state in PICKABLE
+                and (r.weight if r.dfp_weight is None else r.dfp_weight) > 0
+                and r.conns < r.maxconns
+            ):
                 self.left -= 1
                 if self.left == 0:
                     self.i, self.left = (self.i + 1) % n, None
@@ -246,8 +262,7 @@ def make_predictor(name: str) -> Predictor:
     raise ValueError(f"unknown predictor {name!r} (ios-wrr | smooth-wrr)")
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """What to do with one request: forward to ``real`` (None: drop, ``reason`` says why)."""
 
     real: Real | None
@@ -291,16 +306,26 @@ class ServerFarm:
         self._heap: list[tuple[float, int, Session | Real]] = []
         self._seq = itertools.count()
         self._events: list[StateChange] = []
-        self.counters: dict[str, int] = {
-            "requests": 0,
-            "new_sessions": 0,
+        self.n_requests = 0
+        self.n_new = 0
+        self.n_expired = 0
+        self._dnew: dict[Real, Decision] = {}  # cached "new session on r" decisions
+        self._c: dict[str, int] = {
             "retransmissions": 0,
             "new_ids": 0,
             "reassignments": 0,
-            "expired": 0,
             "no_real": 0,
             "failures": 0,
             "table_full": 0,
+        }
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return {
+            "requests": self.n_requests,
+            "new_sessions": self.n_new,
+            "expired": self.n_expired,
+            **self._c,
         }
 
     # ------------------------------------------------------------------ reals
@@ -435,7 +460,7 @@ class ServerFarm:
 
     def _record_failure(self, r: Real, client: str, now: float) -> None:
         """One connection failure against ``r`` (P§6.3/6.4 items 3-4)."""
-        self.counters["failures"] += 1
+        self._c["failures"] += 1
         r.failures += 1
         r.total_failures += 1
         r.failed_clients.add(client)
@@ -454,26 +479,37 @@ class ServerFarm:
         ``key`` is the NAI (or ``(home address, FA address)``), ``ident`` the 64-bit
         Identification, ``client`` the FA (source) address.
         """
-        self.counters["requests"] += 1
-        self.advance(now)
+        self.n_requests += 1
+        heap = self._heap
+        if heap and heap[0][0] <= now:
+            self.advance(now)
         s = self.sessions.get(key)
         if s is not None and s.expires <= now:
             self._end(s, now)
             s = None
         if s is None:
             if len(self.sessions) >= self.max_sessions:
-                self.counters["table_full"] += 1
+                self._c["table_full"] += 1
                 return Decision(None, reason="table-full")
             r = self.predictor.pick(self.reals)
             if r is None:
-                self.counters["no_real"] += 1
+                self._c["no_real"] += 1
                 return Decision(None, reason="no-real")
-            s = Session(key, r, client, ident, now, now + self.session_s, client_port=client_port)
+            expires = now + self.session_s
+            s = Session(key, r, client, ident, now, expires, 1, client_port)
             self.sessions[key] = s
-            self._attach(s, r, now)
-            heapq.heappush(self._heap, (s.expires, next(self._seq), s))
-            self.counters["new_sessions"] += 1
-            return Decision(r, new_session=True)
+            r.conns += 1
+            r.total_conns += 1
+            if r.state is S.READY_TO_TEST or r.conns >= r.maxconns:
+                r.conns -= 1
+                r.total_conns -= 1
+                self._attach(s, r, now)
+            heapq.heappush(heap, (expires, next(self._seq), s))
+            self.n_new += 1
+            d = self._dnew.get(r)
+            if d is None:
+                d = self._dnew[r] = Decision(r, new_session=True)
+            return d
 
         # A repeat inside the session: the FA saw no reply (P§6.4 item 3). Same
         # Identification = retransmission; a new one is a new attempt that equally means
@@ -485,8 +521,8 @@ class ServerFarm:
         if ident != s.ident:
             s.new_ids += 1
             s.ident = ident
-            self.counters["new_ids"] += 1
-        self.counters["retransmissions"] += 1
+            self._c["new_ids"] += 1
+        self._c["retransmissions"] += 1
         s.retrans += 1
         s.retrans_total += 1
         old = s.real
@@ -507,13 +543,13 @@ class ServerFarm:
             self._record_failure(old, s.client, now)
         s.retrans = 0
         s.reassigned += 1
-        self.counters["reassignments"] += 1
+        self._c["reassignments"] += 1
         r = self.predictor.pick(self.reals, exclude=old)
         if r is None and old.eligible() and not old.removed:
             r = old
         if r is None:
             del self.sessions[s.key]
-            self.counters["no_real"] += 1
+            self._c["no_real"] += 1
             return Decision(None, retransmission=True, reassigned_from=old, reason="no-real")
         self._attach(s, r, now)
         return Decision(r, retransmission=True, reassigned_from=old)
@@ -521,9 +557,11 @@ class ServerFarm:
     def _end(self, s: Session, now: float) -> None:
         """A session expired: judge the outcome for its real (P§6.4 items 4-5)."""
         del self.sessions[s.key]
-        self.counters["expired"] += 1
-        self._detach(s, now)
+        self.n_expired += 1
         r = s.real
+        r.conns -= 1
+        if r.state is S.MAX_CONNS_THROTTLE and r.conns < r.maxconns:
+            self._set_state(r, E.BELOW_MAXCONNS, now)
         if r.removed:
             return
         if s.test and r.test_session is s:
@@ -531,18 +569,22 @@ class ServerFarm:
             s.test = False
             self._set_state(r, E.TEST_OK, now)
         if s.retrans == 0:
-            r.failures = 0  # [P] a clean session resets the consecutive failure count
-            r.failed_clients.discard(s.client)
+            if r.failures:
+                r.failures = 0  # [P] a clean session resets the consecutive failure count
+            if r.failed_clients:
+                r.failed_clients.discard(s.client)
 
     # ------------------------------------------------------------------ timers
 
     def advance(self, now: float) -> None:
         """Run every timer due at ``now``: session expiries and real retry timers."""
         heap = self._heap
+        sessions = self.sessions
+        pop = heapq.heappop
         while heap and heap[0][0] <= now:
-            when, _, obj = heapq.heappop(heap)
+            when, _, obj = pop(heap)
             if isinstance(obj, Session):
-                if self.sessions.get(obj.key) is not obj:
+                if sessions.get(obj.key) is not obj:
                     continue  # ended or replaced already
                 if obj.expires > when:
                     heapq.heappush(heap, (obj.expires, next(self._seq), obj))

@@ -22,7 +22,7 @@ import contextlib
 import itertools
 import socket
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from mobileha.core import dfp as dfpcore
 from mobileha.core.slb import Real, RealState, ServerFarm, Session
 from mobileha.log import RateLimitedLogger, get_logger
-from mobileha.node.base import DeadlineTimer, View
+from mobileha.node.base import View
 from mobileha.node.dfp import DfpManagerClient
 from mobileha.wire import DecodeError, mip, slbtag
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 _log = get_logger("mobileha.slb")
 
 RCVBUF = 4 * 1024 * 1024
+TIMER_GRANULARITY = 0.05  # seconds; session expiry is also checked lazily per request
+_IDENT = struct.Struct("!Q")
 MAX_LIMIT = 1000
 
 # CISCO-SLB-MIB SlbRealServerState values [I: enum order of the MIB as listed in P§6.1].
@@ -128,6 +130,8 @@ def _bufsize(sock: socket.socket, size: int = RCVBUF) -> None:
 class _Proto(asyncio.DatagramProtocol):
     def __init__(self, node: SlbNode) -> None:
         self.node = node
+        # the hot path: the loop calls the node directly, no extra frame
+        self.datagram_received = node._on_datagram  # type: ignore[method-assign]
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         self.node._on_datagram(data, addr)
@@ -180,17 +184,24 @@ class SlbNode:
             if settings.relay_key
             else None
         )
-        self.counters: dict[str, int] = {
-            "received": 0,
-            "forwarded": 0,
+        self.n_received = 0
+        self.n_forwarded = 0
+        self._counters: dict[str, int] = {
             "dropped": 0,
             "no_nai": 0,  # requests keyed by (home address, FA) for lack of an NAI
         }
+        self._tag = slbtag.encoder(
+            vendor_id=settings.relay_vendor_id,
+            key=self._relay_auth,
+            spi=settings.relay_spi,
+        )
+        self._armed: asyncio.TimerHandle | None = None
+        self._time: Callable[[], float] = lambda: 0.0
+        self._sendto: Callable[[bytes, tuple[str, int]], None] = lambda d, a: None
         self.bad = RateLimitedLogger(_log)
         self._transport: asyncio.DatagramTransport | None = None
         self._raw: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: DeadlineTimer | None = None
 
     # ------------------------------------------------------------------ construction
 
@@ -249,7 +260,6 @@ class SlbNode:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._timer = DeadlineTimer(self._loop, self._on_timer)
         if self.settings.mode == "directed":
             raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
             raw.setblocking(False)
@@ -263,6 +273,8 @@ class SlbNode:
         sock.setblocking(False)
         transport, _ = await self._loop.create_datagram_endpoint(lambda: _Proto(self), sock=sock)
         self._transport = transport
+        self._sendto = transport.sendto
+        self._time = self._loop.time
         if self.dfp is not None:
             self._dfp_client = DfpManagerClient(self.dfp, self._apply_dfp)
             await self._dfp_client.start()
@@ -278,8 +290,9 @@ class SlbNode:
         if self._dfp_client is not None:
             await self._dfp_client.stop()
             self._dfp_client = None
-        if self._timer is not None:
-            self._timer.cancel()
+        if self._armed is not None:
+            self._armed.cancel()
+            self._armed = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None
@@ -289,74 +302,88 @@ class SlbNode:
 
     # ------------------------------------------------------------------ hot path
 
+    @property
+    def counters(self) -> dict[str, int]:
+        return {"received": self.n_received, "forwarded": self.n_forwarded, **self._counters}
+
     def _bad(self, reason: str, detail: str = "") -> None:
-        self.counters["dropped"] += 1
+        self._counters["dropped"] += 1
         self.bad.warn(reason, "request dropped", detail=detail)
 
     def _on_datagram(self, data: bytes, addr: tuple[Any, int]) -> None:
-        self.counters["received"] += 1
-        if len(data) > self.settings.max_datagram:
-            self._bad("oversized", f"{len(data)} bytes")
+        self.n_received += 1
+        n = len(data)
+        if n > self.settings.max_datagram:
+            self._bad("oversized", f"{n} bytes")
             return
-        try:
-            scan = mip.scan_request(data)
-        except DecodeError as e:
-            self._bad(e.reason, e.detail)
-            return
-        except Exception as e:  # never let a malformed datagram escape the protocol
-            self._bad("decode-bug", repr(e))
-            return
+        key: str | tuple[str, str] | None = None
+        ident = 0
+        # Fast path: the NAI as the first extension (how FAs/PDSNs send it); anything else
+        # goes through the general scanner of mobileha.wire.mip.
+        if n >= 26 and data[0] == 1 and data[24] == 131 and 26 + data[25] <= n:
+            try:
+                key = data[26 : 26 + data[25]].decode()
+            except UnicodeDecodeError:
+                key = None
+            ident = _IDENT.unpack_from(data, 16)[0]
+        if not key:
+            try:
+                scan = mip.scan_request(data)
+            except DecodeError as e:
+                self._bad(e.reason, e.detail)
+                return
+            except Exception as e:  # never let a malformed datagram escape the protocol
+                self._bad("decode-bug", repr(e))
+                return
+            ident = scan.ident
+            if scan.nai:
+                key = scan.nai
+            elif scan.home_addr != b"\x00\x00\x00\x00":
+                key = (socket.inet_ntoa(scan.home_addr), addr[0])
+                self._counters["no_nai"] += 1
+            else:
+                self._bad("no-nai", "no NAI and home address 0.0.0.0")
+                return
         src, sport = addr[0], addr[1]
-        key: str | tuple[str, str]
-        if scan.nai:
-            key = scan.nai
-        elif scan.home_addr != b"\x00\x00\x00\x00":
-            key = (socket.inet_ntoa(scan.home_addr), src)
-            self.counters["no_nai"] += 1
-        else:
-            self._bad("no-nai", "no NAI and home address 0.0.0.0")
-            return
         farm = self.farm
-        assert self._loop is not None
-        d = farm.request(key, scan.ident, src, self._loop.time(), sport)
-        r = d.real
+        now = self._time()
+        d = farm.request(key, ident, src, now, sport)
+        r = d[0]
         if r is None:
             self._bad(d.reason or "no-real")
         else:
-            self._forward(data, src, sport, r)
+            try:
+                if self._raw is not None:
+                    self._raw.sendto(
+                        build_udp_datagram(src, sport, r.address, r.port, data), (r.address, 0)
+                    )
+                else:
+                    self._sendto(self._tag(data, src, sport), (r.address, r.port))
+                self.n_forwarded += 1
+            except OSError as e:
+                self._bad("send-error", str(e))
         if farm.has_events:
             self._log_events()
-        assert self._timer is not None
-        self._timer.update(farm.next_deadline())
+        # One timer for the whole farm, armed only when none is pending: expiry is also
+        # handled lazily inside request(), so a coarse timer is enough.
+        if self._armed is None:
+            self._arm(now)
 
-    def _forward(self, data: bytes, src: str, sport: int, r: Real) -> None:
-        try:
-            if self._raw is not None:
-                pkt = build_udp_datagram(src, sport, r.address, r.port, data)
-                self._raw.sendto(pkt, (r.address, 0))
-            else:
-                assert self._transport is not None
-                s = self.settings
-                tagged = slbtag.encode(
-                    data,
-                    src,
-                    sport,
-                    vendor_id=s.relay_vendor_id,
-                    key=self._relay_auth,
-                    spi=s.relay_spi,
-                )
-                self._transport.sendto(tagged, (r.address, r.port))
-        except OSError as e:
-            self._bad("send-error", str(e))
+    def _arm(self, now: float) -> None:
+        nd = self.farm.next_deadline()
+        if nd is None or self._loop is None:
+            self._armed = None
             return
-        self.counters["forwarded"] += 1
+        self._armed = self._loop.call_at(max(nd, now + TIMER_GRANULARITY), self._on_timer)
 
     def _on_timer(self) -> None:
-        assert self._loop is not None and self._timer is not None
-        self.farm.advance(self._loop.time())
+        assert self._loop is not None
+        self._armed = None
+        now = self._loop.time()
+        self.farm.advance(now)
         if self.farm.has_events:
             self._log_events()
-        self._timer.update(self.farm.next_deadline())
+        self._arm(now)
 
     def _log_events(self) -> None:
         for ev in self.farm.drain_events():
@@ -373,8 +400,8 @@ class SlbNode:
         self.farm.set_dfp_weight(real, weight, self._loop.time())
         if self.farm.has_events:
             self._log_events()
-        if self._timer is not None:
-            self._timer.update(self.farm.next_deadline())
+        if self._armed is None:
+            self._arm(self._loop.time())
 
     # ------------------------------------------------------------------ runtime changes
 
@@ -432,7 +459,7 @@ class SlbNode:
             "state": "OPERATIONAL" if self._transport is not None else "OUTOFSERVICE",
             "sessions": len(self.farm.sessions),
             "total_sessions": c["new_sessions"],
-            "forwarded": self.counters["forwarded"],
+            "forwarded": self.n_forwarded,
             "reassigned": c["reassignments"],
             "dropped": self.counters["dropped"],
             "reals": [self._real_item(r, now) for r in self.farm.reals],
@@ -555,7 +582,7 @@ class SlbNode:
         vt = CounterMetricFamily("slbVirtualTotalConnections", "sessions created", labels=vs)
         vt.add_metric([farm], self.farm.counters["new_sessions"])
         fwd = CounterMetricFamily("mobileha_slb_forwarded", "requests forwarded to reals")
-        fwd.add_metric([], self.counters["forwarded"])
+        fwd.add_metric([], self.n_forwarded)
         bad = CounterMetricFamily("mobileha_slb_dropped", "requests dropped", labels=["reason"])
         for reason, n in sorted(self.bad.totals.items()):
             bad.add_metric([reason], n)

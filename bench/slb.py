@@ -1,0 +1,276 @@
+"""HA-SLB forwarding benchmark (issue 5): our SLB next to the nginx UDP stream proxy.
+
+Same run, same loopback, same three backends, same client:
+
+* ``direct``: client -> backends round robin (no proxy; context only);
+* ``nginx``:  client -> nginx ``stream`` UDP proxy (round robin, ``proxy_responses 1``,
+  one worker, ``daemon off;``) -> backend -> nginx -> client;
+* ``slb``:    client -> our SlbNode in its own process (relay mode: parse the RRQ and its
+  NAI, NAI session, IOS WRR, relay tag) -> backend -> client directly (the SLB never sees
+  replies, P§6.4).
+
+The client keeps ``--window`` requests in flight on one UDP socket; every request is a
+Registration Request with a new NAI, so every request creates an SLB session (the worst
+case). A request counts when its reply arrives. Prints requests/s for each (median of
+``--rounds``) and the ratio slb / nginx (target >= 1.0).
+
+    .venv/bin/python bench/slb.py [--seconds 3] [--window 32] [--rounds 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import random
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+NGINX_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+RRQ_HEAD = struct.Struct("!BBH4s4s4sQ")
+
+
+def rrq(i: int) -> bytes:
+    nai = f"mn{i:09d}@bench.example.net".encode()
+    return (
+        RRQ_HEAD.pack(1, 0, 1800, bytes(4), bytes([10, 0, 0, 100]), bytes(4), i)
+        + bytes([131, len(nai)])
+        + nai
+    )
+
+
+# ----------------------------------------------------------------------------- backends
+
+
+def backend(addr: str, port_q: Any) -> None:
+    """A fast honest responder: replies to the relay tag's origin, else to the source."""
+    from mobileha.wire import slbtag
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+    s.bind((addr, 0))
+    port_q.put(s.getsockname()[1])
+    has_tag, decode = slbtag.has_tag, slbtag.decode
+    while True:
+        data, src = s.recvfrom(4096)
+        if has_tag(data):
+            a, p, data = decode(data)
+            src = (a, p)
+        s.sendto(b"\x03" + data[1:], src)
+
+
+# ----------------------------------------------------------------------------- our SLB
+
+
+def run_slb(vip: str, reals: list[tuple[str, int]], port_q: Any) -> None:
+    import asyncio
+
+    from mobileha.node.slb import SlbNode, SlbRealSpec, SlbSettings
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    async def main() -> None:
+        node = SlbNode(
+            SlbSettings(
+                virtual_address=vip,
+                port=0,
+                mode="relay",
+                reals=[SlbRealSpec(a, p, 8) for a, p in reals],
+                session_s=1.0,  # bounds the table: every request here is a new session
+                max_sessions=10_000_000,
+            )
+        )
+        await node.start()
+        port_q.put(node.address[1])
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+# ----------------------------------------------------------------------------- nginx
+
+
+def start_nginx(
+    workdir: Path, listen: tuple[str, int], reals: list[tuple[str, int]]
+) -> subprocess.Popen[bytes] | None:
+    exe = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(exe) or not os.path.exists(NGINX_MODULE):
+        return None
+    servers = "\n".join(f"    server {a}:{p};" for a, p in reals)
+    conf = f"""
+daemon off;
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log error;
+load_module {NGINX_MODULE};
+events {{ worker_connections 8192; }}
+stream {{
+  upstream ha {{
+{servers}
+  }}
+  server {{
+    listen {listen[0]}:{listen[1]} udp;
+    proxy_pass ha;
+    proxy_responses 1;
+    proxy_timeout 2s;
+  }}
+}}
+"""
+    (workdir / "nginx.conf").write_text(conf)
+    p = subprocess.Popen(
+        [exe, "-c", str(workdir / "nginx.conf"), "-p", str(workdir), "-e", str(workdir / "err")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    if p.poll() is not None:
+        return None
+    return p
+
+
+# ----------------------------------------------------------------------------- client
+
+
+def client(
+    targets: list[tuple[str, int]], src: str, seconds: float, window: int, start: int
+) -> tuple[float, int]:
+    """One socket, ``window`` requests in flight; returns (replies/s, lost).
+
+    When nothing arrives for 0.3 s the window is refilled with fresh requests (counted as
+    lost). Requests are built before the clock starts.
+    """
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+    s.bind((src, 0))
+    s.settimeout(0.3)
+    nt = len(targets)
+    pool = [rrq(start + k) for k in range(300_000)]
+    npool = len(pool)
+    i = 0
+    for _ in range(window):
+        s.sendto(pool[i], targets[i % nt])
+        i += 1
+    done = lost = 0
+    recv, sendto = s.recv, s.sendto
+    t0 = time.monotonic()
+    end = t0 + seconds
+    while True:
+        try:
+            recv(4096)
+            done += 1
+        except TimeoutError:
+            lost += window
+            for _ in range(window):
+                sendto(pool[i % npool], targets[i % nt])
+                i += 1
+            if time.monotonic() >= end:
+                break
+            continue
+        sendto(pool[i % npool], targets[i % nt])
+        i += 1
+        if not done & 1023 and time.monotonic() >= end:
+            break
+    elapsed = time.monotonic() - t0
+    s.close()
+    return done / elapsed, lost
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="HA-SLB forwarding rate vs nginx stream UDP proxy")
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--window", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=3, help="median of this many runs each")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+
+    net = f"127.{random.randint(64, 250)}.{random.randint(1, 250)}"
+    ctx = mp.get_context("fork")
+    q: Any = ctx.Queue()
+    procs: list[Any] = []
+    nginx: subprocess.Popen[bytes] | None = None
+    tmp = Path(tempfile.mkdtemp(prefix="mobileha-bench-slb-"))
+    try:
+        reals = []
+        for k in range(3):
+            p = ctx.Process(target=backend, args=(f"{net}.{11 + k}", q), daemon=True)
+            p.start()
+            procs.append(p)
+            reals.append((f"{net}.{11 + k}", q.get(timeout=10)))
+        p = ctx.Process(target=run_slb, args=(f"{net}.100", reals, q), daemon=True)
+        p.start()
+        procs.append(p)
+        slb = (f"{net}.100", q.get(timeout=10))
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind((f"{net}.101", 0))
+        nport = probe.getsockname()[1]
+        probe.close()
+        nginx = start_nginx(tmp, (f"{net}.101", nport), reals)
+        results: dict[str, list[float]] = {"direct": [], "nginx": [], "slb": []}
+        losses: dict[str, int] = {"direct": 0, "nginx": 0, "slb": 0}
+        start = 0
+        plan = [
+            ("direct", reals),
+            ("nginx", [(f"{net}.101", nport)] if nginx else []),
+            ("slb", [slb]),
+        ]
+        for _ in range(a.rounds):
+            for name, targets in plan:
+                if not targets:
+                    continue
+                r, lost = client(targets, f"{net}.2", a.seconds, a.window, start)
+                start += 10_000_000
+                results[name].append(r)
+                losses[name] += lost
+                time.sleep(0.3)
+        med = {k: sorted(v)[len(v) // 2] for k, v in results.items() if v}
+        ratio = med["slb"] / med["nginx"] if "nginx" in med else None
+        out = {
+            "window": a.window,
+            "seconds": a.seconds,
+            "rounds": a.rounds,
+            "requests_per_s": {k: round(v) for k, v in med.items()},
+            "lost": losses,
+            "slb_vs_nginx": None if ratio is None else round(ratio, 3),
+            "slb_vs_direct": round(med["slb"] / med["direct"], 3),
+        }
+        if a.json:
+            print(json.dumps(out))
+        else:
+            print(f"HA-SLB forwarding, {a.window} in flight, median of {a.rounds} x {a.seconds}s")
+            for k, v in med.items():
+                print(f"  {k:7s} {v:10.0f} requests/s  (lost {losses[k]})")
+            if ratio is None:
+                print("  nginx stream module not available: no ratio")
+            else:
+                print(f"  slb / nginx = {ratio:.2f}  (target >= 1.0)")
+            print(f"  slb / direct = {med['slb'] / med['direct']:.2f}")
+        return 0
+    finally:
+        if nginx is not None:
+            nginx.send_signal(signal.SIGTERM)
+            try:
+                nginx.wait(5)
+            except subprocess.TimeoutExpired:
+                nginx.kill()
+        for p in procs:
+            p.terminate()
+            p.join(2)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
