@@ -254,6 +254,7 @@ class ForeignAgent:
         self._heap: list[tuple[float, int, str, str]] = []
         self._challenges: dict[str, list[bytes]] = {}  # MN key -> issued, newest last
         self._used_challenges: dict[str, set[bytes]] = {}
+        self.last_drop: str | None = None
 
     # ------------------------------------------------------------------ entry points
 
@@ -694,6 +695,7 @@ class ForeignAgent:
     def _drop(self, reason: str) -> list[Action]:
         d = self.stats.drops
         d[reason] = d.get(reason, 0) + 1
+        self.last_drop = reason  # for the adapter's rate-limited log
         return []
 
     def _challenge_ext(self, key: str | None) -> bytes:

@@ -176,6 +176,10 @@ class ForeignAgentNode:
             self.internal_errors += 1
             self._bad.warn("internal-error", "datagram handler failed", error=repr(e))
             return
+        reason = self.core.last_drop
+        if reason is not None:
+            self.core.last_drop = None
+            self._bad.warn(reason, "datagram dropped", src=addr[0], port=addr[1])
         self._run(actions)
 
     def _on_timer(self) -> None:
