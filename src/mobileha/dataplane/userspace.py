@@ -64,6 +64,10 @@ IFF_NO_PI = 0x1000
 MAX_OVERHEAD = 28  # outer IPv4 (20) + GRE with key (8); IP-in-IP adds 20, minimal 12
 RT_SCOPE_LINK = 253
 READ_SIZE = 65536
+SO_SNDBUFFORCE = 32  # Linux <asm-generic/socket.h>; not exported by the socket module
+SO_RCVBUFFORCE = 33
+SOCK_BUF = 8 << 20  # raw socket buffers
+TUN_TXQLEN = 10000  # packets queued toward us on the TUN device (default 500 drops bursts)
 _GRE_BAD = 0x4FF8 | 0x0007  # reserved0 bits and version: such packets are discarded
 
 
@@ -101,6 +105,14 @@ class _Tunnel:
             self.gre = struct.pack("!HHI", GRE_K, 0x0800, b.gre_key & 0xFFFFFFFF)
         else:
             self.gre = struct.pack("!HH", 0, 0x0800)
+
+
+def _bufsize(s: socket.socket, force: int, plain: int, size: int = SOCK_BUF) -> None:
+    """Big socket buffers: bursts must not overflow them (root may exceed rmem_max/wmem_max)."""
+    try:
+        s.setsockopt(socket.SOL_SOCKET, force, size)
+    except OSError:
+        s.setsockopt(socket.SOL_SOCKET, plain, size)
 
 
 def _open_tun(name: str) -> tuple[int, str]:
@@ -183,17 +195,19 @@ class UserspaceDataPlane:
         self._socks: list[socket.socket] = []
         try:
             self._tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-            self._tx.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            _bufsize(self._tx, SO_SNDBUFFORCE, socket.SO_SNDBUF)
             self._socks.append(self._tx)
             self._rx: dict[int, socket.socket] = {}
             for proto in (4, 47, 55):
                 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, proto)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+                _bufsize(s, SO_RCVBUFFORCE, socket.SO_RCVBUF)
                 s.setblocking(False)
                 self._rx[proto] = s
                 self._socks.append(s)
             self._tun_index = self._ifindex(self.tun_name)
-            self._ipr.link("set", index=self._tun_index, mtu=mtu - MAX_OVERHEAD, state="up")
+            self._ipr.link(
+                "set", index=self._tun_index, mtu=mtu - MAX_OVERHEAD, txqlen=TUN_TXQLEN, state="up"
+            )
             if role == "ha" and home_prefix:
                 self._ipr.route("replace", dst=home_prefix, oif=self._tun_index)
             if role == "fa":
