@@ -101,18 +101,17 @@ class HsrpNodeConfig:
     name: str = "hsrp"
 
 
-async def interface_info(ifname: str) -> tuple[int, str, int, bytes]:
-    """(ifindex, primary IPv4 address, its prefix length, MAC) of ``ifname`` via pyroute2."""
-    from pyroute2 import AsyncIPRoute
+def _interface_info(ifname: str) -> tuple[int, str, int, bytes]:
+    from pyroute2 import IPRoute
 
-    async with AsyncIPRoute() as ipr:
-        idx = await ipr.link_lookup(ifname=ifname)
+    with IPRoute() as ipr:
+        idx = ipr.link_lookup(ifname=ifname)
         if not idx:
             raise OSError(f"no interface {ifname!r}")
         mac = "00:00:00:00:00:00"
-        async for link in await ipr.get_links(idx[0]):
+        for link in ipr.get_links(idx[0]):
             mac = link.get("IFLA_ADDRESS") or mac
-        addrs = [a async for a in await ipr.get_addr(index=idx[0], family=socket.AF_INET)]
+        addrs = list(ipr.get_addr(index=idx[0], family=socket.AF_INET))
         if not addrs:
             raise OSError(f"interface {ifname!r} has no IPv4 address")
         addrs.sort(key=lambda a: a["prefixlen"])  # the widest prefix: not a /32 VIP
@@ -122,6 +121,70 @@ async def interface_info(ifname: str) -> tuple[int, str, int, bytes]:
             int(addrs[0]["prefixlen"]),
             bytes.fromhex(str(mac).replace(":", "")),
         )
+
+
+async def interface_info(ifname: str) -> tuple[int, str, int, bytes]:
+    """(ifindex, primary IPv4 address, its prefix length, MAC) of ``ifname`` via pyroute2.
+
+    Netlink work runs in a thread with pyroute2's synchronous IPRoute: its asyncio flavour
+    cannot run on uvloop (netlink is not a family uvloop's UDP handles accept).
+    """
+    return await asyncio.to_thread(_interface_info, ifname)
+
+
+def _nl_claim(
+    ifname: str, ifindex: int, vip: str, plen: int, macvlan: str | None, vmac: str
+) -> None:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        idx = ifindex
+        if macvlan is not None:
+            if not ipr.link_lookup(ifname=macvlan):
+                ipr.link(
+                    "add",
+                    ifname=macvlan,
+                    kind="macvlan",
+                    link=ifindex,
+                    macvlan_mode="bridge",
+                    address=vmac,
+                )
+            HsrpNode._sysctl(f"net.ipv6.conf.{macvlan}.disable_ipv6", "1")
+            idx = ipr.link_lookup(ifname=macvlan)[0]
+            ipr.link("set", index=idx, state="up")
+        try:
+            ipr.addr("add", index=idx, address=vip, prefixlen=plen)
+        except Exception as exc:  # EEXIST: already there
+            log.debug("add %s on %s: %s", vip, ifname, exc)
+
+
+def _nl_release(dev: str, is_macvlan: bool, vip: str, plen: int) -> None:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        idx = ipr.link_lookup(ifname=dev)
+        if not idx:
+            return
+        if is_macvlan:
+            ipr.link("del", index=idx[0])  # the macvlan goes, and the VIP with it
+            return
+        try:
+            ipr.addr("del", index=idx[0], address=vip, prefixlen=plen)
+        except Exception as exc:  # EADDRNOTAVAIL: not there
+            log.debug("del %s: %s", vip, exc)
+
+
+def _nl_cleanup(ifindex: int, items: list[tuple[str, str | None]], plen: int) -> None:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        for macvlan, vip in items:
+            idx = ipr.link_lookup(ifname=macvlan)
+            if idx:
+                ipr.link("del", index=idx[0])
+            if vip is not None:
+                with contextlib.suppress(Exception):
+                    ipr.addr("del", index=ifindex, address=vip, prefixlen=plen)
 
 
 class _Proto(asyncio.DatagramProtocol):
@@ -333,56 +396,26 @@ class HsrpNode:
                 log.error("%s %s: %s", op, arg, exc)
 
     async def _claim(self, vip: str) -> None:
-        from pyroute2 import AsyncIPRoute
-
         g = self._group_for_vip(vip)
         dev = self.cfg.interface
+        macvlan = self._macvlan_name(g) if (self.cfg.macvlan and g is not None) else None
+        vmac = w.mac_str(g.vmac) if g is not None else ""
         try:
-            async with AsyncIPRoute() as ipr:
-                if self.cfg.macvlan and g is not None:
-                    dev = self._macvlan_name(g)
-                    if not await ipr.link_lookup(ifname=dev):
-                        await ipr.link(
-                            "add",
-                            ifname=dev,
-                            kind="macvlan",
-                            link=self._ifindex,
-                            macvlan_mode="bridge",
-                            address=w.mac_str(g.vmac),
-                        )
-                    self._sysctl(f"net.ipv6.conf.{dev}.disable_ipv6", "1")
-                    idx = (await ipr.link_lookup(ifname=dev))[0]
-                    await ipr.link("set", index=idx, state="up")
-                else:
-                    idx = self._ifindex
-                try:
-                    await ipr.addr("add", index=idx, address=vip, prefixlen=self.cfg.vip_prefixlen)
-                except Exception as exc:  # EEXIST: already there
-                    log.debug("add %s: %s", vip, exc)
-            self._vips[vip] = dev
+            await asyncio.to_thread(
+                _nl_claim, dev, self._ifindex, vip, self.cfg.vip_prefixlen, macvlan, vmac
+            )
+            self._vips[vip] = macvlan or dev
             self.counters["vip_claimed"] += 1
         except Exception as exc:
             self.counters["vip_claim_error"] += 1
-            log.error("cannot add %s to %s: %s", vip, dev, exc)
+            log.error("cannot add %s to %s: %s", vip, macvlan or dev, exc)
 
     async def _release(self, vip: str) -> None:
-        from pyroute2 import AsyncIPRoute
-
         dev = self._vips.pop(vip, self.cfg.interface)
         try:
-            async with AsyncIPRoute() as ipr:
-                idx = await ipr.link_lookup(ifname=dev)
-                if not idx:
-                    return
-                if dev != self.cfg.interface:
-                    await ipr.link("del", index=idx[0])  # the macvlan goes, and the VIP with it
-                else:
-                    try:
-                        await ipr.addr(
-                            "del", index=idx[0], address=vip, prefixlen=self.cfg.vip_prefixlen
-                        )
-                    except Exception as exc:  # EADDRNOTAVAIL: not there
-                        log.debug("del %s: %s", vip, exc)
+            await asyncio.to_thread(
+                _nl_release, dev, dev != self.cfg.interface, vip, self.cfg.vip_prefixlen
+            )
             self.counters["vip_released"] += 1
         except Exception as exc:
             self.counters["vip_release_error"] += 1
@@ -390,22 +423,9 @@ class HsrpNode:
 
     async def _cleanup_stale(self) -> None:
         """Remove a VIP / macvlan a killed predecessor left behind (we start non-Active)."""
-        from pyroute2 import AsyncIPRoute
-
+        items = [(self._macvlan_name(g), g.vip) for g in self.core.groups.values()]
         try:
-            async with AsyncIPRoute() as ipr:
-                for g in self.core.groups.values():
-                    idx = await ipr.link_lookup(ifname=self._macvlan_name(g))
-                    if idx:
-                        await ipr.link("del", index=idx[0])
-                    if g.vip is not None:
-                        with contextlib.suppress(Exception):
-                            await ipr.addr(
-                                "del",
-                                index=self._ifindex,
-                                address=g.vip,
-                                prefixlen=self.cfg.vip_prefixlen,
-                            )
+            await asyncio.to_thread(_nl_cleanup, self._ifindex, items, self.cfg.vip_prefixlen)
         except Exception as exc:
             log.debug("stale cleanup: %s", exc)
 
