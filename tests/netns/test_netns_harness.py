@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -72,7 +73,8 @@ def test_teardown_on_exception_kills_processes() -> None:
     assert not any(n in listing for n in names)
 
 
-def test_teardown_on_sigterm() -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_teardown_on_sigterm_and_ctrl_c(sig: int) -> None:
     ok, reason = netns_available()
     if not ok:
         pytest.skip(reason)
@@ -91,7 +93,7 @@ def test_teardown_on_sigterm() -> None:
     assert p.stdout is not None
     ns = p.stdout.readline().strip()
     assert ns in _ns_list()
-    p.terminate()
+    p.send_signal(sig)
     p.wait(timeout=10)
     assert ns not in _ns_list()
 
