@@ -1,0 +1,273 @@
+"""End to end on loopback: FA -> SLB virtual address -> three real home agent processes.
+
+The real HAs are ``HomeAgentNode``s (the registration code of mobileha.core.home_agent) in
+their own processes, each with its DFP agent; the SLB runs in the test's loop; the test is
+the FA/PDSN, sending MN-HA-authenticated requests to the virtual address. Checked: every
+reply reaches the FA from the real HA's own address, the deregistration goes straight to
+that real HA, bindings spread by weight, and when one HA fills up its DFP weight drops and
+new sessions move away from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mobileha.node.slb import SlbNode, SlbRealSpec, SlbSettings
+from mobileha.wire import mip
+from mobileha.wire.auth import Authenticator
+
+pytestmark = pytest.mark.timeout(90)
+
+KEY = bytes(range(16))
+SPI = 256
+NTP = 2208988800
+N_MN = 60
+
+HA_SCRIPT = r"""
+import asyncio, sys
+from mobileha.config import load_config
+from mobileha.node.home_agent import HomeAgentNode
+
+async def main():
+    node = HomeAgentNode.from_config(load_config(sys.argv[1]))
+    await node.start()
+    print("READY", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def free_port(host: str, kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class Ha:
+    def __init__(self, tmp: Path, addr: str, vip: str, max_bindings: int) -> None:
+        self.addr = addr
+        self.port = free_port(addr)
+        self.dfp_port = free_port(addr, socket.SOCK_STREAM)
+        users = "".join(
+            f'\n[[mobile_node]]\nnai = "mn{i}@example.net"\nspi = {SPI}\n'
+            f'key = "hex:{KEY.hex()}"\nalgorithm = "hmac-md5"\n'
+            for i in range(N_MN)
+        )
+        cfg = tmp / f"ha-{addr}.toml"
+        cfg.write_text(
+            f"""
+[node]
+role = "home-agent"
+name = "ha-{addr}"
+[management]
+enabled = false
+[home_agent]
+address = "{addr}"
+port = {self.port}
+trusted_slb = ["{vip}"]
+home_prefix = "10.{random.randint(100, 200)}.0.0/16"
+max_bindings = {max_bindings}
+[dataplane]
+backend = "memory"
+[dfp]
+listen = "{addr}:{self.dfp_port}"
+interval_s = 1
+{users}
+"""
+        )
+        self.log = tmp / f"ha-{addr}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", HA_SCRIPT, str(cfg)],
+            stdout=subprocess.PIPE,
+            stderr=open(self.log, "wb"),  # noqa: SIM115
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "READY" not in line:
+            raise RuntimeError(self.log.read_text())
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def net() -> str:
+    return f"127.{random.randint(64, 250)}.{random.randint(1, 250)}"
+
+
+@pytest.fixture
+def has(tmp_path: Path, net: str) -> Iterator[list[Ha]]:
+    try:
+        from mobileha.node.home_agent import HomeAgentNode  # noqa: F401
+    except ImportError:
+        pytest.skip("the home agent node is not available in this build")
+    hs: list[Ha] = []
+    try:
+        for i, cap in enumerate([1000, 1000, 6]):
+            hs.append(Ha(tmp_path, f"{net}.{11 + i}", f"{net}.100", cap))
+        yield hs
+    finally:
+        for h in hs:
+            h.stop()
+
+
+AUTH = Authenticator(KEY, "hmac-md5")
+
+
+def rrq(nai: str, vip: str, coa: str, lifetime: int = 1800, hoa: str = "0.0.0.0") -> bytes:
+    ident = ((int(time.time()) + NTP) << 32) | random.getrandbits(32)
+    n = nai.encode()
+    head = struct.pack(
+        "!BBH4s4s4sQ",
+        1,
+        0,
+        lifetime,
+        socket.inet_aton(hoa),
+        socket.inet_aton(vip),
+        socket.inet_aton(coa),
+        ident,
+    )
+    return mip.append_auth(head + bytes([131, len(n)]) + n, mip.EXT_MN_HA, SPI, AUTH)
+
+
+class Fa(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.replies: asyncio.Queue[tuple[str, mip.RegistrationReply]] = asyncio.Queue()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        msg = mip.decode(data)
+        assert isinstance(msg, mip.RegistrationReply)
+        self.replies.put_nowait((addr[0], msg))
+
+    async def ask(self, data: bytes, dst: tuple[str, int]) -> tuple[str, mip.RegistrationReply]:
+        for _ in range(20):
+            self.t.sendto(data, dst)  # type: ignore[attr-defined]
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(self.replies.get(), 0.5)
+        raise AssertionError("no reply")
+
+
+def test_fa_slb_three_real_has(has: list[Ha], net: str) -> None:
+    vip, fa_addr = f"{net}.100", f"{net}.2"
+
+    async def main() -> None:
+        node = SlbNode(
+            SlbSettings(
+                virtual_address=vip,
+                port=0,
+                mode="relay",
+                reals=[
+                    SlbRealSpec(h.addr, h.port, 8, dfp_agent=f"{h.addr}:{h.dfp_port}") for h in has
+                ],
+                predictor="ios-wrr",
+            )
+        )
+        await node.start()
+        loop = asyncio.get_running_loop()
+        t, fa = await loop.create_datagram_endpoint(Fa, local_addr=(fa_addr, 0))
+        try:
+
+            def weights() -> list[object]:
+                return [r["dfp_weight"] for r in node.slb_view()["reals"]]
+
+            # all three DFP agents reported (empty HAs; the weight also scales with the
+            # host's free CPU and memory, so it is <= 24 here)
+            for _ in range(100):
+                if all(isinstance(w, int) and w > 0 for w in weights()):
+                    break
+                await asyncio.sleep(0.05)
+            assert all(isinstance(w, int) and 0 < w <= 24 for w in weights())
+            where: dict[str, tuple[str, str]] = {}
+            small = has[2].addr
+            # 1. register until the small HA (6 bindings) has filled
+            i = 0
+            while sum(1 for a, _ in where.values() if a == small) < 6:
+                nai = f"mn{i}@example.net"
+                src, rep = await fa.ask(rrq(nai, vip, fa_addr), node.address)
+                assert rep.code == 0, rep.code
+                assert src == rep.ha_addr  # from the real HA's own address, not the VIP
+                assert src in {h.addr for h in has}
+                where[nai] = (src, rep.home_addr)
+                i += 1
+                await asyncio.sleep(0.02)
+            # IOS WRR with equal weights: blocks of consecutive sessions per real
+            # 2. its DFP weight drops to 0 (sampled every 0.5 s): the SLB throttles it
+            for _ in range(60):
+                r = next(r for r in node.slb_view()["reals"] if r["address"] == small)
+                if r["dfp_weight"] == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert r["dfp_weight"] == 0 and r["state"] == "dfpThrottle"
+            # 3. new sessions move away from it, and still spread over the other two
+            later: Counter[str] = Counter()
+            while i < N_MN - 5:
+                nai = f"mn{i}@example.net"
+                src, rep = await fa.ask(rrq(nai, vip, fa_addr), node.address)
+                assert rep.code == 0 and src != small
+                where[nai] = (src, rep.home_addr)
+                later[src] += 1
+                i += 1
+            assert set(later) == {has[0].addr, has[1].addr}
+            spread = Counter(a for a, _ in where.values())
+            assert spread[small] == 6 and sum(spread.values()) == i
+            # 4. deregistration goes straight to the real HA that holds the binding
+            before = node.counters["received"]
+            for nai, (ha_addr, hoa) in list(where.items())[:10]:
+                h = next(h for h in has if h.addr == ha_addr)
+                src, rep = await fa.ask(rrq(nai, vip, fa_addr, 0, hoa), (h.addr, h.port))
+                assert src == ha_addr and rep.code == 0 and rep.lifetime == 0
+            assert node.counters["received"] == before  # the SLB saw none of them
+            view = node.slb_view()
+            assert view["forwarded"] >= i and view["dropped"] == 0
+        finally:
+            t.close()
+            await node.stop()
+
+    asyncio.run(main())
+
+
+def test_static_weights_spread_bindings_exactly(has: list[Ha], net: str) -> None:
+    vip, fa_addr = f"{net}.100", f"{net}.3"
+
+    async def main() -> None:
+        node = SlbNode(
+            SlbSettings(
+                virtual_address=vip,
+                port=0,
+                mode="relay",
+                reals=[SlbRealSpec(h.addr, h.port, w) for h, w in zip(has, [3, 2, 1])],
+            )
+        )
+        await node.start()
+        loop = asyncio.get_running_loop()
+        t, fa = await loop.create_datagram_endpoint(Fa, local_addr=(fa_addr, 0))
+        try:
+            got: Counter[str] = Counter()
+            for i in range(30):
+                src, rep = await fa.ask(rrq(f"mn{i}@example.net", vip, fa_addr), node.address)
+                assert rep.code == 0
+                got[src] += 1
+            assert got == {has[0].addr: 15, has[1].addr: 10, has[2].addr: 5}
+        finally:
+            t.close()
+            await node.stop()
+
+    asyncio.run(main())
