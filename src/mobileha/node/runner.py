@@ -1,0 +1,246 @@
+"""``mobileha run CONFIG``: run one node in the foreground until SIGTERM/SIGINT.
+
+1. Load and validate the config (problems are printed with their keys; exit 2).
+2. Set up structured logging from ``[log]`` (``--log-level`` / ``--log-format`` override).
+3. Use uvloop when it is installed (``--no-uvloop`` to keep the stock loop).
+4. Build the node of ``node.role`` with ``<Class>.from_config(cfg)``; the modules are
+   imported lazily, so a role whose module is missing is a clear error, not an ImportError
+   at start-up of every role:
+
+   ===============  ==================================  =====================
+   role             module                              class
+   ===============  ==================================  =====================
+   home-agent       mobileha.node.home_agent            HomeAgentNode
+   foreign-agent    mobileha.node.foreign_agent         ForeignAgentNode
+   slb              mobileha.node.slb                   SlbNode
+   mobile-node      mobileha.node.mobile_node           MobileNodeNode
+   ===============  ==================================  =====================
+
+5. ``await node.start()``, then start the management API (``[management] listen``).
+6. Wait for SIGTERM or SIGINT, or for the node to finish by itself: a node may provide an
+   optional ``async def wait(self) -> int | None`` (e.g. a mobile-node load driver that
+   ends); its result becomes the exit code.
+7. ``await node.stop()`` (HSRP Resign, pending sync flushed; bounded by ``--stop-timeout``),
+   stop the API, exit. A second signal during the stop abandons it (exit 1).
+
+Exit codes: 0 clean stop, 1 the node failed (start, run or stop raised, or stop timed out,
+or the role's module is missing), 2 usage or config error.
+
+:class:`NodeRunner` is the same sequence without signals or process exit, for programs that
+run several nodes in one loop (the demo) and for tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from mobileha.config import Config, ConfigError, load_config
+from mobileha.log import add_log_arguments, get_logger, setup_logging
+from mobileha.mgmt.api import ManagementServer
+from mobileha.node.base import Node
+
+ROLE_NODES: dict[str, tuple[str, str]] = {
+    "home-agent": ("mobileha.node.home_agent", "HomeAgentNode"),
+    "foreign-agent": ("mobileha.node.foreign_agent", "ForeignAgentNode"),
+    "slb": ("mobileha.node.slb", "SlbNode"),
+    "mobile-node": ("mobileha.node.mobile_node", "MobileNodeNode"),
+}
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+_log = get_logger("mobileha.runner")
+
+
+class RoleUnavailable(Exception):
+    """The module or class of a role is not there (yet)."""
+
+
+def node_class(role: str) -> Any:
+    """The node class of ``role`` (imported now); raises :class:`RoleUnavailable`."""
+    if role not in ROLE_NODES:
+        raise RoleUnavailable(f"unknown role {role!r}")
+    module_name, class_name = ROLE_NODES[role]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name is not None and module_name.startswith(e.name):
+            raise RoleUnavailable(
+                f"role {role!r} is not available in this build: module {module_name} not found"
+            ) from None
+        raise
+    cls = getattr(module, class_name, None)
+    if cls is None or not hasattr(cls, "from_config"):
+        raise RoleUnavailable(
+            f"role {role!r} is not available: {module_name}.{class_name}.from_config is missing"
+        )
+    return cls
+
+
+def build_node(cfg: Config) -> Node:
+    node: Node = node_class(cfg.role).from_config(cfg)
+    return node
+
+
+class NodeRunner:
+    """Start a node and its management API; stop both. No signals, no process exit."""
+
+    def __init__(self, cfg: Config, node: Node | None = None) -> None:
+        self.cfg = cfg
+        self.node: Node = node if node is not None else build_node(cfg)
+        self.api: ManagementServer | None = None
+
+    async def start(self) -> None:
+        await self.node.start()
+        m = self.cfg.management
+        if m.enabled:
+            api = ManagementServer(self.node, m.listen.host, m.listen.port)
+            try:
+                await api.start()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self.node.stop()
+                raise
+            self.api = api
+        _log.info(
+            "node started",
+            node=self.node.name,
+            role=self.node.role,
+            api=self.api.url if self.api else "disabled",
+        )
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop the node (bounded by ``timeout``), then the API (even if the node failed)."""
+        try:
+            await asyncio.wait_for(self.node.stop(), timeout)
+        finally:
+            if self.api is not None:
+                await self.api.stop()
+                self.api = None
+        _log.info("node stopped", node=self.node.name, role=self.node.role)
+
+
+async def run(cfg: Config, stop_timeout: float = 10.0, node: Node | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or the node's optional ``wait()`` returns); exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals_seen: list[int] = []
+    main_task = asyncio.current_task()
+
+    def on_signal(signum: int) -> None:
+        signals_seen.append(signum)
+        if len(signals_seen) == 1:
+            _log.info("signal received, stopping", signal=signal.Signals(signum).name)
+            stop.set()
+        else:
+            _log.warning("second signal, abandoning the clean stop")
+            if main_task is not None:
+                main_task.cancel()
+
+    installed: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, on_signal, int(sig))
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            pass
+    try:
+        try:
+            runner = NodeRunner(cfg, node)
+        except RoleUnavailable as e:
+            _log.error(str(e), role=cfg.role)
+            print(f"mobileha run: {e}", file=sys.stderr)
+            return EXIT_FAILED
+        try:
+            await runner.start()
+        except Exception as e:
+            _log.exception("node failed to start", node=cfg.name, error=repr(e))
+            return EXIT_FAILED
+        code = await _wait(runner.node, stop)
+        try:
+            await runner.stop(stop_timeout)
+        except TimeoutError:
+            _log.error("node did not stop in time", timeout_s=stop_timeout)
+            return EXIT_FAILED
+        except Exception as e:
+            _log.exception("node failed to stop cleanly", error=repr(e))
+            return EXIT_FAILED
+        return code
+    except asyncio.CancelledError:
+        return EXIT_FAILED
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+async def _wait(node: Node, stop: asyncio.Event) -> int:
+    waiter = asyncio.ensure_future(stop.wait())
+    tasks: set[asyncio.Future[Any]] = {waiter}
+    node_wait: Callable[[], Any] | None = getattr(node, "wait", None)
+    done_task: asyncio.Future[Any] | None = None
+    if node_wait is not None:
+        done_task = asyncio.ensure_future(node_wait())
+        tasks.add(done_task)
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            if not t.done():
+                t.cancel()
+    if done_task is not None and done_task in done:
+        try:
+            result = done_task.result()
+        except Exception as e:
+            _log.exception("node failed while running", error=repr(e))
+            return EXIT_FAILED
+        _log.info("node finished by itself", result=result)
+        return int(result) if isinstance(result, int) else EXIT_OK
+    return EXIT_OK
+
+
+def _new_loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if not use_uvloop:
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="mobileha run", description="run one mobileha node")
+    ap.add_argument("config", help="the node's TOML config")
+    add_log_arguments(ap)
+    ap.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio loop")
+    ap.add_argument(
+        "--stop-timeout", type=float, default=10.0, help="seconds allowed for a clean stop"
+    )
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        for p in e.problems:
+            print(f"{args.config}: {p}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(args.log_level or cfg.log.level, args.log_format or cfg.log.format)
+    factory = _new_loop_factory(not args.no_uvloop)
+    _log.info(
+        "starting",
+        config=args.config,
+        role=cfg.role,
+        node=cfg.name,
+        loop="uvloop" if factory else "asyncio",
+    )
+    with asyncio.Runner(loop_factory=factory) as r:
+        return r.run(run(cfg, args.stop_timeout))
+
+
+__all__ = ["ROLE_NODES", "NodeRunner", "RoleUnavailable", "build_node", "main", "node_class", "run"]
