@@ -89,36 +89,35 @@ class FakeNode:
         return page_of(self.bindings.values(), q, self._render)
 
     def v_standby(self, q: Mapping[str, str]) -> StandbyView:
-        return {
-            "groups": [
-                {
-                    "interface": "eth0",
-                    "group": 1,
-                    "version": 2,
-                    "state": "Active",
-                    "state_changes": 3,
-                    "last_change_s": 62.0,
-                    "virtual_ip": "10.0.1.100",
-                    "virtual_mac": "0000.0c9f.f001",
-                    "priority": 110,
-                    "configured_priority": 110,
-                    "preempt": True,
-                    "preempt_delay_s": 0,
-                    "hello_ms": 3000,
-                    "hold_ms": 10000,
-                    "next_hello_s": 1.52,
-                    "active_router": "local",
-                    "active_priority": 110,
-                    "active_expires_s": None,
-                    "standby_router": "10.0.1.11",
-                    "standby_priority": 100,
-                    "standby_expires_s": 8.816,
-                    "authentication": "text",
-                    "auth_failures": 2,
-                    "name": "ha-pair-a",
-                }
-            ]
-        }
+        return [
+            {
+                "interface": "eth0",
+                "group": 1,
+                "version": 2,
+                "name": "ha-pair-a",
+                "state": "Active",
+                "state_changes": 3,
+                "last_state_change_ago_ms": 62000,
+                "virtual_ip": "10.0.1.100",
+                "virtual_mac": "0000.0c9f.f001",
+                "local_address": "10.0.1.10",
+                "hello_ms": 3000,
+                "hold_ms": 10000,
+                "next_hello_ms": 1520,
+                "authentication": "text",
+                "auth_failures": 2,
+                "preempt": True,
+                "preempt_delay_ms": 0,
+                "active_router": "local",
+                "active_priority": 110,
+                "active_expires_ms": None,
+                "standby_router": "10.0.1.11",
+                "standby_priority": 100,
+                "standby_expires_ms": 8816,
+                "priority": 110,
+                "configured_priority": 110,
+            }
+        ]
 
     def v_redundancy(self, q: Mapping[str, str]) -> RedundancyView:
         return {

@@ -110,7 +110,11 @@ def test_show_dfp_and_stats(api: tuple[FakeNode, str]) -> None:
 
 def test_show_json_of_a_plain_view(api: tuple[FakeNode, str]) -> None:
     data = json.loads(render("standby", api[1], as_json=True))
-    assert data["groups"][0]["state"] == "Active"
+    assert data[0]["state"] == "Active"
+    # the older {"groups": [...]} shape with seconds renders the same
+    out = io.StringIO()
+    show_mod.render_standby({"groups": [dict(data[0], next_hello_ms=None, next_hello_s=1.52)]}, out)
+    assert "    Next hello sent in 1.520 secs\n" in out.getvalue()
 
 
 def test_main_cli(api: tuple[FakeNode, str], capsys: pytest.CaptureFixture[str]) -> None:

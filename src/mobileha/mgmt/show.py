@@ -129,39 +129,59 @@ def render_binding(b: Mapping[str, Any], out: IO[str]) -> None:
     out.write("\n".join(lines) + "\n")
 
 
-def render_standby(view: Mapping[str, Any], out: IO[str]) -> None:
-    """``show standby``."""
-    groups = view.get("groups", [])
+def _ms_to_s(g: Mapping[str, Any], key: str) -> float | None:
+    """``key`` in seconds from ``key_ms`` (node shape) or ``key_s`` (older shape)."""
+    if g.get(f"{key}_ms") is not None:
+        return float(g[f"{key}_ms"]) / 1000.0
+    v = g.get(f"{key}_s")
+    return None if v is None else float(v)
+
+
+def render_standby(view: Any, out: IO[str]) -> None:
+    """``show standby`` (the view is a list of groups, or ``{"groups": [...]}``)."""
+    groups = view.get("groups", []) if isinstance(view, Mapping) else list(view)
     if not groups:
         out.write("No HSRP groups configured\n")
     for g in groups:
         changes = g.get("state_changes", 0)
-        last = g.get("last_change_s")
+        last = _ms_to_s(g, "last_state_change_ago")
+        if last is None:
+            last = g.get("last_change_s")
         preempt = "enabled" if g.get("preempt") else "disabled"
-        if g.get("preempt") and g.get("preempt_delay_s"):
-            preempt += f", delay min {g['preempt_delay_s']} secs"
+        delay = _ms_to_s(g, "preempt_delay") or 0
+        if g.get("preempt") and delay:
+            preempt += f", delay min {delay:g} secs"
         lines = [
-            f"{g['interface']} - Group {g['group']} (version {g['version']})",
+            f"{g.get('interface', '?')} - Group {g['group']} (version {g.get('version', 1)})",
             f"  State is {g['state']}",
             f"    {changes} state change{'s' if changes != 1 else ''}, "
             f"last state change {hms(last) if last is not None else 'never'}",
-            f"  Virtual IP address is {g['virtual_ip']}",
+            f"  Virtual IP address is {g.get('virtual_ip') or 'unknown'}",
             f"  Active virtual MAC address is {g.get('virtual_mac', 'unknown')}",
-            f"  Hello time {_ms(g['hello_ms'])}, hold time {_ms(g['hold_ms'])}",
+            f"  Hello time {_ms(int(g['hello_ms']))}, hold time {_ms(int(g['hold_ms']))}",
         ]
-        if g.get("next_hello_s") is not None:
-            lines.append(f"    Next hello sent in {g['next_hello_s']:.3f} secs")
+        nxt = _ms_to_s(g, "next_hello")
+        if nxt is not None:
+            lines.append(f"    Next hello sent in {nxt:.3f} secs")
+        failures = int(g.get("auth_failures", 0))
         lines += [
             f"  Authentication {'MD5' if g.get('authentication') == 'md5' else 'text'}, "
-            f"{g.get('auth_failures', 0)} failure{'s' if g.get('auth_failures', 0) != 1 else ''}",
+            f"{failures} failure{'s' if failures != 1 else ''}",
             f"  Preemption {preempt}",
             "  Active router is " + _router(g, "active"),
             "  Standby router is " + _router(g, "standby"),
             f"  Priority {g['priority']} "
             f"(configured {g.get('configured_priority', g['priority'])})",
         ]
+        for t in g.get("tracked", []) or []:
+            lines.append(
+                f"    Track object {t.get('name')} state {t.get('state')} "
+                f"decrement {t.get('decrement')}"
+            )
         if g.get("name"):
             lines.append(f'  Group name is "{g["name"]}" (cfgd)')
+        if g.get("ready") is False:
+            lines.append("  Not ready: binding download from the peer in progress")
         out.write("\n".join(lines) + "\n")
 
 
@@ -176,8 +196,9 @@ def _router(g: Mapping[str, Any], which: str) -> str:
     text = str(who)
     if g.get(f"{which}_priority") is not None:
         text += f", priority {g[f'{which}_priority']}"
-    if g.get(f"{which}_expires_s") is not None:
-        text += f" (expires in {g[f'{which}_expires_s']:.3f} sec)"
+    expires = _ms_to_s(g, f"{which}_expires")
+    if expires is not None:
+        text += f" (expires in {expires:.3f} sec)"
     return text
 
 
@@ -339,7 +360,7 @@ def render_stats(v: Mapping[str, Any], out: IO[str]) -> None:
             out.write(f"  {k:<{width}}  {bad[k]}\n")
 
 
-_RENDER: dict[str, Callable[[Mapping[str, Any], IO[str]], None]] = {
+_RENDER: dict[str, Callable[[Any, IO[str]], None]] = {
     "standby": render_standby,
     "redundancy": render_redundancy,
     "slb": render_slb,

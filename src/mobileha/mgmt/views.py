@@ -156,38 +156,41 @@ HSRP_STATES = ("Initial", "Learn", "Listen", "Speak", "Standby", "Active")
 
 
 class StandbyGroup(TypedDict):
-    """One group of ``show standby``."""
+    """One group of ``show standby``: ``mobileha.core.hsrp.HsrpGroup.snapshot()`` plus the
+    interface. Times are milliseconds; ``*_ago_ms`` count back, the others count down."""
 
     interface: str
     group: int
     version: int
+    name: str
     state: str  # one of HSRP_STATES
     state_changes: int
-    last_change_s: float | None  # seconds since the last state change
-    virtual_ip: str
+    last_state_change_ago_ms: int | None
+    virtual_ip: str | None
     virtual_mac: str  # "0000.0c9f.f001"
-    priority: int  # current (after tracking)
-    configured_priority: int
-    preempt: bool
-    preempt_delay_s: int
+    local_address: str
     hello_ms: int  # in use (learned from the Active when not configured)
     hold_ms: int
-    next_hello_s: float | None
-    active_router: str  # "local", an address, or "unknown"
-    active_priority: int | None
-    active_expires_s: float | None
-    standby_router: str  # "local", an address, or "unknown"
-    standby_priority: int | None
-    standby_expires_s: float | None
+    next_hello_ms: int | None
     authentication: str  # "text" | "md5"
     auth_failures: int
-    name: str | None
-    hellos_sent: NotRequired[int]
-    hellos_received: NotRequired[int]
+    preempt: bool
+    preempt_delay_ms: int
+    active_router: str | None  # "local", an address, or None (unknown)
+    active_priority: int | None
+    active_expires_ms: int | None
+    standby_router: str | None
+    standby_priority: int | None
+    standby_expires_ms: int | None
+    priority: int  # in use (after tracking)
+    configured_priority: int
+    tracked: NotRequired[list[dict[str, Any]]]
+    ready: NotRequired[bool]  # redundancy: False while a bulk download is incomplete
+    counters: NotRequired[dict[str, int]]
 
 
-class StandbyView(TypedDict):
-    groups: list[StandbyGroup]
+# The standby view: a list of groups (``{"groups": [...]}`` is accepted by ``show`` too).
+StandbyView = list[StandbyGroup]
 
 
 # ----------------------------------------------------------------------------- redundancy
