@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import signal
 import socket
 import struct
 import subprocess
@@ -157,11 +159,22 @@ class Fa(asyncio.DatagramProtocol):
         assert isinstance(msg, mip.RegistrationReply)
         self.replies.put_nowait((addr[0], msg))
 
-    async def ask(self, data: bytes, dst: tuple[str, int]) -> tuple[str, mip.RegistrationReply]:
-        for _ in range(20):
+    async def ask(
+        self, data: bytes, dst: tuple[str, int], every: float = 0.5, tries: int = 20
+    ) -> tuple[str, mip.RegistrationReply]:
+        """Send (and retransmit the same bytes) until the reply with our Identification."""
+        ident = struct.unpack_from("!Q", data, 16)[0]
+        loop = asyncio.get_running_loop()
+        for _ in range(tries):
             self.t.sendto(data, dst)  # type: ignore[attr-defined]
-            with contextlib.suppress(TimeoutError):
-                return await asyncio.wait_for(self.replies.get(), 0.5)
+            end = loop.time() + every
+            while (left := end - loop.time()) > 0:
+                try:
+                    src, rep = await asyncio.wait_for(self.replies.get(), left)
+                except TimeoutError:
+                    break
+                if rep.ident == ident:
+                    return src, rep
         raise AssertionError("no reply")
 
 
@@ -267,6 +280,111 @@ def test_static_weights_spread_bindings_exactly(has: list[Ha], net: str) -> None
                 got[src] += 1
             assert got == {has[0].addr: 15, has[1].addr: 10, has[2].addr: 5}
         finally:
+            t.close()
+            await node.stop()
+
+    asyncio.run(main())
+
+
+def test_sigstop_real_ha_reassign_fail_retry_and_dfp_revival(has: list[Ha], net: str) -> None:
+    """One real HA stopped with SIGSTOP: sessions that land on it move after `reassign`
+    retransmissions with a failure recorded; after `faildetect` failures it is FAILED and
+    gets nothing new; after the (shortened) retry interval it is tested and returns to
+    service once it answers; a DFP report with weight > 0 revives a FAILED real at once."""
+    vip, fa_addr = f"{net}.100", f"{net}.4"
+    a, b = has[0], has[1]
+
+    async def main() -> None:
+        node = SlbNode(
+            SlbSettings(
+                virtual_address=vip,
+                port=0,
+                mode="relay",
+                reals=[SlbRealSpec(a.addr, a.port, 1), SlbRealSpec(b.addr, b.port, 1)],
+                reassign=2,
+                faildetect_numconns=2,
+                retry_s=2.0,
+                session_s=0.8,
+            )
+        )
+        await node.start()
+        loop = asyncio.get_running_loop()
+        t, fa = await loop.create_datagram_endpoint(Fa, local_addr=(fa_addr, 0))
+
+        def state(h: Ha) -> dict[str, object]:
+            return next(r for r in node.slb_view()["reals"] if r["address"] == h.addr)
+
+        try:
+            os.kill(b.proc.pid, signal.SIGSTOP)
+            for i in range(4):  # round robin A, B, A, B: B's two sessions move to A
+                src, rep = await fa.ask(rrq(f"mn{i}@example.net", vip, fa_addr), node.address, 0.1)
+                assert src == a.addr and rep.code == 0
+            assert state(b)["total_failures"] == 2 and state(b)["state"] == "failed"
+            before = state(b)["total_conns"]
+            for i in range(4, 10):  # FAILED: nothing new
+                src, _ = await fa.ask(rrq(f"mn{i}@example.net", vip, fa_addr), node.address, 0.1)
+                assert src == a.addr
+            assert state(b)["total_conns"] == before
+            os.kill(b.proc.pid, signal.SIGCONT)
+            retry_in = state(b)["retry_in_s"]
+            assert isinstance(retry_in, float)
+            await asyncio.sleep(retry_in + 0.1)
+            assert state(b)["state"] == "readyToTest"
+            seen = set()
+            for i in range(10, 12):
+                src, rep = await fa.ask(rrq(f"mn{i}@example.net", vip, fa_addr), node.address, 0.1)
+                assert rep.code == 0
+                seen.add(src)
+            assert b.addr in seen and state(b)["state"] == "testing"
+            await asyncio.sleep(1.0)  # the test session expires with no retransmission
+            assert state(b)["state"] == "inService"
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(b.proc.pid, signal.SIGCONT)
+            t.close()
+            await node.stop()
+
+        # DFP revival: the same failure, but the SLB manages B's DFP agent; the retry
+        # interval is long, so only a DFP report can bring B back
+        node = SlbNode(
+            SlbSettings(
+                virtual_address=vip,
+                port=0,
+                mode="relay",
+                reals=[
+                    SlbRealSpec(h.addr, h.port, 1, dfp_agent=f"{h.addr}:{h.dfp_port}")
+                    for h in (a, b)
+                ],
+                predictor="smooth-wrr",
+                reassign=2,
+                faildetect_numconns=1,
+                retry_s=600,
+                session_s=0.8,
+            )
+        )
+        await node.start()
+        t, fa = await loop.create_datagram_endpoint(Fa, local_addr=(fa_addr, 0))
+        try:
+            for _ in range(100):
+                if all(isinstance(r["dfp_weight"], int) for r in node.slb_view()["reals"]):
+                    break
+                await asyncio.sleep(0.05)
+            os.kill(b.proc.pid, signal.SIGSTOP)
+            for i in range(20, 24):
+                await fa.ask(rrq(f"mn{i}@example.net", vip, fa_addr), node.address, 0.1)
+                if state(b)["state"] == "failed":
+                    break
+            assert state(b)["state"] == "failed"
+            os.kill(b.proc.pid, signal.SIGCONT)
+            for _ in range(60):  # DFP reports every second
+                if state(b)["state"] == "inService":
+                    break
+                await asyncio.sleep(0.05)
+            assert state(b)["state"] == "inService"
+            assert state(b)["retry_in_s"] is None
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(b.proc.pid, signal.SIGCONT)
             t.close()
             await node.stop()
 
