@@ -252,3 +252,113 @@ def test_1000_mobile_nodes_at_once(tmp_path: Path) -> None:
         wait_for(lambda: c.ha.api("api/bindings?limit=1")["total"] == 0, 20, "all deregistered")
     finally:
         c.close()
+
+
+def test_through_ha_slb_reply_from_real_ha_then_direct(tmp_path: Path) -> None:
+    """MN -> FA -> HA-SLB (relay mode, VIP) -> one of two real HAs, which answers the FA
+    directly; renewals and the deregistration then go straight to that real HA."""
+    net = f"127.{random.randint(100, 199)}.{random.randint(0, 255)}"
+    vip, fa_addr = f"{net}.100", f"{net}.20"
+    reals = [f"{net}.11", f"{net}.12"]
+    ports = {a: free_port(a) for a in [vip, fa_addr, *reals]}
+    procs: list[Proc] = []
+    n = 20
+    try:
+        sas = "".join(
+            f'[[mobile_node]]\nnai = "mn{i}@example.net"\nspi = 256\nkey = "{KEY}"\n'
+            f'algorithm = "hmac-md5"\n'
+            for i in range(1, n + 1)
+        )
+        has = []
+        for k, a in enumerate(reals, 1):
+            has.append(
+                Proc(
+                    tmp_path,
+                    f"ha{k}",
+                    f"""role = "home-agent"
+[home_agent]
+address = "{a}"
+port = {ports[a]}
+home_prefix = "10.77.0.0/16"
+pool = "10.77.{k}.0/24"
+trusted_slb = ["{vip}"]
+[dataplane]
+backend = "memory"
+[[foreign_agent]]
+address = "{fa_addr}"
+spi = 300
+key = "{FAHA_KEY}"
+{sas}""",
+                )
+            )
+        procs += has
+        reals_toml = "".join(
+            f'[[slb.real]]\naddress = "{a}"\nport = {ports[a]}\nweight = 1\n' for a in reals
+        )
+        slb = Proc(
+            tmp_path,
+            "slb",
+            f"""role = "slb"
+[slb]
+virtual_address = "{vip}"
+port = {ports[vip]}
+mode = "relay"
+{reals_toml}""",
+        )
+        procs.append(slb)
+        fa = Proc(
+            tmp_path,
+            "fa",
+            f"""role = "foreign-agent"
+[foreign_agent]
+address = "{fa_addr}"
+port = {ports[fa_addr]}
+home_agent = "{vip}"
+home_agent_port = {ports[vip]}
+[[foreign_agent.home_agent_sa]]
+address = "{vip}"
+spi = 300
+key = "{FAHA_KEY}"
+[dataplane]
+backend = "memory"
+""",
+        )
+        procs.append(fa)
+        mn = Proc(
+            tmp_path,
+            "mn",
+            f"""role = "mobile-node"
+[mobile_node]
+nai = "mn{{n}}@example.net"
+count = {n}
+home_agent = "{vip}"
+foreign_agent = "{fa_addr}:{ports[fa_addr]}"
+spi = 256
+key = "{KEY}"
+algorithm = "hmac-md5"
+lifetime = 4
+renew_fraction = 0.5
+""",
+        )
+        procs.append(mn)
+        wait_for(lambda: mn_counters(mn)["registered"] == n, 20, "registered through the SLB")
+        per_ha = [h.api("api/bindings?limit=1")["total"] for h in has]
+        assert sum(per_ha) == n and all(per_ha), per_ha  # spread over both reals
+        visitors = fa.api("api/visitors?limit=100")["items"]
+        assert {v["home_agent"] for v in visitors} == set(reals)
+        assert all(v["target"] == vip for v in visitors)
+        assert fa.api("api/stats")["counters"]["replies_other_source"] >= n
+        slb_before = slb.api("api/slb")["forwarded"]
+        wait_for(lambda: mn_counters(mn)["renewals"] >= 2 * n, 10, "renewals")
+        assert mn_counters(mn)["registered"] == n
+        assert slb.api("api/slb")["forwarded"] == slb_before  # renewals bypass the SLB
+        assert mn.stop() == 0  # deregistrations, straight to the real HAs
+        wait_for(
+            lambda: sum(h.api("api/bindings?limit=1")["total"] for h in has) == 0,
+            10,
+            "deregistered at the real HAs",
+        )
+        assert slb.api("api/slb")["forwarded"] == slb_before
+    finally:
+        for p in reversed(procs):
+            p.stop()

@@ -433,3 +433,13 @@ def test_superseded_aaa_lookup_is_cancelled() -> None:
     assert isinstance(acts[1], AaaRequest) and acts[1].token != a1.token
     assert f.aaa_result(a1.token, 1.1, accepted=True) == []  # late answer ignored
     assert only(f.aaa_result(acts[1].token, 1.2, accepted=True, ha_address=VIP), Send)
+
+
+def test_real_ha_port_learned_from_reply_source() -> None:
+    f, m = fa(ha_port=4434), new_mn()
+    (s,) = only(f.datagram(m.register(0.0)[0].payload, MN_SRC, 0.0), Send)
+    assert s.dst == (VIP, 4434)
+    for a in only(f.datagram(ha_reply(s.payload), (REAL, 5555), 0.1), Send):
+        m.datagram(a.payload, (FA_ADDR, 434), 0.1)
+    (s,) = only(f.datagram(m.register(5.0)[0].payload, MN_SRC, 5.0), Send)
+    assert s.dst == (REAL, 5555)

@@ -143,6 +143,7 @@ class _Pending:
     deadline: float
     aaa_token: int | None = None  # waiting for AAA
     dst: str | None = None  # HA address relayed to
+    dst_port: int = MIP_PORT
     target: str | None = None  # HA address chosen before any learning (VIP / AAA / field)
     relayed: bytes = b""
     relayed_at: float = 0.0
@@ -170,6 +171,7 @@ class Visitor:
     nai: str | None
     mn: Addr
     ha_addr: str  # the real HA we talk to now
+    ha_port: int  # its UDP port (the source port of its reply)
     target: str  # the HA address we first relayed to (VIP / AAA / request field)
     lifetime: int
     expires: float | None  # None = infinite
@@ -343,7 +345,7 @@ class ForeignAgent:
             if old.aaa_token is None and old.dst is not None:
                 old.mn = src
                 self._arm_pending(old, now)
-                return [Send((old.dst, self.ha_port), old.relayed)]
+                return [Send((old.dst, old.dst_port), old.relayed)]
             return []
         code = self._check(req, key)
         if code:
@@ -425,26 +427,26 @@ class ForeignAgent:
                 return e
         return None
 
-    def _choose_ha(self, p: _Pending) -> tuple[str | None, str | None]:
-        """(destination, target) for a request (see the module docstring, item 4)."""
+    def _choose_ha(self, p: _Pending) -> tuple[str | None, str | None, int]:
+        """(destination, target, port) for a request (module docstring, item 4)."""
         if p.redirect_to is not None:
-            return p.redirect_to, p.redirect_to
+            return p.redirect_to, p.redirect_to, self.ha_port
         req = p.req
         field_ha = req.ha_addr
         v = self._visitor_for(p.key, req.home_addr)
         if v is not None and field_ha in (UNSPECIFIED, ALL_ONES, v.target, v.ha_addr):
-            return v.ha_addr, v.target
+            return v.ha_addr, v.target, v.ha_port
         if field_ha not in (UNSPECIFIED, ALL_ONES):
-            return field_ha, field_ha
+            return field_ha, field_ha, self.ha_port
         ha = p.aaa_ha or self.home_agent
-        return ha, ha
+        return ha, ha, self.ha_port
 
     def _relay(self, p: _Pending, now: float) -> list[Action]:
-        dst, target = self._choose_ha(p)
+        dst, target, port = self._choose_ha(p)
         if dst is None:
             self._forget_pending(p)
             return self._deny(p.req, p.mn, FA_MISSING_HA, p.key)
-        p.dst, p.target = dst, target
+        p.dst, p.target, p.dst_port = dst, target, port
         req = p.req
         msg = req.raw[: self._mn_part_end(req)]
         if self.gre:
@@ -464,7 +466,7 @@ class ForeignAgent:
         p.relayed_at = now
         self._arm_pending(p, now)
         self.stats.relayed += 1
-        return [Send((dst, self.ha_port), msg)]
+        return [Send((dst, p.dst_port), msg)]
 
     @staticmethod
     def _mn_part_end(req: RegistrationRequest) -> int:
@@ -636,6 +638,7 @@ class ForeignAgent:
             nai=req.nai,
             mn=p.mn,
             ha_addr=real,
+            ha_port=src[1],
             target=p.target or p.dst,
             lifetime=lifetime,
             expires=expires,
