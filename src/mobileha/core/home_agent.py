@@ -188,6 +188,48 @@ def _intern(s: str) -> str:
     return sys.intern(s)
 
 
+# Actions are built on the hot path without the frozen-dataclass __init__ (which sets each
+# field through object.__setattr__, several times slower); the objects are identical.
+_new = object.__new__
+_set_dst = Send.__dict__["dst"].__set__
+_set_payload = Send.__dict__["payload"].__set__
+_set_src = Send.__dict__["src"].__set__
+_set_binding = InstallBinding.__dict__["binding"].__set__
+_set_rbinding = RemoveBinding.__dict__["binding"].__set__
+
+
+def _send(dst: tuple[str, int], payload: bytes, src: tuple[str, int]) -> Send:
+    a: Send = _new(Send)
+    _set_dst(a, dst)
+    _set_payload(a, payload)
+    _set_src(a, src)
+    return a
+
+
+def _install(cls: type[InstallBinding], b: Binding) -> Any:
+    a = _new(cls)
+    _set_binding(a, b)
+    return a
+
+
+def _remove(b: Binding) -> RemoveBinding:
+    a: RemoveBinding = _new(RemoveBinding)
+    _set_rbinding(a, b)
+    return a
+
+
+def _find_in(existing: Binding | list[Binding] | None, coa: str) -> Binding | None:
+    """The binding of ``coa`` in a table index value (no second dict lookup)."""
+    if existing is None:
+        return None
+    if isinstance(existing, list):
+        for b in existing:
+            if b.care_of == coa:
+                return b
+        return None
+    return existing if existing.care_of == coa else None
+
+
 class HomeAgent:
     """RFC 5944 home agent registration processing (sans-IO)."""
 
@@ -222,6 +264,7 @@ class HomeAgent:
             pool = AddressPool(s.pool or s.home_prefix or "", exclude)
         self.pool = pool
         self._nonces: dict[str, int] = {}
+        self._ints: dict[int, int] = {}  # lifetimes and ports (<= 65536 values)
         # counters
         self.by_code: dict[int, int] = {}
         self.drops: dict[str, int] = {}
@@ -573,7 +616,7 @@ class HomeAgent:
             if data[mnha + 1] != 20:
                 ok = False
             else:
-                ok = sa.auth.verify(data[: mnha + 6], data[mnha + 6 : mnha + 22])
+                ok = sa.verify(data[: mnha + 6], data[mnha + 6 : mnha + 22])
         else:
             ok = self._verify_aaa(sa, data, aaa, n, chal, chal_e)
         if not ok:
@@ -599,17 +642,27 @@ class HomeAgent:
         # --- resolve the MN's home address ----------------------------------------------
         table = self.table
         mn_hoa = hoa
+        existing: Binding | list[Binding] | None = None
         if mn_hoa is None:
             mn_hoa = sa.home_address
             if mn_hoa is None and nai is not None:
-                mn_hoa = table.home_address_of(nai)
-        existing = table.lookup(mn_hoa) if mn_hoa is not None else None
+                # The SA remembers the address it was last bound to: one big-dict lookup
+                # instead of two on the hot path (checked against the binding's NAI).
+                h = sa.home_hint
+                if h is not None:
+                    v = table.lookup(h)
+                    if v is not None and (v[0] if isinstance(v, list) else v).nai == nai:
+                        mn_hoa, existing = h, v
+                if mn_hoa is None:
+                    mn_hoa = table.home_address_of(nai)
+        if existing is None and mn_hoa is not None:
+            existing = table.lookup(mn_hoa)
 
         # --- 3. duplicate of the accepted registration, then replay ---------------------
         nonce_sa = sa.replay == REPLAY_NONCE
         coa = inet_ntoa(coa_b)
         if existing is not None and life:
-            dup = table.find(mn_hoa, coa) if mn_hoa is not None else None
+            dup = _find_in(existing, coa)
             if dup is not None and dup.ident == ident:
                 self.duplicates += 1
             if dup is not None and dup.ident == ident and self.settings.answer_duplicates:
@@ -702,33 +755,195 @@ class HomeAgent:
 
         # --- 5. policy -------------------------------------------------------------------
         try:
-            return self._policy_and_bind(
-                data,
-                flags,
-                life,
-                hoa_b,
-                ha_b,
-                coa,
-                ident,
-                rid,
-                nai,
-                nai_s,
-                nai_e,
-                sa,
-                reply_sa,
-                fa_sa,
-                fa_addr,
-                reply_to,
-                dst_addr,
-                now,
-                gre_key,
-                gre_cvse,
-                cvse_code,
-                poorly,
-                mn_hoa,
-                existing,
-                hoa,
+            s = self.settings
+            if dst_addr in self._broadcast:
+                raise _Deny(UNKNOWN_HA)
+            if ha_b in (_ZERO, _ONES):  # RFC 4433 dynamic HA assignment
+                if nai is None:
+                    raise _Deny(POORLY_FORMED)
+                if s.redirect_ha is not None and life:
+                    extra = _DYNHA.pack(139, 5, 2, inet_aton(s.redirect_ha))
+                    self._count_denied(REDIRECT_HA, life, existing)
+                    return [
+                        self._reply(
+                            REDIRECT_HA,
+                            0,
+                            hoa_b,
+                            rid,
+                            data,
+                            nai_s,
+                            nai_e,
+                            reply_sa,
+                            fa_sa,
+                            reply_to,
+                            dst_addr,
+                            None,
+                            (0, 0),
+                            extra_mn=extra,
+                        )
+                    ]
+            if poorly or (life and coa == "0.0.0.0"):
+                raise _Deny(POORLY_FORMED)
+            # 129: the home address must be the MN's (static SA address, or its pool address)
+            if hoa is not None:
+                if sa.home_address is not None and sa.home_address != hoa:
+                    raise _Deny(ADMIN_PROHIBITED)
+                if sa.home_address is None and existing is None:
+                    pool = self.pool
+                    if pool is not None and hoa in pool:
+                        if pool.is_allocated(hoa) and not (
+                            nai is not None and hoa in self.table.home_addresses_of(nai)
+                        ):
+                            raise _Deny(ADMIN_PROHIBITED)
+                    elif self._prefix is not None and life:
+                        raise _Deny(ADMIN_PROHIBITED)
+                elif (
+                    sa.home_address is None
+                    and existing is not None
+                    and nai is not None
+                    and sa.nai is not None
+                ):
+                    b0 = existing[0] if isinstance(existing, list) else existing
+                    if b0.nai is not None and b0.nai != nai:
+                        raise _Deny(ADMIN_PROHIBITED)
+            elif nai is None:
+                raise _Deny(POORLY_FORMED)
+            if not life:
+                return self._deregister(
+                    data,
+                    coa,
+                    rid,
+                    hoa_b,
+                    nai_s,
+                    nai_e,
+                    reply_sa,
+                    fa_sa,
+                    reply_to,
+                    dst_addr,
+                    mn_hoa,
+                )
+            if cvse_code:
+                raise _Deny(cvse_code)
+            if flags & FLAG_T:
+                if not s.reverse_tunnel:
+                    raise _Deny(REVERSE_TUNNEL_UNAVAILABLE)
+            elif s.reverse_tunnel_required:
+                raise _Deny(REVERSE_TUNNEL_MANDATORY)
+            m, g = flags & FLAG_M, flags & FLAG_G
+            if m and g:
+                raise _Deny(ENCAP_UNAVAILABLE)
+            if m:
+                if not s.minimal_encap or gre_key is not None:
+                    raise _Deny(ENCAP_UNAVAILABLE)
+                encap = Encap.MINIMAL
+            elif g or gre_key is not None:
+                if not s.gre:
+                    raise _Deny(ENCAP_UNAVAILABLE)
+                encap = Encap.GRE
+            else:
+                encap = Encap.IPIP
+            simultaneous = bool(flags & FLAG_S) and self._simul > 1
+            table = self.table
+            if (
+                simultaneous
+                and isinstance(existing, list)
+                and len(existing) >= self._simul
+                and not any(b.care_of == coa for b in existing)
+            ):
+                raise _Deny(TOO_MANY_BINDINGS)
+            # grant
+            limit = self.max_lifetime
+            if sa.max_lifetime is not None and sa.max_lifetime < limit:
+                limit = sa.max_lifetime
+            granted = life if life < limit else limit
+            ints = self._ints
+            granted = ints.setdefault(granted, granted)  # one int object per value (memory)
+            expires = table.deadline(now, granted)
+            allocated = False
+            if mn_hoa is None:
+                pool = self.pool
+                mn_hoa = pool.allocate(nai) if pool is not None else None
+                if mn_hoa is None:
+                    raise _Deny(INSUFFICIENT_RESOURCES)
+                allocated = True
+            elif existing is None:
+                pool = self.pool
+                if pool is not None and sa.home_address is None and mn_hoa in pool:
+                    pool.mark(mn_hoa, nai)
+            out: list[Any] = []
+            b = _find_in(existing, coa)
+            src_addr, src_port = reply_to
+            src_port = ints.setdefault(src_port, src_port)
+            if (
+                b is not None
+                and b.flags == flags
+                and b.encap == encap
+                and b.gre_key == gre_key
+                and b.src_addr == src_addr
+                and b.src_port == src_port
+                and b.nai == nai
+            ):
+                table.refresh(b, expires, ident=ident, lifetime=granted)
+                if not simultaneous and isinstance(existing, list):
+                    for x in existing:
+                        if x is not b:
+                            table.remove(x)
+                            out.append(RemoveBinding(x))
+                out.append(_install(RefreshBinding, b))
+                if hoa is None:
+                    sa.home_hint = b.home_addr
+            else:
+                nb = Binding(
+                    mn_hoa,
+                    _intern(coa),
+                    self._ha,
+                    granted,
+                    expires,
+                    ident,
+                    flags,
+                    encap,
+                    gre_key,
+                    nai,
+                    _intern(src_addr),
+                    src_port,
+                )
+                try:
+                    removed = table.add(nb, replace=not simultaneous)
+                except TableFull:
+                    if allocated and self.pool is not None:
+                        self.pool.release(mn_hoa)
+                    raise _Deny(INSUFFICIENT_RESOURCES) from None
+                for r in removed:
+                    if r.care_of != coa:
+                        out.append(RemoveBinding(r))
+                out.append(_install(InstallBinding, nb))
+                if hoa is None:
+                    sa.home_hint = nb.home_addr
+            code = ACCEPTED_NO_SIMULTANEOUS if (flags & FLAG_S and self._simul <= 1) else ACCEPTED
+            if existing is None:
+                self.init_received += 1
+                self.init_accepted += 1
+            else:
+                self.rereg_received += 1
+                self.rereg_accepted += 1
+            out.append(
+                self._reply(
+                    code,
+                    granted,
+                    inet_aton(mn_hoa) if hoa is None else hoa_b,
+                    rid,
+                    data,
+                    nai_s,
+                    nai_e,
+                    reply_sa,
+                    fa_sa,
+                    reply_to,
+                    dst_addr,
+                    gre_key,
+                    gre_cvse,
+                )
             )
+            return out
         except _Deny as d:
             return self._deny(
                 d.code,
@@ -745,217 +960,6 @@ class HomeAgent:
                 hoa,
                 ident_key,
             )
-
-    def _policy_and_bind(
-        self,
-        data: bytes,
-        flags: int,
-        life: int,
-        hoa_b: bytes,
-        ha_b: bytes,
-        coa: str,
-        ident: int,
-        rid: int,
-        nai: str | None,
-        nai_s: int,
-        nai_e: int,
-        sa: MobilitySA,
-        reply_sa: MobilitySA | None,
-        fa_sa: MobilitySA | None,
-        fa_addr: str,
-        reply_to: tuple[str, int],
-        dst_addr: str,
-        now: float,
-        gre_key: int | None,
-        gre_cvse: tuple[int, int],
-        cvse_code: int,
-        poorly: bool,
-        mn_hoa: str | None,
-        existing: Binding | list[Binding] | None,
-        hoa: str | None,
-    ) -> list[Any]:
-        s = self.settings
-        if dst_addr in self._broadcast:
-            raise _Deny(UNKNOWN_HA)
-        if ha_b in (_ZERO, _ONES):  # RFC 4433 dynamic HA assignment
-            if nai is None:
-                raise _Deny(POORLY_FORMED)
-            if s.redirect_ha is not None and life:
-                extra = _DYNHA.pack(139, 5, 2, inet_aton(s.redirect_ha))
-                self._count_denied(REDIRECT_HA, life, existing)
-                return [
-                    self._reply(
-                        REDIRECT_HA,
-                        0,
-                        hoa_b,
-                        rid,
-                        data,
-                        nai_s,
-                        nai_e,
-                        reply_sa,
-                        fa_sa,
-                        reply_to,
-                        dst_addr,
-                        None,
-                        (0, 0),
-                        extra_mn=extra,
-                    )
-                ]
-        if poorly or (life and coa == "0.0.0.0"):
-            raise _Deny(POORLY_FORMED)
-        # 129: the home address must be the MN's (static SA address, or its pool address)
-        if hoa is not None:
-            if sa.home_address is not None and sa.home_address != hoa:
-                raise _Deny(ADMIN_PROHIBITED)
-            if sa.home_address is None and existing is None:
-                pool = self.pool
-                if pool is not None and hoa in pool:
-                    if pool.is_allocated(hoa) and not (
-                        nai is not None and hoa in self.table.home_addresses_of(nai)
-                    ):
-                        raise _Deny(ADMIN_PROHIBITED)
-                elif self._prefix is not None and life:
-                    raise _Deny(ADMIN_PROHIBITED)
-            elif (
-                sa.home_address is None
-                and existing is not None
-                and nai is not None
-                and sa.nai is not None
-            ):
-                b0 = existing[0] if isinstance(existing, list) else existing
-                if b0.nai is not None and b0.nai != nai:
-                    raise _Deny(ADMIN_PROHIBITED)
-        elif nai is None:
-            raise _Deny(POORLY_FORMED)
-        if not life:
-            return self._deregister(
-                data,
-                coa,
-                rid,
-                hoa_b,
-                nai_s,
-                nai_e,
-                reply_sa,
-                fa_sa,
-                reply_to,
-                dst_addr,
-                mn_hoa,
-            )
-        if cvse_code:
-            raise _Deny(cvse_code)
-        if flags & FLAG_T:
-            if not s.reverse_tunnel:
-                raise _Deny(REVERSE_TUNNEL_UNAVAILABLE)
-        elif s.reverse_tunnel_required:
-            raise _Deny(REVERSE_TUNNEL_MANDATORY)
-        m, g = flags & FLAG_M, flags & FLAG_G
-        if m and g:
-            raise _Deny(ENCAP_UNAVAILABLE)
-        if m:
-            if not s.minimal_encap or gre_key is not None:
-                raise _Deny(ENCAP_UNAVAILABLE)
-            encap = Encap.MINIMAL
-        elif g or gre_key is not None:
-            if not s.gre:
-                raise _Deny(ENCAP_UNAVAILABLE)
-            encap = Encap.GRE
-        else:
-            encap = Encap.IPIP
-        simultaneous = bool(flags & FLAG_S) and self._simul > 1
-        table = self.table
-        if (
-            simultaneous
-            and isinstance(existing, list)
-            and len(existing) >= self._simul
-            and not any(b.care_of == coa for b in existing)
-        ):
-            raise _Deny(TOO_MANY_BINDINGS)
-        # grant
-        limit = self.max_lifetime
-        if sa.max_lifetime is not None and sa.max_lifetime < limit:
-            limit = sa.max_lifetime
-        granted = life if life < limit else limit
-        expires = table.deadline(now, granted)
-        allocated = False
-        if mn_hoa is None:
-            pool = self.pool
-            mn_hoa = pool.allocate(nai) if pool is not None else None
-            if mn_hoa is None:
-                raise _Deny(INSUFFICIENT_RESOURCES)
-            allocated = True
-        elif hoa is None or existing is None:
-            pool = self.pool
-            if pool is not None and sa.home_address is None and mn_hoa in pool:
-                pool.mark(mn_hoa, nai)
-        out: list[Any] = []
-        b = table.find(mn_hoa, coa) if existing is not None else None
-        src_addr, src_port = reply_to
-        if (
-            b is not None
-            and b.flags == flags
-            and b.encap == encap
-            and b.gre_key == gre_key
-            and b.src_addr == src_addr
-            and b.src_port == src_port
-            and b.nai == nai
-        ):
-            table.refresh(b, expires, ident=ident, lifetime=granted)
-            if not simultaneous and isinstance(existing, list):
-                for x in existing:
-                    if x is not b:
-                        table.remove(x)
-                        out.append(RemoveBinding(x))
-            out.append(RefreshBinding(b))
-        else:
-            nb = Binding(
-                mn_hoa,
-                _intern(coa),
-                self._ha,
-                granted,
-                expires,
-                ident,
-                flags,
-                encap,
-                gre_key,
-                nai,
-                _intern(src_addr),
-                src_port,
-            )
-            try:
-                removed = table.add(nb, replace=not simultaneous)
-            except TableFull:
-                if allocated and self.pool is not None:
-                    self.pool.release(mn_hoa)
-                raise _Deny(INSUFFICIENT_RESOURCES) from None
-            for r in removed:
-                if r.care_of != coa:
-                    out.append(RemoveBinding(r))
-            out.append(InstallBinding(nb))
-        code = ACCEPTED_NO_SIMULTANEOUS if (flags & FLAG_S and self._simul <= 1) else ACCEPTED
-        if existing is None:
-            self.init_received += 1
-            self.init_accepted += 1
-        else:
-            self.rereg_received += 1
-            self.rereg_accepted += 1
-        out.append(
-            self._reply(
-                code,
-                granted,
-                inet_aton(mn_hoa) if hoa is None else hoa_b,
-                rid,
-                data,
-                nai_s,
-                nai_e,
-                reply_sa,
-                fa_sa,
-                reply_to,
-                dst_addr,
-                gre_key,
-                gre_cvse,
-            )
-        )
-        return out
 
     def _deregister(
         self,
@@ -1012,7 +1016,7 @@ class HomeAgent:
         sa = self.sas.fa(fa_addr, _U32.unpack_from(data, faha + 2)[0])
         if sa is None:
             return False
-        return sa.auth.verify(data[: faha + 6], data[faha + 6 : faha + 22])
+        return sa.verify(data[: faha + 6], data[faha + 6 : faha + 22])
 
     def _verify_aaa(
         self, sa: MobilitySA, data: bytes, aaa: int, n: int, chal: int, chal_e: int
@@ -1025,7 +1029,7 @@ class HomeAgent:
         if sa.spi == CHAP_SPI:
             challenge = data[chal + 2 : chal_e] if chal >= 0 else b""
             return hmac.compare_digest(mn_aaa_chap_authenticator(sa.key, challenge, covered), got)
-        return sa.auth.verify(covered, got)
+        return sa.verify(covered, got)
 
     def _count_denied(self, code: int, life: int, existing: Binding | list[Binding] | None) -> None:
         if not life:
@@ -1106,7 +1110,7 @@ class HomeAgent:
             msg += extra_mn
         if mn_sa is not None:
             msg += _AUTH_HDR.pack(32, 20, mn_sa.spi)
-            msg += mn_sa.auth.compute(msg)
+            msg += mn_sa.compute(msg)
         if code <= 1:
             if gre_cvse[1]:
                 msg += data[gre_cvse[0] : gre_cvse[1]]
@@ -1114,9 +1118,9 @@ class HomeAgent:
                 msg += _GRE_EXT.pack(48, 0, 4, gre_key)
         if fa_sa is not None:
             msg += _AUTH_HDR.pack(34, 20, fa_sa.spi)
-            msg += fa_sa.auth.compute(msg)
+            msg += fa_sa.compute(msg)
         src = dst_addr if dst_addr not in self._broadcast else self._ha
-        return Send(reply_to, msg, (src, self._port))
+        return _send(reply_to, msg, (src, self._port))
 
 
 __all__ = [

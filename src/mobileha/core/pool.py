@@ -17,8 +17,12 @@ allocated" binding records (P§5.4 record flag) never allocates the same address
 from __future__ import annotations
 
 import ipaddress
+import struct
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from socket import inet_aton, inet_ntoa
+
+_U32 = struct.Struct("!I")
 
 
 class AddressPool:
@@ -60,13 +64,13 @@ class AddressPool:
 
     def _index(self, addr: str) -> int | None:
         try:
-            i = int(ipaddress.IPv4Address(addr)) - self._base
-        except ValueError:
+            i = _U32.unpack(inet_aton(addr))[0] - self._base
+        except OSError:
             return None
         return i if 0 <= i < self._size else None
 
     def _addr(self, i: int) -> str:
-        return str(ipaddress.IPv4Address(self._base + i))
+        return inet_ntoa(_U32.pack(self._base + i))
 
     @property
     def size(self) -> int:

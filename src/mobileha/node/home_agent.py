@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import socket
 import time
@@ -115,6 +116,7 @@ class HomeAgentNode:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: DeadlineTimer | None = None
         self._started = time.monotonic()
+        self._frozen_at = 0
         core_drop = core._drop
 
         def drop(reason: str) -> list[Any]:
@@ -188,6 +190,7 @@ class HomeAgentNode:
         if self._dfp_cfg is not None:
             await self._start_dfp()
         self._timer.update(self.core.next_deadline())
+        self.freeze_gc()
         _log.info(
             "home agent started",
             node=self.name,
@@ -299,11 +302,26 @@ class HomeAgentNode:
             self.dataplane_errors += 1
             self.bad.warn("dataplane-error", "data plane refused a binding", error=str(e))
 
+    def freeze_gc(self) -> None:
+        """Move the long-lived objects (bindings) out of the cyclic GC's generations.
+
+        With 10^6 bindings a full collection walks millions of objects (100-200 ms pauses
+        measured); bindings hold no reference cycles and are still freed by reference
+        counting when removed. Called at start, after bulk loads and whenever the table
+        has grown by 10% (from the timer).
+        """
+        gc.collect(1)
+        gc.freeze()
+        self._frozen_at = len(self.core.table)
+
     def _on_timer(self) -> None:
         loop = self._loop
         if loop is None:
             return
         core = self.core
+        n = len(core.table)
+        if n >= 50_000 and n > self._frozen_at * 1.1:
+            self.freeze_gc()
         self._run(core.on_timer(loop.time()))
         if self._timer is not None:
             self._timer.update(core.next_deadline())

@@ -1,0 +1,344 @@
+"""Registration rate of one home agent process on loopback, against a bare UDP echo baseline.
+
+    .venv/bin/python bench/registration.py [--seconds 5] [--inflight 48] [--mns 10000]
+                                           [--sizes 0,100000,1000000] [--no-uvloop] [--json]
+
+Everything is measured in the same run on the same event loop type (uvloop unless
+``--no-uvloop``):
+
+* **echo**: a bare asyncio ``DatagramProtocol`` that sends every datagram back;
+* **ha**: :class:`mobileha.node.home_agent.HomeAgentNode` (the node ``mobileha run`` starts)
+  with 10,000 MN-HA SAs (NAI + HMAC-MD5, dynamic home addresses), memory data plane,
+  and 0 / 100,000 / 1,000,000 extra bindings pre-loaded in-process through
+  ``HomeAgent.load`` (the bulk-sync entry) before the socket opens.
+
+The load generator is a separate process with a blocking socket and ``--inflight``
+requests outstanding (closed loop). It builds every request fresh (timestamp
+Identification, NAI, MN-HA HMAC-MD5 computed with ``hmac``) and round-robins over the MNs,
+so every request is a real authenticated re-registration. It sends the same requests to
+the echo server.
+
+Printed: requests/s, p50/p99 latency, reply codes, server CPU microseconds per request
+(from /proc, so the figure does not depend on the generator's own limit), and the ratios
+HA/echo for the closed-loop rate and for server capacity (echo CPU per request / HA CPU per
+request). Also the rate at each table size relative to the smallest, and the RSS growth
+per pre-loaded binding. Targets (issue 3): ratio >= 0.3; rate at 10^6 bindings within 10%
+of the rate at 10^4; <= 400 bytes per binding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import socket
+import struct
+import sys
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+HOST = "127.0.9.1"
+HA_ADDR = HOST
+KEY = bytes(range(16))
+SPI = 256
+NTP = 2208988800
+RRQ = struct.Struct("!BBH4s4s4sQ")
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _loop(uv: bool) -> asyncio.AbstractEventLoop:
+    if uv:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+# ----------------------------------------------------------------------------- servers
+
+
+def echo_server(port: int, uv: bool, ready: Connection) -> None:
+    loop = _loop(uv)
+    asyncio.set_event_loop(loop)
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport: Any) -> None:
+            self.t = transport
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            self.t.sendto(data, addr)
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    sock.bind((HOST, port))
+    loop.run_until_complete(loop.create_datagram_endpoint(Echo, sock=sock))
+    ready.send(("ready", 0, 0))
+    loop.run_forever()
+
+
+def ha_server(port: int, uv: bool, mns: int, preload: int, ready: Connection) -> None:
+    from mobileha.core.binding import Binding, Encap
+    from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
+    from mobileha.core.security import MobilitySA, SecurityAssociations
+    from mobileha.node.home_agent import HomeAgentNode
+
+    loop = _loop(uv)
+    asyncio.set_event_loop(loop)
+    sas = SecurityAssociations()
+    for i in range(mns):
+        sas.add_mn(MobilitySA(SPI, KEY, "hmac-md5", nai=f"mn{i}@bench.example"))
+    core = HomeAgent(
+        HomeAgentSettings(
+            HA_ADDR,
+            port=port,
+            home_prefix="10.0.0.0/16",
+            max_bindings=preload + mns + 10,
+            max_lifetime=36000,
+        ),
+        sas,
+    )
+    gc.collect()
+    rss0 = _rss()
+    now = loop.time()
+    coa = "10.200.0.1"
+    src = "10.200.0.1"
+    base = 0x0B000000  # 11.0.0.0/8: outside the pool
+
+    def gen() -> Any:
+        for i in range(preload):
+            a = base + i
+            hoa = f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}"
+            yield Binding(
+                hoa,
+                coa,
+                HA_ADDR,
+                36000,
+                now + 30000 + (i % 3600),
+                ((3_900_000_000 + i) << 32) | i,
+                0,
+                Encap.IPIP,
+                None,
+                f"pre{i}@bulk.example.net",
+                src,
+                434,
+            )
+
+    core.load(gen(), now)
+    gc.collect()
+    rss1 = _rss()
+    node = HomeAgentNode(core, name="bench-ha", addresses=[HA_ADDR])
+    loop.run_until_complete(node.start())
+    ready.send(("ready", rss1 - rss0, len(core.table)))
+    loop.run_forever()
+
+
+# ----------------------------------------------------------------------------- generator
+
+
+def generator(
+    port: int, mns: int, inflight: int, warm: float, seconds: float, out: Connection
+) -> None:
+    nais = [f"mn{i}@bench.example".encode() for i in range(mns)]
+    ha_b = socket.inet_aton(HA_ADDR)
+    coa_b = socket.inet_aton("127.0.0.1")
+    zero = b"\0\0\0\0"
+    k64 = KEY.ljust(64, b"\0")
+    inner = hashlib.md5(bytes(x ^ 0x36 for x in k64))  # HMAC-MD5 (RFC 2104) by hand
+    outer = hashlib.md5(bytes(x ^ 0x5C for x in k64))
+    exts = [bytes([131, len(n)]) + n + bytes([32, 20]) + struct.pack("!I", SPI) for n in nais]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    s.bind(("127.0.0.1", 0))
+    s.connect((HOST, port))
+    s.settimeout(0.2)
+    seq = 0
+    mask = (1 << 16) - 1
+    sent_at = [0.0] * (mask + 1)
+    lat: list[float] = []
+    codes: dict[int, int] = {}
+    perf = time.perf_counter
+    sec_hi = (int(time.time()) + NTP) << 32
+    pack = RRQ.pack
+    send = s.send
+
+    def send_one() -> None:
+        nonlocal seq, sec_hi
+        seq += 1
+        if not seq & 1023:
+            sec_hi = (int(time.time()) + NTP) << 32
+        covered = pack(1, 0, 1800, zero, ha_b, coa_b, sec_hi | seq) + exts[seq % mns]
+        i = inner.copy()
+        i.update(covered)
+        o = outer.copy()
+        o.update(i.digest())
+        sent_at[seq & mask] = perf()
+        send(covered + o.digest())
+
+    for _ in range(inflight):
+        send_one()
+    t_end_warm = perf() + warm
+    while perf() < t_end_warm:
+        try:
+            s.recv(2048)
+        except TimeoutError:
+            for _ in range(inflight):
+                send_one()
+            continue
+        send_one()
+    out.send("measuring")
+    done = 0
+    timeouts = 0
+    t0 = perf()
+    t_end = t0 + seconds
+    while True:
+        now = perf()
+        if now >= t_end:
+            break
+        try:
+            data = s.recv(2048)
+        except TimeoutError:
+            timeouts += 1
+            for _ in range(inflight):
+                send_one()
+            continue
+        done += 1
+        t = data[0]
+        if t == 3:
+            codes[data[1]] = codes.get(data[1], 0) + 1
+            low = struct.unpack_from("!Q", data, 12)[0] & 0xFFFFFFFF
+        else:
+            codes[-1] = codes.get(-1, 0) + 1
+            low = struct.unpack_from("!Q", data, 16)[0] & 0xFFFFFFFF
+        if not done & 3:
+            lat.append(now - sent_at[low & mask])
+        send_one()
+    elapsed = perf() - t0
+    lat.sort()
+    p50 = lat[len(lat) // 2] if lat else 0.0
+    p99 = lat[int(len(lat) * 0.99)] if lat else 0.0
+    out.send(
+        {
+            "timeouts": timeouts,
+            "rate": done / elapsed,
+            "p50_us": p50 * 1e6,
+            "p99_us": p99 * 1e6,
+            "codes": codes,
+        }
+    )
+
+
+def run_one(kind: str, args: argparse.Namespace, preload: int = 0) -> dict[str, Any]:
+    ctx = mp.get_context("fork")
+    port = 43000 + os.getpid() % 1000 + preload % 97
+    r, w = ctx.Pipe(duplex=False)
+    if kind == "echo":
+        srv = ctx.Process(target=echo_server, args=(port, args.uvloop, w), daemon=True)
+    else:
+        srv = ctx.Process(
+            target=ha_server, args=(port, args.uvloop, args.mns, preload, w), daemon=True
+        )
+    srv.start()
+    if not r.poll(600):
+        raise RuntimeError(f"{kind} server did not start")
+    _, rss_growth, table = r.recv()
+    gr, gw = ctx.Pipe(duplex=False)
+    gen = ctx.Process(
+        target=generator,
+        args=(port, args.mns, args.inflight, args.warm, args.seconds, gw),
+        daemon=True,
+    )
+    gen.start()
+    gr.recv()  # warm-up done (all MNs registered once in the HA case)
+    assert srv.pid is not None
+    c0 = _cpu(srv.pid)
+    res: dict[str, Any] = gr.recv()
+    c1 = _cpu(srv.pid)
+    gen.join()
+    srv.kill()
+    srv.join()
+    res["server_cpu_us"] = (c1 - c0) / max(1, res["rate"] * args.seconds) * 1e6
+    res["rss_growth_bytes"] = rss_growth
+    res["preloaded"] = preload
+    res["table_before"] = table
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--warm", type=float, default=2.0)
+    p.add_argument("--inflight", type=int, default=48)
+    p.add_argument("--mns", type=int, default=10_000)
+    p.add_argument("--sizes", default="0,100000,1000000", help="pre-loaded bindings per run")
+    p.add_argument("--no-uvloop", dest="uvloop", action="store_false")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    sizes = [int(x) for x in args.sizes.split(",") if x]
+    loop_name = "uvloop" if args.uvloop else "asyncio"
+    echo = run_one("echo", args)
+    runs = [run_one("ha", args, n) for n in sizes]
+    base = runs[0]
+    out: dict[str, Any] = {"loop": loop_name, "mns": args.mns, "inflight": args.inflight}
+    out["echo"] = echo
+    out["ha"] = runs
+    lines = [
+        f"registration benchmark ({loop_name}, {args.mns} MNs, {args.inflight} in flight, "
+        f"{args.seconds:.0f} s per run)",
+        f"  echo baseline       {echo['rate']:9.0f} req/s  p50 {echo['p50_us']:6.0f} us  "
+        f"p99 {echo['p99_us']:6.0f} us  server {echo['server_cpu_us']:5.1f} us CPU/req",
+    ]
+    for r in runs:
+        n = r["preloaded"] + args.mns
+        ratio = r["rate"] / echo["rate"]
+        cap = echo["server_cpu_us"] / r["server_cpu_us"] if r["server_cpu_us"] else 0
+        rel = r["rate"] / base["rate"]
+        r["ratio_to_echo"] = ratio
+        r["capacity_ratio_to_echo"] = cap
+        r["rate_vs_smallest"] = rel
+        lines.append(
+            f"  ha {n:>9,} bindings {r['rate']:9.0f} req/s  p50 {r['p50_us']:6.0f} us  "
+            f"p99 {r['p99_us']:6.0f} us  server {r['server_cpu_us']:5.1f} us CPU/req  "
+            f"ratio {ratio:.2f} (capacity {cap:.2f})  vs smallest {rel:.2f}  codes {r['codes']}"
+            f"  stalls {r['timeouts']}"
+        )
+        if r["preloaded"]:
+            per = r["rss_growth_bytes"] / r["preloaded"]
+            r["rss_bytes_per_binding"] = per
+            lines.append(
+                f"      pre-loaded {r['preloaded']:,} bindings: RSS +"
+                f"{r['rss_growth_bytes'] / 2**20:.0f} MiB = {per:.0f} bytes/binding"
+            )
+    big = runs[-1]
+    lines.append(
+        "  targets: ratio >= 0.3 -> "
+        + ", ".join(f"{r['ratio_to_echo']:.2f}" for r in runs)
+        + f"; rate at largest table within 10% of smallest -> {big['rate_vs_smallest']:.2f}"
+        + (
+            f"; <= 400 B/binding -> {big.get('rss_bytes_per_binding', 0):.0f}"
+            if big["preloaded"]
+            else ""
+        )
+    )
+    print("\n".join(lines))
+    if args.json:
+        print(json.dumps(out, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
