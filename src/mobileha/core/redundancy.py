@@ -108,7 +108,7 @@ _ENCAPS: Final = {e.value: e for e in Encap}
 # --- actions ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ApplyBinding:
     """Install or replace exactly this binding (key = home, care-of) as a synced copy.
 
@@ -121,7 +121,7 @@ class ApplyBinding:
     dynamic: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DeleteBinding:
     """Remove the binding with this key (its Identification is not newer than ``ident``)."""
 
@@ -289,8 +289,19 @@ def binding_from_record(rec: BindingRecord, ha_addr: str, now: float) -> Binding
 def _pack_binding(b: Binding, now: float, rec_flags: int) -> bytes:
     """Fast path of ``encode_record(record_from_binding(...))``."""
     nai = b.nai.encode() if b.nai else b""
-    if b.gre_key is not None:
+    key = b.gre_key
+    if key is not None:
         rec_flags |= REC_GRE_KEY
+    lifetime = b.lifetime
+    expires = b.expires
+    if lifetime >= LIFETIME_INFINITE or expires == math.inf:
+        lifetime = remaining = LIFETIME_INFINITE
+    else:
+        remaining = math.ceil(expires - now)
+        if remaining < 0:
+            remaining = 0
+        elif remaining >= LIFETIME_INFINITE:
+            remaining = LIFETIME_INFINITE - 1
     return (
         RECORD.pack(
             RECORD_LEN + len(nai),
@@ -300,9 +311,9 @@ def _pack_binding(b: Binding, now: float, rec_flags: int) -> bytes:
             inet_aton(b.care_of),
             inet_aton(b.src_addr or "0.0.0.0"),
             b.ident,
-            min(b.lifetime, LIFETIME_INFINITE),
-            remaining_lifetime(b, now),
-            b.gre_key or 0,
+            lifetime,
+            remaining,
+            key or 0,
             b.encap,
             len(nai),
         )
@@ -1125,23 +1136,31 @@ class SyncPeer:
     def _apply_records(
         self, m: SyncMessage, now: float, actions: list[SyncAction], all_delete: bool
     ) -> None:
+        # the hot path of a bulk download: records unpacked as tuples, Bindings built inline
         c = self.counters
         latest = self._latest
         tombs = self._tombs
         lookup = self._lookup
         ha_addr = m.ha_addr
+        append = actions.append
+        encaps = _ENCAPS
+        inf = math.inf
+        applied = stale = 0
         for rec in m.records:
-            key = (rec.home_addr, rec.care_of)
-            ident = rec.ident
-            own = latest.get(key)
-            if own is not None:
-                if own.binding.ident >= ident:
-                    c.StaleRecords += 1  # our own unacknowledged change is newer
-                    continue
-                del latest[key]  # the peer's is newer: do not send ours
-                self._queue.pop(key, None)
-            tomb = tombs.get(key)
-            if all_delete or rec.rec_flags & REC_DELETE:
+            home, coa, src, ident, lifetime, remaining, reg_flags, rec_flags, gre_key, encap = rec[
+                :10
+            ]
+            key = (home, coa)
+            if latest:
+                own = latest.get(key)
+                if own is not None:
+                    if own.binding.ident >= ident:
+                        stale += 1  # our own unacknowledged change is newer
+                        continue
+                    del latest[key]  # the peer's is newer: do not send ours
+                    self._queue.pop(key, None)
+            tomb = tombs.get(key) if tombs else None
+            if all_delete or rec_flags & REC_DELETE:
                 if tomb is None or ident > tomb:
                     tombs[key] = ident
                     self._tomb_q.append((now + self.config.tombstone_ttl, key, ident))
@@ -1149,23 +1168,40 @@ class SyncPeer:
                 if cur is not None:
                     if ident >= cur.ident:
                         c.DeletedRecords += 1
-                        actions.append(DeleteBinding(binding_from_record(rec, ha_addr, now)))
+                        append(DeleteBinding(binding_from_record(rec, ha_addr, now)))
                     else:
-                        c.StaleRecords += 1
+                        stale += 1
                 continue
             if tomb is not None and ident <= tomb:
-                c.StaleRecords += 1  # deleted meanwhile: no resurrection
+                stale += 1  # deleted meanwhile: no resurrection
                 continue
             cur = lookup(key)
             if cur is not None and ident < cur.ident:
-                c.StaleRecords += 1
+                stale += 1
                 continue
-            c.AppliedRecords += 1
-            actions.append(
+            applied += 1
+            append(
                 ApplyBinding(
-                    binding_from_record(rec, ha_addr, now), bool(rec.rec_flags & REC_DYNAMIC)
+                    Binding(
+                        home,
+                        coa,
+                        ha_addr,
+                        lifetime,
+                        inf
+                        if remaining >= LIFETIME_INFINITE or lifetime >= LIFETIME_INFINITE
+                        else now + remaining,
+                        ident,
+                        reg_flags,
+                        encaps[encap],
+                        gre_key if gre_key or rec_flags & REC_GRE_KEY else None,
+                        rec[10],
+                        "" if src == "0.0.0.0" else src,
+                    ),
+                    bool(rec_flags & REC_DYNAMIC),
                 )
             )
+        c.AppliedRecords += applied
+        c.StaleRecords += stale
 
     def _prune_tombstones(self, now: float) -> None:
         if self._dl is not None:

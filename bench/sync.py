@@ -1,0 +1,425 @@
+"""HA-HA sync benchmark (issue 7): bulk download and BU lag through the sans-IO SyncPeers
+over real UDP on loopback, each HA in its own process, next to a raw-UDP baseline measured
+in the same run.
+
+* ``bulk N``: the active has N bindings; the standby enters Standby, sends a BI Request
+  and the active streams BI Replies (window of acks, L on the last). Timed from the BI
+  Request to the standby's ``download_complete``; records/s and MB/s of BI Reply bytes.
+  Baseline: the same number of datagrams of the same size sent with the same window and
+  acknowledged by a receiver that does nothing else (raw UDP, no codec, no table).
+  Targets: 1,000,000 bindings in <= 10 s.
+* ``lag``: the active feeds re-registrations at ``--rate`` per second (5,000 by default)
+  into ``binding_changed``; lag = time from the change to the BU Ack that covers it (p50,
+  p99). Baseline: a raw UDP ping-pong per change at the same rate. Target: p99 <= 50 ms.
+
+    .venv/bin/python bench/sync.py [--sizes 100000,1000000] [--rate 5000] [--seconds 5] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import multiprocessing as mp
+import os
+import select
+import socket
+import sys
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+
+from mobileha.core.actions import Send
+from mobileha.core.binding import FLAG_T, Binding, Encap
+from mobileha.core.redundancy import (
+    ApplyBinding,
+    DeleteBinding,
+    Role,
+    SyncConfig,
+    SyncPeer,
+)
+from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
+
+VIP = "10.0.0.100"
+KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
+IDENT0 = 0xE6B5A4C000000000
+HOST = "127.0.0.1"
+
+
+def make_binding(i: int, now: float, ident: int) -> Binding:
+    return Binding(
+        home_addr=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
+        care_of=f"192.0.{2 + (i & 3)}.1",
+        ha_addr=VIP,
+        lifetime=36000,
+        expires=now + 36000,
+        ident=ident,
+        flags=FLAG_T,
+        encap=Encap.GRE,
+        gre_key=i,
+        nai=f"mn{i:07d}@example.net",
+        src_addr=f"192.0.{2 + (i & 3)}.1",
+    )
+
+
+def _sock() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 23)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 23)
+    s.bind((HOST, 0))
+    s.setblocking(False)
+    return s
+
+
+class Runner:
+    """A blocking-socket event loop around one SyncPeer (what node/ does with asyncio)."""
+
+    def __init__(self, sock: socket.socket, peer_port: int, table: dict[Any, Binding]) -> None:
+        self.sock = sock
+        self.table = table
+        cfg = SyncConfig(
+            peer_addr=HOST,
+            ha_addr=VIP,
+            spi=400,
+            authenticator=Authenticator(KEY, ALG_PREFIX_SUFFIX),
+            port=peer_port,
+            track_lag=True,
+            bi_window=int(os.environ.get("SYNC_BI_WINDOW", "32")),
+        )
+        self.peer = SyncPeer(
+            cfg, table.get, lambda: iter(table.values()), unix_offset=time.time() - time.monotonic()
+        )
+        self.rx_bytes = 0
+
+    def execute(self, actions: list[Any]) -> None:
+        sendto = self.sock.sendto
+        table = self.table
+        for a in actions:
+            if type(a) is Send:
+                while True:
+                    try:
+                        sendto(a.payload, a.dst)
+                        break
+                    except BlockingIOError:
+                        select.select([], [self.sock], [], 0.01)
+            elif type(a) is ApplyBinding:
+                table[a.binding.key] = a.binding
+            elif type(a) is DeleteBinding:
+                table.pop(a.binding.key, None)
+
+    def poll(self, max_wait: float) -> None:
+        peer = self.peer
+        now = time.monotonic()
+        d = peer.next_deadline()
+        wait = max_wait if d is None else min(max_wait, max(0.0, d - now))
+        if wait > 0:
+            select.select([self.sock], [], [], wait)
+        recv = self.sock.recvfrom
+        handle = peer.handle_datagram
+        for _ in range(256):
+            try:
+                data, src = recv(2048)
+            except BlockingIOError:
+                break
+            self.rx_bytes += len(data)
+            self.execute(handle(data, src, time.monotonic()))
+        now = time.monotonic()
+        d = peer.next_deadline()
+        if d is not None and d <= now:
+            self.execute(peer.on_timer(now))
+
+
+# ------------------------------------------------------------------------------ workers
+
+
+GC_POLICY = os.environ.get("SYNC_BENCH_GC", "freeze")
+
+
+def active_worker(n: int, conn: Any) -> None:
+    now = time.monotonic()
+    table = {}
+    for i in range(n):
+        b = make_binding(i, now, IDENT0 + i)
+        table[b.key] = b
+    if GC_POLICY == "freeze":
+        gc.freeze()  # a long-lived table: keep the cyclic GC from rescanning it
+    sock = _sock()
+    conn.send(sock.getsockname()[1])
+    peer_port, rate, seconds = conn.recv()
+    r = Runner(sock, peer_port, table)
+    conn.send("ready")
+    # phase 1: serve the bulk download until the standby says it is done
+    c0 = time.process_time()
+    while not conn.poll():
+        r.poll(0.01)
+    conn.recv()
+    conn.send(time.process_time() - c0)
+    # phase 2: registrations at `rate`/s
+    keys = list(table)[: max(1, min(len(table), 100_000))]
+    r.peer.lag_samples.clear()
+    start = time.monotonic()
+    fed = 0
+    ident = IDENT0 + 10 * n
+    total = int(rate * seconds)
+    while fed < total or r.peer.pending:
+        now = time.monotonic()
+        due = min(total, int((now - start) * rate))
+        while fed < due:
+            old = table[keys[fed % len(keys)]]
+            ident += 1
+            b = Binding(
+                old.home_addr, old.care_of, VIP, 1800, now + 1800, ident, old.flags,
+                old.encap, old.gre_key, old.nai, old.src_addr,
+            )  # fmt: skip
+            table[b.key] = b
+            r.execute(r.peer.binding_changed(b, now))
+            fed += 1
+        if time.monotonic() - start > seconds + 30:
+            break
+        next_due = start + (fed + 1) / rate
+        r.poll(max(0.0, min(0.01, next_due - time.monotonic())))
+    lag = sorted(r.peer.lag_samples)
+    conn.send(
+        {
+            "fed": fed,
+            "acked": len(lag),
+            "p50_ms": 1000 * lag[len(lag) // 2] if lag else None,
+            "p99_ms": 1000 * lag[int(len(lag) * 0.99)] if lag else None,
+            "max_ms": 1000 * lag[-1] if lag else None,
+            "bus": r.peer.counters.SentBUs,
+            "retransmissions": r.peer.counters.TotalSentBUs - r.peer.counters.SentBUs,
+            "counters": r.peer.counters.as_dict(),
+        }
+    )
+    # keep serving until told to stop (the standby may still need acks)
+    while not conn.poll():
+        r.poll(0.01)
+
+
+def standby_worker(conn: Any) -> None:
+    sock = _sock()
+    conn.send(sock.getsockname()[1])
+    peer_port = conn.recv()
+    table: dict[Any, Binding] = {}
+    r = Runner(sock, peer_port, table)
+    conn.recv()  # go
+    t0 = time.monotonic()
+    c0 = time.process_time()
+    if GC_POLICY == "freeze":
+        gc.disable()  # bindings hold no cycles: no cyclic GC while the table grows ...
+    r.execute(r.peer.role_changed(Role.STANDBY, t0))
+    while not r.peer.download_complete:
+        r.poll(0.01)
+    if GC_POLICY == "freeze":
+        gc.freeze()  # ... and the downloaded table is moved out of its reach afterwards
+        gc.enable()
+    elapsed = time.monotonic() - t0
+    cpu = time.process_time() - c0
+    conn.send(
+        {
+            "seconds": elapsed,
+            "standby_cpu_s": cpu,
+            "records": len(table),
+            "bytes": r.rx_bytes,
+            "counters": r.peer.counters.as_dict(),
+        }
+    )
+    while not conn.poll():
+        r.poll(0.01)
+
+
+def run_pair(n: int, rate: float, seconds: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    ctx = mp.get_context("fork")
+    a_conn, a_child = ctx.Pipe()
+    b_conn, b_child = ctx.Pipe()
+    pa = ctx.Process(target=active_worker, args=(n, a_child), daemon=True)
+    pb = ctx.Process(target=standby_worker, args=(b_child,), daemon=True)
+    pa.start()
+    pb.start()
+    a_port = a_conn.recv()
+    b_port = b_conn.recv()
+    a_conn.send((b_port, rate, seconds))
+    b_conn.send(a_port)
+    assert a_conn.recv() == "ready"
+    b_conn.send("go")
+    bulk = b_conn.recv()
+    a_conn.send("lag")
+    bulk["active_cpu_s"] = a_conn.recv()
+    lag = a_conn.recv()
+    a_conn.send("stop")
+    b_conn.send("stop")
+    pa.join(10)
+    pb.join(10)
+    return bulk, lag
+
+
+# ------------------------------------------------------------------------------ baselines
+
+
+def raw_receiver(conn: Any) -> None:
+    s = _sock()
+    conn.send(s.getsockname()[1])
+    while True:
+        r, _, _ = select.select([s, conn], [], [], 1.0)
+        if conn in r:
+            conn.recv()
+            return
+        for _ in range(256):
+            try:
+                data, src = s.recvfrom(2048)
+            except BlockingIOError:
+                break
+            s.sendto(data[:42], src)  # an ack-sized answer
+
+
+def raw_transfer(port: int, count: int, size: int, window: int) -> float:
+    """``count`` datagrams of ``size`` bytes, ``window`` in flight, each acked."""
+    s = _sock()
+    payload = bytes(size)
+    sent = acked = 0
+    t0 = time.monotonic()
+    while acked < count:
+        while sent < count and sent - acked < window:
+            s.sendto(payload, (HOST, port))
+            sent += 1
+        select.select([s], [], [], 1.0)
+        for _ in range(256):
+            try:
+                s.recvfrom(2048)
+            except BlockingIOError:
+                break
+            acked += 1
+    s.close()
+    return time.monotonic() - t0
+
+
+def raw_pingpong(port: int, rate: float, seconds: float) -> dict[str, float]:
+    s = _sock()
+    total = int(rate * seconds)
+    sent_at: dict[int, float] = {}
+    rtts: list[float] = []
+    start = time.monotonic()
+    i = 0
+    while i < total or len(rtts) < total:
+        now = time.monotonic()
+        due = min(total, int((now - start) * rate))
+        while i < due:
+            sent_at[i] = time.monotonic()
+            s.sendto(i.to_bytes(8, "big") + bytes(34), (HOST, port))
+            i += 1
+        select.select([s], [], [], 0.001)
+        for _ in range(256):
+            try:
+                data, _ = s.recvfrom(2048)
+            except BlockingIOError:
+                break
+            rtts.append(time.monotonic() - sent_at.pop(int.from_bytes(data[:8], "big")))
+        if time.monotonic() - start > seconds + 10:
+            break
+    rtts.sort()
+    return {"p50_ms": 1000 * rtts[len(rtts) // 2], "p99_ms": 1000 * rtts[int(len(rtts) * 0.99)]}
+
+
+def baselines(volume: list[tuple[int, int]], rate: float, seconds: float) -> dict[str, Any]:
+    ctx = mp.get_context("fork")
+    conn, child = ctx.Pipe()
+    p = ctx.Process(target=raw_receiver, args=(child,), daemon=True)
+    p.start()
+    port = conn.recv()
+    out: dict[str, Any] = {"transfer_s": [raw_transfer(port, c, sz, 32) for c, sz in volume]}
+    out["pingpong"] = raw_pingpong(port, rate, seconds)
+    conn.send("stop")
+    p.join(5)
+    return out
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--sizes", default="100000,1000000")
+    ap.add_argument("--rate", type=float, default=5000.0)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--gc",
+        choices=["freeze", "default"],
+        default="freeze",
+        help="freeze: gc.freeze() the active's table, no cyclic GC during the download "
+        "(the policy recommended for the node); default: CPython defaults",
+    )
+    args = ap.parse_args(argv)
+    global GC_POLICY
+    GC_POLICY = args.gc
+    sizes = [int(x) for x in args.sizes.split(",")]
+    results: dict[str, Any] = {
+        "bulk": [],
+        "lag": None,
+        "gc": GC_POLICY,
+        "loadavg_before": os.getloadavg()[0],
+    }
+    lag_done = False
+    for n in sizes:
+        bulk, lag = run_pair(n, args.rate, args.seconds if not lag_done else 0.2)
+        c = bulk["counters"]
+        msgs = c["ReceivedBIReps"]
+        row = {
+            "bindings": n,
+            "seconds": round(bulk["seconds"], 3),
+            "records_per_s": round(bulk["records"] / bulk["seconds"]),
+            "mb_per_s": round(bulk["bytes"] / bulk["seconds"] / 1e6, 2),
+            "messages": msgs,
+            "bytes": bulk["bytes"],
+            "records_on_standby": bulk["records"],
+            "active_cpu_s": round(bulk["active_cpu_s"], 2),
+            "standby_cpu_s": round(bulk["standby_cpu_s"], 2),
+        }
+        results["bulk"].append(row)
+        if not lag_done:
+            results["lag"] = {k: v for k, v in lag.items() if k != "counters"}
+            lag_done = True
+    volume = [
+        (r["messages"], max(64, r["bytes"] // max(1, r["messages"]))) for r in results["bulk"]
+    ]
+    base = baselines(volume, args.rate, args.seconds)
+    for row, t in zip(results["bulk"], base["transfer_s"], strict=True):
+        row["raw_udp_seconds"] = round(t, 3)
+        row["ratio_vs_raw"] = round(row["seconds"] / t, 1)
+        row["target_met"] = row["seconds"] <= 10.0 * row["bindings"] / 1_000_000 or (
+            row["bindings"] < 1_000_000 and row["seconds"] <= 10.0
+        )
+    results["lag"]["raw_udp_rtt"] = base["pingpong"]
+    results["lag"]["rate"] = args.rate
+    results["lag"]["target_met"] = (results["lag"]["p99_ms"] or 1e9) <= 50.0
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    print(f"bulk download (sans-IO SyncPeers + UDP loopback, 2 processes, gc={GC_POLICY}):")
+    for r in results["bulk"]:
+        print(
+            f"  {r['bindings']:>9,} bindings: {r['seconds']:7.2f} s  {r['records_per_s']:>9,} rec/s"
+            f"  {r['mb_per_s']:6.1f} MB/s  ({r['messages']:,} BI Replies)"
+            f"  | raw UDP same volume+window: {r['raw_udp_seconds']:.2f} s"
+            f"  -> x{r['ratio_vs_raw']}  target<=10s/1M {'OK' if r['target_met'] else 'MISSED'}"
+        )
+        print(
+            f"{'':14}CPU: active {r['active_cpu_s']:.2f} s, standby {r['standby_cpu_s']:.2f} s"
+            f" (wall > max(CPU) means the 2 cores were shared; load average before the run"
+            f" {results['loadavg_before']:.1f})"
+        )
+    lg = results["lag"]
+    print(
+        f"BU lag at {lg['rate']:,.0f} changes/s ({lg['fed']:,} changes, {lg['bus']:,} BUs, "
+        f"{lg['retransmissions']} retransmissions): p50 {lg['p50_ms']:.2f} ms, "
+        f"p99 {lg['p99_ms']:.2f} ms, max {lg['max_ms']:.2f} ms"
+        f"  | raw UDP ping-pong p50 {lg['raw_udp_rtt']['p50_ms']:.3f} ms,"
+        f" p99 {lg['raw_udp_rtt']['p99_ms']:.3f} ms"
+        f"  target p99<=50ms {'OK' if lg['target_met'] else 'MISSED'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
