@@ -60,9 +60,9 @@ def read_pcap(path: str) -> list[bytes]:
     return out
 
 
-def ping_ok(lab: Lab, src: str, dst: str, count: int = 3) -> bool:
+def ping_ok(lab: Lab, src: str, dst: str, count: int = 3, opts: str = "") -> bool:
     host = getattr(lab, src)
-    r = host.run(f"ping -n -c {count} -i 0.2 -W 2 {dst}", check=False, timeout=15)
+    r = host.run(f"ping -n -c {count} -i 0.2 -W 2 {opts} {dst}", check=False, timeout=15)
     return r.returncode == 0 and f"{count} received" in r.stdout
 
 
@@ -75,13 +75,18 @@ def test_cn_pings_mn_through_each_encapsulation(
     try:
         pcap = str(tmp_path / f"{encap}.pcap")
         cap = lab.r.capture(lab.r_fa_if, pcap, f"ip proto {proto}")
-        assert ping_ok(lab, "cn", HOA)
+        assert ping_ok(lab, "cn", HOA, opts="-Q 0x28 -M do")  # TOS 0x28, DF set
+        assert ping_ok(lab, "cn", HOA, count=1, opts="-M dont")  # DF clear
         cap.stop()
         pkts = read_pcap(pcap)
-        assert len(pkts) >= 3
-        for p in pkts:
+        assert len(pkts) == 4
+        for n, p in enumerate(pkts):
             outer, _ = decode_ipv4(p)
             assert (outer.proto, outer.src, outer.dst) == (proto, HA, COA)
+            # P§3.1: outer TOS copied from the inner header, outer DF = inner DF.
+            assert (outer.tos, outer.df) == ((0x28, True) if n < 3 else (0, False))
+            if proto != 55:
+                assert outer.ttl == 63  # 64 at the HA, minus the router hop
             if proto == 4:
                 _, inner = decap_ipip(p)
             elif proto == 47:
