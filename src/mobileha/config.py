@@ -47,6 +47,10 @@ CONFIG-REFERENCE-BEGIN
 | `home_agent.gre` | bool | `true` | accept GRE encapsulation (G flag) |
 | `home_agent.minimal_encap` | bool | `true` | accept minimal encapsulation (M flag) |
 | `home_agent.sync_port` | integer 1..65535 | `434` | UDP port of HA-HA sync messages (P§5.4) |
+| `home_agent.reverse_tunnel_required` | bool | `false` | refuse requests without the T flag (code 138, RFC 3024) |
+| `home_agent.simultaneous_bindings` | integer 1..255 | `5` | care-of addresses per MN with the S flag (1 = unsupported, code 1) |
+| `home_agent.redirect_ha` | addr | none | RFC 4433: answer dynamic-HA requests with 143 naming this HA |
+| `home_agent.answer_duplicates` | bool | `false` | answer a repeat of the accepted request (same ID) instead of 133 |
 | `home_agent.slb_sa[].address` | addr | required | SLB whose relay tag must carry this SA's authenticator |
 | `home_agent.slb_sa[].spi` | integer 256..4294967295 | required | SPI |
 | `home_agent.slb_sa[].key` | secret | required | shared key |
@@ -290,6 +294,10 @@ class HomeAgentConfig:
     minimal_encap: bool = True
     sync_port: int = 434
     slb_sas: tuple[PeerSA, ...] = ()
+    reverse_tunnel_required: bool = False
+    simultaneous_bindings: int = 5
+    redirect_ha: str | None = None
+    answer_duplicates: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -572,6 +580,23 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         "gre": Spec("bool", True, doc="accept GRE encapsulation (G flag)"),
         "minimal_encap": Spec("bool", True, doc="accept minimal encapsulation (M flag)"),
         "sync_port": _i(434, 1, 65535, "UDP port of HA-HA sync messages (P§5.4)"),
+        "reverse_tunnel_required": Spec(
+            "bool", False, doc="refuse requests without the T flag (code 138, RFC 3024)"
+        ),
+        "simultaneous_bindings": _i(
+            5, 1, 255, "care-of addresses per MN with the S flag (1 = unsupported, code 1)"
+        ),
+        "redirect_ha": Spec(
+            "addr",
+            None,
+            doc="RFC 4433: answer dynamic-HA requests with 143 naming this HA",
+            default_doc="none",
+        ),
+        "answer_duplicates": Spec(
+            "bool",
+            False,
+            doc="answer a repeat of the accepted request (same ID) instead of 133",
+        ),
     },
     "home_agent.slb_sa[]": {
         "address": Spec("addr", doc="SLB whose relay tag must carry this SA's authenticator"),
@@ -1367,6 +1392,10 @@ def _build_home_agent(ck: _Checker, doc: dict[str, Any], kw: dict[str, Any]) -> 
         minimal_encap=row["minimal_encap"],
         sync_port=row["sync_port"],
         slb_sas=slb_sas,
+        reverse_tunnel_required=row["reverse_tunnel_required"],
+        simultaneous_bindings=row["simultaneous_bindings"],
+        redirect_ha=row["redirect_ha"],
+        answer_duplicates=row["answer_duplicates"],
     )
     kw["mobile_nodes"] = tuple(mns)
     kw["foreign_agents"] = fas
@@ -1553,7 +1582,8 @@ def summary(cfg: Config) -> str:
         parts.append(f"fa={cfg.foreign_agent.address}")
     if cfg.mobile_node is not None:
         parts += [f"nai={cfg.mobile_node.nai}", f"count={cfg.mobile_node.count}"]
-    parts.append(f"dataplane={cfg.dataplane.backend}")
+    if cfg.role in ("home-agent", "foreign-agent"):
+        parts.append(f"dataplane={cfg.dataplane.backend}")
     return " ".join(parts)
 
 
