@@ -13,7 +13,7 @@ import mobileha.config as config
 from mobileha.config import ConfigError, config_from_dict, load_config, loads_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-EXAMPLE_FILES = sorted(EXAMPLES.glob("*.toml"))
+EXAMPLE_FILES = sorted(EXAMPLES.rglob("*.toml"))
 
 HA_MIN: dict[str, Any] = {
     "node": {"role": "home-agent", "name": "ha"},
@@ -33,7 +33,7 @@ def test_examples_exist_for_every_role() -> None:
     assert (EXAMPLES / "mobileha@.service").exists()
 
 
-@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: str(p.relative_to(EXAMPLES)))
 def test_every_example_passes_check(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert config.main([str(path)]) == 0
     out = capsys.readouterr().out
