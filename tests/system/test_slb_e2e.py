@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import random
 import signal
@@ -129,10 +130,13 @@ def has(tmp_path: Path, net: str) -> Iterator[list[Ha]]:
 
 
 AUTH = Authenticator(KEY, "hmac-md5")
+_LOW = itertools.count(random.getrandbits(30))
 
 
 def rrq(nai: str, vip: str, coa: str, lifetime: int = 1800, hoa: str = "0.0.0.0") -> bytes:
-    ident = ((int(time.time()) + NTP) << 32) | random.getrandbits(32)
+    # NTP timestamp with an increasing low word: a deregistration in the same second as
+    # the registration must still carry a newer Identification (RFC 5944 §5.7)
+    ident = ((int(time.time()) + NTP) << 32) | next(_LOW)
     n = nai.encode()
     head = struct.pack(
         "!BBH4s4s4sQ",
