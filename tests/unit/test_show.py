@@ -108,6 +108,12 @@ def test_show_dfp_and_stats(api: tuple[FakeNode, str]) -> None:
     assert "bad_mn_ha_auth  40" in text
 
 
+def test_cisco_mac() -> None:
+    assert show_mod.cisco_mac("00:00:0c:9f:f0:07") == "0000.0c9f.f007"
+    assert show_mod.cisco_mac("0000.0c07.ac01") == "0000.0c07.ac01"
+    assert show_mod.cisco_mac(None) == "unknown"
+
+
 def test_show_json_of_a_plain_view(api: tuple[FakeNode, str]) -> None:
     data = json.loads(render("standby", api[1], as_json=True))
     assert data[0]["state"] == "Active"

@@ -129,6 +129,16 @@ def render_binding(b: Mapping[str, Any], out: IO[str]) -> None:
     out.write("\n".join(lines) + "\n")
 
 
+def cisco_mac(mac: str | None) -> str:
+    """``00:00:0c:9f:f0:07`` (any separators) -> IOS ``0000.0c9f.f007``."""
+    if not mac:
+        return "unknown"
+    digits = "".join(c for c in mac.lower() if c in "0123456789abcdef")
+    if len(digits) != 12:
+        return mac
+    return ".".join(digits[i : i + 4] for i in (0, 4, 8))
+
+
 def _ms_to_s(g: Mapping[str, Any], key: str) -> float | None:
     """``key`` in seconds from ``key_ms`` (node shape) or ``key_s`` (older shape)."""
     if g.get(f"{key}_ms") is not None:
@@ -157,7 +167,7 @@ def render_standby(view: Any, out: IO[str]) -> None:
             f"    {changes} state change{'s' if changes != 1 else ''}, "
             f"last state change {hms(last) if last is not None else 'never'}",
             f"  Virtual IP address is {g.get('virtual_ip') or 'unknown'}",
-            f"  Active virtual MAC address is {g.get('virtual_mac', 'unknown')}",
+            f"  Active virtual MAC address is {cisco_mac(g.get('virtual_mac'))}",
             f"  Hello time {_ms(int(g['hello_ms']))}, hold time {_ms(int(g['hold_ms']))}",
         ]
         nxt = _ms_to_s(g, "next_hello")
