@@ -246,9 +246,10 @@ def test_visitor_expires_with_granted_lifetime() -> None:
     f, m = fa(), new_mn(lifetime=300)
     out = register(f, m, 0.0, lifetime=120)
     assert only(out, InstallBinding)[0].binding.lifetime == 120
-    assert f.next_deadline() == pytest.approx(120.0)
-    assert f.tick(119.0) == []
-    (rm,) = only(f.tick(120.0), RemoveBinding)
+    # timed from when the reply was relayed (t = 0.01), RFC 5944 §3.7.3.2
+    assert f.next_deadline() == pytest.approx(120.01)
+    assert f.tick(120.0) == []
+    (rm,) = only(f.tick(120.01), RemoveBinding)
     assert rm.binding.home_addr == "10.1.0.5" and not f.visitors
     assert f.stats.visitors_expired == 1 and f.next_deadline() is None
 
@@ -258,7 +259,7 @@ def test_reregistration_moves_expiry_single_heap_entry_live() -> None:
     register(f, m, 0.0)
     register(f, m, 50.0)
     assert f.tick(100.5) == []  # old expiry is stale
-    assert only(f.tick(150.0), RemoveBinding)
+    assert only(f.tick(150.01), RemoveBinding)
 
 
 @pytest.mark.parametrize(
@@ -443,3 +444,34 @@ def test_real_ha_port_learned_from_reply_source() -> None:
         m.datagram(a.payload, (FA_ADDR, 434), 0.1)
     (s,) = only(f.datagram(m.register(5.0)[0].payload, MN_SRC, 5.0), Send)
     assert s.dst == (REAL, 5555)
+
+
+def test_invalid_ha_address_194_and_denial_rate_limit() -> None:
+    f = fa()
+    m = new_mn(ha_addr=FA_ADDR)
+    req_b = m.register(0.0)[0].payload
+    (s,) = only(f.datagram(req_b, MN_SRC, 0.0), Send)
+    rep = RegistrationReply.decode(s.payload)
+    assert rep.code == 194 and rep.lifetime == 1800  # lifetime copied from the request
+    # a second denial to the same MN within 1 s is not sent (RFC 5944 §3.7.2)
+    assert f.datagram(req_b[:16] + b"\x00" * 8 + req_b[24:], MN_SRC, 0.5) == []
+    assert f.stats.drops["denial-rate-limited"] == 1
+    assert only(f.datagram(m.tick(1.0)[0].payload, MN_SRC, 1.0), Send)
+
+
+def test_reply_lifetime_zero_needs_no_fa_ha_but_checks_one_present() -> None:
+    sa = {VIP: HaSecurity(FA_SPI, FAHA_KEY, "md5-prefix-suffix")}
+    f, m = fa(ha_security=sa), new_mn(hoa="10.1.0.70")
+    register(f, m, 0.0, faha_key=FAHA_KEY)
+    (d,) = only(f.datagram(m.deregister(5.0)[0].payload, MN_SRC, 5.0), Send)
+    out = f.datagram(ha_reply(d.payload), (VIP, 434), 5.1)  # no FA-HA: fine, lifetime 0
+    assert RegistrationReply.decode(only(out, Send)[0].payload).code == 0
+    assert only(out, RemoveBinding)
+    # a nonzero-lifetime reply with two FA-HA extensions -> 68
+    f, m = fa(ha_security=sa), new_mn()
+    (s,) = only(f.datagram(m.register(10.0)[0].payload, MN_SRC, 10.0), Send)
+    rep = ha_reply(s.payload, faha_key=FAHA_KEY)
+    covered = rep + bytes([EXT_FA_HA, 20]) + FA_SPI.to_bytes(4, "big")
+    rep = covered + hashlib.md5(FAHA_KEY + covered + FAHA_KEY).digest()
+    out = f.datagram(rep, (VIP, 434), 10.1)
+    assert RegistrationReply.decode(only(out, Send)[0].payload).code == 68

@@ -1,12 +1,15 @@
 """Foreign agent / PDSN, sans-IO (RFC 5944 §3.7; RFC 2794, 4433, 4721, 6245; P§1-2, P§6.4).
 
-What it does with a Registration Request from a mobile node:
+What it does with a Registration Request from a mobile node (RFC 5944 §3.7.2):
 
 1. FA checks, each with its FA-side code (P§1.9): 97 missing NAI (home address or HA
-   address unspecified without an NAI), 69 lifetime too long (the reply's Lifetime then
-   carries our maximum, RFC 5944 §3.7.2.1... §3.4), 72 encapsulation unavailable, 74
-   reverse tunnel unavailable, 77 invalid care-of address, 104/105/106 unknown / missing /
-   stale challenge (RFC 4721, when challenges are enabled), 66 visitor list full.
+   address unspecified without an NAI, RFC 2794), 194 the HA address is one of ours, 69
+   lifetime too long (the reply's Lifetime then carries our maximum, §3.7.2.3), 74 reverse
+   tunnel unavailable, 72 GRE unavailable, 77 care-of address not ours (D = 0, Lifetime
+   != 0), 105 / 104 / 106 missing / unknown / stale challenge (RFC 4721, when challenges
+   are enabled), 66 visitor list full. Denials copy Home Address, Home Agent,
+   Identification and Lifetime from the request, echo the NAI, and go out at most once
+   per second per MN (§3.7.2).
 2. AAA (when enabled): the core emits :class:`AaaRequest`; the adapter runs the async
    lookup and calls :meth:`ForeignAgent.aaa_result`. Asked for every initial registration
    and for every request that carries an MN-AAA extension. Refusals come back with their
@@ -15,7 +18,7 @@ What it does with a Registration Request from a mobile node:
    (MN-HA 32 and, when present, MN-AAA 36/1) is kept byte for byte; extensions meant for
    the FA (MN-FA auth...) are dropped (RFC 5944 §3.7.2.2). The FA appends the GRE key
    (RFC 6245 extension 48 and/or the 3GPP2 CVSE, P§2.6) and, when it has an FA-HA SA with
-   that HA and the request is not a deregistration, FA-HA authentication (P§1.6).
+   that HA and the request has Lifetime != 0, FA-HA authentication (§3.7.2.2, P§1.6).
 4. Destination (in this order): the real HA learned from an earlier reply for this MN,
    when the request's HA field is unspecified / all-ones or names the HA we first sent to
    (the HA-SLB case: re-registrations and the deregistration go straight to the real HA);
@@ -25,12 +28,19 @@ What it does with a Registration Request from a mobile node:
 
 Replies are matched on (NAI, Identification low 32 bits) -- or (home address, ...) without
 an NAI -- and accepted from any source address: behind an HA-SLB the real HA answers, not
-the virtual address we sent to (P§6.4). With an FA-HA SA the reply must carry a valid FA-HA
-authenticator (except for deregistrations), otherwise the MN gets 68. A request with no
-reply within ``pending_timeout_s`` (counted from the last copy we relayed) gets 78.
+the virtual address we sent to (P§6.4); its address and port are learned for later requests.
+With an FA-HA SA, a reply with a nonzero Lifetime must carry exactly one valid FA-HA
+extension, otherwise the MN gets 68 (§3.7.3.1). The FA's own extensions (GRE key, FA-HA)
+are removed before the reply is relayed; the MN gets it up to its MN-HA extension, plus a
+fresh challenge when challenges are enabled. A request with no reply within
+``pending_timeout_s`` (counted from the last copy relayed) gets 78 (§3.7.1). Replies go to
+the MN's IP source address and port (a UDP adapter has no link-layer delivery).
 
 Accepted registrations make visitor-list entries (keyed by home address, indexed by NAI)
-that expire with the granted lifetime; pending requests and visitors share one heap.
+that expire after min(granted lifetime, our maximum), timed from the relayed reply
+(§3.7.3.2); a denied re-registration leaves the entry untouched. Pending requests and
+visitors share one heap. ICMP errors from the HA path (codes 80-88) are not reported: the
+UDP adapter does not read them, so such a request ends with 78.
 Installing and removing the FA end of the tunnel is done by the adapter, from the
 :class:`~mobileha.core.actions.InstallBinding` / ``RemoveBinding`` actions.
 """
@@ -95,7 +105,9 @@ FA_MISSING_HA: Final = 98
 FA_UNKNOWN_CHALLENGE: Final = 104
 FA_MISSING_CHALLENGE: Final = 105
 FA_STALE_CHALLENGE: Final = 106
+FA_INVALID_HA: Final = 194
 HA_REDIRECT: Final = 143
+DENIAL_INTERVAL_S: Final = 1.0  # at most one FA denial per second per MN (RFC 5944 §3.7.2)
 
 GRE_FORMATS: Final = ("rfc6245", "cvse", "both")
 
@@ -257,6 +269,7 @@ class ForeignAgent:
         self._challenges: dict[str, list[bytes]] = {}  # MN key -> issued, newest last
         self._used_challenges: dict[str, set[bytes]] = {}
         self.last_drop: str | None = None
+        self._denied_at: dict[str, float] = {}
 
     # ------------------------------------------------------------------ entry points
 
@@ -289,7 +302,7 @@ class ForeignAgent:
         if not accepted:
             self.stats.aaa_rejects += 1
             self._forget_pending(p)
-            return self._deny(p.req, p.mn, reply_code or FA_MN_AUTH, p.key)
+            return self._deny(p.req, p.mn, reply_code or FA_MN_AUTH, p.key, now)
         p.aaa_ha = ha_address
         p.aaa_home = home_address
         return self._relay(p, now)
@@ -316,7 +329,7 @@ class ForeignAgent:
                 self.stats.timeouts += 1
                 if p.aaa_token is not None:
                     self._aaa_tokens.pop(p.aaa_token, None)
-                out += self._deny(p.req, p.mn, FA_TIMEOUT, p.key)
+                out += self._deny(p.req, p.mn, FA_TIMEOUT, p.key, now)
             else:
                 v = self.visitors[key]
                 self.stats.visitors_expired += 1
@@ -335,7 +348,7 @@ class ForeignAgent:
         self.stats.requests += 1
         nai = req.nai
         if (req.home_addr == UNSPECIFIED or req.ha_addr in (UNSPECIFIED, ALL_ONES)) and not nai:
-            return self._deny(req, src, FA_MISSING_NAI, None)
+            return self._deny(req, src, FA_MISSING_NAI, None, now)
         key = nai or req.home_addr
         old = self._pending.get(key)
         if old is not None and old.ident == req.ident:
@@ -349,7 +362,7 @@ class ForeignAgent:
             return []
         code = self._check(req, key)
         if code:
-            return self._deny(req, src, code, key, lifetime=self.max_lifetime)
+            return self._deny(req, src, code, key, now, lifetime=self.max_lifetime)
         pre: list[Action] = []
         if old is not None:
             if old.aaa_token is not None:
@@ -357,7 +370,7 @@ class ForeignAgent:
             self._forget_pending(old)  # a new attempt replaces the old one
         is_new = self._visitor_for(key, req.home_addr) is None
         if is_new and len(self.visitors) + len(self._pending) >= self.max_visitors:
-            return self._deny(req, src, FA_RESOURCES, key)
+            return self._deny(req, src, FA_RESOURCES, key, now)
         p = _Pending(key=key, req=req, mn=src, gen=next(self._gen), deadline=0.0)
         ch = req.find(ChallengeExt)
         p.challenge = ch.challenge if ch is not None else None
@@ -391,13 +404,14 @@ class ForeignAgent:
         """FA validity checks (RFC 5944 §3.7.2.1, RFC 3024, RFC 4721); 0 = pass."""
         if req.lifetime > self.max_lifetime and req.lifetime != 0:
             return FA_LIFETIME
+        if req.ha_addr in (self.address, self.care_of):
+            # RFC 5944 §3.7.2: the HA address is one of ours and we are no HA.
+            return FA_INVALID_HA
         flags = req.flags
         if flags & FLAG_T and not self.reverse_tunnel:
             return FA_REVERSE_TUNNEL
         if flags & FLAG_G and not self.gre:
             return FA_ENCAP
-        if flags & FLAG_G and flags & FLAG_M:
-            return FA_BAD_REQUEST
         if (
             not flags & FLAG_D
             and req.care_of != self.care_of
@@ -445,7 +459,7 @@ class ForeignAgent:
         dst, target, port = self._choose_ha(p)
         if dst is None:
             self._forget_pending(p)
-            return self._deny(p.req, p.mn, FA_MISSING_HA, p.key)
+            return self._deny(p.req, p.mn, FA_MISSING_HA, p.key, now)
         p.dst, p.target, p.dst_port = dst, target, port
         req = p.req
         msg = req.raw[: self._mn_part_end(req)]
@@ -511,14 +525,22 @@ class ForeignAgent:
         self.stats.replies += 1
         if src[0] != p.dst:
             self.stats.replies_other_source += 1
-        # FA-HA on the reply (P§1.6): required when we share an SA with that HA, except
-        # for deregistrations, which never carry FA-HA.
+        # FA-HA on the reply (RFC 5944 §3.7.1, §3.7.3.1): with an SA, a reply with a nonzero
+        # Lifetime must carry exactly one valid FA-HA extension (a deregistration, which
+        # is relayed without FA-HA, may be answered without one; if present it is checked).
         sa = self._sa_for(src[0], p.dst, p.target)
-        if sa is not None and not p.dereg:
-            faha = rep.find(AuthExt, EXT_FA_HA)
-            if faha is None or faha.spi != sa.spi or not rep.verify(faha, sa.auth):
+        if sa is not None:
+            fahas = [
+                e for e in rep.extensions if isinstance(e, AuthExt) and e.ext_type == EXT_FA_HA
+            ]
+            if (rep.lifetime != 0 or fahas) and (
+                len(fahas) != 1 or fahas[0].spi != sa.spi or not rep.verify(fahas[0], sa.auth)
+            ):
                 self._forget_pending(p)
-                return self._deny(p.req, p.mn, FA_HA_AUTH, p.key)
+                self.stats.drops["reply-fa-ha-auth"] = (
+                    self.stats.drops.get("reply-fa-ha-auth", 0) + 1
+                )
+                return self._deny(p.req, p.mn, FA_HA_AUTH, p.key, now)
         code = rep.code
         if code == HA_REDIRECT and p.redirects < MAX_REDIRECTS:
             dyn = rep.find(DynamicHaExt)
@@ -609,9 +631,10 @@ class ForeignAgent:
             real = src[0]
         else:
             real = p.dst
-        lifetime = min(rep.lifetime, req.lifetime)
-        start = p.relayed_at
-        expires = None if lifetime == LIFETIME_INFINITE else start + lifetime
+        # RFC 5944 §3.7.3.2: min(granted, our maximum), timed from when we relay the reply
+        # (the HA may not grant more than requested, P§1.3; min() guards anyway).
+        lifetime = min(rep.lifetime, req.lifetime, self.max_lifetime)
+        expires = None if lifetime == LIFETIME_INFINITE else now + lifetime
         if (self.gre and p.gre_key is not None) or req.flags & FLAG_G:
             encap = Encap.GRE
         elif req.flags & FLAG_M:
@@ -728,18 +751,31 @@ class ForeignAgent:
         mn: Addr,
         code: int,
         key: str | None,
+        now: float,
         *,
         lifetime: int = 0,
     ) -> list[Action]:
-        """An FA-generated reply (RFC 5944 §3.7.2.1): no MN-HA, the request's NAI echoed.
+        """An FA-generated reply (RFC 5944 §3.7.2.3): Home Address, Home Agent and
+        Identification copied from the request, no MN-HA, the request's NAI echoed.
 
-        Lifetime: ignored by the MN on denial (P§1.3), except with 69 where it carries the
-        largest lifetime we accept.
+        Lifetime: copied from the request, except with 69 where it carries the largest
+        lifetime we accept. At most one denial per second goes to the same MN (§3.7.2);
+        the MN is identified by its NAI / home address, not its source address (a load
+        generator runs many MNs behind one socket).
         """
         self.stats.fa_codes[code] = self.stats.fa_codes.get(code, 0) + 1
+        who = key if key is not None else f"{mn[0]}:{mn[1]}"
+        last = self._denied_at.get(who)
+        if last is not None and now - last < DENIAL_INTERVAL_S:
+            return self._drop("denial-rate-limited")
+        if len(self._denied_at) >= 65536:  # bound the table: forget entries over 1 s old
+            self._denied_at = {
+                k: t for k, t in self._denied_at.items() if now - t < DENIAL_INTERVAL_S
+            }
+        self._denied_at[who] = now
         rep = RegistrationReply(
             code=code,
-            lifetime=lifetime if code == FA_LIFETIME else 0,
+            lifetime=lifetime if code == FA_LIFETIME else req.lifetime,
             home_addr=req.home_addr,
             ha_addr=req.ha_addr,
             ident=req.ident,
