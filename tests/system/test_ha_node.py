@@ -1,0 +1,128 @@
+"""HomeAgentNode in-process on loopback: config -> node, UDP registration, data plane, timer
+expiry, views, metrics, the embedded DFP agent and the sync hook."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import time
+
+from mobileha.config import loads_config
+from mobileha.core.home_agent import HomeAgent
+from mobileha.node.home_agent import HomeAgentNode
+from mobileha.wire import dfp as wdfp
+from mobileha.wire.auth import Authenticator, ntp_identification
+from mobileha.wire.mip import NaiExt, RegistrationReply, RegistrationRequest, append_auth
+
+KEY = bytes(range(16))
+
+
+def _free(kind: int, host: str) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _config(host: str, port: int, dfp_port: int) -> str:
+    return f"""
+[node]
+role = "home-agent"
+name = "ha-node-test"
+[management]
+enabled = false
+[home_agent]
+address = "{host}"
+port = {port}
+home_prefix = "10.55.0.0/24"
+simultaneous_bindings = 3
+redirect_ha = "10.9.9.9"
+[dataplane]
+backend = "memory"
+[dfp]
+listen = "{host}:{dfp_port}"
+[[mobile_node]]
+nai = "n1@example.net"
+spi = 256
+key = "hex:{KEY.hex()}"
+algorithm = "hmac-md5"
+[[foreign_agent]]
+address = "10.0.2.2"
+spi = 300
+key = "hex:{KEY.hex()}"
+"""
+
+
+def test_from_config_maps_keys() -> None:
+    cfg = loads_config(_config("127.0.0.1", 434, 8081))
+    core = HomeAgent.from_config(cfg)
+    s = core.settings
+    assert s.simultaneous_bindings == 3 and s.redirect_ha == "10.9.9.9"
+    assert core.sas.mn("n1@example.net", 256) is not None
+    assert core.sas.fa("10.0.2.2", 300) is not None
+    assert core.sas.fa("10.0.2.2", 300).algorithm == "md5-prefix-suffix"  # type: ignore[union-attr]
+    assert core.pool is not None and core.pool.size == 254
+
+
+def test_node_registration_expiry_views_metrics_dfp() -> None:
+    host = f"127.0.{random.randint(20, 250)}.{random.randint(2, 250)}"
+    port = _free(socket.SOCK_DGRAM, host)
+    dfp_port = _free(socket.SOCK_STREAM, host)
+    node = HomeAgentNode.from_config(loads_config(_config(host, port, dfp_port)))
+
+    async def run() -> None:
+        await node.start()
+        try:
+            loop = asyncio.get_running_loop()
+            client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            client.bind(("127.0.0.1", 0))
+            client.setblocking(False)
+            hdr = RegistrationRequest(
+                lifetime=1,
+                ha_addr=host,
+                care_of="127.0.0.1",
+                ident=ntp_identification(time.time(), 7),
+            ).header()
+            req = append_auth(
+                hdr + NaiExt("n1@example.net").encode(), 32, 256, Authenticator(KEY, "hmac-md5")
+            )
+            await loop.sock_sendto(client, req, (host, port))
+            data, src = await asyncio.wait_for(loop.sock_recvfrom(client, 2048), 3)
+            assert src == (host, port)
+            reply = RegistrationReply.decode(data)
+            assert reply.code == 0 and reply.lifetime == 1
+            hoa = reply.home_addr
+            assert node.dataplane.lookup(hoa)  # installed
+            page = node.views()["bindings"]({"limit": "10"})
+            assert page["total"] == 1 and page["items"][0]["home_address"] == hoa
+            assert page["items"][0]["state"] == "active"
+            stats = node.views()["stats"]({})
+            assert stats["reply_codes"] == {"0": 1}
+            names = {m.name for m in node.metrics()}
+            assert {"cmiHaRegTotalMobilityBindings", "mobileha_ha_replies"} <= names
+            # the embedded DFP agent reports a weight when a manager connects
+            r, w = await asyncio.open_connection(host, dfp_port)
+            head = await asyncio.wait_for(r.readexactly(8), 3)
+            _version, mtype, length = wdfp.decode_header(head)
+            body = await asyncio.wait_for(r.readexactly(length - 8), 3)
+            msg = wdfp.decode(head + body)
+            assert mtype == wdfp.preference_information([(host, 1)]).type == msg.type
+            assert msg is not None
+            w.close()
+            assert "dfp" in node.views()
+            # sync messages go to the hook, not to the core
+            seen: list[bytes] = []
+            node.sync_hook = lambda d, a: seen.append(d)
+            await loop.sock_sendto(client, bytes([200]) + bytes(19), (host, port))
+            # the single timer expires the binding (lifetime 1 s, 1 s wheel granularity)
+            for _ in range(40):
+                await asyncio.sleep(0.1)
+                if not node.dataplane.lookup(hoa) and seen:
+                    break
+            assert seen and not node.dataplane.lookup(hoa)
+            assert len(node.core.table) == 0 and node.core.expired == 1
+            client.close()
+        finally:
+            await node.stop()
+
+    asyncio.run(run())
