@@ -79,6 +79,31 @@ def test_show_redundancy(api: tuple[FakeNode, str]) -> None:
     assert "   Security violations 19\n" in text
 
 
+def test_show_redundancy_core_view_shape() -> None:
+    """``core.redundancy.SyncPeer.view()`` renders too (state/pending/mode/ready)."""
+    from mobileha.core.redundancy import Counters
+
+    counters = Counters().as_dict() | {"SentBUs": 7, "QueueOverflows": 1}
+    view = {
+        "peer": "10.0.1.11",
+        "ha_address": "10.0.1.100",
+        "mode": "peer",
+        "role": "standby",
+        "state": "downloading",
+        "ready": False,
+        "pending": 3,
+        "tombstones": 0,
+        "counters": counters,
+    }
+    out = io.StringIO()
+    show_mod.render_redundancy(view, out)
+    text = out.getvalue()
+    assert "  role standby, sync state downloading, NOT ready (holding HSRP down)\n" in text
+    assert "  Binding updates waiting for ack 3\n" in text and ", mode peer" in text
+    assert "   Binding updates received 0, sent 7, total sent 0, failed 0\n" in text
+    assert "QueueOverflows 1" in text
+
+
 def test_show_slb_reals(api: tuple[FakeNode, str]) -> None:
     text = render("slb", api[1])
     assert text.startswith("slb vserver HAFARM 10.0.0.100:434 udp (ipmobile), OPERATIONAL")

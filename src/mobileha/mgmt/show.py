@@ -213,20 +213,36 @@ def _router(g: Mapping[str, Any], which: str) -> str:
 
 
 def render_redundancy(v: Mapping[str, Any], out: IO[str]) -> None:
-    """``show ip mobile redundancy`` followed by its statistics (cmiHaRedun*)."""
-    c = {k: int(v.get("counters", {}).get(k, 0)) for k in REDUN_COUNTERS}
+    """``show ip mobile redundancy`` followed by its statistics (cmiHaRedun*).
+
+    Accepts the ``views.RedundancyView`` shape and ``core.redundancy.SyncPeer.view()``
+    (``state``/``pending`` instead of ``sync_state``/``queue_depth``)."""
+    counters = v.get("counters", {})
+    c = {k: int(counters.get(k, 0)) for k in REDUN_COUNTERS}
     bulk = v.get("last_bulk_s")
     bulk_txt = (
         "never" if bulk is None else f"{bulk:.3f} sec ({v.get('last_bulk_bindings') or 0} bindings)"
     )
     heard = v.get("peer_last_heard_s")
+    sync = v.get("sync_state", v.get("state", "unknown"))
+    queue = v.get("queue_depth", v.get("pending", 0))
+    role = v.get("role", "unknown")
+    hsrp = f"HSRP state {v['hsrp_state']}, " if v.get("hsrp_state") else ""
+    mode = f", mode {v['mode']}" if v.get("mode") else ""
     lines = [
         "IP Mobility Home Agent Redundancy",
-        f"  Redundancy group {v.get('group_name') or '-'}, HA address {v['ha_address']}",
-        f"  Peer {v['peer']}, last heard {_secs(heard) + ' ago' if heard is not None else 'never'}",
-        f"  HSRP state {v['hsrp_state']}, role {v['role']}, sync state {v['sync_state']}",
-        f"  Bindings {v.get('bindings', 0)}, "
-        f"binding updates waiting for ack {v.get('queue_depth', 0)}",
+        f"  Redundancy group {v.get('group_name') or '-'}, HA address "
+        f"{v.get('ha_address', '?')}{mode}",
+        f"  Peer {v.get('peer', '?')}, last heard "
+        f"{_secs(heard) + ' ago' if heard is not None else 'never'}",
+        f"  {hsrp}role {role}, sync state {sync}"
+        + ("" if v.get("ready", True) else ", NOT ready (holding HSRP down)"),
+    ]
+    if v.get("bindings") is not None:
+        lines.append(f"  Bindings {v['bindings']}, binding updates waiting for ack {queue}")
+    else:
+        lines.append(f"  Binding updates waiting for ack {queue}")
+    lines += [
         f"  Last bulk download {bulk_txt}",
         "IP Mobility Redundancy Statistics:",
         f"   Binding updates received {c['ReceivedBUs']}, sent {c['SentBUs']}, "
@@ -240,6 +256,9 @@ def render_redundancy(v: Mapping[str, Any], out: IO[str]) -> None:
         f"dropped {c['DroppedBIAcks']}, sent {c['SentBIAcks']}",
         f"   Security violations {c['SecViolations']}",
     ]
+    extra = {k: val for k, val in counters.items() if k not in c}
+    if extra:
+        lines.append("   Other: " + ", ".join(f"{k} {val}" for k, val in sorted(extra.items())))
     out.write("\n".join(lines) + "\n")
 
 

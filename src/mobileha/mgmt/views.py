@@ -222,7 +222,11 @@ REDUN_COUNTERS = (
 
 
 class RedundancyView(TypedDict):
-    """``show ip mobile redundancy``: peer, role, sync state and the cmiHaRedun* counters."""
+    """``show ip mobile redundancy``: peer, role, sync state and the cmiHaRedun* counters.
+
+    ``mobileha show`` also renders ``core.redundancy.SyncPeer.view()`` directly (``state``
+    for ``sync_state``, ``pending`` for ``queue_depth``, plus ``mode`` and ``ready``);
+    counters beyond the 19 MIB ones are printed as "Other"."""
 
     peer: str
     ha_address: str  # the HSRP VIP whose bindings are synchronised
