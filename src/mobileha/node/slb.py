@@ -31,6 +31,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from mobileha.core import dfp as dfpcore
 from mobileha.core.slb import Real, RealState, ServerFarm, Session
 from mobileha.log import RateLimitedLogger, get_logger
+from mobileha.mgmt.views import paging
 from mobileha.node.base import View
 from mobileha.node.dfp import DfpManagerClient
 from mobileha.wire import DecodeError, mip, slbtag
@@ -44,7 +45,6 @@ _log = get_logger("mobileha.slb")
 RCVBUF = 4 * 1024 * 1024
 TIMER_GRANULARITY = 0.05  # seconds; session expiry is also checked lazily per request
 _IDENT = struct.Struct("!Q")
-MAX_LIMIT = 1000
 
 # CISCO-SLB-MIB SlbRealServerState values [I: enum order of the MIB as listed in P§6.1].
 STATE_NUM = {st: i + 1 for i, st in enumerate(RealState)}
@@ -478,12 +478,7 @@ class SlbNode:
         }
 
     def sessions_view(self, q: Mapping[str, str] | None = None) -> dict[str, Any]:
-        q = q or {}
-        try:
-            offset = max(0, int(q.get("offset", "0")))
-            limit = min(max(1, int(q.get("limit", "100"))), MAX_LIMIT)
-        except ValueError:
-            raise ValueError("offset and limit must be integers") from None
+        offset, limit = paging(q or {})  # PagingError (-> HTTP 400) on bad values
         now = self._now()
         vs = self.settings.farm_name
         total = len(self.farm.sessions)
