@@ -91,7 +91,9 @@ def echo_server(port: int, uv: bool, ready: Connection) -> None:
     loop.run_forever()
 
 
-def ha_server(port: int, uv: bool, mns: int, preload: int, ready: Connection) -> None:
+def ha_server(port: int, uv: bool, mns: int, max_bindings: int, ctl: Connection) -> None:
+    """The HA node; ``ctl`` receives ("load", n): pre-load n more bindings (loop paused),
+    answer ("loaded", rss growth in bytes, table size)."""
     from mobileha.core.binding import Binding, Encap
     from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
     from mobileha.core.security import MobilitySA, SecurityAssociations
@@ -107,20 +109,18 @@ def ha_server(port: int, uv: bool, mns: int, preload: int, ready: Connection) ->
             HA_ADDR,
             port=port,
             home_prefix="10.0.0.0/16",
-            max_bindings=preload + mns + 10,
+            max_bindings=max_bindings + mns + 10,
             max_lifetime=36000,
         ),
         sas,
     )
-    gc.collect()
-    rss0 = _rss()
-    now = loop.time()
+    node = HomeAgentNode(core, name="bench-ha", addresses=[HA_ADDR])
+    loaded = 0
     coa = "10.200.0.1"
-    src = "10.200.0.1"
     base = 0x0B000000  # 11.0.0.0/8: outside the pool
 
-    def gen() -> Any:
-        for i in range(preload):
+    def gen(first: int, n: int, now: float) -> Any:
+        for i in range(first, first + n):
             a = base + i
             hoa = f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}"
             yield Binding(
@@ -134,16 +134,25 @@ def ha_server(port: int, uv: bool, mns: int, preload: int, ready: Connection) ->
                 Encap.IPIP,
                 None,
                 f"pre{i}@bulk.example.net",
-                src,
+                coa,
                 434,
             )
 
-    core.load(gen(), now)
-    gc.collect()
-    rss1 = _rss()
-    node = HomeAgentNode(core, name="bench-ha", addresses=[HA_ADDR])
+    def on_ctl() -> None:
+        nonlocal loaded
+        cmd, n = ctl.recv()
+        if cmd == "load":
+            gc.collect()
+            rss0 = _rss()
+            core.load(gen(loaded, n, loop.time()), loop.time())
+            loaded += n
+            node.freeze_gc()
+            gc.collect()
+            ctl.send(("loaded", _rss() - rss0, len(core.table)))
+
     loop.run_until_complete(node.start())
-    ready.send(("ready", rss1 - rss0, len(core.table)))
+    loop.add_reader(ctl.fileno(), on_ctl)
+    ctl.send(("ready", 0, 0))
     loop.run_forever()
 
 
@@ -151,7 +160,13 @@ def ha_server(port: int, uv: bool, mns: int, preload: int, ready: Connection) ->
 
 
 def generator(
-    port: int, mns: int, inflight: int, warm: float, seconds: float, out: Connection
+    port: int,
+    mns: int,
+    inflight: int,
+    warm: float,
+    seconds: float,
+    windows: int,
+    out: Connection,
 ) -> None:
     nais = [f"mn{i}@bench.example".encode() for i in range(mns)]
     ha_b = socket.inet_aton(HA_ADDR)
@@ -201,106 +216,134 @@ def generator(
             continue
         send_one()
     out.send("measuring")
-    done = 0
     timeouts = 0
-    t0 = perf()
-    t_end = t0 + seconds
-    while True:
-        now = perf()
-        if now >= t_end:
-            break
-        try:
-            data = s.recv(2048)
-        except TimeoutError:
-            timeouts += 1
-            for _ in range(inflight):
-                send_one()
-            continue
-        done += 1
-        t = data[0]
-        if t == 3:
-            codes[data[1]] = codes.get(data[1], 0) + 1
-            low = struct.unpack_from("!Q", data, 12)[0] & 0xFFFFFFFF
-        else:
-            codes[-1] = codes.get(-1, 0) + 1
-            low = struct.unpack_from("!Q", data, 16)[0] & 0xFFFFFFFF
-        if not done & 3:
-            lat.append(now - sent_at[low & mask])
-        send_one()
-    elapsed = perf() - t0
+    total = 0
+    rates: list[float] = []
+    t_start = perf()
+    for _w in range(windows):
+        done = 0
+        t0 = perf()
+        t_end = t0 + seconds
+        while True:
+            now = perf()
+            if now >= t_end:
+                break
+            try:
+                data = s.recv(2048)
+            except TimeoutError:
+                timeouts += 1
+                for _ in range(inflight):
+                    send_one()
+                continue
+            done += 1
+            if data[0] == 3:
+                codes[data[1]] = codes.get(data[1], 0) + 1
+                low = struct.unpack_from("!Q", data, 12)[0] & 0xFFFFFFFF
+            else:
+                codes[-1] = codes.get(-1, 0) + 1
+                low = struct.unpack_from("!Q", data, 16)[0] & 0xFFFFFFFF
+            if not done & 3:
+                lat.append(now - sent_at[low & mask])
+            send_one()
+        rates.append(done / (perf() - t0))
+        total += done
+    elapsed = perf() - t_start
     lat.sort()
     p50 = lat[len(lat) // 2] if lat else 0.0
     p99 = lat[int(len(lat) * 0.99)] if lat else 0.0
+    rates.sort()
     out.send(
         {
-            "timeouts": timeouts,
-            "rate": done / elapsed,
+            "rate": rates[len(rates) // 2],
+            "rates": [round(r) for r in rates],
+            "requests": total,
+            "elapsed": elapsed,
             "p50_us": p50 * 1e6,
             "p99_us": p99 * 1e6,
             "codes": codes,
+            "timeouts": timeouts,
         }
     )
 
 
-def run_one(kind: str, args: argparse.Namespace, preload: int = 0) -> dict[str, Any]:
+def measure(port: int, server_pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one generator process against ``port``; add the server's CPU per request."""
     ctx = mp.get_context("fork")
-    port = 43000 + os.getpid() % 1000 + preload % 97
-    r, w = ctx.Pipe(duplex=False)
-    if kind == "echo":
-        srv = ctx.Process(target=echo_server, args=(port, args.uvloop, w), daemon=True)
-    else:
-        srv = ctx.Process(
-            target=ha_server, args=(port, args.uvloop, args.mns, preload, w), daemon=True
-        )
-    srv.start()
-    if not r.poll(600):
-        raise RuntimeError(f"{kind} server did not start")
-    _, rss_growth, table = r.recv()
     gr, gw = ctx.Pipe(duplex=False)
     gen = ctx.Process(
         target=generator,
-        args=(port, args.mns, args.inflight, args.warm, args.seconds, gw),
+        args=(port, args.mns, args.inflight, args.warm, args.seconds, args.windows, gw),
         daemon=True,
     )
     gen.start()
-    gr.recv()  # warm-up done (all MNs registered once in the HA case)
-    assert srv.pid is not None
-    c0 = _cpu(srv.pid)
+    gr.recv()  # warm-up done (every MN registered at least once in the HA case)
+    c0 = _cpu(server_pid)
     res: dict[str, Any] = gr.recv()
-    c1 = _cpu(srv.pid)
+    c1 = _cpu(server_pid)
     gen.join()
-    srv.kill()
-    srv.join()
-    res["server_cpu_us"] = (c1 - c0) / max(1, res["rate"] * args.seconds) * 1e6
-    res["rss_growth_bytes"] = rss_growth
-    res["preloaded"] = preload
-    res["table_before"] = table
+    res["server_cpu_us"] = (c1 - c0) / max(1, res["requests"]) * 1e6
     return res
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--seconds", type=float, default=3.0, help="length of one window")
+    p.add_argument("--windows", type=int, default=3, help="windows per stage (median)")
     p.add_argument("--warm", type=float, default=2.0)
     p.add_argument("--inflight", type=int, default=48)
     p.add_argument("--mns", type=int, default=10_000)
-    p.add_argument("--sizes", default="0,100000,1000000", help="pre-loaded bindings per run")
+    p.add_argument("--sizes", default="0,100000,1000000", help="pre-loaded bindings per stage")
     p.add_argument("--no-uvloop", dest="uvloop", action="store_false")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    sizes = [int(x) for x in args.sizes.split(",") if x]
+    sizes = sorted(int(x) for x in args.sizes.split(",") if x)
     loop_name = "uvloop" if args.uvloop else "asyncio"
-    echo = run_one("echo", args)
-    runs = [run_one("ha", args, n) for n in sizes]
+    ctx = mp.get_context("fork")
+    port = 43000 + os.getpid() % 1000
+
+    r, w = ctx.Pipe(duplex=False)
+    echo_p = ctx.Process(target=echo_server, args=(port, args.uvloop, w), daemon=True)
+    echo_p.start()
+    r.recv()
+    assert echo_p.pid is not None
+    echo = measure(port, echo_p.pid, args)
+    echo_p.kill()
+    echo_p.join()
+
+    ctl, child = ctx.Pipe(duplex=True)
+    ha_p = ctx.Process(
+        target=ha_server, args=(port + 1, args.uvloop, args.mns, max(sizes), child), daemon=True
+    )
+    ha_p.start()
+    ctl.recv()
+    assert ha_p.pid is not None
+    runs: list[dict[str, Any]] = []
+    have = 0
+    for n in sizes:
+        growth = 0
+        if n > have:
+            ctl.send(("load", n - have))
+            if not ctl.poll(900):
+                raise RuntimeError("pre-load did not finish")
+            _, growth, _table = ctl.recv()
+        res = measure(port + 1, ha_p.pid, args)
+        res["preloaded"] = n
+        res["rss_growth_bytes"] = growth
+        res["loaded_now"] = n - have
+        have = n
+        runs.append(res)
+    ha_p.kill()
+    ha_p.join()
     base = runs[0]
     out: dict[str, Any] = {"loop": loop_name, "mns": args.mns, "inflight": args.inflight}
     out["echo"] = echo
     out["ha"] = runs
     lines = [
         f"registration benchmark ({loop_name}, {args.mns} MNs, {args.inflight} in flight, "
-        f"{args.seconds:.0f} s per run)",
+        f"{args.windows} x {args.seconds:.0f} s windows per stage, median)",
         f"  echo baseline       {echo['rate']:9.0f} req/s  p50 {echo['p50_us']:6.0f} us  "
-        f"p99 {echo['p99_us']:6.0f} us  server {echo['server_cpu_us']:5.1f} us CPU/req",
+        f"p99 {echo['p99_us']:6.0f} us  server {echo['server_cpu_us']:5.1f} us CPU/req"
+        f"  (window rates {echo['rates']})",
     ]
     for r in runs:
         n = r["preloaded"] + args.mns
@@ -316,12 +359,13 @@ def main(argv: list[str] | None = None) -> int:
             f"ratio {ratio:.2f} (capacity {cap:.2f})  vs smallest {rel:.2f}  codes {r['codes']}"
             f"  stalls {r['timeouts']}"
         )
-        if r["preloaded"]:
-            per = r["rss_growth_bytes"] / r["preloaded"]
+        if r["loaded_now"]:
+            per = r["rss_growth_bytes"] / r["loaded_now"]
             r["rss_bytes_per_binding"] = per
             lines.append(
-                f"      pre-loaded {r['preloaded']:,} bindings: RSS +"
+                f"      +{r['loaded_now']:,} pre-loaded bindings: RSS +"
                 f"{r['rss_growth_bytes'] / 2**20:.0f} MiB = {per:.0f} bytes/binding"
+                f"  (window rates {r['rates']})"
             )
     big = runs[-1]
     lines.append(
