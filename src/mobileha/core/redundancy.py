@@ -458,7 +458,9 @@ class SyncPeer:
         self._flush_at: float | None = None
         self._bu_out: dict[int, _Out] = {}
         self._resync = False
-        self._seq = 0
+        # sequence numbers start from the clock so that a restarted peer does not reuse
+        # the transaction numbers of its previous life
+        self._seq = int((now + unix_offset) * 1000) & _U32
         # receiving side
         self._tombs: dict[Key, int] = {}
         self._tomb_q: deque[tuple[float, Key, int]] = deque()
@@ -469,6 +471,7 @@ class SyncPeer:
         self._need_download = False
         self._done_txn: int | None = None
         self._xfer: _Transfer | None = None
+        self._served: tuple[int, float] | None = None  # last completed transfer, when
         # timing
         self._timers: list[tuple[float, int, _Out]] = []
         self._tick = itercount()
@@ -990,6 +993,9 @@ class SyncPeer:
             if self._xfer.txn == m.seq:
                 return  # a retransmitted request for the transfer under way
             self._abort_transfer()
+        served = self._served
+        if served is not None and served[0] == m.seq and now - served[1] < self.config.peer_timeout:
+            return  # a late duplicate of a request we have completely answered
         self._xfer = _Transfer(m.seq, iter(self._iterate()))
         if m.flags & FLAG_EXCHANGE and self._dl is None:
             self._start_download(now, False, False, actions)
@@ -1083,6 +1089,7 @@ class SyncPeer:
         del xfer.out[m.chunk]
         if xfer.built_all and not xfer.out:
             self._xfer = None
+            self._served = (xfer.txn, now)
             c.TransfersCompleted += 1
             return
         self._pump(now, actions)

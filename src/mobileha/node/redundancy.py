@@ -1,0 +1,236 @@
+"""asyncio adapter of HA-HA binding sync: a :class:`~mobileha.core.redundancy.SyncPeer`
+sharing the home agent's UDP 434 socket (P§5.4 transport).
+
+Wiring (all in-process, no socket of its own):
+
+* ``HomeAgentNode.sync_hook``: datagrams of types 200-204 that arrive on the home agent's
+  sockets come here (:meth:`RedundancyNode.handle_datagram`); we send with
+  ``HomeAgentNode.send``.
+* ``HomeAgentNode.binding_listeners``: the home agent core's binding actions become sync
+  inputs. ``InstallBinding`` / ``RefreshBinding`` -> ``binding_changed``; ``RemoveBinding``
+  (deregistration, expiry, replacement) -> ``binding_deleted``. ``RestoreBinding`` and
+  ``WithdrawBinding`` (activation / standby, and the copies we install ourselves) are not
+  changes and are ignored, so nothing echoes back to the peer.
+* ``ApplyBinding`` / ``DeleteBinding`` -> ``HomeAgent.apply_synced`` / ``delete_synced``,
+  whose actions the home agent node runs (data plane when active).
+* HSRP: :meth:`RedundancyNode.on_hsrp_state` takes the HSRP adapter's ``StateChange``
+  (Standby -> bulk download, Active); ``ReadyChanged`` -> ``HsrpNode.set_ready`` so the
+  group neither preempts nor takes over before the download is complete.
+* One :class:`~mobileha.node.base.DeadlineTimer` follows ``SyncPeer.next_deadline()``.
+
+Bulk transfers iterate a list of references to the table's bindings taken when the BI
+Request arrives (8 bytes per binding, no copies of the bindings: ``BindingTable.__iter__``
+may not run while the table changes, and registrations keep arriving during a transfer).
+A binding replaced or removed meanwhile is skipped: its BU carries the news.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from mobileha.core.actions import InstallBinding, RemoveBinding, Send
+from mobileha.core.binding import FLAG_S, Binding
+from mobileha.core.home_agent import RestoreBinding, WithdrawBinding
+from mobileha.core.redundancy import (
+    ApplyBinding,
+    DeleteBinding,
+    Key,
+    Mode,
+    ReadyChanged,
+    Role,
+    SyncAction,
+    SyncConfig,
+    SyncPeer,
+)
+from mobileha.node.base import DeadlineTimer, View
+from mobileha.wire.auth import Authenticator
+from mobileha.wire.sync import SyncTypes
+
+
+class RedundancyNode:
+    """Binding sync of one home agent with its redundancy peer (one HA address)."""
+
+    role = "redundancy"
+
+    def __init__(self, ha: Any, config: SyncConfig, *, hsrp: Any = None) -> None:
+        """``ha``: a :class:`mobileha.node.home_agent.HomeAgentNode`; ``hsrp``: an optional
+        :class:`mobileha.node.hsrp.HsrpNode` whose ``set_ready`` follows our ``ready``."""
+        self.ha = ha
+        self.hsrp = hsrp
+        self.name = f"{getattr(ha, 'name', 'ha')}-sync"
+        core = ha.core
+        self._core = core
+        now = ha.now()
+        self.peer = SyncPeer(
+            config,
+            self._lookup,
+            self._iterate,
+            unix_offset=time.time() - now,
+            dynamic_of=lambda b: bool(core.is_dynamic(b.home_addr)),
+            now=now,
+        )
+        self._timer: DeadlineTimer | None = None
+        ha.sync_hook = self._on_sync_datagram
+        ha.binding_listeners.append(self._on_ha_action)
+
+    @classmethod
+    def from_config(cls, ha: Any, cfg: Any, *, hsrp: Any = None) -> RedundancyNode:
+        """From a home-agent ``Config`` with a ``[redundancy]`` table."""
+        r = cfg.redundancy
+        sa = r.sa
+        config = SyncConfig(
+            peer_addr=r.peer,
+            ha_addr=cfg.home_agent.ha_address,
+            spi=sa.spi,
+            authenticator=Authenticator(sa.key, sa.algorithm),
+            port=r.port,
+            mode=Mode.PEER if r.mode == "virtual-network" else Mode.ACTIVE_STANDBY,
+            types=SyncTypes(hhae=r.hhae_type),
+            replay_tolerance=float(sa.replay_tolerance),
+            initial_timeout=r.retransmit_ms / 1000.0,
+            max_retries=r.retries,
+            max_pending=r.queue_max,
+            max_message=r.chunk_bytes,
+        )
+        return cls(ha, config, hsrp=hsrp)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        import asyncio
+
+        self._timer = DeadlineTimer(asyncio.get_running_loop(), self._on_timer)
+        self._timer.update(self.peer.next_deadline())
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.ha.sync_hook == self._on_sync_datagram:
+            self.ha.sync_hook = None
+        if self._on_ha_action in self.ha.binding_listeners:
+            self.ha.binding_listeners.remove(self._on_ha_action)
+
+    # ------------------------------------------------------------------ table access
+
+    def _lookup(self, key: Key) -> Binding | None:
+        """The binding at ``key``; for a missing key the home address's non-S binding to
+        another care-of address (a replacement orders against it: newest wins)."""
+        home, coa = key
+        v: Binding | list[Binding] | None = self._core.table.lookup(home)
+        if v is None:
+            return None
+        if isinstance(v, list):
+            for b in v:
+                if b.care_of == coa:
+                    return b
+            return None
+        if v.care_of == coa or not v.flags & FLAG_S:
+            return v
+        return None
+
+    def _iterate(self) -> Iterator[Binding]:
+        table = self._core.table
+        snapshot = list(table)
+        for b in snapshot:
+            if b in table:
+                yield b
+
+    # ------------------------------------------------------------------ inputs
+
+    def _on_sync_datagram(self, data: bytes, src: tuple[str, int]) -> None:
+        self.handle_datagram(data, src)
+
+    def handle_datagram(self, data: bytes, src: tuple[str, int], now: float | None = None) -> None:
+        """A datagram of types 200-204 received on the home agent's socket."""
+        self._run(self.peer.handle_datagram(data, src, self.ha.now() if now is None else now))
+
+    def _on_ha_action(self, a: Any) -> None:
+        if isinstance(a, (RestoreBinding, WithdrawBinding)):
+            return
+        if isinstance(a, InstallBinding):
+            self._run(self.peer.binding_changed(a.binding, self.ha.now()))
+        elif isinstance(a, RemoveBinding):
+            self._run(self.peer.binding_deleted(a.binding, self.ha.now()))
+
+    def on_hsrp_state(self, change: Any) -> None:
+        """An HSRP ``StateChange`` of our group (``new`` is a ``core.hsrp.State``)."""
+        name = getattr(change.new, "name", str(change.new)).upper()
+        role = (
+            Role.ACTIVE if name == "ACTIVE" else Role.STANDBY if name == "STANDBY" else Role.OTHER
+        )
+        if role is self.peer.role and role is not Role.STANDBY:
+            return
+        self._run(self.peer.role_changed(role, self.ha.now()))
+
+    def start_download(self) -> None:
+        """Start-up with an Active peer: download its table before becoming ready."""
+        self._run(self.peer.start_download(self.ha.now()))
+
+    def reconcile(self) -> None:
+        """After a split brain: exchange both tables (newest Identification wins)."""
+        self._run(self.peer.reconcile(self.ha.now()))
+
+    def peer_down(self) -> None:
+        self._run(self.peer.peer_down(self.ha.now()))
+
+    # ------------------------------------------------------------------ actions
+
+    def _run(self, actions: Iterable[SyncAction]) -> None:
+        ha = self.ha
+        core = self._core
+        now = None
+        for a in actions:
+            cls = a.__class__
+            if cls is Send:
+                assert isinstance(a, Send)
+                ha.send(a.payload, a.dst, a.src[0] if a.src is not None else None)
+            elif cls is ApplyBinding:
+                assert isinstance(a, ApplyBinding)
+                if now is None:
+                    now = ha.now()
+                out = core.apply_synced(a.binding, now, a.dynamic)
+                if out:
+                    ha._run(out)
+            elif cls is DeleteBinding:
+                assert isinstance(a, DeleteBinding)
+                if now is None:
+                    now = ha.now()
+                b = a.binding
+                cur = core.table.find(b.home_addr, b.care_of)
+                if cur is not None and cur.ident <= b.ident:
+                    out = core.delete_synced(b.home_addr, b.care_of, now)
+                    if out:
+                        ha._run(out)
+            elif cls is ReadyChanged:
+                assert isinstance(a, ReadyChanged)
+                if self.hsrp is not None:
+                    self.hsrp.set_ready(a.ready)
+        if self._timer is not None:
+            self._timer.update(self.peer.next_deadline())
+
+    def _on_timer(self) -> None:
+        self._run(self.peer.on_timer(self.ha.now()))
+
+    # ------------------------------------------------------------------ views
+
+    def views(self) -> Mapping[str, View]:
+        return {"redundancy": lambda _q: self.peer.view()}
+
+    def metrics(self) -> Iterable[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        for name, value in self.peer.counters.as_dict().items():
+            fam = CounterMetricFamily(f"cmiHaRedun{name}", f"HA redundancy {name}")
+            fam.add_metric([], value)
+            yield fam
+        g = GaugeMetricFamily("mobileha_sync_pending", "changes not yet acknowledged by the peer")
+        g.add_metric([], self.peer.pending)
+        yield g
+        g = GaugeMetricFamily("mobileha_sync_ready", "1 when no bulk download holds HSRP back")
+        g.add_metric([], 1 if self.peer.ready else 0)
+        yield g
+
+
+__all__ = ["RedundancyNode"]
