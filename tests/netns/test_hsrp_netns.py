@@ -119,7 +119,15 @@ def decode_capture(path: str) -> list[dict[str, str]]:
     return [dict(zip(fields, ln.split("|"))) for ln in out.splitlines()]
 
 
-def garps_from(pkts: list[dict[str, str]], mac: str) -> int:
+def epoch(mono: float) -> float:
+    """A time.monotonic() stamp on the wall clock tcpdump uses."""
+    return time.time() - (time.monotonic() - mono)
+
+
+def garps_from(
+    pkts: list[dict[str, str]], mac: str, after: float = 0.0, before: float = float("inf")
+) -> int:
+    """Gratuitous ARPs for the VIP from ``mac`` between two wall-clock times."""
     return sum(
         1
         for p in pkts
@@ -127,6 +135,7 @@ def garps_from(pkts: list[dict[str, str]], mac: str) -> int:
         and p["arp.dst.proto_ipv4"] == VIP
         and p["arp.src.hw_mac"] == mac
         and p["eth.src"] == mac
+        and after <= float(p["frame.time_epoch"]) < before
     )
 
 
@@ -165,15 +174,17 @@ def test_election_kill9_failover_ping_and_preemption_coup(
     time.sleep(0.3)
     cap.stop()
     pkts = decode_capture(cap.path)
-    t1_epoch = time.time() - (time.monotonic() - t1)
+    t1_epoch = epoch(t1)
     coups = [p for p in pkts if p["hsrp2.opcode"] == "1" and p["ip.src"] == rs[2].addr
              and float(p["frame.time_epoch"]) >= t1_epoch - 0.05]  # fmt: skip
     assert coups, "no Coup from the preempting router"
     resigns = [p for p in pkts if p["hsrp2.opcode"] == "2" and p["ip.src"] == rs[1].addr]
     assert resigns, "the preempted router did not Resign"
     # a gratuitous ARP at every takeover: r2 first, r1 after the kill, r2 again
-    assert garps_from(pkts, rs[1].mac) >= 1
-    assert garps_from(pkts, rs[2].mac) >= 2
+    t0e, t1e = epoch(t0), epoch(t1)
+    assert garps_from(pkts, rs[2].mac, before=t0e) >= 1
+    assert garps_from(pkts, rs[1].mac, after=t0e, before=t1e) >= 1
+    assert garps_from(pkts, rs[2].mac, after=t1e) >= 1
 
 
 def test_link_cut_and_restore_one_active_within_two_hellos(
@@ -204,7 +215,8 @@ def test_link_cut_and_restore_one_active_within_two_hellos(
     time.sleep(0.2)
     cap.stop()
     pkts = decode_capture(cap.path)
-    assert garps_from(pkts, rs[2].mac) >= 1 and garps_from(pkts, rs[1].mac) >= 1
+    assert garps_from(pkts, rs[2].mac, before=epoch(t0)) >= 1  # first election
+    assert garps_from(pkts, rs[1].mac, after=epoch(t0), before=epoch(t1)) >= 1  # cut
 
 
 def test_not_ready_standby_waits_then_takes_over(topology: Topology, tmp_path: Path) -> None:
@@ -255,3 +267,19 @@ def test_macvlan_virtual_mac_and_resign_on_sigterm(topology: Topology, tmp_path:
     pkts = decode_capture(cap.path)
     assert garps_from(pkts, vmac) >= 2
     assert any(p["hsrp2.opcode"] == "2" and p["ip.src"] == rs[2].addr for p in pkts)
+
+
+def test_unicast_peers_extension_without_multicast(topology: Topology, tmp_path: Path) -> None:
+    """Extension: with --peer, routers elect over unicast where multicast is dropped."""
+    rs, host, _ = lan(topology, tmp_path)
+    for r in rs[1:]:
+        r.host.nft(
+            "table inet nomc {\n chain in {\n  type filter hook input priority 0;\n"
+            f"  ip daddr {w.MCAST_V2} udp dport 1985 drop\n }}\n}}\n"
+        )
+    rs[1].start(110, "--peer", rs[2].addr)
+    rs[2].start(120, "--peer", rs[1].addr)
+    wait(lambda: states(rs)[1:] == ["Standby", "Active"], 8, "election over unicast")
+    d = rs[1].doc()
+    assert d is not None and d["standby"][0]["active_router"] == rs[2].addr
+    wait(lambda: host.run(f"ping -c1 -W1 {VIP}", check=False).returncode == 0, 3, "ping")
