@@ -35,7 +35,7 @@ from rich.table import Table
 from mobileha.mgmt.views import REAL_STATES, REDUN_COUNTERS, VIEW_NAMES, reply_code_name
 
 DEFAULT_API = "http://127.0.0.1:8434"
-PAGE_SIZE = 500
+PAGE_SIZE = 1000
 PAGED_VIEWS = ("bindings", "sessions")
 
 
