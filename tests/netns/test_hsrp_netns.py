@@ -283,3 +283,24 @@ def test_unicast_peers_extension_without_multicast(topology: Topology, tmp_path:
     d = rs[1].doc()
     assert d is not None and d["standby"][0]["active_router"] == rs[2].addr
     wait(lambda: host.run(f"ping -c1 -W1 {VIP}", check=False).returncode == 0, 3, "ping")
+
+
+def test_interface_tracking_lowers_priority_and_peer_preempts(
+    topology: Topology, tmp_path: Path
+) -> None:
+    rs, _host, _ = lan(topology, tmp_path)
+    up = topology.host("up")  # r2's "uplink", tracked
+    ln = topology.link(rs[2].host, up, "10.78.0.1/30", "10.78.0.2/30")
+    rs[1].start(110)
+    rs[2].start(120, "--track", f"{ln.a_if}:30")
+    wait(lambda: states(rs)[1:] == ["Standby", "Active"], 8, "election")
+    t0 = time.monotonic()
+    up.ip("link", "set", ln.b_if, "down")  # r2's uplink loses carrier: 120 - 30 = 90 < 110
+    wait(lambda: states(rs)[1:] == ["Active", "Speak"] or states(rs)[1:] == ["Active", "Standby"],
+         3, "r1 preempts the tracked-down r2")  # fmt: skip
+    d = rs[2].doc()
+    assert d is not None and d["standby"][0]["priority"] == 90
+    assert d["standby"][0]["tracked"][0]["state"] == "Down"
+    assert time.monotonic() - t0 < 0.5 + 2 * HELLO + SLACK  # one poll (0.5 s) + a hello
+    up.ip("link", "set", ln.b_if, "up")  # back to 120: r2 preempts again
+    wait(lambda: states(rs)[1:] == ["Standby", "Active"], 3, "r2 back")

@@ -565,10 +565,12 @@ class HsrpGroup:
         self, letter: str, ev: Event, now: float, out: list[HsrpAction], rx: _Rx | None
     ) -> None:
         if letter == "A":
-            hold = rx.hold_ms if (rx is not None and ev in (Event.G, Event.H)) else self.hold_ms
+            from_hello = rx is not None and rx.hold_ms > 0 and ev in (Event.G, Event.H)
+            hold = rx.hold_ms if (from_hello and rx is not None) else self.hold_ms
             self.t_active = now + hold / 1000.0
         elif letter == "B":
-            hold = rx.hold_ms if (rx is not None and ev in (Event.K, Event.L)) else self.hold_ms
+            from_hello = rx is not None and rx.hold_ms > 0 and ev in (Event.K, Event.L)
+            hold = rx.hold_ms if (from_hello and rx is not None) else self.hold_ms
             self.t_standby = now + hold / 1000.0
         elif letter == "C":
             self.t_active = None
