@@ -592,3 +592,21 @@ def test_counters_and_codes() -> None:
     assert c["cmiHaRegRequestsDiscarded"] == 1
     assert c["cmiHaRegTotalMobilityBindings"] == 1
     assert ha.by_code == {0: 1, 131: 1}
+
+
+def test_replay_after_deregistration_refused() -> None:
+    ha = make_ha()
+    reg = rrq(ident=ntp_identification(WALL, 1))
+    r1, _ = send(ha, reg)
+    assert r1 is not None and r1.code == 0
+    dereg = rrq(life=0, hoa=r1.home_addr, coa=r1.home_addr, ident=ntp_identification(WALL, 2))
+    assert send(ha, dereg, now=NOW + 1)[0].code == 0  # type: ignore[union-attr]
+    assert len(ha.table) == 0
+    # the registration replayed within the timestamp window: still refused
+    reply, actions = send(ha, reg, now=NOW + 2, wall=WALL + 2)
+    assert reply is not None and reply.code == 133 and binds(actions) == []
+    # a fresh request is fine, and the memory of the deleted binding goes away
+    reply, _ = send(ha, rrq(ident=ntp_identification(WALL + 3, 3)), now=NOW + 3, wall=WALL + 3)
+    assert reply is not None and reply.code == 0
+    ha.on_timer(NOW + 100)
+    assert ha._recent == {}

@@ -59,6 +59,7 @@ import ipaddress
 import math
 import struct
 import sys
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from socket import inet_aton, inet_ntoa
@@ -265,6 +266,11 @@ class HomeAgent:
         self.pool = pool
         self._nonces: dict[str, int] = {}
         self._ints: dict[int, int] = {}  # lifetimes and ports (<= 65536 values)
+        # Identification of recently deleted bindings, by NAI and home address
+        self._recent: dict[str, tuple[int, float]] = {}
+        self._recent_q: deque[tuple[float, str]] = deque()
+        tol = [s.replay_tolerance, *(sa.tolerance for sa in self.sas.mn_sas())]
+        self._tomb_s = 2.0 * max(tol) + 2.0
         # counters
         self.by_code: dict[int, int] = {}
         self.drops: dict[str, int] = {}
@@ -381,10 +387,35 @@ class HomeAgent:
         out: list[Any] = []
         for b in self.table.expire(now):
             self.expired += 1
+            self._tombstone(b, now)
             self._release_if_unbound(b.home_addr)
             if self.active:
                 out.append(RemoveBinding(b))
+        self._prune_tombstones(now)
         return out
+
+    def _tombstone(self, b: Binding, now: float) -> None:
+        """Remember a deleted binding's Identification for a while, so a replay of a
+        request accepted just before the deletion is still refused (the timestamp window
+        alone would let it through for up to ``tolerance`` seconds)."""
+        until = now + self._tomb_s
+        recent = self._recent
+        for key in (b.nai, b.home_addr):
+            if key:
+                prev = recent.get(key)
+                ident = b.ident if prev is None or prev[0] < b.ident else prev[0]
+                recent[key] = (ident, until)
+                self._recent_q.append((until, key))
+        self._prune_tombstones(now)
+
+    def _prune_tombstones(self, now: float) -> None:
+        q = self._recent_q
+        recent = self._recent
+        while q and q[0][0] <= now:
+            _, key = q.popleft()
+            t = recent.get(key)
+            if t is not None and t[1] <= now:
+                del recent[key]
 
     def _release_if_unbound(self, home_addr: str) -> None:
         pool = self.pool
@@ -691,6 +722,13 @@ class HomeAgent:
         last: int | None = None
         if existing is not None:
             last = max(b.ident for b in existing) if isinstance(existing, list) else existing.ident
+        elif self._recent:
+            # the MN's bindings were just deleted: their last Identification still counts
+            tomb = self._recent.get(ident_key)
+            if tomb is None and mn_hoa is not None:
+                tomb = self._recent.get(mn_hoa)
+            if tomb is not None and tomb[1] > now:
+                last = tomb[0]
         if nonce_sa:
             expected = self._nonces.get(ident_key)
             nn = new_nonce()
@@ -821,6 +859,8 @@ class HomeAgent:
                     reply_to,
                     dst_addr,
                     mn_hoa,
+                    ident,
+                    now,
                 )
             if cvse_code:
                 raise _Deny(cvse_code)
@@ -974,6 +1014,8 @@ class HomeAgent:
         reply_to: tuple[str, int],
         dst_addr: str,
         mn_hoa: str | None,
+        ident: int,
+        now: float,
     ) -> list[Any]:
         out: list[Any] = []
         self.dereg_received += 1
@@ -987,6 +1029,10 @@ class HomeAgent:
                 b = table.remove_key(mn_hoa, coa)
                 gone = [b] if b is not None else []
             out.extend(RemoveBinding(b) for b in gone)
+            for b in gone:
+                if ident > b.ident:
+                    b.ident = ident  # the deregistration is the MN's latest accepted request
+                self._tombstone(b, now)
             self._release_if_unbound(mn_hoa)
             reply_hoa = inet_aton(mn_hoa)
         out.append(
