@@ -349,7 +349,7 @@ def test_mn_ha_covers_with_prefix_suffix() -> None:
     assert auth.authenticator == hashlib.md5(KEY + req.covered(auth) + KEY).digest()
 
 
-def test_many_idents_unique_and_increasing() -> None:
+def test_many_idents_unique_and_above_last_accepted() -> None:
     m = mn()
     seen = []
     for i in itertools.count():
@@ -357,7 +357,11 @@ def test_many_idents_unique_and_increasing() -> None:
             break
         m.state = MnState.IDLE
         m._out = None
-        seen.append(sent(m.register(0.0)).ident)  # same second each time
+        acts = m.register(0.0)  # same second each time
+        ident = sent(acts).ident
+        assert ident > m.last_accepted_ident
+        m.datagram(reply_for(acts[0].payload), FA, 0.0)  # accepted
+        seen.append(ident)
     assert seen == sorted(seen) and len(set(seen)) == 50
 
 
@@ -367,3 +371,53 @@ def test_append_auth_helper_agrees() -> None:
         append_auth(b"abc", 32, SPI, a)[-16:]
         == hmac.new(KEY, b"abc" + bytes([32, 20]) + SPI.to_bytes(4, "big"), hashlib.md5).digest()
     )
+
+
+def test_69_retries_with_fa_maximum_lifetime() -> None:
+    m = mn(lifetime=1800)
+    req_b = m.register(0.0)[0].payload
+    acts = m.datagram(reply_for(req_b, code=69, lifetime=600, auth=False), FA, 0.1)
+    assert sent(acts).lifetime == 600 and m.stats.repairs == 1
+    m.datagram(reply_for(acts[0].payload), FA, 0.2)
+    assert m.registered and m.granted_lifetime == 600
+
+
+def test_136_retries_with_named_ha() -> None:
+    m = mn(ha_addr="255.255.255.255")
+    req_b = m.register(0.0)[0].payload
+    acts = m.datagram(reply_for(req_b, code=136, ha="10.0.1.44"), FA, 0.1)
+    assert sent(acts).ha_addr == "10.0.1.44"
+
+
+def test_two_mn_ha_extensions_discarded() -> None:
+    m = mn()
+    req_b = m.register(0.0)[0].payload
+    rep = reply_for(req_b)
+    rep += rep[-22:]  # a second (copied) MN-HA extension
+    assert m.datagram(rep, FA, 0.1) == [] and m.stats.bad_auth_reply == 1
+    assert m.state is MnState.REGISTERING
+
+
+def test_retransmission_never_below_1s_and_capped_by_lifetime() -> None:
+    m = mn(retransmit_s=0.01, retransmit_max_s=600.0, lifetime=3)
+    m.register(0.0)
+    times = []
+    for _ in range(4):
+        t = m.next_deadline()
+        assert t is not None
+        times.append(t)
+        m.tick(t)
+    assert times == [1.0, 3.0, 6.0, 9.0]  # 1, 2, then capped at the 3 s lifetime
+
+
+def test_second_timestamp_resync_replaces_offset() -> None:
+    m = mn()
+    for skew in (100, -50):
+        m.state = MnState.IDLE
+        m._out = None
+        req_b = m.register(0.0)[0].payload
+        req = RegistrationRequest.decode(req_b)
+        ha_secs = int(WALL) + NTP_EPOCH_OFFSET + skew
+        rep = reply_for(req_b, code=133, ident=(ha_secs << 32) | (req.ident & 0xFFFFFFFF))
+        again = sent(m.datagram(rep, FA, 0.0))
+        assert m.clock_offset == skew and (again.ident >> 32) == ha_secs

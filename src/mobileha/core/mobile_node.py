@@ -6,6 +6,15 @@ and verifies the replies, retransmits with exponential backoff, resynchronises a
 renews before the granted lifetime runs out and deregisters (one care-of address, or all
 bindings with CoA = HoA).
 
+RFC 5944 §3.6 details: a reply is matched on the low 32 bits of the Identification; an HA
+reply (codes 0/1, 128+) needs exactly one valid MN-HA extension or it is silently ignored
+(FA denials 64-127/194 carry none); retransmissions start at >= 1 s, double, and are capped
+by ``retransmit_max_s`` and the requested lifetime -- with timestamps each one is a new
+request with a new Identification, with nonces the same bytes are resent (§3.6.3); the
+granted lifetime counts from when the request was sent (§3.6.2.2); repairs of §3.6.2.3:
+133 resync, 69 retry with the FA's maximum lifetime, 136 retry with the HA address the
+reply names, and RFC 4721's 104-106 retry with the FA's fresh challenge.
+
 Modes:
 
 * **FA care-of** (``foreign_agent`` set): requests go to the FA, CoA = the FA's care-of
@@ -63,6 +72,9 @@ DEREG_MAX_TRIES: Final = 5  # a deregistration nobody answers is given up after 
 MAX_RESYNC: Final = 3  # consecutive 133 / challenge retries before we treat it as a denial
 
 CODE_MISMATCH: Final = 133
+CODE_LIFETIME_TOO_LONG: Final = 69
+CODE_UNKNOWN_HA: Final = 136
+MIN_RETRANSMIT_S: Final = 1.0  # RFC 5944 §3.6.3: MUST NOT be less than 1 second
 FA_CHALLENGE_CODES: Final = frozenset({104, 105, 106})  # unknown / missing / stale challenge
 
 
@@ -149,6 +161,7 @@ class MnStats:
     resync_timestamp: int = 0
     resync_nonce: int = 0
     challenge_retries: int = 0
+    repairs: int = 0  # 69 / 136 retries (RFC 5944 §3.6.2.3)
     expired: int = 0
     bad_reply: int = 0  # undecodable datagrams
     unmatched_reply: int = 0  # Identification / address does not match the request
@@ -229,8 +242,8 @@ class MobileNode:
         elif encap != "ipip":
             raise ValueError(f"unknown encapsulation {encap!r}")
         self.flags = flags
-        self.retransmit_s = retransmit_s
-        self.retransmit_max_s = max(retransmit_max_s, retransmit_s)
+        self.retransmit_s = max(retransmit_s, MIN_RETRANSMIT_S)
+        self.retransmit_max_s = max(retransmit_max_s, self.retransmit_s)
         self.renew_fraction = renew_fraction
         self.wall_offset = wall_offset
         self.clock_offset = 0  # seconds learned from a timestamp 133 (HA clock - ours)
@@ -240,7 +253,8 @@ class MobileNode:
         self.state = MnState.IDLE
         self.stats = MnStats()
         self.last_code: int | None = None
-        self.last_ident = 0  # last Identification sent (kept increasing, P§1.7)
+        self.last_ident = 0  # last Identification sent
+        self.last_accepted_ident = 0  # of the last accepted registration (replay floor, P§1.7)
         self.granted_lifetime = 0
         self.registered_at: float | None = None
         self.expires: float | None = None  # binding expiry (None: no binding / infinite)
@@ -339,7 +353,12 @@ class MobileNode:
                 return out
             self._to(E.TIMEOUT)
             self.stats.retransmissions += 1
-            o.timeout = min(o.timeout * 2, self.retransmit_max_s)
+            # Doubled each time, capped by the configured ceiling and (§3.6.3) by the
+            # requested lifetime, never below 1 s.
+            cap = self.retransmit_max_s
+            if o.lifetime:
+                cap = max(MIN_RETRANSMIT_S, min(cap, float(o.lifetime)))
+            o.timeout = min(o.timeout * 2, cap)
             o.tries += 1
             if self.security.replay == "timestamp":
                 # RFC 5944 §3.6.3: with timestamps every retransmission gets a new
@@ -379,9 +398,15 @@ class MobileNode:
             return []
         code = rep.code
         from_ha = not (64 <= code <= 127 or code == 194)
-        mnha = self._mn_ha_ext(rep)
+        mnhas = [e for e in rep.extensions if isinstance(e, AuthExt) and e.ext_type == EXT_MN_HA]
+        mnha = mnhas[0] if mnhas else None
         if mnha is not None:
-            if mnha.spi != self.security.spi or not rep.verify(mnha, self.security.auth):
+            # RFC 5944 §3.6.2.1: exactly one MN-HA extension, and it must verify.
+            if (
+                len(mnhas) != 1
+                or mnha.spi != self.security.spi
+                or not rep.verify(mnha, self.security.auth)
+            ):
                 self.stats.bad_auth_reply += 1
                 return []
         elif from_ha:
@@ -400,9 +425,11 @@ class MobileNode:
         if code == CODE_MISMATCH and self._resyncs < MAX_RESYNC:
             self._resyncs += 1
             if self.security.replay == "timestamp":
-                # Offset = HA's time (reply high 32 bits) - our time now (P§1.7).
+                # Offset = HA's time (reply high 32 bits) - our own clock now (P§1.7),
+                # as a signed 32-bit difference of NTP seconds.
                 ours = (int(now + self.wall_offset) + NTP_EPOCH_OFFSET) & _U32
-                self.clock_offset += ((rep.ident >> 32) & _U32) - ours
+                diff = ((((rep.ident >> 32) & _U32) - ours + 2**31) & _U32) - 2**31
+                self.clock_offset = diff
                 self.stats.resync_timestamp += 1
             else:
                 self.stats.resync_nonce += 1
@@ -411,9 +438,31 @@ class MobileNode:
             self._resyncs += 1
             self.stats.challenge_retries += 1
             return self._retry(now)
+        # RFC 5944 §3.6.2.3 repairs: 69 -> retry with the FA's maximum lifetime; 136 -> retry
+        # with the unicast HA address the reply names (dynamic HA address resolution).
+        if (
+            code == CODE_LIFETIME_TOO_LONG
+            and not o.dereg
+            and 0 < rep.lifetime < self.lifetime
+            and self._resyncs < MAX_RESYNC
+        ):
+            self._resyncs += 1
+            self.lifetime = rep.lifetime
+            self.stats.repairs += 1
+            return self._retry(now)
+        if (
+            code == CODE_UNKNOWN_HA
+            and rep.ha_addr not in (UNSPECIFIED, ALL_ONES, self.ha_addr)
+            and self._resyncs < MAX_RESYNC
+        ):
+            self._resyncs += 1
+            self.ha_addr = rep.ha_addr
+            self.stats.repairs += 1
+            return self._retry(now)
         self._resyncs = 0
         self._out = None
         if rep.accepted:
+            self.last_accepted_ident = max(self.last_accepted_ident, o.ident)
             if o.dereg:
                 self._to(E.DEREG_ACCEPTED)
                 self._after_dereg()
@@ -429,13 +478,6 @@ class MobileNode:
         return []
 
     # ------------------------------------------------------------------ internals
-
-    @staticmethod
-    def _mn_ha_ext(rep: RegistrationReply) -> AuthExt | None:
-        for e in rep.extensions:
-            if isinstance(e, AuthExt) and e.ext_type == EXT_MN_HA:
-                return e
-        return None
 
     def _bound(self, rep: RegistrationReply, o: _Outstanding, now: float) -> None:
         if rep.home_addr != UNSPECIFIED:
@@ -483,8 +525,12 @@ class MobileNode:
         else:
             secs = (int(now + self.wall_offset) + NTP_EPOCH_OFFSET + self.clock_offset) & _U32
             ident = (secs << 32) | low
-            if ident <= self.last_ident:  # strictly increasing (P§1.7)
-                ident = self.last_ident + 1 + (low & 0xFFFF)
+            # Greater than the last accepted one (P§1.7); after a 133 that moved our clock
+            # back, an unanswered higher ID must not hold us ahead of the HA's window.
+            if ident <= self.last_accepted_ident:
+                ident = self.last_accepted_ident + 1 + (low & 0xFFFF)
+            if (ident & _U32) == (self.last_ident & _U32):
+                ident ^= 1
         self.last_ident = ident
         return ident
 
