@@ -362,3 +362,73 @@ renew_fraction = 0.5
     finally:
         for p in reversed(procs):
             p.stop()
+
+
+def test_colocated_and_nonce_resync(tmp_path: Path) -> None:
+    """Co-located care-of address (D flag, straight to the HA) and the nonce replay method:
+    the first request carries no valid nonce, the HA answers 133 with one, the MN retries."""
+    net = f"127.{random.randint(100, 199)}.{random.randint(0, 255)}"
+    ha_addr, coa = f"{net}.10", f"{net}.30"
+    ha_port = free_port(ha_addr)
+    procs: list[Proc] = []
+    try:
+        procs.append(
+            Proc(
+                tmp_path,
+                "ha",
+                f"""role = "home-agent"
+[home_agent]
+address = "{ha_addr}"
+port = {ha_port}
+home_prefix = "10.77.0.0/16"
+[dataplane]
+backend = "memory"
+[[mobile_node]]
+nai = "colo@example.net"
+spi = 256
+key = "{KEY}"
+algorithm = "hmac-md5"
+[[mobile_node]]
+nai = "nonce@example.net"
+spi = 256
+key = "{KEY}"
+algorithm = "hmac-md5"
+replay = "nonce"
+""",
+            )
+        )
+        ha = procs[0]
+        common = f"""home_agent = "{ha_addr}"
+home_agent_port = {ha_port}
+co_located_care_of = "{coa}"
+local_address = "{coa}"
+spi = 256
+key = "{KEY}"
+algorithm = "hmac-md5"
+"""
+        colo = Proc(
+            tmp_path,
+            "mn-colo",
+            f'role = "mobile-node"\n[mobile_node]\nnai = "colo@example.net"\n{common}',
+        )
+        procs.append(colo)
+        nonce = Proc(
+            tmp_path,
+            "mn-nonce",
+            f'role = "mobile-node"\n[mobile_node]\nnai = "nonce@example.net"\n'
+            f'replay = "nonce"\nlifetime = 4\nrenew_fraction = 0.5\n{common}',
+        )
+        procs.append(nonce)
+        for p in (colo, nonce):
+            wait_for(lambda p=p: mn_counters(p)["registered"] == 1, 15, p.name)  # type: ignore[misc]
+        b = {x["nai"]: x for x in ha.api("api/bindings")["items"]}
+        assert b["colo@example.net"]["care_of"] == coa
+        assert b["colo@example.net"]["flags_text"][2] == "D"
+        c = mn_counters(nonce)
+        assert c["resync_nonce"] >= 1 and c["denied"] == 0
+        wait_for(lambda: mn_counters(nonce)["renewals"] >= 1, 10, "nonce renewal")
+        wait_for(lambda: mn_counters(nonce)["accepted"] >= 2, 10, "renewal accepted")
+        assert mn_counters(nonce)["resync_nonce"] == c["resync_nonce"]  # nonce carried on
+    finally:
+        for p in reversed(procs):
+            p.stop()
