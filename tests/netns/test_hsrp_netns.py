@@ -267,6 +267,12 @@ def test_macvlan_virtual_mac_and_resign_on_sigterm(topology: Topology, tmp_path:
     pkts = decode_capture(cap.path)
     assert garps_from(pkts, vmac) >= 2
     assert any(p["hsrp2.opcode"] == "2" and p["ip.src"] == rs[2].addr for p in pkts)
+    # RFC 2281 §6.1: Hellos of the Active come from the virtual MAC, the others' from their own
+    active = [p for p in pkts if p["hsrp2.opcode"] == "0" and p["hsrp2.state"] == "6"]
+    others = [p for p in pkts if p["hsrp2.opcode"] == "0" and p["hsrp2.state"] not in ("", "6")]
+    assert active and all(p["eth.src"] == vmac for p in active)
+    assert {p["ip.src"] for p in active} == {rs[1].addr, rs[2].addr}  # before and after
+    assert others and all(p["eth.src"] in (rs[1].mac, rs[2].mac) for p in others)
 
 
 def test_unicast_peers_extension_without_multicast(topology: Topology, tmp_path: Path) -> None:

@@ -65,17 +65,19 @@ from mobileha.core.hsrp import (
     HsrpConfig,
     HsrpGroup,
     HsrpInterface,
+    State,
     StateChange,
     parse_auth,
 )
 from mobileha.node.base import DeadlineTimer, View
 from mobileha.wire import hsrp as w
-from mobileha.wire.ip import gratuitous_arp
+from mobileha.wire.ip import build_ipv4, checksum, gratuitous_arp
 
 log = logging.getLogger("mobileha.hsrp")
 
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 ETH_P_ARP = 0x0806
+ETH_P_IP = 0x0800
 RCVBUF = 1 << 20
 
 
@@ -187,6 +189,20 @@ def _nl_cleanup(ifindex: int, items: list[tuple[str, str | None]], plen: int) ->
                     ipr.addr("del", index=ifindex, address=vip, prefixlen=plen)
 
 
+def udp_frame(src_mac: bytes, src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
+    """An Ethernet/IPv4/UDP frame to an IPv4 multicast group (TTL 1, UDP checksum set)."""
+    sb, db = socket.inet_aton(src), socket.inet_aton(dst)
+    ulen = 8 + len(payload)
+    pseudo = struct.pack("!4s4sBBH", sb, db, 0, socket.IPPROTO_UDP, ulen)
+    csum = checksum(pseudo + struct.pack("!HHHH", sport, dport, ulen, 0) + payload) or 0xFFFF
+    ip = build_ipv4(
+        src, dst, socket.IPPROTO_UDP, struct.pack("!HHHH", sport, dport, ulen, csum) + payload,
+        ttl=1,
+    )  # fmt: skip
+    mcast_mac = bytes((0x01, 0x00, 0x5E, db[1] & 0x7F, db[2], db[3]))
+    return mcast_mac + src_mac + struct.pack("!H", ETH_P_IP) + ip
+
+
 class _Proto(asyncio.DatagramProtocol):
     def __init__(self, node: HsrpNode) -> None:
         self.node = node
@@ -222,6 +238,7 @@ class HsrpNode:
         self._packet: socket.socket | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._ops: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+        self._pending = 0  # operations queued and not yet done
         self._handles: list[asyncio.TimerHandle] = []
         self._started = False
         self._vips: dict[str, str] = {}  # vip -> device it is on
@@ -279,8 +296,8 @@ class HsrpNode:
             self._timer.cancel()
         await asyncio.sleep(0)  # let the Resign leave
         for vip in list(self._vips):
-            self._ops.put_nowait(("release", vip))
-        self._ops.put_nowait(("quit", None))
+            self._queue("release", vip)
+        self._queue("quit", None)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 5.0)
         if self._transport is not None:
@@ -330,13 +347,16 @@ class HsrpNode:
         changed = False
         for a in actions:
             if isinstance(a, Send):
-                self._send(a)
+                if self.cfg.macvlan and self._pending:
+                    self._queue("send", a)  # after the macvlan exists: from the virtual MAC
+                else:
+                    self._send(a)
             elif isinstance(a, ClaimVip):
-                self._ops.put_nowait(("claim", a.addr))
+                self._queue("claim", a.addr)
             elif isinstance(a, ReleaseVip):
-                self._ops.put_nowait(("release", a.addr))
+                self._queue("release", a.addr)
             elif isinstance(a, GratuitousArp):
-                self._ops.put_nowait(("garp", a))
+                self._queue("garp", a)
             elif isinstance(a, StateChange):
                 changed = True
                 rec = {
@@ -362,12 +382,43 @@ class HsrpNode:
         if self._transport is None:
             return
         try:
-            self._transport.sendto(a.payload, a.dst)
+            if not self._send_from_vmac(a):
+                self._transport.sendto(a.payload, a.dst)
             for peer in self.cfg.peers:
                 self._transport.sendto(a.payload, (peer, w.HSRP_PORT))
             self.counters["tx_packets"] += 1
         except OSError as exc:  # e.g. ENETDOWN while the link is cut
             self.counters[f"tx_error_{exc.errno}"] += 1
+
+    def _send_from_vmac(self, a: Send) -> bool:
+        """RFC 2281 §6.1: an Active router MUST send its Hellos from the virtual MAC.
+
+        With a macvlan (the virtual MAC is ours) the packets of an Active group are written as
+        whole Ethernet frames on the macvlan: source MAC = virtual MAC, source IP = our real
+        address, TTL 1, UDP 1985 with checksum. Without one (use-bia style) the interface's
+        own MAC is used, as IOS does with ``standby use-bia``.
+        """
+        if not self.cfg.macvlan or self._packet is None:
+            return False
+        try:
+            m = w.decode(a.payload)
+        except Exception:
+            return False
+        if isinstance(m, w.HsrpV1):
+            g = self.core.groups.get((1, m.group))
+        elif isinstance(m, w.HsrpV2) and m.group_state is not None:
+            g = self.core.groups.get((2, m.group_state.group))
+        else:
+            return False
+        if g is None or g.vip is None or g.state is not State.ACTIVE:
+            return False
+        dev = self._vips.get(g.vip)
+        if dev is None or dev == self.cfg.interface:
+            return False
+        frame = udp_frame(g.vmac, g.cfg.address, a.dst[0], w.HSRP_PORT, a.dst[1], a.payload)
+        self._packet.sendto(frame, (dev, ETH_P_IP))
+        self.counters["tx_from_vmac"] += 1
+        return True
 
     def _group_for_vip(self, vip: str) -> HsrpGroup | None:
         for g in self.core.groups.values():
@@ -378,6 +429,10 @@ class HsrpNode:
     def _macvlan_name(self, g: HsrpGroup) -> str:
         return f"hsrp{g.cfg.version}g{g.group}"[:15]
 
+    def _queue(self, op: str, arg: object) -> None:
+        self._pending += 1
+        self._ops.put_nowait((op, arg))
+
     async def _op_worker(self) -> None:
         """VIP changes and gratuitous ARPs, in the order the core asked for them."""
         while True:
@@ -385,7 +440,9 @@ class HsrpNode:
             try:
                 if op == "quit":
                     return
-                if op == "claim":
+                if op == "send" and isinstance(arg, Send):
+                    self._send(arg)
+                elif op == "claim":
                     await self._claim(str(arg))
                 elif op == "release":
                     await self._release(str(arg))
@@ -394,6 +451,8 @@ class HsrpNode:
             except Exception as exc:  # never let the worker die
                 self.counters[f"op_error_{op}"] += 1
                 log.error("%s %s: %s", op, arg, exc)
+            finally:
+                self._pending = max(0, self._pending - 1)
 
     async def _claim(self, vip: str) -> None:
         g = self._group_for_vip(vip)
