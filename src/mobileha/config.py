@@ -186,6 +186,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -1078,7 +1079,7 @@ class _Checker:
         out: dict[str, Any] = {}
         for key in data:
             if key not in spec and key not in children:
-                self.add(f"{path}.{key}", "unknown key" + _suggest(key, [*spec, *children]))
+                self.add(f"{path}.{_k(key)}", "unknown key" + _suggest(key, [*spec, *children]))
         for key, s in spec.items():
             kpath = f"{path}.{key}"
             if key not in data:
@@ -1107,6 +1108,12 @@ class _Checker:
             if row is not None:
                 rows.append(row)
         return rows
+
+
+def _k(key: str) -> str:
+    """A key as TOML writes it: bare when it can be, quoted otherwise."""
+    bare = key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key)
+    return key if bare else json.dumps(key)
 
 
 def _suggest(key: str, known: list[str]) -> str:
@@ -1144,7 +1151,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<memory>") -> Confi
     allowed = ROLE_SECTIONS.get(role or "", _ALL_SECTIONS)
     for key in doc:
         if key not in _ALL_SECTIONS:
-            ck.add(key, "unknown section" + _suggest(key, sorted(_ALL_SECTIONS)))
+            ck.add(_k(key), "unknown section" + _suggest(key, sorted(_ALL_SECTIONS)))
         elif key not in allowed:
             ck.add(key, f"not used by role {role!r}")
     if role in _ROLE_REQUIRED and _ROLE_REQUIRED[role] not in doc:
