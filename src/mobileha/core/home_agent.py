@@ -60,7 +60,7 @@ import math
 import struct
 import sys
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from socket import inet_aton, inet_ntoa
 from typing import Any, Final
@@ -280,6 +280,7 @@ class HomeAgent:
         self.dereg_received = self.dereg_accepted = self.dereg_denied = 0
         self.duplicates = 0
         self.expired = 0
+        self.on_drop: Callable[[str], None] | None = None  # e.g. a rate-limited logger
 
     # ------------------------------------------------------------------ construction
 
@@ -348,6 +349,8 @@ class HomeAgent:
     def _drop(self, reason: str) -> list[Any]:
         d = self.drops
         d[reason] = d.get(reason, 0) + 1
+        if self.on_drop is not None:
+            self.on_drop(reason)
         return []
 
     def counters(self) -> dict[str, int]:
@@ -473,6 +476,8 @@ class HomeAgent:
         else:
             b = self.table.remove_key(home_addr, care_of)
             gone = [b] if b is not None else []
+        for b in gone:
+            self._tombstone(b, now)
         self._release_if_unbound(home_addr)
         return [WithdrawBinding(b) for b in gone] if self.active else []
 

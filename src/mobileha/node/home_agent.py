@@ -117,13 +117,12 @@ class HomeAgentNode:
         self._timer: DeadlineTimer | None = None
         self._started = time.monotonic()
         self._frozen_at = 0
-        core_drop = core._drop
+        bad = self.bad
 
-        def drop(reason: str) -> list[Any]:
-            self.bad.warn(reason, "registration datagram dropped")
-            return core_drop(reason)
+        def on_drop(reason: str) -> None:
+            bad.warn(reason, "registration datagram dropped")
 
-        core._drop = drop  # type: ignore[method-assign]
+        core.on_drop = on_drop
 
     # ------------------------------------------------------------------ construction
 
