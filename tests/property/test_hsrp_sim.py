@@ -226,3 +226,36 @@ def test_no_preempt_keeps_first_active_but_exactly_one() -> None:
     lan.run_until(3.0)
     assert lan.actives() == [0]
     assert lan.standbys() == [1]
+
+
+@settings(max_examples=1000, deadline=None, database=None)
+@given(
+    st.integers(0, 2**64 - 1),
+    st.sampled_from([1, 2]),
+    st.integers(0, 8),
+    st.one_of(st.binary(max_size=60), st.just(b"")),
+)
+def test_core_never_raises_on_hostile_input(
+    seed: int, version: int, warmup: int, junk: bytes
+) -> None:
+    """Random and mutated datagrams (also validly framed ones with random fields) in any
+    state: the group only counts and drops, or acts; it never raises."""
+    rnd = random.Random(seed)
+    lan = Lan([100, 110], version=version, seed=seed)
+    lan.up(0)
+    lan.up(1)
+    lan.run_until(warmup * HELLO / 1000)
+    g = lan.routers[0]
+    assert g is not None
+    peer = HsrpGroup(
+        HsrpConfig(address="10.0.0.9", group=1, version=version, vip="10.0.0.1",
+                   priority=rnd.randrange(256)),
+        rng=rnd,
+    )  # fmt: skip
+    for _ in range(5):
+        raw = bytearray(peer.encode(rnd.randrange(4), State(rnd.choice(list(State)))))
+        for _ in range(rnd.randrange(3)):
+            raw[rnd.randrange(len(raw))] = rnd.getrandbits(8)
+        g.receive(bytes(raw), rnd.choice(["10.0.0.9", "10.0.0.1", "bogus", ""]), lan.now)
+        g.receive(junk, "10.0.0.9", lan.now)
+        lan.run_until(lan.now + 0.01)

@@ -628,6 +628,11 @@ class HsrpGroup:
         return None
 
     def _reduce(self, msg: w.HsrpMessage, src: str) -> _Rx | None:
+        try:
+            _ip_int(src)
+        except ValueError:
+            self.counters["rx_bad_source"] += 1
+            return None
         if src == self.cfg.address:
             self.counters["rx_own"] += 1
             return None
