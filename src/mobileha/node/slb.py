@@ -195,6 +195,7 @@ class SlbNode:
             key=self._relay_auth,
             spi=settings.relay_spi,
         )
+        self._sfx: dict[Any, bytes] = {}  # (FA addr, port) -> plain relay tag
         self._armed: asyncio.TimerHandle | None = None
         self._time: Callable[[], float] = lambda: 0.0
         self._sendto: Callable[[bytes, tuple[str, int]], None] = lambda d, a: None
@@ -357,6 +358,14 @@ class SlbNode:
                     self._raw.sendto(
                         build_udp_datagram(src, sport, r.address, r.port, data), (r.address, 0)
                     )
+                elif self._relay_auth is None:
+                    # plain tag: it depends only on the FA's address/port, so it is cached
+                    sfx = self._sfx.get(addr)
+                    if sfx is None:
+                        if len(self._sfx) > 4096:
+                            self._sfx.clear()
+                        sfx = self._sfx[addr] = self._tag(b"", src, sport)
+                    self._sendto(data + sfx, (r.address, r.port))
                 else:
                     self._sendto(self._tag(data, src, sport), (r.address, r.port))
                 self.n_forwarded += 1

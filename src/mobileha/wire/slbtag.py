@@ -101,19 +101,26 @@ def encoder(
     return authed
 
 
-def _is_tag(data: bytes, start: int, length: int, vtype: int, vendor_id: int) -> bool:
-    if start < 0:
-        return False
-    t, ln, _res, vid, vt = _HDR.unpack_from(data, start)
-    return bool(t == EXT_NVSE and ln == length - 2 and vid == vendor_id and vt == vtype)
+_HEADS: dict[int, tuple[bytes, bytes]] = {}
+
+
+def _heads(vendor_id: int) -> tuple[bytes, bytes]:
+    """The 10 constant header bytes of the (plain, authenticated) tag for a vendor id."""
+    h = _HEADS.get(vendor_id)
+    if h is None:
+        if len(_HEADS) > 64:
+            _HEADS.clear()
+        h = _HEADS[vendor_id] = (
+            _HDR.pack(EXT_NVSE, PLAIN_LEN - 2, 0, vendor_id, TAG_ORIGIN),
+            _HDR.pack(EXT_NVSE, AUTH_LEN - 2, 0, vendor_id, TAG_ORIGIN_AUTH),
+        )
+    return h
 
 
 def has_tag(data: bytes, vendor_id: int = DEFAULT_VENDOR_ID) -> bool:
     """Whether ``data`` ends with a relay tag (either kind)."""
-    n = len(data)
-    return _is_tag(data, n - AUTH_LEN, AUTH_LEN, TAG_ORIGIN_AUTH, vendor_id) or _is_tag(
-        data, n - PLAIN_LEN, PLAIN_LEN, TAG_ORIGIN, vendor_id
-    )
+    plain, authed = _heads(vendor_id)
+    return data[-AUTH_LEN : -AUTH_LEN + 10] == authed or data[-PLAIN_LEN:-6] == plain
 
 
 def decode(
@@ -132,22 +139,22 @@ def decode(
     authenticated tag is accepted unverified.
     """
     n = len(data)
-    if n >= AUTH_LEN and _is_tag(data, n - AUTH_LEN, AUTH_LEN, TAG_ORIGIN_AUTH, vendor_id):
+    plain, authed = _heads(vendor_id)
+    if n >= AUTH_LEN and data[n - AUTH_LEN : n - AUTH_LEN + 10] == authed:
         start = n - AUTH_LEN
         addr, port = _ORIGIN.unpack_from(data, start + _HDR.size)
-        (got_spi,) = _SPI.unpack_from(data, start + PLAIN_LEN)
         if key is not None:
+            (got_spi,) = _SPI.unpack_from(data, start + PLAIN_LEN)
             if spi is not None and got_spi != spi:
                 raise DecodeError("slbtag-bad-spi", f"SPI {got_spi}")
             if not _auth(key, algorithm).verify(data[: n - 16], data[n - 16 :]):
                 raise DecodeError("slbtag-bad-auth", "SLB-HA authenticator mismatch")
         return socket.inet_ntoa(addr), port, data[:start]
-    if n >= PLAIN_LEN and _is_tag(data, n - PLAIN_LEN, PLAIN_LEN, TAG_ORIGIN, vendor_id):
+    if n >= PLAIN_LEN and data[n - PLAIN_LEN : n - 6] == plain:
         if key is not None:
             raise DecodeError("slbtag-unauthenticated", "relay tag without authenticator")
-        start = n - PLAIN_LEN
-        addr, port = _ORIGIN.unpack_from(data, start + _HDR.size)
-        return socket.inet_ntoa(addr), port, data[:start]
+        addr, port = _ORIGIN.unpack_from(data, n - 6)
+        return socket.inet_ntoa(addr), port, data[: n - PLAIN_LEN]
     raise DecodeError("slbtag-missing", "no HA-SLB relay tag at the end of the datagram")
 
 
