@@ -256,9 +256,6 @@ class HomeAgentNode:
         actions = core.handle_datagram(data, addr[0], addr[1], dst, loop.time(), time.time())
         if actions:
             self._run(actions)
-            timer = self._timer
-            if timer is not None:
-                timer.update(core.next_deadline())
 
     def send(self, payload: bytes, dst: tuple[str, int], src: str | None = None) -> None:
         """Send one datagram from our socket bound to ``src`` (default: the first)."""
@@ -269,6 +266,8 @@ class HomeAgentNode:
             t.sendto(payload, dst)
 
     def _run(self, actions: list[Any]) -> None:
+        """Execute core actions, then re-arm the timer (also for callers outside this class,
+        e.g. the redundancy adapter running what ``apply_synced`` returned)."""
         listeners = self.binding_listeners
         for a in actions:
             cls = a.__class__
@@ -287,6 +286,9 @@ class HomeAgentNode:
                 self._dp(a.binding, False)
             for fn in listeners:
                 fn(a)
+        timer = self._timer
+        if timer is not None:
+            timer.update(self.core.next_deadline())
 
     def _dp(self, b: Binding, install: bool) -> None:
         dp = self.dataplane
@@ -322,8 +324,6 @@ class HomeAgentNode:
         if n >= 50_000 and n > self._frozen_at * 1.1:
             self.freeze_gc()
         self._run(core.on_timer(loop.time()))
-        if self._timer is not None:
-            self._timer.update(core.next_deadline())
 
     # ------------------------------------------------------------------ redundancy entry
 
@@ -332,8 +332,6 @@ class HomeAgentNode:
         loop = self._loop
         now = loop.time() if loop is not None else time.monotonic()
         self._run(self.core.set_active(active, now))
-        if self._timer is not None:
-            self._timer.update(self.core.next_deadline())
 
     def now(self) -> float:
         """The clock of the core (binding ``expires``)."""
