@@ -1,7 +1,8 @@
 """The foreign agent's RADIUS backend against a real FreeRADIUS (Debian ``freeradius``),
 started here on 127.0.0.1 with a config written here and stopped afterwards.
 
-* MN -> FA -> HA (three ``mobileha run`` processes): the FA authorises the NAI with
+* MN -> FA -> HA (three ``mobileha run`` processes), the FA requiring RFC 4721 challenges
+  (first request: 105 with a challenge; the retry carries it): the FA authorises the NAI with
   Access-Request (User-Name, CHAP-Password/CHAP-Challenge from the RFC 4721 MN-AAA
   extension, verified by FreeRADIUS's own ``chap`` module against the user's
   Cleartext-Password), learns the HA address from ``3GPP2-Home-Agent-IP-Address`` (the MN
@@ -162,6 +163,7 @@ backend = "memory"
 address = "{self.fa_addr}"
 port = {self.fa_port}
 home_agent_port = {self.ha_port}
+challenge = true
 [dataplane]
 backend = "memory"
 [aaa]
@@ -228,6 +230,9 @@ def test_registration_with_ha_and_home_address_from_radius(
         assert b["home_address"] == HOME and b["nai"] == GOOD_NAI
         mine = p.api("api/mobile_nodes")["items"][0]
         assert mine["home_address"] == HOME and mine["home_agent"] == HA_ADDR
+        # RFC 4721: the first request had no challenge (105 + challenge), the retry did
+        assert mn_counters(p)["challenge_retries"] == 1
+        assert c.fa.api("api/stats")["fa_codes"] == {"105": 1}
         log = radius.log.read_text(errors="replace")
         assert "Sent Access-Accept" in log and "CHAP-Password" in log
     finally:
@@ -242,7 +247,8 @@ def test_wrong_mn_aaa_secret_denied_108(tmp_path: Path, radius: FreeRadius) -> N
         mine = p.api("api/mobile_nodes")["items"][0]
         assert mine["state"] == "idle" and mine["last_code"] == 108
         st = c.fa.api("api/stats")
-        assert st["fa_codes"] == {"108": 1} and st["counters"]["aaa_radius_rejects"] == 1
+        assert st["fa_codes"] == {"105": 1, "108": 1}
+        assert st["counters"]["aaa_radius_rejects"] == 1
         assert c.ha.api("api/bindings")["total"] == 0
     finally:
         c.close()

@@ -320,7 +320,7 @@ def test_bad_input_counted_never_raises() -> None:
 
 
 def test_challenge_missing_unknown_stale() -> None:
-    f, m = fa(challenge=True), new_mn()
+    f, m = fa(challenge=True), new_mn(aaa_key=b"mn-aaa")
     f._random = lambda n: next(_n).to_bytes(n, "big")  # type: ignore[method-assign]
     req_b = m.register(0.0)[0].payload
     (s,) = only(f.datagram(req_b, MN_SRC, 0.0), Send)
@@ -475,3 +475,11 @@ def test_reply_lifetime_zero_needs_no_fa_ha_but_checks_one_present() -> None:
     rep = covered + hashlib.md5(FAHA_KEY + covered + FAHA_KEY).digest()
     out = f.datagram(rep, (VIP, 434), 10.1)
     assert RegistrationReply.decode(only(out, Send)[0].payload).code == 68
+
+
+def test_challenge_without_mn_aaa_silently_discarded() -> None:
+    f, m = fa(challenge=True), new_mn()  # no MN-AAA key: challenge not authenticated
+    (s,) = only(f.datagram(m.register(0.0)[0].payload, MN_SRC, 0.0), Send)
+    (retry,) = m.datagram(s.payload, (FA_ADDR, 434), 0.1)  # 105 + challenge -> retry
+    assert f.datagram(retry.payload, MN_SRC, 0.1) == []
+    assert f.stats.drops["challenge-without-authentication"] == 1

@@ -328,7 +328,7 @@ def test_challenge_from_reply_used_in_next_request_and_mn_aaa() -> None:
     req = sent(acts)
     assert m.stats.challenge_retries == 1
     types = [type(e).__name__ for e in req.extensions]
-    assert types == ["NaiExt", "ChallengeExt", "AuthExt", "GenAuthExt"]
+    assert types == ["NaiExt", "AuthExt", "ChallengeExt", "GenAuthExt"]  # RFC 4721 §3.1
     gen = req.extensions[3]
     assert isinstance(gen, GenAuthExt) and gen.spi == CHAP_SPI and gen.subtype == 1
     covered = req.covered(gen)

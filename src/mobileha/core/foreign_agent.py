@@ -7,9 +7,11 @@ What it does with a Registration Request from a mobile node (RFC 5944 §3.7.2):
    lifetime too long (the reply's Lifetime then carries our maximum, §3.7.2.3), 74 reverse
    tunnel unavailable, 72 GRE unavailable, 77 care-of address not ours (D = 0, Lifetime
    != 0), 105 / 104 / 106 missing / unknown / stale challenge (RFC 4721, when challenges
-   are enabled), 66 visitor list full. Denials copy Home Address, Home Agent,
+   are enabled; a challenge not followed by MN-AAA / MN-FA authentication is silently
+   discarded, RFC 4721 §3.2), 66 visitor list full. Denials copy Home Address, Home Agent,
    Identification and Lifetime from the request, echo the NAI, and go out at most once
-   per second per MN (§3.7.2).
+   per second per MN (§3.7.2; challenge denials 104-106 are limited separately so the
+   MN's immediate retry with the new challenge still gets its answer).
 2. AAA (when enabled): the core emits :class:`AaaRequest`; the adapter runs the async
    lookup and calls :meth:`ForeignAgent.aaa_result`. Asked for every initial registration
    and for every request that carries an MN-AAA extension. Refusals come back with their
@@ -60,6 +62,7 @@ from mobileha.wire import DecodeError, UnknownCriticalExtension
 from mobileha.wire.auth import Authenticator
 from mobileha.wire.mip import (
     EXT_FA_HA,
+    EXT_MN_FA,
     EXT_MN_HA,
     GEN_AUTH_MN_AAA,
     LIFETIME_INFINITE,
@@ -107,6 +110,7 @@ FA_MISSING_CHALLENGE: Final = 105
 FA_STALE_CHALLENGE: Final = 106
 FA_INVALID_HA: Final = 194
 HA_REDIRECT: Final = 143
+SILENT_DISCARD: Final = -1
 DENIAL_INTERVAL_S: Final = 1.0  # at most one FA denial per second per MN (RFC 5944 §3.7.2)
 
 GRE_FORMATS: Final = ("rfc6245", "cvse", "both")
@@ -361,6 +365,8 @@ class ForeignAgent:
                 return [Send((old.dst, old.dst_port), old.relayed)]
             return []
         code = self._check(req, key)
+        if code == SILENT_DISCARD:
+            return self._drop("challenge-without-authentication")
         if code:
             return self._deny(req, src, code, key, now, lifetime=self.max_lifetime)
         pre: list[Action] = []
@@ -426,6 +432,15 @@ class ForeignAgent:
         ch = req.find(ChallengeExt)
         if ch is None:
             return FA_MISSING_CHALLENGE
+        # RFC 4721 §3.2: a challenge must be followed by an MN-FA or MN-AAA authentication
+        # extension, otherwise the request is silently discarded.
+        after = req.extensions[req.index_of(ch) + 1 :]
+        if not any(
+            (isinstance(e, AuthExt) and e.ext_type == EXT_MN_FA)
+            or (isinstance(e, GenAuthExt) and e.subtype == GEN_AUTH_MN_AAA)
+            for e in after
+        ):
+            return SILENT_DISCARD
         issued = self._challenges.get(key, [])
         c = ch.challenge
         if c in issued[-CHALLENGE_WINDOW:] and c not in self._used_challenges.get(key, ()):
@@ -763,8 +778,11 @@ class ForeignAgent:
         the MN is identified by its NAI / home address, not its source address (a load
         generator runs many MNs behind one socket).
         """
-        self.stats.fa_codes[code] = self.stats.fa_codes.get(code, 0) + 1
         who = key if key is not None else f"{mn[0]}:{mn[1]}"
+        if code in (FA_UNKNOWN_CHALLENGE, FA_MISSING_CHALLENGE, FA_STALE_CHALLENGE):
+            # A challenge denial is the first half of the RFC 4721 exchange: it is limited
+            # on its own so that the MN's immediate retry can still get its final answer.
+            who += "/challenge"
         last = self._denied_at.get(who)
         if last is not None and now - last < DENIAL_INTERVAL_S:
             return self._drop("denial-rate-limited")
@@ -773,6 +791,7 @@ class ForeignAgent:
                 k: t for k, t in self._denied_at.items() if now - t < DENIAL_INTERVAL_S
             }
         self._denied_at[who] = now
+        self.stats.fa_codes[code] = self.stats.fa_codes.get(code, 0) + 1
         rep = RegistrationReply(
             code=code,
             lifetime=lifetime if code == FA_LIFETIME else req.lifetime,

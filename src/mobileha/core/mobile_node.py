@@ -552,9 +552,11 @@ class MobileNode:
         msg = req.header()
         if self.nai:
             msg += NaiExt(self.nai).encode()
+        msg = append_auth(msg, EXT_MN_HA, self.security.spi, self.security.auth)
+        # RFC 4721 §3.1: the MN-FA Challenge, followed by the MN-AAA (or MN-FA)
+        # authentication, comes after the MN-HA extension; never with a co-located CoA.
         if self.challenge is not None and not self.colocated:
             msg += ChallengeExt(self.challenge).encode()
-        msg = append_auth(msg, EXT_MN_HA, self.security.spi, self.security.auth)
         if self.aaa_key is not None:
             key, challenge = self.aaa_key, (self.challenge or b"") if not self.colocated else b""
             msg = append_gen_auth(
