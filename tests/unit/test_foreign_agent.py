@@ -483,3 +483,20 @@ def test_challenge_without_mn_aaa_silently_discarded() -> None:
     (retry,) = m.datagram(s.payload, (FA_ADDR, 434), 0.1)  # 105 + challenge -> retry
     assert f.datagram(retry.payload, MN_SRC, 0.1) == []
     assert f.stats.drops["challenge-without-authentication"] == 1
+
+
+def test_no_gre_key_for_colocated_via_fa_and_key_kept_for_session() -> None:
+    f = fa()
+    m = new_mn(foreign_agent=(FA_ADDR, 434), care_of="192.0.2.9")
+    m.flags |= 0x20  # D: co-located care-of address, registering via the FA (R bit case)
+    (s,) = only(f.datagram(m.register(0.0)[0].payload, MN_SRC, 0.0), Send)
+    assert RegistrationRequest.decode(s.payload).find(GreKeyExt) is None
+    f2, m2 = fa(), new_mn(hoa="10.1.0.71")
+    register(f2, m2, 0.0)
+    key = f2.visitors["10.1.0.71"].gre_key
+    (r,) = only(f2.datagram(m2.register(10.0)[0].payload, MN_SRC, 10.0), Send)
+    assert RegistrationRequest.decode(r.payload).find(GreKeyExt).key == key
+    for a in only(f2.datagram(ha_reply(r.payload), (VIP, 434), 10.1), Send):
+        m2.datagram(a.payload, (FA_ADDR, 434), 10.1)
+    (d,) = only(f2.datagram(m2.deregister(20.0)[0].payload, MN_SRC, 20.0), Send)
+    assert RegistrationRequest.decode(d.payload).find(GreKeyExt).key == key  # dereg too

@@ -213,6 +213,7 @@ class FaStats:
     aaa_rejects: int = 0
     visitors_expired: int = 0
     redirects: int = 0
+    gre_key_mismatch: int = 0  # HA replied with another GRE key than ours
     aaa_home_mismatch: int = 0  # HA granted another home address than AAA assigned
     fa_codes: dict[int, int] = field(default_factory=dict)  # codes we generated
     ha_codes: dict[int, int] = field(default_factory=dict)  # codes relayed from HAs
@@ -478,7 +479,10 @@ class ForeignAgent:
         p.dst, p.target, p.dst_port = dst, target, port
         req = p.req
         msg = req.raw[: self._mn_part_end(req)]
-        if self.gre:
+        if self.gre and not req.flags & FLAG_D:
+            # RFC 6245 §4.1: in every request (initial, renewal, deregistration) of a
+            # GRE session, after MN-HA / challenge / MN-AAA and before FA-HA; not with a
+            # co-located care-of address (D). The same key for the whole session.
             v = self._visitor_for(p.key, req.home_addr)
             if v is not None and v.gre_key is not None:
                 p.gre_key = v.gre_key
@@ -489,7 +493,7 @@ class ForeignAgent:
             if self.gre_key_format in ("cvse", "both"):
                 msg += gre_key_cvse(p.gre_key).encode()
         sa = self._sa_for(dst, target)
-        if sa is not None and not p.dereg:  # never FA-HA on a deregistration (P§1.6)
+        if sa is not None and not p.dereg:  # Lifetime != 0 only (RFC 5944 §3.7.2.2)
             msg = append_auth(msg, EXT_FA_HA, sa.spi, sa.auth)
         p.relayed = msg
         p.relayed_at = now
@@ -603,6 +607,15 @@ class ForeignAgent:
         return p
 
     @staticmethod
+    def _reply_gre_key(rep: RegistrationReply) -> int | None:
+        for e in rep.extensions:
+            if isinstance(e, GreKeyExt):
+                return e.key
+            if isinstance(e, CvseExt) and e.gre_key is not None:
+                return e.gre_key
+        return None
+
+    @staticmethod
     def _mn_reply_end(rep: RegistrationReply) -> int:
         """The reply as the MN gets it: up to the MN-HA extension, or without the FA's
         extensions (GRE key, FA-HA, 3GPP2 CVSE) when there is no MN-HA."""
@@ -650,6 +663,11 @@ class ForeignAgent:
         # (the HA may not grant more than requested, P§1.3; min() guards anyway).
         lifetime = min(rep.lifetime, req.lifetime, self.max_lifetime)
         expires = None if lifetime == LIFETIME_INFINITE else now + lifetime
+        ha_key = self._reply_gre_key(rep)
+        if ha_key is not None and p.gre_key is not None and ha_key != p.gre_key:
+            # RFC 6245 lets the HA assign its own key; our data plane uses one key per
+            # tunnel (the HA here echoes ours), so count it for the operator.
+            self.stats.gre_key_mismatch += 1
         if (self.gre and p.gre_key is not None) or req.flags & FLAG_G:
             encap = Encap.GRE
         elif req.flags & FLAG_M:

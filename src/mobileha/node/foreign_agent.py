@@ -277,6 +277,7 @@ class ForeignAgentNode:
             "visitors_expired": s.visitors_expired,
             "redirects": s.redirects,
             "aaa_home_mismatch": s.aaa_home_mismatch,
+            "gre_key_mismatch": s.gre_key_mismatch,
             "internal_errors": self.internal_errors,
         }
         if self.aaa is not None:
