@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,40 @@ KERNEL_OPTIONS = {
     "gre": "CONFIG_NET_IPGRE (module ip_gre)",
 }
 TABLE_BASE = 43440
+
+
+class ThreadedIPRoute:
+    """pyroute2's synchronous ``IPRoute`` on a worker thread of its own.
+
+    pyroute2 0.9's synchronous API drives an asyncio loop internally, so it refuses to be
+    created or called from a thread whose event loop is running ("event loop is already
+    running") -- which is every thread of a ``mobileha run`` node. All netlink calls go
+    through one worker thread; the caller blocks for the (sub-millisecond) answer.
+    """
+
+    def __init__(self) -> None:
+        from pyroute2 import IPRoute
+
+        self._ex = ThreadPoolExecutor(1, thread_name_prefix="netlink")
+        try:
+            self._ipr = self._ex.submit(IPRoute).result()
+        except BaseException:
+            self._ex.shutdown(wait=False)
+            raise
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        fn = getattr(self._ipr, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._ex.submit(fn, *args, **kwargs).result()
+
+        return call
+
+    def close(self) -> None:
+        try:
+            self._ex.submit(self._ipr.close).result()
+        finally:
+            self._ex.shutdown(wait=False)
 
 
 @dataclass(slots=True)
@@ -69,9 +105,7 @@ class KernelDataPlane:
         if role == "fa" and not visitor_iface:
             raise ValueError("a foreign agent data plane needs visitor_iface")
         if ipr is None:
-            from pyroute2 import IPRoute
-
-            ipr = IPRoute()
+            ipr = ThreadedIPRoute()
         self._ipr = ipr
         self.role = role
         self.ttl = ttl
@@ -83,7 +117,12 @@ class KernelDataPlane:
         self._n = 0
         self._closed = False
         if probe:
-            self.probe()
+            try:
+                self.probe()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    ipr.close()
+                raise
 
     def probe(self) -> None:
         """Check that the kernel can make ipip and gre devices; raise with the missing option."""
@@ -249,4 +288,4 @@ class KernelDataPlane:
             self._ipr.close()
 
 
-__all__ = ["GRE_KEY_FLAG", "KERNEL_OPTIONS", "KernelDataPlane"]
+__all__ = ["GRE_KEY_FLAG", "KERNEL_OPTIONS", "KernelDataPlane", "ThreadedIPRoute"]
