@@ -421,3 +421,16 @@ def test_second_timestamp_resync_replaces_offset() -> None:
         rep = reply_for(req_b, code=133, ident=(ha_secs << 32) | (req.ident & 0xFFFFFFFF))
         again = sent(m.datagram(rep, FA, 0.0))
         assert m.clock_offset == skew and (again.ident >> 32) == ha_secs
+
+
+def test_retry_after_denial_when_configured() -> None:
+    m = mn(retry_denied_s=30.0)
+    m.datagram(reply_for(m.register(0.0)[0].payload, code=78, auth=False), FA, 0.1)
+    assert m.state is MnState.IDLE and m.next_deadline() == pytest.approx(30.1)
+    req = sent(m.tick(30.1))
+    assert m.state is MnState.REGISTERING and m.stats.retries_after_denial == 1
+    assert req.lifetime == 1800
+    # without the option the MN stays idle
+    m2 = mn()
+    m2.datagram(reply_for(m2.register(0.0)[0].payload, code=78, auth=False), FA, 0.1)
+    assert m2.next_deadline() is None

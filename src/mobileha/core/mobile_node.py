@@ -162,6 +162,7 @@ class MnStats:
     resync_nonce: int = 0
     challenge_retries: int = 0
     repairs: int = 0  # 69 / 136 retries (RFC 5944 §3.6.2.3)
+    retries_after_denial: int = 0
     expired: int = 0
     bad_reply: int = 0  # undecodable datagrams
     unmatched_reply: int = 0  # Identification / address does not match the request
@@ -207,6 +208,7 @@ class MobileNode:
         wall_offset: float = 0.0,
         aaa_key: bytes | None = None,
         ha_port: int = MIP_PORT,
+        retry_denied_s: float | None = None,
     ) -> None:
         if foreign_agent is None and care_of is None:
             raise ValueError("co-located mode needs care_of (the co-located care-of address)")
@@ -262,6 +264,10 @@ class MobileNode:
         self._out: _Outstanding | None = None
         self._resyncs = 0
         self._want_registered = False
+        # After a final denial of a registration, register again after this long (None:
+        # stay idle). A load driver uses it to ride out an HA or AAA outage.
+        self.retry_denied_s = retry_denied_s
+        self.retry_at: float | None = None
 
     # ------------------------------------------------------------------ state table
 
@@ -310,6 +316,7 @@ class MobileNode:
             # Never registered a dynamic address: nothing to remove at the HA.
             return []
         self._want_registered = False
+        self.retry_at = None
         self._to(E.DEREGISTER)
         self.stats.deregistrations += 1
         return self._start(now, dereg=True, all_bindings=all_bindings)
@@ -322,11 +329,18 @@ class MobileNode:
             cands.append(self.renew_at)
         if self.state in (S.REGISTERED, S.RENEWING) and self.expires is not None:
             cands.append(self.expires)
+        if self.state is S.IDLE and self.retry_at is not None:
+            cands.append(self.retry_at)
         return min(cands) if cands else None
 
     def tick(self, now: float) -> list[Send]:
         """Run the timers that are due."""
         out: list[Send] = []
+        if self.state is S.IDLE and self.retry_at is not None and now >= self.retry_at:
+            self.retry_at = None
+            self.stats.retries_after_denial += 1
+            self._to(E.REGISTER)
+            return self._start(now, dereg=False)
         if (
             self.state in (S.REGISTERED, S.RENEWING)
             and self.expires is not None
@@ -475,6 +489,8 @@ class MobileNode:
         self._to(E.DENIED)
         if o.dereg:
             self._after_dereg()
+        elif self.state is S.IDLE and self.retry_denied_s is not None and self._want_registered:
+            self.retry_at = now + self.retry_denied_s  # try again later (RFC 5944 §3.6.2.3)
         return []
 
     # ------------------------------------------------------------------ internals

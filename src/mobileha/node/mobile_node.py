@@ -7,7 +7,8 @@ renewals, expiry) live on one heap; one :class:`DeadlineTimer` follows its head.
 registering at once is the load-test / demo case: the socket buffers are raised and
 ``register_all`` sends in bursts (``burst``) spaced by one loop turn.
 
-``MobileNodeNode``: on start every MN registers (and keeps its registration alive); on stop
+``MobileNodeNode``: on start every MN registers (and keeps its registration alive; after a
+final denial it tries again after ``retransmit_max_ms``); on stop
 every registered MN deregisters (our care-of address) and the node waits up to
 ``stop_wait_s`` for the replies.
 """
@@ -242,6 +243,8 @@ class MobileNodeFleet:
                 "resync_timestamp",
                 "resync_nonce",
                 "challenge_retries",
+                "repairs",
+                "retries_after_denial",
                 "expired",
                 "bad_reply",
                 "unmatched_reply",
@@ -296,6 +299,7 @@ class MobileNodeNode:
                     renew_fraction=mc.renew_fraction,
                     aaa_key=mc.aaa_key,
                     ha_port=mc.home_agent_port,
+                    retry_denied_s=mc.retransmit_max_ms / 1000.0,
                 )
             )
         return cls(MobileNodeFleet(mns, local=(mc.local_address, 0)), name=cfg.name)
