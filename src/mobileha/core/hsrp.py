@@ -739,7 +739,7 @@ class HsrpGroup:
         return {
             "group": self.group,
             "version": self.cfg.version,
-            "name": self.cfg.name or f"hsrp-{self.group}",
+            "name": self.cfg.name,  # "" when not configured
             "state": self.state.label,
             "state_changes": self.state_changes,
             "last_state_change_ago_ms": (

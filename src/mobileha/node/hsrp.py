@@ -56,7 +56,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mobileha.core.actions import ClaimVip, ReleaseVip, Send
 from mobileha.core.hsrp import (
@@ -72,6 +72,9 @@ from mobileha.core.hsrp import (
 from mobileha.node.base import DeadlineTimer, View
 from mobileha.wire import hsrp as w
 from mobileha.wire.ip import build_ipv4, checksum, gratuitous_arp
+
+if TYPE_CHECKING:
+    from mobileha.config import HsrpConfig as AppHsrpConfig
 
 log = logging.getLogger("mobileha.hsrp")
 
@@ -101,6 +104,10 @@ class HsrpNodeConfig:
     track_poll: float = 0.5
     mgmt_json_file: str | None = None
     name: str = "hsrp"
+    port: int = w.HSRP_PORT
+    multicast: bool = True  # False: unicast to ``peers`` only (bound to our address)
+    multicast_group: str | None = None  # override of 224.0.0.2 / 224.0.0.102
+    manage_vip: bool = True  # False: ClaimVip/ReleaseVip go to ``on_vip`` only, no ARP
 
 
 def _interface_info(ifname: str) -> tuple[int, str, int, bytes]:
@@ -223,10 +230,12 @@ class HsrpNode:
         self,
         config: HsrpNodeConfig,
         on_state_change: Callable[[StateChange], None] | None = None,
+        on_vip: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.cfg = config
         self.name = config.name
         self.on_state_change = on_state_change
+        self.on_vip = on_vip  # (vip, claimed) on entering / leaving Active
         self.core = HsrpInterface()
         self.counters: Counter[str] = Counter()
         self.changes: deque[dict[str, Any]] = deque(maxlen=100)
@@ -245,6 +254,47 @@ class HsrpNode:
         self._track_state: dict[str, bool] = {}
         self._ready = True
 
+    @classmethod
+    def from_config(
+        cls,
+        hc: AppHsrpConfig,
+        identifier: bytes = bytes(6),
+        **node_kw: Any,
+    ) -> HsrpNode:
+        """Build from the ``[hsrp]`` table of ``mobileha.config`` (for the runner).
+
+        ``hsrp.peers`` are used *instead of* multicast there (loopback set-ups); keyword
+        arguments go to :class:`HsrpNodeConfig` and :class:`HsrpNode` (``on_state_change``,
+        ``on_vip``, ``manage_vip``...).
+        """
+        auth = hc.authentication
+        callbacks = {k: node_kw.pop(k) for k in ("on_state_change", "on_vip") if k in node_kw}
+        group = HsrpConfig(
+            address=hc.address,
+            group=hc.group,
+            version=hc.version,
+            vip=hc.virtual_ip,
+            priority=hc.priority,
+            preempt=hc.preempt,
+            preempt_delay_ms=hc.preempt_delay_s * 1000,
+            hello_ms=hc.hello_ms,
+            hold_ms=hc.hold_ms,
+            auth=w.text_auth(auth.secret) if auth.kind == "text" else bytes(8),
+            md5_key=auth.secret if auth.kind == "md5" else None,
+            identifier=identifier,
+            name=hc.name or "",
+        )
+        nc = HsrpNodeConfig(
+            interface=hc.interface,
+            groups=[group],
+            peers=list(hc.peers),
+            port=hc.port,
+            multicast=not hc.peers,
+            multicast_group=None if hc.multicast in (w.MCAST_V1, w.MCAST_V2) else hc.multicast,
+            **node_kw,
+        )
+        return cls(nc, **callbacks)
+
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -259,16 +309,18 @@ class HsrpNode:
             grp = HsrpGroup(g)
             grp.ready = self._ready
             self.core.add(grp)
-        await self._cleanup_stale()
+        if c.manage_vip:
+            await self._cleanup_stale()
         if c.macvlan and c.arp_ignore:
             # the real interface must not answer ARP for the VIP (arp_ignore), nor teach
             # hosts "VIP is-at <real MAC>" through its own ARP requests sent with the VIP as
             # sender address when it answers traffic to the VIP (arp_announce)
             self._sysctl("net.ipv4.conf.all.arp_ignore", "1")
             self._sysctl("net.ipv4.conf.all.arp_announce", "2")
-        sock = self._open_socket(addr)
-        self._packet = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
-        self._packet.setblocking(False)
+        sock = self._open_socket(c.groups[0].address if c.groups else addr)
+        if c.manage_vip:
+            self._packet = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+            self._packet.setblocking(False)
         transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self), sock=sock)
         self._transport = transport
         self._timer = DeadlineTimer(loop, self._on_timer)
@@ -352,11 +404,18 @@ class HsrpNode:
                 else:
                     self._send(a)
             elif isinstance(a, ClaimVip):
-                self._queue("claim", a.addr)
+                if self.cfg.manage_vip:
+                    self._queue("claim", a.addr)
+                if self.on_vip is not None:
+                    self.on_vip(a.addr, True)
             elif isinstance(a, ReleaseVip):
-                self._queue("release", a.addr)
+                if self.cfg.manage_vip:
+                    self._queue("release", a.addr)
+                if self.on_vip is not None:
+                    self.on_vip(a.addr, False)
             elif isinstance(a, GratuitousArp):
-                self._queue("garp", a)
+                if self.cfg.manage_vip:
+                    self._queue("garp", a)
             elif isinstance(a, StateChange):
                 changed = True
                 rec = {
@@ -381,11 +440,13 @@ class HsrpNode:
     def _send(self, a: Send) -> None:
         if self._transport is None:
             return
+        c = self.cfg
         try:
-            if not self._send_from_vmac(a):
-                self._transport.sendto(a.payload, a.dst)
-            for peer in self.cfg.peers:
-                self._transport.sendto(a.payload, (peer, w.HSRP_PORT))
+            if c.multicast and not self._send_from_vmac(a):
+                dst = c.multicast_group or a.dst[0]
+                self._transport.sendto(a.payload, (dst, c.port))
+            for peer in c.peers:
+                self._transport.sendto(a.payload, (peer, c.port))
             self.counters["tx_packets"] += 1
         except OSError as exc:  # e.g. ENETDOWN while the link is cut
             self.counters[f"tx_error_{exc.errno}"] += 1
@@ -516,15 +577,27 @@ class HsrpNode:
         except OSError as exc:
             log.warning("sysctl %s=%s: %s", key, value, exc)
 
+    def _mcast_group(self, version: int) -> str:
+        if self.cfg.multicast_group:
+            return self.cfg.multicast_group
+        return w.MCAST_V1 if version == 1 else w.MCAST_V2
+
     def _open_socket(self, addr: str) -> socket.socket:
         c = self.cfg
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-        sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, c.interface.encode())
-        sock.bind(("0.0.0.0", w.HSRP_PORT))
-        groups = {w.MCAST_V1 if g.version == 1 else w.MCAST_V2 for g in c.groups}
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, c.interface.encode())
+        except PermissionError as exc:  # unprivileged (loopback demo): address binding only
+            log.warning("SO_BINDTODEVICE %s: %s", c.interface, exc)
+        if not c.multicast:
+            sock.bind((addr, c.port))
+            sock.setblocking(False)
+            return sock
+        sock.bind(("0.0.0.0", c.port))
+        groups = {self._mcast_group(g.version) for g in c.groups}
         for mc in sorted(groups):
             sock.setsockopt(
                 socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _ip_mreqn(mc, "0.0.0.0", self._ifindex)
