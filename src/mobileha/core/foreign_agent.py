@@ -376,7 +376,11 @@ class ForeignAgent:
                 pre.append(AaaCancel(old.aaa_token))
             self._forget_pending(old)  # a new attempt replaces the old one
         is_new = self._visitor_for(key, req.home_addr) is None
-        if is_new and len(self.visitors) + len(self._pending) >= self.max_visitors:
+        if (
+            is_new
+            and req.lifetime != 0
+            and len(self.visitors) + len(self._pending) >= self.max_visitors
+        ):
             return self._deny(req, src, FA_RESOURCES, key, now)
         p = _Pending(key=key, req=req, mn=src, gen=next(self._gen), deadline=0.0)
         ch = req.find(ChallengeExt)
