@@ -71,7 +71,7 @@ def backend(addr: str, port_q: Any) -> None:
 # ----------------------------------------------------------------------------- our SLB
 
 
-def run_slb(vip: str, reals: list[tuple[str, int]], port_q: Any) -> None:
+def run_slb(vip: str, reals: list[tuple[str, int]], port_q: Any, mode: str = "relay") -> None:
     import asyncio
 
     from mobileha.node.slb import SlbNode, SlbRealSpec, SlbSettings
@@ -88,7 +88,7 @@ def run_slb(vip: str, reals: list[tuple[str, int]], port_q: Any) -> None:
             SlbSettings(
                 virtual_address=vip,
                 port=0,
-                mode="relay",
+                mode=mode,
                 reals=[SlbRealSpec(a, p, 8) for a, p in reals],
                 session_s=1.0,  # bounds the table: every request here is a new session
                 max_sessions=10_000_000,
@@ -189,6 +189,15 @@ def client(
     return done / elapsed, lost
 
 
+def cpu_s(pid: int) -> float:
+    """utime + stime of a process, seconds (from /proc)."""
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="HA-SLB forwarding rate vs nginx stream UDP proxy")
     ap.add_argument("--seconds", type=float, default=3.0)
@@ -214,37 +223,78 @@ def main(argv: list[str] | None = None) -> int:
         p.start()
         procs.append(p)
         slb = (f"{net}.100", q.get(timeout=10))
+        directed = None
+        if os.geteuid() == 0:  # directed mode needs a raw socket
+            p = ctx.Process(target=run_slb, args=(f"{net}.102", reals, q, "directed"), daemon=True)
+            p.start()
+            procs.append(p)
+            directed = (f"{net}.102", q.get(timeout=10))
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         probe.bind((f"{net}.101", 0))
         nport = probe.getsockname()[1]
         probe.close()
         nginx = start_nginx(tmp, (f"{net}.101", nport), reals)
-        results: dict[str, list[float]] = {"direct": [], "nginx": [], "slb": []}
-        losses: dict[str, int] = {"direct": 0, "nginx": 0, "slb": 0}
+        results: dict[str, list[float]] = {"direct": [], "nginx": [], "slb": [], "slb-dir": []}
+        nginx_worker = None
+        if nginx is not None:
+            kids = subprocess.run(
+                ["pgrep", "-P", str(nginx.pid)], capture_output=True, text=True
+            ).stdout.split()
+            nginx_worker = int(kids[0]) if kids else None
+        proxy_pid = {
+            "direct": None,
+            "nginx": nginx_worker,
+            "slb": procs[3].pid,
+            "slb-dir": procs[4].pid if directed else None,
+        }
+        backend_pids = [p.pid for p in procs[:3]]
+        cpu_by: dict[str, dict[str, float]] = {
+            k: {"proxy": 0.0, "backends": 0.0, "n": 0.0} for k in results
+        }
+        losses: dict[str, int] = {k: 0 for k in results}
         start = 0
         plan = [
             ("direct", reals),
             ("nginx", [(f"{net}.101", nport)] if nginx else []),
             ("slb", [slb]),
+            ("slb-dir", [directed] if directed else []),
         ]
         for _ in range(a.rounds):
             for name, targets in plan:
                 if not targets:
                     continue
+                pp = proxy_pid[name]
+                p0 = cpu_s(pp) if pp else 0.0
+                b0 = sum(cpu_s(x) for x in backend_pids)
                 r, lost = client(targets, f"{net}.2", a.seconds, a.window, start)
+                cb = cpu_by[name]
+                cb["proxy"] += (cpu_s(pp) - p0) if pp else 0.0
+                cb["backends"] += sum(cpu_s(x) for x in backend_pids) - b0
+                cb["n"] += r * a.seconds
                 start += 10_000_000
                 results[name].append(r)
                 losses[name] += lost
                 time.sleep(0.3)
         med = {k: sorted(v)[len(v) // 2] for k, v in results.items() if v}
+        us = {
+            k: {
+                "proxy_cpu_us": round(v["proxy"] / v["n"] * 1e6, 1),
+                "backend_cpu_us": round(v["backends"] / v["n"] * 1e6, 1),
+            }
+            for k, v in cpu_by.items()
+            if v["n"]
+        }
         ratio = med["slb"] / med["nginx"] if "nginx" in med else None
+        ratio_dir = med["slb-dir"] / med["nginx"] if "nginx" in med and "slb-dir" in med else None
         out = {
             "window": a.window,
             "seconds": a.seconds,
             "rounds": a.rounds,
             "requests_per_s": {k: round(v) for k, v in med.items()},
             "lost": losses,
+            "cpu_per_request": us,
             "slb_vs_nginx": None if ratio is None else round(ratio, 3),
+            "slb_directed_vs_nginx": None if ratio_dir is None else round(ratio_dir, 3),
             "slb_vs_direct": round(med["slb"] / med["direct"], 3),
         }
         if a.json:
@@ -252,11 +302,18 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"HA-SLB forwarding, {a.window} in flight, median of {a.rounds} x {a.seconds}s")
             for k, v in med.items():
-                print(f"  {k:7s} {v:10.0f} requests/s  (lost {losses[k]})")
+                c = us.get(k, {})
+                print(
+                    f"  {k:7s} {v:10.0f} requests/s  (lost {losses[k]}; CPU per request: "
+                    f"proxy {c.get('proxy_cpu_us', 0):.1f} us, "
+                    f"backends {c.get('backend_cpu_us', 0):.1f} us)"
+                )
             if ratio is None:
                 print("  nginx stream module not available: no ratio")
             else:
-                print(f"  slb / nginx = {ratio:.2f}  (target >= 1.0)")
+                print(f"  slb (relay) / nginx = {ratio:.2f}  (target >= 1.0)")
+                if ratio_dir is not None:
+                    print(f"  slb (directed) / nginx = {ratio_dir:.2f}")
             print(f"  slb / direct = {med['slb'] / med['direct']:.2f}")
         return 0
     finally:
