@@ -432,7 +432,7 @@ def test_bad_input_counted_no_crash() -> None:
                 keys = [s["key"] for s in node.sessions_view()["items"]]
                 assert f"10.1.0.5/{net}.2" in keys
                 names = {m.name for m in node.metrics()}
-                assert {"slbRealState", "mobileha_slb_dropped", "slbRealOperWeight"} <= names
+                assert {"slbRealState", "mobileha_bad_input", "slbRealOperWeight"} <= names
 
         asyncio.run(main())
 

@@ -26,8 +26,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
 from mobileha.core import dfp as dfpcore
 from mobileha.core.slb import Real, RealState, ServerFarm, Session
 from mobileha.log import RateLimitedLogger, get_logger
@@ -45,9 +43,6 @@ _log = get_logger("mobileha.slb")
 RCVBUF = 4 * 1024 * 1024
 TIMER_GRANULARITY = 0.05  # seconds; session expiry is also checked lazily per request
 _IDENT = struct.Struct("!Q")
-
-# CISCO-SLB-MIB SlbRealServerState values [I: enum order of the MIB as listed in P§6.1].
-STATE_NUM = {st: i + 1 for i, st in enumerate(RealState)}
 
 
 @dataclass(slots=True)
@@ -550,51 +545,54 @@ class SlbNode:
         }
 
     def metrics(self) -> Iterable[Any]:
-        lab = ["farm", "real", "port"]
-        fams: dict[str, Any] = {
-            "slbRealState": GaugeMetricFamily("slbRealState", "SlbRealServerState", labels=lab),
-            "slbRealAdminWeight": GaugeMetricFamily(
-                "slbRealAdminWeight", "admin weight", labels=lab
-            ),
-            "slbRealOperWeight": GaugeMetricFamily("slbRealOperWeight", "oper weight", labels=lab),
-            "slbRealNumberOfConnections": GaugeMetricFamily(
-                "slbRealNumberOfConnections", "sessions now", labels=lab
-            ),
-            "slbRealMaxConnections": GaugeMetricFamily(
-                "slbRealMaxConnections", "maxconns", labels=lab
-            ),
-            "slbRealConsecutiveFails": GaugeMetricFamily(
-                "slbRealConsecutiveFails", "consecutive failures", labels=lab
-            ),
-            "slbRealTotalConnections": CounterMetricFamily(
-                "slbRealTotalConnections", "sessions assigned", labels=lab
-            ),
-            "slbRealTotalFails": CounterMetricFamily(
-                "slbRealTotalFails", "failures recorded", labels=lab
-            ),
-        }
+        """CISCO-SLB-MIB-named families (mobileha.mgmt.metrics), bad input by reason, DFP."""
+        from mobileha.mgmt import metrics as mm
+
+        m = mm.MetricsBuilder()
         farm = self.settings.farm_name
         for r in self.farm.reals:
-            lv = [farm, r.address, str(r.port)]
-            fams["slbRealState"].add_metric(lv, STATE_NUM[r.state])
-            fams["slbRealAdminWeight"].add_metric(lv, r.weight)
-            fams["slbRealOperWeight"].add_metric(lv, r.oper_weight)
-            fams["slbRealNumberOfConnections"].add_metric(lv, r.conns)
-            fams["slbRealMaxConnections"].add_metric(lv, r.maxconns)
-            fams["slbRealConsecutiveFails"].add_metric(lv, r.failures)
-            fams["slbRealTotalConnections"].add_metric(lv, r.total_conns)
-            fams["slbRealTotalFails"].add_metric(lv, r.total_failures)
-        vs = ["vserver"]
-        vc = GaugeMetricFamily("slbVirtualNumberOfConnections", "sessions now", labels=vs)
-        vc.add_metric([farm], len(self.farm.sessions))
-        vt = CounterMetricFamily("slbVirtualTotalConnections", "sessions created", labels=vs)
-        vt.add_metric([farm], self.farm.counters["new_sessions"])
-        fwd = CounterMetricFamily("mobileha_slb_forwarded", "requests forwarded to reals")
-        fwd.add_metric([], self.n_forwarded)
-        bad = CounterMetricFamily("mobileha_slb_dropped", "requests dropped", labels=["reason"])
+            m.slb_real(
+                farm=farm,
+                real=r.address,
+                port=r.port,
+                state=r.state.value,
+                admin_weight=r.weight,
+                oper_weight=r.oper_weight,
+                conns=r.conns,
+                maxconns=r.maxconns,
+                consecutive_fails=r.failures,
+                total_conns=r.total_conns,
+                total_fails=r.total_failures,
+            )
+        m.gauge(mm.SLB_VIRTUAL_CONNS, len(self.farm.sessions), vserver=farm)
+        m.counter(mm.SLB_VIRTUAL_TOTAL, self.farm.n_new, vserver=farm)
         for reason, n in sorted(self.bad.totals.items()):
-            bad.add_metric([reason], n)
-        return [*fams.values(), vc, vt, fwd, bad]
+            m.counter(mm.BAD_INPUT, n, reason=reason)
+        m.custom(
+            "mobileha_slb_forwarded", "Requests forwarded to reals", self.n_forwarded, "counter"
+        )
+        m.custom(
+            "mobileha_slb_reassigned",
+            "Sessions moved after reassign retransmissions",
+            self.farm.counters["reassignments"],
+            "counter",
+        )
+        if self.dfp is not None:
+            for rec in self.dfp.agents.values():
+                m.custom(
+                    "mobileha_dfp_agent_connected",
+                    "DFP agent connection up (1) or not (0)",
+                    1.0 if rec.state.value == "connected" else 0.0,
+                    agent=rec.agent,
+                )
+                m.custom(
+                    "mobileha_dfp_reports",
+                    "Preference Information messages received",
+                    rec.reports,
+                    "counter",
+                    agent=rec.agent,
+                )
+        return m.families()
 
 
 __all__ = ["SlbNode", "SlbRealSpec", "SlbSettings", "build_udp_datagram"]
