@@ -204,3 +204,32 @@ def test_fa_pending_timeout_when_ha_silent() -> None:
             await fa.stop()
 
     asyncio.run(main())
+
+
+def test_fa_from_config_userspace_without_visitor_iface_falls_back_to_memory() -> None:
+    from mobileha.config import loads_config
+
+    port = free_port(FA_ADDR)
+    cfg = loads_config(
+        f"""
+[node]
+role = "foreign-agent"
+[foreign_agent]
+address = "{FA_ADDR}"
+port = {port}
+home_agent = "{VIP}"
+[dataplane]
+backend = "userspace"
+"""
+    )
+
+    async def main() -> None:
+        node = ForeignAgentNode.from_config(cfg)
+        await node.start()
+        try:
+            assert isinstance(node.dataplane, MemoryDataPlane)
+            assert node.aaa is None  # empty local table: AAA off
+        finally:
+            await node.stop()
+
+    asyncio.run(main())

@@ -80,6 +80,8 @@ class ForeignAgentNode:
         self.name = name
         self.aaa = aaa
         self.dataplane = dataplane
+        self._dp_kind = "memory"
+        self._dp_options: dict[str, Any] = {"role": "fa"}
         self.transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: DeadlineTimer | None = None
@@ -116,21 +118,40 @@ class ForeignAgentNode:
             },
             aaa=aaa is not None,
         )
-        dp = None
-        backend = cfg.dataplane.backend
-        from mobileha.dataplane.base import create
-
-        if backend == "memory":
-            dp = create("memory", role="fa")
-        else:
-            dp = create(backend, role="fa", tun_name=cfg.dataplane.tun_name, mtu=cfg.dataplane.mtu)
-        return cls(core, name=cfg.name, aaa=aaa, dataplane=dp, log_interval_s=cfg.log.rate_limit_s)
+        dpc = cfg.dataplane
+        opts: dict[str, Any] = {"role": "fa"}
+        if dpc.backend == "userspace":
+            opts.update(tun_name=dpc.tun_name, mtu=dpc.mtu)
+            visitor_iface = getattr(dpc, "visitor_iface", None)
+            if visitor_iface:
+                opts["visitor_iface"] = visitor_iface
+        node = cls(core, name=cfg.name, aaa=aaa, log_interval_s=cfg.log.rate_limit_s)
+        node._dp_kind, node._dp_options = dpc.backend, opts
+        return node
 
     # ------------------------------------------------------------------ lifecycle
+
+    def _open_dataplane(self) -> None:
+        """The configured data plane, or (like the home agent) the memory backend with a
+        warning when it cannot run here (no TUN/root, no visitor interface...)."""
+        if self.dataplane is not None:
+            return
+        from mobileha.dataplane.base import BackendUnavailable, create
+
+        try:
+            self.dataplane = create(self._dp_kind, **self._dp_options)
+        except (BackendUnavailable, OSError, ImportError, ValueError) as e:
+            _log.warning(
+                "data plane unavailable, using the memory backend",
+                backend=self._dp_kind,
+                error=str(e),
+            )
+            self.dataplane = create("memory", role="fa")
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._loop = loop
+        self._open_dataplane()
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         raise_buffers(sock)
