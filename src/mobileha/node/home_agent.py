@@ -12,6 +12,14 @@ the sans-IO :class:`mobileha.core.home_agent.HomeAgent`.
 * Actions: :class:`Send` -> ``sendto``; :class:`InstallBinding` / :class:`RemoveBinding`
   -> data plane (``RefreshBinding`` changes nothing there) and the listeners.
 * One :class:`~mobileha.node.base.DeadlineTimer` follows ``core.next_deadline()``.
+* With ``[hsrp]`` the node runs the group (:class:`mobileha.node.hsrp.HsrpNode`) and starts
+  as a silent standby: HSRP Active -> ``set_active(True)`` (answer requests, install every
+  binding in the data plane), any other state -> ``set_active(False)``. With
+  ``[redundancy]`` it runs :class:`mobileha.node.redundancy.RedundancyNode` on its own
+  socket (sync hook, binding listeners) and passes it the HSRP state changes. Their views
+  (``standby``, ``redundancy``) and metrics are served with the home agent's. In unicast-peer
+  set-ups (``hsrp.peers``, loopback) the VIP is not added to an interface (the HA socket is
+  bound to it with IP_FREEBIND anyway).
 * Works with uvloop and the stock loop (only ``create_datagram_endpoint`` and timers).
 """
 
@@ -117,6 +125,8 @@ class HomeAgentNode:
         self._timer: DeadlineTimer | None = None
         self._started = time.monotonic()
         self._frozen_at = 0
+        self.hsrp: Any = None
+        self.redundancy: Any = None
         bad = self.bad
 
         def on_drop(reason: str) -> None:
@@ -134,7 +144,7 @@ class HomeAgentNode:
         opts: dict[str, Any] = {"role": "ha"}
         if dpc.backend == "userspace":
             opts.update(tun_name=dpc.tun_name, mtu=dpc.mtu, home_prefix=ha.home_prefix)
-        return cls(
+        node = cls(
             core,
             name=cfg.name,
             dataplane_kind=dpc.backend,
@@ -142,6 +152,32 @@ class HomeAgentNode:
             dfp=cfg.dfp if cfg.dfp is not None and cfg.dfp.listen is not None else None,
             rate_limit_s=cfg.log.rate_limit_s,
         )
+        if cfg.hsrp is not None:
+            from mobileha.node.hsrp import HsrpNode
+
+            core.active = False  # silent until HSRP says Active
+            node.hsrp = HsrpNode.from_config(
+                cfg.hsrp,
+                on_state_change=node._on_hsrp_state,
+                manage_vip=not cfg.hsrp.peers,
+            )
+        if cfg.redundancy is not None:
+            from mobileha.node.redundancy import RedundancyNode
+
+            node.redundancy = RedundancyNode.from_config(node, cfg, hsrp=node.hsrp)
+        return node
+
+    def _on_hsrp_state(self, change: Any) -> None:
+        """HSRP state change of our group: Active answers, every other state is silent."""
+        name = str(getattr(change.new, "name", change.new)).upper()
+        active = name == "ACTIVE"
+        _log.info("hsrp state", node=self.name, state=name, home_agent_active=active)
+        if active:
+            self.set_active(True)
+        if self.redundancy is not None:
+            self.redundancy.on_hsrp_state(change)
+        if not active:
+            self.set_active(False)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -188,6 +224,10 @@ class HomeAgentNode:
                 self._default = transport
         if self._dfp_cfg is not None:
             await self._start_dfp()
+        if self.redundancy is not None:
+            await self.redundancy.start()
+        if self.hsrp is not None:
+            await self.hsrp.start()
         self._timer.update(self.core.next_deadline())
         self.freeze_gc()
         _log.info(
@@ -225,6 +265,12 @@ class HomeAgentNode:
         self._default = None
 
     async def stop(self) -> None:
+        if self.hsrp is not None:  # Resign first, while the sockets are still open
+            with contextlib.suppress(Exception):
+                await self.hsrp.stop()
+        if self.redundancy is not None:
+            with contextlib.suppress(Exception):
+                await self.redundancy.stop()
         if self._timer is not None:
             self._timer.cancel()
         if self.dfp_server is not None:
@@ -343,6 +389,9 @@ class HomeAgentNode:
         v: dict[str, View] = {"bindings": self._view_bindings, "stats": self._view_stats}
         if self.dfp_server is not None or self._dfp_cfg is not None:
             v["dfp"] = self._view_dfp
+        for sub in (self.hsrp, self.redundancy):
+            if sub is not None:
+                v.update(sub.views())
         return v
 
     def _view_bindings(self, q: Mapping[str, str]) -> Page[BindingItem]:
@@ -441,6 +490,9 @@ class HomeAgentNode:
         out: list[Any] = list(m.families())
         if self.dfp_server is not None:
             out.extend(self.dfp_server.metrics())
+        for sub in (self.hsrp, self.redundancy):
+            if sub is not None:
+                out.extend(sub.metrics())
         return out
 
 
