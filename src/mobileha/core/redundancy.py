@@ -411,7 +411,7 @@ class _Transfer:
         self.iterator = iterator
         self.next_chunk = 0
         self.out: dict[int, _Out] = {}
-        self.peek: tuple[Binding, int, bytes] | None = None
+        self.peek: tuple[Binding, int, bytes, float] | None = None
         self.built_all = False
 
 
@@ -528,6 +528,9 @@ class SyncPeer:
         if dynamic is None:
             dynamic = self._dynamic_of(binding)
         actions: list[SyncAction] = []
+        # our own deletions are tombstones too: a bulk record the peer built before it
+        # learnt of this deletion must not resurrect the binding here
+        self._tombstone((binding.home_addr, binding.care_of), binding.ident, now)
         self._enqueue(_Change(binding, True, dynamic, now), now, actions)
         return actions
 
@@ -683,7 +686,7 @@ class SyncPeer:
 
     def _transmit(self, out: _Out, now: float, actions: list[SyncAction]) -> None:
         cfg = self.config
-        if out.attempts and out.items is not None:
+        if out.lows and out.items is not None:
             # a retransmission: the remaining lifetimes are those of now (P§5.4 "at send time")
             body = b"".join([_pack_binding(b, now, f) for b, f in out.items])
             if out.chunk is not None:
@@ -1027,6 +1030,8 @@ class SyncPeer:
             last = False
             while True:
                 peek = xfer.peek
+                if peek is not None and peek[3] != now:  # packed earlier: lifetimes moved on
+                    peek = (peek[0], peek[1], _pack_binding(peek[0], now, peek[1]), now)
                 if peek is None:
                     b = next(it, _END)
                     if b is _END:
@@ -1036,7 +1041,7 @@ class SyncPeer:
                     if b.expires <= now:
                         continue  # expired, its deletion follows as a BU
                     rflags = REC_DYNAMIC if dynamic_of(b) else 0
-                    peek = (b, rflags, _pack_binding(b, now, rflags))
+                    peek = (b, rflags, _pack_binding(b, now, rflags), now)
                 rec = peek[2]
                 if parts and size + len(rec) > limit:
                     xfer.peek = peek
@@ -1169,8 +1174,7 @@ class SyncPeer:
             tomb = tombs.get(key) if tombs else None
             if all_delete or rec_flags & REC_DELETE:
                 if tomb is None or ident > tomb:
-                    tombs[key] = ident
-                    self._tomb_q.append((now + self.config.tombstone_ttl, key, ident))
+                    self._tombstone(key, ident, now)
                 cur = lookup(key)
                 if cur is not None:
                     if ident >= cur.ident:
@@ -1183,8 +1187,8 @@ class SyncPeer:
                 stale += 1  # deleted meanwhile: no resurrection
                 continue
             cur = lookup(key)
-            if cur is not None and ident < cur.ident:
-                stale += 1
+            if cur is not None and ident <= cur.ident:
+                stale += 1  # older, or the same registration again (a duplicate)
                 continue
             applied += 1
             append(
@@ -1209,6 +1213,12 @@ class SyncPeer:
             )
         c.AppliedRecords += applied
         c.StaleRecords += stale
+
+    def _tombstone(self, key: Key, ident: int, now: float) -> None:
+        tomb = self._tombs.get(key)
+        if tomb is None or ident > tomb:
+            self._tombs[key] = ident
+            self._tomb_q.append((now + self.config.tombstone_ttl, key, ident))
 
     def _prune_tombstones(self, now: float) -> None:
         if self._dl is not None:
