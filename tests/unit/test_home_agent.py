@@ -610,3 +610,51 @@ def test_replay_after_deregistration_refused() -> None:
     assert reply is not None and reply.code == 0
     ha.on_timer(NOW + 100)
     assert ha._recent == {}
+
+
+def test_mn_aaa_chap_spi_and_unknown_user() -> None:
+    from mobileha.wire.auth import CHAP_SPI, mn_aaa_chap_authenticator
+    from mobileha.wire.mip import ChallengeExt, append_gen_auth
+
+    sas = SecurityAssociations()
+    sas.add_aaa(NAI, MobilitySA(CHAP_SPI, KEY, "hmac-md5", nai=NAI))
+    sas.add_fa(FA, MobilitySA(FA_SPI, FA_KEY, "hmac-md5"))
+    ha = HomeAgent(HomeAgentSettings(HA_REAL, HA, home_prefix="10.1.0.0/24"), sas)
+    challenge = bytes(range(1, 17))
+
+    def req(nai: str, key: bytes, ident: int) -> bytes:
+        base = RegistrationRequest(lifetime=600, ha_addr=HA, care_of=FA, ident=ident).header()
+        base += NaiExt(nai).encode() + ChallengeExt(challenge).encode()
+        msg = append_gen_auth(
+            base, 1, CHAP_SPI, lambda covered: mn_aaa_chap_authenticator(key, challenge, covered)
+        )
+        return append_auth(msg, 34, FA_SPI, Authenticator(FA_KEY, "hmac-md5"))
+
+    reply, _ = send(ha, req(NAI, KEY, ntp_identification(WALL, 1)))
+    assert reply is not None and reply.code == 0
+    assert reply.find(AuthExt, 32) is None and reply.find(AuthExt, 34) is not None
+    reply, _ = send(ha, req(NAI, b"z" * 16, ntp_identification(WALL, 2)))
+    assert reply is not None and reply.code == 144
+    # unknown AAA user, but the FA vouches with a valid FA-HA: 144, FA-HA only
+    reply, _ = send(ha, req("who@example.net", KEY, ntp_identification(WALL, 3)))
+    assert reply is not None and reply.code == 144
+    assert reply.find(AuthExt, 34) is not None and reply.find(AuthExt, 32) is None
+
+
+def test_relay_tag_bad_slb_authenticator_dropped() -> None:
+    slb = "10.0.0.100"
+    ha = make_ha(trusted_slb=(slb,))
+    ha.slb_sas[slb] = MobilitySA(500, b"S" * 16, "md5-prefix-suffix")
+    forged = slbtag.encode(rrq(), "10.0.2.7", 5555, key=b"X" * 16, spi=500)
+    assert send(ha, forged, src=slb) == (None, [])
+    assert ha.drops == {"slbtag-bad-auth": 1}
+
+
+def test_reply_ident_and_fields_on_denial() -> None:
+    ha = make_ha(reverse_tunnel=False)
+    ident = ntp_identification(WALL, 0x55)
+    reply, _ = send(ha, rrq(flags=FLAG_T, ident=ident))
+    assert reply is not None and reply.code == 137
+    assert reply.ident == ident  # timestamp method: the request's ID on every non-133 reply
+    assert reply.lifetime == 0 and reply.home_addr == "0.0.0.0" and reply.ha_addr == HA
+    assert reply.nai == NAI and mnha_ok(reply)
