@@ -111,7 +111,9 @@ post-auth {{
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"freeradius exited:\n{self.log.read_text()[-3000:]}")
+                text = self.log.read_text(errors="replace")[-3000:]
+                self.stop()
+                raise RuntimeError(f"freeradius exited:\n{text}")
             if "Ready to process requests" in self.log.read_text(errors="replace"):
                 return
             time.sleep(0.1)
