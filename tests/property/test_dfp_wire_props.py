@@ -69,21 +69,25 @@ def test_random_bytes_decode_error_only(raw: bytes) -> None:
     dfp.verify(raw, b"k")
 
 
+mutation = st.tuples(st.integers(0, 2), st.integers(0, 400), st.binary(min_size=1, max_size=8))
+
+
 @settings(max_examples=4000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(messages, st.data())
-def test_mutated_bytes_decode_error_only(msg: dfp.DfpMessage, data: st.DataObject) -> None:
+@given(messages, st.lists(mutation, min_size=1, max_size=4), st.booleans())
+def test_mutated_bytes_decode_error_only(
+    msg: dfp.DfpMessage, muts: list[tuple[int, int, bytes]], fix_header: bool
+) -> None:
     raw = bytearray(dfp.encode(msg))
-    for _ in range(data.draw(st.integers(1, 4))):
-        op = data.draw(st.integers(0, 2))
-        i = data.draw(st.integers(0, max(0, len(raw) - 1)))
+    for op, pos, blob in muts:
+        i = pos % max(1, len(raw))
         if op == 0 and raw:
-            raw[i] = data.draw(u8)
+            raw[i] = blob[0]
         elif op == 1 and raw:
             del raw[i:]
         else:
-            raw[i:i] = data.draw(st.binary(min_size=1, max_size=8))
+            raw[i:i] = blob
     # keep the header plausible half of the time so TLV parsing is exercised
-    if data.draw(st.booleans()) and len(raw) >= 8:
+    if fix_header and len(raw) >= 8:
         raw[0] = 1
         raw[4:8] = len(raw).to_bytes(4, "big")
     try:
