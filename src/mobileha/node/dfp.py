@@ -126,7 +126,12 @@ class DfpAgentServer:
     def poke(self) -> None:
         """Load changed (e.g. many bindings added): report early if the weight jumped."""
         if self._writers and self._loop is not None:
-            self._broadcast(self.agent.sample(self.load(), self._now()))
+            try:
+                load = self.load()
+            except Exception:
+                self.bad.warn("load-error", "DFP load callable failed")
+                return
+            self._broadcast(self.agent.sample(load, self._now()))
 
     async def _on_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -136,7 +141,12 @@ class DfpAgentServer:
         self.counters["connections"] += 1
         framer = wire.Framer()
         try:
-            writer.write(self.agent.report(self.load(), self._now()))
+            try:
+                load = self.load()
+            except Exception:  # the HA's load callable must never kill the agent
+                self.bad.warn("load-error", "DFP load callable failed")
+                load = (0, 0, 0.0, 0.0)  # weight 0 until the next good sample
+            writer.write(self.agent.report(load, self._now()))
             self.counters["sent"] += 1
             while True:
                 data = await reader.read(65536)
