@@ -99,6 +99,7 @@ CONFIG-REFERENCE-BEGIN
 | `dataplane.backend` | one of userspace, kernel, memory | `userspace` | data plane backend (DESIGN §4) |
 | `dataplane.tun_name` | string | `mha0` | TUN device name (userspace) |
 | `dataplane.mtu` | integer 576..65535 | `1500` | tunnel MTU |
+| `dataplane.visitor_iface` | string | none | foreign agent: interface of the visitor link (userspace) |
 | `dfp.listen` | endpoint | none | DFP agent listen address (home-agent) |
 | `dfp.max_weight` | integer 0..65535 | `24` | dfp_max_weight of the HA weight formula |
 | `dfp.interval_s` | integer 1..60 | `5` | Preference Information report interval, seconds |
@@ -344,6 +345,7 @@ class DataplaneConfig:
     backend: str = "userspace"
     tun_name: str = "mha0"
     mtu: int = 1500
+    visitor_iface: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -702,6 +704,12 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         ),
         "tun_name": Spec("str", "mha0", doc="TUN device name (userspace)"),
         "mtu": _i(1500, 576, 65535, "tunnel MTU"),
+        "visitor_iface": Spec(
+            "str",
+            None,
+            doc="foreign agent: interface of the visitor link (userspace)",
+            default_doc="none",
+        ),
     },
     "dfp": {
         "listen": Spec(
@@ -1178,7 +1186,10 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<memory>") -> Confi
     # dataplane / dfp / aaa: shared shapes
     if (dp := sec("dataplane")) is not None:
         cfg_kw["dataplane"] = DataplaneConfig(
-            backend=dp["backend"], tun_name=dp["tun_name"], mtu=dp["mtu"]
+            backend=dp["backend"],
+            tun_name=dp["tun_name"],
+            mtu=dp["mtu"],
+            visitor_iface=dp["visitor_iface"],
         )
     if (dfp := sec("dfp")) is not None:
         cfg_kw["dfp"] = DfpConfig(**{k: v for k, v in dfp.items() if k != "__bad__"})
