@@ -319,7 +319,8 @@ class SlbNode:
         key: str | tuple[str, str] | None = None
         ident = 0
         # Fast path: the NAI as the first extension (how FAs/PDSNs send it); anything else
-        # goes through the general scanner of mobileha.wire.mip.
+        # goes through the general scanner of mobileha.wire.mip. The SLB is not the
+        # validator: the real HA checks the rest of the request (extensions, authenticators).
         if n >= 26 and data[0] == 1 and data[24] == 131 and 26 + data[25] <= n:
             try:
                 key = data[26 : 26 + data[25]].decode()
