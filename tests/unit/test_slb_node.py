@@ -31,3 +31,20 @@ def test_checksum_edge_cases() -> None:
     pkt = build_udp_datagram("10.0.2.2", 434, "10.0.1.100", 434, b"\x01" * 57)
     assert ref_csum(pkt[:20]) == 0
     assert ref_csum(pkt[12:20] + struct.pack("!BBH", 0, 17, 65) + pkt[20:]) == 0
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.builds(lambda b: ".".join(map(str, b)), st.binary(min_size=4, max_size=4)),
+    st.integers(0, 65535),
+    st.builds(lambda b: ".".join(map(str, b)), st.binary(min_size=4, max_size=4)),
+    st.integers(0, 65535),
+    st.binary(max_size=200),
+)
+def test_directed_encoder_same_bytes(src: str, sport: int, dst: str, dport: int, p: bytes) -> None:
+    from mobileha.node.slb import DirectedEncoder
+
+    enc = DirectedEncoder(max_flows=2)
+    want = build_udp_datagram(src, sport, dst, dport, p)
+    assert enc(src, sport, dst, dport, p) == want
+    assert enc(src, sport, dst, dport, p) == want  # cached flow
