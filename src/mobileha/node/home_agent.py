@@ -127,6 +127,9 @@ class HomeAgentNode:
         self._frozen_at = 0
         self.hsrp: Any = None
         self.redundancy: Any = None
+        # unicast-peer HSRP (loopback): the VIP socket exists only while HSRP Active
+        self.vip_when_active: str | None = None
+        self._vip_tasks: set[asyncio.Task[None]] = set()
         bad = self.bad
 
         def on_drop(reason: str) -> None:
@@ -156,10 +159,19 @@ class HomeAgentNode:
             from mobileha.node.hsrp import HsrpNode
 
             core.active = False  # silent until HSRP says Active
+            unicast = bool(cfg.hsrp.peers)
+            if unicast and cfg.hsrp.virtual_ip != ha.address:
+                # The VIP is on no interface here, and Linux delivers a unicast datagram
+                # to the LAST socket bound to an addr:port (SO_REUSEADDR): a Standby's VIP
+                # socket would take the Active's requests. So the VIP socket is opened on
+                # HSRP Active (ClaimVip) and closed on leaving Active (ReleaseVip).
+                node.vip_when_active = cfg.hsrp.virtual_ip
+                node.addresses = [a for a in node.addresses if a != cfg.hsrp.virtual_ip]
             node.hsrp = HsrpNode.from_config(
                 cfg.hsrp,
                 on_state_change=node._on_hsrp_state,
-                manage_vip=not cfg.hsrp.peers,
+                manage_vip=not unicast,
+                on_vip=node._on_vip if node.vip_when_active else None,
             )
         if cfg.redundancy is not None:
             from mobileha.node.redundancy import RedundancyNode
@@ -201,27 +213,11 @@ class HomeAgentNode:
         self._timer = DeadlineTimer(loop, self._on_timer)
         self._open_dataplane()
         for addr in self.addresses:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
-            for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, opt, RCVBUF)
             try:
-                sock.bind((addr, self.port))
+                await self._open(addr)
             except OSError:
-                sock.close()
                 await self._close_transports()
                 raise
-            sock.setblocking(False)
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda a=addr: _Proto(self, a),  # type: ignore[misc]
-                sock=sock,
-            )
-            self._transports[addr] = transport
-            if self._default is None:
-                self._default = transport
         if self._dfp_cfg is not None:
             await self._start_dfp()
         if self.redundancy is not None:
@@ -237,6 +233,55 @@ class HomeAgentNode:
             ha_address=self.core.settings.advertised,
             bindings=len(self.core.table),
         )
+
+    async def _open(self, addr: str) -> None:
+        """Bind a UDP socket to ``addr``:port (IP_FREEBIND, large buffers) and serve it."""
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, opt, RCVBUF)
+        try:
+            sock.bind((addr, self.port))
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Proto(self, addr),
+            sock=sock,
+        )
+        self._transports[addr] = transport
+        if self._default is None:
+            self._default = transport
+
+    def _on_vip(self, vip: str, claimed: bool) -> None:
+        """HSRP ClaimVip / ReleaseVip in unicast-peer mode: open / close the VIP socket."""
+        if vip != self.vip_when_active or self._loop is None:
+            return
+        if not claimed:
+            t = self._transports.pop(vip, None)
+            if t is not None:
+                t.close()
+            return
+        if vip in self._transports:
+            return
+
+        async def open_vip() -> None:
+            try:
+                await self._open(vip)
+            except OSError as e:
+                self.bad.warn("vip-bind", "cannot bind the HSRP virtual address", error=str(e))
+                return
+            if not self.core.active:  # released meanwhile
+                self._on_vip(vip, False)
+
+        task = self._loop.create_task(open_vip())
+        self._vip_tasks.add(task)
+        task.add_done_callback(self._vip_tasks.discard)
 
     async def _start_dfp(self) -> None:
         from mobileha.node.dfp import DfpAgentServer
@@ -281,6 +326,29 @@ class HomeAgentNode:
         if self.dataplane is not None:
             with contextlib.suppress(Exception):
                 self.dataplane.close()
+
+    def crash(self) -> None:
+        """Simulate a crash (``kill -9``) in-process, for the loopback demo and tests: every
+        socket closes and every timer stops at once. No HSRP Resign, no VIP release, no
+        sync flush, no data plane clean-up; DFP connections close as the kernel would
+        close them. The node is dead afterwards (do not start it again)."""
+        if self.hsrp is not None:
+            self.hsrp.crash()
+        if self.redundancy is not None:
+            self.redundancy.crash()
+        if self._timer is not None:
+            self._timer.cancel()
+        for t in list(self._vip_tasks):
+            t.cancel()
+        for tr in self._transports.values():
+            tr.abort()
+        self._transports.clear()
+        self._default = None
+        if self.dfp_server is not None and self._loop is not None:
+            task = self._loop.create_task(self.dfp_server.stop())
+            self._vip_tasks.add(task)
+            task.add_done_callback(self._vip_tasks.discard)
+            self.dfp_server = None
 
     def bound(self) -> dict[str, tuple[str, int]]:
         """address -> (address, port) actually bound (port 0 in the config = any)."""

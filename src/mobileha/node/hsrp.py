@@ -358,6 +358,26 @@ class HsrpNode:
             self._packet.close()
         self._write_mgmt()
 
+    def crash(self) -> None:
+        """Simulate a crash (``kill -9``) in-process, for the loopback demo and tests: the
+        socket closes and every timer and task is cancelled at once. Unlike :meth:`stop`
+        no Resign is sent and the VIP is not released (``on_vip`` is not called); the peer
+        only notices when its Active timer (hold time) runs out."""
+        self._started = False
+        for h in self._handles:
+            h.cancel()
+        self._handles.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        if self._packet is not None:
+            self._packet.close()
+            self._packet = None
+
     # ------------------------------------------------------------------ inputs
     def set_ready(self, ready: bool) -> None:
         """Redundancy: while not ready no group takes the Active role or preempts."""

@@ -112,6 +112,12 @@ class RedundancyNode:
         if self._on_ha_action in self.ha.binding_listeners:
             self.ha.binding_listeners.remove(self._on_ha_action)
 
+    def crash(self) -> None:
+        """Simulate a crash in-process (loopback demo, tests): the retransmission timer
+        stops at once; unacknowledged BUs are simply lost, as with ``kill -9``."""
+        if self._timer is not None:
+            self._timer.cancel()
+
     # ------------------------------------------------------------------ table access
 
     def _lookup(self, key: Key) -> Binding | None:
