@@ -187,9 +187,11 @@ class UserspaceDataPlane:
         self._rules: set[str] = set()
 
         if ipr is None:
-            from pyroute2 import IPRoute
+            # pyroute2's synchronous IPRoute refuses to run on a thread whose event loop is
+            # running (every `mobileha run` node): use the worker-thread wrapper.
+            from mobileha.dataplane.kernel import ThreadedIPRoute
 
-            ipr = IPRoute()
+            ipr = ThreadedIPRoute()
         self._ipr = ipr
         self._tun_fd, self.tun_name = _open_tun(tun_name)
         self._socks: list[socket.socket] = []
