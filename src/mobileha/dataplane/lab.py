@@ -4,9 +4,16 @@
                       |
                       +--- fa (CoA 10.3.0.2) --- mn (home address 10.99.0.5)
 
-The HA and FA run ``python -m mobileha.dataplane.tool`` and get Binding objects through it;
-the registration protocol is swapped in later by installing the same bindings from a real
-HomeAgent/ForeignAgent (``Lab.register`` is the single place that does it).
+Two ways to get bindings installed:
+
+* ``start_dataplanes`` + ``register``: the HA and FA run ``python -m mobileha.dataplane.tool``
+  and get Binding objects through it (data-plane tests without the registration protocol).
+* ``start_nodes`` + ``start_mn``: real ``mobileha run`` home-agent, foreign-agent and
+  mobile-node processes with the userspace data plane; the MN registers through the FA and
+  the agents install the negotiated bindings themselves (``tests/netns/test_dataplane_e2e.py``).
+  The MN sends its requests from an address on the visitor link (``MN_LINK``): the FA answers
+  a UDP source address (it has no link-layer delivery), and that address is on-link, while
+  the home address only gets a host route on the FA once the binding is installed.
 """
 
 from __future__ import annotations
@@ -14,13 +21,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mobileha.lab.netns import Host, Topology
+from mobileha.lab.scenario import NodeProc, wait_until
 
 CN, HA, COA, MN_LINK_FA, HOA = "10.1.0.2", "10.2.0.2", "10.3.0.2", "10.4.0.1", "10.99.0.5"
+MN_LINK = "10.4.0.5"
 HOME_PREFIX = "10.99.0.0/24"
+NAI = "mn1@lab.example"
+MN_HA_KEY = "00112233445566778899aabbccddeeff"
+TUN = "mha0"
 
 
 class Driver:
@@ -80,6 +93,8 @@ class Lab:
     mn_if: str = "eth0"
     ha_dp: Driver | None = None
     fa_dp: Driver | None = None
+    nodes: dict[str, NodeProc] = field(default_factory=dict)
+    workdir: Path = Path("/tmp")
 
     def start_dataplanes(self, backend: str = "userspace") -> None:
         self.ha_dp = Driver(self.ha, "--backend", backend, "--role", "ha", "--tun", "mhtun0")
@@ -119,6 +134,127 @@ class Lab:
         assert self.ha_dp is not None and self.fa_dp is not None
         self.ha_dp.cmd("remove", binding=binding)
         self.fa_dp.cmd("remove", binding=binding)
+
+    # ---------------------------------------------------------------- real registration
+    def prepare_mn_link(self) -> None:
+        """The MN's own address on the visitor link (its registration source) and a default
+        route whose source is the home address (the MN's traffic comes from its HoA)."""
+        self.mn.addr(self.mn_if, f"{MN_LINK}/24")
+        self.mn.ip("route", "replace", "default", "via", MN_LINK_FA, "src", HOA)
+
+    def start_ha(self, workdir: Path, max_lifetime: int = 36000) -> NodeProc:
+        ha = NodeProc(self.ha, "ha", ha_config(max_lifetime), workdir).start()
+        self.nodes["ha"] = ha
+        if not wait_until(lambda: ha.api("stats") is not None, 15):
+            raise RuntimeError(f"home agent did not start:\n{ha.tail()}")
+        return ha
+
+    def start_fa(self, workdir: Path, gre: bool) -> NodeProc:
+        fa = NodeProc(self.fa, "fa", fa_config(self.fa_mn_if, gre), workdir).start()
+        self.nodes["fa"] = fa
+        if not wait_until(lambda: fa.api("stats") is not None, 15):
+            raise RuntimeError(f"foreign agent did not start:\n{fa.tail()}")
+        return fa
+
+    def start_mn(self, workdir: Path, encap: str, reverse: bool, lifetime: int = 600) -> NodeProc:
+        mn = NodeProc(self.mn, "mn", mn_config(encap, reverse, lifetime), workdir).start()
+        self.nodes["mn"] = mn
+        return mn
+
+    def ha_bindings(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.nodes["ha"].api("bindings")["items"]
+        return items
+
+    def fa_visitors(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.nodes["fa"].api("visitors")["items"]
+        return items
+
+    def wait_registered(self, timeout: float = 15.0) -> dict[str, Any]:
+        """Wait until the HA has the MN's binding and the FA its visitor entry."""
+
+        def ok() -> bool:
+            return bool(self.ha_bindings()) and bool(self.fa_visitors())
+
+        if not wait_until(ok, timeout):
+            logs = "\n".join(f"--- {n}\n{p.tail()}" for n, p in self.nodes.items())
+            raise RuntimeError(f"the mobile node did not register:\n{logs}")
+        return self.ha_bindings()[0]
+
+    def stop_nodes(self, *names: str) -> None:
+        for n in names or tuple(self.nodes):
+            p = self.nodes.pop(n, None)
+            if p is not None:
+                p.terminate()
+
+
+def _key(hexkey: str = MN_HA_KEY) -> str:
+    return f"hex:{hexkey}"
+
+
+def ha_config(max_lifetime: int = 36000) -> str:
+    """The home agent at ``HA``: host routes per home address into the TUN device."""
+    return f"""
+[node]
+role = "home-agent"
+name = "ha"
+[management]
+listen = "127.0.0.1:8434"
+[home_agent]
+address = "{HA}"
+max_lifetime = {max_lifetime}
+[dataplane]
+backend = "userspace"
+tun_name = "{TUN}"
+[[mobile_node]]
+nai = "{NAI}"
+home_address = "{HOA}"
+spi = 256
+key = "{_key()}"
+algorithm = "hmac-md5"
+"""
+
+
+def fa_config(visitor_iface: str, gre: bool) -> str:
+    """The foreign agent at ``COA``; ``gre`` adds the GRE key extension (RFC 6245)."""
+    return f"""
+[node]
+role = "foreign-agent"
+name = "fa"
+[management]
+listen = "127.0.0.1:8434"
+[foreign_agent]
+address = "{COA}"
+home_agent = "{HA}"
+reverse_tunnel = true
+gre = {"true" if gre else "false"}
+[dataplane]
+backend = "userspace"
+tun_name = "{TUN}"
+visitor_iface = "{visitor_iface}"
+"""
+
+
+def mn_config(encap: str, reverse: bool, lifetime: int) -> str:
+    return f"""
+[node]
+role = "mobile-node"
+name = "mn"
+[management]
+listen = "127.0.0.1:8434"
+[mobile_node]
+nai = "{NAI}"
+home_address = "{HOA}"
+home_agent = "{HA}"
+foreign_agent = "{COA}:434"
+local_address = "{MN_LINK}"
+spi = 256
+key = "{_key()}"
+algorithm = "hmac-md5"
+lifetime = {lifetime}
+reverse_tunnel = {"true" if reverse else "false"}
+encap = "{encap}"
+retransmit_ms = 300
+"""
 
 
 def build(topo: Topology) -> Lab:

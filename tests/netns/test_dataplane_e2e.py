@@ -1,0 +1,198 @@
+"""Issue 4 end to end with a REAL registration: ``mobileha run`` home agent, foreign agent and
+mobile node processes with the userspace data plane, in namespaces::
+
+    cn (10.1.0.2) --- r --- ha (10.2.0.2; 10.99.0.0/24 routed to it)
+                      |
+                      +--- fa (CoA 10.3.0.2) --eth1-- mn (HoA 10.99.0.5/32, link 10.4.0.5)
+
+The MN registers through the FA (its requests leave from its visitor-link address; the FA's
+data plane puts a host route for the home address on its visitor interface once the
+binding is installed). The encapsulation is what the registration negotiated: the MN's
+``encap`` (G / M flags) and the FA's ``gre`` (RFC 6245 GRE key extension).
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mobileha.core.binding import FLAG_T
+from mobileha.dataplane.lab import CN, COA, HA, HOA, TUN, Lab, build
+from mobileha.lab.netns import Topology, netns_available
+from mobileha.lab.scenario import wait_until
+from mobileha.wire import DecodeError
+from mobileha.wire.ip import decap_gre, decap_ipip, decap_minimal, decode_ipv4
+
+pytestmark = [
+    pytest.mark.netns,
+    pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    ok, reason = netns_available()
+    if not ok:
+        pytest.skip(f"needs network namespaces: {reason}")
+    work = tmp_path_factory.mktemp("e2e")
+    with Topology() as topo:
+        lab = build(topo)
+        lab.prepare_mn_link()
+        lab.start_ha(work, max_lifetime=600)
+        lab.workdir = work
+        yield lab
+        lab.stop_nodes()
+
+
+def read_pcap(path: str) -> list[bytes]:
+    """IPv4 packets of an Ethernet pcap written by tcpdump."""
+    data = Path(path).read_bytes()
+    end = "<" if struct.unpack_from("<I", data)[0] in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    off, out = 24, []
+    while off + 16 <= len(data):
+        incl = struct.unpack_from(end + "I", data, off + 8)[0]
+        frame = data[off + 16 : off + 16 + incl]
+        off += 16 + incl
+        if frame[12:14] == b"\x08\x00":
+            out.append(frame[14:])
+    return out
+
+
+def _count(pcap: str, src: str, proto: int) -> int:
+    n = 0
+    for p in read_pcap(pcap):
+        try:
+            h, _ = decode_ipv4(p)
+        except DecodeError:
+            continue
+        n += h.src == src and h.proto == proto
+    return n
+
+
+def ping_ok(lab: Lab, src: str, dst: str, count: int = 3) -> bool:
+    host = getattr(lab, src)
+    r = host.run(f"ping -n -c {count} -i 0.2 -W 2 {dst}", check=False, timeout=20)
+    return r.returncode == 0 and f"{count} received" in r.stdout
+
+
+def leftovers(lab: Lab) -> list[str]:
+    """Forwarding state for the home address still on the HA or FA (routes, rules)."""
+    out = []
+    for h in (lab.ha, lab.fa):
+        for cmd in ("ip route show table all", "ip rule"):
+            out += [f"{h.name}: {ln}" for ln in h.run(cmd).stdout.splitlines() if HOA in ln]
+    return out
+
+
+def register(lab: Lab, encap: str, reverse: bool, lifetime: int = 600) -> dict[str, object]:
+    work = lab.workdir
+    lab.start_fa(work, gre=encap == "gre")
+    lab.start_mn(work, encap, reverse, lifetime)
+    b = lab.wait_registered()
+    assert b["home_address"] == HOA and b["care_of"] == COA and b["ha_address"] == HA
+    return b
+
+
+@pytest.mark.parametrize(("encap", "proto"), [("ipip", 4), ("gre", 47), ("minimal", 55)])
+def test_registered_mn_answers_pings_through_each_encapsulation(
+    lab: Lab, tmp_path: Path, encap: str, proto: int
+) -> None:
+    b = register(lab, encap, reverse=False)
+    try:
+        assert b["encap"] == {"ipip": "ipip", "gre": "gre", "minimal": "minimal"}[encap], b
+        visitor = lab.fa_visitors()[0]
+        key = b["gre_key"]
+        if encap == "gre":
+            assert isinstance(key, int) and key == visitor["gre_key"]
+        else:
+            assert key is None
+        pcap = str(tmp_path / f"{encap}.pcap")
+        cap = lab.r.capture(lab.r_fa_if, pcap, f"ip proto {proto}")
+        assert ping_ok(lab, "cn", HOA)
+        cap.stop()
+        pkts = read_pcap(pcap)
+        assert len(pkts) == 3
+        for p in pkts:
+            outer, _ = decode_ipv4(p)
+            assert (outer.proto, outer.src, outer.dst) == (proto, HA, COA)
+            if proto == 4:
+                _, inner = decap_ipip(p)
+            elif proto == 47:
+                _, gre, inner = decap_gre(p)
+                assert gre.key == key  # the key from the registration
+            else:
+                _, mh, inner = decap_minimal(p)
+                assert mh.src == CN
+            ih, _ = decode_ipv4(inner)
+            assert (ih.src, ih.dst, ih.proto) == (CN, HOA, 1)
+        if shutil.which("tshark") and proto != 55:  # tshark has no dissector for 55
+            fields = ["-e", "ip.proto"] + (["-e", "gre.key"] if proto == 47 else [])
+            out = subprocess.run(
+                ["tshark", "-r", pcap, "-T", "fields", *fields],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout.splitlines()
+            assert out and out[0].split("\t")[0].split(",")[0] == str(proto)
+            if proto == 47:
+                assert int(out[0].split("\t")[1], 16) == key
+        # Without T the MN's own traffic goes triangularly: nothing from the CoA at the HA.
+        pcap2 = str(tmp_path / "tri.pcap")
+        cap = lab.r.capture(lab.r_ha_if, pcap2, "")
+        assert ping_ok(lab, "mn", CN)
+        cap.stop()
+        assert _count(pcap2, COA, proto) == 0 and _count(pcap2, HOA, 1) == 0
+    finally:
+        lab.stop_nodes("mn", "fa")
+
+
+def test_reverse_tunnel_then_deregistration_removes_forwarding_state(
+    lab: Lab, tmp_path: Path
+) -> None:
+    b = register(lab, "gre", reverse=True)
+    try:
+        assert int(str(b["flags"])) & FLAG_T
+        pcap = str(tmp_path / "rev.pcap")
+        cap = lab.r.capture(lab.r_ha_if, pcap, "ip proto 47")
+        assert ping_ok(lab, "mn", CN)
+        cap.stop()
+        assert _count(pcap, COA, 47) >= 3  # echo requests reverse-tunnelled CoA -> HA
+        assert leftovers(lab)  # host routes / the reverse-tunnel rule are installed
+        # Deregistration: SIGTERM makes the MN deregister (lifetime 0) before it exits.
+        assert lab.nodes["mn"].terminate() == 0
+        assert wait_until(lambda: not lab.ha_bindings() and not lab.fa_visitors(), 5)
+        assert not ping_ok(lab, "cn", HOA, count=1)
+        assert leftovers(lab) == []
+    finally:
+        lab.stop_nodes("mn", "fa")
+
+
+def test_expiry_removes_forwarding_state(lab: Lab) -> None:
+    register(lab, "ipip", reverse=True, lifetime=3)
+    try:
+        assert ping_ok(lab, "cn", HOA, count=1)
+        lab.nodes["mn"].kill9()  # no deregistration, no renewal: the binding must expire
+        t0 = time.monotonic()
+        assert wait_until(lambda: not lab.ha_bindings() and not lab.fa_visitors(), 6)
+        assert time.monotonic() - t0 <= 4.5
+        assert not ping_ok(lab, "cn", HOA, count=1)
+        assert leftovers(lab) == []
+    finally:
+        lab.stop_nodes("mn", "fa")
+
+
+def test_agents_stop_cleanly_and_leave_no_devices(lab: Lab) -> None:
+    register(lab, "ipip", reverse=True)
+    lab.stop_nodes("mn", "fa")
+    assert TUN not in lab.fa.run("ip link").stdout
+    assert leftovers(lab) == []
+    # The HA is stopped last (the module fixture's other tests use it): restart afterwards.
+    assert lab.nodes["ha"].terminate() == 0
+    assert TUN not in lab.ha.run("ip link").stdout
+    lab.start_ha(lab.workdir, max_lifetime=600)
