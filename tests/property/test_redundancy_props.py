@@ -30,6 +30,7 @@ N = int(os.environ.get("SYNC_PROP_EXAMPLES", "0")) or (
     ),
     download_at=st.one_of(st.none(), st.integers(0, 150)),
     peer_mode=st.booleans(),
+    short_lifetimes=st.booleans(),
 )
 def test_converges_under_any_schedule(
     seed: int,
@@ -40,6 +41,7 @@ def test_converges_under_any_schedule(
     ops: list[tuple[int, int, int]],
     download_at: int | None,
     peer_mode: bool,
+    short_lifetimes: bool,
 ) -> None:
     sim = Sim(
         seed=seed,
@@ -62,10 +64,14 @@ def test_converges_under_any_schedule(
         if op == 0 and key in ha.table:
             ha.deregister(key, next_ident(), sim)
         else:
-            ha.register(mk(i, coa, now=sim.now), sim)
-        sim.run(sim.rnd.choice([0.0, 0.001, 0.01, 0.3]))
+            life = 2 if short_lifetimes and op == 3 else 1800
+            ha.register(mk(i, coa, now=sim.now, lifetime=life), sim)
+        sim.run(sim.rnd.choice([0.0, 0.001, 0.01, 0.3]), expire=short_lifetimes)
     if download_at is not None and download_at >= len(ops):
         sim.b.apply(sim.b.sync.role_changed(Role.STANDBY, sim.now), sim)
-    sim.settle()
+    sim.settle(expire=short_lifetimes)  # HAs age their bindings all along
+    if short_lifetimes:  # let every short binding expire (the active reports it; the
+        sim.run(5.0, expire=True)  # standby also ages its copies by itself)
+        sim.settle(expire=True)
     same_tables(sim.a.table, sim.b.table, tol=max_delay + 1.5)
     assert sim.b.sync.ready

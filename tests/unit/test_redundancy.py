@@ -203,13 +203,15 @@ class Sim:
                     ha.expire(self, feed=self.expire_feed[ha.name])
         self.now = until
         for ha in (self.a, self.b):
+            if expire:
+                ha.expire(self, feed=self.expire_feed[ha.name])
             ha.apply(ha.sync.on_timer(self.now), self)
 
-    def settle(self, limit: float = 600.0) -> None:
+    def settle(self, limit: float = 600.0, *, expire: bool = True) -> None:
         """Run until neither side has anything outstanding (or ``limit`` fake seconds)."""
         end = self.now + limit
         while self.now < end:
-            self.run(1.0)
+            self.run(1.0, expire=expire)
             if (
                 not self.wire
                 and self.a.sync.pending == 0

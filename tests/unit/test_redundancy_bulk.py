@@ -290,3 +290,31 @@ def test_state_event_table(state: str, event: str) -> None:
     if state == "peer-lost-need-download" and event == "bu":
         assert s.counters.DownloadsStarted == 2  # hearing the peer restarted the download
     assert got == EXPECTED[state][EVENTS.index(event)]
+
+
+def test_late_duplicate_bi_request_does_not_restart_a_finished_transfer() -> None:
+    sim = Sim()
+    _fill(sim.a.table, 100)
+    sim.b.apply(sim.b.sync.start_download(sim.now), sim)
+    req = next(p for p in sim.b.sent if p[0] == 202)
+    sim.settle()
+    seq = decode(req).message.seq
+    from tests.unit.test_redundancy import _forge, _ident_at
+
+    late = _forge(MsgKind.BI_REQUEST, seq, ident=_ident_at(sim.now, 12345))
+    assert sim.a.sync.handle_datagram(late, ("10.0.0.2", 434), sim.now) == []
+    assert sim.a.sync.counters.TransfersCompleted == 1 and sim.a.sync._xfer is None
+
+
+def test_expired_record_counts_as_deletion() -> None:
+    sim = Sim()
+    b = mk(1)
+    sim.b.table[b.key] = b  # the standby has an older registration of MN 1
+    newer = replace(mk(1), lifetime=2, expires=sim.now + 2)
+    sim.cut = True
+    sim.a.register(newer, sim)  # its BU is lost until after it expired
+    sim.run(3.0)
+    sim.cut = False
+    sim.settle()
+    assert b.key not in sim.b.table  # the retransmitted record said "remaining 0"
+    assert sim.b.sync._tombs[b.key] == newer.ident

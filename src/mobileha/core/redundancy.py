@@ -1172,7 +1172,11 @@ class SyncPeer:
                     del latest[key]  # the peer's is newer: do not send ours
                     self._queue.pop(key, None)
             tomb = tombs.get(key) if tombs else None
-            if all_delete or rec_flags & REC_DELETE:
+            if (
+                all_delete
+                or rec_flags & REC_DELETE
+                or (remaining == 0 and lifetime < LIFETIME_INFINITE)  # expired meanwhile
+            ):
                 if tomb is None or ident > tomb:
                     self._tombstone(key, ident, now)
                 cur = lookup(key)
