@@ -63,9 +63,9 @@ class P(asyncio.DatagramProtocol):
         nai = (s.nai or "").encode()
         rrp = struct.pack("!BBH4s4sQ", 3, code, s.lifetime, s.home_addr, socket.inet_aton(addr),
                           s.ident) + bytes([131, len(nai)]) + nai
-        self.t.sendto(rrp, orig)
         if agent is not None:
-            agent.poke()
+            agent.poke()  # DFP first: the SLB learns a full HA before the FA's next request
+        self.t.sendto(rrp, orig)
 
 agent = None
 
