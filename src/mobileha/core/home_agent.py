@@ -47,6 +47,19 @@ still works):
 * :class:`WithdrawBinding` (a ``RemoveBinding``): remove forwarding state only (becoming
   standby); the binding stays in the table. Not a change to synchronise.
 
+Notes where PROTOCOLS.md is vague or differs (the RFC is followed):
+
+* An FA-HA extension without an FA SA: RFC 5944 §3.8.2.1 d discards the whole request
+  (P§1.8 reads as if only the extension were discarded).
+* The reserved flag bits r and x are ignored on receipt (RFC 5944 §3.3), not refused with
+  134 (the 134 rule of §3.8.2.3 is for reserved fields in general).
+* The HA field of a request may be any address (the HA-SLB virtual address in particular,
+  P§6.4); the reply always names our advertised address (``ha_address``).
+* P§2.4 says the HA echoes the MN-FA challenge after MN-HA; RFC 4721 §6 only requires MN-HA
+  in the reply and forbids MN-AAA. The challenge is not echoed.
+* Nonce state (the nonce we last issued per MN) is not in the binding record, so it is not
+  synchronised: after a failover an MN using nonces gets one 133 and resynchronises.
+
 Hot path: the fixed header is unpacked once, extensions are walked inline by offset, only
 the values needed are sliced, SAs hold pre-keyed authenticators and the reply is built
 from raw bytes of the request. No logging per request.
