@@ -462,8 +462,12 @@ class HomeAgent:
         if b.lifetime == 0xFFFF or b.expires == INFINITE:
             b.expires = INFINITE
         else:
-            remaining = max(0.0, b.expires - now)
-            b.expires = self.table.deadline(now, math.ceil(remaining))
+            # The sender rounded the remaining lifetime up to whole seconds (P§5.4 record),
+            # so round the deadline down here: rounding up again added up to 2 s per hop
+            # (a standby showed 4 s left of a 3 s binding), and every bulk download after
+            # a failover added another 2 s to bindings that were not renewed meanwhile.
+            k = max(math.floor(b.expires), math.ceil(now))
+            b.expires = self.table.deadline(float(k), 0)
         b.care_of = _intern(b.care_of)
         b.ha_addr = _intern(b.ha_addr)
         b.src_addr = _intern(b.src_addr)
@@ -710,11 +714,12 @@ class HomeAgent:
         # --- 3. duplicate of the accepted registration, then replay ---------------------
         nonce_sa = sa.replay == REPLAY_NONCE
         coa = inet_ntoa(coa_b)
-        if existing is not None and life:
-            dup = _find_in(existing, coa)
-            if dup is not None and dup.ident == ident:
+        same_coa = _find_in(existing, coa)  # the binding this request would refresh
+        if same_coa is not None and life:
+            dup = same_coa
+            if dup.ident == ident:
                 self.duplicates += 1
-            if dup is not None and dup.ident == ident and self.settings.answer_duplicates:
+            if dup.ident == ident and self.settings.answer_duplicates:
                 rid = ident
                 if nonce_sa:
                     rid = (self._nonces.get(ident_key, 0) << 32) | (ident & _M32)
@@ -929,7 +934,7 @@ class HomeAgent:
                 if pool is not None and sa.home_address is None and mn_hoa in pool:
                     pool.mark(mn_hoa, nai)
             out: list[Any] = []
-            b = _find_in(existing, coa)
+            b = same_coa
             src_addr, src_port = reply_to
             src_port = ints.setdefault(src_port, src_port)
             if (
@@ -1173,7 +1178,7 @@ class HomeAgent:
         if extra_mn:
             msg += extra_mn
         if mn_sa is not None:
-            msg += _AUTH_HDR.pack(32, 20, mn_sa.spi)
+            msg += mn_sa.hdr_mnha
             msg += mn_sa.compute(msg)
         if code <= 1:
             if gre_cvse[1]:
@@ -1181,7 +1186,7 @@ class HomeAgent:
             elif gre_key is not None:
                 msg += _GRE_EXT.pack(48, 0, 4, gre_key)
         if fa_sa is not None:
-            msg += _AUTH_HDR.pack(34, 20, fa_sa.spi)
+            msg += fa_sa.hdr_faha
             msg += fa_sa.compute(msg)
         src = dst_addr if dst_addr not in self._broadcast else self._ha
         return _send(reply_to, msg, (src, self._port))

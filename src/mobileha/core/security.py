@@ -53,6 +53,8 @@ class MobilitySA:
     max_lifetime: int | None = None  # per-MN lifetime limit
     home_hint: str | None = field(default=None, init=False, repr=False)  # last bound (cache)
     auth: Authenticator = field(init=False, repr=False)
+    hdr_mnha: bytes = field(init=False, repr=False, default=b"")  # Type 32, Length 20, SPI
+    hdr_faha: bytes = field(init=False, repr=False, default=b"")  # Type 34, Length 20, SPI
     _inner: Any = field(init=False, repr=False, default=None)
     _outer: Any = field(init=False, repr=False, default=None)
 
@@ -64,6 +66,8 @@ class MobilitySA:
         if not 0 <= self.spi <= 0xFFFFFFFF:
             raise SecurityConfigError(f"SPI {self.spi} out of range")
         self.auth = Authenticator(self.key, self.algorithm)
+        self.hdr_mnha = bytes((32, 20)) + self.spi.to_bytes(4, "big")
+        self.hdr_faha = bytes((34, 20)) + self.spi.to_bytes(4, "big")
         key = self.key
         if self.algorithm == ALG_HMAC_MD5:
             # RFC 2104 with the inner and outer MD5 states keyed once: two C-level copies
