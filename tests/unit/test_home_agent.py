@@ -658,3 +658,18 @@ def test_reply_ident_and_fields_on_denial() -> None:
     assert reply.ident == ident  # timestamp method: the request's ID on every non-133 reply
     assert reply.lifetime == 0 and reply.home_addr == "0.0.0.0" and reply.ha_addr == HA
     assert reply.nai == NAI and mnha_ok(reply)
+
+
+def test_129_dynamic_mn_cannot_take_a_static_or_allocated_address() -> None:
+    ha = make_ha()
+    # STATIC_HOA belongs to another MN's SA (excluded from the pool)
+    reply, _ = send(ha, rrq(hoa=STATIC_HOA))
+    assert reply is not None and reply.code == 129
+    # an address the pool gave to mn2 is not for mn1
+    r2, _ = send(ha, rrq(nai="mn2@example.net", ident=ntp_identification(WALL, 2)))
+    assert r2 is not None and r2.code == 0
+    reply, _ = send(ha, rrq(hoa=r2.home_addr, ident=ntp_identification(WALL, 3)))
+    assert reply is not None and reply.code == 129
+    # a free pool address may be asked for (and is then allocated)
+    reply, _ = send(ha, rrq(hoa="10.1.0.77", ident=ntp_identification(WALL, 4)))
+    assert reply is not None and reply.code == 0 and ha.is_dynamic("10.1.0.77")

@@ -852,7 +852,9 @@ class HomeAgent:
                 if sa.home_address is None and existing is None:
                     pool = self.pool
                     if pool is not None and hoa in pool:
-                        if pool.is_allocated(hoa) and not (
+                        # a free pool address (e.g. its own, after its binding lapsed); not
+                        # one allocated to another MN, nor an excluded (static) address
+                        if not pool.is_free(hoa) and not (
                             nai is not None and hoa in self.table.home_addresses_of(nai)
                         ):
                             raise _Deny(ADMIN_PROHIBITED)

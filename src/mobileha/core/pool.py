@@ -83,6 +83,11 @@ class AddressPool:
         i = self._index(addr)
         return i is not None and self._bits[i] == 1
 
+    def is_free(self, addr: str) -> bool:
+        """In the pool, neither allocated nor excluded."""
+        i = self._index(addr)
+        return i is not None and self._bits[i] == 0
+
     def allocate(self, nai: str | None = None) -> str | None:
         """A free address (the NAI's previous one when still free), or None if exhausted."""
         if nai is not None:
