@@ -82,6 +82,11 @@ class DfpAgentServer:
             self._server.close()
         for w in list(self._writers):
             w.close()
+        # Closed writers end their handlers (read() sees EOF). Cancelling a handler of
+        # asyncio.start_server instead makes asyncio log "Exception in callback ...
+        # CancelledError", so only the ones still running after a second are cancelled.
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=1.0)
         for t in list(self._tasks):
             t.cancel()
         for t in list(self._tasks):
