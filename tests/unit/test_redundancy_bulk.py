@@ -318,3 +318,19 @@ def test_expired_record_counts_as_deletion() -> None:
     sim.settle()
     assert b.key not in sim.b.table  # the retransmitted record said "remaining 0"
     assert sim.b.sync._tombs[b.key] == newer.ident
+
+
+def test_active_dies_mid_download_standby_becomes_ready() -> None:
+    """The active stops answering after some chunks: the standby must not stay unready."""
+    sim = Sim(seed=12)
+    _fill(sim.a.table, 3000)
+    sim.b.apply(sim.b.sync.role_changed(Role.STANDBY, sim.now), sim)
+    sim.run(0.002)
+    assert 0 < len(sim.b.table) < 3000 and not sim.b.sync.ready
+    sim.cut = True  # kill -9 of the active
+    t0 = sim.now
+    while not sim.b.sync.ready:
+        assert sim.step(t0 + 60.0)
+    assert sim.now - t0 <= 10.5  # download_idle_timeout after the last message heard
+    assert sim.b.sync.state is SyncState.PEER_LOST and sim.b.ready_log == [False, True]
+    assert sim.b.sync.counters.DownloadsAbandoned == 1

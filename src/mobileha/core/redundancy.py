@@ -230,7 +230,8 @@ class SyncConfig:
     max_pending: int = 1_000_000
     tombstone_ttl: float = 60.0
     peer_timeout: float = 15.0  # silence after which a failing peer is declared lost
-    download_idle_timeout: float = 20.0  # no BI Reply progress: request again
+    download_idle_timeout: float = 10.0  # no BI Reply progress: request again (or, when
+    # nothing at all was heard from the peer meanwhile, abandon it: HSRP may take over)
     track_lag: bool = False  # record change -> ack lag samples (benchmarks)
 
 
@@ -619,7 +620,14 @@ class SyncPeer:
             self._flush(now, actions)
         dl = self._dl
         if dl is not None and dl.req is None and now - dl.progress_at >= self._idle_timeout():
-            self._start_download(now, dl.gated, dl.exchange, actions)  # stalled: ask again
+            if self._last_heard <= dl.progress_at:
+                # the peer went silent in the middle of the transfer: it is gone
+                self._peer_lost(now)
+                self._dl_restart_at = now + self.config.initial_timeout * (
+                    1 << self.config.max_retries
+                )
+            else:
+                self._start_download(now, dl.gated, dl.exchange, actions)  # stalled: again
         if self._dl_restart_at is not None and self._dl_restart_at <= now:
             self._dl_restart_at = None
             if self._need_download and self._dl is None:
