@@ -421,3 +421,28 @@ def test_session_table_limit() -> None:
     assert f.request("x", 1, "c", 0.0).real is not None  # existing sessions still served
     assert f.counters["table_full"] == 1
     assert f.has_events is False
+
+
+def test_frequent_dfp_reports_do_not_stall_the_ios_cycle() -> None:
+    f = farm({"A": 8, "B": 8, "C": 8})
+    for a in "ABC":
+        f.set_dfp_weight(a, 24, 0.0)
+    got: list[str] = []
+    for i in range(72 * 3):
+        # every agent re-reports (same or slightly different weight) every 5 sessions
+        if i % 5 == 0:
+            for a in "ABC":
+                f.set_dfp_weight(a, 24 - (i // 5) % 2, 0.0)
+        d = f.request(f"k{i}", 1, "c", 0.0)
+        assert d.real is not None
+        got.append(d.real.address)
+    c = Counter(got)
+    assert max(c.values()) - min(c.values()) <= 24  # all three keep getting their blocks
+    assert set(c) == {"A", "B", "C"}
+
+
+def test_weight_change_caps_the_current_block() -> None:
+    f = farm({"A": 4, "B": 1})
+    assert new_sessions(f, 2) == ["A", "A"]
+    f.set_weight("A", 1)  # the rest of A's block is capped at 1
+    assert new_sessions(f, 4, start=10) == ["A", "B", "A", "B"]

@@ -165,16 +165,18 @@ class Predictor(Protocol):
 
     def pick(self, reals: list[Real], exclude: Real | None = None) -> Real | None: ...
 
-    def reset(self) -> None:
-        """Reals were added/removed or weights changed."""
+    def reset(self, membership: bool = True) -> None:
+        """Reals were added/removed (``membership``) or only weights changed."""
         ...
 
 
 class IosWrr:
     """IOS SLB weighted round robin (P§6.2): ``n`` consecutive new sessions per real.
 
-    Weights 3, 1, 2 give A A A B C C. Ineligible reals are skipped. On any weight or
-    membership change the remaining count of the current block is reset [P].
+    Weights 3, 1, 2 give A A A B C C. Ineligible reals are skipped. [P] (the guide is
+    silent): a membership change restarts the current block; a weight change only caps the
+    rest of the current block at the new weight, so that frequent DFP reports cannot keep
+    handing the real under the cursor a fresh block.
     """
 
     name = "ios-wrr"
@@ -182,12 +184,20 @@ class IosWrr:
     def __init__(self) -> None:
         self.i = 0
         self.left: int | None = None
+        self._cap = False
 
-    def reset(self) -> None:
-        self.left = None
+    def reset(self, membership: bool = True) -> None:
+        if membership:
+            self.left = None
+        elif self.left is not None:
+            self._cap = True
 
     def pick(self, reals: list[Real], exclude: Real | None = None) -> Real | None:
         n = len(reals)
+        if self._cap:
+            self._cap = False
+            if self.left is not None and self.i < n:
+                self.left = min(self.left, reals[self.i].oper_weight) or None
         left = self.left
         if left and exclude is None and self.i < n:
             # fast path: inside a block (its weight was > 0 when the block started)
@@ -229,8 +239,9 @@ class SmoothWrr:
     def __init__(self) -> None:
         self.current: dict[int, int] = {}
 
-    def reset(self) -> None:
-        self.current.clear()
+    def reset(self, membership: bool = True) -> None:
+        if membership:  # weight changes need nothing: the algorithm adapts by itself
+            self.current.clear()
 
     def pick(self, reals: list[Real], exclude: Real | None = None) -> Real | None:
         best: Real | None = None
@@ -371,8 +382,10 @@ class ServerFarm:
         """Change the admin weight at runtime (existing sessions stay where they are)."""
         if not 0 <= weight <= 0xFFFF:
             raise ValueError("weight must be 0..65535")
-        self._need(address, port).weight = weight
-        self.predictor.reset()
+        r = self._need(address, port)
+        if r.weight != weight:
+            r.weight = weight
+            self.predictor.reset(membership=False)
 
     def set_inservice(
         self, address: str, inservice: bool, now: float = 0.0, port: int | None = None
@@ -395,6 +408,7 @@ class ServerFarm:
         r = self.real(address)
         if r is None:
             return False
+        changed = r.oper_weight != (r.weight if weight is None else weight)
         r.dfp_weight = weight
         if weight is None:
             self._set_state(r, E.DFP_LOST, now)
@@ -402,7 +416,8 @@ class ServerFarm:
             self._set_state(r, E.DFP_ZERO, now)
         else:
             self._set_state(r, E.DFP_UP, now)
-        self.predictor.reset()
+        if changed:
+            self.predictor.reset(membership=False)
         return True
 
     def _set_state(self, r: Real, event: RealEvent, now: float) -> None:
