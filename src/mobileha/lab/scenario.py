@@ -135,6 +135,10 @@ class NodeProc:
             return self.api(view, query)
         return None
 
+    def try_api_ok(self, view: str) -> Callable[[], bool]:
+        """A predicate for :func:`wait_until`: the view answers."""
+        return lambda: self.try_api(view) is not None
+
     def terminate(self, timeout: float = 10.0) -> int | None:
         """SIGTERM (the node stops cleanly: MNs deregister, HSRP resigns) and wait."""
         p = self.proc
