@@ -1,0 +1,92 @@
+"""``mobileha demo --json`` end to end without privileges: one process, loopback only,
+HA-SLB + two HSRP pairs + FAs + 200 MNs, a crash of pair A's Active. The last stdout
+line is the JSON summary.
+
+When the test runs as root (CI), the demo runs with every capability dropped
+(``setpriv --bounding-set=-all``: no CAP_NET_ADMIN/NET_RAW/NET_BIND_SERVICE/DAC_OVERRIDE),
+which is what an ordinary user has. It keeps uid 0 only so that it can still execute this
+venv's interpreter, which lives under root's 0700 home on this machine kind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+NO_CAPS = "0000000000000000"
+
+
+def _command() -> list[str]:
+    exe = Path(sys.executable).parent / "mobileha"
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, "-m", "mobileha.cli"]
+
+
+def _unprivileged_prefix() -> list[str]:
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv (util-linux) to drop capabilities")
+    prefix = [setpriv, "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs", "--"]
+    check = subprocess.run([*prefix, "cat", "/proc/self/status"], capture_output=True, text=True)
+    if f"CapEff:\t{NO_CAPS}" not in check.stdout:
+        pytest.skip(f"setpriv could not drop the capabilities: {check.stderr.strip()}")
+    return prefix
+
+
+@pytest.mark.timeout(120)
+def test_demo_json_unprivileged() -> None:
+    prefix = _unprivileged_prefix()
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [*prefix, *_command(), "demo", "--json", "--seed", "8"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd="/",
+        env=env,
+    )
+    duration = time.monotonic() - t0
+    out = proc.stdout.strip().splitlines()
+    assert out, f"no output (exit {proc.returncode})\n{proc.stderr[-3000:]}"
+    summary = json.loads(out[-1])
+    detail = f"{summary}\n{proc.stdout[-4000:]}\n{proc.stderr[-3000:]}"
+    # it really ran without privileges
+    assert summary["euid"] != 0 or summary["cap_eff"] == NO_CAPS, detail
+    assert proc.returncode == 0, detail
+    assert summary["ok"] is True and summary["problems"] == [], detail
+    # registrations through FA -> SLB -> real HA, replies direct to the FA
+    assert summary["mns"] == 200
+    assert summary["registrations_ok"] == 200 and summary["registrations_failed"] == 0, detail
+    # the SLB split the NAI sessions evenly-ish across the two pairs (WRR, DFP weights)
+    split = summary["slb_split"]
+    assert set(split) == {"pair-A", "pair-B"} and sum(split.values()) == 200, detail
+    assert all(70 <= n <= 130 for n in split.values()), detail
+    # a measured failover: HSRP hold 1000 ms, so the takeover is within ~0.5..1.5 s
+    assert isinstance(summary["failover_ms"], float | int), detail
+    assert 100 <= summary["failover_ms"] <= 3000, detail
+    assert summary["hsrp_takeover_ms"] <= summary["failover_ms"], detail
+    # every binding of the crashed Active is on the new Active, with forwarding state
+    assert summary["bindings_before"] == split["pair-A"], detail
+    assert summary["bindings_lost"] == 0, detail
+    assert summary["bindings_after"] == summary["bindings_before"], detail
+    assert summary["bindings_forwarding"] == summary["bindings_before"], detail
+    # MNs re-register after the takeover without a 133 (replay state survived)
+    assert summary["reregistrations_ok"] == 200 and summary["reregistrations_133"] == 0, detail
+    assert summary["reregistrations_pair_a_ok"] == summary["reregistrations_pair_a"], detail
+    assert summary["reregistrations_pair_a"] == split["pair-A"], detail
+    assert summary["crashed"] != summary["new_active"]
+    assert duration < 60 and summary["duration_s"] < 60, detail
+    # plain lines (stdout is not a TTY): the view shows the takeover
+    text = proc.stdout
+    assert "HSRP Active after" in text and "crashed" in text
