@@ -611,7 +611,7 @@ async def scenario(args: argparse.Namespace, summary: dict[str, Any]) -> None:
     live = not args.no_live and sys.stdout.isatty()
     screen = Screen(cluster, live=live)
     loop = asyncio.get_running_loop()
-    linger = 2.0 if live else 0.5  # time to watch each stage on a terminal
+    linger = 3.0 if live else 0.5  # time to watch each stage on a terminal
     screen.start()
     try:
         await _run(cluster, screen, summary, plan, loop, linger)
@@ -675,6 +675,11 @@ async def _run(
     summary["registrations_failed"] = plan.n_mns - ok
     summary["registration_s"] = round(reg_s, 3)
     view = cluster.slb.slb_view()
+    # the SLB relays requests only; the real HA answers the FA directly (DESIGN §5)
+    summary["slb_forwarded"] = view["forwarded"]
+    summary["fa_replies_direct_from_ha"] = sum(
+        fa.core.stats.replies_other_source for fa in cluster.fas
+    )
     summary["slb_split"] = {r["name"]: r["total_conns"] for r in view["reals"]}
     summary["slb_split_by_address"] = {r["address"]: r["total_conns"] for r in view["reals"]}
     screen.event(f"{ok}/{plan.n_mns} registered in {reg_s:.2f}s; SLB split {summary['slb_split']}")

@@ -68,6 +68,9 @@ def test_demo_json_unprivileged() -> None:
     # registrations through FA -> SLB -> real HA, replies direct to the FA
     assert summary["mns"] == 200
     assert summary["registrations_ok"] == 200 and summary["registrations_failed"] == 0, detail
+    # the SLB only relayed the requests; every reply came straight from a real HA's VIP
+    assert summary["slb_forwarded"] == 200, detail
+    assert summary["fa_replies_direct_from_ha"] == 200, detail
     # the SLB split the NAI sessions evenly-ish across the two pairs (WRR, DFP weights)
     split = summary["slb_split"]
     assert set(split) == {"pair-A", "pair-B"} and sum(split.values()) == 200, detail
