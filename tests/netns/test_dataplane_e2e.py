@@ -16,6 +16,7 @@ from __future__ import annotations
 import shutil
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,6 +89,27 @@ def leftovers(lab: Lab) -> list[str]:
         for cmd in ("ip route show table all", "ip rule"):
             out += [f"{h.name}: {ln}" for ln in h.run(cmd).stdout.splitlines() if HOA in ln]
     return out
+
+
+TCP_SERVER = """
+import hashlib, socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 5001)); s.listen(1); print("listening", flush=True)
+c, _ = s.accept(); h = hashlib.sha256(); n = 0
+while True:
+    d = c.recv(1 << 16)
+    if not d:
+        break
+    h.update(d); n += len(d)
+print(n, h.hexdigest(), flush=True)
+"""
+TCP_CLIENT = """
+import hashlib, random, socket, sys
+data = random.Random(4).randbytes(10 * 1024 * 1024)
+c = socket.create_connection((sys.argv[1], 5001), timeout=30)
+c.sendall(data); c.close()
+print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
+"""
 
 
 def register(lab: Lab, encap: str, reverse: bool, lifetime: int = 600) -> dict[str, object]:
@@ -164,6 +186,12 @@ def test_reverse_tunnel_then_deregistration_removes_forwarding_state(
         cap.stop()
         assert _count(pcap, COA, 47) >= 3  # echo requests reverse-tunnelled CoA -> HA
         assert leftovers(lab)  # host routes / the reverse-tunnel rule are installed
+        # 10 MB of TCP CN -> MN (GRE to the CoA) with its ACKs reverse-tunnelled back.
+        srv = lab.mn.popen([sys.executable, "-c", TCP_SERVER], stdout=subprocess.PIPE)
+        assert srv.stdout is not None and srv.stdout.readline().strip() == "listening"
+        sent = lab.cn.run([sys.executable, "-c", TCP_CLIENT, HOA], timeout=60).stdout.split()
+        assert srv.stdout.readline().split() == sent and sent[0] == str(10 * 1024 * 1024)
+        srv.wait(timeout=10)
         # Deregistration: SIGTERM makes the MN deregister (lifetime 0) before it exits.
         assert lab.nodes["mn"].terminate() == 0
         assert wait_until(lambda: not lab.ha_bindings() and not lab.fa_visitors(), 5)
