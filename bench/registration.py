@@ -159,15 +159,9 @@ def ha_server(port: int, uv: bool, mns: int, max_bindings: int, ctl: Connection)
 # ----------------------------------------------------------------------------- generator
 
 
-def generator(
-    port: int,
-    mns: int,
-    inflight: int,
-    warm: float,
-    seconds: float,
-    windows: int,
-    out: Connection,
-) -> None:
+def generator(port: int, mns: int, inflight: int, ctl: Connection) -> None:
+    """Load generator worker: ("warm", s) and ("window", s) commands from ``ctl``; between
+    windows it is idle (its outstanding requests are answered into its socket buffer)."""
     nais = [f"mn{i}@bench.example".encode() for i in range(mns)]
     ha_b = socket.inet_aton(HA_ADDR)
     coa_b = socket.inet_aton("127.0.0.1")
@@ -184,8 +178,6 @@ def generator(
     seq = 0
     mask = (1 << 16) - 1
     sent_at = [0.0] * (mask + 1)
-    lat: list[float] = []
-    codes: dict[int, int] = {}
     perf = time.perf_counter
     sec_hi = (int(time.time()) + NTP) << 32
     pack = RRQ.pack
@@ -204,24 +196,18 @@ def generator(
         sent_at[seq & mask] = perf()
         send(covered + o.digest())
 
-    for _ in range(inflight):
-        send_one()
-    t_end_warm = perf() + warm
-    while perf() < t_end_warm:
-        try:
-            s.recv(2048)
-        except TimeoutError:
+    primed = False
+    while True:
+        cmd, seconds = ctl.recv()
+        if cmd == "stop":
+            return
+        if not primed:
             for _ in range(inflight):
                 send_one()
-            continue
-        send_one()
-    out.send("measuring")
-    timeouts = 0
-    total = 0
-    rates: list[float] = []
-    t_start = perf()
-    for _w in range(windows):
-        done = 0
+            primed = True
+        done = timeouts = 0
+        codes: dict[int, int] = {}
+        lat: list[float] = []
         t0 = perf()
         t_end = t0 + seconds
         while True:
@@ -245,44 +231,66 @@ def generator(
             if not done & 3:
                 lat.append(now - sent_at[low & mask])
             send_one()
-        rates.append(done / (perf() - t0))
-        total += done
-    elapsed = perf() - t_start
-    lat.sort()
-    p50 = lat[len(lat) // 2] if lat else 0.0
-    p99 = lat[int(len(lat) * 0.99)] if lat else 0.0
-    rates.sort()
-    out.send(
-        {
-            "rate": rates[len(rates) // 2],
-            "rates": [round(r) for r in rates],
-            "requests": total,
-            "elapsed": elapsed,
-            "p50_us": p50 * 1e6,
-            "p99_us": p99 * 1e6,
-            "codes": codes,
-            "timeouts": timeouts,
-        }
-    )
+        elapsed = perf() - t0
+        lat.sort()
+        ctl.send(
+            {
+                "done": done,
+                "rate": done / elapsed,
+                "p50": lat[len(lat) // 2] if lat else 0.0,
+                "p99": lat[int(len(lat) * 0.99)] if lat else 0.0,
+                "codes": codes,
+                "timeouts": timeouts,
+            }
+        )
 
 
-def measure(port: int, server_pid: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Run one generator process against ``port``; add the server's CPU per request."""
-    ctx = mp.get_context("fork")
-    gr, gw = ctx.Pipe(duplex=False)
-    gen = ctx.Process(
-        target=generator,
-        args=(port, args.mns, args.inflight, args.warm, args.seconds, args.windows, gw),
-        daemon=True,
-    )
-    gen.start()
-    gr.recv()  # warm-up done (every MN registered at least once in the HA case)
-    c0 = _cpu(server_pid)
-    res: dict[str, Any] = gr.recv()
-    c1 = _cpu(server_pid)
-    gen.join()
-    res["server_cpu_us"] = (c1 - c0) / max(1, res["requests"]) * 1e6
-    return res
+class Target:
+    """A server process and its generator worker."""
+
+    def __init__(self, server: Any, port: int, args: argparse.Namespace) -> None:
+        ctx = mp.get_context("fork")
+        self.server = server
+        self.ctl, child = ctx.Pipe(duplex=True)
+        self.gen = ctx.Process(
+            target=generator, args=(port, args.mns, args.inflight, child), daemon=True
+        )
+        self.gen.start()
+
+    def window(self, seconds: float, cmd: str = "window") -> dict[str, Any]:
+        c0 = _cpu(self.server.pid)
+        self.ctl.send((cmd, seconds))
+        res: dict[str, Any] = self.ctl.recv()
+        res["cpu"] = _cpu(self.server.pid) - c0
+        return res
+
+    def close(self) -> None:
+        self.ctl.send(("stop", 0))
+        self.gen.join(5)
+        self.server.kill()
+        self.server.join()
+
+
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def _summary(ws: list[dict[str, Any]]) -> dict[str, Any]:
+    codes: dict[int, int] = {}
+    for w in ws:
+        for c, n in w["codes"].items():
+            codes[c] = codes.get(c, 0) + n
+    done = sum(w["done"] for w in ws)
+    return {
+        "rate": _median([w["rate"] for w in ws]),
+        "rates": [round(w["rate"]) for w in ws],
+        "p50_us": _median([w["p50"] for w in ws]) * 1e6,
+        "p99_us": _median([w["p99"] for w in ws]) * 1e6,
+        "server_cpu_us": sum(w["cpu"] for w in ws) / max(1, done) * 1e6,
+        "codes": codes,
+        "timeouts": sum(w["timeouts"] for w in ws),
+    }
 
 
 def core_only(mns: int, sizes: list[int], out: Connection) -> None:
@@ -368,8 +376,8 @@ def core_only(mns: int, sizes: list[int], out: Connection) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seconds", type=float, default=3.0, help="length of one window")
-    p.add_argument("--windows", type=int, default=3, help="windows per stage (median)")
+    p.add_argument("--seconds", type=float, default=2.0, help="length of one window")
+    p.add_argument("--windows", type=int, default=5, help="echo/HA window pairs per stage")
     p.add_argument("--warm", type=float, default=2.0)
     p.add_argument("--inflight", type=int, default=48)
     p.add_argument("--mns", type=int, default=10_000)
@@ -386,19 +394,18 @@ def main(argv: list[str] | None = None) -> int:
     echo_p = ctx.Process(target=echo_server, args=(port, args.uvloop, w), daemon=True)
     echo_p.start()
     r.recv()
-    assert echo_p.pid is not None
-    echo = measure(port, echo_p.pid, args)
-    echo_p.kill()
-    echo_p.join()
-
     ctl, child = ctx.Pipe(duplex=True)
     ha_p = ctx.Process(
         target=ha_server, args=(port + 1, args.uvloop, args.mns, max(sizes), child), daemon=True
     )
     ha_p.start()
     ctl.recv()
-    assert ha_p.pid is not None
+    echo = Target(echo_p, port, args)
+    ha = Target(ha_p, port + 1, args)
+    echo.window(args.warm, "warm")
+    ha.window(args.warm, "warm")  # every MN registered once: re-registrations from here on
     runs: list[dict[str, Any]] = []
+    echo_all: list[dict[str, Any]] = []
     have = 0
     for n in sizes:
         growth = 0
@@ -407,14 +414,25 @@ def main(argv: list[str] | None = None) -> int:
             if not ctl.poll(900):
                 raise RuntimeError("pre-load did not finish")
             _, growth, _table = ctl.recv()
-        res = measure(port + 1, ha_p.pid, args)
+            ha.window(0.5, "warm")
+        ew: list[dict[str, Any]] = []
+        hw: list[dict[str, Any]] = []
+        for _ in range(args.windows):  # alternate: both see the same machine load
+            ew.append(echo.window(args.seconds))
+            hw.append(ha.window(args.seconds))
+        res = _summary(hw)
+        res["echo"] = _summary(ew)
+        res["pair_ratios"] = [round(h["rate"] / e["rate"], 3) for h, e in zip(hw, ew)]
+        res["ratio_to_echo"] = _median([h["rate"] / e["rate"] for h, e in zip(hw, ew)])
         res["preloaded"] = n
         res["rss_growth_bytes"] = growth
         res["loaded_now"] = n - have
         have = n
         runs.append(res)
-    ha_p.kill()
-    ha_p.join()
+        echo_all.extend(ew)
+    echo.close()
+    ha.close()
+    echo_sum = _summary(echo_all)
 
     cr, cw = ctx.Pipe(duplex=False)
     cp = ctx.Process(target=core_only, args=(args.mns, sizes, cw), daemon=True)
@@ -423,29 +441,30 @@ def main(argv: list[str] | None = None) -> int:
     cp.join()
     base = runs[0]
     out: dict[str, Any] = {"loop": loop_name, "mns": args.mns, "inflight": args.inflight}
-    out["echo"] = echo
+    out["echo"] = echo_sum
     out["ha"] = runs
     out["core_us_per_request"] = core_us
     lines = [
         f"registration benchmark ({loop_name}, {args.mns} MNs, {args.inflight} in flight, "
-        f"{args.windows} x {args.seconds:.0f} s windows per stage, median)",
-        f"  echo baseline       {echo['rate']:9.0f} req/s  p50 {echo['p50_us']:6.0f} us  "
-        f"p99 {echo['p99_us']:6.0f} us  server {echo['server_cpu_us']:5.1f} us CPU/req"
-        f"  (window rates {echo['rates']})",
+        f"{args.windows} alternating echo/HA window pairs of {args.seconds:.0f} s per stage)",
+        f"  echo baseline       {echo_sum['rate']:9.0f} req/s  p50 {echo_sum['p50_us']:6.0f} us  "
+        f"p99 {echo_sum['p99_us']:6.0f} us  server {echo_sum['server_cpu_us']:5.1f} us CPU/req",
     ]
     for r in runs:
         n = r["preloaded"] + args.mns
-        ratio = r["rate"] / echo["rate"]
-        cap = echo["server_cpu_us"] / r["server_cpu_us"] if r["server_cpu_us"] else 0
-        rel = r["rate"] / base["rate"]
-        r["ratio_to_echo"] = ratio
+        cap = echo_sum["server_cpu_us"] / r["server_cpu_us"] if r["server_cpu_us"] else 0
         r["capacity_ratio_to_echo"] = cap
-        r["rate_vs_smallest"] = rel
+        r["rate_vs_smallest"] = r["ratio_to_echo"] / base["ratio_to_echo"]
+        r["cpu_vs_smallest"] = base["server_cpu_us"] / r["server_cpu_us"]
         lines.append(
             f"  ha {n:>9,} bindings {r['rate']:9.0f} req/s  p50 {r['p50_us']:6.0f} us  "
             f"p99 {r['p99_us']:6.0f} us  server {r['server_cpu_us']:5.1f} us CPU/req  "
-            f"ratio {ratio:.2f} (capacity {cap:.2f})  vs smallest {rel:.2f}  codes {r['codes']}"
-            f"  stalls {r['timeouts']}"
+            f"ratio {r['ratio_to_echo']:.2f} (pairs {r['pair_ratios']}, capacity {cap:.2f})  "
+            f"codes {r['codes']}  stalls {r['timeouts']}"
+        )
+        lines.append(
+            f"      vs smallest table: echo-normalised rate {r['rate_vs_smallest']:.2f}, "
+            f"server CPU/req {r['cpu_vs_smallest']:.2f}"
         )
         if r["loaded_now"]:
             per = r["rss_growth_bytes"] / r["loaded_now"]
@@ -453,7 +472,6 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(
                 f"      +{r['loaded_now']:,} pre-loaded bindings: RSS +"
                 f"{r['rss_growth_bytes'] / 2**20:.0f} MiB = {per:.0f} bytes/binding"
-                f"  (window rates {r['rates']})"
             )
     smallest = min(core_us)
     lines.append(
@@ -466,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(
         "  targets: ratio >= 0.3 -> "
         + ", ".join(f"{r['ratio_to_echo']:.2f}" for r in runs)
-        + f"; rate at largest table within 10% of smallest -> {big['rate_vs_smallest']:.2f}"
+        + "; largest table within 10% of smallest -> rate "
+        + f"{big['rate_vs_smallest']:.2f}, CPU {big['cpu_vs_smallest']:.2f}"
         + (
             f"; <= 400 B/binding -> {big.get('rss_bytes_per_binding', 0):.0f}"
             if big["preloaded"]
