@@ -93,3 +93,23 @@ def test_demo_json_unprivileged() -> None:
     # plain lines (stdout is not a TTY): the view shows the takeover
     text = proc.stdout
     assert "HSRP Active after" in text and "crashed" in text
+
+
+def test_live_view_renders_ios_like_tables() -> None:
+    """The rich live view and the plain line render from an (unstarted) cluster."""
+    import io
+
+    from rich.console import Console
+
+    from mobileha.demo import Cluster, Plan, Screen
+
+    cluster = Cluster(Plan("127.1.2", 4, 1))
+    screen = Screen(cluster, live=False, out=io.StringIO())
+    screen.event("hello")
+    console = Console(file=io.StringIO(), width=160, color_system=None)
+    console.print(screen.renderable())
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "show standby" in text and "show ip slb reals" in text
+    assert "ha-a1" in text and "ha-b2" in text and "pair-A" in text and "hello" in text
+    line = screen.plain_line()
+    assert "MNs 0/4 registered" in line and "pair-B=0" in line
