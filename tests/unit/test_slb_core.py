@@ -446,3 +446,17 @@ def test_weight_change_caps_the_current_block() -> None:
     assert new_sessions(f, 2) == ["A", "A"]
     f.set_weight("A", 1)  # the rest of A's block is capped at 1
     assert new_sessions(f, 4, start=10) == ["A", "B", "A", "B"]
+
+
+def test_expiry_backlog_is_processed_in_bounded_steps() -> None:
+    f = farm({"A": 1, "B": 1}, session_s=1.0)
+    for i in range(1000):
+        f.request(f"k{i}", 1, "c", 0.0)
+    assert f.advance(5.0, budget=300) is True
+    assert len(f.sessions) == 700
+    # a request does only a little of the backlog, but never serves an expired session
+    d = f.request("k999", 2, "c", 5.0)
+    assert d.new_session
+    while f.advance(5.0, budget=300):
+        pass
+    assert len(f.sessions) == 1 and sum(r.conns for r in f.reals) == 1

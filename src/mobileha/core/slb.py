@@ -31,6 +31,7 @@ SLB_DEFAULT_FAIL_CLIENTS = 8
 SLB_DEFAULT_RETRY_S = 60.0
 HASLB_DEFAULT_SESSION_S = 10.0
 MAXCONNS_UNLIMITED = 0xFFFFFFFF
+REQUEST_EXPIRY_BUDGET = 8  # heap entries handled inside one request() at most
 
 SessionKey = str | tuple[str, str]
 
@@ -497,7 +498,9 @@ class ServerFarm:
         self.n_requests += 1
         heap = self._heap
         if heap and heap[0][0] <= now:
-            self.advance(now)
+            # a little expiry work per request; the rest is the timer's (lazily correct:
+            # the looked-up session is checked against ``now`` below anyway)
+            self.advance(now, REQUEST_EXPIRY_BUDGET)
         s = self.sessions.get(key)
         if s is not None and s.expires <= now:
             self._end(s, now)
@@ -591,12 +594,21 @@ class ServerFarm:
 
     # ------------------------------------------------------------------ timers
 
-    def advance(self, now: float) -> None:
-        """Run every timer due at ``now``: session expiries and real retry timers."""
+    def advance(self, now: float, budget: int | None = None) -> bool:
+        """Run the timers due at ``now``: session expiries and real retry timers.
+
+        With ``budget``, handle at most that many heap entries and return True when more
+        are due (so one call never stalls the event loop on a huge backlog, e.g. a million
+        sessions expiring together); without it, run them all and return False.
+        """
         heap = self._heap
         sessions = self.sessions
         pop = heapq.heappop
+        left = -1 if budget is None else budget
         while heap and heap[0][0] <= now:
+            if left == 0:
+                return True
+            left -= 1
             when, _, obj = pop(heap)
             if isinstance(obj, Session):
                 if sessions.get(obj.key) is not obj:
@@ -610,6 +622,7 @@ class ServerFarm:
                     continue
                 obj.retry_at = None
                 self._set_state(obj, E.RETRY, now)
+        return False
 
     on_timer = advance
 

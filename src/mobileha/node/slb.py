@@ -42,6 +42,7 @@ _log = get_logger("mobileha.slb")
 
 RCVBUF = 4 * 1024 * 1024
 TIMER_GRANULARITY = 0.05  # seconds; session expiry is also checked lazily per request
+TIMER_BUDGET = 20_000  # expiries per timer callback (about 0.1 s of work at most)
 _IDENT = struct.Struct("!Q")
 
 
@@ -424,10 +425,13 @@ class SlbNode:
         assert self._loop is not None
         self._armed = None
         now = self._loop.time()
-        self.farm.advance(now)
+        more = self.farm.advance(now, TIMER_BUDGET)
         if self.farm.has_events:
             self._log_events()
-        self._arm(now)
+        if more:  # a large backlog: continue soon, letting datagrams in between
+            self._armed = self._loop.call_at(now, self._on_timer)
+        else:
+            self._arm(now)
 
     def _log_events(self) -> None:
         for ev in self.farm.drain_events():
