@@ -44,3 +44,7 @@ def test_views_and_metrics() -> None:
     assert set(fams) >= {"mobileha_hsrp_state", "mobileha_hsrp_priority"}
     [s] = fams["mobileha_hsrp_priority"].samples
     assert s.labels == {"interface": "eth0", "group": "4"} and s.value == 100
+    # CISCO-HSRP-MIB names as well (cHsrpGrpStandbyState: 1 initial .. 6 active)
+    [st] = fams["cHsrpGrpStandbyState"].samples
+    assert st.labels["group"] == "4" and st.value == 1
+    assert fams["cHsrpGrpPriority"].samples[0].value == 100

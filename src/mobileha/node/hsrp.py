@@ -659,13 +659,27 @@ class HsrpNode:
             "HSRP authentication failures",
             labels=["interface", "group"],
         )
+        from mobileha.mgmt.metrics import MetricsBuilder
+
+        mib = MetricsBuilder()  # CISCO-HSRP-MIB names (cHsrpGrp*), as every node exports them
         for (_v, gn), g in sorted(self.core.groups.items()):
             lab = [self.cfg.interface, str(gn)]
             state.add_metric(lab, int(g.state))
             prio.add_metric(lab, g.priority)
             changes.add_metric(lab, g.state_changes)
             authf.add_metric(lab, g.auth_failures)
-        return [state, prio, changes, authf]
+            mib.hsrp_group(
+                group=gn,
+                vip=g.vip or "",
+                state=g.state.label,
+                priority=g.priority,
+                hello_ms=g.hello_ms,
+                hold_ms=g.hold_ms,
+                preempt=g.cfg.preempt,
+                configured_hello_ms=g.cfg.hello_ms,
+                configured_hold_ms=g.cfg.hold_ms,
+            )
+        return [state, prio, changes, authf, *mib.families()]
 
     def _write_mgmt(self) -> None:
         path = self.cfg.mgmt_json_file
