@@ -36,7 +36,7 @@ from mobileha.mgmt.views import REAL_STATES, REDUN_COUNTERS, VIEW_NAMES, reply_c
 
 DEFAULT_API = "http://127.0.0.1:8434"
 PAGE_SIZE = 1000
-PAGED_VIEWS = ("bindings", "sessions")
+PAGED_VIEWS = ("bindings", "sessions", "visitors")
 
 
 class ApiError(Exception):
@@ -126,6 +126,24 @@ def render_binding(b: Mapping[str, Any], out: IO[str]) -> None:
         lines.append(f"    NAI {b['nai']}")
     if b.get("state") and b["state"] != "active":
         lines.append(f"    State {b['state']} (synchronised from the peer)")
+    out.write("\n".join(lines) + "\n")
+
+
+def render_visitor(v: Mapping[str, Any], out: IO[str]) -> None:
+    """One visitor as IOS ``show ip mobile visitor`` prints it (foreign agent)."""
+    remaining = v.get("lifetime_remaining")
+    lines = [
+        f"{v['home_address']}:",
+        f"    Interface {v['mn']}, Care-of Addr {v['care_of']}, HA Addr {v['home_agent']}",
+        "    " + _lifetime(int(v["lifetime_granted"]), int(remaining or 0)),
+        f"    Flags 0x{int(v.get('flags', 0)):02X}, Identification {v['identification']},"
+        f" Tunnel {str(v.get('encap', 'ipip')).upper()}"
+        + (f" key 0x{int(v['gre_key']):X}" if v.get("gre_key") is not None else ""),
+    ]
+    if v.get("target") and v.get("target") != v.get("home_agent"):
+        lines.append(f"    Re-registrations to {v['target']} (the real HA behind the HA-SLB)")
+    if v.get("nai"):
+        lines.append(f"    NAI {v['nai']}")
     out.write("\n".join(lines) + "\n")
 
 
@@ -444,6 +462,11 @@ def _show_paged(
                 render_binding_header(int(page["total"]), out)
             for b in items:
                 render_binding(b, out)
+        elif view == "visitors":
+            if first:
+                out.write(f"Mobile Visitor List:\nTotal {int(page['total'])}\n")
+            for v in items:
+                render_visitor(v, out)
         else:
             if first:
                 out.write(f"Total sessions {int(page['total'])}\n")

@@ -33,7 +33,16 @@ from typing import Any, Generic, NotRequired, TypedDict, TypeVar
 
 from mobileha.core.binding import Binding, Encap
 
-VIEW_NAMES = ("bindings", "standby", "redundancy", "slb", "sessions", "dfp", "stats")
+VIEW_NAMES = (
+    "bindings",
+    "standby",
+    "redundancy",
+    "slb",
+    "sessions",
+    "dfp",
+    "stats",
+    "visitors",
+)
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
