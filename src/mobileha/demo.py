@@ -24,7 +24,8 @@ data plane. The cluster (addresses in one 127.a.b.0/24 chosen from ``--seed``)::
 Scenario: start; register every MN; wait until the standbys hold every binding; crash the
 Active of pair A (:meth:`HomeAgentNode.crash`: sockets and timers gone, no Resign, no
 flush); a probe MN registers co-located with the pair's VIP every 20 ms until it is
-answered (``failover_ms`` = crash -> first accepted reply from the new Active); compare
+answered (``failover_ms`` = crash -> first accepted reply from the new Active, so it
+includes whatever delays that reply after the HSRP takeover, ``hsrp_takeover_ms``); compare
 the crashed Active's bindings (just before the crash) with the new Active's (HoA, CoA,
 Identification, lifetime, remaining lifetime within ``LIFETIME_TOLERANCE_S``, forwarding
 state installed); then every MN re-registers (through its FA, to its pair's VIP) and must
@@ -190,7 +191,7 @@ def ha_config(plan: Plan, pair: str, idx: int) -> Config:
             "spi": SYNC_SPI,
             "key": _hex(plan.sync_key),
             "algorithm": "hmac-md5",
-            "retransmit_ms": 200,
+            "retransmit_ms": 100,
         },
         "dataplane": {"backend": "memory"},
         "dfp": {"listen": f"{addr}:{DFP_PORT}", "interval_s": 1},
