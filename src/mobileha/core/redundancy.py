@@ -496,6 +496,10 @@ class SyncPeer:
         """Our changes not yet acknowledged by the peer."""
         return len(self._latest)
 
+    def is_pending(self, key: Key) -> bool:
+        """Is our change to ``key`` (home, care-of) not yet acknowledged by the peer?"""
+        return key in self._latest
+
     def view(self) -> dict[str, object]:
         return {
             "peer": self.config.peer_addr,

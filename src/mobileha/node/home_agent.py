@@ -9,6 +9,9 @@ the sans-IO :class:`mobileha.core.home_agent.HomeAgent`.
   :attr:`HomeAgentNode.sync_hook` (the redundancy adapter shares the socket; it sends with
   :meth:`HomeAgentNode.send`). Binding actions are also passed to every callable in
   :attr:`HomeAgentNode.binding_listeners` (the redundancy adapter's SyncPeer feed).
+  With :attr:`HomeAgentNode.reply_gate` set (redundancy), the replies of a request that
+  changed bindings are offered to the gate after the binding actions ran; it may hold them
+  until the peer has acknowledged the changes (``send_action`` sends them later).
 * Actions: :class:`Send` -> ``sendto``; :class:`InstallBinding` / :class:`RemoveBinding`
   -> data plane (``RefreshBinding`` changes nothing there) and the listeners.
 * One :class:`~mobileha.node.base.DeadlineTimer` follows ``core.next_deadline()``.
@@ -36,7 +39,12 @@ from typing import Any
 
 from mobileha.core.actions import InstallBinding, RemoveBinding, Send
 from mobileha.core.binding import Binding
-from mobileha.core.home_agent import HomeAgent, RefreshBinding
+from mobileha.core.home_agent import (
+    HomeAgent,
+    RefreshBinding,
+    RestoreBinding,
+    WithdrawBinding,
+)
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.mgmt import metrics as M
 from mobileha.mgmt.views import (
@@ -116,6 +124,10 @@ class HomeAgentNode:
         self.dfp_server: Any = None
         self.sync_hook: Callable[[bytes, tuple[str, int]], None] | None = None
         self.binding_listeners: list[Callable[[Any], None]] = []
+        # Redundancy: called with the replies of one request and the keys of the bindings
+        # it changed; returns True when it holds the replies (sent later with
+        # send_action, once the peer has acknowledged the changes).
+        self.reply_gate: Callable[[Send, list[tuple[str, str]]], bool] | None = None
         self.bad = RateLimitedLogger(_log, rate_limit_s)
         self.send_errors = 0
         self.dataplane_errors = 0
@@ -383,26 +395,48 @@ class HomeAgentNode:
         """Execute core actions, then re-arm the timer (also for callers outside this class,
         e.g. the redundancy adapter running what ``apply_synced`` returned)."""
         listeners = self.binding_listeners
+        gate = self.reply_gate
+        held: list[Send] | None = None
+        keys: list[tuple[str, str]] = []
         for a in actions:
             cls = a.__class__
             if cls is Send:
-                src = a.src
-                t = self._transports.get(src[0]) if src is not None else None
-                if t is None:
-                    t = self._default
-                if t is not None:
-                    t.sendto(a.payload, a.dst)
+                if gate is not None:
+                    if held is None:
+                        held = []
+                    held.append(a)
+                else:
+                    self.send_action(a)
                 continue
             if isinstance(a, InstallBinding):
                 if cls is not RefreshBinding:
                     self._dp(a.binding, True)
+                if gate is not None and cls is not RestoreBinding:
+                    keys.append((a.binding.home_addr, a.binding.care_of))
             elif isinstance(a, RemoveBinding):
                 self._dp(a.binding, False)
+                if gate is not None and cls is not WithdrawBinding:
+                    keys.append((a.binding.home_addr, a.binding.care_of))
             for fn in listeners:
                 fn(a)
+        if held is not None:
+            # the replies of this batch go out once the peer has the changes (see reply_gate)
+            assert gate is not None
+            for a in held:
+                if not (keys and gate(a, keys)):
+                    self.send_action(a)
         timer = self._timer
         if timer is not None:
             timer.update(self.core.next_deadline())
+
+    def send_action(self, a: Send) -> None:
+        """Send a core ``Send`` action from the socket of its source address."""
+        src = a.src
+        t = self._transports.get(src[0]) if src is not None else None
+        if t is None:
+            t = self._default
+        if t is not None:
+            t.sendto(a.payload, a.dst)
 
     def _dp(self, b: Binding, install: bool) -> None:
         dp = self.dataplane

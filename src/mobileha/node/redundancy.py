@@ -18,6 +18,15 @@ Wiring (all in-process, no socket of its own):
   group neither preempts nor takes over before the download is complete.
 * One :class:`~mobileha.node.base.DeadlineTimer` follows ``SyncPeer.next_deadline()``.
 
+Replies wait for the peer (``HomeAgentNode.reply_gate``): the registration reply of a request
+that changed bindings is held until the peer has acknowledged the BU carrying the change,
+so every registration acknowledged to a mobile node is on the peer when the active dies
+(the issue 7 acceptance "0 lost" under kill -9; without it a kill in the few milliseconds
+between reply and BU ack lost the newest registrations, found by
+tests/netns/test_redundancy_takeover.py). Only while the peer is in sync and answering: a
+reply is held at most ``reply_hold_s``; when a hold runs out the gate opens (replies go out
+at once) until the next BU ack shows the peer is back.
+
 Bulk transfers iterate a list of references to the table's bindings taken when the BI
 Request arrives (8 bytes per binding, no copies of the bindings: ``BindingTable.__iter__``
 may not run while the table changes, and registrations keep arriving during a transfer).
@@ -27,6 +36,7 @@ A binding replaced or removed meanwhile is skipped: its BU carries the news.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -43,6 +53,7 @@ from mobileha.core.redundancy import (
     SyncAction,
     SyncConfig,
     SyncPeer,
+    SyncState,
 )
 from mobileha.node.base import DeadlineTimer, View
 from mobileha.wire.auth import Authenticator
@@ -72,8 +83,16 @@ class RedundancyNode:
             now=now,
         )
         self._timer: DeadlineTimer | None = None
+        # replies held until the peer acknowledges: (deadline, reply, keys)
+        self.reply_hold_s = min(0.5, 1.5 * config.initial_timeout)
+        self._held: deque[tuple[float, Send, list[Key]]] = deque()
+        self._gate_open = False  # True after a hold ran out: replies go out at once
+        self._acks_seen = 0
+        self.replies_held = 0
+        self.replies_released_unacked = 0
         ha.sync_hook = self._on_sync_datagram
         ha.binding_listeners.append(self._on_ha_action)
+        ha.reply_gate = self._hold_reply
 
     @classmethod
     def from_config(cls, ha: Any, cfg: Any, *, hsrp: Any = None) -> RedundancyNode:
@@ -111,6 +130,9 @@ class RedundancyNode:
             self.ha.sync_hook = None
         if self._on_ha_action in self.ha.binding_listeners:
             self.ha.binding_listeners.remove(self._on_ha_action)
+        if self.ha.reply_gate == self._hold_reply:
+            self.ha.reply_gate = None
+        self._release(force=True)
 
     def crash(self) -> None:
         """Simulate a crash in-process (loopback demo, tests): the retransmission timer
@@ -181,6 +203,56 @@ class RedundancyNode:
     def peer_down(self) -> None:
         self._run(self.peer.peer_down(self.ha.now()))
 
+    # ------------------------------------------------------------------ reply gate
+
+    def _hold_reply(self, reply: Send, keys: list[Key]) -> bool:
+        """``HomeAgentNode.reply_gate``: hold ``reply`` until the peer has ``keys``."""
+        peer = self.peer
+        if self._gate_open or peer.state is not SyncState.IN_SYNC:
+            return False
+        waiting = [k for k in keys if peer.is_pending(k)]
+        if not waiting:
+            return False
+        self._held.append((self.ha.now() + self.reply_hold_s, reply, waiting))
+        self.replies_held += 1
+        if self._timer is not None:
+            self._timer.update(self._deadline())
+        return True
+
+    def _release(self, force: bool = False) -> None:
+        """Send the held replies whose changes the peer has acknowledged (all of them when
+        the peer is not in sync, or ``force``); a hold that ran out opens the gate."""
+        peer = self.peer
+        acks = peer.counters.ReceivedBUAcks
+        if acks != self._acks_seen:  # the peer answers: hold replies again
+            self._acks_seen = acks
+            self._gate_open = False
+        held = self._held
+        if not held:
+            return
+        flush = force or peer.state is not SyncState.IN_SYNC
+        now = self.ha.now()
+        keep: deque[tuple[float, Send, list[Key]]] = deque()
+        send = self.ha.send_action
+        for item in held:
+            deadline, reply, keys = item
+            if flush or not any(peer.is_pending(k) for k in keys):
+                send(reply)
+            elif deadline <= now:
+                self.replies_released_unacked += 1
+                self._gate_open = True
+                send(reply)
+            else:
+                keep.append(item)
+        self._held = keep
+
+    def _deadline(self) -> float | None:
+        d = self.peer.next_deadline()
+        if self._held:
+            h = self._held[0][0]
+            d = h if d is None else min(d, h)
+        return d
+
     # ------------------------------------------------------------------ actions
 
     def _run(self, actions: Iterable[SyncAction]) -> None:
@@ -213,8 +285,9 @@ class RedundancyNode:
                 assert isinstance(a, ReadyChanged)
                 if self.hsrp is not None:
                     self.hsrp.set_ready(a.ready)
+        self._release()
         if self._timer is not None:
-            self._timer.update(self.peer.next_deadline())
+            self._timer.update(self._deadline())
 
     def _on_timer(self) -> None:
         self._run(self.peer.on_timer(self.ha.now()))
@@ -222,7 +295,14 @@ class RedundancyNode:
     # ------------------------------------------------------------------ views
 
     def views(self) -> Mapping[str, View]:
-        return {"redundancy": lambda _q: self.peer.view()}
+        return {"redundancy": lambda _q: self._view()}
+
+    def _view(self) -> dict[str, object]:
+        v = self.peer.view()
+        v["replies_held"] = self.replies_held
+        v["replies_released_unacked"] = self.replies_released_unacked
+        v["replies_waiting"] = len(self._held)
+        return v
 
     def metrics(self) -> Iterable[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
