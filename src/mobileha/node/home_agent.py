@@ -234,6 +234,13 @@ class HomeAgentNode:
             await self._start_dfp()
         if self.redundancy is not None:
             await self.redundancy.start()
+            if self.hsrp is not None:
+                # Start-up: download the peer's table before HSRP may make us Active. HSRP
+                # starts not ready (the download gates it), so a restarted HA with a higher
+                # priority and preemption does not Coup from Listen with a partial table
+                # (found by tests/netns/test_redundancy_download.py: it took over with 3,425
+                # of 50,000 bindings). A dead peer: the request fails, ready again.
+                self.redundancy.start_download()
         if self.hsrp is not None:
             await self.hsrp.start()
         self._timer.update(self.core.next_deadline())

@@ -1,0 +1,104 @@
+"""Issue 7 acceptance in network namespaces: a restarted home agent downloads the whole table
+before it may become Active (tests/netns/redundancy_lab.py draws the topology).
+
+HA1 (priority 110, preempt) is Active, HA2 (priority 100) its Standby; 50,000 co-located MNs
+register (one ``mobileha run`` fleet). kill -9 HA1: HA2 takes over with the 50,000 bindings.
+HA1 restarts with preemption and the higher priority. It asks HA2 for the whole table at
+start-up; the test polls HA1's HSRP state, sync state and table size every few milliseconds
+and prints the timeline: HA1 stays in Listen (not ready) while the download runs, becomes
+ready with all 50,000 bindings and only then takes over (Coup; with preemption it goes
+Listen -> Active without passing through Standby).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mobileha.lab.netns import Topology
+
+from .redundancy_lab import MN_LOCAL, NAI, build, wait_for
+
+pytestmark = [pytest.mark.netns, pytest.mark.timeout(240)]
+
+N = 50_000
+
+
+def test_restarted_preempting_ha_downloads_everything_before_taking_over(
+    topology: Topology, tmp_path: Path
+) -> None:
+    lab = build(topology, tmp_path)
+    nais = [(NAI.format(n=n), "dynamic") for n in range(1, N + 1)]
+    kw: dict[str, Any] = {"mn_nais": nais, "hello_ms": 200, "hold_ms": 1000}
+    h1 = lab.add_ha(0, lab.ha_config(0, priority=110, preempt=True, **kw))
+    h2 = lab.add_ha(1, lab.ha_config(1, priority=100, preempt=True, **kw))
+    h1.start()
+    h2.start()
+    try:
+        wait_for(lambda: h1.state() == "Active" and h2.state() == "Standby", 30, "election")
+        t0 = time.monotonic()
+        lab.start_fleet(
+            "mn", count=N, lifetime=3600, via_fa=False, local=MN_LOCAL, retransmit_ms=2000
+        )
+        wait_for(lambda: h1.total() == N and h2.total() == N, 90, f"{N} bindings on both", 0.5)
+        print(f"{N} registrations synced in {time.monotonic() - t0:.1f} s")
+
+        h1.kill9()
+        wait_for(lambda: h2.state() == "Active", 5, "HA2 takes over")
+        assert h2.total() == N
+
+        # restart HA1: higher priority, preemption
+        h1.start()
+        timeline: list[tuple[float, str, str, bool, int]] = []
+        t_start = time.monotonic()
+        deadline = t_start + 60
+        while time.monotonic() < deadline:
+            st = h1.state()
+            if st in ("dead", "?"):
+                time.sleep(0.02)
+                continue
+            try:
+                r = h1.redundancy()
+                n = h1.total()
+            except (OSError, ValueError):
+                continue
+            timeline.append((time.monotonic() - t_start, st, str(r["state"]), bool(r["ready"]), n))
+            if st == "Active":
+                break
+            time.sleep(0.005)
+        shown: list[tuple[float, str, str, bool, int]] = []
+        for row in timeline:
+            if not shown or row[1:4] != shown[-1][1:4]:
+                shown.append(row)
+        for t, st, sync, ready, n in shown:
+            print(f"  +{t * 1000:7.0f} ms  HSRP {st:8s} sync {sync:12s} ready {ready!s:5s} {n}")
+        first_active = next((row for row in timeline if row[1] == "Active"), None)
+        assert first_active is not None, "HA1 never took over again"
+        # it never was Active before its table was complete, nor ready before that
+        assert all(row[4] == N for row in timeline if row[1] == "Active")
+        assert all(row[4] == N for row in timeline if row[3] and row[1] == "Standby")
+        downloading = [row for row in timeline if not row[3]]
+        assert downloading, "no gated download seen"
+        # while the download ran HA1 was never Active, and it was ready only with everything
+        assert all(row[1] != "Active" for row in downloading)
+        assert all(row[4] == N for row in timeline if row[3])
+        assert first_active[0] > max(r[0] for r in downloading)
+        took = max(r[0] for r in downloading) - min(r[0] for r in downloading)
+        counts = [r[4] for r in downloading]
+        print(
+            f"download seen for {took * 1000:.0f} ms ({min(counts)} -> {max(counts)} bindings), "
+            f"takeover {1000 * (first_active[0] - max(r[0] for r in downloading)):.0f} ms later"
+        )
+        v = h1.api("standby")
+        groups = v["groups"] if isinstance(v, dict) else v
+        print(
+            "HA1 HSRP:", {k: groups[0].get(k) for k in ("state", "priority", "preempt", "counters")}
+        )
+        wait_for(lambda: h2.state() == "Standby", 10, "HA2 back to Standby")
+        assert h1.counters()["DownloadsCompleted"] >= 1
+    except BaseException:
+        print(lab.logs())
+        raise
