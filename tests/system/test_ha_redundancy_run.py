@@ -159,9 +159,11 @@ def exchange(ha: Ha, data: bytes, timeout: float = 2.0) -> RegistrationReply | N
 
 def test_hsrp_pair_sync_and_takeover(pair: tuple[Ha, Ha]) -> None:
     a, b = pair
+    # Started together: a lone HA passes through Standby and first waits for its bulk
+    # download from the (absent) peer to time out before it may become Active.
     a.start()
-    wait_for(lambda: a.state() == "Active", 15, "A active", a)
     b.start()
+    wait_for(lambda: a.state() == "Active", 30, "A active", a, b)
     wait_for(lambda: b.state() == "Standby", 15, "B standby", a, b)
 
     def in_sync() -> bool:
