@@ -108,3 +108,12 @@ def test_iteration_covers_lists() -> None:
 def test_shared_deadline_floats() -> None:
     t = BindingTable()
     assert t.deadline(1.2, 100) is t.deadline(1.7, 100)
+
+
+def test_unused_deadline_floats_are_pruned() -> None:
+    t = BindingTable()
+    for i in range(3000):
+        t.deadline(float(i), 10)  # handed out, never used (e.g. the table was full)
+    t.add(mk(t, "h1", "c", life=10, now=5000.0))
+    t.expire(4000.0)
+    assert len(t._floats) <= 2

@@ -313,6 +313,9 @@ class BindingTable:
                     out.append(b)
                 else:
                     self._schedule(b)  # refreshed since: move to its current bucket
+        floats = self._floats
+        if len(floats) > len(self._wheel) + 1024:  # deadlines handed out but never used
+            self._floats = {k: v for k, v in floats.items() if k in self._wheel or k > now}
         return out
 
 
