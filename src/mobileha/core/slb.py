@@ -6,9 +6,13 @@ Identification, the client (FA) address and ``now``. The farm answers with the r
 forward to (or none) and keeps all session, failure and revival state. The SLB never sees
 replies (P§6.4): a repeated request for a live session means the FA got no answer.
 
-Timing: one heap for every session expiry and every real's retry timer; no per-session
-timers. Entries are checked lazily (a session whose expiry moved is re-pushed when its old
-entry surfaces), so the heap holds about one entry per live session.
+Timing: one timer queue for every session expiry and every real's retry timer; no
+per-session timers. The queue has two parts: a FIFO of new sessions in creation order (their
+first deadline is ``created + session_s``; with a monotonic ``now`` that order is deadline
+order, so the common case costs O(1) with no comparisons) and a heap for the rest (retry
+timers, sessions whose expiry moved). Entries are checked lazily (a session whose expiry
+moved is re-pushed on the heap when its old entry surfaces), so the queue holds about one
+entry per live session.
 
 Real-server states use the CISCO-SLB-MIB ``SlbRealServerState`` names (P§6.1). The state
 table is :data:`TRANSITIONS`; every change goes through :meth:`ServerFarm._set_state`, which
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -108,6 +113,11 @@ TRANSITIONS.update(
 )
 
 PICKABLE = frozenset({S.IN_SERVICE, S.READY_TO_TEST})
+# plain globals for the hot paths (on Python 3.11 an Enum member looked up on its class costs
+# about 0.1 us, a module global about 0.01 us)
+_READY_TO_TEST = S.READY_TO_TEST
+_MAX_CONNS_THROTTLE = S.MAX_CONNS_THROTTLE
+_FAILED = S.FAILED
 
 
 @dataclass(eq=False, slots=True)
@@ -317,13 +327,17 @@ class ServerFarm:
         # heap entries: (deadline, seq, obj) where obj is a Session or a Real (retry timer)
         self._heap: list[tuple[float, int, Session | Real]] = []
         self._seq = itertools.count()
+        # new sessions in creation order; an entry is due at ``created + session_s``
+        self._fifo: deque[Session] = deque()
+        self._fifo_last = float("-inf")  # ``created`` of the newest FIFO entry
         self._events: list[StateChange] = []
         self.n_requests = 0
         self.n_new = 0
         self.n_expired = 0
+        self.n_retrans = 0
         self._dnew: dict[Real, Decision] = {}  # cached "new session on r" decisions
+        self._drep: dict[Real, Decision] = {}  # cached "repeat, stays on r" decisions
         self._c: dict[str, int] = {
-            "retransmissions": 0,
             "new_ids": 0,
             "reassignments": 0,
             "no_real": 0,
@@ -337,6 +351,7 @@ class ServerFarm:
             "requests": self.n_requests,
             "new_sessions": self.n_new,
             "expired": self.n_expired,
+            "retransmissions": self.n_retrans,
             **self._c,
         }
 
@@ -376,6 +391,8 @@ class ServerFarm:
         del self._by_addr[(r.address, r.port)]
         r.removed = True
         r.retry_at = None
+        self._dnew.pop(r, None)
+        self._drep.pop(r, None)
         self.predictor.reset()
         return r
 
@@ -461,7 +478,7 @@ class ServerFarm:
         s.real = r
         r.conns += 1
         r.total_conns += 1
-        if r.state is S.READY_TO_TEST:
+        if r.state is _READY_TO_TEST:
             self._set_state(r, E.TEST_PICK, now)
             r.test_session = s
             s.test = True
@@ -471,7 +488,7 @@ class ServerFarm:
     def _detach(self, s: Session, now: float) -> None:
         r = s.real
         r.conns -= 1
-        if r.state is S.MAX_CONNS_THROTTLE and r.conns < r.maxconns:
+        if r.state is _MAX_CONNS_THROTTLE and r.conns < r.maxconns:
             self._set_state(r, E.BELOW_MAXCONNS, now)
 
     def _record_failure(self, r: Real, client: str, now: float) -> None:
@@ -497,32 +514,39 @@ class ServerFarm:
         """
         self.n_requests += 1
         heap = self._heap
-        if heap and heap[0][0] <= now:
+        fifo = self._fifo
+        session_s = self.session_s
+        if (fifo and fifo[0].created + session_s <= now) or (heap and heap[0][0] <= now):
             # a little expiry work per request; the rest is the timer's (lazily correct:
             # the looked-up session is checked against ``now`` below anyway)
             self.advance(now, REQUEST_EXPIRY_BUDGET)
-        s = self.sessions.get(key)
+        sessions = self.sessions
+        s = sessions.get(key)
         if s is not None and s.expires <= now:
             self._end(s, now)
             s = None
         if s is None:
-            if len(self.sessions) >= self.max_sessions:
+            if len(sessions) >= self.max_sessions:
                 self._c["table_full"] += 1
                 return Decision(None, reason="table-full")
             r = self.predictor.pick(self.reals)
             if r is None:
                 self._c["no_real"] += 1
                 return Decision(None, reason="no-real")
-            expires = now + self.session_s
+            expires = now + session_s
             s = Session(key, r, client, ident, now, expires, 1, client_port)
-            self.sessions[key] = s
+            sessions[key] = s
             r.conns += 1
             r.total_conns += 1
-            if r.state is S.READY_TO_TEST or r.conns >= r.maxconns:
+            if r.state is _READY_TO_TEST or r.conns >= r.maxconns:
                 r.conns -= 1
                 r.total_conns -= 1
                 self._attach(s, r, now)
-            heapq.heappush(heap, (expires, next(self._seq), s))
+            if now >= self._fifo_last:
+                fifo.append(s)  # due at created + session_s: still in deadline order
+                self._fifo_last = now
+            else:  # ``now`` went backwards (not with a monotonic clock): keep order exact
+                heapq.heappush(heap, (expires, next(self._seq), s))
             self.n_new += 1
             d = self._dnew.get(r)
             if d is None:
@@ -540,7 +564,7 @@ class ServerFarm:
             s.new_ids += 1
             s.ident = ident
             self._c["new_ids"] += 1
-        self._c["retransmissions"] += 1
+        self.n_retrans += 1
         s.retrans += 1
         s.retrans_total += 1
         old = s.real
@@ -549,7 +573,10 @@ class ServerFarm:
             return self._move(s, old, now, record=False)
         if s.retrans >= self.reassign:
             return self._move(s, old, now, record=True)
-        return Decision(old, retransmission=True)
+        d = self._drep.get(old)
+        if d is None:
+            d = self._drep[old] = Decision(old, retransmission=True)
+        return d
 
     def _move(self, s: Session, old: Real, now: float, record: bool) -> Decision:
         s.test = False
@@ -578,7 +605,7 @@ class ServerFarm:
         self.n_expired += 1
         r = s.real
         r.conns -= 1
-        if r.state is S.MAX_CONNS_THROTTLE and r.conns < r.maxconns:
+        if r.state is _MAX_CONNS_THROTTLE and r.conns < r.maxconns:
             self._set_state(r, E.BELOW_MAXCONNS, now)
         if r.removed:
             return
@@ -597,15 +624,37 @@ class ServerFarm:
     def advance(self, now: float, budget: int | None = None) -> bool:
         """Run the timers due at ``now``: session expiries and real retry timers.
 
-        With ``budget``, handle at most that many heap entries and return True when more
+        With ``budget``, handle at most that many queue entries and return True when more
         are due (so one call never stalls the event loop on a huge backlog, e.g. a million
         sessions expiring together); without it, run them all and return False.
         """
         heap = self._heap
+        fifo = self._fifo
         sessions = self.sessions
+        session_s = self.session_s
         pop = heapq.heappop
         left = -1 if budget is None else budget
-        while heap and heap[0][0] <= now:
+        while True:
+            # the earlier of the FIFO's front and the heap's top (FIFO first on a tie)
+            if fifo:
+                s = fifo[0]
+                when = s.created + session_s
+                if not heap or when <= heap[0][0]:
+                    if when > now:
+                        return False
+                    if left == 0:
+                        return True
+                    left -= 1
+                    fifo.popleft()
+                    if sessions.get(s.key) is not s:
+                        continue  # ended or replaced already
+                    if s.expires > when:  # touched since: wait on the heap
+                        heapq.heappush(heap, (s.expires, next(self._seq), s))
+                        continue
+                    self._end(s, now)
+                    continue
+            if not heap or heap[0][0] > now:
+                return False
             if left == 0:
                 return True
             left -= 1
@@ -618,17 +667,20 @@ class ServerFarm:
                     continue
                 self._end(obj, now)
             else:
-                if obj.retry_at != when or obj.state is not S.FAILED:
+                if obj.retry_at != when or obj.state is not _FAILED:
                     continue
                 obj.retry_at = None
                 self._set_state(obj, E.RETRY, now)
-        return False
 
     on_timer = advance
 
     def next_deadline(self) -> float | None:
         """The earliest timer (may be a stale entry, then the call is just early)."""
-        return self._heap[0][0] if self._heap else None
+        h = self._heap[0][0] if self._heap else None
+        if not self._fifo:
+            return h
+        f = self._fifo[0].created + self.session_s
+        return f if h is None or f <= h else h
 
     # ------------------------------------------------------------------ views
 
