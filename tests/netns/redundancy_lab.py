@@ -485,6 +485,7 @@ def build(topo: Topology, tmp: Path) -> Lab:
     r.forwarding()
     fa.forwarding()
     r.route(HOME_PREFIX, via=VIP)
+    r.route("10.53.0.0/24", via=FA)  # co-located MNs behind the FA
     return Lab(topo=topo, tmp=tmp, home=home, r=r, cn=cn, fa=fa, mn=mn)
 
 
