@@ -3,9 +3,16 @@ batched socket reader of node/slb keep the exact behaviour of the general paths.
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import struct
+from typing import Any
+
 import pytest
 
 from mobileha.core.slb import ServerFarm
+from mobileha.node import slb as nslb
+from mobileha.wire import slbtag
 
 
 def farm(session_s: float = 10.0) -> ServerFarm:
@@ -77,3 +84,82 @@ def test_repeat_decisions_are_cached_but_correct() -> None:
     assert d3 == d2
     assert f.counters["retransmissions"] == 2
     assert f.sessions["n1"].retrans_total == 2
+
+
+# ---------------------------------------------------------------------------- node reader
+
+
+def _rrq(nai: str, ident: int) -> bytes:
+    n = nai.encode()
+    head = struct.pack("!BBH4s4s4sQ", 1, 0, 1800, bytes(4), bytes(4), bytes(4), ident)
+    return head + bytes([131, len(n)]) + n
+
+
+class _Flaky:
+    """The node's socket, whose sendto reports EAGAIN ``fail`` times."""
+
+    def __init__(self, sock: socket.socket, fail: int) -> None:
+        self.sock, self.fail = sock, fail
+
+    def sendto(self, data: bytes, dst: tuple[str, int]) -> int:
+        if self.fail:
+            self.fail -= 1
+            raise BlockingIOError
+        return self.sock.sendto(data, dst)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(("fail", "max_pending", "want"), [(3, 100, 5), (10**9, 2, 0)])
+def test_send_that_would_block_is_queued_in_order(
+    monkeypatch: pytest.MonkeyPatch, fail: int, max_pending: int, want: int
+) -> None:
+    monkeypatch.setattr(nslb, "MAX_PENDING", max_pending)
+
+    async def main() -> None:
+        be = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        be.bind(("127.0.0.1", 0))
+        be.setblocking(False)
+        fa = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        fa.bind(("127.0.0.1", 0))
+        node = nslb.SlbNode(
+            nslb.SlbSettings(
+                virtual_address="127.0.0.1",
+                port=0,
+                mode="relay",
+                reals=[nslb.SlbRealSpec("127.0.0.1", be.getsockname()[1])],
+            )
+        )
+        await node.start()
+        try:
+            assert node._sock is not None
+            node._sock = _Flaky(node._sock, fail)  # type: ignore[assignment]
+            for i in range(5):
+                fa.sendto(_rrq(f"mn{i}@x", i), node.address)
+            got: list[str] = []
+            loop = asyncio.get_running_loop()
+            end = loop.time() + (3.0 if want else 0.5)
+            while loop.time() < end and (len(got) < want or not want):
+                try:
+                    data = be.recv(4096)
+                except BlockingIOError:
+                    await asyncio.sleep(0.01)
+                    continue
+                oa, op, req = slbtag.decode(data)
+                assert (oa, op) == fa.getsockname()
+                got.append(req[26:].decode())
+            assert got == [f"mn{i}@x" for i in range(want)]
+            assert node.counters["received"] == 5
+            if want:
+                assert node.counters["forwarded"] == 5 and node.counters["dropped"] == 0
+            else:  # 2 queued (counted as forwarded, like a transport's buffer), 3 dropped
+                assert node.counters["forwarded"] == 2 and node.counters["dropped"] == 3
+                assert node.bad.totals["send-busy"] == 3
+        finally:
+            await node.stop()
+            be.close()
+            fa.close()
+
+    asyncio.run(main())

@@ -1,8 +1,13 @@
 """The HA-SLB node: virtual server on UDP 434, forwarding to real home agents (DESIGN §5).
 
-Hot path per datagram: size check, :func:`mobileha.wire.mip.scan_request` (fixed header +
-NAI), one :meth:`ServerFarm.request`, one ``sendto``. Bad input is counted by reason and
-logged rate-limited; nothing here raises out of ``datagram_received``.
+Hot path per datagram: size check, the NAI (first extension, else
+:func:`mobileha.wire.mip.scan_request`), one :meth:`ServerFarm.request`, one ``sendto``. The
+virtual server's socket is read by :meth:`SlbNode._drain` registered with
+``loop.add_reader``: up to :data:`BATCH` datagrams per wake-up with plain non-blocking
+``recvfrom``/``sendto`` and one clock reading per batch (no per-datagram protocol callback,
+context switch into ``Context.run`` or transport bookkeeping). A send that would block is
+queued and flushed when the socket is writable. Bad input is counted by reason and logged
+rate-limited; nothing here raises out of the reader.
 
 Modes:
 
@@ -22,12 +27,13 @@ import contextlib
 import itertools
 import socket
 import struct
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mobileha.core import dfp as dfpcore
-from mobileha.core.slb import Real, RealState, ServerFarm, Session
+from mobileha.core.slb import Real, RealState, ServerFarm, Session, SessionKey
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.mgmt.views import paging
 from mobileha.node.base import View
@@ -41,6 +47,8 @@ if TYPE_CHECKING:
 _log = get_logger("mobileha.slb")
 
 RCVBUF = 4 * 1024 * 1024
+BATCH = 256  # datagrams per reader callback at most (then other callbacks get their turn)
+MAX_PENDING = 65_536  # datagrams queued while the send buffer is full; beyond: "send-busy"
 TIMER_GRANULARITY = 0.05  # seconds; session expiry is also checked lazily per request
 TIMER_BUDGET = 20_000  # expiries per timer callback (about 0.1 s of work at most)
 _IDENT = struct.Struct("!Q")
@@ -161,19 +169,6 @@ def _bufsize(sock: socket.socket, size: int = RCVBUF) -> None:
                 sock.setsockopt(socket.SOL_SOCKET, plain, size)
 
 
-class _Proto(asyncio.DatagramProtocol):
-    def __init__(self, node: SlbNode) -> None:
-        self.node = node
-        # the hot path: the loop calls the node directly, no extra frame
-        self.datagram_received = node._on_datagram  # type: ignore[method-assign]
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self.node._on_datagram(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        self.node._bad("socket-error", str(exc))
-
-
 class SlbNode:
     """Role ``slb``: one virtual server and its farm."""
 
@@ -233,10 +228,10 @@ class SlbNode:
         self._sfx: dict[Any, bytes] = {}  # (FA addr, port) -> plain relay tag
         self._armed: asyncio.TimerHandle | None = None
         self._time: Callable[[], float] = lambda: 0.0
-        self._sendto: Callable[[bytes, tuple[str, int]], None] = lambda d, a: None
         self.bad = RateLimitedLogger(_log)
-        self._transport: asyncio.DatagramTransport | None = None
-        self._raw: socket.socket | None = None
+        self._sock: socket.socket | None = None  # the virtual server (relay: also sends)
+        self._raw: socket.socket | None = None  # directed: raw IPv4 socket
+        self._pending: deque[tuple[bytes, tuple[str, int]]] = deque()  # send would block
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ construction
@@ -289,8 +284,8 @@ class SlbNode:
     @property
     def address(self) -> tuple[str, int]:
         """The bound (virtual address, port)."""
-        if self._transport is not None:
-            a = self._transport.get_extra_info("sockname")
+        if self._sock is not None:
+            a = self._sock.getsockname()
             return str(a[0]), int(a[1])
         return self.settings.virtual_address, self.settings.port
 
@@ -307,10 +302,9 @@ class SlbNode:
         _bufsize(sock)
         sock.bind((self.settings.virtual_address, self.settings.port))
         sock.setblocking(False)
-        transport, _ = await self._loop.create_datagram_endpoint(lambda: _Proto(self), sock=sock)
-        self._transport = transport
-        self._sendto = transport.sendto
+        self._sock = sock
         self._time = self._loop.time
+        self._loop.add_reader(sock.fileno(), self._drain)
         if self.dfp is not None:
             self._dfp_client = DfpManagerClient(self.dfp, self._apply_dfp)
             await self._dfp_client.start()
@@ -329,9 +323,15 @@ class SlbNode:
         if self._armed is not None:
             self._armed.cancel()
             self._armed = None
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        out = self._out()
+        if self._pending and out is not None and self._loop is not None:
+            self._loop.remove_writer(out.fileno())
+        self._pending.clear()
+        if self._sock is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
         if self._raw is not None:
             self._raw.close()
             self._raw = None
@@ -346,68 +346,162 @@ class SlbNode:
         self._counters["dropped"] += 1
         self.bad.warn(reason, "request dropped", detail=detail)
 
-    def _on_datagram(self, data: bytes, addr: tuple[Any, int]) -> None:
-        self.n_received += 1
+    def _out(self) -> socket.socket | None:
+        """The socket requests are forwarded from (directed: raw; relay: the virtual one)."""
+        return self._raw if self._raw is not None else self._sock
+
+    def _key(self, data: bytes, addr: tuple[Any, int]) -> tuple[SessionKey, int] | None:
+        """Session key and Identification of a request off the fast path (None: dropped).
+
+        The fast path (in :meth:`_drain`) takes the NAI when it is the first extension
+        (how FAs/PDSNs send it); anything else goes through the general scanner of
+        :mod:`mobileha.wire.mip`. The SLB is not the validator: the real HA checks the rest
+        of the request (extensions, authenticators).
+        """
         n = len(data)
         if n > self.settings.max_datagram:
-            self._bad("oversized", f"{n} bytes")
+            self._bad("oversized", f"more than {self.settings.max_datagram} bytes")
+            return None
+        try:
+            scan = mip.scan_request(data)
+        except DecodeError as e:
+            self._bad(e.reason, e.detail)
+            return None
+        except Exception as e:  # never let a malformed datagram escape the reader
+            self._bad("decode-bug", repr(e))
+            return None
+        if scan.nai:
+            return scan.nai, scan.ident
+        if scan.home_addr != b"\x00\x00\x00\x00":
+            self._counters["no_nai"] += 1
+            return (socket.inet_ntoa(scan.home_addr), addr[0]), scan.ident
+        self._bad("no-nai", "no NAI and home address 0.0.0.0")
+        return None
+
+    def _drain(self) -> None:
+        """Reader callback: receive and forward up to :data:`BATCH` datagrams.
+
+        The loop polls level-triggered, so it calls again while datagrams remain queued.
+        ``now`` is read once per batch (a batch lasts milliseconds; session timing is
+        coarser than that).
+        """
+        sock = self._sock
+        if sock is None:
             return
-        key: str | tuple[str, str] | None = None
-        ident = 0
-        # Fast path: the NAI as the first extension (how FAs/PDSNs send it); anything else
-        # goes through the general scanner of mobileha.wire.mip. The SLB is not the
-        # validator: the real HA checks the rest of the request (extensions, authenticators).
-        if n >= 26 and data[0] == 1 and data[24] == 131 and 26 + data[25] <= n:
-            try:
-                key = data[26 : 26 + data[25]].decode()
-            except UnicodeDecodeError:
-                key = None
-            ident = _IDENT.unpack_from(data, 16)[0]
-        if not key:
-            try:
-                scan = mip.scan_request(data)
-            except DecodeError as e:
-                self._bad(e.reason, e.detail)
-                return
-            except Exception as e:  # never let a malformed datagram escape the protocol
-                self._bad("decode-bug", repr(e))
-                return
-            ident = scan.ident
-            if scan.nai:
-                key = scan.nai
-            elif scan.home_addr != b"\x00\x00\x00\x00":
-                key = (socket.inet_ntoa(scan.home_addr), addr[0])
-                self._counters["no_nai"] += 1
-            else:
-                self._bad("no-nai", "no NAI and home address 0.0.0.0")
-                return
-        src, sport = addr[0], addr[1]
-        farm = self.farm
+        recvfrom = sock.recvfrom
+        maxd = self.settings.max_datagram
+        bufsize = maxd + 1  # a longer datagram arrives truncated to this: "oversized"
+        request = self.farm.request
+        ident_of = _IDENT.unpack_from
+        raw = self._raw
+        out = raw if raw is not None else sock
+        sendto = out.sendto
+        plain = raw is None and self._relay_auth is None
+        sfxs = self._sfx
+        pending = self._pending
         now = self._time()
-        d = farm.request(key, ident, src, now, sport)
-        r = d[0]
-        if r is None:
-            self._bad(d.reason or "no-real")
-        else:
-            try:
-                if self._raw is not None:
-                    self._raw.sendto(
-                        self._directed(src, sport, r.address, r.port, data), (r.address, 0)
-                    )
-                elif self._relay_auth is None:
+        got = fwd = 0
+        try:
+            for _ in range(BATCH):
+                try:
+                    data, addr = recvfrom(bufsize)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as e:  # e.g. an ICMP error reported on the socket
+                    self._bad("socket-error", str(e))
+                    break
+                got += 1
+                n = len(data)
+                key: SessionKey | None = None
+                if 26 <= n <= maxd and data[0] == 1 and data[24] == 131 and 26 + data[25] <= n:
+                    try:
+                        key = data[26 : 26 + data[25]].decode()
+                    except UnicodeDecodeError:
+                        key = None
+                    ident = ident_of(data, 16)[0]
+                if not key:
+                    k = self._key(data, addr)
+                    if k is None:
+                        continue
+                    key, ident = k
+                src, sport = addr
+                d = request(key, ident, src, now, sport)
+                r = d[0]
+                if r is None:
+                    self._bad(d.reason or "no-real")
+                    continue
+                if plain:
                     # plain tag: it depends only on the FA's address/port, so it is cached
-                    sfx = self._sfx.get(addr)
+                    sfx = sfxs.get(addr)
                     if sfx is None:
-                        if len(self._sfx) > 4096:
-                            self._sfx.clear()
-                        sfx = self._sfx[addr] = self._tag(b"", src, sport)
-                    self._sendto(data + sfx, (r.address, r.port))
+                        sfx = self._sfx_for(addr)
+                    pkt = data + sfx
+                    dst = (r.address, r.port)
+                elif raw is not None:
+                    pkt = self._directed(src, sport, r.address, r.port, data)
+                    dst = (r.address, 0)
                 else:
-                    self._sendto(self._tag(data, src, sport), (r.address, r.port))
-                self.n_forwarded += 1
+                    assert self._relay_auth is not None
+                    pkt = self._tag(data, src, sport)
+                    dst = (r.address, r.port)
+                if pending:
+                    fwd += self._defer(pkt, dst)  # keep the order behind queued datagrams
+                    continue
+                try:
+                    sendto(pkt, dst)
+                    fwd += 1
+                except BlockingIOError:
+                    fwd += self._defer(pkt, dst)
+                except OSError as e:
+                    self._bad("send-error", str(e))
+        finally:
+            self.n_received += got
+            self.n_forwarded += fwd
+        if got:
+            self._after(now)
+
+    def _sfx_for(self, addr: tuple[Any, int]) -> bytes:
+        if len(self._sfx) > 4096:
+            self._sfx.clear()
+        sfx = self._sfx[addr] = self._tag(b"", addr[0], addr[1])
+        return sfx
+
+    def _defer(self, pkt: bytes, dst: tuple[str, int]) -> int:
+        """Queue a datagram the socket could not take now; 1 when queued, 0 when dropped."""
+        if len(self._pending) >= MAX_PENDING:
+            self._bad("send-busy", f"{MAX_PENDING} datagrams already wait for the socket")
+            return 0
+        out = self._out()
+        if out is None or self._loop is None:
+            self._bad("send-error", "not started")
+            return 0
+        if not self._pending:
+            self._loop.add_writer(out.fileno(), self._flush)
+        self._pending.append((pkt, dst))
+        return 1
+
+    def _flush(self) -> None:
+        """Writer callback: send what was queued while the socket's buffer was full."""
+        q = self._pending
+        out = self._out()
+        if out is None:
+            q.clear()
+            return
+        while q:
+            pkt, dst = q[0]
+            try:
+                out.sendto(pkt, dst)
+            except BlockingIOError:
+                return
             except OSError as e:
                 self._bad("send-error", str(e))
-        if farm.has_events:
+            q.popleft()
+        if self._loop is not None:
+            self._loop.remove_writer(out.fileno())
+
+    def _after(self, now: float) -> None:
+        """After a batch: log real state changes; arm the farm's one timer if none is."""
+        if self.farm.has_events:
             self._log_events()
         # One timer for the whole farm, armed only when none is pending: expiry is also
         # handled lazily inside request(), so a coarse timer is enough.
@@ -504,7 +598,7 @@ class SlbNode:
             "mode": self.settings.mode,
             "predictor": self.farm.predictor.name,
             "farm": self.settings.farm_name,
-            "state": "OPERATIONAL" if self._transport is not None else "OUTOFSERVICE",
+            "state": "OPERATIONAL" if self._sock is not None else "OUTOFSERVICE",
             "sessions": len(self.farm.sessions),
             "total_sessions": c["new_sessions"],
             "forwarded": self.n_forwarded,
