@@ -478,6 +478,9 @@ class SyncPeer:
         self._tick = itercount()
         self._last_tx_ident = 0
         self._last_heard = now
+        # keys whose latest change the peer acknowledged, appended while not None (the
+        # node's reply gate drains it after each input; O(1) per acknowledged record)
+        self.acked: list[Key] | None = None
         self.lag_samples: list[float] = []
 
     # -- public views --
@@ -1150,6 +1153,8 @@ class SyncPeer:
         for key, ch in out.changes:
             if latest.get(key) is ch:
                 del latest[key]
+                if self.acked is not None:
+                    self.acked.append(key)
             if lag is not None:
                 lag.append(now - ch.t)
         if self._queue:

@@ -60,6 +60,18 @@ from mobileha.wire.auth import Authenticator
 from mobileha.wire.sync import SyncTypes
 
 
+class _Held:
+    """A reply waiting for the peer's acknowledgement of ``waiting`` keys."""
+
+    __slots__ = ("deadline", "done", "reply", "waiting")
+
+    def __init__(self, deadline: float, reply: Send, waiting: int) -> None:
+        self.deadline = deadline
+        self.reply = reply
+        self.waiting = waiting
+        self.done = False
+
+
 class RedundancyNode:
     """Binding sync of one home agent with its redundancy peer (one HA address)."""
 
@@ -83,9 +95,12 @@ class RedundancyNode:
             now=now,
         )
         self._timer: DeadlineTimer | None = None
-        # replies held until the peer acknowledges: (deadline, reply, keys)
+        # replies held until the peer acknowledges, in arrival (= deadline) order, and by
+        # the keys they wait for; the peer lists the keys it acknowledges in peer.acked
         self.reply_hold_s = min(0.5, 1.5 * config.initial_timeout)
-        self._held: deque[tuple[float, Send, list[Key]]] = deque()
+        self._held: deque[_Held] = deque()
+        self._by_key: dict[Key, list[_Held]] = {}
+        self.peer.acked = []
         self._gate_open = False  # True after a hold ran out: replies go out at once
         self._acks_seen = 0
         self.replies_held = 0
@@ -213,43 +228,67 @@ class RedundancyNode:
         waiting = [k for k in keys if peer.is_pending(k)]
         if not waiting:
             return False
-        self._held.append((self.ha.now() + self.reply_hold_s, reply, waiting))
+        h = _Held(self.ha.now() + self.reply_hold_s, reply, len(waiting))
+        by_key = self._by_key
+        for k in waiting:
+            lst = by_key.get(k)
+            if lst is None:
+                by_key[k] = [h]
+            else:
+                lst.append(h)
+        self._held.append(h)
         self.replies_held += 1
         if self._timer is not None:
             self._timer.update(self._deadline())
         return True
 
     def _release(self, force: bool = False) -> None:
-        """Send the held replies whose changes the peer has acknowledged (all of them when
-        the peer is not in sync, or ``force``); a hold that ran out opens the gate."""
+        """Send the held replies whose changes the peer has acknowledged; all of them when
+        the peer is not in sync (or ``force``); a hold that ran out opens the gate."""
         peer = self.peer
+        send = self.ha.send_action
         acks = peer.counters.ReceivedBUAcks
         if acks != self._acks_seen:  # the peer answers: hold replies again
             self._acks_seen = acks
             self._gate_open = False
+        acked = peer.acked
+        if acked:
+            by_key = self._by_key
+            for k in acked:
+                lst = by_key.pop(k, None)
+                if lst is None:
+                    continue
+                for h in lst:
+                    if not h.done:
+                        h.waiting -= 1
+                        if h.waiting <= 0:
+                            h.done = True
+                            send(h.reply)
+            acked.clear()
         held = self._held
-        if not held:
+        if force or peer.state is not SyncState.IN_SYNC:
+            for h in held:
+                if not h.done:
+                    h.done = True
+                    send(h.reply)
+            held.clear()
+            self._by_key.clear()
             return
-        flush = force or peer.state is not SyncState.IN_SYNC
         now = self.ha.now()
-        keep: deque[tuple[float, Send, list[Key]]] = deque()
-        send = self.ha.send_action
-        for item in held:
-            deadline, reply, keys = item
-            if flush or not any(peer.is_pending(k) for k in keys):
-                send(reply)
-            elif deadline <= now:
+        while held and (held[0].done or held[0].deadline <= now):
+            h = held.popleft()
+            if not h.done:
+                h.done = True
                 self.replies_released_unacked += 1
                 self._gate_open = True
-                send(reply)
-            else:
-                keep.append(item)
-        self._held = keep
+                send(h.reply)
+        if not held:
+            self._by_key.clear()
 
     def _deadline(self) -> float | None:
         d = self.peer.next_deadline()
         if self._held:
-            h = self._held[0][0]
+            h = self._held[0].deadline
             d = h if d is None else min(d, h)
         return d
 
@@ -301,7 +340,7 @@ class RedundancyNode:
         v = self.peer.view()
         v["replies_held"] = self.replies_held
         v["replies_released_unacked"] = self.replies_released_unacked
-        v["replies_waiting"] = len(self._held)
+        v["replies_waiting"] = sum(1 for h in self._held if not h.done)
         return v
 
     def metrics(self) -> Iterable[Any]:
