@@ -545,6 +545,13 @@ class MobileNode:
             # back, an unanswered higher ID must not hold us ahead of the HA's window.
             if ident <= self.last_accepted_ident:
                 ident = self.last_accepted_ident + 1 + (low & 0xFFFF)
+            # ... and greater than our last sent one unless that one is ahead of our clock:
+            # with random low bits two requests in the same second may go down, and the HA
+            # answers 133 when it accepted the first one but its reply has not reached us
+            # (an expiry restart right after a retransmission during a failover).
+            last = self.last_ident
+            if ident <= last and (last >> 32) & _U32 <= secs:
+                ident = last + 1 + (low & 0xFFFF)
             if (ident & _U32) == (self.last_ident & _U32):
                 ident ^= 1
         self.last_ident = ident
