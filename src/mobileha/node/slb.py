@@ -122,37 +122,42 @@ def build_udp_datagram(src: str, sport: int, dst: str, dport: int, payload: byte
 
 
 class DirectedEncoder:
-    """:func:`build_udp_datagram` for the hot path: per (FA, real) flow the constant parts
-    of both checksums are summed once; per datagram only the lengths and the payload are
-    added (the one's-complement sum is linear, see :func:`_csum`). Same bytes."""
+    """:func:`build_udp_datagram` for the hot path. Per (FA, real, payload length) the IP
+    header, the UDP ports and length and the constant part of the UDP checksum are computed
+    once; per datagram only the payload is summed (the one's-complement sum is linear, see
+    :func:`_csum`) and three pieces joined. Same bytes."""
 
     def __init__(self, max_flows: int = 4096) -> None:
-        self._flows: dict[tuple[str, int, str, int], tuple[bytes, bytes, int, int]] = {}
+        # (src, sport, dst, dport, payload length) -> (first 26 bytes, checksum base, shift)
+        self._heads: dict[tuple[str, int, str, int, int], tuple[bytes, int, int]] = {}
         self._max = max_flows
 
-    def __call__(self, src: str, sport: int, dst: str, dport: int, payload: bytes) -> bytes:
-        k = (src, sport, dst, dport)
-        f = self._flows.get(k)
-        if f is None:
-            if len(self._flows) >= self._max:
-                self._flows.clear()
-            sb, db = socket.inet_aton(src), socket.inet_aton(dst)
-            ip_sum = int.from_bytes(
-                _IP.pack(0x45, 0, 0, 0, 0, 64, socket.IPPROTO_UDP, 0, sb, db), "big"
-            )
-            udp_sum = int.from_bytes(sb + db, "big") + socket.IPPROTO_UDP + sport + dport
-            f = self._flows[k] = (sb, db, ip_sum % 0xFFFF, udp_sum % 0xFFFF)
-        sb, db, ip_sum, udp_sum = f
-        n = len(payload)
+    def _head(self, src: str, sport: int, dst: str, dport: int, n: int) -> tuple[bytes, int, int]:
+        if len(self._heads) >= self._max:
+            self._heads.clear()
+        sb, db = socket.inet_aton(src), socket.inet_aton(dst)
         ulen = 8 + n
-        body = payload + b"\x00" if n & 1 else payload
-        uc = ~((udp_sum + 2 * ulen + int.from_bytes(body, "big")) % 0xFFFF or 0xFFFF) & 0xFFFF
-        ic = ~((ip_sum + 20 + ulen) % 0xFFFF or 0xFFFF) & 0xFFFF
-        return (
-            _IP.pack(0x45, 0, 20 + ulen, 0, 0, 64, socket.IPPROTO_UDP, ic, sb, db)
-            + _UDP.pack(sport, dport, ulen, uc or 0xFFFF)
-            + payload
+        ip = _IP.pack(0x45, 0, 20 + ulen, 0, 0, 64, socket.IPPROTO_UDP, 0, sb, db)
+        ic = ~(int.from_bytes(ip, "big") % 0xFFFF or 0xFFFF) & 0xFFFF
+        ip = ip[:10] + ic.to_bytes(2, "big") + ip[12:]
+        base = (
+            int.from_bytes(sb + db, "big") + socket.IPPROTO_UDP + sport + dport + 2 * ulen
+        ) % 0xFFFF
+        e = self._heads[(src, sport, dst, dport, n)] = (
+            ip + _UDP.pack(sport, dport, ulen, 0)[:6],
+            base,
+            8 if n & 1 else 0,  # an odd payload is summed as if padded with a zero byte
         )
+        return e
+
+    def __call__(self, src: str, sport: int, dst: str, dport: int, payload: bytes) -> bytes:
+        n = len(payload)
+        e = self._heads.get((src, sport, dst, dport, n))
+        if e is None:
+            e = self._head(src, sport, dst, dport, n)
+        head, base, shift = e
+        s = (base + (int.from_bytes(payload, "big") << shift)) % 0xFFFF or 0xFFFF
+        return head + ((0xFFFF - s) or 0xFFFF).to_bytes(2, "big") + payload
 
 
 def _bufsize(sock: socket.socket, size: int = RCVBUF) -> None:
@@ -379,11 +384,15 @@ class SlbNode:
         return None
 
     def _drain(self) -> None:
-        """Reader callback: receive and forward up to :data:`BATCH` datagrams.
+        """Reader callback: receive, decide and forward up to :data:`BATCH` datagrams.
 
-        The loop polls level-triggered, so it calls again while datagrams remain queued.
-        ``now`` is read once per batch (a batch lasts milliseconds; session timing is
-        coarser than that).
+        Three phases per batch: read every queued datagram, decide each (session, real,
+        tag), then send them all. Keeping the syscalls together and the Python work
+        together measurably lowers the CPU per request (caches stay warm; a real HA that
+        gets a run of requests wakes up once for them) at the price of a batch's
+        processing time in latency (well under a millisecond). The loop polls
+        level-triggered, so it calls again while datagrams remain queued. ``now`` is read
+        once per batch (session timing is much coarser than a batch).
         """
         sock = self._sock
         if sock is None:
@@ -391,74 +400,79 @@ class SlbNode:
         recvfrom = sock.recvfrom
         maxd = self.settings.max_datagram
         bufsize = maxd + 1  # a longer datagram arrives truncated to this: "oversized"
+        ins: list[tuple[bytes, Any]] = []
+        take = ins.append
+        for _ in range(BATCH):
+            try:
+                take(recvfrom(bufsize))
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:  # e.g. an ICMP error reported on the socket
+                self._bad("socket-error", str(e))
+                break
+        if not ins:
+            return
+        self.n_received += len(ins)
+        now = self._time()
         request = self.farm.request
         ident_of = _IDENT.unpack_from
         raw = self._raw
-        out = raw if raw is not None else sock
-        sendto = out.sendto
         plain = raw is None and self._relay_auth is None
         sfxs = self._sfx
+        outs: list[tuple[bytes, tuple[str, int]]] = []
+        put = outs.append
+        for data, addr in ins:
+            n = len(data)
+            key: SessionKey | None = None
+            if 26 <= n <= maxd and data[0] == 1 and data[24] == 131 and 26 + data[25] <= n:
+                try:
+                    key = data[26 : 26 + data[25]].decode()
+                except UnicodeDecodeError:
+                    key = None
+                ident = ident_of(data, 16)[0]
+            if not key:
+                k = self._key(data, addr)
+                if k is None:
+                    continue
+                key, ident = k
+            src, sport = addr
+            d = request(key, ident, src, now, sport)
+            r = d[0]
+            if r is None:
+                self._bad(d.reason or "no-real")
+            elif plain:
+                # plain tag: it depends only on the FA's address/port, so it is cached
+                sfx = sfxs.get(addr)
+                if sfx is None:
+                    sfx = self._sfx_for(addr)
+                put((data + sfx, (r.address, r.port)))
+            elif raw is not None:
+                put((self._directed(src, sport, r.address, r.port, data), (r.address, 0)))
+            else:
+                put((self._tag(data, src, sport), (r.address, r.port)))
+        if outs:
+            self._send(outs)
+        self._after(now)
+
+    def _send(self, outs: list[tuple[bytes, tuple[str, int]]]) -> None:
+        out = self._out()
+        if out is None:
+            return
+        sendto = out.sendto
         pending = self._pending
-        now = self._time()
-        got = fwd = 0
-        try:
-            for _ in range(BATCH):
-                try:
-                    data, addr = recvfrom(bufsize)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as e:  # e.g. an ICMP error reported on the socket
-                    self._bad("socket-error", str(e))
-                    break
-                got += 1
-                n = len(data)
-                key: SessionKey | None = None
-                if 26 <= n <= maxd and data[0] == 1 and data[24] == 131 and 26 + data[25] <= n:
-                    try:
-                        key = data[26 : 26 + data[25]].decode()
-                    except UnicodeDecodeError:
-                        key = None
-                    ident = ident_of(data, 16)[0]
-                if not key:
-                    k = self._key(data, addr)
-                    if k is None:
-                        continue
-                    key, ident = k
-                src, sport = addr
-                d = request(key, ident, src, now, sport)
-                r = d[0]
-                if r is None:
-                    self._bad(d.reason or "no-real")
-                    continue
-                if plain:
-                    # plain tag: it depends only on the FA's address/port, so it is cached
-                    sfx = sfxs.get(addr)
-                    if sfx is None:
-                        sfx = self._sfx_for(addr)
-                    pkt = data + sfx
-                    dst = (r.address, r.port)
-                elif raw is not None:
-                    pkt = self._directed(src, sport, r.address, r.port, data)
-                    dst = (r.address, 0)
-                else:
-                    assert self._relay_auth is not None
-                    pkt = self._tag(data, src, sport)
-                    dst = (r.address, r.port)
-                if pending:
-                    fwd += self._defer(pkt, dst)  # keep the order behind queued datagrams
-                    continue
-                try:
-                    sendto(pkt, dst)
-                    fwd += 1
-                except BlockingIOError:
-                    fwd += self._defer(pkt, dst)
-                except OSError as e:
-                    self._bad("send-error", str(e))
-        finally:
-            self.n_received += got
-            self.n_forwarded += fwd
-        if got:
-            self._after(now)
+        fwd = 0
+        for pkt, dst in outs:
+            if pending:
+                fwd += self._defer(pkt, dst)  # keep the order behind queued datagrams
+                continue
+            try:
+                sendto(pkt, dst)
+                fwd += 1
+            except BlockingIOError:
+                fwd += self._defer(pkt, dst)
+            except OSError as e:
+                self._bad("send-error", str(e))
+        self.n_forwarded += fwd
 
     def _sfx_for(self, addr: tuple[Any, int]) -> bytes:
         if len(self._sfx) > 4096:
