@@ -104,6 +104,78 @@ def http_get(ns: str, path: str, port: int = API_PORT, timeout: float = 3.0) -> 
     return json.loads(body)
 
 
+class Pinger:
+    """ICMP echo requests from namespace ``ns`` to ``dst`` every ``interval`` seconds on a
+    thread of the test process (a raw socket made inside the namespace); ``replies`` holds
+    (sequence, time.monotonic()) of every echo reply."""
+
+    def __init__(self, ns: str, dst: str, interval: float = 0.01) -> None:
+        self.dst = dst
+        self.interval = interval
+        self.ident = os.getpid() & 0xFFFF
+        self.sock = ns_socket(ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        self.sock.setblocking(False)
+        self.replies: list[tuple[int, float]] = []
+        self.sent = 0
+        self.sent_at: list[float] = []  # by sequence number (no wrap within a test)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _csum(b: bytes) -> int:
+        if len(b) % 2:
+            b += b"\0"
+        s = sum(struct.unpack(f"!{len(b) // 2}H", b))
+        s = (s >> 16) + (s & 0xFFFF)
+        s += s >> 16
+        return ~s & 0xFFFF
+
+    def _run(self) -> None:
+        import select
+
+        next_tx = time.monotonic()
+        dst_b = socket.inet_aton(self.dst)
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_tx:
+                seq = self.sent
+                if seq > 0xFFFF:
+                    break
+                body = struct.pack("!BBHHH", 8, 0, 0, self.ident, seq) + b"mobileha-redundancy"
+                pkt = body[:2] + struct.pack("!H", self._csum(body)) + body[4:]
+                self.sent_at.append(time.monotonic())
+                with contextlib.suppress(OSError):
+                    self.sock.sendto(pkt, (self.dst, 0))
+                self.sent += 1
+                next_tx += self.interval
+            r, _, _ = select.select([self.sock], [], [], max(0.0, next_tx - time.monotonic()))
+            if not r:
+                continue
+            try:
+                data = self.sock.recv(2048)
+            except OSError:
+                continue
+            ihl = (data[0] & 0x0F) * 4
+            if len(data) >= ihl + 8 and data[12:16] == dst_b and data[ihl] == 0:
+                ident, seq = struct.unpack_from("!HH", data, ihl + 4)
+                if ident == self.ident:
+                    self.replies.append((seq, time.monotonic()))
+
+    def first_reply_after(self, t: float) -> float | None:
+        """When the first echo reply to a request sent after ``t`` came."""
+        sent_at = self.sent_at
+        for seq, ts in self.replies:
+            if ts > t and seq < len(sent_at) and sent_at[seq] > t:
+                return ts
+        return None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
 def toml_secret(key: bytes) -> str:
     return f"hex:{key.hex()}"
 
@@ -346,7 +418,7 @@ class Lab:
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    def fa_config(self) -> Path:
+    def fa_config(self, fa_dataplane: str = "userspace") -> Path:
         text = f"""
 [node]
 role = "foreign-agent"
@@ -365,7 +437,8 @@ spi = 300
 key = "{toml_secret(FA_KEY)}"
 algorithm = "hmac-md5"
 [dataplane]
-backend = "memory"
+backend = "{fa_dataplane}"
+visitor_iface = "eth1"
 [aaa]
 backend = "local"
 """
@@ -421,8 +494,8 @@ retransmit_max_ms = 2000
         self.has.append(p)
         return p
 
-    def start_fa(self) -> Proc:
-        self.fa_proc = Proc(self.fa, self.fa_config(), self.tmp / "fa.log")
+    def start_fa(self, dataplane: str = "userspace") -> Proc:
+        self.fa_proc = Proc(self.fa, self.fa_config(dataplane), self.tmp / "fa.log")
         self.fa_proc.start()
         wait_for(lambda: self.fa_proc and self.fa_proc.api("stats"), 15, "FA API")
         return self.fa_proc
