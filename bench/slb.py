@@ -11,10 +11,21 @@ Same run, same loopback, same three backends, same client:
 
 The client keeps ``--window`` requests in flight on one UDP socket; every request is a
 Registration Request with a new NAI, so every request creates an SLB session (the worst
-case). A request counts when its reply arrives. Prints requests/s for each (median of
-``--rounds``) and the ratio slb / nginx (target >= 1.0).
+case). A request counts when its reply arrives.
 
-    .venv/bin/python bench/slb.py [--seconds 3] [--window 32] [--rounds 3] [--json]
+Method: ``--rounds`` rounds; each round measures every target once, in a random order
+(``--seed``), so slow drifts of the machine's load hit all targets alike. The ratio
+slb / nginx is taken per round (paired: both measured within seconds of each other) and
+the median and range of those ratios are printed (target >= 1.0), with requests/s and the
+CPU per request (user + system time of the proxy process, and of the three backends)
+from /proc. After an SLB measurement the bench waits until that SLB's sessions have
+expired (``session_s`` + 0.2 s), so its expiry work does not fall into the next target's
+measurement. The machine's load average is printed: every process here shares the same
+CPUs, so under outside load the ratio tends to the ratio of CPU per request, while on an
+idle machine it is the ratio of whole-system throughput (where the SLB has one hop less:
+the real HA answers the FA directly).
+
+    .venv/bin/python bench/slb.py [--seconds 2] [--window 32] [--rounds 5] [--seed N] [--json]
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 NGINX_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+SESSION_S = 1.0  # SLB session time here: bounds the table (every request is a new session)
 RRQ_HEAD = struct.Struct("!BBH4s4s4sQ")
 
 
@@ -90,7 +102,7 @@ def run_slb(vip: str, reals: list[tuple[str, int]], port_q: Any, mode: str = "re
                 port=0,
                 mode=mode,
                 reals=[SlbRealSpec(a, p, 8) for a, p in reals],
-                session_s=1.0,  # bounds the table: every request here is a new session
+                session_s=SESSION_S,
                 max_sessions=10_000_000,
             )
         )
@@ -189,22 +201,43 @@ def client(
     return done / elapsed, lost
 
 
-def cpu_s(pid: int) -> float:
-    """utime + stime of a process, seconds (from /proc)."""
+def cpu_us(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process, seconds (from /proc)."""
     try:
         f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        return 0.0, 0.0
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(f[11]) / tck, int(f[12]) / tck
+
+
+def cpu_s(pid: int) -> float:
+    """utime + stime of a process, seconds (from /proc)."""
+    return sum(cpu_us(pid))
+
+
+def loadavg() -> float:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return -1.0
+
+
+def med(v: list[float]) -> float:
+    s = sorted(v)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="HA-SLB forwarding rate vs nginx stream UDP proxy")
-    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--seconds", type=float, default=2.0, help="per target and round")
     ap.add_argument("--window", type=int, default=32)
-    ap.add_argument("--rounds", type=int, default=3, help="median of this many runs each")
+    ap.add_argument("--rounds", type=int, default=5, help="median of this many runs each")
+    ap.add_argument("--seed", type=int, default=None, help="order of the targets per round")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
+    rng = random.Random(a.seed)
 
     net = f"127.{random.randint(64, 250)}.{random.randint(1, 250)}"
     ctx = mp.get_context("fork")
@@ -248,73 +281,105 @@ def main(argv: list[str] | None = None) -> int:
             "slb-dir": procs[4].pid if directed else None,
         }
         backend_pids = [p.pid for p in procs[:3]]
-        cpu_by: dict[str, dict[str, float]] = {
-            k: {"proxy": 0.0, "backends": 0.0, "n": 0.0} for k in results
+        names = list(results)
+        cpu: dict[str, dict[str, list[float]]] = {
+            k: {"user": [], "sys": [], "backends": []} for k in names
         }
-        losses: dict[str, int] = {k: 0 for k in results}
+        losses: dict[str, int] = {k: 0 for k in names}
         start = 0
-        plan = [
-            ("direct", reals),
-            ("nginx", [(f"{net}.101", nport)] if nginx else []),
-            ("slb", [slb]),
-            ("slb-dir", [directed] if directed else []),
-        ]
+        plan = {
+            "direct": reals,
+            "nginx": [(f"{net}.101", nport)] if nginx else [],
+            "slb": [slb],
+            "slb-dir": [directed] if directed else [],
+        }
+        load0 = loadavg()
         for _ in range(a.rounds):
-            for name, targets in plan:
-                if not targets:
-                    continue
+            order = [k for k in names if plan[k]]
+            rng.shuffle(order)
+            for name in order:
                 pp = proxy_pid[name]
-                p0 = cpu_s(pp) if pp else 0.0
+                u0, s0 = cpu_us(pp) if pp else (0.0, 0.0)
                 b0 = sum(cpu_s(x) for x in backend_pids)
-                r, lost = client(targets, f"{net}.2", a.seconds, a.window, start)
-                cb = cpu_by[name]
-                cb["proxy"] += (cpu_s(pp) - p0) if pp else 0.0
-                cb["backends"] += sum(cpu_s(x) for x in backend_pids) - b0
-                cb["n"] += r * a.seconds
+                r, lost = client(plan[name], f"{net}.2", a.seconds, a.window, start)
+                u1, s1 = cpu_us(pp) if pp else (0.0, 0.0)
+                n = max(r * a.seconds, 1.0)
+                cpu[name]["user"].append((u1 - u0) / n * 1e6)
+                cpu[name]["sys"].append((s1 - s0) / n * 1e6)
+                cpu[name]["backends"].append((sum(cpu_s(x) for x in backend_pids) - b0) / n * 1e6)
                 start += 10_000_000
                 results[name].append(r)
                 losses[name] += lost
-                time.sleep(0.3)
-        med = {k: sorted(v)[len(v) // 2] for k, v in results.items() if v}
+                # let an SLB expire this run's sessions before the next target is measured
+                time.sleep(SESSION_S + 0.2 if name.startswith("slb") else 0.3)
+        load1 = loadavg()
+        medr = {k: med(v) for k, v in results.items() if v}
         us = {
             k: {
-                "proxy_cpu_us": round(v["proxy"] / v["n"] * 1e6, 1),
-                "backend_cpu_us": round(v["backends"] / v["n"] * 1e6, 1),
+                "proxy_cpu_us": round(med([u + s for u, s in zip(v["user"], v["sys"])]), 2),
+                "proxy_user_us": round(med(v["user"]), 2),
+                "proxy_sys_us": round(med(v["sys"]), 2),
+                "backend_cpu_us": round(med(v["backends"]), 2),
             }
-            for k, v in cpu_by.items()
-            if v["n"]
+            for k, v in cpu.items()
+            if v["user"]
         }
-        ratio = med["slb"] / med["nginx"] if "nginx" in med else None
-        ratio_dir = med["slb-dir"] / med["nginx"] if "nginx" in med and "slb-dir" in med else None
+
+        def paired(k: str) -> list[float]:
+            if not results["nginx"] or not results[k]:
+                return []
+            return [x / y for x, y in zip(results[k], results["nginx"]) if y > 0]
+
+        rel, rdir = paired("slb"), paired("slb-dir")
         out = {
             "window": a.window,
             "seconds": a.seconds,
             "rounds": a.rounds,
-            "requests_per_s": {k: round(v) for k, v in med.items()},
+            "loadavg_before_after": [load0, load1],
+            "requests_per_s": {k: round(v) for k, v in medr.items()},
             "lost": losses,
             "cpu_per_request": us,
-            "slb_vs_nginx": None if ratio is None else round(ratio, 3),
-            "slb_directed_vs_nginx": None if ratio_dir is None else round(ratio_dir, 3),
-            "slb_vs_direct": round(med["slb"] / med["direct"], 3),
+            "slb_vs_nginx": round(med(rel), 3) if rel else None,
+            "slb_vs_nginx_range": [round(min(rel), 3), round(max(rel), 3)] if rel else None,
+            "slb_directed_vs_nginx": round(med(rdir), 3) if rdir else None,
+            "slb_directed_vs_nginx_range": (
+                [round(min(rdir), 3), round(max(rdir), 3)] if rdir else None
+            ),
+            "slb_vs_direct": round(medr["slb"] / medr["direct"], 3),
         }
         if a.json:
             print(json.dumps(out))
         else:
-            print(f"HA-SLB forwarding, {a.window} in flight, median of {a.rounds} x {a.seconds}s")
-            for k, v in med.items():
-                c = us.get(k, {})
+            print(
+                f"HA-SLB forwarding, {a.window} in flight, {a.rounds} rounds x {a.seconds}s "
+                f"(random order per round); load average {load0:.2f} -> {load1:.2f}"
+            )
+            for tname, v in medr.items():
+                c = us.get(tname, {})
                 print(
-                    f"  {k:7s} {v:10.0f} requests/s  (lost {losses[k]}; CPU per request: "
-                    f"proxy {c.get('proxy_cpu_us', 0):.1f} us, "
+                    f"  {tname:7s} {v:10.0f} requests/s  (lost {losses[tname]}; CPU per request: "
+                    f"proxy {c.get('proxy_cpu_us', 0):.1f} us "
+                    f"[user {c.get('proxy_user_us', 0):.1f} + sys {c.get('proxy_sys_us', 0):.1f}], "
                     f"backends {c.get('backend_cpu_us', 0):.1f} us)"
                 )
-            if ratio is None:
+            if not rel:
                 print("  nginx stream module not available: no ratio")
             else:
-                print(f"  slb (relay) / nginx = {ratio:.2f}  (target >= 1.0)")
-                if ratio_dir is not None:
-                    print(f"  slb (directed) / nginx = {ratio_dir:.2f}")
-            print(f"  slb / direct = {med['slb'] / med['direct']:.2f}")
+                print(
+                    f"  slb (relay) / nginx = {med(rel):.2f}  (per-round range "
+                    f"{min(rel):.2f}-{max(rel):.2f}; target >= 1.0)"
+                )
+                if rdir:
+                    print(
+                        f"  slb (directed) / nginx = {med(rdir):.2f}  (per-round range "
+                        f"{min(rdir):.2f}-{max(rdir):.2f})"
+                    )
+            print(f"  slb / direct = {medr['slb'] / medr['direct']:.2f}")
+            if load0 > 1.0:
+                print(
+                    "  note: the machine was busy before the run (load average > 1): under "
+                    "CPU contention the ratio tends to the ratio of CPU per request"
+                )
         return 0
     finally:
         if nginx is not None:
