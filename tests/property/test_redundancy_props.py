@@ -16,7 +16,13 @@ N = int(os.environ.get("SYNC_PROP_EXAMPLES", "0")) or (
 )
 
 
-@settings(max_examples=N, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=N,
+    deadline=float(os.environ["SYNC_PROP_DEADLINE_MS"])
+    if os.environ.get("SYNC_PROP_DEADLINE_MS")
+    else None,
+    suppress_health_check=list(HealthCheck),
+)
 @given(
     seed=st.integers(0, 2**32 - 1),
     loss=st.sampled_from([0.0, 0.1, 0.3]),

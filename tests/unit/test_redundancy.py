@@ -148,6 +148,8 @@ class Sim:
         self.delivered = 0
         self.dropped = 0
         self.expire_feed = {self.a.name: True, self.b.name: False}
+        self.max_events = 400_000
+        self.timer_steps = 0
         self.hold: Callable[[bytes], bool] | None = None  # hold matching datagrams back
         self.held: list[tuple[str, str, bytes]] = []
 
@@ -187,8 +189,14 @@ class Sim:
             _, _, src, dst, payload = heapq.heappop(self.wire)
             ha = self.by_addr[dst]
             self.delivered += 1
+            if self.delivered > self.max_events:
+                kinds = [p[4][0] for p in self.wire[:50]]
+                raise AssertionError(f"runaway message exchange at {self.now}: {kinds}")
             ha.apply(ha.sync.handle_datagram(payload, (src, 434), self.now), self)
         else:
+            self.timer_steps += 1
+            if self.timer_steps > self.max_events:
+                raise AssertionError(f"a deadline that never moves on, at {self.now}")
             for ha in (self.a, self.b):
                 d = ha.sync.next_deadline()
                 if d is not None and d <= self.now:

@@ -334,3 +334,22 @@ def test_active_dies_mid_download_standby_becomes_ready() -> None:
     assert sim.now - t0 <= 10.5  # download_idle_timeout after the last message heard
     assert sim.b.sync.state is SyncState.PEER_LOST and sim.b.ready_log == [False, True]
     assert sim.b.sync.counters.DownloadsAbandoned == 1
+
+
+def test_idle_deadline_fires_exactly_when_next_deadline_says() -> None:
+    """Regression: a float difference (now - t >= x) vs a float sum (t + x) left a deadline
+    in the past that on_timer never cleared, and the timer spun."""
+    sim = Sim()
+    _fill(sim.a.table, 10)
+    sim.b.apply(sim.b.sync.start_download(0.0), sim)
+    sim.hold = lambda p: True  # nothing more gets through
+    sim.run(0.001)
+    dl = sim.b.sync._dl
+    assert dl is not None and dl.req is not None
+    dl.req.alive = False  # as if a first BI Reply had arrived at 0.1
+    dl.req = None
+    dl.progress_at = 0.1
+    d = sim.b.sync.next_deadline()
+    assert d == 0.1 + 10.0
+    sim.b.apply(sim.b.sync.on_timer(d), sim)
+    assert sim.b.sync.next_deadline() != d

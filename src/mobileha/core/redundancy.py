@@ -626,7 +626,8 @@ class SyncPeer:
             self._flush_at = None
             self._flush(now, actions)
         dl = self._dl
-        if dl is not None and dl.req is None and now - dl.progress_at >= self._idle_timeout():
+        # (compare exactly as next_deadline() computes it: a float sum, or the timer spins)
+        if dl is not None and dl.req is None and now >= dl.progress_at + self._idle_timeout():
             if self._last_heard <= dl.progress_at:
                 # the peer went silent in the middle of the transfer: it is gone
                 self._peer_lost(now)
