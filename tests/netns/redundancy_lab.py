@@ -104,101 +104,121 @@ def http_get(ns: str, path: str, port: int = API_PORT, timeout: float = 3.0) -> 
     return json.loads(body)
 
 
+PINGER = r"""
+import os, select, socket, struct, sys, time
+dst, interval, out = sys.argv[1], float(sys.argv[2]), open(sys.argv[3], "w", buffering=1)
+ident = os.getpid() & 0xFFFF
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    x = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    x = (x >> 16) + (x & 0xFFFF)
+    x += x >> 16
+    return ~x & 0xFFFF
+dst_b, seq, nxt = socket.inet_aton(dst), 0, time.monotonic()
+while seq <= 0xFFFF:
+    now = time.monotonic()
+    if now >= nxt:
+        body = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"mobileha-redundancy"
+        out.write(f"s {seq} {time.monotonic():.6f}\n")
+        try:
+            s.sendto(body[:2] + struct.pack("!H", csum(body)) + body[4:], (dst, 0))
+        except OSError:
+            pass
+        seq += 1
+        nxt += interval
+    r, _, _ = select.select([s], [], [], max(0.0, nxt - time.monotonic()))
+    if r:
+        d = s.recv(2048)
+        t = time.monotonic()
+        h = (d[0] & 0x0F) * 4
+        if len(d) >= h + 8 and d[12:16] == dst_b and d[h] == 0:
+            i, q = struct.unpack_from("!HH", d, h + 4)
+            if i == ident:
+                out.write(f"r {q} {t:.6f}\n")
+"""
+
+
 class Pinger:
-    """ICMP echo requests from namespace ``ns`` to ``dst`` every ``interval`` seconds on a
-    thread of the test process (a raw socket made inside the namespace); ``replies`` holds
-    (sequence, time.monotonic()) of every echo reply."""
+    """ICMP echo requests from ``host`` to ``dst`` every ``interval`` seconds, in a process
+    of its own inside the namespace (not a thread of the test: the test's own work would
+    delay it), logging send and reply times (CLOCK_MONOTONIC, shared by all processes)."""
 
-    def __init__(self, ns: str, dst: str, interval: float = 0.01) -> None:
-        self.dst = dst
-        self.interval = interval
-        self.ident = os.getpid() & 0xFFFF
-        self.sock = ns_socket(ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-        self.sock.setblocking(False)
-        self.replies: list[tuple[int, float]] = []
-        self.sent = 0
-        self.sent_at: list[float] = []  # by sequence number (no wrap within a test)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+    def __init__(self, host: Host, dst: str, path: Path, interval: float = 0.01) -> None:
+        self.path = path
+        self.proc = host.popen([sys.executable, "-c", PINGER, dst, str(interval), str(path)])
 
-    @staticmethod
-    def _csum(b: bytes) -> int:
-        if len(b) % 2:
-            b += b"\0"
-        s = sum(struct.unpack(f"!{len(b) // 2}H", b))
-        s = (s >> 16) + (s & 0xFFFF)
-        s += s >> 16
-        return ~s & 0xFFFF
-
-    def _run(self) -> None:
-        import select
-
-        next_tx = time.monotonic()
-        dst_b = socket.inet_aton(self.dst)
-        while not self._stop.is_set():
-            now = time.monotonic()
-            if now >= next_tx:
-                seq = self.sent
-                if seq > 0xFFFF:
-                    break
-                body = struct.pack("!BBHHH", 8, 0, 0, self.ident, seq) + b"mobileha-redundancy"
-                pkt = body[:2] + struct.pack("!H", self._csum(body)) + body[4:]
-                self.sent_at.append(time.monotonic())
-                with contextlib.suppress(OSError):
-                    self.sock.sendto(pkt, (self.dst, 0))
-                self.sent += 1
-                next_tx += self.interval
-            r, _, _ = select.select([self.sock], [], [], max(0.0, next_tx - time.monotonic()))
-            if not r:
+    def _read(self) -> tuple[dict[int, float], list[tuple[int, float]]]:
+        sent: dict[int, float] = {}
+        replies: list[tuple[int, float]] = []
+        try:
+            text = self.path.read_text()
+        except OSError:
+            return sent, replies
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) != 3:
                 continue
-            try:
-                data = self.sock.recv(2048)
-            except OSError:
-                continue
-            ihl = (data[0] & 0x0F) * 4
-            if len(data) >= ihl + 8 and data[12:16] == dst_b and data[ihl] == 0:
-                ident, seq = struct.unpack_from("!HH", data, ihl + 4)
-                if ident == self.ident:
-                    self.replies.append((seq, time.monotonic()))
+            if parts[0] == "s":
+                sent[int(parts[1])] = float(parts[2])
+            elif parts[0] == "r":
+                replies.append((int(parts[1]), float(parts[2])))
+        return sent, replies
+
+    @property
+    def replies(self) -> list[tuple[int, float]]:
+        return self._read()[1]
+
+    @property
+    def sent(self) -> int:
+        return len(self._read()[0])
 
     def first_reply_after(self, t: float) -> float | None:
         """When the first echo reply to a request sent after ``t`` came."""
-        sent_at = self.sent_at
-        for seq, ts in self.replies:
-            if ts > t and seq < len(sent_at) and sent_at[seq] > t:
+        sent, replies = self._read()
+        for seq, ts in replies:
+            if ts > t and sent.get(seq, 0.0) > t:
                 return ts
         return None
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
 
 
 def toml_secret(key: bytes) -> str:
     return f"hex:{key.hex()}"
 
 
+_pcap_seen: dict[str, tuple[int, list[tuple[float, bytes]]]] = {}
+
+
 def read_pcap(path: str) -> list[tuple[float, bytes]]:
-    """(timestamp, IPv4 packet) of an Ethernet pcap, tolerating a partial last record."""
+    """(timestamp, IPv4 packet) of an Ethernet pcap still being written: records parsed
+    once (later calls read only what was appended), a partial last record waits."""
+    off, out = _pcap_seen.get(path, (24, []))
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            head = f.read(24)
+            if len(head) < 24:
+                return []
+            f.seek(off)
+            data = f.read()
     except OSError:
         return []
-    if len(data) < 24:
-        return []
-    magic = struct.unpack_from("<I", data)[0]
+    magic = struct.unpack_from("<I", head)[0]
     end = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
     nano = magic in (0xA1B23C4D, 0x4D3CB2A1)
-    linktype = struct.unpack_from(end + "I", data, 20)[0]
-    off, out = 24, []
-    while off + 16 <= len(data):
-        sec, frac, incl, _orig = struct.unpack_from(end + "IIII", data, off)
-        frame = data[off + 16 : off + 16 + incl]
+    linktype = struct.unpack_from(end + "I", head, 20)[0]
+    pos = 0
+    while pos + 16 <= len(data):
+        sec, frac, incl, _orig = struct.unpack_from(end + "IIII", data, pos)
+        frame = data[pos + 16 : pos + 16 + incl]
         if len(frame) < incl:
             break
-        off += 16 + incl
+        pos += 16 + incl
         ts = sec + frac / (1e9 if nano else 1e6)
         if linktype == 1:  # Ethernet
             if frame[12:14] == b"\x08\x00":
@@ -208,6 +228,7 @@ def read_pcap(path: str) -> list[tuple[float, bytes]]:
                 out.append((ts, frame[16:]))
         elif linktype in (101, 228):  # raw IPv4
             out.append((ts, frame))
+    _pcap_seen[path] = (off + pos, out)
     return out
 
 
