@@ -163,3 +163,46 @@ def test_send_that_would_block_is_queued_in_order(
             fa.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.timeout(20)
+def test_a_failing_datagram_does_not_lose_the_rest_of_the_batch() -> None:
+    async def main() -> None:
+        be = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        be.bind(("127.0.0.1", 0))
+        be.settimeout(3.0)
+        fa = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        fa.bind(("127.0.0.1", 0))
+        node = nslb.SlbNode(
+            nslb.SlbSettings(
+                virtual_address="127.0.0.1",
+                port=0,
+                mode="relay",
+                reals=[nslb.SlbRealSpec("127.0.0.1", be.getsockname()[1])],
+            )
+        )
+        await node.start()
+        real_request = node.farm.request
+
+        def request(key: Any, *a: Any) -> Any:
+            if key == "bad@x":
+                raise RuntimeError("boom")
+            return real_request(key, *a)
+
+        node.farm.request = request  # type: ignore[method-assign]
+        try:
+            for nai in ("a@x", "bad@x", "b@x"):
+                fa.sendto(_rrq(nai, 1), node.address)
+            got = set()
+            for _ in range(2):
+                data = await asyncio.get_running_loop().run_in_executor(None, be.recv, 4096)
+                got.add(slbtag.decode(data)[2][26:].decode())
+            assert got == {"a@x", "b@x"}
+            assert node.bad.totals["internal-error"] == 1
+            assert node.counters["forwarded"] == 2 and node.counters["dropped"] == 1
+        finally:
+            await node.stop()
+            be.close()
+            fa.close()
+
+    asyncio.run(main())

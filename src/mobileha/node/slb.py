@@ -422,34 +422,37 @@ class SlbNode:
         outs: list[tuple[bytes, tuple[str, int]]] = []
         put = outs.append
         for data, addr in ins:
-            n = len(data)
-            key: SessionKey | None = None
-            if 26 <= n <= maxd and data[0] == 1 and data[24] == 131 and 26 + data[25] <= n:
-                try:
-                    key = data[26 : 26 + data[25]].decode()
-                except UnicodeDecodeError:
-                    key = None
-                ident = ident_of(data, 16)[0]
-            if not key:
-                k = self._key(data, addr)
-                if k is None:
-                    continue
-                key, ident = k
-            src, sport = addr
-            d = request(key, ident, src, now, sport)
-            r = d[0]
-            if r is None:
-                self._bad(d.reason or "no-real")
-            elif plain:
-                # plain tag: it depends only on the FA's address/port, so it is cached
-                sfx = sfxs.get(addr)
-                if sfx is None:
-                    sfx = self._sfx_for(addr)
-                put((data + sfx, (r.address, r.port)))
-            elif raw is not None:
-                put((self._directed(src, sport, r.address, r.port, data), (r.address, 0)))
-            else:
-                put((self._tag(data, src, sport), (r.address, r.port)))
+            try:
+                n = len(data)
+                key: SessionKey | None = None
+                if 26 <= n <= maxd and data[0] == 1 and data[24] == 131 and 26 + data[25] <= n:
+                    try:
+                        key = data[26 : 26 + data[25]].decode()
+                    except UnicodeDecodeError:
+                        key = None
+                    ident = ident_of(data, 16)[0]
+                if not key:
+                    k = self._key(data, addr)
+                    if k is None:
+                        continue
+                    key, ident = k
+                src, sport = addr
+                d = request(key, ident, src, now, sport)
+                r = d[0]
+                if r is None:
+                    self._bad(d.reason or "no-real")
+                elif plain:
+                    # plain tag: it depends only on the FA's address/port, so it is cached
+                    sfx = sfxs.get(addr)
+                    if sfx is None:
+                        sfx = self._sfx_for(addr)
+                    put((data + sfx, (r.address, r.port)))
+                elif raw is not None:
+                    put((self._directed(src, sport, r.address, r.port, data), (r.address, 0)))
+                else:
+                    put((self._tag(data, src, sport), (r.address, r.port)))
+            except Exception as e:  # a bug must not lose the rest of the batch
+                self._bad("internal-error", repr(e))
         if outs:
             self._send(outs)
         self._after(now)
