@@ -353,3 +353,19 @@ def test_idle_deadline_fires_exactly_when_next_deadline_says() -> None:
     assert d == 0.1 + 10.0
     sim.b.apply(sim.b.sync.on_timer(d), sim)
     assert sim.b.sync.next_deadline() != d
+
+
+def test_own_change_superseded_by_a_newer_peer_record_counts_as_acknowledged() -> None:
+    sim = Sim(mode=Mode.PEER)
+    sim.a.sync.acked = []
+    sim.cut = True
+    old = mk(1)
+    sim.a.register(old, sim)  # A's BU cannot get through
+    newer = replace(old, ident=next_ident())
+    sim.b.register(newer, sim)  # meanwhile the MN registered (newer) through B
+    assert sim.a.sync.is_pending(old.key)
+    sim.cut = False
+    sim.settle()
+    assert not sim.a.sync.is_pending(old.key)
+    assert old.key in sim.a.sync.acked  # a reply held for A's change may go
+    assert sim.a.table[old.key].ident == sim.b.table[old.key].ident == newer.ident

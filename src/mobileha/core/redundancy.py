@@ -1189,6 +1189,8 @@ class SyncPeer:
                         continue
                     del latest[key]  # the peer's is newer: do not send ours
                     self._queue.pop(key, None)
+                    if self.acked is not None:
+                        self.acked.append(key)  # the peer has this binding, newer
             tomb = tombs.get(key) if tombs else None
             if (
                 all_delete
