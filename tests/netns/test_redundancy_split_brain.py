@@ -147,7 +147,16 @@ def test_split_brain_heal_one_active_tables_reconciled(topology: Topology, tmp_p
             wait_for(reconciled, 20, "tables reconciled", 0.2)
         finally:
             a, b = h1.bindings(), h2.bindings()
+            want = set(expect.items())
             print(f"HA1 {len(a)} bindings, HA2 {len(b)}; expected {len(expect)}")
+            print("HA1 missing", sorted(want - set(a))[:8], "extra", sorted(set(a) - want)[:8])
+            print("HA2 missing", sorted(want - set(b))[:8], "extra", sorted(set(b) - want)[:8])
+            diff = [k for k in want & set(a) & set(b)
+                    if a[k]["identification"] != b[k]["identification"]]  # fmt: skip
+            print("Identification differs", [(k, a[k]["identification"],
+                  b[k]["identification"]) for k in diff[:5]])  # fmt: skip
+            print("HA1", h1.redundancy())
+            print("HA2", h2.redundancy())
         print(f"tables reconciled {time.monotonic() - t0:.2f} s after the one-Active check")
         final = h2.bindings()
         for k, b in newest.items():
