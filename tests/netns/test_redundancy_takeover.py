@@ -122,15 +122,19 @@ def check_visitors(
 
 
 def replay(lab: Lab, rrq: bytes) -> RegistrationReply | None:
+    """Send ``rrq`` raw from the FA's address to the VIP; up to 3 tries (right after a
+    takeover the router may still send to the dead HA's MAC until the gratuitous ARP)."""
     s = ns_socket(lab.fa.ns, socket.AF_INET, socket.SOCK_DGRAM)
     try:
         s.bind((FA, 0))
-        s.settimeout(1.0)
-        s.sendto(rrq, (VIP, 434))
-        try:
-            return RegistrationReply.decode(s.recv(4096))
-        except TimeoutError:
-            return None
+        s.settimeout(0.5)
+        for _ in range(3):
+            s.sendto(rrq, (VIP, 434))
+            try:
+                return RegistrationReply.decode(s.recv(4096))
+            except TimeoutError:
+                continue
+        return None
     finally:
         s.close()
 
