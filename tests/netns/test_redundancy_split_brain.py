@@ -108,7 +108,10 @@ def test_split_brain_heal_one_active_tables_reconciled(topology: Topology, tmp_p
             wait_for(lambda n=name, g=g: registered(n, GROUPS[g][2]), 20, f"{name} registered")
         lab.fleets["fs1"].kill9()
         lab.fleets["ft2"].kill9()
-        time.sleep(0.3)
+        # the second registration must carry the higher Identification: a new fleet process
+        # does not know the first one's IDs (NTP seconds + random low bits), so start it in
+        # a later second (one MN moving between care-of addresses counts up by itself)
+        time.sleep(1.1)
         fleet("fs2", "s", "c2")  # S again, later, on HA2
         fleet("ft1", "t", "c1")  # T again, later, on HA1
         for name, g in (("fs2", "s"), ("ft1", "t")):
