@@ -197,6 +197,9 @@ class Counters:
     DownloadsAbandoned: int = 0
     TransfersCompleted: int = 0
     TransfersAborted: int = 0
+    # HSRP said the peer is gone while our gated download ran: we became ready (and may
+    # take over) with an incomplete table (issue 7: takeover as fast as HSRP)
+    DownloadsIncompleteOnPeerLoss: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTER_NAMES}
@@ -386,10 +389,21 @@ class _Out:
 class _Download:
     """Our bulk download from the peer (we sent the BI Request)."""
 
-    __slots__ = ("ahead", "exchange", "gated", "last", "next", "progress_at", "req", "txn")
+    __slots__ = (
+        "ahead",
+        "applied0",
+        "exchange",
+        "gated",
+        "last",
+        "next",
+        "progress_at",
+        "req",
+        "txn",
+    )
 
     def __init__(self, txn: int, gated: bool, exchange: bool, now: float) -> None:
         self.txn = txn
+        self.applied0 = 0  # AppliedRecords when the download started
         self.gated = gated
         self.exchange = exchange
         self.next = 0  # every chunk below this one has arrived
@@ -470,6 +484,7 @@ class SyncPeer:
         self._dl: _Download | None = None
         self._dl_restart_at: float | None = None
         self._need_download = False
+        self.incomplete_records = 0  # see peer_down
         self._done_txn: int | None = None
         self._xfer: _Transfer | None = None
         self._served: tuple[int, float] | None = None  # last completed transfer, when
@@ -572,9 +587,19 @@ class SyncPeer:
         return actions
 
     def peer_down(self, now: float) -> list[SyncAction]:
-        """HSRP says the peer is gone (hold time expired)."""
+        """HSRP says the peer is gone (its Active timer expired): stop waiting for it.
+
+        A gated download that was running is abandoned at once, so ``ready`` flips and
+        HSRP may take over with what we have, as fast as HSRP itself (without this the
+        standby waited ``peer_timeout`` of silence). Counted in
+        ``DownloadsIncompleteOnPeerLoss``; :attr:`incomplete_records` keeps how many
+        records of that download had arrived (for the adapter's log)."""
         ready = self.ready
         actions: list[SyncAction] = []
+        dl = self._dl
+        if dl is not None and dl.gated:
+            self.counters.DownloadsIncompleteOnPeerLoss += 1
+            self.incomplete_records = self.counters.AppliedRecords - dl.applied0
         self._peer_lost(now)
         self._ready_check(ready, actions)
         return actions
@@ -929,6 +954,7 @@ class SyncPeer:
             old.req.alive = False
         txn = self._next_seq()
         dl = _Download(txn, gated, exchange, now)
+        dl.applied0 = self.counters.AppliedRecords
         self._dl = dl
         self._need_download = False
         self._dl_restart_at = None

@@ -16,6 +16,14 @@ Wiring (all in-process, no socket of its own):
 * HSRP: :meth:`RedundancyNode.on_hsrp_state` takes the HSRP adapter's ``StateChange``
   (Standby -> bulk download, Active); ``ReadyChanged`` -> ``HsrpNode.set_ready`` so the
   group neither preempts nor takes over before the download is complete.
+* HSRP Active timer: when a group's Active timer expires while a remote router was Active
+  (the Active is gone), :meth:`RedundancyNode.peer_down` runs right after (``call_soon``),
+  so a standby whose bulk download was cut by the crash becomes ready and takes over as
+  fast as HSRP does, with what it has (logged, counted in
+  ``DownloadsIncompleteOnPeerLoss``), instead of after ``peer_timeout`` of silence. The
+  expiry is seen by a subclass of the sans-IO ``HsrpInterface`` put in as ``HsrpNode.core``
+  (the HSRP core reports no action when the readiness guard keeps us Standby, so there is
+  no ``StateChange`` to watch).
 * One :class:`~mobileha.node.base.DeadlineTimer` follows ``SyncPeer.next_deadline()``.
 
 Replies wait for the peer (``HomeAgentNode.reply_gate``): the registration reply of a request
@@ -37,12 +45,13 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from mobileha.core.actions import InstallBinding, RemoveBinding, Send
 from mobileha.core.binding import FLAG_S, Binding
 from mobileha.core.home_agent import RestoreBinding, WithdrawBinding
+from mobileha.core.hsrp import HsrpAction, HsrpInterface
 from mobileha.core.redundancy import (
     ApplyBinding,
     DeleteBinding,
@@ -55,9 +64,32 @@ from mobileha.core.redundancy import (
     SyncPeer,
     SyncState,
 )
+from mobileha.log import get_logger
 from mobileha.node.base import DeadlineTimer, View
 from mobileha.wire.auth import Authenticator
 from mobileha.wire.sync import SyncTypes
+
+_log = get_logger("mobileha.redundancy")
+
+
+class _WatchedInterface(HsrpInterface):
+    """An :class:`HsrpInterface` that reports the expiry of an Active timer while a remote
+    router was the Active (the HSRP core emits nothing when the readiness guard keeps a
+    downloading standby out of Active)."""
+
+    on_active_lost: Callable[[], None] | None = None
+
+    def on_timer(self, now: float) -> list[HsrpAction]:
+        lost = False
+        for g in self.groups.values():
+            t = g.t_active
+            a = g.active
+            if t is not None and t <= now and a is not None and a.addr != "local":
+                lost = True
+        out = super().on_timer(now)
+        if lost and self.on_active_lost is not None:
+            self.on_active_lost()
+        return out
 
 
 class _Held:
@@ -108,6 +140,9 @@ class RedundancyNode:
         ha.sync_hook = self._on_sync_datagram
         ha.binding_listeners.append(self._on_ha_action)
         ha.reply_gate = self._hold_reply
+        self.active_timer_expiries = 0
+        if hsrp is not None:
+            self._watch_active_timer(hsrp)
 
     @classmethod
     def from_config(cls, ha: Any, cfg: Any, *, hsrp: Any = None) -> RedundancyNode:
@@ -216,7 +251,36 @@ class RedundancyNode:
         self._run(self.peer.reconcile(self.ha.now()))
 
     def peer_down(self) -> None:
-        self._run(self.peer.peer_down(self.ha.now()))
+        """The peer is gone (HSRP Active timer expired): stop waiting for it."""
+        peer = self.peer
+        before = peer.counters.DownloadsIncompleteOnPeerLoss
+        self._run(peer.peer_down(self.ha.now()))
+        if peer.counters.DownloadsIncompleteOnPeerLoss != before:
+            _log.warning(
+                "peer lost during the bulk download: ready with an incomplete table",
+                node=self.name,
+                records_received=peer.incomplete_records,
+                bindings=len(self._core.table),
+            )
+
+    def _watch_active_timer(self, hsrp: Any) -> None:
+        """Call :meth:`peer_down` when an HSRP group's Active timer expires with a remote
+        router as Active (see the module docstring): ``hsrp.core`` (still without groups,
+        before ``HsrpNode.start``) is replaced by a :class:`_WatchedInterface`."""
+        old = hsrp.core
+        iface = _WatchedInterface()
+        for g in old.groups.values():
+            iface.add(g)
+        iface.on_active_lost = self._on_active_lost
+        hsrp.core = iface
+
+    def _on_active_lost(self) -> None:
+        self.active_timer_expiries += 1
+        loop = self.ha._loop
+        if loop is not None:
+            loop.call_soon(self.peer_down)  # not inside the HSRP adapter's _run
+        else:
+            self.peer_down()
 
     # ------------------------------------------------------------------ reply gate
 
@@ -341,6 +405,7 @@ class RedundancyNode:
         v["replies_held"] = self.replies_held
         v["replies_released_unacked"] = self.replies_released_unacked
         v["replies_waiting"] = sum(1 for h in self._held if not h.done)
+        v["active_timer_expiries"] = self.active_timer_expiries
         return v
 
     def metrics(self) -> Iterable[Any]:
