@@ -171,7 +171,6 @@ def test_kill9_active_during_registration_storm_20_trials(
             time.sleep(rng.uniform(0.2, 1.0))
             before = lab.fleet_api("mn", "stats")
             t_kill = act.kill9()
-            print(f"trial {trial}: kill {act.host.name} at {epoch(t_kill):.3f}")
             time.sleep(0.03)  # replies the dead HA sent are relayed by the FA
             t_v = time.monotonic()
             visitors = lab.visitors()
