@@ -84,6 +84,13 @@ CONFIG-REFERENCE-BEGIN
 | `hsrp.port` | integer 1..65535 | `1985` | UDP port |
 | `hsrp.multicast` | addr | `224.0.0.2` (v1) / `224.0.0.102` (v2) | hello destination |
 | `hsrp.peers` | list of addr | `[]` | unicast hello destinations instead of multicast (loopback tests) |
+| `hsrp.groups[].group` | integer 0..4095 | required | another group number (load sharing, P§5.1) |
+| `hsrp.groups[].virtual_ip` | addr | required | its virtual IP: one more HA address served |
+| `hsrp.groups[].priority` | integer 0..255 | `100` | priority in this group |
+| `hsrp.groups[].preempt` | bool | `false` | take over from a lower priority Active |
+| `hsrp.groups[].preempt_delay_s` | integer 0..3600 | `0` | preempt delay, seconds |
+| `hsrp.groups[].name` | string | none | group name |
+| `hsrp.groups[].pool` | prefix | none | this HA address's dynamic home address pool (inside home_prefix, disjoint from home_agent.pool); needed with dynamic MNs |
 | `redundancy.peer` | addr | required | real address of the peer HA |
 | `redundancy.port` | integer 1..65535 | `434` | peer's sync UDP port |
 | `redundancy.spi` | integer 256..4294967295 | required | HA-HA SPI (HHAE) |
@@ -325,6 +332,23 @@ class HsrpConfig:
     port: int = 1985
     multicast: str = "224.0.0.2"
     peers: tuple[str, ...] = ()
+    # [[hsrp.groups]]: more groups on the same interface, each one more HA address (its
+    # VIP) served by this home agent: load sharing (P§5.1)
+    groups: tuple[HsrpGroupConfig, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HsrpGroupConfig:
+    """One more HSRP group of ``[hsrp]`` (timers, version, authentication, interface and
+    peers are those of ``[hsrp]``); its ``virtual_ip`` is one more HA address."""
+
+    group: int
+    virtual_ip: str
+    priority: int = 100
+    preempt: bool = False
+    preempt_delay_s: int = 0
+    name: str | None = None
+    pool: str | None = None  # own dynamic home address pool (prefix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -676,6 +700,21 @@ SCHEMA: dict[str, dict[str, Spec]] = {
             doc="unicast hello destinations instead of multicast (loopback tests)",
         ),
     },
+    "hsrp.groups[]": {
+        "group": _i(_REQUIRED, 0, 4095, "another group number (load sharing, P§5.1)"),
+        "virtual_ip": Spec("addr", doc="its virtual IP: one more HA address served"),
+        "priority": _i(100, 0, 255, "priority in this group"),
+        "preempt": Spec("bool", False, doc="take over from a lower priority Active"),
+        "preempt_delay_s": _i(0, 0, 3600, "preempt delay, seconds"),
+        "name": Spec("str", None, doc="group name", default_doc="none"),
+        "pool": Spec(
+            "prefix",
+            None,
+            doc="this HA address's dynamic home address pool (inside home_prefix, disjoint "
+            "from home_agent.pool); needed with dynamic MNs",
+            default_doc="none",
+        ),
+    },
     "redundancy": {
         "peer": Spec("addr", doc="real address of the peer HA"),
         "port": _i(434, 1, 65535, "peer's sync UDP port"),
@@ -867,6 +906,7 @@ SCHEMA: dict[str, dict[str, Spec]] = {
 # Sub-tables/arrays nested in a section: parent -> {child key: schema name}.
 _CHILDREN: dict[str, dict[str, str]] = {
     "home_agent": {"slb_sa": "home_agent.slb_sa[]"},
+    "hsrp": {"groups": "hsrp.groups[]"},
     "slb": {"relay_sa": "slb.relay_sa", "real": "slb.real[]"},
     "foreign_agent": {"home_agent_sa": "foreign_agent.home_agent_sa[]"},
     "aaa": {"user": "aaa.user[]"},
@@ -1265,6 +1305,32 @@ def _peer_sas(
     return tuple(out)
 
 
+def _check_group_pools(
+    ck: _Checker, groups: tuple[HsrpGroupConfig, ...], row: dict[str, Any], dynamic: bool
+) -> None:
+    """Load sharing: the two HAs allocate dynamic home addresses independently, one group
+    each, so every HA address needs its own pool and the pools must not overlap."""
+    home = row["home_prefix"]
+    nets: list[tuple[str, ipaddress.IPv4Network]] = []
+    if row["pool"] is not None:
+        nets.append(("home_agent.pool", ipaddress.IPv4Network(row["pool"])))
+    elif dynamic and _ok(row, "pool"):
+        ck.add("home_agent.pool", "required with [[hsrp.groups]] and dynamic home addresses")
+    for i, g in enumerate(groups):
+        p = f"hsrp.groups[{i}].pool"
+        if g.pool is None:
+            if dynamic:
+                ck.add(p, "required with dynamic home addresses (one pool per HA address)")
+            continue
+        net = ipaddress.IPv4Network(g.pool)
+        if home is not None and not net.subnet_of(ipaddress.IPv4Network(home)):
+            ck.add(p, f"must be inside home_agent.home_prefix {home}")
+        for other, onet in nets:
+            if net.overlaps(onet):
+                ck.add(p, f"overlaps {other}")
+        nets.append((p, net))
+
+
 def _build_home_agent(ck: _Checker, doc: dict[str, Any], kw: dict[str, Any]) -> None:
     raw = doc.get("home_agent")
     row = ck.table("home_agent", "home_agent", raw) if raw is not None else None
@@ -1292,6 +1358,33 @@ def _build_home_agent(ck: _Checker, doc: dict[str, Any], kw: dict[str, Any]) -> 
         if version == 1 and auth.kind == "md5" and _ok(h, "version"):
             ck.add("hsrp.authentication", "md5 authentication needs version 2")
         multicast = h["multicast"] or ("224.0.0.2" if version == 1 else "224.0.0.102")
+        extra: list[HsrpGroupConfig] = []
+        seen_groups = {h["group"]: "hsrp.group"}
+        seen_vips = {h["virtual_ip"]: "hsrp.virtual_ip"}
+        groups_raw = doc["hsrp"].get("groups", []) if isinstance(doc["hsrp"], dict) else []
+        for i, g in enumerate(ck.array("hsrp.groups[]", "hsrp.groups", groups_raw)):
+            p = f"hsrp.groups[{i}]"
+            if g["group"] is None:
+                pass
+            elif g["group"] in seen_groups and _ok(g, "group"):
+                ck.add(f"{p}.group", f"duplicate of {seen_groups[g['group']]}")
+            elif version == 1 and _ok(g, "group") and g["group"] > 255:
+                ck.add(f"{p}.group", f"expected integer 0..255 with version 1, got {g['group']}")
+            seen_groups.setdefault(g["group"], f"{p}.group")
+            if g["virtual_ip"] and g["virtual_ip"] in seen_vips and _ok(g, "virtual_ip"):
+                ck.add(f"{p}.virtual_ip", f"duplicate of {seen_vips[g['virtual_ip']]}")
+            seen_vips.setdefault(g["virtual_ip"], f"{p}.virtual_ip")
+            extra.append(
+                HsrpGroupConfig(
+                    group=g["group"] if g["group"] is not None else 0,
+                    virtual_ip=g["virtual_ip"] or "",
+                    priority=g["priority"],
+                    preempt=g["preempt"],
+                    preempt_delay_s=g["preempt_delay_s"],
+                    name=g["name"],
+                    pool=g["pool"],
+                )
+            )
         kw["hsrp"] = HsrpConfig(
             virtual_ip=h["virtual_ip"] or "",
             address=h["address"] or row["address"] or "",
@@ -1308,6 +1401,7 @@ def _build_home_agent(ck: _Checker, doc: dict[str, Any], kw: dict[str, Any]) -> 
             port=h["port"],
             multicast=multicast,
             peers=h["peers"],
+            groups=tuple(extra),
         )
 
     ha_address = row["ha_address"]
@@ -1393,6 +1487,9 @@ def _build_home_agent(ck: _Checker, doc: dict[str, Any], kw: dict[str, Any]) -> 
             )
         )
     fas = _peer_sas(ck, "foreign_agent[]", "foreign_agent", doc.get("foreign_agent", []), tolerance)
+    hsrp_cfg = kw.get("hsrp")
+    if hsrp_cfg is not None and hsrp_cfg.groups:
+        _check_group_pools(ck, hsrp_cfg.groups, row, any(m.dynamic for m in mns))
 
     kw["home_agent"] = HomeAgentConfig(
         address=row["address"] or "",

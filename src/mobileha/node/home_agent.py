@@ -23,6 +23,17 @@ the sans-IO :class:`mobileha.core.home_agent.HomeAgent`.
   (``standby``, ``redundancy``) and metrics are served with the home agent's. In unicast-peer
   set-ups (``hsrp.peers``, loopback) the VIP is not added to an interface (the HA socket is
   bound to it with IP_FREEBIND anyway).
+* Load sharing (``[[hsrp.groups]]``, P§5.1: HA1 Active for group 1 and Standby for group 2,
+  HA2 the reverse): every extra group is one more HA address (its VIP), served by a sibling
+  :class:`HomeAgentNode` in this process (``siblings``) with its own core, binding table,
+  replay state and :class:`~mobileha.node.redundancy.RedundancyNode` keyed by its HA
+  address. The HSRP node runs all groups; state changes and VIP claims go to the node of
+  the group, sync messages that arrive on our real-address socket to the node named by the
+  HA address of the sync header, and each sync peer gates only its own group's readiness.
+  Siblings share our data plane, and our real-address socket for sending sync messages;
+  each has its own dynamic pool (``hsrp.groups[].pool``, checked disjoint by the config).
+  A registration to a VIP is answered only while that group is Active. Sibling views are
+  served as ``g<group>-<view>``; their Prometheus metrics are not exported (same names).
 * Works with uvloop and the stock loop (only ``create_datagram_endpoint`` and timers).
 
 Data plane on takeover: **installed at takeover**, not pre-installed on the standby (issue 7
@@ -156,6 +167,13 @@ class HomeAgentNode:
         self._frozen_at = 0
         self.hsrp: Any = None
         self.redundancy: Any = None
+        # load sharing: sibling nodes serving the other HSRP groups' HA addresses, the
+        # sync messages routed to them by the HA address of the sync header, and the
+        # node whose real-address socket sends our sync messages
+        self.siblings: list[HomeAgentNode] = []
+        self._sync_routes: dict[bytes, HomeAgentNode] = {}
+        self._send_via: HomeAgentNode | None = None
+        self.hsrp_group_number: int | None = None
         # unicast-peer HSRP (loopback): the VIP socket exists only while HSRP Active
         self.vip_when_active: str | None = None
         self._vip_tasks: set[asyncio.Task[None]] = set()
@@ -170,7 +188,11 @@ class HomeAgentNode:
 
     @classmethod
     def from_config(cls, cfg: Any) -> HomeAgentNode:
-        core = HomeAgent.from_config(cfg)
+        extra = tuple(cfg.hsrp.groups) if cfg.hsrp is not None else ()
+        if extra:  # load sharing: the pool must never hand out another group's VIP
+            core = HomeAgent.from_config(cfg, local_addresses=tuple(g.virtual_ip for g in extra))
+        else:
+            core = HomeAgent.from_config(cfg)
         ha = cfg.home_agent
         dpc = cfg.dataplane
         opts: dict[str, Any] = {"role": "ha"}
@@ -202,14 +224,78 @@ class HomeAgentNode:
                 manage_vip=not unicast,
                 on_vip=node._on_vip if node.vip_when_active else None,
             )
-        if cfg.redundancy is not None:
+        if extra:
+            node._add_groups(cfg, extra)
+        elif cfg.redundancy is not None:
             from mobileha.node.redundancy import RedundancyNode
 
             node.redundancy = RedundancyNode.from_config(node, cfg, hsrp=node.hsrp)
         return node
 
+    def _add_groups(self, cfg: Any, extra: tuple[Any, ...]) -> None:
+        """Load sharing (``[[hsrp.groups]]``): one more HSRP group per extra HA address,
+        each served by a sibling home agent node (own core and binding table, own
+        ``RedundancyNode`` keyed by its HA address) in this process, sharing our data
+        plane, our address pool and our real-address socket (sync traffic)."""
+        from dataclasses import replace
+
+        from mobileha.node.redundancy import RedundancyNode
+
+        hsrp = self.hsrp
+        assert hsrp is not None
+        unicast = bool(cfg.hsrp.peers)
+        first = hsrp.cfg.groups[0]
+        self.hsrp_group_number = first.group
+        if cfg.redundancy is not None:
+            self.redundancy = RedundancyNode.from_config(
+                self, cfg, hsrp=hsrp, hsrp_group=(first.version, first.group)
+            )
+        for g in extra:
+            hsrp.cfg.groups.append(
+                replace(
+                    first,
+                    group=g.group,
+                    vip=g.virtual_ip,
+                    priority=g.priority,
+                    preempt=g.preempt,
+                    preempt_delay_ms=g.preempt_delay_s * 1000,
+                    name=g.name or "",
+                )
+            )
+            sub = replace(cfg, home_agent=replace(cfg.home_agent, ha_address=g.virtual_ip))
+            vips = (cfg.hsrp.virtual_ip, *(o.virtual_ip for o in extra if o is not g))
+            if g.pool is not None:  # its own dynamic pool (config: disjoint from ours)
+                core = HomeAgent.from_config(sub, pool=g.pool, local_addresses=vips)
+            else:  # static home addresses only (config): share ours
+                core = HomeAgent.from_config(sub)
+                core.pool = self.core.pool
+            core.active = False
+            sib = HomeAgentNode(
+                core,
+                name=f"{self.name}-g{g.group}",
+                addresses=[] if unicast else [g.virtual_ip],
+                dataplane_kind=self._dp_kind,
+                dataplane_options=self._dp_options,
+                rate_limit_s=cfg.log.rate_limit_s,
+            )
+            sib._send_via = self
+            sib.hsrp_group_number = g.group
+            if unicast:
+                sib.vip_when_active = g.virtual_ip
+            if cfg.redundancy is not None:
+                sib.redundancy = RedundancyNode.from_config(
+                    sib, sub, hsrp=hsrp, hsrp_group=(first.version, g.group)
+                )
+                self._sync_routes[socket.inet_aton(g.virtual_ip)] = sib
+            self.siblings.append(sib)
+
     def _on_hsrp_state(self, change: Any) -> None:
         """HSRP state change of our group: Active answers, every other state is silent."""
+        if self.siblings and change.group != self.hsrp_group_number:
+            for sib in self.siblings:
+                if sib.hsrp_group_number == change.group:
+                    sib._on_hsrp_state(change)
+            return
         name = str(getattr(change.new, "name", change.new)).upper()
         active = name == "ACTIVE"
         _log.info("hsrp state", node=self.name, state=name, home_agent_active=active)
@@ -258,8 +344,16 @@ class HomeAgentNode:
                 # (found by tests/netns/test_redundancy_download.py: it took over with 3,425
                 # of 50,000 bindings). A dead peer: the request fails, ready again.
                 self.redundancy.start_download()
+        for sib in self.siblings:
+            sib.dataplane = self.dataplane
+            await sib.start()
+            if sib.redundancy is not None:
+                sib.redundancy.start_download()
         if self.hsrp is not None:
             await self.hsrp.start()
+            for n in (self, *self.siblings):
+                if n.redundancy is not None:
+                    n.redundancy.apply_group_ready()
         self._timer.update(self.core.next_deadline())
         self.freeze_gc()
         _log.info(
@@ -296,7 +390,12 @@ class HomeAgentNode:
 
     def _on_vip(self, vip: str, claimed: bool) -> None:
         """HSRP ClaimVip / ReleaseVip in unicast-peer mode: open / close the VIP socket."""
-        if vip != self.vip_when_active or self._loop is None:
+        if vip != self.vip_when_active:
+            for sib in self.siblings:
+                if vip == sib.vip_when_active:
+                    sib._on_vip(vip, claimed)
+            return
+        if self._loop is None:
             return
         if not claimed:
             t = self._transports.pop(vip, None)
@@ -352,6 +451,10 @@ class HomeAgentNode:
         if self.redundancy is not None:
             with contextlib.suppress(Exception):
                 await self.redundancy.stop()
+        for sib in self.siblings:
+            sib.dataplane = None  # ours, closed below
+            with contextlib.suppress(Exception):
+                await sib.stop()
         if self._timer is not None:
             self._timer.cancel()
         if self.dfp_server is not None:
@@ -372,6 +475,8 @@ class HomeAgentNode:
             self.hsrp.crash()
         if self.redundancy is not None:
             self.redundancy.crash()
+        for sib in self.siblings:
+            sib.crash()
         if self._timer is not None:
             self._timer.cancel()
         for t in list(self._vip_tasks):
@@ -397,9 +502,15 @@ class HomeAgentNode:
     # ------------------------------------------------------------------ hot path
 
     def _on_datagram(self, data: bytes, addr: tuple[Any, ...], dst: str) -> None:
-        if data and 200 <= data[0] <= 204 and self.sync_hook is not None:
-            self.sync_hook(data, (addr[0], addr[1]))
-            return
+        if data and 200 <= data[0] <= 204:
+            hook = self.sync_hook
+            if self._sync_routes:  # load sharing: by the HA address of the sync header
+                sib = self._sync_routes.get(data[8:12])
+                if sib is not None:
+                    hook = sib.sync_hook
+            if hook is not None:
+                hook(data, (addr[0], addr[1]))
+                return
         loop = self._loop
         assert loop is not None
         core = self.core
@@ -409,6 +520,9 @@ class HomeAgentNode:
 
     def send(self, payload: bytes, dst: tuple[str, int], src: str | None = None) -> None:
         """Send one datagram from our socket bound to ``src`` (default: the first)."""
+        if src is None and self._send_via is not None:
+            self._send_via.send(payload, dst)
+            return
         t = self._transports.get(src) if src is not None else None
         if t is None:
             t = self._default
@@ -518,6 +632,9 @@ class HomeAgentNode:
         for sub in (self.hsrp, self.redundancy):
             if sub is not None:
                 v.update(sub.views())
+        for sib in self.siblings:  # load sharing: "g<group>-bindings", "g<group>-redundancy"
+            for k, fn in sib.views().items():
+                v[f"g{sib.hsrp_group_number}-{k}"] = fn
         return v
 
     def _view_bindings(self, q: Mapping[str, str]) -> Page[BindingItem]:

@@ -77,18 +77,22 @@ class _WatchedInterface(HsrpInterface):
     router was the Active (the HSRP core emits nothing when the readiness guard keeps a
     downloading standby out of Active)."""
 
-    on_active_lost: Callable[[], None] | None = None
+    # group key (version, group) -> callback; key None: any group
+    on_active_lost: dict[tuple[int, int] | None, Callable[[], None]] | None = None
 
     def on_timer(self, now: float) -> list[HsrpAction]:
-        lost = False
-        for g in self.groups.values():
+        lost: list[tuple[int, int]] = []
+        for key, g in self.groups.items():
             t = g.t_active
             a = g.active
             if t is not None and t <= now and a is not None and a.addr != "local":
-                lost = True
+                lost.append(key)
         out = super().on_timer(now)
-        if lost and self.on_active_lost is not None:
-            self.on_active_lost()
+        cbs = self.on_active_lost
+        if lost and cbs:
+            for k, cb in list(cbs.items()):
+                if k is None or k in lost:
+                    cb()
         return out
 
 
@@ -109,11 +113,22 @@ class RedundancyNode:
 
     role = "redundancy"
 
-    def __init__(self, ha: Any, config: SyncConfig, *, hsrp: Any = None) -> None:
+    def __init__(
+        self,
+        ha: Any,
+        config: SyncConfig,
+        *,
+        hsrp: Any = None,
+        hsrp_group: tuple[int, int] | None = None,
+    ) -> None:
         """``ha``: a :class:`mobileha.node.home_agent.HomeAgentNode`; ``hsrp``: an optional
-        :class:`mobileha.node.hsrp.HsrpNode` whose ``set_ready`` follows our ``ready``."""
+        :class:`mobileha.node.hsrp.HsrpNode` whose ``set_ready`` follows our ``ready``.
+        ``hsrp_group`` (version, group): the HSRP node runs several groups (load sharing)
+        and this sync follows that one only: its readiness and its Active timer."""
         self.ha = ha
         self.hsrp = hsrp
+        self.hsrp_group = hsrp_group
+        self._group_ready = True
         self.name = f"{getattr(ha, 'name', 'ha')}-sync"
         core = ha.core
         self._core = core
@@ -145,8 +160,11 @@ class RedundancyNode:
             self._watch_active_timer(hsrp)
 
     @classmethod
-    def from_config(cls, ha: Any, cfg: Any, *, hsrp: Any = None) -> RedundancyNode:
-        """From a home-agent ``Config`` with a ``[redundancy]`` table."""
+    def from_config(
+        cls, ha: Any, cfg: Any, *, hsrp: Any = None, hsrp_group: tuple[int, int] | None = None
+    ) -> RedundancyNode:
+        """From a home-agent ``Config`` with a ``[redundancy]`` table (the HA address in
+        the sync header is ``home_agent.ha_address``)."""
         r = cfg.redundancy
         sa = r.sa
         config = SyncConfig(
@@ -163,7 +181,7 @@ class RedundancyNode:
             max_pending=r.queue_max,
             max_message=r.chunk_bytes,
         )
-        return cls(ha, config, hsrp=hsrp)
+        return cls(ha, config, hsrp=hsrp, hsrp_group=hsrp_group)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -267,12 +285,47 @@ class RedundancyNode:
         """Call :meth:`peer_down` when an HSRP group's Active timer expires with a remote
         router as Active (see the module docstring): ``hsrp.core`` (still without groups,
         before ``HsrpNode.start``) is replaced by a :class:`_WatchedInterface`."""
-        old = hsrp.core
-        iface = _WatchedInterface()
-        for g in old.groups.values():
-            iface.add(g)
-        iface.on_active_lost = self._on_active_lost
-        hsrp.core = iface
+        iface = hsrp.core
+        if not isinstance(iface, _WatchedInterface):
+            old = iface
+            iface = _WatchedInterface()
+            for g in old.groups.values():
+                iface.add(g)
+            iface.on_active_lost = {}
+            hsrp.core = iface
+        assert iface.on_active_lost is not None
+        iface.on_active_lost[self.hsrp_group] = self._on_active_lost
+
+    def _set_hsrp_ready(self, ready: bool) -> None:
+        """``ReadyChanged``: the whole HSRP node, or only our group (load sharing)."""
+        h = self.hsrp
+        if h is None:
+            return
+        key = self.hsrp_group
+        if key is None:
+            h.set_ready(ready)
+            return
+        self._group_ready = ready
+        self.apply_group_ready()
+
+    def apply_group_ready(self) -> None:
+        """Set our group's readiness in the running HSRP node (its groups exist only after
+        ``HsrpNode.start``; the home agent calls this again right after it). Uses the
+        adapter's internals (``_run``, ``core._reschedule``): ``HsrpNode.set_ready`` sets
+        every group."""
+        h = self.hsrp
+        key = self.hsrp_group
+        if h is None or key is None:
+            return
+        g = h.core.groups.get(key)
+        loop = getattr(h, "_loop", None)
+        if g is None or loop is None or not getattr(h, "_started", False):
+            return
+        if g.ready == self._group_ready:
+            return
+        actions = g.set_ready(self._group_ready, loop.time())
+        h.core._reschedule(key)
+        h._run(actions)
 
     def _on_active_lost(self) -> None:
         self.active_timer_expiries += 1
@@ -386,8 +439,7 @@ class RedundancyNode:
                         ha._run(out)
             elif cls is ReadyChanged:
                 assert isinstance(a, ReadyChanged)
-                if self.hsrp is not None:
-                    self.hsrp.set_ready(a.ready)
+                self._set_hsrp_ready(a.ready)
         self._release()
         if self._timer is not None:
             self._timer.update(self._deadline())
