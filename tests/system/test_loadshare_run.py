@@ -1,0 +1,146 @@
+"""Load sharing with two HSRP groups, as real ``mobileha run`` processes on loopback and a
+real ``kill -9`` (SIGKILL): HA1 Active for group 1 / Standby for group 2, HA2 the reverse;
+the bindings of both VIPs are on both HAs; after SIGKILL of HA1, HA2 is Active for both
+groups with every binding (management API: ``standby``, ``bindings``, ``g2-bindings``),
+refuses a replayed request with 133 and accepts fresh ones on both VIPs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mobileha.wire.auth import ntp_identification
+from mobileha.wire.mip import RegistrationReply
+from tests.system.test_loadshare_groups import N_PER_VIP, _config, _rrq
+
+
+def _free(host: str, kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class Proc:
+    def __init__(self, tmp: Path, name: str, text: str) -> None:
+        self.api_port = _free("127.0.0.1", socket.SOCK_STREAM)
+        self.cfg = tmp / f"{name}.toml"
+        self.log = tmp / f"{name}.log"
+        self.cfg.write_text(
+            text.replace(
+                "[management]\nenabled = false",
+                f'[management]\nlisten = "127.0.0.1:{self.api_port}"',
+            )
+        )
+        exe = Path(sys.executable).parent / "mobileha"
+        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mobileha.cli"]
+        self.proc = subprocess.Popen(
+            [*cmd, "run", str(self.cfg)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "wb"),  # noqa: SIM115
+        )
+
+    def api(self, path: str) -> Any:
+        url = f"http://127.0.0.1:{self.api_port}/api/{path}"
+        with urllib.request.urlopen(url, timeout=3) as r:
+            return json.loads(r.read())
+
+    def states(self) -> dict[int, str]:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            v = self.api("standby")
+            groups = v["groups"] if isinstance(v, dict) else v
+            return {int(g["group"]): str(g["state"]).capitalize() for g in groups}
+        return {}
+
+    def total(self, view: str) -> int:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            return int(self.api(view)["total"])
+        return -1
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, what: str, *ps: Proc) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.05)
+    logs = "\n".join(p.log.read_text()[-3000:] for p in ps if p.log.exists())
+    raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+def test_loadshare_processes_kill9(tmp_path: Path) -> None:
+    net = f"127.0.{random.randint(20, 250)}"
+    a_ip, b_ip = f"{net}.51", f"{net}.52"
+    vips = (f"{net}.151", f"{net}.152")
+    port, hsrp_port = _free(a_ip, socket.SOCK_DGRAM), _free(a_ip, socket.SOCK_DGRAM)
+    a = Proc(tmp_path, "ha1", _config(a_ip, b_ip, vips, port, hsrp_port, (110, 100)))
+    b = Proc(tmp_path, "ha2", _config(b_ip, a_ip, vips, port, hsrp_port, (100, 110)))
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", 0))
+    client.settimeout(2.0)
+
+    def register(req: bytes, vip: str) -> int:
+        for _ in range(3):
+            client.sendto(req, (vip, port))
+            with contextlib.suppress(TimeoutError):
+                return RegistrationReply.decode(client.recv(2048)).code
+        return -1
+
+    try:
+        wait_for(
+            lambda: (
+                a.states() == {1: "Active", 2: "Standby"}
+                and b.states() == {1: "Standby", 2: "Active"}
+            ),
+            30,
+            "HA1 Active/Standby, HA2 Standby/Active",
+            a,
+            b,
+        )
+        requests = {}
+        for i in range(2 * N_PER_VIP):
+            requests[i] = _rrq(i, vips[i % 2], ntp_identification(time.time(), i))
+            assert register(requests[i], vips[i % 2]) == 0, i
+        for p in (a, b):
+            wait_for(
+                lambda p=p: (
+                    p.total("bindings") == N_PER_VIP  # type: ignore[misc]
+                    and p.total("g2-bindings") == N_PER_VIP
+                ),
+                10,
+                "bindings of both VIPs on both HAs",
+                a,
+                b,
+            )
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait()
+        wait_for(lambda: b.states() == {1: "Active", 2: "Active"}, 10, "HA2 Active x2", b)
+        assert b.total("bindings") == b.total("g2-bindings") == N_PER_VIP
+        for view in ("bindings", "g2-bindings"):
+            assert {x["state"] for x in b.api(view)["items"]} == {"active"}
+        assert register(requests[0], vips[0]) == 133
+        for i in (0, 1):
+            fresh = _rrq(i, vips[i % 2], ntp_identification(time.time() + 1, 77))
+            assert register(fresh, vips[i % 2]) == 0
+    finally:
+        client.close()
+        a.stop()
+        b.stop()
