@@ -184,7 +184,8 @@ CONFIG-REFERENCE-BEGIN
 CONFIG-REFERENCE-END
 
 Sections per role: every role has ``node``, ``management`` and ``log``; home-agent adds
-``home_agent`` (required), ``mobile_node[]``, ``foreign_agent[]``, ``hsrp``, ``redundancy``
+``home_agent`` (required), ``mobile_node[]``, ``foreign_agent[]``, ``hsrp`` (with
+``hsrp.groups[]``: more groups, one more HA address each, for load sharing), ``redundancy``
 (needs ``hsrp``), ``dataplane``, ``dfp``, ``aaa``; foreign-agent adds ``foreign_agent``
 (required), ``dataplane``, ``aaa``; slb adds ``slb`` (required) and ``dfp``; mobile-node
 adds ``mobile_node`` (required) and ``dataplane``.
