@@ -40,6 +40,7 @@ class Ha:
         self.cfg = tmp / f"{name}.toml"
         self.log = tmp / f"{name}.log"
         self._args = (me, peer, vip, prio)
+        self.vip = vip
         self.proc: subprocess.Popen[bytes] | None = None
 
     def write(self, port: int, peer_port: int, hsrp_port: int) -> None:
@@ -157,6 +158,26 @@ def exchange(ha: Ha, data: bytes, timeout: float = 2.0) -> RegistrationReply | N
             return None
 
 
+def show_text(ha: Ha, view: str) -> str:
+    """What `mobileha show VIEW --api URL` prints for this HA (the real command)."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mobileha.cli",
+            "show",
+            view,
+            "--api",
+            f"http://127.0.0.1:{ha.api_port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    )
+    return out.stdout
+
+
 def test_hsrp_pair_sync_and_takeover(pair: tuple[Ha, Ha]) -> None:
     a, b = pair
     # Started together: a lone HA passes through Standby and first waits for its bulk
@@ -182,6 +203,16 @@ def test_hsrp_pair_sync_and_takeover(pair: tuple[Ha, Ha]) -> None:
     assert item["home_address"] == hoa and item["state"] == "standby"
     assert exchange(b, request(b, ntp_identification(time.time(), 2)), 1.0) is None
     assert b.api("stats")["bad_input"].get("standby") == 1
+
+    # `mobileha show standby` / `show redundancy` against the running pair (issue 8)
+    text_a, text_b = show_text(a, "standby"), show_text(b, "standby")
+    assert "State is Active" in text_a and "State is Standby" in text_b, (text_a, text_b)
+    assert f"Virtual IP address is {a.vip}" in text_a and "local" in text_a.lower()
+    red = show_text(b, "redundancy")
+    assert "role standby, sync state in-sync" in red, red
+    assert "Binding updates received 1," in red and "Security violations 0" in red, red
+    assert "last heard never" not in red and "Last bulk download never" not in red, red
+    assert "Bindings 1," in red, red
 
     assert a.proc is not None
     a.proc.send_signal(signal.SIGKILL)

@@ -398,11 +398,13 @@ class _Download:
         "next",
         "progress_at",
         "req",
+        "started_at",
         "txn",
     )
 
     def __init__(self, txn: int, gated: bool, exchange: bool, now: float) -> None:
         self.txn = txn
+        self.started_at = now
         self.applied0 = 0  # AppliedRecords when the download started
         self.gated = gated
         self.exchange = exchange
@@ -493,6 +495,9 @@ class SyncPeer:
         self._tick = itercount()
         self._last_tx_ident = 0
         self._last_heard = now
+        self._heard_any = False  # for `show redundancy`: "last heard never"
+        # (duration s, records applied) of the last completed bulk download, for the view
+        self.last_download: tuple[float, int] | None = None
         # keys whose latest change the peer acknowledged, appended while not None (the
         # node's reply gate drains it after each input; O(1) per acknowledged record)
         self.acked: list[Key] | None = None
@@ -518,8 +523,16 @@ class SyncPeer:
         """Is our change to ``key`` (home, care-of) not yet acknowledged by the peer?"""
         return key in self._latest
 
-    def view(self) -> dict[str, object]:
+    def last_heard_ago(self, now: float) -> float | None:
+        """Seconds since the last authenticated message from the peer (None: never)."""
+        return now - self._last_heard if self._heard_any else None
+
+    def view(self, now: float | None = None) -> dict[str, object]:
+        last = self.last_download
         return {
+            "peer_last_heard_s": None if now is None else self.last_heard_ago(now),
+            "last_bulk_s": None if last is None else round(last[0], 3),
+            "last_bulk_bindings": None if last is None else last[1],
             "peer": self.config.peer_addr,
             "ha_address": self.config.ha_addr,
             "mode": self.config.mode.value,
@@ -802,6 +815,7 @@ class SyncPeer:
 
     def _heard(self, now: float, actions: list[SyncAction]) -> None:
         self._last_heard = now
+        self._heard_any = True
         if self.state is SyncState.PEER_LOST or self.state is SyncState.IDLE:
             self.state = SyncState.DOWNLOADING if self._dl is not None else SyncState.IN_SYNC
             if self._need_download and self._dl is None and self.role is not Role.ACTIVE:
@@ -977,6 +991,9 @@ class SyncPeer:
         self.counters.DownloadsAbandoned += 1
 
     def _finish_download(self, now: float) -> None:
+        dl = self._dl
+        if dl is not None:
+            self.last_download = (now - dl.started_at, self.counters.AppliedRecords - dl.applied0)
         self._dl = None
         self._need_download = False
         self.state = SyncState.IN_SYNC

@@ -453,7 +453,8 @@ class RedundancyNode:
         return {"redundancy": lambda _q: self._view()}
 
     def _view(self) -> dict[str, object]:
-        v = self.peer.view()
+        v = self.peer.view(self.ha.now())
+        v["bindings"] = len(self._core.table)
         v["replies_held"] = self.replies_held
         v["replies_released_unacked"] = self.replies_released_unacked
         v["replies_waiting"] = sum(1 for h in self._held if not h.done)
