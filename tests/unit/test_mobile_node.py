@@ -225,7 +225,9 @@ def test_timestamp_133_resync_uses_reply_offset() -> None:
     acts = m.datagram(rep, FA, 0.5)
     again = sent(acts)
     assert m.stats.resync_timestamp == 1 and m.clock_offset == 100
-    assert (again.ident >> 32) == ha_secs
+    # the retry is past the HA's current second: greater than anything it accepted from us
+    # in that second, even from a previous run of this MN that we do not remember
+    assert (again.ident >> 32) == ha_secs + 1
     m.datagram(reply_for(acts[0].payload), FA, 0.6)
     assert m.registered
 
@@ -420,7 +422,21 @@ def test_second_timestamp_resync_replaces_offset() -> None:
         ha_secs = int(WALL) + NTP_EPOCH_OFFSET + skew
         rep = reply_for(req_b, code=133, ident=(ha_secs << 32) | (req.ident & 0xFFFFFFFF))
         again = sent(m.datagram(rep, FA, 0.0))
-        assert m.clock_offset == skew and (again.ident >> 32) == ha_secs
+        assert m.clock_offset == skew and (again.ident >> 32) == ha_secs + 1
+
+
+def test_restarted_mn_133_in_the_same_second_then_accepted() -> None:
+    """A restarted MN (no memory of its last ID) registering again in the same second as
+    its previous run: the HA's last accepted ID has higher low bits, so it answers 133 with
+    its own (same) second; the retry must then be greater than any ID of that second."""
+    m = mn()
+    req_b = m.register(0.0)[0].payload
+    req = RegistrationRequest.decode(req_b)
+    ha_secs = req.ident >> 32  # same clock: the 133 is about the order, not the skew
+    last_accepted_by_ha = (ha_secs << 32) | 0xFFFFFFF0
+    rep = reply_for(req_b, code=133, ident=(ha_secs << 32) | (req.ident & 0xFFFFFFFF))
+    again = sent(m.datagram(rep, FA, 0.0))
+    assert m.clock_offset == 0 and again.ident > last_accepted_by_ha
 
 
 def test_retry_after_denial_when_configured() -> None:

@@ -249,6 +249,7 @@ class MobileNode:
         self.renew_fraction = renew_fraction
         self.wall_offset = wall_offset
         self.clock_offset = 0  # seconds learned from a timestamp 133 (HA clock - ours)
+        self._resync_floor = 0  # after a timestamp 133: the next ID must be above this
         self.nonce = 0  # nonce method: the HA's last nonce
         self.challenge: bytes | None = None  # RFC 4721: last challenge from the FA
         self.aaa_key = aaa_key
@@ -442,8 +443,17 @@ class MobileNode:
                 # Offset = HA's time (reply high 32 bits) - our own clock now (P§1.7),
                 # as a signed 32-bit difference of NTP seconds.
                 ours = (int(now + self.wall_offset) + NTP_EPOCH_OFFSET) & _U32
-                diff = ((((rep.ident >> 32) & _U32) - ours + 2**31) & _U32) - 2**31
+                ha_secs = (rep.ident >> 32) & _U32
+                diff = ((ha_secs - ours + 2**31) & _U32) - 2**31
                 self.clock_offset = diff
+                # The 133 may also mean "not greater than the last accepted one" (P§1.7):
+                # a restarted MN (no memory of its last ID) registering again within the
+                # same second draws random low bits and loses half the time. Move past the
+                # HA's current second so the retry is greater than anything it accepted
+                # from us in that second (still well inside the replay tolerance).
+                # (Replaced, not raised, at each 133: a later 133 that moves our clock back
+                # must not leave us ahead of the HA's window.)
+                self._resync_floor = (ha_secs << 32) | _U32
                 self.stats.resync_timestamp += 1
             else:
                 self.stats.resync_nonce += 1
@@ -545,6 +555,8 @@ class MobileNode:
             # back, an unanswered higher ID must not hold us ahead of the HA's window.
             if ident <= self.last_accepted_ident:
                 ident = self.last_accepted_ident + 1 + (low & 0xFFFF)
+            if ident <= self._resync_floor:
+                ident = self._resync_floor + 1 + (low & 0xFFFF)
             # ... and greater than our last sent one unless that one is ahead of our clock:
             # with random low bits two requests in the same second may go down, and the HA
             # answers 133 when it accepted the first one but its reply has not reached us
