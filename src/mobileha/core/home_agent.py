@@ -753,46 +753,37 @@ class HomeAgent:
             if tomb is not None and tomb[1] > now:
                 last = tomb[0]
         if nonce_sa:
+            # RFC 5944 §5.7 (P§1.7), nonces: the high 32 bits must be the nonce we sent last;
+            # every reply carries a fresh nonce and the request's low 32 bits.
             expected = self._nonces.get(ident_key)
             nn = new_nonce()
             self._nonces[ident_key] = nn
             rid = (nn << 32) | (ident & _M32)
-            if expected is None or (ident >> 32) != expected or ident == last:
-                return self._deny(
-                    ID_MISMATCH,
-                    data,
-                    rid,
-                    hoa_b,
-                    nai_s,
-                    nai_e,
-                    reply_sa,
-                    fa_sa if self._faha_ok(data, faha, n_faha, fa_addr) else None,
-                    reply_to,
-                    dst_addr,
-                    life,
-                    hoa,
-                    ident_key,
-                )
+            mismatch = expected is None or (ident >> 32) != expected or ident == last
         else:
+            # RFC 5944 §5.7 (P§1.7), timestamps: within the tolerance of our clock and greater
+            # than the last accepted one; a 133 carries our time and the request's low 32 bits.
             wall_ntp = (int(wall_time) + NTP_EPOCH_OFFSET) & _M32
-            rid = ident
-            if abs((ident >> 32) - wall_ntp) > sa.tolerance or (last is not None and ident <= last):
-                rid = (wall_ntp << 32) | (ident & _M32)
-                return self._deny(
-                    ID_MISMATCH,
-                    data,
-                    rid,
-                    hoa_b,
-                    nai_s,
-                    nai_e,
-                    reply_sa,
-                    fa_sa if self._faha_ok(data, faha, n_faha, fa_addr) else None,
-                    reply_to,
-                    dst_addr,
-                    life,
-                    hoa,
-                    ident_key,
-                )
+            mismatch = abs((ident >> 32) - wall_ntp) > sa.tolerance or (
+                last is not None and ident <= last
+            )
+            rid = (wall_ntp << 32) | (ident & _M32) if mismatch else ident
+        if mismatch:
+            return self._deny(
+                ID_MISMATCH,
+                data,
+                rid,
+                hoa_b,
+                nai_s,
+                nai_e,
+                reply_sa,
+                fa_sa if self._faha_ok(data, faha, n_faha, fa_addr) else None,
+                reply_to,
+                dst_addr,
+                life,
+                hoa,
+                ident_key,
+            )
 
         # --- 4. FA-HA ------------------------------------------------------------------
         if fa_sa is not None and life and not self._faha_ok(data, faha, n_faha, fa_addr):
