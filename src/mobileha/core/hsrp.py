@@ -43,14 +43,13 @@ import heapq
 import hmac
 import math
 import random
-import socket
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from mobileha.core.actions import ClaimVip, ReleaseVip, Send
-from mobileha.wire import DecodeError
+from mobileha.wire import DecodeError, ip_bytes
 from mobileha.wire import hsrp as w
 
 
@@ -185,10 +184,7 @@ HsrpAction = Send | ClaimVip | ReleaseVip | GratuitousArp | StateChange
 
 # --------------------------------------------------------------------------- config
 def _ip_int(addr: str) -> int:
-    try:
-        return int.from_bytes(socket.inet_aton(addr), "big")
-    except OSError as exc:
-        raise ValueError(f"bad IPv4 address {addr!r}") from exc
+    return int.from_bytes(ip_bytes(addr), "big")
 
 
 def v1_seconds(ms: int) -> int:

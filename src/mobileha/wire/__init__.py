@@ -6,6 +6,8 @@ and nothing else; every encoder is the exact inverse of its decoder for canonica
 
 from __future__ import annotations
 
+import socket
+
 
 class DecodeError(ValueError):
     """A datagram or header could not be decoded.
@@ -32,4 +34,19 @@ class UnknownCriticalExtension(DecodeError):
         self.ext_type = ext_type
 
 
-__all__ = ["DecodeError", "UnknownCriticalExtension"]
+def ip_bytes(addr: str) -> bytes:
+    """Dotted quad -> 4 bytes; ValueError otherwise (``inet_aton`` alone accepts "10.1")."""
+    try:
+        if addr.count(".") == 3:
+            return socket.inet_aton(addr)
+    except OSError:
+        pass
+    raise ValueError(f"not a dotted-quad IPv4 address: {addr!r}")
+
+
+def ip_str(raw: bytes) -> str:
+    """4 bytes -> dotted quad."""
+    return socket.inet_ntoa(raw)
+
+
+__all__ = ["DecodeError", "UnknownCriticalExtension", "ip_bytes", "ip_str"]

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import socket
 import struct
 from dataclasses import dataclass, field
 
-from mobileha.wire import DecodeError
+from mobileha.wire import DecodeError, ip_bytes, ip_str
 
 DFP_VERSION = 1
 DFP_PORT_DRAFT = 8080  # draft-eck-dfp-01
@@ -64,17 +63,6 @@ _BIND_ENTRY = struct.Struct("!HH4s4s")  # bindid, reserved, address, netmask
 
 MAX_MESSAGE = 65535  # framing guard: no legitimate DFP message comes near this
 _SEC_DIGEST_OFFSET = HEADER.size + TLV_HEADER.size + 8  # digest of a first MD5 Security TLV
-
-
-def _a2b(addr: str) -> bytes:
-    try:
-        return socket.inet_aton(addr)
-    except OSError as exc:
-        raise ValueError(f"bad IPv4 address {addr!r}") from exc
-
-
-def _b2a(raw: bytes) -> str:
-    return socket.inet_ntoa(raw)
 
 
 # --------------------------------------------------------------------------- TLVs
@@ -195,7 +183,7 @@ def _encode_tlv(tlv: Tlv) -> bytes:
     elif isinstance(tlv, LoadTlv):
         parts = [_LOAD_FIXED.pack(tlv.port, tlv.protocol, tlv.flags, len(tlv.hosts), tlv.reserved)]
         for h in tlv.hosts:
-            parts.append(_LOAD_HOST.pack(_a2b(h.address), h.bind_id, h.weight))
+            parts.append(_LOAD_HOST.pack(ip_bytes(h.address), h.bind_id, h.weight))
         value = b"".join(parts)
         ttype = TLV_LOAD
     elif isinstance(tlv, KeepaliveTlv):
@@ -204,7 +192,7 @@ def _encode_tlv(tlv: Tlv) -> bytes:
     elif isinstance(tlv, BindIdTableTlv):
         parts = [
             _BIND_FIXED.pack(
-                _a2b(tlv.address),
+                ip_bytes(tlv.address),
                 tlv.port,
                 tlv.protocol,
                 tlv.reserved1,
@@ -213,7 +201,9 @@ def _encode_tlv(tlv: Tlv) -> bytes:
             )
         ]
         for e in tlv.entries:
-            parts.append(_BIND_ENTRY.pack(e.bind_id, e.reserved, _a2b(e.address), _a2b(e.netmask)))
+            parts.append(
+                _BIND_ENTRY.pack(e.bind_id, e.reserved, ip_bytes(e.address), ip_bytes(e.netmask))
+            )
         value = b"".join(parts)
         ttype = TLV_BINDID_TABLE
     else:
@@ -259,7 +249,7 @@ def _decode_tlv(ttype: int, v: bytes) -> Tlv:
         off = _LOAD_FIXED.size
         for _ in range(n):
             a, bid, w = _LOAD_HOST.unpack_from(v, off)
-            hosts.append(HostWeight(_b2a(a), bid, w))
+            hosts.append(HostWeight(ip_str(a), bid, w))
             off += _LOAD_HOST.size
         return LoadTlv(tuple(hosts), port, proto, flags, res)
     if ttype == TLV_KEEPALIVE:
@@ -276,9 +266,9 @@ def _decode_tlv(ttype: int, v: bytes) -> Tlv:
         off = _BIND_FIXED.size
         for _ in range(n):
             bid, res, ea, em = _BIND_ENTRY.unpack_from(v, off)
-            entries.append(BindIdEntry(bid, _b2a(ea), _b2a(em), res))
+            entries.append(BindIdEntry(bid, ip_str(ea), ip_str(em), res))
             off += _BIND_ENTRY.size
-        return BindIdTableTlv(_b2a(a), port, proto, tuple(entries), r1, r2)
+        return BindIdTableTlv(ip_str(a), port, proto, tuple(entries), r1, r2)
     return UnknownTlv(ttype, v)
 
 

@@ -36,7 +36,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from mobileha.wire import DecodeError
+from mobileha.wire import DecodeError, ip_bytes
 
 # --------------------------------------------------------------------------- constants
 HSRP_PORT: Final = 1985
@@ -103,13 +103,6 @@ _KNOWN_TLV_LEN: Final = {
 
 
 # --------------------------------------------------------------------------- helpers
-def _a2b(addr: str) -> bytes:
-    try:
-        return socket.inet_aton(addr)
-    except OSError as exc:
-        raise ValueError(f"bad IPv4 address {addr!r}") from exc
-
-
 def virtual_mac(group: int, version: int = 1) -> bytes:
     """The group's virtual MAC (P§4.4): v1 ``00:00:0c:07:ac:XX``, v2 ``00:00:0c:9f:fX:XX``."""
     if version == 1:
@@ -154,7 +147,7 @@ class Md5Auth:
 
     def encode(self) -> bytes:
         return _TLV_HDR.pack(TLV_MD5_AUTH, _MD5.size) + _MD5.pack(
-            self.algorithm, self.padding, self.flags, _a2b(self.ip), self.key_id, self.digest
+            self.algorithm, self.padding, self.flags, ip_bytes(self.ip), self.key_id, self.digest
         )
 
     @classmethod
@@ -191,7 +184,7 @@ class HsrpV1:
             self.group,
             self.reserved,
             self.auth,
-            _a2b(self.vip),
+            ip_bytes(self.vip),
         )
         if self.md5 is not None:
             raw += self.md5.encode()
@@ -247,7 +240,7 @@ class GroupStateTlv:
         if self.ip_version == 6:
             vip = socket.inet_pton(socket.AF_INET6, self.vip)
         else:
-            vip = _a2b(self.vip) + self.vip_padding
+            vip = ip_bytes(self.vip) + self.vip_padding
         return _TLV_HDR.pack(TLV_GROUP_STATE, _GROUP_STATE.size) + _GROUP_STATE.pack(
             self.version,
             self.opcode,

@@ -31,7 +31,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from mobileha.wire import DecodeError
+from mobileha.wire import DecodeError, ip_bytes
 
 IPPROTO_ICMP: Final = 1
 IPPROTO_IPIP: Final = 4
@@ -80,16 +80,6 @@ def checksum(data: bytes | bytearray | memoryview) -> int:
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     return ~s & 0xFFFF
-
-
-def _aton(addr: str) -> bytes:
-    """Dotted quad -> 4 bytes (ValueError otherwise; inet_aton alone accepts "10.1")."""
-    try:
-        if addr.count(".") == 3:
-            return socket.inet_aton(addr)
-    except OSError:
-        pass
-    raise ValueError(f"not a dotted-quad IPv4 address: {addr!r}")
 
 
 _ntoa = socket.inet_ntoa
@@ -154,8 +144,8 @@ def encode_ipv4(h: IPv4Header) -> bytes:
             h.ttl,
             h.proto,
             0,
-            _aton(h.src),
-            _aton(h.dst),
+            ip_bytes(h.src),
+            ip_bytes(h.dst),
         )
     )
     raw += h.options
@@ -360,10 +350,10 @@ class MinEncHeader:
 def encode_minenc(h: MinEncHeader) -> bytes:
     """The 8- or 12-byte minimal header with its checksum (over this header only)."""
     raw = bytearray(
-        MINENC_HDR.pack(h.protocol, MINENC_S if h.src is not None else 0, 0, _aton(h.dst))
+        MINENC_HDR.pack(h.protocol, MINENC_S if h.src is not None else 0, 0, ip_bytes(h.dst))
     )
     if h.src is not None:
-        raw += _aton(h.src)
+        raw += ip_bytes(h.src)
     raw[2:4] = U16.pack(checksum(raw))
     return bytes(raw)
 
@@ -478,9 +468,9 @@ def encode_arp(a: ArpPacket) -> bytes:
         4,
         a.op,
         mac_bytes(a.sha),
-        _aton(a.spa),
+        ip_bytes(a.spa),
         mac_bytes(a.tha),
-        _aton(a.tpa),
+        ip_bytes(a.tpa),
     )
 
 

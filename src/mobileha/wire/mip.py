@@ -22,12 +22,11 @@ JSON field names (``to_dict``) follow Wireshark's ``mip.*`` fields where it has 
 
 from __future__ import annotations
 
-import socket
 import struct
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, NamedTuple, TypeAlias
 
-from mobileha.wire import DecodeError, UnknownCriticalExtension
+from mobileha.wire import DecodeError, UnknownCriticalExtension, ip_bytes, ip_str
 from mobileha.wire.auth import Authenticator
 
 MIP_PORT: Final = 434
@@ -143,21 +142,6 @@ _VENDOR_LONG = struct.Struct("!BBHIH")  # CVSE: type, reserved, length, vendor i
 _VENDOR_SHORT = struct.Struct("!BBHIH")  # NVSE: type, length, reserved(2), vendor id, type
 _REVSUP = struct.Struct("!BBHI")  # type, length=6, flags, timestamp
 _DYNHA = struct.Struct("!BBB4s")  # type, length=5, subtype, address
-
-
-def ip_str(b: bytes) -> str:
-    return socket.inet_ntoa(b)
-
-
-def ip_bytes(s: str) -> bytes:
-    try:
-        return socket.inet_aton(s) if s.count(".") == 3 else _bad_ip(s)
-    except OSError:
-        return _bad_ip(s)
-
-
-def _bad_ip(s: str) -> bytes:
-    raise ValueError(f"not a dotted-quad IPv4 address: {s!r}")
 
 
 # --- extensions -----------------------------------------------------------------------
