@@ -124,6 +124,7 @@ CONFIG-REFERENCE-BEGIN
 | `slb.predictor` | one of ios-wrr, smooth-wrr | `ios-wrr` | weighted round robin algorithm (P§7) |
 | `slb.relay_vendor_id` | integer 0..16777215 | `32473` | vendor id of the relay NVSE |
 | `slb.max_sessions` | integer 1..100000000 | `1000000` | session table size |
+| `slb.fastpath` | bool | `true` | batched socket I/O of the C module mobileha._slbio when it is built (else, and with false, the Python reader) |
 | `slb.relay_sa.spi` | integer 256..4294967295 | required | SLB-HA SPI of the relay tag authenticator |
 | `slb.relay_sa.key` | secret | required | SLB-HA key |
 | `slb.relay_sa.algorithm` | one of md5-prefix-suffix, hmac-md5 | `md5-prefix-suffix` | authenticator algorithm |
@@ -409,6 +410,7 @@ class SlbConfig:
     relay_vendor_id: int = 32473
     max_sessions: int = 1_000_000
     relay_sa: SecurityAssociation | None = None
+    fastpath: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -786,6 +788,12 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         ),
         "relay_vendor_id": _i(32473, 0, 0xFFFFFF, "vendor id of the relay NVSE"),
         "max_sessions": _i(1_000_000, 1, _BIG, "session table size"),
+        "fastpath": Spec(
+            "bool",
+            True,
+            doc="batched socket I/O of the C module mobileha._slbio when it is built "
+            "(else, and with false, the Python reader)",
+        ),
     },
     "slb.relay_sa": {
         "spi": _with(_SPI, "SLB-HA SPI of the relay tag authenticator"),
@@ -1600,6 +1608,7 @@ def _build_slb(ck: _Checker, doc: dict[str, Any], kw: dict[str, Any]) -> None:
         relay_vendor_id=row["relay_vendor_id"],
         max_sessions=row["max_sessions"],
         relay_sa=relay_sa,
+        fastpath=row["fastpath"],
     )
 
 

@@ -95,26 +95,59 @@ def _rrq(nai: str, ident: int) -> bytes:
     return head + bytes([131, len(n)]) + n
 
 
+FASTPATHS = [
+    pytest.param(False, id="python-io"),
+    pytest.param(
+        True,
+        id="slbio",
+        marks=pytest.mark.skipif(nslb._slbio is None, reason="mobileha._slbio is not built"),
+    ),
+]
+
+
 class _Flaky:
-    """The node's socket, whose sendto reports EAGAIN ``fail`` times."""
+    """Makes the node's relay sends report EAGAIN ``fail`` times (the first ones), on the
+    Python path (``send``) and on the C one (``send_all`` returning 0)."""
 
-    def __init__(self, sock: socket.socket, fail: int) -> None:
-        self.sock, self.fail = sock, fail
+    def __init__(self, node: nslb.SlbNode, fail: int) -> None:
+        self.fail = fail
+        connect = node._connect
+        fast = node._fast
+        if fast is not None:
+            flaky = self
 
-    def sendto(self, data: bytes, dst: tuple[str, int]) -> int:
-        if self.fail:
-            self.fail -= 1
-            raise BlockingIOError
-        return self.sock.sendto(data, dst)
+            class FlakyFast:
+                recv_requests = staticmethod(fast.recv_requests)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.sock, name)
+                @staticmethod
+                def send_all(fd: int, pkts: list[bytes], start: int = 0) -> int:
+                    if flaky.fail:
+                        flaky.fail -= 1
+                        return 0
+                    return int(fast.send_all(fd, pkts, start))
+
+            node._fast = FlakyFast()
+
+        def flaky_connect(dst: tuple[str, int]) -> Any:
+            send = connect(dst)
+
+            def tx(data: bytes) -> int:
+                if self.fail:
+                    self.fail -= 1
+                    raise BlockingIOError
+                return send(data)
+
+            node._tx[dst] = tx
+            return tx
+
+        node._connect = flaky_connect  # type: ignore[method-assign]
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.parametrize("fastpath", FASTPATHS)
 @pytest.mark.parametrize(("fail", "max_pending", "want"), [(3, 100, 5), (10**9, 2, 0)])
 def test_send_that_would_block_is_queued_in_order(
-    monkeypatch: pytest.MonkeyPatch, fail: int, max_pending: int, want: int
+    monkeypatch: pytest.MonkeyPatch, fail: int, max_pending: int, want: int, fastpath: bool
 ) -> None:
     monkeypatch.setattr(nslb, "MAX_PENDING", max_pending)
 
@@ -130,12 +163,12 @@ def test_send_that_would_block_is_queued_in_order(
                 port=0,
                 mode="relay",
                 reals=[nslb.SlbRealSpec("127.0.0.1", be.getsockname()[1])],
+                fastpath=fastpath,
             )
         )
         await node.start()
         try:
-            assert node._sock is not None
-            node._sock = _Flaky(node._sock, fail)  # type: ignore[assignment]
+            _Flaky(node, fail)
             for i in range(5):
                 fa.sendto(_rrq(f"mn{i}@x", i), node.address)
             got: list[str] = []
@@ -166,7 +199,8 @@ def test_send_that_would_block_is_queued_in_order(
 
 
 @pytest.mark.timeout(20)
-def test_a_failing_datagram_does_not_lose_the_rest_of_the_batch() -> None:
+@pytest.mark.parametrize("fastpath", FASTPATHS)
+def test_a_failing_datagram_does_not_lose_the_rest_of_the_batch(fastpath: bool) -> None:
     async def main() -> None:
         be = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         be.bind(("127.0.0.1", 0))
@@ -179,6 +213,7 @@ def test_a_failing_datagram_does_not_lose_the_rest_of_the_batch() -> None:
                 port=0,
                 mode="relay",
                 reals=[nslb.SlbRealSpec("127.0.0.1", be.getsockname()[1])],
+                fastpath=fastpath,
             )
         )
         await node.start()

@@ -46,6 +46,12 @@ if TYPE_CHECKING:
 
 _log = get_logger("mobileha.slb")
 
+_slbio: Any
+try:  # the optional C accelerator (src/mobileha/_slbio.c, built by setup.py)
+    from mobileha import _slbio
+except ImportError:  # pragma: no cover - depends on the build
+    _slbio = None
+
 RCVBUF = 4 * 1024 * 1024
 BATCH = 256  # datagrams per reader callback at most (then other callbacks get their turn)
 MAX_PENDING = 65_536  # datagrams queued while the send buffer is full; beyond: "send-busy"
@@ -91,6 +97,7 @@ class SlbSettings:
     dfp_timeout_s: float = 0.0  # 0: no report timeout
     dfp_retry_s: float = 10.0  # max reconnect backoff
     dfp_keepalive: int | None = None  # sent to agents as DFP Parameters when set
+    fastpath: bool = True  # batched I/O of mobileha._slbio when it is built
 
 
 def _csum(data: bytes) -> int:
@@ -235,8 +242,14 @@ class SlbNode:
         self._time: Callable[[], float] = lambda: 0.0
         self.bad = RateLimitedLogger(_log)
         self._sock: socket.socket | None = None  # the virtual server (relay: also sends)
-        self._raw: socket.socket | None = None  # directed: raw IPv4 socket
+        self._directed_mode = settings.mode == "directed"
+        self._fast: Any = _slbio if settings.fastpath else None
         self._pending: deque[tuple[bytes, tuple[str, int]]] = deque()  # send would block
+        # relay: one socket per real, bound to the virtual address and connected to the real
+        # (the kernel keeps its route: no per-datagram address parsing or route lookup)
+        self._tx: dict[tuple[str, int], Callable[[bytes], int]] = {}
+        self._txsocks: dict[tuple[str, int], socket.socket] = {}
+        self._wfds: set[int] = set()  # sockets with a writer callback (sends were queued)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ construction
@@ -277,6 +290,7 @@ class SlbNode:
                 relay_spi=sa.spi if sa else 0,
                 relay_algorithm=sa.algorithm if sa else ALG_PREFIX_SUFFIX,
                 max_sessions=s.max_sessions,
+                fastpath=s.fastpath,
                 name=cfg.name,
                 dfp_password=dfp.password if dfp else None,
                 dfp_timeout_s=float(dfp.timeout_s) if dfp else 0.0,
@@ -296,12 +310,9 @@ class SlbNode:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        if self.settings.mode == "directed":
-            raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-            raw.setblocking(False)
-            with contextlib.suppress(OSError):
-                raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, RCVBUF)
-            self._raw = raw
+        if self._directed_mode:
+            # fail at start, not at the first request, when raw sockets are not allowed
+            socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW).close()
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         _bufsize(sock)
@@ -319,7 +330,13 @@ class SlbNode:
             mode=self.settings.mode,
             reals=len(self.farm.reals),
             predictor=self.farm.predictor.name,
+            io="recvmmsg/sendmmsg (mobileha._slbio)" if self._fast is not None else "python",
         )
+        if self.settings.fastpath and self._fast is None:
+            _log.warning(
+                "slb fastpath asked for but mobileha._slbio is not built "
+                "(no C compiler or Python headers at install): using the Python reader"
+            )
 
     async def stop(self) -> None:
         if self._dfp_client is not None:
@@ -328,18 +345,20 @@ class SlbNode:
         if self._armed is not None:
             self._armed.cancel()
             self._armed = None
-        out = self._out()
-        if self._pending and out is not None and self._loop is not None:
-            self._loop.remove_writer(out.fileno())
+        if self._loop is not None:
+            for fd in self._wfds:
+                self._loop.remove_writer(fd)
+        self._wfds.clear()
         self._pending.clear()
+        for ts in self._txsocks.values():
+            ts.close()
+        self._txsocks.clear()
+        self._tx.clear()
         if self._sock is not None:
             if self._loop is not None:
                 self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
-        if self._raw is not None:
-            self._raw.close()
-            self._raw = None
 
     # ------------------------------------------------------------------ hot path
 
@@ -350,10 +369,6 @@ class SlbNode:
     def _bad(self, reason: str, detail: str = "") -> None:
         self._counters["dropped"] += 1
         self.bad.warn(reason, "request dropped", detail=detail)
-
-    def _out(self) -> socket.socket | None:
-        """The socket requests are forwarded from (directed: raw; relay: the virtual one)."""
-        return self._raw if self._raw is not None else self._sock
 
     def _key(self, data: bytes, addr: tuple[Any, int]) -> tuple[SessionKey, int] | None:
         """Session key and Identification of a request off the fast path (None: dropped).
@@ -387,95 +402,228 @@ class SlbNode:
         """Reader callback: receive, decide and forward up to :data:`BATCH` datagrams.
 
         Three phases per batch: read every queued datagram, decide each (session, real,
-        tag), then send them all. Keeping the syscalls together and the Python work
-        together measurably lowers the CPU per request (caches stay warm; a real HA that
-        gets a run of requests wakes up once for them) at the price of a batch's
-        processing time in latency (well under a millisecond). The loop polls
+        tag), then send them, grouped per real. Keeping the syscalls together and the
+        Python work together measurably lowers the CPU per request (caches stay warm; a
+        real HA that gets a run of requests wakes up once for them) at the price of a
+        batch's processing time in latency (well under a millisecond). The loop polls
         level-triggered, so it calls again while datagrams remain queued. ``now`` is read
         once per batch (session timing is much coarser than a batch).
+
+        With the C module :mod:`mobileha._slbio` (``fastpath``) the first and last phases
+        are one ``recvmmsg`` and one ``sendmmsg`` per real; without it, ``recvfrom`` and
+        ``send`` per datagram. The decisions are the same Python code either way.
         """
         sock = self._sock
         if sock is None:
             return
+        bufsize = self.settings.max_datagram + 1  # longer arrives truncated: "oversized"
+        ins: list[tuple[bytes, str, int, str | None, int]]
+        if self._fast is not None:
+            try:
+                ins = self._fast.recv_requests(sock.fileno(), BATCH, bufsize)
+            except OSError as e:  # e.g. an ICMP error reported on the socket
+                self._bad("socket-error", str(e))
+                return
+        else:
+            ins = self._recv_python(sock, bufsize)
+        if not ins:
+            return
+        self.n_received += len(ins)
+        now = self._time()
+        groups = self._decide(ins, now)
+        if groups:
+            self._send_groups(groups)
+        self._after(now)
+
+    def _recv_python(
+        self, sock: socket.socket, bufsize: int
+    ) -> list[tuple[bytes, str, int, str | None, int]]:
+        """The reference reader: what :func:`mobileha._slbio.recv_requests` returns."""
         recvfrom = sock.recvfrom
-        maxd = self.settings.max_datagram
-        bufsize = maxd + 1  # a longer datagram arrives truncated to this: "oversized"
-        ins: list[tuple[bytes, Any]] = []
+        ident_of = _IDENT.unpack_from
+        ins: list[tuple[bytes, str, int, str | None, int]] = []
         take = ins.append
         for _ in range(BATCH):
             try:
-                take(recvfrom(bufsize))
+                data, (src, sport) = recvfrom(bufsize)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as e:  # e.g. an ICMP error reported on the socket
                 self._bad("socket-error", str(e))
                 break
-        if not ins:
-            return
-        self.n_received += len(ins)
-        now = self._time()
+            n = len(data)
+            key: str | None = None
+            if n >= 26 and data[0] == 1 and data[24] == 131 and 0 < data[25] <= n - 26:
+                try:
+                    key = data[26 : 26 + data[25]].decode()
+                except UnicodeDecodeError:
+                    key = None
+            take((data, src, sport, key, ident_of(data, 16)[0] if n >= 24 else 0))
+        return ins
+
+    def _decide(
+        self, ins: list[tuple[bytes, str, int, str | None, int]], now: float
+    ) -> dict[Real, list[bytes]]:
+        """Session, real and forwarded bytes of each request; grouped per real, in order.
+
+        The NAI comes from the reader when it is the first extension (how FAs/PDSNs send
+        it); anything else goes through :meth:`_key`.
+        """
         request = self.farm.request
-        ident_of = _IDENT.unpack_from
-        raw = self._raw
-        plain = raw is None and self._relay_auth is None
+        maxd = self.settings.max_datagram
+        directed = self._directed_mode
+        plain = not directed and self._relay_auth is None
         sfxs = self._sfx
-        outs: list[tuple[bytes, tuple[str, int]]] = []
-        put = outs.append
-        for data, addr in ins:
+        groups: dict[Real, list[bytes]] = {}
+        for data, src, sport, nai, ident in ins:
             try:
-                n = len(data)
-                key: SessionKey | None = None
-                if 26 <= n <= maxd and data[0] == 1 and data[24] == 131 and 26 + data[25] <= n:
-                    try:
-                        key = data[26 : 26 + data[25]].decode()
-                    except UnicodeDecodeError:
-                        key = None
-                    ident = ident_of(data, 16)[0]
-                if not key:
-                    k = self._key(data, addr)
+                key: SessionKey
+                if nai is None or len(data) > maxd:
+                    k = self._key(data, (src, sport))
                     if k is None:
                         continue
                     key, ident = k
-                src, sport = addr
+                else:
+                    key = nai
                 d = request(key, ident, src, now, sport)
                 r = d[0]
                 if r is None:
                     self._bad(d.reason or "no-real")
-                elif plain:
+                    continue
+                if plain:
                     # plain tag: it depends only on the FA's address/port, so it is cached
-                    sfx = sfxs.get(addr)
+                    sfx = sfxs.get((src, sport))
                     if sfx is None:
-                        sfx = self._sfx_for(addr)
-                    put((data + sfx, (r.address, r.port)))
-                elif raw is not None:
-                    put((self._directed(src, sport, r.address, r.port, data), (r.address, 0)))
+                        sfx = self._sfx_for((src, sport))
+                    pkt = data + sfx
+                elif directed:
+                    pkt = self._directed(src, sport, r.address, r.port, data)
                 else:
-                    put((self._tag(data, src, sport), (r.address, r.port)))
+                    pkt = self._tag(data, src, sport)
+                g = groups.get(r)
+                if g is None:
+                    groups[r] = [pkt]
+                else:
+                    g.append(pkt)
             except Exception as e:  # a bug must not lose the rest of the batch
                 self._bad("internal-error", repr(e))
-        if outs:
-            self._send(outs)
-        self._after(now)
+        return groups
 
-    def _send(self, outs: list[tuple[bytes, tuple[str, int]]]) -> None:
-        out = self._out()
-        if out is None:
-            return
-        sendto = out.sendto
-        pending = self._pending
+    def _send_groups(self, groups: dict[Real, list[bytes]]) -> None:
+        """Send each real's datagrams on its connected socket, in order; what would block
+        is queued (and everything after it, to keep the order)."""
+        fast = self._fast
+        txs = self._tx
         fwd = 0
-        for pkt, dst in outs:
-            if pending:
-                fwd += self._defer(pkt, dst)  # keep the order behind queued datagrams
-                continue
-            try:
-                sendto(pkt, dst)
-                fwd += 1
-            except BlockingIOError:
+        for r, pkts in groups.items():
+            dst = (r.address, r.port)
+            i = 0
+            if not self._pending:
+                try:
+                    tx = txs.get(dst)
+                    if tx is None:
+                        tx = self._connect(dst)
+                except OSError as e:  # no socket for this real (e.g. its address is gone)
+                    self._bad("send-error", f"{dst[0]}:{dst[1]}: {e}")
+                    continue
+                if fast is not None:
+                    i, sent = self._send_fast(fast, dst, pkts)
+                    fwd += sent
+                else:
+                    for pkt in pkts:
+                        try:
+                            tx(pkt)
+                            fwd += 1
+                        except BlockingIOError:
+                            break
+                        except OSError as e:
+                            fwd += self._send_error(pkt, dst, e)
+                            if self._pending:
+                                i += 1
+                                break
+                        i += 1
+            for pkt in itertools.islice(pkts, i, None):
                 fwd += self._defer(pkt, dst)
-            except OSError as e:
-                self._bad("send-error", str(e))
         self.n_forwarded += fwd
+
+    def _send_fast(self, fast: Any, dst: tuple[str, int], pkts: list[bytes]) -> tuple[int, int]:
+        """``sendmmsg`` of ``pkts`` on the real's socket: (datagrams consumed, of which
+        forwarded). It stops at the first that would block (queued by the caller)."""
+        fd = self._txsocks[dst].fileno()
+        i = fwd = 0
+        n = len(pkts)
+        while i < n:
+            try:
+                k = fast.send_all(fd, pkts, i)
+            except OSError as e:  # the datagram at ``i`` failed
+                fwd += self._send_error(pkts[i], dst, e)
+                i += 1
+                if self._pending:  # it was queued: the rest goes behind it
+                    break
+                continue
+            if k == 0:
+                break
+            i += k
+            fwd += k
+        return i, fwd
+
+    def _connect(self, dst: tuple[str, int]) -> Callable[[bytes], int]:
+        """The socket requests go to one real on, connected (the kernel keeps the route:
+        no per-datagram address parsing or route lookup).
+
+        ``relay``: UDP, bound to the virtual address (the real HA trusts the tag by that
+        source address). ``directed``: a raw IPv4 socket (the datagrams carry their own IP
+        and UDP headers with the FA's address) connected to the real's address.
+        """
+        old = self._txsocks.pop(dst, None)
+        if old is not None:
+            self._close_tx(old)
+        if self._directed_mode:
+            ts = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        else:
+            ts = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            _bufsize(ts)
+            if self._directed_mode:
+                ts.connect((dst[0], 0))
+            else:
+                ts.bind((self.settings.virtual_address, 0))
+                ts.connect(dst)
+            ts.setblocking(False)
+        except OSError:
+            ts.close()
+            raise
+        self._txsocks[dst] = ts
+        tx = self._tx[dst] = ts.send
+        return tx
+
+    def _close_tx(self, ts: socket.socket) -> None:
+        fd = ts.fileno()
+        if fd in self._wfds and self._loop is not None:
+            self._loop.remove_writer(fd)
+            self._wfds.discard(fd)
+        ts.close()
+
+    def _send_error(self, pkt: bytes, dst: tuple[str, int], e: OSError) -> int:
+        """A send failed. ECONNREFUSED reports an ICMP port unreachable from the real
+        for an earlier datagram (the socket is connected): counted, and this datagram is
+        sent once more (the error is cleared by being reported)."""
+        if isinstance(e, ConnectionRefusedError):
+            self._counters["real_unreachable"] = self._counters.get("real_unreachable", 0) + 1
+            tx = self._tx.get(dst)
+            if tx is not None:
+                try:
+                    tx(pkt)
+                    return 1
+                except BlockingIOError:
+                    return self._defer(pkt, dst)
+                except OSError as e2:
+                    e = e2
+        self._bad("send-error", f"{dst[0]}:{dst[1]}: {e}")
+        return 0
+
+    def _txsock(self, dst: tuple[str, int]) -> socket.socket | None:
+        return self._txsocks.get(dst)
 
     def _sfx_for(self, addr: tuple[Any, int]) -> bytes:
         if len(self._sfx) > 4096:
@@ -488,33 +636,43 @@ class SlbNode:
         if len(self._pending) >= MAX_PENDING:
             self._bad("send-busy", f"{MAX_PENDING} datagrams already wait for the socket")
             return 0
-        out = self._out()
+        out = self._txsock(dst)
         if out is None or self._loop is None:
             self._bad("send-error", "not started")
             return 0
-        if not self._pending:
-            self._loop.add_writer(out.fileno(), self._flush)
+        self._watch(out)
         self._pending.append((pkt, dst))
         return 1
 
+    def _watch(self, out: socket.socket) -> None:
+        fd = out.fileno()
+        if fd not in self._wfds and self._loop is not None:
+            self._wfds.add(fd)
+            self._loop.add_writer(fd, self._flush)
+
     def _flush(self) -> None:
-        """Writer callback: send what was queued while the socket's buffer was full."""
+        """Writer callback: send what was queued while a socket's buffer was full (in
+        order; the first datagram that would block again waits for its socket)."""
         q = self._pending
-        out = self._out()
-        if out is None:
-            q.clear()
-            return
         while q:
             pkt, dst = q[0]
+            out = self._txsock(dst)
+            if out is None:
+                self._bad("send-error", "socket closed")
+                q.popleft()
+                continue
             try:
-                out.sendto(pkt, dst)
+                self._tx[dst](pkt)
             except BlockingIOError:
+                self._watch(out)
                 return
             except OSError as e:
                 self._bad("send-error", str(e))
             q.popleft()
         if self._loop is not None:
-            self._loop.remove_writer(out.fileno())
+            for fd in self._wfds:
+                self._loop.remove_writer(fd)
+        self._wfds.clear()
 
     def _after(self, now: float) -> None:
         """After a batch: log real state changes; arm the farm's one timer if none is."""

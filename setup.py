@@ -1,0 +1,18 @@
+"""Build of the optional C accelerator ``mobileha._slbio`` (batched SLB socket I/O).
+
+Everything else is in pyproject.toml. ``optional=True``: where no C compiler or Python
+headers are found the install still succeeds and the SLB uses its Python reader.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "mobileha._slbio",
+            ["src/mobileha/_slbio.c"],
+            optional=True,
+            extra_compile_args=["-O2", "-Wall"],
+        )
+    ]
+)

@@ -1,0 +1,243 @@
+/*
+ * mobileha._slbio: batched datagram I/O for the HA-SLB virtual server (optional accelerator).
+ *
+ * Only socket I/O and one offset check live here; every decision (session, predictor, tag,
+ * counters) stays in Python (mobileha.core.slb / mobileha.node.slb). The pure-Python reader
+ * in node/slb.py is the reference and is used when this module is not built.
+ *
+ *   recv_requests(fd, max_n, bufsize) -> list[tuple[bytes, str, int, str | None, int]]
+ *       Up to max_n datagrams with one recvmmsg(2) (MSG_DONTWAIT). Per datagram:
+ *       (data, source address, source port, nai, identification). ``nai`` is the NAI when
+ *       it is the first extension of a Registration Request (type 1, extension 131 at
+ *       offset 24, inside the datagram, valid UTF-8), else None; ``identification`` is the
+ *       64-bit Identification when the datagram has at least 24 bytes, else 0. A datagram
+ *       longer than ``bufsize`` arrives truncated to ``bufsize`` bytes (the caller counts it
+ *       as oversized). An empty list when nothing is queued; OSError on other errors.
+ *
+ *   send_all(fd, datagrams: list[bytes], start=0) -> int
+ *       sendmmsg(2) of datagrams[start:] on a connected socket (MSG_DONTWAIT), in order;
+ *       returns how many were sent (the rest would block: the caller queues them). OSError
+ *       when the first one fails for another reason than EAGAIN.
+ */
+#define _GNU_SOURCE
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define MAX_BATCH 1024
+#define ADDR_CACHE 256
+
+static PyObject *addr_cache_obj[ADDR_CACHE];
+static uint32_t addr_cache_key[ADDR_CACHE];
+
+static unsigned char *rbuf;
+static size_t rbuf_size;
+static struct mmsghdr *rmsgs;
+static struct iovec *riov;
+static struct sockaddr_in *rnames;
+static int rmax;
+
+/* The dotted-quad str of an IPv4 address (network order), from a small direct-mapped cache:
+ * a virtual server sees the same few hundred FA/PDSN addresses over and over. */
+static PyObject *addr_str(uint32_t a) {
+    uint32_t h = (a ^ (a >> 8) ^ (a >> 16) ^ (a >> 24)) & (ADDR_CACHE - 1);
+    PyObject *o = addr_cache_obj[h];
+    if (o != NULL && addr_cache_key[h] == a) {
+        Py_INCREF(o);
+        return o;
+    }
+    char buf[INET_ADDRSTRLEN];
+    struct in_addr ia;
+    ia.s_addr = a;
+    if (inet_ntop(AF_INET, &ia, buf, sizeof buf) == NULL) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    o = PyUnicode_FromString(buf);
+    if (o == NULL) {
+        return NULL;
+    }
+    Py_XDECREF(addr_cache_obj[h]);
+    Py_INCREF(o);
+    addr_cache_obj[h] = o;
+    addr_cache_key[h] = a;
+    return o;
+}
+
+static PyObject *one(const unsigned char *p, Py_ssize_t n, const struct sockaddr_in *sa) {
+    PyObject *data = NULL, *addr = NULL, *port = NULL, *nai = NULL, *ident = NULL;
+    data = PyBytes_FromStringAndSize((const char *)p, n);
+    if (data == NULL) goto fail;
+    addr = addr_str(sa->sin_addr.s_addr);
+    if (addr == NULL) goto fail;
+    port = PyLong_FromLong(ntohs(sa->sin_port));
+    if (port == NULL) goto fail;
+    if (n >= 26 && p[0] == 1 && p[24] == 131 && 26 + (Py_ssize_t)p[25] <= n && p[25] > 0) {
+        nai = PyUnicode_DecodeUTF8((const char *)p + 26, p[25], "strict");
+        if (nai == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) goto fail;
+            PyErr_Clear();
+        }
+    }
+    if (nai == NULL) {
+        nai = Py_None;
+        Py_INCREF(nai);
+    }
+    if (n >= 24) {
+        unsigned long long v = 0;
+        for (int i = 16; i < 24; i++) v = (v << 8) | p[i];
+        ident = PyLong_FromUnsignedLongLong(v);
+    } else {
+        ident = PyLong_FromLong(0);
+    }
+    if (ident == NULL) goto fail;
+    PyObject *t = PyTuple_New(5);
+    if (t == NULL) goto fail;
+    PyTuple_SET_ITEM(t, 0, data); /* steals the references */
+    PyTuple_SET_ITEM(t, 1, addr);
+    PyTuple_SET_ITEM(t, 2, port);
+    PyTuple_SET_ITEM(t, 3, nai);
+    PyTuple_SET_ITEM(t, 4, ident);
+    return t;
+fail:
+    Py_XDECREF(data);
+    Py_XDECREF(addr);
+    Py_XDECREF(port);
+    Py_XDECREF(nai);
+    Py_XDECREF(ident);
+    return NULL;
+}
+
+static PyObject *recv_requests(PyObject *self, PyObject *args) {
+    int fd, max_n;
+    Py_ssize_t bufsize;
+    if (!PyArg_ParseTuple(args, "iin", &fd, &max_n, &bufsize)) return NULL;
+    if (max_n < 1 || max_n > MAX_BATCH) {
+        PyErr_Format(PyExc_ValueError, "max_n must be 1..%d", MAX_BATCH);
+        return NULL;
+    }
+    if (bufsize < 1 || bufsize > 65536) {
+        PyErr_SetString(PyExc_ValueError, "bufsize must be 1..65536");
+        return NULL;
+    }
+    /* Buffers kept between calls (grown when asked for more). The calls are non-blocking
+     * and keep the GIL, so no two of them run at once. */
+    size_t need = (size_t)max_n * (size_t)bufsize;
+    if (need > rbuf_size || max_n > rmax) {
+        PyMem_Free(rbuf);
+        PyMem_Free(rmsgs);
+        PyMem_Free(riov);
+        PyMem_Free(rnames);
+        rbuf_size = 0;
+        rmax = 0;
+        rbuf = PyMem_Malloc(need);
+        rmsgs = PyMem_Calloc((size_t)max_n, sizeof *rmsgs);
+        riov = PyMem_Malloc((size_t)max_n * sizeof *riov);
+        rnames = PyMem_Calloc((size_t)max_n, sizeof *rnames);
+        if (rbuf == NULL || rmsgs == NULL || riov == NULL || rnames == NULL) {
+            return PyErr_NoMemory();
+        }
+        rbuf_size = need;
+        rmax = max_n;
+    }
+    unsigned char *buf = rbuf;
+    struct mmsghdr *msgs = rmsgs;
+    struct iovec *iov = riov;
+    struct sockaddr_in *names = rnames;
+    PyObject *out = NULL;
+    for (int i = 0; i < max_n; i++) {
+        iov[i].iov_base = buf + (size_t)i * (size_t)bufsize;
+        iov[i].iov_len = (size_t)bufsize;
+        memset(&msgs[i], 0, sizeof msgs[i]);
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &names[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof names[i];
+    }
+    int got = recvmmsg(fd, msgs, (unsigned)max_n, MSG_DONTWAIT, NULL);
+    if (got < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            out = PyList_New(0);
+        } else {
+            PyErr_SetFromErrno(PyExc_OSError);
+        }
+        return out;
+    }
+    out = PyList_New(got);
+    if (out == NULL) return NULL;
+    for (int i = 0; i < got; i++) {
+        Py_ssize_t n = (Py_ssize_t)msgs[i].msg_len;
+        if (n > bufsize) n = bufsize;
+        struct sockaddr_in sa = names[i];
+        if (msgs[i].msg_hdr.msg_namelen < sizeof sa || sa.sin_family != AF_INET) {
+            memset(&sa, 0, sizeof sa);
+        }
+        PyObject *t = one(iov[i].iov_base, n, &sa);
+        if (t == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, t);
+    }
+    return out;
+}
+
+static PyObject *send_all(PyObject *self, PyObject *args) {
+    int fd;
+    PyObject *list;
+    Py_ssize_t start = 0;
+    if (!PyArg_ParseTuple(args, "iO!|n", &fd, &PyList_Type, &list, &start)) return NULL;
+    Py_ssize_t total = PyList_GET_SIZE(list);
+    if (start < 0 || start > total) {
+        PyErr_SetString(PyExc_ValueError, "start out of range");
+        return NULL;
+    }
+    Py_ssize_t sent = 0;
+    struct mmsghdr msgs[64];
+    struct iovec iov[64];
+    while (start + sent < total) {
+        Py_ssize_t k = total - start - sent;
+        if (k > 64) k = 64;
+        memset(msgs, 0, sizeof msgs[0] * (size_t)k);
+        for (Py_ssize_t i = 0; i < k; i++) {
+            PyObject *b = PyList_GET_ITEM(list, start + sent + i);
+            if (!PyBytes_Check(b)) {
+                PyErr_SetString(PyExc_TypeError, "datagrams must be bytes");
+                return NULL;
+            }
+            iov[i].iov_base = PyBytes_AS_STRING(b);
+            iov[i].iov_len = (size_t)PyBytes_GET_SIZE(b);
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        /* the GIL is held: the list and its bytes stay as they are during the call */
+        int r = sendmmsg(fd, msgs, (unsigned)k, MSG_DONTWAIT);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            if (errno == EINTR) continue;
+            if (sent == 0) return PyErr_SetFromErrno(PyExc_OSError);
+            break; /* report what went; the caller retries the rest and sees the error */
+        }
+        sent += r;
+        if (r < k) break;
+    }
+    return PyLong_FromSsize_t(sent);
+}
+
+static PyMethodDef methods[] = {
+    {"recv_requests", recv_requests, METH_VARARGS,
+     "recv_requests(fd, max_n, bufsize) -> list of (data, addr, port, nai | None, ident)"},
+    {"send_all", send_all, METH_VARARGS,
+     "send_all(fd, datagrams, start=0) -> number sent (sendmmsg on a connected socket)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "mobileha._slbio", "Batched datagram I/O for the HA-SLB.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__slbio(void) { return PyModule_Create(&module); }

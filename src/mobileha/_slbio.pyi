@@ -1,0 +1,6 @@
+"""Types of the optional C module (src/mobileha/_slbio.c)."""
+
+def recv_requests(
+    fd: int, max_n: int, bufsize: int, /
+) -> list[tuple[bytes, str, int, str | None, int]]: ...
+def send_all(fd: int, datagrams: list[bytes], start: int = 0, /) -> int: ...
