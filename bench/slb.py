@@ -63,21 +63,24 @@ def rrq(i: int) -> bytes:
 # ----------------------------------------------------------------------------- backends
 
 
-def backend(addr: str, port_q: Any) -> None:
-    """A fast honest responder: replies to the relay tag's origin, else to the source."""
+def backend(addr: str, port_q: Any, trusted: frozenset[str] = frozenset()) -> None:
+    """A fast honest responder standing in for a real HA: like the HA's ``trusted_slb``
+    check, it looks for the relay tag only in datagrams from an SLB address and replies to
+    the tag's origin; anything else is answered to its source."""
     from mobileha.wire import slbtag
 
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
     s.bind((addr, 0))
     port_q.put(s.getsockname()[1])
-    has_tag, decode = slbtag.has_tag, slbtag.decode
+    decode = slbtag.decode
+    recvfrom, sendto = s.recvfrom, s.sendto
     while True:
-        data, src = s.recvfrom(4096)
-        if has_tag(data):
+        data, src = recvfrom(4096)
+        if src[0] in trusted:
             a, p, data = decode(data)
             src = (a, p)
-        s.sendto(b"\x03" + data[1:], src)
+        sendto(b"\x03" + data[1:], src)
 
 
 # ----------------------------------------------------------------------------- our SLB
@@ -248,7 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         reals = []
         for k in range(3):
-            p = ctx.Process(target=backend, args=(f"{net}.{11 + k}", q), daemon=True)
+            p = ctx.Process(
+                target=backend,
+                args=(f"{net}.{11 + k}", q, frozenset({f"{net}.100", f"{net}.102"})),
+                daemon=True,
+            )
             p.start()
             procs.append(p)
             reals.append((f"{net}.{11 + k}", q.get(timeout=10)))

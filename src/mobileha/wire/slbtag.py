@@ -119,7 +119,8 @@ def _heads(vendor_id: int) -> tuple[bytes, bytes]:
 
 def has_tag(data: bytes, vendor_id: int = DEFAULT_VENDOR_ID) -> bool:
     """Whether ``data`` ends with a relay tag (either kind)."""
-    plain, authed = _heads(vendor_id)
+    h = _HEADS.get(vendor_id)
+    plain, authed = h if h is not None else _heads(vendor_id)
     return data[-AUTH_LEN : -AUTH_LEN + 10] == authed or data[-PLAIN_LEN:-6] == plain
 
 
@@ -139,9 +140,10 @@ def decode(
     authenticated tag is accepted unverified.
     """
     n = len(data)
-    plain, authed = _heads(vendor_id)
-    if n >= AUTH_LEN and data[n - AUTH_LEN : n - AUTH_LEN + 10] == authed:
-        start = n - AUTH_LEN
+    h = _HEADS.get(vendor_id)
+    plain, authed = h if h is not None else _heads(vendor_id)
+    start = n - AUTH_LEN
+    if start >= 0 and data[start : start + 10] == authed:
         addr, port = _ORIGIN.unpack_from(data, start + _HDR.size)
         if key is not None:
             (got_spi,) = _SPI.unpack_from(data, start + PLAIN_LEN)
@@ -149,13 +151,26 @@ def decode(
                 raise DecodeError("slbtag-bad-spi", f"SPI {got_spi}")
             if not _auth(key, algorithm).verify(data[: n - 16], data[n - 16 :]):
                 raise DecodeError("slbtag-bad-auth", "SLB-HA authenticator mismatch")
-        return socket.inet_ntoa(addr), port, data[:start]
-    if n >= PLAIN_LEN and data[n - PLAIN_LEN : n - 6] == plain:
+        return _ntoa(addr), port, data[:start]
+    start = n - PLAIN_LEN
+    if start >= 0 and data[start : n - 6] == plain:
         if key is not None:
             raise DecodeError("slbtag-unauthenticated", "relay tag without authenticator")
-        addr, port = _ORIGIN.unpack_from(data, n - 6)
-        return socket.inet_ntoa(addr), port, data[: n - PLAIN_LEN]
+        return _ntoa(data[n - 6 : n - 2]), (data[n - 2] << 8) | data[n - 1], data[:start]
     raise DecodeError("slbtag-missing", "no HA-SLB relay tag at the end of the datagram")
+
+
+_NTOA: dict[bytes, str] = {}
+
+
+def _ntoa(addr: bytes) -> str:
+    """inet_ntoa with a cache: a real HA sees the same few hundred FA/PDSN addresses."""
+    s = _NTOA.get(addr)
+    if s is None:
+        if len(_NTOA) >= 65_536:
+            _NTOA.clear()
+        s = _NTOA[addr] = socket.inet_ntoa(addr)
+    return s
 
 
 __all__ = [
