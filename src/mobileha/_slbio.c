@@ -14,6 +14,12 @@
  *       longer than ``bufsize`` arrives truncated to ``bufsize`` bytes (the caller counts it
  *       as oversized). An empty list when nothing is queued; OSError on other errors.
  *
+ *   ipv4_udp(src, sport, dst, dport, payload) -> bytes
+ *       The IPv4 + UDP datagram (both checksums filled, TTL 64, DF clear, ID 0) that the
+ *       raw socket of ``directed`` mode sends: the same bytes as
+ *       mobileha.node.slb.build_udp_datagram. ValueError for a bad address or a payload
+ *       that does not fit in one IPv4 datagram.
+ *
  *   send_all(fd, datagrams: list[bytes], start=0) -> int
  *       sendmmsg(2) of datagrams[start:] on a connected socket (MSG_DONTWAIT), in order;
  *       returns how many were sent (the rest would block: the caller queues them). OSError
@@ -228,7 +234,82 @@ static PyObject *send_all(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(sent);
 }
 
+/* RFC 1071 one's-complement sum of a buffer, added to ``sum`` (not folded). */
+static uint64_t sum16(const unsigned char *p, size_t n, uint64_t sum) {
+    while (n >= 2) {
+        sum += (uint64_t)((p[0] << 8) | p[1]);
+        p += 2;
+        n -= 2;
+    }
+    if (n) sum += (uint64_t)(p[0] << 8);
+    return sum;
+}
+
+static uint16_t fold(uint64_t sum) {
+    while (sum >> 16) sum = (sum & 0xFFFF) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+static PyObject *ipv4_udp(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *src, *dst;
+    int sport, dport;
+    Py_buffer payload;
+    if (!PyArg_ParseTuple(args, "sisiy*", &src, &sport, &dst, &dport, &payload)) return NULL;
+    struct in_addr sa, da;
+    if (inet_pton(AF_INET, src, &sa) != 1 || inet_pton(AF_INET, dst, &da) != 1) {
+        PyBuffer_Release(&payload);
+        PyErr_SetString(PyExc_ValueError, "not an IPv4 address");
+        return NULL;
+    }
+    if (sport < 0 || sport > 0xFFFF || dport < 0 || dport > 0xFFFF || payload.len > 65507) {
+        PyBuffer_Release(&payload);
+        PyErr_SetString(PyExc_ValueError, "port or payload length out of range");
+        return NULL;
+    }
+    size_t ulen = 8 + (size_t)payload.len;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(20 + ulen));
+    if (out == NULL) {
+        PyBuffer_Release(&payload);
+        return NULL;
+    }
+    unsigned char *h = (unsigned char *)PyBytes_AS_STRING(out);
+    size_t tot = 20 + ulen;
+    h[0] = 0x45;
+    h[1] = 0;
+    h[2] = (unsigned char)(tot >> 8);
+    h[3] = (unsigned char)tot;
+    h[4] = h[5] = h[6] = h[7] = 0;
+    h[8] = 64;
+    h[9] = IPPROTO_UDP;
+    h[10] = h[11] = 0;
+    memcpy(h + 12, &sa, 4);
+    memcpy(h + 16, &da, 4);
+    uint16_t ic = fold(sum16(h, 20, 0));
+    h[10] = (unsigned char)(ic >> 8);
+    h[11] = (unsigned char)ic;
+    unsigned char *u = h + 20;
+    u[0] = (unsigned char)(sport >> 8);
+    u[1] = (unsigned char)sport;
+    u[2] = (unsigned char)(dport >> 8);
+    u[3] = (unsigned char)dport;
+    u[4] = (unsigned char)(ulen >> 8);
+    u[5] = (unsigned char)ulen;
+    u[6] = u[7] = 0;
+    memcpy(u + 8, payload.buf, (size_t)payload.len);
+    PyBuffer_Release(&payload);
+    /* pseudo header: addresses, protocol, UDP length; then the UDP header and payload */
+    uint64_t sum = sum16(h + 12, 8, 0) + IPPROTO_UDP + ulen;
+    uint16_t uc = fold(sum16(u, ulen, sum));
+    if (uc == 0) uc = 0xFFFF; /* RFC 768: a computed 0 is sent as all ones */
+    u[6] = (unsigned char)(uc >> 8);
+    u[7] = (unsigned char)uc;
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"ipv4_udp", ipv4_udp, METH_VARARGS,
+     "ipv4_udp(src, sport, dst, dport, payload) -> IPv4 + UDP datagram, checksums filled"},
     {"recv_requests", recv_requests, METH_VARARGS,
      "recv_requests(fd, max_n, bufsize) -> list of (data, addr, port, nai | None, ident)"},
     {"send_all", send_all, METH_VARARGS,

@@ -118,6 +118,7 @@ class _Flaky:
 
             class FlakyFast:
                 recv_requests = staticmethod(fast.recv_requests)
+                ipv4_udp = staticmethod(fast.ipv4_udp)
 
                 @staticmethod
                 def send_all(fd: int, pkts: list[bytes], start: int = 0) -> int:

@@ -107,6 +107,37 @@ def test_reader_matches_on_random_datagrams(dgrams: list[bytes]) -> None:
         tx.close()
 
 
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255), st.integers(0, 255)),
+    st.integers(0, 65535),
+    st.integers(0, 65535),
+    st.binary(max_size=600),
+)
+def test_ipv4_udp_matches_the_python_encoders(
+    a: tuple[int, int, int, int], sport: int, dport: int, payload: bytes
+) -> None:
+    src = ".".join(map(str, a))
+    args = (src, sport, "192.0.2.7", dport, payload)
+    want = nslb.build_udp_datagram(*args)
+    assert nslb._slbio.ipv4_udp(*args) == want == nslb.DirectedEncoder()(*args)
+
+
+def test_ipv4_udp_checksums_verify_with_scapy() -> None:
+    scapy = pytest.importorskip("scapy.all")
+    pkt = nslb._slbio.ipv4_udp("10.1.2.3", 434, "10.9.8.7", 434, _rrq(b"mn@x", 5))
+    ip = scapy.IP(pkt)
+    got_ip, got_udp = ip.chksum, ip[scapy.UDP].chksum
+    del ip.chksum
+    del ip[scapy.UDP].chksum
+    again = scapy.IP(bytes(ip))
+    assert (got_ip, got_udp) == (again.chksum, again[scapy.UDP].chksum)
+    with pytest.raises(ValueError):
+        nslb._slbio.ipv4_udp("10.1.2", 434, "10.9.8.7", 434, b"")
+    with pytest.raises(ValueError):
+        nslb._slbio.ipv4_udp("10.1.2.3", 70000, "10.9.8.7", 434, b"")
+
+
 def test_empty_queue_and_bad_arguments(pair: tuple[socket.socket, socket.socket]) -> None:
     rx, _ = pair
     io = nslb._slbio

@@ -237,7 +237,8 @@ class SlbNode:
             spi=settings.relay_spi,
         )
         self._directed = DirectedEncoder()
-        self._sfx: dict[Any, bytes] = {}  # (FA addr, port) -> plain relay tag
+        # FA address -> (its last source port, plain relay tag for that address and port)
+        self._sfx: dict[str, tuple[int, bytes]] = {}
         self._armed: asyncio.TimerHandle | None = None
         self._time: Callable[[], float] = lambda: 0.0
         self.bad = RateLimitedLogger(_log)
@@ -472,6 +473,7 @@ class SlbNode:
         request = self.farm.request
         maxd = self.settings.max_datagram
         directed = self._directed_mode
+        encode = self._fast.ipv4_udp if self._fast is not None else self._directed
         plain = not directed and self._relay_auth is None
         sfxs = self._sfx
         groups: dict[Real, list[bytes]] = {}
@@ -492,12 +494,12 @@ class SlbNode:
                     continue
                 if plain:
                     # plain tag: it depends only on the FA's address/port, so it is cached
-                    sfx = sfxs.get((src, sport))
-                    if sfx is None:
-                        sfx = self._sfx_for((src, sport))
-                    pkt = data + sfx
+                    e = sfxs.get(src)
+                    pkt = data + (
+                        e[1] if e is not None and e[0] == sport else self._sfx_for(src, sport)
+                    )
                 elif directed:
-                    pkt = self._directed(src, sport, r.address, r.port, data)
+                    pkt = encode(src, sport, r.address, r.port, data)
                 else:
                     pkt = self._tag(data, src, sport)
                 g = groups.get(r)
@@ -625,10 +627,11 @@ class SlbNode:
     def _txsock(self, dst: tuple[str, int]) -> socket.socket | None:
         return self._txsocks.get(dst)
 
-    def _sfx_for(self, addr: tuple[Any, int]) -> bytes:
+    def _sfx_for(self, addr: str, port: int) -> bytes:
         if len(self._sfx) > 4096:
             self._sfx.clear()
-        sfx = self._sfx[addr] = self._tag(b"", addr[0], addr[1])
+        sfx = self._tag(b"", addr, port)
+        self._sfx[addr] = (port, sfx)
         return sfx
 
     def _defer(self, pkt: bytes, dst: tuple[str, int]) -> int:
