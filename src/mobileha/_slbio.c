@@ -47,6 +47,9 @@ static struct mmsghdr *rmsgs;
 static struct iovec *riov;
 static struct sockaddr_in *rnames;
 static int rmax;
+static int rlay_n;          /* the layout of the headers: max_n and bufsize of their last setup */
+static Py_ssize_t rlay_size;
+static int rdirty;          /* headers the last call filled (their msg_namelen to restore) */
 
 /* The dotted-quad str of an IPv4 address (network order), from a small direct-mapped cache:
  * a virtual server sees the same few hundred FA/PDSN addresses over and over. */
@@ -149,22 +152,35 @@ static PyObject *recv_requests(PyObject *self, PyObject *args) {
         }
         rbuf_size = need;
         rmax = max_n;
+        rlay_n = 0; /* new buffers: lay the headers out again */
     }
     unsigned char *buf = rbuf;
     struct mmsghdr *msgs = rmsgs;
     struct iovec *iov = riov;
     struct sockaddr_in *names = rnames;
     PyObject *out = NULL;
-    for (int i = 0; i < max_n; i++) {
-        iov[i].iov_base = buf + (size_t)i * (size_t)bufsize;
-        iov[i].iov_len = (size_t)bufsize;
-        memset(&msgs[i], 0, sizeof msgs[i]);
-        msgs[i].msg_hdr.msg_iov = &iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_hdr.msg_name = &names[i];
+    if (rlay_n != max_n || rlay_size != bufsize) {
+        /* lay the headers out once per (max_n, bufsize); later calls only restore what
+         * the kernel wrote into them (msg_namelen) */
+        for (int i = 0; i < max_n; i++) {
+            iov[i].iov_base = buf + (size_t)i * (size_t)bufsize;
+            iov[i].iov_len = (size_t)bufsize;
+            memset(&msgs[i], 0, sizeof msgs[i]);
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_name = &names[i];
+            msgs[i].msg_hdr.msg_namelen = sizeof names[i];
+        }
+        rlay_n = max_n;
+        rlay_size = bufsize;
+        rdirty = 0;
+    }
+    for (int i = 0; i < rdirty; i++) {
         msgs[i].msg_hdr.msg_namelen = sizeof names[i];
     }
+    rdirty = 0;
     int got = recvmmsg(fd, msgs, (unsigned)max_n, MSG_DONTWAIT, NULL);
+    if (got > 0) rdirty = got;
     if (got < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
             out = PyList_New(0);

@@ -175,3 +175,24 @@ def test_send_all_in_order_and_stops_when_full(pair: tuple[socket.socket, socket
     finally:
         a.close()
         b.close()
+
+
+def test_reader_with_changing_batch_and_buffer_sizes(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """The headers are laid out once per (max_n, bufsize): changing either is safe."""
+    rx, tx = pair
+    io = nslb._slbio
+    msgs = [_rrq(f"mn{i}@x".encode(), i) for i in range(10)]
+    for d in msgs:
+        tx.sendto(d, rx.getsockname())
+    got = io.recv_requests(rx.fileno(), 3, BUF)
+    got += io.recv_requests(rx.fileno(), 3, 30)  # truncated to 30 bytes
+    got += io.recv_requests(rx.fileno(), 256, BUF)
+    # the truncated ones lost the end of their NAI: no NAI
+    assert [t[3] for t in got] == [None if 3 <= i < 6 else f"mn{i}@x" for i in range(10)]
+    assert [t[4] for t in got] == list(range(10))
+    assert [len(t[0]) for t in got] == [
+        len(d) if not 3 <= i < 6 else 30 for i, d in enumerate(msgs)
+    ]
+    assert {(t[1], t[2]) for t in got} == {tx.getsockname()}
