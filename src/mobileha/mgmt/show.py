@@ -289,7 +289,7 @@ def render_slb(v: Mapping[str, Any], out: IO[str]) -> None:
     out.write(
         f"slb vserver {v.get('farm', 'HAFARM')} {v['virtual_address']}:{v['port']} udp "
         f"(ipmobile), {v.get('state', 'OPERATIONAL')}, mode {v['mode']}, "
-        f"predictor {v['predictor']}\n"
+        f"predictor {v['predictor']}" + (f", io {v['io']}" if v.get("io") else "") + "\n"
         f"  sessions {v.get('sessions', 0)} (total {v.get('total_sessions', 0)}), "
         f"forwarded {v.get('forwarded', 0)}, reassigned {v.get('reassigned', 0)}, "
         f"dropped {v.get('dropped', 0)}\n\n"

@@ -775,6 +775,7 @@ class SlbNode:
             "port": port,
             "mode": self.settings.mode,
             "predictor": self.farm.predictor.name,
+            "io": "recvmmsg" if self._fast is not None else "python",
             "farm": self.settings.farm_name,
             "state": "OPERATIONAL" if self._sock is not None else "OUTOFSERVICE",
             "sessions": len(self.farm.sessions),
