@@ -86,7 +86,9 @@ def backend(addr: str, port_q: Any, trusted: frozenset[str] = frozenset()) -> No
 # ----------------------------------------------------------------------------- our SLB
 
 
-def run_slb(vip: str, reals: list[tuple[str, int]], port_q: Any, mode: str = "relay") -> None:
+def run_slb(
+    vip: str, reals: list[tuple[str, int]], port_q: Any, mode: str = "relay", fastpath: bool = True
+) -> None:
     import asyncio
 
     from mobileha.node.slb import SlbNode, SlbRealSpec, SlbSettings
@@ -107,6 +109,7 @@ def run_slb(vip: str, reals: list[tuple[str, int]], port_q: Any, mode: str = "re
                 reals=[SlbRealSpec(a, p, 8) for a, p in reals],
                 session_s=SESSION_S,
                 max_sessions=10_000_000,
+                fastpath=fastpath,
             )
         )
         await node.start()
@@ -239,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5, help="median of this many runs each")
     ap.add_argument("--seed", type=int, default=None, help="order of the targets per round")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--python-io",
+        action="store_true",
+        help="run the SLBs with slb.fastpath = false (the Python reader, no mobileha._slbio)",
+    )
     a = ap.parse_args(argv)
     rng = random.Random(a.seed)
 
@@ -259,13 +267,16 @@ def main(argv: list[str] | None = None) -> int:
             p.start()
             procs.append(p)
             reals.append((f"{net}.{11 + k}", q.get(timeout=10)))
-        p = ctx.Process(target=run_slb, args=(f"{net}.100", reals, q), daemon=True)
+        fast = not a.python_io
+        p = ctx.Process(target=run_slb, args=(f"{net}.100", reals, q, "relay", fast), daemon=True)
         p.start()
         procs.append(p)
         slb = (f"{net}.100", q.get(timeout=10))
         directed = None
         if os.geteuid() == 0:  # directed mode needs a raw socket
-            p = ctx.Process(target=run_slb, args=(f"{net}.102", reals, q, "directed"), daemon=True)
+            p = ctx.Process(
+                target=run_slb, args=(f"{net}.102", reals, q, "directed", fast), daemon=True
+            )
             p.start()
             procs.append(p)
             directed = (f"{net}.102", q.get(timeout=10))
@@ -340,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         rel, rdir = paired("slb"), paired("slb-dir")
         out = {
             "window": a.window,
+            "slb_io": "python" if a.python_io else "fastpath",
             "seconds": a.seconds,
             "rounds": a.rounds,
             "loadavg_before_after": [load0, load1],
@@ -359,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(
                 f"HA-SLB forwarding, {a.window} in flight, {a.rounds} rounds x {a.seconds}s "
-                f"(random order per round); load average {load0:.2f} -> {load1:.2f}"
+                f"(random order per round); load average {load0:.2f} -> {load1:.2f}; SLB I/O: "
+                + ("Python reader (--python-io)" if a.python_io else "mobileha._slbio if built")
             )
             for tname, v in medr.items():
                 c = us.get(tname, {})
