@@ -206,13 +206,17 @@ def real(node: SlbNode, addr: str) -> dict[str, object]:
 
 # ----------------------------------------------------------------------------- tests
 
+# the SLB's two readers: the C module mobileha._slbio (when built) and the Python one
+IO = pytest.mark.parametrize("fastpath", [True, False], ids=["slbio", "python-io"])
 
-def test_relay_spread_by_weight_replies_from_real_and_dereg_direct() -> None:
+
+@IO
+def test_relay_spread_by_weight_replies_from_real_and_dereg_direct(fastpath: bool) -> None:
     net = _net()
     with has(3, f"{net}.100", net) as hs:
 
         async def main() -> None:
-            st = settings_for(net, hs, [3, 1, 2])
+            st = settings_for(net, hs, [3, 1, 2], fastpath=fastpath)
             async with running(st, f"{net}.2") as (node, fa):
                 vip = node.address
                 got: dict[str, str] = {}
@@ -240,7 +244,8 @@ def test_relay_spread_by_weight_replies_from_real_and_dereg_direct() -> None:
         asyncio.run(main())
 
 
-def test_sigstop_reassign_failed_retry_testing_inservice() -> None:
+@IO
+def test_sigstop_reassign_failed_retry_testing_inservice(fastpath: bool) -> None:
     net = _net()
     with has(2, f"{net}.100", net) as hs:
         a, b = hs
@@ -254,6 +259,7 @@ def test_sigstop_reassign_failed_retry_testing_inservice() -> None:
                 faildetect_numconns=2,
                 retry_s=1.5,
                 session_s=0.6,
+                fastpath=fastpath,
             )
             async with running(st, f"{net}.2") as (node, fa):
                 vip = node.address
@@ -399,12 +405,13 @@ def test_one_ha_fills_its_dfp_weight_drops_and_new_sessions_move_away() -> None:
         asyncio.run(main())
 
 
-def test_bad_input_counted_no_crash() -> None:
+@IO
+def test_bad_input_counted_no_crash(fastpath: bool) -> None:
     net = _net()
     with has(1, f"{net}.100", net) as hs:
 
         async def main() -> None:
-            st = settings_for(net, hs, [8], max_datagram=2048)
+            st = settings_for(net, hs, [8], max_datagram=2048, fastpath=fastpath)
             async with running(st, f"{net}.2") as (node, fa):
                 vip = node.address
                 assert fa.t is not None
@@ -438,7 +445,8 @@ def test_bad_input_counted_no_crash() -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="directed mode needs a raw socket (root)")
-def test_directed_mode_real_sees_fa_source_on_loopback() -> None:
+@IO
+def test_directed_mode_real_sees_fa_source_on_loopback(fastpath: bool) -> None:
     net = _net()
     fa_addr = f"{net}.2"
 
@@ -457,6 +465,7 @@ def test_directed_mode_real_sees_fa_source_on_loopback() -> None:
             port=0,
             mode="directed",
             reals=[SlbRealSpec(f"{net}.11", rport, 8)],
+            fastpath=fastpath,
         )
         try:
             async with running(st, fa_addr) as (node, fa):
