@@ -36,6 +36,11 @@ Names (counters get ``_total`` in the exposition, per the Prometheus convention)
   (counters), labels ``farm``, ``real``, ``port``; ``slbVirtualNumberOfConnections``,
   ``slbVirtualTotalConnections`` with label ``vserver``.
 * No MIB: ``mobileha_*`` (bad input by reason, DFP, data plane).
+
+Load sharing (several HSRP groups, one HA address each, in one home agent): the families
+of every group are merged by :func:`labelled` into one family per name, each sample with
+the labels ``group`` (HSRP group number) and ``ha_address`` added, so the same name never
+appears both with and without them.
 """
 
 from __future__ import annotations
@@ -236,6 +241,23 @@ class MetricsBuilder:
         return list(self._families.values())
 
 
+def labelled(parts: Iterable[tuple[Mapping[str, Any], Iterable[Metric]]]) -> list[Metric]:
+    """Merge the families of several parts (e.g. one per HSRP group) into one family per
+    name, adding each part's ``labels`` to every one of its samples (first part's order of
+    names first). The labels go in front of the sample's own labels."""
+    out: dict[str, Metric] = {}
+    for labels, families in parts:
+        extra = {k: str(v) for k, v in labels.items()}
+        for fam in families:
+            merged = out.get(fam.name)
+            if merged is None:
+                merged = Metric(fam.name, fam.documentation, fam.type, fam.unit)
+                out[fam.name] = merged
+            for s in fam.samples:
+                merged.samples.append(s._replace(labels={**extra, **s.labels}))
+    return list(out.values())
+
+
 def families_from_stats(stats: Mapping[str, int], prefix: str = "mobileha_") -> Iterable[Metric]:
     """Fallback: every counter of a stats dict as ``<prefix><name>`` (names sanitised)."""
     out = []
@@ -270,4 +292,5 @@ __all__ = [
     "MetricName",
     "MetricsBuilder",
     "families_from_stats",
+    "labelled",
 ]

@@ -12,6 +12,11 @@
 are fetched page by page and printed as they arrive, so a million bindings never sit in
 memory at once; ``--json`` streams them as one JSON object ``{"total": N, "items": [...]}``.
 
+A home agent serving several HSRP groups (load sharing, ``[[hsrp.groups]]``) lists them in
+its ``groups`` view; ``bindings`` then covers every group (one section per HA address, the
+paging over all of them) and ``redundancy`` prints one block per group (``--json``:
+``{"groups": [...]}``, each view with its ``hsrp_group``).
+
 The API URL comes from ``--api``, else the ``management.listen`` of ``--config``, else the
 ``MOBILEHA_API`` environment variable, else ``http://127.0.0.1:8434``.
 """
@@ -48,6 +53,15 @@ def fetch(api: str, view: str, query: Mapping[str, Any] | None = None, timeout: 
     url = f"{api.rstrip('/')}/api/{view}"
     if query:
         url += "?" + urllib.parse.urlencode({k: str(v) for k, v in query.items()})
+    return _get_json(url, timeout)
+
+
+def fetch_index(api: str, timeout: float = 5.0) -> Any:
+    """GET ``/``: the node's name, role and the names of its views."""
+    return _get_json(f"{api.rstrip('/')}/", timeout)
+
+
+def _get_json(url: str, timeout: float) -> Any:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             return json.loads(resp.read())
@@ -234,7 +248,19 @@ def render_redundancy(v: Mapping[str, Any], out: IO[str]) -> None:
     """``show ip mobile redundancy`` followed by its statistics (cmiHaRedun*).
 
     Accepts the ``views.RedundancyView`` shape and ``core.redundancy.SyncPeer.view()``
-    (``state``/``pending`` instead of ``sync_state``/``queue_depth``)."""
+    (``state``/``pending`` instead of ``sync_state``/``queue_depth``), or
+    ``{"groups": [view, ...]}`` (load sharing): one block per group, headed by its
+    ``hsrp_group`` number."""
+    if "groups" in v:
+        for i, g in enumerate(v["groups"]):
+            if i:
+                out.write("\n")
+            _render_redundancy_group(g, out)
+        return
+    _render_redundancy_group(v, out)
+
+
+def _render_redundancy_group(v: Mapping[str, Any], out: IO[str]) -> None:
     counters = v.get("counters", {})
     c = {k: int(counters.get(k, 0)) for k in REDUN_COUNTERS}
     bulk = v.get("last_bulk_s")
@@ -247,8 +273,11 @@ def render_redundancy(v: Mapping[str, Any], out: IO[str]) -> None:
     role = v.get("role", "unknown")
     hsrp = f"HSRP state {v['hsrp_state']}, " if v.get("hsrp_state") else ""
     mode = f", mode {v['mode']}" if v.get("mode") else ""
+    title = "IP Mobility Home Agent Redundancy"
+    if v.get("hsrp_group") is not None:
+        title += f" - HSRP group {v['hsrp_group']}"
     lines = [
-        "IP Mobility Home Agent Redundancy",
+        title,
         f"  Redundancy group {v.get('group_name') or '-'}, HA address "
         f"{v.get('ha_address', '?')}{mode}",
         f"  Peer {v.get('peer', '?')}, last heard "
@@ -429,10 +458,24 @@ def show(
     page_size: int = PAGE_SIZE,
 ) -> None:
     """Fetch ``view`` from ``api`` and write it to ``out`` (raises :class:`ApiError`)."""
+    names: set[str] = set()
+    groups: list[dict[str, Any]] = []
+    if view in ("bindings", "redundancy"):
+        names, groups = _groups(api)
+    if view == "bindings" and len(groups) > 1:
+        _show_group_bindings(groups, api, out, as_json, offset, limit, page_size)
+        return
     if view in PAGED_VIEWS:
         _show_paged(view, api, out, as_json, offset, limit, page_size)
         return
-    data = fetch(api, view)
+    if view == "redundancy" and len(groups) > 1:
+        blocks = []
+        for g in groups:
+            if g["prefix"] + view in names:
+                blocks.append({"hsrp_group": g["group"], **fetch(api, g["prefix"] + view)})
+        data: Any = {"groups": blocks} if blocks else fetch(api, view)
+    else:
+        data = fetch(api, view)
     if as_json:
         out.write(json.dumps(data, indent=2) + "\n")
     else:
@@ -479,6 +522,64 @@ def _show_paged(
         out.write("\n]}\n")
 
 
+def _groups(api: str) -> tuple[set[str], list[dict[str, Any]]]:
+    """The node's view names, and the HSRP groups of a load-sharing home agent (its
+    ``groups`` view; ``[]`` on every other node)."""
+    names = {str(n) for n in fetch_index(api).get("views", [])}
+    if "groups" not in names:
+        return names, []
+    return names, list(fetch(api, "groups").get("groups", []))
+
+
+def _show_group_bindings(
+    groups: list[dict[str, Any]],
+    api: str,
+    out: IO[str],
+    as_json: bool,
+    offset: int,
+    limit: int | None,
+    page_size: int,
+) -> None:
+    """``show bindings`` of a load-sharing home agent: the groups' tables one after the
+    other (a section per HA address), ``offset``/``limit`` counted over all of them."""
+    totals = [int(fetch(api, g["prefix"] + "bindings", {"limit": 1})["total"]) for g in groups]
+    total = sum(totals)
+    if as_json:
+        out.write(f'{{"total": {total}, "offset": {offset}, "items": [')
+    else:
+        render_binding_header(total, out)
+    first = True
+    skip, left = offset, limit
+    for g, n in zip(groups, totals, strict=True):
+        if skip >= n:
+            skip -= n
+            continue
+        if left is not None and left <= 0:
+            break
+        if not as_json:
+            out.write(
+                f"Home agent address {g['ha_address']} - HSRP group {g['group']}: Total {n}\n"
+            )
+        for page in iter_pages(api, g["prefix"] + "bindings", skip, left, page_size):
+            items = page.get("items", [])
+            for b in items:
+                if as_json:
+                    out.write(
+                        ("" if first else ",")
+                        + "\n  "
+                        + json.dumps({**b, "hsrp_group": g["group"]})
+                    )
+                    first = False
+                else:
+                    render_binding(b, out)
+            if left is not None:
+                left -= len(items)
+            out.flush()
+        skip = 0
+    if as_json:
+        out.write("\n]}\n")
+
+
 def api_from_args(args: argparse.Namespace) -> str:
     if args.api:
         return str(args.api)
@@ -521,4 +622,4 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-__all__ = ["ApiError", "fetch", "iter_pages", "main", "show"]
+__all__ = ["ApiError", "fetch", "fetch_index", "iter_pages", "main", "show"]

@@ -21,6 +21,12 @@ Large tables are **paged**: a view reads ``offset`` and ``limit`` from the query
 items of the page. A node never builds its whole table as one response. The bindings view
 also honours ``home_address`` / ``nai`` / ``care_of`` filters (exact match) when given.
 
+A load-sharing home agent (several HSRP groups, one HA address each) serves the views of
+its other groups as ``g<group>-<view>`` (``g2-bindings``, ``g2-redundancy``, ``g2-stats``)
+and lists every group in the ``groups`` view: ``{"groups": [{"group", "ha_address",
+"prefix", "active"}, ...]}`` (``prefix`` is ``""`` for the first group, ``"g<group>-"`` for
+the others); ``mobileha show bindings`` / ``redundancy`` use it to cover every group.
+
 Helpers render the shared records: :func:`binding_item` (``core.binding.Binding``),
 :func:`flags_text`.
 """

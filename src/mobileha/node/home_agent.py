@@ -33,7 +33,10 @@ the sans-IO :class:`mobileha.core.home_agent.HomeAgent`.
   Siblings share our data plane, and our real-address socket for sending sync messages;
   each has its own dynamic pool (``hsrp.groups[].pool``, checked disjoint by the config).
   A registration to a VIP is answered only while that group is Active. Sibling views are
-  served as ``g<group>-<view>``; their Prometheus metrics are not exported (same names).
+  served as ``g<group>-<view>``, and the ``groups`` view lists every group (number, HA
+  address, view prefix) for ``mobileha show``. In ``/metrics`` the home agent and
+  redundancy families of every group carry the labels ``group`` and ``ha_address``
+  (``mgmt.metrics.labelled``); a single-group HA exports them without labels.
 * Works with uvloop and the stock loop (only ``create_datagram_endpoint`` and timers).
 
 Data plane on takeover: **installed at takeover**, not pre-installed on the standby (issue 7
@@ -635,7 +638,24 @@ class HomeAgentNode:
         for sib in self.siblings:  # load sharing: "g<group>-bindings", "g<group>-redundancy"
             for k, fn in sib.views().items():
                 v[f"g{sib.hsrp_group_number}-{k}"] = fn
+        if self.siblings:
+            v["groups"] = self._view_groups
         return v
+
+    def _view_groups(self, _q: Mapping[str, str]) -> dict[str, Any]:
+        """Load sharing: every HSRP group served here, its HA address and the prefix of its
+        views (``""`` for the first group, ``"g<group>-"`` for the others)."""
+        return {
+            "groups": [
+                {
+                    "group": n.hsrp_group_number,
+                    "ha_address": n.core.settings.advertised,
+                    "prefix": "" if n is self else f"g{n.hsrp_group_number}-",
+                    "active": n.core.active,
+                }
+                for n in (self, *self.siblings)
+            ]
+        }
 
     def _view_bindings(self, q: Mapping[str, str]) -> Page[BindingItem]:
         now = self.now()
@@ -698,6 +718,33 @@ class HomeAgentNode:
         )
 
     def metrics(self) -> Iterable[Any]:
+        """Home agent families, DFP, HSRP and redundancy. With load sharing the home agent
+        and redundancy families of every group are merged, labelled ``group`` and
+        ``ha_address`` (HSRP and DFP run once per process and are not repeated)."""
+        if not self.siblings:
+            out = self._ha_metrics()
+            if self.dfp_server is not None:
+                out.extend(self.dfp_server.metrics())
+            for sub in (self.hsrp, self.redundancy):
+                if sub is not None:
+                    out.extend(sub.metrics())
+            return out
+        parts = []
+        for n in (self, *self.siblings):
+            fams = n._ha_metrics()
+            if n.redundancy is not None:
+                fams.extend(n.redundancy.metrics())
+            labels = {"group": n.hsrp_group_number, "ha_address": n.core.settings.advertised}
+            parts.append((labels, fams))
+        out = M.labelled(parts)
+        if self.dfp_server is not None:
+            out.extend(self.dfp_server.metrics())
+        if self.hsrp is not None:
+            out.extend(self.hsrp.metrics())
+        return out
+
+    def _ha_metrics(self) -> list[Any]:
+        """The home agent's own families (CISCO-MOBILE-IP-MIB and ``mobileha_ha_*``)."""
         core = self.core
         c = core.counters()
         m = M.MetricsBuilder()
@@ -730,13 +777,7 @@ class HomeAgentNode:
         if core.pool is not None:
             m.custom("mobileha_ha_pool_free", "Free dynamic home addresses", core.pool.free)
         m.custom("mobileha_ha_active", "1 when this HA answers requests", int(core.active))
-        out: list[Any] = list(m.families())
-        if self.dfp_server is not None:
-            out.extend(self.dfp_server.metrics())
-        for sub in (self.hsrp, self.redundancy):
-            if sub is not None:
-                out.extend(sub.metrics())
-        return out
+        return list(m.families())
 
 
 __all__ = ["HomeAgentNode"]
