@@ -2,11 +2,13 @@
 real ``kill -9`` (SIGKILL): HA1 Active for group 1 / Standby for group 2, HA2 the reverse;
 the bindings of both VIPs are on both HAs; after SIGKILL of HA1, HA2 is Active for both
 groups with every binding (management API: ``standby``, ``bindings``, ``g2-bindings``),
-refuses a replayed request with 133 and accepts fresh ones on both VIPs."""
+refuses a replayed request with 133 and accepts fresh ones on both VIPs. ``mobileha show
+bindings`` / ``show redundancy`` and ``/metrics`` of each HA cover both groups."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import random
 import signal
@@ -19,6 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
+from mobileha.mgmt.show import show
 from mobileha.wire.auth import ntp_identification
 from mobileha.wire.mip import RegistrationReply
 from tests.system.test_loadshare_groups import N_PER_VIP, _config, _rrq
@@ -60,6 +65,16 @@ class Proc:
             groups = v["groups"] if isinstance(v, dict) else v
             return {int(g["group"]): str(g["state"]).capitalize() for g in groups}
         return {}
+
+    def show(self, view: str, **kw: Any) -> str:
+        out = io.StringIO()
+        show(view, f"http://127.0.0.1:{self.api_port}", out, **kw)
+        return out.getvalue()
+
+    def metrics(self) -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.api_port}/metrics"
+        with urllib.request.urlopen(url, timeout=3) as r:
+            return {f.name: f for f in text_string_to_metric_families(r.read().decode())}
 
     def total(self, view: str) -> int:
         with contextlib.suppress(OSError, ValueError, KeyError):
@@ -130,6 +145,8 @@ def test_loadshare_processes_kill9(tmp_path: Path) -> None:
                 a,
                 b,
             )
+        for p, states in ((a, ("Active", "Standby")), (b, ("Standby", "Active"))):
+            check_groups_shown(p, vips, states)
         a.proc.send_signal(signal.SIGKILL)
         a.proc.wait()
         wait_for(lambda: b.states() == {1: "Active", 2: "Active"}, 10, "HA2 Active x2", b)
@@ -140,7 +157,53 @@ def test_loadshare_processes_kill9(tmp_path: Path) -> None:
         for i in (0, 1):
             fresh = _rrq(i, vips[i % 2], ntp_identification(time.time() + 1, 77))
             assert register(fresh, vips[i % 2]) == 0
+        check_groups_shown(b, vips, ("Active", "Active"))
+        cli = Path(sys.executable).parent / "mobileha"
+        if cli.exists():  # the command an operator types
+            text = subprocess.run(
+                [str(cli), "show", "redundancy", "--api", f"http://127.0.0.1:{b.api_port}"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            ).stdout
+            assert "- HSRP group 1\n" in text and "- HSRP group 2\n" in text
     finally:
         client.close()
         a.stop()
         b.stop()
+
+
+def check_groups_shown(p: Proc, vips: tuple[str, str], states: tuple[str, str]) -> None:
+    """``show redundancy``, ``show bindings`` (text, JSON, a window across the groups) and
+    ``/metrics`` of a load-sharing HA cover both HSRP groups."""
+    text = p.show("redundancy")
+    blocks = text.split("\n\n")
+    assert len(blocks) == 2, text
+    for n, (block, vip, state) in enumerate(zip(blocks, vips, states, strict=True), 1):
+        assert block.startswith(f"IP Mobility Home Agent Redundancy - HSRP group {n}\n"), text
+        assert f"HA address {vip}," in block and f"role {state.lower()}," in block, text
+        assert f"  Bindings {N_PER_VIP}," in block, text
+    data = json.loads(p.show("redundancy", as_json=True))
+    assert [(g["hsrp_group"], g["ha_address"]) for g in data["groups"]] == [
+        (1, vips[0]),
+        (2, vips[1]),
+    ]
+    text = p.show("bindings", page_size=7)
+    assert text.startswith(f"Mobility Binding List:\nTotal {2 * N_PER_VIP}\n"), text[:200]
+    for n, vip in enumerate(vips, 1):
+        assert f"Home agent address {vip} - HSRP group {n}: Total {N_PER_VIP}\n" in text
+        assert text.count(f"    Tunnel src {vip} ") == N_PER_VIP
+    items = json.loads(p.show("bindings", as_json=True, offset=N_PER_VIP - 2, limit=4))["items"]
+    assert [(x["hsrp_group"], x["ha_address"]) for x in items] == [(1, vips[0])] * 2 + [
+        (2, vips[1])
+    ] * 2
+    fams = p.metrics()
+    for name in ("cmiHaRegTotalMobilityBindings", "cmiHaRedunSentBUs", "mobileha_ha_active"):
+        got = {s.labels["group"]: (s.labels["ha_address"], s.value) for s in fams[name].samples}
+        assert set(got) == {"1", "2"}, (name, got)
+        assert [got[g][0] for g in ("1", "2")] == list(vips)
+    bindings = fams["cmiHaRegTotalMobilityBindings"].samples
+    assert {s.value for s in bindings} == {float(N_PER_VIP)}
+    active = {s.labels["group"]: s.value for s in fams["mobileha_ha_active"].samples}
+    assert active == {str(n): float(st == "Active") for n, st in enumerate(states, 1)}
