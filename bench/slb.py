@@ -25,7 +25,7 @@ CPUs, so under outside load the ratio tends to the ratio of CPU per request, whi
 idle machine it is the ratio of whole-system throughput (where the SLB has one hop less:
 the real HA answers the FA directly).
 
-    .venv/bin/python bench/slb.py [--seconds 2] [--window 32] [--rounds 5] [--seed N] [--json]
+    .venv/bin/python bench/slb.py [--seconds 2] [--window 32] [--rounds 7] [--seed N] [--json]
 """
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="HA-SLB forwarding rate vs nginx stream UDP proxy")
     ap.add_argument("--seconds", type=float, default=2.0, help="per target and round")
     ap.add_argument("--window", type=int, default=32)
-    ap.add_argument("--rounds", type=int, default=5, help="median of this many runs each")
+    ap.add_argument("--rounds", type=int, default=7, help="median of this many runs each")
     ap.add_argument("--seed", type=int, default=None, help="order of the targets per round")
     ap.add_argument("--json", action="store_true")
     ap.add_argument(
