@@ -34,6 +34,7 @@ class FakeGroupsNode(FakeNode):
         v = dict(super().views())
         v["g2-bindings"] = self.v_bindings2
         v["g2-redundancy"] = self.v_redundancy2
+        v["g2-stats"] = self.v_stats2
         v["groups"] = lambda _q: {
             "groups": [
                 {"group": 1, "ha_address": "10.0.1.100", "prefix": "", "active": True},
@@ -44,6 +45,9 @@ class FakeGroupsNode(FakeNode):
 
     def v_bindings2(self, q: Mapping[str, str]) -> Page[BindingItem]:
         return page_of(list(self.bindings2.values()), q, self._render)
+
+    def v_stats2(self, q: Mapping[str, str]) -> Any:
+        return {**self.v_stats(q), "node": "fake-g2", "counters": {"cmiHaRegRequestsReceived": 7}}
 
     def v_redundancy2(self, q: Mapping[str, str]) -> RedundancyView:
         v = self.v_redundancy(q)
@@ -132,6 +136,15 @@ def test_show_redundancy_json_carries_every_group(api: str) -> None:
     assert out.getvalue() == render("redundancy", api)
 
 
+def test_show_stats_one_block_per_group(api: str) -> None:
+    text = render("stats", api)
+    first, second = text.split("\n\nHSRP group 2\n")
+    assert first.startswith("HSRP group 1\n") and "cmiHaRegRequestsReceived  2600" in first
+    assert second.startswith("fake-g2 (") and "cmiHaRegRequestsReceived  7" in second
+    data = json.loads(render("stats", api, as_json=True))
+    assert [g["hsrp_group"] for g in data["groups"]] == [1, 2]
+
+
 def test_single_group_output_has_no_group_labels() -> None:
     with serve(FakeNode(n_bindings=5)) as server:
         text = render("bindings", server.url)
@@ -141,3 +154,4 @@ def test_single_group_output_has_no_group_labels() -> None:
         assert text.startswith("IP Mobility Home Agent Redundancy\n")
         data = json.loads(render("redundancy", server.url, as_json=True))
         assert "groups" not in data and data["ha_address"] == "10.0.1.100"
+        assert not render("stats", server.url).startswith("HSRP group")

@@ -415,7 +415,15 @@ def render_dfp(v: Mapping[str, Any], out: IO[str]) -> None:
 
 
 def render_stats(v: Mapping[str, Any], out: IO[str]) -> None:
-    """``show ip mobile traffic``: counters, reply codes, bad input."""
+    """``show ip mobile traffic``: counters, reply codes, bad input; with
+    ``{"groups": [view, ...]}`` (load sharing) one block per HSRP group."""
+    if "groups" in v:
+        for i, g in enumerate(v["groups"]):
+            if i:
+                out.write("\n")
+            out.write(f"HSRP group {g.get('hsrp_group', '?')}\n")
+            render_stats({k: x for k, x in g.items() if k != "hsrp_group"}, out)
+        return
     out.write(f"{v.get('node', '?')} ({v.get('role', '?')}), uptime {hms(v.get('uptime_s', 0))}\n")
     counters = v.get("counters", {})
     if counters:
@@ -460,7 +468,7 @@ def show(
     """Fetch ``view`` from ``api`` and write it to ``out`` (raises :class:`ApiError`)."""
     names: set[str] = set()
     groups: list[dict[str, Any]] = []
-    if view in ("bindings", "redundancy"):
+    if view in ("bindings", "redundancy", "stats"):
         names, groups = _groups(api)
     if view == "bindings" and len(groups) > 1:
         _show_group_bindings(groups, api, out, as_json, offset, limit, page_size)
@@ -468,7 +476,7 @@ def show(
     if view in PAGED_VIEWS:
         _show_paged(view, api, out, as_json, offset, limit, page_size)
         return
-    if view == "redundancy" and len(groups) > 1:
+    if view in ("redundancy", "stats") and len(groups) > 1:
         blocks = []
         for g in groups:
             if g["prefix"] + view in names:
