@@ -16,6 +16,23 @@ host accepts), repeated ``garp_repeat`` times ``garp_interval`` apart. On leavin
 (``ReleaseVip``) the VIP is removed. ``stop()`` (SIGTERM) runs event b, so an Active router
 sends a Resign, then releases the VIP.
 
+**The HSRP interface itself** (RFC 2281 §5.3 events b and a): the node subscribes to
+netlink link events (``RTMGRP_LINK``) on a raw ``AF_NETLINK`` socket read by the event loop
+(``add_reader``; no pyroute2 thread, works on uvloop too); any ``RTM_NEWLINK``/``RTM_DELLINK``
+for our ifindex, or a lost-events overflow (``ENOBUFS``), makes it read the operational state
+(``/sys/class/net/<if>/operstate``, as for tracked interfaces; the kernel updates it before
+it notifies). The same read is also *polled* every ``track_poll`` seconds (default 0.5 s) on
+the node's timer, as a safety net and as the only source where the netlink socket cannot be
+opened. When the interface goes down every group gets event b (it goes to
+Initial; an Active one sends a Resign, which the dead link will usually drop, and releases
+the VIP through the ordinary ``ReleaseVip`` handling, as in ``stop()``); when it comes up
+again every group gets event a (Listen, ... and with preemption and the highest priority
+Active again). Each transition is logged once. While the interface is down received packets
+are ignored. The watch runs when the node manages the VIP on a real interface
+(``manage_vip``, the default); the unicast-peer set-up on loopback (``manage_vip=False``)
+keeps running as before unless ``watch_interface=True`` asks for it. ``link_state`` (a
+function of the interface name) can be replaced, e.g. by tests.
+
 Two ways to own the VIP:
 
 * default (``standby use-bia`` style): the VIP goes on the interface itself and the
@@ -45,6 +62,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -82,6 +100,9 @@ SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 ETH_P_ARP = 0x0806
 ETH_P_IP = 0x0800
 RCVBUF = 1 << 20
+NETLINK_ROUTE = 0
+RTMGRP_LINK = 1
+RTM_NEWLINK, RTM_DELLINK = 16, 17
 
 
 def _ip_mreqn(group: str, local: str, ifindex: int) -> bytes:
@@ -108,6 +129,8 @@ class HsrpNodeConfig:
     multicast: bool = True  # False: unicast to ``peers`` only (bound to our address)
     multicast_group: str | None = None  # override of 224.0.0.2 / 224.0.0.102
     manage_vip: bool = True  # False: ClaimVip/ReleaseVip go to ``on_vip`` only, no ARP
+    # watch ``interface`` (netlink + poll; down: event b, up: event a); None = manage_vip
+    watch_interface: bool | None = None
 
 
 def _interface_info(ifname: str) -> tuple[int, str, int, bytes]:
@@ -253,6 +276,9 @@ class HsrpNode:
         self._vips: dict[str, str] = {}  # vip -> device it is on
         self._track_state: dict[str, bool] = {}
         self._ready = True
+        self.link_state: Callable[[str], bool] = _oper_up  # operstate of an interface
+        self._link_up = True  # the HSRP interface, as last seen (see watching_link)
+        self._nl: socket.socket | None = None  # netlink link events (RTMGRP_LINK)
 
     @classmethod
     def from_config(
@@ -332,7 +358,15 @@ class HsrpNode:
             self._track_state[name] = True
         if c.track:
             self._handles.append(loop.call_later(c.track_poll, self._poll_tracks))
-        self._run(self.core.start(loop.time()))
+        if self.watching_link:
+            self._open_link_watch(loop)
+            self._link_up = self.link_state(c.interface)
+            self._handles.append(loop.call_later(c.track_poll, self._poll_link))
+        if self._link_up:
+            self._run(self.core.start(loop.time()))  # event a
+        else:
+            self.counters["link_down"] += 1
+            log.warning("%s is down: HSRP groups stay Initial until it is up", c.interface)
         self._write_mgmt()
         self._handles.append(loop.call_later(1.0, self._periodic))
 
@@ -356,6 +390,7 @@ class HsrpNode:
             self._transport.close()
         if self._packet is not None:
             self._packet.close()
+        self._close_link_watch()
         self._write_mgmt()
 
     def crash(self) -> None:
@@ -377,6 +412,7 @@ class HsrpNode:
         if self._packet is not None:
             self._packet.close()
             self._packet = None
+        self._close_link_watch()
 
     # ------------------------------------------------------------------ inputs
     def set_ready(self, ready: bool) -> None:
@@ -385,8 +421,93 @@ class HsrpNode:
         if self._loop is not None and self._started:
             self._run(self.core.set_ready(ready, self._loop.time()))
 
+    @property
+    def watching_link(self) -> bool:
+        """Whether the HSRP interface's own state drives events b / a (module docstring)."""
+        w_ = self.cfg.watch_interface
+        return self.cfg.manage_vip if w_ is None else w_
+
+    @property
+    def link_up(self) -> bool:
+        """The HSRP interface's state as last seen (always True when not watched)."""
+        return self._link_up
+
+    def set_link_state(self, up: bool) -> None:
+        """The HSRP interface went down (event b for every group) or up (event a).
+
+        Called by the netlink reader and the poll; does nothing when the state did not
+        change, before ``start()`` or after ``stop()``.
+        """
+        if self._loop is None or not self._started or up == self._link_up:
+            return
+        self._link_up = up
+        self.counters["link_up" if up else "link_down"] += 1
+        log.warning(
+            "%s %s: RFC 2281 event %s for every group", self.cfg.interface,
+            "up" if up else "down", "a" if up else "b",
+        )  # fmt: skip
+        now = self._loop.time()
+        self._run(self.core.start(now) if up else self.core.stop(now))
+
+    def _open_link_watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        sock: socket.socket | None = None
+        try:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+            sock.setblocking(False)
+            sock.bind((0, RTMGRP_LINK))
+            loop.add_reader(sock.fileno(), self._on_netlink)
+        except (OSError, NotImplementedError, AttributeError) as exc:
+            if sock is not None:
+                sock.close()
+            log.warning("%s: no netlink link events (%s), polling only", self.cfg.interface, exc)
+            return
+        self._nl = sock
+
+    def _close_link_watch(self) -> None:
+        sock, self._nl = self._nl, None
+        if sock is None:
+            return
+        if self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(sock.fileno())
+        sock.close()
+
+    def _on_netlink(self) -> None:
+        sock = self._nl
+        if sock is None:
+            return
+        ours = False
+        while True:
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    self.counters[f"netlink_error_{exc.errno}"] += 1
+                    break
+                self.counters["link_events_lost"] += 1  # overflow: read the state anyway
+                ours = True
+                continue
+            if not data:
+                break
+            if link_event_for(data, self._ifindex):
+                ours = True
+        if ours:
+            self.counters["link_events"] += 1
+            self.set_link_state(self.link_state(self.cfg.interface))
+
+    def _poll_link(self) -> None:
+        if self._loop is None or not self._started:
+            return
+        self.set_link_state(self.link_state(self.cfg.interface))
+        self._handles.append(self._loop.call_later(self.cfg.track_poll, self._poll_link))
+
     def _on_datagram(self, data: bytes, src: str) -> None:
         if self._loop is None or not self._started:
+            return
+        if not self._link_up:
+            self.counters["rx_link_down"] += 1
             return
         self._run(self.core.receive(data, src, self._loop.time()))
 
@@ -690,6 +811,7 @@ class HsrpNode:
             "t_mono": time.monotonic(),
             "interface": self.cfg.interface,
             "running": self._started,
+            "link_up": self._link_up,
             "standby": self.snapshot(),
             "changes": list(self.changes),
             "counters": dict(self.counters) | {f"if_{k}": v for k, v in self.core.counters.items()},
@@ -701,6 +823,21 @@ class HsrpNode:
             os.replace(tmp, path)
         except OSError as exc:
             log.warning("cannot write %s: %s", path, exc)
+
+
+def link_event_for(data: bytes, ifindex: int) -> bool:
+    """Whether a netlink datagram holds an ``RTM_NEWLINK``/``RTM_DELLINK`` for ``ifindex``."""
+    off = 0
+    while off + 16 <= len(data):
+        length, mtype = struct.unpack_from("=IH", data, off)
+        if length < 16:
+            break
+        if mtype in (RTM_NEWLINK, RTM_DELLINK) and off + 32 <= len(data):
+            (index,) = struct.unpack_from("=i", data, off + 16 + 4)  # ifinfomsg.ifi_index
+            if index == ifindex:
+                return True
+        off += (length + 3) & ~3
+    return False
 
 
 def _oper_up(ifname: str) -> bool:
