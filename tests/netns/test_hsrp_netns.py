@@ -197,7 +197,9 @@ def test_link_cut_and_restore_one_active_within_two_hellos(
     wait(lambda: states(rs) == ["Listen", "Standby", "Active"], 8, "election")
     port = rs[2].link.b_if
     t0 = time.monotonic()
-    br.ip("link", "set", port, "down")
+    # cut beyond r2's own interface (its carrier stays up; a carrier loss on eth0 is event b,
+    # tests/netns/test_hsrp_link_down.py): the port leaves the bridge
+    br.ip("link", "set", port, "nomaster")
     wait(lambda: rs[1].changed_to("Active", t0) is not None, 3, "takeover on the other side")
     assert rs[2].state() == "Active"  # the cut-off router still thinks it is Active
     wait(lambda: host.run(f"ping -c1 -W1 {VIP}", check=False).returncode == 0, 3, "ping")
@@ -205,7 +207,7 @@ def test_link_cut_and_restore_one_active_within_two_hellos(
     time.sleep(3 * HOLD)
     # restore: the two Actives hear each other; the lower steps down (event g: AB/Speak)
     t1 = time.monotonic()
-    br.ip("link", "set", port, "up")
+    br.ip("link", "set", port, "master", br.dev)
     wait(lambda: rs[1].changed_to("Speak", t1) is not None, 3, "one Active again")
     took = rs[1].changed_to("Speak", t1) - t1  # type: ignore[operator]
     print(f"link restored -> one Active: {took * 1000:.0f} ms (limit {2 * HELLO * 1000:.0f})")
