@@ -9,7 +9,15 @@ from hypothesis import strategies as st
 
 from mobileha.wire import DecodeError
 from mobileha.wire.auth import ALG_HMAC_MD5, ALG_PREFIX_SUFFIX, Authenticator
-from mobileha.wire.sync import BindingRecord, MsgKind, SyncMessage, SyncTypes, decode, encode
+from mobileha.wire.sync import (
+    REC_NONCE,
+    BindingRecord,
+    MsgKind,
+    SyncMessage,
+    SyncTypes,
+    decode,
+    encode,
+)
 
 # `make test` runs >= 10,000 examples per family; MOBILEHA_FAST=1 trims that for quick loops.
 N = 1000 if os.environ.get("MOBILEHA_FAST") else 10_000
@@ -23,6 +31,12 @@ nai = st.one_of(
     st.none(),
     st.text(min_size=1, max_size=40).filter(lambda s: 0 < len(s.encode()) <= 255),
 )
+
+
+def _nonce_flag(rec_flags: int, nonce: int | None) -> int:
+    return (rec_flags & ~REC_NONCE) | (REC_NONCE if nonce is not None else 0)
+
+
 records = st.builds(
     BindingRecord,
     addr,
@@ -37,7 +51,8 @@ records = st.builds(
     st.sampled_from([4, 47, 55]),
     nai,
     st.binary(max_size=8),
-)
+    st.one_of(st.none(), u32),  # [P] REC_NONCE: the flag is set exactly with a nonce
+).map(lambda r: r._replace(rec_flags=_nonce_flag(r.rec_flags, r.nonce)))
 ext_list = st.lists(
     st.tuples(st.integers(128, 255).filter(lambda t: t != 160), st.binary(max_size=16)),
     max_size=3,
@@ -114,13 +129,16 @@ def _pool() -> list[SyncMessage]:
                     rnd.randrange(65536),
                     rnd.randrange(65536),
                     rnd.randrange(256),
-                    rnd.randrange(256),
+                    _nonce_flag(rnd.randrange(256), nonce),
                     rnd.getrandbits(32),
                     rnd.choice([4, 47, 55]),
                     rnd.choice([None, f"mn{j}@example.net", "\u00e9t\u00e9@x"]),
                     rnd.randbytes(rnd.choice([0, 0, 3])),
+                    nonce,
                 )
-                for j in range(rnd.randrange(4))
+                for j, nonce in (
+                    (j, rnd.choice([None, rnd.getrandbits(32)])) for j in range(rnd.randrange(4))
+                )
             )
         chunk = rnd.choice([None, rnd.getrandbits(32)])
         exts = ((200, b"ab"),) if i % 7 == 0 else ()

@@ -15,6 +15,7 @@ from mobileha.wire.sync import (
     REC_DELETE,
     REC_DYNAMIC,
     REC_GRE_KEY,
+    REC_NONCE,
     BindingRecord,
     MsgKind,
     SyncMessage,
@@ -67,6 +68,36 @@ REC2 = BindingRecord(
 )
 REC2_HEX = "002200800a010006c6336407c6336407e6b5a4c00000000202580000"
 REC2_HEX += "000000000400"
+
+# [P] 10.1.0.7 via 203.0.113.9, IP-in-IP, NAI "nonce@example.net" (17 bytes), with the replay
+# nonce 0x1234abcd issued in the reply to this registration (REC_NONCE)
+REC3 = BindingRecord(
+    home_addr="10.1.0.7",
+    care_of="203.0.113.9",
+    src_addr="203.0.113.9",
+    ident=0x0BADF00D00000007,
+    lifetime=600,
+    remaining=599,
+    rec_flags=REC_NONCE,
+    nai="nonce@example.net",
+    nonce=0x1234ABCD,
+)
+REC3_HEX = (
+    "0037"  # record length 34 + 17 + 4 = 55
+    "00"  # registration flags
+    "10"  # record flags: [P] nonce valid
+    "0a010007"  # home address
+    "cb007109"  # care-of address
+    "cb007109"  # source address (co-located MN)
+    "0badf00d00000007"  # identification of the accepted RRQ (the previous nonce, high 32)
+    "0258"  # granted lifetime 600
+    "0257"  # remaining 599
+    "00000000"  # GRE key: none
+    "04"  # encap 4 (IP-in-IP)
+    "11"  # NAI length 17
+    "6e6f6e6365406578616d706c652e6e6574"  # "nonce@example.net"
+    "1234abcd"  # [P] nonce
+)
 
 HHAE_HDR_HEX = "231400000190"  # type 35, length 20, SPI 400
 
@@ -155,6 +186,54 @@ def test_unknown_trailing_record_bytes_tolerated() -> None:
     assert d.message.records[0].extra == b"\xab\xcd"
     assert d.message.records[0]._replace(extra=b"") == REC2
     assert encode(d.message, SPI, PS) == data
+
+
+def test_bu_golden_with_nonce() -> None:
+    header = "c8000002000000080a000064e6b5a4c000000004"
+    expected = _with_auth(header + REC3_HEX + REC2_HEX + HHAE_HDR_HEX, "ps")
+    msg = SyncMessage(MsgKind.BU, 8, HA, 0xE6B5A4C000000004, 0, (REC3, REC2))
+    assert encode(msg, SPI, PS) == expected
+    d = decode(expected)
+    assert d.message == msg and d.verify(PS)
+    assert d.message.records[0].nonce == 0x1234ABCD and d.message.records[0].extra == b""
+    assert d.message.records[1].nonce is None
+    assert REC3.wire_len() == 55
+    # the encoder sets the flag for a nonce; a flag without a nonce is refused
+    assert (
+        encode(
+            SyncMessage(
+                MsgKind.BU, 8, HA, 0xE6B5A4C000000004, 0, (REC3._replace(rec_flags=0), REC2)
+            ),
+            SPI,
+            PS,
+        )
+        == expected
+    )
+    with pytest.raises(ValueError):
+        encode(SyncMessage(MsgKind.BU, 8, HA, IDENT, 0, (REC3._replace(nonce=None),)), SPI, PS)
+
+
+def test_nonce_then_unknown_trailing_bytes() -> None:
+    rec_hex = "0039" + REC3_HEX[4:] + "abcd"  # a newer sender's two bytes after the nonce
+    header = "c8000001000000010a000064e6b5a4c000000001"
+    data = _with_auth(header + rec_hex + HHAE_HDR_HEX, "ps")
+    rec = decode(data).message.records[0]
+    assert rec.nonce == 0x1234ABCD and rec.extra == b"\xab\xcd"
+    assert encode(decode(data).message, SPI, PS) == data
+
+
+def test_nonce_flag_without_room_for_the_nonce() -> None:
+    header = "c8000001000000010a000064e6b5a4c000000001"
+    for n in (0, 3):  # REC_NONCE, but none or only 3 of the nonce's 4 bytes in the record
+        rec_hex = f"{51 + n:04x}" + REC3_HEX[4:-8] + REC3_HEX[-8:][: 2 * n]
+        with pytest.raises(DecodeError) as exc:
+            decode(_with_auth(header + rec_hex + HHAE_HDR_HEX, "ps"))
+        assert exc.value.reason == "bad-length"
+    # an older decoder's view: the same bytes without the flag keep the nonce as ``extra``
+    plain = "0037" + "00" + "00" + REC3_HEX[8:]
+    rec = decode(_with_auth(header + plain + HHAE_HDR_HEX, "ps")).message.records[0]
+    assert rec.nonce is None and rec.extra == bytes.fromhex("1234abcd")
+    assert rec._replace(extra=b"", rec_flags=REC_NONCE, nonce=0x1234ABCD) == REC3
 
 
 def test_plain_p54_gre_key_without_flag() -> None:

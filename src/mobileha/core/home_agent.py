@@ -57,8 +57,13 @@ Notes where PROTOCOLS.md is vague or differs (the RFC is followed):
   P§6.4); the reply always names our advertised address (``ha_address``).
 * P§2.4 says the HA echoes the MN-FA challenge after MN-HA; RFC 4721 §6 only requires MN-HA
   in the reply and forbids MN-AAA. The challenge is not echoed.
-* Nonce state (the nonce we last issued per MN) is not in the binding record, so it is not
-  synchronised: after a failover an MN using nonces gets one 133 and resynchronises.
+* Nonce state (the nonce we last issued per MN, keyed by NAI or, without one, by home
+  address) is synchronised in the binding records ([P] REC_NONCE, :meth:`nonce_of` /
+  :meth:`apply_synced`): a takeover is invisible to an MN using nonces. Only binding
+  changes are synchronised, so a nonce issued in a denial (e.g. a 133) without a binding
+  change reaches the standby only with the MN's next accepted registration; a failover in
+  between costs that MN one 133. A deleted binding's nonce is kept (the MN's next
+  registration carries it); the standby keeps the one of the last record it applied.
 
 Hot path: the fixed header is unpacked once, extensions are walked inline by offset, only
 the values needed are sliced, SAs hold pre-keyed authenticators and the reply is built
@@ -457,8 +462,17 @@ class HomeAgent:
         """Was ``home_addr`` allocated from the pool (sync record flag, P§5.4)?"""
         return self.pool is not None and self.pool.is_allocated(home_addr)
 
-    def apply_synced(self, b: Binding, now: float, dynamic: bool = False) -> list[Any]:
-        """Install a binding received from the redundancy peer (``b.expires`` on our clock)."""
+    def nonce_of(self, b: Binding) -> int | None:
+        """The replay nonce we issued last to ``b``'s MN (None: it does not use nonces)."""
+        return self._nonces.get(b.nai or b.home_addr) if self._nonces else None
+
+    def apply_synced(
+        self, b: Binding, now: float, dynamic: bool = False, nonce: int | None = None
+    ) -> list[Any]:
+        """Install a binding received from the redundancy peer (``b.expires`` on our clock);
+        ``nonce``: the MN's replay nonce issued by the peer (P§5.4 [P] REC_NONCE)."""
+        if nonce is not None:
+            self._nonces[b.nai or b.home_addr] = nonce
         if b.lifetime == 0xFFFF or b.expires == INFINITE:
             b.expires = INFINITE
         else:

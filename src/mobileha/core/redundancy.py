@@ -25,6 +25,12 @@ Receiving side
     running, until it ends: an older bulk record never resurrects a deleted binding.
     The results are :class:`ApplyBinding` / :class:`DeleteBinding` actions that the home
     agent executes on its table, in order, without feeding them back as changes.
+    [P] Replay nonces (``nonce_of``, record flag REC_NONCE): each record carries the nonce
+    the home agent issued last to the MN (read when the record is packed, so it is the one
+    of the latest reply) and :class:`ApplyBinding` returns it. A nonce MN's Identification
+    does not grow (random high 32 bits, RFC 5944 §5.7), so a record whose Identification
+    is not greater is still applied when its request was made with the nonce we hold for
+    the MN (the next registration in the chain).
 
 Bulk download
     :meth:`role_changed` to STANDBY (or :meth:`start_download` at start-up with an active
@@ -86,9 +92,11 @@ from mobileha.wire.sync import (
     HEADER_LEN,
     HHAE_LEN,
     LIFETIME_INFINITE,
+    NONCE,
     REC_DELETE,
     REC_DYNAMIC,
     REC_GRE_KEY,
+    REC_NONCE,
     RECORD,
     RECORD_LEN,
     BindingRecord,
@@ -119,6 +127,7 @@ class ApplyBinding:
 
     binding: Binding
     dynamic: bool = False
+    nonce: int | None = None  # [P] the MN's replay nonce (REC_NONCE), restore it
 
 
 @dataclass(slots=True)
@@ -248,12 +257,19 @@ def remaining_lifetime(b: Binding, now: float) -> int:
 
 
 def record_from_binding(
-    b: Binding, now: float, *, delete: bool = False, dynamic: bool = False
+    b: Binding,
+    now: float,
+    *,
+    delete: bool = False,
+    dynamic: bool = False,
+    nonce: int | None = None,
 ) -> BindingRecord:
     """The P§5.4 record of a binding: the expiry deadline becomes a remaining lifetime."""
     rec_flags = (REC_DELETE if delete else 0) | (REC_DYNAMIC if dynamic else 0)
     if b.gre_key is not None:
         rec_flags |= REC_GRE_KEY
+    if nonce is not None:
+        rec_flags |= REC_NONCE
     return BindingRecord(
         b.home_addr,
         b.care_of,
@@ -266,6 +282,7 @@ def record_from_binding(
         b.gre_key or 0,
         int(b.encap),
         b.nai,
+        nonce=nonce,
     )
 
 
@@ -290,9 +307,15 @@ def binding_from_record(rec: BindingRecord, ha_addr: str, now: float) -> Binding
     )
 
 
-def _pack_binding(b: Binding, now: float, rec_flags: int) -> bytes:
+def _pack_binding(b: Binding, now: float, rec_flags: int, nonce: int | None = None) -> bytes:
     """Fast path of ``encode_record(record_from_binding(...))``."""
     nai = b.nai.encode() if b.nai else b""
+    if nonce is not None:
+        rec_flags |= REC_NONCE
+        nai += NONCE.pack(nonce)
+        nai_len = len(nai) - 4
+    else:
+        nai_len = len(nai)
     key = b.gre_key
     if key is not None:
         rec_flags |= REC_GRE_KEY
@@ -319,10 +342,20 @@ def _pack_binding(b: Binding, now: float, rec_flags: int) -> bytes:
             remaining,
             key or 0,
             b.encap,
-            len(nai),
+            nai_len,
         )
         + nai
     )
+
+
+def _nonce_next(
+    rec: BindingRecord, cur: Binding, nonce_of: Callable[[Binding], int | None]
+) -> bool:
+    """[P] Is ``rec`` (with a nonce) the registration after ``cur`` though its Identification
+    is not greater? A nonce MN's Identification carries a random nonce in its high 32 bits
+    (RFC 5944 §5.7), so it does not grow; a request made with the nonce we hold for the MN
+    (the one issued with ``cur``) is the next one."""
+    return rec.ident != cur.ident and (rec.ident >> 32) == nonce_of(cur)
 
 
 def _default_dynamic(b: Binding) -> bool:
@@ -446,6 +479,7 @@ class SyncPeer:
         *,
         unix_offset: float = 0.0,
         dynamic_of: Callable[[Binding], bool] = _default_dynamic,
+        nonce_of: Callable[[Binding], int | None] | None = None,
         now: float = 0.0,
     ) -> None:
         """``lookup(key)``: our table's binding for (home, care-of), or None.
@@ -453,13 +487,16 @@ class SyncPeer:
         ``iterate()``: a lazy iterable over our table for bulk transfers; it must tolerate
         changes to the table between two ``next()`` calls (bindings changed meanwhile are
         also sent as BUs, so it need not yield those). ``unix_offset``: Unix time minus
-        ``now`` (for the NTP timestamp Identifications).
+        ``now`` (for the NTP timestamp Identifications). ``nonce_of(binding)``: the replay
+        nonce the home agent issued last to that binding's MN, or None; sent in the record
+        ([P] REC_NONCE) and returned in :class:`ApplyBinding` on the receiving side.
         """
         self.config = config
         self.counters = Counters()
         self._lookup = lookup
         self._iterate = iterate
         self._dynamic_of = dynamic_of
+        self._nonce_of = nonce_of
         self._unix_offset = unix_offset
         self._clock_adjust = 0.0
         self._dst: Addr = (config.peer_addr, config.port)
@@ -742,7 +779,7 @@ class SyncPeer:
         cfg = self.config
         if out.lows and out.items is not None:
             # a retransmission: the remaining lifetimes are those of now (P§5.4 "at send time")
-            body = b"".join([_pack_binding(b, now, f) for b, f in out.items])
+            body = b"".join([self._pack(b, now, f) for b, f in out.items])
             if out.chunk is not None:
                 body += CHUNK_EXT.pack(self._types.chunk, 4, out.chunk)
             out.body = body
@@ -839,6 +876,12 @@ class SyncPeer:
 
     # -- sending BUs --
 
+    def _pack(self, b: Binding, now: float, rec_flags: int) -> bytes:
+        """The record of ``b`` with the MN's current replay nonce (read at packing time,
+        so a retransmission carries the nonce of the latest reply)."""
+        nonce_of = self._nonce_of
+        return _pack_binding(b, now, rec_flags, nonce_of(b) if nonce_of is not None else None)
+
     def _enqueue(self, ch: _Change, now: float, actions: list[SyncAction]) -> None:
         b = ch.binding
         key = (b.home_addr, b.care_of)
@@ -885,7 +928,7 @@ class SyncPeer:
                     order.popleft()
                     continue
                 rflags = (REC_DELETE if ch.delete else 0) | (REC_DYNAMIC if ch.dynamic else 0)
-                rec = _pack_binding(ch.binding, now, rflags)
+                rec = self._pack(ch.binding, now, rflags)
                 if parts and size + len(rec) > limit:
                     break
                 order.popleft()
@@ -1090,7 +1133,7 @@ class SyncPeer:
             while True:
                 peek = xfer.peek
                 if peek is not None and peek[3] != now:  # packed earlier: lifetimes moved on
-                    peek = (peek[0], peek[1], _pack_binding(peek[0], now, peek[1]), now)
+                    peek = (peek[0], peek[1], self._pack(peek[0], now, peek[1]), now)
                 if peek is None:
                     b = next(it, _END)
                     if b is _END:
@@ -1100,7 +1143,7 @@ class SyncPeer:
                     if b.expires <= now:
                         continue  # expired, its deletion follows as a BU
                     rflags = REC_DYNAMIC if dynamic_of(b) else 0
-                    peek = (b, rflags, _pack_binding(b, now, rflags), now)
+                    peek = (b, rflags, self._pack(b, now, rflags), now)
                 rec = peek[2]
                 if parts and size + len(rec) > limit:
                     xfer.peek = peek
@@ -1219,6 +1262,7 @@ class SyncPeer:
         encaps = _ENCAPS
         inf = math.inf
         applied = stale = 0
+        nonce_of = self._nonce_of
         for rec in m.records:
             home, coa, src, ident, lifetime, remaining, reg_flags, rec_flags, gre_key, encap = rec[
                 :10
@@ -1254,7 +1298,11 @@ class SyncPeer:
                 stale += 1  # deleted meanwhile: no resurrection
                 continue
             cur = lookup(key)
-            if cur is not None and ident <= cur.ident:
+            if (
+                cur is not None
+                and ident <= cur.ident
+                and (nonce_of is None or rec[12] is None or not _nonce_next(rec, cur, nonce_of))
+            ):
                 stale += 1  # older, or the same registration again (a duplicate)
                 continue
             applied += 1
@@ -1276,6 +1324,7 @@ class SyncPeer:
                         "" if src == "0.0.0.0" else src,
                     ),
                     bool(rec_flags & REC_DYNAMIC),
+                    rec[12],
                 )
             )
         c.AppliedRecords += applied

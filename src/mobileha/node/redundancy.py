@@ -139,6 +139,7 @@ class RedundancyNode:
             self._iterate,
             unix_offset=time.time() - now,
             dynamic_of=lambda b: bool(core.is_dynamic(b.home_addr)),
+            nonce_of=core.nonce_of,
             now=now,
         )
         self._timer: DeadlineTimer | None = None
@@ -424,7 +425,7 @@ class RedundancyNode:
                 assert isinstance(a, ApplyBinding)
                 if now is None:
                     now = ha.now()
-                out = core.apply_synced(a.binding, now, a.dynamic)
+                out = core.apply_synced(a.binding, now, a.dynamic, a.nonce)
                 if out:
                     ha._run(out)
             elif cls is DeleteBinding:

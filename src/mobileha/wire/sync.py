@@ -19,8 +19,9 @@ The authenticator covers byte 0 through the HHAE's SPI, exactly like MN-HA (P§1
 Binding record ``!HBB4s4s4sQHHIBB`` + NAI (P§5.4): length, registration flags, record
 flags, home address, care-of address, source address of the accepted request (FA/PDSN),
 Identification of the accepted request, granted lifetime, remaining lifetime, GRE key,
-encapsulation, NAI length, NAI. Bytes after the NAI inside the record length are kept
-verbatim (``extra``) so the record can be extended without breaking older decoders.
+encapsulation, NAI length, NAI. Bytes after the NAI (and after its nonce, see below) inside
+the record length are kept verbatim (``extra``) so the record can be extended without
+breaking older decoders.
 
 [P] additions to P§5.4, all backward compatible with its layout:
 
@@ -29,6 +30,12 @@ verbatim (``extra``) so the record can be extended without breaking older decode
 * record flag ``0x20`` (:data:`REC_GRE_KEY`): the GRE key field is valid (P§5.4 says
   "0 = none", which cannot carry a legitimate GRE key of 0; a non-zero key without this
   flag is still read as a key, see :func:`record_gre_key`);
+* record flag ``0x10`` (:data:`REC_NONCE`): a 4-byte nonce follows the NAI (before any
+  ``extra`` bytes, inside the record length): the replay nonce (RFC 5944 §5.7, P§1.7) the
+  home agent issued last to this MN (keyed by NAI, or by home address without one), so a
+  standby that takes over expects the nonce the MN got in its last reply. A record whose
+  length leaves fewer than 4 bytes after the NAI with this flag is a DecodeError. Older
+  decoders keep the nonce in ``extra`` and the flag in ``rec_flags``;
 * BU flag ``0x20`` (:data:`FLAG_RESYNC`): the sender had to drop queued updates (queue
   overflow); the receiver should run a bulk download again;
 * BI Request flag ``0x01`` (:data:`FLAG_EXCHANGE`): "also download my table" (split-brain
@@ -78,6 +85,8 @@ ACK_ID_MISMATCH: Final = 133  # the Mobile IP code for "identification mismatch"
 REC_DELETE: Final = 0x80
 REC_DYNAMIC: Final = 0x40  # [P]
 REC_GRE_KEY: Final = 0x20  # [P]
+REC_NONCE: Final = 0x10  # [P] a 4-byte replay nonce follows the NAI
+NONCE: Final = struct.Struct("!I")
 
 LIFETIME_INFINITE: Final = 0xFFFF
 ENCAPS: Final = frozenset((4, 47, 55))
@@ -134,11 +143,12 @@ class BindingRecord(NamedTuple):
     lifetime: int  # granted lifetime (s)
     remaining: int  # remaining lifetime at send time (s)
     reg_flags: int = 0  # the request's flag byte (S B D M G r T x)
-    rec_flags: int = 0  # REC_DELETE | REC_DYNAMIC | REC_GRE_KEY | unknown bits kept
+    rec_flags: int = 0  # REC_DELETE | REC_DYNAMIC | REC_GRE_KEY | REC_NONCE | unknown bits
     gre_key: int = 0
     encap: int = 4
     nai: str | None = None
     extra: bytes = b""  # unknown trailing record bytes (a newer sender's additions)
+    nonce: int | None = None  # [P] with REC_NONCE: the replay nonce issued last to the MN
 
     @property
     def delete(self) -> bool:
@@ -149,7 +159,12 @@ class BindingRecord(NamedTuple):
         return bool(self.rec_flags & REC_DYNAMIC)
 
     def wire_len(self) -> int:
-        return RECORD_LEN + (len(self.nai.encode()) if self.nai else 0) + len(self.extra)
+        return (
+            RECORD_LEN
+            + (len(self.nai.encode()) if self.nai else 0)
+            + (NONCE.size if self.nonce is not None else 0)
+            + len(self.extra)
+        )
 
 
 def record_gre_key(rec: BindingRecord) -> int | None:
@@ -196,14 +211,21 @@ def encode_record(rec: BindingRecord) -> bytes:
     nai = rec.nai.encode() if rec.nai else b""
     if len(nai) > 255:
         raise ValueError("NAI longer than 255 bytes")
-    length = RECORD_LEN + len(nai) + len(rec.extra)
+    rec_flags = rec.rec_flags
+    nonce = b""
+    if rec.nonce is not None:
+        nonce = NONCE.pack(rec.nonce)
+        rec_flags |= REC_NONCE
+    elif rec_flags & REC_NONCE:
+        raise ValueError("REC_NONCE without a nonce")
+    length = RECORD_LEN + len(nai) + len(nonce) + len(rec.extra)
     if length > 0xFFFF:
         raise ValueError("record too long")
     return (
         RECORD.pack(
             length,
             rec.reg_flags,
-            rec.rec_flags,
+            rec_flags,
             inet_aton(rec.home_addr),
             inet_aton(rec.care_of),
             inet_aton(rec.src_addr),
@@ -215,6 +237,7 @@ def encode_record(rec: BindingRecord) -> bytes:
             len(nai),
         )
         + nai
+        + nonce
         + rec.extra
     )
 
@@ -325,6 +348,12 @@ def decode_records(data: bytes, offset: int, count: int) -> tuple[list[BindingRe
                 nai = data[offset + RECORD_LEN : nai_end].decode()
             except UnicodeDecodeError:
                 raise DecodeError("bad-nai", "NAI is not UTF-8") from None
+        nonce: int | None = None
+        if rec_flags & REC_NONCE:
+            if nai_end + 4 > end:
+                raise DecodeError("bad-length", f"record length {length} without its nonce")
+            nonce = NONCE.unpack_from(data, nai_end)[0]
+            nai_end += 4
         append(
             _new_record(
                 BindingRecord,
@@ -341,6 +370,7 @@ def decode_records(data: bytes, offset: int, count: int) -> tuple[list[BindingRe
                     encap,
                     nai,
                     data[nai_end:end],
+                    nonce,
                 ),
             )
         )
@@ -418,11 +448,13 @@ __all__ = [
     "HEADER_LEN",
     "HHAE_LEN",
     "LIFETIME_INFINITE",
+    "NONCE",
     "RECORD",
     "RECORD_LEN",
     "REC_DELETE",
     "REC_DYNAMIC",
     "REC_GRE_KEY",
+    "REC_NONCE",
     "BindingRecord",
     "Decoded",
     "MsgKind",
