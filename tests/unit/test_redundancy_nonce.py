@@ -79,9 +79,8 @@ class Pair:
             elif isinstance(a, ApplyBinding):
                 node.core.apply_synced(a.binding, self.now, a.dynamic, a.nonce)
             elif isinstance(a, DeleteBinding):
-                b = a.binding
-                cur = node.core.table.find(b.home_addr, b.care_of)
-                if cur is not None and cur.ident <= b.ident:
+                b = a.binding  # as mobileha.node.redundancy: SyncPeer decided it is newer
+                if node.core.table.find(b.home_addr, b.care_of) is not None:
                     node.core.delete_synced(b.home_addr, b.care_of, self.now)
 
     def settle(self, seconds: float = 1.0) -> None:
@@ -192,3 +191,42 @@ def test_no_nonce_for_timestamp_mns() -> None:
     pair.run_core(pair.a, actions)
     pair.settle()
     assert _nonce_records(pair.sent, MsgKind.BU) == [None]
+
+
+@pytest.mark.parametrize("order", ["decreasing", "increasing"])
+def test_deregistration_and_reregistration_of_a_nonce_mn_reach_the_standby(
+    order: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A nonce MN deregisters and registers again (same care-of address) within the
+    tombstone time: the standby deletes the binding and then takes the new one, whichever
+    way the random high 32 bits of the Identifications happen to go."""
+    seq = iter(range(0xF0000000, 0, -0x01000000))
+    if order == "increasing":
+        seq = iter(range(0x01000000, 0xFFFFFFFF, 0x01000000))
+    monkeypatch.setattr(home_agent, "new_nonce", lambda: next(seq))
+    pair = Pair()
+    nonce = _first_registration(pair)
+    pair.settle()
+    hoa = pair.b.core.table.home_address_of(NONCE_NAI)
+    assert hoa is not None and pair.b.core.table.find(hoa, FA) is not None
+    # deregistration (lifetime 0) with the nonce of the last reply
+    reply, actions = send(
+        pair.a.core,
+        rrq(nai=NONCE_NAI, ident=(nonce << 32) | 0x0D, life=0, hoa=hoa),
+        now=pair.now,
+    )
+    assert reply is not None and reply.code == 0
+    pair.run_core(pair.a, actions)
+    pair.settle()
+    assert pair.b.core.table.find(hoa, FA) is None  # the standby deleted it too
+    nonce = int(reply.ident >> 32)
+    # registration again, at once (within the tombstone time), same care-of address
+    reply = pair.register(pair.a, (nonce << 32) | 0x0E)
+    assert reply is not None and reply.code == 0
+    pair.settle()
+    hoa2 = pair.a.core.table.home_address_of(NONCE_NAI)
+    assert hoa2 is not None and pair.b.core.table.find(hoa2, FA) is not None
+    nonce = int(reply.ident >> 32)
+    pair.takeover()
+    reply = pair.register(pair.b, (nonce << 32) | 0x0F)
+    assert reply is not None and reply.code == 0

@@ -517,6 +517,9 @@ class SyncPeer:
         self._seq = int((now + unix_offset) * 1000) & _U32
         # receiving side
         self._tombs: dict[Key, int] = {}
+        # [P] the nonce issued with a deletion (nonce MNs): the MN's next registration
+        # carries it in its high 32 bits, whatever the order of the Identifications
+        self._tomb_nonces: dict[Key, int] = {}
         self._tomb_q: deque[tuple[float, Key, int]] = deque()
         self._seen: set[int] = set()
         self._seen_q: deque[int] = deque()
@@ -1284,17 +1287,19 @@ class SyncPeer:
                 or rec_flags & REC_DELETE
                 or (remaining == 0 and lifetime < LIFETIME_INFINITE)  # expired meanwhile
             ):
-                if tomb is None or ident > tomb:
-                    self._tombstone(key, ident, now)
+                if tomb is None or ident > tomb or rec[12] is not None:
+                    self._tombstone(key, ident, now, rec[12])
                 cur = lookup(key)
                 if cur is not None:
-                    if ident >= cur.ident:
+                    if ident >= cur.ident or (
+                        nonce_of is not None and _nonce_next(rec, cur, nonce_of)
+                    ):
                         c.DeletedRecords += 1
                         append(DeleteBinding(binding_from_record(rec, ha_addr, now)))
                     else:
                         stale += 1
                 continue
-            if tomb is not None and ident <= tomb:
+            if tomb is not None and ident <= tomb and (ident >> 32) != self._tomb_nonces.get(key):
                 stale += 1  # deleted meanwhile: no resurrection
                 continue
             cur = lookup(key)
@@ -1330,10 +1335,16 @@ class SyncPeer:
         c.AppliedRecords += applied
         c.StaleRecords += stale
 
-    def _tombstone(self, key: Key, ident: int, now: float) -> None:
+    def _tombstone(self, key: Key, ident: int, now: float, nonce: int | None = None) -> None:
+        """Remember a deletion. A nonce MN's Identifications do not grow, so its latest
+        deletion replaces the tombstone, with the nonce issued in that deletion's reply."""
         tomb = self._tombs.get(key)
-        if tomb is None or ident > tomb:
+        if tomb is None or ident > tomb or nonce is not None:
             self._tombs[key] = ident
+            if nonce is not None:
+                self._tomb_nonces[key] = nonce
+            else:
+                self._tomb_nonces.pop(key, None)
             self._tomb_q.append((now + self.config.tombstone_ttl, key, ident))
 
     def _prune_tombstones(self, now: float) -> None:
@@ -1345,6 +1356,7 @@ class SyncPeer:
             _, key, ident = q.popleft()
             if tombs.get(key) == ident:
                 del tombs[key]
+                self._tomb_nonces.pop(key, None)
 
 
 __all__ = [

@@ -433,8 +433,9 @@ class RedundancyNode:
                 if now is None:
                     now = ha.now()
                 b = a.binding
-                cur = core.table.find(b.home_addr, b.care_of)
-                if cur is not None and cur.ident <= b.ident:
+                # SyncPeer decided that this deletion is newer than our binding (by
+                # Identification, or by the nonce chain of a nonce MN)
+                if core.table.find(b.home_addr, b.care_of) is not None:
                     out = core.delete_synced(b.home_addr, b.care_of, now)
                     if out:
                         ha._run(out)
