@@ -36,6 +36,13 @@
 #include <sys/socket.h>
 
 #define MAX_BATCH 1024
+/* RFC 5944 §3.3: a Registration Request (type 1) has a 24-byte fixed part, the
+ * Identification at offset 16; the first extension follows. FAs/PDSNs put the NAI (RFC 2794
+ * §2, type 131: type, length, NAI) there. Same offsets as node/slb.py's _NAI_AT. */
+#define RRQ_TYPE 1
+#define IDENT_AT 16
+#define NAI_AT 24
+#define EXT_NAI 131
 #define ADDR_CACHE 256
 
 static PyObject *addr_cache_obj[ADDR_CACHE];
@@ -85,8 +92,9 @@ static PyObject *one(const unsigned char *p, Py_ssize_t n, const struct sockaddr
     if (addr == NULL) goto fail;
     port = PyLong_FromLong(ntohs(sa->sin_port));
     if (port == NULL) goto fail;
-    if (n >= 26 && p[0] == 1 && p[24] == 131 && 26 + (Py_ssize_t)p[25] <= n && p[25] > 0) {
-        nai = PyUnicode_DecodeUTF8((const char *)p + 26, p[25], "strict");
+    if (n >= NAI_AT + 2 && p[0] == RRQ_TYPE && p[NAI_AT] == EXT_NAI && p[NAI_AT + 1] > 0 &&
+        NAI_AT + 2 + (Py_ssize_t)p[NAI_AT + 1] <= n) {
+        nai = PyUnicode_DecodeUTF8((const char *)p + NAI_AT + 2, p[NAI_AT + 1], "strict");
         if (nai == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) goto fail;
             PyErr_Clear();
@@ -96,9 +104,9 @@ static PyObject *one(const unsigned char *p, Py_ssize_t n, const struct sockaddr
         nai = Py_None;
         Py_INCREF(nai);
     }
-    if (n >= 24) {
+    if (n >= NAI_AT) {
         unsigned long long v = 0;
-        for (int i = 16; i < 24; i++) v = (v << 8) | p[i];
+        for (int i = IDENT_AT; i < IDENT_AT + 8; i++) v = (v << 8) | p[i];
         ident = PyLong_FromUnsignedLongLong(v);
     } else {
         ident = PyLong_FromLong(0);

@@ -105,6 +105,24 @@ FASTPATHS = [
 ]
 
 
+def _relay_node(fastpath: bool) -> tuple[socket.socket, socket.socket, nslb.SlbNode]:
+    """A real HA stand-in socket, an FA socket and a relay SLB (not started) in front of it."""
+    be = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    be.bind(("127.0.0.1", 0))
+    fa = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    fa.bind(("127.0.0.1", 0))
+    node = nslb.SlbNode(
+        nslb.SlbSettings(
+            virtual_address="127.0.0.1",
+            port=0,
+            mode="relay",
+            reals=[nslb.SlbRealSpec("127.0.0.1", be.getsockname()[1])],
+            fastpath=fastpath,
+        )
+    )
+    return be, fa, node
+
+
 class _Flaky:
     """Makes the node's relay sends report EAGAIN ``fail`` times (the first ones), on the
     Python path (``send``) and on the C one (``send_all`` returning 0)."""
@@ -153,20 +171,8 @@ def test_send_that_would_block_is_queued_in_order(
     monkeypatch.setattr(nslb, "MAX_PENDING", max_pending)
 
     async def main() -> None:
-        be = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        be.bind(("127.0.0.1", 0))
+        be, fa, node = _relay_node(fastpath)
         be.setblocking(False)
-        fa = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        fa.bind(("127.0.0.1", 0))
-        node = nslb.SlbNode(
-            nslb.SlbSettings(
-                virtual_address="127.0.0.1",
-                port=0,
-                mode="relay",
-                reals=[nslb.SlbRealSpec("127.0.0.1", be.getsockname()[1])],
-                fastpath=fastpath,
-            )
-        )
         await node.start()
         try:
             _Flaky(node, fail)
@@ -203,20 +209,8 @@ def test_send_that_would_block_is_queued_in_order(
 @pytest.mark.parametrize("fastpath", FASTPATHS)
 def test_a_failing_datagram_does_not_lose_the_rest_of_the_batch(fastpath: bool) -> None:
     async def main() -> None:
-        be = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        be.bind(("127.0.0.1", 0))
+        be, fa, node = _relay_node(fastpath)
         be.settimeout(3.0)
-        fa = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        fa.bind(("127.0.0.1", 0))
-        node = nslb.SlbNode(
-            nslb.SlbSettings(
-                virtual_address="127.0.0.1",
-                port=0,
-                mode="relay",
-                reals=[nslb.SlbRealSpec("127.0.0.1", be.getsockname()[1])],
-                fastpath=fastpath,
-            )
-        )
         await node.start()
         real_request = node.farm.request
 

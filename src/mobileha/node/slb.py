@@ -57,7 +57,10 @@ BATCH = 256  # datagrams per reader callback at most (then other callbacks get t
 MAX_PENDING = 65_536  # datagrams queued while the send buffer is full; beyond: "send-busy"
 TIMER_GRANULARITY = 0.05  # seconds; session expiry is also checked lazily per request
 TIMER_BUDGET = 20_000  # expiries per timer callback (about 0.1 s of work at most)
-_IDENT = struct.Struct("!Q")
+_IDENT = struct.Struct("!Q")  # the Identification, at offset 16 of a request
+# RFC 5944 §3.3: the first extension of a Registration Request follows its 24-byte fixed
+# part; FAs/PDSNs put the NAI (RFC 2794 §2, type 131) there. mobileha._slbio does the same.
+_NAI_AT = 24
 
 
 @dataclass(slots=True)
@@ -230,6 +233,7 @@ class SlbNode:
         self._counters: dict[str, int] = {
             "dropped": 0,
             "no_nai": 0,  # requests keyed by (home address, FA) for lack of an NAI
+            "real_unreachable": 0,  # ICMP port unreachable from a real (connected socket)
         }
         self._tag = slbtag.encoder(
             vendor_id=settings.relay_vendor_id,
@@ -374,8 +378,8 @@ class SlbNode:
     def _key(self, data: bytes, addr: tuple[Any, int]) -> tuple[SessionKey, int] | None:
         """Session key and Identification of a request off the fast path (None: dropped).
 
-        The fast path (in :meth:`_drain`) takes the NAI when it is the first extension
-        (how FAs/PDSNs send it); anything else goes through the general scanner of
+        The readers (:meth:`_recv_python`, :mod:`mobileha._slbio`) take the NAI when it is
+        the first extension (how FAs/PDSNs send it); anything else goes through the scanner of
         :mod:`mobileha.wire.mip`. The SLB is not the validator: the real HA checks the rest
         of the request (extensions, authenticators).
         """
@@ -454,9 +458,14 @@ class SlbNode:
                 break
             n = len(data)
             key: str | None = None
-            if n >= 26 and data[0] == 1 and data[24] == 131 and 0 < data[25] <= n - 26:
+            if (
+                n >= _NAI_AT + 2
+                and data[0] == mip.RRQ
+                and data[_NAI_AT] == mip.EXT_NAI
+                and 0 < data[_NAI_AT + 1] <= n - _NAI_AT - 2
+            ):
                 try:
-                    key = data[26 : 26 + data[25]].decode()
+                    key = data[_NAI_AT + 2 : _NAI_AT + 2 + data[_NAI_AT + 1]].decode()
                 except UnicodeDecodeError:
                     key = None
             take((data, src, sport, key, ident_of(data, 16)[0] if n >= 24 else 0))
@@ -577,9 +586,6 @@ class SlbNode:
         source address). ``directed``: a raw IPv4 socket (the datagrams carry their own IP
         and UDP headers with the FA's address) connected to the real's address.
         """
-        old = self._txsocks.pop(dst, None)
-        if old is not None:
-            self._close_tx(old)
         if self._directed_mode:
             ts = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         else:
@@ -599,19 +605,12 @@ class SlbNode:
         tx = self._tx[dst] = ts.send
         return tx
 
-    def _close_tx(self, ts: socket.socket) -> None:
-        fd = ts.fileno()
-        if fd in self._wfds and self._loop is not None:
-            self._loop.remove_writer(fd)
-            self._wfds.discard(fd)
-        ts.close()
-
     def _send_error(self, pkt: bytes, dst: tuple[str, int], e: OSError) -> int:
         """A send failed. ECONNREFUSED reports an ICMP port unreachable from the real
         for an earlier datagram (the socket is connected): counted, and this datagram is
         sent once more (the error is cleared by being reported)."""
         if isinstance(e, ConnectionRefusedError):
-            self._counters["real_unreachable"] = self._counters.get("real_unreachable", 0) + 1
+            self._counters["real_unreachable"] += 1
             tx = self._tx.get(dst)
             if tx is not None:
                 try:
@@ -623,9 +622,6 @@ class SlbNode:
                     e = e2
         self._bad("send-error", f"{dst[0]}:{dst[1]}: {e}")
         return 0
-
-    def _txsock(self, dst: tuple[str, int]) -> socket.socket | None:
-        return self._txsocks.get(dst)
 
     def _sfx_for(self, addr: str, port: int) -> bytes:
         if len(self._sfx) > 4096:
@@ -639,7 +635,7 @@ class SlbNode:
         if len(self._pending) >= MAX_PENDING:
             self._bad("send-busy", f"{MAX_PENDING} datagrams already wait for the socket")
             return 0
-        out = self._txsock(dst)
+        out = self._txsocks.get(dst)
         if out is None or self._loop is None:
             self._bad("send-error", "not started")
             return 0
@@ -659,7 +655,7 @@ class SlbNode:
         q = self._pending
         while q:
             pkt, dst = q[0]
-            out = self._txsock(dst)
+            out = self._txsocks.get(dst)
             if out is None:
                 self._bad("send-error", "socket closed")
                 q.popleft()
