@@ -168,6 +168,12 @@ class WithdrawBinding(RemoveBinding):
     """Remove forwarding only (becoming standby); the binding stays in the table."""
 
 
+def _mn_key(b: Binding) -> str:
+    """The key of an MN's replay state (``ident_key`` of :meth:`HomeAgent.handle_datagram`):
+    its NAI, or its home address without one."""
+    return b.nai or b.home_addr
+
+
 @dataclass(frozen=True, slots=True)
 class HomeAgentSettings:
     """Everything the core needs; :meth:`HomeAgent.from_config` maps ``[home_agent]`` to it."""
@@ -464,7 +470,7 @@ class HomeAgent:
 
     def nonce_of(self, b: Binding) -> int | None:
         """The replay nonce we issued last to ``b``'s MN (None: it does not use nonces)."""
-        return self._nonces.get(b.nai or b.home_addr) if self._nonces else None
+        return self._nonces.get(_mn_key(b)) if self._nonces else None
 
     def apply_synced(
         self, b: Binding, now: float, dynamic: bool = False, nonce: int | None = None
@@ -472,7 +478,7 @@ class HomeAgent:
         """Install a binding received from the redundancy peer (``b.expires`` on our clock);
         ``nonce``: the MN's replay nonce issued by the peer (P§5.4 [P] REC_NONCE)."""
         if nonce is not None:
-            self._nonces[b.nai or b.home_addr] = nonce
+            self._nonces[_mn_key(b)] = nonce
         if b.lifetime == 0xFFFF or b.expires == INFINITE:
             b.expires = INFINITE
         else:

@@ -348,14 +348,12 @@ def _pack_binding(b: Binding, now: float, rec_flags: int, nonce: int | None = No
     )
 
 
-def _nonce_next(
-    rec: BindingRecord, cur: Binding, nonce_of: Callable[[Binding], int | None]
-) -> bool:
-    """[P] Is ``rec`` (with a nonce) the registration after ``cur`` though its Identification
-    is not greater? A nonce MN's Identification carries a random nonce in its high 32 bits
-    (RFC 5944 §5.7), so it does not grow; a request made with the nonce we hold for the MN
-    (the one issued with ``cur``) is the next one."""
-    return rec.ident != cur.ident and (rec.ident >> 32) == nonce_of(cur)
+def _chained(ident: int, nonce: int | None) -> bool:
+    """[P] Was the request with Identification ``ident`` made with ``nonce``? RFC 5944
+    §5.7: a nonce MN puts the nonce of the HA's last reply in the high 32 bits of its next
+    request. Its Identifications do not grow (the nonces are random), so this chain, not the
+    order of Identifications, tells which of two of its registrations/deletions is newer."""
+    return nonce is not None and (ident >> 32) == nonce
 
 
 def _default_dynamic(b: Binding) -> bool:
@@ -1266,11 +1264,13 @@ class SyncPeer:
         inf = math.inf
         applied = stale = 0
         nonce_of = self._nonce_of
+        tomb_nonces = self._tomb_nonces
         for rec in m.records:
             home, coa, src, ident, lifetime, remaining, reg_flags, rec_flags, gre_key, encap = rec[
                 :10
             ]
             key = (home, coa)
+            nonce = rec.nonce
             if latest:
                 own = latest.get(key)
                 if own is not None:
@@ -1287,26 +1287,31 @@ class SyncPeer:
                 or rec_flags & REC_DELETE
                 or (remaining == 0 and lifetime < LIFETIME_INFINITE)  # expired meanwhile
             ):
-                if tomb is None or ident > tomb or rec[12] is not None:
-                    self._tombstone(key, ident, now, rec[12])
+                if tomb is None or ident > tomb or nonce is not None:
+                    self._tombstone(key, ident, now, nonce)
                 cur = lookup(key)
                 if cur is not None:
                     if ident >= cur.ident or (
-                        nonce_of is not None and _nonce_next(rec, cur, nonce_of)
+                        nonce_of is not None and _chained(ident, nonce_of(cur))
                     ):
                         c.DeletedRecords += 1
                         append(DeleteBinding(binding_from_record(rec, ha_addr, now)))
                     else:
                         stale += 1
                 continue
-            if tomb is not None and ident <= tomb and (ident >> 32) != self._tomb_nonces.get(key):
+            if tomb is not None and ident <= tomb and not _chained(ident, tomb_nonces.get(key)):
                 stale += 1  # deleted meanwhile: no resurrection
                 continue
             cur = lookup(key)
             if (
                 cur is not None
                 and ident <= cur.ident
-                and (nonce_of is None or rec[12] is None or not _nonce_next(rec, cur, nonce_of))
+                and (
+                    nonce is None
+                    or nonce_of is None
+                    or ident == cur.ident
+                    or not _chained(ident, nonce_of(cur))
+                )
             ):
                 stale += 1  # older, or the same registration again (a duplicate)
                 continue
@@ -1329,7 +1334,7 @@ class SyncPeer:
                         "" if src == "0.0.0.0" else src,
                     ),
                     bool(rec_flags & REC_DYNAMIC),
-                    rec[12],
+                    nonce,
                 )
             )
         c.AppliedRecords += applied
