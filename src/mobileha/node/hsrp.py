@@ -356,12 +356,11 @@ class HsrpNode:
         self._started = True
         for name in c.track:
             self._track_state[name] = True
-        if c.track:
-            self._handles.append(loop.call_later(c.track_poll, self._poll_tracks))
         if self.watching_link:
             self._open_link_watch(loop)
             self._link_up = self.link_state(c.interface)
-            self._handles.append(loop.call_later(c.track_poll, self._poll_link))
+        if c.track or self.watching_link:
+            self._handles.append(loop.call_later(c.track_poll, self._poll))
         if self._link_up:
             self._run(self.core.start(loop.time()))  # event a
         else:
@@ -497,12 +496,6 @@ class HsrpNode:
             self.counters["link_events"] += 1
             self.set_link_state(self.link_state(self.cfg.interface))
 
-    def _poll_link(self) -> None:
-        if self._loop is None or not self._started:
-            return
-        self.set_link_state(self.link_state(self.cfg.interface))
-        self._handles.append(self._loop.call_later(self.cfg.track_poll, self._poll_link))
-
     def _on_datagram(self, data: bytes, src: str) -> None:
         if self._loop is None or not self._started:
             return
@@ -516,9 +509,13 @@ class HsrpNode:
             return
         self._run(self.core.on_timer(self._loop.time()))
 
-    def _poll_tracks(self) -> None:
+    def _poll(self) -> None:
+        """Every ``track_poll`` seconds: the tracked interfaces (priority decrements) and,
+        when watched, the HSRP interface itself (events b / a; netlink is the fast path)."""
         if self._loop is None or not self._started:
             return
+        if self.watching_link:
+            self.set_link_state(self.link_state(self.cfg.interface))
         for name, dec in self.cfg.track.items():
             up = _oper_up(name)
             if up != self._track_state.get(name):
@@ -526,7 +523,7 @@ class HsrpNode:
                 for g in self.core.groups.values():
                     g.track(name, down=not up, decrement=dec)
                 log.info("track %s %s", name, "up" if up else "down")
-        self._handles.append(self._loop.call_later(self.cfg.track_poll, self._poll_tracks))
+        self._handles.append(self._loop.call_later(self.cfg.track_poll, self._poll))
 
     def _periodic(self) -> None:
         if self._loop is None or not self._started:
@@ -825,15 +822,21 @@ class HsrpNode:
             log.warning("cannot write %s: %s", path, exc)
 
 
+_NLMSGHDR = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, seq, pid (16 bytes)
+_IFI_INDEX = struct.Struct("=i")  # ifinfomsg.ifi_index, 4 bytes into the ifinfomsg
+_IFINFOMSG_LEN = 16
+
+
 def link_event_for(data: bytes, ifindex: int) -> bool:
     """Whether a netlink datagram holds an ``RTM_NEWLINK``/``RTM_DELLINK`` for ``ifindex``."""
     off = 0
-    while off + 16 <= len(data):
-        length, mtype = struct.unpack_from("=IH", data, off)
-        if length < 16:
+    hdr = _NLMSGHDR.size
+    while off + hdr <= len(data):
+        length, mtype, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, off)
+        if length < hdr:
             break
-        if mtype in (RTM_NEWLINK, RTM_DELLINK) and off + 32 <= len(data):
-            (index,) = struct.unpack_from("=i", data, off + 16 + 4)  # ifinfomsg.ifi_index
+        if mtype in (RTM_NEWLINK, RTM_DELLINK) and off + hdr + _IFINFOMSG_LEN <= len(data):
+            (index,) = _IFI_INDEX.unpack_from(data, off + hdr + 4)
             if index == ifindex:
                 return True
         off += (length + 3) & ~3
