@@ -721,22 +721,23 @@ class HomeAgentNode:
         """Home agent families, DFP, HSRP and redundancy. With load sharing the home agent
         and redundancy families of every group are merged, labelled ``group`` and
         ``ha_address`` (HSRP and DFP run once per process and are not repeated)."""
-        if not self.siblings:
-            out = self._ha_metrics()
-            if self.dfp_server is not None:
-                out.extend(self.dfp_server.metrics())
-            for sub in (self.hsrp, self.redundancy):
-                if sub is not None:
-                    out.extend(sub.metrics())
-            return out
-        parts = []
-        for n in (self, *self.siblings):
+
+        def group(n: HomeAgentNode) -> list[Any]:
             fams = n._ha_metrics()
             if n.redundancy is not None:
                 fams.extend(n.redundancy.metrics())
-            labels = {"group": n.hsrp_group_number, "ha_address": n.core.settings.advertised}
-            parts.append((labels, fams))
-        out = M.labelled(parts)
+            return fams
+
+        if self.siblings:
+            out = M.labelled(
+                (
+                    {"group": n.hsrp_group_number, "ha_address": n.core.settings.advertised},
+                    group(n),
+                )
+                for n in (self, *self.siblings)
+            )
+        else:
+            out = group(self)
         if self.dfp_server is not None:
             out.extend(self.dfp_server.metrics())
         if self.hsrp is not None:
