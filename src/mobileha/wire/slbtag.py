@@ -26,7 +26,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from mobileha.wire import DecodeError
+from mobileha.wire import DecodeError, ip_str_cached
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
 
 EXT_NVSE: Final = 134
@@ -151,26 +151,13 @@ def decode(
                 raise DecodeError("slbtag-bad-spi", f"SPI {got_spi}")
             if not _auth(key, algorithm).verify(data[: n - 16], data[n - 16 :]):
                 raise DecodeError("slbtag-bad-auth", "SLB-HA authenticator mismatch")
-        return _ntoa(addr), port, data[:start]
+        return ip_str_cached(addr), port, data[:start]
     start = n - PLAIN_LEN
     if start >= 0 and data[start : n - 6] == plain:
         if key is not None:
             raise DecodeError("slbtag-unauthenticated", "relay tag without authenticator")
-        return _ntoa(data[n - 6 : n - 2]), (data[n - 2] << 8) | data[n - 1], data[:start]
+        return ip_str_cached(data[n - 6 : n - 2]), (data[n - 2] << 8) | data[n - 1], data[:start]
     raise DecodeError("slbtag-missing", "no HA-SLB relay tag at the end of the datagram")
-
-
-_NTOA: dict[bytes, str] = {}
-
-
-def _ntoa(addr: bytes) -> str:
-    """inet_ntoa with a cache: a real HA sees the same few hundred FA/PDSN addresses."""
-    s = _NTOA.get(addr)
-    if s is None:
-        if len(_NTOA) >= 65_536:
-            _NTOA.clear()
-        s = _NTOA[addr] = socket.inet_ntoa(addr)
-    return s
 
 
 __all__ = [

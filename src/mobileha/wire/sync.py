@@ -58,7 +58,7 @@ from enum import IntEnum
 from socket import inet_aton, inet_ntoa
 from typing import Final, NamedTuple
 
-from mobileha.wire import DecodeError, UnknownCriticalExtension
+from mobileha.wire import IP_STR_CACHE, DecodeError, UnknownCriticalExtension, ip_str_cached
 from mobileha.wire.auth import AUTH_LEN, Authenticator
 
 HEADER: Final = struct.Struct("!BBHI4sQ")
@@ -311,17 +311,7 @@ def peek_kind(data: bytes, types: SyncTypes = DEFAULT_TYPES) -> MsgKind | None:
     return types.kind(data[0]) if data else None
 
 
-_ADDR_CACHE: dict[bytes, str] = {}  # care-of / FA addresses repeat: skip inet_ntoa (~0.5 us)
 _new_record = tuple.__new__
-
-
-def _cached_ntoa(packed: bytes) -> str:
-    s = _ADDR_CACHE.get(packed)
-    if s is None:
-        if len(_ADDR_CACHE) >= 4096:
-            _ADDR_CACHE.clear()
-        s = _ADDR_CACHE[packed] = inet_ntoa(packed)
-    return s
 
 
 def decode_records(data: bytes, offset: int, count: int) -> tuple[list[BindingRecord], int]:
@@ -329,7 +319,7 @@ def decode_records(data: bytes, offset: int, count: int) -> tuple[list[BindingRe
     records: list[BindingRecord] = []
     append = records.append
     unpack = RECORD.unpack_from
-    cache_get = _ADDR_CACHE.get
+    cache_get = IP_STR_CACHE.get
     end_all = len(data)
     for _ in range(count):
         if offset + RECORD_LEN > end_all:
@@ -359,8 +349,8 @@ def decode_records(data: bytes, offset: int, count: int) -> tuple[list[BindingRe
                 BindingRecord,
                 (
                     inet_ntoa(home),
-                    cache_get(coa) or _cached_ntoa(coa),
-                    cache_get(src) or _cached_ntoa(src),
+                    cache_get(coa) or ip_str_cached(coa),
+                    cache_get(src) or ip_str_cached(src),
                     ident,
                     lifetime,
                     remaining,
