@@ -16,7 +16,9 @@ host accepts), repeated ``garp_repeat`` times ``garp_interval`` apart. On leavin
 (``ReleaseVip``) the VIP is removed. ``stop()`` (SIGTERM) runs event b, so an Active router
 sends a Resign, then releases the VIP.
 
-**The HSRP interface itself** (RFC 2281 §5.3 events b and a): the node subscribes to
+**The HSRP interface itself** (RFC 2281 §5.5 events b and a, P§4.3; in the §5.7 table
+event b leads to Initial from every state, an Active router also sending a Resign): the
+node subscribes to
 netlink link events (``RTMGRP_LINK``) on a raw ``AF_NETLINK`` socket read by the event loop
 (``add_reader``; no pyroute2 thread, works on uvloop too); any ``RTM_NEWLINK``/``RTM_DELLINK``
 for our ifindex, or a lost-events overflow (``ENOBUFS``), makes it read the operational state
