@@ -14,14 +14,9 @@ from mobileha.node.home_agent import HomeAgentNode
 from mobileha.wire import dfp as wdfp
 from mobileha.wire.auth import Authenticator, ntp_identification
 from mobileha.wire.mip import NaiExt, RegistrationReply, RegistrationRequest, append_auth
+from tests.util import free_port
 
 KEY = bytes(range(16))
-
-
-def _free(kind: int, host: str) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _config(host: str, port: int, dfp_port: int) -> str:
@@ -66,8 +61,8 @@ def test_from_config_maps_keys() -> None:
 
 def test_node_registration_expiry_views_metrics_dfp() -> None:
     host = f"127.0.{random.randint(20, 250)}.{random.randint(2, 250)}"
-    port = _free(socket.SOCK_DGRAM, host)
-    dfp_port = _free(socket.SOCK_STREAM, host)
+    port = free_port(host, socket.SOCK_DGRAM)
+    dfp_port = free_port(host, socket.SOCK_STREAM)
     node = HomeAgentNode.from_config(loads_config(_config(host, port, dfp_port)))
 
     async def run() -> None:

@@ -21,15 +21,10 @@ import pytest
 
 from mobileha.wire.auth import Authenticator, ntp_identification
 from mobileha.wire.mip import NaiExt, RegistrationReply, RegistrationRequest, append_auth
+from tests.util import free_port as _free
 
 KEY = bytes(range(16))
 NAI = "red1@example.net"
-
-
-def _free(host: str, kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 class Ha:

@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from tests.util import free_port as _free_port
+
 scapy_mobileip = pytest.importorskip("scapy.layers.mobileip")
 MobileIP = scapy_mobileip.MobileIP
 MobileIPRRQ = scapy_mobileip.MobileIPRRQ
@@ -34,12 +36,6 @@ KEY = bytes(range(16))
 SPI = 256
 NAI = b"peer1@example.net"
 NTP_OFFSET = 2208988800
-
-
-def _free_port(host: str, kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 class HaProcess:

@@ -22,17 +22,12 @@ from mobileha.config import loads_config
 from mobileha.node.home_agent import HomeAgentNode
 from mobileha.wire.auth import Authenticator, ntp_identification
 from mobileha.wire.mip import NaiExt, RegistrationReply, RegistrationRequest, append_auth
+from tests.util import free_port as _free
 
 KEY = bytes(range(16))
 SYNC_KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
 N_PER_VIP = 20
 HELLO_MS, HOLD_MS = 100, 500
-
-
-def _free(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _config(

@@ -27,12 +27,7 @@ from mobileha.mgmt.show import show
 from mobileha.wire.auth import ntp_identification
 from mobileha.wire.mip import RegistrationReply
 from tests.system.test_loadshare_groups import N_PER_VIP, _config, _rrq
-
-
-def _free(host: str, kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+from tests.util import free_port as _free
 
 
 class Proc:

@@ -18,16 +18,11 @@ from mobileha.node.home_agent import HomeAgentNode
 from mobileha.node.redundancy import RedundancyNode
 from mobileha.wire.auth import Authenticator, ntp_identification
 from mobileha.wire.mip import NaiExt, RegistrationReply, RegistrationRequest, append_auth
+from tests.util import free_port as _free
 
 KEY = bytes(range(16))
 SYNC_KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
 N_MN = 30
-
-
-def _free(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _config(host: str, port: int, vip: str, peer: str, peer_port: int) -> str:

@@ -20,14 +20,10 @@ from typing import Any
 
 import pytest
 
+from tests.util import free_port
+
 KEY = "hex:000102030405060708090a0b0c0d0e0f"
 FAHA_KEY = "text:fa-ha-secret"
-
-
-def free_port(host: str, kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _exe() -> list[str]:

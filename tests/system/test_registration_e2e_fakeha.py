@@ -19,18 +19,13 @@ from mobileha.core.mobile_node import MnSecurity, MnState, MobileNode
 from mobileha.dataplane.memory import MemoryDataPlane
 from mobileha.node.foreign_agent import ForeignAgentNode
 from mobileha.node.mobile_node import MobileNodeFleet
+from tests.util import free_port
 
 KEY = bytes(range(16))
 SPI = 256
 FA_ADDR = "127.0.0.61"
 VIP = "127.0.0.62"
 REAL = "127.0.0.63"
-
-
-def free_port(addr: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((addr, 0))
-        return int(s.getsockname()[1])
 
 
 class FakeHa(asyncio.DatagramProtocol):

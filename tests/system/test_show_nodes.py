@@ -21,16 +21,12 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.util import free_port
+
 pytestmark = pytest.mark.timeout(120)
 
 KEY = "hex:000102030405060708090a0b0c0d0e0f"
 N_MN = 20
-
-
-def free_port(host: str, kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def exe() -> list[str]:

@@ -30,6 +30,7 @@ import pytest
 from mobileha.node.slb import SlbNode, SlbRealSpec, SlbSettings
 from mobileha.wire import mip
 from mobileha.wire.auth import Authenticator
+from tests.util import free_port
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -52,12 +53,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def free_port(host: str, kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 class Ha:

@@ -17,13 +17,9 @@ from typing import Any
 
 import pytest
 
+from tests.util import free_port
+
 pytestmark = pytest.mark.timeout(60)
-
-
-def free_port(host: str, kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def test_mobileha_run_slb_views_and_show(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import time
 from typing import Any
 
@@ -20,16 +19,11 @@ from mobileha.config import loads_config
 from mobileha.core.binding import FLAG_T, Binding, Encap
 from mobileha.core.redundancy import SyncState
 from mobileha.node.home_agent import HomeAgentNode
+from tests.util import free_port as _free
 
 SYNC_KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
 N = 60_000
 HELLO_MS, HOLD_MS = 100, 400
-
-
-def _free(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _config(me: str, peer: str, vip: str, port: int, hsrp_port: int, prio: int) -> str:

@@ -17,6 +17,7 @@ from mobileha.config import HsrpConfig as AppHsrpConfig
 from mobileha.config import loads_config
 from mobileha.node.home_agent import HomeAgentNode
 from mobileha.node.hsrp import RTM_DELLINK, RTM_NEWLINK, HsrpNode, link_event_for
+from tests.util import free_port as _free
 
 POLL = 0.05
 VIP = "127.0.0.100"
@@ -128,12 +129,6 @@ def test_interface_down_at_start_keeps_groups_initial_until_up() -> None:
             await a.stop()
 
     asyncio.run(asyncio.wait_for(main(), 20))
-
-
-def _free(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _ha_config(me: str, peer: str, vip: str, port: int, hsrp_port: int, prio: int) -> str:
