@@ -13,7 +13,7 @@ from typing import Any
 
 from mobileha.config import loads_config
 from mobileha.core.home_agent import HomeAgent
-from mobileha.core.redundancy import SyncState
+from mobileha.core.sync import SyncState
 from mobileha.node.home_agent import HomeAgentNode
 from mobileha.node.redundancy import RedundancyNode
 from mobileha.wire.auth import Authenticator, ntp_identification

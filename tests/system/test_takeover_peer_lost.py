@@ -17,7 +17,7 @@ from typing import Any
 
 from mobileha.config import loads_config
 from mobileha.core.binding import FLAG_T, Binding, Encap
-from mobileha.core.redundancy import SyncState
+from mobileha.core.sync import SyncState
 from mobileha.node.home_agent import HomeAgentNode
 from tests.util import free_port as _free
 

@@ -28,6 +28,8 @@ from mobileha.core.hsrp import (
 )
 from mobileha.wire import hsrp as w
 
+HSRP_DST = ("224.0.0.2", 1985)  # the Hellos' destination (receivers do not check it)
+
 S = State
 # RFC 2281 §5.7, transcribed: (state, event) -> (actions, next state or None)
 RFC: dict[tuple[State, str], tuple[str, State | None]] = {
@@ -148,11 +150,15 @@ class Rig:
             ot = getattr(self.g, f"t_{other}")
             if other != which and ot is not None and ot <= t:
                 setattr(self.g, f"t_{other}", t + 1000)
-        return list(self.g.on_timer(self.now))
+        return list(self.g.handle_timer(self.now))
 
     def rx(self, op: int, state: State, prio: int, src: str, **kw: object) -> list[object]:
         self.now += 0.01
-        return list(self.g.receive(pkt(self.v, op, state, prio, **kw), src, self.now))  # type: ignore[arg-type]
+        return list(
+            self.g.receive_datagram(
+                pkt(self.v, op, state, prio, **kw), (src, 1985), HSRP_DST, self.now
+            )
+        )  # type: ignore[arg-type]
 
     def fire(self, ev: str) -> list[object]:
         g = self.g
@@ -298,7 +304,9 @@ def test_learn_state_learns_vip_and_timers_from_active(version: int, ev: str) ->
     g.start(0.0)
     assert g.state is S.LEARN and g.vip is None
     prio = 200 if ev == "g" else 50
-    g.receive(pkt(version, w.OP_HELLO, S.ACTIVE, prio, "10.9.9.9", 1, 4), HIGH, 0.5)
+    g.receive_datagram(
+        pkt(version, w.OP_HELLO, S.ACTIVE, prio, "10.9.9.9", 1, 4), (HIGH, 1985), HSRP_DST, 0.5
+    )
     assert g.state is S.LISTEN
     assert g.vip == "10.9.9.9"
     assert (g.hello_ms, g.hold_ms) == (1000, 4000)
@@ -309,12 +317,21 @@ def test_learning_only_from_authenticated_active_hellos() -> None:
     g = HsrpGroup(HsrpConfig(address=ME, group=1, jitter=0.0), rng=random.Random(0))
     g.start(0.0)
     # a Standby's Hello teaches nothing
-    g.receive(pkt(1, w.OP_HELLO, S.STANDBY, 200, "10.9.9.9", 1, 4), HIGH, 0.1)
+    g.receive_datagram(
+        pkt(1, w.OP_HELLO, S.STANDBY, 200, "10.9.9.9", 1, 4), (HIGH, 1985), HSRP_DST, 0.1
+    )
     assert g.vip is None and g.state is S.LEARN
     # an Active Hello with the wrong password teaches nothing and is counted
-    g.receive(pkt(1, w.OP_HELLO, S.ACTIVE, 200, "10.9.9.9", 1, 4, auth=b"wrong\0\0\0"), HIGH, 0.2)
+    g.receive_datagram(
+        pkt(1, w.OP_HELLO, S.ACTIVE, 200, "10.9.9.9", 1, 4, auth=b"wrong\0\0\0"),
+        (HIGH, 1985),
+        HSRP_DST,
+        0.2,
+    )
     assert g.vip is None and g.state is S.LEARN and g.auth_failures == 1
-    g.receive(pkt(1, w.OP_HELLO, S.ACTIVE, 200, "10.9.9.9", 1, 4), HIGH, 0.3)
+    g.receive_datagram(
+        pkt(1, w.OP_HELLO, S.ACTIVE, 200, "10.9.9.9", 1, 4), (HIGH, 1985), HSRP_DST, 0.3
+    )
     assert g.vip == "10.9.9.9" and g.hold_ms == 4000
 
 
@@ -417,12 +434,12 @@ def test_md5_authentication(version: int) -> None:
     raw = a.encode(w.OP_HELLO, S.ACTIVE)
     assert w.md5_verify(raw, b"k1")
     b.start(0.0)
-    b.receive(raw, HIGH, 0.1)
+    b.receive_datagram(raw, (HIGH, 1985), HSRP_DST, 0.1)
     assert b.auth_failures == 0 and b.active is not None and b.active.addr == HIGH
-    b.receive(bad.encode(w.OP_HELLO, S.ACTIVE), LOW, 0.2)
+    b.receive_datagram(bad.encode(w.OP_HELLO, S.ACTIVE), (LOW, 1985), HSRP_DST, 0.2)
     assert b.auth_failures == 1
     # text-authenticated packets are refused by an MD5 group
-    b.receive(pkt(version, w.OP_HELLO, S.ACTIVE, 50), LOW, 0.3)
+    b.receive_datagram(pkt(version, w.OP_HELLO, S.ACTIVE, 50), (LOW, 1985), HSRP_DST, 0.3)
     assert b.auth_failures == 2
 
 
@@ -431,9 +448,9 @@ def test_own_packets_and_other_groups_ignored() -> None:
     r.rx(w.OP_HELLO, S.ACTIVE, 200, ME)
     assert r.g.counters["rx_own"] == 1
     raw = w.HsrpV1(w.OP_HELLO, 16, 3, 10, 200, 2, VIP).encode()
-    r.g.receive(raw, HIGH, r.now)
+    r.g.receive_datagram(raw, (HIGH, 1985), HSRP_DST, r.now)
     assert r.g.counters["rx_other_group"] == 1
-    r.g.receive(b"\x00\x01", HIGH, r.now)
+    r.g.receive_datagram(b"\x00\x01", (HIGH, 1985), HSRP_DST, r.now)
     assert r.g.counters["rx_error_short"] == 1
 
 
@@ -448,7 +465,9 @@ def test_v1_millisecond_timers() -> None:
     assert isinstance(m, w.HsrpV1) and (m.hellotime, m.holdtime) == (1, 1)
     g.start(0.0)
     # a peer with the same configured ms timers: we keep our 300 ms precision
-    g.receive(w.HsrpV1(w.OP_HELLO, 16, 1, 1, 50, 0, VIP).encode(), LOW, 0.05)
+    g.receive_datagram(
+        w.HsrpV1(w.OP_HELLO, 16, 1, 1, 50, 0, VIP).encode(), (LOW, 1985), HSRP_DST, 0.05
+    )
     assert g.t_active == pytest.approx(0.05 + 0.3)
 
 
@@ -462,7 +481,7 @@ def test_hello_timer_jitter_within_bounds() -> None:
     for _ in range(50):
         t = g.t_hello
         assert t is not None
-        g.on_timer(t)
+        g.handle_timer(t)
         assert g.t_hello is not None
         d = g.t_hello - t
         assert 0.9 <= d <= 1.0
@@ -509,19 +528,21 @@ def test_interface_many_groups_one_heap() -> None:
     ]
     iface = HsrpInterface.of(groups)
     iface.start(0.0)
-    dl = iface.next_deadline()
-    assert dl is not None and dl == min(g.next_deadline() or 1e9 for g in groups)
+    dl = iface.get_timer()
+    assert dl is not None and dl == min(g.get_timer() or 1e9 for g in groups)
     t = 0.0
     while t < 5.0:
-        t = iface.next_deadline() or 5.0
-        iface.on_timer(t)
+        t = iface.get_timer() or 5.0
+        iface.handle_timer(t)
     assert all(g.state is S.ACTIVE for g in groups)
     # dispatch by group; unknown groups counted
-    iface.receive(w.HsrpV1(w.OP_COUP, 16, 3, 10, 200, 7, "10.0.7.1").encode(), HIGH, t)
+    iface.receive_datagram(
+        w.HsrpV1(w.OP_COUP, 16, 3, 10, 200, 7, "10.0.7.1").encode(), (HIGH, 1985), HSRP_DST, t
+    )
     assert groups[7].state is S.SPEAK
-    iface.receive(w.HsrpV1(group=200).encode(), HIGH, t)
+    iface.receive_datagram(w.HsrpV1(group=200).encode(), (HIGH, 1985), HSRP_DST, t)
     assert iface.counters["rx_unknown_group"] == 1
-    iface.receive(w.HsrpAdvertise().encode(), HIGH, t)
+    iface.receive_datagram(w.HsrpAdvertise().encode(), (HIGH, 1985), HSRP_DST, t)
     assert iface.counters["rx_advertise"] == 1
     out = iface.stop(t)
     assert sum(isinstance(a, ReleaseVip) for a in out) == 49

@@ -81,7 +81,7 @@ def test_show_redundancy(api: tuple[FakeNode, str]) -> None:
 
 def test_show_redundancy_core_view_shape() -> None:
     """``core.redundancy.SyncPeer.view()`` renders too (state/pending/mode/ready)."""
-    from mobileha.core.redundancy import Counters
+    from mobileha.core.sync import Counters
 
     counters = Counters().as_dict() | {"SentBUs": 7, "QueueOverflows": 1}
     view = {

@@ -504,12 +504,16 @@ class HsrpNode:
         if not self._link_up:
             self.counters["rx_link_down"] += 1
             return
-        self._run(self.core.receive(data, src, self._loop.time()))
+        self._run(
+            self.core.receive_datagram(
+                data, (src, self.cfg.port), ("", self.cfg.port), self._loop.time()
+            )
+        )
 
     def _on_timer(self) -> None:
         if self._loop is None or not self._started:
             return
-        self._run(self.core.on_timer(self._loop.time()))
+        self._run(self.core.handle_timer(self._loop.time()))
 
     def _poll(self) -> None:
         """Every ``track_poll`` seconds: the tracked interfaces (priority decrements) and,
@@ -573,7 +577,7 @@ class HsrpNode:
                 if self.on_state_change is not None:
                     self.on_state_change(a)
         if self._timer is not None and self._started:
-            self._timer.update(self.core.next_deadline())
+            self._timer.update(self.core.get_timer())
         if changed:
             self._write_mgmt()
 

@@ -1,4 +1,4 @@
-"""asyncio adapter of HA-HA binding sync: a :class:`~mobileha.core.redundancy.SyncPeer`
+"""asyncio adapter of HA-HA binding sync: a :class:`~mobileha.core.sync.SyncPeer`
 sharing the home agent's UDP 434 socket (P§5.4 transport).
 
 Wiring (all in-process, no socket of its own):
@@ -52,7 +52,7 @@ from mobileha.core.actions import InstallBinding, RemoveBinding, Send
 from mobileha.core.binding import FLAG_S, Binding
 from mobileha.core.home_agent import RestoreBinding, WithdrawBinding
 from mobileha.core.hsrp import HsrpAction, HsrpInterface
-from mobileha.core.redundancy import (
+from mobileha.core.sync import (
     ApplyBinding,
     DeleteBinding,
     Key,
@@ -80,14 +80,14 @@ class _WatchedInterface(HsrpInterface):
     # group key (version, group) -> callback; key None: any group
     on_active_lost: dict[tuple[int, int] | None, Callable[[], None]] | None = None
 
-    def on_timer(self, now: float) -> list[HsrpAction]:
+    def handle_timer(self, now: float) -> list[HsrpAction]:
         lost: list[tuple[int, int]] = []
         for key, g in self.groups.items():
             t = g.t_active
             a = g.active
             if t is not None and t <= now and a is not None and a.addr != "local":
                 lost.append(key)
-        out = super().on_timer(now)
+        out = super().handle_timer(now)
         cbs = self.on_active_lost
         if lost and cbs:
             for k, cb in list(cbs.items()):
@@ -190,7 +190,7 @@ class RedundancyNode:
         import asyncio
 
         self._timer = DeadlineTimer(asyncio.get_running_loop(), self._on_timer)
-        self._timer.update(self.peer.next_deadline())
+        self._timer.update(self.peer.get_timer())
 
     async def stop(self) -> None:
         if self._timer is not None:
@@ -241,7 +241,7 @@ class RedundancyNode:
 
     def handle_datagram(self, data: bytes, src: tuple[str, int], now: float | None = None) -> None:
         """A datagram of types 200-204 received on the home agent's socket."""
-        self._run(self.peer.handle_datagram(data, src, self.ha.now() if now is None else now))
+        self._run(self.peer.receive_datagram(data, src, src, self.ha.now() if now is None else now))
 
     def _on_ha_action(self, a: Any) -> None:
         if isinstance(a, (RestoreBinding, WithdrawBinding)):
@@ -404,7 +404,7 @@ class RedundancyNode:
             self._by_key.clear()
 
     def _deadline(self) -> float | None:
-        d = self.peer.next_deadline()
+        d = self.peer.get_timer()
         if self._held:
             h = self._held[0].deadline
             d = h if d is None else min(d, h)
@@ -447,7 +447,7 @@ class RedundancyNode:
             self._timer.update(self._deadline())
 
     def _on_timer(self) -> None:
-        self._run(self.peer.on_timer(self.ha.now()))
+        self._run(self.peer.handle_timer(self.ha.now()))
 
     # ------------------------------------------------------------------ views
 
