@@ -52,14 +52,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mobileha import compose
 from mobileha.config import Config, config_from_dict
 from mobileha.core.binding import FLAG_D
 from mobileha.core.mobile_node import MnSecurity, MnState, MobileNode
 from mobileha.log import LEVELS, setup_logging
-from mobileha.node.foreign_agent import ForeignAgentNode
 from mobileha.node.home_agent import HomeAgentNode
 from mobileha.node.mobile_node import MobileNodeFleet
-from mobileha.node.slb import SlbNode
 from mobileha.wire import DecodeError
 from mobileha.wire.auth import Authenticator, ntp_identification
 from mobileha.wire.mip import EXT_MN_HA, NaiExt, RegistrationReply, RegistrationRequest, append_auth
@@ -296,11 +295,11 @@ class Cluster:
         self.has: list[HaEntry] = []
         for pair, (vip, members, _pool) in plan.pairs().items():
             for i, (name, addr, _prio) in enumerate(members):
-                node = HomeAgentNode.from_config(ha_config(plan, pair, i))
+                node = compose.home_agent_node(ha_config(plan, pair, i))
                 self.has.append(HaEntry(pair, name, addr, vip, node))
         for h in self.has:
             self._watch(h)
-        self.slb = SlbNode.from_config(slb_config(plan))
+        self.slb = compose.slb_node(slb_config(plan))
         if self.slb.dfp is not None:  # the standby HA of each pair is a DFP agent too
             for _pair, (vip, members, _pool) in plan.pairs().items():
                 self.slb.dfp.add_agent(f"{members[1][1]}:{DFP_PORT}", [vip], 0.0)
@@ -308,7 +307,7 @@ class Cluster:
         self.fa_of: dict[str, str] = {}
         halves = [nais[0::2], nais[1::2]]
         self.fas = [
-            ForeignAgentNode.from_config(fa_config(plan, i, half)) for i, half in enumerate(halves)
+            compose.foreign_agent_node(fa_config(plan, i, half)) for i, half in enumerate(halves)
         ]
         mns = []
         for n, nai in enumerate(nais):
