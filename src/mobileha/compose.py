@@ -11,9 +11,10 @@ node objects, one function per role.
 This is the one place that reads the config model to build the system: the sans-IO cores
 take their own settings (:class:`~mobileha.core.home_agent.HomeAgentSettings`,
 :class:`~mobileha.core.redundancy.SyncConfig`, the HSRP group config...) and the asyncio
-nodes take cores and options. The builders of the parts (``home_agent_core``,
-``hsrp_node``, ``redundancy_node``, ``aaa_backend``...) are public for tests and for
-programs that assemble nodes themselves (the demo).
+nodes take cores and options (the home agent node's DFP agent still takes the ``[dfp]``
+table, :class:`~mobileha.config.DfpConfig`, as it is). The builders of the parts
+(``home_agent_core``, ``hsrp_node``, ``redundancy_node``, ``aaa_backend``...) are public for
+tests and for programs that assemble nodes themselves (the demo).
 """
 
 from __future__ import annotations
