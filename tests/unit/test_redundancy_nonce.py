@@ -144,7 +144,7 @@ def _first_registration(pair: Pair, *, feed: bool = True) -> int:
 @pytest.mark.parametrize("order", ["random", "decreasing", "increasing"])
 def test_takeover_is_invisible_to_a_nonce_mn(order: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # a nonce MN's Identification does not grow (random high 32 bits): the standby must
-    # still take a re-registration whose Identification is smaller ([P] core.redundancy._chained)
+    # still take a re-registration whose Identification is smaller ([P] core.sync.merge.chained)
     if order != "random":
         seq = iter(range(0xF0000000, 0, -0x01000000))
         if order == "increasing":

@@ -239,7 +239,7 @@ REDUN_COUNTERS = (
 class RedundancyView(TypedDict):
     """``show ip mobile redundancy``: peer, role, sync state and the cmiHaRedun* counters.
 
-    ``mobileha show`` also renders ``core.redundancy.SyncPeer.view()`` directly (``state``
+    ``mobileha show`` also renders ``core.sync.SyncPeer.view()`` directly (``state``
     for ``sync_state``, ``pending`` for ``queue_depth``, plus ``mode`` and ``ready``);
     counters beyond the 19 MIB ones are printed as "Other"."""
 
