@@ -16,11 +16,13 @@ import pytest
 from mobileha.core.actions import ClaimVip, ReleaseVip, Send
 from mobileha.core.hsrp import (
     TABLE,
+    ActiveTimerExpired,
     Event,
     GratuitousArp,
     HsrpConfig,
     HsrpGroup,
     HsrpInterface,
+    HsrpSend,
     State,
     StateChange,
     parse_auth,
@@ -582,3 +584,63 @@ def test_coup_seen_by_standby_makes_the_old_actives_resign_not_event_i() -> None
     assert r.g.state is S.STANDBY and r.g.snapshot(r.now)["active_router"] == HIGH
     r.rx(w.OP_RESIGN, S.ACTIVE, 50, LOW)  # LOW resigns because of the Coup
     assert r.g.state is S.STANDBY
+
+
+def test_set_priority_and_preempt_leave_the_configuration_alone() -> None:
+    c = cfg(2)
+    g = HsrpGroup(c, rng=random.Random(1))
+    g.track("eth9", down=True, decrement=30)
+    g.set_priority(150, 0.0)
+    g.set_preempt(True, 2000)
+    assert (g.priority, g.configured_priority, g.preempt, g.preempt_delay_ms) == (
+        120,
+        150,
+        True,
+        2000,
+    )
+    assert (c.priority, c.preempt, c.preempt_delay_ms) == (100, False, 0)
+    snap = g.snapshot(0.0)
+    assert (snap["priority"], snap["configured_priority"], snap["preempt"]) == (120, 150, True)
+    other = HsrpGroup(c, rng=random.Random(1))  # a second group from the same config
+    assert other.priority == 100 and not other.preempt
+    with pytest.raises(ValueError):
+        g.set_preempt(True, 4_000_000)
+
+
+def test_active_timer_expiry_of_a_remote_active_is_reported() -> None:
+    """Standby kept out of Active by the readiness guard: no state change, but the
+    expiry of the remote Active's timer is reported (the redundancy layer's peer loss)."""
+    r = Rig(2, S.STANDBY)
+    r.rx(w.OP_HELLO, S.ACTIVE, 200, HIGH)
+    r.g.set_ready(False, r.now)
+    out = r.timer_to("active")
+    assert ActiveTimerExpired(1, HIGH) in out
+    assert r.g.state is S.STANDBY and not [a for a in out if isinstance(a, StateChange)]
+    # our own Active timer is not a remote router's: nothing to report
+    r = Rig(2, S.ACTIVE)
+    r.g.t_active = r.now + 1
+    assert not [a for a in r.timer_to("active") if isinstance(a, ActiveTimerExpired)]
+
+
+def test_hsrp_send_says_which_group_and_whether_active() -> None:
+    r = Rig(2, S.ACTIVE)
+    [hello] = [a for a in r.timer_to("hello") if isinstance(a, HsrpSend)]
+    assert hello.group == (2, 1) and hello.from_active and hello.vmac == r.g.vmac
+    r = Rig(2, S.STANDBY)
+    [hello] = [a for a in r.timer_to("hello") if isinstance(a, HsrpSend)]
+    assert not hello.from_active
+
+
+def test_set_identity_fills_what_the_configuration_leaves_unset() -> None:
+    c = HsrpConfig(address="0.0.0.0", group=1, version=2, vip=VIP)
+    g = HsrpGroup(c)
+    g.set_identity("10.0.0.7", bytes.fromhex("020000000007"))
+    assert g.cfg.address == "10.0.0.7" and g.cfg.identifier == bytes.fromhex("020000000007")
+    assert c.address == "0.0.0.0"
+    g.set_identity("10.0.0.8", None)  # configured now: unchanged
+    assert g.cfg.address == "10.0.0.7"
+    g.start(0.0)
+    g2 = HsrpGroup(HsrpConfig(address="0.0.0.0", group=1, version=2, vip=VIP))
+    g2.start(0.0)
+    with pytest.raises(ValueError):
+        g2.set_identity("10.0.0.9", None)

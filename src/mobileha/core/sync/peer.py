@@ -353,13 +353,13 @@ class SyncPeer:
         """Apply the transition table (``states.TRANSITIONS``) to ``inp``."""
         effects, new = transition(self.state, inp)
         old = self.state
-        dl = self._dl
         self.state = new
-        for effect in effects:
-            self._effects[effect](now, actions)
         if new is not old:
+            dl = self._dl
             records = self.counters.AppliedRecords - dl.applied0 if dl is not None else 0
             actions.append(SyncStateChanged(self.config.ha_addr, old, new, inp, records))
+        for effect in effects:
+            self._effects[effect](now, actions)
 
     def _window(self) -> int:
         return 1 if self.state is SyncState.PEER_LOST else self.config.bu_window
