@@ -86,10 +86,9 @@ class Merger:
         nonce_of = self._nonce_of
         tomb_nonces = self._tomb_nonces
         for rec in records:
-            ident, lifetime, remaining, rec_flags, nonce = (
-                rec[3], rec[4], rec[5], rec[7], rec[12]
-            )  # fmt: skip
-            key = (rec[0], rec[1])
+            (home, coa, _src, ident, lifetime, remaining, _reg_flags, rec_flags, _key, _encap,
+             _nai, _extra, nonce) = rec  # fmt: skip
+            key = (home, coa)
             if latest:
                 own = latest.get(key)
                 if own is not None:

@@ -122,8 +122,8 @@ def record_from_binding(
 
 def binding_from_record(rec: BindingRecord, ha_addr: str, now: float) -> Binding:
     """A binding from a record: the remaining lifetime becomes a deadline on our clock."""
-    (home, coa, src, ident, lifetime, remaining, reg_flags, rec_flags, gre_key, encap,
-     nai) = rec[:11]  # fmt: skip
+    (home, coa, src, ident, lifetime, remaining, reg_flags, rec_flags, gre_key, encap, nai,
+     _extra, _nonce) = rec  # fmt: skip
     return Binding(
         home,
         coa,
