@@ -166,6 +166,13 @@ class Net:
         self._by_addr[addr] = h
         return h
 
+    def replace(self, name: str, cluster: Cluster) -> Host:
+        """A restart: the host named ``name`` is a new process with ``cluster``."""
+        old = self.hosts.pop(name)
+        h = self.add(name, old.addr, cluster)
+        h.mac = old.mac
+        return h
+
     def start(self, name: str) -> Host:
         h = self.hosts[name]
         h.started = True
@@ -307,6 +314,27 @@ class Net:
         return self.now - t0
 
 
+def ha_cluster(
+    net: Net,
+    me: str,
+    peer: str,
+    priority: int,
+    *,
+    vip: str = "10.0.0.100",
+    n_mns: int = 100,
+    sync: dict[str, Any] | None = None,
+    hsrp: dict[str, Any] | None = None,
+) -> Cluster:
+    """One side of a pair: a home agent of one HSRP group with binding sync."""
+    return Cluster(
+        [AgentSpec(home_agent(me, vip, n_mns), sync_config(peer, vip, **(sync or {})), 1)],
+        hsrp=[hsrp_config(me, vip, priority, **(hsrp or {}))],
+        rng=random.Random(f"{net.rng.random()}-{me}"),
+        wall_offset=net.wall0,
+        now=net.now,
+    )
+
+
 def pair(
     net: Net,
     *,
@@ -320,9 +348,37 @@ def pair(
     hosts = []
     for name, me, peer, prio in (("A", "10.0.0.1", "10.0.0.2", prios[0]),
                                  ("B", "10.0.0.2", "10.0.0.1", prios[1])):  # fmt: skip
+        cluster = ha_cluster(net, me, peer, prio, vip=vip, n_mns=n_mns, sync=sync, hsrp=hsrp)
+        hosts.append(net.add(name, me, cluster))
+    return hosts[0], hosts[1]
+
+
+def loadshare(
+    net: Net,
+    *,
+    vips: tuple[str, str] = ("10.0.0.101", "10.0.0.102"),
+    n_mns: int = 40,
+    sync: dict[str, Any] | None = None,
+) -> tuple[Host, Host]:
+    """Load sharing (P§5.1): A (10.0.0.1) Active for group 1 (``vips[0]``) and Standby for
+    group 2 (``vips[1]``), B the reverse; each HA address has its own home agent, binding
+    table, dynamic pool and sync peer, in one cluster per host."""
+    pools = ("10.64.0.0/25", "10.64.0.128/25")
+    hosts = []
+    for name, me, peer, prios in (("A", "10.0.0.1", "10.0.0.2", (110, 100)),
+                                  ("B", "10.0.0.2", "10.0.0.1", (100, 110))):  # fmt: skip
+        specs = [
+            AgentSpec(
+                home_agent(me, vip, n_mns, pool=pool), sync_config(peer, vip, **(sync or {})), group
+            )
+            for group, vip, pool in zip((1, 2), vips, pools, strict=True)
+        ]
         cluster = Cluster(
-            [AgentSpec(home_agent(me, vip, n_mns), sync_config(peer, vip, **(sync or {})), 1)],
-            hsrp=[hsrp_config(me, vip, prio, **(hsrp or {}))],
+            specs,
+            hsrp=[
+                hsrp_config(me, vip, prio, group=group)
+                for group, vip, prio in zip((1, 2), vips, prios, strict=True)
+            ],
             rng=random.Random(f"{net.rng.random()}-{name}"),
             wall_offset=net.wall0,
             now=net.now,
