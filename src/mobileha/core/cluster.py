@@ -378,7 +378,7 @@ class Cluster:
         self.counters: Counter[str] = Counter()
         self.link_up = True
         self.track = dict(track or {})
-        self._wall = wall_offset
+        self.wall_offset = wall_offset  # the adapter may refresh it (clock steps)
         self._hsrp_port = hsrp_port
         rng = rng if rng is not None else random.Random()
         self.hsrp: HsrpInterface | None = None
@@ -450,7 +450,7 @@ class Cluster:
         if a is None:
             self.counters["no_home_agent"] += 1
             return []
-        actions = a.ha.handle_datagram(data, src[0], src[1], dst[0], now, now + self._wall)
+        actions = a.ha.handle_datagram(data, src[0], src[1], dst[0], now, now + self.wall_offset)
         if a.sync is None or not actions:
             return actions
         return self._ha_actions(a, actions, now)
