@@ -56,6 +56,7 @@ from mobileha.config import Config, config_from_dict
 from mobileha.core.binding import FLAG_D
 from mobileha.core.mobile_node import MnSecurity, MnState, MobileNode
 from mobileha.log import LEVELS, setup_logging
+from mobileha.mgmt.views import slb_view
 from mobileha.node.foreign_agent import ForeignAgentNode
 from mobileha.node.home_agent import HomeAgentNode
 from mobileha.node.mobile_node import MobileNodeFleet
@@ -420,7 +421,7 @@ class Screen:
         m = self.mn_figures()
         reals = " ".join(
             f"{r['name']}={r['total_conns']}({r['state']},w={r['dfp_weight']})"
-            for r in self.c.slb.slb_view()["reals"]
+            for r in slb_view(self.c.slb)["reals"]
         )
         has = " ".join(
             f"{h.name}={h.hsrp_state}/{len(h.node.core.table)}" + ("*" if h.answering else "")
@@ -460,7 +461,7 @@ class Screen:
                 ("ready" if h.ready else "download") if not h.crashed else "-",
                 str(h.pending) if not h.crashed else "-",
             )
-        v = self.c.slb.slb_view()
+        v = slb_view(self.c.slb)
         slb_t = Table(
             title=f"show ip slb reals  (vserver {v['virtual_address']}:{v['port']} {v['mode']})",
             expand=True,
@@ -662,7 +663,7 @@ async def _run(
 
     if not await _until(dfp_up, 5.0):
         screen.event("DFP: not every agent reported yet (static weights)")
-    weights = {r["name"]: r["dfp_weight"] for r in cluster.slb.slb_view()["reals"]}
+    weights = {r["name"]: r["dfp_weight"] for r in slb_view(cluster.slb)["reals"]}
     screen.event(f"DFP weights {weights}")
     # 3. registrations
     screen.set_phase(f"registering {plan.n_mns} mobile nodes")
@@ -675,7 +676,7 @@ async def _run(
     summary["registrations_ok"] = ok
     summary["registrations_failed"] = plan.n_mns - ok
     summary["registration_s"] = round(reg_s, 3)
-    view = cluster.slb.slb_view()
+    view = slb_view(cluster.slb)
     # the SLB relays requests only; the real HA answers the FA directly (DESIGN §5)
     summary["slb_forwarded"] = view["forwarded"]
     summary["fa_replies_direct_from_ha"] = sum(

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from mobileha.core.binding import FLAG_T
-from mobileha.dataplane.lab import CN, COA, HA, HOA, TUN, Lab, build
+from mobileha.lab.dataplane import CN, COA, HA, HOA, TUN, Lab, build
 from mobileha.lab.netns import Topology, netns_available
 from mobileha.lab.scenario import wait_until
 from mobileha.wire import DecodeError

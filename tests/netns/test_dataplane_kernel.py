@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from mobileha.core.binding import FLAG_T
-from mobileha.dataplane.lab import CN, HOA, Lab, build
+from mobileha.lab.dataplane import CN, HOA, Lab, build
 from mobileha.lab.netns import Topology, netns_available
 
 pytestmark = pytest.mark.netns

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from mobileha.core.binding import FLAG_S, FLAG_T
-from mobileha.dataplane.lab import CN, COA, HA, HOA, Driver, Lab, build
+from mobileha.lab.dataplane import CN, COA, HA, HOA, Driver, Lab, build
 from mobileha.lab.netns import Topology, netns_available
 from mobileha.wire import DecodeError
 from mobileha.wire.ip import decap_gre, decap_ipip, decap_minimal, decode_ipv4

@@ -10,6 +10,8 @@ import time
 
 from mobileha.config import loads_config
 from mobileha.core.home_agent import HomeAgent
+from mobileha.mgmt.metrics import families_for
+from mobileha.mgmt.views import views_for
 from mobileha.node.home_agent import HomeAgentNode
 from mobileha.wire import dfp as wdfp
 from mobileha.wire.auth import Authenticator, ntp_identification
@@ -88,12 +90,12 @@ def test_node_registration_expiry_views_metrics_dfp() -> None:
             assert reply.code == 0 and reply.lifetime == 1
             hoa = reply.home_addr
             assert node.dataplane.lookup(hoa)  # installed
-            page = node.views()["bindings"]({"limit": "10"})
+            page = views_for(node)["bindings"]({"limit": "10"})
             assert page["total"] == 1 and page["items"][0]["home_address"] == hoa
             assert page["items"][0]["state"] == "active"
-            stats = node.views()["stats"]({})
+            stats = views_for(node)["stats"]({})
             assert stats["reply_codes"] == {"0": 1}
-            names = {m.name for m in node.metrics()}
+            names = {m.name for m in families_for(node)}
             assert {"cmiHaRegTotalMobilityBindings", "mobileha_ha_replies"} <= names
             # the embedded DFP agent reports a weight when a manager connects
             r, w = await asyncio.open_connection(host, dfp_port)
@@ -104,7 +106,7 @@ def test_node_registration_expiry_views_metrics_dfp() -> None:
             assert mtype == wdfp.preference_information([(host, 1)]).type == msg.type
             assert msg is not None
             w.close()
-            assert "dfp" in node.views()
+            assert "dfp" in views_for(node)
             # sync messages go to the hook, not to the core
             seen: list[bytes] = []
             node.sync_hook = lambda d, a: seen.append(d)

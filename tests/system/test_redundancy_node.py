@@ -14,6 +14,8 @@ from typing import Any
 from mobileha.config import loads_config
 from mobileha.core.home_agent import HomeAgent
 from mobileha.core.redundancy import SyncState
+from mobileha.mgmt.metrics import redundancy_families
+from mobileha.mgmt.views import redundancy_view
 from mobileha.node.home_agent import HomeAgentNode
 from mobileha.node.redundancy import RedundancyNode
 from mobileha.wire.auth import Authenticator, ntp_identification
@@ -129,7 +131,7 @@ def test_active_standby_sync_takeover_and_restart_download() -> None:
             assert not b.dataplane.lookup(next(iter(a.core.table)).home_addr)  # standby
             c = ra.peer.counters
             assert c.SentBUs >= 1 and c.ReceivedBUAcks == c.SentBUs and c.FailedBUs == 0
-            assert rb.views()["redundancy"]({})["counters"]["ReceivedBUs"] == c.SentBUs
+            assert redundancy_view(rb)["counters"]["ReceivedBUs"] == c.SentBUs
             # takeover: B becomes active, forwarding state for every binding
             b.set_active(True)
             for x in b.core.table:
@@ -166,7 +168,7 @@ def test_active_standby_sync_takeover_and_restart_download() -> None:
             assert readiness == [False, True]
             assert len(b.core.table) == len(a.core.table) == N_MN
             assert ra.peer.counters.ReceivedBIReqs == 1 and ra.peer.counters.TransfersCompleted == 1
-            names = {m.name for m in rb.metrics()}
+            names = {m.name for m in redundancy_families(rb)}
             assert "cmiHaRedunReceivedBIReps" in names
         finally:
             client.close()

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from mobileha.mgmt.views import slb_view
 from mobileha.node.slb import SlbNode, SlbRealSpec, SlbSettings
 from mobileha.wire import mip
 from mobileha.wire.auth import Authenticator
@@ -202,7 +203,7 @@ def test_fa_slb_three_real_has(has: list[Ha], net: str) -> None:
         try:
 
             def weights() -> list[object]:
-                return [r["dfp_weight"] for r in node.slb_view()["reals"]]
+                return [r["dfp_weight"] for r in slb_view(node)["reals"]]
 
             # all three DFP agents reported (empty HAs; the weight also scales with the
             # host's free CPU and memory, so it is <= 24 here)
@@ -230,7 +231,7 @@ def test_fa_slb_three_real_has(has: list[Ha], net: str) -> None:
             filled_at = i
             # 2. its DFP weight drops to 0 (sampled every 0.5 s): the SLB throttles it
             for _ in range(60):
-                r = next(r for r in node.slb_view()["reals"] if r["address"] == small)
+                r = next(r for r in slb_view(node)["reals"] if r["address"] == small)
                 if r["dfp_weight"] == 0:
                     break
                 await asyncio.sleep(0.05)
@@ -254,7 +255,7 @@ def test_fa_slb_three_real_has(has: list[Ha], net: str) -> None:
                 src, rep = await fa.ask(rrq(nai, vip, fa_addr, 0, hoa), (h.addr, h.port))
                 assert src == ha_addr and rep.code == 0 and rep.lifetime == 0
             assert node.counters["received"] == before  # the SLB saw none of them
-            view = node.slb_view()
+            view = slb_view(node)
             assert view["forwarded"] >= i and view["dropped"] == 0
         finally:
             t.close()
@@ -318,7 +319,7 @@ def test_sigstop_real_ha_reassign_fail_retry_and_dfp_revival(has: list[Ha], net:
         t, fa = await loop.create_datagram_endpoint(Fa, local_addr=(fa_addr, 0))
 
         def state(h: Ha) -> dict[str, object]:
-            return next(r for r in node.slb_view()["reals"] if r["address"] == h.addr)
+            return next(r for r in slb_view(node)["reals"] if r["address"] == h.addr)
 
         try:
             os.kill(b.proc.pid, signal.SIGSTOP)
@@ -372,7 +373,7 @@ def test_sigstop_real_ha_reassign_fail_retry_and_dfp_revival(has: list[Ha], net:
         t, fa = await loop.create_datagram_endpoint(Fa, local_addr=(fa_addr, 0))
         try:
             for _ in range(100):
-                if all(isinstance(r["dfp_weight"], int) for r in node.slb_view()["reals"]):
+                if all(isinstance(r["dfp_weight"], int) for r in slb_view(node)["reals"]):
                     break
                 await asyncio.sleep(0.05)
             os.kill(b.proc.pid, signal.SIGSTOP)

@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from mobileha.mgmt.metrics import families_for
+from mobileha.mgmt.views import sessions_view, slb_dfp_view, slb_stats_view, slb_view
 from mobileha.node.slb import SlbNode, SlbRealSpec, SlbSettings
 
 pytestmark = pytest.mark.timeout(60)
@@ -201,7 +203,7 @@ def settings_for(net: str, hs: list[FakeHa], weights: list[int], **kw: Any) -> S
 
 
 def real(node: SlbNode, addr: str) -> dict[str, object]:
-    return next(r for r in node.slb_view()["reals"] if r["address"] == addr)
+    return next(r for r in slb_view(node)["reals"] if r["address"] == addr)
 
 
 # ----------------------------------------------------------------------------- tests
@@ -234,9 +236,9 @@ def test_relay_spread_by_weight_replies_from_real_and_dereg_direct(fastpath: boo
                     s, n, code = await asyncio.wait_for(fa.replies.get(), 2)
                     assert (s, n, code) == (src, nai, 0)
                 assert node.counters["received"] == before
-                view = node.slb_view()
+                view = slb_view(node)
                 assert view["total_sessions"] == 60 and view["forwarded"] == 60
-                page = node.sessions_view({"offset": "50", "limit": "20"})
+                page = sessions_view(node, {"offset": "50", "limit": "20"})
                 assert page["total"] == 60 and len(page["items"]) == 10
                 assert page["next_offset"] is None
                 assert page["items"][0]["client"].startswith(f"{net}.2:")
@@ -293,7 +295,7 @@ def test_sigstop_reassign_failed_retry_testing_inservice(fastpath: bool) -> None
                 assert real(node, b.addr)["state"] == "testing"
                 await asyncio.sleep(0.8)  # the test session expires without retransmission
                 assert real(node, b.addr)["state"] == "inService"
-                assert node.stats_view()["counters"]["farm_reassignments"] == 2
+                assert slb_stats_view(node)["counters"]["farm_reassignments"] == 2
 
         asyncio.run(main())
 
@@ -321,11 +323,11 @@ def test_dfp_revives_failed_real_at_once_and_weight_drops_when_full() -> None:
             async with running(st, f"{net}.2") as (node, fa):
                 vip = node.address
                 for _ in range(50):
-                    if all(r["dfp_weight"] == 24 for r in node.slb_view()["reals"]):
+                    if all(r["dfp_weight"] == 24 for r in slb_view(node)["reals"]):
                         break
                     await asyncio.sleep(0.05)
-                assert [r["dfp_weight"] for r in node.slb_view()["reals"]] == [24, 24]
-                dv = node.dfp_view()
+                assert [r["dfp_weight"] for r in slb_view(node)["reals"]] == [24, 24]
+                dv = slb_dfp_view(node)
                 assert {x["state"] for x in dv["agents"]} == {"connected"}
                 # fail B (SIGSTOP): one failure is enough here
                 b.stop()
@@ -352,10 +354,10 @@ def test_dfp_revives_failed_real_at_once_and_weight_drops_when_full() -> None:
                     await asyncio.sleep(0.02)
                 assert 12 <= sum(placed.values()) <= 14
                 for _ in range(40):
-                    if {r["state"] for r in node.slb_view()["reals"]} == {"dfpThrottle"}:
+                    if {r["state"] for r in slb_view(node)["reals"]} == {"dfpThrottle"}:
                         break
                     await asyncio.sleep(0.05)
-                rows = node.slb_view()["reals"]
+                rows = slb_view(node)["reals"]
                 assert [r["dfp_weight"] for r in rows] == [0, 0]
                 assert {r["state"] for r in rows} == {"dfpThrottle"}
                 # no real left: new requests are dropped and counted, nothing crashes
@@ -384,7 +386,7 @@ def test_one_ha_fills_its_dfp_weight_drops_and_new_sessions_move_away() -> None:
             async with running(st, f"{net}.2") as (node, fa):
                 vip = node.address
                 for _ in range(50):
-                    if all(r["dfp_weight"] == 24 for r in node.slb_view()["reals"]):
+                    if all(r["dfp_weight"] == 24 for r in slb_view(node)["reals"]):
                         break
                     await asyncio.sleep(0.05)
                 placed: list[str] = []
@@ -436,9 +438,9 @@ def test_bad_input_counted_no_crash(fastpath: bool) -> None:
                 # (asyncio does not send empty datagrams, so a few random ones never left)
                 assert c["received"] >= 295 and c["received"] == c["forwarded"] + c["dropped"]
                 assert node.counters["no_nai"] >= 1  # the fallback key was used
-                keys = [s["key"] for s in node.sessions_view()["items"]]
+                keys = [s["key"] for s in sessions_view(node)["items"]]
                 assert f"10.1.0.5/{net}.2" in keys
-                names = {m.name for m in node.metrics()}
+                names = {m.name for m in families_for(node)}
                 assert {"slbRealState", "mobileha_bad_input", "slbRealOperWeight"} <= names
 
         asyncio.run(main())

@@ -18,6 +18,7 @@ from typing import Any
 from mobileha.config import loads_config
 from mobileha.core.binding import FLAG_T, Binding, Encap
 from mobileha.core.redundancy import SyncState
+from mobileha.mgmt.views import redundancy_view
 from mobileha.node.home_agent import HomeAgentNode
 from tests.util import free_port as _free
 
@@ -139,7 +140,7 @@ def test_active_killed_during_download_standby_takes_over_within_hold_time() -> 
             # what it has it forwards
             for x in list(b.core.table)[:100]:
                 assert b.dataplane.lookup(x.home_addr)
-            v = rb.views()["redundancy"]({})
+            v = redundancy_view(rb)
             assert v["counters"]["DownloadsIncompleteOnPeerLoss"] == 1
             print(f"takeover {outage * 1000:.0f} ms after kill with {got} of {N} bindings")
         finally:

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from mobileha import runner
 from mobileha.config import Config, loads_config
 from mobileha.log import get_logger
-from mobileha.node import runner
-from mobileha.node.base import View
+from mobileha.mgmt.views import View
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -147,7 +147,7 @@ def test_config_error_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 def _spawn(cfg: Path, role_class: str = "FakeRoleNode") -> subprocess.Popen[str]:
     code = (
-        "import sys; from mobileha.node import runner; "
+        "import sys; from mobileha import runner; "
         f"runner.ROLE_NODES['slb'] = ('tests.unit.test_runner', {role_class!r}); "
         f"sys.exit(runner.main([{str(cfg)!r}, '--log-level', 'info']))"
     )
