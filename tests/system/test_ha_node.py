@@ -15,7 +15,7 @@ from mobileha.mgmt.views import views_for
 from mobileha.wire import dfp as wdfp
 from mobileha.wire.auth import Authenticator, ntp_identification
 from mobileha.wire.mip import NaiExt, RegistrationReply, RegistrationRequest, append_auth
-from tests.util import free_port
+from tests.helpers import free_port, until
 
 KEY = bytes(range(16))
 
@@ -111,11 +111,7 @@ def test_node_registration_expiry_views_metrics_dfp() -> None:
             node.sync_hook = lambda d, a: seen.append(d)
             await loop.sock_sendto(client, bytes([200]) + bytes(19), (host, port))
             # the single timer expires the binding (lifetime 1 s, 1 s wheel granularity)
-            for _ in range(40):
-                await asyncio.sleep(0.1)
-                if not node.dataplane.lookup(hoa) and seen:
-                    break
-            assert seen and not node.dataplane.lookup(hoa)
+            await until(lambda: not node.dataplane.lookup(hoa) and seen, 4, "binding expired")
             assert len(node.core.table) == 0 and node.core.expired == 1
             client.close()
         finally:

@@ -22,7 +22,7 @@ from mobileha.mgmt.metrics import families_for
 from mobileha.mgmt.views import views_for
 from mobileha.node.foreign_agent import ForeignAgentNode
 from mobileha.node.mobile_node import MobileNodeFleet
-from tests.util import free_port
+from tests.helpers import free_port
 
 KEY = bytes(range(16))
 SPI = 256

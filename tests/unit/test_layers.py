@@ -118,6 +118,14 @@ def test_core_and_wire_import_only_wire_core_and_the_standard_library() -> None:
         ("core", "from mobileha.config import Config\n", "core imports mobileha.config"),
         ("node", "import prometheus_client\n", "prometheus_client is imported only in mgmt"),
     ],
+    ids=[
+        "module-level",
+        "in-function-relative",
+        "from-package",
+        "dataplane-lab",
+        "core-config",
+        "third-party",
+    ],
 )
 def test_the_checker_sees_every_kind_of_import(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, package: str, source: str, expected: str

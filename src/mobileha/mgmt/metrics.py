@@ -488,6 +488,8 @@ _ROLE_FAMILIES: dict[str, Callable[[Any], list[Metric]]] = {
     "foreign-agent": foreign_agent_families,
     "mobile-node": mobile_node_families,
     "slb": slb_families,
+    "hsrp": hsrp_families,
+    "redundancy": redundancy_families,
 }
 
 

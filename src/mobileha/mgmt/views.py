@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from mobileha.node.dfp import DfpAgentServer
     from mobileha.node.foreign_agent import ForeignAgentNode
     from mobileha.node.home_agent import HomeAgentNode
+    from mobileha.node.hsrp import HsrpNode
     from mobileha.node.mobile_node import MobileNodeNode
     from mobileha.node.redundancy import RedundancyNode
     from mobileha.node.slb import SlbNode
@@ -421,12 +422,10 @@ def home_agent_views(node: HomeAgentNode) -> dict[str, View]:
     }
     if node.serves_dfp:
         v["dfp"] = lambda _q: dfp_agent_view(node.dfp_server)
-    hsrp = node.hsrp
-    if hsrp is not None:
-        v["standby"] = lambda _q: hsrp.snapshot()
-    red = node.redundancy
-    if red is not None:
-        v["redundancy"] = lambda _q: redundancy_view(red)
+    if node.hsrp is not None:
+        v.update(hsrp_views(node.hsrp))
+    if node.redundancy is not None:
+        v.update(redundancy_views(node.redundancy))
     for sib in node.siblings:
         for k, fn in home_agent_views(sib).items():
             v[f"g{sib.hsrp_group_number}-{k}"] = fn
@@ -507,6 +506,15 @@ def dfp_agent_view(srv: DfpAgentServer | None) -> DfpView:
             }
         ]
     )
+
+
+def hsrp_views(hsrp: HsrpNode) -> dict[str, View]:
+    """``standby``: every group of the HSRP node (a home agent's, or a standalone one)."""
+    return {"standby": lambda _q: hsrp.snapshot()}
+
+
+def redundancy_views(red: RedundancyNode) -> dict[str, View]:
+    return {"redundancy": lambda _q: redundancy_view(red)}
 
 
 def redundancy_view(red: RedundancyNode) -> dict[str, object]:
@@ -759,6 +767,8 @@ _ROLE_VIEWS: dict[str, Callable[[Any], Mapping[str, View]]] = {
     "foreign-agent": foreign_agent_views,
     "mobile-node": mobile_node_views,
     "slb": slb_views,
+    "hsrp": hsrp_views,
+    "redundancy": redundancy_views,
 }
 
 
@@ -793,6 +803,7 @@ __all__ = [
     "groups_view",
     "home_agent_stats",
     "home_agent_views",
+    "hsrp_views",
     "mobile_node_stats",
     "mobile_node_views",
     "mobile_nodes_view",
@@ -800,6 +811,7 @@ __all__ = [
     "paging",
     "real_item",
     "redundancy_view",
+    "redundancy_views",
     "reply_code_name",
     "session_item",
     "sessions_view",

@@ -11,7 +11,7 @@ from mobileha.config import loads_config
 from mobileha.core.slb import RealState
 from mobileha.mgmt.views import slb_view
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "slb.toml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "slb.toml"
 
 
 def test_compose_example() -> None:
