@@ -24,7 +24,7 @@ from mobileha.core.sync import (
 from mobileha.core.sync.states import TRANSITIONS, Effect, SyncStateError, transition
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
 from mobileha.wire.sync import FLAG_LAST, MsgKind, SyncMessage, encode
-from tests.unit.test_redundancy import KEY, SPI, SYNC_DST, UNIX0, VIP, mk
+from tests.unit.core.test_redundancy import KEY, SPI, SYNC_DST, UNIX0, VIP, mk
 
 PEER = ("10.0.0.1", 434)
 S, I = SyncState, SyncInput  # noqa: E741

@@ -1,4 +1,4 @@
-"""Helpers shared by the test suites."""
+"""Ports and addresses for tests that open sockets (loopback only)."""
 
 from __future__ import annotations
 
