@@ -31,7 +31,8 @@ from mobileha.core.security import MobilitySA, SecurityAssociations
 from mobileha.core.sync import SyncConfig
 from mobileha.dataplane.memory import MemoryDataPlane
 from mobileha.wire.auth import Authenticator, ntp_identification
-from mobileha.wire.mip import NaiExt, RegistrationReply, RegistrationRequest, append_auth
+from mobileha.wire.mip import NaiExt, RegistrationReply
+from tests.helpers.mip import request
 
 MN_KEY = bytes(range(16))
 SYNC_KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
@@ -75,13 +76,10 @@ def hsrp_config(real: str, vip: str, priority: int, **kw: Any) -> HsrpConfig:
 
 def rrq(i: int, vip: str, wall: float, *, low: int = 1, lifetime: int = 600) -> bytes:
     """A registration request of MN ``i`` (co-located, care-of address CLIENT)."""
-    req = RegistrationRequest(
-        lifetime=lifetime, home_addr="0.0.0.0", ha_addr=vip, care_of=CLIENT,
-        ident=ntp_identification(wall, low),
+    return request(
+        ha_addr=vip, care_of=CLIENT, ident=ntp_identification(wall, low), lifetime=lifetime,
+        nai=nai(i), key=MN_KEY, spi=256 + i,
     )  # fmt: skip
-    return append_auth(
-        req.header() + NaiExt(nai(i)).encode(), 32, 256 + i, Authenticator(MN_KEY, "hmac-md5")
-    )
 
 
 def binding(i: int, vip: str, now: float) -> Binding:

@@ -304,6 +304,11 @@ class Agent:
             self.gate = ReplyGate(sync, min(0.5, 1.5 * c.initial_timeout), c.peer_timeout)
         self.active_timer_expiries = 0  # HSRP: a remote Active was lost (see ActiveTimerExpired)
 
+    @property
+    def group(self) -> int | None:
+        """The number of the HSRP group whose Active state makes it answer."""
+        return None if self.hsrp_key is None else self.hsrp_key[1]
+
 
 def _table_lookup(ha: HomeAgent) -> Callable[[Key], Binding | None]:
     """The sync peer's view of the table: the binding at ``key``; for a missing key the
