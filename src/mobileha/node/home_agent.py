@@ -176,8 +176,8 @@ class HomeAgentNode:
                 on_track=lambda name, up: self._event(TrackChanged(name, up)),
                 on_vip=self._on_vip if self._vip_when_active else None,
                 vip=vip if isinstance(vip, VipOwner) else None,
-                claim=self._claim_vip,
-                release=self._release_vip,
+                claim=self._claim_vip if hsrp.manage_vip else None,
+                release=self._release_vip if hsrp.manage_vip else None,
             )
         bad = self.bad
 
