@@ -606,13 +606,41 @@ class ExtSpan(NamedTuple):
     end: int
 
 
+class _Rare:
+    """What the walk records of the extensions most requests do not carry (MN-AAA,
+    challenge, GRE key, CVSEs, a second authenticator, a bad length, an unknown critical
+    type): made only when one is seen, so that a plain request costs fewer stores."""
+
+    __slots__ = (
+        "aaa",
+        "aaa_e",
+        "chal",
+        "chal_auth",
+        "chal_e",
+        "critical",
+        "cvse_e",
+        "cvse_s",
+        "gre_at",
+        "gre_key",
+        "mn_auth_end",
+        "poorly",
+        "unknown_cvse",
+    )
+
+    def __init__(self) -> None:
+        self.aaa = self.chal = self.chal_auth = self.gre_at = self.cvse_s = -1
+        self.unknown_cvse = -1
+        self.aaa_e = self.chal_e = self.cvse_e = self.mn_auth_end = self.critical = 0
+        self.gre_key: int | None = None
+        self.poorly = False
+
+
 class ParsedRequest:
     """A Registration Request after its fixed part and one walk over its extensions
     (:func:`parse_request`): offsets and the few values receivers act on, no objects.
 
-    Offsets point at an extension's Type byte in ``data``; -1 means absent (0 for the
-    ``*_s``/``*_e`` spans and ``mn_auth_end``). What is recorded, per
-    :data:`EXTENSIONS`:
+    Offsets point at an extension's Type byte in ``data``; -1 means absent (0 for the ends
+    and for ``nai_s``). What is recorded, per :data:`EXTENSIONS`:
 
     * ``nai_s``/``nai_e``: the first NAI (131);
     * ``mnha``: the first MN-HA (32); ``aaa``/``aaa_e``: the first MN-AAA (36, subtype 1);
@@ -629,39 +657,28 @@ class ParsedRequest:
     * ``error``: ``"truncated-extension"`` or ``"unknown-critical-extension"`` (type in
       ``critical``), where the walk stopped; None for a well-formed message.
 
-    Which authenticator covers an extension is :meth:`protected_by` of its offset.
-    Receivers subclass this (adding ``__slots__``) to carry their own per-request state.
+    Which authenticator covers an extension is :meth:`protected_by` of its offset. The
+    fields of the extensions most requests lack live in ``rare`` (None when there were
+    none), read through the properties of the same names. Receivers subclass this (adding
+    ``__slots__``) to carry their own per-request state.
     """
 
     __slots__ = (
-        "aaa",
-        "aaa_e",
         "auth",
-        "auth_type",
-        "chal",
-        "chal_auth",
-        "chal_e",
         "coa_b",
-        "critical",
-        "cvse_e",
-        "cvse_s",
         "data",
         "error",
         "faha",
         "flags",
-        "gre_at",
-        "gre_key",
         "ha_b",
         "home_b",
         "ident",
         "lifetime",
-        "mn_auth_end",
         "mnha",
         "n_faha",
         "nai_e",
         "nai_s",
-        "poorly",
-        "unknown_cvse",
+        "rare",
     )
 
     data: bytes
@@ -674,24 +691,74 @@ class ParsedRequest:
     nai_s: int
     nai_e: int
     mnha: int
-    aaa: int
-    aaa_e: int
     auth: int
-    auth_type: int
-    mn_auth_end: int
     faha: int
     n_faha: int
-    chal: int
-    chal_e: int
-    chal_auth: int
-    gre_key: int | None
-    gre_at: int
-    cvse_s: int
-    cvse_e: int
-    unknown_cvse: int
-    poorly: bool
     error: str | None
-    critical: int
+    rare: _Rare | None
+
+    @property
+    def auth_type(self) -> int:
+        """EXT_MN_HA or EXT_GEN_AUTH (MN-AAA): the kind of ``auth``; 0 without one."""
+        if self.auth < 0:
+            return 0
+        return EXT_MN_HA if self.auth == self.mnha else EXT_GEN_AUTH
+
+    @property
+    def mn_auth_end(self) -> int:
+        m = self.rare
+        if m is not None and m.mn_auth_end:
+            return m.mn_auth_end
+        mnha = self.mnha
+        return mnha + 2 + self.data[mnha + 1] if mnha >= 0 else 0
+
+    @property
+    def aaa(self) -> int:
+        return self.rare.aaa if self.rare is not None else -1
+
+    @property
+    def aaa_e(self) -> int:
+        return self.rare.aaa_e if self.rare is not None else 0
+
+    @property
+    def chal(self) -> int:
+        return self.rare.chal if self.rare is not None else -1
+
+    @property
+    def chal_e(self) -> int:
+        return self.rare.chal_e if self.rare is not None else 0
+
+    @property
+    def chal_auth(self) -> int:
+        return self.rare.chal_auth if self.rare is not None else -1
+
+    @property
+    def gre_key(self) -> int | None:
+        return self.rare.gre_key if self.rare is not None else None
+
+    @property
+    def gre_at(self) -> int:
+        return self.rare.gre_at if self.rare is not None else -1
+
+    @property
+    def cvse_s(self) -> int:
+        return self.rare.cvse_s if self.rare is not None else -1
+
+    @property
+    def cvse_e(self) -> int:
+        return self.rare.cvse_e if self.rare is not None else 0
+
+    @property
+    def unknown_cvse(self) -> int:
+        return self.rare.unknown_cvse if self.rare is not None else -1
+
+    @property
+    def poorly(self) -> bool:
+        return self.rare.poorly if self.rare is not None else False
+
+    @property
+    def critical(self) -> int:
+        return self.rare.critical if self.rare is not None else 0
 
     @property
     def nai(self) -> str | None:
@@ -717,7 +784,8 @@ class ParsedRequest:
 
     @property
     def challenge(self) -> bytes | None:
-        return self.data[self.chal + 2 : self.chal_e] if self.chal >= 0 else None
+        c = self.chal
+        return self.data[c + 2 : self.chal_e] if c >= 0 else None
 
     def protected_by(self, off: int) -> int:
         """The authentication extension covering the extension at ``off``: the MN's
@@ -737,17 +805,17 @@ def _walk(p: ParsedRequest, data: bytes, off: int, spans: list[ExtSpan] | None) 
     n = len(data)
     record = _RECORD
     is_long = _IS_LONG
-    nai_s = nai_e = 0
-    mnha = aaa = faha = chal = chal_auth = gre_at = cvse_s = unknown_cvse = -1
-    aaa_e = chal_e = cvse_e = mn_auth_end = n_faha = critical = 0
-    gre_key: int | None = None
-    poorly = False
+    nai_s = nai_e = n_faha = 0
+    mnha = faha = -1
+    m: _Rare | None = None
     error: str | None = None
     while off < n:
         t = data[off]
         r = record[t]
         if r == _R_CRITICAL:
-            error, critical = "unknown-critical-extension", t
+            if m is None:
+                m = _Rare()
+            error, m.critical = "unknown-critical-extension", t
             break
         if is_long[t]:
             if off + 4 > n:
@@ -772,64 +840,63 @@ def _walk(p: ParsedRequest, data: bytes, off: int, spans: list[ExtSpan] | None) 
         elif r == _R_MN_HA:
             if mnha < 0:
                 mnha = off
-            mn_auth_end = end
+                if m is not None and m.mn_auth_end:
+                    m.mn_auth_end = end
+            else:
+                if m is None:
+                    m = _Rare()
+                m.mn_auth_end = end
         elif r == _R_FA_HA:
             n_faha += 1
             faha = off
-        elif r == _R_GEN_AUTH:
-            if data[off + 1] == GEN_AUTH_MN_AAA:
-                if aaa < 0:
-                    aaa, aaa_e = off, end
-                mn_auth_end = end
-                chal_auth = off
-        elif r == _R_CHALLENGE:
-            if chal < 0:
-                chal, chal_e = off, end
-        elif r == _R_MN_FA:
-            chal_auth = off
-        elif r == _R_GRE_KEY:
-            if end - value == 4:
-                gre_key = _U32.unpack_from(data, value)[0]
-                gre_at = off
-            else:
-                poorly = True
-        elif r == _R_CVSE:
-            if end - value >= 6:
-                vid, vtype = _VENDOR_ID_TYPE.unpack_from(data, value)
-                if vid == VENDOR_3GPP2 and vtype == CVSE_3GPP2_GRE_KEY and end - value == 10:
-                    gre_key = _U32.unpack_from(data, value + 6)[0]
-                    gre_at = cvse_s = off
-                    cvse_e = end
-                elif unknown_cvse < 0:
-                    unknown_cvse = off
-            else:
-                poorly = True
+        elif r != _R_SKIP:
+            if m is None:
+                m = _Rare()
+            _record_rare(m, r, data, off, value, end)
         off = end
     p.nai_s = nai_s
     p.nai_e = nai_e
     p.mnha = mnha
-    p.aaa = aaa
-    p.aaa_e = aaa_e
-    if mnha >= 0 and (aaa < 0 or mnha < aaa):
-        p.auth, p.auth_type = mnha, EXT_MN_HA
-    elif aaa >= 0:
-        p.auth, p.auth_type = aaa, EXT_GEN_AUTH
-    else:
-        p.auth, p.auth_type = -1, 0
-    p.mn_auth_end = mn_auth_end
     p.faha = faha
     p.n_faha = n_faha
-    p.chal = chal
-    p.chal_e = chal_e
-    p.chal_auth = chal_auth
-    p.gre_key = gre_key
-    p.gre_at = gre_at
-    p.cvse_s = cvse_s
-    p.cvse_e = cvse_e
-    p.unknown_cvse = unknown_cvse
-    p.poorly = poorly
     p.error = error
-    p.critical = critical
+    p.rare = m
+    if m is not None and m.aaa >= 0 and (mnha < 0 or m.aaa < mnha):
+        p.auth = m.aaa
+    else:
+        p.auth = mnha
+
+
+def _record_rare(m: _Rare, r: int, data: bytes, off: int, value: int, end: int) -> None:
+    """The walk's recording of the extensions in :class:`_Rare`."""
+    if r == _R_GEN_AUTH:
+        if data[off + 1] == GEN_AUTH_MN_AAA:
+            if m.aaa < 0:
+                m.aaa, m.aaa_e = off, end
+            m.mn_auth_end = end
+            m.chal_auth = off
+    elif r == _R_CHALLENGE:
+        if m.chal < 0:
+            m.chal, m.chal_e = off, end
+    elif r == _R_MN_FA:
+        m.chal_auth = off
+    elif r == _R_GRE_KEY:
+        if end - value == 4:
+            m.gre_key = _U32.unpack_from(data, value)[0]
+            m.gre_at = off
+        else:
+            m.poorly = True
+    elif r == _R_CVSE:
+        if end - value >= 6:
+            vid, vtype = _VENDOR_ID_TYPE.unpack_from(data, value)
+            if vid == VENDOR_3GPP2 and vtype == CVSE_3GPP2_GRE_KEY and end - value == 10:
+                m.gre_key = _U32.unpack_from(data, value + 6)[0]
+                m.gre_at = m.cvse_s = off
+                m.cvse_e = end
+            elif m.unknown_cvse < 0:
+                m.unknown_cvse = off
+        else:
+            m.poorly = True
 
 
 _new = object.__new__
@@ -892,8 +959,8 @@ def walk_extensions(data: bytes, off: int) -> list[ExtSpan]:
 
 def _raise_walk_error(p: ParsedRequest, spans: list[ExtSpan], off: int) -> None:
     if p.error is not None:
-        if p.critical:
-            raise UnknownCriticalExtension(p.critical)
+        if p.rare is not None and p.rare.critical:
+            raise UnknownCriticalExtension(p.rare.critical)
         raise DecodeError(p.error, f"at offset {spans[-1].end if spans else off}")
 
 
