@@ -13,6 +13,7 @@ import struct
 
 import pytest
 
+from mobileha import compose
 from mobileha.aaa.local import LocalAaa, LocalUser
 from mobileha.core.foreign_agent import ForeignAgent
 from mobileha.core.mobile_node import MnSecurity, MnState, MobileNode
@@ -201,7 +202,7 @@ def test_fa_pending_timeout_when_ha_silent() -> None:
     asyncio.run(main())
 
 
-def test_fa_from_config_userspace_without_visitor_iface_falls_back_to_memory() -> None:
+def test_fa_composed_userspace_without_visitor_iface_falls_back_to_memory() -> None:
     from mobileha.config import loads_config
 
     port = free_port(FA_ADDR)
@@ -219,7 +220,7 @@ backend = "userspace"
     )
 
     async def main() -> None:
-        node = ForeignAgentNode.from_config(cfg)
+        node = compose.foreign_agent_node(cfg)
         await node.start()
         try:
             assert isinstance(node.dataplane, MemoryDataPlane)

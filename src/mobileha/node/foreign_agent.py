@@ -17,15 +17,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from mobileha.aaa import from_config as aaa_from_config
 from mobileha.aaa.base import AaaBackend, MnAaaAuth
-from mobileha.config import Config
 from mobileha.core.actions import Addr, InstallBinding, RemoveBinding, Send
 from mobileha.core.foreign_agent import (
     AaaCancel,
     AaaRequest,
     ForeignAgent,
-    HaSecurity,
     Visitor,
 )
 from mobileha.log import RateLimitedLogger, get_logger
@@ -75,14 +72,16 @@ class ForeignAgentNode:
         aaa: AaaBackend | None = None,
         dataplane: Any = None,
         log_interval_s: float = 10.0,
+        dataplane_kind: str = "memory",
+        dataplane_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.core = core
         self._here: tuple[str, int] = (core.address, core.port)  # the bound socket
         self.name = name
         self.aaa = aaa
         self.dataplane = dataplane
-        self._dp_kind = "memory"
-        self._dp_options: dict[str, Any] = {"role": "fa"}
+        self._dp_kind = dataplane_kind
+        self._dp_options = dict(dataplane_options or {"role": "fa"})
         self.transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: DeadlineTimer | None = None
@@ -91,44 +90,6 @@ class ForeignAgentNode:
         self._bad = RateLimitedLogger(_log, log_interval_s)
         self._started = time.monotonic()
         self.internal_errors = 0
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> ForeignAgentNode:
-        fa = cfg.foreign_agent
-        if fa is None:
-            raise ValueError("foreign_agent: required for role 'foreign-agent'")
-        aaa: AaaBackend | None = aaa_from_config(cfg.aaa, nas_ip=fa.address)
-        enabled = bool(getattr(aaa, "enabled", True))
-        if not enabled:
-            aaa = None
-        core = ForeignAgent(
-            address=fa.address,
-            care_of=fa.care_of_address,
-            port=fa.port,
-            ha_port=fa.home_agent_port,
-            home_agent=fa.home_agent,
-            max_lifetime=fa.max_lifetime,
-            max_visitors=fa.max_visitors,
-            pending_timeout_s=fa.pending_timeout_s,
-            reverse_tunnel=fa.reverse_tunnel,
-            gre=fa.gre,
-            gre_key_format=fa.gre_key_format,
-            challenge=fa.challenge,
-            ha_security={
-                s.address: HaSecurity(s.sa.spi, s.sa.key, s.sa.algorithm) for s in fa.home_agent_sas
-            },
-            aaa=aaa is not None,
-        )
-        dpc = cfg.dataplane
-        opts: dict[str, Any] = {"role": "fa"}
-        if dpc.backend == "userspace":
-            opts.update(tun_name=dpc.tun_name, mtu=dpc.mtu)
-            visitor_iface = getattr(dpc, "visitor_iface", None)
-            if visitor_iface:
-                opts["visitor_iface"] = visitor_iface
-        node = cls(core, name=cfg.name, aaa=aaa, log_interval_s=cfg.log.rate_limit_s)
-        node._dp_kind, node._dp_options = dpc.backend, opts
-        return node
 
     # ------------------------------------------------------------------ lifecycle
 
