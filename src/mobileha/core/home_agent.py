@@ -255,20 +255,6 @@ _set_src = Send.__dict__["src"].__set__
 _set_binding = InstallBinding.__dict__["binding"].__set__
 
 
-def _send(dst: tuple[str, int], payload: bytes, src: tuple[str, int]) -> Send:
-    a: Send = _new(Send)
-    _set_dst(a, dst)
-    _set_payload(a, payload)
-    _set_src(a, src)
-    return a
-
-
-def _install(cls: type[InstallBinding], b: Binding) -> Any:
-    a = _new(cls)
-    _set_binding(a, b)
-    return a
-
-
 def _find_in(existing: Binding | list[Binding] | None, coa: str) -> Binding | None:
     """The binding of ``coa`` in a table index value (no second dict lookup)."""
     if existing is None:
@@ -302,6 +288,7 @@ class HomeAgent:
         self._random = random_bytes  # replay nonces (RFC 5944 §5.7)
         self.sas = sas if sas is not None else SecurityAssociations()
         self._mn_sa = self.sas.mn_by_key  # (NAI or home address, SPI) -> MN-HA SA
+        self._fa_sa = self.sas.fa_by_address  # FA address -> an FA-HA SA with it
         self.slb_sas = dict(slb_sas or {})
         self.table = BindingTable(s.max_bindings)
         self.active = active
@@ -502,40 +489,36 @@ class HomeAgent:
 
     def receive_datagram(self, data: bytes, src: Addr, dst: Addr, now: float) -> list[Any]:
         """One datagram received on the registration port from ``src`` at our address
-        ``dst``: the reply and the binding changes, after the checks of :data:`CHECKS`."""
+        ``dst``: the reply and the binding changes.
+
+        The request is parsed once; what is not a Registration Request, has a truncated
+        extension or an unknown one that may not be skipped (RFC 5944 §1.9, §3.8.2.1), or
+        a bad relay tag, is silently discarded (counted). Then the checks of
+        :data:`CHECKS`, in order; the first that answers ends the request; else
+        :meth:`_bind` accepts it.
+        """
         if not self.active:
             return self._drop("standby")
-        r = self._read_request(data, src, dst[0])
-        if r is None:
-            return []
+        n = len(data)
+        if n < 24 or data[0] != RRQ:
+            return self._drop("short" if n and data[0] == RRQ else "not-request")
+        if src[0] in self._trusted:
+            t = self._untag(data, src)
+            if t is None:
+                return []
+            data, src = t
+        self.received += 1
+        r: _Request = parse_request(data, _Request)  # type: ignore[assignment]
+        if r.error is not None:
+            return self._drop(r.error)
+        r.reply_to = src
+        r.local = dst[0]
+        r.rid = r.ident
         for check in self.CHECKS:
             out = check(self, r, now)
             if out is not None:
                 return out
         return self._bind(r, now)
-
-    def _read_request(self, data: bytes, src: Addr, local: str) -> _Request | None:
-        """Step 0 (RFC 5944 §1.9, §3.8.2.1): the request, parsed once, or None when it is
-        silently discarded (counted): not a Registration Request, a truncated extension,
-        an unknown one that may not be skipped, or a bad HA-SLB relay tag."""
-        n = len(data)
-        if n < 24 or data[0] != RRQ:
-            self._drop("short" if n and data[0] == RRQ else "not-request")
-            return None
-        if src[0] in self._trusted:
-            t = self._untag(data, src)
-            if t is None:
-                return None
-            data, src = t
-        self.received += 1
-        r: _Request = parse_request(data, _Request)  # type: ignore[assignment]
-        if r.error is not None:
-            self._drop(r.error)
-            return None
-        r.reply_to = src
-        r.local = local
-        r.rid = r.ident
-        return r
 
     def _untag(self, data: bytes, src: Addr) -> tuple[bytes, Addr] | None:
         """DESIGN §5: a request relayed by a trusted HA-SLB carries the FA's address and
@@ -602,10 +585,8 @@ class HomeAgent:
         else:
             spi = _U32.unpack_from(data, auth + 4)[0] if auth + 8 <= len(data) else 0
             sa = sas.aaa(nai, spi) if nai is not None else None
-        fa_addr = r.reply_to[0]
-        faha = r.faha
-        fa_sa = sas.fa_any(fa_addr) if faha >= 0 or sas.has_fa(fa_addr) else None
-        if faha >= 0 and fa_sa is None:
+        fa_sa = self._fa_sa(r.reply_to[0])
+        if r.faha >= 0 and fa_sa is None:
             return self._drop("fa-ha-without-sa")
         r.fa_sa = fa_sa
         if sa is None:
@@ -936,7 +917,9 @@ class HomeAgent:
                     if x is not b:
                         table.remove(x)
                         out.append(RemoveBinding(x))
-            out.append(_install(RefreshBinding, b))
+            act: InstallBinding = _new(RefreshBinding)
+            _set_binding(act, b)
+            out.append(act)
         else:
             b = Binding(
                 home,
@@ -961,7 +944,9 @@ class HomeAgent:
             for x in removed:
                 if x.care_of != coa:
                     out.append(RemoveBinding(x))
-            out.append(_install(InstallBinding, b))
+            act = _new(InstallBinding)
+            _set_binding(act, b)
+            out.append(act)
         if r.mn_hoa is None:
             sa.home_hint = b.home_addr
         code = ACCEPTED_NO_SIMULTANEOUS if (flags & FLAG_S and self._simul <= 1) else ACCEPTED
@@ -1063,8 +1048,11 @@ class HomeAgent:
             msg += fa_sa.hdr_faha
             msg += fa_sa.compute(msg)
         local = r.local
-        src = local if local not in self._broadcast else self._ha
-        return _send(r.reply_to, msg, (src, self._port))
+        a: Send = _new(Send)
+        _set_dst(a, r.reply_to)
+        _set_payload(a, msg)
+        _set_src(a, (local if local not in self._broadcast else self._ha, self._port))
+        return a
 
 
 __all__ = [
