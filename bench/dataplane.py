@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any
 
-from mobileha.dataplane.lab import COA, HA, HOA, Lab, build
+from mobileha.lab.dataplane import COA, HA, HOA, Lab, build
 from mobileha.lab.netns import Topology, netns_available
 
 MN_NATIVE = "10.4.0.2"

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from mobileha.core.binding import FLAG_T
-from mobileha.dataplane.lab import CN, COA, HA, HOA, TUN, Lab, build
-from mobileha.lab.netns import Topology, netns_available
+from mobileha.lab.dataplane import CN, COA, HA, HOA, TUN, Lab, build
+from mobileha.lab.netns import Topology
 from mobileha.lab.scenario import wait_until
 from mobileha.wire import DecodeError
 from mobileha.wire.ip import decap_gre, decap_ipip, decap_minimal, decode_ipv4
@@ -37,18 +37,14 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    ok, reason = netns_available()
-    if not ok:
-        pytest.skip(f"needs network namespaces: {reason}")
+def lab(module_topology: Topology, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     work = tmp_path_factory.mktemp("e2e")
-    with Topology() as topo:
-        lab = build(topo)
-        lab.prepare_mn_link()
-        lab.start_ha(work, max_lifetime=600)
-        lab.workdir = work
-        yield lab
-        lab.stop_nodes()
+    lab = build(module_topology)
+    lab.prepare_mn_link()
+    lab.start_ha(work, max_lifetime=600)
+    lab.workdir = work
+    yield lab
+    lab.stop_nodes()
 
 
 def read_pcap(path: str) -> list[bytes]:

@@ -14,17 +14,17 @@ import struct
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mobileha.core.binding import FLAG_S, FLAG_T
-from mobileha.dataplane.lab import CN, COA, HA, HOA, Driver, Lab, build
-from mobileha.lab.netns import Topology, netns_available
+from mobileha.lab.dataplane import CN, COA, HA, HOA, Driver, Lab, build
+from mobileha.lab.netns import Topology
 from mobileha.wire import DecodeError
 from mobileha.wire.ip import decap_gre, decap_ipip, decap_minimal, decode_ipv4
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -32,17 +32,13 @@ GRE_KEY = 0x00C0FFEE
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    ok, reason = netns_available()
-    if not ok:
-        pytest.skip(f"needs network namespaces: {reason}")
-    with Topology() as topo:
-        lab = build(topo)
-        lab.start_dataplanes()
-        yield lab
-        assert lab.ha_dp is not None and lab.fa_dp is not None
-        lab.ha_dp.quit()
-        lab.fa_dp.quit()
+def lab(module_topology: Topology) -> Iterator[Lab]:
+    lab = build(module_topology)
+    lab.start_dataplanes()
+    yield lab
+    assert lab.ha_dp is not None and lab.fa_dp is not None
+    lab.ha_dp.quit()
+    lab.fa_dp.quit()
 
 
 def read_pcap(path: str) -> list[bytes]:
@@ -188,7 +184,12 @@ def test_spoofed_inner_source_dropped_and_counted(lab: Lab) -> None:
         lab.fa.run([*py, COA, "10.99.0.77", "gre", str(GRE_KEY)])  # inner source not the HoA
         lab.fa.run([*py, COA, HOA, "gre", str(GRE_KEY + 1)])  # right HoA, wrong key
         lab.fa.run([*py, COA, HOA, "ipip"])  # right HoA, but this binding is GRE
-        time.sleep(0.3)
+
+        def dropped(reason: str) -> int:
+            return int(lab.ha_dp.stats()["drops"][reason] - before["drops"][reason])
+
+        reasons = ("spoof", "bad-key", "bad-encap")
+        wait_for(lambda: all(dropped(r) >= 5 for r in reasons), 3, "15 drops counted")
         after = lab.ha_dp.stats()
         assert after["drops"]["spoof"] - before["drops"]["spoof"] == 5
         assert after["drops"]["bad-key"] - before["drops"]["bad-key"] == 5
@@ -224,28 +225,23 @@ def test_deregistration_and_expiry_stop_forwarding_and_clean_up(lab: Lab) -> Non
     b = lab.binding("ipip", flags=FLAG_T, lifetime=2)
     lab.register(b)
     assert ping_ok(lab, "cn", HOA, count=1)
-    time.sleep(2.6)
-    assert not ping_ok(lab, "cn", HOA, count=1)
+    wait_for(lambda: not ping_ok(lab, "cn", HOA, count=1), 6, "the 2 s binding expired")
     assert _leftovers(lab) == []
 
 
-def test_close_leaves_no_devices_or_routes() -> None:
-    ok, reason = netns_available()
-    if not ok:
-        pytest.skip(reason)
-    with Topology() as topo:
-        lab = build(topo)
-        lab.start_dataplanes()
-        b = lab.binding("ipip", flags=FLAG_T)
-        lab.register(b)
-        assert ping_ok(lab, "cn", HOA, count=1)
-        assert lab.ha_dp is not None and lab.fa_dp is not None
-        lab.ha_dp.quit()  # close() without a remove first
-        lab.fa_dp.quit()
-        for h in (lab.ha, lab.fa):
-            assert "mhtun0" not in h.run("ip link").stdout
-            assert HOA not in h.run("ip route show table all").stdout
-            assert HOA not in h.run("ip rule").stdout
+def test_close_leaves_no_devices_or_routes(topology: Topology) -> None:
+    lab = build(topology)
+    lab.start_dataplanes()
+    b = lab.binding("ipip", flags=FLAG_T)
+    lab.register(b)
+    assert ping_ok(lab, "cn", HOA, count=1)
+    assert lab.ha_dp is not None and lab.fa_dp is not None
+    lab.ha_dp.quit()  # close() without a remove first
+    lab.fa_dp.quit()
+    for h in (lab.ha, lab.fa):
+        assert "mhtun0" not in h.run("ip link").stdout
+        assert HOA not in h.run("ip route show table all").stdout
+        assert HOA not in h.run("ip rule").stdout
 
 
 TCP_SERVER = textwrap.dedent(
@@ -369,24 +365,16 @@ def test_never_tunnel_back_to_the_source(lab: Lab) -> None:
         lab.ha_dp.cmd("remove", binding=b)
 
 
-def test_virtual_home_network_prefix_on_tun() -> None:
-    ok, reason = netns_available()
-    if not ok:
-        pytest.skip(reason)
-    with Topology() as topo:
-        lab = build(topo)
-        lab.ha_dp = Driver(
-            lab.ha, "--role", "ha", "--tun", "mhtun0", "--home-prefix", "10.99.0.0/24"
-        )
-        lab.fa_dp = Driver(
-            lab.fa, "--role", "fa", "--tun", "mhtun0", "--visitor-iface", lab.fa_mn_if
-        )
-        assert "10.99.0.0/24 dev mhtun0" in lab.ha.run("ip route").stdout
-        lab.register(lab.binding("ipip"))
-        assert ping_ok(lab, "cn", HOA, count=1)
-        assert not ping_ok(lab, "cn", "10.99.0.6", count=1)  # no binding: dropped, counted
-        assert lab.ha_dp.stats()["drops"]["no-binding"] >= 1
-        assert lab.ha_dp.cmd("routes")["routes"] == []  # the prefix covers it: no host routes
-        lab.ha_dp.quit()
-        assert "10.99.0.0/24" not in lab.ha.run("ip route").stdout
-        lab.fa_dp.quit()
+def test_virtual_home_network_prefix_on_tun(topology: Topology) -> None:
+    lab = build(topology)
+    lab.ha_dp = Driver(lab.ha, "--role", "ha", "--tun", "mhtun0", "--home-prefix", "10.99.0.0/24")
+    lab.fa_dp = Driver(lab.fa, "--role", "fa", "--tun", "mhtun0", "--visitor-iface", lab.fa_mn_if)
+    assert "10.99.0.0/24 dev mhtun0" in lab.ha.run("ip route").stdout
+    lab.register(lab.binding("ipip"))
+    assert ping_ok(lab, "cn", HOA, count=1)
+    assert not ping_ok(lab, "cn", "10.99.0.6", count=1)  # no binding: dropped, counted
+    assert lab.ha_dp.stats()["drops"]["no-binding"] >= 1
+    assert lab.ha_dp.cmd("routes")["routes"] == []  # the prefix covers it: no host routes
+    lab.ha_dp.quit()
+    assert "10.99.0.0/24" not in lab.ha.run("ip route").stdout
+    lab.fa_dp.quit()

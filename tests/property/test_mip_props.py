@@ -126,7 +126,7 @@ def test_random_bytes(data: bytes) -> None:
 
 def _corpus() -> list[bytes]:
     """A fixed set of valid messages covering every extension type (mutation seeds)."""
-    from tests.unit.test_mip_codec import p16_request
+    from tests.unit.wire.test_mip_codec import p16_request
 
     full = RegistrationRequest(
         flags=0x0A,

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mobileha.core.slb import PICKABLE, RealState, ServerFarm
-from tests.util import farm_request
+from tests.helpers import farm_request
 
 ADDRS = ["10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.4"]
 

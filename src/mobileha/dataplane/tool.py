@@ -27,7 +27,8 @@ import time
 from typing import Any
 
 from mobileha.core.binding import Binding, Encap
-from mobileha.dataplane.base import DataPlane, DataPlaneError, create
+from mobileha.dataplane.base import DataPlane, DataPlaneError
+from mobileha.dataplane.registry import create
 
 ENCAPS = {"ipip": Encap.IPIP, "gre": Encap.GRE, "minimal": Encap.MINIMAL}
 

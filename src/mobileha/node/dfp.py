@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from mobileha.core import dfp as core
 from mobileha.log import RateLimitedLogger, get_logger
@@ -194,13 +192,6 @@ class DfpAgentServer:
             "early_reports": a.early_reports,
             "secured": a.key is not None,
         }
-
-    def metrics(self) -> Iterable[Any]:
-        g = GaugeMetricFamily("mobileha_dfp_agent_weight", "DFP weight last reported")
-        g.add_metric([], float(self.agent.weight or 0))
-        c = CounterMetricFamily("mobileha_dfp_agent_reports", "Preference Information sent")
-        c.add_metric([], float(self.agent.reports))
-        return [g, c]
 
 
 class DfpManagerClient:

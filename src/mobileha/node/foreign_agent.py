@@ -23,31 +23,12 @@ from mobileha.core.foreign_agent import (
     AaaCancel,
     AaaRequest,
     ForeignAgent,
-    Visitor,
 )
 from mobileha.log import RateLimitedLogger, get_logger
-from mobileha.node.base import DeadlineTimer, View
+from mobileha.node.base import DeadlineTimer
 from mobileha.node.mobile_node import raise_buffers
 
 _log = get_logger("mobileha.fa")
-
-
-def _visitor_item(v: Visitor, now: float) -> dict[str, Any]:
-    return {
-        "home_address": v.home_addr,
-        "nai": v.nai,
-        "mn": f"{v.mn[0]}:{v.mn[1]}",
-        "home_agent": v.ha_addr,
-        "target": v.target,
-        "care_of": v.binding.care_of,
-        "lifetime_granted": v.lifetime,
-        "lifetime_remaining": None if v.expires is None else max(0, int(v.expires - now)),
-        "flags": v.flags,
-        "encap": v.binding.encap.name.lower(),
-        "gre_key": v.gre_key,
-        "identification": f"{v.ident >> 32:08X}.{v.ident & 0xFFFFFFFF:08X}",
-        "aaa_home_address": v.aaa_home_addr,
-    }
 
 
 class _Proto(asyncio.DatagramProtocol):
@@ -98,7 +79,8 @@ class ForeignAgentNode:
         warning when it cannot run here (no TUN/root, no visitor interface...)."""
         if self.dataplane is not None:
             return
-        from mobileha.dataplane.base import BackendUnavailable, create
+        from mobileha.dataplane.base import BackendUnavailable
+        from mobileha.dataplane.registry import create
 
         try:
             self.dataplane = create(self._dp_kind, **self._dp_options)
@@ -241,88 +223,16 @@ class ForeignAgentNode:
             )
         )
 
-    # ------------------------------------------------------------------ views
+    # ------------------------------------------------------------------ read-only state
+    # (mobileha.mgmt renders the ``visitors`` / ``stats`` views and the metric families)
 
-    def stats(self) -> dict[str, Any]:
-        s = self.core.stats
-        counters = {
-            "cmiFaRegTotalVisitors": len(self.core.visitors),
-            "pending": self.core.pending_count,
-            "requests": s.requests,
-            "relayed": s.relayed,
-            "retransmissions": s.retransmissions,
-            "replies": s.replies,
-            "replies_other_source": s.replies_other_source,
-            "accepted": s.accepted,
-            "deregistered": s.deregistered,
-            "timeouts": s.timeouts,
-            "aaa_requests": s.aaa_requests,
-            "aaa_rejects": s.aaa_rejects,
-            "visitors_expired": s.visitors_expired,
-            "redirects": s.redirects,
-            "aaa_home_mismatch": s.aaa_home_mismatch,
-            "gre_key_mismatch": s.gre_key_mismatch,
-            "internal_errors": self.internal_errors,
-        }
-        if self.aaa is not None:
-            for k, v in self.aaa.stats().items():
-                counters[f"aaa_{self.aaa.name}_{k}"] = v
-        codes: dict[str, int] = {}
-        for d in (s.fa_codes, s.ha_codes):
-            for c, n in d.items():
-                codes[str(c)] = codes.get(str(c), 0) + n
-        return {
-            "node": self.name,
-            "role": self.role,
-            "uptime_s": time.monotonic() - self._started,
-            "counters": counters,
-            "reply_codes": codes,
-            "fa_codes": {str(k): v for k, v in s.fa_codes.items()},
-            "bad_input": dict(s.drops),
-        }
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self._started
 
-    def _visitors_view(self, query: Mapping[str, str]) -> Any:
-        from mobileha.mgmt.views import page_of
-
-        now = self._now() if self._loop is not None else 0.0
-        rows: Any = self.core.visitors.values()
-        total = len(self.core.visitors)
-        for key in ("home_address", "nai"):
-            want = query.get(key)
-            if want:
-                rows = [
-                    v for v in rows if (v.home_addr if key == "home_address" else v.nai) == want
-                ]
-                total = len(rows)
-
-        def render(v: Visitor) -> dict[str, Any]:
-            return _visitor_item(v, now)
-
-        return page_of(rows, query, render, total=total)
-
-    def views(self) -> Mapping[str, View]:
-        return {"visitors": self._visitors_view, "stats": lambda q: self.stats()}
-
-    def metrics(self) -> Iterable[Any]:
-        from mobileha.mgmt.metrics import (
-            FA_INIT_RECEIVED,
-            FA_REPLIES,
-            FA_REQUESTS_RELAYED,
-            FA_VISITORS,
-            MetricsBuilder,
-        )
-
-        s = self.core.stats
-        m = MetricsBuilder()
-        m.gauge(FA_VISITORS, len(self.core.visitors))
-        m.counter(FA_INIT_RECEIVED, s.requests)
-        m.counter(FA_REQUESTS_RELAYED, s.relayed)
-        codes: dict[int, int] = dict(s.fa_codes)
-        for c, n in s.ha_codes.items():
-            codes[c] = codes.get(c, 0) + n
-        m.reply_codes(FA_REPLIES, codes)
-        m.bad_input(s.drops)
-        return m.families()
+    def now(self) -> float:
+        """The clock of the visitors' ``expires`` (0.0 before the node started)."""
+        return self._loop.time() if self._loop is not None else 0.0
 
 
 __all__ = ["ForeignAgentNode"]

@@ -29,15 +29,13 @@ import itertools
 import socket
 import struct
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mobileha.core import dfp as dfpcore
-from mobileha.core.slb import Real, RealState, ServerFarm, Session
+from mobileha.core.slb import Real, RealState, ServerFarm
 from mobileha.log import RateLimitedLogger, get_logger
-from mobileha.mgmt.views import paging
-from mobileha.node.base import View
 from mobileha.node.dfp import DfpManagerClient
 from mobileha.wire import mip, slbtag
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
@@ -584,166 +582,27 @@ class SlbNode:
     def _now(self) -> float:
         return self._loop.time() if self._loop is not None else 0.0
 
-    # ------------------------------------------------------------------ views
+    # ------------------------------------------------------------------ read-only state
+    # (mobileha.mgmt renders the ``slb`` / ``sessions`` / ``dfp`` / ``stats`` views and the
+    # CISCO-SLB-MIB families from these)
 
-    def _real_item(self, r: Real, now: float) -> dict[str, Any]:
-        return {
-            "address": r.address,
-            "port": r.port,
-            "name": self._names.get((r.address, r.port), r.address),
-            "farm": self.settings.farm_name,
-            "weight_admin": r.weight,
-            "weight_oper": r.oper_weight,
-            "dfp_weight": r.dfp_weight,
-            "state": r.state.value,
-            "conns": r.conns,
-            "total_conns": r.total_conns,
-            "failures": r.failures,
-            "total_failures": r.total_failures,
-            "retry_in_s": None if r.retry_at is None else round(max(r.retry_at - now, 0.0), 3),
-            "maxconns": r.maxconns,
-        }
+    def now(self) -> float:
+        """The clock of the farm's deadlines (0.0 before the node started)."""
+        return self._now()
 
-    def slb_view(self, _q: Mapping[str, str] | None = None) -> dict[str, Any]:
-        now = self._now()
-        c = self.farm.counters
-        va, port = self.address
-        return {
-            "virtual_address": va,
-            "port": port,
-            "mode": self.settings.mode,
-            "predictor": self.farm.predictor.name,
-            "io": "recvmmsg" if self._fast is not None else "python",
-            "farm": self.settings.farm_name,
-            "state": "OPERATIONAL" if self._sock is not None else "OUTOFSERVICE",
-            "sessions": len(self.farm.sessions),
-            "total_sessions": c["new_sessions"],
-            "forwarded": self.n_forwarded,
-            "reassigned": c["reassignments"],
-            "dropped": self.counters["dropped"],
-            "reals": [self._real_item(r, now) for r in self.farm.reals],
-        }
+    def real_name(self, r: Real) -> str:
+        """The configured name of a real (its address when it has none)."""
+        return self._names.get((r.address, r.port), r.address)
 
-    def _session_item(self, s: Session, now: float, vserver: str) -> dict[str, Any]:
-        return {
-            "key": s.key if isinstance(s.key, str) else f"{s.key[0]}/{s.key[1]}",
-            "client": f"{s.client}:{s.client_port}",
-            "real": s.real.address,
-            "vserver": vserver,
-            "retransmissions": s.retrans_total,
-            "identification": f"{s.ident >> 32:08X}.{s.ident & 0xFFFFFFFF:08X}",
-            "expires_in_s": round(s.expires - now, 3),
-            "state": "TESTING" if s.test else "ESTAB",
-        }
+    @property
+    def io(self) -> str:
+        """How datagrams are read and written: "recvmmsg" (``_slbio``) or "python"."""
+        return "recvmmsg" if self._fast is not None else "python"
 
-    def sessions_view(self, q: Mapping[str, str] | None = None) -> dict[str, Any]:
-        offset, limit = paging(q or {})  # PagingError (-> HTTP 400) on bad values
-        now = self._now()
-        vs = self.settings.farm_name
-        total = len(self.farm.sessions)
-        items = [
-            self._session_item(s, now, vs)
-            for s in itertools.islice(self.farm.sessions.values(), offset, offset + limit)
-        ]
-        nxt = offset + limit if offset + limit < total else None
-        return {
-            "total": total,
-            "offset": offset,
-            "limit": limit,
-            "items": items,
-            "next_offset": nxt,
-        }
-
-    def dfp_view(self, _q: Mapping[str, str] | None = None) -> dict[str, Any]:
-        if self.dfp is None:
-            return {"agents": []}
-        now = self._now()
-        agents = []
-        for rec in self.dfp.agents.values():
-            st = rec.state.value
-            agents.append(
-                {
-                    "agent": rec.agent,
-                    "role": "manager",
-                    "state": "down" if st == "idle" else st,
-                    "last_report_s": None
-                    if rec.last_report is None
-                    else round(now - rec.last_report, 3),
-                    "reports": rec.reports,
-                    "errors": rec.bad + rec.losses,
-                    "weights": [
-                        {"address": a, "weight": w, "bind_id": 0} for a, w in rec.weights.items()
-                    ],
-                }
-            )
-        return {"agents": agents}
-
-    def stats_view(self, _q: Mapping[str, str] | None = None) -> dict[str, Any]:
-        return {
-            "counters": {
-                **self.counters,
-                **{f"farm_{k}": v for k, v in self.farm.counters.items()},
-            },
-            "bad_input": dict(self.bad.totals),
-        }
-
-    def views(self) -> Mapping[str, View]:
-        return {
-            "slb": self.slb_view,
-            "sessions": self.sessions_view,
-            "dfp": self.dfp_view,
-            "stats": self.stats_view,
-        }
-
-    def metrics(self) -> Iterable[Any]:
-        """CISCO-SLB-MIB-named families (mobileha.mgmt.metrics), bad input by reason, DFP."""
-        from mobileha.mgmt import metrics as mm
-
-        m = mm.MetricsBuilder()
-        farm = self.settings.farm_name
-        for r in self.farm.reals:
-            m.slb_real(
-                farm=farm,
-                real=r.address,
-                port=r.port,
-                state=r.state.value,
-                admin_weight=r.weight,
-                oper_weight=r.oper_weight,
-                conns=r.conns,
-                maxconns=r.maxconns,
-                consecutive_fails=r.failures,
-                total_conns=r.total_conns,
-                total_fails=r.total_failures,
-            )
-        m.gauge(mm.SLB_VIRTUAL_CONNS, len(self.farm.sessions), vserver=farm)
-        m.counter(mm.SLB_VIRTUAL_TOTAL, self.farm.n_new, vserver=farm)
-        for reason, n in sorted(self.bad.totals.items()):
-            m.counter(mm.BAD_INPUT, n, reason=reason)
-        m.custom(
-            "mobileha_slb_forwarded", "Requests forwarded to reals", self.n_forwarded, "counter"
-        )
-        m.custom(
-            "mobileha_slb_reassigned",
-            "Sessions moved after reassign retransmissions",
-            self.farm.counters["reassignments"],
-            "counter",
-        )
-        if self.dfp is not None:
-            for rec in self.dfp.agents.values():
-                m.custom(
-                    "mobileha_dfp_agent_connected",
-                    "DFP agent connection up (1) or not (0)",
-                    1.0 if rec.state.value == "connected" else 0.0,
-                    agent=rec.agent,
-                )
-                m.custom(
-                    "mobileha_dfp_reports",
-                    "Preference Information messages received",
-                    rec.reports,
-                    "counter",
-                    agent=rec.agent,
-                )
-        return m.families()
+    @property
+    def in_service(self) -> bool:
+        """The virtual server's socket is open."""
+        return self._sock is not None
 
 
 __all__ = ["SlbNode", "SlbRealSpec", "SlbSettings"]

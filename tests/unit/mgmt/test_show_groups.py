@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from mobileha.mgmt.show import render_redundancy, show
-from mobileha.mgmt.views import BindingItem, Page, RedundancyView, page_of
-from mobileha.node.base import View
+from mobileha.mgmt.views import BindingItem, Page, RedundancyView, View, page_of
 
 from .test_mgmt_fake import FakeNode, serve
 

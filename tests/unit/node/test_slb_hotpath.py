@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import struct
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from mobileha.core.slb import ServerFarm
 from mobileha.node import slb as nslb
 from mobileha.wire import slbtag
-from tests.util import farm_request
+from tests.helpers import farm_request, request
 
 
 def farm(session_s: float = 10.0) -> ServerFarm:
@@ -91,9 +90,7 @@ def test_repeat_decisions_are_cached_but_correct() -> None:
 
 
 def _rrq(nai: str, ident: int) -> bytes:
-    n = nai.encode()
-    head = struct.pack("!BBH4s4s4sQ", 1, 0, 1800, bytes(4), bytes(4), bytes(4), ident)
-    return head + bytes([131, len(n)]) + n
+    return request(ha_addr="0.0.0.0", ident=ident, nai=nai)
 
 
 FASTPATHS = [
@@ -181,16 +178,14 @@ def test_send_that_would_block_is_queued_in_order(
                 fa.sendto(_rrq(f"mn{i}@x", i), node.address)
             got: list[str] = []
             loop = asyncio.get_running_loop()
-            end = loop.time() + (3.0 if want else 0.5)
-            while loop.time() < end and (len(got) < want or not want):
-                try:
-                    data = be.recv(4096)
-                except BlockingIOError:
-                    await asyncio.sleep(0.01)
-                    continue
+            while len(got) < want:
+                data = await asyncio.wait_for(loop.sock_recv(be, 4096), 3.0)
                 oa, op, req = slbtag.decode(data)
                 assert (oa, op) == fa.getsockname()
                 got.append(req[26:].decode())
+            if not want:  # nothing leaves while every send would block
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(loop.sock_recv(be, 4096), 0.5)
             assert got == [f"mn{i}@x" for i in range(want)]
             assert node.counters["received"] == 5
             if want:

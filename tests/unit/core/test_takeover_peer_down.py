@@ -4,7 +4,7 @@ once, the incomplete download counted with the number of records that had arrive
 from __future__ import annotations
 
 from mobileha.core.redundancy import ReadyChanged, Role, SyncState
-from tests.unit.test_redundancy import Sim, mk
+from tests.unit.core.test_redundancy import Sim, mk
 
 
 def test_peer_down_mid_download_counts_incomplete_and_is_ready() -> None:

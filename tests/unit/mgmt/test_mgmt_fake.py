@@ -24,10 +24,10 @@ from mobileha.mgmt.views import (
     SlbView,
     StandbyView,
     StatsView,
+    View,
     binding_item,
     page_of,
 )
-from mobileha.node.base import View
 
 NOW = 1000.0
 

@@ -17,7 +17,7 @@ from mobileha.core.slb import (
     SmoothWrr,
     states_table,
 )
-from tests.util import farm_request
+from tests.helpers import farm_request
 
 S = RealState
 E = RealEvent

@@ -12,7 +12,7 @@ import pytest
 import mobileha.config as config
 from mobileha.config import ConfigError, config_from_dict, load_config, loads_config
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 EXAMPLE_FILES = sorted(EXAMPLES.rglob("*.toml"))
 
 HA_MIN: dict[str, Any] = {

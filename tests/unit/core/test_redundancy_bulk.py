@@ -10,7 +10,7 @@ import pytest
 from mobileha.core.binding import Binding
 from mobileha.core.redundancy import Mode, ReadyChanged, Role, SyncState
 from mobileha.wire.sync import MsgKind, SyncMessage, decode, encode
-from tests.unit.test_redundancy import (
+from tests.unit.core.test_redundancy import (
     KEY,
     SPI,
     VIP,
@@ -299,7 +299,7 @@ def test_late_duplicate_bi_request_does_not_restart_a_finished_transfer() -> Non
     req = next(p for p in sim.b.sent if p[0] == 202)
     sim.settle()
     seq = decode(req).message.seq
-    from tests.unit.test_redundancy import _forge, _ident_at
+    from tests.unit.core.test_redundancy import _forge, _ident_at
 
     late = _forge(MsgKind.BI_REQUEST, seq, ident=_ident_at(sim.now, 12345))
     assert sim.a.sync.handle_datagram(late, ("10.0.0.2", 434), sim.now) == []

@@ -32,6 +32,7 @@ from mobileha.wire.mip import (
     append_auth,
     gre_key_cvse,
 )
+from tests.helpers import request
 
 KEY = bytes(range(16))
 SPI = 256
@@ -86,23 +87,23 @@ def rrq(
     fa_key: bytes | None = None,
     auth: bool = True,
 ) -> bytes:
-    if ident is None:
-        ident = ntp_identification(WALL, 1)
-    req = RegistrationRequest(
-        flags=flags, lifetime=life, home_addr=hoa, ha_addr=ha, care_of=coa, ident=ident
+    """A request of this module's mobile node (its SAs and addresses as defaults)."""
+    return request(
+        flags=flags,
+        lifetime=life,
+        home_addr=hoa,
+        ha_addr=ha,
+        care_of=coa,
+        ident=ntp_identification(WALL, 1) if ident is None else ident,
+        nai=nai,
+        before=before or (),
+        key=key if auth else None,
+        spi=spi,
+        alg=alg,
+        after=after or (),
+        fa_key=fa_key,
+        fa_spi=FA_SPI,
     )
-    msg = req.header()
-    if nai is not None:
-        msg += NaiExt(nai).encode()
-    for e in before or []:
-        msg += e.encode()
-    if auth:
-        msg = append_auth(msg, 32, spi, Authenticator(key, alg))
-    for e in after or []:
-        msg += e.encode()
-    if fa_key is not None:
-        msg = append_auth(msg, 34, FA_SPI, Authenticator(fa_key, "hmac-md5"))
-    return msg
 
 
 def send(

@@ -14,29 +14,27 @@ from mobileha.wire import hsrp, sync
 from mobileha.wire.auth import Authenticator
 from mobileha.wire.mip import (
     EXT_MN_HA,
-    NaiExt,
     RegistrationReply,
-    RegistrationRequest,
     RevocationAck,
     append_auth,
     gre_key_cvse,
 )
+from tests.helpers import request
 
 KEY = bytes(range(16))
 AUTH = Authenticator(KEY, "hmac-md5")
 
 
 def rrq() -> bytes:
-    req = RegistrationRequest(
+    return request(
         flags=0x02,
-        lifetime=1800,
-        home_addr="0.0.0.0",
         ha_addr="10.0.0.100",
         care_of="192.0.2.1",
         ident=0xE6B5A4C000000001,
-        extensions=[NaiExt("user@example.com")],
+        nai="user@example.com",
+        key=KEY,
+        after=[gre_key_cvse(77)],
     )
-    return append_auth(req.encode(), EXT_MN_HA, 256, AUTH) + gre_key_cvse(77).encode()
 
 
 def rrp() -> bytes:

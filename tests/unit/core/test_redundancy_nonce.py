@@ -18,7 +18,7 @@ from mobileha.core.home_agent import HomeAgent, RestoreBinding, WithdrawBinding
 from mobileha.core.redundancy import ApplyBinding, DeleteBinding, Role, SyncConfig, SyncPeer
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
 from mobileha.wire.sync import REC_NONCE, MsgKind, decode
-from tests.unit.test_home_agent import FA, HA, NOW, make_ha, rrq, send
+from tests.unit.core.test_home_agent import FA, HA, NOW, make_ha, rrq, send
 
 NONCE_NAI = "nonce@example.net"  # make_ha's SA with replay="nonce"
 SYNC_KEY = bytes.fromhex("00112233445566778899aabbccddeeff")

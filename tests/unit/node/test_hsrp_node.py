@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mobileha.core.hsrp import HsrpGroup
+from mobileha.mgmt.metrics import hsrp_families
 from mobileha.node.hsrp import HsrpNode, build_arg_parser, config_from_args
 
 
@@ -38,9 +39,9 @@ def test_views_and_metrics() -> None:
     node = HsrpNode(cfg)
     cfg.groups[0].address = "10.0.0.2"
     node.core.add(HsrpGroup(cfg.groups[0]))
-    [snap] = node.views()["standby"]({})
+    [snap] = node.snapshot()
     assert snap["group"] == 4 and snap["state"] == "Initial" and snap["interface"] == "eth0"
-    fams = {f.name: f for f in node.metrics()}
+    fams = {f.name: f for f in hsrp_families(node)}
     assert set(fams) >= {"mobileha_hsrp_state", "mobileha_hsrp_priority"}
     [s] = fams["mobileha_hsrp_priority"].samples
     assert s.labels == {"interface": "eth0", "group": "4"} and s.value == 100

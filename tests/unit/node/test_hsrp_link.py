@@ -11,13 +11,13 @@ import asyncio
 import random
 import socket
 import struct
-from typing import Any
 
 from mobileha import compose
 from mobileha.config import HsrpConfig as AppHsrpConfig
 from mobileha.config import loads_config
 from mobileha.node.hsrp import RTM_DELLINK, RTM_NEWLINK, HsrpNode, link_event_for
-from tests.util import free_port as _free
+from tests.helpers import free_port as _free
+from tests.helpers import until
 
 POLL = 0.05
 VIP = "127.0.0.100"
@@ -27,16 +27,6 @@ def _cfg(addr: str, peer: str, prio: int, port: int) -> AppHsrpConfig:
     return AppHsrpConfig(virtual_ip=VIP, address=addr, interface="lo", group=3, version=2,
                          priority=prio, preempt=True, hello_ms=100, hold_ms=300, port=port,
                          peers=(peer,))  # fmt: skip
-
-
-async def _until(pred: Any, timeout: float, what: str) -> float:
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    while not pred():
-        if loop.time() - t0 > timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
-    return loop.time() - t0
 
 
 def _st(n: HsrpNode) -> str:
@@ -85,24 +75,24 @@ def test_link_down_is_event_b_and_up_is_event_a_with_preemption_back() -> None:
         await a.start()
         await b.start()
         try:
-            await _until(lambda: (_st(a), _st(b)) == ("Active", "Standby"), 5, "election")
+            await until(lambda: (_st(a), _st(b)) == ("Active", "Standby"), 5, "election")
             assert vips == [(VIP, True)]
             link["a"] = False
-            took = await _until(lambda: _st(a) == "Initial", 1, "a Initial")
+            took = await until(lambda: _st(a) == "Initial", 1, "a Initial")
             assert took <= 2 * POLL + 0.05, took
             assert vips == [(VIP, True), (VIP, False)]  # ReleaseVip, as on stop()
             assert [c["event"] for c in a.changes][-1] == "b"
-            await _until(lambda: _st(b) == "Active", 1, "b Active")
+            await until(lambda: _st(b) == "Active", 1, "b Active")
             await asyncio.sleep(0.5)  # down: a stays Initial, the poll does not repeat event b
             assert _st(a) == "Initial" and a.counters["link_down"] == 1
             assert not a.link_up
             link["a"] = True
-            await _until(lambda: _st(a) != "Initial", 1, "a out of Initial")
+            await until(lambda: _st(a) != "Initial", 1, "a out of Initial")
             assert a.changes[-1]["event"] == "a" or any(
                 c["old"] == "Initial" and c["event"] == "a" for c in a.changes
             )
             # preempt + higher priority: a takes Active back, b steps down; one Active
-            await _until(lambda: (_st(a), _st(b)) == ("Active", "Standby"), 3, "a Active again")
+            await until(lambda: (_st(a), _st(b)) == ("Active", "Standby"), 3, "a Active again")
             assert vips[-1] == (VIP, True) and a.counters["link_up"] == 1
         finally:
             await a.stop()
@@ -124,7 +114,7 @@ def test_interface_down_at_start_keeps_groups_initial_until_up() -> None:
             await asyncio.sleep(0.3)
             assert _st(a) == "Initial" and a.counters["tx_packets"] == 0
             link["up"] = True
-            await _until(lambda: _st(a) == "Active", 3, "alone: Active")
+            await until(lambda: _st(a) == "Active", 3, "alone: Active")
         finally:
             await a.stop()
 
@@ -176,14 +166,14 @@ def test_home_agent_goes_silent_when_its_hsrp_interface_goes_down() -> None:
         try:
             await a.start()
             await b.start()
-            await _until(lambda: (_st(ha), _st(hb)) == ("Active", "Standby"), 5, "election")
+            await until(lambda: (_st(ha), _st(hb)) == ("Active", "Standby"), 5, "election")
             assert a.core.active and not b.core.active
             link["up"] = False
-            await _until(lambda: _st(ha) == "Initial", 1, "a Initial")
+            await until(lambda: _st(ha) == "Initial", 1, "a Initial")
             assert not a.core.active  # the HA no longer answers on the VIP
-            await _until(lambda: b.core.active, 2, "b answers")
+            await until(lambda: b.core.active, 2, "b answers")
             link["up"] = True
-            await _until(lambda: (_st(ha), _st(hb)) == ("Active", "Standby"), 3, "a back")
+            await until(lambda: (_st(ha), _st(hb)) == ("Active", "Standby"), 3, "a back")
             assert a.core.active and not b.core.active
         finally:
             await a.stop()

@@ -13,10 +13,10 @@ from mobileha.dataplane.base import (
     BackendUnavailable,
     DataPlane,
     UnsupportedEncapsulation,
-    create,
 )
 from mobileha.dataplane.kernel import GRE_KEY_FLAG, KernelDataPlane
 from mobileha.dataplane.memory import MemoryDataPlane
+from mobileha.dataplane.registry import create
 from mobileha.dataplane.tool import binding_from_json
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from mobileha import config
 from mobileha.config import model, reference, schema
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_docs_config_md_is_the_schema() -> None:

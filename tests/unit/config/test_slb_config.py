@@ -9,8 +9,9 @@ import pytest
 from mobileha import compose
 from mobileha.config import loads_config
 from mobileha.core.slb import RealState
+from mobileha.mgmt.views import slb_view
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "slb.toml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "slb.toml"
 
 
 def test_compose_example() -> None:
@@ -75,7 +76,7 @@ retry_interval_s = 4
     assert node.settings.relay_vendor_id == 9
     assert node.dfp is not None and node.dfp.key == b"dfp"
     assert node.dfp.timeout == 15 and node.dfp.backoff_max == 4
-    assert node.slb_view()["reals"][0]["name"] == "pair-a"
+    assert slb_view(node)["reals"][0]["name"] == "pair-a"
     # the relay tag of this node is the authenticated kind, verifiable by the HA side
     from mobileha.wire import slbtag
     from mobileha.wire.auth import Authenticator

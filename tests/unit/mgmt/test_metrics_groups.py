@@ -14,6 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from mobileha import compose
 from mobileha.config import loads_config
 from mobileha.mgmt import metrics as M
+from mobileha.mgmt.metrics import families_for
+from mobileha.mgmt.views import views_for
 from mobileha.node.home_agent import HomeAgentNode
 from tests.system.test_loadshare_groups import _config
 
@@ -88,7 +90,7 @@ def test_load_sharing_ha_exports_every_group_labelled() -> None:
     node = _node(groups=True)
     sib = node.siblings[0]
     sib.core.received = 7  # group 2 answered 7 requests, group 1 none
-    parsed = _parse(_exposition(node.metrics()))
+    parsed = _parse(_exposition(families_for(node)))
     for name in ("cmiHaRegTotalMobilityBindings", "cmiHaRegRequestsReceived", "cmiHaRedunSentBUs"):
         got = {(s.labels["group"], s.labels["ha_address"]) for s in parsed[name].samples}
         assert got == {("1", "127.0.0.141"), ("2", "127.0.0.142")}, name
@@ -105,7 +107,7 @@ def test_load_sharing_ha_exports_every_group_labelled() -> None:
 
 def test_single_group_ha_metrics_keep_no_group_label() -> None:
     node = _node(groups=False)
-    assert not node.siblings and "groups" not in node.views()
-    parsed = _parse(_exposition(node.metrics()))
+    assert not node.siblings and "groups" not in views_for(node)
+    parsed = _parse(_exposition(families_for(node)))
     for name in ("cmiHaRegTotalMobilityBindings", "cmiHaRedunSentBUs", "mobileha_sync_ready"):
         assert [s.labels for s in parsed[name].samples] == [{}], name
