@@ -14,7 +14,7 @@ the sans-IO :class:`mobileha.core.home_agent.HomeAgent`.
   until the peer has acknowledged the changes (``send_action`` sends them later).
 * Actions: :class:`Send` -> ``sendto``; :class:`InstallBinding` / :class:`RemoveBinding`
   -> data plane (``RefreshBinding`` changes nothing there) and the listeners.
-* One :class:`~mobileha.node.base.DeadlineTimer` follows ``core.next_deadline()``.
+* One :class:`~mobileha.node.base.DeadlineTimer` follows ``core.get_timer()``.
 * With ``[hsrp]`` the node runs the group (:class:`mobileha.node.hsrp.HsrpNode`) and starts
   as a silent standby: HSRP Active -> ``set_active(True)`` (answer requests, install every
   binding in the data plane), any other state -> ``set_active(False)``. With
@@ -253,7 +253,7 @@ class HomeAgentNode:
             for n in (self, *self.siblings):
                 if n.redundancy is not None:
                     n.redundancy.apply_group_ready()
-        self._timer.update(self.core.next_deadline())
+        self._timer.update(self.core.get_timer())
         self.freeze_gc()
         _log.info(
             "home agent started",
@@ -413,7 +413,9 @@ class HomeAgentNode:
         loop = self._loop
         assert loop is not None
         core = self.core
-        actions = core.handle_datagram(data, addr[0], addr[1], dst, loop.time(), time.time())
+        now = loop.time()
+        core.unix_offset = time.time() - now  # follows wall-clock steps
+        actions = core.receive_datagram(data, addr, (dst, self.port), now)
         if actions:
             self._run(actions)
 
@@ -464,7 +466,7 @@ class HomeAgentNode:
                     self.send_action(a)
         timer = self._timer
         if timer is not None:
-            timer.update(self.core.next_deadline())
+            timer.update(self.core.get_timer())
 
     def send_action(self, a: Send) -> None:
         """Send a core ``Send`` action from the socket of its source address."""
@@ -508,7 +510,7 @@ class HomeAgentNode:
         n = len(core.table)
         if n >= 50_000 and n > self._frozen_at * 1.1:
             self.freeze_gc()
-        self._run(core.on_timer(loop.time()))
+        self._run(core.handle_timer(loop.time()))
 
     # ------------------------------------------------------------------ redundancy entry
 
