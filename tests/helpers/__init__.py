@@ -3,8 +3,8 @@
 Fixtures built on them are in ``tests/conftest.py``.
 """
 
-from tests.helpers.mip import request
+from tests.helpers.mip import farm_request, request
 from tests.helpers.net import free_port
 from tests.helpers.wait import until, wait_for
 
-__all__ = ["free_port", "request", "until", "wait_for"]
+__all__ = ["farm_request", "free_port", "request", "until", "wait_for"]

@@ -49,12 +49,12 @@ def nai(i: int) -> str:
 
 def home_agent(real: str, vip: str, n_mns: int, *, pool: str | None = None) -> HomeAgent:
     """A home agent with ``n_mns`` mobile nodes (NAI ``mn<i>@example.net``, dynamic home
-    addresses from ``pool`` or the home prefix)."""
+    addresses from ``pool`` or the home prefix); its nonces come from a seeded source."""
     sas = SecurityAssociations()
     for i in range(n_mns):
         sas.add_mn(MobilitySA(256 + i, MN_KEY, "hmac-md5", nai=nai(i)))
     settings = HomeAgentSettings(address=real, ha_address=vip, home_prefix=PREFIX, pool=pool)
-    return HomeAgent(settings, sas)
+    return HomeAgent(settings, sas, random_bytes=random.Random(f"{real}-{vip}").randbytes)
 
 
 def sync_config(peer: str, vip: str, **kw: Any) -> SyncConfig:

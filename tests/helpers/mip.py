@@ -55,3 +55,19 @@ def request(
     if fa_key is not None:
         msg = append_auth(msg, EXT_FA_HA, fa_spi, Authenticator(fa_key, fa_alg))
     return msg
+
+
+SLB_VSERVER = ("10.0.0.100", 434)
+
+
+def farm_request(
+    farm: Any, key: str | tuple[str, str], ident: int, client: str, now: float, port: int = 0
+) -> Any:
+    """A Registration Request of session ``key`` from the FA ``client`` into a
+    :class:`mobileha.core.slb.ServerFarm`: the NAI ``key``, or, for a ``(home address, FA)``
+    key, a request without an NAI from that home address. Returns the farm's Decision."""
+    if isinstance(key, str):
+        req = RegistrationRequest(lifetime=1800, ident=ident, extensions=[NaiExt(key)])
+    else:
+        req = RegistrationRequest(lifetime=1800, ident=ident, home_addr=key[0])
+    return farm.receive_datagram(req.encode(), (client, port), SLB_VSERVER, now)

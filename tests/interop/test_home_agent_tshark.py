@@ -49,7 +49,9 @@ def test_tshark_reads_ha_replies(tmp_path: Path) -> None:
     sas = SecurityAssociations()
     sas.add_mn(MobilitySA(256, KEY, "hmac-md5", nai="mn1@example.net"))
     sas.add_fa(FA, MobilitySA(300, FA_KEY, "hmac-md5"))
-    ha = HomeAgent(HomeAgentSettings("10.0.0.10", HA, home_prefix="10.1.0.0/24"), sas)
+    ha = HomeAgent(
+        HomeAgentSettings("10.0.0.10", HA, home_prefix="10.1.0.0/24"), sas, unix_offset=WALL
+    )
 
     def rrq(ident: int) -> bytes:
         return request(
@@ -67,7 +69,7 @@ def test_tshark_reads_ha_replies(tmp_path: Path) -> None:
     replies = []
     for data in (ok_req, ok_req):  # accepted, then the same again: 133
         (send,) = [
-            a for a in ha.handle_datagram(data, FA, 434, HA, 0.0, WALL) if isinstance(a, Send)
+            a for a in ha.receive_datagram(data, (FA, 434), (HA, 434), 0.0) if isinstance(a, Send)
         ]
         replies.append(send.payload)
     pcap = tmp_path / "ha.pcap"

@@ -52,8 +52,11 @@ class P(asyncio.DatagramProtocol):
                 return
             orig = (oa, op)
         try:
-            s = mip.scan_request(data)
+            s = mip.parse_request(data)
+            nai = s.nai
         except DecodeError:
+            return
+        if s.error:
             return
         if s.lifetime == 0:
             bindings.pop(s.nai, None)
@@ -64,7 +67,7 @@ class P(asyncio.DatagramProtocol):
             bindings[s.nai] = orig
             code = 0
         nai = (s.nai or "").encode()
-        rrp = struct.pack("!BBH4s4sQ", 3, code, s.lifetime, s.home_addr, socket.inet_aton(addr),
+        rrp = struct.pack("!BBH4s4sQ", 3, code, s.lifetime, s.home_b, socket.inet_aton(addr),
                           s.ident) + bytes([131, len(nai)]) + nai
         if agent is not None:
             agent.poke()  # DFP first: the SLB learns a full HA before the FA's next request
@@ -488,7 +491,7 @@ def test_directed_mode_real_sees_fa_source_on_loopback(fastpath: bool) -> None:
 
 
 def test_udp_datagram_builder_checksums() -> None:
-    from mobileha.node.slb import build_udp_datagram
+    from mobileha.wire.ip import build_udp_datagram
 
     pkt = build_udp_datagram("10.0.2.2", 40000, "10.0.1.100", 434, b"hello")
     assert len(pkt) == 20 + 8 + 5 and pkt[9] == 17

@@ -383,7 +383,7 @@ class Cluster:
         self.counters: Counter[str] = Counter()
         self.link_up = True
         self.track = dict(track or {})
-        self.wall_offset = wall_offset  # the adapter may refresh it (clock steps)
+        self._wall_offset = wall_offset
         self._hsrp_port = hsrp_port
         rng = rng if rng is not None else random.Random()
         self.hsrp: HsrpInterface | None = None
@@ -429,6 +429,19 @@ class Cluster:
                 raise ValueError("every sync peer of a process uses the same type codes")
             self._sync_codes = types.pop().registry
         self._lone = len(self.agents) == 1 and not synced and self.hsrp is None
+        self.wall_offset = wall_offset
+
+    @property
+    def wall_offset(self) -> float:
+        """Unix time minus ``now``; the adapter refreshes it as the clocks drift or step (the
+        home agents' replay timestamps follow it)."""
+        return self._wall_offset
+
+    @wall_offset.setter
+    def wall_offset(self, value: float) -> None:
+        self._wall_offset = value
+        for a in self.agents:
+            a.ha.unix_offset = value
 
     def agent(self, ha_addr: str) -> Agent:
         """The agent serving ``ha_addr``."""
@@ -455,7 +468,7 @@ class Cluster:
         if a is None:
             self.counters["no_home_agent"] += 1
             return []
-        actions = a.ha.handle_datagram(data, src[0], src[1], dst[0], now, now + self.wall_offset)
+        actions = a.ha.receive_datagram(data, src, dst, now)
         if a.sync is None or not actions:
             return actions
         return self._ha_actions(a, actions, now)
@@ -467,7 +480,7 @@ class Cluster:
         batches, reply holds, HSRP timers."""
         out: list[Any] = []
         for a in self.agents:
-            expired = a.ha.on_timer(now)
+            expired = a.ha.handle_timer(now)
             if expired:
                 out += expired if a.sync is None else self._ha_actions(a, expired, now)
             if a.sync is not None:
@@ -479,11 +492,11 @@ class Cluster:
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` must run next (None: nothing scheduled)."""
         if self._lone:
-            return self.agents[0].ha.next_deadline()
+            return self.agents[0].ha.get_timer()
         best: float | None = None
         for a in self.agents:
             for t in (
-                a.ha.next_deadline(),
+                a.ha.get_timer(),
                 None if a.sync is None else a.sync.get_timer(),
                 None if a.gate is None else a.gate.get_timer(),
             ):

@@ -93,7 +93,7 @@ class Probe:
             care_of=self.local,
             lifetime=PROBE_LIFETIME,
             ha_port=MIP_PORT,
-            wall_offset=time.time() - loop.time(),
+            unix_offset=time.time() - loop.time(),
         )
 
     def _send(self, mn: MobileNode, sends: list[Send]) -> None:
@@ -110,7 +110,7 @@ class Probe:
         if mn is None or (self.registered is not None and mn is not self.registered):
             return  # unknown, or a later attempt: one registration is enough
         now = asyncio.get_running_loop().time()
-        self._send(mn, mn.datagram(data, src, now))
+        self._send(mn, mn.receive_datagram(data, src, (self.local, 0), now))
         if self.registered is None and mn.registered:
             self.registered, self.answered_at = mn, now
         self._replied.set()

@@ -42,6 +42,7 @@ from mobileha.core.binding import Binding, Encap
 from mobileha.core.hsrp import State as HsrpState
 from mobileha.core.slb import RealState
 from mobileha.core.sync import MIB_COUNTER_NAMES, SyncState
+from mobileha.wire.mip import REPLY_CODE_INFO, reply_code_name
 
 if TYPE_CHECKING:
     from mobileha.core.cluster import Agent
@@ -345,43 +346,8 @@ class DfpView(TypedDict):
 
 # ----------------------------------------------------------------------------- stats
 
-# Reply code names: CISCO-MOBILE-IP-MIB cmiHaRegRecentServDeniedCode named values for the
-# HA codes 128-139, RFC 5944 / P§1.9 wording for the others.
-REPLY_CODE_NAMES = {
-    0: "registrationAccepted",
-    1: "acceptedNoSimultaneousBindings",
-    128: "reasonUnspecified",
-    129: "admProhibited",
-    130: "insufficientResource",
-    131: "mnAuthenticationFailure",
-    132: "faAuthenticationFailure",
-    133: "idMismatch",
-    134: "poorlyFormedRequest",
-    135: "tooManyBindings",
-    136: "unknownHA",
-    137: "reverseTunnelUnavailable",
-    138: "reverseTunnelBitNotSet",
-    139: "encapsulationUnavailable",
-    64: "faReasonUnspecified",
-    65: "faAdmProhibited",
-    66: "faInsufficientResource",
-    67: "faMnAuthenticationFailure",
-    68: "faHaAuthenticationFailure",
-    69: "faLifetimeTooLong",
-    70: "faPoorlyFormedRequest",
-    71: "faPoorlyFormedReply",
-    72: "faEncapsulationUnavailable",
-    77: "faInvalidCareOfAddress",
-    78: "faRegistrationTimeout",
-    80: "faHomeNetworkUnreachable",
-    81: "faHaHostUnreachable",
-    82: "faHaPortUnreachable",
-    88: "faHaUnreachable",
-}
-
-
-def reply_code_name(code: int) -> str:
-    return REPLY_CODE_NAMES.get(code, f"code{code}")
+# Reply code names (CISCO-MOBILE-IP-MIB cmiHaRegRecentServDeniedCode values): wire.mip.
+REPLY_CODE_NAMES = {c: i.mib_name for c, i in REPLY_CODE_INFO.items() if i.mib_name}
 
 
 class StatsView(TypedDict):

@@ -27,7 +27,7 @@ class Node(Protocol):
 
 
 class DeadlineTimer:
-    """A single asyncio timer that follows a sans-IO core's ``next_deadline()``.
+    """A single asyncio timer that follows a sans-IO core's ``get_timer()``.
 
     Call :meth:`update` after every call into the core; ``fire`` is called at the deadline
     (``loop.time()`` clock, which is what the adapters pass to the core as ``now``).

@@ -1,7 +1,7 @@
 """Foreign agent / PDSN node: asyncio UDP adapter around :class:`ForeignAgent`.
 
 One UDP socket on ``foreign_agent.address:port`` carries both sides (MNs and HAs), one
-:class:`DeadlineTimer` follows the core's ``next_deadline()``, AAA lookups run as tasks on
+:class:`DeadlineTimer` follows the core's ``get_timer()``, AAA lookups run as tasks on
 the same loop (``aaa.backend``: local table or RADIUS) and feed ``aaa_result`` back, and the
 core's ``InstallBinding`` / ``RemoveBinding`` actions go to the data plane
 (``dataplane.backend``, role ``fa``). Bad input never raises out of the datagram handler:
@@ -57,6 +57,7 @@ class ForeignAgentNode:
         dataplane_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.core = core
+        self._here: tuple[str, int] = (core.address, core.port)  # the bound socket
         self.name = name
         self.aaa = aaa
         self.dataplane = dataplane
@@ -99,6 +100,7 @@ class ForeignAgentNode:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         raise_buffers(sock)
         sock.bind((self.core.address, self.core.port))
+        self._here = sock.getsockname()
         sock.setblocking(False)
         transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self), sock=sock)
         self.transport = transport
@@ -135,7 +137,7 @@ class ForeignAgentNode:
 
     def _datagram(self, data: bytes, addr: Addr) -> None:
         try:
-            actions = self.core.datagram(data, addr, self._now())
+            actions = self.core.receive_datagram(data, addr, self._here, self._now())
         except Exception as e:  # never let bad input stop the node
             self.internal_errors += 1
             self._bad.warn("internal-error", "datagram handler failed", error=repr(e))
@@ -148,7 +150,7 @@ class ForeignAgentNode:
 
     def _on_timer(self) -> None:
         try:
-            actions = self.core.tick(self._now())
+            actions = self.core.handle_timer(self._now())
         except Exception as e:
             self.internal_errors += 1
             self._bad.warn("internal-error", "timer handler failed", error=repr(e))
@@ -176,7 +178,7 @@ class ForeignAgentNode:
             elif isinstance(a, RemoveBinding):
                 self._dp("remove", a)
         if self._timer is not None:
-            self._timer.update(self.core.next_deadline())
+            self._timer.update(self.core.get_timer())
 
     def _aaa_done(self, token: int) -> Callable[[asyncio.Task[None]], None]:
         def done(_t: asyncio.Task[None]) -> None:

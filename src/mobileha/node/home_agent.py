@@ -156,6 +156,7 @@ class HomeAgentNode:
         self._timer: DeadlineTimer | None = None
         self._started = time.monotonic()
         self._frozen_at = 0
+        self._wall_at = 0.0  # when the wall-clock offset is refreshed next
         self._running = False
         # unicast-peer HSRP: the VIP sockets wanted open (claimed) and the task that makes
         # the sockets follow, one per VIP
@@ -384,7 +385,10 @@ class HomeAgentNode:
     def _on_datagram(self, data: bytes, addr: tuple[Any, ...], dst: Addr) -> None:
         loop = self._loop
         assert loop is not None
-        actions = self.cluster.receive_datagram(data, addr, dst, loop.time())
+        now = loop.time()
+        if now >= self._wall_at:
+            self._follow_wall_clock(now)
+        actions = self.cluster.receive_datagram(data, addr, dst, now)
         if actions:
             self.run_actions(actions)
 
@@ -404,8 +408,14 @@ class HomeAgentNode:
         if n >= 50_000 and n > self._frozen_at * 1.1:
             self.freeze_gc()
         now = loop.time()
-        self.cluster.wall_offset = time.time() - now  # follows steps of the system clock
+        self._follow_wall_clock(now)
         self.run_actions(self.cluster.handle_timer(now))
+
+    def _follow_wall_clock(self, now: float) -> None:
+        """Unix time minus the loop's clock, for the replay timestamps: refreshed at most
+        once a second, so that steps of the system clock are followed."""
+        self.cluster.wall_offset = time.time() - now
+        self._wall_at = now + 1.0
 
     def run_actions(self, actions: Iterable[Any]) -> None:
         """Execute the coordinator's actions, then re-arm the timer."""

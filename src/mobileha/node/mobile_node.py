@@ -95,7 +95,7 @@ class MobileNodeFleet:
         self._loop = loop
         wall = time.time() - loop.time()
         for m in self.mns:
-            m.wall_offset = wall
+            m.unix_offset = wall
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         raise_buffers(sock)
         sock.bind(self.local)
@@ -159,7 +159,7 @@ class MobileNodeFleet:
             if idx is None:
                 self.unrouted += 1
                 return
-            self._apply(idx, self.mns[idx].datagram(data, addr, self.now()))
+            self._apply(idx, self.mns[idx].receive_datagram(data, addr, self.local, self.now()))
         except Exception as e:
             self.bad_input += 1
             self._bad.warn("internal-error", "reply handler failed", error=repr(e))
@@ -188,7 +188,7 @@ class MobileNodeFleet:
             if self._due[i] != d:
                 continue
             self._due[i] = None
-            self._apply(i, self.mns[i].tick(now))
+            self._apply(i, self.mns[i].handle_timer(now))
         self._arm()
         self._changed.set()
 
@@ -207,7 +207,7 @@ class MobileNodeFleet:
             if low is not None:
                 self._by_low[low] = i
             self._low[i] = low
-        d = m.next_deadline()
+        d = m.get_timer()
         if d is not None and d != self._due[i]:
             self._due[i] = d
             heapq.heappush(self._heap, (d, i))

@@ -27,6 +27,8 @@ from mobileha.wire.mip import (
     RegistrationRequest,
 )
 
+HERE = ("192.0.2.254", 434)  # the receiving socket's address (the cores do not use it)
+
 MN_KEY = bytes(range(16))
 FAHA_KEY = b"fa-ha-shared-key"
 SPI = 256
@@ -46,7 +48,7 @@ def new_mn(nai: str | None = None, hoa: str = "0.0.0.0", **kw: object) -> Mobile
         "ha_addr": VIP,
         "security": MnSecurity(SPI, MN_KEY, "hmac-md5"),
         "foreign_agent": (FA_ADDR, 434),
-        "wall_offset": WALL,
+        "unix_offset": WALL,
     }
     args.update(kw)
     return MobileNode(**args)  # type: ignore[arg-type]
@@ -103,19 +105,19 @@ def ha_reply(
 def register(f: ForeignAgent, m: MobileNode, now: float, **rep_kw: object) -> list[object]:
     """MN -> FA -> HA -> FA -> MN; returns the FA's actions on the reply."""
     req = m.register(now)[0]
-    acts = f.datagram(req.payload, MN_SRC, now)
+    acts = f.receive_datagram(req.payload, MN_SRC, HERE, now)
     relay = only(acts, Send)[0]
     src = rep_kw.pop("src", (relay.dst[0], 434))
-    out = f.datagram(ha_reply(relay.payload, **rep_kw), src, now + 0.01)  # type: ignore[arg-type]
+    out = f.receive_datagram(ha_reply(relay.payload, **rep_kw), src, HERE, now + 0.01)  # type: ignore[arg-type]
     for s in only(out, Send):
-        m.datagram(s.payload, (FA_ADDR, 434), now + 0.02)
+        m.receive_datagram(s.payload, (FA_ADDR, 434), HERE, now + 0.02)
     return out
 
 
 def test_relay_keeps_mn_part_and_appends_gre_key() -> None:
     f, m = fa(), new_mn()
     req_b = m.register(0.0)[0].payload
-    acts = f.datagram(req_b, MN_SRC, 0.0)
+    acts = f.receive_datagram(req_b, MN_SRC, HERE, 0.0)
     (s,) = only(acts, Send)
     assert s.dst == (VIP, 434)
     assert s.payload.startswith(req_b)
@@ -128,7 +130,7 @@ def test_relay_keeps_mn_part_and_appends_gre_key() -> None:
 def test_gre_key_formats(fmt: str, n48: int, ncvse: int) -> None:
     f, m = fa(gre_key_format=fmt), new_mn()
     rel = RegistrationRequest.decode(
-        only(f.datagram(m.register(0.0)[0].payload, MN_SRC, 0), Send)[0].payload
+        only(f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0), Send)[0].payload
     )
     assert sum(isinstance(e, GreKeyExt) for e in rel.extensions) == n48
     cvses = [e for e in rel.extensions if isinstance(e, CvseExt)]
@@ -141,14 +143,14 @@ def test_gre_key_formats(fmt: str, n48: int, ncvse: int) -> None:
 def test_no_gre_when_disabled() -> None:
     f, m = fa(gre=False), new_mn()
     req_b = m.register(0.0)[0].payload
-    (s,) = only(f.datagram(req_b, MN_SRC, 0.0), Send)
+    (s,) = only(f.receive_datagram(req_b, MN_SRC, HERE, 0.0), Send)
     assert s.payload == req_b
 
 
 def test_fa_ha_appended_and_verifiable_not_on_dereg() -> None:
     sa = {VIP: HaSecurity(FA_SPI, FAHA_KEY, "md5-prefix-suffix")}
     f, m = fa(ha_security=sa), new_mn(hoa="10.1.0.77")
-    (s,) = only(f.datagram(m.register(0.0)[0].payload, MN_SRC, 0.0), Send)
+    (s,) = only(f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0), Send)
     rel = RegistrationRequest.decode(s.payload)
     faha = rel.extensions[-1]
     assert isinstance(faha, AuthExt) and faha.ext_type == EXT_FA_HA and faha.spi == FA_SPI
@@ -156,12 +158,12 @@ def test_fa_ha_appended_and_verifiable_not_on_dereg() -> None:
     assert faha.authenticator == hashlib.md5(FAHA_KEY + covered + FAHA_KEY).digest()
     # GRE key comes before FA-HA (P§2.6)
     assert isinstance(rel.extensions[-2], GreKeyExt)
-    out = f.datagram(ha_reply(s.payload, faha_key=FAHA_KEY, ha=VIP), (VIP, 434), 0.1)
+    out = f.receive_datagram(ha_reply(s.payload, faha_key=FAHA_KEY, ha=VIP), (VIP, 434), HERE, 0.1)
     for a in only(out, Send):
-        m.datagram(a.payload, (FA_ADDR, 434), 0.1)
+        m.receive_datagram(a.payload, (FA_ADDR, 434), HERE, 0.1)
     assert m.registered
     # deregistration: no FA-HA
-    (d,) = only(f.datagram(m.deregister(5.0)[0].payload, MN_SRC, 5.0), Send)
+    (d,) = only(f.receive_datagram(m.deregister(5.0)[0].payload, MN_SRC, HERE, 5.0), Send)
     rel = RegistrationRequest.decode(d.payload)
     assert rel.lifetime == 0 and rel.find(AuthExt, EXT_FA_HA) is None
 
@@ -187,8 +189,8 @@ def test_fa_ha_required_on_reply_68() -> None:
     sa = {VIP: HaSecurity(FA_SPI, FAHA_KEY, "md5-prefix-suffix")}
     for key in (None, b"wrong-key-123456"):
         f, m = fa(ha_security=sa), new_mn()
-        (s,) = only(f.datagram(m.register(0.0)[0].payload, MN_SRC, 0.0), Send)
-        out = f.datagram(ha_reply(s.payload, faha_key=key), (VIP, 434), 0.1)
+        (s,) = only(f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0), Send)
+        out = f.receive_datagram(ha_reply(s.payload, faha_key=key), (VIP, 434), HERE, 0.1)
         (to_mn,) = only(out, Send)
         assert RegistrationReply.decode(to_mn.payload).code == 68
         assert not f.visitors and not only(out, InstallBinding)
@@ -197,19 +199,19 @@ def test_fa_ha_required_on_reply_68() -> None:
 def test_pending_timeout_78_and_retransmission_refreshes() -> None:
     f, m = fa(), new_mn(security=MnSecurity(SPI, MN_KEY, "hmac-md5", "nonce"))
     req_b = m.register(0.0)[0].payload
-    f.datagram(req_b, MN_SRC, 0.0)
-    assert f.next_deadline() == 7.0
+    f.receive_datagram(req_b, MN_SRC, HERE, 0.0)
+    assert f.get_timer() == 7.0
     # unchanged retransmission at t=5: same bytes relayed again, timer restarts
-    (again,) = only(f.datagram(req_b, MN_SRC, 5.0), Send)
+    (again,) = only(f.receive_datagram(req_b, MN_SRC, HERE, 5.0), Send)
     assert f.stats.retransmissions == 1
-    assert f.next_deadline() == 12.0
-    assert f.tick(11.9) == []
-    (to_mn,) = only(f.tick(12.0), Send)
+    assert f.get_timer() == 12.0
+    assert f.handle_timer(11.9) == []
+    (to_mn,) = only(f.handle_timer(12.0), Send)
     rep = RegistrationReply.decode(to_mn.payload)
     assert rep.code == 78 and rep.nai == m.nai and to_mn.dst == MN_SRC
-    assert f.pending_count == 0 and f.next_deadline() is None
+    assert f.pending_count == 0 and f.get_timer() is None
     # a late reply is dropped
-    f.datagram(ha_reply(again.payload), (VIP, 434), 13.0)
+    f.receive_datagram(ha_reply(again.payload), (VIP, 434), HERE, 13.0)
     assert f.stats.drops["unmatched-reply"] == 1
 
 
@@ -221,14 +223,14 @@ def test_reply_from_other_address_then_rereg_and_dereg_go_to_real_ha() -> None:
     assert m.registered and f.stats.replies_other_source == 1
     assert f.visitors["10.1.0.5"].ha_addr == REAL
     m.ha_addr = VIP  # as if the MN ignored the HA field
-    (s,) = only(f.datagram(m.register(10.0)[0].payload, MN_SRC, 10.0), Send)
+    (s,) = only(f.receive_datagram(m.register(10.0)[0].payload, MN_SRC, HERE, 10.0), Send)
     assert s.dst == (REAL, 434)
-    out = f.datagram(ha_reply(s.payload, ha=VIP), (REAL, 434), 10.1)
+    out = f.receive_datagram(ha_reply(s.payload, ha=VIP), (REAL, 434), HERE, 10.1)
     for a in only(out, Send):
-        m.datagram(a.payload, (FA_ADDR, 434), 10.1)
-    (d,) = only(f.datagram(m.deregister(20.0)[0].payload, MN_SRC, 20.0), Send)
+        m.receive_datagram(a.payload, (FA_ADDR, 434), HERE, 10.1)
+    (d,) = only(f.receive_datagram(m.deregister(20.0)[0].payload, MN_SRC, HERE, 20.0), Send)
     assert d.dst == (REAL, 434)
-    out = f.datagram(ha_reply(d.payload, ha=VIP), (REAL, 434), 20.1)
+    out = f.receive_datagram(ha_reply(d.payload, ha=VIP), (REAL, 434), HERE, 20.1)
     assert only(out, RemoveBinding) and not f.visitors
     assert f.stats.deregistered == 1
 
@@ -238,7 +240,7 @@ def test_real_ha_learned_from_ha_field() -> None:
     register(f, m, 0.0, src=(VIP, 434), ha=REAL)
     assert f.visitors["10.1.0.5"].ha_addr == REAL
     assert m.ha_addr == REAL  # the MN learnt it too, and now names it itself
-    (s,) = only(f.datagram(m.register(5.0)[0].payload, MN_SRC, 5.0), Send)
+    (s,) = only(f.receive_datagram(m.register(5.0)[0].payload, MN_SRC, HERE, 5.0), Send)
     assert s.dst == (REAL, 434)
 
 
@@ -247,19 +249,19 @@ def test_visitor_expires_with_granted_lifetime() -> None:
     out = register(f, m, 0.0, lifetime=120)
     assert only(out, InstallBinding)[0].binding.lifetime == 120
     # timed from when the reply was relayed (t = 0.01), RFC 5944 §3.7.3.2
-    assert f.next_deadline() == pytest.approx(120.01)
-    assert f.tick(120.0) == []
-    (rm,) = only(f.tick(120.01), RemoveBinding)
+    assert f.get_timer() == pytest.approx(120.01)
+    assert f.handle_timer(120.0) == []
+    (rm,) = only(f.handle_timer(120.01), RemoveBinding)
     assert rm.binding.home_addr == "10.1.0.5" and not f.visitors
-    assert f.stats.visitors_expired == 1 and f.next_deadline() is None
+    assert f.stats.visitors_expired == 1 and f.get_timer() is None
 
 
 def test_reregistration_moves_expiry_single_heap_entry_live() -> None:
     f, m = fa(), new_mn(lifetime=100)
     register(f, m, 0.0)
     register(f, m, 50.0)
-    assert f.tick(100.5) == []  # old expiry is stale
-    assert only(f.tick(150.01), RemoveBinding)
+    assert f.handle_timer(100.5) == []  # old expiry is stale
+    assert only(f.handle_timer(150.01), RemoveBinding)
 
 
 @pytest.mark.parametrize(
@@ -273,13 +275,13 @@ def test_reregistration_moves_expiry_single_heap_entry_live() -> None:
 )
 def test_fa_checks(kw: dict[str, object], mn_kw: dict[str, object], code: int) -> None:
     f, m = fa(**kw), new_mn(**mn_kw)
-    (s,) = only(f.datagram(m.register(0.0)[0].payload, MN_SRC, 0.0), Send)
+    (s,) = only(f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0), Send)
     assert s.dst == MN_SRC
     rep = RegistrationReply.decode(s.payload)
     assert rep.code == code
     if code == 69:
         assert rep.lifetime == 600
-    m.datagram(s.payload, (FA_ADDR, 434), 0.1)
+    m.receive_datagram(s.payload, (FA_ADDR, 434), HERE, 0.1)
     assert m.last_code == code
 
 
@@ -292,30 +294,30 @@ def test_missing_nai_97() -> None:
         security=MnSecurity(SPI, MN_KEY),
         foreign_agent=(FA_ADDR, 434),
     )
-    (s,) = only(f.datagram(m.register(0.0)[0].payload, MN_SRC, 0.0), Send)
+    (s,) = only(f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0), Send)
     assert RegistrationReply.decode(s.payload).code == 97
 
 
 def test_visitor_list_full_66() -> None:
     f = fa(max_visitors=1)
     register(f, new_mn(), 0.0)
-    (s,) = only(f.datagram(new_mn().register(1.0)[0].payload, MN_SRC, 1.0), Send)
+    (s,) = only(f.receive_datagram(new_mn().register(1.0)[0].payload, MN_SRC, HERE, 1.0), Send)
     assert RegistrationReply.decode(s.payload).code == 66
 
 
 def test_no_ha_known_98() -> None:
     f, m = fa(), new_mn(ha_addr="0.0.0.0")
-    (s,) = only(f.datagram(m.register(0.0)[0].payload, MN_SRC, 0.0), Send)
+    (s,) = only(f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0), Send)
     assert RegistrationReply.decode(s.payload).code == 98
     f2, m2 = fa(home_agent=VIP), new_mn(ha_addr="0.0.0.0")
-    (s,) = only(f2.datagram(m2.register(1.0)[0].payload, MN_SRC, 1.0), Send)
+    (s,) = only(f2.receive_datagram(m2.register(1.0)[0].payload, MN_SRC, HERE, 1.0), Send)
     assert s.dst == (VIP, 434)
 
 
 def test_bad_input_counted_never_raises() -> None:
     f = fa()
     for junk in (b"", b"\x01", b"\x03" + b"\x00" * 5, b"\x09abc", b"\x01" + b"\x00" * 23 + b"\x05"):
-        assert f.datagram(junk, MN_SRC, 0.0) == []
+        assert f.receive_datagram(junk, MN_SRC, HERE, 0.0) == []
     assert sum(f.stats.drops.values()) == 5
 
 
@@ -323,29 +325,29 @@ def test_challenge_missing_unknown_stale() -> None:
     f, m = fa(challenge=True), new_mn(aaa_key=b"mn-aaa")
     f._random = lambda n: next(_n).to_bytes(n, "big")  # type: ignore[method-assign]
     req_b = m.register(0.0)[0].payload
-    (s,) = only(f.datagram(req_b, MN_SRC, 0.0), Send)
+    (s,) = only(f.receive_datagram(req_b, MN_SRC, HERE, 0.0), Send)
     rep = RegistrationReply.decode(s.payload)
     assert rep.code == 105 and rep.find(ChallengeExt) is not None
     # the MN retries at once with that challenge; the FA relays it
-    (retry,) = m.datagram(s.payload, (FA_ADDR, 434), 0.1)
-    (relay,) = only(f.datagram(retry.payload, MN_SRC, 0.1), Send)
+    (retry,) = m.receive_datagram(s.payload, (FA_ADDR, 434), HERE, 0.1)
+    (relay,) = only(f.receive_datagram(retry.payload, MN_SRC, HERE, 0.1), Send)
     assert relay.dst == (VIP, 434)
-    out = f.datagram(ha_reply(relay.payload), (VIP, 434), 0.2)
+    out = f.receive_datagram(ha_reply(relay.payload), (VIP, 434), HERE, 0.2)
     (to_mn,) = only(out, Send)
     fresh = RegistrationReply.decode(to_mn.payload).extensions[-1]
     assert isinstance(fresh, ChallengeExt)
     used = RegistrationRequest.decode(retry.payload).find(ChallengeExt).challenge
-    m.datagram(to_mn.payload, (FA_ADDR, 434), 0.2)
+    m.receive_datagram(to_mn.payload, (FA_ADDR, 434), HERE, 0.2)
     assert m.registered and m.challenge == fresh.challenge
     # reusing the consumed challenge -> 106 stale
     m.challenge = used
-    (s,) = only(f.datagram(m.register(5.0)[0].payload, MN_SRC, 5.0), Send)
+    (s,) = only(f.receive_datagram(m.register(5.0)[0].payload, MN_SRC, HERE, 5.0), Send)
     assert RegistrationReply.decode(s.payload).code == 106
     # a challenge we never issued -> 104 unknown
     m.challenge = b"\xff" * 16
     m.state = m.state.REGISTERED
     m._out = None
-    (s,) = only(f.datagram(m.register(6.0)[0].payload, MN_SRC, 6.0), Send)
+    (s,) = only(f.receive_datagram(m.register(6.0)[0].payload, MN_SRC, HERE, 6.0), Send)
     assert RegistrationReply.decode(s.payload).code == 104
 
 
@@ -353,7 +355,7 @@ def test_aaa_request_accept_uses_aaa_ha_and_mn_aaa_data() -> None:
     f = fa(aaa=True)
     m = new_mn(ha_addr="0.0.0.0", aaa_key=b"secret")
     req_b = m.register(0.0)[0].payload
-    (a,) = f.datagram(req_b, MN_SRC, 0.0)
+    (a,) = f.receive_datagram(req_b, MN_SRC, HERE, 0.0)
     assert isinstance(a, AaaRequest) and a.nai == m.nai and a.mn_aaa_spi == 2
     req = RegistrationRequest.decode(req_b)
     gen = req.find(GenAuthExt)
@@ -367,7 +369,7 @@ def test_aaa_request_accept_uses_aaa_ha_and_mn_aaa_data() -> None:
 @pytest.mark.parametrize("code", [67, 108, 78])
 def test_aaa_reject_and_timeout_codes(code: int) -> None:
     f, m = fa(aaa=True), new_mn()
-    (a,) = f.datagram(m.register(0.0)[0].payload, MN_SRC, 0.0)
+    (a,) = f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0)
     (s,) = only(f.aaa_result(a.token, 0.1, accepted=False, reply_code=code), Send)
     assert RegistrationReply.decode(s.payload).code == code and s.dst == MN_SRC
     assert f.pending_count == 0
@@ -375,28 +377,28 @@ def test_aaa_reject_and_timeout_codes(code: int) -> None:
 
 def test_aaa_never_answering_times_out_78() -> None:
     f, m = fa(aaa=True), new_mn()
-    (a,) = f.datagram(m.register(0.0)[0].payload, MN_SRC, 0.0)
-    (s,) = only(f.tick(7.0), Send)
+    (a,) = f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0)
+    (s,) = only(f.handle_timer(7.0), Send)
     assert RegistrationReply.decode(s.payload).code == 78
     assert f.aaa_result(a.token, 8.0, accepted=True) == []
 
 
 def test_aaa_only_on_initial_registration_without_mn_aaa() -> None:
     f, m = fa(aaa=True), new_mn()
-    (a,) = f.datagram(m.register(0.0)[0].payload, MN_SRC, 0.0)
+    (a,) = f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0)
     (s,) = only(f.aaa_result(a.token, 0.0, accepted=True), Send)
-    for o in only(f.datagram(ha_reply(s.payload), (VIP, 434), 0.1), Send):
-        m.datagram(o.payload, (FA_ADDR, 434), 0.1)
+    for o in only(f.receive_datagram(ha_reply(s.payload), (VIP, 434), HERE, 0.1), Send):
+        m.receive_datagram(o.payload, (FA_ADDR, 434), HERE, 0.1)
     assert m.registered
-    acts = f.datagram(m.register(10.0)[0].payload, MN_SRC, 10.0)
+    acts = f.receive_datagram(m.register(10.0)[0].payload, MN_SRC, HERE, 10.0)
     assert not only(acts, AaaRequest) and only(acts, Send)
 
 
 def test_redirect_143_followed_for_dynamic_ha() -> None:
     f, m = fa(home_agent=VIP), new_mn(ha_addr="255.255.255.255")
-    (s,) = only(f.datagram(m.register(0.0)[0].payload, MN_SRC, 0.0), Send)
+    (s,) = only(f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0), Send)
     rep = ha_reply(s.payload, code=143, extra_mn=DynamicHaExt(2, "10.0.1.99").encode())
-    (again,) = only(f.datagram(rep, (VIP, 434), 0.1), Send)
+    (again,) = only(f.receive_datagram(rep, (VIP, 434), HERE, 0.1), Send)
     assert again.dst == ("10.0.1.99", 434) and f.stats.redirects == 1
 
 
@@ -408,7 +410,7 @@ def test_static_home_address_without_nai_keyed_by_hoa() -> None:
         ha_addr=VIP,
         security=MnSecurity(SPI, MN_KEY),
         foreign_agent=(FA_ADDR, 434),
-        wall_offset=WALL,
+        unix_offset=WALL,
     )
     out = register(f, m, 0.0)
     assert m.registered and only(out, InstallBinding)[0].binding.home_addr == "10.1.0.8"
@@ -418,8 +420,8 @@ def test_g_flag_request_gets_gre_binding_without_fa_gre() -> None:
     f, m = fa(gre=True), new_mn(encap="gre")
     req_b = m.register(0.0)[0].payload
     assert RegistrationRequest.decode(req_b).flags & FLAG_G
-    (s,) = only(f.datagram(req_b, MN_SRC, 0.0), Send)
-    out = f.datagram(ha_reply(s.payload), (VIP, 434), 0.1)
+    (s,) = only(f.receive_datagram(req_b, MN_SRC, HERE, 0.0), Send)
+    out = f.receive_datagram(ha_reply(s.payload), (VIP, 434), HERE, 0.1)
     assert only(out, InstallBinding)[0].binding.encap is Encap.GRE
 
 
@@ -427,9 +429,9 @@ def test_superseded_aaa_lookup_is_cancelled() -> None:
     from mobileha.core.foreign_agent import AaaCancel
 
     f, m = fa(aaa=True), new_mn()
-    (a1,) = f.datagram(m.register(0.0)[0].payload, MN_SRC, 0.0)
+    (a1,) = f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0)
     # timestamp MN retransmits with a new Identification while AAA is still busy
-    acts = f.datagram(m.tick(1.0)[0].payload, MN_SRC, 1.0)
+    acts = f.receive_datagram(m.handle_timer(1.0)[0].payload, MN_SRC, HERE, 1.0)
     assert isinstance(acts[0], AaaCancel) and acts[0].token == a1.token
     assert isinstance(acts[1], AaaRequest) and acts[1].token != a1.token
     assert f.aaa_result(a1.token, 1.1, accepted=True) == []  # late answer ignored
@@ -438,11 +440,11 @@ def test_superseded_aaa_lookup_is_cancelled() -> None:
 
 def test_real_ha_port_learned_from_reply_source() -> None:
     f, m = fa(ha_port=4434), new_mn()
-    (s,) = only(f.datagram(m.register(0.0)[0].payload, MN_SRC, 0.0), Send)
+    (s,) = only(f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0), Send)
     assert s.dst == (VIP, 4434)
-    for a in only(f.datagram(ha_reply(s.payload), (REAL, 5555), 0.1), Send):
-        m.datagram(a.payload, (FA_ADDR, 434), 0.1)
-    (s,) = only(f.datagram(m.register(5.0)[0].payload, MN_SRC, 5.0), Send)
+    for a in only(f.receive_datagram(ha_reply(s.payload), (REAL, 5555), HERE, 0.1), Send):
+        m.receive_datagram(a.payload, (FA_ADDR, 434), HERE, 0.1)
+    (s,) = only(f.receive_datagram(m.register(5.0)[0].payload, MN_SRC, HERE, 5.0), Send)
     assert s.dst == (REAL, 5555)
 
 
@@ -450,38 +452,40 @@ def test_invalid_ha_address_194_and_denial_rate_limit() -> None:
     f = fa()
     m = new_mn(ha_addr=FA_ADDR)
     req_b = m.register(0.0)[0].payload
-    (s,) = only(f.datagram(req_b, MN_SRC, 0.0), Send)
+    (s,) = only(f.receive_datagram(req_b, MN_SRC, HERE, 0.0), Send)
     rep = RegistrationReply.decode(s.payload)
     assert rep.code == 194 and rep.lifetime == 1800  # lifetime copied from the request
     # a second denial to the same MN within 1 s is not sent (RFC 5944 §3.7.2)
-    assert f.datagram(req_b[:16] + b"\x00" * 8 + req_b[24:], MN_SRC, 0.5) == []
+    assert f.receive_datagram(req_b[:16] + b"\x00" * 8 + req_b[24:], MN_SRC, HERE, 0.5) == []
     assert f.stats.drops["denial-rate-limited"] == 1
-    assert only(f.datagram(m.tick(1.0)[0].payload, MN_SRC, 1.0), Send)
+    assert only(f.receive_datagram(m.handle_timer(1.0)[0].payload, MN_SRC, HERE, 1.0), Send)
 
 
 def test_reply_lifetime_zero_needs_no_fa_ha_but_checks_one_present() -> None:
     sa = {VIP: HaSecurity(FA_SPI, FAHA_KEY, "md5-prefix-suffix")}
     f, m = fa(ha_security=sa), new_mn(hoa="10.1.0.70")
     register(f, m, 0.0, faha_key=FAHA_KEY)
-    (d,) = only(f.datagram(m.deregister(5.0)[0].payload, MN_SRC, 5.0), Send)
-    out = f.datagram(ha_reply(d.payload), (VIP, 434), 5.1)  # no FA-HA: fine, lifetime 0
+    (d,) = only(f.receive_datagram(m.deregister(5.0)[0].payload, MN_SRC, HERE, 5.0), Send)
+    out = f.receive_datagram(
+        ha_reply(d.payload), (VIP, 434), HERE, 5.1
+    )  # no FA-HA: fine, lifetime 0
     assert RegistrationReply.decode(only(out, Send)[0].payload).code == 0
     assert only(out, RemoveBinding)
     # a nonzero-lifetime reply with two FA-HA extensions -> 68
     f, m = fa(ha_security=sa), new_mn()
-    (s,) = only(f.datagram(m.register(10.0)[0].payload, MN_SRC, 10.0), Send)
+    (s,) = only(f.receive_datagram(m.register(10.0)[0].payload, MN_SRC, HERE, 10.0), Send)
     rep = ha_reply(s.payload, faha_key=FAHA_KEY)
     covered = rep + bytes([EXT_FA_HA, 20]) + FA_SPI.to_bytes(4, "big")
     rep = covered + hashlib.md5(FAHA_KEY + covered + FAHA_KEY).digest()
-    out = f.datagram(rep, (VIP, 434), 10.1)
+    out = f.receive_datagram(rep, (VIP, 434), HERE, 10.1)
     assert RegistrationReply.decode(only(out, Send)[0].payload).code == 68
 
 
 def test_challenge_without_mn_aaa_silently_discarded() -> None:
     f, m = fa(challenge=True), new_mn()  # no MN-AAA key: challenge not authenticated
-    (s,) = only(f.datagram(m.register(0.0)[0].payload, MN_SRC, 0.0), Send)
-    (retry,) = m.datagram(s.payload, (FA_ADDR, 434), 0.1)  # 105 + challenge -> retry
-    assert f.datagram(retry.payload, MN_SRC, 0.1) == []
+    (s,) = only(f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0), Send)
+    (retry,) = m.receive_datagram(s.payload, (FA_ADDR, 434), HERE, 0.1)  # 105 + challenge -> retry
+    assert f.receive_datagram(retry.payload, MN_SRC, HERE, 0.1) == []
     assert f.stats.drops["challenge-without-authentication"] == 1
 
 
@@ -489,14 +493,14 @@ def test_no_gre_key_for_colocated_via_fa_and_key_kept_for_session() -> None:
     f = fa()
     m = new_mn(foreign_agent=(FA_ADDR, 434), care_of="192.0.2.9")
     m.flags |= 0x20  # D: co-located care-of address, registering via the FA (R bit case)
-    (s,) = only(f.datagram(m.register(0.0)[0].payload, MN_SRC, 0.0), Send)
+    (s,) = only(f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0), Send)
     assert RegistrationRequest.decode(s.payload).find(GreKeyExt) is None
     f2, m2 = fa(), new_mn(hoa="10.1.0.71")
     register(f2, m2, 0.0)
     key = f2.visitors["10.1.0.71"].gre_key
-    (r,) = only(f2.datagram(m2.register(10.0)[0].payload, MN_SRC, 10.0), Send)
+    (r,) = only(f2.receive_datagram(m2.register(10.0)[0].payload, MN_SRC, HERE, 10.0), Send)
     assert RegistrationRequest.decode(r.payload).find(GreKeyExt).key == key
-    for a in only(f2.datagram(ha_reply(r.payload), (VIP, 434), 10.1), Send):
-        m2.datagram(a.payload, (FA_ADDR, 434), 10.1)
-    (d,) = only(f2.datagram(m2.deregister(20.0)[0].payload, MN_SRC, 20.0), Send)
+    for a in only(f2.receive_datagram(ha_reply(r.payload), (VIP, 434), HERE, 10.1), Send):
+        m2.receive_datagram(a.payload, (FA_ADDR, 434), HERE, 10.1)
+    (d,) = only(f2.receive_datagram(m2.deregister(20.0)[0].payload, MN_SRC, HERE, 20.0), Send)
     assert RegistrationRequest.decode(d.payload).find(GreKeyExt).key == key  # dereg too

@@ -9,6 +9,8 @@ from mobileha.core.actions import Send
 from mobileha.core.foreign_agent import ForeignAgent, HaSecurity
 from mobileha.core.mobile_node import MnSecurity, MobileNode
 
+HERE = ("192.0.2.254", 434)  # the receiving socket's address (the cores do not use it)
+
 KEY = bytes(range(16))
 
 
@@ -34,13 +36,13 @@ def test_random_bytes(data: bytes) -> None:
         challenge=True,
         ha_security={"10.0.0.100": HaSecurity(300, b"k" * 16)},
     )
-    f.datagram(data, ("10.9.9.9", 1000), 0.0)
-    f.datagram(b"\x03" + data, ("10.0.0.100", 434), 0.0)
-    f.tick(100.0)
+    f.receive_datagram(data, ("10.9.9.9", 1000), HERE, 0.0)
+    f.receive_datagram(b"\x03" + data, ("10.0.0.100", 434), HERE, 0.0)
+    f.handle_timer(100.0)
     m = _mn()
     m.register(0.0)
-    m.datagram(data, ("10.0.2.2", 434), 0.1)
-    m.datagram(b"\x03" + data, ("10.0.2.2", 434), 0.1)
+    m.receive_datagram(data, ("10.0.2.2", 434), HERE, 0.1)
+    m.receive_datagram(b"\x03" + data, ("10.0.2.2", 434), HERE, 0.1)
 
 
 @settings(max_examples=400, deadline=None)
@@ -50,11 +52,13 @@ def test_mutated_request_then_reply(muts: list[tuple[int, int]]) -> None:
     for i, v in muts:
         buf[i] = v
     f = ForeignAgent(address="10.0.2.2", home_agent="10.0.0.100")
-    acts = f.datagram(bytes(buf), ("10.9.9.9", 1000), 0.0)
+    acts = f.receive_datagram(bytes(buf), ("10.9.9.9", 1000), HERE, 0.0)
     for a in acts:
         if isinstance(a, Send) and a.payload[:1] == b"\x01":
             rep = bytearray(a.payload)
             rep[0] = 3
-            f.datagram(bytes(rep[:4] + rep[4:12] + rep[16:]), ("10.0.0.100", 434), 0.1)
-    f.tick(1000.0)
+            f.receive_datagram(
+                bytes(rep[:4] + rep[4:12] + rep[16:]), ("10.0.0.100", 434), HERE, 0.1
+            )
+    f.handle_timer(1000.0)
     assert f.pending_count == 0

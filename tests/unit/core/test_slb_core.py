@@ -17,6 +17,7 @@ from mobileha.core.slb import (
     SmoothWrr,
     states_table,
 )
+from tests.helpers import farm_request
 
 S = RealState
 E = RealEvent
@@ -32,7 +33,7 @@ def farm(weights: dict[str, int], **kw: object) -> ServerFarm:
 def new_sessions(f: ServerFarm, n: int, now: float = 0.0, start: int = 0) -> list[str]:
     out = []
     for i in range(start, start + n):
-        d = f.request(f"mn{i}@example.net", 1, "10.0.2.2", now)
+        d = farm_request(f, f"mn{i}@example.net", 1, "10.0.2.2", now)
         assert d.new_session
         out.append(d.real.address if d.real else "-")
     return out
@@ -99,7 +100,7 @@ def test_ineligible_reals_never_picked(predictor: str, how: str) -> None:
 def test_no_eligible_real_drops() -> None:
     f = farm({"A": 1})
     f.set_inservice("A", False)
-    d = f.request("x@y", 1, "1.1.1.1", 0.0)
+    d = farm_request(f, "x@y", 1, "1.1.1.1", 0.0)
     assert d.real is None and d.reason == "no-real"
     assert f.counters["no_real"] == 1
     assert IosWrr().pick([]) is None and SmoothWrr().pick([]) is None
@@ -112,7 +113,7 @@ def test_maxconns_throttle_and_back() -> None:
     a.maxconns = 1
     assert new_sessions(f, 3) == ["A", "B", "B"]
     assert a.state is S.MAX_CONNS_THROTTLE
-    f.advance(100.0)  # sessions expire
+    f.handle_timer(100.0)  # sessions expire
     assert a.state is S.IN_SERVICE and a.conns == 0
 
 
@@ -123,7 +124,7 @@ def test_stickiness_with_fake_clock_and_timer_restart() -> None:
     # reassign is set high: here every repeat must stick (reassignment is tested below)
     f = farm({"A": 1, "B": 1, "C": 1}, session_s=10, reassign=100)
     nai = "mn@example.net"
-    first = f.request(nai, 1, "10.0.2.2", 0.0).real
+    first = farm_request(f, nai, 1, "10.0.2.2", 0.0).real
     assert first is not None and first.address == "A"
     # other sessions advance the round robin meanwhile
     new_sessions(f, 2, now=1.0)
@@ -131,31 +132,31 @@ def test_stickiness_with_fake_clock_and_timer_restart() -> None:
     t = 0.0
     for i in range(5):
         t += 9.0
-        d = f.request(nai, 100 + i, "10.0.2.2", t)
+        d = farm_request(f, nai, 100 + i, "10.0.2.2", t)
         assert d.real is first and not d.new_session
-        f.advance(t)
+        f.handle_timer(t)
     assert f.sessions[nai].expires == t + 10
     # after expiry: a new pick (the round robin has moved on)
-    f.advance(t + 10.0)
+    f.handle_timer(t + 10.0)
     assert nai not in f.sessions
-    d = f.request(nai, 999, "10.0.2.2", t + 10.5)
+    d = farm_request(f, nai, 999, "10.0.2.2", t + 10.5)
     assert d.new_session and d.real is not None and d.real.address == "A"  # fresh cycle
     assert f.counters["expired"] >= 3
 
 
 def test_expiry_exactly_at_deadline_is_a_new_session_even_without_advance() -> None:
     f = farm({"A": 1, "B": 1}, session_s=10)
-    assert f.request("n", 1, "c", 0.0).real.address == "A"  # type: ignore[union-attr]
-    d = f.request("n", 1, "c", 10.0)
+    assert farm_request(f, "n", 1, "c", 0.0).real.address == "A"  # type: ignore[union-attr]
+    d = farm_request(f, "n", 1, "c", 10.0)
     assert d.new_session and d.real.address == "B"  # type: ignore[union-attr]
 
 
 def test_fallback_key_home_address_and_fa() -> None:
     f = farm({"A": 1, "B": 1})
     k = ("10.1.0.5", "10.0.2.2")
-    a = f.request(k, 1, "10.0.2.2", 0.0).real
-    assert f.request(k, 1, "10.0.2.2", 1.0).real is a
-    assert f.request(("10.1.0.5", "10.0.2.3"), 1, "10.0.2.3", 1.0).real is not a
+    a = farm_request(f, k, 1, "10.0.2.2", 0.0).real
+    assert farm_request(f, k, 1, "10.0.2.2", 1.0).real is a
+    assert farm_request(f, ("10.1.0.5", "10.0.2.3"), 1, "10.0.2.3", 1.0).real is not a
     assert f.session_rows(1.0)["sessions"][0]["key"] == "10.1.0.5/10.0.2.2"  # type: ignore[index]
 
 
@@ -163,13 +164,13 @@ def test_one_heap_entry_per_session() -> None:
     f = farm({"A": 1, "B": 1}, session_s=10, reassign=10**9)
     for t in range(50):
         for i in range(100):
-            f.request(f"n{i}", t, "c", t * 0.1)
+            farm_request(f, f"n{i}", t, "c", t * 0.1)
     assert len(f.sessions) == 100
     assert len(f._heap) <= 100
-    assert f.next_deadline() == pytest.approx(10.0)
-    f.advance(f.next_deadline() or 0)  # early (stale) entries are re-pushed, not fired
+    assert f.get_timer() == pytest.approx(10.0)
+    f.handle_timer(f.get_timer() or 0)  # early (stale) entries are re-pushed, not fired
     assert len(f.sessions) == 100
-    f.advance(100.0)
+    f.handle_timer(100.0)
     assert not f.sessions and not f._heap
 
 
@@ -179,7 +180,7 @@ def test_one_heap_entry_per_session() -> None:
 def retransmit(f: ServerFarm, key: str, n: int, t: float, ident: int = 7) -> list[str]:
     out = []
     for _ in range(n):
-        d = f.request(key, ident, "10.0.2.2", t)
+        d = farm_request(f, key, ident, "10.0.2.2", t)
         out.append(d.real.address if d.real else "-")
     return out
 
@@ -200,7 +201,7 @@ def test_reassign_after_threshold_records_one_failure() -> None:
 
 def test_new_identification_also_counts_as_no_reply_seen() -> None:
     f = farm({"A": 1, "B": 1}, reassign=3)
-    out = [f.request("n", i, "c", float(i)).real.address for i in range(4)]  # type: ignore[union-attr]
+    out = [farm_request(f, "n", i, "c", float(i)).real.address for i in range(4)]  # type: ignore[union-attr]
     assert out == ["A", "A", "A", "B"]
     assert f.counters["new_ids"] == 3
 
@@ -214,20 +215,20 @@ def test_faildetect_marks_failed_then_retry_testing_inservice() -> None:
     t = 0.0
     for i in range(3):  # each session lands on A and is moved by its first retransmission
         key = f"n{i}"
-        d = f.request(key, 1, "c", t)
+        d = farm_request(f, key, 1, "c", t)
         if d.real is not a:  # B got this one; take another
-            d = f.request(key + "x", 1, "c", t)
+            d = farm_request(f, key + "x", 1, "c", t)
             key += "x"
         assert d.real is a
-        assert f.request(key, 1, "c", t).real.address == "B"  # type: ignore[union-attr]
+        assert farm_request(f, key, 1, "c", t).real.address == "B"  # type: ignore[union-attr]
     assert a.state is S.FAILED and a.failures == 3 and a.retry_at == t + 30
     # FAILED gets nothing new
     assert set(new_sessions(f, 20, now=1.0, start=100)) == {"B"}
     # retry timer -> readyToTest
-    f.advance(29.9)
+    f.handle_timer(29.9)
     assert a.state is S.FAILED
-    assert f.next_deadline() is not None
-    f.advance(30.0)
+    assert f.get_timer() is not None
+    f.handle_timer(30.0)
     assert a.state is S.READY_TO_TEST
     # next new session is the test
     picks = new_sessions(f, 2, now=31.0, start=200)
@@ -236,7 +237,7 @@ def test_faildetect_marks_failed_then_retry_testing_inservice() -> None:
     test_key = a.test_session.key
     assert set(new_sessions(f, 5, now=31.5, start=300)) == {"B"}  # one test at a time
     # the test session ends with no retransmission -> inService, failures cleared
-    f.advance(31.0 + 10.0)
+    f.handle_timer(31.0 + 10.0)
     assert test_key not in f.sessions
     assert a.state is S.IN_SERVICE and a.failures == 0
 
@@ -247,13 +248,13 @@ def test_failed_test_goes_back_to_failed_and_restarts_retry() -> None:
     assert a is not None
     a.retry_s = 5
     f._set_state(a, E.FAIL, 0.0)
-    f.advance(5.0)
+    f.handle_timer(5.0)
     assert a.state is S.READY_TO_TEST
-    d = f.request("t", 1, "c", 6.0)
+    d = farm_request(f, "t", 1, "c", 6.0)
     assert d.real is a and a.state is S.TESTING
     assert retransmit(f, "t", 2, 7.0) == ["A", "B"]
     assert a.state is S.FAILED and a.retry_at == 12.0
-    f.advance(12.0)
+    f.handle_timer(12.0)
     assert a.state is S.READY_TO_TEST
 
 
@@ -265,9 +266,9 @@ def test_numclients_distinct_failed_clients() -> None:
     a.faildetect_numclients = 2
     for i, client in enumerate(["10.0.2.1", "10.0.2.1", "10.0.2.2"]):
         key = f"k{i}"
-        while f.request(key, 1, client, 0.0).real is not a:
+        while farm_request(f, key, 1, client, 0.0).real is not a:
             key += "_"
-        f.request(key, 1, client, 0.0)
+        farm_request(f, key, 1, client, 0.0)
     assert a.total_failures == 3 and a.state is S.FAILED
 
 
@@ -275,13 +276,13 @@ def test_clean_session_resets_failure_count() -> None:
     f = farm({"A": 1, "B": 1}, reassign=1)
     a, b = f.real("A"), f.real("B")
     assert a is not None and b is not None
-    f.request("x", 1, "c", 0.0)
-    assert f.request("x", 1, "c", 0.0).real is b  # moved: one failure against A
+    farm_request(f, "x", 1, "c", 0.0)
+    assert farm_request(f, "x", 1, "c", 0.0).real is b  # moved: one failure against A
     assert a.failures == 1
-    f.advance(20.0)  # the session ended cleanly on B: only B is credited
+    f.handle_timer(20.0)  # the session ended cleanly on B: only B is credited
     assert a.failures == 1 and b.failures == 0
-    assert f.request("y", 1, "c", 21.0).real is a
-    f.advance(40.0)
+    assert farm_request(f, "y", 1, "c", 21.0).real is a
+    f.handle_timer(40.0)
     assert a.failures == 0
 
 
@@ -325,11 +326,11 @@ def test_dfp_weight_steers_new_sessions() -> None:
 
 def test_runtime_add_remove_reweight_keeps_sessions() -> None:
     f = farm({"A": 1, "B": 1})
-    placed = {f"n{i}": f.request(f"n{i}", 1, "c", 0.0).real for i in range(10)}
+    placed = {f"n{i}": farm_request(f, f"n{i}", 1, "c", 0.0).real for i in range(10)}
     f.add_real("C", weight=2)
     f.set_weight("A", 5)
     for k, r in placed.items():
-        d = f.request(k, 1, "c", 1.0)
+        d = farm_request(f, k, 1, "c", 1.0)
         assert d.real is r and not d.new_session
     assert "C" in new_sessions(f, 10, now=1.0, start=100)
     with pytest.raises(ValueError):
@@ -340,7 +341,7 @@ def test_runtime_add_remove_reweight_keeps_sessions() -> None:
     b = f.remove_real("B")
     moved = [k for k, r in placed.items() if r is b]
     for k in moved:
-        d = f.request(k, 1, "c", 2.0)
+        d = farm_request(f, k, 1, "c", 2.0)
         assert d.real is not None and d.real is not b and d.reassigned_from is b
     assert b.total_failures == 0
     assert f.real("B") is None
@@ -417,8 +418,8 @@ def test_state_table_covers_mib_states() -> None:
 def test_session_table_limit() -> None:
     f = ServerFarm(max_sessions=2)
     f.add_real("A")
-    assert [f.request(k, 1, "c", 0.0).reason for k in "xyz"] == ["", "", "table-full"]
-    assert f.request("x", 1, "c", 0.0).real is not None  # existing sessions still served
+    assert [farm_request(f, k, 1, "c", 0.0).reason for k in "xyz"] == ["", "", "table-full"]
+    assert farm_request(f, "x", 1, "c", 0.0).real is not None  # existing sessions still served
     assert f.counters["table_full"] == 1
     assert f.has_events is False
 
@@ -433,7 +434,7 @@ def test_frequent_dfp_reports_do_not_stall_the_ios_cycle() -> None:
         if i % 5 == 0:
             for a in "ABC":
                 f.set_dfp_weight(a, 24 - (i // 5) % 2, 0.0)
-        d = f.request(f"k{i}", 1, "c", 0.0)
+        d = farm_request(f, f"k{i}", 1, "c", 0.0)
         assert d.real is not None
         got.append(d.real.address)
     c = Counter(got)
@@ -451,12 +452,12 @@ def test_weight_change_caps_the_current_block() -> None:
 def test_expiry_backlog_is_processed_in_bounded_steps() -> None:
     f = farm({"A": 1, "B": 1}, session_s=1.0)
     for i in range(1000):
-        f.request(f"k{i}", 1, "c", 0.0)
-    assert f.advance(5.0, budget=300) is True
+        farm_request(f, f"k{i}", 1, "c", 0.0)
+    assert f.handle_timer(5.0, budget=300) is True
     assert len(f.sessions) == 700
     # a request does only a little of the backlog, but never serves an expired session
-    d = f.request("k999", 2, "c", 5.0)
+    d = farm_request(f, "k999", 2, "c", 5.0)
     assert d.new_session
-    while f.advance(5.0, budget=300):
+    while f.handle_timer(5.0, budget=300):
         pass
     assert len(f.sessions) == 1 and sum(r.conns for r in f.reals) == 1

@@ -12,7 +12,7 @@ import pytest
 from mobileha.core.slb import ServerFarm
 from mobileha.node import slb as nslb
 from mobileha.wire import slbtag
-from tests.helpers import request
+from tests.helpers import farm_request, request
 
 
 def farm(session_s: float = 10.0) -> ServerFarm:
@@ -24,61 +24,61 @@ def farm(session_s: float = 10.0) -> ServerFarm:
 
 def test_fifo_session_expires_exactly_at_its_deadline() -> None:
     f = farm()
-    f.request("n1", 1, "c", 0.25)
-    f.request("n2", 1, "c", 0.5)
-    assert f.next_deadline() == pytest.approx(10.25)
-    f.advance(10.24)
+    farm_request(f, "n1", 1, "c", 0.25)
+    farm_request(f, "n2", 1, "c", 0.5)
+    assert f.get_timer() == pytest.approx(10.25)
+    f.handle_timer(10.24)
     assert set(f.sessions) == {"n1", "n2"}
-    f.advance(10.25)
+    f.handle_timer(10.25)
     assert set(f.sessions) == {"n2"}
-    assert f.next_deadline() == pytest.approx(10.5)
-    f.advance(10.5)
-    assert not f.sessions and f.next_deadline() is None
+    assert f.get_timer() == pytest.approx(10.5)
+    f.handle_timer(10.5)
+    assert not f.sessions and f.get_timer() is None
     assert f.counters["expired"] == 2 and all(r.conns == 0 for r in f.reals)
 
 
 def test_touched_session_moves_to_the_heap_and_expires_late() -> None:
     f = farm()
-    f.request("n1", 1, "c", 0.0)
-    f.request("n2", 1, "c", 1.0)
-    f.request("n1", 2, "c", 5.0)  # touched: expires at 15
-    f.advance(10.0)  # n1's FIFO entry surfaces, is re-queued on the heap, does not fire
+    farm_request(f, "n1", 1, "c", 0.0)
+    farm_request(f, "n2", 1, "c", 1.0)
+    farm_request(f, "n1", 2, "c", 5.0)  # touched: expires at 15
+    f.handle_timer(10.0)  # n1's FIFO entry surfaces, is re-queued on the heap, does not fire
     assert set(f.sessions) == {"n1", "n2"}
-    assert f.next_deadline() == pytest.approx(11.0)
-    f.advance(11.0)
+    assert f.get_timer() == pytest.approx(11.0)
+    f.handle_timer(11.0)
     assert set(f.sessions) == {"n1"}
-    assert f.next_deadline() == pytest.approx(15.0)
-    f.advance(15.0)
+    assert f.get_timer() == pytest.approx(15.0)
+    f.handle_timer(15.0)
     assert not f.sessions
 
 
 def test_clock_going_backwards_keeps_expiry_exact() -> None:
     f = farm()
-    f.request("late", 1, "c", 5.0)
-    f.request("early", 1, "c", 2.0)  # not FIFO order any more: goes to the heap
-    assert f.next_deadline() == pytest.approx(12.0)
-    f.advance(12.0)
+    farm_request(f, "late", 1, "c", 5.0)
+    farm_request(f, "early", 1, "c", 2.0)  # not FIFO order any more: goes to the heap
+    assert f.get_timer() == pytest.approx(12.0)
+    f.handle_timer(12.0)
     assert set(f.sessions) == {"late"}
-    f.advance(15.0)
+    f.handle_timer(15.0)
     assert not f.sessions
 
 
 def test_expiry_budget_spans_fifo_and_heap() -> None:
     f = farm(session_s=1.0)
     for i in range(30):
-        f.request(f"n{i}", 1, "c", i * 0.01)
-    f.request("n0", 2, "c", 0.5)  # touched
-    assert f.advance(5.0, budget=10) is True
-    while f.advance(5.0, budget=10):
+        farm_request(f, f"n{i}", 1, "c", i * 0.01)
+    farm_request(f, "n0", 2, "c", 0.5)  # touched
+    assert f.handle_timer(5.0, budget=10) is True
+    while f.handle_timer(5.0, budget=10):
         pass
     assert not f.sessions and all(r.conns == 0 for r in f.reals)
 
 
 def test_repeat_decisions_are_cached_but_correct() -> None:
     f = farm()
-    d1 = f.request("n1", 1, "c", 0.0)
-    d2 = f.request("n1", 1, "c", 1.0)
-    d3 = f.request("n1", 1, "c", 2.0)
+    d1 = farm_request(f, "n1", 1, "c", 0.0)
+    d2 = farm_request(f, "n1", 1, "c", 1.0)
+    d3 = farm_request(f, "n1", 1, "c", 2.0)
     assert d1.new_session and not d1.retransmission
     assert d2.retransmission and not d2.new_session and d2.real is d1.real
     assert d3 == d2
@@ -208,14 +208,14 @@ def test_a_failing_datagram_does_not_lose_the_rest_of_the_batch(fastpath: bool) 
         be, fa, node = _relay_node(fastpath)
         be.settimeout(3.0)
         await node.start()
-        real_request = node.farm.request
+        real_receive = node.farm.receive_datagram
 
-        def request(key: Any, *a: Any) -> Any:
-            if key == "bad@x":
+        def receive(data: bytes, *a: Any) -> Any:
+            if b"bad@x" in data:
                 raise RuntimeError("boom")
-            return real_request(key, *a)
+            return real_receive(data, *a)
 
-        node.farm.request = request  # type: ignore[method-assign]
+        node.farm.receive_datagram = receive  # type: ignore[method-assign]
         try:
             for nai in ("a@x", "bad@x", "b@x"):
                 fa.sendto(_rrq(nai, 1), node.address)

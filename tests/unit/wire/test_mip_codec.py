@@ -23,7 +23,8 @@ from mobileha.wire.mip import (
     append_auth,
     decode,
     gre_key_cvse,
-    scan_request,
+    leading_nai,
+    parse_request,
     walk_extensions,
 )
 
@@ -167,11 +168,14 @@ def test_walk_and_scan() -> None:
     spans = walk_extensions(wire, 24)
     assert [s.ext_type for s in spans] == [131, 32, 48]
     assert spans[1].start == 24 + 18
-    scan = scan_request(wire)
-    assert scan.nai == "user@example.com" and scan.ident == 0xE6B5A4C000000001
-    assert scan.ha_addr == bytes([10, 0, 0, 100])
+    p = parse_request(wire)
+    assert p.nai == "user@example.com" and p.ident == 0xE6B5A4C000000001
+    assert p.ha_b == bytes([10, 0, 0, 100]) and p.ha_addr == "10.0.0.100"
+    assert p.error is None and p.nai_s == 24 and p.mnha == p.auth == 24 + 18
+    assert p.gre_key == 5 and p.gre_at == spans[2].start
+    assert leading_nai(wire) == "user@example.com"
     with pytest.raises(DecodeError):
-        scan_request(b"\x03" + bytes(30))
+        parse_request(b"\x03" + bytes(30))
 
 
 def test_to_dict_uses_wireshark_names() -> None:
