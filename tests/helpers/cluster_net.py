@@ -28,7 +28,7 @@ from mobileha.core.cluster import AgentSpec, Cluster, Start
 from mobileha.core.home_agent import HomeAgent, HomeAgentSettings, RefreshBinding
 from mobileha.core.hsrp import HsrpConfig, HsrpSend, State
 from mobileha.core.security import MobilitySA, SecurityAssociations
-from mobileha.core.sync import SyncConfig
+from mobileha.core.sync import SyncConfig, SyncState
 from mobileha.dataplane.memory import MemoryDataPlane
 from mobileha.wire.auth import Authenticator, ntp_identification
 from mobileha.wire.mip import NaiExt, RegistrationReply
@@ -349,6 +349,18 @@ def pair(
         cluster = ha_cluster(net, me, peer, prio, vip=vip, n_mns=n_mns, sync=sync, hsrp=hsrp)
         hosts.append(net.add(name, me, cluster))
     return hosts[0], hosts[1]
+
+
+def bring_up(net: Net, a: Host, b: Host, limit: float = 60.0) -> None:
+    """Start A, wait until it is Active, start B, wait until it is Standby and in sync."""
+    net.start(a.name)
+    net.run_until(lambda: a.hsrp_state() is State.ACTIVE, 10, "A Active")
+    net.start(b.name)
+    net.run_until(
+        lambda: b.hsrp_state() is State.STANDBY and b.sync().state is SyncState.IN_SYNC,
+        limit,
+        "B Standby in sync",
+    )
 
 
 def loadshare(

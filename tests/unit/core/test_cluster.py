@@ -34,23 +34,13 @@ from tests.helpers.cluster_net import (
     Host,
     Net,
     binding,
+    bring_up,
     home_agent,
     pair,
     sync_config,
 )
 
 VIP = "10.0.0.100"
-
-
-def _settle_pair(net: Net, a: Host, b: Host) -> None:
-    net.start("A")
-    net.run_until(lambda: a.hsrp_state() is State.ACTIVE, 10, "A Active")
-    net.start("B")
-    net.run_until(
-        lambda: b.hsrp_state() is State.STANDBY and b.sync().state is SyncState.IN_SYNC,
-        60,
-        "B Standby in sync",
-    )
 
 
 def _sent_replies(h: Host) -> dict[str, int]:
@@ -99,7 +89,7 @@ def _burst_and_kill(
 def test_kill_the_active_standby_takes_over_with_every_acknowledged_binding() -> None:
     net = Net(seed=3)
     a, b = pair(net, n_mns=400)
-    _settle_pair(net, a, b)
+    bring_up(net, a, b)
     requests: dict[int, bytes] = {}
     held_at_kill = _burst_and_kill(net, a, 400, kill_at=300, gap=0.0005, sent=requests)
     acknowledged = _sent_replies(a)
@@ -239,7 +229,7 @@ def test_active_dies_during_the_download_standby_takes_over_as_fast_as_hsrp() ->
 def test_interface_down_makes_the_active_silent_and_up_takes_it_back() -> None:
     net = Net(seed=2)
     a, b = pair(net)
-    _settle_pair(net, a, b)
+    bring_up(net, a, b)
     net.event("A", LinkChanged(False))
     assert a.hsrp_state() is State.INITIAL and not a.cluster.agents[0].ha.active
     assert a.vips == set()
@@ -260,7 +250,7 @@ def test_sync_types_are_demultiplexed_by_the_registry() -> None:
     types = SyncTypes(bu=220, bu_ack=221, bi_request=222, bi_reply=223, bi_ack=224)
     net = Net(seed=4)
     a, b = pair(net, sync={"types": types})
-    _settle_pair(net, a, b)
+    bring_up(net, a, b)
     net.register(1, VIP)
     net.run(0.1)
     assert len(b.table()) == 1 and b.sync().counters.ReceivedBUs == 1

@@ -16,27 +16,16 @@ from __future__ import annotations
 from mobileha.core.cluster import ActiveChanged
 from mobileha.core.hsrp import State
 from mobileha.core.sync import SyncState
-from tests.helpers.cluster_net import CLIENT, Host, Net, ha_cluster, loadshare, nai, pair
+from tests.helpers.cluster_net import CLIENT, Net, bring_up, ha_cluster, loadshare, nai, pair
 
 VIP = "10.0.0.100"
 N = 30
 
 
-def _up(net: Net, a: Host, b: Host) -> None:
-    net.start("A")
-    net.run_until(lambda: a.hsrp_state() is State.ACTIVE, 10, "A Active")
-    net.start("B")
-    net.run_until(
-        lambda: b.hsrp_state() is State.STANDBY and b.sync().state is SyncState.IN_SYNC,
-        10,
-        "B Standby in sync",
-    )
-
-
 def test_standby_has_every_binding_with_its_replay_state_and_takes_over() -> None:
     net = Net(seed=21)
     a, b = pair(net, n_mns=N)
-    _up(net, a, b)
+    bring_up(net, a, b)
     requests = {i: net.register(i, VIP) for i in range(N)}
     net.run(0.5)
     assert [r.code for _, r in net.replies] == [0] * N
@@ -69,7 +58,7 @@ def test_standby_has_every_binding_with_its_replay_state_and_takes_over() -> Non
 def test_restarted_standby_downloads_the_whole_table_before_it_is_ready() -> None:
     net = Net(seed=22)
     a, b = pair(net, n_mns=N)
-    _up(net, a, b)
+    bring_up(net, a, b)
     for i in range(N):
         net.register(i, VIP)
     net.run(0.5)

@@ -384,6 +384,14 @@ class SyncPeer:
 
     # -- retransmission outcomes --
 
+    def _resend_after_133(
+        self, out: Out, ack: SyncMessage, now: float, actions: list[SyncAction]
+    ) -> None:
+        """The peer refused ``out``'s Identification: adopt its clock, send again now."""
+        self.counters.ReceivedIdMismatch += 1
+        self.channel.resync_clock(ack.ident, now)
+        self.channel.transmit(out, now, actions)
+
     def _timeout(self, out: Out, now: float, actions: list[SyncAction]) -> None:
         c = self.counters
         kind = out.kind
@@ -519,10 +527,8 @@ class SyncPeer:
             req = dl.req if dl is not None else None
             if req is not None and m.seq == req.seq and ch.ack_matches(req, m):
                 if m.code == ACK_ID_MISMATCH:
-                    c.ReceivedIdMismatch += 1
-                    ch.resync_clock(m.ident, now)
                     c.TotalSentBIReqs += 1
-                    ch.transmit(req, now, actions)
+                    self._resend_after_133(req, m, now, actions)
                 return
             c.DroppedBIAcks += 1
             return
@@ -532,10 +538,8 @@ class SyncPeer:
             c.DroppedBIAcks += 1
             return
         if m.code == ACK_ID_MISMATCH:
-            c.ReceivedIdMismatch += 1
-            ch.resync_clock(m.ident, now)
             c.TotalSentBIReps += 1
-            ch.transmit(out, now, actions)
+            self._resend_after_133(out, m, now, actions)
             return
         self._heard(now, actions)
         if xfer.acknowledged(m.chunk):
@@ -570,10 +574,8 @@ class SyncPeer:
         if out is None:
             return
         if m.code == ACK_ID_MISMATCH:
-            self.counters.ReceivedIdMismatch += 1
-            self.channel.resync_clock(m.ident, now)
             self.counters.TotalSentBUs += 1
-            self.channel.transmit(out, now, actions)
+            self._resend_after_133(out, m, now, actions)
             return
         self._heard(now, actions)
         sender.acknowledged(out, now)
