@@ -373,25 +373,18 @@ def dfp_agent_families(srv: DfpAgentServer) -> list[Metric]:
 
 
 def hsrp_families(hsrp: HsrpNode | HsrpIo) -> list[Metric]:
-    """Per group: ``mobileha_hsrp_*`` labelled by interface and group, and the
-    CISCO-HSRP-MIB ``cHsrpGrp*`` families every node exports."""
+    """Per group: ``mobileha_hsrp_state`` / ``_priority`` labelled by interface and group,
+    and the CISCO-HSRP-MIB ``cHsrpGrp*`` families with ``mobileha_hsrp_auth_failures`` and
+    ``mobileha_hsrp_state_changes`` labelled by group and VIP (one family per name)."""
     labels = ["interface", "group"]
     state = GaugeMetricFamily("mobileha_hsrp_state", "HSRP state (v1 wire value)", labels=labels)
     prio = GaugeMetricFamily("mobileha_hsrp_priority", "HSRP priority in use", labels=labels)
-    changes = CounterMetricFamily(
-        "mobileha_hsrp_state_changes", "HSRP state changes", labels=labels
-    )
-    authf = CounterMetricFamily(
-        "mobileha_hsrp_auth_failures", "HSRP authentication failures", labels=labels
-    )
     mib = MetricsBuilder()
     interface = hsrp.cfg.interface
     for (_v, gn), g in sorted(hsrp.core.groups.items()):
         lab = [interface, str(gn)]
         state.add_metric(lab, int(g.state))
         prio.add_metric(lab, g.priority)
-        changes.add_metric(lab, g.state_changes)
-        authf.add_metric(lab, g.auth_failures)
         mib.hsrp_group(
             group=gn,
             vip=g.vip or "",
@@ -402,8 +395,10 @@ def hsrp_families(hsrp: HsrpNode | HsrpIo) -> list[Metric]:
             preempt=g.preempt,
             configured_hello_ms=g.cfg.hello_ms,
             configured_hold_ms=g.cfg.hold_ms,
+            auth_failures=g.auth_failures,
+            state_changes=g.state_changes,
         )
-    return [state, prio, changes, authf, *mib.families()]
+    return [state, prio, *mib.families()]
 
 
 def foreign_agent_families(node: ForeignAgentNode) -> list[Metric]:
