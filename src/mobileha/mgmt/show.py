@@ -37,7 +37,13 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from mobileha.mgmt.views import REAL_STATES, REDUN_COUNTERS, VIEW_NAMES, reply_code_name
+from mobileha.mgmt.views import (
+    REAL_STATES,
+    REDUN_COUNTERS,
+    VIEW_NAMES,
+    VIEW_SOURCES,
+    reply_code_name,
+)
 
 DEFAULT_API = "http://127.0.0.1:8434"
 PAGE_SIZE = 1000
@@ -45,7 +51,11 @@ PAGED_VIEWS = ("bindings", "sessions", "visitors")
 
 
 class ApiError(Exception):
-    pass
+    """A management API request failed; ``status`` is the HTTP status (None: no answer)."""
+
+    def __init__(self, text: str, status: int | None = None) -> None:
+        super().__init__(text)
+        self.status = status
 
 
 def fetch(api: str, view: str, query: Mapping[str, Any] | None = None, timeout: float = 5.0) -> Any:
@@ -70,7 +80,7 @@ def _get_json(url: str, timeout: float) -> Any:
             detail = json.loads(e.read()).get("error", "")
         except Exception:
             detail = ""
-        raise ApiError(f"{url}: HTTP {e.code} {detail}".rstrip()) from None
+        raise ApiError(f"{url}: HTTP {e.code} {detail}".rstrip(), e.code) from None
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
         raise ApiError(f"cannot reach the management API at {url}: {reason}") from None
@@ -347,7 +357,7 @@ def render_slb(v: Mapping[str, Any], out: IO[str]) -> None:
             real,
             str(r.get("farm", "")),
             weight,
-            REAL_STATES.get(r["state"], str(r["state"]).upper()),
+            r.get("state_text") or REAL_STATES.get(r["state"], str(r["state"]).upper()),
             str(r.get("conns", 0)),
             str(r.get("total_conns", 0)),
             f"{r.get('failures', 0)}/{r.get('total_failures', 0)}",
@@ -465,7 +475,35 @@ def show(
     limit: int | None = None,
     page_size: int = PAGE_SIZE,
 ) -> None:
-    """Fetch ``view`` from ``api`` and write it to ``out`` (raises :class:`ApiError`)."""
+    """Fetch ``view`` from ``api`` and write it to ``out`` (raises :class:`ApiError`; a
+    node without the view gets one that says which config section gives it)."""
+    try:
+        _show(view, api, out, as_json, offset, limit, page_size)
+    except ApiError as e:
+        if e.status != 404:
+            raise
+        raise ApiError(missing_view(view, fetch_index(api)), 404) from None
+
+
+def missing_view(view: str, index: Mapping[str, Any]) -> str:
+    """Why a node has no ``view``: what it is, which config gives the view, what it has."""
+    have = ", ".join(str(v) for v in index.get("views", [])) or "none"
+    return (
+        f"node {index.get('node', '?')} ({index.get('role', '?')}) has no {view!r} view: "
+        f"it is served by {VIEW_SOURCES.get(view, 'another kind of node')}. "
+        f"This node's views: {have}"
+    )
+
+
+def _show(
+    view: str,
+    api: str,
+    out: IO[str],
+    as_json: bool,
+    offset: int,
+    limit: int | None,
+    page_size: int,
+) -> None:
     names: set[str] = set()
     groups: list[dict[str, Any]] = []
     if view in ("bindings", "redundancy", "stats"):
@@ -500,8 +538,11 @@ def _show_paged(
     page_size: int,
 ) -> None:
     first = True
+    total = shown = 0
     for page in iter_pages(api, view, offset, limit, page_size):
         items = page.get("items", [])
+        total = int(page["total"])
+        shown += len(items)
         if as_json:
             if first:
                 out.write(f'{{"total": {int(page["total"])}, "offset": {offset}, "items": [')
@@ -524,10 +565,22 @@ def _show_paged(
             render_sessions_page(items, out, header=first)
         first = False
         out.flush()
+    _end_of_rows(out, as_json, first, total, offset, shown)
+
+
+def _end_of_rows(
+    out: IO[str], as_json: bool, empty: bool, total: int, offset: int, shown: int
+) -> None:
+    """Close a paged listing; when rows remain (``--limit``), say how many and where the
+    next page starts (``next_offset`` in JSON)."""
+    rest = max(0, total - offset - shown)
+    nxt = offset + shown if rest else None
     if as_json:
-        if first:
-            out.write('{"total": 0, "offset": 0, "items": [')
-        out.write("\n]}\n")
+        if empty:
+            out.write(f'{{"total": {total}, "offset": {offset}, "items": [')
+        out.write(f'\n], "next_offset": {json.dumps(nxt)}}}\n')
+    elif rest:
+        out.write(f"... {rest} more (next: --offset {nxt})\n")
 
 
 def _groups(api: str) -> tuple[set[str], list[dict[str, Any]]]:
@@ -557,6 +610,7 @@ def _show_group_bindings(
     else:
         render_binding_header(total, out)
     first = True
+    shown = 0
     skip, left = offset, limit
     for g, n in zip(groups, totals, strict=True):
         if skip >= n:
@@ -580,12 +634,12 @@ def _show_group_bindings(
                     first = False
                 else:
                     render_binding(b, out)
+            shown += len(items)
             if left is not None:
                 left -= len(items)
             out.flush()
         skip = 0
-    if as_json:
-        out.write("\n]}\n")
+    _end_of_rows(out, as_json, False, total, offset, shown)
 
 
 def api_from_args(args: argparse.Namespace) -> str:

@@ -67,6 +67,18 @@ VIEW_NAMES = (
     "visitors",
 )
 
+# Which config gives a node each view (``mobileha show`` names it when a node lacks one).
+VIEW_SOURCES = {
+    "bindings": 'a home agent (node.role = "home-agent")',
+    "standby": "a home agent with an [hsrp] section",
+    "redundancy": "a home agent with a [redundancy] section (and [hsrp])",
+    "slb": 'an HA-SLB (node.role = "slb", [slb])',
+    "sessions": 'an HA-SLB (node.role = "slb", [slb])',
+    "dfp": "a home agent with dfp.listen, or an HA-SLB with slb.real[].dfp_agent",
+    "stats": "every node",
+    "visitors": 'a foreign agent (node.role = "foreign-agent")',
+}
+
 # A view answers a management request: query parameters (e.g. {"offset": "0", "limit": "100"})
 # -> a JSON-serialisable object. Large tables must honour offset/limit (paging).
 View = Callable[[Mapping[str, str]], Any]
@@ -286,7 +298,8 @@ class RealItem(TypedDict):
     weight_admin: int
     weight_oper: int  # current: DFP weight while DFP reports, else admin
     dfp_weight: int | None
-    state: str  # a REAL_STATES key (SlbRealServerState)
+    state: str  # a REAL_STATES key (SlbRealServerState, as in /metrics slbRealState)
+    state_text: str  # the word `show ip slb reals` prints for it (REAL_STATES value)
     conns: int  # sessions assigned now (slbRealNumberOfConnections)
     total_conns: int  # slbRealTotalConnections
     failures: int  # consecutive failures (slbRealConsecutiveFails)
@@ -470,7 +483,7 @@ def dfp_agent_view(srv: DfpAgentServer | None) -> DfpView:
                 "agent": v["listen"],
                 "role": "agent",
                 "state": "connected" if v["managers"] else "listening",
-                "last_report_s": None,
+                "last_report_s": v["last_report_s"],
                 "reports": v["reports"],
                 "errors": 0,
                 "weights": [{"address": v["address"], "weight": v["weight"], "bind_id": 0}],
@@ -488,6 +501,10 @@ def redundancy_view(node: HomeAgentNode, agent: Agent) -> dict[str, object]:
     """``core.sync.SyncPeer.view()`` plus the reply gate of the HA address."""
     assert agent.sync is not None
     v = agent.sync.view(node.now())
+    hsrp = node.hsrp_groups
+    if not v.get("group_name") and hsrp is not None and agent.hsrp_key is not None:
+        g = hsrp.groups.get(agent.hsrp_key)
+        v["group_name"] = (g.cfg.name or None) if g is not None else None
     gate = agent.gate
     v["bindings"] = len(agent.ha.table)
     v["replies_held"] = gate.replies_held if gate is not None else 0
@@ -636,6 +653,7 @@ def real_item(node: SlbNode, r: Real, now: float) -> dict[str, Any]:
         "weight_oper": r.oper_weight,
         "dfp_weight": r.dfp_weight,
         "state": r.state.value,
+        "state_text": REAL_STATES[r.state.value],
         "conns": r.conns,
         "total_conns": r.total_conns,
         "failures": r.failures,
@@ -723,6 +741,9 @@ def slb_dfp_view(node: SlbNode, _q: Mapping[str, str] | None = None) -> DfpView:
 
 def slb_stats_view(node: SlbNode, _q: Mapping[str, str] | None = None) -> dict[str, Any]:
     return {
+        "node": node.name,
+        "role": node.role,
+        "uptime_s": round(node.uptime_s, 3),
         "counters": {
             **node.counters,
             **{f"farm_{k}": v for k, v in node.farm.counters.items()},
@@ -749,6 +770,7 @@ __all__ = [
     "REPLY_CODE_NAMES",
     "SYNC_STATES",
     "VIEW_NAMES",
+    "VIEW_SOURCES",
     "BindingItem",
     "DfpAgentItem",
     "DfpView",

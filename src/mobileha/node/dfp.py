@@ -181,6 +181,9 @@ class DfpAgentServer:
 
     def view(self, _q: Mapping[str, str] | None = None) -> dict[str, Any]:
         a = self.agent
+        last = None
+        if a.last_at is not None and self._loop is not None:
+            last = round(max(0.0, self._now() - a.last_at), 3)
         return {
             "listen": f"{self.host}:{self.bound_port}",
             "address": a.address,
@@ -189,6 +192,7 @@ class DfpAgentServer:
             "max_weight": a.max_weight,
             "managers": len(self._writers),
             "reports": a.reports,
+            "last_report_s": last,  # seconds since the last Preference Information sent
             "early_reports": a.early_reports,
             "secured": a.key is not None,
         }

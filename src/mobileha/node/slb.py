@@ -28,6 +28,7 @@ import contextlib
 import itertools
 import socket
 import struct
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -185,6 +186,7 @@ class SlbNode:
         self._txsocks: dict[tuple[str, int], socket.socket] = {}
         self._wfds: set[int] = set()  # sockets with a writer callback (sends were queued)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = time.monotonic()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -198,6 +200,7 @@ class SlbNode:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._started = time.monotonic()
         if self._directed_mode:
             # fail at start, not at the first request, when raw sockets are not allowed
             socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW).close()
@@ -589,6 +592,10 @@ class SlbNode:
     def now(self) -> float:
         """The clock of the farm's deadlines (0.0 before the node started)."""
         return self._now()
+
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self._started
 
     def real_name(self, r: Real) -> str:
         """The configured name of a real (its address when it has none)."""
