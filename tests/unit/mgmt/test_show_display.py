@@ -109,9 +109,8 @@ def test_limit_says_how_many_rows_remain() -> None:
     [("standby", "[hsrp]"), ("slb", '"slb"'), ("redundancy", "[redundancy]")],
 )
 def test_missing_view_names_the_config_that_gives_it(view: str, words: str) -> None:
-    with serve(FakeFa(1)) as server:  # type: ignore[arg-type]
-        with pytest.raises(ApiError) as e:
-            show(view, server.url, io.StringIO())
+    with serve(FakeFa(1)) as server, pytest.raises(ApiError) as e:  # type: ignore[arg-type]
+        show(view, server.url, io.StringIO())
     text = str(e.value)
     assert f"node fa-fake (foreign-agent) has no {view!r} view" in text, text
     assert words in text and "views: visitors" in text, text
