@@ -119,3 +119,39 @@ def test_live_view_renders_ios_like_tables() -> None:
     line = screen.plain_line()
     assert "MNs 0/4 registered" in line and "pair-B=0" in line
     assert "DFP -" in line and "None" not in line and "*" not in line
+
+
+@pytest.mark.timeout(120)
+def test_demo_json_into_json_tool() -> None:
+    """`mobileha demo --json | python3 -m json.tool` succeeds: stdout is JSON alone."""
+    cmd = " ".join([*_command(), "demo", "--json", "--mns", "20", "--seed", "3"])
+    proc = subprocess.run(
+        f"set -o pipefail; {cmd} 2>/dev/null | {sys.executable} -m json.tool",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["ok"] is True
+
+
+@pytest.mark.timeout(120)
+def test_demo_json_closed_pipe_no_traceback() -> None:
+    """The reader of stdout leaves before the JSON is written (`| head -c0`, `| true`):
+    no traceback, no BrokenPipeError message on stderr."""
+    r, w = os.pipe()
+    os.close(r)  # nobody will ever read: the write fails with EPIPE
+    try:
+        proc = subprocess.run(
+            [*_command(), "demo", "--json", "--mns", "20", "--seed", "4"],
+            stdout=w,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=90,
+        )
+    finally:
+        os.close(w)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr[-3000:]
+    assert "mobileha demo summary" in proc.stderr

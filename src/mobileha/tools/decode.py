@@ -1,7 +1,7 @@
 """``mobileha decode``: Mobile IP, HSRP, DFP and HA-HA sync messages to JSON.
 
     mobileha decode HEX [--kind auto|mip|hsrp|dfp|sync]
-    mobileha decode --pcap FILE [--dfp-port PORT ...] [--sync-port PORT ...]
+    mobileha decode --pcap FILE [--port PORT ...] [--dfp-port PORT ...] [--sync-port PORT ...]
 
 One JSON object per message on its own line. Field names follow Wireshark's where it has
 them (``mip.homeaddr``, ``mip.haaddr``, ``mip.coa``, ``mip.ident``, ``mip.nai``,
@@ -9,9 +9,10 @@ them (``mip.homeaddr``, ``mip.haaddr``, ``mip.coa``, ``mip.ident``, ``mip.nai``,
 sync messages (P§5.4), which is why operators need this tool.
 
 From a pcap (classic libpcap or pcapng; Ethernet, Linux cooked v1/v2 or raw IP links) it
-decodes UDP 434 (registration messages and sync messages), UDP 1985 and 2029 (HSRP) and the
-DFP TCP streams on ports 8080 and 8081 (plus any ``--dfp-port``), reassembled per direction
-in sequence-number order.
+decodes UDP 434 and every ``--port`` (registration messages and sync messages), UDP 1985
+and 2029 (HSRP) and the DFP TCP streams on ports 8080 and 8081 (plus any ``--dfp-port``),
+reassembled per direction in sequence-number order. Without ``--kind`` a message's family
+is recognised from its bytes (:func:`decode_auto`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from mobileha.wire import mip as mip_codec
 from mobileha.wire import sync as sync_codec
 
 DFP_PORTS = (8080, 8081)
+MIP_PORT = mip_codec.MIP_PORT
 HSRP_PORTS = (1985, 2029)
 
 HSRP_V1_FIELDS = {
@@ -99,28 +101,56 @@ def decode_dfp(data: bytes) -> dict[str, Any]:
     return {"protocol": "dfp", "message": body.pop("dfp", None), **body}
 
 
-def _looks_like_dfp(data: bytes) -> bool:
-    if len(data) < 8 or data[0] != dfp_codec.DFP_VERSION or data[1] != 0:
-        return False
-    _v, mtype, length = dfp_codec.decode_header(data[:8])
-    return length == len(data) and (mtype in dfp_codec.MESSAGE_NAMES or 0x0500 <= mtype <= 0x05FF)
-
-
-def _looks_like_hsrp_v2(data: bytes) -> bool:
-    # TLV 1 (group state, length 40) whose version byte is 2
-    return len(data) >= 42 and data[0] == 1 and data[1] == 40 and data[2] == 2
+def _is_registration(msg: Any) -> bool:
+    """A decoded Mobile IP message that only a registration can be: a Registration Reply,
+    or a Registration Request carrying an authorization-enabling extension (MN-HA, or
+    MN-AAA / generalized authentication), which every real request has (RFC 5944 §3.3)."""
+    if isinstance(msg, mip_codec.RegistrationReply):
+        return True
+    if isinstance(msg, mip_codec.RegistrationRequest):
+        return any(
+            isinstance(e, mip_codec.GenAuthExt)
+            or (isinstance(e, mip_codec.AuthExt) and e.ext_type == mip_codec.EXT_MN_HA)
+            for e in msg.extensions
+        )
+    return False
 
 
 def decode_auto(data: bytes) -> dict[str, Any]:
-    """Guess the family from the bytes alone (``--kind`` overrides)."""
+    """Guess the family from the bytes alone (``--kind`` overrides).
+
+    Every family is decoded strictly and a whole-message decode wins. The first byte is
+    ambiguous: 1 starts a Registration Request, a DFP header (version 1) and an HSRPv2
+    group-state TLV. A request with its authorization-enabling extension is taken as
+    Mobile IP before anything else, so a real registration is never shown as DFP or
+    HSRP; DFP (its length field must be the message's) and HSRP come next; a request
+    without authentication last.
+    """
     if not data:
         raise DecodeError("short", "no bytes")
-    if _looks_like_dfp(data):
-        return decode_dfp(data)
-    if _looks_like_hsrp_v2(data) or (data[0] == 0 and len(data) in (16, 20, 50)):
-        return decode_hsrp(data)
+    first = data[0]
+    mip_error: DecodeError | None = None
+    mip_msg: dict[str, Any] | None = None
+    if first in (mip_codec.RRQ, mip_codec.RRP):
+        try:
+            msg = mip_codec.decode(data)
+        except DecodeError as e:
+            mip_error = e
+        else:
+            if _is_registration(msg):
+                return {"protocol": "mip", **msg.to_dict()}
+            mip_msg = {"protocol": "mip", **msg.to_dict()}
     if sync_codec.peek_kind(data) is not None:
         return decode_sync(data)
+    for decoder in (decode_dfp, decode_hsrp):
+        try:
+            return decoder(data)
+        except DecodeError:
+            continue
+    if mip_msg is not None:
+        return mip_msg
+    if mip_error is not None:
+        raise mip_error
     return decode_mip(data)
 
 
@@ -233,9 +263,14 @@ def ipv4_of_frame(linktype: int, frame: bytes) -> bytes | None:
 
 
 def messages_of_pcap(
-    path: Path, dfp_ports: tuple[int, ...] = DFP_PORTS, sync_ports: tuple[int, ...] = ()
+    path: Path,
+    dfp_ports: tuple[int, ...] = DFP_PORTS,
+    sync_ports: tuple[int, ...] = (),
+    mip_ports: tuple[int, ...] = (MIP_PORT,),
 ) -> Iterator[dict[str, Any]]:
-    """Decode every message of interest in a capture, in capture order (DFP at stream end)."""
+    """Decode every message of interest in a capture, in capture order (DFP at stream end).
+    ``mip_ports``: the UDP ports of registration (and HA-HA sync) messages."""
+    reg_ports = frozenset((*mip_ports, *sync_ports))
     streams: dict[tuple[str, int, str, int], dict[int, bytes]] = {}
     first_ts: dict[tuple[str, int, str, int], float] = {}
     for n, (ts, lt, frame) in enumerate(read_pcap(path), start=1):
@@ -251,7 +286,7 @@ def messages_of_pcap(
             sport, dport, ulen = struct.unpack_from("!HHH", payload_l4)
             payload = payload_l4[8 : max(8, ulen)]
             meta = {"frame": n, "time": ts, "src": f"{src}:{sport}", "dst": f"{dst}:{dport}"}
-            if 434 in (sport, dport) or dport in sync_ports or sport in sync_ports:
+            if sport in reg_ports or dport in reg_ports:
                 is_sync = sync_codec.peek_kind(payload) is not None
                 yield {**meta, **decode_one(payload, "sync" if is_sync else "mip")}
             elif sport in HSRP_PORTS or dport in HSRP_PORTS:
@@ -294,6 +329,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--pcap", type=Path, help="decode every message in a capture file")
     p.add_argument("--dfp-port", type=int, action="append", default=[], help="extra DFP port")
     p.add_argument(
+        "--port",
+        type=int,
+        action="append",
+        default=[],
+        help="extra UDP port of registration messages (beside 434; e.g. a loopback set-up)",
+    )
+    p.add_argument(
         "--sync-port", type=int, action="append", default=[], help="extra HA-HA sync UDP port"
     )
     p.add_argument("--pretty", action="store_true", help="indent the JSON")
@@ -302,7 +344,10 @@ def main(argv: list[str]) -> int:
     if args.pcap is not None:
         try:
             for obj in messages_of_pcap(
-                args.pcap, DFP_PORTS + tuple(args.dfp_port), tuple(args.sync_port)
+                args.pcap,
+                DFP_PORTS + tuple(args.dfp_port),
+                tuple(args.sync_port),
+                (MIP_PORT, *args.port),
             ):
                 print(json.dumps(obj, indent=indent))
         except (OSError, PcapError) as e:

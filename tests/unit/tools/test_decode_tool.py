@@ -137,3 +137,49 @@ def test_decode_pcap(tmp_path: Path) -> None:
     assert objs[4]["records"][0]["nai"] == "u@x"
     assert '"weight": 12' in json.dumps(objs[5]) and objs[5]["src"] == "10.1.1.1:8081"
     assert all("error" not in o for o in objs)
+
+
+def test_decode_pcap_registration_on_another_port(tmp_path: Path) -> None:
+    """`--port` adds a registration port (the loopback examples use 10434); without it the
+    datagrams on that port are not registration messages."""
+    scapy_all = pytest.importorskip("scapy.all")
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+
+    flags0 = request(
+        ha_addr="127.0.84.50", care_of="127.0.84.20", ident=7, nai="mn1@example.net", key=KEY
+    )
+    pkts = [
+        Ether()
+        / IP(src="127.0.84.20", dst="127.0.84.50")
+        / UDP(sport=10434, dport=10434)
+        / Raw(flags0),
+        Ether() / IP(src="127.0.84.10", dst="127.0.84.20") / UDP(sport=10434, dport=10434)
+        / Raw(rrp()),
+    ]  # fmt: skip
+    pcap = tmp_path / "loopback.pcap"
+    scapy_all.wrpcap(str(pcap), pkts)
+
+    def run(*extra: str) -> list[dict[str, object]]:
+        out = subprocess.run(
+            [sys.executable, "-m", "mobileha.cli", "decode", "--pcap", str(pcap), *extra],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return [json.loads(line) for line in out.splitlines()]
+
+    assert run() == []
+    objs = run("--port", "10434")
+    assert [o["message"] for o in objs] == ["Registration Request", "Registration Reply"]
+    assert objs[0]["mip.nai"] == "mn1@example.net" and objs[0]["mip.flags"] == 0
+
+
+def test_auto_never_takes_a_flags0_request_for_dfp() -> None:
+    """A request with flags 0 starts like a DFP header (version 1, reserved 0)."""
+    msg = request(ha_addr="10.0.0.100", care_of="192.0.2.1", ident=1, nai="a@b", key=KEY)
+    assert msg[:2] == b"\x01\x00"
+    d = tool.decode_one(msg)
+    assert d["protocol"] == "mip" and d["message"] == "Registration Request"
+    assert tool.decode_one(DFP_PI)["protocol"] == "dfp"
