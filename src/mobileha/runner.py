@@ -30,10 +30,10 @@ from collections.abc import Callable
 from typing import Any
 
 from mobileha.compose import RoleUnavailable, build_node
-from mobileha.config import Config, ConfigError, load_config
+from mobileha.config import Config, ConfigError, host_problems, load_config
 from mobileha.log import add_log_arguments, get_logger, setup_logging
 from mobileha.mgmt.api import ManagementServer
-from mobileha.node.base import Node
+from mobileha.node.base import Node, StartupError, bind_error
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -54,7 +54,12 @@ class NodeRunner:
         if m.enabled:
             api = ManagementServer(self.node, m.listen.host, m.listen.port)
             try:
-                await api.start()
+                try:
+                    await api.start()
+                except OSError as e:
+                    raise bind_error(
+                        e, (m.listen.host, m.listen.port), "management.listen", "management.listen"
+                    ) from None
             except BaseException:
                 with contextlib.suppress(Exception):
                     await self.node.stop()
@@ -111,6 +116,11 @@ async def run(cfg: Config, stop_timeout: float = 10.0, node: Node | None = None)
             return EXIT_FAILED
         try:
             await runner.start()
+        except StartupError as e:  # the operator's to fix: one line, no traceback
+            _log.error("node failed to start", node=cfg.name, key=e.key, address=e.address,
+                       error=e.reason)  # fmt: skip
+            print(f"mobileha run: {e}", file=sys.stderr)
+            return EXIT_FAILED
         except Exception as e:
             _log.exception("node failed to start", node=cfg.name, error=repr(e))
             return EXIT_FAILED
@@ -180,6 +190,11 @@ def main(argv: list[str]) -> int:
         cfg = load_config(args.config)
     except ConfigError as e:
         for p in e.problems:
+            print(f"{args.config}: {p}", file=sys.stderr)
+        return EXIT_USAGE
+    host = host_problems(cfg)
+    if host:
+        for p in host:
             print(f"{args.config}: {p}", file=sys.stderr)
         return EXIT_USAGE
     setup_logging(args.log_level or cfg.log.level, args.log_format or cfg.log.format)

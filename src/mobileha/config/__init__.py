@@ -17,7 +17,7 @@ and node objects.
 
 from __future__ import annotations
 
-from mobileha.config.check import main, summary
+from mobileha.config.check import host_problems, main, summary
 from mobileha.config.load import config_from_dict, load_config, loads_config
 from mobileha.config.model import (
     ALG_HMAC_MD5,
@@ -82,6 +82,7 @@ __all__ = [
     "SlbConfig",
     "SlbReal",
     "config_from_dict",
+    "host_problems",
     "load_config",
     "loads_config",
     "main",

@@ -7,6 +7,7 @@ file has problems: each is printed on stderr as ``FILE: key.path: what is wrong`
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 
 from mobileha.config.load import load_config
@@ -41,12 +42,35 @@ def summary(cfg: Config) -> str:
     return " ".join(parts)
 
 
+def host_problems(cfg: Config) -> list[str]:
+    """What a valid config asks of this host that it does not have: the interfaces it
+    names (``hsrp.interface``, ``dataplane.visitor_iface``). ``mobileha run`` refuses to
+    start with them; ``mobileha check`` reports them unless ``--no-host``."""
+    wanted: list[tuple[str, str]] = []
+    if cfg.hsrp is not None:
+        wanted.append(("hsrp.interface", cfg.hsrp.interface))
+    if cfg.role == "foreign-agent" and cfg.dataplane.visitor_iface:
+        wanted.append(("dataplane.visitor_iface", cfg.dataplane.visitor_iface))
+    out = []
+    for key, name in wanted:
+        try:
+            socket.if_nametoindex(name)
+        except OSError:
+            out.append(f"{key}: no interface {name!r} on this host")
+    return out
+
+
 def main(argv: list[str]) -> int:
     """``mobileha check CONFIG...``: exit 0 with one OK line per file, 1 on problems."""
     ap = argparse.ArgumentParser(
         prog="mobileha check", description="validate node configs and name every bad key"
     )
     ap.add_argument("config", nargs="+", help="TOML config file(s)")
+    ap.add_argument(
+        "--no-host",
+        action="store_true",
+        help="skip the checks against this host (interfaces): for configs of other hosts",
+    )
     args = ap.parse_args(argv)
     rc = 0
     for path in args.config:
@@ -58,8 +82,15 @@ def main(argv: list[str]) -> int:
             for p in e.problems:
                 print(f"{path}: {p}", file=sys.stderr)
             continue
+        host = [] if args.no_host else host_problems(cfg)
+        if host:
+            rc = 1
+            print(f"{path}: {len(host)} problem(s) on this host", file=sys.stderr)
+            for p in host:
+                print(f"{path}: {p}", file=sys.stderr)
+            continue
         print(f"{path}: OK {summary(cfg)}")
     return rc
 
 
-__all__ = ["main", "summary"]
+__all__ = ["host_problems", "main", "summary"]

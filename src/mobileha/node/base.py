@@ -9,6 +9,8 @@ read methods; a node never imports ``mgmt``), and stops it on SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 from collections.abc import Callable
 from typing import Protocol
 
@@ -24,6 +26,44 @@ class Node(Protocol):
     async def stop(self) -> None:
         """Leave cleanly (e.g. HSRP Resign, flush pending sync) and close sockets."""
         ...
+
+
+class StartupError(Exception):
+    """A node could not start for a reason the operator can fix: one line naming the config
+    key, the address and what to do (``mobileha run`` prints it without a traceback)."""
+
+    def __init__(self, key: str, address: str, reason: str) -> None:
+        super().__init__(f"{key}: {address}: {reason}")
+        self.key = key
+        self.address = address
+        self.reason = reason
+
+
+_BIND_HINTS = {
+    errno.EADDRINUSE: "address already in use (another process has it: ss -lunp / ss -ltnp)",
+    errno.EACCES: "permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE "
+    "(the systemd unit grants it: AmbientCapabilities=CAP_NET_BIND_SERVICE)",
+    errno.EADDRNOTAVAIL: "address not available: it is on no interface of this host",
+}
+
+
+def bind_error(e: OSError, address: tuple[str, int], port_key: str, addr_key: str) -> StartupError:
+    """The :class:`StartupError` of a failed ``bind`` of ``address``: an address that is on
+    no interface is the address key's fault, anything else the port key's."""
+    where = f"{address[0]}:{address[1]}"
+    reason = _BIND_HINTS.get(e.errno or 0, e.strerror or str(e))
+    key = addr_key if e.errno == errno.EADDRNOTAVAIL else port_key
+    return StartupError(key, where, f"cannot bind: {reason}")
+
+
+def bind(sock: socket.socket, address: tuple[str, int], port_key: str, addr_key: str) -> None:
+    """``sock.bind(address)``; on failure the socket is closed and a :class:`StartupError`
+    names the key (``port_key`` / ``addr_key``) and the address."""
+    try:
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        raise bind_error(e, address, port_key, addr_key) from None
 
 
 class DeadlineTimer:

@@ -25,7 +25,7 @@ from mobileha.core.foreign_agent import (
     ForeignAgent,
 )
 from mobileha.log import RateLimitedLogger, get_logger
-from mobileha.node.base import DeadlineTimer
+from mobileha.node.base import DeadlineTimer, bind
 from mobileha.node.mobile_node import raise_buffers
 
 _log = get_logger("mobileha.fa")
@@ -99,7 +99,9 @@ class ForeignAgentNode:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         raise_buffers(sock)
-        sock.bind((self.core.address, self.core.port))
+        bind(
+            sock, (self.core.address, self.core.port), "foreign_agent.port", "foreign_agent.address"
+        )
         self._here = sock.getsockname()
         sock.setblocking(False)
         transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self), sock=sock)

@@ -3,8 +3,10 @@ sans-IO cluster coordinator (:class:`mobileha.core.cluster.Cluster`), which hold
 agent core of every HA address served, their binding sync with the redundancy peer, the
 HSRP groups and the reply gate.
 
-* One UDP socket per own address (``home_agent.address`` and each HA address, bound with
-  ``IP_FREEBIND`` so an HSRP VIP can be bound before it is claimed). Every datagram goes to
+* One UDP socket per own address (``home_agent.address`` and each HA address; an HA
+  address other than the real one is bound with ``IP_FREEBIND`` so an HSRP VIP can be
+  bound before it is claimed, while a real address that is on no interface is a start-up
+  error naming ``home_agent.address``). Every datagram goes to
   :meth:`Cluster.receive_datagram` with its source and the socket's address as destination
   (the coordinator tells registrations from sync messages); a ``Send`` leaves from the
   socket of its source address (P§1.1, default: the real address). Receive buffers are
@@ -59,7 +61,7 @@ from mobileha.core.hsrp import (
 from mobileha.core.sync import SyncState, SyncStateChanged
 from mobileha.dataplane.vip import VipOwner
 from mobileha.log import RateLimitedLogger, get_logger
-from mobileha.node.base import DeadlineTimer
+from mobileha.node.base import DeadlineTimer, bind, bind_error
 from mobileha.node.hsrp import HsrpIo, HsrpNodeConfig
 
 RCVBUF = 8 * 1024 * 1024
@@ -260,14 +262,14 @@ class HomeAgentNode:
         loop = self._loop = asyncio.get_running_loop()
         self._timer = DeadlineTimer(loop, self._on_timer)
         self._open_dataplane()
-        for addr in self.addresses:
-            try:
+        try:
+            for addr in self.addresses:
                 await self._open(addr)
-            except OSError:
-                await self._close_transports()
-                raise
-        if self._dfp_cfg is not None:
-            await self._start_dfp()
+            if self._dfp_cfg is not None:
+                await self._start_dfp()
+        except BaseException:
+            await self._close_transports()
+            raise
         self._running = True
         address, mac = None, None
         if self.hsrp is not None:
@@ -286,20 +288,24 @@ class HomeAgentNode:
         )
 
     async def _open(self, addr: str) -> asyncio.DatagramTransport:
-        """Bind a UDP socket to ``addr``:port (IP_FREEBIND, large buffers) and serve it."""
+        """Bind a UDP socket to ``addr``:port (large buffers; IP_FREEBIND for a VIP) and
+        serve it."""
         loop = asyncio.get_running_loop()
+        real = addr == self.agents[0].ha.settings.address
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+        if not real:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, opt, RCVBUF)
-        try:
-            sock.bind((addr, self.port))
-        except OSError:
-            sock.close()
-            raise
+        bind(
+            sock,
+            (addr, self.port),
+            "home_agent.port",
+            "home_agent.address" if real else "home_agent.ha_address",
+        )
         sock.setblocking(False)
         dst = (addr, self.port)
         transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self, dst), sock=sock)
@@ -328,7 +334,13 @@ class HomeAgentNode:
             max_weight=d.max_weight,
             key=d.password,
         )
-        await self.dfp_server.start()
+        try:
+            await self.dfp_server.start()
+        except OSError as e:
+            self.dfp_server = None
+            raise bind_error(
+                e, (d.listen.host, d.listen.port), "dfp.listen", "dfp.listen"
+            ) from None
 
     async def _close_transports(self) -> None:
         for t in self._transports.values():

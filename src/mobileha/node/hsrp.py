@@ -79,7 +79,7 @@ from mobileha.core.hsrp import (
     parse_auth,
 )
 from mobileha.dataplane.vip import VipOwner, interface_info
-from mobileha.node.base import DeadlineTimer
+from mobileha.node.base import DeadlineTimer, StartupError, bind
 from mobileha.node.link import LinkWatch
 from mobileha.wire import hsrp as w
 from mobileha.wire.ip import multicast_udp_frame
@@ -202,10 +202,20 @@ class HsrpIo:
         returns the interface's state (True when it is not watched)."""
         loop = self._loop = asyncio.get_running_loop()
         c = self.cfg
-        if self.vip is not None:
-            info = await asyncio.to_thread(self.vip.prepare)
-        else:
-            info = await asyncio.to_thread(interface_info, c.interface)
+        try:
+            if self.vip is not None:
+                info = await asyncio.to_thread(self.vip.prepare)
+            else:
+                info = await asyncio.to_thread(interface_info, c.interface)
+        except PermissionError:
+            raise StartupError(
+                "hsrp.interface",
+                c.interface,
+                "owning the virtual IP (address, gratuitous ARP) needs root or "
+                "CAP_NET_ADMIN and CAP_NET_RAW",
+            ) from None
+        except OSError as e:
+            raise StartupError("hsrp.interface", c.interface, str(e)) from None
         self._ifindex, addr, _plen, self.mac = info
         configured = c.groups[0].address if c.groups else ""
         self.address = configured if configured not in ("", "0.0.0.0") else addr
@@ -416,10 +426,10 @@ class HsrpIo:
         except PermissionError as exc:  # unprivileged (loopback demo): address binding only
             log.warning("SO_BINDTODEVICE %s: %s", c.interface, exc)
         if not c.multicast:
-            sock.bind((addr, c.port))
+            bind(sock, (addr, c.port), "hsrp.port", "hsrp.address")
             sock.setblocking(False)
             return sock
-        sock.bind(("0.0.0.0", c.port))
+        bind(sock, ("0.0.0.0", c.port), "hsrp.port", "hsrp.port")
         groups = {self._mcast_group(g.version) for g in c.groups}
         for mc in sorted(groups):
             sock.setsockopt(

@@ -25,7 +25,7 @@ from typing import Any
 from mobileha.core.actions import Addr, Send
 from mobileha.core.mobile_node import MnState, MobileNode
 from mobileha.log import RateLimitedLogger, get_logger
-from mobileha.node.base import DeadlineTimer
+from mobileha.node.base import DeadlineTimer, bind
 from mobileha.wire import DecodeError
 from mobileha.wire.mip import RegistrationReply
 
@@ -98,7 +98,7 @@ class MobileNodeFleet:
             m.unix_offset = wall
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         raise_buffers(sock)
-        sock.bind(self.local)
+        bind(sock, self.local, "mobile_node.local_address", "mobile_node.local_address")
         sock.setblocking(False)
         self.local = sock.getsockname()
         self.transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self), sock=sock)

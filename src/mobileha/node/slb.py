@@ -37,6 +37,7 @@ from typing import Any
 from mobileha.core import dfp as dfpcore
 from mobileha.core.slb import Real, RealState, ServerFarm
 from mobileha.log import RateLimitedLogger, get_logger
+from mobileha.node.base import StartupError, bind
 from mobileha.node.dfp import DfpManagerClient
 from mobileha.wire import mip, slbtag
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
@@ -203,11 +204,24 @@ class SlbNode:
         self._started = time.monotonic()
         if self._directed_mode:
             # fail at start, not at the first request, when raw sockets are not allowed
-            socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW).close()
+            try:
+                socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW).close()
+            except PermissionError:
+                raise StartupError(
+                    "slb.mode",
+                    self.settings.virtual_address,
+                    "directed mode sends raw IP datagrams: it needs root or CAP_NET_RAW "
+                    '(or mode = "relay")',
+                ) from None
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         _bufsize(sock)
-        sock.bind((self.settings.virtual_address, self.settings.port))
+        bind(
+            sock,
+            (self.settings.virtual_address, self.settings.port),
+            "slb.port",
+            "slb.virtual_address",
+        )
         sock.setblocking(False)
         self._sock = sock
         self._vs = self.address
