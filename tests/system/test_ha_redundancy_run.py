@@ -116,10 +116,14 @@ def pair(tmp_path: Path) -> Iterator[tuple[Ha, Ha]]:
     a_ip, b_ip, vip = f"{net}.11", f"{net}.12", f"{net}.100"
     a = Ha(tmp_path, "ha-a", a_ip, b_ip, vip, 110)
     b = Ha(tmp_path, "ha-b", b_ip, a_ip, vip, 100)
-    port = _free(a_ip, socket.SOCK_DGRAM)
+    # each HA on its own registration port: redundancy.port names the peer's, on both
+    # sides (sync arrives on home_agent.port)
+    port, peer_port = _free(a_ip, socket.SOCK_DGRAM), _free(b_ip, socket.SOCK_DGRAM)
+    while peer_port == port:
+        peer_port = _free(b_ip, socket.SOCK_DGRAM)
     hsrp_port = _free(a_ip, socket.SOCK_DGRAM)
-    a.write(port, port, hsrp_port)
-    b.write(port, port, hsrp_port)
+    a.write(port, peer_port, hsrp_port)
+    b.write(peer_port, port, hsrp_port)
     try:
         yield a, b
     finally:

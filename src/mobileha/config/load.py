@@ -220,7 +220,6 @@ def _home_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         reverse_tunnel=row["reverse_tunnel"],
         gre=row["gre"],
         minimal_encap=row["minimal_encap"],
-        sync_port=row["sync_port"],
         slb_sas=tuple(PeerSA(address=r["address"] or "", sa=_sa(r)) for r in slb_rows),
         reverse_tunnel_required=row["reverse_tunnel_required"],
         simultaneous_bindings=row["simultaneous_bindings"],

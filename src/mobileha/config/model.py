@@ -116,7 +116,6 @@ class HomeAgentConfig:
     reverse_tunnel: bool = True
     gre: bool = True
     minimal_encap: bool = True
-    sync_port: int = 434
     slb_sas: tuple[PeerSA, ...] = ()
     reverse_tunnel_required: bool = False
     simultaneous_bindings: int = 5

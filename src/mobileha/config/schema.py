@@ -131,7 +131,6 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         "reverse_tunnel": Spec("bool", True, doc="accept the T flag (RFC 3024)"),
         "gre": Spec("bool", True, doc="accept GRE encapsulation (G flag)"),
         "minimal_encap": Spec("bool", True, doc="accept minimal encapsulation (M flag)"),
-        "sync_port": _i(434, 1, 65535, "UDP port of HA-HA sync messages"),
         "reverse_tunnel_required": Spec(
             "bool", False, doc="refuse requests without the T flag (code 138, RFC 3024)"
         ),
@@ -242,7 +241,9 @@ SCHEMA: dict[str, dict[str, Spec]] = {
     },
     "redundancy": {
         "peer": Spec("addr", doc="real address of the peer HA"),
-        "port": _i(434, 1, 65535, "peer's sync UDP port"),
+        "port": _i(
+            434, 1, 65535, "the peer's home_agent.port: HA-HA sync goes there and arrives on ours"
+        ),
         "spi": _with(_SPI, "HA-HA SPI (HHAE)"),
         "key": Spec("secret", doc="HA-HA key"),
         "algorithm": _with(_ALG, "HHAE algorithm"),

@@ -159,6 +159,12 @@ def check_value(s: Spec, v: Any) -> tuple[Any, str | None]:
 
 # --------------------------------------------------------------------------- tables
 
+# Keys that existed and were removed: what an old config gets instead of "unknown key".
+REMOVED = {
+    "home_agent.sync_port": "removed: HA-HA sync messages arrive on home_agent.port and go "
+    "to the peer's redundancy.port",
+}
+
 
 class Row(dict[str, Any]):
     """One checked table: key -> value, defaults filled in for missing and bad keys;
@@ -193,8 +199,10 @@ class Checker:
         out = Row()
         for key in data:
             if key not in spec and key not in children:
+                gone = REMOVED.get(f"{schema_name}.{key}")
                 self.add(
-                    f"{path}.{toml_key(key)}", "unknown key" + suggest(key, [*spec, *children])
+                    f"{path}.{toml_key(key)}",
+                    gone if gone else "unknown key" + suggest(key, [*spec, *children]),
                 )
         for key, s in spec.items():
             kpath = f"{path}.{key}"

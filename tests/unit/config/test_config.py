@@ -298,3 +298,21 @@ def test_every_reference_key_is_accepted() -> None:
         walk("", tomllib.loads(p.read_text()))
     unknown = seen - set(config.reference_keys())
     assert not unknown
+
+
+def test_removed_sync_port_says_where_sync_goes() -> None:
+    """`home_agent.sync_port` was documented but never read: an old config gets what to
+    use instead of a silent pair that never syncs."""
+    text = """
+[node]
+role = "home-agent"
+[home_agent]
+address = "10.0.1.10"
+sync_port = 4343
+"""
+    with pytest.raises(ConfigError) as e:
+        loads_config(text)
+    assert e.value.problems == [
+        "home_agent.sync_port: removed: HA-HA sync messages arrive on home_agent.port and go "
+        "to the peer's redundancy.port"
+    ]
