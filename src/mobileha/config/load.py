@@ -324,6 +324,7 @@ def _foreign_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         gre_key_format=row["gre_key_format"],
         challenge=row["challenge"],
         home_agent_port=row["home_agent_port"],
+        ha_fallback_after=row["ha_fallback_after"],
     )
     return {"foreign_agent": fa}
 
@@ -395,6 +396,7 @@ def _mobile_node(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         renew_fraction=m["renew_fraction"],
         aaa_key=m["aaa_key"],
         home_agent_port=m["home_agent_port"],
+        ha_fallback_after=m["ha_fallback_after"],
     )
     return {"mobile_node": mn}
 

@@ -248,6 +248,7 @@ class ForeignAgentConfig:
     gre_key_format: str = "rfc6245"  # rfc6245 | cvse | both
     challenge: bool = False
     home_agent_port: int = 434
+    ha_fallback_after: int = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +271,7 @@ class MobileNodeConfig:
     renew_fraction: float = 0.8
     aaa_key: bytes | None = field(default=None, repr=False)
     home_agent_port: int = 434
+    ha_fallback_after: int = 3
 
     def nai_of(self, n: int) -> str:
         """NAI of the n-th MN (1..count)."""

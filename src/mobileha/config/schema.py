@@ -363,6 +363,13 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         ),
         "challenge": Spec("bool", False, doc="require RFC 4721 MN-FA challenges (codes 104-106)"),
         "home_agent_port": _i(434, 1, 65535, "UDP port requests are relayed to on home agents"),
+        "ha_fallback_after": _i(
+            3,
+            0,
+            100,
+            "unanswered requests in a row after which a real HA's MNs go to the HA-SLB "
+            "(home_agent) again, RFC 4433 (0 = never)",
+        ),
     },
     "foreign_agent.home_agent_sa[]": {
         "address": Spec("addr", doc="HA (or SLB VIP) address of this FA-HA SA"),
@@ -410,6 +417,13 @@ SCHEMA: dict[str, dict[str, Spec]] = {
             default_doc="none",
         ),
         "home_agent_port": _i(434, 1, 65535, "home agent UDP port (co-located mode)"),
+        "ha_fallback_after": _i(
+            3,
+            0,
+            100,
+            "unanswered transmissions after which a learned HA is dropped for home_agent, "
+            "RFC 4433 (0 = never)",
+        ),
     },
     "aaa": {
         "backend": Spec("choice", "local", choices=("local", "radius"), doc="AAA source"),

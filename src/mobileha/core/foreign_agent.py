@@ -28,6 +28,14 @@ What it does with a Registration Request from a mobile node (RFC 5944 §3.7.2):
    (RFC 4433 dynamic HA assignment; the HA-SLB VIP in production); else the configured
    default; else code 98 (missing home agent).
 
+5. Re-homing (RFC 4433 §1: the node that selects the HA may be the FA): a real HA learned
+   from a reply that leaves ``ha_fallback_after`` relayed requests in a row unanswered (the
+   MN retransmitted, or the pending request timed out) is taken as gone, and the requests
+   that would go to it go to the HA address first relayed to instead (the HA-SLB virtual
+   address), else to the AAA / configured one: the MNs are re-homed by the HA-SLB within a
+   few retransmission intervals. :class:`HomeAgentUnreachable` and
+   :class:`HomeAgentAnswers` tell the operator; a reply from that HA makes it usable again.
+
 Replies are matched on (NAI, Identification low 32 bits) -- or (home address, ...) without
 an NAI -- and accepted from any source address: behind an HA-SLB the real HA answers, not
 the virtual address we sent to (P§6.4); its address and port are learned for later requests.
@@ -54,7 +62,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from mobileha.core.actions import Addr, InstallBinding, RemoveBinding, Send
 from mobileha.core.binding import FLAG_D, FLAG_G, FLAG_M, FLAG_T, Binding, Encap
@@ -210,12 +218,38 @@ class FaStats:
     redirects: int = 0
     gre_key_mismatch: int = 0  # HA replied with another GRE key than ours
     aaa_home_mismatch: int = 0  # HA granted another home address than AAA assigned
+    ha_fallbacks: int = 0  # real HAs taken as gone (requests re-homed, RFC 4433)
     fa_codes: dict[int, int] = field(default_factory=dict)  # codes we generated
     ha_codes: dict[int, int] = field(default_factory=dict)  # codes relayed from HAs
     drops: dict[str, int] = field(default_factory=dict)  # bad input by reason
 
 
-Action = Send | InstallBinding | RemoveBinding | AaaRequest | AaaCancel
+@dataclass(frozen=True, slots=True)
+class HomeAgentUnreachable:
+    """Notice: ``address`` (a real HA learned from its replies) left ``unanswered``
+    relayed requests in a row unanswered; its MNs' requests now go to ``fallback``."""
+
+    address: str
+    fallback: str | None
+    unanswered: int
+
+
+@dataclass(frozen=True, slots=True)
+class HomeAgentAnswers:
+    """Notice: ``address``, taken as unreachable, answered again."""
+
+    address: str
+
+
+Action = (
+    Send
+    | InstallBinding
+    | RemoveBinding
+    | AaaRequest
+    | AaaCancel
+    | HomeAgentUnreachable
+    | HomeAgentAnswers
+)
 
 
 class ForeignAgent:
@@ -236,6 +270,7 @@ class ForeignAgent:
         challenge: bool = False,
         ha_security: dict[str, HaSecurity] | None = None,
         aaa: bool = False,
+        ha_fallback_after: int = 3,
         random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         if gre_key_format not in GRE_FORMATS:
@@ -254,8 +289,12 @@ class ForeignAgent:
         self.challenge_enabled = challenge
         self.ha_security = dict(ha_security or {})
         self.aaa = aaa
+        self.ha_fallback_after = ha_fallback_after  # 0: never re-home
         self._random = random_bytes
         self.stats = FaStats()
+        # real HA address -> relayed requests in a row without a reply from it
+        self._unanswered: dict[str, int] = {}
+        self.unreachable: set[str] = set()  # real HAs taken as gone (see _choose_ha)
         self._pending: dict[str, _Pending] = {}
         self._pending_by_hoa: dict[str, str] = {}  # static HoA -> pending key (NAI)
         self._aaa_tokens: dict[int, str] = {}
@@ -283,6 +322,40 @@ class ForeignAgent:
         if data[0] == RRP:
             return self._reply(data, src, now)
         return self._drop("unknown-type")
+
+    # Options a reload may change (everything but the addresses and ports served).
+    RELOADABLE: Final = frozenset(
+        {
+            "home_agent",
+            "ha_port",
+            "max_lifetime",
+            "max_visitors",
+            "pending_timeout_s",
+            "reverse_tunnel",
+            "gre",
+            "gre_key_format",
+            "challenge",
+            "ha_security",
+            "aaa",
+            "ha_fallback_after",
+        }
+    )
+
+    def reconfigure(self, **options: Any) -> None:
+        """Reload: new values of :data:`RELOADABLE` options (the constructor's names);
+        visitors, pending requests and GRE keys stay."""
+        unknown = set(options) - self.RELOADABLE
+        if unknown:
+            raise ValueError(f"cannot change without a restart: {', '.join(sorted(unknown))}")
+        if options.get("gre_key_format", self.gre_key_format) not in GRE_FORMATS:
+            raise ValueError(f"gre_key_format must be one of {GRE_FORMATS}")
+        for name, value in options.items():
+            if name == "challenge":
+                self.challenge_enabled = value
+            elif name == "ha_security":
+                self.ha_security = dict(value)
+            else:
+                setattr(self, name, value)
 
     def aaa_result(
         self,
@@ -333,6 +406,7 @@ class ForeignAgent:
                 self.stats.timeouts += 1
                 if p.aaa_token is not None:
                     self._aaa_tokens.pop(p.aaa_token, None)
+                self._no_answer(p, out)
                 out += self._deny(p.req, p.mn, FA_TIMEOUT, p.key, now)
             else:
                 v = self.visitors[key]
@@ -357,12 +431,17 @@ class ForeignAgent:
         old = self._pending.get(key)
         if old is not None and old.ident == req.ident:
             # The MN retransmitted (nonce method: unchanged). Relay the same bytes again
-            # so that an HA-SLB can count the retransmission (P§6.4 item 3).
+            # so that an HA-SLB can count the retransmission (P§6.4 item 3); to the
+            # fallback when the HA they went to is taken as gone.
             self.stats.retransmissions += 1
             if old.aaa_token is None and old.dst is not None:
                 old.mn = src
+                notices: list[Action] = []
+                self._no_answer(old, notices)
+                if old.dst in self.unreachable:
+                    return notices + self._relay(old, now)
                 self._arm_pending(old, now)
-                return [Send((old.dst, old.dst_port), old.relayed)]
+                return [*notices, Send((old.dst, old.dst_port), old.relayed)]
             return []
         code = self._check(req, key)
         if code == SILENT_DISCARD:
@@ -374,6 +453,7 @@ class ForeignAgent:
             if old.aaa_token is not None:
                 pre.append(AaaCancel(old.aaa_token))
             self._forget_pending(old)  # a new attempt replaces the old one
+            self._no_answer(old, pre)  # the MN saw no reply to it
         is_new = self._visitor_for(key, req.home_addr) is None
         if (
             is_new
@@ -460,18 +540,54 @@ class ForeignAgent:
         return e
 
     def _choose_ha(self, p: _Pending) -> tuple[str | None, str | None, int]:
-        """(destination, target, port) for a request (module docstring, item 4)."""
+        """(destination, target, port) for a request (module docstring, items 4 and 5)."""
         if p.redirect_to is not None:
             return p.redirect_to, p.redirect_to, self.ha_port
         req = p.req
         field_ha = req.ha_addr
         v = self._visitor_for(p.key, req.home_addr)
         if v is not None and field_ha in (UNSPECIFIED, ALL_ONES, v.target, v.ha_addr):
+            if v.ha_addr in self.unreachable:
+                back = self._fallback(v.ha_addr, v.target, p)
+                if back is not None:
+                    return back, back, self.ha_port
             return v.ha_addr, v.target, v.ha_port
         if field_ha not in (UNSPECIFIED, ALL_ONES):
+            if field_ha in self.unreachable:
+                back = self._fallback(field_ha, None, p)
+                if back is not None:
+                    return back, back, self.ha_port
             return field_ha, field_ha, self.ha_port
         ha = p.aaa_ha or self.home_agent
         return ha, ha, self.ha_port
+
+    def _fallback(self, dead: str, target: str | None, p: _Pending) -> str | None:
+        """Where the requests for ``dead`` go instead: the HA address first relayed to
+        (the HA-SLB), else the AAA-assigned or configured one (None: nowhere else)."""
+        for a in (target, p.aaa_ha, self.home_agent):
+            if a is not None and a != dead and a not in self.unreachable:
+                return a
+        return None
+
+    def _no_answer(self, p: _Pending, out: list[Action]) -> None:
+        """``p`` was relayed and got no reply (replaced by the MN's next attempt, or timed
+        out). Counted against a real HA learned from replies (not against the address
+        first relayed to: the HA-SLB picks a new real for a repeated request by itself)."""
+        dst = p.dst
+        if dst is None or dst == p.target or self.ha_fallback_after <= 0:
+            return
+        n = self._unanswered.get(dst, 0) + 1
+        self._unanswered[dst] = n
+        if n >= self.ha_fallback_after and dst not in self.unreachable:
+            self.unreachable.add(dst)
+            self.stats.ha_fallbacks += 1
+            out.append(HomeAgentUnreachable(dst, self._fallback(dst, p.target, p), n))
+
+    def _answered(self, src: str, out: list[Action]) -> None:
+        """A reply from ``src``: it answers."""
+        if self._unanswered.pop(src, None) is not None and src in self.unreachable:
+            self.unreachable.discard(src)
+            out.append(HomeAgentAnswers(src))
 
     def _relay(self, p: _Pending, now: float) -> list[Action]:
         dst, target, port = self._choose_ha(p)
@@ -532,9 +648,13 @@ class ForeignAgent:
             return self._drop("unknown-critical-extension")
         except DecodeError as e:
             return self._drop("reply-" + e.reason)
+        heard: list[Action] = []
+        if self._unanswered:
+            self._answered(src[0], heard)
         p = self._match(rep)
         if p is None:
-            return self._drop("unmatched-reply")
+            self._drop("unmatched-reply")
+            return heard
         self.stats.replies += 1
         if src[0] != p.dst:
             self.stats.replies_other_source += 1
@@ -553,7 +673,7 @@ class ForeignAgent:
                 self.stats.drops["reply-fa-ha-auth"] = (
                     self.stats.drops.get("reply-fa-ha-auth", 0) + 1
                 )
-                return self._deny(p.req, p.mn, FA_HA_AUTH, p.key, now)
+                return heard + self._deny(p.req, p.mn, FA_HA_AUTH, p.key, now)
         code = rep.code
         if code == HA_REDIRECT and p.redirects < MAX_REDIRECTS:
             dyn = rep.find(DynamicHaExt)
@@ -569,10 +689,10 @@ class ForeignAgent:
                 p.redirects += 1
                 p.redirect_to = dyn.address
                 self.stats.redirects += 1
-                return self._relay(p, now)
+                return heard + self._relay(p, now)
         self._forget_pending(p)
         self.stats.ha_codes[code] = self.stats.ha_codes.get(code, 0) + 1
-        out: list[Action] = []
+        out: list[Action] = heard
         if rep.accepted:
             if p.dereg:
                 self.stats.deregistered += 1
@@ -834,5 +954,7 @@ __all__ = [
     "FaStats",
     "ForeignAgent",
     "HaSecurity",
+    "HomeAgentAnswers",
+    "HomeAgentUnreachable",
     "Visitor",
 ]

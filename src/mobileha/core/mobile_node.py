@@ -15,6 +15,13 @@ granted lifetime counts from when the request was sent (§3.6.2.2); repairs of �
 133 resync, 69 retry with the FA's maximum lifetime, 136 retry with the HA address the
 reply names, and RFC 4721's 104-106 retry with the FA's fresh challenge.
 
+Re-homing (RFC 4433 §5.1.3: when its Mobile IP session ends the MN may drop the assigned
+HA and ask for a new one): an MN that learned its real HA from a reply and gets no answer
+to ``ha_fallback_after`` transmissions in a row of a registration takes the session as
+ended: the next request names the configured HA again (the HA-SLB virtual address, or
+``0.0.0.0`` / ``255.255.255.255`` to be assigned one), with :class:`HaFallback` as the
+notice.
+
 Modes:
 
 * **FA care-of** (``foreign_agent`` set): requests go to the FA, CoA = the FA's care-of
@@ -139,6 +146,17 @@ class TransitionError(RuntimeError):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class HaFallback:
+    """Notice: ``unanswered`` transmissions to the learned HA ``old`` got no reply; the
+    requests name ``new`` (the configured HA) again."""
+
+    nai: str | None
+    old: str
+    new: str
+    unanswered: int
+
+
 @dataclass(slots=True)
 class MnSecurity:
     """The MN-HA security association (P§1.6) and replay method (P§1.7)."""
@@ -166,6 +184,7 @@ class MnStats:
     challenge_retries: int = 0
     repairs: int = 0  # 69 / 136 retries (RFC 5944 §3.6.2.3)
     retries_after_denial: int = 0
+    ha_fallbacks: int = 0  # learned HAs dropped after unanswered transmissions (RFC 4433)
     expired: int = 0
     bad_reply: int = 0  # undecodable datagrams
     unmatched_reply: int = 0  # Identification / address does not match the request
@@ -212,6 +231,7 @@ class MobileNode:
         aaa_key: bytes | None = None,
         ha_port: int = MIP_PORT,
         retry_denied_s: float | None = None,
+        ha_fallback_after: int = 3,
         random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         if foreign_agent is None and care_of is None:
@@ -274,6 +294,7 @@ class MobileNode:
         # stay idle). A load driver uses it to ride out an HA or AAA outage.
         self.retry_denied_s = retry_denied_s
         self.retry_at: float | None = None
+        self.ha_fallback_after = ha_fallback_after  # 0: never drop the learned HA
 
     # ------------------------------------------------------------------ state table
 
@@ -340,14 +361,14 @@ class MobileNode:
             cands.append(self.retry_at)
         return min(cands) if cands else None
 
-    def handle_timer(self, now: float) -> list[Send]:
+    def handle_timer(self, now: float) -> list[Send | HaFallback]:
         """Run the timers that are due."""
-        out: list[Send] = []
+        out: list[Send | HaFallback] = []
         if self.state is S.IDLE and self.retry_at is not None and now >= self.retry_at:
             self.retry_at = None
             self.stats.retries_after_denial += 1
             self._to(E.REGISTER)
-            return self._start(now, dereg=False)
+            return [*self._start(now, dereg=False)]
         if (
             self.state in (S.REGISTERED, S.RENEWING)
             and self.expires is not None
@@ -359,12 +380,12 @@ class MobileNode:
             if self.configured_home_addr == UNSPECIFIED:
                 self.home_addr = UNSPECIFIED
             self._out = None
-            return self._start(now, dereg=False)
+            return [*self._start(now, dereg=False)]
         if self.state is S.REGISTERED and self.renew_at is not None and now >= self.renew_at:
             self.renew_at = None
             self.stats.renewals += 1
             self._to(E.RENEW_DUE)
-            return self._start(now, dereg=False)
+            return [*self._start(now, dereg=False)]
         o = self._out
         if o is not None and now >= o.sent_at_last + o.timeout:
             if o.dereg and o.tries >= DEREG_MAX_TRIES:
@@ -381,6 +402,16 @@ class MobileNode:
                 cap = max(MIN_RETRANSMIT_S, min(cap, float(o.lifetime)))
             o.timeout = min(o.timeout * 2, cap)
             o.tries += 1
+            n = self.ha_fallback_after
+            if n and not o.dereg and o.tries > n and self.ha_addr != self.configured_ha:
+                out.append(HaFallback(self.nai, self.ha_addr, self.configured_ha, o.tries - 1))
+                self.stats.ha_fallbacks += 1
+                self.ha_addr = self.configured_ha
+                self._out = None
+                sends = self._start(now, dereg=False)
+                assert self._out is not None
+                self._out.timeout, self._out.tries, self._out.sent_at = o.timeout, 1, o.sent_at
+                return [*out, *sends]
             if self.security.replay == "timestamp":
                 # RFC 5944 §3.6.3: with timestamps every retransmission gets a new
                 # Identification (a new registration); with nonces it is sent unchanged.
@@ -390,7 +421,7 @@ class MobileNode:
                 self._out.timeout = o.timeout
                 self._out.tries = o.tries
                 self._out.sent_at = o.sent_at
-                return sends
+                return [*sends]
             o.sent_at_last = now
             out.append(Send(o.dst, o.payload))
         return out
@@ -634,6 +665,7 @@ __all__ = [
     "DEREG_MAX_TRIES",
     "MAX_RESYNC",
     "TRANSITIONS",
+    "HaFallback",
     "MnEvent",
     "MnSecurity",
     "MnState",

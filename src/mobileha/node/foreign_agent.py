@@ -23,6 +23,8 @@ from mobileha.core.foreign_agent import (
     AaaCancel,
     AaaRequest,
     ForeignAgent,
+    HomeAgentAnswers,
+    HomeAgentUnreachable,
 )
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer, bind
@@ -131,6 +133,36 @@ class ForeignAgentNode:
             with contextlib.suppress(Exception):
                 self.dataplane.close()
 
+    def reconfigure(
+        self,
+        options: Mapping[str, Any],
+        *,
+        aaa: AaaBackend | bool | None = False,
+        rate_limit_s: float | None = None,
+    ) -> None:
+        """Reload: the core's reloadable options; ``aaa``: a new AAA backend (None: no
+        AAA; False: keep the current one; lookups already running finish on the old
+        one, which is closed afterwards)."""
+        opts = dict(options)
+        if aaa is not False:
+            old = self.aaa
+            self.aaa = aaa if aaa is not None and aaa is not True else None
+            opts["aaa"] = self.aaa is not None
+            if old is not None and old is not self.aaa:
+                task = asyncio.ensure_future(self._close_later(old))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        self.core.reconfigure(**opts)
+        if rate_limit_s is not None:
+            self._bad.interval_s = rate_limit_s
+        if self._timer is not None:
+            self._timer.update(self.core.get_timer())
+
+    async def _close_later(self, aaa: AaaBackend) -> None:
+        while any(not t.done() for t in self._aaa_tasks.values()):
+            await asyncio.sleep(0.1)
+        await aaa.close()
+
     # ------------------------------------------------------------------ events
 
     def _now(self) -> float:
@@ -179,6 +211,17 @@ class ForeignAgentNode:
                 self._dp("install", a)
             elif isinstance(a, RemoveBinding):
                 self._dp("remove", a)
+            elif isinstance(a, HomeAgentUnreachable):
+                _log.warning(
+                    "home agent not answering: its mobile nodes register through the "
+                    "HA-SLB again (RFC 4433)",
+                    node=self.name,
+                    home_agent=a.address,
+                    fallback=a.fallback or "none",
+                    unanswered=a.unanswered,
+                )
+            elif isinstance(a, HomeAgentAnswers):
+                _log.info("home agent answers again", node=self.name, home_agent=a.address)
         if self._timer is not None:
             self._timer.update(self.core.get_timer())
 

@@ -20,10 +20,11 @@ import contextlib
 import heapq
 import socket
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from mobileha.core.actions import Addr, Send
-from mobileha.core.mobile_node import MnState, MobileNode
+from mobileha.core.mobile_node import HaFallback, MnState, MobileNode
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer, bind
 from mobileha.wire import DecodeError
@@ -86,6 +87,7 @@ class MobileNodeFleet:
         self.unrouted = 0
         self.bad_input = 0
         self.codes: dict[int, int] = {}
+        self.ha_fallbacks = 0
         self._bad = RateLimitedLogger(_log, 10.0)
 
     # ------------------------------------------------------------------ lifecycle
@@ -192,12 +194,24 @@ class MobileNodeFleet:
         self._arm()
         self._changed.set()
 
-    def _apply(self, i: int, actions: list[Send]) -> None:
+    def _apply(self, i: int, actions: Sequence[Send | HaFallback]) -> None:
         m = self.mns[i]
         tr = self.transport
         for a in actions:
-            if tr is not None:
-                tr.sendto(a.payload, a.dst)
+            if isinstance(a, Send):
+                if tr is not None:
+                    tr.sendto(a.payload, a.dst)
+            elif isinstance(a, HaFallback):
+                self.ha_fallbacks += 1
+                self._bad.warn(
+                    "ha-fallback",
+                    "home agent not answering: registering through the configured HA "
+                    "again (RFC 4433)",
+                    nai=a.nai,
+                    home_agent=a.old,
+                    fallback=a.new,
+                    unanswered=a.unanswered,
+                )
         ident = m.outstanding_ident
         low = None if ident is None else ident & _U32
         old = self._low[i]
@@ -242,6 +256,7 @@ class MobileNodeFleet:
                 "challenge_retries",
                 "repairs",
                 "retries_after_denial",
+                "ha_fallbacks",
                 "expired",
                 "bad_reply",
                 "unmatched_reply",
