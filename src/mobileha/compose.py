@@ -27,7 +27,7 @@ from typing import Any
 
 from mobileha.aaa.base import AaaBackend
 from mobileha.config import DYNAMIC, AaaConfig, Config, HsrpConfig
-from mobileha.core.cluster import AgentSpec, Cluster
+from mobileha.core.cluster import AgentSettings, AgentSpec, Cluster
 from mobileha.core.foreign_agent import ForeignAgent, HaSecurity
 from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
 from mobileha.core.hsrp import HsrpConfig as HsrpGroupSettings
@@ -133,14 +133,83 @@ def home_agent_security(cfg: Config) -> SecurityAssociations:
     return sas
 
 
+def home_agent_slb_sas(cfg: Config) -> dict[str, MobilitySA]:
+    """``[[home_agent.slb_sa]]``: the SLB-HA SAs of the relay tag, by SLB address."""
+    assert cfg.home_agent is not None
+    return {
+        p.address: MobilitySA(p.sa.spi, p.sa.key, p.sa.algorithm) for p in cfg.home_agent.slb_sas
+    }
+
+
 def home_agent_core(cfg: Config, **overrides: Any) -> HomeAgent:
     """The sans-IO home agent of ``cfg`` (``overrides``: fields of its settings)."""
     settings = home_agent_settings(cfg, **overrides)
-    assert cfg.home_agent is not None
-    slb_sas = {
-        p.address: MobilitySA(p.sa.spi, p.sa.key, p.sa.algorithm) for p in cfg.home_agent.slb_sas
-    }
-    return HomeAgent(settings, home_agent_security(cfg), slb_sas=slb_sas)
+    return HomeAgent(settings, home_agent_security(cfg), slb_sas=home_agent_slb_sas(cfg))
+
+
+def home_agent_agents(cfg: Config) -> list[AgentSettings]:
+    """One entry per HA address the home agent serves (``home_agent.ha_address``, then
+    the VIP of every ``[[hsrp.groups]]``): its core's settings, its security associations
+    (:func:`home_agent_security`), SLB SAs and sync configuration.
+
+    Building a home agent and reloading one both go through this function (and so through
+    :func:`home_agent_security`): a new source of SAs added there (realms, AAA-backed SAs)
+    is reloaded by SIGHUP with nothing more to do."""
+    ha, hc = cfg.home_agent, cfg.hsrp
+    assert ha is not None
+    extra = hc.groups if hc is not None else ()
+    # load sharing: the pool must never hand out another group's VIP
+    vips = {"local_addresses": tuple(g.virtual_ip for g in extra)} if extra else {}
+    settings = home_agent_settings(cfg, **vips)
+    redundant = cfg.redundancy is not None
+    out = [
+        AgentSettings(
+            settings.advertised,
+            settings,
+            home_agent_security(cfg),
+            home_agent_slb_sas(cfg),
+            sync_config(cfg) if redundant else None,
+        )
+    ]
+    assert hc is not None or not extra
+    for g in extra:
+        sub = replace(cfg, home_agent=replace(ha, ha_address=g.virtual_ip))
+        assert hc is not None
+        others = (hc.virtual_ip, *(o.virtual_ip for o in extra if o is not g))
+        if g.pool is not None:  # its own dynamic pool (the config checked it disjoint)
+            gs = home_agent_settings(sub, pool=g.pool, local_addresses=others)
+        else:  # static home addresses only (the config checked it): the first's pool
+            gs = home_agent_settings(sub)
+        out.append(
+            AgentSettings(
+                gs.advertised,
+                gs,
+                home_agent_security(sub),
+                home_agent_slb_sas(sub),
+                sync_config(sub) if redundant else None,
+            )
+        )
+    return out
+
+
+def home_agent_hsrp_groups(cfg: Config) -> list[HsrpGroupSettings]:
+    """The core configurations of ``[hsrp]`` and every ``[[hsrp.groups]]``."""
+    hc = cfg.hsrp
+    if hc is None:
+        return []
+    first = hsrp_group_settings(hc)
+    return [first] + [
+        replace(
+            first,
+            group=g.group,
+            vip=g.virtual_ip,
+            priority=g.priority,
+            preempt=g.preempt,
+            preempt_delay_ms=g.preempt_delay_s * 1000,
+            name=g.name or "",
+        )
+        for g in hc.groups
+    ]
 
 
 def home_agent_node(cfg: Config) -> HomeAgentNode:
@@ -152,10 +221,12 @@ def home_agent_node(cfg: Config) -> HomeAgentNode:
     ha = cfg.home_agent
     assert ha is not None
     hc = cfg.hsrp
-    extra = hc.groups if hc is not None else ()
-    # load sharing: the pool must never hand out another group's VIP
-    vips = {"local_addresses": tuple(g.virtual_ip for g in extra)} if extra else {}
-    core = home_agent_core(cfg, **vips)
+    agents = home_agent_agents(cfg)
+    cores = [HomeAgent(a.settings, a.sas, slb_sas=dict(a.slb_sas)) for a in agents]
+    if hc is not None:
+        for core, g in zip(cores[1:], hc.groups, strict=True):
+            if g.pool is None:
+                core.pool = cores[0].pool
     backend, dp_options = dataplane_options(cfg, "ha")
     now = time.monotonic()
     common: dict[str, Any] = {
@@ -165,33 +236,12 @@ def home_agent_node(cfg: Config) -> HomeAgentNode:
         "rate_limit_s": cfg.log.rate_limit_s,
     }
     if hc is None:
-        cluster = Cluster([AgentSpec(core)], wall_offset=time.time() - now, now=now)
+        cluster = Cluster([AgentSpec(cores[0])], wall_offset=time.time() - now, now=now)
         return HomeAgentNode(cluster, dataplane_options=dp_options, **common)
-    first = hsrp_group_settings(hc)
-    groups = [first]
-    specs = [AgentSpec(core, sync_config(cfg) if cfg.redundancy is not None else None, hc.group)]
-    for g in extra:
-        groups.append(
-            replace(
-                first,
-                group=g.group,
-                vip=g.virtual_ip,
-                priority=g.priority,
-                preempt=g.preempt,
-                preempt_delay_ms=g.preempt_delay_s * 1000,
-                name=g.name or "",
-            )
-        )
-        sub = replace(cfg, home_agent=replace(ha, ha_address=g.virtual_ip))
-        others = (hc.virtual_ip, *(o.virtual_ip for o in extra if o is not g))
-        if g.pool is not None:  # its own dynamic pool (the config checked it disjoint)
-            g_core = home_agent_core(sub, pool=g.pool, local_addresses=others)
-        else:  # static home addresses only (the config checked it): share ours
-            g_core = home_agent_core(sub)
-            g_core.pool = core.pool
-        specs.append(
-            AgentSpec(g_core, sync_config(sub) if cfg.redundancy is not None else None, g.group)
-        )
+    groups = home_agent_hsrp_groups(cfg)
+    specs = [
+        AgentSpec(core, a.sync, g.group) for core, a, g in zip(cores, agents, groups, strict=True)
+    ]
     cluster = Cluster(specs, hsrp=groups, hsrp_port=hc.port, wall_offset=time.time() - now, now=now)
     unicast = bool(hc.peers)
     node_cfg = hsrp_node_config(hc, manage_vip=not unicast)
@@ -314,32 +364,52 @@ def aaa_backend(aaa: AaaConfig, nas_ip: str | None = None) -> AaaBackend:
     )
 
 
-def foreign_agent_node(cfg: Config) -> ForeignAgentNode:
-    """A foreign agent; AAA only when the backend has something to say (a local table
-    without users is no AAA: the FA relays to ``foreign_agent.home_agent``)."""
+def foreign_agent_options(cfg: Config) -> dict[str, Any]:
+    """``[foreign_agent]`` -> the options of :class:`ForeignAgent` that a reload may change
+    (:data:`ForeignAgent.RELOADABLE`), except ``aaa``."""
     fa = cfg.foreign_agent
     if fa is None:
         raise ValueError("foreign_agent: required for role 'foreign-agent'")
+    return {
+        "home_agent": fa.home_agent,
+        "ha_port": fa.home_agent_port,
+        "max_lifetime": fa.max_lifetime,
+        "max_visitors": fa.max_visitors,
+        "pending_timeout_s": fa.pending_timeout_s,
+        "reverse_tunnel": fa.reverse_tunnel,
+        "gre": fa.gre,
+        "gre_key_format": fa.gre_key_format,
+        "challenge": fa.challenge,
+        "ha_security": {
+            s.address: HaSecurity(s.sa.spi, s.sa.key, s.sa.algorithm) for s in fa.home_agent_sas
+        },
+        "ha_fallback_after": fa.ha_fallback_after,
+    }
+
+
+def foreign_agent_aaa(cfg: Config) -> AaaBackend | None:
+    """The FA's AAA backend; None when it has nothing to say (a local table without users
+    is no AAA: the FA relays to ``foreign_agent.home_agent``)."""
+    fa = cfg.foreign_agent
+    assert fa is not None
     aaa: AaaBackend | None = aaa_backend(cfg.aaa, nas_ip=fa.address)
     if not bool(getattr(aaa, "enabled", True)):
         aaa = None
+    return aaa
+
+
+def foreign_agent_node(cfg: Config) -> ForeignAgentNode:
+    """A foreign agent (with its AAA backend, :func:`foreign_agent_aaa`)."""
+    options = foreign_agent_options(cfg)
+    fa = cfg.foreign_agent
+    assert fa is not None
+    aaa = foreign_agent_aaa(cfg)
     core = ForeignAgent(
         address=fa.address,
         care_of=fa.care_of_address,
         port=fa.port,
-        ha_port=fa.home_agent_port,
-        home_agent=fa.home_agent,
-        max_lifetime=fa.max_lifetime,
-        max_visitors=fa.max_visitors,
-        pending_timeout_s=fa.pending_timeout_s,
-        reverse_tunnel=fa.reverse_tunnel,
-        gre=fa.gre,
-        gre_key_format=fa.gre_key_format,
-        challenge=fa.challenge,
-        ha_security={
-            s.address: HaSecurity(s.sa.spi, s.sa.key, s.sa.algorithm) for s in fa.home_agent_sas
-        },
         aaa=aaa is not None,
+        **options,
     )
     backend, dp_options = dataplane_options(cfg, "fa")
     return ForeignAgentNode(
@@ -435,6 +505,7 @@ def mobile_node_cores(cfg: Config) -> list[MobileNode]:
                 aaa_key=mc.aaa_key,
                 ha_port=mc.home_agent_port,
                 retry_denied_s=mc.retransmit_max_ms / 1000.0,
+                ha_fallback_after=mc.ha_fallback_after,
             )
         )
     return mns

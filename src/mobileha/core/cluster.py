@@ -31,9 +31,10 @@ datagram (the HSRP port -> HSRP; a sync message type of the ``SyncTypes`` regist
 sync peer named by the header's HA address; anything else -> the home agent of the
 destination address), :meth:`Cluster.handle_timer`, :meth:`Cluster.get_timer`, and
 :meth:`Cluster.handle_event` for :class:`Start`, :class:`Shutdown`, :class:`LinkChanged`,
-:class:`TrackChanged` and :class:`SetReady`. Every entry point returns the actions for the
-adapter, in order: ``Send`` (registration replies, sync messages), ``HsrpSend`` (to the HSRP
-socket), ``InstallBinding`` / ``RemoveBinding`` and their subclasses (data plane),
+:class:`TrackChanged`, :class:`SetReady` and :class:`Reconfigure` (a reload). Every entry
+point returns the actions for the adapter, in order: ``Send`` (registration replies, sync
+messages), ``HsrpSend`` (to the HSRP socket), ``InstallBinding`` / ``RemoveBinding`` and
+their subclasses (data plane),
 ``ClaimVip`` / ``ReleaseVip`` / ``GratuitousArp`` (VIP ownership), and notices for the
 operator's log (``StateChange``, ``ActiveTimerExpired``, :class:`ActiveChanged`,
 ``SyncStateChanged``, :class:`DownloadIncomplete`, :class:`LinkStateChanged`).
@@ -51,7 +52,12 @@ from typing import Any, Final
 
 from mobileha.core.actions import Addr, InstallBinding, RemoveBinding, Send
 from mobileha.core.binding import FLAG_S, Binding
-from mobileha.core.home_agent import HomeAgent, RestoreBinding, WithdrawBinding
+from mobileha.core.home_agent import (
+    HomeAgent,
+    HomeAgentSettings,
+    RestoreBinding,
+    WithdrawBinding,
+)
 from mobileha.core.hsrp import (
     ActiveTimerExpired,
     GroupKey,
@@ -61,6 +67,7 @@ from mobileha.core.hsrp import (
     State,
     StateChange,
 )
+from mobileha.core.security import MobilitySA, SecurityAssociations
 from mobileha.core.sync import (
     ApplyBinding,
     DeleteBinding,
@@ -117,7 +124,30 @@ class SetReady:
     ready: bool
 
 
-ClusterEvent = Start | Shutdown | LinkChanged | TrackChanged | SetReady
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """What a reload may change for one HA address: its home agent's settings and
+    security associations (MN-HA, FA-HA, MN-AAA; SLB-HA) and its sync configuration."""
+
+    ha_addr: str
+    settings: HomeAgentSettings
+    sas: SecurityAssociations
+    slb_sas: Mapping[str, MobilitySA]
+    sync: SyncConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reconfigure:
+    """Reload (SIGHUP): new settings for the HA addresses served and for the HSRP groups,
+    applied to the running cores: bindings, replay state, pool allocations, sync sessions
+    and HSRP states stay. What would need new cores (addresses, ports, groups, peers) is
+    not here: the caller keeps those and names them for a restart."""
+
+    agents: tuple[AgentSettings, ...] = ()
+    hsrp: tuple[HsrpConfig, ...] = ()
+
+
+ClusterEvent = Start | Shutdown | LinkChanged | TrackChanged | SetReady | Reconfigure
 
 # --- notices out (the adapter logs them) --------------------------------------------
 
@@ -548,9 +578,38 @@ class Cluster:
         elif isinstance(event, SetReady):
             if hsrp is not None:
                 self._hsrp_actions(hsrp.set_ready(event.ready, now), now, out)
+        elif isinstance(event, Reconfigure):
+            self._reconfigure(event, now, out)
         else:  # pragma: no cover - the union above is exhaustive
             raise TypeError(f"not a cluster event: {event!r}")
         return out
+
+    def _reconfigure(self, event: Reconfigure, now: float, out: list[Any]) -> None:
+        """Apply a reload to the running cores (checked whole before anything changes)."""
+        by_addr = {a.ha_addr: a for a in self.agents}
+        missing = [x.ha_addr for x in event.agents if x.ha_addr not in by_addr]
+        groups = self.hsrp.groups if self.hsrp is not None else {}
+        missing += [
+            f"HSRP group {c.group}" for c in event.hsrp if (c.version, c.group) not in groups
+        ]
+        if missing:
+            raise ValueError(f"not served by this process: {', '.join(missing)}")
+        first = self.agents[0].ha if self.agents else None
+        shared = [a for a in self.agents[1:] if first is not None and a.ha.pool is first.pool]
+        for x in event.agents:
+            a = by_addr[x.ha_addr]
+            a.ha.reconfigure(x.settings, x.sas, dict(x.slb_sas))
+            if a.sync is not None and x.sync is not None:
+                a.sync.reconfigure(x.sync)
+                if a.gate is not None:
+                    sc = x.sync
+                    a.gate.hold_s = min(0.5, 1.5 * sc.initial_timeout)
+                    a.gate.hold_max = max(a.gate.hold_s, sc.peer_timeout)
+        for a in shared:  # load-sharing groups with static addresses share the first's pool
+            assert first is not None
+            a.ha.pool = first.pool
+        for c in event.hsrp:
+            self._hsrp_actions(groups[(c.version, c.group)].reconfigure(c, now), now, out)
 
     # ------------------------------------------------------------------ internals
 
@@ -666,12 +725,14 @@ __all__ = [
     "ROLE_OF",
     "ActiveChanged",
     "Agent",
+    "AgentSettings",
     "AgentSpec",
     "Cluster",
     "ClusterEvent",
     "DownloadIncomplete",
     "LinkChanged",
     "LinkStateChanged",
+    "Reconfigure",
     "ReplyGate",
     "SetReady",
     "Shutdown",

@@ -424,6 +424,42 @@ class HomeAgent:
             return [RestoreBinding(b) for b in self.table]
         return [WithdrawBinding(b) for b in self.table]
 
+    def reconfigure(
+        self,
+        settings: HomeAgentSettings,
+        sas: SecurityAssociations | None = None,
+        slb_sas: dict[str, MobilitySA] | None = None,
+    ) -> None:
+        """Reload: new settings and security associations, same bindings, replay state and
+        pool allocations. The addresses and port the home agent serves (``address``,
+        ``ha_address``, ``port``, ``home_prefix``) need a restart: they must not change
+        here. A new pool (or new static home addresses inside it) rebuilds the pool with
+        the allocations of the bound addresses."""
+        s = self.settings
+        fixed = ("address", "advertised", "port", "home_prefix", "local_addresses")
+        for name in fixed:
+            if getattr(settings, name) != getattr(s, name):
+                raise ValueError(f"{name} cannot change without a restart")
+        self.settings = settings
+        self.max_lifetime = settings.max_lifetime
+        self._trusted = frozenset(settings.trusted_slb)
+        self._simul = settings.simultaneous_bindings
+        self.table.max_bindings = settings.max_bindings
+        if sas is not None:
+            self.sas = sas
+            self._mn_sa = sas.mn_by_key
+            self._fa_sa = sas.fa_by_address
+        if slb_sas is not None:
+            self.slb_sas = dict(slb_sas)
+        tol = [settings.replay_tolerance, *(sa.tolerance for sa in self.sas.mn_sas())]
+        self._tomb_s = 2.0 * max(tol) + 2.0
+        prefix = settings.pool or settings.home_prefix
+        pool = self.pool
+        if pool is not None and prefix:
+            exclude = [settings.address, self._ha, *settings.local_addresses]
+            exclude += [sa.home_address for sa in self.sas.mn_sas() if sa.home_address]
+            self.pool = pool.rebuilt(prefix, exclude)
+
     def is_dynamic(self, home_addr: str) -> bool:
         """Was ``home_addr`` allocated from the pool (sync record flag, P§5.4)?"""
         return self.pool is not None and self.pool.is_allocated(home_addr)

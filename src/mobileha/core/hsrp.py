@@ -423,6 +423,19 @@ class HsrpGroup:
         self.cfg = replace(c, **fill)
         self._my_ip = _ip_int(self.cfg.address)
 
+    def reconfigure(self, config: HsrpConfig, now: float) -> list[HsrpAction]:
+        """Reload: the group's new priority, preemption, timers, authentication and name,
+        without leaving its state (a higher priority with preemption takes over at the next
+        hello, as on IOS). Group, version, virtual IP and address need a restart."""
+        c = self.cfg
+        for name in ("group", "version", "vip"):
+            if getattr(config, name) != getattr(c, name):
+                raise ValueError(f"HSRP {name} cannot change without a restart")
+        # the identity filled in at start (interface address and MAC) stays
+        self.cfg = replace(config, address=c.address, identifier=c.identifier)
+        self.set_preempt(config.preempt, config.preempt_delay_ms)
+        return self.set_priority(config.priority, now)
+
     def set_priority(self, priority: int, now: float) -> list[HsrpAction]:
         """A new configured priority (tracked decrements still apply to it)."""
         if not 0 <= priority <= 255:

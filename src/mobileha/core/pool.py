@@ -153,5 +153,26 @@ class AddressPool:
     def allocated(self) -> int:
         return self._size - self.free - self._excluded
 
+    def rebuilt(self, prefix: str, exclude: Iterable[str] = ()) -> AddressPool:
+        """The pool a reload configures (``prefix``, ``exclude``), carrying this pool's
+        allocations that fall inside it and the NAIs' previous addresses. An allocation
+        outside the new pool stays bound; it is just not the pool's to release any more.
+        An allocated address the new pool excludes stays allocated until it is released."""
+        new = AddressPool(prefix, (), self.hint_size)
+        excluded = set(exclude)
+        for a in self.export():
+            new.mark(a)
+        for a in excluded:
+            i = new._index(a)
+            if i is not None and new._bits[i] == 0:
+                new._bits[i] = 2
+                new.free -= 1
+                new._excluded += 1
+        for nai, i in self._hints.items():
+            j = new._index(self._addr(i))
+            if j is not None:
+                new._hints[nai] = j
+        return new
+
 
 __all__ = ["AddressPool"]

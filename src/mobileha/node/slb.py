@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mobileha.core import dfp as dfpcore
-from mobileha.core.slb import Real, RealState, ServerFarm
+from mobileha.core.slb import Real, RealState, ServerFarm, make_predictor
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import StartupError, bind
 from mobileha.node.dfp import DfpManagerClient
@@ -595,6 +595,98 @@ class SlbNode:
             if self._dfp_client is not None:
                 self._dfp_client._fire()
         return r
+
+    async def reconfigure(self, settings: SlbSettings) -> None:
+        """Reload: reals added, removed or changed (weight, session limit, in service,
+        name, DFP agent) with the failure detection and retry settings, the session
+        time, reassign threshold, session limit, predictor, relay tag (vendor id, SA) and
+        the DFP manager's password and timers. Sessions stay where they are (on a removed
+        real they move at their next request, without a failure). The virtual server, its
+        port, mode and I/O need a restart: they must not change here."""
+        old = self.settings
+        for name in ("virtual_address", "port", "mode", "fastpath"):
+            if getattr(settings, name) != getattr(old, name):
+                raise ValueError(f"slb {name} cannot change without a restart")
+        now = self._now()
+        farm = self.farm
+        farm.session_s = float(settings.session_s)
+        farm.reassign = int(settings.reassign)
+        farm.max_sessions = int(settings.max_sessions)
+        if settings.predictor != old.predictor:
+            farm.predictor = make_predictor(settings.predictor)
+        before = {(r.address, r.port): r for r in old.reals}
+        after = {(r.address, r.port): r for r in settings.reals}
+        dfp_changes = False
+        for key, spec in before.items():
+            if key not in after:
+                farm.remove_real(*key)
+                self._names.pop(key, None)
+                if spec.dfp_agent and self.dfp is not None:
+                    self._run_dfp(self.dfp.remove_agent(spec.dfp_agent))
+        self.settings = settings
+        for key, spec in after.items():
+            r = farm.real(*key)
+            if r is None:
+                self.add_real(spec)
+                dfp_changes = dfp_changes or bool(spec.dfp_agent)
+                if not spec.inservice:
+                    farm.set_inservice(spec.address, False, now, spec.port)
+                continue
+            was = before[key]
+            farm.set_weight(spec.address, spec.weight, spec.port)
+            r.maxconns = spec.maxconns
+            r.faildetect_numconns = settings.faildetect_numconns
+            r.faildetect_numclients = settings.faildetect_numclients
+            r.retry_s = float(settings.retry_s)
+            if spec.inservice != was.inservice:
+                farm.set_inservice(spec.address, spec.inservice, now, spec.port)
+            self._names[key] = spec.name or spec.address
+            if spec.dfp_agent != was.dfp_agent and self.dfp is not None:
+                if was.dfp_agent:
+                    self._run_dfp(self.dfp.remove_agent(was.dfp_agent))
+                if spec.dfp_agent:
+                    self.dfp.add_agent(spec.dfp_agent, [spec.address], now)
+                    dfp_changes = True
+        if self.dfp is not None:
+            self.dfp.key = settings.dfp_password
+            self.dfp.timeout = settings.dfp_timeout_s
+            self.dfp.backoff_max = settings.dfp_retry_s
+        elif any(rs.dfp_agent for rs in settings.reals):
+            self.dfp = dfpcore.DfpManager(
+                timeout=settings.dfp_timeout_s,
+                backoff_max=settings.dfp_retry_s,
+                key=settings.dfp_password,
+                keepalive=settings.dfp_keepalive,
+            )
+            for rs in settings.reals:
+                if rs.dfp_agent:
+                    self.dfp.add_agent(rs.dfp_agent, [rs.address], now)
+            if self._loop is not None:
+                self._dfp_client = DfpManagerClient(self.dfp, self._apply_dfp)
+                await self._dfp_client.start()
+        if dfp_changes and self._dfp_client is not None:
+            self._dfp_client._fire()
+        self._relay_auth = (
+            Authenticator(settings.relay_key, settings.relay_algorithm)
+            if settings.relay_key
+            else None
+        )
+        self._tag = slbtag.encoder(
+            vendor_id=settings.relay_vendor_id, key=self._relay_auth, spi=settings.relay_spi
+        )
+        self._sfx.clear()
+        if farm.has_events:
+            self._log_events()
+        if self._armed is None and self._loop is not None:
+            self._arm(now)
+
+    def _run_dfp(self, actions: list[dfpcore.ManagerAction]) -> None:
+        if self._dfp_client is not None:
+            self._dfp_client._run(actions)
+        else:
+            for a in actions:
+                if isinstance(a, dfpcore.SetWeight):
+                    self.farm.set_dfp_weight(a.real, a.weight, self._now())
 
     def _now(self) -> float:
         return self._loop.time() if self._loop is not None else 0.0

@@ -188,6 +188,19 @@ class SyncPeer:
         """Seconds since the last authenticated message from the peer (None: never)."""
         return now - self._last_heard if self._heard_any else None
 
+    def reconfigure(self, config: SyncConfig) -> None:
+        """Reload: new key, replay tolerance, retransmission timers, queue and message
+        bounds, same peer. The peer, its port, the HA address, the mode and the type codes
+        need a restart."""
+        c = self.config
+        for name in ("peer_addr", "port", "ha_addr", "mode", "types"):
+            if getattr(config, name) != getattr(c, name):
+                raise ValueError(f"sync {name} cannot change without a restart")
+        self.config = config
+        self.channel.config = config
+        self.sender.config = config
+        self.merge.config = config
+
     def view(self, now: float | None = None) -> dict[str, object]:
         last = self.last_download
         return {
