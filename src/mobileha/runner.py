@@ -177,6 +177,12 @@ def _new_loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoo
     return factory
 
 
+def apply_logging(cfg: Config, level: str | None = None, fmt: str | None = None) -> None:
+    """The config's ``[log]`` level and format (``level``/``fmt``: command-line overrides);
+    start-up and reload both go through here."""
+    setup_logging(level or cfg.log.level, fmt or cfg.log.format)
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="mobileha run", description="run one mobileha node")
     ap.add_argument("config", help="the node's TOML config")
@@ -197,7 +203,7 @@ def main(argv: list[str]) -> int:
         for p in host:
             print(f"{args.config}: {p}", file=sys.stderr)
         return EXIT_USAGE
-    setup_logging(args.log_level or cfg.log.level, args.log_format or cfg.log.format)
+    apply_logging(cfg, args.log_level, args.log_format)
     factory = _new_loop_factory(not args.no_uvloop)
     _log.info(
         "starting",
@@ -210,4 +216,4 @@ def main(argv: list[str]) -> int:
         return r.run(run(cfg, args.stop_timeout))
 
 
-__all__ = ["NodeRunner", "main", "run"]
+__all__ = ["NodeRunner", "apply_logging", "main", "run"]
