@@ -108,7 +108,11 @@ def create(kind: str, **options: object) -> DataPlane:
         from mobileha.dataplane.kernel import KernelDataPlane
 
         return KernelDataPlane(**options)  # type: ignore[arg-type]
-    raise ValueError(f"unknown data plane backend {kind!r} (userspace, kernel, memory)")
+    if kind == "ebpf":
+        from mobileha.dataplane.ebpf import EbpfDataPlane
+
+        return EbpfDataPlane(**options)  # type: ignore[arg-type]
+    raise ValueError(f"unknown data plane backend {kind!r} (userspace, kernel, ebpf, memory)")
 
 
 __all__ = [

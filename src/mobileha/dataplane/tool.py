@@ -51,7 +51,9 @@ def binding_from_json(d: dict[str, Any], now: float) -> Binding:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m mobileha.dataplane.tool")
-    p.add_argument("--backend", default="userspace", choices=["userspace", "kernel", "memory"])
+    p.add_argument(
+        "--backend", default="userspace", choices=["userspace", "kernel", "ebpf", "memory"]
+    )
     p.add_argument("--role", default="ha", choices=["ha", "fa"])
     p.add_argument("--tun", default="mhtun0")
     p.add_argument("--mtu", type=int, default=1500)
@@ -59,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--home-iface")
     p.add_argument("--visitor-iface")
     p.add_argument("--vip-iface")
+    p.add_argument("--capacity", type=int, default=4096, help="ebpf: map entries")
     return p
 
 
@@ -76,6 +79,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     elif args.backend == "kernel":
         opts.update(visitor_iface=args.visitor_iface)
+    elif args.backend == "ebpf":
+        opts.update(
+            sink=args.tun,
+            mtu=args.mtu,
+            home_prefix=args.home_prefix,
+            home_iface=args.home_iface,
+            visitor_iface=args.visitor_iface,
+            capacity=args.capacity,
+        )
     try:
         dp: DataPlane = create(args.backend, **opts)
     except DataPlaneError as e:

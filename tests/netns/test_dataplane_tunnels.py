@@ -1,4 +1,5 @@
-"""The userspace data plane carrying real traffic in namespaces (issue 4 acceptance).
+"""The userspace and ebpf data planes carrying real traffic in namespaces, each test once
+per backend (the ebpf ones skip with the reason where BPF cannot run).
 
     cn --- r --- ha            (home side; 10.99.0.0/24 is routed to the HA)
            |
@@ -29,16 +30,28 @@ from mobileha.wire.ip import decap_gre, decap_ipip, decap_minimal, decode_ipv4
 pytestmark = pytest.mark.netns
 
 GRE_KEY = 0x00C0FFEE
+BACKENDS = ["userspace", "ebpf"]
+DEV = "mhtun0"  # the TUN device (userspace) or the sink veth (ebpf)
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
+def need(backend: str) -> None:
     ok, reason = netns_available()
     if not ok:
         pytest.skip(f"needs network namespaces: {reason}")
+    if backend == "ebpf":
+        from mobileha.dataplane.ebpf import probe
+
+        problem = probe()
+        if problem:
+            pytest.skip(f"ebpf backend unavailable: {problem}")
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
+    need(request.param)
     with Topology() as topo:
         lab = build(topo)
-        lab.start_dataplanes()
+        lab.start_dataplanes(request.param)
         yield lab
         assert lab.ha_dp is not None and lab.fa_dp is not None
         lab.ha_dp.quit()
@@ -229,13 +242,12 @@ def test_deregistration_and_expiry_stop_forwarding_and_clean_up(lab: Lab) -> Non
     assert _leftovers(lab) == []
 
 
-def test_close_leaves_no_devices_or_routes() -> None:
-    ok, reason = netns_available()
-    if not ok:
-        pytest.skip(reason)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_close_leaves_no_devices_or_routes(backend: str) -> None:
+    need(backend)
     with Topology() as topo:
         lab = build(topo)
-        lab.start_dataplanes()
+        lab.start_dataplanes(backend)
         b = lab.binding("ipip", flags=FLAG_T)
         lab.register(b)
         assert ping_ok(lab, "cn", HOA, count=1)
@@ -243,9 +255,10 @@ def test_close_leaves_no_devices_or_routes() -> None:
         lab.ha_dp.quit()  # close() without a remove first
         lab.fa_dp.quit()
         for h in (lab.ha, lab.fa):
-            assert "mhtun0" not in h.run("ip link").stdout
+            assert DEV not in h.run("ip link").stdout
             assert HOA not in h.run("ip route show table all").stdout
             assert HOA not in h.run("ip rule").stdout
+            assert "clsact" not in h.run("tc qdisc show").stdout
 
 
 TCP_SERVER = textwrap.dedent(
@@ -369,18 +382,19 @@ def test_never_tunnel_back_to_the_source(lab: Lab) -> None:
         lab.ha_dp.cmd("remove", binding=b)
 
 
-def test_virtual_home_network_prefix_on_tun() -> None:
-    ok, reason = netns_available()
-    if not ok:
-        pytest.skip(reason)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_virtual_home_network_prefix_on_one_route(backend: str) -> None:
+    need(backend)
     with Topology() as topo:
         lab = build(topo)
         lab.ha_dp = Driver(
-            lab.ha, "--role", "ha", "--tun", "mhtun0", "--home-prefix", "10.99.0.0/24"
-        )
+            lab.ha, "--backend", backend, "--role", "ha", "--tun", "mhtun0",
+            "--home-prefix", "10.99.0.0/24",
+        )  # fmt: skip
         lab.fa_dp = Driver(
-            lab.fa, "--role", "fa", "--tun", "mhtun0", "--visitor-iface", lab.fa_mn_if
-        )
+            lab.fa, "--backend", backend, "--role", "fa", "--tun", "mhtun0",
+            "--visitor-iface", lab.fa_mn_if,
+        )  # fmt: skip
         assert "10.99.0.0/24 dev mhtun0" in lab.ha.run("ip route").stdout
         lab.register(lab.binding("ipip"))
         assert ping_ok(lab, "cn", HOA, count=1)
