@@ -103,8 +103,8 @@ CONFIG-REFERENCE-BEGIN
 | `redundancy.retries` | integer 0..100 | `3` | retransmissions before a message counts as failed |
 | `redundancy.queue_max` | integer 1..100000000 | `100000` | unacknowledged BU queue bound |
 | `redundancy.chunk_bytes` | integer 200..65000 | `1400` | largest BI Reply datagram |
-| `dataplane.backend` | one of userspace, kernel, memory | `userspace` | data plane backend (DESIGN §4) |
-| `dataplane.tun_name` | string | `mha0` | TUN device name (userspace) |
+| `dataplane.backend` | one of auto, kernel, ebpf, userspace, memory | `auto` | data plane backend (DESIGN §4); auto: kernel, else ebpf, else userspace |
+| `dataplane.tun_name` | string | `mha0` | TUN device (userspace) or sink device (ebpf) name |
 | `dataplane.mtu` | integer 576..65535 | `1500` | tunnel MTU |
 | `dataplane.visitor_iface` | string | none | foreign agent: interface of the visitor link (userspace) |
 | `dfp.listen` | endpoint | none | DFP agent listen address (home-agent) |
@@ -368,7 +368,7 @@ class RedundancyConfig:
 
 @dataclass(frozen=True, slots=True)
 class DataplaneConfig:
-    backend: str = "userspace"
+    backend: str = "auto"
     tun_name: str = "mha0"
     mtu: int = 1500
     visitor_iface: str | None = None
@@ -740,11 +740,11 @@ SCHEMA: dict[str, dict[str, Spec]] = {
     "dataplane": {
         "backend": Spec(
             "choice",
-            "userspace",
-            choices=("userspace", "kernel", "memory"),
-            doc="data plane backend (DESIGN §4)",
+            "auto",
+            choices=("auto", "kernel", "ebpf", "userspace", "memory"),
+            doc="data plane backend (DESIGN §4); auto: kernel, else ebpf, else userspace",
         ),
-        "tun_name": Spec("str", "mha0", doc="TUN device name (userspace)"),
+        "tun_name": Spec("str", "mha0", doc="TUN device (userspace) or sink device (ebpf) name"),
         "mtu": _i(1500, 576, 65535, "tunnel MTU"),
         "visitor_iface": Spec(
             "str",

@@ -70,7 +70,11 @@ class _BatchAttr(ctypes.Structure):  # union bpf_attr, BPF_MAP_*_BATCH
 
 
 class _InfoAttr(ctypes.Structure):  # union bpf_attr, BPF_OBJ_GET_INFO_BY_FD
-    _fields_ = [("bpf_fd", ctypes.c_uint32), ("info_len", ctypes.c_uint32), ("info", ctypes.c_uint64)]
+    _fields_ = [
+        ("bpf_fd", ctypes.c_uint32),
+        ("info_len", ctypes.c_uint32),
+        ("info", ctypes.c_uint64),
+    ]
 
 
 class _MapInfo(ctypes.Structure):  # struct bpf_map_info (leading fields)

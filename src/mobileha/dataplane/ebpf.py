@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import socket
 import struct
@@ -54,18 +53,31 @@ from typing import Any
 from mobileha.core.binding import Binding, Encap
 from mobileha.dataplane.base import (
     BackendUnavailable,
+    Capabilities,
     DataPlaneError,
     DataPlaneStats,
+    DataPlaneSummary,
 )
 from mobileha.dataplane.bpfsys import BPF_ANY, BpfError, BpfMap, LoadedObject, load_object
+from mobileha.log import get_logger
 
-_log = logging.getLogger(__name__)
+_log = get_logger("mobileha.dataplane.ebpf")
 
 BPF_DIR = Path(__file__).resolve().parent / "bpf"
 SOURCE = BPF_DIR / "tunnel.bpf.c"
 OBJECT = BPF_DIR / "tunnel.bpf.o"
 PROGRAMS = ("mh_out", "mh_seg", "mh_in")
-MAPS = ("mh_enc", "mh_more", "mh_dec", "mh_peer", "mh_local", "mh_tstat", "mh_drops", "mh_cfg")
+MAPS = (
+    "mh_enc",
+    "mh_more",
+    "mh_dec",
+    "mh_peer",
+    "mh_local",
+    "mh_tstat",
+    "mh_drops",
+    "mh_totals",
+    "mh_cfg",
+)
 # The order of `enum reason` in tunnel.bpf.c.
 REASONS = (
     "no-binding",
@@ -372,8 +384,8 @@ class EbpfDataPlane:
                               oif=rt.get_attr("RTA_OIF"), proto=RTPROT_MOBILEHA)  # fmt: skip
                     found.append("route")
         if found:
-            _log.warning("ebpf data plane: removed what a previous instance left: %s",
-                         ", ".join(sorted(set(found))))  # fmt: skip
+            _log.warning("removed what a previous ebpf data plane left", sink=self.sink,
+                         found=", ".join(sorted(set(found))))  # fmt: skip
 
     def _remove_filters(self, index: int) -> int:
         """Delete our filters from ``index`` (and its clsact qdisc if it is left empty)."""
@@ -413,13 +425,9 @@ class EbpfDataPlane:
                 ipr.tc("del", "clsact", index)
 
     # ------------------------------------------------------------------------ helpers
-    def capabilities(self) -> dict[str, Any]:
-        """What the core must know: encapsulations, copies per home address, bindings."""
-        return {
-            "encaps": frozenset({Encap.IPIP, Encap.GRE, Encap.MINIMAL}),
-            "max_copies": MAX_COPIES,
-            "max_bindings": self.capacity,
-        }
+    def capabilities(self) -> Capabilities:
+        """Every encapsulation; ``MAX_COPIES`` copies; ``capacity`` bindings (map size)."""
+        return Capabilities(max_copies=MAX_COPIES, max_bindings=self.capacity)
 
     def _slot(self) -> int:
         if self._free:
@@ -601,7 +609,7 @@ class EbpfDataPlane:
         new: list[_Tunnel] = []
         for b in bindings:
             hoa = b.home_addr
-            if b.key in self._tunnels or hoa in self._by_hoa and not b.simultaneous:
+            if b.key in self._tunnels or (hoa in self._by_hoa and not b.simultaneous):
                 self._install(b)  # an update or a replacement: one by one
                 continue
             per = self._by_hoa.setdefault(hoa, {})
@@ -618,9 +626,7 @@ class EbpfDataPlane:
         m = self.maps
         try:
             zero = bytes(m["mh_tstat"].full_value_size)
-            m["mh_tstat"].update_batch(
-                b"".join(_U32.pack(t.slot) for t in new), zero * len(new)
-            )
+            m["mh_tstat"].update_batch(b"".join(_U32.pack(t.slot) for t in new), zero * len(new))
             dec = [t for t in new if self._decaps(t)]
             m["mh_dec"].update_batch(
                 b"".join(t.dec_key for t in dec), b"".join(t.dec_val() for t in dec)
@@ -752,17 +758,45 @@ class EbpfDataPlane:
                 tunnels.setdefault(key, dict.fromkeys(_TSTAT_FIELDS, 0))
             return DataPlaneStats(tunnels, self.drops())
 
-    def drops(self) -> dict[str, int]:
-        """Packets dropped by reason (``REASONS``), summed over the CPUs."""
-        m = self.maps["mh_drops"]
-        out = dict.fromkeys(REASONS, 0)
+    def _per_cpu_array(self, name: str, labels: tuple[str, ...]) -> dict[str, int]:
+        m = self.maps[name]
+        out = dict.fromkeys(labels, 0)
         for k, v in m.items():
             i = _U32.unpack(k)[0]
-            if i < len(REASONS):
-                out[REASONS[i]] = sum(
+            if i < len(labels):
+                out[labels[i]] = sum(
                     struct.unpack_from("=Q", v, c * m.stride)[0] for c in range(m.ncpus)
                 )
         return out
+
+    def drops(self) -> dict[str, int]:
+        """Packets dropped by reason (``REASONS``), summed over the CPUs."""
+        return self._per_cpu_array("mh_drops", REASONS)
+
+    def summary(self) -> DataPlaneSummary:
+        """Totals from the kernel's per-CPU arrays: no walk over the bindings."""
+        with self._lock:
+            if self._closed:
+                return DataPlaneSummary(self.name, 0)
+            totals = self._per_cpu_array("mh_totals", _TSTAT_FIELDS[:4])
+            drops = self.drops()
+            totals["drops"] = sum(drops.values())
+            return DataPlaneSummary(self.name, len(self._tunnels), totals, drops)
+
+    def tunnel_counters(self, home_addr: str, care_of: str) -> dict[str, int] | None:
+        """One binding's counters (one map lookup), or None when it is not installed."""
+        with self._lock:
+            t = self._tunnels.get((home_addr, care_of))
+            if t is None or self._closed:
+                return None
+            m = self.maps["mh_tstat"]
+            v = m.lookup(_U32.pack(t.slot))
+        sums = [0, 0, 0, 0, 0]
+        if v is not None:
+            for cpu in range(m.ncpus):
+                for i, x in enumerate(_TSTAT.unpack_from(v, cpu * m.stride)):
+                    sums[i] += x
+        return dict(zip(_TSTAT_FIELDS, sums))
 
     # ------------------------------------------------------------------------ teardown
     def _teardown(self) -> None:

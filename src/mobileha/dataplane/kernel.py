@@ -29,6 +29,7 @@ from typing import Any
 from mobileha.core.binding import Binding, Encap
 from mobileha.dataplane.base import (
     BackendUnavailable,
+    Capabilities,
     DataPlaneError,
     DataPlaneStats,
     UnsupportedEncapsulation,
@@ -92,6 +93,8 @@ def _netlink_code(e: BaseException) -> int | None:
 class KernelDataPlane:
     """Kernel tunnel devices managed through pyroute2 (``ipr`` may be injected for tests)."""
 
+    name = "kernel"
+
     def __init__(
         self,
         role: str = "ha",
@@ -151,6 +154,11 @@ class KernelDataPlane:
                 f"kernel data plane unavailable: this kernel has no {'/'.join(missing)} tunnel "
                 f"devices (missing {opts}; EOPNOTSUPP); use the userspace data plane"
             )
+
+    def capabilities(self) -> Capabilities:
+        """IP-in-IP and (where ip_gre exists) GRE; one copy: a route cannot duplicate."""
+        encaps = {Encap.IPIP} | ({Encap.GRE} if "gre" in self.supported else set())
+        return Capabilities(frozenset(encaps), max_copies=1)
 
     # ------------------------------------------------------------------------------------
     def _ends(self, b: Binding) -> tuple[str, str]:

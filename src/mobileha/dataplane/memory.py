@@ -24,6 +24,8 @@ class MemoryDataPlane:
     semantics as the real backends; ``vips`` is the set of claimed VIPs; ``events`` the log.
     """
 
+    name = "memory"
+
     def __init__(self, role: str = "ha") -> None:
         if role not in ("ha", "fa"):
             raise ValueError(f"role must be 'ha' or 'fa', not {role!r}")
@@ -71,6 +73,10 @@ class MemoryDataPlane:
     def lookup(self, home_addr: str) -> list[Binding]:
         """The bindings a packet to ``home_addr`` would be tunnelled along (one per copy)."""
         return list(self.tunnels.get(home_addr, {}).values())
+
+    def tunnel_counters(self, home_addr: str, care_of: str) -> dict[str, int] | None:
+        c = self.counters.get((home_addr, care_of))
+        return c.as_dict() if c is not None else None
 
     def stats(self) -> DataPlaneStats:
         return DataPlaneStats(

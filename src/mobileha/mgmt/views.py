@@ -131,6 +131,7 @@ class BindingItem(TypedDict):
     gre_key: int | None
     identification: str  # "XXXXXXXX.XXXXXXXX" (hex, high.low)
     state: NotRequired[str]  # "active" (tunnel installed) | "standby" (synced copy)
+    traffic: NotRequired[dict[str, int]]  # the tunnel's data plane counters (TunnelCounters)
 
 
 _FLAG_LETTERS = "sbdmgrtx"
@@ -382,6 +383,17 @@ def reply_code_name(code: int) -> str:
     return REPLY_CODE_NAMES.get(code, f"code{code}")
 
 
+class DataplaneView(TypedDict):
+    """The data plane of a node: which backend is live, why ``auto`` passed the others, and
+    its counters (``mobileha.dataplane.base.DataPlaneSummary``)."""
+
+    backend: str
+    not_taken: dict[str, str]  # backend -> reason (auto)
+    tunnels: int
+    totals: dict[str, int]  # tx_pkts, tx_bytes (encapsulated), rx_pkts, rx_bytes, drops
+    drops: dict[str, int]  # reason -> packets
+
+
 class StatsView(TypedDict):
     """``show ip mobile traffic`` and friends: every counter of the node by name."""
 
@@ -391,6 +403,18 @@ class StatsView(TypedDict):
     counters: dict[str, int]  # e.g. "cmiHaRegRequestsReceived": 12
     reply_codes: dict[str, int]  # reply code (as a string) -> replies sent with it
     bad_input: dict[str, int]  # drop reason -> count
+    dataplane: NotRequired[DataplaneView]
+
+
+def dataplane_view(summary: Any, not_taken: Mapping[str, str]) -> DataplaneView:
+    """A ``DataPlaneSummary`` as the stats view carries it."""
+    return DataplaneView(
+        backend=summary.backend,
+        not_taken=dict(not_taken),
+        tunnels=summary.tunnels,
+        totals=dict(summary.totals),
+        drops={k: v for k, v in summary.drops.items() if v},
+    )
 
 
 __all__ = [
@@ -403,6 +427,7 @@ __all__ = [
     "SYNC_STATES",
     "VIEW_NAMES",
     "BindingItem",
+    "DataplaneView",
     "DfpAgentItem",
     "DfpView",
     "Page",
@@ -415,6 +440,7 @@ __all__ = [
     "StandbyView",
     "StatsView",
     "binding_item",
+    "dataplane_view",
     "flags_text",
     "page_of",
     "paging",

@@ -21,6 +21,7 @@ from mobileha.aaa import from_config as aaa_from_config
 from mobileha.aaa.base import AaaBackend, MnAaaAuth
 from mobileha.config import Config
 from mobileha.core.actions import Addr, InstallBinding, RemoveBinding, Send
+from mobileha.core.binding import Encap
 from mobileha.core.foreign_agent import (
     AaaCancel,
     AaaRequest,
@@ -28,6 +29,7 @@ from mobileha.core.foreign_agent import (
     HaSecurity,
     Visitor,
 )
+from mobileha.dataplane.select import capabilities, node_options, open_dataplane, summary
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer, View
 from mobileha.node.mobile_node import raise_buffers
@@ -82,6 +84,7 @@ class ForeignAgentNode:
         self.dataplane = dataplane
         self._dp_kind = "memory"
         self._dp_options: dict[str, Any] = {"role": "fa"}
+        self.dataplane_refused: dict[str, str] = {}  # auto: backend -> why not taken
         self.transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: DeadlineTimer | None = None
@@ -119,12 +122,13 @@ class ForeignAgentNode:
             aaa=aaa is not None,
         )
         dpc = cfg.dataplane
-        opts: dict[str, Any] = {"role": "fa"}
-        if dpc.backend == "userspace":
-            opts.update(tun_name=dpc.tun_name, mtu=dpc.mtu)
-            visitor_iface = getattr(dpc, "visitor_iface", None)
-            if visitor_iface:
-                opts["visitor_iface"] = visitor_iface
+        opts = node_options(
+            "fa",
+            device=dpc.tun_name,
+            mtu=dpc.mtu,
+            visitor_iface=getattr(dpc, "visitor_iface", None),
+            capacity=fa.max_visitors,
+        )
         node = cls(core, name=cfg.name, aaa=aaa, log_interval_s=cfg.log.rate_limit_s)
         node._dp_kind, node._dp_options = dpc.backend, opts
         return node
@@ -132,21 +136,16 @@ class ForeignAgentNode:
     # ------------------------------------------------------------------ lifecycle
 
     def _open_dataplane(self) -> None:
-        """The configured data plane, or (like the home agent) the memory backend with a
-        warning when it cannot run here (no TUN/root, no visitor interface...)."""
-        if self.dataplane is not None:
-            return
-        from mobileha.dataplane.base import BackendUnavailable, create
-
-        try:
-            self.dataplane = create(self._dp_kind, **self._dp_options)
-        except (BackendUnavailable, OSError, ImportError, ValueError) as e:
-            _log.warning(
-                "data plane unavailable, using the memory backend",
-                backend=self._dp_kind,
-                error=str(e),
-            )
-            self.dataplane = create("memory", role="fa")
+        """The configured data plane (or the one ``auto`` chooses); one that cannot start
+        (no TUN/root, no visitor interface...) is a start-up error saying why. Visitors
+        asking for what it cannot carry are then refused (GRE: 72; list full: 66)."""
+        if self.dataplane is None:
+            opened = open_dataplane(self._dp_kind, self._dp_options)
+            self.dataplane, self.dataplane_refused = opened.dataplane, opened.refused
+        caps = capabilities(self.dataplane)
+        self.core.gre = self.core.gre and Encap.GRE in caps.encaps
+        if caps.max_bindings is not None:
+            self.core.max_visitors = min(self.core.max_visitors, caps.max_bindings)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -308,7 +307,7 @@ class ForeignAgentNode:
         for d in (s.fa_codes, s.ha_codes):
             for c, n in d.items():
                 codes[str(c)] = codes.get(str(c), 0) + n
-        return {
+        view = {
             "node": self.name,
             "role": self.role,
             "uptime_s": time.monotonic() - self._started,
@@ -317,6 +316,11 @@ class ForeignAgentNode:
             "fa_codes": {str(k): v for k, v in s.fa_codes.items()},
             "bad_input": dict(s.drops),
         }
+        if self.dataplane is not None:
+            from mobileha.mgmt.views import dataplane_view
+
+            view["dataplane"] = dataplane_view(summary(self.dataplane), self.dataplane_refused)
+        return view
 
     def _visitors_view(self, query: Mapping[str, str]) -> Any:
         from mobileha.mgmt.views import page_of
@@ -359,7 +363,12 @@ class ForeignAgentNode:
             codes[c] = codes.get(c, 0) + n
         m.reply_codes(FA_REPLIES, codes)
         m.bad_input(s.drops)
-        return m.families()
+        out = m.families()
+        if self.dataplane is not None:
+            from mobileha.mgmt.metrics import dataplane_families
+
+            out.extend(dataplane_families(self.dataplane, self.dataplane_refused))
+        return out
 
 
 __all__ = ["ForeignAgentNode"]

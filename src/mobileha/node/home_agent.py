@@ -76,6 +76,13 @@ from mobileha.core.home_agent import (
     RestoreBinding,
     WithdrawBinding,
 )
+from mobileha.dataplane.select import (
+    capabilities,
+    node_options,
+    open_dataplane,
+    summary,
+    tunnel_counters,
+)
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.mgmt import metrics as M
 from mobileha.mgmt.views import (
@@ -84,6 +91,7 @@ from mobileha.mgmt.views import (
     Page,
     StatsView,
     binding_item,
+    dataplane_view,
     page_of,
 )
 from mobileha.node.base import DeadlineTimer, View
@@ -162,6 +170,7 @@ class HomeAgentNode:
         self.bad = RateLimitedLogger(_log, rate_limit_s)
         self.send_errors = 0
         self.dataplane_errors = 0
+        self.dataplane_refused: dict[str, str] = {}  # auto: backend -> why not taken
         self._transports: dict[str, asyncio.DatagramTransport] = {}
         self._default: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -198,9 +207,13 @@ class HomeAgentNode:
             core = HomeAgent.from_config(cfg)
         ha = cfg.home_agent
         dpc = cfg.dataplane
-        opts: dict[str, Any] = {"role": "ha"}
-        if dpc.backend == "userspace":
-            opts.update(tun_name=dpc.tun_name, mtu=dpc.mtu, home_prefix=ha.home_prefix)
+        opts = node_options(
+            "ha",
+            device=dpc.tun_name,
+            mtu=dpc.mtu,
+            home_prefix=ha.home_prefix,
+            capacity=ha.max_bindings,
+        )
         node = cls(
             core,
             name=cfg.name,
@@ -312,19 +325,13 @@ class HomeAgentNode:
     # ------------------------------------------------------------------ lifecycle
 
     def _open_dataplane(self) -> None:
-        if self.dataplane is not None:
-            return
-        from mobileha.dataplane.base import BackendUnavailable, create
-
-        try:
-            self.dataplane = create(self._dp_kind, **self._dp_options)
-        except (BackendUnavailable, OSError, ImportError) as e:
-            _log.warning(
-                "data plane unavailable, using the memory backend",
-                backend=self._dp_kind,
-                error=str(e),
-            )
-            self.dataplane = create("memory", role="ha")
+        """The configured backend (or the one ``auto`` chooses); one that cannot start is a
+        start-up error saying why. The core then refuses what the backend cannot carry."""
+        if self.dataplane is None:
+            opened = open_dataplane(self._dp_kind, self._dp_options)
+            self.dataplane, self.dataplane_refused = opened.dataplane, opened.refused
+        caps = capabilities(self.dataplane)
+        self.core.fit_dataplane(caps.encaps, caps.max_copies, caps.max_bindings)
 
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
@@ -662,8 +669,14 @@ class HomeAgentNode:
         table = self.core.table
         state = "active" if self.core.active else "standby"
 
+        dp = self.dataplane
+
         def render(b: Binding) -> BindingItem:
-            return binding_item(b, now, state)
+            item = binding_item(b, now, state)
+            traffic = tunnel_counters(dp, b.home_addr, b.care_of) if dp is not None else None
+            if traffic is not None:
+                item["traffic"] = traffic
+            return item
 
         rows: Any
         total: int | None = None
@@ -686,7 +699,7 @@ class HomeAgentNode:
         counters = core.counters()
         counters["mobilehaHaSendErrors"] = self.send_errors
         counters["mobilehaHaDataplaneErrors"] = self.dataplane_errors
-        return StatsView(
+        view = StatsView(
             node=self.name,
             role=self.role,
             uptime_s=round(time.monotonic() - self._started, 3),
@@ -694,6 +707,9 @@ class HomeAgentNode:
             reply_codes={str(c): n for c, n in sorted(core.by_code.items())},
             bad_input=dict(core.drops),
         )
+        if self.dataplane is not None:
+            view["dataplane"] = dataplane_view(summary(self.dataplane), self.dataplane_refused)
+        return view
 
     def _view_stats(self, _q: Mapping[str, str]) -> StatsView:
         return self.stats()
@@ -742,6 +758,8 @@ class HomeAgentNode:
             out.extend(self.dfp_server.metrics())
         if self.hsrp is not None:
             out.extend(self.hsrp.metrics())
+        if self.dataplane is not None:
+            out.extend(M.dataplane_families(self.dataplane, self.dataplane_refused))
         return out
 
     def _ha_metrics(self) -> list[Any]:

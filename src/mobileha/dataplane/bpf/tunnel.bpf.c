@@ -76,6 +76,8 @@ enum reason {
 	R_MAX,
 };
 
+enum total { T_TX_PKTS, T_TX_BYTES, T_RX_PKTS, T_RX_BYTES, T_MAX };
+
 struct tun {            /* one copy: a binding seen from the encapsulating side */
 	__u32 remote;   /* outer destination: care-of address (HA) or home agent (FA) */
 	__u32 local;    /* outer source */
@@ -182,6 +184,13 @@ struct {
 	__uint(max_entries, R_MAX);
 } mh_drops SEC(".maps");
 
+struct {                /* all bindings together: T_TX_PKTS .. T_RX_BYTES */
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, T_MAX);
+} mh_totals SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
@@ -214,6 +223,18 @@ static __always_inline void count_binding_drop(__u32 slot)
 
 	if (st)
 		st->drops += 1;
+}
+
+static __always_inline void count_total(__u32 which, __u64 pkts, __u64 bytes)
+{
+	__u32 k = which + 1;
+	__u64 *p = bpf_map_lookup_elem(&mh_totals, &which);
+	__u64 *b = bpf_map_lookup_elem(&mh_totals, &k);
+
+	if (p && b) {
+		*p += pkts;
+		*b += bytes;
+	}
 }
 
 static __always_inline int drop(__u32 reason, __u32 slot)
@@ -513,6 +534,7 @@ static __always_inline int encapsulate(struct __sk_buff *skb, int segmented)
 				st->tx_pkts += segs;
 				st->tx_bytes += bytes;
 			}
+			count_total(T_TX_PKTS, segs, bytes);
 			sent++;
 		} else {
 			count_binding_drop(t->slot);
@@ -579,6 +601,7 @@ int mh_in(struct __sk_buff *skb)
 	struct iphdr *ip, *inner;
 	struct tstat *st;
 	__u32 zero = 0, *peer_slot, ihl, hl, gre_key = 0, has_key = 0, inner_src, inner_dst;
+	__u32 inner_len;
 	__u8 proto, mh_proto = 0;
 	__u8 *p;
 
@@ -670,10 +693,12 @@ int mh_in(struct __sk_buff *skb)
 		return drop(R_BAD_KEY, v->slot);
 
 	st = tstat_of(v->slot);
+	inner_len = skb->len - ETH_HLEN - hl - (proto == IPPROTO_MINIMAL ? 0 : ihl);
 	if (st) {
 		st->rx_pkts += gso_segs(skb);
-		st->rx_bytes += skb->len - ETH_HLEN - hl - (proto == IPPROTO_MINIMAL ? 0 : ihl);
+		st->rx_bytes += inner_len;
 	}
+	count_total(T_RX_PKTS, gso_segs(skb), inner_len);
 	if (proto == IPPROTO_MINIMAL) {
 		__u16 tot;
 
