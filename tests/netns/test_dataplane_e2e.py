@@ -1,5 +1,5 @@
-"""Issue 4 end to end with a REAL registration: ``mobileha run`` home agent, foreign agent and
-mobile node processes with the userspace data plane, in namespaces::
+"""End to end with a REAL registration: ``mobileha run`` home agent, foreign agent and mobile
+node processes with the userspace, then the ebpf, data plane, in namespaces::
 
     cn (10.1.0.2) --- r --- ha (10.2.0.2; 10.99.0.0/24 routed to it)
                       |
@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from mobileha.core.binding import FLAG_T
+from mobileha.dataplane.ebpf import probe as ebpf_probe
 from mobileha.dataplane.lab import CN, COA, HA, HOA, TUN, Lab, build
 from mobileha.lab.netns import Topology, netns_available
 from mobileha.lab.scenario import wait_until
@@ -36,16 +37,19 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+@pytest.fixture(scope="module", params=["userspace", "ebpf"])
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     ok, reason = netns_available()
     if not ok:
         pytest.skip(f"needs network namespaces: {reason}")
+    if request.param == "ebpf" and (problem := ebpf_probe()):
+        pytest.skip(f"ebpf backend unavailable: {problem}")
     work = tmp_path_factory.mktemp("e2e")
     with Topology() as topo:
         lab = build(topo)
+        lab.backend = request.param
         lab.prepare_mn_link()
-        lab.start_ha(work, max_lifetime=600)
+        lab.start_ha(work, max_lifetime=600, backend=lab.backend)
         lab.workdir = work
         yield lab
         lab.stop_nodes()
@@ -114,7 +118,7 @@ print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
 
 def register(lab: Lab, encap: str, reverse: bool, lifetime: int = 600) -> dict[str, object]:
     work = lab.workdir
-    lab.start_fa(work, gre=encap == "gre")
+    lab.start_fa(work, gre=encap == "gre", backend=lab.backend)
     lab.start_mn(work, encap, reverse, lifetime)
     b = lab.wait_registered()
     assert b["home_address"] == HOA and b["care_of"] == COA and b["ha_address"] == HA
@@ -223,4 +227,4 @@ def test_agents_stop_cleanly_and_leave_no_devices(lab: Lab) -> None:
     # The HA is stopped last (the module fixture's other tests use it): restart afterwards.
     assert lab.nodes["ha"].terminate() == 0
     assert TUN not in lab.ha.run("ip link").stdout
-    lab.start_ha(lab.workdir, max_lifetime=600)
+    lab.start_ha(lab.workdir, max_lifetime=600, backend=lab.backend)

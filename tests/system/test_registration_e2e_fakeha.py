@@ -221,7 +221,7 @@ backend = "%s"
 
     async def main() -> None:
         node = ForeignAgentNode.from_config(loads_config(text % "userspace"))
-        with pytest.raises(BackendUnavailable, match="'userspace' cannot start: .*visitor_iface"):
+        with pytest.raises(BackendUnavailable, match=r"'userspace' cannot start: .*visitor_iface"):
             await node.start()
         await node.stop()
         assert node.dataplane is None

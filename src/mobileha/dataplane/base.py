@@ -76,6 +76,7 @@ class DataPlaneSummary:
     tunnels: int
     totals: dict[str, int] = field(default_factory=dict)
     drops: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # control plane: map full, ...
 
 
 @dataclass(frozen=True, slots=True)

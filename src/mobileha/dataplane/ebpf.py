@@ -59,7 +59,7 @@ from mobileha.dataplane.base import (
     DataPlaneSummary,
 )
 from mobileha.dataplane.bpfsys import BPF_ANY, BpfError, BpfMap, LoadedObject, load_object
-from mobileha.log import get_logger
+from mobileha.log import RateLimitedLogger, get_logger
 
 _log = get_logger("mobileha.dataplane.ebpf")
 
@@ -226,8 +226,8 @@ class EbpfDataPlane:
         self._rules: set[str] = set()
         self._proxied: set[str] = set()
         self._attached: list[tuple[int, int]] = []  # (ifindex, parent) of our filters
-        self.errors: dict[str, int] = {"map-full": 0, "netlink": 0}
-        self.map_full_logged = False
+        self.errors: dict[str, int] = {"map-full": 0, "netlink": 0, "coa-unreachable": 0}
+        self._bad = RateLimitedLogger(_log, 10.0)
 
         path = obj_path or str(OBJECT)
         if obj_path is None and (problem := object_problem()):
@@ -472,11 +472,38 @@ class EbpfDataPlane:
     def _decaps(self, t: _Tunnel) -> bool:
         return self.role == "fa" or t.reverse
 
+    def _check_peer(self, t: _Tunnel) -> None:
+        """A new tunnel peer: log (rate-limited) and count when no route leads to it. The
+        binding stays installed (routing may converge; RFC 5944 has no reply code for it);
+        its packets are dropped and counted as ``unreachable`` meanwhile."""
+        peer = socket.inet_ntoa(t.remote_b)
+        why = None
+        try:
+            rt = self._ipr.route("get", dst=peer)[0]
+            if rt["type"] != 1:  # RTN_UNICAST; local, blackhole, unreachable, prohibit...
+                why = f"route type {rt['type']}"
+            elif rt.get_attr("RTA_OIF") in (self.sink_index, self.peer_index):
+                why = "routed into the tunnel itself"
+        except Exception as e:
+            why = str(e)
+        if why is not None:
+            self.errors["coa-unreachable"] += 1
+            b = t.binding
+            self._bad.warn(
+                "coa-unreachable",
+                "tunnel peer unreachable: packets of the binding are dropped (unreachable)",
+                peer=peer,
+                home_address=b.home_addr,
+                care_of=b.care_of,
+                error=why,
+            )
+
     def _ref(self, t: _Tunnel) -> None:
         p = self._peers.get(t.peer)
         if p is None:
             self._peers[t.peer] = [1, t.slot]
             self.maps["mh_peer"].update(t.peer, _U32.pack(t.slot))
+            self._check_peer(t)
         else:
             p[0] += 1
         n = self._locals.get(t.local_b, 0) + 1
@@ -781,7 +808,7 @@ class EbpfDataPlane:
             totals = self._per_cpu_array("mh_totals", _TSTAT_FIELDS[:4])
             drops = self.drops()
             totals["drops"] = sum(drops.values())
-            return DataPlaneSummary(self.name, len(self._tunnels), totals, drops)
+            return DataPlaneSummary(self.name, len(self._tunnels), totals, drops, dict(self.errors))
 
     def tunnel_counters(self, home_addr: str, care_of: str) -> dict[str, int] | None:
         """One binding's counters (one map lookup), or None when it is not installed."""

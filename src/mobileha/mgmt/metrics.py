@@ -298,7 +298,7 @@ def labelled(parts: Iterable[tuple[Mapping[str, Any], Iterable[Metric]]]) -> lis
 
 def dataplane_families(dp: Any, not_taken: Mapping[str, str]) -> list[Metric]:
     """The ``mobileha_dataplane_*`` families of a node's data plane ``dp``."""
-    from mobileha.dataplane.select import summary
+    from mobileha.dataplane.choice import summary
 
     view = dataplane_view(summary(dp), not_taken)
     tunnels = dp.stats().tunnels if view["tunnels"] <= PER_TUNNEL_MAX else None

@@ -458,6 +458,8 @@ def render_stats(v: Mapping[str, Any], out: IO[str]) -> None:
             out.write(f"  not {k}: {why}\n")
         for k in sorted(dp["drops"]):
             out.write(f"  dropped {k}: {dp['drops'][k]}\n")
+        for k in sorted(dp.get("errors", {})):
+            out.write(f"  error {k}: {dp['errors'][k]}\n")
 
 
 _RENDER: dict[str, Callable[[Any, IO[str]], None]] = {

@@ -392,6 +392,7 @@ class DataplaneView(TypedDict):
     tunnels: int
     totals: dict[str, int]  # tx_pkts, tx_bytes (encapsulated), rx_pkts, rx_bytes, drops
     drops: dict[str, int]  # reason -> packets
+    errors: dict[str, int]  # control plane: map-full, netlink, coa-unreachable
 
 
 class StatsView(TypedDict):
@@ -414,6 +415,7 @@ def dataplane_view(summary: Any, not_taken: Mapping[str, str]) -> DataplaneView:
         tunnels=summary.tunnels,
         totals=dict(summary.totals),
         drops={k: v for k, v in summary.drops.items() if v},
+        errors={k: v for k, v in summary.errors.items() if v},
     )
 
 

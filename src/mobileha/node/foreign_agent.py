@@ -29,7 +29,7 @@ from mobileha.core.foreign_agent import (
     HaSecurity,
     Visitor,
 )
-from mobileha.dataplane.select import capabilities, node_options, open_dataplane, summary
+from mobileha.dataplane.choice import capabilities, node_options, open_dataplane, summary
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer, View
 from mobileha.node.mobile_node import raise_buffers

@@ -76,7 +76,7 @@ from mobileha.core.home_agent import (
     RestoreBinding,
     WithdrawBinding,
 )
-from mobileha.dataplane.select import (
+from mobileha.dataplane.choice import (
     capabilities,
     node_options,
     open_dataplane,

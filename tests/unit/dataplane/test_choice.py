@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mobileha.core.binding import FLAG_M, FLAG_S, Encap
-from mobileha.dataplane import select
+from mobileha.dataplane import choice
 from mobileha.dataplane.base import BackendUnavailable, Capabilities
 from mobileha.dataplane.kernel import KernelDataPlane
 from mobileha.dataplane.memory import MemoryDataPlane
@@ -32,10 +32,10 @@ def test_auto_takes_the_first_backend_that_starts_and_logs_why_not_the_others(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     seen: list[tuple[str, dict[str, Any]]] = []
-    monkeypatch.setattr(select, "create", fake_create({"userspace"}, seen))
-    opts = select.node_options("ha", device="mha0", mtu=1400, home_prefix="10.1.0.0/16")
+    monkeypatch.setattr(choice, "create", fake_create({"userspace"}, seen))
+    opts = choice.node_options("ha", device="mha0", mtu=1400, home_prefix="10.1.0.0/16")
     with caplog.at_level(logging.INFO, logger="mobileha.dataplane"):
-        opened = select.open_dataplane("auto", opts)
+        opened = choice.open_dataplane("auto", opts)
     assert opened.backend == "userspace"
     assert [k for k, _ in seen] == ["kernel", "ebpf", "userspace"]
     assert opened.refused == {"kernel": "no kernel here", "ebpf": "no ebpf here"}
@@ -51,9 +51,9 @@ def test_auto_takes_the_first_backend_that_starts_and_logs_why_not_the_others(
 
 
 def test_auto_with_nothing_working_names_every_reason(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(select, "create", fake_create(set(), []))
+    monkeypatch.setattr(choice, "create", fake_create(set(), []))
     with pytest.raises(BackendUnavailable) as e:
-        select.open_dataplane("auto", {"role": "ha"})
+        choice.open_dataplane("auto", {"role": "ha"})
     msg = str(e.value)
     assert "no kernel here" in msg and "no ebpf here" in msg and "no userspace here" in msg
 
@@ -62,13 +62,13 @@ def test_a_configured_backend_that_cannot_start_is_an_error_not_a_fallback(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seen: list[tuple[str, dict[str, Any]]] = []
-    monkeypatch.setattr(select, "create", fake_create({"memory", "userspace"}, seen))
+    monkeypatch.setattr(choice, "create", fake_create({"memory", "userspace"}, seen))
     with pytest.raises(BackendUnavailable, match="'ebpf' cannot start: no ebpf here"):
-        select.open_dataplane("ebpf", {"role": "ha"})
+        choice.open_dataplane("ebpf", {"role": "ha"})
     assert [k for k, _ in seen] == ["ebpf"]  # nothing else was tried
     with pytest.raises(BackendUnavailable, match="unknown data plane backend 'tun'"):
-        select.open_dataplane("tun", {"role": "ha"})
-    opened = select.open_dataplane("memory", {"role": "fa", "device": "x", "mtu": 1})
+        choice.open_dataplane("tun", {"role": "ha"})
+    opened = choice.open_dataplane("memory", {"role": "fa", "device": "x", "mtu": 1})
     assert opened.backend == "memory" and opened.refused == {} and seen[-1][1] == {"role": "fa"}
 
 
@@ -76,16 +76,16 @@ def test_constructor_errors_become_reasons(monkeypatch: pytest.MonkeyPatch) -> N
     def create(kind: str, **opts: Any) -> Any:
         raise ValueError("a foreign agent data plane needs visitor_iface")
 
-    monkeypatch.setattr(select, "create", create)
+    monkeypatch.setattr(choice, "create", create)
     with pytest.raises(BackendUnavailable, match="needs visitor_iface"):
-        select.open_dataplane("userspace", {"role": "fa"})
+        choice.open_dataplane("userspace", {"role": "fa"})
 
 
 def test_capabilities_and_summary_of_backends_without_their_own() -> None:
     dp = MemoryDataPlane()
-    assert select.capabilities(dp) == Capabilities()
-    assert select.backend_name(dp) == "memory"
-    s = select.summary(dp)
+    assert choice.capabilities(dp) == Capabilities()
+    assert choice.backend_name(dp) == "memory"
+    s = choice.summary(dp)
     assert (s.backend, s.tunnels, s.totals["tx_pkts"], s.drops) == ("memory", 0, 0, {})
 
 
@@ -96,9 +96,9 @@ class _FakeIpr:
 
 def test_kernel_backend_capabilities_one_copy_no_minimal() -> None:
     k = KernelDataPlane(ipr=_FakeIpr(), probe=False)
-    assert select.capabilities(k) == Capabilities(frozenset({Encap.IPIP, Encap.GRE}), 1)
+    assert choice.capabilities(k) == Capabilities(frozenset({Encap.IPIP, Encap.GRE}), 1)
     k.supported = {"ipip"}
-    assert select.capabilities(k).encaps == frozenset({Encap.IPIP})
+    assert choice.capabilities(k).encaps == frozenset({Encap.IPIP})
 
 
 def test_core_refuses_what_the_dataplane_cannot_carry() -> None:
