@@ -404,3 +404,22 @@ def test_virtual_home_network_prefix_on_one_route(backend: str) -> None:
         lab.ha_dp.quit()
         assert "10.99.0.0/24" not in lab.ha.run("ip route").stdout
         lab.fa_dp.quit()
+
+
+def test_care_of_change_takes_effect_on_the_next_packet(lab: Lab, tmp_path: Path) -> None:
+    coa2 = "10.3.0.3"
+    fa_if = lab.fa.run("ip -o -4 addr show to 10.3.0.0/24").stdout.split()[1]
+    lab.fa.addr(fa_if, f"{coa2}/24")
+    try:
+        pcap = str(tmp_path / "move.pcap")
+        cap = lab.r.capture(lab.r_fa_if, pcap, "ip proto 4 or ip proto 47")
+        lab.register(lab.binding("ipip"))
+        assert ping_ok(lab, "cn", HOA, count=1)
+        lab.register(lab.binding("gre", gre_key=11, care_of=coa2))  # no S: replaces
+        assert ping_ok(lab, "cn", HOA, count=1)  # the very next packet
+        cap.stop()
+        to = [(decode_ipv4(p)[0].dst, decode_ipv4(p)[0].proto) for p in read_pcap(pcap)]
+        assert to == [(COA, 4), (coa2, 47)]
+    finally:
+        lab.deregister(lab.binding("gre", gre_key=11, care_of=coa2))
+        lab.fa.ip("addr", "del", f"{coa2}/24", "dev", fa_if)
