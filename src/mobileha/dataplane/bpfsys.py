@@ -217,6 +217,8 @@ class BpfMap:
         return int(attr.count)
 
     def delete_batch(self, keys: bytes) -> int:
+        """Delete the keys in one call; it stops at the first absent key (ENOENT, not an
+        error here): returns how many were deleted."""
         n = len(keys) // self.key_size
         if n == 0:
             return 0

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import socket
 import struct
@@ -116,6 +117,10 @@ _CFG = struct.Struct("=IIII")  # role, ttl, fib ifindex, peer ifindex
 _TSTAT_FIELDS = ("tx_pkts", "tx_bytes", "rx_pkts", "rx_bytes", "drops")
 
 
+_peer_aton = functools.lru_cache(maxsize=1 << 16)(socket.inet_aton)  # few distinct peers
+_NO_KEY = bytes(4)
+
+
 class _Tunnel:
     """One installed binding, as the maps see it."""
 
@@ -125,12 +130,13 @@ class _Tunnel:
         self.binding = b
         self.slot = slot
         local, remote = (b.ha_addr, b.care_of) if role == "ha" else (b.care_of, b.ha_addr)
-        self.local_b = socket.inet_aton(local)
-        self.remote_b = socket.inet_aton(remote)
+        self.local_b = _peer_aton(local)
+        self.remote_b = _peer_aton(remote)
         self.inner_b = socket.inet_aton(b.home_addr)
         self.encap = int(b.encap)
         self.reverse = b.reverse_tunnel
-        self.key_b = struct.pack("!I", (b.gre_key or 0) & 0xFFFFFFFF)
+        k = b.gre_key
+        self.key_b = _NO_KEY if k is None else struct.pack("!I", k & 0xFFFFFFFF)
 
     @property
     def flags(self) -> int:
@@ -155,6 +161,15 @@ class _Tunnel:
 
     def dec_val(self) -> bytes:
         return _DEC_VAL.pack(self.key_b, self.slot, self.encap, self.flags, 0)
+
+
+def _tstat_sum(m: BpfMap, v: bytes) -> dict[str, int]:
+    """A per-CPU ``struct tstat`` value summed over the CPUs."""
+    sums = [0, 0, 0, 0, 0]
+    for cpu in range(m.ncpus):
+        for i, x in enumerate(_TSTAT.unpack_from(v, cpu * m.stride)):
+            sums[i] += x
+    return dict(zip(_TSTAT_FIELDS, sums))
 
 
 def object_problem() -> str | None:
@@ -219,8 +234,12 @@ class EbpfDataPlane:
         self._more: dict[str, int] = {}  # extra copies written to mh_more per address
         self._slots: dict[int, _Tunnel] = {}
         self._free: list[int] = []
+        self._reused: list[int] = []
         self._next_slot = 1
-        self._peers: dict[bytes, list[int]] = {}  # peer key -> [bindings, slot in the map]
+        # tunnel peers: peer key -> slots of its bindings (ordered), and the slot the map
+        # names (its drops count spoofed packets from the peer)
+        self._peers: dict[bytes, dict[int, None]] = {}
+        self._peer_slot: dict[bytes, int] = {}
         self._locals: dict[bytes, int] = {}
         self._routes: set[str] = set()
         self._rules: set[str] = set()
@@ -430,11 +449,22 @@ class EbpfDataPlane:
         return Capabilities(max_copies=MAX_COPIES, max_bindings=self.capacity)
 
     def _slot(self) -> int:
+        """A counters slot. A reused one may still hold counters (the program creates them
+        at a binding's first packet, and a packet in flight at its removal can): the
+        caller clears those of the slots in ``_reused``."""
         if self._free:
-            return self._free.pop()
+            s = self._free.pop()
+            self._reused.append(s)
+            return s
         s = self._next_slot
         self._next_slot += 1
         return s
+
+    def _clear_reused(self) -> None:
+        m = self.maps["mh_tstat"]
+        for s in self._reused:  # one by one: a batch delete stops at the first absent key
+            m.delete(_U32.pack(s))
+        self._reused.clear()
 
     def _encaps(self, hoa: str) -> list[_Tunnel]:
         """The copies of ``hoa``'s packets (HA: every binding; FA: reverse-tunnelled ones)."""
@@ -499,32 +529,28 @@ class EbpfDataPlane:
             )
 
     def _ref(self, t: _Tunnel) -> None:
-        p = self._peers.get(t.peer)
-        if p is None:
-            self._peers[t.peer] = [1, t.slot]
+        slots = self._peers.get(t.peer)
+        if slots is None:
+            slots = self._peers[t.peer] = {}
+            self._peer_slot[t.peer] = t.slot
             self.maps["mh_peer"].update(t.peer, _U32.pack(t.slot))
             self._check_peer(t)
-        else:
-            p[0] += 1
+        slots[t.slot] = None
         n = self._locals.get(t.local_b, 0) + 1
         self._locals[t.local_b] = n
         if n == 1:
             self.maps["mh_local"].update(t.local_b, _U32.pack(1))
 
     def _unref(self, t: _Tunnel) -> None:
-        p = self._peers.get(t.peer)
-        if p is not None:
-            p[0] -= 1
-            if p[0] <= 0:
+        slots = self._peers.get(t.peer)
+        if slots is not None and slots.pop(t.slot, 0) is None:
+            if not slots:
                 del self._peers[t.peer]
+                del self._peer_slot[t.peer]
                 self.maps["mh_peer"].delete(t.peer)
-            elif p[1] == t.slot:  # the map names a binding that is going: name another
-                other = next(
-                    (x for x in self._slots.values() if x.peer == t.peer and x is not t), None
-                )
-                if other is not None:
-                    p[1] = other.slot
-                    self.maps["mh_peer"].update(t.peer, _U32.pack(other.slot))
+            elif self._peer_slot[t.peer] == t.slot:  # the map names a leaving binding
+                other = self._peer_slot[t.peer] = next(iter(slots))
+                self.maps["mh_peer"].update(t.peer, _U32.pack(other))
         n = self._locals.get(t.local_b, 0) - 1
         if n <= 0:
             self._locals.pop(t.local_b, None)
@@ -580,7 +606,7 @@ class EbpfDataPlane:
             self._unref(old)
         else:
             t = _Tunnel(b, self.role, self._slot())
-            self.maps["mh_tstat"].update(_U32.pack(t.slot), bytes(_TSTAT.size))
+            self._clear_reused()
         self._tunnels[b.key] = t
         self._by_hoa.setdefault(hoa, {})[b.care_of] = t
         self._slots[t.slot] = t
@@ -634,26 +660,39 @@ class EbpfDataPlane:
     def _install_many(self, bindings: list[Binding]) -> int:
         touched: dict[str, None] = {}
         new: list[_Tunnel] = []
+        later: list[Binding] = []  # updates, replacements, copies over the limit: one by one
         for b in bindings:
             hoa = b.home_addr
-            if b.key in self._tunnels or (hoa in self._by_hoa and not b.simultaneous):
-                self._install(b)  # an update or a replacement: one by one
-                continue
-            per = self._by_hoa.setdefault(hoa, {})
-            if len(per) >= MAX_COPIES and self.role == "ha":
+            if hoa in touched:
+                per = self._by_hoa[hoa]
+                if not b.simultaneous or b.care_of in per or len(per) >= MAX_COPIES:
+                    later.append(b)
+                    continue
+            elif b.key in self._tunnels or hoa in self._by_hoa:
+                later.append(b)
                 continue
             t = _Tunnel(b, self.role, self._slot())
             self._tunnels[b.key] = t
-            per[b.care_of] = t
+            self._by_hoa.setdefault(hoa, {})[b.care_of] = t
             self._slots[t.slot] = t
             touched[hoa] = None
             new.append(t)
-        if not new:
-            return 0
+        n = self._write_many(new, touched) if new else 0
+        errors = []
+        for b in later:
+            try:
+                self.install(b)
+                n += 1
+            except DataPlaneError as e:
+                errors.append(e)
+        if errors:
+            raise DataPlaneError(f"{len(errors)} binding(s) not installed, first: {errors[0]}")
+        return n
+
+    def _write_many(self, new: list[_Tunnel], touched: dict[str, None]) -> int:
         m = self.maps
         try:
-            zero = bytes(m["mh_tstat"].full_value_size)
-            m["mh_tstat"].update_batch(b"".join(_U32.pack(t.slot) for t in new), zero * len(new))
+            self._clear_reused()
             dec = [t for t in new if self._decaps(t)]
             m["mh_dec"].update_batch(
                 b"".join(t.dec_key for t in dec), b"".join(t.dec_val() for t in dec)
@@ -661,12 +700,11 @@ class EbpfDataPlane:
             peers: dict[bytes, int] = {}
             locals_: dict[bytes, None] = {}
             for t in new:
-                p = self._peers.get(t.peer)
-                if p is None:
-                    self._peers[t.peer] = [1, t.slot]
-                    peers[t.peer] = t.slot
-                else:
-                    p[0] += 1
+                slots = self._peers.get(t.peer)
+                if slots is None:
+                    slots = self._peers[t.peer] = {}
+                    self._peer_slot[t.peer] = peers[t.peer] = t.slot
+                slots[t.slot] = None
                 if t.local_b not in self._locals:
                     locals_[t.local_b] = None
                 self._locals[t.local_b] = self._locals.get(t.local_b, 0) + 1
@@ -678,7 +716,14 @@ class EbpfDataPlane:
             fkeys: list[bytes] = []
             mkeys: list[bytes] = []
             mvals: list[bytes] = []
+            by_hoa = self._by_hoa
             for hoa in touched:
+                per = by_hoa[hoa]
+                if len(per) == 1 and self.role == "ha":  # the common case, quickly
+                    t = next(iter(per.values()))
+                    fkeys.append(t.inner_b)
+                    firsts.append(t.tun(1, TF_SLOW if t.encap == Encap.MINIMAL else 0))
+                    continue
                 first, more, _before = self._enc_entries(hoa)
                 if first:
                     fkeys.append(socket.inet_aton(hoa))
@@ -695,7 +740,7 @@ class EbpfDataPlane:
                 self._undo(t.binding)
             raise self._map_error(e, new[0].binding) from e
         for hoa in touched:
-            self._add_host_state(self._by_hoa[hoa][next(iter(self._by_hoa[hoa]))].binding)
+            self._add_host_state(next(iter(self._by_hoa[hoa].values())).binding)
         return len(new)
 
     # ------------------------------------------------------------------------ routes
@@ -770,17 +815,11 @@ class EbpfDataPlane:
             if self._closed:
                 return DataPlaneStats({}, {})
             m = self.maps["mh_tstat"]
-            stride, n = m.stride, m.ncpus
             tunnels: dict[tuple[str, str], dict[str, int]] = {}
             for k, v in m.items():
                 t = self._slots.get(_U32.unpack(k)[0])
-                if t is None:
-                    continue
-                sums = [0, 0, 0, 0, 0]
-                for cpu in range(n):
-                    for i, x in enumerate(_TSTAT.unpack_from(v, cpu * stride)):
-                        sums[i] += x
-                tunnels[t.binding.key] = dict(zip(_TSTAT_FIELDS, sums))
+                if t is not None:
+                    tunnels[t.binding.key] = _tstat_sum(m, v)
             for key in self._tunnels:  # entries the kernel could not show yet
                 tunnels.setdefault(key, dict.fromkeys(_TSTAT_FIELDS, 0))
             return DataPlaneStats(tunnels, self.drops())
@@ -818,12 +857,7 @@ class EbpfDataPlane:
                 return None
             m = self.maps["mh_tstat"]
             v = m.lookup(_U32.pack(t.slot))
-        sums = [0, 0, 0, 0, 0]
-        if v is not None:
-            for cpu in range(m.ncpus):
-                for i, x in enumerate(_TSTAT.unpack_from(v, cpu * m.stride)):
-                    sums[i] += x
-        return dict(zip(_TSTAT_FIELDS, sums))
+        return _tstat_sum(m, v) if v is not None else dict.fromkeys(_TSTAT_FIELDS, 0)
 
     # ------------------------------------------------------------------------ teardown
     def _teardown(self) -> None:

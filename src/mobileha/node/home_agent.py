@@ -539,9 +539,10 @@ class HomeAgentNode:
         if t is not None:
             t.sendto(payload, dst)
 
-    def _run(self, actions: list[Any]) -> None:
+    def _run(self, actions: list[Any], restored: bool = False) -> None:
         """Execute core actions, then re-arm the timer (also for callers outside this class,
-        e.g. the redundancy adapter running what ``apply_synced`` returned)."""
+        e.g. the redundancy adapter running what ``apply_synced`` returned). ``restored``:
+        the data plane already has the ``RestoreBinding`` ones (installed in one batch)."""
         listeners = self.binding_listeners
         gate = self.reply_gate
         held: list[Send] | None = None
@@ -557,7 +558,7 @@ class HomeAgentNode:
                     self.send_action(a)
                 continue
             if isinstance(a, InstallBinding):
-                if cls is not RefreshBinding:
+                if cls is not RefreshBinding and not (restored and cls is RestoreBinding):
                     self._dp(a.binding, True)
                 if gate is not None and cls is not RestoreBinding:
                     keys.append((a.binding.home_addr, a.binding.care_of))
@@ -627,7 +628,22 @@ class HomeAgentNode:
         """HSRP said Active / not Active: tell the core and run what it returns."""
         loop = self._loop
         now = loop.time() if loop is not None else time.monotonic()
-        self._run(self.core.set_active(active, now))
+        actions = self.core.set_active(active, now)
+        self._run(actions, restored=self._install_restored(actions))
+
+    def _install_restored(self, actions: list[Any]) -> bool:
+        """Takeover: the whole table into a backend that installs in bulk (one batch per
+        map); True when done. Otherwise ``_run`` installs the bindings one by one."""
+        many = getattr(self.dataplane, "install_many", None)
+        restores = [a.binding for a in actions if a.__class__ is RestoreBinding]
+        if many is None or not restores:
+            return False
+        try:
+            many(restores)
+        except Exception as e:  # then one by one: what fits is installed, the rest counted
+            self.bad.warn("dataplane-error", "data plane refused the table", error=str(e))
+            return False
+        return True
 
     def now(self) -> float:
         """The clock of the core (binding ``expires``)."""

@@ -217,9 +217,26 @@ static __always_inline void count_drop(__u32 reason)
 		*c += 1;
 }
 
-static __always_inline void count_binding_drop(__u32 slot)
+/*
+ * The counters of a binding, created at its first packet: a binding that never carries
+ * traffic costs no per-CPU memory, and an install or a takeover writes no counters.
+ */
+static __always_inline struct tstat *tstat_of(__u32 slot)
 {
 	struct tstat *st = bpf_map_lookup_elem(&mh_tstat, &slot);
+
+	if (!st && slot) {
+		struct tstat zero = {};
+
+		bpf_map_update_elem(&mh_tstat, &slot, &zero, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&mh_tstat, &slot);
+	}
+	return st;
+}
+
+static __always_inline void count_binding_drop(__u32 slot)
+{
+	struct tstat *st = tstat_of(slot);
 
 	if (st)
 		st->drops += 1;
@@ -293,11 +310,6 @@ static __always_inline struct iphdr *ip_of(struct __sk_buff *skb)
 	if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->version != 4)
 		return NULL;
 	return ip;
-}
-
-static __always_inline struct tstat *tstat_of(__u32 slot)
-{
-	return bpf_map_lookup_elem(&mh_tstat, &slot);
 }
 
 /*
