@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 # The ebpf data plane's toolchain; qemu and Debian's kernel for the kernel backend's VM test.
 BPF_PACKAGES := clang llvm libbpf-dev bpftool
 APT_PACKAGES := tshark freeradius nftables iproute2 tcpdump nginx-light libnginx-mod-stream \
-	keepalived iputils-arping iputils-ping iperf3 $(BPF_PACKAGES) qemu-system-x86 linux-image-amd64
+	keepalived iputils-arping iputils-ping iperf3 $(BPF_PACKAGES) qemu-system-x86 linux-image-amd64 \
+	busybox-static
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
 BPF_SRC := src/mobileha/dataplane/bpf/tunnel.bpf.c
 BPF_OBJ := $(BPF_SRC:.c=.o)

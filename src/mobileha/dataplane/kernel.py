@@ -246,7 +246,7 @@ class KernelDataPlane:
         else:
             with contextlib.suppress(Exception):
                 vidx = self._ifindex(self.visitor_iface or "")
-                self._ipr.route("del", dst=f"{hoa}/32", oif=vidx)
+                self._ipr.route("del", dst=f"{hoa}/32", oif=vidx, scope=RT_SCOPE_LINK)
             if b.reverse_tunnel:
                 with contextlib.suppress(Exception):
                     self._ipr.rule(

@@ -612,7 +612,8 @@ int mh_in(struct __sk_buff *skb)
 	void *data, *data_end;
 	struct iphdr *ip, *inner;
 	struct tstat *st;
-	__u32 zero = 0, *peer_slot, ihl, hl, gre_key = 0, has_key = 0, inner_src, inner_dst;
+	__u32 zero = 0, *peer_slot, ihl, hl, gre_key = 0, has_key = 0;
+	__u32 inner_src = 0, inner_dst = 0;  /* set on every path; older verifiers insist */
 	__u32 inner_len;
 	__u8 proto, mh_proto = 0;
 	__u8 *p;
