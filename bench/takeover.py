@@ -38,9 +38,9 @@ import tracemalloc
 import uuid
 from typing import Any
 
+from mobileha import compose
 from mobileha.config import loads_config
 from mobileha.core.binding import FLAG_T, Binding, Encap
-from mobileha.core.home_agent import HomeAgent
 from mobileha.dataplane.base import create
 from mobileha.node.home_agent import HomeAgentNode
 
@@ -109,7 +109,7 @@ def kernel_mb(dp: Any) -> float:
 
 def standby_node(n: int, dp: Any) -> HomeAgentNode:
     cfg = loads_config(CONFIG)
-    core = HomeAgent.from_config(cfg)
+    core = compose.home_agent_core(cfg)
     core.active = False
     now = time.monotonic()
     for i in range(n):

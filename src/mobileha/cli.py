@@ -11,7 +11,10 @@ import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("mobileha.node.runner", "run one node (home-agent, foreign-agent, slb, mobile-node)"),
-    "check": ("mobileha.config", "validate a config file and print the problems with their keys"),
+    "check": (
+        "mobileha.config.check",
+        "validate a config file and print the problems with their keys",
+    ),
     "show": ("mobileha.mgmt.show", "IOS-like views: bindings, standby, redundancy, slb, ..."),
     "decode": ("mobileha.tools.decode", "decode Mobile IP, HSRP, DFP and HA-HA messages to JSON"),
     "demo": ("mobileha.demo", "a whole cluster on loopback in one process, with a failover"),

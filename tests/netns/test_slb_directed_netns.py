@@ -32,10 +32,10 @@ asyncio.run(main())
 
 HA = r"""
 import asyncio, sys
+from mobileha import compose
 from mobileha.config import load_config
-from mobileha.node.home_agent import HomeAgentNode
 async def main():
-    node = HomeAgentNode.from_config(load_config(sys.argv[1]))
+    node = compose.home_agent_node(load_config(sys.argv[1]))
     await node.start()
     print("READY", flush=True)
     await asyncio.Event().wait()

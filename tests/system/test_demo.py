@@ -1,6 +1,6 @@
 """``mobileha demo --json`` end to end without privileges: one process, loopback only,
-HA-SLB + two HSRP pairs + FAs + 200 MNs, a crash of pair A's Active. The last stdout
-line is the JSON summary.
+HA-SLB + two HSRP pairs + FAs + 200 MNs, a crash of pair A's Active. stdout is the JSON
+summary alone; the progress lines and the table are on stderr.
 
 When the test runs as root (CI), the demo runs with every capability dropped
 (``setpriv --bounding-set=-all``: no CAP_NET_ADMIN/NET_RAW/NET_BIND_SERVICE/DAC_OVERRIDE),
@@ -59,7 +59,8 @@ def test_demo_json_unprivileged() -> None:
     duration = time.monotonic() - t0
     out = proc.stdout.strip().splitlines()
     assert out, f"no output (exit {proc.returncode})\n{proc.stderr[-3000:]}"
-    summary = json.loads(out[-1])
+    assert len(out) == 1, f"stdout is not one JSON object: {proc.stdout[-2000:]}"
+    summary = json.loads(out[0])
     detail = f"{summary}\n{proc.stdout[-4000:]}\n{proc.stderr[-3000:]}"
     # it really ran without privileges
     assert summary["euid"] != 0 or summary["cap_eff"] == NO_CAPS, detail
@@ -90,9 +91,13 @@ def test_demo_json_unprivileged() -> None:
     assert summary["reregistrations_pair_a"] == split["pair-A"], detail
     assert summary["crashed"] != summary["new_active"]
     assert duration < 60 and summary["duration_s"] < 60, detail
-    # plain lines (stdout is not a TTY): the view shows the takeover
-    text = proc.stdout
-    assert "HSRP Active after" in text and "crashed" in text
+    # the probe deregistered: the new Active holds the MNs' bindings, as counted
+    assert summary["bindings_final_new_active"] == summary["bindings_before"], detail
+    # plain lines on stderr (not a TTY): the view shows the takeover and the table
+    text = proc.stderr
+    assert "HSRP Active after" in text and "crashed" in text, text[-3000:]
+    assert "mobileha demo summary" in text and "result         : OK" in text
+    assert "None" not in "".join(ln for ln in text.splitlines() if ln.startswith("["))
 
 
 def test_live_view_renders_ios_like_tables() -> None:
@@ -113,3 +118,4 @@ def test_live_view_renders_ios_like_tables() -> None:
     assert "ha-a1" in text and "ha-b2" in text and "pair-A" in text and "hello" in text
     line = screen.plain_line()
     assert "MNs 0/4 registered" in line and "pair-B=0" in line
+    assert "DFP -" in line and "None" not in line and "*" not in line

@@ -8,9 +8,8 @@ import random
 import socket
 import time
 
+from mobileha import compose
 from mobileha.config import loads_config
-from mobileha.core.home_agent import HomeAgent
-from mobileha.node.home_agent import HomeAgentNode
 from mobileha.wire import dfp as wdfp
 from mobileha.wire.auth import Authenticator, ntp_identification
 from mobileha.wire.mip import NaiExt, RegistrationReply, RegistrationRequest, append_auth
@@ -48,9 +47,9 @@ key = "hex:{KEY.hex()}"
 """
 
 
-def test_from_config_maps_keys() -> None:
+def test_compose_maps_keys() -> None:
     cfg = loads_config(_config("127.0.0.1", 434, 8081))
-    core = HomeAgent.from_config(cfg)
+    core = compose.home_agent_core(cfg)
     s = core.settings
     assert s.simultaneous_bindings == 3 and s.redirect_ha == "10.9.9.9"
     assert core.sas.mn("n1@example.net", 256) is not None
@@ -63,7 +62,7 @@ def test_node_registration_expiry_views_metrics_dfp() -> None:
     host = f"127.0.{random.randint(20, 250)}.{random.randint(2, 250)}"
     port = free_port(host, socket.SOCK_DGRAM)
     dfp_port = free_port(host, socket.SOCK_STREAM)
-    node = HomeAgentNode.from_config(loads_config(_config(host, port, dfp_port)))
+    node = compose.home_agent_node(loads_config(_config(host, port, dfp_port)))
 
     async def run() -> None:
         await node.start()

@@ -1,12 +1,14 @@
 """Two HsrpNode instances in one process on loopback, unicast peers (the extension), built
-from ``mobileha.config``'s ``[hsrp]`` table as the runner does; the VIP is reported through the
-``on_vip`` callback instead of touching the kernel (``manage_vip=False``)."""
+from the ``[hsrp]`` table by ``mobileha.compose.hsrp_node``, as for ``mobileha run``; the
+VIP is reported through the ``on_vip`` callback instead of touching the kernel
+(``manage_vip=False``)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 
+from mobileha import compose
 from mobileha.config import HsrpConfig as AppHsrpConfig
 from mobileha.node.hsrp import HsrpNode
 
@@ -41,12 +43,12 @@ def test_two_nodes_on_loopback_elect_fail_over_and_resign() -> None:
     vips: list[tuple[str, str, bool]] = []
 
     async def main() -> None:
-        a = HsrpNode.from_config(
+        a = compose.hsrp_node(
             _cfg("127.0.0.2", "127.0.0.3", 120, port),
             manage_vip=False,
             on_vip=lambda v, up: vips.append(("a", v, up)),
         )
-        b = HsrpNode.from_config(
+        b = compose.hsrp_node(
             _cfg("127.0.0.3", "127.0.0.2", 110, port),
             manage_vip=False,
             on_vip=lambda v, up: vips.append(("b", v, up)),
@@ -74,11 +76,11 @@ def test_two_nodes_on_loopback_elect_fail_over_and_resign() -> None:
     asyncio.run(asyncio.wait_for(main(), 20))
 
 
-def test_from_config_maps_every_key() -> None:
+def test_compose_maps_every_key() -> None:
     hc = AppHsrpConfig(virtual_ip="10.0.0.1", address="10.0.0.2", interface="eth0", group=7,
                        version=1, name="ha-grp", priority=120, preempt=True, preempt_delay_s=5,
                        hello_ms=1000, hold_ms=3000)  # fmt: skip
-    n = HsrpNode.from_config(hc)
+    n = compose.hsrp_node(hc)
     [g] = n.cfg.groups
     assert (g.vip, g.address, g.group, g.version, g.name) == (
         "10.0.0.1", "10.0.0.2", 7, 1, "ha-grp")  # fmt: skip

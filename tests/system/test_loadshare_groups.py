@@ -18,8 +18,8 @@ import socket
 import time
 from typing import Any
 
+from mobileha import compose
 from mobileha.config import loads_config
-from mobileha.node.home_agent import HomeAgentNode
 from mobileha.wire.auth import Authenticator, ntp_identification
 from mobileha.wire.mip import NaiExt, RegistrationReply, RegistrationRequest, append_auth
 from tests.util import free_port as _free
@@ -119,10 +119,10 @@ def test_two_groups_crossing_priorities_sync_and_takeover_of_both() -> None:
     a_ip, b_ip = f"{net}.41", f"{net}.42"
     vips = (f"{net}.141", f"{net}.142")
     port, hsrp_port = _free(a_ip), _free(a_ip)
-    a = HomeAgentNode.from_config(
+    a = compose.home_agent_node(
         loads_config(_config(a_ip, b_ip, vips, port, hsrp_port, (110, 100)))
     )
-    b = HomeAgentNode.from_config(
+    b = compose.home_agent_node(
         loads_config(_config(b_ip, a_ip, vips, port, hsrp_port, (100, 110)))
     )
 

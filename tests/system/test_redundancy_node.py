@@ -11,11 +11,10 @@ import socket
 import time
 from typing import Any
 
+from mobileha import compose
 from mobileha.config import loads_config
-from mobileha.core.home_agent import HomeAgent
 from mobileha.core.redundancy import SyncState
 from mobileha.node.home_agent import HomeAgentNode
-from mobileha.node.redundancy import RedundancyNode
 from mobileha.wire.auth import Authenticator, ntp_identification
 from mobileha.wire.mip import NaiExt, RegistrationReply, RegistrationRequest, append_auth
 from tests.util import free_port as _free
@@ -66,7 +65,7 @@ backend = "memory"
 
 def _node(host: str, port: int, vip: str, peer: str, peer_port: int) -> tuple[Any, Any]:
     cfg = loads_config(_config(host, port, vip, peer, peer_port))
-    node = HomeAgentNode(HomeAgent.from_config(cfg), name=f"ha-{host}", addresses=[host])
+    node = HomeAgentNode(compose.home_agent_core(cfg), name=f"ha-{host}", addresses=[host])
     return node, cfg
 
 
@@ -100,8 +99,8 @@ def test_active_standby_sync_takeover_and_restart_download() -> None:
         await a.start()
         await b.start()
         b.set_active(False)  # HSRP Standby
-        ra = RedundancyNode.from_config(a, a_cfg)
-        rb = RedundancyNode.from_config(b, b_cfg)
+        ra = compose.redundancy_node(a, a_cfg)
+        rb = compose.redundancy_node(b, b_cfg)
         await ra.start()
         await rb.start()
         client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -151,7 +150,7 @@ def test_active_standby_sync_takeover_and_restart_download() -> None:
             b, _ = _node(b_host, b_port, vip, a_host, a_port)
             await b.start()
             b.set_active(False)
-            rb = RedundancyNode.from_config(b, b_cfg)
+            rb = compose.redundancy_node(b, b_cfg)
             await rb.start()
             readiness: list[bool] = []
 

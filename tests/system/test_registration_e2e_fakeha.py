@@ -13,6 +13,7 @@ import struct
 
 import pytest
 
+from mobileha import compose
 from mobileha.aaa.local import LocalAaa, LocalUser
 from mobileha.core.foreign_agent import ForeignAgent
 from mobileha.core.mobile_node import MnSecurity, MnState, MobileNode
@@ -201,7 +202,7 @@ def test_fa_pending_timeout_when_ha_silent() -> None:
     asyncio.run(main())
 
 
-def test_fa_from_config_userspace_without_visitor_iface_is_a_startup_error() -> None:
+def test_fa_composed_userspace_without_visitor_iface_is_a_startup_error() -> None:
     """An explicitly configured backend that cannot start stops the node with its reason:
     no silent fallback to the memory backend (that one only when configured)."""
     from mobileha.config import loads_config
@@ -220,12 +221,12 @@ backend = "%s"
 """
 
     async def main() -> None:
-        node = ForeignAgentNode.from_config(loads_config(text % "userspace"))
+        node = compose.foreign_agent_node(loads_config(text % "userspace"))
         with pytest.raises(BackendUnavailable, match=r"'userspace' cannot start: .*visitor_iface"):
             await node.start()
         await node.stop()
         assert node.dataplane is None
-        node = ForeignAgentNode.from_config(loads_config(text % "memory"))
+        node = compose.foreign_agent_node(loads_config(text % "memory"))
         await node.start()
         try:
             assert isinstance(node.dataplane, MemoryDataPlane)

@@ -42,11 +42,11 @@ N_USERS = 400  # MNs configured on every HA
 
 HA_SCRIPT = r"""
 import asyncio, sys
+from mobileha import compose
 from mobileha.config import load_config
-from mobileha.node.home_agent import HomeAgentNode
 
 async def main():
-    node = HomeAgentNode.from_config(load_config(sys.argv[1]))
+    node = compose.home_agent_node(load_config(sys.argv[1]))
     await node.start()
     print("READY", flush=True)
     await asyncio.Event().wait()

@@ -15,10 +15,10 @@ import random
 import time
 from typing import Any
 
+from mobileha import compose
 from mobileha.config import loads_config
 from mobileha.core.binding import FLAG_T, Binding, Encap
 from mobileha.core.redundancy import SyncState
-from mobileha.node.home_agent import HomeAgentNode
 from tests.util import free_port as _free
 
 SYNC_KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
@@ -94,8 +94,8 @@ def test_active_killed_during_download_standby_takes_over_within_hold_time() -> 
     net = f"127.0.{random.randint(20, 250)}"
     a_ip, b_ip, vip = f"{net}.31", f"{net}.32", f"{net}.130"
     port, hsrp_port = _free(a_ip), _free(a_ip)
-    a = HomeAgentNode.from_config(loads_config(_config(a_ip, b_ip, vip, port, hsrp_port, 110)))
-    b = HomeAgentNode.from_config(loads_config(_config(b_ip, a_ip, vip, port, hsrp_port, 100)))
+    a = compose.home_agent_node(loads_config(_config(a_ip, b_ip, vip, port, hsrp_port, 110)))
+    b = compose.home_agent_node(loads_config(_config(b_ip, a_ip, vip, port, hsrp_port, 100)))
 
     async def run() -> None:
         try:

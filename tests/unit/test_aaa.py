@@ -7,10 +7,10 @@ import hashlib
 
 from pyrad import packet as rpacket
 
-from mobileha.aaa import from_config
 from mobileha.aaa.base import MnAaaAuth
 from mobileha.aaa.local import LocalAaa, LocalUser
 from mobileha.aaa.radius import RadiusAaa, load_dictionary
+from mobileha.compose import aaa_backend
 from mobileha.config import AaaConfig, AaaUser, Endpoint
 from mobileha.wire.auth import chap_radius_fields, mn_aaa_chap_authenticator
 
@@ -67,11 +67,11 @@ def test_local_empty_table_accepts_everyone() -> None:
     assert run(aaa.authorize("any@x")).accepted
 
 
-def test_from_config() -> None:
+def test_backend_from_config() -> None:
     cfg = AaaConfig(users=(AaaUser("u@x", home_agent="10.0.0.1", key=KEY, spi=300),))
-    b = from_config(cfg)
+    b = aaa_backend(cfg)
     assert isinstance(b, LocalAaa) and b.users["u@x"].home_agent == "10.0.0.1"
-    r = from_config(
+    r = aaa_backend(
         AaaConfig(
             backend="radius",
             radius_server=Endpoint("127.0.0.1", 1812),

@@ -260,15 +260,6 @@ def test_check_cli_reports_problems(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "file: cannot read" in capsys.readouterr().err
 
 
-def test_reference_table_in_docstring_matches_model() -> None:
-    doc = config.__doc__ or ""
-    begin = doc.index("CONFIG-REFERENCE-BEGIN\n") + len("CONFIG-REFERENCE-BEGIN\n")
-    end = doc.index("CONFIG-REFERENCE-END")
-    assert doc[begin:end].strip() == config.reference_table()
-    rows = config.reference_table().splitlines()[2:]
-    assert [r.split("`")[1] for r in rows] == config.reference_keys()
-
-
 def test_every_reference_key_is_accepted() -> None:
     """No example uses a key missing from the reference table."""
     seen: set[str] = set()

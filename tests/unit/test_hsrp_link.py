@@ -13,9 +13,9 @@ import socket
 import struct
 from typing import Any
 
+from mobileha import compose
 from mobileha.config import HsrpConfig as AppHsrpConfig
 from mobileha.config import loads_config
-from mobileha.node.home_agent import HomeAgentNode
 from mobileha.node.hsrp import RTM_DELLINK, RTM_NEWLINK, HsrpNode, link_event_for
 from tests.util import free_port as _free
 
@@ -45,10 +45,10 @@ def _st(n: HsrpNode) -> str:
 
 def test_watch_only_where_the_node_owns_the_vip_on_an_interface() -> None:
     hc = _cfg("127.0.0.2", "127.0.0.3", 100, 1985)
-    assert HsrpNode.from_config(hc).watching_link  # manage_vip: a real interface
-    assert not HsrpNode.from_config(hc, manage_vip=False).watching_link  # loopback peers
-    assert HsrpNode.from_config(hc, manage_vip=False, watch_interface=True).watching_link
-    n = HsrpNode.from_config(hc)
+    assert compose.hsrp_node(hc).watching_link  # manage_vip: a real interface
+    assert not compose.hsrp_node(hc, manage_vip=False).watching_link  # loopback peers
+    assert compose.hsrp_node(hc, manage_vip=False, watch_interface=True).watching_link
+    n = compose.hsrp_node(hc)
     n.set_link_state(False)  # not started: nothing happens
     assert n.link_up and not n.counters
 
@@ -77,11 +77,11 @@ def test_link_down_is_event_b_and_up_is_event_a_with_preemption_back() -> None:
     link = {"a": True}
 
     async def main() -> None:
-        a = HsrpNode.from_config(_cfg("127.0.0.2", "127.0.0.3", 120, port), manage_vip=False,
+        a = compose.hsrp_node(_cfg("127.0.0.2", "127.0.0.3", 120, port), manage_vip=False,
                                  watch_interface=True, track_poll=POLL,
                                  on_vip=lambda v, up: vips.append((v, up)))  # fmt: skip
         a.link_state = lambda ifname: link["a"]
-        b = HsrpNode.from_config(_cfg("127.0.0.3", "127.0.0.2", 110, port), manage_vip=False)
+        b = compose.hsrp_node(_cfg("127.0.0.3", "127.0.0.2", 110, port), manage_vip=False)
         await a.start()
         await b.start()
         try:
@@ -116,7 +116,7 @@ def test_interface_down_at_start_keeps_groups_initial_until_up() -> None:
     link = {"up": False}
 
     async def main() -> None:
-        a = HsrpNode.from_config(_cfg("127.0.0.2", "127.0.0.3", 120, port), manage_vip=False,
+        a = compose.hsrp_node(_cfg("127.0.0.2", "127.0.0.3", 120, port), manage_vip=False,
                                  watch_interface=True, track_poll=POLL)  # fmt: skip
         a.link_state = lambda ifname: link["up"]
         await a.start()
@@ -164,8 +164,8 @@ def test_home_agent_goes_silent_when_its_hsrp_interface_goes_down() -> None:
     net = f"127.0.{random.randint(20, 250)}"
     a_ip, b_ip, vip = f"{net}.41", f"{net}.42", f"{net}.140"
     port, hsrp_port = _free(a_ip), _free(a_ip)
-    a = HomeAgentNode.from_config(loads_config(_ha_config(a_ip, b_ip, vip, port, hsrp_port, 120)))
-    b = HomeAgentNode.from_config(loads_config(_ha_config(b_ip, a_ip, vip, port, hsrp_port, 110)))
+    a = compose.home_agent_node(loads_config(_ha_config(a_ip, b_ip, vip, port, hsrp_port, 120)))
+    b = compose.home_agent_node(loads_config(_ha_config(b_ip, a_ip, vip, port, hsrp_port, 110)))
     assert a.hsrp is not None and b.hsrp is not None
     ha, hb = a.hsrp, b.hsrp
     link = {"up": True}

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from mobileha import compose
 from mobileha.config import loads_config
 from mobileha.mgmt import metrics as M
 from mobileha.node.home_agent import HomeAgentNode
@@ -80,7 +81,7 @@ def _node(groups: bool) -> HomeAgentNode:
     if not groups:
         start = text.index("[[hsrp.groups]]")
         text = text[:start] + text[text.index("[redundancy]") :]
-    return HomeAgentNode.from_config(loads_config(text))
+    return compose.home_agent_node(loads_config(text))
 
 
 def test_load_sharing_ha_exports_every_group_labelled() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from mobileha import compose
 from mobileha.config import Config, loads_config
 from mobileha.log import get_logger
 from mobileha.node import runner
@@ -42,7 +43,7 @@ address = "127.0.0.2"
 
 
 class FakeRoleNode:
-    """Stands in for a role's node class (``from_config`` + the Node protocol)."""
+    """Stands in for a role's node (built from the config, the Node protocol)."""
 
     instances: list[FakeRoleNode] = []
     fail_start = False
@@ -53,10 +54,6 @@ class FakeRoleNode:
         self.name = cfg.name
         self.events: list[str] = []
         FakeRoleNode.instances.append(self)
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> FakeRoleNode:
-        return cls(cfg)
 
     async def start(self) -> None:
         if self.fail_start:
@@ -85,24 +82,21 @@ class FinishingNode(FakeRoleNode):
 def fake_role(monkeypatch: pytest.MonkeyPatch) -> type[FakeRoleNode]:
     FakeRoleNode.instances.clear()
     FakeRoleNode.fail_start = False
-    monkeypatch.setitem(runner.ROLE_NODES, "slb", (__name__, "FakeRoleNode"))
+    monkeypatch.setitem(compose.ROLE_NODES, "slb", FakeRoleNode)
     return FakeRoleNode
 
 
 def test_role_table_covers_every_role() -> None:
     from mobileha.config import ROLES
 
-    assert set(runner.ROLE_NODES) == set(ROLES)
+    assert set(compose.ROLE_NODES) == set(ROLES)
 
 
-def test_missing_role_module_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(runner.ROLE_NODES, "slb", ("mobileha.node.not_written_yet", "X"))
-    with pytest.raises(runner.RoleUnavailable, match="not available in this build"):
-        runner.node_class("slb")
-    monkeypatch.setitem(runner.ROLE_NODES, "slb", ("mobileha.log", "NoSuchClass"))
-    with pytest.raises(runner.RoleUnavailable, match="from_config is missing"):
-        runner.node_class("slb")
+def test_role_without_a_node_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(compose.ROLE_NODES, "slb")
     cfg = loads_config(SLB_CFG)
+    with pytest.raises(compose.RoleUnavailable, match="no node for role 'slb'"):
+        compose.build_node(cfg)
     assert asyncio.run(runner.run(cfg)) == runner.EXIT_FAILED
 
 
@@ -130,7 +124,7 @@ def test_start_failure_exits_1(
 
 
 def test_node_that_finishes_sets_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(runner.ROLE_NODES, "slb", (__name__, "FinishingNode"))
+    monkeypatch.setitem(compose.ROLE_NODES, "slb", FinishingNode)
     monkeypatch.setattr(FakeRoleNode, "fail_start", False)
     FakeRoleNode.instances.clear()
     assert asyncio.run(runner.run(loads_config(SLB_CFG))) == 3
@@ -147,8 +141,9 @@ def test_config_error_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 def _spawn(cfg: Path, role_class: str = "FakeRoleNode") -> subprocess.Popen[str]:
     code = (
-        "import sys; from mobileha.node import runner; "
-        f"runner.ROLE_NODES['slb'] = ('tests.unit.test_runner', {role_class!r}); "
+        "import sys; from mobileha import compose; from mobileha.node import runner; "
+        f"from tests.unit.test_runner import {role_class}; "
+        f"compose.ROLE_NODES['slb'] = {role_class}; "
         f"sys.exit(runner.main([{str(cfg)!r}, '--log-level', 'info']))"
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))

@@ -1,4 +1,4 @@
-"""SlbNode.from_config: the [slb] keys of DESIGN §6 reach the node and its farm."""
+"""compose.slb_node: the [slb] keys of DESIGN §6 reach the node and its farm."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from mobileha import compose
 from mobileha.config import loads_config
 from mobileha.core.slb import RealState
-from mobileha.node.slb import SlbNode
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "slb.toml"
 
 
-def test_from_config_example() -> None:
+def test_compose_example() -> None:
     if not EXAMPLE.exists():
         pytest.skip("examples/slb.toml not in this tree")
-    node = SlbNode.from_config(loads_config(EXAMPLE.read_text()))
+    node = compose.slb_node(loads_config(EXAMPLE.read_text()))
     s = node.settings
     assert (s.virtual_address, s.port, s.mode) == ("10.0.0.100", 434, "directed")
     assert [r.address for r in node.farm.reals] == ["10.0.1.100", "10.0.3.100"]
@@ -24,7 +24,7 @@ def test_from_config_example() -> None:
     assert node.dfp.timeout == 30
 
 
-def test_from_config_all_keys() -> None:
+def test_compose_all_keys() -> None:
     cfg = loads_config(
         """
 [node]
@@ -63,7 +63,7 @@ timeout_s = 15
 retry_interval_s = 4
 """
     )
-    node = SlbNode.from_config(cfg)
+    node = compose.slb_node(cfg)
     f = node.farm
     assert node.name == "lb1" and f.session_s == 7 and f.reassign == 5
     assert f.max_sessions == 1000 and f.predictor.name == "smooth-wrr"

@@ -38,21 +38,6 @@ class LocalAaa:
         self.users: dict[str, LocalUser] = {u.nai: u for u in users}
         self._stats = {"requests": 0, "accepts": 0, "rejects": 0}
 
-    @classmethod
-    def from_config(cls, aaa: object) -> LocalAaa:
-        """From ``mobileha.config.AaaConfig`` (its ``users``)."""
-        rows = getattr(aaa, "users", ())
-        return cls(
-            LocalUser(
-                nai=u.nai,
-                home_agent=u.home_agent,
-                home_address=u.home_address,
-                spi=u.spi,
-                key=u.key,
-            )
-            for u in rows
-        )
-
     @property
     def enabled(self) -> bool:
         return bool(self.users)

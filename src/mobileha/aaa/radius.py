@@ -112,21 +112,6 @@ class RadiusAaa:
             "socket_errors": 0,
         }
 
-    @classmethod
-    def from_config(cls, aaa: Any, nas_ip: str | None = None) -> RadiusAaa:
-        """From ``mobileha.config.AaaConfig``."""
-        server = aaa.radius_server
-        if server is None or aaa.radius_secret is None:
-            raise ValueError("aaa.radius_server and aaa.radius_secret are required")
-        return cls(
-            (server.host, server.port),
-            aaa.radius_secret,
-            timeout_s=aaa.radius_timeout_s,
-            retries=aaa.radius_retries,
-            nas_identifier=aaa.nas_identifier or "mobileha",
-            nas_ip=nas_ip,
-        )
-
     enabled = True
 
     async def _open(self) -> asyncio.DatagramTransport:

@@ -176,7 +176,7 @@ def _mn_key(b: Binding) -> str:
 
 @dataclass(frozen=True, slots=True)
 class HomeAgentSettings:
-    """Everything the core needs; :meth:`HomeAgent.from_config` maps ``[home_agent]`` to it."""
+    """Everything the core needs (``mobileha.compose`` maps ``[home_agent]`` to it)."""
 
     address: str  # real unicast address
     ha_address: str | None = None  # address advertised in replies (HSRP VIP); default address
@@ -305,68 +305,6 @@ class HomeAgent:
         self.duplicates = 0
         self.expired = 0
         self.on_drop: Callable[[str], None] | None = None  # e.g. a rate-limited logger
-
-    # ------------------------------------------------------------------ construction
-
-    @classmethod
-    def from_config(cls, cfg: Any, **overrides: Any) -> HomeAgent:
-        """Build from a :class:`mobileha.config.Config` of role home-agent."""
-        ha = cfg.home_agent
-        if ha is None:
-            raise ValueError("config has no [home_agent]")
-        opts: dict[str, Any] = {
-            "address": ha.address,
-            "ha_address": ha.ha_address,
-            "port": ha.port,
-            "max_lifetime": ha.max_lifetime,
-            "max_bindings": ha.max_bindings,
-            "home_prefix": ha.home_prefix,
-            "pool": ha.pool,
-            "reverse_tunnel": ha.reverse_tunnel,
-            "gre": ha.gre,
-            "minimal_encap": ha.minimal_encap,
-            "trusted_slb": tuple(ha.trusted_slb),
-            "relay_vendor_id": ha.relay_vendor_id,
-            "replay_tolerance": ha.replay_tolerance,
-        }
-        for name in (
-            "reverse_tunnel_required",
-            "simultaneous_bindings",
-            "redirect_ha",
-            "answer_duplicates",
-        ):
-            if hasattr(ha, name):
-                opts[name] = getattr(ha, name)
-        opts.update(overrides)
-        settings = HomeAgentSettings(**opts)
-        sas = SecurityAssociations()
-        for m in cfg.mobile_nodes:
-            sa = m.sa
-            sas.add_mn(
-                MobilitySA(
-                    sa.spi,
-                    sa.key,
-                    sa.algorithm,
-                    sa.replay,
-                    sa.replay_tolerance,
-                    nai=m.nai,
-                    home_address=None if m.dynamic else m.home_address,
-                    max_lifetime=m.lifetime,
-                )
-            )
-        for fa in cfg.foreign_agents:
-            sa = fa.sa
-            sas.add_fa(
-                fa.address,
-                MobilitySA(sa.spi, sa.key, sa.algorithm, sa.replay, sa.replay_tolerance),
-            )
-        aaa = getattr(cfg, "aaa", None)
-        if aaa is not None and aaa.backend == "local":
-            for u in aaa.users:
-                if u.spi is not None and u.key is not None:
-                    sas.add_aaa(u.nai, MobilitySA(u.spi, u.key, u.algorithm, nai=u.nai))
-        slb = {p.address: MobilitySA(p.sa.spi, p.sa.key, p.sa.algorithm) for p in ha.slb_sas}
-        return cls(settings, sas, slb_sas=slb)
 
     # ------------------------------------------------------------------ counters
 

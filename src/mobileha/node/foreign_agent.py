@@ -17,19 +17,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from mobileha.aaa import from_config as aaa_from_config
 from mobileha.aaa.base import AaaBackend, MnAaaAuth
-from mobileha.config import Config
 from mobileha.core.actions import Addr, InstallBinding, RemoveBinding, Send
 from mobileha.core.binding import Encap
 from mobileha.core.foreign_agent import (
     AaaCancel,
     AaaRequest,
     ForeignAgent,
-    HaSecurity,
     Visitor,
 )
-from mobileha.dataplane.choice import capabilities, node_options, open_dataplane, summary
+from mobileha.dataplane.choice import capabilities, open_dataplane, summary
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer, View
 from mobileha.node.mobile_node import raise_buffers
@@ -77,13 +74,15 @@ class ForeignAgentNode:
         aaa: AaaBackend | None = None,
         dataplane: Any = None,
         log_interval_s: float = 10.0,
+        dataplane_kind: str = "memory",
+        dataplane_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.core = core
         self.name = name
         self.aaa = aaa
         self.dataplane = dataplane
-        self._dp_kind = "memory"
-        self._dp_options: dict[str, Any] = {"role": "fa"}
+        self._dp_kind = dataplane_kind
+        self._dp_options = dict(dataplane_options or {"role": "fa"})
         self.dataplane_refused: dict[str, str] = {}  # auto: backend -> why not taken
         self.transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -93,45 +92,6 @@ class ForeignAgentNode:
         self._bad = RateLimitedLogger(_log, log_interval_s)
         self._started = time.monotonic()
         self.internal_errors = 0
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> ForeignAgentNode:
-        fa = cfg.foreign_agent
-        if fa is None:
-            raise ValueError("foreign_agent: required for role 'foreign-agent'")
-        aaa: AaaBackend | None = aaa_from_config(cfg.aaa, nas_ip=fa.address)
-        enabled = bool(getattr(aaa, "enabled", True))
-        if not enabled:
-            aaa = None
-        core = ForeignAgent(
-            address=fa.address,
-            care_of=fa.care_of_address,
-            port=fa.port,
-            ha_port=fa.home_agent_port,
-            home_agent=fa.home_agent,
-            max_lifetime=fa.max_lifetime,
-            max_visitors=fa.max_visitors,
-            pending_timeout_s=fa.pending_timeout_s,
-            reverse_tunnel=fa.reverse_tunnel,
-            gre=fa.gre,
-            gre_key_format=fa.gre_key_format,
-            challenge=fa.challenge,
-            ha_security={
-                s.address: HaSecurity(s.sa.spi, s.sa.key, s.sa.algorithm) for s in fa.home_agent_sas
-            },
-            aaa=aaa is not None,
-        )
-        dpc = cfg.dataplane
-        opts = node_options(
-            "fa",
-            device=dpc.tun_name,
-            mtu=dpc.mtu,
-            visitor_iface=getattr(dpc, "visitor_iface", None),
-            capacity=fa.max_visitors,
-        )
-        node = cls(core, name=cfg.name, aaa=aaa, log_interval_s=cfg.log.rate_limit_s)
-        node._dp_kind, node._dp_options = dpc.backend, opts
-        return node
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -76,13 +76,7 @@ from mobileha.core.home_agent import (
     RestoreBinding,
     WithdrawBinding,
 )
-from mobileha.dataplane.choice import (
-    capabilities,
-    node_options,
-    open_dataplane,
-    summary,
-    tunnel_counters,
-)
+from mobileha.dataplane.choice import capabilities, open_dataplane, summary, tunnel_counters
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.mgmt import metrics as M
 from mobileha.mgmt.views import (
@@ -196,121 +190,21 @@ class HomeAgentNode:
 
         core.on_drop = on_drop
 
-    # ------------------------------------------------------------------ construction
+    def add_sibling(self, sib: HomeAgentNode) -> None:
+        """Load sharing: ``sib`` serves another HSRP group's HA address in this process. It
+        sends its sync messages through our real-address socket, and the sync messages
+        that arrive there for its HA address (sync header) go to it."""
+        sib._send_via = self
+        if sib.redundancy is not None:
+            self._sync_routes[socket.inet_aton(sib.core.settings.advertised)] = sib
+        self.siblings.append(sib)
 
-    @classmethod
-    def from_config(cls, cfg: Any) -> HomeAgentNode:
-        extra = tuple(cfg.hsrp.groups) if cfg.hsrp is not None else ()
-        if extra:  # load sharing: the pool must never hand out another group's VIP
-            core = HomeAgent.from_config(cfg, local_addresses=tuple(g.virtual_ip for g in extra))
-        else:
-            core = HomeAgent.from_config(cfg)
-        ha = cfg.home_agent
-        dpc = cfg.dataplane
-        opts = node_options(
-            "ha",
-            device=dpc.tun_name,
-            mtu=dpc.mtu,
-            home_prefix=ha.home_prefix,
-            capacity=ha.max_bindings,
-        )
-        node = cls(
-            core,
-            name=cfg.name,
-            dataplane_kind=dpc.backend,
-            dataplane_options=opts,
-            dfp=cfg.dfp if cfg.dfp is not None and cfg.dfp.listen is not None else None,
-            rate_limit_s=cfg.log.rate_limit_s,
-        )
-        if cfg.hsrp is not None:
-            from mobileha.node.hsrp import HsrpNode
-
-            core.active = False  # silent until HSRP says Active
-            unicast = bool(cfg.hsrp.peers)
-            if unicast and cfg.hsrp.virtual_ip != ha.address:
-                # The VIP is on no interface here, and Linux delivers a unicast datagram
-                # to the LAST socket bound to an addr:port (SO_REUSEADDR): a Standby's VIP
-                # socket would take the Active's requests. So the VIP socket is opened on
-                # HSRP Active (ClaimVip) and closed on leaving Active (ReleaseVip).
-                node.vip_when_active = cfg.hsrp.virtual_ip
-                node.addresses = [a for a in node.addresses if a != cfg.hsrp.virtual_ip]
-            node.hsrp = HsrpNode.from_config(
-                cfg.hsrp,
-                on_state_change=node._on_hsrp_state,
-                manage_vip=not unicast,
-                on_vip=node._on_vip if node.vip_when_active else None,
-            )
-        if extra:
-            node._add_groups(cfg, extra)
-        elif cfg.redundancy is not None:
-            from mobileha.node.redundancy import RedundancyNode
-
-            node.redundancy = RedundancyNode.from_config(node, cfg, hsrp=node.hsrp)
-        return node
-
-    def _add_groups(self, cfg: Any, extra: tuple[Any, ...]) -> None:
-        """Load sharing (``[[hsrp.groups]]``): one more HSRP group per extra HA address,
-        each served by a sibling home agent node (own core and binding table, own
-        ``RedundancyNode`` keyed by its HA address) in this process, sharing our data
-        plane, our address pool and our real-address socket (sync traffic)."""
-        from dataclasses import replace
-
-        from mobileha.node.redundancy import RedundancyNode
-
-        hsrp = self.hsrp
-        assert hsrp is not None
-        unicast = bool(cfg.hsrp.peers)
-        first = hsrp.cfg.groups[0]
-        self.hsrp_group_number = first.group
-        if cfg.redundancy is not None:
-            self.redundancy = RedundancyNode.from_config(
-                self, cfg, hsrp=hsrp, hsrp_group=(first.version, first.group)
-            )
-        for g in extra:
-            hsrp.cfg.groups.append(
-                replace(
-                    first,
-                    group=g.group,
-                    vip=g.virtual_ip,
-                    priority=g.priority,
-                    preempt=g.preempt,
-                    preempt_delay_ms=g.preempt_delay_s * 1000,
-                    name=g.name or "",
-                )
-            )
-            sub = replace(cfg, home_agent=replace(cfg.home_agent, ha_address=g.virtual_ip))
-            vips = (cfg.hsrp.virtual_ip, *(o.virtual_ip for o in extra if o is not g))
-            if g.pool is not None:  # its own dynamic pool (config: disjoint from ours)
-                core = HomeAgent.from_config(sub, pool=g.pool, local_addresses=vips)
-            else:  # static home addresses only (config): share ours
-                core = HomeAgent.from_config(sub)
-                core.pool = self.core.pool
-            core.active = False
-            sib = HomeAgentNode(
-                core,
-                name=f"{self.name}-g{g.group}",
-                addresses=[] if unicast else [g.virtual_ip],
-                dataplane_kind=self._dp_kind,
-                dataplane_options=self._dp_options,
-                rate_limit_s=cfg.log.rate_limit_s,
-            )
-            sib._send_via = self
-            sib.hsrp_group_number = g.group
-            if unicast:
-                sib.vip_when_active = g.virtual_ip
-            if cfg.redundancy is not None:
-                sib.redundancy = RedundancyNode.from_config(
-                    sib, sub, hsrp=hsrp, hsrp_group=(first.version, g.group)
-                )
-                self._sync_routes[socket.inet_aton(g.virtual_ip)] = sib
-            self.siblings.append(sib)
-
-    def _on_hsrp_state(self, change: Any) -> None:
+    def on_hsrp_state(self, change: Any) -> None:
         """HSRP state change of our group: Active answers, every other state is silent."""
         if self.siblings and change.group != self.hsrp_group_number:
             for sib in self.siblings:
                 if sib.hsrp_group_number == change.group:
-                    sib._on_hsrp_state(change)
+                    sib.on_hsrp_state(change)
             return
         name = str(getattr(change.new, "name", change.new)).upper()
         active = name == "ACTIVE"
@@ -398,12 +292,12 @@ class HomeAgentNode:
         if self._default is None:
             self._default = transport
 
-    def _on_vip(self, vip: str, claimed: bool) -> None:
+    def on_vip(self, vip: str, claimed: bool) -> None:
         """HSRP ClaimVip / ReleaseVip in unicast-peer mode: open / close the VIP socket."""
         if vip != self.vip_when_active:
             for sib in self.siblings:
                 if vip == sib.vip_when_active:
-                    sib._on_vip(vip, claimed)
+                    sib.on_vip(vip, claimed)
             return
         if self._loop is None:
             return
@@ -422,7 +316,7 @@ class HomeAgentNode:
                 self.bad.warn("vip-bind", "cannot bind the HSRP virtual address", error=str(e))
                 return
             if not self.core.active:  # released meanwhile
-                self._on_vip(vip, False)
+                self.on_vip(vip, False)
 
         task = self._loop.create_task(open_vip())
         self._vip_tasks.add(task)

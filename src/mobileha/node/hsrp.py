@@ -76,7 +76,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mobileha.core.actions import ClaimVip, ReleaseVip, Send
 from mobileha.core.hsrp import (
@@ -92,9 +92,6 @@ from mobileha.core.hsrp import (
 from mobileha.node.base import DeadlineTimer, View
 from mobileha.wire import hsrp as w
 from mobileha.wire.ip import build_ipv4, checksum, gratuitous_arp
-
-if TYPE_CHECKING:
-    from mobileha.config import HsrpConfig as AppHsrpConfig
 
 log = logging.getLogger("mobileha.hsrp")
 
@@ -281,47 +278,6 @@ class HsrpNode:
         self.link_state: Callable[[str], bool] = _oper_up  # operstate of an interface
         self._link_up = True  # the HSRP interface, as last seen (see watching_link)
         self._nl: socket.socket | None = None  # netlink link events (RTMGRP_LINK)
-
-    @classmethod
-    def from_config(
-        cls,
-        hc: AppHsrpConfig,
-        identifier: bytes = bytes(6),
-        **node_kw: Any,
-    ) -> HsrpNode:
-        """Build from the ``[hsrp]`` table of ``mobileha.config`` (for the runner).
-
-        ``hsrp.peers`` are used *instead of* multicast there (loopback set-ups); keyword
-        arguments go to :class:`HsrpNodeConfig` and :class:`HsrpNode` (``on_state_change``,
-        ``on_vip``, ``manage_vip``...).
-        """
-        auth = hc.authentication
-        callbacks = {k: node_kw.pop(k) for k in ("on_state_change", "on_vip") if k in node_kw}
-        group = HsrpConfig(
-            address=hc.address,
-            group=hc.group,
-            version=hc.version,
-            vip=hc.virtual_ip,
-            priority=hc.priority,
-            preempt=hc.preempt,
-            preempt_delay_ms=hc.preempt_delay_s * 1000,
-            hello_ms=hc.hello_ms,
-            hold_ms=hc.hold_ms,
-            auth=w.text_auth(auth.secret) if auth.kind == "text" else bytes(8),
-            md5_key=auth.secret if auth.kind == "md5" else None,
-            identifier=identifier,
-            name=hc.name or "",
-        )
-        nc = HsrpNodeConfig(
-            interface=hc.interface,
-            groups=[group],
-            peers=list(hc.peers),
-            port=hc.port,
-            multicast=not hc.peers,
-            multicast_group=None if hc.multicast in (w.MCAST_V1, w.MCAST_V2) else hc.multicast,
-            **node_kw,
-        )
-        return cls(nc, **callbacks)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:

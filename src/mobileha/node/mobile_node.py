@@ -18,15 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import ipaddress
 import socket
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mobileha.config import DYNAMIC, Config
 from mobileha.core.actions import Addr, Send
-from mobileha.core.mobile_node import MnSecurity, MnState, MobileNode
+from mobileha.core.mobile_node import MnState, MobileNode
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer, View
 from mobileha.wire import DecodeError
@@ -270,39 +268,6 @@ class MobileNodeNode:
         self.name = name
         self.stop_wait_s = 3.0
         self._started = time.monotonic()
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> MobileNodeNode:
-        mc = cfg.mobile_node
-        if mc is None:
-            raise ValueError("mobile_node: required for role 'mobile-node'")
-        mns: list[MobileNode] = []
-        for n in range(1, mc.count + 1):
-            if mc.home_address == DYNAMIC:
-                hoa = "0.0.0.0"
-            else:
-                hoa = str(ipaddress.IPv4Address(mc.home_address) + (n - 1))
-            fa = mc.foreign_agent
-            mns.append(
-                MobileNode(
-                    nai=mc.nai_of(n) if mc.nai else None,
-                    home_addr=hoa,
-                    ha_addr=mc.home_agent,
-                    security=MnSecurity(mc.sa.spi, mc.sa.key, mc.sa.algorithm, mc.sa.replay),
-                    foreign_agent=(fa.host, fa.port) if fa is not None else None,
-                    care_of=mc.co_located_care_of,
-                    lifetime=mc.lifetime,
-                    reverse_tunnel=mc.reverse_tunnel,
-                    encap=mc.encap,
-                    retransmit_s=mc.retransmit_ms / 1000.0,
-                    retransmit_max_s=mc.retransmit_max_ms / 1000.0,
-                    renew_fraction=mc.renew_fraction,
-                    aaa_key=mc.aaa_key,
-                    ha_port=mc.home_agent_port,
-                    retry_denied_s=mc.retransmit_max_ms / 1000.0,
-                )
-            )
-        return cls(MobileNodeFleet(mns, local=(mc.local_address, 0)), name=cfg.name)
 
     async def start(self) -> None:
         self._started = time.monotonic()

@@ -56,7 +56,6 @@ from mobileha.core.redundancy import (
     ApplyBinding,
     DeleteBinding,
     Key,
-    Mode,
     ReadyChanged,
     Role,
     SyncAction,
@@ -66,8 +65,6 @@ from mobileha.core.redundancy import (
 )
 from mobileha.log import get_logger
 from mobileha.node.base import DeadlineTimer, View
-from mobileha.wire.auth import Authenticator
-from mobileha.wire.sync import SyncTypes
 
 _log = get_logger("mobileha.redundancy")
 
@@ -159,30 +156,6 @@ class RedundancyNode:
         self.active_timer_expiries = 0
         if hsrp is not None:
             self._watch_active_timer(hsrp)
-
-    @classmethod
-    def from_config(
-        cls, ha: Any, cfg: Any, *, hsrp: Any = None, hsrp_group: tuple[int, int] | None = None
-    ) -> RedundancyNode:
-        """From a home-agent ``Config`` with a ``[redundancy]`` table (the HA address in
-        the sync header is ``home_agent.ha_address``)."""
-        r = cfg.redundancy
-        sa = r.sa
-        config = SyncConfig(
-            peer_addr=r.peer,
-            ha_addr=cfg.home_agent.ha_address,
-            spi=sa.spi,
-            authenticator=Authenticator(sa.key, sa.algorithm),
-            port=r.port,
-            mode=Mode.PEER if r.mode == "virtual-network" else Mode.ACTIVE_STANDBY,
-            types=SyncTypes(hhae=r.hhae_type),
-            replay_tolerance=float(sa.replay_tolerance),
-            initial_timeout=r.retransmit_ms / 1000.0,
-            max_retries=r.retries,
-            max_pending=r.queue_max,
-            max_message=r.chunk_bytes,
-        )
-        return cls(ha, config, hsrp=hsrp, hsrp_group=hsrp_group)
 
     # ------------------------------------------------------------------ lifecycle
 

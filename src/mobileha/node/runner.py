@@ -3,19 +3,8 @@
 1. Load and validate the config (problems are printed with their keys; exit 2).
 2. Set up structured logging from ``[log]`` (``--log-level`` / ``--log-format`` override).
 3. Use uvloop when it is installed (``--no-uvloop`` to keep the stock loop).
-4. Build the node of ``node.role`` with ``<Class>.from_config(cfg)``; the modules are
-   imported lazily, so a role whose module is missing is a clear error, not an ImportError
-   at start-up of every role:
-
-   ===============  ==================================  =====================
-   role             module                              class
-   ===============  ==================================  =====================
-   home-agent       mobileha.node.home_agent            HomeAgentNode
-   foreign-agent    mobileha.node.foreign_agent         ForeignAgentNode
-   slb              mobileha.node.slb                   SlbNode
-   mobile-node      mobileha.node.mobile_node           MobileNodeNode
-   ===============  ==================================  =====================
-
+4. Build the node of ``node.role`` with :func:`mobileha.compose.build_node` (the one
+   composition root: config -> core settings -> node objects).
 5. ``await node.start()``, then start the management API (``[management] listen``).
 6. Wait for SIGTERM or SIGINT, or for the node to finish by itself: a node may provide an
    optional ``async def wait(self) -> int | None`` (e.g. a mobile-node load driver that
@@ -23,8 +12,8 @@
 7. ``await node.stop()`` (HSRP Resign, pending sync flushed; bounded by ``--stop-timeout``),
    stop the API, exit. A second signal during the stop abandons it (exit 1).
 
-Exit codes: 0 clean stop, 1 the node failed (start, run or stop raised, or stop timed out,
-or the role's module is missing), 2 usage or config error.
+Exit codes: 0 clean stop, 1 the node failed (could not be built, start, run or stop raised,
+or stop timed out), 2 usage or config error.
 
 :class:`NodeRunner` is the same sequence without signals or process exit, for programs that
 run several nodes in one loop (the demo) and for tests.
@@ -35,57 +24,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import signal
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from mobileha.compose import RoleUnavailable, build_node
 from mobileha.config import Config, ConfigError, load_config
 from mobileha.log import add_log_arguments, get_logger, setup_logging
 from mobileha.mgmt.api import ManagementServer
 from mobileha.node.base import Node
 
-ROLE_NODES: dict[str, tuple[str, str]] = {
-    "home-agent": ("mobileha.node.home_agent", "HomeAgentNode"),
-    "foreign-agent": ("mobileha.node.foreign_agent", "ForeignAgentNode"),
-    "slb": ("mobileha.node.slb", "SlbNode"),
-    "mobile-node": ("mobileha.node.mobile_node", "MobileNodeNode"),
-}
-
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 _log = get_logger("mobileha.runner")
-
-
-class RoleUnavailable(Exception):
-    """The module or class of a role is not there (yet)."""
-
-
-def node_class(role: str) -> Any:
-    """The node class of ``role`` (imported now); raises :class:`RoleUnavailable`."""
-    if role not in ROLE_NODES:
-        raise RoleUnavailable(f"unknown role {role!r}")
-    module_name, class_name = ROLE_NODES[role]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name is not None and module_name.startswith(e.name):
-            raise RoleUnavailable(
-                f"role {role!r} is not available in this build: module {module_name} not found"
-            ) from None
-        raise
-    cls = getattr(module, class_name, None)
-    if cls is None or not hasattr(cls, "from_config"):
-        raise RoleUnavailable(
-            f"role {role!r} is not available: {module_name}.{class_name}.from_config is missing"
-        )
-    return cls
-
-
-def build_node(cfg: Config) -> Node:
-    node: Node = node_class(cfg.role).from_config(cfg)
-    return node
 
 
 class NodeRunner:
@@ -243,4 +195,4 @@ def main(argv: list[str]) -> int:
         return r.run(run(cfg, args.stop_timeout))
 
 
-__all__ = ["ROLE_NODES", "NodeRunner", "RoleUnavailable", "build_node", "main", "node_class", "run"]
+__all__ = ["NodeRunner", "main", "run"]

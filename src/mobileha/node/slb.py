@@ -30,7 +30,7 @@ import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mobileha.core import dfp as dfpcore
 from mobileha.core.slb import Real, RealState, ServerFarm, Session, SessionKey
@@ -40,9 +40,6 @@ from mobileha.node.base import View
 from mobileha.node.dfp import DfpManagerClient
 from mobileha.wire import DecodeError, mip, slbtag
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
-
-if TYPE_CHECKING:
-    from mobileha.config import Config
 
 _log = get_logger("mobileha.slb")
 
@@ -256,52 +253,6 @@ class SlbNode:
         self._txsocks: dict[tuple[str, int], socket.socket] = {}
         self._wfds: set[int] = set()  # sockets with a writer callback (sends were queued)
         self._loop: asyncio.AbstractEventLoop | None = None
-
-    # ------------------------------------------------------------------ construction
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> SlbNode:
-        """Build from a validated ``mobileha.config.Config`` of role ``slb``."""
-        s = cfg.slb
-        if s is None:
-            raise ValueError("config has no [slb] table")
-        dfp = cfg.dfp
-        sa = s.relay_sa
-        return cls(
-            SlbSettings(
-                virtual_address=s.virtual_address,
-                reals=[
-                    SlbRealSpec(
-                        address=r.address,
-                        port=r.port,
-                        weight=r.weight,
-                        maxconns=r.maxconns,
-                        dfp_agent=str(r.dfp_agent) if r.dfp_agent else None,
-                        inservice=r.inservice,
-                        name=r.name,
-                    )
-                    for r in s.reals
-                ],
-                port=s.port,
-                mode=s.mode,
-                session_s=float(s.session_s),
-                reassign=s.reassign,
-                faildetect_numconns=s.faildetect_numconns,
-                faildetect_numclients=s.faildetect_numclients,
-                retry_s=float(s.retry_s),
-                predictor=s.predictor,
-                relay_vendor_id=s.relay_vendor_id,
-                relay_key=sa.key if sa else None,
-                relay_spi=sa.spi if sa else 0,
-                relay_algorithm=sa.algorithm if sa else ALG_PREFIX_SUFFIX,
-                max_sessions=s.max_sessions,
-                fastpath=s.fastpath,
-                name=cfg.name,
-                dfp_password=dfp.password if dfp else None,
-                dfp_timeout_s=float(dfp.timeout_s) if dfp else 0.0,
-                dfp_retry_s=float(dfp.retry_interval_s) if dfp else 10.0,
-            )
-        )
 
     # ------------------------------------------------------------------ lifecycle
 
