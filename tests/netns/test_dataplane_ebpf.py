@@ -10,6 +10,7 @@ verifier refuses, ``auto`` passing over it).
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -225,3 +226,54 @@ def test_counters_survive_a_care_of_change_and_stop_at_removal(lab: Lab) -> None
     lab.deregister(b)
     assert lab.ha_dp.stats()["tunnels"] == []
     assert wait_until(lambda: not ping_ok(lab, "cn", HOA, count=1), 3)
+
+
+TABLE = r"""
+import json, sys
+from mobileha.core.binding import FLAG_S, FLAG_T, Binding, Encap
+from mobileha.dataplane.ebpf import EbpfDataPlane
+
+def table():
+    out = []
+    for i in range(300):
+        hoa = f"10.99.{i // 200}.{i % 200 + 1}"
+        copies = 3 if i % 10 == 0 else 1  # simultaneous bindings, mixed encapsulations
+        for c in range(copies):
+            enc = (Encap.IPIP, Encap.GRE, Encap.MINIMAL)[(i + c) % 3]
+            out.append(Binding(hoa, f"10.3.{c}.{i % 7 + 2}", "10.2.0.2", 600, 1e9, i,
+                               (FLAG_S if copies > 1 else 0) | (FLAG_T if i % 2 else 0), enc,
+                               i if enc == Encap.GRE else None))
+    return out
+
+def dump(dp):
+    names = ("mh_enc", "mh_more", "mh_dec", "mh_peer", "mh_local")
+    return {n: sorted((k.hex(), v.hex()) for k, v in dp.maps[n].items()) for n in names}
+
+bs = table()
+a = EbpfDataPlane("ha", sink="mhtun0", home_prefix="10.99.0.0/16", capacity=1024)
+n = a.install_many(bs)
+batch = dump(a)
+a.close()
+b = EbpfDataPlane("ha", sink="mhtun0", home_prefix="10.99.0.0/16", capacity=1024)
+for x in bs:
+    b.install(x)
+single = dump(b)
+for x in bs[::2]:
+    b.remove(x)
+for x in bs[1::2]:
+    b.remove(x)
+empty = dump(b)
+b.close()
+print(json.dumps({"n": n, "same": batch == single, "sizes": {k: len(v) for k, v in batch.items()},
+                  "left": {k: len(v) for k, v in empty.items()}}))
+"""
+
+
+def test_install_many_writes_the_same_maps_as_one_by_one(lab: Lab) -> None:
+    out = json.loads(lab.ha.run([sys.executable, "-c", TABLE], timeout=120).stdout)
+    assert out["n"] == 360 and out["same"], out
+    # 300 home addresses, 30 of them with two extra copies; reverse tunnels (T) for the odd
+    # ones (single copies); 7 + 7 + 7 care-of addresses; one HA address
+    sizes = {"mh_enc": 300, "mh_more": 60, "mh_dec": 150, "mh_peer": 21, "mh_local": 1}
+    assert out["sizes"] == sizes, out
+    assert out["left"] == dict.fromkeys(("mh_enc", "mh_more", "mh_dec", "mh_peer", "mh_local"), 0)
