@@ -14,7 +14,6 @@ binding is installed). The encapsulation is what the registration negotiated: th
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
 import sys
 import time
@@ -28,8 +27,8 @@ from mobileha.dataplane.ebpf import probe as ebpf_probe
 from mobileha.dataplane.lab import CN, COA, HA, HOA, TUN, Lab, build
 from mobileha.lab.netns import Topology, netns_available
 from mobileha.lab.scenario import wait_until
-from mobileha.wire import DecodeError
 from mobileha.wire.ip import decap_gre, decap_ipip, decap_minimal, decode_ipv4
+from tests.util import count_ipv4, ping_ok, read_pcap
 
 pytestmark = [
     pytest.mark.netns,
@@ -53,37 +52,6 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         lab.workdir = work
         yield lab
         lab.stop_nodes()
-
-
-def read_pcap(path: str) -> list[bytes]:
-    """IPv4 packets of an Ethernet pcap written by tcpdump."""
-    data = Path(path).read_bytes()
-    end = "<" if struct.unpack_from("<I", data)[0] in (0xA1B2C3D4, 0xA1B23C4D) else ">"
-    off, out = 24, []
-    while off + 16 <= len(data):
-        incl = struct.unpack_from(end + "I", data, off + 8)[0]
-        frame = data[off + 16 : off + 16 + incl]
-        off += 16 + incl
-        if frame[12:14] == b"\x08\x00":
-            out.append(frame[14:])
-    return out
-
-
-def _count(pcap: str, src: str, proto: int) -> int:
-    n = 0
-    for p in read_pcap(pcap):
-        try:
-            h, _ = decode_ipv4(p)
-        except DecodeError:
-            continue
-        n += h.src == src and h.proto == proto
-    return n
-
-
-def ping_ok(lab: Lab, src: str, dst: str, count: int = 3) -> bool:
-    host = getattr(lab, src)
-    r = host.run(f"ping -n -c {count} -i 0.2 -W 2 {dst}", check=False, timeout=20)
-    return r.returncode == 0 and f"{count} received" in r.stdout
 
 
 def leftovers(lab: Lab) -> list[str]:
@@ -173,7 +141,7 @@ def test_registered_mn_answers_pings_through_each_encapsulation(
         cap = lab.r.capture(lab.r_ha_if, pcap2, "")
         assert ping_ok(lab, "mn", CN)
         cap.stop()
-        assert _count(pcap2, COA, proto) == 0 and _count(pcap2, HOA, 1) == 0
+        assert count_ipv4(pcap2, COA, proto) == 0 and count_ipv4(pcap2, HOA, 1) == 0
     finally:
         lab.stop_nodes("mn", "fa")
 
@@ -188,7 +156,7 @@ def test_reverse_tunnel_then_deregistration_removes_forwarding_state(
         cap = lab.r.capture(lab.r_ha_if, pcap, "ip proto 47")
         assert ping_ok(lab, "mn", CN)
         cap.stop()
-        assert _count(pcap, COA, 47) >= 3  # echo requests reverse-tunnelled CoA -> HA
+        assert count_ipv4(pcap, COA, 47) >= 3  # echo requests reverse-tunnelled CoA -> HA
         assert leftovers(lab)  # host routes / the reverse-tunnel rule are installed
         # 10 MB of TCP CN -> MN (GRE to the CoA) with its ACKs reverse-tunnelled back.
         srv = lab.mn.popen([sys.executable, "-c", TCP_SERVER], stdout=subprocess.PIPE)

@@ -27,6 +27,7 @@ from mobileha.dataplane.ebpf import probe as ebpf_probe
 from mobileha.dataplane.lab import CN, COA, HOA, Driver, Lab, build
 from mobileha.lab.netns import Host, Topology, netns_available
 from mobileha.lab.scenario import wait_until
+from tests.util import ping_ok
 
 pytestmark = pytest.mark.netns
 
@@ -52,11 +53,6 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
             for d in (lab.ha_dp, lab.fa_dp):
                 if d is not None:
                     d.quit()
-
-
-def ping_ok(lab: Lab, src: str, dst: str, count: int = 3) -> bool:
-    r = getattr(lab, src).run(f"ping -n -c {count} -i 0.2 -W 2 {dst}", check=False, timeout=20)
-    return r.returncode == 0 and f"{count} received" in r.stdout
 
 
 def prog_ids(h: Host) -> set[int]:

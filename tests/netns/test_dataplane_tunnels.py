@@ -11,7 +11,6 @@ standing in for a registration; swapping in a real HomeAgent/ForeignAgent only c
 
 from __future__ import annotations
 
-import struct
 import subprocess
 import sys
 import textwrap
@@ -24,8 +23,8 @@ import pytest
 from mobileha.core.binding import FLAG_S, FLAG_T
 from mobileha.dataplane.lab import CN, COA, HA, HOA, Driver, Lab, build
 from mobileha.lab.netns import Topology, netns_available
-from mobileha.wire import DecodeError
 from mobileha.wire.ip import decap_gre, decap_ipip, decap_minimal, decode_ipv4
+from tests.util import count_ipv4, ping_ok, read_pcap
 
 pytestmark = pytest.mark.netns
 
@@ -56,27 +55,6 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
         assert lab.ha_dp is not None and lab.fa_dp is not None
         lab.ha_dp.quit()
         lab.fa_dp.quit()
-
-
-def read_pcap(path: str) -> list[bytes]:
-    """IPv4 packets of an Ethernet pcap written by tcpdump."""
-    data = Path(path).read_bytes()
-    magic = struct.unpack_from("<I", data)[0]
-    end = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
-    off, out = 24, []
-    while off + 16 <= len(data):
-        incl = struct.unpack_from(end + "I", data, off + 8)[0]
-        frame = data[off + 16 : off + 16 + incl]
-        off += 16 + incl
-        if frame[12:14] == b"\x08\x00":
-            out.append(frame[14:])
-    return out
-
-
-def ping_ok(lab: Lab, src: str, dst: str, count: int = 3, opts: str = "") -> bool:
-    host = getattr(lab, src)
-    r = host.run(f"ping -n -c {count} -i 0.2 -W 2 {opts} {dst}", check=False, timeout=15)
-    return r.returncode == 0 and f"{count} received" in r.stdout
 
 
 @pytest.mark.parametrize(("encap", "proto"), [("ipip", 4), ("gre", 47), ("minimal", 55)])
@@ -133,17 +111,6 @@ def test_cn_pings_mn_through_each_encapsulation(
         lab.deregister(b)
 
 
-def _count(pcap: str, src: str, proto: int) -> int:
-    n = 0
-    for p in read_pcap(pcap):
-        try:
-            h, _ = decode_ipv4(p)
-        except DecodeError:
-            continue
-        n += h.src == src and h.proto == proto
-    return n
-
-
 def test_reverse_tunnel_with_t_and_triangular_without(lab: Lab, tmp_path: Path) -> None:
     assert lab.ha_dp is not None
     # With T: MN -> CN goes FA -> (IP-in-IP) -> HA -> CN.
@@ -154,7 +121,7 @@ def test_reverse_tunnel_with_t_and_triangular_without(lab: Lab, tmp_path: Path) 
         cap = lab.r.capture(lab.r_ha_if, pcap, "ip proto 4")
         assert ping_ok(lab, "mn", CN)
         cap.stop()
-        assert _count(pcap, COA, 4) >= 3  # reverse-tunnelled echo requests CoA -> HA
+        assert count_ipv4(pcap, COA, 4) >= 3  # reverse-tunnelled echo requests CoA -> HA
         t = lab.ha_dp.stats()["tunnels"][0]
         assert t["rx_pkts"] >= 3
     finally:
@@ -167,9 +134,9 @@ def test_reverse_tunnel_with_t_and_triangular_without(lab: Lab, tmp_path: Path) 
         cap = lab.r.capture(lab.r_ha_if, pcap, "")
         assert ping_ok(lab, "mn", CN)
         cap.stop()
-        assert _count(pcap, COA, 4) == 0
-        assert _count(pcap, HOA, 1) == 0  # the echo requests did not pass the HA at all
-        assert _count(pcap, HA, 4) >= 3  # the replies to the HoA were tunnelled by the HA
+        assert count_ipv4(pcap, COA, 4) == 0
+        assert count_ipv4(pcap, HOA, 1) == 0  # the echo requests did not pass the HA at all
+        assert count_ipv4(pcap, HA, 4) >= 3  # the replies to the HoA were tunnelled by the HA
     finally:
         lab.deregister(b)
 
