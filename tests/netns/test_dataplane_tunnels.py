@@ -390,3 +390,17 @@ def test_care_of_change_takes_effect_on_the_next_packet(lab: Lab, tmp_path: Path
     finally:
         lab.deregister(lab.binding("gre", gre_key=11, care_of=coa2))
         lab.fa.ip("addr", "del", f"{coa2}/24", "dev", fa_if)
+
+
+def test_path_mtu_fragmentation_needed_for_df_packets_that_do_not_fit(lab: Lab) -> None:
+    """The tunnel takes 1,500 - 28 bytes of inner packet: a DF packet over that is answered
+    with ICMP "fragmentation needed" (mtu 1472) by the HA; without DF it is fragmented
+    before the encapsulation and arrives whole."""
+    lab.register(lab.binding("gre", gre_key=GRE_KEY))
+    try:
+        big = lab.cn.run(f"ping -n -c 1 -W 2 -M do -s 1472 {HOA}", check=False, timeout=15)
+        assert "mtu = 1472" in big.stdout, big.stdout
+        assert ping_ok(lab, "cn", HOA, count=1, opts="-M do -s 1444")  # 1,472 bytes fit
+        assert ping_ok(lab, "cn", HOA, count=1, opts="-M dont -s 1472")  # fragmented
+    finally:
+        lab.deregister(lab.binding("gre", gre_key=GRE_KEY))
