@@ -128,7 +128,7 @@ def run(args: argparse.Namespace, gen: Path) -> dict[str, Any]:
                 try:
                     lab.start_dataplanes(kind)
                 except RuntimeError as e:
-                    skipped[kind] = str(e).split("not ready: ", 1)[-1]
+                    skipped[kind] = str(e).split("cannot start: ", 1)[-1]
                     continue
                 try:
                     for enc, key in ENCAPS:

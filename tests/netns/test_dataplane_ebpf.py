@@ -188,7 +188,7 @@ def test_program_refused_by_the_verifier_leaves_nothing_and_auto_passes_over_it(
          f"-I{OBJECT.parent}", "-c", str(BROKEN), "-o", str(broken)],
         check=True,
     )  # fmt: skip
-    with pytest.raises(RuntimeError, match=r"refused .*verifier log") as e:
+    with pytest.raises(RuntimeError, match=r"(?s)refused .*verifier log") as e:
         tool(lab, lab.ha, "--role", "ha", "--bpf-object", str(broken))
     assert "mh_in" in str(e.value)
     assert leftovers(lab) == [] and "mhtun0" not in lab.ha.run("ip link").stdout

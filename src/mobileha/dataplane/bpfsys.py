@@ -172,7 +172,8 @@ class BpfMap:
         return (value + bytes(self.stride - self.value_size)) * self.ncpus
 
     def update(self, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
-        value = self._full(value)
+        if len(value) != self.full_value_size:
+            value = self._full(value)
         with self._lock:
             ctypes.memmove(self._key, key, self.key_size)
             ctypes.memmove(self._value, value, self.full_value_size)

@@ -124,7 +124,18 @@ _NO_KEY = bytes(4)
 class _Tunnel:
     """One installed binding, as the maps see it."""
 
-    __slots__ = ("binding", "encap", "inner_b", "key_b", "local_b", "remote_b", "reverse", "slot")
+    __slots__ = (
+        "binding",
+        "encap",
+        "flags",
+        "inner_b",
+        "key_b",
+        "local_b",
+        "peer",
+        "remote_b",
+        "reverse",
+        "slot",
+    )
 
     def __init__(self, b: Binding, role: str, slot: int) -> None:
         self.binding = b
@@ -137,23 +148,16 @@ class _Tunnel:
         self.reverse = b.reverse_tunnel
         k = b.gre_key
         self.key_b = _NO_KEY if k is None else struct.pack("!I", k & 0xFFFFFFFF)
-
-    @property
-    def flags(self) -> int:
-        f = TF_REVERSE if self.reverse else 0
-        if self.encap == Encap.GRE and self.binding.gre_key is not None:
-            f |= TF_KEY
-        return f
+        self.flags = (TF_REVERSE if self.reverse else 0) | (
+            TF_KEY if self.encap == Encap.GRE and k is not None else 0
+        )
+        self.peer = self.remote_b + self.local_b  # the mh_peer key
 
     def tun(self, ncopies: int = 0, extra: int = 0) -> bytes:
         return _TUN.pack(
             self.remote_b, self.local_b, self.key_b, self.slot, self.encap, self.flags | extra,
             ncopies,
         )  # fmt: skip
-
-    @property
-    def peer(self) -> bytes:
-        return self.remote_b + self.local_b
 
     @property
     def dec_key(self) -> bytes:
@@ -483,6 +487,12 @@ class EbpfDataPlane:
         return first, more, self._more.get(hoa, 0)
 
     def _write_enc(self, hoa: str) -> None:
+        per = self._by_hoa.get(hoa)
+        if per is not None and len(per) == 1 and self.role == "ha" and hoa not in self._more:
+            t = next(iter(per.values()))  # one copy, as nearly always: one map update
+            slow = TF_SLOW if t.encap == Encap.MINIMAL else 0
+            self.maps["mh_enc"].update(t.inner_b, t.tun(1, slow))
+            return
         first, more, before = self._enc_entries(hoa)
         a = socket.inet_aton(hoa)
         m_more, m_enc = self.maps["mh_more"], self.maps["mh_enc"]
@@ -661,20 +671,22 @@ class EbpfDataPlane:
         touched: dict[str, None] = {}
         new: list[_Tunnel] = []
         later: list[Binding] = []  # updates, replacements, copies over the limit: one by one
+        tunnels, by_hoa, slots, role = self._tunnels, self._by_hoa, self._slots, self.role
         for b in bindings:
-            hoa = b.home_addr
+            hoa, coa = b.home_addr, b.care_of
+            per = by_hoa.get(hoa)
             if hoa in touched:
-                per = self._by_hoa[hoa]
-                if not b.simultaneous or b.care_of in per or len(per) >= MAX_COPIES:
+                assert per is not None
+                if not b.simultaneous or coa in per or len(per) >= MAX_COPIES:
                     later.append(b)
                     continue
-            elif b.key in self._tunnels or hoa in self._by_hoa:
+            elif per is not None:  # installed before: an update or a replacement
                 later.append(b)
                 continue
-            t = _Tunnel(b, self.role, self._slot())
-            self._tunnels[b.key] = t
-            self._by_hoa.setdefault(hoa, {})[b.care_of] = t
-            self._slots[t.slot] = t
+            else:
+                per = by_hoa[hoa] = {}
+            t = _Tunnel(b, role, self._slot())
+            tunnels[hoa, coa] = per[coa] = slots[t.slot] = t
             touched[hoa] = None
             new.append(t)
         n = self._write_many(new, touched) if new else 0

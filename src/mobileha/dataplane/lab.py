@@ -49,7 +49,7 @@ class Driver:
         )
         first = self._read()
         if not first.get("ready"):
-            raise RuntimeError(f"data plane on {host.name} not ready: {first}")
+            raise RuntimeError(f"data plane on {host.name} not ready: {first.get('error', first)}")
         self.ready = first  # the backend in use and why auto passed the others
 
     def _read(self) -> dict[str, Any]:
