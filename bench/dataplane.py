@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mobileha.dataplane.lab import COA, HA, HOA, Lab, build
+from mobileha.lab.dataplane import COA, HA, HOA, Lab, build
 from mobileha.lab.netns import Host, Topology, netns_available
 
 MN_NATIVE = "10.4.0.2"

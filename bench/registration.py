@@ -294,7 +294,7 @@ def _summary(ws: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def core_only(mns: int, sizes: list[int], out: Connection) -> None:
-    """CPU microseconds per accepted re-registration in ``HomeAgent.handle_datagram`` alone
+    """CPU microseconds per accepted re-registration in ``HomeAgent.receive_datagram`` alone
     (no sockets, no event loop), at each table size: the core's scaling without the noise
     of two processes sharing the machine. Best of 3 batches of 20,000, process CPU time."""
     from mobileha.core.binding import Binding, Encap
@@ -360,15 +360,16 @@ def core_only(mns: int, sizes: list[int], out: Connection) -> None:
             loaded = size
             gc.collect()
             gc.freeze()
-        wall = time.time()
+        core.unix_offset = time.time() - 2.0
+        src, dst = ("127.0.0.1", 5000), (HA_ADDR, 434)
         for r in batch(mns):  # every MN bound (and its SA hint set) before timing
-            core.handle_datagram(r, "127.0.0.1", 5000, HA_ADDR, 2.0, wall)
+            core.receive_datagram(r, src, dst, 2.0)
         best = 1e9
         for _ in range(3):
             reqs = batch(20_000)
             t0 = time.process_time()
             for r in reqs:
-                core.handle_datagram(r, "127.0.0.1", 5000, HA_ADDR, 2.0, wall)
+                core.receive_datagram(r, src, dst, 2.0)
             best = min(best, (time.process_time() - t0) / len(reqs) * 1e6)
         result[size + mns] = best
     out.send(result)

@@ -41,7 +41,7 @@ from typing import Any
 from mobileha import compose
 from mobileha.config import loads_config
 from mobileha.core.binding import FLAG_T, Binding, Encap
-from mobileha.dataplane.base import create
+from mobileha.dataplane.registry import create
 from mobileha.node.home_agent import HomeAgentNode
 
 VIP = "10.255.255.254"

@@ -5,19 +5,24 @@
  * counters) stays in Python (mobileha.core.slb / mobileha.node.slb). The pure-Python reader
  * in node/slb.py is the reference and is used when this module is not built.
  *
- *   recv_requests(fd, max_n, bufsize) -> list[tuple[bytes, str, int, str | None, int]]
+ *   recv_requests(fd, max_n, bufsize) -> list[tuple[bytes, tuple[str, int], str | None, int]]
  *       Up to max_n datagrams with one recvmmsg(2) (MSG_DONTWAIT). Per datagram:
- *       (data, source address, source port, nai, identification). ``nai`` is the NAI when
- *       it is the first extension of a Registration Request (type 1, extension 131 at
- *       offset 24, inside the datagram, valid UTF-8), else None; ``identification`` is the
- *       64-bit Identification when the datagram has at least 24 bytes, else 0. A datagram
- *       longer than ``bufsize`` arrives truncated to ``bufsize`` bytes (the caller counts it
- *       as oversized). An empty list when nothing is queued; OSError on other errors.
+ *       (data, (source address, source port), nai, identification). ``nai`` is
+ *       leading_nai(data); ``identification`` is the 64-bit Identification when the
+ *       datagram has at least 24 bytes, else 0. A datagram longer than ``bufsize`` arrives
+ *       truncated to ``bufsize`` bytes (the caller counts it as oversized). An empty list
+ *       when nothing is queued; OSError on other errors.
+ *
+ *   leading_nai(data) -> str | None
+ *       The NAI when it is the first extension of a Registration Request (type 1,
+ *       extension 131 at offset 24, non-empty, inside the datagram, valid UTF-8), else
+ *       None: the same check as mobileha.wire.mip.leading_nai (a property test compares
+ *       them on random and mutated requests).
  *
  *   ipv4_udp(src, sport, dst, dport, payload) -> bytes
  *       The IPv4 + UDP datagram (both checksums filled, TTL 64, DF clear, ID 0) that the
  *       raw socket of ``directed`` mode sends: the same bytes as
- *       mobileha.node.slb.build_udp_datagram. ValueError for a bad address or a payload
+ *       mobileha.wire.ip.build_udp_datagram. ValueError for a bad address or a payload
  *       that does not fit in one IPv4 datagram.
  *
  *   send_all(fd, datagrams: list[bytes], start=0) -> int
@@ -38,7 +43,8 @@
 #define MAX_BATCH 1024
 /* RFC 5944 §3.3: a Registration Request (type 1) has a 24-byte fixed part, the
  * Identification at offset 16; the first extension follows. FAs/PDSNs put the NAI (RFC 2794
- * §2, type 131: type, length, NAI) there. Same offsets as node/slb.py's _NAI_AT. */
+ * §2, type 131: type, length, NAI) there. Same offsets as mobileha.wire.mip's NAI_AT and
+ * IDENT_AT. */
 #define RRQ_TYPE 1
 #define IDENT_AT 16
 #define NAI_AT 24
@@ -84,26 +90,35 @@ static PyObject *addr_str(uint32_t a) {
     return o;
 }
 
+/* The NAI at offset 24 (a new reference), or Py_None (a new reference), or NULL with an
+ * exception set on an error other than invalid UTF-8. */
+static PyObject *nai_at_start(const unsigned char *p, Py_ssize_t n) {
+    if (n >= NAI_AT + 2 && p[0] == RRQ_TYPE && p[NAI_AT] == EXT_NAI && p[NAI_AT + 1] > 0 &&
+        NAI_AT + 2 + (Py_ssize_t)p[NAI_AT + 1] <= n) {
+        PyObject *nai = PyUnicode_DecodeUTF8((const char *)p + NAI_AT + 2, p[NAI_AT + 1], "strict");
+        if (nai != NULL) return nai;
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return NULL;
+        PyErr_Clear();
+    }
+    Py_INCREF(Py_None);
+    return Py_None;
+}
+
 static PyObject *one(const unsigned char *p, Py_ssize_t n, const struct sockaddr_in *sa) {
-    PyObject *data = NULL, *addr = NULL, *port = NULL, *nai = NULL, *ident = NULL;
+    PyObject *data = NULL, *addr = NULL, *port = NULL, *src = NULL, *nai = NULL, *ident = NULL;
     data = PyBytes_FromStringAndSize((const char *)p, n);
     if (data == NULL) goto fail;
     addr = addr_str(sa->sin_addr.s_addr);
     if (addr == NULL) goto fail;
     port = PyLong_FromLong(ntohs(sa->sin_port));
     if (port == NULL) goto fail;
-    if (n >= NAI_AT + 2 && p[0] == RRQ_TYPE && p[NAI_AT] == EXT_NAI && p[NAI_AT + 1] > 0 &&
-        NAI_AT + 2 + (Py_ssize_t)p[NAI_AT + 1] <= n) {
-        nai = PyUnicode_DecodeUTF8((const char *)p + NAI_AT + 2, p[NAI_AT + 1], "strict");
-        if (nai == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) goto fail;
-            PyErr_Clear();
-        }
-    }
-    if (nai == NULL) {
-        nai = Py_None;
-        Py_INCREF(nai);
-    }
+    src = PyTuple_New(2);
+    if (src == NULL) goto fail;
+    PyTuple_SET_ITEM(src, 0, addr); /* steals the references */
+    PyTuple_SET_ITEM(src, 1, port);
+    addr = port = NULL;
+    nai = nai_at_start(p, n);
+    if (nai == NULL) goto fail;
     if (n >= NAI_AT) {
         unsigned long long v = 0;
         for (int i = IDENT_AT; i < IDENT_AT + 8; i++) v = (v << 8) | p[i];
@@ -112,21 +127,30 @@ static PyObject *one(const unsigned char *p, Py_ssize_t n, const struct sockaddr
         ident = PyLong_FromLong(0);
     }
     if (ident == NULL) goto fail;
-    PyObject *t = PyTuple_New(5);
+    PyObject *t = PyTuple_New(4);
     if (t == NULL) goto fail;
     PyTuple_SET_ITEM(t, 0, data); /* steals the references */
-    PyTuple_SET_ITEM(t, 1, addr);
-    PyTuple_SET_ITEM(t, 2, port);
-    PyTuple_SET_ITEM(t, 3, nai);
-    PyTuple_SET_ITEM(t, 4, ident);
+    PyTuple_SET_ITEM(t, 1, src);
+    PyTuple_SET_ITEM(t, 2, nai);
+    PyTuple_SET_ITEM(t, 3, ident);
     return t;
 fail:
     Py_XDECREF(data);
     Py_XDECREF(addr);
     Py_XDECREF(port);
+    Py_XDECREF(src);
     Py_XDECREF(nai);
     Py_XDECREF(ident);
     return NULL;
+}
+
+static PyObject *leading_nai(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer b;
+    if (!PyArg_ParseTuple(args, "y*", &b)) return NULL;
+    PyObject *nai = nai_at_start(b.buf, b.len);
+    PyBuffer_Release(&b);
+    return nai;
 }
 
 static PyObject *recv_requests(PyObject *self, PyObject *args) {
@@ -334,8 +358,10 @@ static PyObject *ipv4_udp(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"ipv4_udp", ipv4_udp, METH_VARARGS,
      "ipv4_udp(src, sport, dst, dport, payload) -> IPv4 + UDP datagram, checksums filled"},
+    {"leading_nai", leading_nai, METH_VARARGS,
+     "leading_nai(data) -> the NAI when it is a request's first extension, else None"},
     {"recv_requests", recv_requests, METH_VARARGS,
-     "recv_requests(fd, max_n, bufsize) -> list of (data, addr, port, nai | None, ident)"},
+     "recv_requests(fd, max_n, bufsize) -> list of (data, (addr, port), nai | None, ident)"},
     {"send_all", send_all, METH_VARARGS,
      "send_all(fd, datagrams, start=0) -> number sent (sendmmsg on a connected socket)"},
     {NULL, NULL, 0, NULL},

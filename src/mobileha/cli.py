@@ -10,7 +10,7 @@ import importlib
 import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("mobileha.node.runner", "run one node (home-agent, foreign-agent, slb, mobile-node)"),
+    "run": ("mobileha.runner", "run one node (home-agent, foreign-agent, slb, mobile-node)"),
     "check": (
         "mobileha.config.check",
         "validate a config file and print the problems with their keys",

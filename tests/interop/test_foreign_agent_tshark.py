@@ -23,6 +23,8 @@ from mobileha.core.actions import Send
 from mobileha.core.foreign_agent import ForeignAgent, HaSecurity
 from mobileha.core.mobile_node import MnSecurity, MobileNode
 
+HERE = ("192.0.2.254", 434)  # the receiving socket's address (the cores do not use it)
+
 TSHARK = shutil.which("tshark")
 pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (apt tshark)")
 scapy_all = pytest.importorskip("scapy.all")
@@ -52,9 +54,13 @@ def packets() -> tuple[bytes, bytes, bytes]:
         ha_security={"10.0.0.100": HaSecurity(300, FAHA_KEY, "md5-prefix-suffix")},
     )
     first = m.register(0.0)[0].payload
-    (deny,) = [a for a in f.datagram(first, ("192.168.1.5", 40000), 0.0) if isinstance(a, Send)]
-    (retry,) = m.datagram(deny.payload, ("10.0.2.2", 434), 0.1)
-    (relay,) = [a for a in f.datagram(retry.payload, ("192.168.1.5", 40000), 0.1)]
+    (deny,) = [
+        a
+        for a in f.receive_datagram(first, ("192.168.1.5", 40000), HERE, 0.0)
+        if isinstance(a, Send)
+    ]
+    (retry,) = m.receive_datagram(deny.payload, ("10.0.2.2", 434), HERE, 0.1)
+    (relay,) = [a for a in f.receive_datagram(retry.payload, ("192.168.1.5", 40000), HERE, 0.1)]
     assert isinstance(relay, Send)
     return deny.payload, retry.payload, relay.payload
 

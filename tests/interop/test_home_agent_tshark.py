@@ -20,13 +20,11 @@ from scapy.utils import wrpcap
 from mobileha.core.actions import Send
 from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
 from mobileha.core.security import MobilitySA, SecurityAssociations
-from mobileha.wire.auth import Authenticator, ntp_identification
+from mobileha.wire.auth import ntp_identification
 from mobileha.wire.mip import (
-    NaiExt,
-    RegistrationRequest,
-    append_auth,
     gre_key_cvse,
 )
+from tests.helpers import request
 
 KEY = bytes(range(16))
 FA_KEY = b"F" * 16
@@ -51,23 +49,27 @@ def test_tshark_reads_ha_replies(tmp_path: Path) -> None:
     sas = SecurityAssociations()
     sas.add_mn(MobilitySA(256, KEY, "hmac-md5", nai="mn1@example.net"))
     sas.add_fa(FA, MobilitySA(300, FA_KEY, "hmac-md5"))
-    ha = HomeAgent(HomeAgentSettings("10.0.0.10", HA, home_prefix="10.1.0.0/24"), sas)
+    ha = HomeAgent(
+        HomeAgentSettings("10.0.0.10", HA, home_prefix="10.1.0.0/24"), sas, unix_offset=WALL
+    )
 
-    def request(ident: int) -> bytes:
-        hdr = RegistrationRequest(
-            flags=0x0A, lifetime=1800, ha_addr=HA, care_of=FA, ident=ident
-        ).header()
-        msg = append_auth(
-            hdr + NaiExt("mn1@example.net").encode(), 32, 256, Authenticator(KEY, "hmac-md5")
+    def rrq(ident: int) -> bytes:
+        return request(
+            flags=0x0A,
+            ha_addr=HA,
+            care_of=FA,
+            ident=ident,
+            nai="mn1@example.net",
+            key=KEY,
+            after=[gre_key_cvse(0x1234)],
+            fa_key=FA_KEY,
         )
-        msg += gre_key_cvse(0x1234).encode()
-        return append_auth(msg, 34, 300, Authenticator(FA_KEY, "hmac-md5"))
 
-    ok_req = request(ntp_identification(WALL, 1))
+    ok_req = rrq(ntp_identification(WALL, 1))
     replies = []
     for data in (ok_req, ok_req):  # accepted, then the same again: 133
         (send,) = [
-            a for a in ha.handle_datagram(data, FA, 434, HA, 0.0, WALL) if isinstance(a, Send)
+            a for a in ha.receive_datagram(data, (FA, 434), (HA, 434), 0.0) if isinstance(a, Send)
         ]
         replies.append(send.payload)
     pcap = tmp_path / "ha.pcap"

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from mobileha.lab.netns import Bridge, Host, Topology
+from tests.helpers.wait import wait_for as _wait_for
 
 VIP = "10.50.0.100"
 HA_ADDRS = ("10.50.0.11", "10.50.0.12")
@@ -50,6 +51,13 @@ NAI = "mn{n}@lab.example"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNET = 0x40000000
+
+# A node's API or counters may not answer yet while it starts: that is "not yet".
+LAB_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError)
+
+
+def wait_for(cond: Callable[[], Any], timeout: float, what: str, step: float = 0.02) -> Any:
+    return _wait_for(cond, timeout, what, step, ignore=LAB_ERRORS)
 
 
 def ns_socket(ns: str, family: int, kind: int, proto: int = 0) -> socket.socket:
@@ -251,21 +259,6 @@ def mobileha_argv(cfg: Path) -> list[str]:
     exe = Path(sys.executable).parent / "mobileha"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mobileha.cli"]
     return [*cmd, "run", str(cfg)]
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str, step: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    last_exc: BaseException | None = None
-    while True:
-        try:
-            v = cond()
-            if v:
-                return v
-        except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
-            last_exc = e
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} ({last_exc!r})")
-        time.sleep(step)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mobileha.dataplane.lab import Driver
+from mobileha.lab.dataplane import Driver
 from mobileha.lab.netns import Topology
 from mobileha.wire import DecodeError
 from mobileha.wire.ip import ArpPacket, decode_arp_frame

@@ -24,11 +24,12 @@ import pytest
 
 from mobileha.core.binding import FLAG_T
 from mobileha.dataplane.ebpf import probe as ebpf_probe
-from mobileha.dataplane.lab import CN, COA, HA, HOA, TUN, Lab, build
-from mobileha.lab.netns import Topology, netns_available
+from mobileha.lab.dataplane import CN, COA, HA, HOA, TUN, Lab, build
+from mobileha.lab.netns import Topology
 from mobileha.lab.scenario import wait_until
 from mobileha.wire.ip import decap_gre, decap_ipip, decap_minimal, decode_ipv4
-from tests.util import count_ipv4, ping_ok, read_pcap
+from tests.helpers.net import count_ipv4, ping_ok, read_pcap
+from tests.helpers.netns import require_netns
 
 pytestmark = [
     pytest.mark.netns,
@@ -38,9 +39,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module", params=["userspace", "ebpf"])
 def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    ok, reason = netns_available()
-    if not ok:
-        pytest.skip(f"needs network namespaces: {reason}")
+    require_netns()
     if request.param == "ebpf" and (problem := ebpf_probe()):
         pytest.skip(f"ebpf backend unavailable: {problem}")
     work = tmp_path_factory.mktemp("e2e")

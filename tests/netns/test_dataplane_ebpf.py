@@ -24,10 +24,11 @@ import pytest
 from mobileha.core.binding import FLAG_T
 from mobileha.dataplane.ebpf import OBJECT
 from mobileha.dataplane.ebpf import probe as ebpf_probe
-from mobileha.dataplane.lab import CN, COA, HOA, Driver, Lab, build
-from mobileha.lab.netns import Host, Topology, netns_available
+from mobileha.lab.dataplane import CN, COA, HOA, Driver, Lab, build
+from mobileha.lab.netns import Host, Topology
 from mobileha.lab.scenario import wait_until
-from tests.util import ping_ok
+from tests.helpers.net import ping_ok
+from tests.helpers.netns import require_netns
 
 pytestmark = pytest.mark.netns
 
@@ -37,9 +38,7 @@ BROKEN = Path(__file__).with_name("bpf") / "broken.bpf.c"
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    ok, reason = netns_available()
-    if not ok:
-        pytest.skip(f"needs network namespaces: {reason}")
+    require_netns()
     if problem := ebpf_probe():
         pytest.skip(f"ebpf backend unavailable: {problem}")
     with Topology() as topo:

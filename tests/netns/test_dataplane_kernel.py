@@ -7,26 +7,22 @@ from collections.abc import Iterator
 import pytest
 
 from mobileha.core.binding import FLAG_T
-from mobileha.dataplane.lab import CN, HOA, Lab, build
-from mobileha.lab.netns import Topology, netns_available
+from mobileha.lab.dataplane import CN, HOA, Lab, build
+from mobileha.lab.netns import Topology
 
 pytestmark = pytest.mark.netns
 
 
 @pytest.fixture
-def klab() -> Iterator[Lab]:
-    ok, reason = netns_available()
-    if not ok:
-        pytest.skip(f"needs network namespaces: {reason}")
-    with Topology() as topo:
-        lab = build(topo)
-        try:
-            lab.start_dataplanes(backend="kernel")
-        except RuntimeError as e:
-            if "CONFIG_NET_IP" in str(e):
-                pytest.skip(f"kernel tunnel devices unavailable here: {e}")
-            raise
-        yield lab
+def klab(topology: Topology) -> Iterator[Lab]:
+    lab = build(topology)
+    try:
+        lab.start_dataplanes(backend="kernel")
+    except RuntimeError as e:
+        if "CONFIG_NET_IP" in str(e):
+            pytest.skip(f"kernel tunnel devices unavailable here: {e}")
+        raise
+    yield lab
 
 
 @pytest.mark.parametrize(("encap", "key"), [("ipip", None), ("gre", 0x401)])

@@ -14,17 +14,19 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mobileha.core.binding import FLAG_S, FLAG_T
-from mobileha.dataplane.lab import CN, COA, HA, HOA, Driver, Lab, build
-from mobileha.lab.netns import Topology, netns_available
+from mobileha.dataplane.ebpf import probe as ebpf_probe
+from mobileha.lab.dataplane import CN, COA, HA, HOA, Driver, Lab, build
+from mobileha.lab.netns import Topology
 from mobileha.wire.ip import decap_gre, decap_ipip, decap_minimal, decode_ipv4
-from tests.util import count_ipv4, ping_ok, read_pcap
+from tests.helpers import wait_for
+from tests.helpers.net import count_ipv4, ping_ok, read_pcap
+from tests.helpers.netns import require_netns
 
 pytestmark = pytest.mark.netns
 
@@ -34,15 +36,10 @@ DEV = "mhtun0"  # the TUN device (userspace) or the sink veth (ebpf)
 
 
 def need(backend: str) -> None:
-    ok, reason = netns_available()
-    if not ok:
-        pytest.skip(f"needs network namespaces: {reason}")
-    if backend == "ebpf":
-        from mobileha.dataplane.ebpf import probe
-
-        problem = probe()
-        if problem:
-            pytest.skip(f"ebpf backend unavailable: {problem}")
+    """Skip with the reason where namespaces or (for ebpf) BPF cannot be used here."""
+    require_netns()
+    if backend == "ebpf" and (problem := ebpf_probe()):
+        pytest.skip(f"ebpf backend unavailable: {problem}")
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -168,7 +165,12 @@ def test_spoofed_inner_source_dropped_and_counted(lab: Lab) -> None:
         lab.fa.run([*py, COA, "10.99.0.77", "gre", str(GRE_KEY)])  # inner source not the HoA
         lab.fa.run([*py, COA, HOA, "gre", str(GRE_KEY + 1)])  # right HoA, wrong key
         lab.fa.run([*py, COA, HOA, "ipip"])  # right HoA, but this binding is GRE
-        time.sleep(0.3)
+
+        def dropped(reason: str) -> int:
+            return int(lab.ha_dp.stats()["drops"][reason] - before["drops"][reason])
+
+        reasons = ("spoof", "bad-key", "bad-encap")
+        wait_for(lambda: all(dropped(r) >= 5 for r in reasons), 3, "15 drops counted")
         after = lab.ha_dp.stats()
         assert after["drops"]["spoof"] - before["drops"]["spoof"] == 5
         assert after["drops"]["bad-key"] - before["drops"]["bad-key"] == 5
@@ -204,28 +206,26 @@ def test_deregistration_and_expiry_stop_forwarding_and_clean_up(lab: Lab) -> Non
     b = lab.binding("ipip", flags=FLAG_T, lifetime=2)
     lab.register(b)
     assert ping_ok(lab, "cn", HOA, count=1)
-    time.sleep(2.6)
-    assert not ping_ok(lab, "cn", HOA, count=1)
+    wait_for(lambda: not ping_ok(lab, "cn", HOA, count=1), 6, "the 2 s binding expired")
     assert _leftovers(lab) == []
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_close_leaves_no_devices_or_routes(backend: str) -> None:
+def test_close_leaves_no_devices_or_routes(topology: Topology, backend: str) -> None:
     need(backend)
-    with Topology() as topo:
-        lab = build(topo)
-        lab.start_dataplanes(backend)
-        b = lab.binding("ipip", flags=FLAG_T)
-        lab.register(b)
-        assert ping_ok(lab, "cn", HOA, count=1)
-        assert lab.ha_dp is not None and lab.fa_dp is not None
-        lab.ha_dp.quit()  # close() without a remove first
-        lab.fa_dp.quit()
-        for h in (lab.ha, lab.fa):
-            assert DEV not in h.run("ip link").stdout
-            assert HOA not in h.run("ip route show table all").stdout
-            assert HOA not in h.run("ip rule").stdout
-            assert "clsact" not in h.run("tc qdisc show").stdout
+    lab = build(topology)
+    lab.start_dataplanes(backend)
+    b = lab.binding("ipip", flags=FLAG_T)
+    lab.register(b)
+    assert ping_ok(lab, "cn", HOA, count=1)
+    assert lab.ha_dp is not None and lab.fa_dp is not None
+    lab.ha_dp.quit()  # close() without a remove first
+    lab.fa_dp.quit()
+    for h in (lab.ha, lab.fa):
+        assert DEV not in h.run("ip link").stdout
+        assert HOA not in h.run("ip route show table all").stdout
+        assert HOA not in h.run("ip rule").stdout
+        assert "clsact" not in h.run("tc qdisc show").stdout
 
 
 TCP_SERVER = textwrap.dedent(
@@ -350,27 +350,21 @@ def test_never_tunnel_back_to_the_source(lab: Lab) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_virtual_home_network_prefix_on_one_route(backend: str) -> None:
+def test_virtual_home_network_prefix_on_one_route(topology: Topology, backend: str) -> None:
     need(backend)
-    with Topology() as topo:
-        lab = build(topo)
-        lab.ha_dp = Driver(
-            lab.ha, "--backend", backend, "--role", "ha", "--tun", "mhtun0",
-            "--home-prefix", "10.99.0.0/24",
-        )  # fmt: skip
-        lab.fa_dp = Driver(
-            lab.fa, "--backend", backend, "--role", "fa", "--tun", "mhtun0",
-            "--visitor-iface", lab.fa_mn_if,
-        )  # fmt: skip
-        assert "10.99.0.0/24 dev mhtun0" in lab.ha.run("ip route").stdout
-        lab.register(lab.binding("ipip"))
-        assert ping_ok(lab, "cn", HOA, count=1)
-        assert not ping_ok(lab, "cn", "10.99.0.6", count=1)  # no binding: dropped, counted
-        assert lab.ha_dp.stats()["drops"]["no-binding"] >= 1
-        assert lab.ha_dp.cmd("routes")["routes"] == []  # the prefix covers it: no host routes
-        lab.ha_dp.quit()
-        assert "10.99.0.0/24" not in lab.ha.run("ip route").stdout
-        lab.fa_dp.quit()
+    lab = build(topology)
+    common = ("--backend", backend, "--tun", "mhtun0")
+    lab.ha_dp = Driver(lab.ha, *common, "--role", "ha", "--home-prefix", "10.99.0.0/24")
+    lab.fa_dp = Driver(lab.fa, *common, "--role", "fa", "--visitor-iface", lab.fa_mn_if)
+    assert "10.99.0.0/24 dev mhtun0" in lab.ha.run("ip route").stdout
+    lab.register(lab.binding("ipip"))
+    assert ping_ok(lab, "cn", HOA, count=1)
+    assert not ping_ok(lab, "cn", "10.99.0.6", count=1)  # no binding: dropped, counted
+    assert lab.ha_dp.stats()["drops"]["no-binding"] >= 1
+    assert lab.ha_dp.cmd("routes")["routes"] == []  # the prefix covers it: no host routes
+    lab.ha_dp.quit()
+    assert "10.99.0.0/24" not in lab.ha.run("ip route").stdout
+    lab.fa_dp.quit()
 
 
 def test_care_of_change_takes_effect_on_the_next_packet(lab: Lab, tmp_path: Path) -> None:

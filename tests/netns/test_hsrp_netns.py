@@ -21,6 +21,7 @@ import pytest
 
 from mobileha.lab.netns import Host, Link, Topology
 from mobileha.wire import hsrp as w
+from tests.helpers import wait_for
 
 pytestmark = [
     pytest.mark.netns,
@@ -77,12 +78,9 @@ class Router:
 
 
 def wait(pred: Any, timeout: float, what: str) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            return time.monotonic()
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    """Wait for ``pred``; the monotonic time it became true."""
+    t: float = wait_for(lambda: time.monotonic() if pred() else None, timeout, what, 0.01)
+    return t
 
 
 def lan(topo: Topology, tmp: Path) -> tuple[list[Router], Host, Any]:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mobileha.lab.netns import Host, Topology
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(90)]
 
@@ -49,19 +49,16 @@ def mobileha(host: Host, *args: str) -> str:
 
 
 def wait_state(host: Host, state: str, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    out = ""
-    while time.monotonic() < deadline:
-        r = host.run(
-            [sys.executable, "-m", "mobileha.cli", "show", "standby", "--api", API],
-            check=False,
-            timeout=30,
-        )
-        out = r.stdout
-        if f"  State is {state}\n" in out:
-            return out
-        time.sleep(0.2)
-    raise AssertionError(f"{host.name} never reached {state}:\n{out}")
+    """``mobileha show standby`` on ``host`` until it says ``state``; that output."""
+    last = [""]
+
+    def shown() -> str | None:
+        cmd = [sys.executable, "-m", "mobileha.cli", "show", "standby", "--api", API]
+        last[0] = host.run(cmd, check=False, timeout=30).stdout
+        return last[0] if f"  State is {state}\n" in last[0] else None
+
+    out: str = wait_for(shown, timeout, f"{host.name} {state}", 0.2, detail=lambda: last[0])
+    return out
 
 
 def test_show_standby_on_two_hsrp_routers(topology: Topology, tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ from mobileha.wire.mip import (
     RevocationSupportExt,
     UnknownExt,
     decode,
-    scan_request,
+    leading_nai,
+    parse_request,
     walk_extensions,
 )
 
@@ -105,9 +106,10 @@ def _only_decode_error(data: bytes) -> None:
     except DecodeError:
         pass
     try:
-        scan_request(data)
+        parse_request(data)
     except DecodeError:
         pass
+    leading_nai(data)
     try:
         walk_extensions(data, 0)
     except DecodeError:
@@ -124,7 +126,7 @@ def test_random_bytes(data: bytes) -> None:
 
 def _corpus() -> list[bytes]:
     """A fixed set of valid messages covering every extension type (mutation seeds)."""
-    from tests.unit.test_mip_codec import p16_request
+    from tests.unit.wire.test_mip_codec import p16_request
 
     full = RegistrationRequest(
         flags=0x0A,

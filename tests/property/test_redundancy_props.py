@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mobileha.core.redundancy import Mode, Role
-from tests.unit.test_redundancy import Sim, mk, next_ident, same_tables
+from tests.unit.core.test_redundancy import Sim, mk, next_ident, same_tables
 
 N = int(os.environ.get("SYNC_PROP_EXAMPLES", "0")) or (
     20 if os.environ.get("MOBILEHA_FAST") else 200

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mobileha.core.slb import PICKABLE, RealState, ServerFarm
+from tests.helpers import farm_request
 
 ADDRS = ["10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.4"]
 
@@ -38,7 +39,7 @@ def test_farm_invariants(predictor: str, ops: list[tuple[object, ...]]) -> None:
             _, k, ident, client = o
             before = {r.address: (r.state, r.eligible()) for r in f.reals}
             existed = f"n{k}" in f.sessions and f.sessions[f"n{k}"].expires > now
-            d = f.request(f"n{k}", int(ident), f"10.0.2.{client}", now)  # type: ignore[arg-type]
+            d = farm_request(f, f"n{k}", int(ident), f"10.0.2.{client}", now)  # type: ignore[arg-type]
             if d.real is not None and d.new_session and not existed:
                 # a new session only ever goes to a real that was eligible
                 st_, ok = before.get(d.real.address, (None, False))
@@ -47,7 +48,7 @@ def test_farm_invariants(predictor: str, ops: list[tuple[object, ...]]) -> None:
                 assert not d.real.removed
         elif kind == "tick":
             now += float(o[1])  # type: ignore[arg-type]
-            f.advance(now)
+            f.handle_timer(now)
         elif kind == "dfp":
             f.set_dfp_weight(o[1], o[2], now)  # type: ignore[arg-type]
         elif f.real(o[1]) is None:  # type: ignore[arg-type]
@@ -70,6 +71,6 @@ def test_farm_invariants(predictor: str, ops: list[tuple[object, ...]]) -> None:
         assert len(f._heap) <= len(f.sessions) + 2 * len(f.reals) + len(removed) + 64
         live = [s for s in f.sessions.values() if s.expires > now]
         assert all(s.key in f.sessions for s in live)
-    f.advance(now + 100.0)
+    f.handle_timer(now + 100.0)
     assert not f.sessions
     assert all(r.conns == 0 for r in [*f.reals, *removed])

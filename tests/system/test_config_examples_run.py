@@ -4,12 +4,9 @@ with `--config`, and a clean exit 0 of every node on SIGTERM."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -17,16 +14,13 @@ from typing import Any
 import pytest
 
 from mobileha.config import load_config
+from tests.helpers import wait_for
+from tests.helpers.procs import mobileha_command
 
 pytestmark = pytest.mark.timeout(120)
 
 EX = Path(__file__).resolve().parents[2] / "examples" / "loopback"
 ORDER = ("ha-a", "ha-b", "slb", "fa", "mn")
-
-
-def exe() -> list[str]:
-    m = Path(sys.executable).parent / "mobileha"
-    return [str(m)] if m.exists() else [sys.executable, "-m", "mobileha.cli"]
 
 
 def api(name: str, path: str) -> Any:
@@ -35,35 +29,33 @@ def api(name: str, path: str) -> Any:
         return json.loads(r.read())
 
 
-def wait_for(pred: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if pred():
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_loopback_examples_run(tmp_path: Path) -> None:
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name in ORDER:
             log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115
             procs[name] = subprocess.Popen(
-                [*exe(), "run", str(EX / f"{name}.toml")], stdout=log, stderr=log
+                [*mobileha_command(), "run", str(EX / f"{name}.toml")], stdout=log, stderr=log
             )
-            wait_for(lambda n=name: api(n, "/")["node"], 20, f"{name} API")
+            wait_for(
+                lambda n=name: api(n, "/")["node"], 20, f"{name} API", step=0.2, ignore=(Exception,)
+            )
         n_mn = load_config(EX / "mn.toml").mobile_node.count  # type: ignore[union-attr]
 
         def counts() -> tuple[int, int]:
             return api("ha-a", "/api/bindings")["total"], api("ha-b", "/api/bindings")["total"]
 
-        wait_for(lambda: sum(counts()) == n_mn, 40, f"{n_mn} bindings over both HAs")
+        wait_for(
+            lambda: sum(counts()) == n_mn,
+            40,
+            f"{n_mn} bindings over both HAs",
+            0.2,
+            ignore=(Exception,),
+        )
         a, b = counts()
         assert a > 0 and b > 0, (a, b)  # the SLB split the sessions
         r = subprocess.run(
-            [*exe(), "show", "slb", "--config", str(EX / "slb.toml")],
+            [*mobileha_command(), "show", "slb", "--config", str(EX / "slb.toml")],
             capture_output=True,
             text=True,
         )

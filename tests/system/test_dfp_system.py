@@ -10,21 +10,13 @@ import pytest
 from mobileha.core.dfp import DfpManager
 from mobileha.node.dfp import DfpAgentServer, DfpManagerClient
 from mobileha.wire import dfp
+from tests.helpers import until
 
 pytestmark = pytest.mark.timeout(30)
 
 
 def _addr() -> str:
     return f"127.{random.randint(64, 250)}.{random.randint(1, 250)}.{random.randint(2, 250)}"
-
-
-async def wait_for(cond: object, timeout: float = 3.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():  # type: ignore[operator]
-        if loop.time() > end:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def test_agent_manager_md5_weights_lost_revert_reconnect() -> None:
@@ -50,26 +42,25 @@ def test_agent_manager_md5_weights_lost_revert_reconnect() -> None:
         client = DfpManagerClient(mgr, lambda r, w: got.append((r, w)))
         await client.start()
         try:
-            await wait_for(lambda: ("10.0.1.100", 24) in got)
+            await until(lambda: ("10.0.1.100", 24) in got)
             # periodic reports keep arriving
             n = mgr.agents[f"{host}:{port}"].reports
-            await asyncio.sleep(0.5)
-            assert mgr.agents[f"{host}:{port}"].reports >= n + 2
+            await until(lambda: mgr.agents[f"{host}:{port}"].reports >= n + 2, 2, "2 more reports")
             # load jump -> early report with the new weight
             load["b"] = 50
             agent.poke()
-            await wait_for(lambda: got[-1] == ("10.0.1.100", 12), 0.15)
+            await until(lambda: got[-1] == ("10.0.1.100", 12), 0.15)
             assert agent.agent.early_reports >= 1
             assert agent.view()["managers"] == 1
             # agent lost -> static weight (None), then reconnect when it is back
             await agent.stop()
-            await wait_for(lambda: got[-1] == ("10.0.1.100", None))
+            await until(lambda: got[-1] == ("10.0.1.100", None))
             agent2 = DfpAgentServer(
                 host, port, "10.0.1.100", lambda: (0, 100, 1.0, 1.0), interval=0.2, key=b"dfp-pw"
             )
             await agent2.start()
             try:
-                await wait_for(lambda: got[-1] == ("10.0.1.100", 24))
+                await until(lambda: got[-1] == ("10.0.1.100", 24))
                 assert mgr.agents[f"{host}:{port}"].losses == 1
             finally:
                 await agent2.stop()
@@ -96,7 +87,7 @@ def test_wrong_password_ignored_and_report_timeout() -> None:
         await client.start()
         try:
             # no valid report within the timeout: the manager drops the connection
-            await wait_for(lambda: mgr.agents[a].losses >= 1, 2.0)
+            await until(lambda: mgr.agents[a].losses >= 1, 2.0)
             assert mgr.agents[a].bad >= 1  # the badly signed reports were counted
             assert not [w for _, w in got if w is not None]  # and never applied
         finally:
@@ -132,7 +123,7 @@ def test_agent_closes_on_unknown_version_and_answers_parameters() -> None:
                 if not data:
                     break
             w.close()
-            await wait_for(lambda: agent.view()["managers"] == 0)
+            await until(lambda: agent.view()["managers"] == 0)
         finally:
             await agent.stop()
 

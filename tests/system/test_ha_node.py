@@ -10,10 +10,12 @@ import time
 
 from mobileha import compose
 from mobileha.config import loads_config
+from mobileha.mgmt.metrics import families_for
+from mobileha.mgmt.views import views_for
 from mobileha.wire import dfp as wdfp
 from mobileha.wire.auth import Authenticator, ntp_identification
 from mobileha.wire.mip import NaiExt, RegistrationReply, RegistrationRequest, append_auth
-from tests.util import free_port
+from tests.helpers import free_port, until
 
 KEY = bytes(range(16))
 
@@ -87,12 +89,12 @@ def test_node_registration_expiry_views_metrics_dfp() -> None:
             assert reply.code == 0 and reply.lifetime == 1
             hoa = reply.home_addr
             assert node.dataplane.lookup(hoa)  # installed
-            page = node.views()["bindings"]({"limit": "10"})
+            page = views_for(node)["bindings"]({"limit": "10"})
             assert page["total"] == 1 and page["items"][0]["home_address"] == hoa
             assert page["items"][0]["state"] == "active"
-            stats = node.views()["stats"]({})
+            stats = views_for(node)["stats"]({})
             assert stats["reply_codes"] == {"0": 1}
-            names = {m.name for m in node.metrics()}
+            names = {m.name for m in families_for(node)}
             assert {"cmiHaRegTotalMobilityBindings", "mobileha_ha_replies"} <= names
             # the embedded DFP agent reports a weight when a manager connects
             r, w = await asyncio.open_connection(host, dfp_port)
@@ -103,17 +105,13 @@ def test_node_registration_expiry_views_metrics_dfp() -> None:
             assert mtype == wdfp.preference_information([(host, 1)]).type == msg.type
             assert msg is not None
             w.close()
-            assert "dfp" in node.views()
+            assert "dfp" in views_for(node)
             # sync messages go to the hook, not to the core
             seen: list[bytes] = []
             node.sync_hook = lambda d, a: seen.append(d)
             await loop.sock_sendto(client, bytes([200]) + bytes(19), (host, port))
             # the single timer expires the binding (lifetime 1 s, 1 s wheel granularity)
-            for _ in range(40):
-                await asyncio.sleep(0.1)
-                if not node.dataplane.lookup(hoa) and seen:
-                    break
-            assert seen and not node.dataplane.lookup(hoa)
+            await until(lambda: not node.dataplane.lookup(hoa) and seen, 4, "binding expired")
             assert len(node.core.table) == 0 and node.core.expired == 1
             client.close()
         finally:

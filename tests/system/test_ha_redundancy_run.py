@@ -19,9 +19,11 @@ from typing import Any
 
 import pytest
 
-from mobileha.wire.auth import Authenticator, ntp_identification
-from mobileha.wire.mip import NaiExt, RegistrationReply, RegistrationRequest, append_auth
-from tests.util import free_port as _free
+from mobileha.wire.auth import ntp_identification
+from mobileha.wire.mip import RegistrationReply
+from tests import helpers
+from tests.helpers import free_port as _free
+from tests.helpers.procs import log_tails, stop_process
 
 KEY = bytes(range(16))
 NAI = "red1@example.net"
@@ -99,23 +101,13 @@ algorithm = "hmac-md5"
         return "?"
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
 
 
 def wait_for(cond: Callable[[], bool], timeout: float, what: str, *has: Ha) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    logs = "\n".join(h.log.read_text()[-3000:] for h in has if h.log.exists())
-    raise AssertionError(f"timed out waiting for {what}\n{logs}")
+    """Wait for ``cond``; on timeout the message ends with the logs of ``has``."""
+    helpers.wait_for(cond, timeout, what, detail=log_tails(h.log for h in has))
 
 
 @pytest.fixture
@@ -136,10 +128,9 @@ def pair(tmp_path: Path) -> Iterator[tuple[Ha, Ha]]:
 
 
 def request(ha: Ha, ident: int) -> bytes:
-    hdr = RegistrationRequest(
-        lifetime=600, ha_addr=ha.host, care_of="127.0.0.1", ident=ident
-    ).header()
-    return append_auth(hdr + NaiExt(NAI).encode(), 32, 256, Authenticator(KEY, "hmac-md5"))
+    return helpers.request(
+        ha_addr=ha.host, care_of="127.0.0.1", ident=ident, lifetime=600, nai=NAI, key=KEY
+    )
 
 
 def exchange(ha: Ha, data: bytes, timeout: float = 2.0) -> RegistrationReply | None:

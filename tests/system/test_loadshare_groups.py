@@ -20,9 +20,10 @@ from typing import Any
 
 from mobileha import compose
 from mobileha.config import loads_config
-from mobileha.wire.auth import Authenticator, ntp_identification
-from mobileha.wire.mip import NaiExt, RegistrationReply, RegistrationRequest, append_auth
-from tests.util import free_port as _free
+from mobileha.wire.auth import ntp_identification
+from mobileha.wire.mip import RegistrationReply
+from tests.helpers import free_port as _free
+from tests.helpers import request, until
 
 KEY = bytes(range(16))
 SYNC_KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
@@ -88,11 +89,14 @@ backend = "memory"
 
 
 def _rrq(i: int, vip: str, ident: int) -> bytes:
-    hdr = RegistrationRequest(
-        lifetime=600, home_addr="0.0.0.0", ha_addr=vip, care_of="127.0.0.1", ident=ident
-    ).header()
-    return append_auth(
-        hdr + NaiExt(f"mn{i}@example.net").encode(), 32, 256 + i, Authenticator(KEY, "hmac-md5")
+    return request(
+        ha_addr=vip,
+        care_of="127.0.0.1",
+        ident=ident,
+        lifetime=600,
+        nai=f"mn{i}@example.net",
+        key=KEY,
+        spi=256 + i,
     )
 
 
@@ -104,14 +108,6 @@ def _group_node(node: Any, group: int) -> Any:
     if group == node.hsrp_group_number:
         return node
     return next(s for s in node.siblings if s.hsrp_group_number == group)
-
-
-async def _until(cond: Any, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 def test_two_groups_crossing_priorities_sync_and_takeover_of_both() -> None:
@@ -140,7 +136,7 @@ def test_two_groups_crossing_priorities_sync_and_takeover_of_both() -> None:
         try:
             await a.start()
             await b.start()
-            await _until(
+            await until(
                 lambda: (
                     _states(a) == {1: "ACTIVE", 2: "STANDBY"}
                     and _states(b) == {1: "STANDBY", 2: "ACTIVE"}
@@ -161,7 +157,7 @@ def test_two_groups_crossing_priorities_sync_and_takeover_of_both() -> None:
                 requests[i] = _rrq(i, vip, ntp_identification(time.time(), i))
                 assert await register(requests[i], vip) == 0
             # each Active holds its group's bindings, each Standby the same copy
-            await _until(
+            await until(
                 lambda: len(b1.core.table) == N_PER_VIP and len(a2.core.table) == N_PER_VIP,
                 5.0,
                 "bindings of both VIPs synced",
@@ -180,7 +176,7 @@ def test_two_groups_crossing_priorities_sync_and_takeover_of_both() -> None:
             # kill -9 HA1: HA2 becomes Active for group 1 too, with every binding
             a.crash()
             t0 = time.monotonic()
-            await _until(lambda: _states(b) == {1: "ACTIVE", 2: "ACTIVE"}, 5.0, "HA2 Active x2")
+            await until(lambda: _states(b) == {1: "ACTIVE", 2: "ACTIVE"}, 5.0, "HA2 Active x2")
             took = time.monotonic() - t0
             assert took <= 2 * HOLD_MS / 1000 + 0.3, took
             assert b1.core.active and b2.core.active

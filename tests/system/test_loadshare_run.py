@@ -26,8 +26,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from mobileha.mgmt.show import show
 from mobileha.wire.auth import ntp_identification
 from mobileha.wire.mip import RegistrationReply
+from tests import helpers
+from tests.helpers import free_port as _free
+from tests.helpers.procs import log_tails, stop_process
 from tests.system.test_loadshare_groups import N_PER_VIP, _config, _rrq
-from tests.util import free_port as _free
 
 
 class Proc:
@@ -77,23 +79,12 @@ class Proc:
         return -1
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def wait_for(cond: Callable[[], bool], timeout: float, what: str, *ps: Proc) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    logs = "\n".join(p.log.read_text()[-3000:] for p in ps if p.log.exists())
-    raise AssertionError(f"timed out waiting for {what}\n{logs}")
+    """Wait for ``cond``; on timeout the message ends with the logs of ``ps``."""
+    helpers.wait_for(cond, timeout, what, detail=log_tails(p.log for p in ps))
 
 
 def test_loadshare_processes_kill9(tmp_path: Path) -> None:

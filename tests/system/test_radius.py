@@ -26,7 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.test_registration_e2e import KEY, Proc, free_port, mn_counters, wait_for
+from tests.helpers import free_port, wait_for
+from tests.helpers.procs import Proc, stop_process, wait_ready
+from tests.system.test_registration_e2e import KEY, mn_counters
 
 FREERADIUS = shutil.which("freeradius") or shutil.which("radiusd")
 RADDB = Path("/etc/freeradius/3.0")
@@ -108,26 +110,20 @@ post-auth {{
             stderr=subprocess.STDOUT,
             cwd=self.dir,
         )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                text = self.log.read_text(errors="replace")[-3000:]
-                self.stop()
-                raise RuntimeError(f"freeradius exited:\n{text}")
-            if "Ready to process requests" in self.log.read_text(errors="replace"):
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("freeradius did not become ready")
+        try:
+            wait_ready(
+                self.proc,
+                lambda: "Ready to process requests" in self.log.read_text(errors="replace"),
+                15,
+                "freeradius",
+                self.log,
+            )
+        except (RuntimeError, AssertionError):
+            self.stop()
+            raise
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

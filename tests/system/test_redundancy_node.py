@@ -14,10 +14,13 @@ from typing import Any
 from mobileha import compose
 from mobileha.config import loads_config
 from mobileha.core.redundancy import SyncState
+from mobileha.mgmt.metrics import redundancy_families
+from mobileha.mgmt.views import redundancy_view
 from mobileha.node.home_agent import HomeAgentNode
-from mobileha.wire.auth import Authenticator, ntp_identification
-from mobileha.wire.mip import NaiExt, RegistrationReply, RegistrationRequest, append_auth
-from tests.util import free_port as _free
+from mobileha.wire.auth import ntp_identification
+from mobileha.wire.mip import RegistrationReply
+from tests.helpers import free_port as _free
+from tests.helpers import request, until
 
 KEY = bytes(range(16))
 SYNC_KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
@@ -70,20 +73,14 @@ def _node(host: str, port: int, vip: str, peer: str, peer_port: int) -> tuple[An
 
 
 def _rrq(i: int, vip: str, ident: int) -> bytes:
-    hdr = RegistrationRequest(
-        lifetime=600, home_addr="0.0.0.0", ha_addr=vip, care_of="127.0.0.1", ident=ident
-    ).header()
-    return append_auth(
-        hdr + NaiExt(f"mn{i}@example.net").encode(), 32, 256, Authenticator(KEY, "hmac-md5")
+    return request(
+        ha_addr=vip,
+        care_of="127.0.0.1",
+        ident=ident,
+        lifetime=600,
+        nai=f"mn{i}@example.net",
+        key=KEY,
     )
-
-
-async def _until(cond: Any, timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.01)
 
 
 def test_active_standby_sync_takeover_and_restart_download() -> None:
@@ -115,7 +112,7 @@ def test_active_standby_sync_takeover_and_restart_download() -> None:
                 data, _ = await asyncio.wait_for(loop.sock_recvfrom(client, 2048), 3)
                 assert RegistrationReply.decode(data).code == 0
             # every binding whose reply was sent is on the standby
-            await _until(lambda: len(b.core.table) == N_MN and ra.peer.pending == 0)
+            await until(lambda: len(b.core.table) == N_MN and ra.peer.pending == 0)
             for x in a.core.table:
                 y = b.core.table.find(x.home_addr, x.care_of)
                 assert y is not None and (y.ident, y.lifetime, y.nai) == (
@@ -128,7 +125,7 @@ def test_active_standby_sync_takeover_and_restart_download() -> None:
             assert not b.dataplane.lookup(next(iter(a.core.table)).home_addr)  # standby
             c = ra.peer.counters
             assert c.SentBUs >= 1 and c.ReceivedBUAcks == c.SentBUs and c.FailedBUs == 0
-            assert rb.views()["redundancy"]({})["counters"]["ReceivedBUs"] == c.SentBUs
+            assert redundancy_view(rb)["counters"]["ReceivedBUs"] == c.SentBUs
             # takeover: B becomes active, forwarding state for every binding
             b.set_active(True)
             for x in b.core.table:
@@ -161,11 +158,11 @@ def test_active_standby_sync_takeover_and_restart_download() -> None:
             rb.hsrp = FakeHsrp()
             rb.start_download()
             assert readiness == [False] and rb.peer.state is SyncState.DOWNLOADING
-            await _until(lambda: rb.peer.download_complete)
+            await until(lambda: rb.peer.download_complete)
             assert readiness == [False, True]
             assert len(b.core.table) == len(a.core.table) == N_MN
             assert ra.peer.counters.ReceivedBIReqs == 1 and ra.peer.counters.TransfersCompleted == 1
-            names = {m.name for m in rb.metrics()}
+            names = {m.name for m in redundancy_families(rb)}
             assert "cmiHaRedunReceivedBIReps" in names
         finally:
             client.close()

@@ -5,86 +5,20 @@ registering at once with zero failures. State is read from each node's managemen
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.util import free_port
+from tests.helpers import free_port, wait_for
+from tests.helpers.procs import Proc
 
 KEY = "hex:000102030405060708090a0b0c0d0e0f"
 FAHA_KEY = "text:fa-ha-secret"
-
-
-def _exe() -> list[str]:
-    exe = Path(sys.executable).parent / "mobileha"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "mobileha.cli"]
-
-
-class Proc:
-    """One ``mobileha run`` process with its management API."""
-
-    def __init__(self, tmp: Path, name: str, toml: str) -> None:
-        self.name = name
-        self.tmp = tmp
-        self.api_port = free_port("127.0.0.1", socket.SOCK_STREAM)
-        cfg = tmp / f"{name}.toml"
-        cfg.write_text(
-            f'[node]\nname = "{name}"\n{toml}\n[management]\nlisten = "127.0.0.1:{self.api_port}"\n'
-        )
-        # Validate with `mobileha check` first: a config problem names its key here.
-        chk = subprocess.run([*_exe(), "check", str(cfg)], capture_output=True, text=True)
-        assert chk.returncode == 0, chk.stderr
-        self.log = tmp / f"{name}.log"
-        self.proc = subprocess.Popen(
-            [*_exe(), "run", str(cfg)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.log, "wb"),  # noqa: SIM115
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{name} exited:\n{self.log.read_text()}")
-            with contextlib.suppress(OSError):
-                self.api("healthz", raw=True)
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"{name} did not start:\n{self.log.read_text()}")
-
-    def api(self, path: str, raw: bool = False) -> Any:
-        url = f"http://127.0.0.1:{self.api_port}/{path}"
-        with urllib.request.urlopen(url, timeout=5) as r:
-            body = r.read()
-        return body if raw else json.loads(body)
-
-    def stop(self, timeout: float = 15) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return -9
-
-
-def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Cluster:

@@ -18,9 +18,11 @@ from mobileha.aaa.local import LocalAaa, LocalUser
 from mobileha.core.foreign_agent import ForeignAgent
 from mobileha.core.mobile_node import MnSecurity, MnState, MobileNode
 from mobileha.dataplane.memory import MemoryDataPlane
+from mobileha.mgmt.metrics import families_for
+from mobileha.mgmt.views import views_for
 from mobileha.node.foreign_agent import ForeignAgentNode
 from mobileha.node.mobile_node import MobileNodeFleet
-from tests.util import free_port
+from tests.helpers import free_port
 
 KEY = bytes(range(16))
 SPI = 256
@@ -146,9 +148,9 @@ async def scenario(n: int, *, aaa: LocalAaa | None = None, mn_ha: str = VIP) -> 
         v = next(iter(core.visitors.values()))
         assert v.ha_addr == REAL  # learned: reply came from the real HA
         assert core.stats.replies_other_source >= n
-        page = fa.views()["visitors"]({"limit": "10"})
+        page = views_for(fa)["visitors"]({"limit": "10"})
         assert page["total"] == n and len(page["items"]) == min(10, n)
-        assert fa.views()["stats"]({})["counters"]["cmiFaRegTotalVisitors"] == n
+        assert views_for(fa)["stats"]({})["counters"]["cmiFaRegTotalVisitors"] == n
         # deregistration goes straight to the real HA
         before = ha.real_requests
         await fleet.deregister_all()
@@ -156,7 +158,7 @@ async def scenario(n: int, *, aaa: LocalAaa | None = None, mn_ha: str = VIP) -> 
         assert ok, fleet.stats()
         assert ha.real_requests - before >= n and not ha.bindings and not core.visitors
         assert sum(len(v) for v in dp.tunnels.values()) == 0
-        assert list(fa.metrics())
+        assert list(families_for(fa))
     finally:
         await fleet.close()
         await fa.stop()

@@ -5,33 +5,26 @@ registering through the SLB; every view the nodes serve is rendered by the real
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import signal
 import socket
 import subprocess
-import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.util import free_port
+from tests.helpers import free_port, wait_for
+from tests.helpers.procs import mobileha_command, wait_ready
 
 pytestmark = pytest.mark.timeout(120)
 
 KEY = "hex:000102030405060708090a0b0c0d0e0f"
 N_MN = 20
-
-
-def exe() -> list[str]:
-    m = Path(sys.executable).parent / "mobileha"
-    return [str(m)] if m.exists() else [sys.executable, "-m", "mobileha.cli"]
 
 
 class Node:
@@ -43,22 +36,22 @@ class Node:
         self.cfg.write_text(
             f'[node]\nname = "{name}"\n{body}\n[management]\nlisten = "127.0.0.1:{self.api_port}"\n'
         )
-        chk = subprocess.run([*exe(), "check", str(self.cfg)], capture_output=True, text=True)
+        chk = subprocess.run(
+            [*mobileha_command(), "check", str(self.cfg)], capture_output=True, text=True
+        )
         assert chk.returncode == 0, chk.stderr
         self.log = tmp / f"{name}.log"
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [*exe(), "run", str(self.cfg)], stdout=subprocess.DEVNULL, stderr=log
+                [*mobileha_command(), "run", str(self.cfg)], stdout=subprocess.DEVNULL, stderr=log
             )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{name} exited:\n{self.log.read_text()}")
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(self.url + "/healthz", timeout=2).read()
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"{name} did not start:\n{self.log.read_text()}")
+        wait_ready(
+            self.proc,
+            lambda: urllib.request.urlopen(self.url + "/healthz", timeout=2).read(),
+            20,
+            name,
+            self.log,
+        )
 
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(self.url + path, timeout=5) as r:
@@ -79,19 +72,9 @@ class Node:
             return -9
 
 
-def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if pred():
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def show(node: Node, view: str, *extra: str) -> str:
     r = subprocess.run(
-        [*exe(), "show", view, "--api", node.url, *extra],
+        [*mobileha_command(), "show", view, "--api", node.url, *extra],
         capture_output=True,
         text=True,
         timeout=30,
@@ -163,11 +146,19 @@ algorithm = "hmac-md5"
         for name, body in configs.items():
             nodes[name] = Node(tmp, name, body)
         ha = nodes["ha"]
-        wait_for(lambda: ha.get("/api/bindings")["total"] == N_MN, 30, "all MNs registered")
+        wait_for(
+            lambda: ha.get("/api/bindings")["total"] == N_MN,
+            30,
+            "all MNs registered",
+            step=0.1,
+            ignore=(Exception,),
+        )
         wait_for(
             lambda: nodes["slb"].get("/api/dfp")["agents"][0]["state"] == "connected",
             15,
             "DFP manager connected",
+            step=0.1,
+            ignore=(Exception,),
         )
         yield nodes
     finally:
@@ -238,6 +229,8 @@ def test_metrics_of_every_node_parse(cluster: dict[str, Node]) -> None:
 
 def test_show_refuses_a_view_the_node_lacks(cluster: dict[str, Node]) -> None:
     r = subprocess.run(
-        [*exe(), "show", "slb", "--api", cluster["fa"].url], capture_output=True, text=True
+        [*mobileha_command(), "show", "slb", "--api", cluster["fa"].url],
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 2 and "HTTP 404" in r.stderr

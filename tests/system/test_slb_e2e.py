@@ -24,13 +24,15 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from mobileha.mgmt.views import slb_view
 from mobileha.node.slb import SlbNode, SlbRealSpec, SlbSettings
 from mobileha.wire import mip
 from mobileha.wire.auth import Authenticator
-from tests.util import free_port
+from tests.helpers import free_port, request, until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -136,18 +138,16 @@ def rrq(nai: str, vip: str, coa: str, lifetime: int = 1800, hoa: str = "0.0.0.0"
     # NTP timestamp with an increasing low word: a deregistration in the same second as
     # the registration must still carry a newer Identification (RFC 5944 §5.7)
     ident = ((int(time.time()) + NTP) << 32) | next(_LOW)
-    n = nai.encode()
-    head = struct.pack(
-        "!BBH4s4s4sQ",
-        1,
-        0,
-        lifetime,
-        socket.inet_aton(hoa),
-        socket.inet_aton(vip),
-        socket.inet_aton(coa),
-        ident,
+    return request(
+        ha_addr=vip,
+        care_of=coa,
+        home_addr=hoa,
+        lifetime=lifetime,
+        ident=ident,
+        nai=nai,
+        key=KEY,
+        spi=SPI,
     )
-    return mip.append_auth(head + bytes([131, len(n)]) + n, mip.EXT_MN_HA, SPI, AUTH)
 
 
 class Fa(asyncio.DatagramProtocol):
@@ -202,14 +202,13 @@ def test_fa_slb_three_real_has(has: list[Ha], net: str) -> None:
         try:
 
             def weights() -> list[object]:
-                return [r["dfp_weight"] for r in node.slb_view()["reals"]]
+                return [r["dfp_weight"] for r in slb_view(node)["reals"]]
 
             # all three DFP agents reported (empty HAs; the weight also scales with the
             # host's free CPU and memory, so it is <= 24 here)
-            for _ in range(100):
-                if all(isinstance(w, int) and w > 0 for w in weights()):
-                    break
-                await asyncio.sleep(0.05)
+            await until(
+                lambda: all(isinstance(w, int) and w > 0 for w in weights()), 5, "3 DFP weights"
+            )
             assert all(isinstance(w, int) and 0 < w <= 8 for w in weights())
             where: dict[str, tuple[str, str]] = {}
             small = has[2].addr
@@ -228,13 +227,13 @@ def test_fa_slb_three_real_has(has: list[Ha], net: str) -> None:
             # The DFP weights also scale with the host's free CPU, so on a loaded machine
             # the small HA's share can be well under a third: N_USERS leaves room for that.
             filled_at = i
+
             # 2. its DFP weight drops to 0 (sampled every 0.5 s): the SLB throttles it
-            for _ in range(60):
-                r = next(r for r in node.slb_view()["reals"] if r["address"] == small)
-                if r["dfp_weight"] == 0:
-                    break
-                await asyncio.sleep(0.05)
-            assert r["dfp_weight"] == 0 and r["state"] == "dfpThrottle"
+            def small_real() -> dict[str, Any]:
+                return next(r for r in slb_view(node)["reals"] if r["address"] == small)
+
+            await until(lambda: small_real()["dfp_weight"] == 0, 3, "the small HA's weight 0")
+            assert small_real()["state"] == "dfpThrottle"
             # 3. new sessions move away from it, and still spread over the other two
             later: Counter[str] = Counter()
             while i < max(N_MN, filled_at + 25):
@@ -254,7 +253,7 @@ def test_fa_slb_three_real_has(has: list[Ha], net: str) -> None:
                 src, rep = await fa.ask(rrq(nai, vip, fa_addr, 0, hoa), (h.addr, h.port))
                 assert src == ha_addr and rep.code == 0 and rep.lifetime == 0
             assert node.counters["received"] == before  # the SLB saw none of them
-            view = node.slb_view()
+            view = slb_view(node)
             assert view["forwarded"] >= i and view["dropped"] == 0
         finally:
             t.close()
@@ -318,7 +317,7 @@ def test_sigstop_real_ha_reassign_fail_retry_and_dfp_revival(has: list[Ha], net:
         t, fa = await loop.create_datagram_endpoint(Fa, local_addr=(fa_addr, 0))
 
         def state(h: Ha) -> dict[str, object]:
-            return next(r for r in node.slb_view()["reals"] if r["address"] == h.addr)
+            return next(r for r in slb_view(node)["reals"] if r["address"] == h.addr)
 
         try:
             os.kill(b.proc.pid, signal.SIGSTOP)
@@ -334,16 +333,15 @@ def test_sigstop_real_ha_reassign_fail_retry_and_dfp_revival(has: list[Ha], net:
             os.kill(b.proc.pid, signal.SIGCONT)
             retry_in = state(b)["retry_in_s"]
             assert isinstance(retry_in, float)
-            await asyncio.sleep(retry_in + 0.1)
-            assert state(b)["state"] == "readyToTest"
+            await until(lambda: state(b)["state"] == "readyToTest", retry_in + 2, "readyToTest")
             seen = set()
             for i in range(10, 12):
                 src, rep = await fa.ask(rrq(f"mn{i}@example.net", vip, fa_addr), node.address, 0.1)
                 assert rep.code == 0
                 seen.add(src)
             assert b.addr in seen and state(b)["state"] == "testing"
-            await asyncio.sleep(1.0)  # the test session expires with no retransmission
-            assert state(b)["state"] == "inService"
+            # the test session expires with no retransmission: B is in service again
+            await until(lambda: state(b)["state"] == "inService", 3, "B inService")
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(b.proc.pid, signal.SIGCONT)
@@ -371,10 +369,11 @@ def test_sigstop_real_ha_reassign_fail_retry_and_dfp_revival(has: list[Ha], net:
         await node.start()
         t, fa = await loop.create_datagram_endpoint(Fa, local_addr=(fa_addr, 0))
         try:
-            for _ in range(100):
-                if all(isinstance(r["dfp_weight"], int) for r in node.slb_view()["reals"]):
-                    break
-                await asyncio.sleep(0.05)
+            await until(
+                lambda: all(isinstance(r["dfp_weight"], int) for r in slb_view(node)["reals"]),
+                5,
+                "both DFP weights",
+            )
             os.kill(b.proc.pid, signal.SIGSTOP)
             for i in range(20, 24):
                 await fa.ask(rrq(f"mn{i}@example.net", vip, fa_addr), node.address, 0.1)
@@ -382,11 +381,8 @@ def test_sigstop_real_ha_reassign_fail_retry_and_dfp_revival(has: list[Ha], net:
                     break
             assert state(b)["state"] == "failed"
             os.kill(b.proc.pid, signal.SIGCONT)
-            for _ in range(60):  # DFP reports every second
-                if state(b)["state"] == "inService":
-                    break
-                await asyncio.sleep(0.05)
-            assert state(b)["state"] == "inService"
+            # DFP reports every second
+            await until(lambda: state(b)["state"] == "inService", 3, "B revived by DFP")
             assert state(b)["retry_in_s"] is None
         finally:
             with contextlib.suppress(ProcessLookupError):

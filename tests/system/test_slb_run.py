@@ -10,14 +10,14 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.util import free_port
+from tests.helpers import free_port
+from tests.helpers.procs import wait_ready
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -64,13 +64,7 @@ predictor = "ios-wrr"
         return body if path == "/metrics" else json.loads(body)
 
     try:
-        for _ in range(150):
-            if proc.poll() is not None:
-                pytest.fail((tmp_path / "slb.log").read_text())
-            with contextlib.suppress(OSError):
-                get("/api/slb")
-                break
-            time.sleep(0.1)
+        wait_ready(proc, lambda: get("/api/slb"), 15, "the SLB", tmp_path / "slb.log")
         fa = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         fa.bind((f"{net}.2", 0))
         for i in range(6):

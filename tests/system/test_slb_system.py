@@ -25,7 +25,10 @@ from typing import Any
 
 import pytest
 
+from mobileha.mgmt.metrics import families_for
+from mobileha.mgmt.views import sessions_view, slb_dfp_view, slb_stats_view, slb_view
 from mobileha.node.slb import SlbNode, SlbRealSpec, SlbSettings
+from tests.helpers import request, until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -49,8 +52,11 @@ class P(asyncio.DatagramProtocol):
                 return
             orig = (oa, op)
         try:
-            s = mip.scan_request(data)
+            s = mip.parse_request(data)
+            nai = s.nai
         except DecodeError:
+            return
+        if s.error:
             return
         if s.lifetime == 0:
             bindings.pop(s.nai, None)
@@ -61,7 +67,7 @@ class P(asyncio.DatagramProtocol):
             bindings[s.nai] = orig
             code = 0
         nai = (s.nai or "").encode()
-        rrp = struct.pack("!BBH4s4sQ", 3, code, s.lifetime, s.home_addr, socket.inet_aton(addr),
+        rrp = struct.pack("!BBH4s4sQ", 3, code, s.lifetime, s.home_b, socket.inet_aton(addr),
                           s.ident) + bytes([131, len(nai)]) + nai
         if agent is not None:
             agent.poke()  # DFP first: the SLB learns a full HA before the FA's next request
@@ -171,10 +177,11 @@ class Fa(asyncio.DatagramProtocol):
         raise AssertionError(f"no reply for {nai}")
 
 
-def rrq(nai: str, ident: int, lifetime: int = 1800, hoa: bytes = bytes(4)) -> bytes:
-    n = nai.encode()
-    head = struct.pack("!BBH4s4s4sQ", 1, 0, lifetime, hoa, bytes(4), bytes(4), ident)
-    return head + (bytes([131, len(n)]) + n if nai else b"")
+def rrq(nai: str, ident: int, lifetime: int = 1800, hoa: str = "0.0.0.0") -> bytes:
+    """A request as the SLB sees it (no authenticator: the SLB never checks one)."""
+    return request(
+        ha_addr="0.0.0.0", ident=ident, lifetime=lifetime, home_addr=hoa, nai=nai or None
+    )
 
 
 @contextlib.asynccontextmanager
@@ -201,7 +208,7 @@ def settings_for(net: str, hs: list[FakeHa], weights: list[int], **kw: Any) -> S
 
 
 def real(node: SlbNode, addr: str) -> dict[str, object]:
-    return next(r for r in node.slb_view()["reals"] if r["address"] == addr)
+    return next(r for r in slb_view(node)["reals"] if r["address"] == addr)
 
 
 # ----------------------------------------------------------------------------- tests
@@ -234,9 +241,9 @@ def test_relay_spread_by_weight_replies_from_real_and_dereg_direct(fastpath: boo
                     s, n, code = await asyncio.wait_for(fa.replies.get(), 2)
                     assert (s, n, code) == (src, nai, 0)
                 assert node.counters["received"] == before
-                view = node.slb_view()
+                view = slb_view(node)
                 assert view["total_sessions"] == 60 and view["forwarded"] == 60
-                page = node.sessions_view({"offset": "50", "limit": "20"})
+                page = sessions_view(node, {"offset": "50", "limit": "20"})
                 assert page["total"] == 60 and len(page["items"]) == 10
                 assert page["next_offset"] is None
                 assert page["items"][0]["client"].startswith(f"{net}.2:")
@@ -283,17 +290,20 @@ def test_sigstop_reassign_failed_retry_testing_inservice(fastpath: bool) -> None
                 b.cont()
                 retry_in = real(node, b.addr)["retry_in_s"]
                 assert isinstance(retry_in, float) and 0 < retry_in <= 1.5
-                await asyncio.sleep(retry_in + 0.1)
-                assert real(node, b.addr)["state"] == "readyToTest"
+                await until(
+                    lambda: real(node, b.addr)["state"] == "readyToTest",
+                    retry_in + 2,
+                    "readyToTest",
+                )
                 seen = set()
                 for i in range(2):
                     src, _ = await fa.register(vip, f"z{i}@example.net")
                     seen.add(src)
                 assert b.addr in seen
                 assert real(node, b.addr)["state"] == "testing"
-                await asyncio.sleep(0.8)  # the test session expires without retransmission
-                assert real(node, b.addr)["state"] == "inService"
-                assert node.stats_view()["counters"]["farm_reassignments"] == 2
+                # the test session expires without retransmission: B is in service again
+                await until(lambda: real(node, b.addr)["state"] == "inService", 3, "B inService")
+                assert slb_stats_view(node)["counters"]["farm_reassignments"] == 2
 
         asyncio.run(main())
 
@@ -320,12 +330,12 @@ def test_dfp_revives_failed_real_at_once_and_weight_drops_when_full() -> None:
             )
             async with running(st, f"{net}.2") as (node, fa):
                 vip = node.address
-                for _ in range(50):
-                    if all(r["dfp_weight"] == 24 for r in node.slb_view()["reals"]):
-                        break
-                    await asyncio.sleep(0.05)
-                assert [r["dfp_weight"] for r in node.slb_view()["reals"]] == [24, 24]
-                dv = node.dfp_view()
+                await until(
+                    lambda: [r["dfp_weight"] for r in slb_view(node)["reals"]] == [24, 24],
+                    5,
+                    "both DFP weights 24",
+                )
+                dv = slb_dfp_view(node)
                 assert {x["state"] for x in dv["agents"]} == {"connected"}
                 # fail B (SIGSTOP): one failure is enough here
                 b.stop()
@@ -334,11 +344,7 @@ def test_dfp_revives_failed_real_at_once_and_weight_drops_when_full() -> None:
                 assert real(node, b.addr)["state"] == "failed"
                 # B resumes: its next DFP report (weight > 0) revives it at once (retry is 600 s)
                 b.cont()
-                for _ in range(40):
-                    if real(node, b.addr)["state"] == "inService":
-                        break
-                    await asyncio.sleep(0.05)
-                assert real(node, b.addr)["state"] == "inService"
+                await until(lambda: real(node, b.addr)["state"] == "inService", 5, "B revived")
                 # fill both HAs (8 bindings each; B also bound the requests it found queued
                 # on SIGCONT): weights drop to 0, full HAs are throttled, never overfilled
                 placed: Counter[str] = Counter()
@@ -351,17 +357,17 @@ def test_dfp_revives_failed_real_at_once_and_weight_drops_when_full() -> None:
                     placed[src] += 1
                     await asyncio.sleep(0.02)
                 assert 12 <= sum(placed.values()) <= 14
-                for _ in range(40):
-                    if {r["state"] for r in node.slb_view()["reals"]} == {"dfpThrottle"}:
-                        break
-                    await asyncio.sleep(0.05)
-                rows = node.slb_view()["reals"]
+                await until(
+                    lambda: {r["state"] for r in slb_view(node)["reals"]} == {"dfpThrottle"},
+                    5,
+                    "both reals DFP-throttled",
+                )
+                rows = slb_view(node)["reals"]
                 assert [r["dfp_weight"] for r in rows] == [0, 0]
                 assert {r["state"] for r in rows} == {"dfpThrottle"}
                 # no real left: new requests are dropped and counted, nothing crashes
                 fa.send(vip, "late@example.net", 1)
-                await asyncio.sleep(0.2)
-                assert node.bad.totals.get("no-real", 0) >= 1
+                await until(lambda: node.bad.totals.get("no-real", 0) >= 1, 3, "no-real drop")
 
         asyncio.run(main())
 
@@ -383,10 +389,11 @@ def test_one_ha_fills_its_dfp_weight_drops_and_new_sessions_move_away() -> None:
             )
             async with running(st, f"{net}.2") as (node, fa):
                 vip = node.address
-                for _ in range(50):
-                    if all(r["dfp_weight"] == 24 for r in node.slb_view()["reals"]):
-                        break
-                    await asyncio.sleep(0.05)
+                await until(
+                    lambda: all(r["dfp_weight"] == 24 for r in slb_view(node)["reals"]),
+                    5,
+                    "every DFP weight 24",
+                )
                 placed: list[str] = []
                 for i in range(40):
                     src, code = await fa.register(vip, f"m{i}@example.net")
@@ -419,12 +426,12 @@ def test_bad_input_counted_no_crash(fastpath: bool) -> None:
                 for _ in range(300):
                     fa.t.sendto(rnd.randbytes(rnd.randint(0, 120)), vip)
                 fa.t.sendto(rrq("", 1), vip)  # no NAI, home address 0.0.0.0
-                fa.t.sendto(rrq("", 1, hoa=bytes([10, 1, 0, 5])), vip)  # no NAI: fallback key
+                fa.t.sendto(rrq("", 1, hoa="10.1.0.5"), vip)  # no NAI: fallback key
                 fa.t.sendto(rrq("big@example.net", 2) + bytes(5000), vip)  # oversized
                 fa.t.sendto(rrq("t@example.net", 3)[:-3], vip)  # truncated NAI extension
                 fa.t.sendto(b"\x03" + bytes(30), vip)  # a reply sent to the SLB
                 fa.t.sendto(rrq("u@example.net", 4) + bytes([5, 0]), vip)  # unknown critical
-                await asyncio.sleep(0.3)
+                await until(lambda: node.counters["received"] >= 295, 5, "the bad input read")
                 src, code = await fa.register(vip, "ok@example.net")
                 assert src == hs[0].addr and code == 0
                 totals = node.bad.totals
@@ -436,9 +443,9 @@ def test_bad_input_counted_no_crash(fastpath: bool) -> None:
                 # (asyncio does not send empty datagrams, so a few random ones never left)
                 assert c["received"] >= 295 and c["received"] == c["forwarded"] + c["dropped"]
                 assert node.counters["no_nai"] >= 1  # the fallback key was used
-                keys = [s["key"] for s in node.sessions_view()["items"]]
+                keys = [s["key"] for s in sessions_view(node)["items"]]
                 assert f"10.1.0.5/{net}.2" in keys
-                names = {m.name for m in node.metrics()}
+                names = {m.name for m in families_for(node)}
                 assert {"slbRealState", "mobileha_bad_input", "slbRealOperWeight"} <= names
 
         asyncio.run(main())
@@ -484,7 +491,7 @@ def test_directed_mode_real_sees_fa_source_on_loopback(fastpath: bool) -> None:
 
 
 def test_udp_datagram_builder_checksums() -> None:
-    from mobileha.node.slb import build_udp_datagram
+    from mobileha.wire.ip import build_udp_datagram
 
     pkt = build_udp_datagram("10.0.2.2", 40000, "10.0.1.100", 434, b"hello")
     assert len(pkt) == 20 + 8 + 5 and pkt[9] == 17

@@ -19,7 +19,9 @@ from mobileha import compose
 from mobileha.config import loads_config
 from mobileha.core.binding import FLAG_T, Binding, Encap
 from mobileha.core.redundancy import SyncState
-from tests.util import free_port as _free
+from mobileha.mgmt.views import redundancy_view
+from tests.helpers import free_port as _free
+from tests.helpers import until
 
 SYNC_KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
 N = 60_000
@@ -82,14 +84,6 @@ def _state(node: Any) -> str:
     return groups[0].state.name if groups else "?"
 
 
-async def _until(cond: Any, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.001)
-
-
 def test_active_killed_during_download_standby_takes_over_within_hold_time() -> None:
     net = f"127.0.{random.randint(20, 250)}"
     a_ip, b_ip, vip = f"{net}.31", f"{net}.32", f"{net}.130"
@@ -100,14 +94,14 @@ def test_active_killed_during_download_standby_takes_over_within_hold_time() -> 
     async def run() -> None:
         try:
             await a.start()
-            await _until(lambda: _state(a) == "ACTIVE", 10.0, "A Active")
+            await until(lambda: _state(a) == "ACTIVE", 10.0, "A Active")
             now = a.now()
             for i in range(N):
                 a.core.table.add(_binding(i, vip, now))
             await b.start()
             rb = b.redundancy
             # B knows A as the HSRP Active and its download has begun to arrive
-            await _until(
+            await until(
                 lambda: (
                     rb.peer.state is SyncState.DOWNLOADING
                     and rb.peer.counters.ReceivedBIReps >= 3
@@ -123,7 +117,7 @@ def test_active_killed_during_download_standby_takes_over_within_hold_time() -> 
             a.crash()  # kill -9: no Resign, no more BI Replies
             t0 = time.monotonic()
             assert len(b.core.table) < N
-            await _until(lambda: _state(b) == "ACTIVE", 5.0, "B Active")
+            await until(lambda: _state(b) == "ACTIVE", 5.0, "B Active")
             outage = time.monotonic() - t0
             # as fast as HSRP: the hold time plus at most one more hello period of Speak,
             # far below the sync layer's own 10 s download-idle / 15 s peer timeouts
@@ -139,7 +133,7 @@ def test_active_killed_during_download_standby_takes_over_within_hold_time() -> 
             # what it has it forwards
             for x in list(b.core.table)[:100]:
                 assert b.dataplane.lookup(x.home_addr)
-            v = rb.views()["redundancy"]({})
+            v = redundancy_view(rb)
             assert v["counters"]["DownloadsIncompleteOnPeerLoss"] == 1
             print(f"takeover {outage * 1000:.0f} ms after kill with {got} of {N} bindings")
         finally:

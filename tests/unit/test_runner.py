@@ -17,11 +17,10 @@ from typing import Any
 
 import pytest
 
-from mobileha import compose
+from mobileha import compose, runner
 from mobileha.config import Config, loads_config
 from mobileha.log import get_logger
-from mobileha.node import runner
-from mobileha.node.base import View
+from mobileha.mgmt.views import View
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,7 +140,7 @@ def test_config_error_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 def _spawn(cfg: Path, role_class: str = "FakeRoleNode") -> subprocess.Popen[str]:
     code = (
-        "import sys; from mobileha import compose; from mobileha.node import runner; "
+        "import sys; from mobileha import compose, runner; "
         f"from tests.unit.test_runner import {role_class}; "
         f"compose.ROLE_NODES['slb'] = {role_class}; "
         f"sys.exit(runner.main([{str(cfg)!r}, '--log-level', 'info']))"

@@ -24,7 +24,7 @@ from mobileha.core.binding import FLAG_T
 from mobileha.dataplane import tool
 from mobileha.dataplane.ebpf import EbpfDataPlane  # noqa: F401 (imported before forking)
 from mobileha.dataplane.kernel import KernelDataPlane  # noqa: F401
-from mobileha.dataplane.lab import CN, HOA, Driver, Lab, build
+from mobileha.lab.dataplane import CN, HOA, Driver, Lab, build
 from mobileha.lab.netns import Host, Topology
 
 CLONE_NEWNET = 0x40000000

@@ -10,7 +10,10 @@ fractions 0.0..1.0 and scales them by 16. It reports Preference Information ever
 
 Manager: one record per agent: connect, reconnect with backoff, a report timeout, and the
 weight updates to apply to the server farm (``None`` = agent lost, revert to the static
-weight). The adapter owns the TCP connections and feeds bytes/events in.
+weight). The adapter owns the TCP connections and feeds what happens on them in as typed
+events (:class:`AgentConnected`, :class:`AgentData`, :class:`AgentClosed`) to
+:meth:`DfpManager.handle_event`; :meth:`DfpManager.handle_timer` / ``get_timer`` run its one
+timer, as :meth:`DfpAgent.handle_timer` / ``get_timer`` do the agent's reports.
 """
 
 from __future__ import annotations
@@ -88,8 +91,8 @@ class DfpAgent:
         self.next_report = now + self.interval
         return self.message(w)
 
-    def on_timer(self, load: Load, now: float) -> bytes | None:
-        """Periodic report when the interval is due."""
+    def handle_timer(self, now: float, load: Load) -> bytes | None:
+        """Periodic report when the interval is due (``load``: sampled now)."""
         if self.next_report is None or now >= self.next_report:
             return self.report(load, now)
         return None
@@ -103,10 +106,11 @@ class DfpAgent:
             return self.report(load, now)
         return None
 
-    def next_deadline(self) -> float | None:
+    def get_timer(self) -> float | None:
+        """When the next periodic report is due."""
         return self.next_report
 
-    def on_message(self, raw: bytes) -> str:
+    def receive_message(self, raw: bytes) -> str:
         """A message from a manager. DFP Parameters set the interval; Server State is only
         informational (the agent must not change its notion of load). Returns what it was
         (for counters); raises DecodeError on bad input or a bad signature."""
@@ -167,6 +171,32 @@ class SetWeight:
 
 
 ManagerAction = Connect | Close | SendToAgent | SetWeight
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConnected:
+    """Event: the TCP connection to ``agent`` is up."""
+
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentData:
+    """Event: bytes arrived from ``agent``."""
+
+    agent: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AgentClosed:
+    """Event: the connection to ``agent`` failed or was closed by it."""
+
+    agent: str
+    reason: str = "closed"
+
+
+ManagerEvent = AgentConnected | AgentData | AgentClosed
 
 
 @dataclass(slots=True)
@@ -230,7 +260,15 @@ class DfpManager:
 
     # ----------------------------------------------------------------- events
 
-    def on_connected(self, agent: str, now: float) -> list[ManagerAction]:
+    def handle_event(self, event: ManagerEvent, now: float) -> list[ManagerAction]:
+        """A connection event from the adapter."""
+        if isinstance(event, AgentData):
+            return self._data(event.agent, event.data, now)
+        if isinstance(event, AgentConnected):
+            return self._connected(event.agent, now)
+        return self._closed(event.agent, now, event.reason)
+
+    def _connected(self, agent: str, now: float) -> list[ManagerAction]:
         rec = self.agents.get(agent)
         if rec is None:
             return [Close(agent, "unknown")]
@@ -246,7 +284,7 @@ class DfpManager:
             out.append(SendToAgent(agent, raw))
         return out
 
-    def on_data(self, agent: str, data: bytes, now: float) -> list[ManagerAction]:
+    def _data(self, agent: str, data: bytes, now: float) -> list[ManagerAction]:
         rec = self.agents.get(agent)
         if rec is None or rec.state is not AgentState.CONNECTED:
             return []
@@ -287,8 +325,7 @@ class DfpManager:
                 out.append(SetWeight(real, hw.weight))
         return out
 
-    def on_closed(self, agent: str, now: float, reason: str = "closed") -> list[ManagerAction]:
-        """The connection failed or was closed by the agent."""
+    def _closed(self, agent: str, now: float, reason: str) -> list[ManagerAction]:
         rec = self.agents.get(agent)
         if rec is None or rec.state is AgentState.IDLE:
             return []
@@ -310,7 +347,8 @@ class DfpManager:
             out += [SetWeight(r, None) for r in rec.reals]  # revert to static weights
         return out
 
-    def on_timer(self, now: float) -> list[ManagerAction]:
+    def handle_timer(self, now: float) -> list[ManagerAction]:
+        """(Re)connect agents whose backoff ran out; drop those past their timeouts."""
         out: list[ManagerAction] = []
         for rec in self.agents.values():
             if rec.state is AgentState.IDLE and now >= rec.connect_at:
@@ -322,7 +360,8 @@ class DfpManager:
                 out += self._lost(rec, now, why)
         return out
 
-    def next_deadline(self) -> float | None:
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` is next due."""
         best: float | None = None
         for rec in self.agents.values():
             d = rec.connect_at if rec.state is AgentState.IDLE else rec.deadline
@@ -352,6 +391,9 @@ class DfpManager:
 
 __all__ = [
     "HA_DFP_MAX_WEIGHT",
+    "AgentClosed",
+    "AgentConnected",
+    "AgentData",
     "AgentRecord",
     "AgentState",
     "Close",
@@ -359,6 +401,7 @@ __all__ = [
     "DfpAgent",
     "DfpManager",
     "ManagerAction",
+    "ManagerEvent",
     "SendToAgent",
     "SetWeight",
     "ha_weight",

@@ -62,9 +62,7 @@ from mobileha.wire import DecodeError, UnknownCriticalExtension
 from mobileha.wire.auth import Authenticator
 from mobileha.wire.mip import (
     EXT_FA_HA,
-    EXT_MN_FA,
     EXT_MN_HA,
-    GEN_AUTH_MN_AAA,
     LIFETIME_INFINITE,
     MIP_PORT,
     RRP,
@@ -78,6 +76,7 @@ from mobileha.wire.mip import (
     NaiExt,
     RegistrationReply,
     RegistrationRequest,
+    ReplyCode,
     append_auth,
     gre_key_cvse,
 )
@@ -90,26 +89,22 @@ CHALLENGE_LEN: Final = 16  # at least 32 bits (RFC 4721); 128 random bits here
 CHALLENGE_HISTORY: Final = 8  # issued challenges kept per MN (to tell stale from unknown)
 MAX_REDIRECTS: Final = 1  # 143 redirects followed per request (RFC 4433)
 
-# FA-side reply codes (P§1.9)
-FA_UNSPECIFIED: Final = 64
-FA_PROHIBITED: Final = 65
-FA_RESOURCES: Final = 66
-FA_MN_AUTH: Final = 67
-FA_HA_AUTH: Final = 68
-FA_LIFETIME: Final = 69
-FA_BAD_REQUEST: Final = 70
-FA_BAD_REPLY: Final = 71
-FA_ENCAP: Final = 72
-FA_REVERSE_TUNNEL: Final = 74
-FA_BAD_COA: Final = 77
-FA_TIMEOUT: Final = 78
-FA_MISSING_NAI: Final = 97
-FA_MISSING_HA: Final = 98
-FA_UNKNOWN_CHALLENGE: Final = 104
-FA_MISSING_CHALLENGE: Final = 105
-FA_STALE_CHALLENGE: Final = 106
-FA_INVALID_HA: Final = 194
-HA_REDIRECT: Final = 143
+# The reply codes the FA uses (wire.mip.ReplyCode, P§1.9)
+FA_RESOURCES: Final = ReplyCode.FA_INSUFFICIENT_RESOURCES
+FA_MN_AUTH: Final = ReplyCode.FA_MN_AUTH_FAILED
+FA_HA_AUTH: Final = ReplyCode.FA_HA_AUTH_FAILED
+FA_LIFETIME: Final = ReplyCode.FA_LIFETIME_TOO_LONG
+FA_ENCAP: Final = ReplyCode.FA_ENCAP_UNAVAILABLE
+FA_REVERSE_TUNNEL: Final = ReplyCode.FA_REVERSE_TUNNEL_UNAVAILABLE
+FA_BAD_COA: Final = ReplyCode.FA_INVALID_CARE_OF
+FA_TIMEOUT: Final = ReplyCode.FA_TIMEOUT
+FA_MISSING_NAI: Final = ReplyCode.FA_MISSING_NAI
+FA_MISSING_HA: Final = ReplyCode.FA_MISSING_HA
+FA_UNKNOWN_CHALLENGE: Final = ReplyCode.FA_UNKNOWN_CHALLENGE
+FA_MISSING_CHALLENGE: Final = ReplyCode.FA_MISSING_CHALLENGE
+FA_STALE_CHALLENGE: Final = ReplyCode.FA_STALE_CHALLENGE
+FA_INVALID_HA: Final = ReplyCode.FA_INVALID_HA
+HA_REDIRECT: Final = ReplyCode.HA_REDIRECT
 SILENT_DISCARD: Final = -1
 DENIAL_INTERVAL_S: Final = 1.0  # at most one FA denial per second per MN (RFC 5944 §3.7.2)
 
@@ -278,7 +273,9 @@ class ForeignAgent:
 
     # ------------------------------------------------------------------ entry points
 
-    def datagram(self, data: bytes, src: Addr, now: float) -> list[Action]:
+    def receive_datagram(self, data: bytes, src: Addr, dst: Addr, now: float) -> list[Action]:
+        """A datagram from ``src`` at our address ``dst``: a request from an MN or a reply
+        from an HA."""
         if not data:
             return self._drop("empty")
         if data[0] == RRQ:
@@ -312,7 +309,8 @@ class ForeignAgent:
         p.aaa_home = home_address
         return self._relay(p, now)
 
-    def next_deadline(self) -> float | None:
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` is next due (a pending request or a visitor)."""
         heap = self._heap
         while heap:
             deadline, gen, kind, key = heap[0]
@@ -321,7 +319,8 @@ class ForeignAgent:
             heapq.heappop(heap)
         return None
 
-    def tick(self, now: float) -> list[Action]:
+    def handle_timer(self, now: float) -> list[Action]:
+        """Pending requests without a reply get 78; visitors whose lifetime ran out go."""
         out: list[Action] = []
         heap = self._heap
         while heap and heap[0][0] <= now:
@@ -383,8 +382,7 @@ class ForeignAgent:
         ):
             return self._deny(req, src, FA_RESOURCES, key, now)
         p = _Pending(key=key, req=req, mn=src, gen=next(self._gen), deadline=0.0)
-        ch = req.find(ChallengeExt)
-        p.challenge = ch.challenge if ch is not None else None
+        p.challenge = req.parsed.challenge if req.parsed is not None else None
         self._pending[key] = p
         if nai and req.home_addr != UNSPECIFIED:
             self._pending_by_hoa[req.home_addr] = key
@@ -434,20 +432,16 @@ class ForeignAgent:
         return 0
 
     def _check_challenge(self, req: RegistrationRequest, key: str) -> int:
-        ch = req.find(ChallengeExt)
-        if ch is None:
+        p = req.parsed
+        assert p is not None  # a decoded request
+        c = p.challenge
+        if c is None:
             return FA_MISSING_CHALLENGE
         # RFC 4721 §3.2: a challenge must be followed by an MN-FA or MN-AAA authentication
         # extension, otherwise the request is silently discarded.
-        after = req.extensions[req.index_of(ch) + 1 :]
-        if not any(
-            (isinstance(e, AuthExt) and e.ext_type == EXT_MN_FA)
-            or (isinstance(e, GenAuthExt) and e.subtype == GEN_AUTH_MN_AAA)
-            for e in after
-        ):
+        if p.chal_auth < p.chal:
             return SILENT_DISCARD
         issued = self._challenges.get(key, [])
-        c = ch.challenge
         if c in issued[-CHALLENGE_WINDOW:] and c not in self._used_challenges.get(key, ()):
             return 0
         if c in issued:
@@ -456,10 +450,14 @@ class ForeignAgent:
 
     @staticmethod
     def _mn_aaa(req: RegistrationRequest) -> GenAuthExt | None:
-        for e in req.extensions:
-            if isinstance(e, GenAuthExt) and e.subtype == GEN_AUTH_MN_AAA:
-                return e
-        return None
+        """The first MN-AAA extension (RFC 4721), where the walk recorded it."""
+        p = req.parsed
+        if p is None or p.aaa < 0:
+            return None
+        i = req.ext_offsets.index(p.aaa)
+        e = req.extensions[i]
+        assert isinstance(e, GenAuthExt)
+        return e
 
     def _choose_ha(self, p: _Pending) -> tuple[str | None, str | None, int]:
         """(destination, target, port) for a request (module docstring, item 4)."""
@@ -507,18 +505,10 @@ class ForeignAgent:
 
     @staticmethod
     def _mn_part_end(req: RegistrationRequest) -> int:
-        """End of the MN's authorization-enabling extensions (MN-HA, MN-AAA)."""
-        end = len(req.raw)
-        last = -1
-        for i, e in enumerate(req.extensions):
-            if (isinstance(e, AuthExt) and e.ext_type == EXT_MN_HA) or (
-                isinstance(e, GenAuthExt) and e.subtype == GEN_AUTH_MN_AAA
-            ):
-                last = i
-        if last < 0:
-            return end
-        nxt = last + 1
-        return req.ext_offsets[nxt] if nxt < len(req.ext_offsets) else end
+        """End of the MN's authorization-enabling extensions (MN-HA, MN-AAA), as the walk
+        recorded it (the whole request when it has none)."""
+        p = req.parsed
+        return (p.mn_auth_end if p is not None else 0) or len(req.raw)
 
     def _new_gre_key(self) -> int:
         k = self._gre_next

@@ -1,12 +1,17 @@
 """The home agent's registration processing, sans-IO (RFC 5944 §3.8; P§1.7-1.9, P§2.2-2.6).
 
-``HomeAgent.handle_datagram(data, src_addr, src_port, dst_addr, now, wall_time)`` takes one
-UDP payload received on port 434 and returns actions: the reply (:class:`Send`, from the
-address the request was sent to, P§1.1) and one action per binding change
-(:class:`InstallBinding` / :class:`RemoveBinding`). ``now`` is the monotonic clock of the
-binding lifetimes; ``wall_time`` is Unix time, used only for the timestamp replay check.
+``HomeAgent.receive_datagram(data, src, dst, now)`` takes one UDP payload received on port
+434 from ``src`` at our address ``dst`` (``(address, port)`` pairs) and returns actions: the
+reply (:class:`Send`, from the address the request was sent to, P§1.1) and one action per
+binding change (:class:`InstallBinding` / :class:`RemoveBinding`). ``now`` is the monotonic
+clock of the binding lifetimes; the timestamp replay check uses ``now + unix_offset`` (Unix
+time), the offset being set by the adapter. :meth:`HomeAgent.handle_timer` expires bindings,
+:meth:`HomeAgent.get_timer` says when it is next due. Replay nonces come from the injected
+``random_bytes``.
 
-Order of checks (RFC 5944 §3.8.2.1, P§1.8):
+The request is read once (:func:`mobileha.wire.mip.parse_request`) and goes through
+:data:`HomeAgent.CHECKS`, one method per rule, in the order of RFC 5944 §3.8.2.1 (P§1.8);
+the first that answers ends it:
 
 0. Not a Registration Request, truncated, or an unknown non-skippable extension: silently
    discarded, counted by reason (``bad_input``).
@@ -26,9 +31,14 @@ Order of checks (RFC 5944 §3.8.2.1, P§1.8):
 4. FA-HA: an FA-HA extension without an FA SA -> silently discarded (RFC 5944 §3.8.2.1 d);
    with an FA SA and non-zero lifetime, exactly one valid FA-HA extension or 132.
 5. Policy: 136 (sent to a broadcast address), 143 (RFC 4433 dynamic HA, redirect
-   configured), 134 (poorly formed), 129 (home address not allowed for this MN), 140/141
-   (unknown CVSE from MN / FA), 137/138 (reverse tunnel), 139 (encapsulation or GRE key
-   extension), 135 (too many simultaneous bindings), 130 (table full or pool exhausted).
+   configured), 134 (poorly formed), 129 (home address not allowed for this MN), then a
+   deregistration is done; 140/141 (unknown CVSE from MN / FA), 137/138 (reverse tunnel),
+   139 (encapsulation or GRE key extension), 135 (too many simultaneous bindings), 130
+   (table full or pool exhausted).
+
+Which authenticator covers an extension the checks act on (GRE key, CVSE) is recorded by
+the parser (:meth:`mobileha.wire.mip.ParsedRequest.protected_by`); the checks do not
+require it yet.
 
 Bindings: deregistration deletes all bindings (CoA = HoA) or the one of that CoA; a
 registration without S (or with S when simultaneous bindings are off: code 1) replaces the
@@ -65,9 +75,9 @@ Notes where PROTOCOLS.md is vague or differs (the RFC is followed):
   between costs that MN one 133. A deleted binding's nonce is kept (the MN's next
   registration carries it); the standby keeps the one of the last record it applied.
 
-Hot path: the fixed header is unpacked once, extensions are walked inline by offset, only
-the values needed are sliced, SAs hold pre-keyed authenticators and the reply is built
-from raw bytes of the request. No logging per request.
+Hot path: one walk over the extensions records offsets, only the values needed are
+sliced, SAs hold pre-keyed authenticators, the reply is built from raw bytes of the
+request and the actions without the dataclass ``__init__``. No logging per request.
 """
 
 from __future__ import annotations
@@ -75,15 +85,17 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import math
+import os
 import struct
 import sys
 from collections import deque
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
+from hmac import compare_digest
 from socket import inet_aton, inet_ntoa
 from typing import Any, Final
 
-from mobileha.core.actions import InstallBinding, RemoveBinding, Send
+from mobileha.core.actions import Addr, InstallBinding, RemoveBinding, Send
 from mobileha.core.binding import FLAG_G, FLAG_M, FLAG_S, FLAG_T, Binding, Encap
 from mobileha.core.bindings import INFINITE, BindingTable, TableFull
 from mobileha.core.pool import AddressPool
@@ -92,64 +104,55 @@ from mobileha.core.security import (
     MobilitySA,
     SecurityAssociations,
 )
-from mobileha.wire import DecodeError, slbtag
-from mobileha.wire.auth import CHAP_SPI, NTP_EPOCH_OFFSET, mn_aaa_chap_authenticator, new_nonce
+from mobileha.wire import IP_STR_CACHE, DecodeError, ip_str_cached, slbtag
+from mobileha.wire.auth import CHAP_SPI, NTP_EPOCH_OFFSET, mn_aaa_chap_authenticator
+from mobileha.wire.mip import (
+    DYNHA_REDIRECTED,
+    EXT_DYNAMIC_HA,
+    EXT_GRE_KEY,
+    REPLY_CODE_INFO,
+    RRP,
+    RRQ,
+    ParsedRequest,
+    ReplyCode,
+    parse_request,
+)
 
-_RRQ: Final = struct.Struct("!BBH4s4s4sQ")
 _RRP: Final = struct.Struct("!BBH4s4sQ")
-_AUTH_HDR: Final = struct.Struct("!BBI")
 _U32: Final = struct.Struct("!I")
-_VENDOR: Final = struct.Struct("!IH")
 _GRE_EXT: Final = struct.Struct("!BBHI")
 _DYNHA: Final = struct.Struct("!BBB4s")
 
 _ZERO: Final = b"\x00\x00\x00\x00"
 _ONES: Final = b"\xff\xff\xff\xff"
 _M32: Final = 0xFFFFFFFF
-_VENDOR_3GPP2: Final = 5535
-_CVSE_GRE_KEY: Final = 0x0401
-_LONG: Final = frozenset({36, 37, 38, 48})
+_COA: Final = IP_STR_CACHE  # care-of addresses repeat: one cached str per address
+_IPIP: Final = Encap.IPIP  # enum members as module globals for the hot path
+_GRE: Final = Encap.GRE
+_MINIMAL: Final = Encap.MINIMAL
 
-# Reply codes (P§1.9)
-ACCEPTED = 0
-ACCEPTED_NO_SIMULTANEOUS = 1
-UNSPECIFIED = 128
-ADMIN_PROHIBITED = 129
-INSUFFICIENT_RESOURCES = 130
-MN_AUTH_FAILED = 131
-FA_AUTH_FAILED = 132
-ID_MISMATCH = 133
-POORLY_FORMED = 134
-TOO_MANY_BINDINGS = 135
-UNKNOWN_HA = 136
-REVERSE_TUNNEL_UNAVAILABLE = 137
-REVERSE_TUNNEL_MANDATORY = 138
-ENCAP_UNAVAILABLE = 139
-UNKNOWN_CVSE_MN = 140
-UNKNOWN_CVSE_FA = 141
-REDIRECT_HA = 143
-MN_AAA_AUTH_FAILED = 144
+# The reply codes of the checks (wire.mip.ReplyCode), as module globals for the hot path.
+ACCEPTED: Final = ReplyCode.ACCEPTED
+ACCEPTED_NO_SIMULTANEOUS: Final = ReplyCode.ACCEPTED_NO_SIMULTANEOUS
+ADMIN_PROHIBITED: Final = ReplyCode.HA_ADMIN_PROHIBITED
+INSUFFICIENT_RESOURCES: Final = ReplyCode.HA_INSUFFICIENT_RESOURCES
+MN_AUTH_FAILED: Final = ReplyCode.HA_MN_AUTH_FAILED
+FA_AUTH_FAILED: Final = ReplyCode.HA_FA_AUTH_FAILED
+ID_MISMATCH: Final = ReplyCode.HA_ID_MISMATCH
+POORLY_FORMED: Final = ReplyCode.HA_POORLY_FORMED_REQUEST
+TOO_MANY_BINDINGS: Final = ReplyCode.HA_TOO_MANY_BINDINGS
+UNKNOWN_HA: Final = ReplyCode.HA_UNKNOWN_HA
+REVERSE_TUNNEL_UNAVAILABLE: Final = ReplyCode.HA_REVERSE_TUNNEL_UNAVAILABLE
+REVERSE_TUNNEL_MANDATORY: Final = ReplyCode.HA_REVERSE_TUNNEL_MANDATORY
+ENCAP_UNAVAILABLE: Final = ReplyCode.HA_ENCAP_UNAVAILABLE
+UNKNOWN_CVSE_MN: Final = ReplyCode.HA_UNKNOWN_CVSE_MN
+UNKNOWN_CVSE_FA: Final = ReplyCode.HA_UNKNOWN_CVSE_FA
+REDIRECT_HA: Final = ReplyCode.HA_REDIRECT
+MN_AAA_AUTH_FAILED: Final = ReplyCode.HA_MN_AAA_AUTH_FAILED
 
-# Counter names (CISCO-MOBILE-IP-MIB cmiHa*, and RFC 2006 MIP-MIB ha* names per code).
+# The MIB counter of every code a home agent counts (wire.mip.REPLY_CODE_INFO).
 CODE_COUNTERS: Final[dict[int, str]] = {
-    0: "haRegistrationAccepted",
-    1: "haMultiBindUnsupported",
-    128: "haReasonUnspecified",
-    129: "haAdmProhibited",
-    130: "haInsufficientResource",
-    131: "haMobNodeFailedAuth",
-    132: "haFANodeFailedAuth",
-    133: "haIDMismatch",
-    134: "haPoorlyFormedRequest",
-    135: "haTooManyBindings",
-    136: "haUnknownHA",
-    137: "cmiHaReverseTunnelUnavailable",
-    138: "cmiHaReverseTunnelBitNotSet",
-    139: "cmiHaEncapUnavailable",
-    140: "cmiHaUnknownCvseFromMn",
-    141: "cmiHaUnknownCvseFromFa",
-    143: "cmiHaRedirectedHa",
-    144: "cmiHaMnAaaAuthFailures",
+    c: i.counter for c, i in REPLY_CODE_INFO.items() if i.counter is not None
 }
 
 
@@ -169,8 +172,8 @@ class WithdrawBinding(RemoveBinding):
 
 
 def _mn_key(b: Binding) -> str:
-    """The key of an MN's replay state (``ident_key`` of :meth:`HomeAgent.handle_datagram`):
-    its NAI, or its home address without one."""
+    """The key of an MN's replay state (``_Request.key``): its NAI, or its home address
+    without one."""
     return b.nai or b.home_addr
 
 
@@ -202,11 +205,41 @@ class HomeAgentSettings:
         return self.ha_address or self.address
 
 
-class _Deny(Exception):
-    __slots__ = ("code",)
+class _Request(ParsedRequest):
+    """A registration request going through the checks: the parse, and what the checks
+    establish on the way, which is also what the reply is built from."""
 
-    def __init__(self, code: int) -> None:
-        self.code = code
+    __slots__ = (
+        "coa",
+        "encap",
+        "existing",
+        "fa_sa",
+        "home",
+        "key",
+        "local",
+        "mn_hoa",
+        "mn_nai",
+        "reply_sa",
+        "reply_to",
+        "rid",
+        "sa",
+        "same_coa",
+    )
+
+    reply_to: Addr  # where the reply goes (the FA or co-located MN, or a relay tag's origin)
+    local: str  # our address the request was sent to
+    rid: int  # the reply's Identification
+    mn_nai: str | None
+    mn_hoa: str | None  # the request's home address (None: 0.0.0.0)
+    key: str  # the MN's identity: its NAI, else its home address
+    sa: MobilitySA  # the MN-HA (or MN-AAA) SA the SPI selected
+    reply_sa: MobilitySA | None  # authenticates the reply to the MN
+    fa_sa: MobilitySA | None  # authenticates the reply to the FA
+    home: str | None  # the MN's home address (None: to be allocated)
+    existing: Binding | list[Binding] | None  # its bindings
+    coa: str
+    same_coa: Binding | None  # its binding of this care-of address
+    encap: Encap
 
 
 def _intern(s: str) -> str:
@@ -220,27 +253,6 @@ _set_dst = Send.__dict__["dst"].__set__
 _set_payload = Send.__dict__["payload"].__set__
 _set_src = Send.__dict__["src"].__set__
 _set_binding = InstallBinding.__dict__["binding"].__set__
-_set_rbinding = RemoveBinding.__dict__["binding"].__set__
-
-
-def _send(dst: tuple[str, int], payload: bytes, src: tuple[str, int]) -> Send:
-    a: Send = _new(Send)
-    _set_dst(a, dst)
-    _set_payload(a, payload)
-    _set_src(a, src)
-    return a
-
-
-def _install(cls: type[InstallBinding], b: Binding) -> Any:
-    a = _new(cls)
-    _set_binding(a, b)
-    return a
-
-
-def _remove(b: Binding) -> RemoveBinding:
-    a: RemoveBinding = _new(RemoveBinding)
-    _set_rbinding(a, b)
-    return a
 
 
 def _find_in(existing: Binding | list[Binding] | None, coa: str) -> Binding | None:
@@ -266,9 +278,17 @@ class HomeAgent:
         slb_sas: dict[str, MobilitySA] | None = None,
         pool: AddressPool | None = None,
         active: bool = True,
+        unix_offset: float = 0.0,
+        random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         self.settings = s = settings
+        # Unix time minus ``now`` (the monotonic clock): timestamps are checked against
+        # ``now + unix_offset``. The adapter sets it and refreshes it as the clocks drift.
+        self.unix_offset = unix_offset
+        self._random = random_bytes  # replay nonces (RFC 5944 §5.7)
         self.sas = sas if sas is not None else SecurityAssociations()
+        self._mn_sa = self.sas.mn_by_key  # (NAI or home address, SPI) -> MN-HA SA
+        self._fa_sa = self.sas.fa_by_address  # FA address -> an FA-HA SA with it
         self.slb_sas = dict(slb_sas or {})
         self.table = BindingTable(s.max_bindings)
         self.active = active
@@ -345,10 +365,12 @@ class HomeAgent:
 
     # ------------------------------------------------------------------ timers
 
-    def next_deadline(self) -> float | None:
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` is next due (the earliest binding expiry)."""
         return self.table.next_deadline()
 
-    def on_timer(self, now: float) -> list[Any]:
+    def handle_timer(self, now: float) -> list[Any]:
+        """Expire the bindings whose lifetime ran out (RFC 5944 §3.8.2.2)."""
         out: list[Any] = []
         for b in self.table.expire(now):
             self.expired += 1
@@ -439,9 +461,8 @@ class HomeAgent:
             b.expires = INFINITE
         else:
             # The sender rounded the remaining lifetime up to whole seconds (P§5.4 record),
-            # so round the deadline down here: rounding up again added up to 2 s per hop
-            # (a standby showed 4 s left of a 3 s binding), and every bulk download after
-            # a failover added another 2 s to bindings that were not renewed meanwhile.
+            # so the deadline is rounded down here: rounding up again would lengthen a
+            # binding by up to 2 s at each hop (each bulk download, each takeover).
             k = max(math.floor(b.expires), math.ceil(now))
             b.expires = self.table.deadline(float(k), 0)
         b.care_of = _intern(b.care_of)
@@ -484,592 +505,508 @@ class HomeAgent:
 
     # ------------------------------------------------------------------ requests
 
-    def handle_datagram(
-        self,
-        data: bytes,
-        src_addr: str,
-        src_port: int,
-        dst_addr: str,
-        now: float,
-        wall_time: float,
-    ) -> list[Any]:
-        """Process one datagram received on the registration port."""
+    def receive_datagram(self, data: bytes, src: Addr, dst: Addr, now: float) -> list[Any]:
+        """One datagram received on the registration port from ``src`` at our address
+        ``dst``: the reply and the binding changes.
+
+        The request is parsed once; what is not a Registration Request, has a truncated
+        extension or an unknown one that may not be skipped (RFC 5944 §1.9, §3.8.2.1), or
+        a bad relay tag, is silently discarded (counted). Then the checks of
+        :data:`CHECKS`, in order; the first that answers ends the request; else
+        :meth:`_bind` accepts it.
+        """
         if not self.active:
             return self._drop("standby")
         n = len(data)
-        if n < 24:
-            return self._drop("short" if n and data[0] == 1 else "not-request")
-        if data[0] != 1:
-            return self._drop("not-request")
-        reply_to = (src_addr, src_port)
-        fa_addr = src_addr
-        if src_addr in self._trusted:
-            vid = self.settings.relay_vendor_id
-            slb_sa = self.slb_sas.get(src_addr)
-            if slbtag.has_tag(data, vid) or slb_sa is not None:
-                try:
-                    if slb_sa is not None:
-                        orig, oport, data = slbtag.decode(
-                            data, slb_sa.auth, vendor_id=vid, spi=slb_sa.spi
-                        )
-                    else:
-                        orig, oport, data = slbtag.decode(data, vendor_id=vid)
-                except DecodeError as e:
-                    return self._drop(e.reason)
-                reply_to = (orig, oport)
-                fa_addr = orig
-                n = len(data)
-                if n < 24:
-                    return self._drop("short")
+        if n < 24 or data[0] != RRQ:
+            return self._drop("short" if n and data[0] == RRQ else "not-request")
+        if src[0] in self._trusted:
+            t = self._untag(data, src)
+            if t is None:
+                return []
+            data, src = t
         self.received += 1
-        _t, flags, life, hoa_b, ha_b, coa_b, ident = _RRQ.unpack_from(data)
+        r: _Request = parse_request(data, _Request)  # type: ignore[assignment]
+        if r.error is not None:
+            return self._drop(r.error)
+        r.reply_to = src
+        r.local = dst[0]
+        r.rid = r.ident
+        for check in self.CHECKS:
+            out = check(self, r, now)
+            if out is not None:
+                return out
+        return self._bind(r, now)
 
-        # --- walk the extensions (offsets only) -----------------------------------------
-        off = 24
-        nai_s = nai_e = 0
-        mnha = aaa = faha = chal = -1
-        chal_e = 0
-        n_faha = 0
-        gre_key: int | None = None
-        gre_cvse = (0, 0)
-        cvse_code = 0
-        poorly = False
-        while off < n:
-            t = data[off]
-            if t in _LONG:
-                if off + 4 > n:
-                    return self._drop("truncated-extension")
-                ln = (data[off + 2] << 8) | data[off + 3]
-                end = off + 4 + ln
-                if end > n:
-                    return self._drop("truncated-extension")
-                if t == 48:
-                    if ln == 4:
-                        gre_key = _U32.unpack_from(data, off + 4)[0]
-                    else:
-                        poorly = True
-                elif t == 36:
-                    if data[off + 1] == 1 and mnha < 0 and aaa < 0:
-                        aaa = off
-                elif ln >= 6:  # CVSE 38 (37: old draft number)
-                    vid, vtype = _VENDOR.unpack_from(data, off + 4)
-                    if vid == _VENDOR_3GPP2 and vtype == _CVSE_GRE_KEY and ln == 10:
-                        gre_key = _U32.unpack_from(data, off + 10)[0]
-                        gre_cvse = (off, end)
-                    elif not cvse_code:
-                        cvse_code = UNKNOWN_CVSE_FA if (mnha >= 0 or aaa >= 0) else UNKNOWN_CVSE_MN
-                else:
-                    poorly = True
+    def _untag(self, data: bytes, src: Addr) -> tuple[bytes, Addr] | None:
+        """DESIGN §5: a request relayed by a trusted HA-SLB carries the FA's address and
+        port in a relay tag (authenticated when an SLB-HA SA is configured): the request
+        without it, and where the reply goes. None: a bad tag (dropped, counted)."""
+        vid = self.settings.relay_vendor_id
+        slb_sa = self.slb_sas.get(src[0])
+        if slb_sa is None and not slbtag.has_tag(data, vid):
+            return data, src
+        try:
+            if slb_sa is not None:
+                orig, oport, data = slbtag.decode(data, slb_sa.auth, vendor_id=vid, spi=slb_sa.spi)
             else:
-                if off + 2 > n:
-                    return self._drop("truncated-extension")
-                end = off + 2 + data[off + 1]
-                if end > n:
-                    return self._drop("truncated-extension")
-                if t == 32:
-                    if mnha < 0 and aaa < 0:
-                        mnha = off
-                elif t == 34:
-                    n_faha += 1
-                    faha = off
-                elif t == 131:
-                    if not nai_s:
-                        nai_s, nai_e = off, end
-                elif t == 132:
-                    chal, chal_e = off, end
-                elif t < 128 and t != 33:
-                    return self._drop("unknown-critical-extension")
-            off = end
+                orig, oport, data = slbtag.decode(data, vendor_id=vid)
+        except DecodeError as e:
+            self._drop(e.reason)
+            return None
+        if len(data) < 24:
+            self._drop("short")
+            return None
+        return data, (orig, oport)
 
-        # --- 1. authorization-enabling extension and SA ---------------------------------
-        auth_off = mnha if mnha >= 0 else aaa
-        if auth_off < 0:
+    # The checks, in the order of RFC 5944 §3.8.2.1 (module docstring). Each returns the
+    # actions that end the request (a denial or a silent discard), or None to go on.
+
+    def _check_mn_authentication(self, r: _Request, now: float) -> list[Any] | None:
+        """RFC 5944 §3.8.2.1 a, b, d (RFC 4721 for MN-AAA).
+
+        * No authorization-enabling extension (MN-HA, or MN-AAA): silently discarded. The
+          MN is identified by its NAI (RFC 2794), else by its home address.
+        * An FA-HA extension without an FA SA: silently discarded (d).
+        * The SPI selects no SA: 131 (144 for MN-AAA) authenticated with another SA the MN
+          has; no SA at all with the MN: silently discarded (MN-AAA: unless a valid FA-HA
+          vouches for the FA) (a).
+        * The authenticator does not verify: 131 (144), authenticated with the SA when the
+          MN-HA SPI selected one, else only when a valid FA-HA vouches for the FA; with
+          neither, silently discarded (b).
+        """
+        auth = r.auth
+        if auth < 0:
             return self._drop("missing-auth")
+        data = r.data
         nai: str | None = None
-        if nai_s:
+        if r.nai_s:
             try:
-                nai = data[nai_s + 2 : nai_e].decode()
+                nai = data[r.nai_s + 2 : r.nai_e].decode() or None
             except UnicodeDecodeError:
                 return self._drop("bad-nai")
-            if not nai:
-                nai = None
-        hoa = None if hoa_b == _ZERO else inet_ntoa(hoa_b)
-        ident_key = nai if nai is not None else hoa
-        if ident_key is None:
+        home_b = r.home_b
+        hoa = None if home_b == _ZERO else inet_ntoa(home_b)
+        key = nai if nai is not None else hoa
+        if key is None:
             return self._drop("no-identity")
+        r.mn_nai = nai
+        r.mn_hoa = hoa
+        r.key = key
         sas = self.sas
-        if mnha >= 0:
-            spi = _U32.unpack_from(data, mnha + 2)[0]
-            sa = sas.mn(ident_key, spi)
+        mnha = auth == r.mnha
+        if mnha:
+            spi = _U32.unpack_from(data, auth + 2)[0]
+            sa = self._mn_sa((key, spi))
             if sa is None and nai is not None and hoa is not None:
-                sa = sas.mn(hoa, spi)
+                sa = self._mn_sa((hoa, spi))
         else:
-            spi = _U32.unpack_from(data, aaa + 4)[0] if aaa + 8 <= n else 0
+            spi = _U32.unpack_from(data, auth + 4)[0] if auth + 8 <= len(data) else 0
             sa = sas.aaa(nai, spi) if nai is not None else None
-        # FA identity and FA-HA rules (RFC 5944 §3.8.2.1 c/d) are needed for 131 too.
-        fa_sa = sas.fa_any(fa_addr) if faha >= 0 or sas.has_fa(fa_addr) else None
-        if faha >= 0 and fa_sa is None:
+        fa_sa = self._fa_sa(r.reply_to[0])
+        if r.faha >= 0 and fa_sa is None:
             return self._drop("fa-ha-without-sa")
-
-        reply_sa = sa if (sa is not None and mnha >= 0) else None
+        r.fa_sa = fa_sa
         if sa is None:
-            # The SPI selects no SA. RFC 5944 §3.8.2.1 a: no SA at all with this MN ->
-            # silent discard; otherwise 131 authenticated with an SA the MN has (or, for
-            # MN-AAA, 144 when a valid FA-HA vouches for the relaying FA).
-            fa_ok = self._faha_ok(data, faha, n_faha, fa_addr)
-            known = None
-            if mnha >= 0:
-                known = sas.mn_known(ident_key)
-                if known is None and nai is not None and hoa is not None:
-                    known = sas.mn_known(hoa)
-                if known is None:
-                    return self._drop("no-security-association")
-            elif not fa_ok:
-                return self._drop("no-security-association")
-            return self._deny(
-                MN_AUTH_FAILED if mnha >= 0 else MN_AAA_AUTH_FAILED,
-                data,
-                ident,
-                hoa_b,
-                nai_s,
-                nai_e,
-                known,
-                fa_sa if fa_ok else None,
-                reply_to,
-                dst_addr,
-                life,
-                hoa,
-                ident_key,
-            )
-        if mnha >= 0:
-            if data[mnha + 1] != 20:
-                ok = False
-            else:
-                ok = sa.verify(data[: mnha + 6], data[mnha + 6 : mnha + 22])
+            return self._deny_unknown_spi(r, mnha)
+        r.sa = sa
+        if mnha:
+            r.reply_sa = sa
+            if data[auth + 1] == 20 and compare_digest(
+                sa.compute(data[: auth + 6]), data[auth + 6 : auth + 22]
+            ):
+                return None
         else:
-            ok = self._verify_aaa(sa, data, aaa, n, chal, chal_e)
-        if not ok:
-            fa_ok = self._faha_ok(data, faha, n_faha, fa_addr)
-            if reply_sa is None and not fa_ok:
-                return self._drop("auth-failed-no-reply")
-            return self._deny(
-                MN_AUTH_FAILED if mnha >= 0 else MN_AAA_AUTH_FAILED,
-                data,
-                ident,
-                hoa_b,
-                nai_s,
-                nai_e,
-                reply_sa,
-                fa_sa if fa_ok else None,
-                reply_to,
-                dst_addr,
-                life,
-                hoa,
-                ident_key,
-            )
+            r.reply_sa = None
+            if self._verify_aaa(r):
+                return None
+        fa_ok = self._faha_ok(r)
+        if r.reply_sa is None and not fa_ok:
+            return self._drop("auth-failed-no-reply")
+        if not fa_ok:
+            r.fa_sa = None
+        return self._deny(r, MN_AUTH_FAILED if mnha else MN_AAA_AUTH_FAILED)
 
-        # --- resolve the MN's home address ----------------------------------------------
-        table = self.table
-        mn_hoa = hoa
-        existing: Binding | list[Binding] | None = None
-        if mn_hoa is None:
-            mn_hoa = sa.home_address
-            if mn_hoa is None and nai is not None:
-                # The SA remembers the address it was last bound to: one big-dict lookup
-                # instead of two on the hot path (checked against the binding's NAI).
-                h = sa.home_hint
-                if h is not None:
-                    v = table.lookup(h)
-                    if v is not None and (v[0] if isinstance(v, list) else v).nai == nai:
-                        mn_hoa, existing = h, v
-                if mn_hoa is None:
-                    mn_hoa = table.home_address_of(nai)
-        if existing is None and mn_hoa is not None:
-            existing = table.lookup(mn_hoa)
+    def _deny_unknown_spi(self, r: _Request, mnha: bool) -> list[Any]:
+        """The 131 / 144 (or silent discard) of an SPI that selects no SA (§3.8.2.1 a)."""
+        sas = self.sas
+        fa_ok = self._faha_ok(r)
+        known = None
+        if mnha:
+            known = sas.mn_known(r.key)
+            if known is None and r.mn_nai is not None and r.mn_hoa is not None:
+                known = sas.mn_known(r.mn_hoa)
+            if known is None:
+                return self._drop("no-security-association")
+        elif not fa_ok:
+            return self._drop("no-security-association")
+        r.reply_sa = known
+        if not fa_ok:
+            r.fa_sa = None
+        return self._deny(r, MN_AUTH_FAILED if mnha else MN_AAA_AUTH_FAILED)
 
-        # --- 3. duplicate of the accepted registration, then replay ---------------------
-        nonce_sa = sa.replay == REPLAY_NONCE
-        coa = inet_ntoa(coa_b)
-        same_coa = _find_in(existing, coa)  # the binding this request would refresh
-        if same_coa is not None and life:
-            dup = same_coa
-            if dup.ident == ident:
-                self.duplicates += 1
-            if dup.ident == ident and self.settings.answer_duplicates:
-                rid = ident
-                if nonce_sa:
-                    rid = (self._nonces.get(ident_key, 0) << 32) | (ident & _M32)
-                remaining = 0xFFFF if dup.expires == INFINITE else max(0, int(dup.expires - now))
-                code = ACCEPTED_NO_SIMULTANEOUS if (flags & FLAG_S and self._simul <= 1) else 0
-                return [
-                    self._reply(
-                        code,
-                        remaining,
-                        inet_aton(dup.home_addr),
-                        rid,
-                        data,
-                        nai_s,
-                        nai_e,
-                        reply_sa,
-                        fa_sa,
-                        reply_to,
-                        dst_addr,
-                        gre_key,
-                        gre_cvse,
-                    )
-                ]
+    def _check_identification(self, r: _Request, now: float) -> list[Any] | None:
+        """RFC 5944 §3.8.2.1, §5.7 (P§1.7): the replay check, else 133 with the
+        Identification the MN must use. Timestamps: within the SA's tolerance of our clock
+        and greater than the MN's last accepted one (also of bindings deleted a moment
+        ago); the reply carries our time. Nonces: the high 32 bits are the nonce we issued
+        last; every reply carries a fresh one. Both keep the request's low 32 bits.
+
+        RFC 5944 §3.8.2.2: a repeat of the accepted registration (same home address,
+        care-of address and Identification) must not extend the binding: it gets the 133,
+        or with ``answer_duplicates`` the remaining lifetime again.
+        """
+        existing = self._find_bindings(r)
+        ident = r.ident
+        sa = r.sa
+        nonce = sa.replay == REPLAY_NONCE
+        dup = r.same_coa
+        if dup is not None and r.lifetime and dup.ident == ident:
+            self.duplicates += 1
+            if self.settings.answer_duplicates:
+                return self._answer_duplicate(r, dup, nonce, now)
         last: int | None = None
         if existing is not None:
             last = max(b.ident for b in existing) if isinstance(existing, list) else existing.ident
         elif self._recent:
-            # the MN's bindings were just deleted: their last Identification still counts
-            tomb = self._recent.get(ident_key)
-            if tomb is None and mn_hoa is not None:
-                tomb = self._recent.get(mn_hoa)
+            tomb = self._recent.get(r.key)
+            if tomb is None and r.home is not None:
+                tomb = self._recent.get(r.home)
             if tomb is not None and tomb[1] > now:
                 last = tomb[0]
-        if nonce_sa:
-            # RFC 5944 §5.7 (P§1.7), nonces: the high 32 bits must be the nonce we sent last;
-            # every reply carries a fresh nonce and the request's low 32 bits.
-            expected = self._nonces.get(ident_key)
-            nn = new_nonce()
-            self._nonces[ident_key] = nn
-            rid = (nn << 32) | (ident & _M32)
-            mismatch = expected is None or (ident >> 32) != expected or ident == last
+        if nonce:
+            expected = self._nonces.get(r.key)
+            nn = int.from_bytes(self._random(4), "big")
+            self._nonces[r.key] = nn
+            r.rid = (nn << 32) | (ident & _M32)
+            if expected is not None and (ident >> 32) == expected and ident != last:
+                return None
         else:
-            # RFC 5944 §5.7 (P§1.7), timestamps: within the tolerance of our clock and greater
-            # than the last accepted one; a 133 carries our time and the request's low 32 bits.
-            wall_ntp = (int(wall_time) + NTP_EPOCH_OFFSET) & _M32
-            mismatch = abs((ident >> 32) - wall_ntp) > sa.tolerance or (
-                last is not None and ident <= last
-            )
-            rid = (wall_ntp << 32) | (ident & _M32) if mismatch else ident
-        if mismatch:
-            return self._deny(
-                ID_MISMATCH,
-                data,
-                rid,
-                hoa_b,
-                nai_s,
-                nai_e,
-                reply_sa,
-                fa_sa if self._faha_ok(data, faha, n_faha, fa_addr) else None,
-                reply_to,
-                dst_addr,
-                life,
-                hoa,
-                ident_key,
-            )
+            wall_ntp = (int(now + self.unix_offset) + NTP_EPOCH_OFFSET) & _M32
+            if abs((ident >> 32) - wall_ntp) <= sa.tolerance and (last is None or ident > last):
+                return None
+            r.rid = (wall_ntp << 32) | (ident & _M32)
+        if not self._faha_ok(r):
+            r.fa_sa = None
+        return self._deny(r, ID_MISMATCH)
 
-        # --- 4. FA-HA ------------------------------------------------------------------
-        if fa_sa is not None and life and not self._faha_ok(data, faha, n_faha, fa_addr):
-            return self._deny(
-                FA_AUTH_FAILED,
-                data,
-                rid,
-                hoa_b,
-                nai_s,
-                nai_e,
-                reply_sa,
-                None,
-                reply_to,
-                dst_addr,
-                life,
-                hoa,
-                ident_key,
-            )
-        if fa_sa is not None and faha >= 0:
-            fa_sa = sas.fa(fa_addr, _U32.unpack_from(data, faha + 2)[0]) or fa_sa
+    def _find_bindings(self, r: _Request) -> Binding | list[Binding] | None:
+        """The MN's home address (the request's, its SA's, or the one its NAI is bound to)
+        and its current bindings, for the checks that follow."""
+        table = self.table
+        home = r.mn_hoa
+        existing: Binding | list[Binding] | None = None
+        if home is None:
+            sa = r.sa
+            home = sa.home_address
+            nai = r.mn_nai
+            if home is None and nai is not None:
+                # The SA remembers the address it was last bound to: one big-dict lookup
+                # instead of two (checked against the binding's NAI).
+                h = sa.home_hint
+                if h is not None:
+                    v = table.lookup(h)
+                    if v is not None and (v[0] if isinstance(v, list) else v).nai == nai:
+                        home, existing = h, v
+                if home is None:
+                    home = table.home_address_of(nai)
+        if existing is None and home is not None:
+            existing = table.lookup(home)
+        r.home = home
+        r.existing = existing
+        coa_b = r.coa_b
+        coa = _COA.get(coa_b)
+        if coa is None:
+            coa = ip_str_cached(coa_b)
+        r.coa = coa
+        if existing is None:
+            r.same_coa = None
+        elif isinstance(existing, list):
+            r.same_coa = _find_in(existing, coa)
+        else:
+            r.same_coa = existing if existing.care_of == coa else None
+        return existing
 
-        # --- 5. policy -------------------------------------------------------------------
-        try:
-            s = self.settings
-            if dst_addr in self._broadcast:
-                raise _Deny(UNKNOWN_HA)
-            if ha_b in (_ZERO, _ONES):  # RFC 4433 dynamic HA assignment
-                if nai is None:
-                    raise _Deny(POORLY_FORMED)
-                if s.redirect_ha is not None and life:
-                    extra = _DYNHA.pack(139, 5, 2, inet_aton(s.redirect_ha))
-                    self._count_denied(REDIRECT_HA, life, existing)
-                    return [
-                        self._reply(
-                            REDIRECT_HA,
-                            0,
-                            hoa_b,
-                            rid,
-                            data,
-                            nai_s,
-                            nai_e,
-                            reply_sa,
-                            fa_sa,
-                            reply_to,
-                            dst_addr,
-                            None,
-                            (0, 0),
-                            extra_mn=extra,
-                        )
-                    ]
-            if poorly or (life and coa == "0.0.0.0"):
-                raise _Deny(POORLY_FORMED)
-            # 129: the home address must be the MN's (static SA address, or its pool address)
-            if hoa is not None:
-                if sa.home_address is not None and sa.home_address != hoa:
-                    raise _Deny(ADMIN_PROHIBITED)
-                if sa.home_address is None and existing is None:
-                    pool = self.pool
-                    if pool is not None and hoa in pool:
-                        # a free pool address (e.g. its own, after its binding lapsed); not
-                        # one allocated to another MN, nor an excluded (static) address
-                        if not pool.is_free(hoa) and not (
-                            nai is not None and hoa in self.table.home_addresses_of(nai)
-                        ):
-                            raise _Deny(ADMIN_PROHIBITED)
-                    elif self._prefix is not None and life:
-                        raise _Deny(ADMIN_PROHIBITED)
-                elif (
-                    sa.home_address is None
-                    and existing is not None
-                    and nai is not None
-                    and sa.nai is not None
-                ):
-                    b0 = existing[0] if isinstance(existing, list) else existing
-                    if b0.nai is not None and b0.nai != nai:
-                        raise _Deny(ADMIN_PROHIBITED)
-            elif nai is None:
-                raise _Deny(POORLY_FORMED)
-            if not life:
-                return self._deregister(
-                    data,
-                    coa,
-                    rid,
-                    hoa_b,
-                    nai_s,
-                    nai_e,
-                    reply_sa,
-                    fa_sa,
-                    reply_to,
-                    dst_addr,
-                    mn_hoa,
-                    ident,
-                    now,
-                )
-            if cvse_code:
-                raise _Deny(cvse_code)
-            if flags & FLAG_T:
-                if not s.reverse_tunnel:
-                    raise _Deny(REVERSE_TUNNEL_UNAVAILABLE)
-            elif s.reverse_tunnel_required:
-                raise _Deny(REVERSE_TUNNEL_MANDATORY)
-            m, g = flags & FLAG_M, flags & FLAG_G
-            if m and g:
-                raise _Deny(ENCAP_UNAVAILABLE)
-            if m:
-                if not s.minimal_encap or gre_key is not None:
-                    raise _Deny(ENCAP_UNAVAILABLE)
-                encap = Encap.MINIMAL
-            elif g or gre_key is not None:
-                if not s.gre:
-                    raise _Deny(ENCAP_UNAVAILABLE)
-                encap = Encap.GRE
-            else:
-                encap = Encap.IPIP
-            simultaneous = bool(flags & FLAG_S) and self._simul > 1
-            table = self.table
-            if (
-                simultaneous
-                and isinstance(existing, list)
-                and len(existing) >= self._simul
-                and not any(b.care_of == coa for b in existing)
-            ):
-                raise _Deny(TOO_MANY_BINDINGS)
-            # grant
-            limit = self.max_lifetime
-            if sa.max_lifetime is not None and sa.max_lifetime < limit:
-                limit = sa.max_lifetime
-            granted = life if life < limit else limit
-            ints = self._ints
-            granted = ints.setdefault(granted, granted)  # one int object per value (memory)
-            expires = table.deadline(now, granted)
-            allocated = False
-            if mn_hoa is None:
-                pool = self.pool
-                mn_hoa = pool.allocate(nai) if pool is not None else None
-                if mn_hoa is None:
-                    raise _Deny(INSUFFICIENT_RESOURCES)
-                allocated = True
-            elif existing is None:
-                pool = self.pool
-                if pool is not None and sa.home_address is None and mn_hoa in pool:
-                    pool.mark(mn_hoa, nai)
-            out: list[Any] = []
-            b = same_coa
-            src_addr, src_port = reply_to
-            src_port = ints.setdefault(src_port, src_port)
-            if (
-                b is not None
-                and b.flags == flags
-                and b.encap == encap
-                and b.gre_key == gre_key
-                and b.src_addr == src_addr
-                and b.src_port == src_port
-                and b.nai == nai
-            ):
-                table.refresh(b, expires, ident=ident, lifetime=granted)
-                if not simultaneous and isinstance(existing, list):
-                    for x in existing:
-                        if x is not b:
-                            table.remove(x)
-                            out.append(RemoveBinding(x))
-                out.append(_install(RefreshBinding, b))
-                if hoa is None:
-                    sa.home_hint = b.home_addr
-            else:
-                nb = Binding(
-                    mn_hoa,
-                    _intern(coa),
-                    self._ha,
-                    granted,
-                    expires,
-                    ident,
-                    flags,
-                    encap,
-                    gre_key,
-                    nai,
-                    _intern(src_addr),
-                    src_port,
-                )
-                try:
-                    removed = table.add(nb, replace=not simultaneous)
-                except TableFull:
-                    if allocated and self.pool is not None:
-                        self.pool.release(mn_hoa)
-                    raise _Deny(INSUFFICIENT_RESOURCES) from None
-                for r in removed:
-                    if r.care_of != coa:
-                        out.append(RemoveBinding(r))
-                out.append(_install(InstallBinding, nb))
-                if hoa is None:
-                    sa.home_hint = nb.home_addr
-            code = ACCEPTED_NO_SIMULTANEOUS if (flags & FLAG_S and self._simul <= 1) else ACCEPTED
-            if existing is None:
-                self.init_received += 1
-                self.init_accepted += 1
-            else:
-                self.rereg_received += 1
-                self.rereg_accepted += 1
-            out.append(
-                self._reply(
-                    code,
-                    granted,
-                    inet_aton(mn_hoa) if hoa is None else hoa_b,
-                    rid,
-                    data,
-                    nai_s,
-                    nai_e,
-                    reply_sa,
-                    fa_sa,
-                    reply_to,
-                    dst_addr,
-                    gre_key,
-                    gre_cvse,
-                )
-            )
-            return out
-        except _Deny as d:
-            return self._deny(
-                d.code,
-                data,
-                rid,
-                hoa_b,
-                nai_s,
-                nai_e,
-                reply_sa,
-                fa_sa,
-                reply_to,
-                dst_addr,
-                life,
-                hoa,
-                ident_key,
-            )
+    def _answer_duplicate(self, r: _Request, dup: Binding, nonce: bool, now: float) -> list[Any]:
+        rid = r.ident
+        if nonce:
+            rid = (self._nonces.get(r.key, 0) << 32) | (rid & _M32)
+        remaining = 0xFFFF if dup.expires == INFINITE else max(0, int(dup.expires - now))
+        code = ACCEPTED_NO_SIMULTANEOUS if (r.flags & FLAG_S and self._simul <= 1) else ACCEPTED
+        return [self._reply(r, code, remaining, inet_aton(dup.home_addr), rid)]
 
-    def _deregister(
-        self,
-        data: bytes,
-        coa: str,
-        rid: int,
-        hoa_b: bytes,
-        nai_s: int,
-        nai_e: int,
-        reply_sa: MobilitySA | None,
-        fa_sa: MobilitySA | None,
-        reply_to: tuple[str, int],
-        dst_addr: str,
-        mn_hoa: str | None,
-        ident: int,
-        now: float,
-    ) -> list[Any]:
+    def _check_fa_authentication(self, r: _Request, now: float) -> list[Any] | None:
+        """RFC 5944 §3.8.2.1 c: with an FA SA and a non-zero lifetime, exactly one valid
+        FA-HA extension, else 132. The reply is authenticated with the SA the request's
+        FA-HA SPI selected."""
+        fa_sa = r.fa_sa
+        if fa_sa is None:
+            return None
+        if r.lifetime and not self._faha_ok(r):
+            r.fa_sa = None
+            return self._deny(r, FA_AUTH_FAILED)
+        if r.faha >= 0:
+            spi = _U32.unpack_from(r.data, r.faha + 2)[0]
+            r.fa_sa = self.sas.fa(r.reply_to[0], spi) or fa_sa
+        return None
+
+    def _check_request(self, r: _Request, now: float) -> list[Any] | None:
+        """RFC 5944 §3.8.2.3, in this order:
+
+        * 136: the request was sent to a broadcast address (the reply names our unicast
+          address);
+        * RFC 4433 §3: an unspecified or all-ones HA field asks for a home agent: it needs
+          an NAI (134) and, when a redirect is configured, gets 143 naming that HA in a
+          Dynamic HA extension;
+        * 134: a GRE key extension or CVSE of the wrong length, or a registration with
+          care-of address 0.0.0.0;
+        * 129: a home address that is not the MN's (:meth:`_home_address_allowed`).
+        """
+        if r.local in self._broadcast:
+            return self._deny(r, UNKNOWN_HA)
+        ha_b = r.ha_b
+        if ha_b in (_ZERO, _ONES):
+            if r.mn_nai is None:
+                return self._deny(r, POORLY_FORMED)
+            redirect = self.settings.redirect_ha
+            if redirect is not None and r.lifetime:
+                extra = _DYNHA.pack(EXT_DYNAMIC_HA, 5, DYNHA_REDIRECTED, inet_aton(redirect))
+                self._count_denied(r.lifetime, r.existing)
+                return [self._reply(r, REDIRECT_HA, 0, r.home_b, r.rid, False, extra)]
+        m = r.rare
+        if (m is not None and m.poorly) or (r.lifetime and r.coa_b == _ZERO):
+            return self._deny(r, POORLY_FORMED)
+        if r.mn_hoa is not None and not self._home_address_allowed(r):
+            return self._deny(r, ADMIN_PROHIBITED)
+        return None
+
+    def _home_address_allowed(self, r: _Request) -> bool:
+        """RFC 5944 §3.8.2.3 (129): the MN's SA's static address; else a pool address that
+        is free or already the MN's; an address of the home prefix outside the pool only
+        for a deregistration; never the binding of another NAI."""
+        hoa = r.mn_hoa
+        static = r.sa.home_address
+        if static is not None:
+            return static == hoa
+        existing = r.existing
+        if existing is None:
+            pool = self.pool
+            if pool is not None and hoa in pool:
+                # a free pool address (e.g. its own, after its binding lapsed); not one
+                # allocated to another MN, nor an excluded (static) address
+                nai = r.mn_nai
+                return pool.is_free(hoa) or (  # type: ignore[arg-type]
+                    nai is not None and hoa in self.table.home_addresses_of(nai)
+                )
+            return self._prefix is None or not r.lifetime
+        if r.mn_nai is not None and r.sa.nai is not None:
+            b0 = existing[0] if isinstance(existing, list) else existing
+            return b0.nai is None or b0.nai == r.mn_nai
+        return True
+
+    def _deregister(self, r: _Request, now: float) -> list[Any] | None:
+        """RFC 5944 §3.8.2.2 (P§1.8): lifetime 0 deletes the binding of the care-of address,
+        or every binding of the MN when the care-of address is its home address."""
+        if r.lifetime:
+            return None
         out: list[Any] = []
         self.dereg_received += 1
         self.dereg_accepted += 1
-        reply_hoa = hoa_b
-        if mn_hoa is not None:
+        home = r.home
+        reply_hoa = r.home_b
+        if home is not None:
             table = self.table
-            if coa == mn_hoa:
-                gone = table.remove_home(mn_hoa)
+            if r.coa == home:
+                gone = table.remove_home(home)
             else:
-                b = table.remove_key(mn_hoa, coa)
+                b = table.remove_key(home, r.coa)
                 gone = [b] if b is not None else []
             out.extend(RemoveBinding(b) for b in gone)
+            ident = r.ident
             for b in gone:
                 if ident > b.ident:
                     b.ident = ident  # the deregistration is the MN's latest accepted request
                 self._tombstone(b, now)
-            self._release_if_unbound(mn_hoa)
-            reply_hoa = inet_aton(mn_hoa)
-        out.append(
-            self._reply(
-                ACCEPTED,
-                0,
-                reply_hoa,
-                rid,
-                data,
-                nai_s,
-                nai_e,
-                reply_sa,
-                fa_sa,
-                reply_to,
-                dst_addr,
-                None,
-                (0, 0),
+            self._release_if_unbound(home)
+            reply_hoa = inet_aton(home)
+        out.append(self._reply(r, ACCEPTED, 0, reply_hoa, r.rid, False))
+        return out
+
+    def _check_binding(self, r: _Request, now: float) -> list[Any] | None:
+        """What the binding asks for, in this order:
+
+        * RFC 3115 §3.1: a CVSE we do not know: 140 when the MN sent it (before its
+          authorization-enabling extension), 141 when the FA added it (after);
+        * RFC 3024 (P§2.5): T asked and reverse tunnels off: 137; T missing while they are
+          required: 138;
+        * RFC 5944 §3.8.2.3, RFC 6245 (P§2.6): the encapsulation (M minimal, G or a GRE key
+          extension GRE, else IP-in-IP) must be on; M with G or with a GRE key: 139;
+        * RFC 5944 §3.8.2.3: with S, a new care-of address beyond the configured number of
+          simultaneous bindings: 135.
+        """
+        m = r.rare
+        gre_key = None
+        if m is not None:
+            u = m.unknown_cvse
+            if u >= 0:
+                return self._deny(r, UNKNOWN_CVSE_FA if r.auth < u else UNKNOWN_CVSE_MN)
+            gre_key = m.gre_key
+        flags = r.flags
+        s = self.settings
+        if flags & FLAG_T:
+            if not s.reverse_tunnel:
+                return self._deny(r, REVERSE_TUNNEL_UNAVAILABLE)
+        elif s.reverse_tunnel_required:
+            return self._deny(r, REVERSE_TUNNEL_MANDATORY)
+        if flags & FLAG_M:
+            if flags & FLAG_G or not s.minimal_encap or gre_key is not None:
+                return self._deny(r, ENCAP_UNAVAILABLE)
+            r.encap = _MINIMAL
+        elif flags & FLAG_G or gre_key is not None:
+            if not s.gre:
+                return self._deny(r, ENCAP_UNAVAILABLE)
+            r.encap = _GRE
+        else:
+            r.encap = _IPIP
+        if flags & FLAG_S and self._simul > 1 and r.same_coa is None:
+            existing = r.existing
+            if isinstance(existing, list) and len(existing) >= self._simul:
+                return self._deny(r, TOO_MANY_BINDINGS)
+        return None
+
+    CHECKS: Final[tuple[Callable[[HomeAgent, _Request, float], list[Any] | None], ...]] = (
+        _check_mn_authentication,
+        _check_identification,
+        _check_fa_authentication,
+        _check_request,
+        _deregister,
+        _check_binding,
+    )
+
+    def _bind(self, r: _Request, now: float) -> list[Any]:
+        """RFC 5944 §3.8.2.2 (P§1.8): accept. Without S (or with S when simultaneous
+        bindings are off: code 1) the binding replaces the MN's others; with S it is added
+        or refreshed. Granted: the requested lifetime, at most the HA's and the MN's
+        maximum. A dynamic home address comes from the pool; no address or no room: 130."""
+        table = self.table
+        sa = r.sa
+        flags = r.flags
+        life = r.lifetime
+        simultaneous = bool(flags & FLAG_S) and self._simul > 1
+        limit = self.max_lifetime
+        if sa.max_lifetime is not None and sa.max_lifetime < limit:
+            limit = sa.max_lifetime
+        granted = life if life < limit else limit
+        ints = self._ints
+        granted = ints.setdefault(granted, granted)  # one int object per value (memory)
+        expires = table.deadline(now, granted)
+        home = r.home
+        existing = r.existing
+        allocated = False
+        if home is None:
+            pool = self.pool
+            home = pool.allocate(r.mn_nai) if pool is not None else None
+            if home is None:
+                return self._deny(r, INSUFFICIENT_RESOURCES)
+            allocated = True
+        elif existing is None:
+            pool = self.pool
+            if pool is not None and sa.home_address is None and home in pool:
+                pool.mark(home, r.mn_nai)
+        out: list[Any] = []
+        b = r.same_coa
+        src_addr, src_port = r.reply_to
+        src_port = ints.setdefault(src_port, src_port)
+        encap = r.encap
+        gre_key = r.rare.gre_key if r.rare is not None else None
+        coa = r.coa
+        if (
+            b is not None
+            and b.flags == flags
+            and b.encap == encap
+            and b.gre_key == gre_key
+            and b.src_addr == src_addr
+            and b.src_port == src_port
+            and b.nai == r.mn_nai
+        ):
+            table.refresh(b, expires, ident=r.ident, lifetime=granted)
+            if not simultaneous and isinstance(existing, list):
+                for x in existing:
+                    if x is not b:
+                        table.remove(x)
+                        out.append(RemoveBinding(x))
+            act: InstallBinding = _new(RefreshBinding)
+            _set_binding(act, b)
+            out.append(act)
+        else:
+            b = Binding(
+                home,
+                _intern(coa),
+                self._ha,
+                granted,
+                expires,
+                r.ident,
+                flags,
+                encap,
+                gre_key,
+                r.mn_nai,
+                _intern(src_addr),
+                src_port,
             )
-        )
+            try:
+                removed = table.add(b, replace=not simultaneous)
+            except TableFull:
+                if allocated and self.pool is not None:
+                    self.pool.release(home)
+                return self._deny(r, INSUFFICIENT_RESOURCES)
+            for x in removed:
+                if x.care_of != coa:
+                    out.append(RemoveBinding(x))
+            act = _new(InstallBinding)
+            _set_binding(act, b)
+            out.append(act)
+        if r.mn_hoa is None:
+            sa.home_hint = b.home_addr
+        code = ACCEPTED_NO_SIMULTANEOUS if (flags & FLAG_S and self._simul <= 1) else ACCEPTED
+        if existing is None:
+            self.init_received += 1
+            self.init_accepted += 1
+        else:
+            self.rereg_received += 1
+            self.rereg_accepted += 1
+        home_b = inet_aton(home) if r.mn_hoa is None else r.home_b
+        out.append(self._reply(r, code, granted, home_b, r.rid))
         return out
 
     # ------------------------------------------------------------------ helpers
 
-    def _faha_ok(self, data: bytes, faha: int, n_faha: int, fa_addr: str) -> bool:
-        if faha < 0 or n_faha != 1 or data[faha + 1] != 20:
+    def _faha_ok(self, r: _Request) -> bool:
+        """Exactly one FA-HA extension, and it verifies with the SA its SPI selects."""
+        faha = r.faha
+        data = r.data
+        if faha < 0 or r.n_faha != 1 or data[faha + 1] != 20:
             return False
-        sa = self.sas.fa(fa_addr, _U32.unpack_from(data, faha + 2)[0])
+        sa = self.sas.fa(r.reply_to[0], _U32.unpack_from(data, faha + 2)[0])
         if sa is None:
             return False
         return sa.verify(data[: faha + 6], data[faha + 6 : faha + 22])
 
-    def _verify_aaa(
-        self, sa: MobilitySA, data: bytes, aaa: int, n: int, chal: int, chal_e: int
-    ) -> bool:
-        ln = (data[aaa + 2] << 8) | data[aaa + 3]
-        if ln != 20:
+    def _verify_aaa(self, r: _Request) -> bool:
+        """RFC 4721 §6: the MN-AAA authenticator, CHAP-style with the challenge for SPI
+        CHAP_SPI (§8), else with the SA's algorithm."""
+        data = r.data
+        aaa = r.auth
+        sa = r.sa
+        if ((data[aaa + 2] << 8) | data[aaa + 3]) != 20:
             return False
         covered = data[: aaa + 8]
         got = data[aaa + 8 : aaa + 24]
         if sa.spi == CHAP_SPI:
-            challenge = data[chal + 2 : chal_e] if chal >= 0 else b""
+            challenge = data[r.chal + 2 : r.chal_e] if r.chal >= 0 else b""
             return hmac.compare_digest(mn_aaa_chap_authenticator(sa.key, challenge, covered), got)
         return sa.verify(covered, got)
 
-    def _count_denied(self, code: int, life: int, existing: Binding | list[Binding] | None) -> None:
+    def _count_denied(self, life: int, existing: Binding | list[Binding] | None) -> None:
         if not life:
             self.dereg_received += 1
             self.dereg_denied += 1
@@ -1080,85 +1017,60 @@ class HomeAgent:
             self.rereg_received += 1
             self.rereg_denied += 1
 
-    def _deny(
-        self,
-        code: int,
-        data: bytes,
-        rid: int,
-        hoa_b: bytes,
-        nai_s: int,
-        nai_e: int,
-        reply_sa: MobilitySA | None,
-        fa_sa: MobilitySA | None,
-        reply_to: tuple[str, int],
-        dst_addr: str,
-        life: int,
-        hoa: str | None,
-        ident_key: str,
-    ) -> list[Any]:
-        existing = self.table.lookup(hoa) if hoa is not None else None
-        if existing is None and hoa is None and ident_key:
-            h = self.table.home_address_of(ident_key)
-            existing = self.table.lookup(h) if h is not None else None
-        self._count_denied(code, life, existing)
-        return [
-            self._reply(
-                code,
-                0,
-                hoa_b,
-                rid,
-                data,
-                nai_s,
-                nai_e,
-                reply_sa,
-                fa_sa,
-                reply_to,
-                dst_addr,
-                None,
-                (0, 0),
-            )
-        ]
+    def _deny(self, r: _Request, code: int) -> list[Any]:
+        """A denial (RFC 5944 §3.8.3): the request's home address, lifetime 0."""
+        table = self.table
+        hoa = r.mn_hoa
+        existing = table.lookup(hoa) if hoa is not None else None
+        if existing is None and hoa is None and r.key:
+            h = table.home_address_of(r.key)
+            existing = table.lookup(h) if h is not None else None
+        self._count_denied(r.lifetime, existing)
+        return [self._reply(r, code, 0, r.home_b, r.rid, False)]
 
     def _reply(
         self,
+        r: _Request,
         code: int,
         lifetime: int,
-        hoa_b: bytes,
+        home_b: bytes,
         rid: int,
-        data: bytes,
-        nai_s: int,
-        nai_e: int,
-        mn_sa: MobilitySA | None,
-        fa_sa: MobilitySA | None,
-        reply_to: tuple[str, int],
-        dst_addr: str,
-        gre_key: int | None,
-        gre_cvse: tuple[int, int],
+        echo_gre: bool = True,
         extra_mn: bytes = b"",
     ) -> Send:
-        """Build a reply (P§1.3; P§1.6 order): fixed part, extensions for the MN (NAI copied
-        back, RFC 4433 redirect), MN-HA, extensions for the FA (GRE key ext 48 and the
-        3GPP2 GRE key CVSE echoed), FA-HA."""
+        """The reply (P§1.3; the order of P§1.6): fixed part, extensions for the MN (the
+        NAI copied back, an RFC 4433 redirect), MN-HA, extensions for the FA (when accepted:
+        the GRE key, as the 3GPP2 CVSE when the request carried one, else extension 48),
+        FA-HA. From the address the request was sent to (P§1.1), or our unicast address
+        when that was a broadcast address."""
         bc = self.by_code
         bc[code] = bc.get(code, 0) + 1
-        msg = _RRP.pack(3, code, lifetime, hoa_b, self._ha_b, rid)
-        if nai_s:
-            msg += data[nai_s:nai_e]
+        data = r.data
+        msg = _RRP.pack(RRP, code, lifetime, home_b, self._ha_b, rid)
+        if r.nai_s:
+            msg += data[r.nai_s : r.nai_e]
         if extra_mn:
             msg += extra_mn
+        mn_sa = r.reply_sa
         if mn_sa is not None:
             msg += mn_sa.hdr_mnha
             msg += mn_sa.compute(msg)
-        if code <= 1:
-            if gre_cvse[1]:
-                msg += data[gre_cvse[0] : gre_cvse[1]]
-            elif gre_key is not None:
-                msg += _GRE_EXT.pack(48, 0, 4, gre_key)
+        m = r.rare
+        if m is not None and echo_gre and code <= ACCEPTED_NO_SIMULTANEOUS:
+            if m.cvse_e:
+                msg += data[m.cvse_s : m.cvse_e]
+            elif m.gre_key is not None:
+                msg += _GRE_EXT.pack(EXT_GRE_KEY, 0, 4, m.gre_key)
+        fa_sa = r.fa_sa
         if fa_sa is not None:
             msg += fa_sa.hdr_faha
             msg += fa_sa.compute(msg)
-        src = dst_addr if dst_addr not in self._broadcast else self._ha
-        return _send(reply_to, msg, (src, self._port))
+        local = r.local
+        a: Send = _new(Send)
+        _set_dst(a, r.reply_to)
+        _set_payload(a, msg)
+        _set_src(a, (local if local not in self._broadcast else self._ha, self._port))
+        return a
 
 
 __all__ = [

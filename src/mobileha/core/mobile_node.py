@@ -22,10 +22,12 @@ Modes:
 * **co-located** (``foreign_agent`` None): requests go straight to the HA (UDP 434), CoA = the
   MN's own co-located address, D flag set.
 
-Every entry point takes ``now`` (monotonic seconds) and returns actions (:class:`Send`);
-:meth:`next_deadline` is the one timer the adapter arms. Timestamp Identifications need wall
-time: the adapter passes ``wall_offset`` (``time.time() - now`` at start); the core never
-reads a clock.
+Every entry point takes ``now`` (monotonic seconds) and returns actions (:class:`Send`):
+:meth:`MobileNode.register` / :meth:`MobileNode.deregister` (the user's commands),
+:meth:`MobileNode.receive_datagram` (a reply) and :meth:`MobileNode.handle_timer`;
+:meth:`MobileNode.get_timer` is the one timer the adapter arms. Timestamp Identifications need
+wall time: the adapter passes ``unix_offset`` (``time.time() - now``); the core never reads
+a clock. The random low bits of Identifications come from the injected ``random_bytes``.
 
 States and events are the explicit table :data:`TRANSITIONS`; every state change goes
 through :meth:`MobileNode._to`, which checks it.
@@ -34,6 +36,7 @@ through :meth:`MobileNode._to`, which checks it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
@@ -205,10 +208,11 @@ class MobileNode:
         retransmit_s: float = DEFAULT_RETRANSMIT_S,
         retransmit_max_s: float = DEFAULT_RETRANSMIT_MAX_S,
         renew_fraction: float = 0.8,
-        wall_offset: float = 0.0,
+        unix_offset: float = 0.0,
         aaa_key: bytes | None = None,
         ha_port: int = MIP_PORT,
         retry_denied_s: float | None = None,
+        random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         if foreign_agent is None and care_of is None:
             raise ValueError("co-located mode needs care_of (the co-located care-of address)")
@@ -247,7 +251,8 @@ class MobileNode:
         self.retransmit_s = max(retransmit_s, MIN_RETRANSMIT_S)
         self.retransmit_max_s = max(retransmit_max_s, self.retransmit_s)
         self.renew_fraction = renew_fraction
-        self.wall_offset = wall_offset
+        self.unix_offset = unix_offset  # Unix time minus ``now``
+        self._random = random_bytes
         self.clock_offset = 0  # seconds learned from a timestamp 133 (HA clock - ours)
         self._resync_floor = 0  # after a timestamp 133: the next ID must be above this
         self.nonce = 0  # nonce method: the HA's last nonce
@@ -322,7 +327,8 @@ class MobileNode:
         self.stats.deregistrations += 1
         return self._start(now, dereg=True, all_bindings=all_bindings)
 
-    def next_deadline(self) -> float | None:
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` is next due (retransmission, renewal, expiry, retry)."""
         cands: list[float] = []
         if self._out is not None:
             cands.append(self._out.sent_at_last + self._out.timeout)
@@ -334,7 +340,7 @@ class MobileNode:
             cands.append(self.retry_at)
         return min(cands) if cands else None
 
-    def tick(self, now: float) -> list[Send]:
+    def handle_timer(self, now: float) -> list[Send]:
         """Run the timers that are due."""
         out: list[Send] = []
         if self.state is S.IDLE and self.retry_at is not None and now >= self.retry_at:
@@ -391,16 +397,16 @@ class MobileNode:
 
     # ------------------------------------------------------------------ replies
 
-    def datagram(self, data: bytes, src: Addr, now: float) -> list[Send]:
-        """A datagram for this MN (a Registration Reply)."""
+    def receive_datagram(self, data: bytes, src: Addr, dst: Addr, now: float) -> list[Send]:
+        """A datagram for this MN from ``src`` at ``dst`` (a Registration Reply)."""
         try:
             rep = RegistrationReply.decode(data)
         except DecodeError:
             self.stats.bad_reply += 1
             return []
-        return self.reply(rep, src, now)
+        return self._reply(rep, now)
 
-    def reply(self, rep: RegistrationReply, src: Addr, now: float) -> list[Send]:
+    def _reply(self, rep: RegistrationReply, now: float) -> list[Send]:
         o = self._out
         if o is None or (rep.ident & _U32) != (o.ident & _U32):
             self.stats.unmatched_reply += 1
@@ -442,7 +448,7 @@ class MobileNode:
             if self.security.replay == "timestamp":
                 # Offset = HA's time (reply high 32 bits) - our own clock now (P§1.7),
                 # as a signed 32-bit difference of NTP seconds.
-                ours = (int(now + self.wall_offset) + NTP_EPOCH_OFFSET) & _U32
+                ours = (int(now + self.unix_offset) + NTP_EPOCH_OFFSET) & _U32
                 ha_secs = (rep.ident >> 32) & _U32
                 diff = ((ha_secs - ours + 2**31) & _U32) - 2**31
                 self.clock_offset = diff
@@ -543,13 +549,13 @@ class MobileNode:
         return sends
 
     def _new_ident(self, now: float) -> int:
-        low = int.from_bytes(os.urandom(4), "big")
+        low = int.from_bytes(self._random(4), "big")
         if self.security.replay == "nonce":
             ident = ((self.nonce & _U32) << 32) | low
             if (ident & _U32) == (self.last_ident & _U32):
                 ident ^= 1
         else:
-            secs = (int(now + self.wall_offset) + NTP_EPOCH_OFFSET + self.clock_offset) & _U32
+            secs = (int(now + self.unix_offset) + NTP_EPOCH_OFFSET + self.clock_offset) & _U32
             ident = (secs << 32) | low
             # Greater than the last accepted one (P§1.7); after a 133 that moved our clock
             # back, an unanswered higher ID must not hold us ahead of the HA's window.

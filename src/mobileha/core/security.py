@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,13 +107,17 @@ def _check_spi(spi: int, what: str) -> None:
 class SecurityAssociations:
     """MN-HA SAs by (NAI or home address, SPI); FA-HA SAs by (FA address, SPI)."""
 
-    __slots__ = ("_aaa", "_fa", "_fa_any", "_mn", "_mn_any")
+    __slots__ = ("_aaa", "_fa", "_fa_any", "_mn", "_mn_any", "fa_by_address", "mn_by_key")
 
     def __init__(self) -> None:
         self._mn: dict[tuple[str, int], MobilitySA] = {}
+        # :meth:`mn` for a hot path: the dict lookup itself, keyed (NAI or address, SPI)
+        self.mn_by_key: Callable[[tuple[str, int]], MobilitySA | None] = self._mn.get
         self._mn_any: dict[str, MobilitySA] = {}  # identity -> first SA (for 131 replies)
         self._fa: dict[tuple[str, int], MobilitySA] = {}
         self._fa_any: dict[str, MobilitySA] = {}
+        # :meth:`fa_any` for a hot path: the dict lookup itself
+        self.fa_by_address: Callable[[str], MobilitySA | None] = self._fa_any.get
         self._aaa: dict[tuple[str, int], MobilitySA] = {}
 
     # ------------------------------------------------------------------ configuration

@@ -1,10 +1,14 @@
 """HA-SLB server farm and NAI sessions, sans-IO (P§6.1-6.4, P§7.3).
 
-The adapter parses each Registration Request and calls :meth:`ServerFarm.request` with the
-session key (the NAI, or ``(home address, FA address)`` when there is no NAI), the
-Identification, the client (FA) address and ``now``. The farm answers with the real to
-forward to (or none) and keeps all session, failure and revival state. The SLB never sees
-replies (P§6.4): a repeated request for a live session means the FA got no answer.
+The adapter hands each datagram that reached the virtual server to
+:meth:`ServerFarm.receive_datagram` (with the NAI and Identification when its reader already
+found them at their fixed offsets, :func:`mobileha.wire.mip.leading_nai`); the farm keys a
+session on the NAI, or on ``(home address, FA address)`` when there is none (read with
+:func:`mobileha.wire.mip.parse_request`), and answers with the real to forward to (or none,
+with the reason) while keeping all session, failure and revival state. It does not validate
+the request further: the real HA checks the rest. The SLB never sees replies (P§6.4): a
+repeated request for a live session means the FA got no answer. :meth:`handle_timer` runs
+the due timers and :meth:`get_timer` says when the next one is due.
 
 Timing: one timer queue for every session expiry and every real's retry timer; no
 per-session timers. The queue has two parts: a FIFO of new sessions in creation order (their
@@ -23,11 +27,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import struct
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
+
+from mobileha.wire import DecodeError, ip_str_cached
+from mobileha.wire.mip import IDENT_AT, parse_request
 
 SLB_DEFAULT_WEIGHT = 8
 SLB_DEFAULT_REASSIGN = 3
@@ -36,9 +44,12 @@ SLB_DEFAULT_FAIL_CLIENTS = 8
 SLB_DEFAULT_RETRY_S = 60.0
 HASLB_DEFAULT_SESSION_S = 10.0
 MAXCONNS_UNLIMITED = 0xFFFFFFFF
-REQUEST_EXPIRY_BUDGET = 8  # heap entries handled inside one request() at most
+REQUEST_EXPIRY_BUDGET = 8  # heap entries handled inside one receive_datagram() at most
 
 SessionKey = str | tuple[str, str]
+Addr = tuple[str, int]
+_IDENT: Final = struct.Struct("!Q")
+_ZERO: Final = b"\x00\x00\x00\x00"
 
 
 class RealState(StrEnum):
@@ -343,6 +354,7 @@ class ServerFarm:
             "no_real": 0,
             "failures": 0,
             "table_full": 0,
+            "no_nai": 0,  # requests keyed by (home address, FA) for lack of an NAI
         }
 
     @property
@@ -504,14 +516,32 @@ class ServerFarm:
         ):
             self._set_state(r, E.FAIL, now)
 
-    def request(
-        self, key: SessionKey, ident: int, client: str, now: float, client_port: int = 0
+    def receive_datagram(
+        self,
+        data: bytes,
+        src: Addr,
+        dst: Addr,
+        now: float,
+        nai: str | None = None,
+        ident: int | None = None,
     ) -> Decision:
-        """One Registration Request that reached the virtual address.
+        """One datagram that reached the virtual server ``dst`` from the FA ``src``.
 
-        ``key`` is the NAI (or ``(home address, FA address)``), ``ident`` the 64-bit
-        Identification, ``client`` the FA (source) address.
+        ``nai`` / ``ident``: the NAI and Identification when the adapter's reader already
+        read them (:func:`mobileha.wire.mip.leading_nai`); otherwise the request is parsed
+        here. A datagram that is no usable request is dropped with the parser's reason.
         """
+        key: SessionKey
+        if nai is None:
+            k = self._key_of(data, src[0])
+            if isinstance(k, str):
+                return Decision(None, reason=k)
+            key, ident = k
+        else:
+            key = nai
+            if ident is None:
+                ident = _IDENT.unpack_from(data, IDENT_AT)[0]
+        client, client_port = src
         self.n_requests += 1
         heap = self._heap
         fifo = self._fifo
@@ -519,7 +549,7 @@ class ServerFarm:
         if (fifo and fifo[0].created + session_s <= now) or (heap and heap[0][0] <= now):
             # a little expiry work per request; the rest is the timer's (lazily correct:
             # the looked-up session is checked against ``now`` below anyway)
-            self.advance(now, REQUEST_EXPIRY_BUDGET)
+            self.handle_timer(now, REQUEST_EXPIRY_BUDGET)
         sessions = self.sessions
         s = sessions.get(key)
         if s is not None and s.expires <= now:
@@ -578,6 +608,23 @@ class ServerFarm:
             d = self._drep[old] = Decision(old, retransmission=True)
         return d
 
+    def _key_of(self, data: bytes, client: str) -> tuple[SessionKey, int] | str:
+        """Session key and Identification of a request, or why it has none (P§6.4 item 1:
+        the NAI; without one, the home address and the FA)."""
+        try:
+            p = parse_request(data)
+            if p.error is not None:
+                return p.error
+            nai = p.nai
+        except DecodeError as e:
+            return e.reason
+        if nai:
+            return nai, p.ident
+        if p.home_b != _ZERO:
+            self._c["no_nai"] += 1
+            return (ip_str_cached(p.home_b), client), p.ident
+        return "no-nai"
+
     def _move(self, s: Session, old: Real, now: float, record: bool) -> Decision:
         s.test = False
         if old.test_session is s:
@@ -621,7 +668,7 @@ class ServerFarm:
 
     # ------------------------------------------------------------------ timers
 
-    def advance(self, now: float, budget: int | None = None) -> bool:
+    def handle_timer(self, now: float, budget: int | None = None) -> bool:
         """Run the timers due at ``now``: session expiries and real retry timers.
 
         With ``budget``, handle at most that many queue entries and return True when more
@@ -672,9 +719,7 @@ class ServerFarm:
                 obj.retry_at = None
                 self._set_state(obj, E.RETRY, now)
 
-    on_timer = advance
-
-    def next_deadline(self) -> float | None:
+    def get_timer(self) -> float | None:
         """The earliest timer (may be a stale entry, then the call is just early)."""
         h = self._heap[0][0] if self._heap else None
         if not self._fifo:

@@ -113,31 +113,6 @@ class DataPlane(Protocol):
         """Remove everything this data plane installed and release its resources."""
 
 
-def create(kind: str, **options: object) -> DataPlane:
-    """Make a backend by name: ``"userspace"`` (default elsewhere), ``"kernel"``, ``"memory"``.
-
-    ``options`` go to the backend's constructor. Raises :class:`BackendUnavailable` with an
-    operator-readable reason when the backend cannot run here.
-    """
-    if kind == "memory":
-        from mobileha.dataplane.memory import MemoryDataPlane
-
-        return MemoryDataPlane(**options)  # type: ignore[arg-type]
-    if kind == "userspace":
-        from mobileha.dataplane.userspace import UserspaceDataPlane
-
-        return UserspaceDataPlane(**options)  # type: ignore[arg-type]
-    if kind == "kernel":
-        from mobileha.dataplane.kernel import KernelDataPlane
-
-        return KernelDataPlane(**options)  # type: ignore[arg-type]
-    if kind == "ebpf":
-        from mobileha.dataplane.ebpf import EbpfDataPlane
-
-        return EbpfDataPlane(**options)  # type: ignore[arg-type]
-    raise ValueError(f"unknown data plane backend {kind!r} (userspace, kernel, ebpf, memory)")
-
-
 __all__ = [
     "BackendUnavailable",
     "Capabilities",
@@ -147,5 +122,4 @@ __all__ = [
     "DataPlaneSummary",
     "TunnelCounters",
     "UnsupportedEncapsulation",
-    "create",
 ]

@@ -23,7 +23,6 @@ bindings its tables hold (beyond it the HA answers 130).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,8 +32,8 @@ from mobileha.dataplane.base import (
     DataPlane,
     DataPlaneError,
     DataPlaneSummary,
-    create,
 )
+from mobileha.dataplane.registry import backend_class, create
 from mobileha.log import get_logger
 
 _log = get_logger("mobileha.dataplane")
@@ -58,27 +57,9 @@ class Opened:
         return "; ".join(f"{k}: {v}" for k, v in self.refused.items())
 
 
-def _constructor(kind: str) -> Callable[..., Any]:
-    if kind == "userspace":
-        from mobileha.dataplane.userspace import UserspaceDataPlane
-
-        return UserspaceDataPlane
-    if kind == "kernel":
-        from mobileha.dataplane.kernel import KernelDataPlane
-
-        return KernelDataPlane
-    if kind == "ebpf":
-        from mobileha.dataplane.ebpf import EbpfDataPlane
-
-        return EbpfDataPlane
-    from mobileha.dataplane.memory import MemoryDataPlane
-
-    return MemoryDataPlane
-
-
 def backend_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
     """The subset of ``options`` the constructor of ``kind`` takes (``device`` mapped)."""
-    params = inspect.signature(_constructor(kind)).parameters
+    params = inspect.signature(backend_class(kind)).parameters
     out = {k: v for k, v in options.items() if k in params and v is not None}
     device = options.get("device")
     if device:

@@ -32,6 +32,7 @@ from mobileha.core.mobile_node import MnSecurity, MnState, MobileNode
 from mobileha.demo.cluster import Cluster, HaEntry
 from mobileha.demo.plan import MIP_PORT, MN_SPI, PROBE_NAI, Figures, Plan
 from mobileha.demo.screen import Screen
+from mobileha.mgmt.views import slb_view
 from mobileha.node.home_agent import HomeAgentNode
 
 LIFETIME_TOLERANCE_S = 2.0  # sync records carry whole seconds
@@ -92,7 +93,7 @@ class Probe:
             care_of=self.local,
             lifetime=PROBE_LIFETIME,
             ha_port=MIP_PORT,
-            wall_offset=time.time() - loop.time(),
+            unix_offset=time.time() - loop.time(),
         )
 
     def _send(self, mn: MobileNode, sends: list[Send]) -> None:
@@ -109,7 +110,7 @@ class Probe:
         if mn is None or (self.registered is not None and mn is not self.registered):
             return  # unknown, or a later attempt: one registration is enough
         now = asyncio.get_running_loop().time()
-        self._send(mn, mn.datagram(data, src, now))
+        self._send(mn, mn.receive_datagram(data, src, (self.local, 0), now))
         if self.registered is None and mn.registered:
             self.registered, self.answered_at = mn, now
         self._replied.set()
@@ -229,7 +230,7 @@ class Scenario:
             self.screen.event("DFP: not every agent reported yet (static weights)")
         weights = " ".join(
             f"{r['name']}={'-' if r['dfp_weight'] is None else r['dfp_weight']}"
-            for r in self.c.slb.slb_view()["reals"]
+            for r in slb_view(self.c.slb)["reals"]
         )
         self.screen.event(f"DFP weights {weights}")
 
@@ -247,7 +248,7 @@ class Scenario:
         f = self.f
         f.registrations_ok, f.registrations_failed = ok, n - ok
         f.registration_s = round(reg_s, 3)
-        view = self.c.slb.slb_view()
+        view = slb_view(self.c.slb)
         # the SLB relays requests only; the real HA answers the FA directly (DESIGN §5)
         f.slb_forwarded = view["forwarded"]
         f.fa_replies_direct_from_ha = sum(fa.core.stats.replies_other_source for fa in self.c.fas)

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from mobileha.demo.cluster import Cluster
 from mobileha.demo.plan import Figures
+from mobileha.mgmt.views import slb_view
 
 
 def _dash(v: Any) -> str:
@@ -86,7 +87,7 @@ class Screen:
         reals = " ".join(
             f"{r['name']}={r['total_conns']} ({r['state']}, weight {r['weight_admin']}, "
             f"DFP {_dash(r['dfp_weight'])})"
-            for r in self.c.slb.slb_view()["reals"]
+            for r in slb_view(self.c.slb)["reals"]
         )
         has = " ".join(
             f"{h.name}={h.hsrp_state}/{h.bindings}" + (" (answering)" if h.answering else "")
@@ -126,7 +127,7 @@ class Screen:
                 ("ready" if h.ready else "download") if not h.crashed else "-",
                 str(h.pending) if not h.crashed else "-",
             )
-        v = self.c.slb.slb_view()
+        v = slb_view(self.c.slb)
         slb_t = Table(
             title=f"show ip slb reals  (vserver {v['virtual_address']}:{v['port']} {v['mode']})",
             expand=True,

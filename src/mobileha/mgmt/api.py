@@ -6,10 +6,12 @@ one request per connection (``Connection: close``), bounded request size and rea
 Routes:
 
 * ``GET /`` -> ``{"node", "role", "views": [...], "metrics": "/metrics"}``
-* ``GET /api/<view>?offset=0&limit=100&...`` -> the view's JSON (``mobileha.mgmt.views``);
+* ``GET /api/<view>?offset=0&limit=100&...`` -> the view's JSON
+  (``mobileha.mgmt.views.views_for``);
   the query parameters go to the view unchanged (paging, filters). 400 on bad paging.
-* ``GET /metrics`` -> Prometheus text format, collected from ``node.metrics()`` at scrape
-  time through a custom collector, plus ``mobileha_node_info{node,role}``.
+* ``GET /metrics`` -> Prometheus text format, the node's families
+  (``mobileha.mgmt.metrics.families_for``) collected at scrape time through a custom
+  collector, plus ``mobileha_node_info{node,role}``.
 * ``GET /healthz`` -> ``ok``.
 
 Errors are JSON ``{"error": "..."}`` with 400/404/405/500; a view that raises is logged
@@ -23,15 +25,15 @@ import contextlib
 import json
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from mobileha.log import RateLimitedLogger, get_logger
-from mobileha.mgmt.views import PagingError
-from mobileha.node.base import Node
+from mobileha.mgmt.metrics import families_for
+from mobileha.mgmt.views import PagingError, View, views_for
 
 MAX_REQUEST_BYTES = 16384
 READ_TIMEOUT_S = 10.0
@@ -46,6 +48,15 @@ _REASONS = {
     413: "Content Too Large",
     500: "Internal Server Error",
 }
+
+
+class Node(Protocol):
+    """What the API needs of a node: its name and role (the views and metric families are
+    rendered from its state by :func:`~mobileha.mgmt.views.views_for` and
+    :func:`~mobileha.mgmt.metrics.families_for`)."""
+
+    role: str
+    name: str
 
 
 class NodeCollector:
@@ -63,10 +74,10 @@ class NodeCollector:
         info.add_metric([self._node.name, self._node.role], 1.0)
         yield info
         try:
-            families = list(self._node.metrics())
+            families = families_for(self._node)
         except Exception as e:  # a node bug must not break the scrape of the rest
             self.errors += 1
-            self._limiter.warn("metrics_failed", "node.metrics() raised", error=repr(e))
+            self._limiter.warn("metrics_failed", "node metrics failed", error=repr(e))
             families = []
         yield from families
         err = GaugeMetricFamily(
@@ -117,6 +128,9 @@ class ManagementServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def views(self) -> Mapping[str, View]:
+        return views_for(self.node)
+
     # ------------------------------------------------------------------ HTTP
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -166,14 +180,14 @@ class ManagementServer:
         return {
             "node": self.node.name,
             "role": self.node.role,
-            "views": sorted(self.node.views()),
+            "views": sorted(self.views()),
             "api": "/api/<view>?offset=0&limit=100",
             "metrics": "/metrics",
             "uptime_s": round(time.monotonic() - self.started, 3),
         }
 
     def _view(self, name: str, query: Mapping[str, str]) -> tuple[int, Any]:
-        views = self.node.views()
+        views = self.views()
         view = views.get(name)
         if view is None:
             return 404, {"error": f"no view {name!r}", "views": sorted(views)}

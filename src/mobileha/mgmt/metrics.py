@@ -1,15 +1,16 @@
-"""Prometheus metric families named after the Cisco MIBs, built by the nodes' ``metrics()``.
+"""Prometheus metric families named after the Cisco MIBs, rendered from the nodes' state.
 
-A node's ``metrics()`` returns ``prometheus_client`` families; the management API collects
-them at scrape time (no registry of live objects, nothing to update on the hot path). Use a
+:func:`families_for` returns a running node's ``prometheus_client`` families, read from the
+node's attributes and counters; the management API collects them at scrape time (no
+registry of live objects, nothing to update on the hot path). The renderers use a
 :class:`MetricsBuilder`::
 
-    def metrics(self):
+    def families(node):
         m = MetricsBuilder()
-        m.gauge(HA_BINDINGS, len(self.table))
-        m.counter(HA_REQUESTS_RECEIVED, self.stats.received)
-        m.reply_codes(HA_REPLIES, self.stats.by_code)           # {code: count}
-        m.redundancy(self.sync.counters)                          # cmiHaRedun*
+        m.gauge(HA_BINDINGS, len(node.table))
+        m.counter(HA_REQUESTS_RECEIVED, node.stats.received)
+        m.reply_codes(HA_REPLIES, node.stats.by_code)           # {code: count}
+        m.redundancy(node.sync.counters)                          # cmiHaRedun*
         m.hsrp_group(group=1, vip="10.0.1.100", state="Active", priority=110, ...)
         m.slb_real(farm="HAFARM", real="10.0.1.100", port=434, state="inService", ...)
         return m.families()
@@ -48,13 +49,24 @@ appears both with and without them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from mobileha.core.slb import RealState
+from mobileha.dataplane.choice import summary
 from mobileha.mgmt.views import HSRP_STATES, REDUN_COUNTERS, dataplane_view, reply_code_name
+
+if TYPE_CHECKING:
+    from mobileha.node.dfp import DfpAgentServer
+    from mobileha.node.foreign_agent import ForeignAgentNode
+    from mobileha.node.home_agent import HomeAgentNode
+    from mobileha.node.hsrp import HsrpNode
+    from mobileha.node.mobile_node import MobileNodeNode
+    from mobileha.node.redundancy import RedundancyNode
+    from mobileha.node.slb import SlbNode
 
 
 @dataclass(frozen=True)
@@ -133,18 +145,8 @@ DP_TUNNEL_PACKETS = _c(
 )
 PER_TUNNEL_MAX = 100  # beyond, per-binding counters are in `show bindings` only
 
-# CISCO-SLB-MIB SlbRealServerState enum values.
-SLB_REAL_STATE_VALUES = {
-    "outOfService": 1,
-    "inService": 2,
-    "failed": 3,
-    "readyToTest": 4,
-    "testing": 5,
-    "maxConnsThrottle": 6,
-    "maxClientsThrottle": 7,
-    "dfpThrottle": 8,
-    "probeFailed": 9,
-}
+# CISCO-SLB-MIB SlbRealServerState enum values (outOfService 1 .. probeFailed 9).
+SLB_REAL_STATE_VALUES = {s.value: i for i, s in enumerate(RealState, 1)}
 # CISCO-HSRP-MIB HsrpState enum values.
 HSRP_STATE_VALUES = {name: i + 1 for i, name in enumerate(HSRP_STATES)}
 
@@ -298,8 +300,6 @@ def labelled(parts: Iterable[tuple[Mapping[str, Any], Iterable[Metric]]]) -> lis
 
 def dataplane_families(dp: Any, not_taken: Mapping[str, str]) -> list[Metric]:
     """The ``mobileha_dataplane_*`` families of a node's data plane ``dp``."""
-    from mobileha.dataplane.choice import summary
-
     view = dataplane_view(summary(dp), not_taken)
     tunnels = dp.stats().tunnels if view["tunnels"] <= PER_TUNNEL_MAX else None
     m = MetricsBuilder()
@@ -316,6 +316,234 @@ def families_from_stats(stats: Mapping[str, int], prefix: str = "mobileha_") -> 
         fam.add_metric([], float(value))
         out.append(fam)
     return out
+
+
+# ----------------------------------------------------------------------------- rendering
+# The families of each role, rendered from the node's read-only state at scrape time.
+
+
+def families_for(node: Any) -> list[Metric]:
+    """The metric families of a running node, chosen by ``node.role``.
+
+    An object that renders its own families (a test double, a role not known here)
+    provides ``metrics() -> Iterable[Metric]`` and is collected as it is."""
+    own = getattr(node, "metrics", None)
+    if callable(own):
+        return list(own())
+    render = _ROLE_FAMILIES.get(getattr(node, "role", ""))
+    return render(node) if render is not None else []
+
+
+def home_agent_families(node: HomeAgentNode) -> list[Metric]:
+    """Home agent families, DFP, HSRP and redundancy. With load sharing the home agent
+    and redundancy families of every group are merged, labelled ``group`` and
+    ``ha_address`` (HSRP and DFP run once per process and are not repeated)."""
+
+    def group(n: HomeAgentNode) -> list[Metric]:
+        fams = _ha_families(n)
+        if n.redundancy is not None:
+            fams.extend(redundancy_families(n.redundancy))
+        return fams
+
+    if node.siblings:
+        out = labelled(
+            (
+                {"group": n.hsrp_group_number, "ha_address": n.core.settings.advertised},
+                group(n),
+            )
+            for n in (node, *node.siblings)
+        )
+    else:
+        out = group(node)
+    if node.dfp_server is not None:
+        out.extend(dfp_agent_families(node.dfp_server))
+    if node.hsrp is not None:
+        out.extend(hsrp_families(node.hsrp))
+    if node.dataplane is not None:  # shared by the groups: once
+        out.extend(dataplane_families(node.dataplane, node.dataplane_refused))
+    return out
+
+
+def _ha_families(node: HomeAgentNode) -> list[Metric]:
+    """The home agent's own families (CISCO-MOBILE-IP-MIB and ``mobileha_ha_*``)."""
+    core = node.core
+    c = core.counters()
+    m = MetricsBuilder()
+    m.gauge(HA_BINDINGS, len(core.table))
+    m.counter(HA_REQUESTS_RECEIVED, c["cmiHaRegRequestsReceived"])
+    m.counter(HA_REQUESTS_DENIED, c["cmiHaRegRequestsDenied"])
+    m.counter(HA_REQUESTS_DISCARDED, c["cmiHaRegRequestsDiscarded"])
+    m.counter(HA_ENCAP_UNAVAILABLE, c["cmiHaEncapUnavailable"])
+    m.counter(HA_INIT_RECEIVED, c["cmiHaInitRegRequestsReceived"])
+    m.counter(HA_INIT_ACCEPTED, c["cmiHaInitRegRequestsAccepted"])
+    m.counter(HA_INIT_DENIED, c["cmiHaInitRegRequestsDenied"])
+    m.reply_codes(HA_REPLIES, core.by_code)
+    m.bad_input(core.drops)
+    for name in (
+        "cmiHaReRegRequestsReceived",
+        "cmiHaReRegRequestsAccepted",
+        "cmiHaReRegRequestsDenied",
+        "cmiHaDeRegRequestsReceived",
+        "cmiHaDeRegRequestsAccepted",
+        "cmiHaDeRegRequestsDenied",
+    ):
+        m.custom(name, f"CISCO-MOBILE-IP-MIB {name}", c[name], kind="counter")
+    m.custom("mobileha_ha_expired_bindings", "Bindings expired", core.expired, kind="counter")
+    m.custom(
+        "mobileha_ha_duplicate_requests",
+        "Duplicates of the accepted registration answered without extending it",
+        core.duplicates,
+        kind="counter",
+    )
+    if core.pool is not None:
+        m.custom("mobileha_ha_pool_free", "Free dynamic home addresses", core.pool.free)
+    m.custom("mobileha_ha_active", "1 when this HA answers requests", int(core.active))
+    return m.families()
+
+
+def redundancy_families(red: RedundancyNode) -> list[Metric]:
+    """Every sync counter as ``cmiHaRedun<name>`` (the 19 of the MIB and the
+    diagnostics), the pending queue and readiness."""
+    peer = red.peer
+    out: list[Metric] = []
+    for name, value in peer.counters.as_dict().items():
+        fam = CounterMetricFamily(f"cmiHaRedun{name}", f"HA redundancy {name}")
+        fam.add_metric([], value)
+        out.append(fam)
+    g = GaugeMetricFamily("mobileha_sync_pending", "changes not yet acknowledged by the peer")
+    g.add_metric([], peer.pending)
+    out.append(g)
+    g = GaugeMetricFamily("mobileha_sync_ready", "1 when no bulk download holds HSRP back")
+    g.add_metric([], 1 if peer.ready else 0)
+    out.append(g)
+    return out
+
+
+def dfp_agent_families(srv: DfpAgentServer) -> list[Metric]:
+    g = GaugeMetricFamily("mobileha_dfp_agent_weight", "DFP weight last reported")
+    g.add_metric([], float(srv.agent.weight or 0))
+    c = CounterMetricFamily("mobileha_dfp_agent_reports", "Preference Information sent")
+    c.add_metric([], float(srv.agent.reports))
+    return [g, c]
+
+
+def hsrp_families(hsrp: HsrpNode) -> list[Metric]:
+    """Per group: ``mobileha_hsrp_*`` labelled by interface and group, and the
+    CISCO-HSRP-MIB ``cHsrpGrp*`` families every node exports."""
+    labels = ["interface", "group"]
+    state = GaugeMetricFamily("mobileha_hsrp_state", "HSRP state (v1 wire value)", labels=labels)
+    prio = GaugeMetricFamily("mobileha_hsrp_priority", "HSRP priority in use", labels=labels)
+    changes = CounterMetricFamily(
+        "mobileha_hsrp_state_changes", "HSRP state changes", labels=labels
+    )
+    authf = CounterMetricFamily(
+        "mobileha_hsrp_auth_failures", "HSRP authentication failures", labels=labels
+    )
+    mib = MetricsBuilder()
+    interface = hsrp.cfg.interface
+    for (_v, gn), g in sorted(hsrp.core.groups.items()):
+        lab = [interface, str(gn)]
+        state.add_metric(lab, int(g.state))
+        prio.add_metric(lab, g.priority)
+        changes.add_metric(lab, g.state_changes)
+        authf.add_metric(lab, g.auth_failures)
+        mib.hsrp_group(
+            group=gn,
+            vip=g.vip or "",
+            state=g.state.label,
+            priority=g.priority,
+            hello_ms=g.hello_ms,
+            hold_ms=g.hold_ms,
+            preempt=g.cfg.preempt,
+            configured_hello_ms=g.cfg.hello_ms,
+            configured_hold_ms=g.cfg.hold_ms,
+        )
+    return [state, prio, changes, authf, *mib.families()]
+
+
+def foreign_agent_families(node: ForeignAgentNode) -> list[Metric]:
+    s = node.core.stats
+    m = MetricsBuilder()
+    m.gauge(FA_VISITORS, len(node.core.visitors))
+    m.counter(FA_INIT_RECEIVED, s.requests)
+    m.counter(FA_REQUESTS_RELAYED, s.relayed)
+    codes: dict[int, int] = dict(s.fa_codes)
+    for c, n in s.ha_codes.items():
+        codes[c] = codes.get(c, 0) + n
+    m.reply_codes(FA_REPLIES, codes)
+    m.bad_input(s.drops)
+    out = m.families()
+    if node.dataplane is not None:
+        out.extend(dataplane_families(node.dataplane, node.dataplane_refused))
+    return out
+
+
+def mobile_node_families(node: MobileNodeNode) -> list[Metric]:
+    m = MetricsBuilder()
+    c = node.fleet.stats()
+    m.custom("mobileha_mn_registered", "Mobile nodes with a valid binding", c["registered"])
+    m.custom("mobileha_mn_count", "Mobile nodes driven by this process", c["mobile_nodes"])
+    for k in ("requests", "retransmissions", "accepted", "denied", "renewals"):
+        m.custom(f"mobileha_mn_{k}", f"Mobile node registration {k}", c[k], kind="counter")
+    return m.families()
+
+
+def slb_families(node: SlbNode) -> list[Metric]:
+    """CISCO-SLB-MIB-named families, bad input by reason, DFP."""
+    m = MetricsBuilder()
+    farm = node.farm
+    name = node.settings.farm_name
+    for r in farm.reals:
+        m.slb_real(
+            farm=name,
+            real=r.address,
+            port=r.port,
+            state=r.state.value,
+            admin_weight=r.weight,
+            oper_weight=r.oper_weight,
+            conns=r.conns,
+            maxconns=r.maxconns,
+            consecutive_fails=r.failures,
+            total_conns=r.total_conns,
+            total_fails=r.total_failures,
+        )
+    m.gauge(SLB_VIRTUAL_CONNS, len(farm.sessions), vserver=name)
+    m.counter(SLB_VIRTUAL_TOTAL, farm.n_new, vserver=name)
+    for reason, n in sorted(node.bad.totals.items()):
+        m.counter(BAD_INPUT, n, reason=reason)
+    m.custom("mobileha_slb_forwarded", "Requests forwarded to reals", node.n_forwarded, "counter")
+    m.custom(
+        "mobileha_slb_reassigned",
+        "Sessions moved after reassign retransmissions",
+        farm.counters["reassignments"],
+        "counter",
+    )
+    if node.dfp is not None:
+        for rec in node.dfp.agents.values():
+            m.custom(
+                "mobileha_dfp_agent_connected",
+                "DFP agent connection up (1) or not (0)",
+                1.0 if rec.state.value == "connected" else 0.0,
+                agent=rec.agent,
+            )
+            m.custom(
+                "mobileha_dfp_reports",
+                "Preference Information messages received",
+                rec.reports,
+                "counter",
+                agent=rec.agent,
+            )
+    return m.families()
+
+
+_ROLE_FAMILIES: dict[str, Callable[[Any], list[Metric]]] = {
+    "home-agent": home_agent_families,
+    "foreign-agent": foreign_agent_families,
+    "mobile-node": mobile_node_families,
+    "slb": slb_families,
+    "hsrp": hsrp_families,
+    "redundancy": redundancy_families,
+}
 
 
 __all__ = [
@@ -341,6 +569,14 @@ __all__ = [
     "MetricName",
     "MetricsBuilder",
     "dataplane_families",
+    "dfp_agent_families",
+    "families_for",
     "families_from_stats",
+    "foreign_agent_families",
+    "home_agent_families",
+    "hsrp_families",
     "labelled",
+    "mobile_node_families",
+    "redundancy_families",
+    "slb_families",
 ]

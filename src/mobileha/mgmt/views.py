@@ -1,8 +1,9 @@
 """JSON shapes of the management views, so every node returns the same thing.
 
-A node's ``views()`` maps a view name to ``View = Callable[[Mapping[str, str]], Any]``
-(``mobileha.node.base``). The names and shapes here are the contract between the nodes,
-the HTTP API (``/api/<name>``) and ``mobileha show``:
+:func:`views_for` maps a view name to a ``View = Callable[[Mapping[str, str]], Any]`` for
+a running node, rendering the node's read-only state (its attributes, read methods and
+counters; a node never imports ``mgmt``). The names and shapes here are the contract between
+the nodes, the HTTP API (``/api/<name>``) and ``mobileha show``:
 
 ===========  ==========================  ==============================================
 view         IOS command it mirrors      JSON shape
@@ -35,9 +36,26 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, NotRequired, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NotRequired, TypedDict, TypeVar
 
 from mobileha.core.binding import Binding, Encap
+from mobileha.core.hsrp import State as HsrpState
+from mobileha.core.redundancy import MIB_COUNTER_NAMES, SyncState
+from mobileha.core.slb import RealState
+from mobileha.dataplane.choice import summary, tunnel_counters
+from mobileha.wire.mip import REPLY_CODE_INFO, reply_code_name
+
+if TYPE_CHECKING:
+    from mobileha.core.foreign_agent import Visitor
+    from mobileha.core.mobile_node import MobileNode
+    from mobileha.core.slb import Real, Session
+    from mobileha.node.dfp import DfpAgentServer
+    from mobileha.node.foreign_agent import ForeignAgentNode
+    from mobileha.node.home_agent import HomeAgentNode
+    from mobileha.node.hsrp import HsrpNode
+    from mobileha.node.mobile_node import MobileNodeNode
+    from mobileha.node.redundancy import RedundancyNode
+    from mobileha.node.slb import SlbNode
 
 VIEW_NAMES = (
     "bindings",
@@ -49,6 +67,10 @@ VIEW_NAMES = (
     "stats",
     "visitors",
 )
+
+# A view answers a management request: query parameters (e.g. {"offset": "0", "limit": "100"})
+# -> a JSON-serialisable object. Large tables must honour offset/limit (paging).
+View = Callable[[Mapping[str, str]], Any]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -168,7 +190,8 @@ def binding_item(b: Binding, now: float, state: str | None = None) -> BindingIte
 
 # ----------------------------------------------------------------------------- standby
 
-HSRP_STATES = ("Initial", "Learn", "Listen", "Speak", "Standby", "Active")
+# CISCO-HSRP-MIB HsrpState order (initial 1 .. active 6), named as the core names them.
+HSRP_STATES = tuple(s.label for s in HsrpState)
 
 
 class StandbyGroup(TypedDict):
@@ -211,30 +234,10 @@ StandbyView = list[StandbyGroup]
 
 # ----------------------------------------------------------------------------- redundancy
 
-SYNC_STATES = ("idle", "downloading", "in-sync", "peer-lost")
+SYNC_STATES = tuple(s.value for s in SyncState)
 
 # CISCO-MOBILE-IP-MIB cmiHaRedun counters 1..19, in MIB order (P§5.1).
-REDUN_COUNTERS = (
-    "SentBUs",
-    "FailedBUs",
-    "ReceivedBUAcks",
-    "TotalSentBUs",
-    "ReceivedBUs",
-    "SentBUAcks",
-    "SentBIReqs",
-    "FailedBIReqs",
-    "TotalSentBIReqs",
-    "ReceivedBIReps",
-    "DroppedBIReps",
-    "SentBIAcks",
-    "ReceivedBIReqs",
-    "SentBIReps",
-    "FailedBIReps",
-    "TotalSentBIReps",
-    "ReceivedBIAcks",
-    "DroppedBIAcks",
-    "SecViolations",
-)
+REDUN_COUNTERS = MIB_COUNTER_NAMES
 
 
 class RedundancyView(TypedDict):
@@ -261,17 +264,18 @@ class RedundancyView(TypedDict):
 # ----------------------------------------------------------------------------- slb
 
 # CISCO-SLB-MIB SlbRealServerState names and the word `show ip slb reals` prints for them.
-REAL_STATES = {
-    "outOfService": "OUTOFSERVICE",
-    "inService": "OPERATIONAL",
-    "failed": "FAILED",
-    "readyToTest": "READY_TO_TEST",
-    "testing": "TESTING",
-    "maxConnsThrottle": "MAXCONNS",
-    "maxClientsThrottle": "MAXCLIENTS",
-    "dfpThrottle": "DFP_THROTTLED",
-    "probeFailed": "PROBE_FAILED",
+_REAL_STATE_WORDS = {
+    RealState.OUT_OF_SERVICE: "OUTOFSERVICE",
+    RealState.IN_SERVICE: "OPERATIONAL",
+    RealState.FAILED: "FAILED",
+    RealState.READY_TO_TEST: "READY_TO_TEST",
+    RealState.TESTING: "TESTING",
+    RealState.MAX_CONNS_THROTTLE: "MAXCONNS",
+    RealState.MAX_CLIENTS_THROTTLE: "MAXCLIENTS",
+    RealState.DFP_THROTTLE: "DFP_THROTTLED",
+    RealState.PROBE_FAILED: "PROBE_FAILED",
 }
+REAL_STATES = {s.value: _REAL_STATE_WORDS[s] for s in RealState}
 
 
 class RealItem(TypedDict):
@@ -344,43 +348,8 @@ class DfpView(TypedDict):
 
 # ----------------------------------------------------------------------------- stats
 
-# Reply code names: CISCO-MOBILE-IP-MIB cmiHaRegRecentServDeniedCode named values for the
-# HA codes 128-139, RFC 5944 / P§1.9 wording for the others.
-REPLY_CODE_NAMES = {
-    0: "registrationAccepted",
-    1: "acceptedNoSimultaneousBindings",
-    128: "reasonUnspecified",
-    129: "admProhibited",
-    130: "insufficientResource",
-    131: "mnAuthenticationFailure",
-    132: "faAuthenticationFailure",
-    133: "idMismatch",
-    134: "poorlyFormedRequest",
-    135: "tooManyBindings",
-    136: "unknownHA",
-    137: "reverseTunnelUnavailable",
-    138: "reverseTunnelBitNotSet",
-    139: "encapsulationUnavailable",
-    64: "faReasonUnspecified",
-    65: "faAdmProhibited",
-    66: "faInsufficientResource",
-    67: "faMnAuthenticationFailure",
-    68: "faHaAuthenticationFailure",
-    69: "faLifetimeTooLong",
-    70: "faPoorlyFormedRequest",
-    71: "faPoorlyFormedReply",
-    72: "faEncapsulationUnavailable",
-    77: "faInvalidCareOfAddress",
-    78: "faRegistrationTimeout",
-    80: "faHomeNetworkUnreachable",
-    81: "faHaHostUnreachable",
-    82: "faHaPortUnreachable",
-    88: "faHaUnreachable",
-}
-
-
-def reply_code_name(code: int) -> str:
-    return REPLY_CODE_NAMES.get(code, f"code{code}")
+# Reply code names (CISCO-MOBILE-IP-MIB cmiHaRegRecentServDeniedCode values): wire.mip.
+REPLY_CODE_NAMES = {c: i.mib_name for c, i in REPLY_CODE_INFO.items() if i.mib_name}
 
 
 class DataplaneView(TypedDict):
@@ -419,6 +388,395 @@ def dataplane_view(summary: Any, not_taken: Mapping[str, str]) -> DataplaneView:
     )
 
 
+# ----------------------------------------------------------------------------- rendering
+# The views of each role, rendered from the node's read-only state at request time.
+
+
+def views_for(node: Any) -> Mapping[str, View]:
+    """The views of a running node by name (``/api/<name>``), chosen by ``node.role``.
+
+    An object that renders its own views (a test double, a role not known here) provides
+    ``views() -> Mapping[str, View]`` and is served as it is."""
+    own = getattr(node, "views", None)
+    if callable(own):
+        views: Mapping[str, View] = own()
+        return views
+    render = _ROLE_VIEWS.get(getattr(node, "role", ""))
+    return render(node) if render is not None else {}
+
+
+def home_agent_views(node: HomeAgentNode) -> dict[str, View]:
+    """``bindings``, ``stats``, ``dfp`` (agent configured), ``standby`` (HSRP),
+    ``redundancy`` (binding sync); with load sharing each other group's views as
+    ``g<group>-<view>`` and the ``groups`` view."""
+    v: dict[str, View] = {
+        "bindings": lambda q: bindings_view(node, q),
+        "stats": lambda _q: home_agent_stats(node),
+    }
+    if node.serves_dfp:
+        v["dfp"] = lambda _q: dfp_agent_view(node.dfp_server)
+    if node.hsrp is not None:
+        v.update(hsrp_views(node.hsrp))
+    if node.redundancy is not None:
+        v.update(redundancy_views(node.redundancy))
+    for sib in node.siblings:
+        for k, fn in home_agent_views(sib).items():
+            v[f"g{sib.hsrp_group_number}-{k}"] = fn
+    if node.siblings:
+        v["groups"] = lambda _q: groups_view(node)
+    return v
+
+
+def groups_view(node: HomeAgentNode) -> dict[str, Any]:
+    """Load sharing: every HSRP group served by the node, its HA address and the prefix of
+    its views (``""`` for the first group, ``"g<group>-"`` for the others)."""
+    return {
+        "groups": [
+            {
+                "group": n.hsrp_group_number,
+                "ha_address": n.core.settings.advertised,
+                "prefix": "" if n is node else f"g{n.hsrp_group_number}-",
+                "active": n.core.active,
+            }
+            for n in (node, *node.siblings)
+        ]
+    }
+
+
+def bindings_view(node: HomeAgentNode, q: Mapping[str, str]) -> Page[BindingItem]:
+    """One page of the binding table, optionally filtered by home address, NAI, CoA."""
+    now = node.now()
+    table = node.core.table
+    state = "active" if node.core.active else "standby"
+
+    dp = node.dataplane
+
+    def render(b: Binding) -> BindingItem:
+        item = binding_item(b, now, state)
+        traffic = tunnel_counters(dp, b.home_addr, b.care_of) if dp is not None else None
+        if traffic is not None:
+            item["traffic"] = traffic
+        return item
+
+    rows: Any
+    total: int | None = None
+    if "home_address" in q:
+        rows = table.bindings_of(q["home_address"])
+    elif "nai" in q:
+        rows = [b for h in table.home_addresses_of(q["nai"]) for b in table.bindings_of(h)]
+    else:
+        rows = iter(table)
+        total = len(table)
+    if "care_of" in q:
+        rows = [b for b in rows if b.care_of == q["care_of"]]
+        total = None
+    if "nai" in q and "home_address" in q:
+        rows = [b for b in rows if b.nai == q["nai"]]
+    return page_of(rows, q, render, total)
+
+
+def home_agent_stats(node: HomeAgentNode) -> StatsView:
+    core = node.core
+    view = StatsView(
+        node=node.name,
+        role=node.role,
+        uptime_s=round(node.uptime_s, 3),
+        counters=node.counters(),
+        reply_codes={str(c): n for c, n in sorted(core.by_code.items())},
+        bad_input=dict(core.drops),
+    )
+    if node.dataplane is not None:
+        view["dataplane"] = dataplane_view(summary(node.dataplane), node.dataplane_refused)
+    return view
+
+
+def dfp_agent_view(srv: DfpAgentServer | None) -> DfpView:
+    """The home agent's own DFP agent (no agent listening yet: no rows)."""
+    if srv is None:
+        return DfpView(agents=[])
+    v = srv.view()
+    return DfpView(
+        agents=[
+            {
+                "agent": v["listen"],
+                "role": "agent",
+                "state": "connected" if v["managers"] else "listening",
+                "last_report_s": None,
+                "reports": v["reports"],
+                "errors": 0,
+                "weights": [{"address": v["address"], "weight": v["weight"], "bind_id": 0}],
+            }
+        ]
+    )
+
+
+def hsrp_views(hsrp: HsrpNode) -> dict[str, View]:
+    """``standby``: every group of the HSRP node (a home agent's, or a standalone one)."""
+    return {"standby": lambda _q: hsrp.snapshot()}
+
+
+def redundancy_views(red: RedundancyNode) -> dict[str, View]:
+    return {"redundancy": lambda _q: redundancy_view(red)}
+
+
+def redundancy_view(red: RedundancyNode) -> dict[str, object]:
+    """``core.redundancy.SyncPeer.view()`` plus the adapter's reply gate."""
+    v = red.peer.view(red.ha.now())
+    v["bindings"] = red.bindings
+    v["replies_held"] = red.replies_held
+    v["replies_released_unacked"] = red.replies_released_unacked
+    v["replies_waiting"] = red.replies_waiting
+    v["active_timer_expiries"] = red.active_timer_expiries
+    return v
+
+
+def foreign_agent_views(node: ForeignAgentNode) -> dict[str, View]:
+    return {
+        "visitors": lambda q: visitors_view(node, q),
+        "stats": lambda _q: foreign_agent_stats(node),
+    }
+
+
+def visitor_item(v: Visitor, now: float) -> dict[str, Any]:
+    """One row of ``show ip mobile visitor``."""
+    return {
+        "home_address": v.home_addr,
+        "nai": v.nai,
+        "mn": f"{v.mn[0]}:{v.mn[1]}",
+        "home_agent": v.ha_addr,
+        "target": v.target,
+        "care_of": v.binding.care_of,
+        "lifetime_granted": v.lifetime,
+        "lifetime_remaining": None if v.expires is None else max(0, int(v.expires - now)),
+        "flags": v.flags,
+        "encap": v.binding.encap.name.lower(),
+        "gre_key": v.gre_key,
+        "identification": f"{v.ident >> 32:08X}.{v.ident & 0xFFFFFFFF:08X}",
+        "aaa_home_address": v.aaa_home_addr,
+    }
+
+
+def visitors_view(node: ForeignAgentNode, query: Mapping[str, str]) -> Page[Any]:
+    """One page of the visitor list, optionally filtered by home address or NAI."""
+    now = node.now()
+    visitors = node.core.visitors
+    rows: Any = visitors.values()
+    total = len(visitors)
+    for key in ("home_address", "nai"):
+        want = query.get(key)
+        if want:
+            rows = [v for v in rows if (v.home_addr if key == "home_address" else v.nai) == want]
+            total = len(rows)
+
+    def render(v: Visitor) -> dict[str, Any]:
+        return visitor_item(v, now)
+
+    return page_of(rows, query, render, total=total)
+
+
+def foreign_agent_stats(node: ForeignAgentNode) -> dict[str, Any]:
+    core = node.core
+    s = core.stats
+    counters = {
+        "cmiFaRegTotalVisitors": len(core.visitors),
+        "pending": core.pending_count,
+        "requests": s.requests,
+        "relayed": s.relayed,
+        "retransmissions": s.retransmissions,
+        "replies": s.replies,
+        "replies_other_source": s.replies_other_source,
+        "accepted": s.accepted,
+        "deregistered": s.deregistered,
+        "timeouts": s.timeouts,
+        "aaa_requests": s.aaa_requests,
+        "aaa_rejects": s.aaa_rejects,
+        "visitors_expired": s.visitors_expired,
+        "redirects": s.redirects,
+        "aaa_home_mismatch": s.aaa_home_mismatch,
+        "gre_key_mismatch": s.gre_key_mismatch,
+        "internal_errors": node.internal_errors,
+    }
+    aaa = node.aaa
+    if aaa is not None:
+        for k, n in aaa.stats().items():
+            counters[f"aaa_{aaa.name}_{k}"] = n
+    codes: dict[str, int] = {}
+    for d in (s.fa_codes, s.ha_codes):
+        for c, n in d.items():
+            codes[str(c)] = codes.get(str(c), 0) + n
+    view: dict[str, Any] = {
+        "node": node.name,
+        "role": node.role,
+        "uptime_s": node.uptime_s,
+        "counters": counters,
+        "reply_codes": codes,
+        "fa_codes": {str(k): n for k, n in s.fa_codes.items()},
+        "bad_input": dict(s.drops),
+    }
+    if node.dataplane is not None:
+        view["dataplane"] = dataplane_view(summary(node.dataplane), node.dataplane_refused)
+    return view
+
+
+def mobile_node_views(node: MobileNodeNode) -> dict[str, View]:
+    return {
+        "mobile_nodes": lambda q: mobile_nodes_view(node, q),
+        "stats": lambda _q: mobile_node_stats(node),
+    }
+
+
+def mobile_nodes_view(node: MobileNodeNode, query: Mapping[str, str]) -> Page[Any]:
+    """One page of the mobile nodes' status, optionally only those in ``state``."""
+    now = node.now()
+    rows: Any = node.fleet.mns
+    state = query.get("state")
+    if state:
+        rows = [m for m in rows if m.state.value == state]
+
+    def render(m: MobileNode) -> dict[str, object]:
+        return m.status(now)
+
+    return page_of(rows, query, render)
+
+
+def mobile_node_stats(node: MobileNodeNode) -> dict[str, Any]:
+    fleet = node.fleet
+    counters = fleet.stats()
+    return {
+        "node": node.name,
+        "role": node.role,
+        "uptime_s": node.uptime_s,
+        "counters": counters,
+        "reply_codes": {str(k): v for k, v in fleet.codes.items()},
+        "bad_input": {"undecodable": fleet.bad_input, "unrouted": fleet.unrouted},
+    }
+
+
+def slb_views(node: SlbNode) -> dict[str, View]:
+    return {
+        "slb": lambda q: slb_view(node, q),
+        "sessions": lambda q: sessions_view(node, q),
+        "dfp": lambda q: slb_dfp_view(node, q),
+        "stats": lambda q: slb_stats_view(node, q),
+    }
+
+
+def real_item(node: SlbNode, r: Real, now: float) -> dict[str, Any]:
+    """One row of ``show ip slb reals``."""
+    return {
+        "address": r.address,
+        "port": r.port,
+        "name": node.real_name(r),
+        "farm": node.settings.farm_name,
+        "weight_admin": r.weight,
+        "weight_oper": r.oper_weight,
+        "dfp_weight": r.dfp_weight,
+        "state": r.state.value,
+        "conns": r.conns,
+        "total_conns": r.total_conns,
+        "failures": r.failures,
+        "total_failures": r.total_failures,
+        "retry_in_s": None if r.retry_at is None else round(max(r.retry_at - now, 0.0), 3),
+        "maxconns": r.maxconns,
+    }
+
+
+def slb_view(node: SlbNode, _q: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``show ip slb vservers`` + ``show ip slb reals``."""
+    now = node.now()
+    farm = node.farm
+    c = farm.counters
+    va, port = node.address
+    return {
+        "virtual_address": va,
+        "port": port,
+        "mode": node.settings.mode,
+        "predictor": farm.predictor.name,
+        "io": node.io,
+        "farm": node.settings.farm_name,
+        "state": "OPERATIONAL" if node.in_service else "OUTOFSERVICE",
+        "sessions": len(farm.sessions),
+        "total_sessions": c["new_sessions"],
+        "forwarded": node.n_forwarded,
+        "reassigned": c["reassignments"],
+        "dropped": node.counters["dropped"],
+        "reals": [real_item(node, r, now) for r in farm.reals],
+    }
+
+
+def session_item(s: Session, now: float, vserver: str) -> dict[str, Any]:
+    """One row of ``show ip slb sessions ipmobile``."""
+    return {
+        "key": s.key if isinstance(s.key, str) else f"{s.key[0]}/{s.key[1]}",
+        "client": f"{s.client}:{s.client_port}",
+        "real": s.real.address,
+        "vserver": vserver,
+        "retransmissions": s.retrans_total,
+        "identification": f"{s.ident >> 32:08X}.{s.ident & 0xFFFFFFFF:08X}",
+        "expires_in_s": round(s.expires - now, 3),
+        "state": "TESTING" if s.test else "ESTAB",
+    }
+
+
+def sessions_view(node: SlbNode, q: Mapping[str, str] | None = None) -> Page[Any]:
+    """One page of the SLB's NAI sessions (PagingError -> HTTP 400 on bad values)."""
+    now = node.now()
+    vs = node.settings.farm_name
+    sessions = node.farm.sessions
+
+    def render(s: Session) -> dict[str, Any]:
+        return session_item(s, now, vs)
+
+    return page_of(sessions.values(), q or {}, render, total=len(sessions))
+
+
+def slb_dfp_view(node: SlbNode, _q: Mapping[str, str] | None = None) -> DfpView:
+    """The SLB's DFP manager: one row per agent it connects to."""
+    dfp = node.dfp
+    if dfp is None:
+        return DfpView(agents=[])
+    now = node.now()
+    agents: list[DfpAgentItem] = []
+    for rec in dfp.agents.values():
+        st = rec.state.value
+        agents.append(
+            {
+                "agent": rec.agent,
+                "role": "manager",
+                "state": "down" if st == "idle" else st,
+                "last_report_s": None
+                if rec.last_report is None
+                else round(now - rec.last_report, 3),
+                "reports": rec.reports,
+                "errors": rec.bad + rec.losses,
+                "weights": [
+                    {"address": a, "weight": w, "bind_id": 0} for a, w in rec.weights.items()
+                ],
+            }
+        )
+    return DfpView(agents=agents)
+
+
+def slb_stats_view(node: SlbNode, _q: Mapping[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "counters": {
+            **node.counters,
+            **{f"farm_{k}": v for k, v in node.farm.counters.items()},
+        },
+        "bad_input": dict(node.bad.totals),
+    }
+
+
+_ROLE_VIEWS: dict[str, Callable[[Any], Mapping[str, View]]] = {
+    "home-agent": home_agent_views,
+    "foreign-agent": foreign_agent_views,
+    "mobile-node": mobile_node_views,
+    "slb": slb_views,
+    "hsrp": hsrp_views,
+    "redundancy": redundancy_views,
+}
+
+
 __all__ = [
     "DEFAULT_LIMIT",
     "HSRP_STATES",
@@ -441,10 +799,34 @@ __all__ = [
     "StandbyGroup",
     "StandbyView",
     "StatsView",
+    "View",
     "binding_item",
+    "bindings_view",
     "dataplane_view",
+    "dfp_agent_view",
     "flags_text",
+    "foreign_agent_stats",
+    "foreign_agent_views",
+    "groups_view",
+    "home_agent_stats",
+    "home_agent_views",
+    "hsrp_views",
+    "mobile_node_stats",
+    "mobile_node_views",
+    "mobile_nodes_view",
     "page_of",
     "paging",
+    "real_item",
+    "redundancy_view",
+    "redundancy_views",
     "reply_code_name",
+    "session_item",
+    "sessions_view",
+    "slb_dfp_view",
+    "slb_stats_view",
+    "slb_view",
+    "slb_views",
+    "views_for",
+    "visitor_item",
+    "visitors_view",
 ]

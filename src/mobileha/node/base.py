@@ -1,19 +1,16 @@
 """What every role's asyncio adapter provides, and the one-timer helper they share.
 
 A node adapter owns sockets and runs the actions of its sans-IO core. The runner
-(`mobileha run`) starts it, serves its read-only ``views()`` and ``metrics()`` on the
-management API, and stops it on SIGTERM.
+(`mobileha run`) starts it, serves its read-only state on the management API
+(``mobileha.mgmt`` renders the views and metric families from the node's attributes and
+read methods; a node never imports ``mgmt``), and stops it on SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
-
-# A view answers a management request: query parameters (e.g. {"offset": "0", "limit": "100"})
-# -> a JSON-serialisable object. Large tables must honour offset/limit (paging).
-View = Callable[[Mapping[str, str]], Any]
+from collections.abc import Callable
+from typing import Protocol
 
 
 class Node(Protocol):
@@ -28,17 +25,9 @@ class Node(Protocol):
         """Leave cleanly (e.g. HSRP Resign, flush pending sync) and close sockets."""
         ...
 
-    def views(self) -> Mapping[str, View]:
-        """Named read-only views, e.g. "bindings", "standby", "slb", "stats"."""
-        ...
-
-    def metrics(self) -> Iterable[Any]:
-        """prometheus_client metric families (``prometheus_client.core.*MetricFamily``)."""
-        ...
-
 
 class DeadlineTimer:
-    """A single asyncio timer that follows a sans-IO core's ``next_deadline()``.
+    """A single asyncio timer that follows a sans-IO core's ``get_timer()``.
 
     Call :meth:`update` after every call into the core; ``fire`` is called at the deadline
     (``loop.time()`` clock, which is what the adapters pass to the core as ``now``).

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from mobileha.core import dfp as core
 from mobileha.log import RateLimitedLogger, get_logger
@@ -123,8 +121,8 @@ class DfpAgentServer:
             except Exception:  # the HA's load callable must never kill the agent
                 self.bad.warn("load-error", "DFP load callable failed")
             else:
-                self._broadcast(self.agent.on_timer(load, now) or self.agent.sample(load, now))
-        nd = self.agent.next_deadline()
+                self._broadcast(self.agent.handle_timer(now, load) or self.agent.sample(load, now))
+        nd = self.agent.get_timer()
         delay = self.sample_s if nd is None else min(self.sample_s, nd - now)
         self._schedule(delay)
 
@@ -160,7 +158,7 @@ class DfpAgentServer:
                 for raw in framer.feed(data):
                     self.counters["received"] += 1
                     try:
-                        kind = self.agent.on_message(raw)
+                        kind = self.agent.receive_message(raw)
                     except DecodeError as e:
                         self.bad.warn(e.reason, "bad DFP message from manager")
                         continue
@@ -194,13 +192,6 @@ class DfpAgentServer:
             "early_reports": a.early_reports,
             "secured": a.key is not None,
         }
-
-    def metrics(self) -> Iterable[Any]:
-        g = GaugeMetricFamily("mobileha_dfp_agent_weight", "DFP weight last reported")
-        g.add_metric([], float(self.agent.weight or 0))
-        c = CounterMetricFamily("mobileha_dfp_agent_reports", "Preference Information sent")
-        c.add_metric([], float(self.agent.reports))
-        return [g, c]
 
 
 class DfpManagerClient:
@@ -246,7 +237,7 @@ class DfpManagerClient:
 
     def _fire(self) -> None:
         if self._running:
-            self._run(self.manager.on_timer(self._now()))
+            self._run(self.manager.handle_timer(self._now()))
 
     def _run(self, actions: list[core.ManagerAction]) -> None:
         for a in actions:
@@ -270,27 +261,29 @@ class DfpManagerClient:
                 if w is not None:
                     w.write(a.data)
         if self._timer is not None and self._running:
-            self._timer.update(self.manager.next_deadline())
+            self._timer.update(self.manager.get_timer())
 
     async def _connect(self, agent: str) -> None:
         host, _, port = agent.rpartition(":")
         try:
             reader, writer = await asyncio.open_connection(host, int(port))
         except (OSError, ValueError):
-            self._run(self.manager.on_closed(agent, self._now(), "connect-failed"))
+            self._run(
+                self.manager.handle_event(core.AgentClosed(agent, "connect-failed"), self._now())
+            )
             return
         rec = self.manager.agents.get(agent)
         if rec is None or rec.state is not core.AgentState.CONNECTING:
             writer.close()  # timed out meanwhile
             return
         self._writers[agent] = writer
-        self._run(self.manager.on_connected(agent, self._now()))
+        self._run(self.manager.handle_event(core.AgentConnected(agent), self._now()))
         try:
             while True:
                 data = await reader.read(65536)
                 if not data:
                     break
-                self._run(self.manager.on_data(agent, data, self._now()))
+                self._run(self.manager.handle_event(core.AgentData(agent, data), self._now()))
                 if self._writers.get(agent) is not writer:
                     return  # the manager closed it (bad stream)
         except (ConnectionError, OSError):
@@ -298,7 +291,7 @@ class DfpManagerClient:
         if self._writers.get(agent) is writer:
             del self._writers[agent]
             writer.close()
-            self._run(self.manager.on_closed(agent, self._now(), "closed"))
+            self._run(self.manager.handle_event(core.AgentClosed(agent), self._now()))
 
 
 __all__ = ["DfpAgentServer", "DfpManagerClient"]

@@ -1,7 +1,7 @@
 """Foreign agent / PDSN node: asyncio UDP adapter around :class:`ForeignAgent`.
 
 One UDP socket on ``foreign_agent.address:port`` carries both sides (MNs and HAs), one
-:class:`DeadlineTimer` follows the core's ``next_deadline()``, AAA lookups run as tasks on
+:class:`DeadlineTimer` follows the core's ``get_timer()``, AAA lookups run as tasks on
 the same loop (``aaa.backend``: local table or RADIUS) and feed ``aaa_result`` back, and the
 core's ``InstallBinding`` / ``RemoveBinding`` actions go to the data plane
 (``dataplane.backend``, role ``fa``). Bad input never raises out of the datagram handler:
@@ -24,32 +24,13 @@ from mobileha.core.foreign_agent import (
     AaaCancel,
     AaaRequest,
     ForeignAgent,
-    Visitor,
 )
-from mobileha.dataplane.choice import capabilities, open_dataplane, summary
+from mobileha.dataplane.choice import capabilities, open_dataplane
 from mobileha.log import RateLimitedLogger, get_logger
-from mobileha.node.base import DeadlineTimer, View
+from mobileha.node.base import DeadlineTimer
 from mobileha.node.mobile_node import raise_buffers
 
 _log = get_logger("mobileha.fa")
-
-
-def _visitor_item(v: Visitor, now: float) -> dict[str, Any]:
-    return {
-        "home_address": v.home_addr,
-        "nai": v.nai,
-        "mn": f"{v.mn[0]}:{v.mn[1]}",
-        "home_agent": v.ha_addr,
-        "target": v.target,
-        "care_of": v.binding.care_of,
-        "lifetime_granted": v.lifetime,
-        "lifetime_remaining": None if v.expires is None else max(0, int(v.expires - now)),
-        "flags": v.flags,
-        "encap": v.binding.encap.name.lower(),
-        "gre_key": v.gre_key,
-        "identification": f"{v.ident >> 32:08X}.{v.ident & 0xFFFFFFFF:08X}",
-        "aaa_home_address": v.aaa_home_addr,
-    }
 
 
 class _Proto(asyncio.DatagramProtocol):
@@ -78,6 +59,7 @@ class ForeignAgentNode:
         dataplane_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.core = core
+        self._here: tuple[str, int] = (core.address, core.port)  # the bound socket
         self.name = name
         self.aaa = aaa
         self.dataplane = dataplane
@@ -115,6 +97,7 @@ class ForeignAgentNode:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         raise_buffers(sock)
         sock.bind((self.core.address, self.core.port))
+        self._here = sock.getsockname()
         sock.setblocking(False)
         transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self), sock=sock)
         self.transport = transport
@@ -151,7 +134,7 @@ class ForeignAgentNode:
 
     def _datagram(self, data: bytes, addr: Addr) -> None:
         try:
-            actions = self.core.datagram(data, addr, self._now())
+            actions = self.core.receive_datagram(data, addr, self._here, self._now())
         except Exception as e:  # never let bad input stop the node
             self.internal_errors += 1
             self._bad.warn("internal-error", "datagram handler failed", error=repr(e))
@@ -164,7 +147,7 @@ class ForeignAgentNode:
 
     def _on_timer(self) -> None:
         try:
-            actions = self.core.tick(self._now())
+            actions = self.core.handle_timer(self._now())
         except Exception as e:
             self.internal_errors += 1
             self._bad.warn("internal-error", "timer handler failed", error=repr(e))
@@ -192,7 +175,7 @@ class ForeignAgentNode:
             elif isinstance(a, RemoveBinding):
                 self._dp("remove", a)
         if self._timer is not None:
-            self._timer.update(self.core.next_deadline())
+            self._timer.update(self.core.get_timer())
 
     def _aaa_done(self, token: int) -> Callable[[asyncio.Task[None]], None]:
         def done(_t: asyncio.Task[None]) -> None:
@@ -237,98 +220,16 @@ class ForeignAgentNode:
             )
         )
 
-    # ------------------------------------------------------------------ views
+    # ------------------------------------------------------------------ read-only state
+    # (mobileha.mgmt renders the ``visitors`` / ``stats`` views and the metric families)
 
-    def stats(self) -> dict[str, Any]:
-        s = self.core.stats
-        counters = {
-            "cmiFaRegTotalVisitors": len(self.core.visitors),
-            "pending": self.core.pending_count,
-            "requests": s.requests,
-            "relayed": s.relayed,
-            "retransmissions": s.retransmissions,
-            "replies": s.replies,
-            "replies_other_source": s.replies_other_source,
-            "accepted": s.accepted,
-            "deregistered": s.deregistered,
-            "timeouts": s.timeouts,
-            "aaa_requests": s.aaa_requests,
-            "aaa_rejects": s.aaa_rejects,
-            "visitors_expired": s.visitors_expired,
-            "redirects": s.redirects,
-            "aaa_home_mismatch": s.aaa_home_mismatch,
-            "gre_key_mismatch": s.gre_key_mismatch,
-            "internal_errors": self.internal_errors,
-        }
-        if self.aaa is not None:
-            for k, v in self.aaa.stats().items():
-                counters[f"aaa_{self.aaa.name}_{k}"] = v
-        codes: dict[str, int] = {}
-        for d in (s.fa_codes, s.ha_codes):
-            for c, n in d.items():
-                codes[str(c)] = codes.get(str(c), 0) + n
-        view = {
-            "node": self.name,
-            "role": self.role,
-            "uptime_s": time.monotonic() - self._started,
-            "counters": counters,
-            "reply_codes": codes,
-            "fa_codes": {str(k): v for k, v in s.fa_codes.items()},
-            "bad_input": dict(s.drops),
-        }
-        if self.dataplane is not None:
-            from mobileha.mgmt.views import dataplane_view
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self._started
 
-            view["dataplane"] = dataplane_view(summary(self.dataplane), self.dataplane_refused)
-        return view
-
-    def _visitors_view(self, query: Mapping[str, str]) -> Any:
-        from mobileha.mgmt.views import page_of
-
-        now = self._now() if self._loop is not None else 0.0
-        rows: Any = self.core.visitors.values()
-        total = len(self.core.visitors)
-        for key in ("home_address", "nai"):
-            want = query.get(key)
-            if want:
-                rows = [
-                    v for v in rows if (v.home_addr if key == "home_address" else v.nai) == want
-                ]
-                total = len(rows)
-
-        def render(v: Visitor) -> dict[str, Any]:
-            return _visitor_item(v, now)
-
-        return page_of(rows, query, render, total=total)
-
-    def views(self) -> Mapping[str, View]:
-        return {"visitors": self._visitors_view, "stats": lambda q: self.stats()}
-
-    def metrics(self) -> Iterable[Any]:
-        from mobileha.mgmt.metrics import (
-            FA_INIT_RECEIVED,
-            FA_REPLIES,
-            FA_REQUESTS_RELAYED,
-            FA_VISITORS,
-            MetricsBuilder,
-        )
-
-        s = self.core.stats
-        m = MetricsBuilder()
-        m.gauge(FA_VISITORS, len(self.core.visitors))
-        m.counter(FA_INIT_RECEIVED, s.requests)
-        m.counter(FA_REQUESTS_RELAYED, s.relayed)
-        codes: dict[int, int] = dict(s.fa_codes)
-        for c, n in s.ha_codes.items():
-            codes[c] = codes.get(c, 0) + n
-        m.reply_codes(FA_REPLIES, codes)
-        m.bad_input(s.drops)
-        out = m.families()
-        if self.dataplane is not None:
-            from mobileha.mgmt.metrics import dataplane_families
-
-            out.extend(dataplane_families(self.dataplane, self.dataplane_refused))
-        return out
+    def now(self) -> float:
+        """The clock of the visitors' ``expires`` (0.0 before the node started)."""
+        return self._loop.time() if self._loop is not None else 0.0
 
 
 __all__ = ["ForeignAgentNode"]

@@ -14,7 +14,7 @@ the sans-IO :class:`mobileha.core.home_agent.HomeAgent`.
   until the peer has acknowledged the changes (``send_action`` sends them later).
 * Actions: :class:`Send` -> ``sendto``; :class:`InstallBinding` / :class:`RemoveBinding`
   -> data plane (``RefreshBinding`` changes nothing there) and the listeners.
-* One :class:`~mobileha.node.base.DeadlineTimer` follows ``core.next_deadline()``.
+* One :class:`~mobileha.node.base.DeadlineTimer` follows ``core.get_timer()``.
 * With ``[hsrp]`` the node runs the group (:class:`mobileha.node.hsrp.HsrpNode`) and starts
   as a silent standby: HSRP Active -> ``set_active(True)`` (answer requests, install every
   binding in the data plane), any other state -> ``set_active(False)``. With
@@ -36,7 +36,7 @@ the sans-IO :class:`mobileha.core.home_agent.HomeAgent`.
   served as ``g<group>-<view>``, and the ``groups`` view lists every group (number, HA
   address, view prefix) for ``mobileha show``. In ``/metrics`` the home agent and
   redundancy families of every group carry the labels ``group`` and ``ha_address``
-  (``mgmt.metrics.labelled``); a single-group HA exports them without labels.
+  (``mobileha.mgmt.metrics``); a single-group HA exports them without labels.
 * Works with uvloop and the stock loop (only ``create_datagram_endpoint`` and timers).
 
 Data plane on takeover: **installed at takeover**, not pre-installed on the standby (issue 7
@@ -76,19 +76,9 @@ from mobileha.core.home_agent import (
     RestoreBinding,
     WithdrawBinding,
 )
-from mobileha.dataplane.choice import capabilities, open_dataplane, summary, tunnel_counters
+from mobileha.dataplane.choice import capabilities, open_dataplane
 from mobileha.log import RateLimitedLogger, get_logger
-from mobileha.mgmt import metrics as M
-from mobileha.mgmt.views import (
-    BindingItem,
-    DfpView,
-    Page,
-    StatsView,
-    binding_item,
-    dataplane_view,
-    page_of,
-)
-from mobileha.node.base import DeadlineTimer, View
+from mobileha.node.base import DeadlineTimer
 
 RCVBUF = 8 * 1024 * 1024
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
@@ -258,7 +248,7 @@ class HomeAgentNode:
             for n in (self, *self.siblings):
                 if n.redundancy is not None:
                     n.redundancy.apply_group_ready()
-        self._timer.update(self.core.next_deadline())
+        self._timer.update(self.core.get_timer())
         self.freeze_gc()
         _log.info(
             "home agent started",
@@ -418,7 +408,9 @@ class HomeAgentNode:
         loop = self._loop
         assert loop is not None
         core = self.core
-        actions = core.handle_datagram(data, addr[0], addr[1], dst, loop.time(), time.time())
+        now = loop.time()
+        core.unix_offset = time.time() - now  # follows wall-clock steps
+        actions = core.receive_datagram(data, addr, (dst, self.port), now)
         if actions:
             self._run(actions)
 
@@ -470,7 +462,7 @@ class HomeAgentNode:
                     self.send_action(a)
         timer = self._timer
         if timer is not None:
-            timer.update(self.core.next_deadline())
+            timer.update(self.core.get_timer())
 
     def send_action(self, a: Send) -> None:
         """Send a core ``Send`` action from the socket of its source address."""
@@ -514,7 +506,7 @@ class HomeAgentNode:
         n = len(core.table)
         if n >= 50_000 and n > self._frozen_at * 1.1:
             self.freeze_gc()
-        self._run(core.on_timer(loop.time()))
+        self._run(core.handle_timer(loop.time()))
 
     # ------------------------------------------------------------------ redundancy entry
 
@@ -543,170 +535,24 @@ class HomeAgentNode:
         """The clock of the core (binding ``expires``)."""
         return self._loop.time() if self._loop is not None else time.monotonic()
 
-    # ------------------------------------------------------------------ views
+    # ------------------------------------------------------------------ read-only state
+    # (mobileha.mgmt renders the views and metric families from these)
 
-    def views(self) -> Mapping[str, View]:
-        v: dict[str, View] = {"bindings": self._view_bindings, "stats": self._view_stats}
-        if self.dfp_server is not None or self._dfp_cfg is not None:
-            v["dfp"] = self._view_dfp
-        for sub in (self.hsrp, self.redundancy):
-            if sub is not None:
-                v.update(sub.views())
-        for sib in self.siblings:  # load sharing: "g<group>-bindings", "g<group>-redundancy"
-            for k, fn in sib.views().items():
-                v[f"g{sib.hsrp_group_number}-{k}"] = fn
-        if self.siblings:
-            v["groups"] = self._view_groups
-        return v
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self._started
 
-    def _view_groups(self, _q: Mapping[str, str]) -> dict[str, Any]:
-        """Load sharing: every HSRP group served here, its HA address and the prefix of its
-        views (``""`` for the first group, ``"g<group>-"`` for the others)."""
-        return {
-            "groups": [
-                {
-                    "group": n.hsrp_group_number,
-                    "ha_address": n.core.settings.advertised,
-                    "prefix": "" if n is self else f"g{n.hsrp_group_number}-",
-                    "active": n.core.active,
-                }
-                for n in (self, *self.siblings)
-            ]
-        }
+    @property
+    def serves_dfp(self) -> bool:
+        """A DFP agent is configured (its view exists before the agent listens)."""
+        return self.dfp_server is not None or self._dfp_cfg is not None
 
-    def _view_bindings(self, q: Mapping[str, str]) -> Page[BindingItem]:
-        now = self.now()
-        table = self.core.table
-        state = "active" if self.core.active else "standby"
-
-        dp = self.dataplane
-
-        def render(b: Binding) -> BindingItem:
-            item = binding_item(b, now, state)
-            traffic = tunnel_counters(dp, b.home_addr, b.care_of) if dp is not None else None
-            if traffic is not None:
-                item["traffic"] = traffic
-            return item
-
-        rows: Any
-        total: int | None = None
-        if "home_address" in q:
-            rows = table.bindings_of(q["home_address"])
-        elif "nai" in q:
-            rows = [b for h in table.home_addresses_of(q["nai"]) for b in table.bindings_of(h)]
-        else:
-            rows = iter(table)
-            total = len(table)
-        if "care_of" in q:
-            rows = [b for b in rows if b.care_of == q["care_of"]]
-            total = None
-        if "nai" in q and "home_address" in q:
-            rows = [b for b in rows if b.nai == q["nai"]]
-        return page_of(rows, q, render, total)
-
-    def stats(self) -> StatsView:
-        core = self.core
-        counters = core.counters()
+    def counters(self) -> dict[str, int]:
+        """The core's counters by CISCO-MOBILE-IP-MIB name plus the adapter's own."""
+        counters = self.core.counters()
         counters["mobilehaHaSendErrors"] = self.send_errors
         counters["mobilehaHaDataplaneErrors"] = self.dataplane_errors
-        view = StatsView(
-            node=self.name,
-            role=self.role,
-            uptime_s=round(time.monotonic() - self._started, 3),
-            counters=counters,
-            reply_codes={str(c): n for c, n in sorted(core.by_code.items())},
-            bad_input=dict(core.drops),
-        )
-        if self.dataplane is not None:
-            view["dataplane"] = dataplane_view(summary(self.dataplane), self.dataplane_refused)
-        return view
-
-    def _view_stats(self, _q: Mapping[str, str]) -> StatsView:
-        return self.stats()
-
-    def _view_dfp(self, _q: Mapping[str, str]) -> DfpView:
-        srv = self.dfp_server
-        if srv is None:
-            return DfpView(agents=[])
-        v = srv.view()
-        return DfpView(
-            agents=[
-                {
-                    "agent": v["listen"],
-                    "role": "agent",
-                    "state": "connected" if v["managers"] else "listening",
-                    "last_report_s": None,
-                    "reports": v["reports"],
-                    "errors": 0,
-                    "weights": [{"address": v["address"], "weight": v["weight"], "bind_id": 0}],
-                }
-            ]
-        )
-
-    def metrics(self) -> Iterable[Any]:
-        """Home agent families, DFP, HSRP and redundancy. With load sharing the home agent
-        and redundancy families of every group are merged, labelled ``group`` and
-        ``ha_address`` (HSRP and DFP run once per process and are not repeated)."""
-
-        def group(n: HomeAgentNode) -> list[Any]:
-            fams = n._ha_metrics()
-            if n.redundancy is not None:
-                fams.extend(n.redundancy.metrics())
-            return fams
-
-        if self.siblings:
-            out = M.labelled(
-                (
-                    {"group": n.hsrp_group_number, "ha_address": n.core.settings.advertised},
-                    group(n),
-                )
-                for n in (self, *self.siblings)
-            )
-        else:
-            out = group(self)
-        if self.dfp_server is not None:
-            out.extend(self.dfp_server.metrics())
-        if self.hsrp is not None:
-            out.extend(self.hsrp.metrics())
-        if self.dataplane is not None:
-            out.extend(M.dataplane_families(self.dataplane, self.dataplane_refused))
-        return out
-
-    def _ha_metrics(self) -> list[Any]:
-        """The home agent's own families (CISCO-MOBILE-IP-MIB and ``mobileha_ha_*``)."""
-        core = self.core
-        c = core.counters()
-        m = M.MetricsBuilder()
-        m.gauge(M.HA_BINDINGS, len(core.table))
-        m.counter(M.HA_REQUESTS_RECEIVED, c["cmiHaRegRequestsReceived"])
-        m.counter(M.HA_REQUESTS_DENIED, c["cmiHaRegRequestsDenied"])
-        m.counter(M.HA_REQUESTS_DISCARDED, c["cmiHaRegRequestsDiscarded"])
-        m.counter(M.HA_ENCAP_UNAVAILABLE, c["cmiHaEncapUnavailable"])
-        m.counter(M.HA_INIT_RECEIVED, c["cmiHaInitRegRequestsReceived"])
-        m.counter(M.HA_INIT_ACCEPTED, c["cmiHaInitRegRequestsAccepted"])
-        m.counter(M.HA_INIT_DENIED, c["cmiHaInitRegRequestsDenied"])
-        m.reply_codes(M.HA_REPLIES, core.by_code)
-        m.bad_input(core.drops)
-        for name in (
-            "cmiHaReRegRequestsReceived",
-            "cmiHaReRegRequestsAccepted",
-            "cmiHaReRegRequestsDenied",
-            "cmiHaDeRegRequestsReceived",
-            "cmiHaDeRegRequestsAccepted",
-            "cmiHaDeRegRequestsDenied",
-        ):
-            m.custom(name, f"CISCO-MOBILE-IP-MIB {name}", c[name], kind="counter")
-        m.custom("mobileha_ha_expired_bindings", "Bindings expired", core.expired, kind="counter")
-        m.custom(
-            "mobileha_ha_duplicate_requests",
-            "Duplicates of the accepted registration answered without extending it",
-            core.duplicates,
-            kind="counter",
-        )
-        if core.pool is not None:
-            m.custom("mobileha_ha_pool_free", "Free dynamic home addresses", core.pool.free)
-        m.custom("mobileha_ha_active", "1 when this HA answers requests", int(core.active))
-        return list(m.families())
+        return counters
 
 
 __all__ = ["HomeAgentNode"]

@@ -74,7 +74,7 @@ import struct
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +89,7 @@ from mobileha.core.hsrp import (
     StateChange,
     parse_auth,
 )
-from mobileha.node.base import DeadlineTimer, View
+from mobileha.node.base import DeadlineTimer
 from mobileha.wire import hsrp as w
 from mobileha.wire.ip import build_ipv4, checksum, gratuitous_arp
 
@@ -706,56 +706,16 @@ class HsrpNode:
         sock.setblocking(False)
         return sock
 
-    # ------------------------------------------------------------------ views
+    # ------------------------------------------------------------------ read-only state
+    # (mobileha.mgmt renders the ``standby`` view and the HSRP families from these)
     def snapshot(self) -> list[dict[str, Any]]:
+        """Every group's ``HsrpGroup.snapshot()`` plus the interface (``show standby``)."""
         now = self._loop.time() if self._loop is not None else 0.0
         out = []
         for s in self.core.snapshot(now):
             s["interface"] = self.cfg.interface
             out.append(s)
         return out
-
-    def views(self) -> Mapping[str, View]:
-        return {"standby": lambda q: self.snapshot()}
-
-    def metrics(self) -> Iterable[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        state = GaugeMetricFamily(
-            "mobileha_hsrp_state", "HSRP state (v1 wire value)", labels=["interface", "group"]
-        )
-        prio = GaugeMetricFamily(
-            "mobileha_hsrp_priority", "HSRP priority in use", labels=["interface", "group"]
-        )
-        changes = CounterMetricFamily(
-            "mobileha_hsrp_state_changes", "HSRP state changes", labels=["interface", "group"]
-        )
-        authf = CounterMetricFamily(
-            "mobileha_hsrp_auth_failures",
-            "HSRP authentication failures",
-            labels=["interface", "group"],
-        )
-        from mobileha.mgmt.metrics import MetricsBuilder
-
-        mib = MetricsBuilder()  # CISCO-HSRP-MIB names (cHsrpGrp*), as every node exports them
-        for (_v, gn), g in sorted(self.core.groups.items()):
-            lab = [self.cfg.interface, str(gn)]
-            state.add_metric(lab, int(g.state))
-            prio.add_metric(lab, g.priority)
-            changes.add_metric(lab, g.state_changes)
-            authf.add_metric(lab, g.auth_failures)
-            mib.hsrp_group(
-                group=gn,
-                vip=g.vip or "",
-                state=g.state.label,
-                priority=g.priority,
-                hello_ms=g.hello_ms,
-                hold_ms=g.hold_ms,
-                preempt=g.cfg.preempt,
-                configured_hello_ms=g.cfg.hello_ms,
-                configured_hold_ms=g.cfg.hold_ms,
-            )
-        return [state, prio, changes, authf, *mib.families()]
 
     def _write_mgmt(self) -> None:
         path = self.cfg.mgmt_json_file

@@ -20,13 +20,12 @@ import contextlib
 import heapq
 import socket
 import time
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mobileha.core.actions import Addr, Send
 from mobileha.core.mobile_node import MnState, MobileNode
 from mobileha.log import RateLimitedLogger, get_logger
-from mobileha.node.base import DeadlineTimer, View
+from mobileha.node.base import DeadlineTimer
 from mobileha.wire import DecodeError
 from mobileha.wire.mip import RegistrationReply
 
@@ -96,7 +95,7 @@ class MobileNodeFleet:
         self._loop = loop
         wall = time.time() - loop.time()
         for m in self.mns:
-            m.wall_offset = wall
+            m.unix_offset = wall
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         raise_buffers(sock)
         sock.bind(self.local)
@@ -160,7 +159,7 @@ class MobileNodeFleet:
             if idx is None:
                 self.unrouted += 1
                 return
-            self._apply(idx, self.mns[idx].datagram(data, addr, self.now()))
+            self._apply(idx, self.mns[idx].receive_datagram(data, addr, self.local, self.now()))
         except Exception as e:
             self.bad_input += 1
             self._bad.warn("internal-error", "reply handler failed", error=repr(e))
@@ -189,7 +188,7 @@ class MobileNodeFleet:
             if self._due[i] != d:
                 continue
             self._due[i] = None
-            self._apply(i, self.mns[i].tick(now))
+            self._apply(i, self.mns[i].handle_timer(now))
         self._arm()
         self._changed.set()
 
@@ -208,7 +207,7 @@ class MobileNodeFleet:
             if low is not None:
                 self._by_low[low] = i
             self._low[i] = low
-        d = m.next_deadline()
+        d = m.get_timer()
         if d is not None and d != self._due[i]:
             self._due[i] = d
             heapq.heappush(self._heap, (d, i))
@@ -287,44 +286,16 @@ class MobileNodeNode:
             )
         await self.fleet.close()
 
-    def _mn_view(self, query: Mapping[str, str]) -> Any:
-        from mobileha.mgmt.views import page_of
+    # ------------------------------------------------------------------ read-only state
+    # (mobileha.mgmt renders the ``mobile_nodes`` / ``stats`` views and the metric families)
 
-        now = self.fleet.now() if self.fleet._loop is not None else 0.0
-        rows: Any = self.fleet.mns
-        state = query.get("state")
-        if state:
-            rows = [m for m in rows if m.state.value == state]
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self._started
 
-        def render(m: MobileNode) -> dict[str, object]:
-            return m.status(now)
-
-        return page_of(rows, query, render)
-
-    def stats(self) -> dict[str, Any]:
-        counters = self.fleet.stats()
-        return {
-            "node": self.name,
-            "role": self.role,
-            "uptime_s": time.monotonic() - self._started,
-            "counters": counters,
-            "reply_codes": {str(k): v for k, v in self.fleet.codes.items()},
-            "bad_input": {"undecodable": self.fleet.bad_input, "unrouted": self.fleet.unrouted},
-        }
-
-    def views(self) -> Mapping[str, View]:
-        return {"mobile_nodes": self._mn_view, "stats": lambda q: self.stats()}
-
-    def metrics(self) -> Iterable[Any]:
-        from mobileha.mgmt.metrics import MetricsBuilder
-
-        m = MetricsBuilder()
-        c = self.fleet.stats()
-        m.custom("mobileha_mn_registered", "Mobile nodes with a valid binding", c["registered"])
-        m.custom("mobileha_mn_count", "Mobile nodes driven by this process", c["mobile_nodes"])
-        for k in ("requests", "retransmissions", "accepted", "denied", "renewals"):
-            m.custom(f"mobileha_mn_{k}", f"Mobile node registration {k}", c[k], kind="counter")
-        return m.families()
+    def now(self) -> float:
+        """The clock of the mobile nodes' timers (0.0 before the fleet started)."""
+        return self.fleet.now() if self.fleet._loop is not None else 0.0
 
 
 __all__ = ["MobileNodeFleet", "MobileNodeNode"]

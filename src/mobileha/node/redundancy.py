@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from mobileha.core.actions import InstallBinding, RemoveBinding, Send
@@ -64,7 +64,7 @@ from mobileha.core.redundancy import (
     SyncState,
 )
 from mobileha.log import get_logger
-from mobileha.node.base import DeadlineTimer, View
+from mobileha.node.base import DeadlineTimer
 
 _log = get_logger("mobileha.redundancy")
 
@@ -422,33 +422,18 @@ class RedundancyNode:
     def _on_timer(self) -> None:
         self._run(self.peer.on_timer(self.ha.now()))
 
-    # ------------------------------------------------------------------ views
+    # ------------------------------------------------------------------ read-only state
+    # (mobileha.mgmt renders the ``redundancy`` view and the cmiHaRedun* families)
 
-    def views(self) -> Mapping[str, View]:
-        return {"redundancy": lambda _q: self._view()}
+    @property
+    def bindings(self) -> int:
+        """Bindings held for this HA address (active: owned; standby: synced copies)."""
+        return len(self._core.table)
 
-    def _view(self) -> dict[str, object]:
-        v = self.peer.view(self.ha.now())
-        v["bindings"] = len(self._core.table)
-        v["replies_held"] = self.replies_held
-        v["replies_released_unacked"] = self.replies_released_unacked
-        v["replies_waiting"] = sum(1 for h in self._held if not h.done)
-        v["active_timer_expiries"] = self.active_timer_expiries
-        return v
-
-    def metrics(self) -> Iterable[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        for name, value in self.peer.counters.as_dict().items():
-            fam = CounterMetricFamily(f"cmiHaRedun{name}", f"HA redundancy {name}")
-            fam.add_metric([], value)
-            yield fam
-        g = GaugeMetricFamily("mobileha_sync_pending", "changes not yet acknowledged by the peer")
-        g.add_metric([], self.peer.pending)
-        yield g
-        g = GaugeMetricFamily("mobileha_sync_ready", "1 when no bulk download holds HSRP back")
-        g.add_metric([], 1 if self.peer.ready else 0)
-        yield g
+    @property
+    def replies_waiting(self) -> int:
+        """Replies held now, waiting for the peer's acknowledgement."""
+        return sum(1 for h in self._held if not h.done)
 
 
 __all__ = ["RedundancyNode"]

@@ -1,7 +1,8 @@
 """The HA-SLB node: virtual server on UDP 434, forwarding to real home agents (DESIGN §5).
 
-Hot path per datagram: size check, the NAI (first extension, else
-:func:`mobileha.wire.mip.scan_request`), one :meth:`ServerFarm.request`, one ``sendto``. The
+Hot path per datagram: the reader's NAI check (:func:`mobileha.wire.mip.leading_nai`), one
+:meth:`ServerFarm.receive_datagram` (which parses the request itself when the NAI is not
+the first extension), one ``sendto``. The
 virtual server's socket is read by :meth:`SlbNode._drain` registered with
 ``loop.add_reader``: up to :data:`BATCH` datagrams per wake-up with plain non-blocking
 ``recvfrom``/``sendto`` and one clock reading per batch (no per-datagram protocol callback,
@@ -28,18 +29,17 @@ import itertools
 import socket
 import struct
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mobileha.core import dfp as dfpcore
-from mobileha.core.slb import Real, RealState, ServerFarm, Session, SessionKey
+from mobileha.core.slb import Real, RealState, ServerFarm
 from mobileha.log import RateLimitedLogger, get_logger
-from mobileha.mgmt.views import paging
-from mobileha.node.base import View
 from mobileha.node.dfp import DfpManagerClient
-from mobileha.wire import DecodeError, mip, slbtag
+from mobileha.wire import mip, slbtag
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
+from mobileha.wire.ip import UdpDatagramEncoder
 
 _log = get_logger("mobileha.slb")
 
@@ -54,10 +54,9 @@ BATCH = 256  # datagrams per reader callback at most (then other callbacks get t
 MAX_PENDING = 65_536  # datagrams queued while the send buffer is full; beyond: "send-busy"
 TIMER_GRANULARITY = 0.05  # seconds; session expiry is also checked lazily per request
 TIMER_BUDGET = 20_000  # expiries per timer callback (about 0.1 s of work at most)
-_IDENT = struct.Struct("!Q")  # the Identification, at offset 16 of a request
-# RFC 5944 §3.3: the first extension of a Registration Request follows its 24-byte fixed
-# part; FAs/PDSNs put the NAI (RFC 2794 §2, type 131) there. mobileha._slbio does the same.
-_NAI_AT = 24
+_IDENT = struct.Struct("!Q")  # the Identification (mip.IDENT_AT)
+# What a reader returns per datagram: (data, source, leading NAI or None, Identification)
+Received = tuple[bytes, tuple[str, int], str | None, int]
 
 
 @dataclass(slots=True)
@@ -98,73 +97,6 @@ class SlbSettings:
     dfp_retry_s: float = 10.0  # max reconnect backoff
     dfp_keepalive: int | None = None  # sent to agents as DFP Parameters when set
     fastpath: bool = True  # batched I/O of mobileha._slbio when it is built
-
-
-def _csum(data: bytes) -> int:
-    """RFC 1071 Internet checksum of ``data`` (which must not be all zero bytes).
-
-    The one's-complement sum of the 16-bit words equals the big-endian integer modulo
-    0xFFFF (2**16 == 1 mod 0xFFFF), with a zero remainder standing for 0xFFFF; one
-    ``int.from_bytes`` is much faster in Python than summing unpacked words.
-    """
-    if len(data) & 1:
-        data += b"\x00"
-    s = int.from_bytes(data, "big") % 0xFFFF or 0xFFFF
-    return ~s & 0xFFFF
-
-
-_IP = struct.Struct("!BBHHHBBH4s4s")
-_UDP = struct.Struct("!HHHH")
-
-
-def build_udp_datagram(src: str, sport: int, dst: str, dport: int, payload: bytes) -> bytes:
-    """An IPv4 + UDP datagram (checksums filled) for the raw socket of ``directed`` mode."""
-    s, d = socket.inet_aton(src), socket.inet_aton(dst)
-    ulen = 8 + len(payload)
-    pseudo = s + d + struct.pack("!BBH", 0, socket.IPPROTO_UDP, ulen)
-    uc = _csum(pseudo + _UDP.pack(sport, dport, ulen, 0) + payload) or 0xFFFF
-    ip = _IP.pack(0x45, 0, 20 + ulen, 0, 0, 64, socket.IPPROTO_UDP, 0, s, d)
-    ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
-    return ip + _UDP.pack(sport, dport, ulen, uc) + payload
-
-
-class DirectedEncoder:
-    """:func:`build_udp_datagram` for the hot path. Per (FA, real, payload length) the IP
-    header, the UDP ports and length and the constant part of the UDP checksum are computed
-    once; per datagram only the payload is summed (the one's-complement sum is linear, see
-    :func:`_csum`) and three pieces joined. Same bytes."""
-
-    def __init__(self, max_flows: int = 4096) -> None:
-        # (src, sport, dst, dport, payload length) -> (first 26 bytes, checksum base, shift)
-        self._heads: dict[tuple[str, int, str, int, int], tuple[bytes, int, int]] = {}
-        self._max = max_flows
-
-    def _head(self, src: str, sport: int, dst: str, dport: int, n: int) -> tuple[bytes, int, int]:
-        if len(self._heads) >= self._max:
-            self._heads.clear()
-        sb, db = socket.inet_aton(src), socket.inet_aton(dst)
-        ulen = 8 + n
-        ip = _IP.pack(0x45, 0, 20 + ulen, 0, 0, 64, socket.IPPROTO_UDP, 0, sb, db)
-        ic = ~(int.from_bytes(ip, "big") % 0xFFFF or 0xFFFF) & 0xFFFF
-        ip = ip[:10] + ic.to_bytes(2, "big") + ip[12:]
-        base = (
-            int.from_bytes(sb + db, "big") + socket.IPPROTO_UDP + sport + dport + 2 * ulen
-        ) % 0xFFFF
-        e = self._heads[(src, sport, dst, dport, n)] = (
-            ip + _UDP.pack(sport, dport, ulen, 0)[:6],
-            base,
-            8 if n & 1 else 0,  # an odd payload is summed as if padded with a zero byte
-        )
-        return e
-
-    def __call__(self, src: str, sport: int, dst: str, dport: int, payload: bytes) -> bytes:
-        n = len(payload)
-        e = self._heads.get((src, sport, dst, dport, n))
-        if e is None:
-            e = self._head(src, sport, dst, dport, n)
-        head, base, shift = e
-        s = (base + (int.from_bytes(payload, "big") << shift)) % 0xFFFF or 0xFFFF
-        return head + ((0xFFFF - s) or 0xFFFF).to_bytes(2, "big") + payload
 
 
 def _bufsize(sock: socket.socket, size: int = RCVBUF) -> None:
@@ -229,7 +161,6 @@ class SlbNode:
         self.n_forwarded = 0
         self._counters: dict[str, int] = {
             "dropped": 0,
-            "no_nai": 0,  # requests keyed by (home address, FA) for lack of an NAI
             "real_unreachable": 0,  # ICMP port unreachable from a real (connected socket)
         }
         self._tag = slbtag.encoder(
@@ -237,13 +168,14 @@ class SlbNode:
             key=self._relay_auth,
             spi=settings.relay_spi,
         )
-        self._directed = DirectedEncoder()
+        self._directed = UdpDatagramEncoder()
         # FA address -> (its last source port, plain relay tag for that address and port)
         self._sfx: dict[str, tuple[int, bytes]] = {}
         self._armed: asyncio.TimerHandle | None = None
         self._time: Callable[[], float] = lambda: 0.0
         self.bad = RateLimitedLogger(_log)
         self._sock: socket.socket | None = None  # the virtual server (relay: also sends)
+        self._vs = (settings.virtual_address, settings.port)  # its bound address
         self._directed_mode = settings.mode == "directed"
         self._fast: Any = _slbio if settings.fastpath else None
         self._pending: deque[tuple[bytes, tuple[str, int]]] = deque()  # send would block
@@ -275,6 +207,7 @@ class SlbNode:
         sock.bind((self.settings.virtual_address, self.settings.port))
         sock.setblocking(False)
         self._sock = sock
+        self._vs = self.address
         self._time = self._loop.time
         self._loop.add_reader(sock.fileno(), self._drain)
         if self.dfp is not None:
@@ -320,39 +253,16 @@ class SlbNode:
 
     @property
     def counters(self) -> dict[str, int]:
-        return {"received": self.n_received, "forwarded": self.n_forwarded, **self._counters}
+        return {
+            "received": self.n_received,
+            "forwarded": self.n_forwarded,
+            "no_nai": self.farm.counters["no_nai"],  # keyed by (home address, FA)
+            **self._counters,
+        }
 
     def _bad(self, reason: str, detail: str = "") -> None:
         self._counters["dropped"] += 1
         self.bad.warn(reason, "request dropped", detail=detail)
-
-    def _key(self, data: bytes, addr: tuple[Any, int]) -> tuple[SessionKey, int] | None:
-        """Session key and Identification of a request off the fast path (None: dropped).
-
-        The readers (:meth:`_recv_python`, :mod:`mobileha._slbio`) take the NAI when it is
-        the first extension (how FAs/PDSNs send it); anything else goes through the scanner of
-        :mod:`mobileha.wire.mip`. The SLB is not the validator: the real HA checks the rest
-        of the request (extensions, authenticators).
-        """
-        n = len(data)
-        if n > self.settings.max_datagram:
-            self._bad("oversized", f"more than {self.settings.max_datagram} bytes")
-            return None
-        try:
-            scan = mip.scan_request(data)
-        except DecodeError as e:
-            self._bad(e.reason, e.detail)
-            return None
-        except Exception as e:  # never let a malformed datagram escape the reader
-            self._bad("decode-bug", repr(e))
-            return None
-        if scan.nai:
-            return scan.nai, scan.ident
-        if scan.home_addr != b"\x00\x00\x00\x00":
-            self._counters["no_nai"] += 1
-            return (socket.inet_ntoa(scan.home_addr), addr[0]), scan.ident
-        self._bad("no-nai", "no NAI and home address 0.0.0.0")
-        return None
 
     def _drain(self) -> None:
         """Reader callback: receive, decide and forward up to :data:`BATCH` datagrams.
@@ -373,7 +283,7 @@ class SlbNode:
         if sock is None:
             return
         bufsize = self.settings.max_datagram + 1  # longer arrives truncated: "oversized"
-        ins: list[tuple[bytes, str, int, str | None, int]]
+        ins: list[Received]
         if self._fast is not None:
             try:
                 ins = self._fast.recv_requests(sock.fileno(), BATCH, bufsize)
@@ -391,77 +301,56 @@ class SlbNode:
             self._send_groups(groups)
         self._after(now)
 
-    def _recv_python(
-        self, sock: socket.socket, bufsize: int
-    ) -> list[tuple[bytes, str, int, str | None, int]]:
+    def _recv_python(self, sock: socket.socket, bufsize: int) -> list[Received]:
         """The reference reader: what :func:`mobileha._slbio.recv_requests` returns."""
         recvfrom = sock.recvfrom
         ident_of = _IDENT.unpack_from
-        ins: list[tuple[bytes, str, int, str | None, int]] = []
+        leading_nai = mip.leading_nai
+        ins: list[Received] = []
         take = ins.append
         for _ in range(BATCH):
             try:
-                data, (src, sport) = recvfrom(bufsize)
+                data, src = recvfrom(bufsize)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as e:  # e.g. an ICMP error reported on the socket
                 self._bad("socket-error", str(e))
                 break
-            n = len(data)
-            key: str | None = None
-            if (
-                n >= _NAI_AT + 2
-                and data[0] == mip.RRQ
-                and data[_NAI_AT] == mip.EXT_NAI
-                and 0 < data[_NAI_AT + 1] <= n - _NAI_AT - 2
-            ):
-                try:
-                    key = data[_NAI_AT + 2 : _NAI_AT + 2 + data[_NAI_AT + 1]].decode()
-                except UnicodeDecodeError:
-                    key = None
-            take((data, src, sport, key, ident_of(data, 16)[0] if n >= 24 else 0))
+            ident = ident_of(data, mip.IDENT_AT)[0] if len(data) >= 24 else 0
+            take((data, src, leading_nai(data), ident))
         return ins
 
-    def _decide(
-        self, ins: list[tuple[bytes, str, int, str | None, int]], now: float
-    ) -> dict[Real, list[bytes]]:
-        """Session, real and forwarded bytes of each request; grouped per real, in order.
-
-        The NAI comes from the reader when it is the first extension (how FAs/PDSNs send
-        it); anything else goes through :meth:`_key`.
-        """
-        request = self.farm.request
+    def _decide(self, ins: list[Received], now: float) -> dict[Real, list[bytes]]:
+        """Session, real and forwarded bytes of each request; grouped per real, in order."""
+        receive = self.farm.receive_datagram
+        vs = self._vs
         maxd = self.settings.max_datagram
         directed = self._directed_mode
         encode = self._fast.ipv4_udp if self._fast is not None else self._directed
         plain = not directed and self._relay_auth is None
         sfxs = self._sfx
         groups: dict[Real, list[bytes]] = {}
-        for data, src, sport, nai, ident in ins:
+        for data, src, nai, ident in ins:
             try:
-                key: SessionKey
-                if nai is None or len(data) > maxd:
-                    k = self._key(data, (src, sport))
-                    if k is None:
-                        continue
-                    key, ident = k
-                else:
-                    key = nai
-                d = request(key, ident, src, now, sport)
+                if len(data) > maxd:
+                    self._bad("oversized", f"more than {maxd} bytes")
+                    continue
+                d = receive(data, src, vs, now, nai, ident)
                 r = d[0]
                 if r is None:
                     self._bad(d.reason or "no-real")
                     continue
+                addr, sport = src
                 if plain:
                     # plain tag: it depends only on the FA's address/port, so it is cached
-                    e = sfxs.get(src)
+                    e = sfxs.get(addr)
                     pkt = data + (
-                        e[1] if e is not None and e[0] == sport else self._sfx_for(src, sport)
+                        e[1] if e is not None and e[0] == sport else self._sfx_for(addr, sport)
                     )
                 elif directed:
-                    pkt = encode(src, sport, r.address, r.port, data)
+                    pkt = encode(addr, sport, r.address, r.port, data)
                 else:
-                    pkt = self._tag(data, src, sport)
+                    pkt = self._tag(data, addr, sport)
                 g = groups.get(r)
                 if g is None:
                     groups[r] = [pkt]
@@ -629,12 +518,12 @@ class SlbNode:
         if self.farm.has_events:
             self._log_events()
         # One timer for the whole farm, armed only when none is pending: expiry is also
-        # handled lazily inside request(), so a coarse timer is enough.
+        # handled lazily inside receive_datagram(), so a coarse timer is enough.
         if self._armed is None:
             self._arm(now)
 
     def _arm(self, now: float) -> None:
-        nd = self.farm.next_deadline()
+        nd = self.farm.get_timer()
         if nd is None or self._loop is None:
             self._armed = None
             return
@@ -644,7 +533,7 @@ class SlbNode:
         assert self._loop is not None
         self._armed = None
         now = self._loop.time()
-        more = self.farm.advance(now, TIMER_BUDGET)
+        more = self.farm.handle_timer(now, TIMER_BUDGET)
         if self.farm.has_events:
             self._log_events()
         if more:  # a large backlog: continue soon, letting datagrams in between
@@ -693,166 +582,27 @@ class SlbNode:
     def _now(self) -> float:
         return self._loop.time() if self._loop is not None else 0.0
 
-    # ------------------------------------------------------------------ views
+    # ------------------------------------------------------------------ read-only state
+    # (mobileha.mgmt renders the ``slb`` / ``sessions`` / ``dfp`` / ``stats`` views and the
+    # CISCO-SLB-MIB families from these)
 
-    def _real_item(self, r: Real, now: float) -> dict[str, Any]:
-        return {
-            "address": r.address,
-            "port": r.port,
-            "name": self._names.get((r.address, r.port), r.address),
-            "farm": self.settings.farm_name,
-            "weight_admin": r.weight,
-            "weight_oper": r.oper_weight,
-            "dfp_weight": r.dfp_weight,
-            "state": r.state.value,
-            "conns": r.conns,
-            "total_conns": r.total_conns,
-            "failures": r.failures,
-            "total_failures": r.total_failures,
-            "retry_in_s": None if r.retry_at is None else round(max(r.retry_at - now, 0.0), 3),
-            "maxconns": r.maxconns,
-        }
+    def now(self) -> float:
+        """The clock of the farm's deadlines (0.0 before the node started)."""
+        return self._now()
 
-    def slb_view(self, _q: Mapping[str, str] | None = None) -> dict[str, Any]:
-        now = self._now()
-        c = self.farm.counters
-        va, port = self.address
-        return {
-            "virtual_address": va,
-            "port": port,
-            "mode": self.settings.mode,
-            "predictor": self.farm.predictor.name,
-            "io": "recvmmsg" if self._fast is not None else "python",
-            "farm": self.settings.farm_name,
-            "state": "OPERATIONAL" if self._sock is not None else "OUTOFSERVICE",
-            "sessions": len(self.farm.sessions),
-            "total_sessions": c["new_sessions"],
-            "forwarded": self.n_forwarded,
-            "reassigned": c["reassignments"],
-            "dropped": self.counters["dropped"],
-            "reals": [self._real_item(r, now) for r in self.farm.reals],
-        }
+    def real_name(self, r: Real) -> str:
+        """The configured name of a real (its address when it has none)."""
+        return self._names.get((r.address, r.port), r.address)
 
-    def _session_item(self, s: Session, now: float, vserver: str) -> dict[str, Any]:
-        return {
-            "key": s.key if isinstance(s.key, str) else f"{s.key[0]}/{s.key[1]}",
-            "client": f"{s.client}:{s.client_port}",
-            "real": s.real.address,
-            "vserver": vserver,
-            "retransmissions": s.retrans_total,
-            "identification": f"{s.ident >> 32:08X}.{s.ident & 0xFFFFFFFF:08X}",
-            "expires_in_s": round(s.expires - now, 3),
-            "state": "TESTING" if s.test else "ESTAB",
-        }
+    @property
+    def io(self) -> str:
+        """How datagrams are read and written: "recvmmsg" (``_slbio``) or "python"."""
+        return "recvmmsg" if self._fast is not None else "python"
 
-    def sessions_view(self, q: Mapping[str, str] | None = None) -> dict[str, Any]:
-        offset, limit = paging(q or {})  # PagingError (-> HTTP 400) on bad values
-        now = self._now()
-        vs = self.settings.farm_name
-        total = len(self.farm.sessions)
-        items = [
-            self._session_item(s, now, vs)
-            for s in itertools.islice(self.farm.sessions.values(), offset, offset + limit)
-        ]
-        nxt = offset + limit if offset + limit < total else None
-        return {
-            "total": total,
-            "offset": offset,
-            "limit": limit,
-            "items": items,
-            "next_offset": nxt,
-        }
-
-    def dfp_view(self, _q: Mapping[str, str] | None = None) -> dict[str, Any]:
-        if self.dfp is None:
-            return {"agents": []}
-        now = self._now()
-        agents = []
-        for rec in self.dfp.agents.values():
-            st = rec.state.value
-            agents.append(
-                {
-                    "agent": rec.agent,
-                    "role": "manager",
-                    "state": "down" if st == "idle" else st,
-                    "last_report_s": None
-                    if rec.last_report is None
-                    else round(now - rec.last_report, 3),
-                    "reports": rec.reports,
-                    "errors": rec.bad + rec.losses,
-                    "weights": [
-                        {"address": a, "weight": w, "bind_id": 0} for a, w in rec.weights.items()
-                    ],
-                }
-            )
-        return {"agents": agents}
-
-    def stats_view(self, _q: Mapping[str, str] | None = None) -> dict[str, Any]:
-        return {
-            "counters": {
-                **self.counters,
-                **{f"farm_{k}": v for k, v in self.farm.counters.items()},
-            },
-            "bad_input": dict(self.bad.totals),
-        }
-
-    def views(self) -> Mapping[str, View]:
-        return {
-            "slb": self.slb_view,
-            "sessions": self.sessions_view,
-            "dfp": self.dfp_view,
-            "stats": self.stats_view,
-        }
-
-    def metrics(self) -> Iterable[Any]:
-        """CISCO-SLB-MIB-named families (mobileha.mgmt.metrics), bad input by reason, DFP."""
-        from mobileha.mgmt import metrics as mm
-
-        m = mm.MetricsBuilder()
-        farm = self.settings.farm_name
-        for r in self.farm.reals:
-            m.slb_real(
-                farm=farm,
-                real=r.address,
-                port=r.port,
-                state=r.state.value,
-                admin_weight=r.weight,
-                oper_weight=r.oper_weight,
-                conns=r.conns,
-                maxconns=r.maxconns,
-                consecutive_fails=r.failures,
-                total_conns=r.total_conns,
-                total_fails=r.total_failures,
-            )
-        m.gauge(mm.SLB_VIRTUAL_CONNS, len(self.farm.sessions), vserver=farm)
-        m.counter(mm.SLB_VIRTUAL_TOTAL, self.farm.n_new, vserver=farm)
-        for reason, n in sorted(self.bad.totals.items()):
-            m.counter(mm.BAD_INPUT, n, reason=reason)
-        m.custom(
-            "mobileha_slb_forwarded", "Requests forwarded to reals", self.n_forwarded, "counter"
-        )
-        m.custom(
-            "mobileha_slb_reassigned",
-            "Sessions moved after reassign retransmissions",
-            self.farm.counters["reassignments"],
-            "counter",
-        )
-        if self.dfp is not None:
-            for rec in self.dfp.agents.values():
-                m.custom(
-                    "mobileha_dfp_agent_connected",
-                    "DFP agent connection up (1) or not (0)",
-                    1.0 if rec.state.value == "connected" else 0.0,
-                    agent=rec.agent,
-                )
-                m.custom(
-                    "mobileha_dfp_reports",
-                    "Preference Information messages received",
-                    rec.reports,
-                    "counter",
-                    agent=rec.agent,
-                )
-        return m.families()
+    @property
+    def in_service(self) -> bool:
+        """The virtual server's socket is open."""
+        return self._sock is not None
 
 
-__all__ = ["DirectedEncoder", "SlbNode", "SlbRealSpec", "SlbSettings", "build_udp_datagram"]
+__all__ = ["SlbNode", "SlbRealSpec", "SlbSettings"]

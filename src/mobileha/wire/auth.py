@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from typing import Final
 
 ALG_HMAC_MD5: Final = "hmac-md5"
@@ -99,15 +98,11 @@ def mn_aaa_chap_authenticator(key: bytes, challenge: bytes, preceding_with_heade
 # --- Identification (P§1.7) -------------------------------------------------------------
 
 
-def ntp_identification(unix_time: float, low: int | None = None) -> int:
-    """A timestamp Identification: NTP seconds (since 1900) in the high 32 bits.
-
-    The low 32 bits are random unless ``low`` is given (RFC 5944 §5.7 allows randomising
-    the low-order bits; the MN matches replies on them).
-    """
+def ntp_identification(unix_time: float, low: int) -> int:
+    """A timestamp Identification: NTP seconds (since 1900) in the high 32 bits, ``low`` in
+    the low 32 bits (RFC 5944 §5.7 lets the sender randomise them; the MN matches replies
+    on them)."""
     seconds = (int(unix_time) + NTP_EPOCH_OFFSET) & _U32
-    if low is None:
-        low = int.from_bytes(os.urandom(4), "big")
     return (seconds << 32) | (low & _U32)
 
 
@@ -141,10 +136,6 @@ def nonce_reply_ident(request_ident: int, new_nonce: int) -> int:
     return ((new_nonce & _U32) << 32) | (request_ident & _U32)
 
 
-def new_nonce() -> int:
-    return int.from_bytes(os.urandom(4), "big")
-
-
 __all__ = [
     "ALGORITHMS",
     "ALG_HMAC_MD5",
@@ -160,7 +151,6 @@ __all__ = [
     "ident_unix_time",
     "mismatch_reply_ident",
     "mn_aaa_chap_authenticator",
-    "new_nonce",
     "nonce_reply_ident",
     "ntp_identification",
     "timestamp_acceptable",

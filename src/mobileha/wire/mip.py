@@ -14,8 +14,15 @@ byte-exact; an unknown non-skippable one (< 128) raises
 discard the request (RFC 5944 §3.8). Every other decode problem is a
 :class:`~mobileha.wire.DecodeError`.
 
-For the hot path, :func:`walk_extensions` returns plain offsets without building objects,
-and :func:`scan_request` pulls the few things the HA-SLB needs out of a request.
+Receivers read a request with :func:`parse_request`: the fixed part and one walk over the
+extensions, driven by the table :data:`EXTENSIONS` (for each type: its format, whether it
+may be skipped, what the walk records and where it stands relative to the authenticators),
+recording offsets and the few values receivers act on, without building objects
+(:class:`ParsedRequest`). The home agent, the foreign agent and the HA-SLB use it; the
+full decoders below walk with it too (:func:`walk_extensions`). :func:`leading_nai` is the
+constant-time NAI check of the HA-SLB readers (``mobileha._slbio`` has the same in C).
+
+Reply codes are defined once, in :class:`ReplyCode` and :data:`REPLY_CODE_INFO`.
 
 JSON field names (``to_dict``) follow Wireshark's ``mip.*`` fields where it has them.
 """
@@ -24,9 +31,10 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any, ClassVar, Final, NamedTuple, TypeAlias
 
-from mobileha.wire import DecodeError, UnknownCriticalExtension, ip_bytes, ip_str
+from mobileha.wire import DecodeError, UnknownCriticalExtension, ip_bytes, ip_str, ip_str_cached
 from mobileha.wire.auth import Authenticator
 
 MIP_PORT: Final = 434
@@ -45,15 +53,13 @@ EXT_GEN_AUTH: Final = 36
 EXT_CVSE_OLD: Final = 37
 EXT_CVSE: Final = 38
 EXT_GRE_KEY: Final = 48
+EXT_ENCAP_DELIVERY: Final = 130
 EXT_NAI: Final = 131
 EXT_CHALLENGE: Final = 132
 EXT_NVSE_OLD: Final = 133
 EXT_NVSE: Final = 134
 EXT_REVOCATION_SUPPORT: Final = 137
 EXT_DYNAMIC_HA: Final = 139
-
-AUTH_EXT_TYPES: Final = frozenset({EXT_MN_HA, EXT_MN_FA, EXT_FA_HA})
-LONG_FORMAT: Final = frozenset({EXT_GEN_AUTH, EXT_CVSE_OLD, EXT_CVSE, EXT_GRE_KEY})
 
 GEN_AUTH_MN_AAA: Final = 1  # RFC 4721 subtypes (Wireshark): 1 MN-AAA, 2 FA-FA, 3 MN-GFA, 4 MN-PAR
 DYNHA_REQUESTED: Final = 1
@@ -65,69 +71,205 @@ VENDOR_CISCO: Final = 9
 
 LIFETIME_INFINITE: Final = 0xFFFF
 
-# Reply codes (P§1.9) most used by the code; the full table is REPLY_CODES.
-CODE_ACCEPTED: Final = 0
-CODE_ACCEPTED_NO_SIMULTANEOUS: Final = 1
-REPLY_CODES: Final[dict[int, str]] = {
-    0: "registration accepted",
-    1: "accepted, simultaneous mobility bindings unsupported",
-    64: "FA: reason unspecified",
-    65: "FA: administratively prohibited",
-    66: "FA: insufficient resources",
-    67: "FA: mobile node failed authentication",
-    68: "FA: home agent failed authentication",
-    69: "FA: requested lifetime too long",
-    70: "FA: poorly formed request",
-    71: "FA: poorly formed reply",
-    72: "FA: requested encapsulation unavailable",
-    73: "FA: reserved (VJ compression unavailable)",
-    74: "FA: reverse tunnel unavailable",
-    75: "FA: reverse tunnel mandatory and T bit not set",
-    76: "FA: mobile node too distant",
-    77: "FA: invalid care-of address",
-    78: "FA: registration timeout",
-    79: "FA: delivery style not supported",
-    80: "FA: home network unreachable",
-    81: "FA: home agent host unreachable",
-    82: "FA: home agent port unreachable",
-    88: "FA: home agent unreachable",
-    89: "FA: vendor-specific reason",
-    90: "FA: non-zero HA address required",
-    96: "FA: non-zero home address required",
-    97: "FA: missing NAI",
-    98: "FA: missing home agent",
-    99: "FA: missing home address",
-    100: "FA: unknown CVSE from MN",
-    101: "FA: unknown CVSE from HA",
-    104: "FA: unknown challenge",
-    105: "FA: missing challenge",
-    106: "FA: stale challenge",
-    107: "FA: missing MN-FA key generation extension",
-    108: "FA: mobile node failed AAA authentication",
-    109: "FA: HA sent wrong challenge in reply",
-    127: "FA: experimental",
-    128: "HA: reason unspecified",
-    129: "HA: administratively prohibited",
-    130: "HA: insufficient resources",
-    131: "HA: mobile node failed authentication",
-    132: "HA: foreign agent failed authentication",
-    133: "HA: registration identification mismatch",
-    134: "HA: poorly formed request",
-    135: "HA: too many simultaneous mobility bindings",
-    136: "HA: unknown home agent address",
-    137: "HA: reverse tunnel unavailable",
-    138: "HA: reverse tunnel mandatory and T bit not set",
-    139: "HA: requested encapsulation unavailable",
-    140: "HA: unknown CVSE from MN",
-    141: "HA: unknown CVSE from FA",
-    142: "HA: UDP encapsulation unavailable",
-    143: "HA: register with redirected HA",
-    144: "HA: mobile node failed AAA authentication",
-    149: "HA: proxy registration not enabled",
-    150: "HA: not authorized for proxy registration",
-    192: "HA: experimental",
-    194: "FA: invalid home agent address",
+
+class ReplyCode(IntEnum):
+    """Registration Reply codes (RFC 5944 §3.4; RFC 2794, 3024, 3115, 3519, 4433, 4721;
+    P§1.9). 0-1 accepted; 64-127 and 194 denied by the foreign agent; 128-192 by the home
+    agent. :data:`REPLY_CODE_INFO` gives each code's wording and management names."""
+
+    ACCEPTED = 0
+    ACCEPTED_NO_SIMULTANEOUS = 1
+    FA_UNSPECIFIED = 64
+    FA_ADMIN_PROHIBITED = 65
+    FA_INSUFFICIENT_RESOURCES = 66
+    FA_MN_AUTH_FAILED = 67
+    FA_HA_AUTH_FAILED = 68
+    FA_LIFETIME_TOO_LONG = 69
+    FA_POORLY_FORMED_REQUEST = 70
+    FA_POORLY_FORMED_REPLY = 71
+    FA_ENCAP_UNAVAILABLE = 72
+    FA_VJ_UNAVAILABLE = 73
+    FA_REVERSE_TUNNEL_UNAVAILABLE = 74
+    FA_REVERSE_TUNNEL_MANDATORY = 75
+    FA_MN_TOO_DISTANT = 76
+    FA_INVALID_CARE_OF = 77
+    FA_TIMEOUT = 78
+    FA_DELIVERY_STYLE_UNSUPPORTED = 79
+    FA_HOME_NETWORK_UNREACHABLE = 80
+    FA_HA_HOST_UNREACHABLE = 81
+    FA_HA_PORT_UNREACHABLE = 82
+    FA_HA_UNREACHABLE = 88
+    FA_VENDOR_SPECIFIC = 89
+    FA_NONZERO_HA_REQUIRED = 90
+    FA_NONZERO_HOME_REQUIRED = 96
+    FA_MISSING_NAI = 97
+    FA_MISSING_HA = 98
+    FA_MISSING_HOME = 99
+    FA_UNKNOWN_CVSE_MN = 100
+    FA_UNKNOWN_CVSE_HA = 101
+    FA_UNKNOWN_CHALLENGE = 104
+    FA_MISSING_CHALLENGE = 105
+    FA_STALE_CHALLENGE = 106
+    FA_MISSING_KEY_GENERATION = 107
+    FA_MN_AAA_AUTH_FAILED = 108
+    FA_WRONG_CHALLENGE_IN_REPLY = 109
+    FA_EXPERIMENTAL = 127
+    HA_UNSPECIFIED = 128
+    HA_ADMIN_PROHIBITED = 129
+    HA_INSUFFICIENT_RESOURCES = 130
+    HA_MN_AUTH_FAILED = 131
+    HA_FA_AUTH_FAILED = 132
+    HA_ID_MISMATCH = 133
+    HA_POORLY_FORMED_REQUEST = 134
+    HA_TOO_MANY_BINDINGS = 135
+    HA_UNKNOWN_HA = 136
+    HA_REVERSE_TUNNEL_UNAVAILABLE = 137
+    HA_REVERSE_TUNNEL_MANDATORY = 138
+    HA_ENCAP_UNAVAILABLE = 139
+    HA_UNKNOWN_CVSE_MN = 140
+    HA_UNKNOWN_CVSE_FA = 141
+    HA_UDP_ENCAP_UNAVAILABLE = 142
+    HA_REDIRECT = 143
+    HA_MN_AAA_AUTH_FAILED = 144
+    HA_PROXY_NOT_ENABLED = 149
+    HA_PROXY_NOT_AUTHORIZED = 150
+    HA_EXPERIMENTAL = 192
+    FA_INVALID_HA = 194
+
+
+class CodeInfo(NamedTuple):
+    """What is known about one reply code.
+
+    ``text``: the RFC wording (decoder output). ``mib_name``: the CISCO-MOBILE-IP-MIB
+    ``cmiHaRegRecentServDeniedCode`` named value, or the RFC wording in that style, where
+    one is used (``show``, the ``reason`` label of the metrics). ``counter``: the
+    MIB counter (RFC 2006 MIP-MIB ``ha*``, CISCO-MOBILE-IP-MIB ``cmiHa*``) a home agent
+    counts the replies with this code in.
+    """
+
+    text: str
+    mib_name: str | None = None
+    counter: str | None = None
+
+
+_C = ReplyCode
+REPLY_CODE_INFO: Final[dict[int, CodeInfo]] = {
+    _C.ACCEPTED: CodeInfo(
+        "registration accepted", "registrationAccepted", "haRegistrationAccepted"
+    ),
+    _C.ACCEPTED_NO_SIMULTANEOUS: CodeInfo(
+        "accepted, simultaneous mobility bindings unsupported",
+        "acceptedNoSimultaneousBindings",
+        "haMultiBindUnsupported",
+    ),
+    _C.FA_UNSPECIFIED: CodeInfo("FA: reason unspecified", "faReasonUnspecified"),
+    _C.FA_ADMIN_PROHIBITED: CodeInfo("FA: administratively prohibited", "faAdmProhibited"),
+    _C.FA_INSUFFICIENT_RESOURCES: CodeInfo("FA: insufficient resources", "faInsufficientResource"),
+    _C.FA_MN_AUTH_FAILED: CodeInfo(
+        "FA: mobile node failed authentication", "faMnAuthenticationFailure"
+    ),
+    _C.FA_HA_AUTH_FAILED: CodeInfo(
+        "FA: home agent failed authentication", "faHaAuthenticationFailure"
+    ),
+    _C.FA_LIFETIME_TOO_LONG: CodeInfo("FA: requested lifetime too long", "faLifetimeTooLong"),
+    _C.FA_POORLY_FORMED_REQUEST: CodeInfo("FA: poorly formed request", "faPoorlyFormedRequest"),
+    _C.FA_POORLY_FORMED_REPLY: CodeInfo("FA: poorly formed reply", "faPoorlyFormedReply"),
+    _C.FA_ENCAP_UNAVAILABLE: CodeInfo(
+        "FA: requested encapsulation unavailable", "faEncapsulationUnavailable"
+    ),
+    _C.FA_VJ_UNAVAILABLE: CodeInfo("FA: reserved (VJ compression unavailable)"),
+    _C.FA_REVERSE_TUNNEL_UNAVAILABLE: CodeInfo("FA: reverse tunnel unavailable"),
+    _C.FA_REVERSE_TUNNEL_MANDATORY: CodeInfo("FA: reverse tunnel mandatory and T bit not set"),
+    _C.FA_MN_TOO_DISTANT: CodeInfo("FA: mobile node too distant"),
+    _C.FA_INVALID_CARE_OF: CodeInfo("FA: invalid care-of address", "faInvalidCareOfAddress"),
+    _C.FA_TIMEOUT: CodeInfo("FA: registration timeout", "faRegistrationTimeout"),
+    _C.FA_DELIVERY_STYLE_UNSUPPORTED: CodeInfo("FA: delivery style not supported"),
+    _C.FA_HOME_NETWORK_UNREACHABLE: CodeInfo(
+        "FA: home network unreachable", "faHomeNetworkUnreachable"
+    ),
+    _C.FA_HA_HOST_UNREACHABLE: CodeInfo("FA: home agent host unreachable", "faHaHostUnreachable"),
+    _C.FA_HA_PORT_UNREACHABLE: CodeInfo("FA: home agent port unreachable", "faHaPortUnreachable"),
+    _C.FA_HA_UNREACHABLE: CodeInfo("FA: home agent unreachable", "faHaUnreachable"),
+    _C.FA_VENDOR_SPECIFIC: CodeInfo("FA: vendor-specific reason"),
+    _C.FA_NONZERO_HA_REQUIRED: CodeInfo("FA: non-zero HA address required"),
+    _C.FA_NONZERO_HOME_REQUIRED: CodeInfo("FA: non-zero home address required"),
+    _C.FA_MISSING_NAI: CodeInfo("FA: missing NAI"),
+    _C.FA_MISSING_HA: CodeInfo("FA: missing home agent"),
+    _C.FA_MISSING_HOME: CodeInfo("FA: missing home address"),
+    _C.FA_UNKNOWN_CVSE_MN: CodeInfo("FA: unknown CVSE from MN"),
+    _C.FA_UNKNOWN_CVSE_HA: CodeInfo("FA: unknown CVSE from HA"),
+    _C.FA_UNKNOWN_CHALLENGE: CodeInfo("FA: unknown challenge"),
+    _C.FA_MISSING_CHALLENGE: CodeInfo("FA: missing challenge"),
+    _C.FA_STALE_CHALLENGE: CodeInfo("FA: stale challenge"),
+    _C.FA_MISSING_KEY_GENERATION: CodeInfo("FA: missing MN-FA key generation extension"),
+    _C.FA_MN_AAA_AUTH_FAILED: CodeInfo("FA: mobile node failed AAA authentication"),
+    _C.FA_WRONG_CHALLENGE_IN_REPLY: CodeInfo("FA: HA sent wrong challenge in reply"),
+    _C.FA_EXPERIMENTAL: CodeInfo("FA: experimental"),
+    _C.HA_UNSPECIFIED: CodeInfo(
+        "HA: reason unspecified", "reasonUnspecified", "haReasonUnspecified"
+    ),
+    _C.HA_ADMIN_PROHIBITED: CodeInfo(
+        "HA: administratively prohibited", "admProhibited", "haAdmProhibited"
+    ),
+    _C.HA_INSUFFICIENT_RESOURCES: CodeInfo(
+        "HA: insufficient resources", "insufficientResource", "haInsufficientResource"
+    ),
+    _C.HA_MN_AUTH_FAILED: CodeInfo(
+        "HA: mobile node failed authentication",
+        "mnAuthenticationFailure",
+        "haMobNodeFailedAuth",
+    ),
+    _C.HA_FA_AUTH_FAILED: CodeInfo(
+        "HA: foreign agent failed authentication",
+        "faAuthenticationFailure",
+        "haFANodeFailedAuth",
+    ),
+    _C.HA_ID_MISMATCH: CodeInfo(
+        "HA: registration identification mismatch", "idMismatch", "haIDMismatch"
+    ),
+    _C.HA_POORLY_FORMED_REQUEST: CodeInfo(
+        "HA: poorly formed request", "poorlyFormedRequest", "haPoorlyFormedRequest"
+    ),
+    _C.HA_TOO_MANY_BINDINGS: CodeInfo(
+        "HA: too many simultaneous mobility bindings", "tooManyBindings", "haTooManyBindings"
+    ),
+    _C.HA_UNKNOWN_HA: CodeInfo("HA: unknown home agent address", "unknownHA", "haUnknownHA"),
+    _C.HA_REVERSE_TUNNEL_UNAVAILABLE: CodeInfo(
+        "HA: reverse tunnel unavailable",
+        "reverseTunnelUnavailable",
+        "cmiHaReverseTunnelUnavailable",
+    ),
+    _C.HA_REVERSE_TUNNEL_MANDATORY: CodeInfo(
+        "HA: reverse tunnel mandatory and T bit not set",
+        "reverseTunnelBitNotSet",
+        "cmiHaReverseTunnelBitNotSet",
+    ),
+    _C.HA_ENCAP_UNAVAILABLE: CodeInfo(
+        "HA: requested encapsulation unavailable",
+        "encapsulationUnavailable",
+        "cmiHaEncapUnavailable",
+    ),
+    _C.HA_UNKNOWN_CVSE_MN: CodeInfo("HA: unknown CVSE from MN", None, "cmiHaUnknownCvseFromMn"),
+    _C.HA_UNKNOWN_CVSE_FA: CodeInfo("HA: unknown CVSE from FA", None, "cmiHaUnknownCvseFromFa"),
+    _C.HA_UDP_ENCAP_UNAVAILABLE: CodeInfo("HA: UDP encapsulation unavailable"),
+    _C.HA_REDIRECT: CodeInfo("HA: register with redirected HA", None, "cmiHaRedirectedHa"),
+    _C.HA_MN_AAA_AUTH_FAILED: CodeInfo(
+        "HA: mobile node failed AAA authentication", None, "cmiHaMnAaaAuthFailures"
+    ),
+    _C.HA_PROXY_NOT_ENABLED: CodeInfo("HA: proxy registration not enabled"),
+    _C.HA_PROXY_NOT_AUTHORIZED: CodeInfo("HA: not authorized for proxy registration"),
+    _C.HA_EXPERIMENTAL: CodeInfo("HA: experimental"),
+    _C.FA_INVALID_HA: CodeInfo("FA: invalid home agent address"),
 }
+
+REPLY_CODES: Final[dict[int, str]] = {c: i.text for c, i in REPLY_CODE_INFO.items()}
+
+
+def reply_code_name(code: int) -> str:
+    """The management name of a reply code (``code<N>`` when it has none)."""
+    info = REPLY_CODE_INFO.get(code)
+    return info.mib_name if info is not None and info.mib_name else f"code{code}"
+
 
 _RRQ = struct.Struct("!BBH4s4s4sQ")  # 24 bytes
 _RRP = struct.Struct("!BBH4s4sQ")  # 20 bytes
@@ -138,6 +280,7 @@ _LONG_HDR = struct.Struct("!BBH")
 _AUTH_HDR = struct.Struct("!BBI")  # type, length, SPI
 _GEN_AUTH_HDR = struct.Struct("!BBHI")  # type, subtype, length, SPI
 _U32 = struct.Struct("!I")
+_VENDOR_ID_TYPE = struct.Struct("!IH")  # vendor id, vendor type (CVSE and NVSE values)
 _VENDOR_LONG = struct.Struct("!BBHIH")  # CVSE: type, reserved, length, vendor id, vendor type
 _VENDOR_SHORT = struct.Struct("!BBHIH")  # NVSE: type, length, reserved(2), vendor id, type
 _REVSUP = struct.Struct("!BBHI")  # type, length=6, flags, timestamp
@@ -378,6 +521,82 @@ Extension: TypeAlias = (
 )
 
 
+# --- the extension table and the one walk -----------------------------------------------
+
+# What the walk records for a type (the fields of ParsedRequest it fills).
+_R_SKIP: Final = 0  # known, nothing to record (or unknown and skippable)
+_R_CRITICAL: Final = 1  # unknown and not skippable: the message is invalid
+_R_NAI: Final = 2
+_R_MN_HA: Final = 3
+_R_FA_HA: Final = 4
+_R_MN_FA: Final = 5
+_R_GEN_AUTH: Final = 6
+_R_CHALLENGE: Final = 7
+_R_GRE_KEY: Final = 8
+_R_CVSE: Final = 9
+
+
+class ExtRule(NamedTuple):
+    """One row of :data:`EXTENSIONS`: how an extension type is read, what the walk records
+    of it and where it stands in a Registration Request.
+
+    ``long``: long format (Type, Sub-Type or Reserved, Length(2)), else short (Type,
+    Length). ``skippable``: a receiver that does not know the type skips it (types >= 128,
+    RFC 5944 §1.9); an unknown type below 128 makes the whole message invalid.
+    ``after`` / ``before``: the authentication extension it follows / precedes in a request
+    as its sender builds it (0: no rule). An authenticator covers everything before it and
+    nothing after it (RFC 5944 §3.5.1, P§1.6), so ``before`` names the authenticator that
+    protects the extension; :meth:`ParsedRequest.protected_by` tells for a received one.
+    The walk does not refuse an extension found elsewhere: the receiver decides.
+    """
+
+    name: str
+    record: int
+    long: bool
+    skippable: bool
+    after: int
+    before: int
+
+
+EXTENSIONS: Final[dict[int, ExtRule]] = {
+    # RFC 5944 §3.5.2, §3.6.1.3: after the extensions for the HA, before those for the FA
+    EXT_MN_HA: ExtRule("MN-HA authentication", _R_MN_HA, False, False, 0, EXT_FA_HA),
+    # RFC 5944 §3.5.3: the MN's last extension, for the FA only (the FA removes it)
+    EXT_MN_FA: ExtRule("MN-FA authentication", _R_MN_FA, False, False, EXT_MN_HA, 0),
+    # RFC 5944 §3.5.4, §3.7.2.2: appended by the FA, last
+    EXT_FA_HA: ExtRule("FA-HA authentication", _R_FA_HA, False, False, EXT_MN_HA, 0),
+    # RFC 4721 §3.1: MN-AAA (subtype 1) after MN-HA and the challenge, or in place of MN-HA
+    EXT_GEN_AUTH: ExtRule("generalized authentication", _R_GEN_AUTH, True, False, 0, EXT_FA_HA),
+    # RFC 3115 §2: from the MN (before MN-HA: code 140) or the FA (after it: code 141)
+    EXT_CVSE_OLD: ExtRule("CVSE (draft number)", _R_CVSE, True, False, 0, EXT_FA_HA),
+    EXT_CVSE: ExtRule("CVSE", _R_CVSE, True, False, 0, EXT_FA_HA),
+    # RFC 6245 §4.1 (P§2.6): added by the FA after MN-HA / challenge / MN-AAA, before FA-HA
+    EXT_GRE_KEY: ExtRule("GRE key", _R_GRE_KEY, True, False, EXT_MN_HA, EXT_FA_HA),
+    # RFC 3024 §5.2: between MN and FA only
+    EXT_ENCAP_DELIVERY: ExtRule("encapsulating delivery style", _R_SKIP, False, True, 0, 0),
+    # RFC 2794 §2: before any authentication extension
+    EXT_NAI: ExtRule("MN NAI", _R_NAI, False, True, 0, EXT_MN_HA),
+    # RFC 4721 §3.1: after MN-HA, before the MN-AAA or MN-FA extension that covers it
+    EXT_CHALLENGE: ExtRule("MN-FA challenge", _R_CHALLENGE, False, True, EXT_MN_HA, EXT_GEN_AUTH),
+    # RFC 3115 §3
+    EXT_NVSE_OLD: ExtRule("NVSE (draft number)", _R_SKIP, False, True, 0, 0),
+    EXT_NVSE: ExtRule("NVSE", _R_SKIP, False, True, 0, 0),
+    # RFC 3543 §3.1
+    EXT_REVOCATION_SUPPORT: ExtRule("revocation support", _R_SKIP, False, True, 0, EXT_MN_HA),
+    # RFC 4433 §3.2 (short format with subtype, P§2.3)
+    EXT_DYNAMIC_HA: ExtRule("dynamic HA", _R_SKIP, False, True, 0, EXT_MN_HA),
+}
+
+# The walk's view of the table, indexed by type: one tuple index per extension.
+_RECORD: Final = tuple(
+    EXTENSIONS[t].record if t in EXTENSIONS else (_R_SKIP if t >= 128 else _R_CRITICAL)
+    for t in range(256)
+)
+_IS_LONG: Final = tuple(t in EXTENSIONS and EXTENSIONS[t].long for t in range(256))
+LONG_FORMAT: Final = frozenset(t for t, r in EXTENSIONS.items() if r.long)
+AUTH_EXT_TYPES: Final = frozenset({EXT_MN_HA, EXT_MN_FA, EXT_FA_HA})
+
+
 class ExtSpan(NamedTuple):
     """Where one extension sits in a message: header start, value start and end."""
 
@@ -387,41 +606,362 @@ class ExtSpan(NamedTuple):
     end: int
 
 
-def walk_extensions(data: bytes, off: int, *, known: frozenset[int] | None = None) -> list[ExtSpan]:
-    """Offsets of every extension from ``off`` on, without building objects.
+class _Rare:
+    """What the walk records of the extensions most requests do not carry (MN-AAA,
+    challenge, GRE key, CVSEs, a second authenticator, a bad length, an unknown critical
+    type): made only when one is seen, so that a plain request costs fewer stores."""
 
-    Raises DecodeError on a truncated extension and UnknownCriticalExtension on a
-    non-skippable type that is not in ``known`` (default: the types this module decodes).
+    __slots__ = (
+        "aaa",
+        "aaa_e",
+        "chal",
+        "chal_auth",
+        "chal_e",
+        "critical",
+        "cvse_e",
+        "cvse_s",
+        "gre_at",
+        "gre_key",
+        "mn_auth_end",
+        "poorly",
+        "unknown_cvse",
+    )
+
+    def __init__(self) -> None:
+        self.aaa = self.chal = self.chal_auth = self.gre_at = self.cvse_s = -1
+        self.unknown_cvse = -1
+        self.aaa_e = self.chal_e = self.cvse_e = self.mn_auth_end = self.critical = 0
+        self.gre_key: int | None = None
+        self.poorly = False
+
+
+class ParsedRequest:
+    """A Registration Request after its fixed part and one walk over its extensions
+    (:func:`parse_request`): offsets and the few values receivers act on, no objects.
+
+    Offsets point at an extension's Type byte in ``data``; -1 means absent (0 for the ends
+    and for ``nai_s``). What is recorded, per :data:`EXTENSIONS`:
+
+    * ``nai_s``/``nai_e``: the first NAI (131);
+    * ``mnha``: the first MN-HA (32); ``aaa``/``aaa_e``: the first MN-AAA (36, subtype 1);
+      ``auth``/``auth_type``: the first of the two, the MN's authorization-enabling
+      extension (RFC 5944 §3.8.2.1); ``mn_auth_end``: where the last of them ends (what an
+      FA relays of the MN's request, §3.7.2.2);
+    * ``faha``: the last FA-HA (34), ``n_faha`` how many;
+    * ``chal``/``chal_e``: the first MN-FA challenge (132); ``chal_auth``: the last MN-FA
+      (33) or MN-AAA extension (what authenticates a challenge, RFC 4721 §3.2);
+    * ``gre_key``, ``gre_at``: the GRE key of the last GRE key extension (48) or 3GPP2 GRE
+      key CVSE and where it was; ``cvse_s``/``cvse_e``: the last 3GPP2 GRE key CVSE;
+      ``unknown_cvse``: the first other CVSE;
+    * ``poorly``: a GRE key extension or a CVSE of the wrong length;
+    * ``error``: ``"truncated-extension"`` or ``"unknown-critical-extension"`` (type in
+      ``critical``), where the walk stopped; None for a well-formed message.
+
+    Which authenticator covers an extension is :meth:`protected_by` of its offset. The
+    fields of the extensions most requests lack live in ``rare`` (None when there were
+    none), read through the properties of the same names. Receivers subclass this (adding
+    ``__slots__``) to carry their own per-request state.
     """
-    if known is None:
-        known = _KNOWN_CRITICAL
-    spans: list[ExtSpan] = []
+
+    __slots__ = (
+        "auth",
+        "coa_b",
+        "data",
+        "error",
+        "faha",
+        "flags",
+        "ha_b",
+        "home_b",
+        "ident",
+        "lifetime",
+        "mnha",
+        "n_faha",
+        "nai_e",
+        "nai_s",
+        "rare",
+    )
+
+    data: bytes
+    flags: int
+    lifetime: int
+    home_b: bytes  # the fixed part's addresses, 4 bytes each
+    ha_b: bytes
+    coa_b: bytes
+    ident: int
+    nai_s: int
+    nai_e: int
+    mnha: int
+    auth: int
+    faha: int
+    n_faha: int
+    error: str | None
+    rare: _Rare | None
+
+    @property
+    def auth_type(self) -> int:
+        """EXT_MN_HA or EXT_GEN_AUTH (MN-AAA): the kind of ``auth``; 0 without one."""
+        if self.auth < 0:
+            return 0
+        return EXT_MN_HA if self.auth == self.mnha else EXT_GEN_AUTH
+
+    @property
+    def mn_auth_end(self) -> int:
+        m = self.rare
+        if m is not None and m.mn_auth_end:
+            return m.mn_auth_end
+        mnha = self.mnha
+        return mnha + 2 + self.data[mnha + 1] if mnha >= 0 else 0
+
+    @property
+    def aaa(self) -> int:
+        return self.rare.aaa if self.rare is not None else -1
+
+    @property
+    def aaa_e(self) -> int:
+        return self.rare.aaa_e if self.rare is not None else 0
+
+    @property
+    def chal(self) -> int:
+        return self.rare.chal if self.rare is not None else -1
+
+    @property
+    def chal_e(self) -> int:
+        return self.rare.chal_e if self.rare is not None else 0
+
+    @property
+    def chal_auth(self) -> int:
+        return self.rare.chal_auth if self.rare is not None else -1
+
+    @property
+    def gre_key(self) -> int | None:
+        return self.rare.gre_key if self.rare is not None else None
+
+    @property
+    def gre_at(self) -> int:
+        return self.rare.gre_at if self.rare is not None else -1
+
+    @property
+    def cvse_s(self) -> int:
+        return self.rare.cvse_s if self.rare is not None else -1
+
+    @property
+    def cvse_e(self) -> int:
+        return self.rare.cvse_e if self.rare is not None else 0
+
+    @property
+    def unknown_cvse(self) -> int:
+        return self.rare.unknown_cvse if self.rare is not None else -1
+
+    @property
+    def poorly(self) -> bool:
+        return self.rare.poorly if self.rare is not None else False
+
+    @property
+    def critical(self) -> int:
+        return self.rare.critical if self.rare is not None else 0
+
+    @property
+    def nai(self) -> str | None:
+        """The first NAI (None: none, or empty); DecodeError("bad-nai") if not UTF-8."""
+        if not self.nai_s:
+            return None
+        try:
+            return self.data[self.nai_s + 2 : self.nai_e].decode() or None
+        except UnicodeDecodeError as e:
+            raise DecodeError("bad-nai", "not UTF-8") from e
+
+    @property
+    def home_addr(self) -> str:
+        return ip_str_cached(self.home_b)
+
+    @property
+    def ha_addr(self) -> str:
+        return ip_str_cached(self.ha_b)
+
+    @property
+    def care_of(self) -> str:
+        return ip_str_cached(self.coa_b)
+
+    @property
+    def challenge(self) -> bytes | None:
+        c = self.chal
+        return self.data[c + 2 : self.chal_e] if c >= 0 else None
+
+    def protected_by(self, off: int) -> int:
+        """The authentication extension covering the extension at ``off``: the MN's
+        authorization-enabling one (32 or 36) when it follows, else FA-HA (34) when the
+        last FA-HA follows, else 0 (nothing protects it, RFC 5944 §3.5.1)."""
+        if off < self.auth:
+            return self.auth_type
+        if off < self.faha:
+            return EXT_FA_HA
+        return 0
+
+
+def _walk(p: ParsedRequest, data: bytes, off: int, spans: list[ExtSpan] | None) -> None:
+    """The one walk over a message's extensions from ``off``: records into ``p`` what
+    :data:`EXTENSIONS` says to record, and each extension's span into ``spans`` if given.
+    Stops at the first unknown non-skippable type or truncated extension (``p.error``)."""
     n = len(data)
+    record = _RECORD
+    is_long = _IS_LONG
+    nai_s = nai_e = n_faha = 0
+    mnha = faha = -1
+    m: _Rare | None = None
+    error: str | None = None
     while off < n:
         t = data[off]
-        if t in LONG_FORMAT:
+        r = record[t]
+        if r == _R_CRITICAL:
+            if m is None:
+                m = _Rare()
+            error, m.critical = "unknown-critical-extension", t
+            break
+        if is_long[t]:
             if off + 4 > n:
-                raise DecodeError("truncated-extension", f"type {t} header at {off}")
-            ln = (data[off + 2] << 8) | data[off + 3]
+                error = "truncated-extension"
+                break
             value = off + 4
+            end = value + ((data[off + 2] << 8) | data[off + 3])
         else:
-            if t < 128 and t not in known:
-                raise UnknownCriticalExtension(t)
             if off + 2 > n:
-                raise DecodeError("truncated-extension", f"type {t} header at {off}")
-            ln = data[off + 1]
+                error = "truncated-extension"
+                break
             value = off + 2
-        end = value + ln
+            end = value + data[off + 1]
         if end > n:
-            raise DecodeError("truncated-extension", f"type {t} length {ln} at {off}")
-        spans.append(ExtSpan(t, off, value, end))
+            error = "truncated-extension"
+            break
+        if spans is not None:
+            spans.append(ExtSpan(t, off, value, end))
+        if r == _R_NAI:
+            if not nai_s:
+                nai_s, nai_e = off, end
+        elif r == _R_MN_HA:
+            if mnha < 0:
+                mnha = off
+                if m is not None and m.mn_auth_end:
+                    m.mn_auth_end = end
+            else:
+                if m is None:
+                    m = _Rare()
+                m.mn_auth_end = end
+        elif r == _R_FA_HA:
+            n_faha += 1
+            faha = off
+        elif r != _R_SKIP:
+            if m is None:
+                m = _Rare()
+            _record_rare(m, r, data, off, value, end)
         off = end
+    p.nai_s = nai_s
+    p.nai_e = nai_e
+    p.mnha = mnha
+    p.faha = faha
+    p.n_faha = n_faha
+    p.error = error
+    p.rare = m
+    if m is not None and m.aaa >= 0 and (mnha < 0 or m.aaa < mnha):
+        p.auth = m.aaa
+    else:
+        p.auth = mnha
+
+
+def _record_rare(m: _Rare, r: int, data: bytes, off: int, value: int, end: int) -> None:
+    """The walk's recording of the extensions in :class:`_Rare`."""
+    if r == _R_GEN_AUTH:
+        if data[off + 1] == GEN_AUTH_MN_AAA:
+            if m.aaa < 0:
+                m.aaa, m.aaa_e = off, end
+            m.mn_auth_end = end
+            m.chal_auth = off
+    elif r == _R_CHALLENGE:
+        if m.chal < 0:
+            m.chal, m.chal_e = off, end
+    elif r == _R_MN_FA:
+        m.chal_auth = off
+    elif r == _R_GRE_KEY:
+        if end - value == 4:
+            m.gre_key = _U32.unpack_from(data, value)[0]
+            m.gre_at = off
+        else:
+            m.poorly = True
+    elif r == _R_CVSE:
+        if end - value >= 6:
+            vid, vtype = _VENDOR_ID_TYPE.unpack_from(data, value)
+            if vid == VENDOR_3GPP2 and vtype == CVSE_3GPP2_GRE_KEY and end - value == 10:
+                m.gre_key = _U32.unpack_from(data, value + 6)[0]
+                m.gre_at = m.cvse_s = off
+                m.cvse_e = end
+            elif m.unknown_cvse < 0:
+                m.unknown_cvse = off
+        else:
+            m.poorly = True
+
+
+_new = object.__new__
+
+
+def parse_request(
+    data: bytes, into: type[ParsedRequest] = ParsedRequest, spans: list[ExtSpan] | None = None
+) -> ParsedRequest:
+    """The fixed part of a Registration Request and one walk over its extensions.
+
+    ``into``: the class to fill (a receiver's subclass); ``spans``: a list to receive every
+    extension's span (the full decoder's). Raises DecodeError only for what is not a
+    request at all (``"short"``, ``"not-request"``); a problem in the extensions is
+    ``p.error`` (the walk records what it saw up to there).
+    """
+    if len(data) < 24 or data[0] != RRQ:
+        raise DecodeError("short" if data[:1] == b"\x01" else "not-request")
+    p = _new(into)
+    p.data = data
+    _t, p.flags, p.lifetime, p.home_b, p.ha_b, p.coa_b, p.ident = _RRQ.unpack_from(data)
+    _walk(p, data, 24, spans)
+    return p
+
+
+# RFC 5944 §3.3: a request's first extension follows its 24-byte fixed part; FAs and PDSNs
+# put the NAI (RFC 2794 §2) there. mobileha._slbio reads the same offsets.
+NAI_AT: Final = 24
+IDENT_AT: Final = 16
+
+
+def leading_nai(data: bytes) -> str | None:
+    """The NAI of a Registration Request whose first extension is a non-empty, complete,
+    UTF-8 NAI, else None: the constant-time check of the HA-SLB readers
+    (``mobileha._slbio.leading_nai`` is the same in C). When it is not None, it is the
+    NAI :func:`parse_request` records."""
+    n = len(data)
+    if n < NAI_AT + 2 or data[0] != RRQ or data[NAI_AT] != EXT_NAI:
+        return None
+    ln = data[NAI_AT + 1]
+    if not 0 < ln <= n - NAI_AT - 2:
+        return None
+    try:
+        return data[NAI_AT + 2 : NAI_AT + 2 + ln].decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def walk_extensions(data: bytes, off: int) -> list[ExtSpan]:
+    """The span of every extension from ``off`` on (the walk of :func:`parse_request`).
+
+    Raises UnknownCriticalExtension on a non-skippable type not in :data:`EXTENSIONS`
+    and DecodeError on a truncated extension.
+    """
+    spans: list[ExtSpan] = []
+    p = _new(ParsedRequest)
+    _walk(p, data, off, spans)
+    _raise_walk_error(p, spans, off)
     return spans
 
 
-_KNOWN_CRITICAL: Final = frozenset(
-    {EXT_MN_HA, EXT_MN_FA, EXT_FA_HA, EXT_GEN_AUTH, EXT_CVSE_OLD, EXT_CVSE, EXT_GRE_KEY}
-)
+def _raise_walk_error(p: ParsedRequest, spans: list[ExtSpan], off: int) -> None:
+    if p.error is not None:
+        if p.rare is not None and p.rare.critical:
+            raise UnknownCriticalExtension(p.rare.critical)
+        raise DecodeError(p.error, f"at offset {spans[-1].end if spans else off}")
 
 
 def _decode_ext(data: bytes, span: ExtSpan) -> Extension:
@@ -535,6 +1075,8 @@ class RegistrationRequest(_Message):
     ha_addr: str = "0.0.0.0"
     care_of: str = "0.0.0.0"
     ident: int = 0
+    # The walk of a decoded request (offsets of the MN's authenticators, challenge...).
+    parsed: ParsedRequest | None = field(default=None, compare=False, repr=False)
     msg_type: ClassVar[int] = RRQ
 
     def header(self) -> bytes:
@@ -555,12 +1097,22 @@ class RegistrationRequest(_Message):
     def decode(cls, data: bytes) -> RegistrationRequest:
         if len(data) < 24:
             raise DecodeError("short", f"{len(data)} bytes, registration request needs 24")
-        t, flags, life, hoa, ha, coa, ident = _RRQ.unpack_from(data)
-        if t != RRQ:
-            raise DecodeError("bad-type", f"type {t} is not a registration request")
-        exts, offs = decode_extensions(data, 24)
+        if data[0] != RRQ:
+            raise DecodeError("bad-type", f"type {data[0]} is not a registration request")
+        spans: list[ExtSpan] = []
+        p = parse_request(data, spans=spans)
+        _raise_walk_error(p, spans, 24)
         return cls(
-            exts, offs, bytes(data), flags, life, ip_str(hoa), ip_str(ha), ip_str(coa), ident
+            [_decode_ext(data, s) for s in spans],
+            [s.start for s in spans],
+            bytes(data),
+            p.flags,
+            p.lifetime,
+            ip_str(p.home_b),
+            ip_str(p.ha_b),
+            ip_str(p.coa_b),
+            p.ident,
+            p,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -611,7 +1163,7 @@ class RegistrationReply(_Message):
 
     @property
     def accepted(self) -> bool:
-        return self.code in (CODE_ACCEPTED, CODE_ACCEPTED_NO_SIMULTANEOUS)
+        return self.code in (ReplyCode.ACCEPTED, ReplyCode.ACCEPTED_NO_SIMULTANEOUS)
 
     @classmethod
     def decode(cls, data: bytes) -> RegistrationReply:
@@ -764,52 +1316,9 @@ def append_gen_auth(message: bytes, subtype: int, spi: int, compute: Any) -> byt
     return covered + auth
 
 
-# --- fast path ------------------------------------------------------------------------
-
-
-class RequestScan(NamedTuple):
-    """What the HA-SLB needs from a registration request, without full decoding."""
-
-    flags: int
-    lifetime: int
-    home_addr: bytes
-    ha_addr: bytes
-    care_of: bytes
-    ident: int
-    nai: str | None
-
-
-def scan_request(data: bytes) -> RequestScan:
-    """Fixed header + NAI of a registration request (skips unknown extensions freely)."""
-    if len(data) < 24 or data[0] != RRQ:
-        raise DecodeError("not-rrq" if data[:1] != b"\x01" else "short")
-    _t, flags, life, hoa, ha, coa, ident = _RRQ.unpack_from(data)
-    nai = None
-    off, n = 24, len(data)
-    while off < n:
-        t = data[off]
-        if t in LONG_FORMAT:
-            if off + 4 > n:
-                raise DecodeError("truncated-extension")
-            end = off + 4 + ((data[off + 2] << 8) | data[off + 3])
-        else:
-            if off + 2 > n:
-                raise DecodeError("truncated-extension")
-            end = off + 2 + data[off + 1]
-            if t == EXT_NAI and nai is None and end <= n:
-                try:
-                    nai = data[off + 2 : end].decode()
-                except UnicodeDecodeError as e:
-                    raise DecodeError("bad-nai") from e
-        if end > n:
-            raise DecodeError("truncated-extension")
-        off = end
-    return RequestScan(flags, life, hoa, ha, coa, ident, nai)
-
-
 __all__ = [
     "AUTH_EXT_TYPES",
-    "CODE_ACCEPTED",
+    "EXTENSIONS",
     "EXT_CHALLENGE",
     "EXT_CVSE",
     "EXT_DYNAMIC_HA",
@@ -821,17 +1330,22 @@ __all__ = [
     "EXT_NAI",
     "EXT_NVSE",
     "EXT_REVOCATION_SUPPORT",
+    "IDENT_AT",
     "LIFETIME_INFINITE",
     "MIP_PORT",
+    "NAI_AT",
     "REPLY_CODES",
+    "REPLY_CODE_INFO",
     "REVOCATION",
     "REVOCATION_ACK",
     "RRP",
     "RRQ",
     "AuthExt",
     "ChallengeExt",
+    "CodeInfo",
     "CvseExt",
     "DynamicHaExt",
+    "ExtRule",
     "ExtSpan",
     "Extension",
     "GenAuthExt",
@@ -839,10 +1353,11 @@ __all__ = [
     "Message",
     "NaiExt",
     "NvseExt",
+    "ParsedRequest",
     "RegistrationReply",
     "RegistrationRequest",
     "RegistrationRevocation",
-    "RequestScan",
+    "ReplyCode",
     "RevocationAck",
     "RevocationSupportExt",
     "UnknownExt",
@@ -854,6 +1369,8 @@ __all__ = [
     "gre_key_cvse",
     "ip_bytes",
     "ip_str",
-    "scan_request",
+    "leading_nai",
+    "parse_request",
+    "reply_code_name",
     "walk_extensions",
 ]

@@ -15,7 +15,7 @@ from mobileha.dataplane.base import BackendUnavailable, Capabilities
 from mobileha.dataplane.kernel import KernelDataPlane
 from mobileha.dataplane.memory import MemoryDataPlane
 from mobileha.wire.auth import ntp_identification
-from tests.unit.test_home_agent import WALL, make_ha, rrq, send
+from tests.unit.core.test_home_agent import WALL, make_ha, rrq, send
 
 
 def fake_create(ok: set[str], seen: list[tuple[str, dict[str, Any]]]) -> Any:

@@ -1,0 +1,157 @@
+"""DFP agent weight and reports, DFP manager connection/timeout/revert logic (sans-IO)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mobileha.core.dfp import (
+    AgentClosed,
+    AgentConnected,
+    AgentData,
+    AgentState,
+    Close,
+    Connect,
+    DfpAgent,
+    DfpManager,
+    SendToAgent,
+    SetWeight,
+    ha_weight,
+)
+from mobileha.wire import DecodeError, dfp
+
+
+def test_cisco_ha_weight_formula() -> None:
+    # weight = free/max * (cpu+mem)/32 * 24, cpu/mem scores 0..16 (free fractions x 16)
+    assert ha_weight(0, 1000, 1.0, 1.0) == 24
+    assert ha_weight(500, 1000, 1.0, 1.0) == 12
+    assert ha_weight(0, 1000, 0.5, 0.5) == 12
+    assert ha_weight(250, 1000, 1.0, 0.5) == 13  # 0.75 * 0.75 * 24 = 13.5
+    assert ha_weight(1000, 1000, 1.0, 1.0) == 0  # full
+    assert ha_weight(2000, 1000, 1.0, 1.0) == 0
+    assert ha_weight(0, 0, 1.0, 1.0) == 0
+    assert ha_weight(0, 10, 0.0, 0.0) == 0
+    assert ha_weight(0, 10, 1.0, 1.0, max_weight=100) == 100
+    assert ha_weight(0, 10, 7.0, -3.0) == 12  # clamped
+
+
+def test_agent_periodic_and_early_reports() -> None:
+    a = DfpAgent("10.0.1.100", interval=5.0)
+    load = [0, 100, 1.0, 1.0]
+    first = a.handle_timer(0.0, tuple(load))  # type: ignore[arg-type]
+    assert first is not None
+    assert dfp.decode(first).weights() == [dfp.HostWeight("10.0.1.100", 0, 24)]
+    assert a.get_timer() == 5.0
+    assert a.handle_timer(4.9, (0, 100, 1.0, 1.0)) is None
+    assert a.sample((10, 100, 1.0, 1.0), 4.9) is None  # 21: small change, no early report
+    rep = a.handle_timer(5.0, (10, 100, 1.0, 1.0))
+    assert rep is not None and dfp.decode(rep).weights()[0].weight == 21
+    early = a.sample((60, 100, 1.0, 1.0), 6.0)  # load jump 21 -> 9
+    assert early is not None and dfp.decode(early).weights()[0].weight == 9
+    assert a.early_reports == 1 and a.get_timer() == 11.0
+    full = a.sample((100, 100, 1.0, 1.0), 6.5)  # any move to/from 0 is reported at once
+    assert full is not None and dfp.decode(full).weights()[0].weight == 0
+
+
+def test_agent_signed_reports_and_parameters() -> None:
+    a = DfpAgent("10.0.1.100", key=b"pw", key_id=2)
+    raw = a.report((0, 10, 1.0, 1.0), 0.0)
+    assert dfp.verify(raw, b"pw", 2)
+    assert a.receive_message(dfp.sign(dfp.dfp_parameters(2), b"pw")) == "parameters"
+    assert a.interval == 2.0 and a.get_timer() == 2.0
+    with pytest.raises(DecodeError):
+        a.receive_message(dfp.encode(dfp.dfp_parameters(1)))  # unsigned
+    b = DfpAgent("1.1.1.1")
+    assert b.receive_message(dfp.encode(dfp.dfp_parameters(600))) == "parameters"
+    assert b.interval == 60.0  # capped like the reference agent
+    assert b.receive_message(dfp.encode(dfp.DfpMessage(dfp.SERVER_STATE, (dfp.LoadTlv(),)))) == (
+        "server-state"
+    )
+    assert b.receive_message(dfp.encode(dfp.DfpMessage(dfp.BINDID_REQUEST))) == "bindid-request"
+    assert dfp.decode(b.bindid_report()).tlvs == (dfp.BindIdTableTlv("1.1.1.1"),)
+
+
+def pref(addr: str, w: int, key: bytes | None = None) -> bytes:
+    m = dfp.preference_information([(addr, w)])
+    return dfp.sign(m, key) if key else dfp.encode(m)
+
+
+def test_manager_connect_report_timeout_reconnect_revert() -> None:
+    m = DfpManager(timeout=3.0, connect_timeout=1.0, backoff_min=0.5, backoff_max=4.0)
+    m.add_agent("10.0.1.10:8081", ["10.0.1.100"], now=0.0)
+    assert m.get_timer() == 0.0
+    assert m.handle_timer(0.0) == [Connect("10.0.1.10:8081")]
+    assert m.agents["10.0.1.10:8081"].state is AgentState.CONNECTING
+    # connect times out -> back off, no weight change (no weight was applied)
+    acts = m.handle_timer(1.0)
+    assert acts == [Close("10.0.1.10:8081", "connect-timeout")]
+    assert m.get_timer() == 1.5
+    assert m.handle_timer(1.5) == [Connect("10.0.1.10:8081")]
+    assert m.handle_event(AgentConnected("10.0.1.10:8081"), 1.6) == []
+    raw = pref("10.0.1.100", 12)
+    assert m.handle_event(AgentData("10.0.1.10:8081", raw[:5]), 2.0) == []
+    assert m.handle_event(AgentData("10.0.1.10:8081", raw[5:] + pref("10.0.1.100", 0)), 2.0) == [
+        SetWeight("10.0.1.100", 12),
+        SetWeight("10.0.1.100", 0),
+    ]
+    assert m.get_timer() == 5.0
+    # report timeout -> close, revert to static, reconnect with the minimum backoff
+    acts = m.handle_timer(5.0)
+    assert acts == [Close("10.0.1.10:8081", "report-timeout"), SetWeight("10.0.1.100", None)]
+    rec = m.agents["10.0.1.10:8081"]
+    assert rec.state is AgentState.IDLE and rec.connect_at == 5.5 and rec.losses == 1
+    # agent closes the connection after a reconnect: revert, no Close action
+    m.handle_timer(5.5)
+    m.handle_event(AgentConnected("10.0.1.10:8081"), 5.6)
+    assert m.handle_event(AgentClosed("10.0.1.10:8081"), 6.0) == [SetWeight("10.0.1.100", None)]
+    assert m.rows(6.0)[0]["losses"] == 2
+
+
+def test_manager_backoff_grows_and_caps() -> None:
+    m = DfpManager(connect_timeout=1.0, backoff_min=1.0, backoff_max=4.0)
+    m.add_agent("a:1", ["r"], 0.0)
+    t = 0.0
+    gaps = []
+    for _ in range(5):
+        assert m.handle_timer(t) == [Connect("a:1")]
+        m.handle_event(AgentClosed("a:1", "refused"), t)
+        nd = m.get_timer()
+        assert nd is not None
+        gaps.append(nd - t)
+        t = nd
+    assert gaps == [1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+def test_manager_security_bad_stream_and_mapping() -> None:
+    m = DfpManager(key=b"pw", keepalive=2)
+    m.add_agent("a:1", ["10.0.1.100"], 0.0)
+    m.handle_timer(0.0)
+    acts = m.handle_event(AgentConnected("a:1"), 0.0)
+    assert len(acts) == 1 and isinstance(acts[0], SendToAgent)
+    assert dfp.verify(acts[0].data, b"pw")
+    assert dfp.decode(acts[0].data).tlvs[1] == dfp.KeepaliveTlv(2)
+    assert (
+        m.handle_event(AgentData("a:1", pref("10.0.1.100", 5)), 0.1) == []
+    )  # unsigned: ignored, counted
+    assert m.counters["bad"] == 1
+    # a single-real agent may report its own (physical) address
+    assert m.handle_event(AgentData("a:1", pref("10.0.1.10", 7, b"pw")), 0.2) == [
+        SetWeight("10.0.1.100", 7)
+    ]
+    # unknown version: the stream cannot be resynchronised -> close + revert
+    acts = m.handle_event(AgentData("a:1", b"\x09" + bytes(7)), 0.3)
+    assert acts == [Close("a:1", "bad-stream"), SetWeight("10.0.1.100", None)]
+    # multi-real agent ignores hosts it does not know
+    m.add_agent("b:1", ["10.9.0.1", "10.9.0.2"], 0.0)
+    m.agents["b:1"].state = AgentState.CONNECTED
+    both = dfp.DfpMessage(
+        dfp.PREFERENCE_INFORMATION,
+        (dfp.LoadTlv((dfp.HostWeight("10.9.0.9", 0, 1),)),),
+    )
+    assert m.handle_event(AgentData("b:1", dfp.sign(both, b"pw")), 1.0) == []
+    assert m.remove_agent("b:1") == [
+        Close("b:1", "removed"),
+        SetWeight("10.9.0.1", None),
+        SetWeight("10.9.0.2", None),
+    ]
+    assert m.remove_agent("zz") == []
+    assert m.handle_event(AgentConnected("zz"), 0.0) == [Close("zz", "unknown")]
