@@ -209,6 +209,7 @@ def test_fa_composed_userspace_without_visitor_iface_is_a_startup_error() -> Non
     no silent fallback to the memory backend (that one only when configured)."""
     from mobileha.config import loads_config
     from mobileha.dataplane.base import BackendUnavailable
+    from mobileha.mgmt.views import foreign_agent_stats
 
     port = free_port(FA_ADDR)
     text = f"""
@@ -233,7 +234,7 @@ backend = "%s"
         try:
             assert isinstance(node.dataplane, MemoryDataPlane)
             assert node.aaa is None  # empty local table: AAA off
-            assert node.stats()["dataplane"]["backend"] == "memory"
+            assert foreign_agent_stats(node)["dataplane"]["backend"] == "memory"
         finally:
             await node.stop()
 
