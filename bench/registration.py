@@ -114,7 +114,10 @@ def ha_server(port: int, uv: bool, mns: int, max_bindings: int, ctl: Connection)
         ),
         sas,
     )
-    node = HomeAgentNode(core, name="bench-ha", addresses=[HA_ADDR])
+    from mobileha.core.cluster import AgentSpec, Cluster
+
+    cluster = Cluster([AgentSpec(core)], wall_offset=time.time() - loop.time(), now=loop.time())
+    node = HomeAgentNode(cluster, name="bench-ha", addresses=[HA_ADDR])
     loaded = 0
     coa = "10.200.0.1"
     base = 0x0B000000  # 11.0.0.0/8: outside the pool

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
 from mobileha.core.actions import Send
 from mobileha.core.binding import FLAG_T, Binding, Encap
-from mobileha.core.redundancy import (
+from mobileha.core.sync import (
     ApplyBinding,
     DeleteBinding,
     Role,
@@ -111,23 +111,24 @@ class Runner:
     def poll(self, max_wait: float) -> None:
         peer = self.peer
         now = time.monotonic()
-        d = peer.next_deadline()
+        d = peer.get_timer()
         wait = max_wait if d is None else min(max_wait, max(0.0, d - now))
         if wait > 0:
             select.select([self.sock], [], [], wait)
         recv = self.sock.recvfrom
-        handle = peer.handle_datagram
+        handle = peer.receive_datagram
+        dst = self.sock.getsockname()
         for _ in range(256):
             try:
                 data, src = recv(2048)
             except BlockingIOError:
                 break
             self.rx_bytes += len(data)
-            self.execute(handle(data, src, time.monotonic()))
+            self.execute(handle(data, src, dst, time.monotonic()))
         now = time.monotonic()
-        d = peer.next_deadline()
+        d = peer.get_timer()
         if d is not None and d <= now:
-            self.execute(peer.on_timer(now))
+            self.execute(peer.handle_timer(now))
 
 
 # ------------------------------------------------------------------------------ workers

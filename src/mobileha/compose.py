@@ -3,42 +3,44 @@ node objects, one function per role.
 
 :func:`build_node` picks the role's builder (:data:`ROLE_NODES`)::
 
-    home-agent      home_agent_node(cfg)      HomeAgentNode (+ HSRP, redundancy, DFP agent)
+    home-agent      home_agent_node(cfg)      HomeAgentNode around a Cluster (HSRP, sync, DFP)
     foreign-agent   foreign_agent_node(cfg)   ForeignAgentNode (+ AAA backend)
     slb             slb_node(cfg)             SlbNode (+ DFP manager)
     mobile-node     mobile_node_node(cfg)     MobileNodeNode (a fleet of MobileNode cores)
 
 This is the one place that reads the config model to build the system: the sans-IO cores
 take their own settings (:class:`~mobileha.core.home_agent.HomeAgentSettings`,
-:class:`~mobileha.core.redundancy.SyncConfig`, the HSRP group config...) and the asyncio
+:class:`~mobileha.core.sync.SyncConfig`, the HSRP group config...) and the asyncio
 nodes take cores and options (the home agent node's DFP agent still takes the ``[dfp]``
 table, :class:`~mobileha.config.DfpConfig`, as it is). The builders of the parts
-(``home_agent_core``, ``hsrp_node``, ``redundancy_node``, ``aaa_backend``...) are public for
+(``home_agent_core``, ``hsrp_node``, ``sync_config``, ``aaa_backend``...) are public for
 tests and for programs that assemble nodes themselves (the demo).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from mobileha.aaa.base import AaaBackend
-from mobileha.config import DYNAMIC, AaaConfig, Config, HsrpConfig, HsrpGroupConfig
+from mobileha.config import DYNAMIC, AaaConfig, Config, HsrpConfig
+from mobileha.core.cluster import AgentSpec, Cluster
 from mobileha.core.foreign_agent import ForeignAgent, HaSecurity
 from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
 from mobileha.core.hsrp import HsrpConfig as HsrpGroupSettings
 from mobileha.core.mobile_node import MnSecurity, MobileNode
-from mobileha.core.redundancy import Mode, SyncConfig
 from mobileha.core.security import MobilitySA, SecurityAssociations
+from mobileha.core.sync import Mode, SyncConfig
 from mobileha.dataplane.choice import node_options
+from mobileha.dataplane.vip import VipOwner
 from mobileha.node.base import Node
 from mobileha.node.foreign_agent import ForeignAgentNode
 from mobileha.node.home_agent import HomeAgentNode
 from mobileha.node.hsrp import HsrpNode, HsrpNodeConfig
 from mobileha.node.mobile_node import MobileNodeFleet, MobileNodeNode
-from mobileha.node.redundancy import RedundancyNode
 from mobileha.node.slb import SlbNode, SlbRealSpec, SlbSettings
 from mobileha.wire import hsrp as hsrp_wire
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
@@ -154,64 +156,34 @@ def home_agent_core(cfg: Config, **overrides: Any) -> HomeAgent:
 
 
 def home_agent_node(cfg: Config) -> HomeAgentNode:
-    """A home agent; with ``[hsrp]`` it starts silent and answers while HSRP Active, with
-    ``[redundancy]`` it syncs its bindings with the peer, with ``[[hsrp.groups]]`` each
-    extra group's HA address is served by a sibling node (load sharing)."""
+    """A home agent: the cluster coordinator of its HA addresses and the node that pumps it.
+    With ``[hsrp]`` every HA address answers while its HSRP group is Active, with
+    ``[redundancy]`` it syncs its bindings with the peer, with ``[[hsrp.groups]]`` every
+    extra group's VIP is one more HA address (load sharing: own core, binding table, pool
+    and sync peer keyed by that address)."""
     ha = cfg.home_agent
     assert ha is not None
-    extra = cfg.hsrp.groups if cfg.hsrp is not None else ()
+    hc = cfg.hsrp
+    extra = hc.groups if hc is not None else ()
     # load sharing: the pool must never hand out another group's VIP
     vips = {"local_addresses": tuple(g.virtual_ip for g in extra)} if extra else {}
     core = home_agent_core(cfg, **vips)
     backend, dp_options = dataplane_options(cfg, "ha")
-    node = HomeAgentNode(
-        core,
-        name=cfg.name,
-        dataplane_kind=backend,
-        dataplane_options=dp_options,
-        dfp=cfg.dfp if cfg.dfp is not None and cfg.dfp.listen is not None else None,
-        rate_limit_s=cfg.log.rate_limit_s,
-    )
-    if cfg.hsrp is None:
-        return node
-    core.active = False  # silent until HSRP says Active
-    unicast = bool(cfg.hsrp.peers)
-    if unicast and cfg.hsrp.virtual_ip != ha.address:
-        # The VIP is on no interface here, and Linux delivers a unicast datagram to the
-        # LAST socket bound to an addr:port (SO_REUSEADDR): a Standby's VIP socket would
-        # take the Active's requests. So the VIP socket is opened on HSRP Active (ClaimVip)
-        # and closed on leaving Active (ReleaseVip).
-        node.vip_when_active = cfg.hsrp.virtual_ip
-        node.addresses = [a for a in node.addresses if a != cfg.hsrp.virtual_ip]
-    node.hsrp = hsrp_node(
-        cfg.hsrp,
-        on_state_change=node.on_hsrp_state,
-        manage_vip=not unicast,
-        on_vip=node.on_vip if node.vip_when_active else None,
-    )
-    if extra:
-        _load_sharing(node, cfg, extra)
-    elif cfg.redundancy is not None:
-        node.redundancy = redundancy_node(node, cfg, hsrp=node.hsrp)
-    return node
-
-
-def _load_sharing(node: HomeAgentNode, cfg: Config, extra: tuple[HsrpGroupConfig, ...]) -> None:
-    """``[[hsrp.groups]]``: one more HSRP group per extra HA address, each served by a
-    sibling home agent node (own core and binding table, own redundancy keyed by its HA
-    address) sharing our data plane, our address pool and our real-address socket."""
-    assert cfg.hsrp is not None and cfg.home_agent is not None and node.hsrp is not None
-    hsrp = node.hsrp
-    unicast = bool(cfg.hsrp.peers)
-    first = hsrp.cfg.groups[0]
-    node.hsrp_group_number = first.group
-    if cfg.redundancy is not None:
-        node.redundancy = redundancy_node(
-            node, cfg, hsrp=hsrp, hsrp_group=(first.version, first.group)
-        )
-    backend, dp_options = dataplane_options(cfg, "ha")
+    now = time.monotonic()
+    common: dict[str, Any] = {
+        "name": cfg.name,
+        "dataplane_kind": backend,
+        "dfp": cfg.dfp if cfg.dfp is not None and cfg.dfp.listen is not None else None,
+        "rate_limit_s": cfg.log.rate_limit_s,
+    }
+    if hc is None:
+        cluster = Cluster([AgentSpec(core)], wall_offset=time.time() - now, now=now)
+        return HomeAgentNode(cluster, dataplane_options=dp_options, **common)
+    first = hsrp_group_settings(hc)
+    groups = [first]
+    specs = [AgentSpec(core, sync_config(cfg) if cfg.redundancy is not None else None, hc.group)]
     for g in extra:
-        hsrp.cfg.groups.append(
+        groups.append(
             replace(
                 first,
                 group=g.group,
@@ -222,30 +194,30 @@ def _load_sharing(node: HomeAgentNode, cfg: Config, extra: tuple[HsrpGroupConfig
                 name=g.name or "",
             )
         )
-        sub = replace(cfg, home_agent=replace(cfg.home_agent, ha_address=g.virtual_ip))
-        others = (cfg.hsrp.virtual_ip, *(o.virtual_ip for o in extra if o is not g))
+        sub = replace(cfg, home_agent=replace(ha, ha_address=g.virtual_ip))
+        others = (hc.virtual_ip, *(o.virtual_ip for o in extra if o is not g))
         if g.pool is not None:  # its own dynamic pool (the config checked it disjoint)
-            core = home_agent_core(sub, pool=g.pool, local_addresses=others)
+            g_core = home_agent_core(sub, pool=g.pool, local_addresses=others)
         else:  # static home addresses only (the config checked it): share ours
-            core = home_agent_core(sub)
-            core.pool = node.core.pool
-        core.active = False
-        sib = HomeAgentNode(
-            core,
-            name=f"{node.name}-g{g.group}",
-            addresses=[] if unicast else [g.virtual_ip],
-            dataplane_kind=backend,
-            dataplane_options=dp_options,
-            rate_limit_s=cfg.log.rate_limit_s,
+            g_core = home_agent_core(sub)
+            g_core.pool = core.pool
+        specs.append(
+            AgentSpec(g_core, sync_config(sub) if cfg.redundancy is not None else None, g.group)
         )
-        sib.hsrp_group_number = g.group
-        if unicast:
-            sib.vip_when_active = g.virtual_ip
-        if cfg.redundancy is not None:
-            sib.redundancy = redundancy_node(
-                sib, sub, hsrp=hsrp, hsrp_group=(first.version, g.group)
-            )
-        node.add_sibling(sib)
+    cluster = Cluster(specs, hsrp=groups, hsrp_port=hc.port, wall_offset=time.time() - now, now=now)
+    unicast = bool(hc.peers)
+    node_cfg = hsrp_node_config(hc, manage_vip=not unicast)
+    if not unicast:  # the VIPs go on the interface, through the data plane
+        dp_options["vip"] = VipOwner(
+            hc.interface, prefixlen=node_cfg.vip_prefixlen, macvlan=node_cfg.macvlan
+        )
+    # unicast peers (loopback): a VIP socket only while its group is Active (the VIP is on
+    # no interface, and a Standby's socket would take the Active's requests)
+    when_active = [s.vip for s in groups if unicast and s.vip and s.vip != ha.address]
+    return HomeAgentNode(
+        cluster, dataplane_options=dp_options, hsrp=node_cfg, vip_when_active=when_active,
+        **common,
+    )  # fmt: skip
 
 
 def hsrp_group_settings(hc: HsrpConfig, identifier: bytes = bytes(6)) -> HsrpGroupSettings:
@@ -268,15 +240,16 @@ def hsrp_group_settings(hc: HsrpConfig, identifier: bytes = bytes(6)) -> HsrpGro
     )
 
 
-def hsrp_node(hc: HsrpConfig, identifier: bytes = bytes(6), **node_kw: Any) -> HsrpNode:
-    """The HSRP adapter of ``[hsrp]``. ``hsrp.peers`` are used *instead of* multicast
-    (loopback set-ups); keyword arguments go to :class:`HsrpNodeConfig` and
-    :class:`HsrpNode` (``on_state_change``, ``on_vip``, ``manage_vip``...)."""
-    callbacks = {k: node_kw.pop(k) for k in ("on_state_change", "on_vip") if k in node_kw}
+def hsrp_node_config(
+    hc: HsrpConfig, identifier: bytes = bytes(6), **node_kw: Any
+) -> HsrpNodeConfig:
+    """The HSRP adapter configuration of ``[hsrp]`` (its first group). ``hsrp.peers`` are
+    used *instead of* multicast (loopback set-ups); keyword arguments are fields of
+    :class:`HsrpNodeConfig` (``manage_vip``, ``watch_interface``...)."""
     multicast_group = (
         None if hc.multicast in (hsrp_wire.MCAST_V1, hsrp_wire.MCAST_V2) else hc.multicast
     )
-    nc = HsrpNodeConfig(
+    return HsrpNodeConfig(
         interface=hc.interface,
         groups=[hsrp_group_settings(hc, identifier)],
         peers=list(hc.peers),
@@ -285,7 +258,13 @@ def hsrp_node(hc: HsrpConfig, identifier: bytes = bytes(6), **node_kw: Any) -> H
         multicast_group=multicast_group,
         **node_kw,
     )
-    return HsrpNode(nc, **callbacks)
+
+
+def hsrp_node(hc: HsrpConfig, identifier: bytes = bytes(6), **node_kw: Any) -> HsrpNode:
+    """A standalone HSRP router of ``[hsrp]``; ``on_state_change`` and ``on_vip`` go to
+    :class:`HsrpNode`, the other keyword arguments to :func:`hsrp_node_config`."""
+    callbacks = {k: node_kw.pop(k) for k in ("on_state_change", "on_vip") if k in node_kw}
+    return HsrpNode(hsrp_node_config(hc, identifier, **node_kw), **callbacks)
 
 
 def sync_config(cfg: Config) -> SyncConfig:
@@ -302,25 +281,21 @@ def sync_config(cfg: Config) -> SyncConfig:
         authenticator=Authenticator(sa.key, sa.algorithm),
         port=r.port,
         mode=Mode.PEER if r.mode == "virtual-network" else Mode.ACTIVE_STANDBY,
-        types=SyncTypes(hhae=r.hhae_type),
+        types=SyncTypes(
+            bu=r.bu_type,
+            bu_ack=r.bu_ack_type,
+            bi_request=r.bi_request_type,
+            bi_reply=r.bi_reply_type,
+            bi_ack=r.bi_ack_type,
+            hhae=r.hhae_type,
+            chunk=r.chunk_type,
+        ),
         replay_tolerance=float(sa.replay_tolerance),
         initial_timeout=r.retransmit_ms / 1000.0,
         max_retries=r.retries,
         max_pending=r.queue_max,
         max_message=r.chunk_bytes,
     )
-
-
-def redundancy_node(
-    ha: HomeAgentNode,
-    cfg: Config,
-    *,
-    hsrp: HsrpNode | None = None,
-    hsrp_group: tuple[int, int] | None = None,
-) -> RedundancyNode:
-    """Binding sync of ``ha`` with the ``[redundancy]`` peer, following ``hsrp`` (the group
-    ``hsrp_group`` = (version, group) when the HSRP node runs several)."""
-    return RedundancyNode(ha, sync_config(cfg), hsrp=hsrp, hsrp_group=hsrp_group)
 
 
 # --------------------------------------------------------------------------- foreign agent
@@ -506,9 +481,9 @@ __all__ = [
     "home_agent_settings",
     "hsrp_group_settings",
     "hsrp_node",
+    "hsrp_node_config",
     "mobile_node_cores",
     "mobile_node_node",
-    "redundancy_node",
     "slb_node",
     "slb_settings",
     "sync_config",

@@ -28,6 +28,8 @@ from mobileha.core.actions import ClaimVip, ReleaseVip, Send  # noqa: E402
 from mobileha.core.hsrp import HsrpConfig, HsrpGroup, State  # noqa: E402
 from mobileha.wire import hsrp as w  # noqa: E402
 
+HSRP_DST = ("224.0.0.2", 1985)  # the Hellos' destination (receivers do not check it)
+
 ME, PEER_HI, PEER_LO, VIP = "10.0.0.5", "10.0.0.9", "10.0.0.3", "10.0.0.1"
 MAC = "02:00:00:00:00:09"
 
@@ -130,8 +132,8 @@ def _active_group(version: int, **kw: object) -> tuple[HsrpGroup, float]:
     now = 0.0
     g.start(now)
     while g.state is not State.ACTIVE:  # alone on the LAN: Listen, Speak, Standby, Active
-        now = g.next_deadline() or now + 1
-        g.on_timer(now)
+        now = g.get_timer() or now + 1
+        g.handle_timer(now)
     return g, now
 
 
@@ -155,26 +157,34 @@ def _sent(out: list[object], version: int) -> list[object]:
 def test_higher_priority_peer_with_preemption_takes_active_from_us(version: int) -> None:
     g, now = _active_group(version)
     # a preempting router sends a Coup, then Hellos as Active (RFC 2281 action BGFI)
-    out = g.receive(_scapy_msg(version, w.OP_COUP, State.ACTIVE, 200), PEER_HI, now + 0.1)
+    out = g.receive_datagram(
+        _scapy_msg(version, w.OP_COUP, State.ACTIVE, 200), (PEER_HI, 1985), HSRP_DST, now + 0.1
+    )
     assert g.state is State.SPEAK
     assert ReleaseVip(VIP) in out
     [resign] = _sent(out, version)
     assert resign.opcode == 2  # we Resign (action H)
-    out = g.receive(_scapy_msg(version, w.OP_HELLO, State.ACTIVE, 200), PEER_HI, now + 0.2)
+    out = g.receive_datagram(
+        _scapy_msg(version, w.OP_HELLO, State.ACTIVE, 200), (PEER_HI, 1985), HSRP_DST, now + 0.2
+    )
     assert g.state is State.SPEAK and g.snapshot(now)["active_router"] == PEER_HI
 
 
 @pytest.mark.parametrize("version", [1, 2])
 def test_higher_priority_active_hello_alone_makes_us_step_down(version: int) -> None:
     g, now = _active_group(version)
-    out = g.receive(_scapy_msg(version, w.OP_HELLO, State.ACTIVE, 200), PEER_HI, now + 0.1)
+    out = g.receive_datagram(
+        _scapy_msg(version, w.OP_HELLO, State.ACTIVE, 200), (PEER_HI, 1985), HSRP_DST, now + 0.1
+    )
     assert g.state is State.SPEAK and ReleaseVip(VIP) in out  # event g in Active: AB/Speak
 
 
 @pytest.mark.parametrize("version", [1, 2])
 def test_lower_priority_router_claiming_active_gets_a_coup(version: int) -> None:
     g, now = _active_group(version)
-    out = g.receive(_scapy_msg(version, w.OP_HELLO, State.ACTIVE, 50), PEER_LO, now + 0.1)
+    out = g.receive_datagram(
+        _scapy_msg(version, w.OP_HELLO, State.ACTIVE, 50), (PEER_LO, 1985), HSRP_DST, now + 0.1
+    )
     assert g.state is State.ACTIVE
     [coup] = _sent(out, version)
     assert coup.opcode == 1 and coup.priority == 100
@@ -185,7 +195,9 @@ def test_lower_priority_router_claiming_active_gets_a_coup(version: int) -> None
 @pytest.mark.parametrize("version", [1, 2])
 def test_coup_with_wrong_authentication_is_ignored_and_counted(version: int) -> None:
     g, now = _active_group(version)
-    out = g.receive(_scapy_msg(version, w.OP_COUP, State.ACTIVE, 200, b"wrong"), PEER_HI, now)
+    out = g.receive_datagram(
+        _scapy_msg(version, w.OP_COUP, State.ACTIVE, 200, b"wrong"), (PEER_HI, 1985), HSRP_DST, now
+    )
     assert out == [] and g.state is State.ACTIVE
     assert g.auth_failures == 1 and g.snapshot(now)["auth_failures"] == 1
 
@@ -199,7 +211,9 @@ def test_md5_group_ignores_scapy_coup_with_bad_digest(version: int) -> None:
         bad = HSRPv2(opcode=1, state=6, ipVer=4, group=1, identifier=MAC, priority=200,
                      virtualIP=VIP)  # fmt: skip
     raw_bad = raw(bad / HSRPmd5(sourceip=PEER_HI, keyid=0, authdigest=b"\x01" * 16))
-    assert g.receive(raw_bad, PEER_HI, now) == [] and g.auth_failures == 1
+    assert (
+        g.receive_datagram(raw_bad, (PEER_HI, 1985), HSRP_DST, now) == [] and g.auth_failures == 1
+    )
     good = w.md5_sign(raw_bad, b"right")  # the same Coup with the right [P] digest
-    g.receive(good, PEER_HI, now)
+    g.receive_datagram(good, (PEER_HI, 1985), HSRP_DST, now)
     assert g.state is State.SPEAK

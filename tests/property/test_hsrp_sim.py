@@ -26,6 +26,8 @@ from hypothesis import strategies as st
 from mobileha.core.actions import ClaimVip, ReleaseVip, Send
 from mobileha.core.hsrp import GratuitousArp, HsrpConfig, HsrpGroup, State
 
+HSRP_DST = ("224.0.0.2", 1985)  # the Hellos' destination (receivers do not check it)
+
 HELLO, HOLD = 100, 300
 
 
@@ -93,7 +95,7 @@ class Lan:
         while True:
             cands = [self.q[0][0]] if self.q else []
             for g in self.routers:
-                if g is not None and (d := g.next_deadline()) is not None:
+                if g is not None and (d := g.get_timer()) is not None:
                     cands.append(d)
             nxt = min(cands, default=None)
             if nxt is None or nxt > t:
@@ -104,10 +106,10 @@ class Lan:
                 _, _, j, payload, src = heapq.heappop(self.q)
                 g = self.routers[j]
                 if g is not None:
-                    self._out(j, g.receive(payload, src, self.now))
+                    self._out(j, g.receive_datagram(payload, (src, 1985), HSRP_DST, self.now))
             for i, g in enumerate(self.routers):
-                if g is not None and (d := g.next_deadline()) is not None and d <= self.now:
-                    self._out(i, g.on_timer(self.now))
+                if g is not None and (d := g.get_timer()) is not None and d <= self.now:
+                    self._out(i, g.handle_timer(self.now))
 
     def actives(self) -> list[int]:
         return [i for i, g in enumerate(self.routers) if g and g.state is State.ACTIVE]
@@ -256,6 +258,8 @@ def test_core_never_raises_on_hostile_input(
         raw = bytearray(peer.encode(rnd.randrange(4), State(rnd.choice(list(State)))))
         for _ in range(rnd.randrange(3)):
             raw[rnd.randrange(len(raw))] = rnd.getrandbits(8)
-        g.receive(bytes(raw), rnd.choice(["10.0.0.9", "10.0.0.1", "bogus", ""]), lan.now)
-        g.receive(junk, "10.0.0.9", lan.now)
+        g.receive_datagram(
+            bytes(raw), (rnd.choice(["10.0.0.9", "10.0.0.1", "bogus", ""]), 1985), HSRP_DST, lan.now
+        )
+        g.receive_datagram(junk, ("10.0.0.9", 1985), HSRP_DST, lan.now)
         lan.run_until(lan.now + 0.01)

@@ -8,7 +8,7 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mobileha.core.redundancy import Mode, Role
+from mobileha.core.sync import Mode, Role
 from tests.unit.core.test_redundancy import Sim, mk, next_ident, same_tables
 
 N = int(os.environ.get("SYNC_PROP_EXAMPLES", "0")) or (

@@ -28,8 +28,10 @@ from mobileha.wire.auth import ntp_identification
 from mobileha.wire.mip import RegistrationReply
 from tests import helpers
 from tests.helpers import free_port as _free
+from tests.helpers.loadshare import N_PER_VIP
+from tests.helpers.loadshare import config as _config
+from tests.helpers.loadshare import rrq as _rrq
 from tests.helpers.procs import log_tails, stop_process
-from tests.system.test_loadshare_groups import N_PER_VIP, _config, _rrq
 
 
 class Proc:

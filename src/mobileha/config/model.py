@@ -173,6 +173,12 @@ class RedundancyConfig:
     port: int = 434
     mode: str = "virtual-network"
     hhae_type: int = 35
+    chunk_type: int = 160
+    bu_type: int = 200
+    bu_ack_type: int = 201
+    bi_request_type: int = 202
+    bi_reply_type: int = 203
+    bi_ack_type: int = 204
     retransmit_ms: int = 1000
     retries: int = 3
     queue_max: int = 100_000

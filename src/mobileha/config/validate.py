@@ -335,6 +335,18 @@ def check_redundancy(ck: Checker, r: Row, ha: Row, hsrp: Row | None) -> None:
         )
     if r["peer"] and r["peer"] == ha["address"]:
         ck.add("redundancy.peer", "must differ from home_agent.address")
+    seen: dict[int, str] = {}
+    for key in ("bu_type", "bu_ack_type", "bi_request_type", "bi_reply_type", "bi_ack_type"):
+        code = r[key]
+        if not r.ok(key):
+            continue
+        if code in (1, 3):
+            ck.add(f"redundancy.{key}", "must not be a registration request/reply type (1, 3)")
+        elif code in seen:
+            ck.add(f"redundancy.{key}", f"same type code as redundancy.{seen[code]}")
+        seen.setdefault(code, key)
+    if r["chunk_type"] == r["hhae_type"] and r.ok("chunk_type", "hhae_type"):
+        ck.add("redundancy.chunk_type", "must differ from redundancy.hhae_type")
 
 
 def check_home_pool(ck: Checker, ha: Row) -> None:

@@ -32,8 +32,17 @@ to the implementation is a documented guard *around* the table, never a hidden e
   milliseconds [P] (IOS's encoding of msec timers in v1 is not public, P§4.5).
 
 Timers are kept in milliseconds; deadlines are ``now`` seconds (monotonic) + ms / 1000.
-Inputs take ``now`` and return a list of actions; :meth:`next_deadline` says when to call
-:meth:`on_timer`. :class:`HsrpInterface` holds many groups of one interface with one heap.
+Inputs take ``now`` and return a list of actions; :meth:`HsrpGroup.get_timer` says when to
+call :meth:`HsrpGroup.handle_timer`. :class:`HsrpInterface` holds many groups of one
+interface with one heap and the same surface (``receive_datagram``, ``handle_timer``,
+``get_timer``).
+
+Besides the table's own actions (:class:`HsrpSend` for F/G/H, :class:`GratuitousArp` for I,
+``ClaimVip``/``ReleaseVip`` on entering/leaving Active) a group reports
+:class:`StateChange` and :class:`ActiveTimerExpired`: the Active timer of a *remote* Active
+ran out (event c). The redundancy layer needs the latter even when the table makes no
+state change (a standby kept out of Active by the readiness guard): it means the peer is
+gone.
 """
 
 from __future__ import annotations
@@ -45,10 +54,10 @@ import math
 import random
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from mobileha.core.actions import ClaimVip, ReleaseVip, Send
+from mobileha.core.actions import Addr, ClaimVip, ReleaseVip, Send
 from mobileha.wire import DecodeError, ip_bytes
 from mobileha.wire import hsrp as w
 
@@ -160,6 +169,21 @@ TABLE: Final = _parse_table(RFC2281_TABLE)
 
 
 # --------------------------------------------------------------------------- actions
+GroupKey = tuple[int, int]  # (version, group)
+
+
+@dataclass(frozen=True, slots=True)
+class HsrpSend(Send):
+    """A Hello, Coup or Resign of one group (actions F, G, H), to the group's multicast
+    address and UDP port 1985. ``group`` (version, group) and ``vmac`` say which group sent
+    it; ``from_active``: the group was Active when it was sent, so RFC 2281 §6.1 wants it
+    sent from the virtual MAC (where the adapter owns one)."""
+
+    group: GroupKey = (1, 0)
+    vmac: bytes = b""
+    from_active: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class GratuitousArp:
     """Action I: broadcast an ARP for ``vip`` with ``mac`` (the group's virtual MAC)."""
@@ -179,7 +203,19 @@ class StateChange:
     event: Event
 
 
-HsrpAction = Send | ClaimVip | ReleaseVip | GratuitousArp | StateChange
+@dataclass(frozen=True, slots=True)
+class ActiveTimerExpired:
+    """Event c with a remote router as the Active: ``active`` (its address) has not been
+    heard for a Holdtime. Reported whatever the table does with the event (a router kept
+    out of Active by the readiness guard makes no state change)."""
+
+    group: int
+    active: str
+
+
+HsrpAction = (
+    HsrpSend | Send | ClaimVip | ReleaseVip | GratuitousArp | StateChange | ActiveTimerExpired
+)
 
 
 # --------------------------------------------------------------------------- config
@@ -293,6 +329,10 @@ class HsrpGroup:
         self._learned_hello: int | None = None
         self._learned_hold: int | None = None
         self._tracks: dict[str, _Track] = {}
+        # set_priority / set_preempt change these, never the configuration they start from
+        self.configured_priority = config.priority
+        self.preempt = config.preempt
+        self.preempt_delay_ms = config.preempt_delay_ms
         self._priority = config.priority
         # timers (absolute deadlines, seconds) -------------------------------------------
         self.t_active: float | None = None
@@ -336,7 +376,7 @@ class HsrpGroup:
 
     def _recompute_priority(self) -> None:
         dec = sum(t.decrement for t in self._tracks.values() if t.down)
-        self._priority = max(0, self.cfg.priority - dec)
+        self._priority = max(0, self.configured_priority - dec)
 
     def _higher(self, prio: int, addr: str) -> bool:
         return (prio, _ip_int(addr)) > (self._priority, self._my_ip)
@@ -367,16 +407,35 @@ class HsrpGroup:
             self._event(Event.C, now, out)
         return out
 
+    def set_identity(self, address: str | None, identifier: bytes | None) -> None:
+        """Fill in what the configuration left unset (address ``0.0.0.0``, a zero v2
+        Identifier) with the interface's address and MAC, before the group starts."""
+        c = self.cfg
+        fill: dict[str, Any] = {}
+        if address and c.address in ("", "0.0.0.0"):
+            fill["address"] = address
+        if identifier and c.version == 2 and c.identifier == bytes(6):
+            fill["identifier"] = identifier
+        if not fill:
+            return
+        if self.state is not State.INITIAL:
+            raise ValueError("the identity of a running group cannot change")
+        self.cfg = replace(c, **fill)
+        self._my_ip = _ip_int(self.cfg.address)
+
     def set_priority(self, priority: int, now: float) -> list[HsrpAction]:
+        """A new configured priority (tracked decrements still apply to it)."""
         if not 0 <= priority <= 255:
             raise ValueError("priority must be 0-255")
-        self.cfg.priority = priority
+        self.configured_priority = priority
         self._recompute_priority()
         return []
 
     def set_preempt(self, preempt: bool, delay_ms: int = 0) -> None:
-        self.cfg.preempt = preempt
-        self.cfg.preempt_delay_ms = delay_ms
+        if not 0 <= delay_ms <= 3_600_000:
+            raise ValueError("preempt delay must be 0-3600 s")
+        self.preempt = preempt
+        self.preempt_delay_ms = delay_ms
         self._preempt_since = None
 
     def track(self, name: str, down: bool, decrement: int = 10) -> None:
@@ -391,14 +450,15 @@ class HsrpGroup:
         self._tracks.pop(name, None)
         self._recompute_priority()
 
-    def receive(self, raw: bytes, src: str, now: float) -> list[HsrpAction]:
-        """A datagram from ``src`` (UDP 1985). Undecodable input is counted and dropped."""
+    def receive_datagram(self, data: bytes, src: Addr, dst: Addr, now: float) -> list[HsrpAction]:
+        """A UDP 1985 datagram from ``src`` (address, port) to ``dst`` (the multicast group,
+        or our address with unicast peers). Undecodable input is counted and dropped."""
         try:
-            msg = w.decode(raw)
+            msg = w.decode(data)
         except DecodeError as exc:
             self.counters[f"rx_error_{exc.reason}"] += 1
             return []
-        return self.receive_message(msg, raw, src, now)
+        return self.receive_message(msg, data, src[0], now)
 
     def receive_message(
         self, msg: w.HsrpMessage, raw: bytes, src: str, now: float
@@ -453,7 +513,7 @@ class HsrpGroup:
             if self.active is not None and self.active.addr == src:
                 self.active = None
 
-    def on_timer(self, now: float) -> list[HsrpAction]:
+    def handle_timer(self, now: float) -> list[HsrpAction]:
         """Run every timer that is due (events c, d, e), earliest first."""
         out: list[HsrpAction] = []
         for _ in range(16):  # a bounded number of expiries per call
@@ -467,8 +527,10 @@ class HsrpGroup:
             _, which = min(due)
             if which == 0:
                 self.t_active = None
-                if self.active is not None and self.active.addr != "local":
+                gone = self.active
+                if gone is not None and gone.addr != "local":
                     self.active = None
+                    out.append(ActiveTimerExpired(self.group, gone.addr))
                 self._event(Event.C, now, out)
             elif which == 1:
                 self.t_standby = None
@@ -480,7 +542,7 @@ class HsrpGroup:
                 self._event(Event.E, now, out)
         return out
 
-    def next_deadline(self) -> float | None:
+    def get_timer(self) -> float | None:
         ts = [t for t in (self.t_active, self.t_standby, self.t_hello) if t is not None]
         return min(ts) if ts else None
 
@@ -489,12 +551,12 @@ class HsrpGroup:
         if cell.cond == "+":
             return cell.alts[0] if self.vip is None else cell.alts[1]
         if cell.cond == "*":
-            if not (self.cfg.preempt and self.ready):
+            if not (self.preempt and self.ready):
                 return cell.alts[0]
-            if self.cfg.preempt_delay_ms > 0:
+            if self.preempt_delay_ms > 0:
                 if self._preempt_since is None:
                     self._preempt_since = now
-                if (now - self._preempt_since) * 1000 < self.cfg.preempt_delay_ms - 1e-6:
+                if (now - self._preempt_since) * 1000 < self.preempt_delay_ms - 1e-6:
                     self.counters["preempt_delayed"] += 1
                     return cell.alts[0]
             return cell.alts[1]
@@ -717,9 +779,16 @@ class HsrpGroup:
             raw = w.md5_sign(raw, c.md5_key)
         return raw
 
-    def _send(self, opcode: int, state: State) -> Send:
+    def _send(self, opcode: int, state: State) -> HsrpSend:
         self.counters[f"tx_{w.OPCODE_NAMES[opcode].lower()}"] += 1
-        return Send(self._mcast, self.encode(opcode, state))
+        return HsrpSend(
+            self._mcast,
+            self.encode(opcode, state),
+            None,
+            (self.cfg.version, self.group),
+            self.vmac,
+            self.state is State.ACTIVE,
+        )
 
     # ---------------------------------------------------------------- views
     def snapshot(self, now: float) -> dict[str, Any]:
@@ -752,8 +821,8 @@ class HsrpGroup:
             "authentication": auth,
             "md5_key_id": self.cfg.md5_key_id if auth == "md5" else None,
             "auth_failures": self.auth_failures,
-            "preempt": self.cfg.preempt,
-            "preempt_delay_ms": self.cfg.preempt_delay_ms,
+            "preempt": self.preempt,
+            "preempt_delay_ms": self.preempt_delay_ms,
             "active_router": peer(self.active),
             "active_priority": None if self.active is None else self.active.priority,
             "active_expires_ms": left(self.t_active),
@@ -761,7 +830,7 @@ class HsrpGroup:
             "standby_priority": None if self.standby is None else self.standby.priority,
             "standby_expires_ms": left(self.t_standby),
             "priority": self._priority,
-            "configured_priority": self.cfg.priority,
+            "configured_priority": self.configured_priority,
             "tracked": [
                 {"name": n, "state": "Down" if t.down else "Up", "decrement": t.decrement}
                 for n, t in sorted(self._tracks.items())
@@ -772,7 +841,6 @@ class HsrpGroup:
 
 
 # --------------------------------------------------------------------------- interface
-GroupKey = tuple[int, int]  # (version, group)
 
 
 @dataclass(slots=True)
@@ -805,7 +873,7 @@ class HsrpInterface:
 
     def _reschedule(self, key: GroupKey) -> None:
         g = self.groups.get(key)
-        dl = None if g is None else g.next_deadline()
+        dl = None if g is None else g.get_timer()
         if dl is None:
             self._due.pop(key, None)
             return
@@ -826,16 +894,25 @@ class HsrpInterface:
     def stop(self, now: float) -> list[HsrpAction]:
         return self._each("stop", now)
 
-    def set_ready(self, ready: bool, now: float) -> list[HsrpAction]:
+    def set_ready(self, ready: bool, now: float, key: GroupKey | None = None) -> list[HsrpAction]:
+        """Readiness (:meth:`HsrpGroup.set_ready`) of the group ``key``, or of every group."""
         out: list[HsrpAction] = []
-        for key, g in self.groups.items():
-            out += g.set_ready(ready, now)
-            self._reschedule(key)
+        for k, g in self.groups.items():
+            if key is None or k == key:
+                out += g.set_ready(ready, now)
+                self._reschedule(k)
         return out
 
-    def receive(self, raw: bytes, src: str, now: float) -> list[HsrpAction]:
+    def track(self, name: str, down: bool, decrement: int) -> None:
+        """Interface tracking (:meth:`HsrpGroup.track`) for every group."""
+        for key, g in self.groups.items():
+            g.track(name, down, decrement)
+            self._reschedule(key)
+
+    def receive_datagram(self, data: bytes, src: Addr, dst: Addr, now: float) -> list[HsrpAction]:
+        """A UDP 1985 datagram: decoded once, handed to the group it names."""
         try:
-            msg = w.decode(raw)
+            msg = w.decode(data)
         except DecodeError as exc:
             self.counters[f"rx_error_{exc.reason}"] += 1
             return []
@@ -854,11 +931,11 @@ class HsrpInterface:
         if g is None:
             self.counters["rx_unknown_group"] += 1
             return []
-        out = g.receive_message(msg, raw, src, now)
+        out = g.receive_message(msg, data, src[0], now)
         self._reschedule(key)
         return out
 
-    def on_timer(self, now: float) -> list[HsrpAction]:
+    def handle_timer(self, now: float) -> list[HsrpAction]:
         out: list[HsrpAction] = []
         while self._heap and self._heap[0][0] <= now:
             dl, ver, grp = heapq.heappop(self._heap)
@@ -868,11 +945,11 @@ class HsrpInterface:
             del self._due[key]
             g = self.groups.get(key)
             if g is not None:
-                out += g.on_timer(now)
+                out += g.handle_timer(now)
                 self._reschedule(key)
         return out
 
-    def next_deadline(self) -> float | None:
+    def get_timer(self) -> float | None:
         while self._heap:
             dl, ver, grp = self._heap[0]
             if self._due.get((ver, grp)) == dl:
@@ -887,14 +964,17 @@ class HsrpInterface:
 __all__ = [
     "RFC2281_TABLE",
     "TABLE",
+    "ActiveTimerExpired",
     "Alt",
     "Cell",
     "Event",
     "GratuitousArp",
+    "GroupKey",
     "HsrpAction",
     "HsrpConfig",
     "HsrpGroup",
     "HsrpInterface",
+    "HsrpSend",
     "State",
     "StateChange",
     "parse_auth",

@@ -4,7 +4,7 @@ A data plane carries the packets of installed bindings; it never decides anythin
 registration. The node adapters call it for the core's actions::
 
     InstallBinding(b) -> dp.install(b)      RemoveBinding(b) -> dp.remove(b)
-    ClaimVip(a)       -> dp.claim_vip(a)    ReleaseVip(a)    -> dp.release_vip(a)
+    ClaimVip(a, mac)  -> dp.claim_vip(a, mac, name)          ReleaseVip(a) -> dp.release_vip(a)
 
 Role: on a home agent (``role="ha"``) a binding means "tunnel packets for ``home_addr`` from
 ``ha_addr`` to ``care_of``" (and, with T, accept the reverse tunnel from ``care_of``); on a
@@ -100,8 +100,11 @@ class DataPlane(Protocol):
     def remove(self, binding: Binding) -> None:
         """Stop forwarding for ``binding``: no routes, devices or proxy ARP left for it."""
 
-    def claim_vip(self, addr: str) -> None:
-        """Own the virtual IP ``addr`` (add it to the interface, gratuitous ARP)."""
+    def claim_vip(self, addr: str, mac: bytes | None = None, name: str | None = None) -> None:
+        """Own the virtual IP ``addr``: add it to the VIP interface (on the macvlan ``name``
+        carrying the virtual MAC ``mac`` when the owner uses macvlans) and announce it with
+        gratuitous ARPs; claiming it again announces it again. One implementation for
+        every backend: :class:`mobileha.dataplane.vip.VipOwner`."""
 
     def release_vip(self, addr: str) -> None:
         """Give up the virtual IP ``addr``."""

@@ -60,6 +60,7 @@ from mobileha.dataplane.base import (
     DataPlaneSummary,
 )
 from mobileha.dataplane.bpfsys import BPF_ANY, BpfError, BpfMap, LoadedObject, load_object
+from mobileha.dataplane.vip import VipOwner
 from mobileha.log import RateLimitedLogger, get_logger
 
 _log = get_logger("mobileha.dataplane.ebpf")
@@ -212,7 +213,10 @@ class EbpfDataPlane:
         rule_priority: int = 4344,
         obj_path: str | None = None,
         ipr: Any = None,
+        vip: VipOwner | None = None,
     ) -> None:
+        """``vip``: where claimed VIPs go (:mod:`mobileha.dataplane.vip`); HSRP on the
+        home link passes it."""
         if role not in ("ha", "fa"):
             raise ValueError(f"role must be 'ha' or 'fa', not {role!r}")
         if role == "fa" and not visitor_iface:
@@ -231,6 +235,8 @@ class EbpfDataPlane:
         self.rt_table = rt_table
         self.rule_priority = rule_priority
         self.filter_name = f"mh_in:{sink}"
+        self.vip = vip
+        self._vips: set[str] = set()
         self._lock = threading.RLock()
         self._closed = False
         self._tunnels: dict[tuple[str, str], _Tunnel] = {}
@@ -815,11 +821,17 @@ class EbpfDataPlane:
         """Host routes this data plane has added (for tests and ``mobileha show``)."""
         return sorted(self._routes)
 
-    def claim_vip(self, addr: str) -> None:
-        raise DataPlaneError("the ebpf data plane does not manage VIPs (HSRP does)")
+    def claim_vip(self, addr: str, mac: bytes | None = None, name: str | None = None) -> None:
+        if self.vip is None:
+            raise DataPlaneError("claim_vip needs the interface of the VIP (vip)")
+        self.vip.claim(addr, mac, name)
+        self._vips.add(addr)
 
     def release_vip(self, addr: str) -> None:
-        return None
+        if addr not in self._vips or self.vip is None:
+            return
+        self.vip.release(addr)
+        self._vips.discard(addr)
 
     # ------------------------------------------------------------------------ counters
     def stats(self) -> DataPlaneStats:
@@ -897,6 +909,9 @@ class EbpfDataPlane:
             if self._closed:
                 return
             self._closed = True
+            for addr in list(self._vips):
+                with contextlib.suppress(Exception):
+                    self.release_vip(addr)
             self._teardown()
             self._tunnels.clear()
             self._by_hoa.clear()

@@ -34,6 +34,7 @@ from mobileha.dataplane.base import (
     DataPlaneStats,
     UnsupportedEncapsulation,
 )
+from mobileha.dataplane.vip import VipOwner
 
 GRE_KEY_FLAG = 0x2000  # GRE_KEY in IFLA_GRE_[IO]FLAGS (pyroute2 encodes them big-endian)
 RT_SCOPE_LINK = 253
@@ -102,7 +103,10 @@ class KernelDataPlane:
         ttl: int = 64,
         ipr: Any = None,
         probe: bool = True,
+        vip_iface: str | None = None,
+        vip: VipOwner | None = None,
     ) -> None:
+        """``vip`` (or ``vip_iface``): where claimed VIPs go (:mod:`mobileha.dataplane.vip`)."""
         if role not in ("ha", "fa"):
             raise ValueError(f"role must be 'ha' or 'fa', not {role!r}")
         if role == "fa" and not visitor_iface:
@@ -113,6 +117,7 @@ class KernelDataPlane:
         self.role = role
         self.ttl = ttl
         self.visitor_iface = visitor_iface
+        self.vip = vip if vip is not None else (VipOwner(vip_iface) if vip_iface else None)
         self.supported: set[str] = {"ipip", "gre"}
         self._devs: dict[tuple[int, str, str, int | None], _Dev] = {}
         self._bindings: dict[tuple[str, str], tuple[Binding, tuple[int, str, str, int | None]]] = {}
@@ -258,11 +263,15 @@ class KernelDataPlane:
                     )
         self._put_dev(key)
 
-    def claim_vip(self, addr: str) -> None:
-        raise DataPlaneError("the kernel data plane does not manage VIPs; use vip_iface tooling")
+    def claim_vip(self, addr: str, mac: bytes | None = None, name: str | None = None) -> None:
+        if self.vip is None:
+            raise DataPlaneError("claim_vip needs vip_iface: the interface the VIP goes on")
+        self.vip.claim(addr, mac, name)
+        self._vips[addr] = 1
 
     def release_vip(self, addr: str) -> None:
-        return None
+        if self.vip is not None and self._vips.pop(addr, None) is not None:
+            self.vip.release(addr)
 
     def stats(self) -> DataPlaneStats:
         tunnels: dict[tuple[str, str], dict[str, int]] = {}

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 from mobileha.core.binding import Binding
 from mobileha.dataplane.base import DataPlaneError, DataPlaneStats, TunnelCounters
+from mobileha.dataplane.vip import VipOwner
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,10 +27,13 @@ class MemoryDataPlane:
 
     name = "memory"
 
-    def __init__(self, role: str = "ha") -> None:
+    def __init__(self, role: str = "ha", vip: VipOwner | None = None) -> None:
+        """``vip``: owns claimed VIPs on a real interface (HSRP on a host whose bindings
+        live in memory); without it a claim is only recorded."""
         if role not in ("ha", "fa"):
             raise ValueError(f"role must be 'ha' or 'fa', not {role!r}")
         self.role = role
+        self.vip = vip
         self.tunnels: dict[str, dict[str, Binding]] = {}
         self.vips: set[str] = set()
         self.events: list[Event] = []
@@ -60,15 +64,19 @@ class MemoryDataPlane:
                 del self.tunnels[binding.home_addr]
         self.events.append(Event("remove", binding.key))
 
-    def claim_vip(self, addr: str) -> None:
+    def claim_vip(self, addr: str, mac: bytes | None = None, name: str | None = None) -> None:
         self._check()
         self.vips.add(addr)
         self.events.append(Event("claim", addr=addr))
+        if self.vip is not None:
+            self.vip.claim(addr, mac, name)
 
     def release_vip(self, addr: str) -> None:
         self._check()
         self.vips.discard(addr)
         self.events.append(Event("release", addr=addr))
+        if self.vip is not None:
+            self.vip.release(addr)
 
     def lookup(self, home_addr: str) -> list[Binding]:
         """The bindings a packet to ``home_addr`` would be tunnelled along (one per copy)."""

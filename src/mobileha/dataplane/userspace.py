@@ -56,6 +56,7 @@ from mobileha.dataplane.base import (
     DataPlaneStats,
     TunnelCounters,
 )
+from mobileha.dataplane.vip import VipOwner
 from mobileha.wire.ip import GRE_C, GRE_K, GRE_S, IPV4, U32, checksum
 
 TUNSETIFF = 0x400454CA
@@ -143,6 +144,7 @@ class UserspaceDataPlane:
         visitor_iface: str | None = None,
         home_iface: str | None = None,
         vip_iface: str | None = None,
+        vip: VipOwner | None = None,
         rt_table: int = 4344,
         rule_priority: int = 4344,
         start: bool = True,
@@ -158,6 +160,9 @@ class UserspaceDataPlane:
         self.home_prefix = home_prefix
         self.visitor_iface = visitor_iface
         self.vip_iface = vip_iface or home_iface
+        if vip is None and self.vip_iface:
+            vip = VipOwner(self.vip_iface)
+        self.vip = vip
         self.rt_table = rt_table
         self.rule_priority = rule_priority
         self._lock = threading.Lock()
@@ -385,23 +390,16 @@ class UserspaceDataPlane:
             self.arp.unproxy(hoa)
             self._wake()
 
-    def claim_vip(self, addr: str) -> None:
-        if not self.vip_iface:
+    def claim_vip(self, addr: str, mac: bytes | None = None, name: str | None = None) -> None:
+        if self.vip is None:
             raise DataPlaneError("claim_vip needs vip_iface (or home_iface)")
-        idx = self._ifindex(self.vip_iface)
-        with contextlib.suppress(Exception):  # already present
-            self._ipr.addr("add", index=idx, address=addr, prefixlen=32)
+        self.vip.claim(addr, mac, name)
         self._vips.add(addr)
-        if self.arp is not None:
-            self.arp.gratuitous(addr)
-            self._wake()
 
     def release_vip(self, addr: str) -> None:
-        if addr not in self._vips or not self.vip_iface:
+        if addr not in self._vips or self.vip is None:
             return
-        idx = self._ifindex(self.vip_iface)
-        with contextlib.suppress(Exception):
-            self._ipr.addr("del", index=idx, address=addr, prefixlen=32)
+        self.vip.release(addr)
         self._vips.discard(addr)
 
     def stats(self) -> DataPlaneStats:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mobileha import compose
+from mobileha.core.hsrp import StateChange
 from mobileha.core.mobile_node import MnSecurity, MobileNode
 from mobileha.demo.plan import (
     DFP_PORT,
@@ -52,8 +52,8 @@ class HaEntry:
     def hsrp_state(self) -> str:
         if self.crashed:
             return "CRASHED"
-        groups = self.node.hsrp.core.groups.values() if self.node.hsrp is not None else []
-        for g in groups:
+        hsrp = self.node.cluster.hsrp
+        for g in hsrp.groups.values() if hsrp is not None else ():
             return str(g.state.label)
         return "?"
 
@@ -68,13 +68,13 @@ class HaEntry:
 
     @property
     def ready(self) -> bool:
-        r = self.node.redundancy
-        return bool(r is not None and r.peer.ready)
+        sync = self.node.agents[0].sync
+        return bool(sync is not None and sync.ready)
 
     @property
     def pending(self) -> int:
-        r = self.node.redundancy
-        return int(r.peer.pending) if r is not None else 0
+        sync = self.node.agents[0].sync
+        return sync.pending if sync is not None else 0
 
 
 class Cluster:
@@ -111,17 +111,12 @@ class Cluster:
 
     def _watch(self, h: HaEntry) -> None:
         """Record the HSRP state changes of ``h`` with their loop time."""
-        hs = h.node.hsrp
-        if hs is None:
-            return
-        inner: Callable[[Any], None] | None = hs.on_state_change
 
-        def on_change(change: Any) -> None:
-            h.changes.append((asyncio.get_running_loop().time(), str(change.new.label)))
-            if inner is not None:
-                inner(change)
+        def on_notice(notice: Any) -> None:
+            if isinstance(notice, StateChange):
+                h.changes.append((asyncio.get_running_loop().time(), str(notice.new.label)))
 
-        hs.on_state_change = on_change
+        h.node.on_notice = on_notice
 
     def pair(self, name: str) -> list[HaEntry]:
         return [h for h in self.has if h.pair == name]

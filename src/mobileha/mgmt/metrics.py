@@ -60,12 +60,13 @@ from mobileha.dataplane.choice import summary
 from mobileha.mgmt.views import HSRP_STATES, REDUN_COUNTERS, dataplane_view, reply_code_name
 
 if TYPE_CHECKING:
+    from mobileha.core.cluster import Agent
+    from mobileha.core.sync import SyncPeer
     from mobileha.node.dfp import DfpAgentServer
     from mobileha.node.foreign_agent import ForeignAgentNode
     from mobileha.node.home_agent import HomeAgentNode
-    from mobileha.node.hsrp import HsrpNode
+    from mobileha.node.hsrp import HsrpIo, HsrpNode
     from mobileha.node.mobile_node import MobileNodeNode
-    from mobileha.node.redundancy import RedundancyNode
     from mobileha.node.slb import SlbNode
 
 
@@ -336,25 +337,20 @@ def families_for(node: Any) -> list[Metric]:
 
 def home_agent_families(node: HomeAgentNode) -> list[Metric]:
     """Home agent families, DFP, HSRP and redundancy. With load sharing the home agent
-    and redundancy families of every group are merged, labelled ``group`` and
+    and redundancy families of every HA address are merged, labelled ``group`` and
     ``ha_address`` (HSRP and DFP run once per process and are not repeated)."""
 
-    def group(n: HomeAgentNode) -> list[Metric]:
-        fams = _ha_families(n)
-        if n.redundancy is not None:
-            fams.extend(redundancy_families(n.redundancy))
+    def group(a: Agent) -> list[Metric]:
+        fams = _ha_families(a)
+        if a.sync is not None:
+            fams.extend(redundancy_families(a.sync))
         return fams
 
-    if node.siblings:
-        out = labelled(
-            (
-                {"group": n.hsrp_group_number, "ha_address": n.core.settings.advertised},
-                group(n),
-            )
-            for n in (node, *node.siblings)
-        )
+    agents = node.agents
+    if len(agents) > 1:
+        out = labelled(({"group": a.group, "ha_address": a.ha_addr}, group(a)) for a in agents)
     else:
-        out = group(node)
+        out = group(agents[0])
     if node.dfp_server is not None:
         out.extend(dfp_agent_families(node.dfp_server))
     if node.hsrp is not None:
@@ -364,9 +360,9 @@ def home_agent_families(node: HomeAgentNode) -> list[Metric]:
     return out
 
 
-def _ha_families(node: HomeAgentNode) -> list[Metric]:
+def _ha_families(agent: Agent) -> list[Metric]:
     """The home agent's own families (CISCO-MOBILE-IP-MIB and ``mobileha_ha_*``)."""
-    core = node.core
+    core = agent.ha
     c = core.counters()
     m = MetricsBuilder()
     m.gauge(HA_BINDINGS, len(core.table))
@@ -401,10 +397,9 @@ def _ha_families(node: HomeAgentNode) -> list[Metric]:
     return m.families()
 
 
-def redundancy_families(red: RedundancyNode) -> list[Metric]:
+def redundancy_families(peer: SyncPeer) -> list[Metric]:
     """Every sync counter as ``cmiHaRedun<name>`` (the 19 of the MIB and the
     diagnostics), the pending queue and readiness."""
-    peer = red.peer
     out: list[Metric] = []
     for name, value in peer.counters.as_dict().items():
         fam = CounterMetricFamily(f"cmiHaRedun{name}", f"HA redundancy {name}")
@@ -427,7 +422,7 @@ def dfp_agent_families(srv: DfpAgentServer) -> list[Metric]:
     return [g, c]
 
 
-def hsrp_families(hsrp: HsrpNode) -> list[Metric]:
+def hsrp_families(hsrp: HsrpNode | HsrpIo) -> list[Metric]:
     """Per group: ``mobileha_hsrp_*`` labelled by interface and group, and the
     CISCO-HSRP-MIB ``cHsrpGrp*`` families every node exports."""
     labels = ["interface", "group"]
@@ -454,7 +449,7 @@ def hsrp_families(hsrp: HsrpNode) -> list[Metric]:
             priority=g.priority,
             hello_ms=g.hello_ms,
             hold_ms=g.hold_ms,
-            preempt=g.cfg.preempt,
+            preempt=g.preempt,
             configured_hello_ms=g.cfg.hello_ms,
             configured_hold_ms=g.cfg.hold_ms,
         )
@@ -542,7 +537,6 @@ _ROLE_FAMILIES: dict[str, Callable[[Any], list[Metric]]] = {
     "mobile-node": mobile_node_families,
     "slb": slb_families,
     "hsrp": hsrp_families,
-    "redundancy": redundancy_families,
 }
 
 

@@ -252,7 +252,7 @@ def _router(g: Mapping[str, Any], which: str) -> str:
 def render_redundancy(v: Mapping[str, Any], out: IO[str]) -> None:
     """``show ip mobile redundancy`` followed by its statistics (cmiHaRedun*).
 
-    Accepts the ``views.RedundancyView`` shape and ``core.redundancy.SyncPeer.view()``
+    Accepts the ``views.RedundancyView`` shape and ``core.sync.SyncPeer.view()``
     (``state``/``pending`` instead of ``sync_state``/``queue_depth``), or
     ``{"groups": [view, ...]}`` (load sharing): one block per group, headed by its
     ``hsrp_group`` number."""

@@ -40,21 +40,21 @@ from typing import TYPE_CHECKING, Any, Generic, NotRequired, TypedDict, TypeVar
 
 from mobileha.core.binding import Binding, Encap
 from mobileha.core.hsrp import State as HsrpState
-from mobileha.core.redundancy import MIB_COUNTER_NAMES, SyncState
 from mobileha.core.slb import RealState
+from mobileha.core.sync import MIB_COUNTER_NAMES, SyncState
 from mobileha.dataplane.choice import summary, tunnel_counters
 from mobileha.wire.mip import REPLY_CODE_INFO, reply_code_name
 
 if TYPE_CHECKING:
+    from mobileha.core.cluster import Agent
     from mobileha.core.foreign_agent import Visitor
     from mobileha.core.mobile_node import MobileNode
     from mobileha.core.slb import Real, Session
     from mobileha.node.dfp import DfpAgentServer
     from mobileha.node.foreign_agent import ForeignAgentNode
     from mobileha.node.home_agent import HomeAgentNode
-    from mobileha.node.hsrp import HsrpNode
+    from mobileha.node.hsrp import HsrpIo, HsrpNode
     from mobileha.node.mobile_node import MobileNodeNode
-    from mobileha.node.redundancy import RedundancyNode
     from mobileha.node.slb import SlbNode
 
 VIEW_NAMES = (
@@ -243,7 +243,7 @@ REDUN_COUNTERS = MIB_COUNTER_NAMES
 class RedundancyView(TypedDict):
     """``show ip mobile redundancy``: peer, role, sync state and the cmiHaRedun* counters.
 
-    ``mobileha show`` also renders ``core.redundancy.SyncPeer.view()`` directly (``state``
+    ``mobileha show`` also renders ``core.sync.SyncPeer.view()`` directly (``state``
     for ``sync_state``, ``pending`` for ``queue_depth``, plus ``mode`` and ``ready``);
     counters beyond the 19 MIB ones are printed as "Other"."""
 
@@ -407,24 +407,34 @@ def views_for(node: Any) -> Mapping[str, View]:
 
 def home_agent_views(node: HomeAgentNode) -> dict[str, View]:
     """``bindings``, ``stats``, ``dfp`` (agent configured), ``standby`` (HSRP),
-    ``redundancy`` (binding sync); with load sharing each other group's views as
+    ``redundancy`` (binding sync); with load sharing each other HA address's views as
     ``g<group>-<view>`` and the ``groups`` view."""
-    v: dict[str, View] = {
-        "bindings": lambda q: bindings_view(node, q),
-        "stats": lambda _q: home_agent_stats(node),
-    }
+    v: dict[str, View] = {}
+    for agent, prefix in _agents(node):
+        v.update(_agent_views(node, agent, prefix))
     if node.serves_dfp:
         v["dfp"] = lambda _q: dfp_agent_view(node.dfp_server)
     if node.hsrp is not None:
         v.update(hsrp_views(node.hsrp))
-    if node.redundancy is not None:
-        v.update(redundancy_views(node.redundancy))
-    for sib in node.siblings:
-        for k, fn in home_agent_views(sib).items():
-            v[f"g{sib.hsrp_group_number}-{k}"] = fn
-    if node.siblings:
+    if len(node.agents) > 1:
         v["groups"] = lambda _q: groups_view(node)
     return v
+
+
+def _agent_views(node: HomeAgentNode, agent: Agent, prefix: str) -> dict[str, View]:
+    v: dict[str, View] = {
+        f"{prefix}bindings": lambda q: bindings_view(node, agent, q),
+        f"{prefix}stats": lambda _q: home_agent_stats(node, agent),
+    }
+    if agent.sync is not None:
+        v[f"{prefix}redundancy"] = lambda _q: redundancy_view(node, agent)
+    return v
+
+
+def _agents(node: HomeAgentNode) -> list[tuple[Agent, str]]:
+    """Every HA address of the node with the prefix of its views (``""`` for the first,
+    ``"g<group>-"`` for the others)."""
+    return [(a, "" if i == 0 else f"g{a.group}-") for i, a in enumerate(node.agents)]
 
 
 def groups_view(node: HomeAgentNode) -> dict[str, Any]:
@@ -432,22 +442,17 @@ def groups_view(node: HomeAgentNode) -> dict[str, Any]:
     its views (``""`` for the first group, ``"g<group>-"`` for the others)."""
     return {
         "groups": [
-            {
-                "group": n.hsrp_group_number,
-                "ha_address": n.core.settings.advertised,
-                "prefix": "" if n is node else f"g{n.hsrp_group_number}-",
-                "active": n.core.active,
-            }
-            for n in (node, *node.siblings)
+            {"group": a.group, "ha_address": a.ha_addr, "prefix": prefix, "active": a.ha.active}
+            for a, prefix in _agents(node)
         ]
     }
 
 
-def bindings_view(node: HomeAgentNode, q: Mapping[str, str]) -> Page[BindingItem]:
+def bindings_view(node: HomeAgentNode, agent: Agent, q: Mapping[str, str]) -> Page[BindingItem]:
     """One page of the binding table, optionally filtered by home address, NAI, CoA."""
     now = node.now()
-    table = node.core.table
-    state = "active" if node.core.active else "standby"
+    table = agent.ha.table
+    state = "active" if agent.ha.active else "standby"
 
     dp = node.dataplane
 
@@ -475,13 +480,13 @@ def bindings_view(node: HomeAgentNode, q: Mapping[str, str]) -> Page[BindingItem
     return page_of(rows, q, render, total)
 
 
-def home_agent_stats(node: HomeAgentNode) -> StatsView:
-    core = node.core
+def home_agent_stats(node: HomeAgentNode, agent: Agent) -> StatsView:
+    core = agent.ha
     view = StatsView(
         node=node.name,
         role=node.role,
         uptime_s=round(node.uptime_s, 3),
-        counters=node.counters(),
+        counters=node.counters(agent),
         reply_codes={str(c): n for c, n in sorted(core.by_code.items())},
         bad_input=dict(core.drops),
     )
@@ -510,23 +515,21 @@ def dfp_agent_view(srv: DfpAgentServer | None) -> DfpView:
     )
 
 
-def hsrp_views(hsrp: HsrpNode) -> dict[str, View]:
+def hsrp_views(hsrp: HsrpNode | HsrpIo) -> dict[str, View]:
     """``standby``: every group of the HSRP node (a home agent's, or a standalone one)."""
     return {"standby": lambda _q: hsrp.snapshot()}
 
 
-def redundancy_views(red: RedundancyNode) -> dict[str, View]:
-    return {"redundancy": lambda _q: redundancy_view(red)}
-
-
-def redundancy_view(red: RedundancyNode) -> dict[str, object]:
-    """``core.redundancy.SyncPeer.view()`` plus the adapter's reply gate."""
-    v = red.peer.view(red.ha.now())
-    v["bindings"] = red.bindings
-    v["replies_held"] = red.replies_held
-    v["replies_released_unacked"] = red.replies_released_unacked
-    v["replies_waiting"] = red.replies_waiting
-    v["active_timer_expiries"] = red.active_timer_expiries
+def redundancy_view(node: HomeAgentNode, agent: Agent) -> dict[str, object]:
+    """``core.sync.SyncPeer.view()`` plus the reply gate of the HA address."""
+    assert agent.sync is not None
+    v = agent.sync.view(node.now())
+    gate = agent.gate
+    v["bindings"] = len(agent.ha.table)
+    v["replies_held"] = gate.replies_held if gate is not None else 0
+    v["replies_released_unacked"] = gate.replies_released_unacked if gate is not None else 0
+    v["replies_waiting"] = gate.waiting if gate is not None else 0
+    v["active_timer_expiries"] = agent.active_timer_expiries
     return v
 
 
@@ -773,7 +776,6 @@ _ROLE_VIEWS: dict[str, Callable[[Any], Mapping[str, View]]] = {
     "mobile-node": mobile_node_views,
     "slb": slb_views,
     "hsrp": hsrp_views,
-    "redundancy": redundancy_views,
 }
 
 
@@ -818,7 +820,6 @@ __all__ = [
     "paging",
     "real_item",
     "redundancy_view",
-    "redundancy_views",
     "reply_code_name",
     "session_item",
     "sessions_view",

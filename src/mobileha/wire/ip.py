@@ -578,6 +578,28 @@ def gratuitous_arp(mac: str, addr: str, reply: bool = False) -> bytes:
     return _arp_frame(BROADCAST_MAC, ArpPacket(ARP_REQUEST, mac, addr, ZERO_MAC, addr))
 
 
+# --------------------------------------------------------------------------------------
+# UDP in an Ethernet frame (HSRP from the virtual MAC, RFC 2281 §6.1)
+# --------------------------------------------------------------------------------------
+
+UDP_HDR: Final = struct.Struct("!HHHH")
+_PSEUDO: Final = struct.Struct("!4s4sBBH")
+
+
+def multicast_udp_frame(
+    src_mac: bytes, src: str, dst: str, sport: int, dport: int, payload: bytes, ttl: int = 1
+) -> bytes:
+    """An Ethernet/IPv4/UDP frame from ``src_mac`` to the IPv4 multicast group ``dst``
+    (its RFC 1112 MAC), UDP checksum set."""
+    sb, db = ip_bytes(src), ip_bytes(dst)
+    ulen = 8 + len(payload)
+    pseudo = _PSEUDO.pack(sb, db, 0, IPPROTO_UDP, ulen)
+    csum = checksum(pseudo + UDP_HDR.pack(sport, dport, ulen, 0) + payload) or 0xFFFF
+    ip = build_ipv4(src, dst, IPPROTO_UDP, UDP_HDR.pack(sport, dport, ulen, csum) + payload, ttl)
+    mcast_mac = bytes((0x01, 0x00, 0x5E, db[1] & 0x7F, db[2], db[3]))
+    return ETH.pack(mcast_mac, src_mac, ETH_P_IP) + ip
+
+
 __all__ = [
     "ARP_REPLY",
     "ARP_REQUEST",
@@ -589,9 +611,11 @@ __all__ = [
     "IPPROTO_GRE",
     "IPPROTO_IPIP",
     "IPPROTO_MINENC",
+    "IPPROTO_UDP",
     "IP_DF",
     "IP_MF",
     "MINENC_S",
+    "UDP_HDR",
     "ArpPacket",
     "EthernetFrame",
     "GreHeader",
@@ -623,4 +647,5 @@ __all__ = [
     "gratuitous_arp",
     "mac_bytes",
     "mac_str",
+    "multicast_udp_frame",
 ]

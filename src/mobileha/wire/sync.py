@@ -53,9 +53,11 @@ is sent as 0xFFFF too.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from socket import inet_aton, inet_ntoa
+from types import MappingProxyType
 from typing import Final, NamedTuple
 
 from mobileha.wire import IP_STR_CACHE, DecodeError, UnknownCriticalExtension, ip_str_cached
@@ -100,9 +102,20 @@ class MsgKind(IntEnum):
     BI_ACK = 4
 
 
+# Message type codes that must never be reused (P§5.4): Registration Request and Reply.
+RESERVED_TYPES: Final = frozenset((1, 3))
+
+
 @dataclass(frozen=True, slots=True)
 class SyncTypes:
-    """Type codes of the sync messages and extensions (all configurable, P§5.4)."""
+    """Type codes of the sync messages and extensions (P§5.4: every code is configurable,
+    ``redundancy.*_type`` in the configuration).
+
+    ``registry`` maps each message type code to its :class:`MsgKind`: receivers look a
+    datagram's first byte up there (ExaBGP's message registry, with per-deployment codes)
+    instead of comparing raw bytes. The five message codes must be distinct and none may be
+    a Mobile IP registration type (1, 3); the two extension codes must differ.
+    """
 
     bu: int = 200
     bu_ack: int = 201
@@ -111,23 +124,28 @@ class SyncTypes:
     bi_ack: int = 204
     hhae: int = 35
     chunk: int = 160
+    registry: Mapping[int, MsgKind] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        codes = (self.bu, self.bu_ack, self.bi_request, self.bi_reply, self.bi_ack)
+        for code in (*codes, self.hhae, self.chunk):
+            if not 0 <= code <= 255:
+                raise ValueError(f"sync type code {code} is not one byte")
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"sync message type codes must be distinct, not {codes}")
+        if RESERVED_TYPES.intersection(codes):
+            raise ValueError("sync message types must not reuse Mobile IP types 1 and 3")
+        if self.hhae == self.chunk:
+            raise ValueError("the HHAE and chunk extension types must differ")
+        registry = MappingProxyType(dict(zip(codes, MsgKind, strict=True)))
+        object.__setattr__(self, "registry", registry)
 
     def code(self, kind: MsgKind) -> int:
         return (self.bu, self.bu_ack, self.bi_request, self.bi_reply, self.bi_ack)[kind]
 
     def kind(self, code: int) -> MsgKind | None:
         """The message kind of a type code, or None if it is not a sync message."""
-        if code == self.bu:
-            return MsgKind.BU
-        if code == self.bu_ack:
-            return MsgKind.BU_ACK
-        if code == self.bi_request:
-            return MsgKind.BI_REQUEST
-        if code == self.bi_reply:
-            return MsgKind.BI_REPLY
-        if code == self.bi_ack:
-            return MsgKind.BI_ACK
-        return None
+        return self.registry.get(code)
 
 
 DEFAULT_TYPES: Final = SyncTypes()
@@ -308,7 +326,16 @@ def encode(
 
 def peek_kind(data: bytes, types: SyncTypes = DEFAULT_TYPES) -> MsgKind | None:
     """The sync message kind of a UDP payload (first byte), or None: for demultiplexing."""
-    return types.kind(data[0]) if data else None
+    return types.registry.get(data[0]) if data else None
+
+
+_HA_FIELD: Final = struct.Struct("!8x4s")  # the header's HA address
+
+
+def peek_ha_address(data: bytes) -> bytes:
+    """The 4-byte HA address field of a sync message's header (demultiplexing by HA
+    address before the message is decoded); ``b""`` when the datagram is too short."""
+    return _HA_FIELD.unpack_from(data)[0] if len(data) >= _HA_FIELD.size else b""
 
 
 _new_record = tuple.__new__
@@ -378,7 +405,7 @@ def decode(data: bytes, types: SyncTypes = DEFAULT_TYPES) -> Decoded:
     if len(data) < HEADER_LEN + HHAE_LEN:
         raise DecodeError("short", f"{len(data)} bytes")
     type_code, flags, count, seq, ha_addr, ident = HEADER.unpack_from(data, 0)
-    kind = types.kind(type_code)
+    kind = types.registry.get(type_code)
     if kind is None:
         raise DecodeError("bad-type", f"type {type_code}")
     if count and kind not in (MsgKind.BU, MsgKind.BI_REPLY):
@@ -445,6 +472,7 @@ __all__ = [
     "REC_DYNAMIC",
     "REC_GRE_KEY",
     "REC_NONCE",
+    "RESERVED_TYPES",
     "BindingRecord",
     "Decoded",
     "MsgKind",
@@ -456,6 +484,7 @@ __all__ = [
     "encode_extensions",
     "encode_raw",
     "encode_record",
+    "peek_ha_address",
     "peek_kind",
     "record_gre_key",
 ]

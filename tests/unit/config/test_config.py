@@ -141,6 +141,25 @@ def test_hsrp_rules() -> None:
     assert cfg.hsrp.authentication.kind == "md5"
 
 
+def test_sync_type_codes_are_configurable_and_checked() -> None:
+    from mobileha import compose
+    from mobileha.wire.sync import MsgKind
+
+    base = copy.deepcopy(HA_MIN)
+    base["hsrp"] = {"virtual_ip": "10.0.1.100"}
+    base["redundancy"] = {"peer": "10.0.1.11", "spi": 400, "key": "text:k", "bu_type": 210,
+                          "bi_ack_type": 214, "chunk_type": 170, "hhae_type": 36}  # fmt: skip
+    types = compose.sync_config(config_from_dict(base)).types
+    assert (types.bu, types.bu_ack, types.bi_ack, types.hhae, types.chunk) == (
+        210, 201, 214, 36, 170)  # fmt: skip
+    assert types.registry[210] is MsgKind.BU and 200 not in types.registry
+    base["redundancy"].update(bu_ack_type=210, bi_reply_type=3, chunk_type=170, hhae_type=170)
+    probs = problems_of(base)
+    assert "redundancy.bu_ack_type: same type code as redundancy.bu_type" in probs
+    assert any(p.startswith("redundancy.bi_reply_type: must not be a registration") for p in probs)
+    assert "redundancy.chunk_type: must differ from redundancy.hhae_type" in probs
+
+
 def test_slb_real_errors_use_indexes() -> None:
     data = {
         "node": {"role": "slb"},

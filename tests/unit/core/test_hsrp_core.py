@@ -16,17 +16,21 @@ import pytest
 from mobileha.core.actions import ClaimVip, ReleaseVip, Send
 from mobileha.core.hsrp import (
     TABLE,
+    ActiveTimerExpired,
     Event,
     GratuitousArp,
     HsrpConfig,
     HsrpGroup,
     HsrpInterface,
+    HsrpSend,
     State,
     StateChange,
     parse_auth,
     v1_seconds,
 )
 from mobileha.wire import hsrp as w
+
+HSRP_DST = ("224.0.0.2", 1985)  # the Hellos' destination (receivers do not check it)
 
 S = State
 # RFC 2281 §5.7, transcribed: (state, event) -> (actions, next state or None)
@@ -148,11 +152,15 @@ class Rig:
             ot = getattr(self.g, f"t_{other}")
             if other != which and ot is not None and ot <= t:
                 setattr(self.g, f"t_{other}", t + 1000)
-        return list(self.g.on_timer(self.now))
+        return list(self.g.handle_timer(self.now))
 
     def rx(self, op: int, state: State, prio: int, src: str, **kw: object) -> list[object]:
         self.now += 0.01
-        return list(self.g.receive(pkt(self.v, op, state, prio, **kw), src, self.now))  # type: ignore[arg-type]
+        return list(
+            self.g.receive_datagram(
+                pkt(self.v, op, state, prio, **kw), (src, 1985), HSRP_DST, self.now
+            )
+        )  # type: ignore[arg-type]
 
     def fire(self, ev: str) -> list[object]:
         g = self.g
@@ -298,7 +306,9 @@ def test_learn_state_learns_vip_and_timers_from_active(version: int, ev: str) ->
     g.start(0.0)
     assert g.state is S.LEARN and g.vip is None
     prio = 200 if ev == "g" else 50
-    g.receive(pkt(version, w.OP_HELLO, S.ACTIVE, prio, "10.9.9.9", 1, 4), HIGH, 0.5)
+    g.receive_datagram(
+        pkt(version, w.OP_HELLO, S.ACTIVE, prio, "10.9.9.9", 1, 4), (HIGH, 1985), HSRP_DST, 0.5
+    )
     assert g.state is S.LISTEN
     assert g.vip == "10.9.9.9"
     assert (g.hello_ms, g.hold_ms) == (1000, 4000)
@@ -309,12 +319,21 @@ def test_learning_only_from_authenticated_active_hellos() -> None:
     g = HsrpGroup(HsrpConfig(address=ME, group=1, jitter=0.0), rng=random.Random(0))
     g.start(0.0)
     # a Standby's Hello teaches nothing
-    g.receive(pkt(1, w.OP_HELLO, S.STANDBY, 200, "10.9.9.9", 1, 4), HIGH, 0.1)
+    g.receive_datagram(
+        pkt(1, w.OP_HELLO, S.STANDBY, 200, "10.9.9.9", 1, 4), (HIGH, 1985), HSRP_DST, 0.1
+    )
     assert g.vip is None and g.state is S.LEARN
     # an Active Hello with the wrong password teaches nothing and is counted
-    g.receive(pkt(1, w.OP_HELLO, S.ACTIVE, 200, "10.9.9.9", 1, 4, auth=b"wrong\0\0\0"), HIGH, 0.2)
+    g.receive_datagram(
+        pkt(1, w.OP_HELLO, S.ACTIVE, 200, "10.9.9.9", 1, 4, auth=b"wrong\0\0\0"),
+        (HIGH, 1985),
+        HSRP_DST,
+        0.2,
+    )
     assert g.vip is None and g.state is S.LEARN and g.auth_failures == 1
-    g.receive(pkt(1, w.OP_HELLO, S.ACTIVE, 200, "10.9.9.9", 1, 4), HIGH, 0.3)
+    g.receive_datagram(
+        pkt(1, w.OP_HELLO, S.ACTIVE, 200, "10.9.9.9", 1, 4), (HIGH, 1985), HSRP_DST, 0.3
+    )
     assert g.vip == "10.9.9.9" and g.hold_ms == 4000
 
 
@@ -417,12 +436,12 @@ def test_md5_authentication(version: int) -> None:
     raw = a.encode(w.OP_HELLO, S.ACTIVE)
     assert w.md5_verify(raw, b"k1")
     b.start(0.0)
-    b.receive(raw, HIGH, 0.1)
+    b.receive_datagram(raw, (HIGH, 1985), HSRP_DST, 0.1)
     assert b.auth_failures == 0 and b.active is not None and b.active.addr == HIGH
-    b.receive(bad.encode(w.OP_HELLO, S.ACTIVE), LOW, 0.2)
+    b.receive_datagram(bad.encode(w.OP_HELLO, S.ACTIVE), (LOW, 1985), HSRP_DST, 0.2)
     assert b.auth_failures == 1
     # text-authenticated packets are refused by an MD5 group
-    b.receive(pkt(version, w.OP_HELLO, S.ACTIVE, 50), LOW, 0.3)
+    b.receive_datagram(pkt(version, w.OP_HELLO, S.ACTIVE, 50), (LOW, 1985), HSRP_DST, 0.3)
     assert b.auth_failures == 2
 
 
@@ -431,9 +450,9 @@ def test_own_packets_and_other_groups_ignored() -> None:
     r.rx(w.OP_HELLO, S.ACTIVE, 200, ME)
     assert r.g.counters["rx_own"] == 1
     raw = w.HsrpV1(w.OP_HELLO, 16, 3, 10, 200, 2, VIP).encode()
-    r.g.receive(raw, HIGH, r.now)
+    r.g.receive_datagram(raw, (HIGH, 1985), HSRP_DST, r.now)
     assert r.g.counters["rx_other_group"] == 1
-    r.g.receive(b"\x00\x01", HIGH, r.now)
+    r.g.receive_datagram(b"\x00\x01", (HIGH, 1985), HSRP_DST, r.now)
     assert r.g.counters["rx_error_short"] == 1
 
 
@@ -448,7 +467,9 @@ def test_v1_millisecond_timers() -> None:
     assert isinstance(m, w.HsrpV1) and (m.hellotime, m.holdtime) == (1, 1)
     g.start(0.0)
     # a peer with the same configured ms timers: we keep our 300 ms precision
-    g.receive(w.HsrpV1(w.OP_HELLO, 16, 1, 1, 50, 0, VIP).encode(), LOW, 0.05)
+    g.receive_datagram(
+        w.HsrpV1(w.OP_HELLO, 16, 1, 1, 50, 0, VIP).encode(), (LOW, 1985), HSRP_DST, 0.05
+    )
     assert g.t_active == pytest.approx(0.05 + 0.3)
 
 
@@ -462,7 +483,7 @@ def test_hello_timer_jitter_within_bounds() -> None:
     for _ in range(50):
         t = g.t_hello
         assert t is not None
-        g.on_timer(t)
+        g.handle_timer(t)
         assert g.t_hello is not None
         d = g.t_hello - t
         assert 0.9 <= d <= 1.0
@@ -509,19 +530,21 @@ def test_interface_many_groups_one_heap() -> None:
     ]
     iface = HsrpInterface.of(groups)
     iface.start(0.0)
-    dl = iface.next_deadline()
-    assert dl is not None and dl == min(g.next_deadline() or 1e9 for g in groups)
+    dl = iface.get_timer()
+    assert dl is not None and dl == min(g.get_timer() or 1e9 for g in groups)
     t = 0.0
     while t < 5.0:
-        t = iface.next_deadline() or 5.0
-        iface.on_timer(t)
+        t = iface.get_timer() or 5.0
+        iface.handle_timer(t)
     assert all(g.state is S.ACTIVE for g in groups)
     # dispatch by group; unknown groups counted
-    iface.receive(w.HsrpV1(w.OP_COUP, 16, 3, 10, 200, 7, "10.0.7.1").encode(), HIGH, t)
+    iface.receive_datagram(
+        w.HsrpV1(w.OP_COUP, 16, 3, 10, 200, 7, "10.0.7.1").encode(), (HIGH, 1985), HSRP_DST, t
+    )
     assert groups[7].state is S.SPEAK
-    iface.receive(w.HsrpV1(group=200).encode(), HIGH, t)
+    iface.receive_datagram(w.HsrpV1(group=200).encode(), (HIGH, 1985), HSRP_DST, t)
     assert iface.counters["rx_unknown_group"] == 1
-    iface.receive(w.HsrpAdvertise().encode(), HIGH, t)
+    iface.receive_datagram(w.HsrpAdvertise().encode(), (HIGH, 1985), HSRP_DST, t)
     assert iface.counters["rx_advertise"] == 1
     out = iface.stop(t)
     assert sum(isinstance(a, ReleaseVip) for a in out) == 49
@@ -561,3 +584,63 @@ def test_coup_seen_by_standby_makes_the_old_actives_resign_not_event_i() -> None
     assert r.g.state is S.STANDBY and r.g.snapshot(r.now)["active_router"] == HIGH
     r.rx(w.OP_RESIGN, S.ACTIVE, 50, LOW)  # LOW resigns because of the Coup
     assert r.g.state is S.STANDBY
+
+
+def test_set_priority_and_preempt_leave_the_configuration_alone() -> None:
+    c = cfg(2)
+    g = HsrpGroup(c, rng=random.Random(1))
+    g.track("eth9", down=True, decrement=30)
+    g.set_priority(150, 0.0)
+    g.set_preempt(True, 2000)
+    assert (g.priority, g.configured_priority, g.preempt, g.preempt_delay_ms) == (
+        120,
+        150,
+        True,
+        2000,
+    )
+    assert (c.priority, c.preempt, c.preempt_delay_ms) == (100, False, 0)
+    snap = g.snapshot(0.0)
+    assert (snap["priority"], snap["configured_priority"], snap["preempt"]) == (120, 150, True)
+    other = HsrpGroup(c, rng=random.Random(1))  # a second group from the same config
+    assert other.priority == 100 and not other.preempt
+    with pytest.raises(ValueError):
+        g.set_preempt(True, 4_000_000)
+
+
+def test_active_timer_expiry_of_a_remote_active_is_reported() -> None:
+    """Standby kept out of Active by the readiness guard: no state change, but the
+    expiry of the remote Active's timer is reported (the redundancy layer's peer loss)."""
+    r = Rig(2, S.STANDBY)
+    r.rx(w.OP_HELLO, S.ACTIVE, 200, HIGH)
+    r.g.set_ready(False, r.now)
+    out = r.timer_to("active")
+    assert ActiveTimerExpired(1, HIGH) in out
+    assert r.g.state is S.STANDBY and not [a for a in out if isinstance(a, StateChange)]
+    # our own Active timer is not a remote router's: nothing to report
+    r = Rig(2, S.ACTIVE)
+    r.g.t_active = r.now + 1
+    assert not [a for a in r.timer_to("active") if isinstance(a, ActiveTimerExpired)]
+
+
+def test_hsrp_send_says_which_group_and_whether_active() -> None:
+    r = Rig(2, S.ACTIVE)
+    [hello] = [a for a in r.timer_to("hello") if isinstance(a, HsrpSend)]
+    assert hello.group == (2, 1) and hello.from_active and hello.vmac == r.g.vmac
+    r = Rig(2, S.STANDBY)
+    [hello] = [a for a in r.timer_to("hello") if isinstance(a, HsrpSend)]
+    assert not hello.from_active
+
+
+def test_set_identity_fills_what_the_configuration_leaves_unset() -> None:
+    c = HsrpConfig(address="0.0.0.0", group=1, version=2, vip=VIP)
+    g = HsrpGroup(c)
+    g.set_identity("10.0.0.7", bytes.fromhex("020000000007"))
+    assert g.cfg.address == "10.0.0.7" and g.cfg.identifier == bytes.fromhex("020000000007")
+    assert c.address == "0.0.0.0"
+    g.set_identity("10.0.0.8", None)  # configured now: unchanged
+    assert g.cfg.address == "10.0.0.7"
+    g.start(0.0)
+    g2 = HsrpGroup(HsrpConfig(address="0.0.0.0", group=1, version=2, vip=VIP))
+    g2.start(0.0)
+    with pytest.raises(ValueError):
+        g2.set_identity("10.0.0.9", None)

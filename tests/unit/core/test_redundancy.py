@@ -15,7 +15,7 @@ import pytest
 
 from mobileha.core.actions import Send
 from mobileha.core.binding import FLAG_T, Binding, Encap
-from mobileha.core.redundancy import (
+from mobileha.core.sync import (
     MIB_COUNTER_NAMES,
     ApplyBinding,
     DeleteBinding,
@@ -43,6 +43,7 @@ from mobileha.wire.sync import (
 KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
 SPI = 400
 VIP = "10.0.0.100"
+SYNC_DST = ("10.0.0.2", 434)  # our sync socket (the sync peer does not look at it)
 UNIX0 = 1_790_000_000.0  # Unix time at fake-clock 0
 
 
@@ -178,7 +179,7 @@ class Sim:
         if self.wire:
             cands.append(self.wire[0][0])
         for ha in (self.a, self.b):
-            d = ha.sync.next_deadline()
+            d = ha.sync.get_timer()
             if d is not None:
                 cands.append(d)
         if not cands or min(cands) > until:
@@ -192,15 +193,15 @@ class Sim:
             if self.delivered > self.max_events:
                 kinds = [p[4][0] for p in self.wire[:50]]
                 raise AssertionError(f"runaway message exchange at {self.now}: {kinds}")
-            ha.apply(ha.sync.handle_datagram(payload, (src, 434), self.now), self)
+            ha.apply(ha.sync.receive_datagram(payload, (src, 434), SYNC_DST, self.now), self)
         else:
             self.timer_steps += 1
             if self.timer_steps > self.max_events:
                 raise AssertionError(f"a deadline that never moves on, at {self.now}")
             for ha in (self.a, self.b):
-                d = ha.sync.next_deadline()
+                d = ha.sync.get_timer()
                 if d is not None and d <= self.now:
-                    ha.apply(ha.sync.on_timer(self.now), self)
+                    ha.apply(ha.sync.handle_timer(self.now), self)
         return True
 
     def run(self, seconds: float, *, expire: bool = False) -> None:
@@ -213,7 +214,7 @@ class Sim:
         for ha in (self.a, self.b):
             if expire:
                 ha.expire(self, feed=self.expire_feed[ha.name])
-            ha.apply(ha.sync.on_timer(self.now), self)
+            ha.apply(ha.sync.handle_timer(self.now), self)
 
     def settle(self, limit: float = 600.0, *, expire: bool = True) -> None:
         """Run until neither side has anything outstanding (or ``limit`` fake seconds)."""
@@ -226,8 +227,8 @@ class Sim:
                 and self.b.sync.pending == 0
                 and self.a.sync.download_complete
                 and self.b.sync.download_complete
-                and not self.a.sync._xfer
-                and not self.b.sync._xfer
+                and not self.a.sync.transferring
+                and not self.b.sync.transferring
             ):
                 return
         raise AssertionError("did not settle")
@@ -337,7 +338,7 @@ def test_clean_network_every_change_reaches_the_standby_in_batches() -> None:
     n = len(a.sent)
     a.register(mk(5000), sim)
     assert len(a.sent) == n
-    assert a.sync.next_deadline() == pytest.approx(sim.now + 0.003)
+    assert a.sync.get_timer() == pytest.approx(sim.now + 0.003)
     sim.run(0.0031)
     assert len(a.sent) == n + 1
     sim.run(0.01)
@@ -367,7 +368,7 @@ def test_every_acknowledged_binding_is_on_the_standby_at_any_ack() -> None:
         sim.run(0.002)
         # invariant: any key with no pending change on A is identical on B
         for k, x in sim.a.table.items():
-            if k not in sim.a.sync._latest:
+            if k not in sim.a.sync.sender.latest:
                 assert sim.b.table[k].ident == x.ident
     sim.settle()
     same_tables(sim.a.table, sim.b.table)
@@ -387,20 +388,24 @@ def test_unsolicited_replies_and_acks_are_dropped_and_counted() -> None:
     sim = Sim()
     b = sim.b.sync
     peer = ("10.0.0.1", 434)
-    acts = b.handle_datagram(_forge(MsgKind.BU_ACK, 77, ident=_ident_at(0, 1)), peer, 0.0)
+    acts = b.receive_datagram(
+        _forge(MsgKind.BU_ACK, 77, ident=_ident_at(0, 1)), peer, SYNC_DST, 0.0
+    )
     assert acts == [] and b.counters.DroppedBUAcks == 1
     rec = record_from_binding(mk(1), 0.0)
     msg = _forge(MsgKind.BI_REPLY, 5, ident=_ident_at(0, 2), chunk=0, records=(rec,))
-    assert b.handle_datagram(msg, peer, 0.0) == []
+    assert b.receive_datagram(msg, peer, SYNC_DST, 0.0) == []
     assert b.counters.DroppedBIReps == 1 and b.counters.SentBIAcks == 0
     assert sim.b.table == {}
-    acts = b.handle_datagram(_forge(MsgKind.BI_ACK, 5, ident=_ident_at(0, 3), chunk=0), peer, 0.0)
+    acts = b.receive_datagram(
+        _forge(MsgKind.BI_ACK, 5, ident=_ident_at(0, 3), chunk=0), peer, SYNC_DST, 0.0
+    )
     assert acts == [] and b.counters.DroppedBIAcks == 1
     # from an address that is not the peer
-    assert b.handle_datagram(msg, ("10.9.9.9", 434), 0.0) == []
+    assert b.receive_datagram(msg, ("10.9.9.9", 434), SYNC_DST, 0.0) == []
     assert b.counters.UnknownPeer == 1
     # garbage
-    assert b.handle_datagram(b"\xc8\x00", peer, 0.0) == []
+    assert b.receive_datagram(b"\xc8\x00", peer, SYNC_DST, 0.0) == []
     assert b.counters.DecodeErrors == 1
 
 
@@ -409,14 +414,14 @@ def test_bad_hhae_is_dropped_and_counted() -> None:
     b = sim.b.sync
     rec = record_from_binding(mk(1), 0.0)
     bad = _forge(MsgKind.BU, 1, ident=_ident_at(0), records=(rec,), key=b"x" * 16)
-    assert b.handle_datagram(bad, ("10.0.0.1", 434), 0.0) == []
+    assert b.receive_datagram(bad, ("10.0.0.1", 434), SYNC_DST, 0.0) == []
     assert b.counters.SecViolations == 1 and b.counters.ReceivedBUs == 0
     good = bytearray(_forge(MsgKind.BU, 1, ident=_ident_at(0), records=(rec,)))
     good[30] ^= 1  # a record byte changed in flight
-    assert b.handle_datagram(bytes(good), ("10.0.0.1", 434), 0.0) == []
+    assert b.receive_datagram(bytes(good), ("10.0.0.1", 434), SYNC_DST, 0.0) == []
     wrong_spi = _forge(MsgKind.BU, 1, ident=_ident_at(0), records=(rec,))
     wrong_spi = wrong_spi[:-20] + (999).to_bytes(4, "big") + wrong_spi[-16:]
-    assert b.handle_datagram(wrong_spi, ("10.0.0.1", 434), 0.0) == []
+    assert b.receive_datagram(wrong_spi, ("10.0.0.1", 434), SYNC_DST, 0.0) == []
     assert b.counters.SecViolations == 3 and sim.b.table == {}
 
 
@@ -427,7 +432,7 @@ def test_replayed_identification_gets_133_and_is_counted() -> None:
     assert len(sim.b.table) == 1
     bu = next(p for p in sim.a.sent if p[0] == 200)
     sim.b.table.clear()  # so that a replay would be visible
-    acts = sim.b.sync.handle_datagram(bu, ("10.0.0.1", 434), sim.now)
+    acts = sim.b.sync.receive_datagram(bu, ("10.0.0.1", 434), SYNC_DST, sim.now)
     c = sim.b.sync.counters
     assert c.SecViolations == 1 and c.ReceivedBUs == 1
     assert not any(isinstance(x, ApplyBinding) for x in acts)
@@ -437,12 +442,14 @@ def test_replayed_identification_gets_133_and_is_counted() -> None:
     assert ack.kind is MsgKind.BU_ACK and ack.code == 133
     assert ack.ident & 0xFFFFFFFF == decode(bu).message.ident & 0xFFFFFFFF
     # the replayed ack reaching A is not for anything outstanding: dropped
-    sim.a.apply(sim.a.sync.handle_datagram(send.payload, ("10.0.0.2", 434), sim.now), sim)
+    sim.a.apply(
+        sim.a.sync.receive_datagram(send.payload, ("10.0.0.2", 434), SYNC_DST, sim.now), sim
+    )
     assert sim.a.sync.counters.DroppedBUAcks == 1
     # a stale timestamp (outside the 7 s tolerance) is a violation too
     rec = record_from_binding(mk(2), sim.now)
     old = _forge(MsgKind.BU, 9, ident=_ident_at(sim.now - 60), records=(rec,))
-    acts = sim.b.sync.handle_datagram(old, ("10.0.0.1", 434), sim.now)
+    acts = sim.b.sync.receive_datagram(old, ("10.0.0.1", 434), SYNC_DST, sim.now)
     assert c.SecViolations == 2 and decode(acts[0].payload).message.code == 133  # type: ignore[union-attr]
 
 
@@ -499,7 +506,7 @@ def test_unauthenticated_messages_never_change_state() -> None:
     rnd = random.Random(5)
     for _ in range(2000):
         data = bytes([rnd.choice([200, 201, 202, 203, 204])]) + rnd.randbytes(rnd.randrange(80))
-        assert sim.b.sync.handle_datagram(data, ("10.0.0.1", 434), 0.0) == []
+        assert sim.b.sync.receive_datagram(data, ("10.0.0.1", 434), SYNC_DST, 0.0) == []
     assert sim.b.table == {}
 
 

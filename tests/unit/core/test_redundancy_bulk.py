@@ -8,11 +8,19 @@ from dataclasses import replace
 import pytest
 
 from mobileha.core.binding import Binding
-from mobileha.core.redundancy import Mode, ReadyChanged, Role, SyncState
+from mobileha.core.sync import (
+    Mode,
+    ReadyChanged,
+    Role,
+    SyncInput,
+    SyncState,
+    SyncStateChanged,
+)
 from mobileha.wire.sync import MsgKind, SyncMessage, decode, encode
 from tests.unit.core.test_redundancy import (
     KEY,
     SPI,
+    SYNC_DST,
     VIP,
     Sim,
     mk,
@@ -81,7 +89,7 @@ def test_deletions_during_download_are_not_resurrected() -> None:
     sim.a.register(newer, sim)
     sim.run(5.0)  # longer than the tombstone TTL: kept because the download is running
     assert gone not in sim.b.table and sim.b.table[moved].ident == newer.ident
-    assert sim.b.sync._tombs
+    assert sim.b.sync.merge._tombs
     sim.hold = None
     sim.release()
     sim.settle()
@@ -90,7 +98,7 @@ def test_deletions_during_download_are_not_resurrected() -> None:
     same_tables(sim.a.table, sim.b.table, tol=6.0)  # the held chunks carry 5 s old lifetimes
     # after the download the tombstones age out
     sim.run(1.0)
-    assert not sim.b.sync._tombs
+    assert not sim.b.sync.merge._tombs
 
 
 def test_ready_only_after_the_last_chunk() -> None:
@@ -131,7 +139,8 @@ def test_peer_down_during_download_releases_ready() -> None:
     sim.hold = lambda p: True
     sim.b.apply(sim.b.sync.role_changed(Role.STANDBY, 0.0), sim)
     acts = sim.b.sync.peer_down(0.5)
-    assert acts == [ReadyChanged(True)] and sim.b.sync.state is SyncState.PEER_LOST
+    lost = SyncStateChanged(VIP, SyncState.DOWNLOADING, SyncState.PEER_LOST, SyncInput.PEER_LOST)
+    assert acts == [lost, ReadyChanged(True)] and sim.b.sync.state is SyncState.PEER_LOST
 
 
 def test_split_brain_heal_reconciles_newest_wins() -> None:
@@ -212,7 +221,7 @@ def test_other_ha_address_is_not_ours() -> None:
 
     msg = SyncMessage(MsgKind.BU, 1, "10.0.0.200", (3_999_999_999 << 32) | 1)
     data = encode(msg, SPI, Authenticator(KEY, ALG_PREFIX_SUFFIX))
-    assert sim.b.sync.handle_datagram(data, ("10.0.0.1", 434), 0.0) == []
+    assert sim.b.sync.receive_datagram(data, ("10.0.0.1", 434), SYNC_DST, 0.0) == []
     assert sim.b.sync.counters.WrongHaAddress == 1
     assert VIP != "10.0.0.200"
 
@@ -302,8 +311,8 @@ def test_late_duplicate_bi_request_does_not_restart_a_finished_transfer() -> Non
     from tests.unit.core.test_redundancy import _forge, _ident_at
 
     late = _forge(MsgKind.BI_REQUEST, seq, ident=_ident_at(sim.now, 12345))
-    assert sim.a.sync.handle_datagram(late, ("10.0.0.2", 434), sim.now) == []
-    assert sim.a.sync.counters.TransfersCompleted == 1 and sim.a.sync._xfer is None
+    assert sim.a.sync.receive_datagram(late, ("10.0.0.2", 434), SYNC_DST, sim.now) == []
+    assert sim.a.sync.counters.TransfersCompleted == 1 and sim.a.sync.transferring is False
 
 
 def test_expired_record_counts_as_deletion() -> None:
@@ -317,7 +326,7 @@ def test_expired_record_counts_as_deletion() -> None:
     sim.cut = False
     sim.settle()
     assert b.key not in sim.b.table  # the retransmitted record said "remaining 0"
-    assert sim.b.sync._tombs[b.key] == newer.ident
+    assert sim.b.sync.merge._tombs[b.key] == newer.ident
 
 
 def test_active_dies_mid_download_standby_becomes_ready() -> None:
@@ -349,10 +358,10 @@ def test_idle_deadline_fires_exactly_when_next_deadline_says() -> None:
     dl.req.alive = False  # as if a first BI Reply had arrived at 0.1
     dl.req = None
     dl.progress_at = 0.1
-    d = sim.b.sync.next_deadline()
+    d = sim.b.sync.get_timer()
     assert d == 0.1 + 10.0
-    sim.b.apply(sim.b.sync.on_timer(d), sim)
-    assert sim.b.sync.next_deadline() != d
+    sim.b.apply(sim.b.sync.handle_timer(d), sim)
+    assert sim.b.sync.get_timer() != d
 
 
 def test_own_change_superseded_by_a_newer_peer_record_counts_as_acknowledged() -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from mobileha.core.actions import InstallBinding, RemoveBinding, Send
 from mobileha.core.home_agent import HomeAgent, RestoreBinding, WithdrawBinding
-from mobileha.core.redundancy import ApplyBinding, DeleteBinding, Role, SyncConfig, SyncPeer
+from mobileha.core.sync import ApplyBinding, DeleteBinding, Role, SyncConfig, SyncPeer
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
 from mobileha.wire.sync import REC_NONCE, MsgKind, decode
 from tests.unit.core.test_home_agent import FA, HA, NOW, make_ha, rrq, send
@@ -98,17 +98,20 @@ class Pair:
             while self.wire:
                 src, dst, payload = self.wire.popleft()
                 node = self.by_addr[dst]
-                self.run_sync(node, node.sync.handle_datagram(payload, (src.addr, 434), self.now))
-            deadlines = [
-                d for d in (n.sync.next_deadline() for n in (self.a, self.b)) if d is not None
-            ]
+                self.run_sync(
+                    node,
+                    node.sync.receive_datagram(
+                        payload, (src.addr, 434), (node.addr, 434), self.now
+                    ),
+                )
+            deadlines = [d for d in (n.sync.get_timer() for n in (self.a, self.b)) if d is not None]
             due = [d for d in deadlines if d <= end]
             if not due:
                 self.now = end
                 return
             self.now = max(self.now, min(due))
             for n in (self.a, self.b):
-                self.run_sync(n, n.sync.on_timer(self.now))
+                self.run_sync(n, n.sync.handle_timer(self.now))
 
     def register(self, node: Node, ident: int) -> Any:
         reply, actions = send(node.core, rrq(nai=NONCE_NAI, ident=ident), now=self.now)
@@ -159,7 +162,7 @@ def _nonces(order: str) -> Callable[[int], bytes] | None:
 @pytest.mark.parametrize("order", ["random", "decreasing", "increasing"])
 def test_takeover_is_invisible_to_a_nonce_mn(order: str) -> None:
     # a nonce MN's Identification does not grow (random high 32 bits): the standby must
-    # still take a re-registration whose Identification is smaller ([P] core.redundancy._chained)
+    # still take a re-registration whose Identification is smaller ([P] core.sync.merge.chained)
     pair = Pair(_nonces(order))
     nonce = _first_registration(pair)
     pair.settle()

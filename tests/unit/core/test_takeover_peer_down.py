@@ -3,8 +3,8 @@ once, the incomplete download counted with the number of records that had arrive
 
 from __future__ import annotations
 
-from mobileha.core.redundancy import ReadyChanged, Role, SyncState
-from tests.unit.core.test_redundancy import Sim, mk
+from mobileha.core.sync import ReadyChanged, Role, SyncInput, SyncState, SyncStateChanged
+from tests.unit.core.test_redundancy import VIP, Sim, mk
 
 
 def test_peer_down_mid_download_counts_incomplete_and_is_ready() -> None:
@@ -20,7 +20,10 @@ def test_peer_down_mid_download_counts_incomplete_and_is_ready() -> None:
     got = len(sim.b.table)
     assert 0 < got < 3000
     acts = sim.b.sync.peer_down(sim.now)
-    assert acts == [ReadyChanged(True)]
+    lost = SyncStateChanged(
+        VIP, SyncState.DOWNLOADING, SyncState.PEER_LOST, SyncInput.PEER_LOST, records=got
+    )
+    assert acts == [lost, ReadyChanged(True)]
     c = sim.b.sync.counters
     assert c.DownloadsIncompleteOnPeerLoss == 1 and c.DownloadsAbandoned == 1
     assert sim.b.sync.incomplete_records == got
@@ -31,5 +34,7 @@ def test_peer_down_in_sync_is_not_an_incomplete_download() -> None:
     sim = Sim()
     sim.a.register(mk(1), sim)
     sim.settle()
-    assert sim.b.sync.peer_down(sim.now) == []
+    assert sim.b.sync.peer_down(sim.now) == [
+        SyncStateChanged(VIP, SyncState.IN_SYNC, SyncState.PEER_LOST, SyncInput.PEER_LOST)
+    ]
     assert sim.b.sync.counters.DownloadsIncompleteOnPeerLoss == 0

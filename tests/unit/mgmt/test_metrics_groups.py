@@ -17,7 +17,7 @@ from mobileha.mgmt import metrics as M
 from mobileha.mgmt.metrics import families_for
 from mobileha.mgmt.views import views_for
 from mobileha.node.home_agent import HomeAgentNode
-from tests.system.test_loadshare_groups import _config
+from tests.helpers.loadshare import config as _config
 
 
 class _Collector:
@@ -88,8 +88,7 @@ def _node(groups: bool) -> HomeAgentNode:
 
 def test_load_sharing_ha_exports_every_group_labelled() -> None:
     node = _node(groups=True)
-    sib = node.siblings[0]
-    sib.core.received = 7  # group 2 answered 7 requests, group 1 none
+    node.agents[1].ha.received = 7  # group 2 answered 7 requests, group 1 none
     parsed = _parse(_exposition(families_for(node)))
     for name in ("cmiHaRegTotalMobilityBindings", "cmiHaRegRequestsReceived", "cmiHaRedunSentBUs"):
         got = {(s.labels["group"], s.labels["ha_address"]) for s in parsed[name].samples}
@@ -107,7 +106,7 @@ def test_load_sharing_ha_exports_every_group_labelled() -> None:
 
 def test_single_group_ha_metrics_keep_no_group_label() -> None:
     node = _node(groups=False)
-    assert not node.siblings and "groups" not in views_for(node)
+    assert len(node.agents) == 1 and "groups" not in views_for(node)
     parsed = _parse(_exposition(families_for(node)))
     for name in ("cmiHaRegTotalMobilityBindings", "cmiHaRedunSentBUs", "mobileha_sync_ready"):
         assert [s.labels for s in parsed[name].samples] == [{}], name

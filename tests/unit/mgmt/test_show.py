@@ -80,8 +80,8 @@ def test_show_redundancy(api: tuple[FakeNode, str]) -> None:
 
 
 def test_show_redundancy_core_view_shape() -> None:
-    """``core.redundancy.SyncPeer.view()`` renders too (state/pending/mode/ready)."""
-    from mobileha.core.redundancy import Counters
+    """``core.sync.SyncPeer.view()`` renders too (state/pending/mode/ready)."""
+    from mobileha.core.sync import Counters
 
     counters = Counters().as_dict() | {"SentBUs": 7, "QueueOverflows": 1}
     view = {

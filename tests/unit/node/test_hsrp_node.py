@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from mobileha.core.hsrp import HsrpGroup
 from mobileha.mgmt.metrics import hsrp_families
 from mobileha.node.hsrp import HsrpNode, build_arg_parser, config_from_args
 
@@ -37,8 +36,6 @@ def test_views_and_metrics() -> None:
         build_arg_parser().parse_args(["-i", "eth0", "--group", "4", "--vip", "10.0.0.1"])
     )
     node = HsrpNode(cfg)
-    cfg.groups[0].address = "10.0.0.2"
-    node.core.add(HsrpGroup(cfg.groups[0]))
     [snap] = node.snapshot()
     assert snap["group"] == 4 and snap["state"] == "Initial" and snap["interface"] == "eth0"
     fams = {f.name: f for f in hsrp_families(node)}
@@ -49,3 +46,32 @@ def test_views_and_metrics() -> None:
     [st] = fams["cHsrpGrpStandbyState"].samples
     assert st.labels["group"] == "4" and st.value == 1
     assert fams["cHsrpGrpPriority"].samples[0].value == 100
+
+
+def test_the_interface_is_watched_where_the_node_owns_the_vip_on_it() -> None:
+    from mobileha import compose
+    from mobileha.config import HsrpConfig as AppHsrpConfig
+
+    hc = AppHsrpConfig(virtual_ip="127.0.0.100", address="127.0.0.2", interface="lo",
+                       peers=("127.0.0.3",))  # fmt: skip
+    assert compose.hsrp_node_config(hc).watching_link  # manage_vip: a real interface
+    assert not compose.hsrp_node_config(hc, manage_vip=False).watching_link  # loopback peers
+    assert compose.hsrp_node_config(hc, manage_vip=False, watch_interface=True).watching_link
+
+
+def test_from_config_maps_every_key() -> None:
+    from mobileha import compose
+    from mobileha.config import HsrpConfig as AppHsrpConfig
+
+    hc = AppHsrpConfig(virtual_ip="10.0.0.1", address="10.0.0.2", interface="eth0", group=7,
+                       version=1, name="ha-grp", priority=120, preempt=True, preempt_delay_s=5,
+                       hello_ms=1000, hold_ms=3000)  # fmt: skip
+    n = compose.hsrp_node(hc)
+    [g] = n.cfg.groups
+    assert (g.vip, g.address, g.group, g.version, g.name) == (
+        "10.0.0.1", "10.0.0.2", 7, 1, "ha-grp")  # fmt: skip
+    assert (g.priority, g.preempt, g.preempt_delay_ms, g.hello_ms, g.hold_ms) == (
+        120, True, 5000, 1000, 3000)  # fmt: skip
+    assert g.auth == b"cisco\0\0\0" and g.md5_key is None
+    assert n.cfg.multicast and n.cfg.multicast_group is None and n.cfg.port == 1985
+    assert n.core.groups[(1, 7)].priority == 120  # the coordinator's group

@@ -229,3 +229,18 @@ def test_minimal_decap_errors() -> None:
     with pytest.raises(DecodeError) as e:
         decap_minimal(encap_ipip(INNER, "1.1.1.1", "2.2.2.2"))
     assert e.value.reason == "bad-proto"
+
+
+def test_multicast_udp_frame_golden() -> None:
+    """An HSRP Hello from the virtual MAC (RFC 2281 §6.1): Ethernet to the group's RFC 1112
+    MAC, IPv4 TTL 1, UDP 1985 -> 1985 with its checksum."""
+    from mobileha.wire.ip import multicast_udp_frame
+
+    frame = multicast_udp_frame(
+        bytes.fromhex("00000c9ff001"), "10.0.0.2", "224.0.0.102", 1985, 1985, b"hello-hsrp"
+    )
+    assert frame.hex() == (
+        "01005e000066" "00000c9ff001" "0800"
+        "45000026000000000111cf5f0a000002e0000066"
+        "07c107c10012e6fc" "68656c6c6f2d68737270"
+    )  # fmt: skip
