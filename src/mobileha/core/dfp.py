@@ -170,7 +170,25 @@ class SetWeight:
     weight: int | None
 
 
-ManagerAction = Connect | Close | SendToAgent | SetWeight
+@dataclass(frozen=True, slots=True)
+class AgentLost:
+    """Notice: the agent that was reporting is lost (``reason``: closed, report-timeout,
+    bad-stream, ...); its reals are back at their static weights."""
+
+    agent: str
+    reason: str
+    reals: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentBack:
+    """Notice: the first report from ``agent`` since it connected (again)."""
+
+    agent: str
+    weights: tuple[tuple[str, int], ...]
+
+
+ManagerAction = Connect | Close | SendToAgent | SetWeight | AgentLost | AgentBack
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +326,7 @@ class DfpManager:
                 continue
             if msg.type != wire.PREFERENCE_INFORMATION:
                 continue
+            first = not rec.weights
             rec.reports += 1
             self.counters["reports"] += 1
             rec.last_report = now
@@ -323,6 +342,8 @@ class DfpManager:
                     continue
                 rec.weights[real] = hw.weight
                 out.append(SetWeight(real, hw.weight))
+            if first and rec.weights:
+                out.append(AgentBack(rec.agent, tuple(rec.weights.items())))
         return out
 
     def _closed(self, agent: str, now: float, reason: str) -> list[ManagerAction]:
@@ -343,6 +364,8 @@ class DfpManager:
             rec.losses += 1
             self.counters["losses"] += 1
         if rec.weights or was_connected:
+            if rec.weights:
+                out.append(AgentLost(rec.agent, reason, tuple(rec.reals)))
             rec.weights.clear()
             out += [SetWeight(r, None) for r in rec.reals]  # revert to static weights
         return out
@@ -391,9 +414,11 @@ class DfpManager:
 
 __all__ = [
     "HA_DFP_MAX_WEIGHT",
+    "AgentBack",
     "AgentClosed",
     "AgentConnected",
     "AgentData",
+    "AgentLost",
     "AgentRecord",
     "AgentState",
     "Close",

@@ -144,6 +144,9 @@ class Real:
     retry_s: float = SLB_DEFAULT_RETRY_S
     state: RealState = S.IN_SERVICE
     dfp_weight: int | None = None  # set while a DFP agent reports for this real
+    # its DFP agent was lost and has not reported since: the first session it leaves
+    # unanswered fails it (a real that stops answering and reporting is taken as dead)
+    dfp_lost: bool = False
     conns: int = 0  # live sessions
     total_conns: int = 0  # sessions ever assigned
     failures: int = 0  # consecutive failures (reset by a clean session)
@@ -314,6 +317,7 @@ class StateChange:
     new: RealState
     event: RealEvent
     at: float
+    reason: str = ""  # why, for the log (the failure rule that fired)
 
 
 class ServerFarm:
@@ -440,6 +444,7 @@ class ServerFarm:
             return False
         changed = r.oper_weight != (r.weight if weight is None else weight)
         r.dfp_weight = weight
+        r.dfp_lost = weight is None
         if weight is None:
             self._set_state(r, E.DFP_LOST, now)
         elif weight == 0:
@@ -450,7 +455,7 @@ class ServerFarm:
             self.predictor.reset(membership=False)
         return True
 
-    def _set_state(self, r: Real, event: RealEvent, now: float) -> None:
+    def _set_state(self, r: Real, event: RealEvent, now: float, reason: str = "") -> None:
         new = TRANSITIONS.get((r.state, event))
         if new is None or new is r.state:
             return
@@ -470,7 +475,7 @@ class ServerFarm:
         if new is S.IN_SERVICE and r.conns >= r.maxconns:
             r.state = S.MAX_CONNS_THROTTLE
             new = r.state
-        self._events.append(StateChange(r.address, old, new, event, now))
+        self._events.append(StateChange(r.address, old, new, event, now, reason))
 
     def _arm_retry(self, r: Real, now: float) -> None:
         r.retry_at = now + r.retry_s
@@ -510,11 +515,14 @@ class ServerFarm:
         r.total_failures += 1
         r.failed_clients.add(client)
         if r.state is S.TESTING:
-            self._set_state(r, E.TEST_FAIL, now)
-        elif (
-            r.failures >= r.faildetect_numconns or len(r.failed_clients) >= r.faildetect_numclients
-        ):
-            self._set_state(r, E.FAIL, now)
+            self._set_state(r, E.TEST_FAIL, now, "test session reassigned")
+        elif r.dfp_lost:
+            self._set_state(r, E.FAIL, now, "DFP agent lost and a session unanswered")
+        elif r.failures >= r.faildetect_numconns:
+            self._set_state(r, E.FAIL, now, f"{r.failures} failures (faildetect numconns)")
+        elif len(r.failed_clients) >= r.faildetect_numclients:
+            why = f"{len(r.failed_clients)} failed clients (faildetect numclients)"
+            self._set_state(r, E.FAIL, now, why)
 
     def receive_datagram(
         self,
@@ -601,7 +609,7 @@ class ServerFarm:
         if old.removed:
             # The real left the farm: move the session, no failure recorded.
             return self._move(s, old, now, record=False)
-        if s.retrans >= self.reassign:
+        if s.retrans >= self.reassign or old.dfp_lost:
             return self._move(s, old, now, record=True)
         d = self._drep.get(old)
         if d is None:

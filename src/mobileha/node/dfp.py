@@ -264,6 +264,19 @@ class DfpManagerClient:
                 w = self._writers.get(a.agent)
                 if w is not None:
                     w.write(a.data)
+            elif isinstance(a, core.AgentLost):
+                _log.warning(
+                    "DFP agent lost: its reals are back at their static weights",
+                    agent=a.agent,
+                    reason=a.reason,
+                    reals=",".join(a.reals),
+                )
+            elif isinstance(a, core.AgentBack):
+                _log.info(
+                    "DFP agent reports",
+                    agent=a.agent,
+                    weights=",".join(f"{r}={w}" for r, w in a.weights),
+                )
         if self._timer is not None and self._running:
             self._timer.update(self.manager.get_timer())
 

@@ -560,12 +560,15 @@ class SlbNode:
 
     def _log_events(self) -> None:
         for ev in self.farm.drain_events():
-            _log.info(
+            failed = ev.new is RealState.FAILED
+            (_log.warning if failed else _log.info)(
                 "real state",
                 real=ev.address,
+                name=next((n for (a, _), n in self._names.items() if a == ev.address), ""),
                 old=ev.old.value,
                 new=ev.new.value,
                 event=ev.event.value,
+                reason=ev.reason or ev.event.value,
             )
 
     def _apply_dfp(self, real: str, weight: int | None) -> None:

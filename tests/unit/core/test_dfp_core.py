@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from mobileha.core.dfp import (
+    AgentBack,
     AgentClosed,
     AgentConnected,
     AgentData,
+    AgentLost,
     AgentState,
     Close,
     Connect,
@@ -91,15 +93,21 @@ def test_manager_connect_report_timeout_reconnect_revert() -> None:
     assert m.handle_event(AgentData("10.0.1.10:8081", raw[:5]), 2.0) == []
     assert m.handle_event(AgentData("10.0.1.10:8081", raw[5:] + pref("10.0.1.100", 0)), 2.0) == [
         SetWeight("10.0.1.100", 12),
+        AgentBack("10.0.1.10:8081", (("10.0.1.100", 12),)),  # its first report: logged
         SetWeight("10.0.1.100", 0),
     ]
     assert m.get_timer() == 5.0
     # report timeout -> close, revert to static, reconnect with the minimum backoff
     acts = m.handle_timer(5.0)
-    assert acts == [Close("10.0.1.10:8081", "report-timeout"), SetWeight("10.0.1.100", None)]
+    assert acts == [
+        Close("10.0.1.10:8081", "report-timeout"),
+        AgentLost("10.0.1.10:8081", "report-timeout", ("10.0.1.100",)),  # logged with why
+        SetWeight("10.0.1.100", None),
+    ]
     rec = m.agents["10.0.1.10:8081"]
     assert rec.state is AgentState.IDLE and rec.connect_at == 5.5 and rec.losses == 1
-    # agent closes the connection after a reconnect: revert, no Close action
+    # agent closes the connection after a reconnect, before reporting: revert, no Close
+    # action, no notice (it was not reporting)
     m.handle_timer(5.5)
     m.handle_event(AgentConnected("10.0.1.10:8081"), 5.6)
     assert m.handle_event(AgentClosed("10.0.1.10:8081"), 6.0) == [SetWeight("10.0.1.100", None)]
@@ -135,11 +143,16 @@ def test_manager_security_bad_stream_and_mapping() -> None:
     assert m.counters["bad"] == 1
     # a single-real agent may report its own (physical) address
     assert m.handle_event(AgentData("a:1", pref("10.0.1.10", 7, b"pw")), 0.2) == [
-        SetWeight("10.0.1.100", 7)
+        SetWeight("10.0.1.100", 7),
+        AgentBack("a:1", (("10.0.1.100", 7),)),
     ]
     # unknown version: the stream cannot be resynchronised -> close + revert
     acts = m.handle_event(AgentData("a:1", b"\x09" + bytes(7)), 0.3)
-    assert acts == [Close("a:1", "bad-stream"), SetWeight("10.0.1.100", None)]
+    assert acts == [
+        Close("a:1", "bad-stream"),
+        AgentLost("a:1", "bad-stream", ("10.0.1.100",)),
+        SetWeight("10.0.1.100", None),
+    ]
     # multi-real agent ignores hosts it does not know
     m.add_agent("b:1", ["10.9.0.1", "10.9.0.2"], 0.0)
     m.agents["b:1"].state = AgentState.CONNECTED
