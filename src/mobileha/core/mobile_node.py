@@ -13,7 +13,9 @@ by ``retransmit_max_s`` and the requested lifetime -- with timestamps each one i
 request with a new Identification, with nonces the same bytes are resent (§3.6.3); the
 granted lifetime counts from when the request was sent (§3.6.2.2); repairs of §3.6.2.3:
 133 resync, 69 retry with the FA's maximum lifetime, 136 retry with the HA address the
-reply names, and RFC 4721's 104-106 retry with the FA's fresh challenge.
+reply names, and RFC 4721's 104-106 retry with the FA's fresh challenge; and 129 from
+another HA than the one that assigned a dynamic home address (re-homed by the HA-SLB) retries
+asking that HA for an address.
 
 Re-homing (RFC 4433 §5.1.3: when its Mobile IP session ends the MN may drop the assigned
 HA and ask for a new one): an MN that learned its real HA from a reply and gets no answer
@@ -84,6 +86,7 @@ MAX_RESYNC: Final = 3  # consecutive 133 / challenge retries before we treat it 
 CODE_MISMATCH: Final = 133
 CODE_LIFETIME_TOO_LONG: Final = 69
 CODE_UNKNOWN_HA: Final = 136
+CODE_HA_ADMIN_PROHIBITED: Final = 129
 MIN_RETRANSMIT_S: Final = 1.0  # RFC 5944 §3.6.3: MUST NOT be less than 1 second
 FA_CHALLENGE_CODES: Final = frozenset({104, 105, 106})  # unknown / missing / stale challenge
 
@@ -295,6 +298,7 @@ class MobileNode:
         self.retry_denied_s = retry_denied_s
         self.retry_at: float | None = None
         self.ha_fallback_after = ha_fallback_after  # 0: never drop the learned HA
+        self._hoa_from: str | None = None  # the HA that assigned the dynamic home address
 
     # ------------------------------------------------------------------ state table
 
@@ -520,6 +524,21 @@ class MobileNode:
             self.ha_addr = rep.ha_addr
             self.stats.repairs += 1
             return self._retry(now)
+        if (
+            code == CODE_HA_ADMIN_PROHIBITED
+            and not o.dereg
+            and self.configured_home_addr == UNSPECIFIED
+            and self.home_addr != UNSPECIFIED
+            and rep.ha_addr != self._hoa_from
+            and self._resyncs < MAX_RESYNC
+        ):
+            # Re-homed (the HA-SLB gave the session to another real, RFC 4433): the new HA
+            # refuses the home address the previous one assigned; ask it for one (RFC 5944
+            # §3.6.1.1 with an NAI: home address 0.0.0.0).
+            self._resyncs += 1
+            self.home_addr = UNSPECIFIED
+            self.stats.repairs += 1
+            return self._retry(now)
         self._resyncs = 0
         self._out = None
         if rep.accepted:
@@ -544,6 +563,8 @@ class MobileNode:
 
     def _bound(self, rep: RegistrationReply, o: _Outstanding, now: float) -> None:
         if rep.home_addr != UNSPECIFIED:
+            if self.home_addr != rep.home_addr or self._hoa_from is None:
+                self._hoa_from = rep.ha_addr
             self.home_addr = rep.home_addr
         if rep.ha_addr not in (UNSPECIFIED, ALL_ONES):
             self.ha_addr = rep.ha_addr  # later requests name the HA that answered

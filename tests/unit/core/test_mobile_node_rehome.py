@@ -73,3 +73,33 @@ def test_not_for_a_deregistration() -> None:
     for _ in range(4):
         actions += m.handle_timer(m.get_timer())  # type: ignore[attr-defined]
     assert not any(isinstance(a, HaFallback) for a in actions)
+
+
+def test_a_new_ha_refusing_the_old_dynamic_address_is_asked_for_one() -> None:
+    """Re-homed to another real (the FA sent the renewal to the HA-SLB): that HA refuses
+    the address the previous HA assigned (129); the MN asks it for an address."""
+    m, renew = bound(False)
+    old_hoa = m.home_addr  # type: ignore[attr-defined]
+    (renewal,) = m.handle_timer(renew)  # type: ignore[attr-defined]
+    assert RegistrationRequest.decode(renewal.payload).home_addr == old_hoa
+    other = "10.0.3.100"
+    out = m.receive_datagram(
+        reply_for(renewal.payload, code=129, ha=other), (other, 434), HERE, renew + 1
+    )  # type: ignore[attr-defined]
+    (retry,) = out
+    assert RegistrationRequest.decode(retry.payload).home_addr == "0.0.0.0"
+    m.receive_datagram(
+        reply_for(retry.payload, ha=other, hoa="10.1.128.9"), (other, 434), HERE, renew + 1.1
+    )  # type: ignore[attr-defined]
+    assert m.state is MnState.REGISTERED and m.home_addr == "10.1.128.9"  # type: ignore[attr-defined]
+    assert m.ha_addr == other and m.stats.repairs == 1  # type: ignore[attr-defined]
+
+
+def test_the_assigning_ha_refusing_is_final() -> None:
+    """129 from the HA that assigned the address is its answer (no retry loop)."""
+    m, renew = bound(False)
+    (renewal,) = m.handle_timer(renew)  # type: ignore[attr-defined]
+    out = m.receive_datagram(
+        reply_for(renewal.payload, code=129, ha=REAL), (REAL, 434), HERE, renew + 1
+    )  # type: ignore[attr-defined]
+    assert out == [] and m.stats.repairs == 0  # type: ignore[attr-defined]
