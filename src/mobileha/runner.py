@@ -8,7 +8,8 @@
 5. ``await node.start()``, then start the management API (``[management] listen``).
 6. Wait for SIGTERM or SIGINT, or for the node to finish by itself: a node may provide an
    optional ``async def wait(self) -> int | None`` (e.g. a mobile-node load driver that
-   ends); its result becomes the exit code.
+   ends); its result becomes the exit code. SIGHUP reloads the config
+   (:class:`mobileha.reload.Reloader`; its last result is the API's ``reload`` view).
 7. ``await node.stop()`` (HSRP Resign, pending sync flushed; bounded by ``--stop-timeout``),
    stop the API, exit. A second signal during the stop abandons it (exit 1).
 
@@ -31,9 +32,10 @@ from typing import Any
 
 from mobileha.compose import RoleUnavailable, build_node
 from mobileha.config import Config, ConfigError, host_problems, load_config
-from mobileha.log import add_log_arguments, get_logger, setup_logging
+from mobileha.log import add_log_arguments, get_logger
 from mobileha.mgmt.api import ManagementServer
 from mobileha.node.base import Node, StartupError, bind_error
+from mobileha.reload import Reloader, ReloadResult, apply_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -43,16 +45,34 @@ _log = get_logger("mobileha.runner")
 class NodeRunner:
     """Start a node and its management API; stop both. No signals, no process exit."""
 
-    def __init__(self, cfg: Config, node: Node | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        node: Node | None = None,
+        path: str | None = None,
+        log_level: str | None = None,
+        log_format: str | None = None,
+    ) -> None:
+        """``path``: the config file a reload re-reads; ``log_level``/``log_format``:
+        command-line overrides a reload keeps."""
         self.cfg = cfg
         self.node: Node = node if node is not None else build_node(cfg)
         self.api: ManagementServer | None = None
+        self.reloader = Reloader(cfg, self.node, path, log_level=log_level, log_format=log_format)
+
+    async def reload(self, new: Config | None = None) -> ReloadResult:
+        """Re-read the config file (or take ``new``) and apply it (:mod:`mobileha.reload`)."""
+        result = await self.reloader.reload(new)
+        self.cfg = self.reloader.cfg
+        return result
 
     async def start(self) -> None:
         await self.node.start()
         m = self.cfg.management
         if m.enabled:
-            api = ManagementServer(self.node, m.listen.host, m.listen.port)
+            api = ManagementServer(
+                self.node, m.listen.host, m.listen.port, {"reload": self.reloader.view}
+            )
             try:
                 try:
                     await api.start()
@@ -83,10 +103,19 @@ class NodeRunner:
         _log.info("node stopped", node=self.node.name, role=self.node.role)
 
 
-async def run(cfg: Config, stop_timeout: float = 10.0, node: Node | None = None) -> int:
-    """Run until SIGTERM/SIGINT (or the node's optional ``wait()`` returns); exit code."""
+async def run(
+    cfg: Config,
+    stop_timeout: float = 10.0,
+    node: Node | None = None,
+    path: str | None = None,
+    log_level: str | None = None,
+    log_format: str | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT (or the node's optional ``wait()`` returns); exit code.
+    SIGHUP reloads ``path`` (a SIGHUP before the node is up is applied once it is)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    hup = asyncio.Event()
     signals_seen: list[int] = []
     main_task = asyncio.current_task()
 
@@ -100,16 +129,24 @@ async def run(cfg: Config, stop_timeout: float = 10.0, node: Node | None = None)
             if main_task is not None:
                 main_task.cancel()
 
+    def on_hup() -> None:
+        _log.info("SIGHUP received: reloading the config", config=path or "")
+        hup.set()
+
     installed: list[int] = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig, handler, args in (
+        (signal.SIGTERM, on_signal, (int(signal.SIGTERM),)),
+        (signal.SIGINT, on_signal, (int(signal.SIGINT),)),
+        (signal.SIGHUP, on_hup, ()),
+    ):
         try:
-            loop.add_signal_handler(sig, on_signal, int(sig))
+            loop.add_signal_handler(sig, handler, *args)
             installed.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
     try:
         try:
-            runner = NodeRunner(cfg, node)
+            runner = NodeRunner(cfg, node, path, log_level, log_format)
         except RoleUnavailable as e:
             _log.error(str(e), role=cfg.role)
             print(f"mobileha run: {e}", file=sys.stderr)
@@ -124,7 +161,13 @@ async def run(cfg: Config, stop_timeout: float = 10.0, node: Node | None = None)
         except Exception as e:
             _log.exception("node failed to start", node=cfg.name, error=repr(e))
             return EXIT_FAILED
-        code = await _wait(runner.node, stop)
+        reloads = asyncio.ensure_future(_reloads(runner, hup))
+        try:
+            code = await _wait(runner.node, stop)
+        finally:
+            reloads.cancel()
+            with contextlib.suppress(BaseException):
+                await reloads
         try:
             await runner.stop(stop_timeout)
         except TimeoutError:
@@ -139,6 +182,17 @@ async def run(cfg: Config, stop_timeout: float = 10.0, node: Node | None = None)
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+
+
+async def _reloads(runner: NodeRunner, hup: asyncio.Event) -> None:
+    """Reload at each SIGHUP (several during one reload make one more)."""
+    while True:
+        await hup.wait()
+        hup.clear()
+        try:
+            await runner.reload()
+        except Exception as e:  # a reload never takes the node down
+            _log.exception("reload failed", error=repr(e))
 
 
 async def _wait(node: Node, stop: asyncio.Event) -> int:
@@ -177,12 +231,6 @@ def _new_loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoo
     return factory
 
 
-def apply_logging(cfg: Config, level: str | None = None, fmt: str | None = None) -> None:
-    """The config's ``[log]`` level and format (``level``/``fmt``: command-line overrides);
-    start-up and reload both go through here."""
-    setup_logging(level or cfg.log.level, fmt or cfg.log.format)
-
-
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="mobileha run", description="run one mobileha node")
     ap.add_argument("config", help="the node's TOML config")
@@ -213,7 +261,9 @@ def main(argv: list[str]) -> int:
         loop="uvloop" if factory else "asyncio",
     )
     with asyncio.Runner(loop_factory=factory) as r:
-        return r.run(run(cfg, args.stop_timeout))
+        return r.run(
+            run(cfg, args.stop_timeout, None, args.config, args.log_level, args.log_format)
+        )
 
 
-__all__ = ["NodeRunner", "apply_logging", "main", "run"]
+__all__ = ["NodeRunner", "main", "run"]

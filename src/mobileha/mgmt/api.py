@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
@@ -90,8 +91,16 @@ class NodeCollector:
 class ManagementServer:
     """Serve one node's views and metrics on ``host:port`` (port 0 = any free port)."""
 
-    def __init__(self, node: Node, host: str = "127.0.0.1", port: int = 8434) -> None:
+    def __init__(
+        self,
+        node: Node,
+        host: str = "127.0.0.1",
+        port: int = 8434,
+        extra_views: Mapping[str, View] | None = None,
+    ) -> None:
+        """``extra_views``: views of the process rather than the node (``reload``)."""
         self.node = node
+        self._extra = dict(extra_views or {})
         self.host = host
         self.port = port
         self._server: asyncio.base_events.Server | None = None
@@ -129,7 +138,7 @@ class ManagementServer:
         await self.stop()
 
     def views(self) -> Mapping[str, View]:
-        return views_for(self.node)
+        return {**views_for(self.node), **self._extra}
 
     # ------------------------------------------------------------------ HTTP
 
@@ -184,6 +193,7 @@ class ManagementServer:
             "api": "/api/<view>?offset=0&limit=100",
             "metrics": "/metrics",
             "uptime_s": round(time.monotonic() - self.started, 3),
+            "pid": os.getpid(),  # `mobileha reload` signals it
         }
 
     def _view(self, name: str, query: Mapping[str, str]) -> tuple[int, Any]:

@@ -46,6 +46,7 @@ from mobileha.core.cluster import (
     DownloadIncomplete,
     LinkChanged,
     LinkStateChanged,
+    Reconfigure,
     Shutdown,
     Start,
     TrackChanged,
@@ -338,6 +339,30 @@ class HomeAgentNode:
             raise bind_error(
                 e, (d.listen.host, d.listen.port), "dfp.listen", "dfp.listen"
             ) from None
+
+    def reconfigure(
+        self, event: Reconfigure, *, rate_limit_s: float | None = None, dfp: Any = None
+    ) -> None:
+        """Reload: new settings and SAs for the running cores (bindings, replay state, sync
+        sessions and HSRP states stay), fitted to the data plane again; the rate limit of
+        the bad-input log; the DFP agent's interval, maximum weight and password."""
+        now = self._loop.time() if self._loop is not None else time.monotonic()
+        self.run_actions(self.cluster.handle_event(event, now))
+        if self.dataplane is not None:
+            caps = capabilities(self.dataplane)
+            for agent in self.agents:
+                agent.ha.fit_dataplane(caps.encaps, caps.max_copies, caps.max_bindings)
+        if rate_limit_s is not None:
+            self.bad.interval_s = rate_limit_s
+        if dfp is not None and self._dfp_cfg is not None:
+            self._dfp_cfg = dfp
+            if self.dfp_server is not None:
+                agent_core = self.dfp_server.agent
+                agent_core.interval = float(dfp.interval_s)
+                agent_core.max_weight = dfp.max_weight
+                agent_core.key = dfp.password
+        if self._timer is not None:
+            self._timer.update(self.cluster.get_timer())
 
     async def _close_transports(self) -> None:
         for t in self._transports.values():

@@ -22,7 +22,8 @@ from typing import Any
 from mobileha import compose
 from mobileha.config import SCHEMA, Config, loads_config
 from mobileha.config import model as M
-from mobileha.runner import NodeRunner, apply_logging
+from mobileha.reload import apply_logging
+from mobileha.runner import NodeRunner
 from tests.helpers import free_port
 
 # schema table -> how its keys are named on the model (SA keys live in ``.sa``)
@@ -356,7 +357,7 @@ def recording(tables: dict[int, str]) -> Iterator[set[tuple[str, str]]]:
 
 async def _exercise(cfg: Config) -> None:
     """What a process does with its config: logging, build, data plane options, start with
-    the management API, stop."""
+    the management API, a reload with the same config, stop."""
     apply_logging(cfg)
     if cfg.role in ("home-agent", "foreign-agent"):
         compose.dataplane_options(cfg, "ha" if cfg.role == "home-agent" else "fa")
@@ -371,7 +372,8 @@ async def _exercise(cfg: Config) -> None:
     runner = NodeRunner(cfg, node)
     await runner.start()
     try:
-        pass
+        result = await runner.reload(cfg)  # a reload reads the keys it applies
+        assert result.ok and not result.changed, result
     finally:
         await runner.stop()
 
