@@ -31,7 +31,10 @@ from mobileha.dataplane.choice import capabilities, open_dataplane
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer, bind
 from mobileha.node.mobile_node import raise_buffers
+from mobileha.node.trace import RegistrationTrace
+from mobileha.wire.mip import RRP
 
+_RRP = bytes([RRP])
 _log = get_logger("mobileha.fa")
 
 
@@ -74,6 +77,7 @@ class ForeignAgentNode:
         self._tasks: set[asyncio.Task[None]] = set()
         self._aaa_tasks: dict[int, asyncio.Task[None]] = {}
         self._bad = RateLimitedLogger(_log, log_interval_s)
+        self.trace = RegistrationTrace(_log, name, log_interval_s)
         self._started = time.monotonic()
         self.internal_errors = 0
 
@@ -152,6 +156,7 @@ class ForeignAgentNode:
         self.core.reconfigure(**opts)
         if rate_limit_s is not None:
             self._bad.interval_s = rate_limit_s
+            self.trace.denials.interval_s = rate_limit_s
         if self._timer is not None:
             self._timer.update(self.core.get_timer())
 
@@ -167,6 +172,8 @@ class ForeignAgentNode:
         return self._loop.time()
 
     def _datagram(self, data: bytes, addr: Addr) -> None:
+        if self.trace.debug:
+            self.trace.trace("received", data, addr)
         try:
             actions = self.core.receive_datagram(data, addr, self._here, self._now())
         except Exception as e:  # never let bad input stop the node
@@ -194,6 +201,10 @@ class ForeignAgentNode:
             if isinstance(a, Send):
                 if tr is not None:
                     tr.sendto(a.payload, a.dst)
+                if a.payload[:1] == _RRP:  # to the MN: denials by the FA or the HA logged
+                    self.trace.reply_sent(a.payload, a.dst, "reply to the mobile node")
+                elif self.trace.debug:
+                    self.trace.trace("relayed to the home agent", a.payload, a.dst)
             elif isinstance(a, AaaRequest):
                 task = asyncio.ensure_future(self._aaa(a))
                 self._tasks.add(task)

@@ -65,8 +65,11 @@ from mobileha.dataplane.vip import VipOwner
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer, bind, bind_error
 from mobileha.node.hsrp import HsrpIo, HsrpNodeConfig
+from mobileha.node.trace import RegistrationTrace
+from mobileha.wire.mip import RRP
 
 RCVBUF = 8 * 1024 * 1024
+_RRP = bytes([RRP])
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 
 _log = get_logger("mobileha.ha")
@@ -152,6 +155,7 @@ class HomeAgentNode:
         self._dfp_cfg = dfp
         self.dfp_server: Any = None
         self.bad = RateLimitedLogger(_log, rate_limit_s)
+        self.trace = RegistrationTrace(_log, name, rate_limit_s)
         self.send_errors = 0
         self.dataplane_errors = 0
         self.dataplane_refused: dict[str, str] = {}  # auto: backends not taken, and why
@@ -354,6 +358,7 @@ class HomeAgentNode:
                 agent.ha.fit_dataplane(caps.encaps, caps.max_copies, caps.max_bindings)
         if rate_limit_s is not None:
             self.bad.interval_s = rate_limit_s
+            self.trace.denials.interval_s = rate_limit_s
         if dfp is not None and self._dfp_cfg is not None:
             self._dfp_cfg = dfp
             if self.dfp_server is not None:
@@ -422,6 +427,8 @@ class HomeAgentNode:
         now = loop.time()
         if now >= self._wall_at:
             self._follow_wall_clock(now)
+        if self.trace.debug:
+            self.trace.trace("received", data, addr)
         actions = self.cluster.receive_datagram(data, addr, dst, now)
         if actions:
             self.run_actions(actions)
@@ -473,6 +480,8 @@ class HomeAgentNode:
                     t = self._default
                 if t is not None:
                     t.sendto(a.payload, a.dst)
+                if a.payload[:1] == _RRP:
+                    self.trace.reply_sent(a.payload, a.dst)
             elif cls is InstallBinding:
                 if dp is not None:
                     self._dp(dp.install, a.binding)

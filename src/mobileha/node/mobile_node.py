@@ -27,6 +27,7 @@ from mobileha.core.actions import Addr, Send
 from mobileha.core.mobile_node import HaFallback, MnState, MobileNode
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer, bind
+from mobileha.node.trace import RegistrationTrace
 from mobileha.wire import DecodeError
 from mobileha.wire.mip import RegistrationReply
 
@@ -89,6 +90,7 @@ class MobileNodeFleet:
         self.codes: dict[int, int] = {}
         self.ha_fallbacks = 0
         self._bad = RateLimitedLogger(_log, 10.0)
+        self.trace = RegistrationTrace(_log, "mobile-node")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -156,6 +158,8 @@ class MobileNodeFleet:
     # ------------------------------------------------------------------ events
 
     def _datagram(self, data: bytes, addr: Addr) -> None:
+        if self.trace.debug:
+            self.trace.trace("reply received", data, addr)
         try:
             idx = self._route(data)
             if idx is None:
@@ -201,6 +205,8 @@ class MobileNodeFleet:
             if isinstance(a, Send):
                 if tr is not None:
                     tr.sendto(a.payload, a.dst)
+                if self.trace.debug:
+                    self.trace.trace("request sent", a.payload, a.dst)
             elif isinstance(a, HaFallback):
                 self.ha_fallbacks += 1
                 self._bad.warn(

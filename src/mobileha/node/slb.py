@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import socket
 import struct
 import time
@@ -347,6 +348,7 @@ class SlbNode:
         plain = not directed and self._relay_auth is None
         sfxs = self._sfx
         groups: dict[Real, list[bytes]] = {}
+        debug = _log.is_enabled(logging.DEBUG)  # `debug ip mobile`: one line per request
         for data, src, nai, ident in ins:
             try:
                 if len(data) > maxd:
@@ -354,6 +356,8 @@ class SlbNode:
                     continue
                 d = receive(data, src, vs, now, nai, ident)
                 r = d[0]
+                if debug:
+                    self._trace(d, src, nai, ident)
                 if r is None:
                     self._bad(d.reason or "no-real")
                     continue
@@ -376,6 +380,20 @@ class SlbNode:
             except Exception as e:  # a bug must not lose the rest of the batch
                 self._bad("internal-error", repr(e))
         return groups
+
+    def _trace(self, d: Any, src: tuple[str, int], nai: str | None, ident: int) -> None:
+        r = d.real
+        moved = d.reassigned_from
+        _log.debug(
+            "registration request",
+            nai=nai or "-",
+            ident=f"{ident >> 32:08X}.{ident & 0xFFFFFFFF:08X}",
+            client=f"{src[0]}:{src[1]}",
+            real="none" if r is None else f"{r.address}:{r.port}",
+            session="new" if d.new_session else "retransmission" if d.retransmission else "-",
+            reassigned_from="-" if moved is None else moved.address,
+            reason=d.reason or "-",
+        )
 
     def _send_groups(self, groups: dict[Real, list[bytes]]) -> None:
         """Send each real's datagrams on its connected socket, in order; what would block

@@ -1,0 +1,100 @@
+"""The loopback cluster of examples/loopback/ as real processes, on a 127.x.y.0/24 of the
+test process and free management ports (so tests and the example can run side by side)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.helpers.net import free_port
+from tests.helpers.procs import mobileha_command
+from tests.helpers.wait import wait_for
+
+EX = Path(__file__).resolve().parents[2] / "examples" / "loopback"
+ORDER = ("ha-a", "ha-b", "slb", "fa", "mn")
+
+
+class Cluster:
+    """The five nodes' config files, processes, logs and management APIs."""
+
+    def __init__(self, tmp: Path, edit: Callable[[str, str], str] | None = None) -> None:
+        self.tmp = tmp
+        self.net = f"127.{80 + os.getpid() % 150}.{os.getpid() % 250 + 1}."
+        self.paths: dict[str, Path] = {}
+        self.ports: dict[str, int] = {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        for name in ORDER:
+            text = (EX / f"{name}.toml").read_text().replace("127.0.84.", self.net)
+            port = free_port("127.0.0.1")
+            text = "\n".join(
+                f'listen = "127.0.0.1:{port}"' if ln.startswith('listen = "127.0.0.1:') else ln
+                for ln in text.splitlines()
+            )
+            if edit is not None:
+                text = edit(name, text)
+            self.paths[name] = tmp / f"{name}.toml"
+            self.paths[name].write_text(text + "\n")
+            self.ports[name] = port
+
+    def addr(self, last: int) -> str:
+        return f"{self.net}{last}"
+
+    def api(self, name: str, path: str) -> Any:
+        url = f"http://127.0.0.1:{self.ports[name]}{path}"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return json.loads(r.read())
+
+    def start(self, name: str, path: Path | None = None) -> None:
+        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115
+        self.procs[name] = subprocess.Popen(
+            [*mobileha_command(), "run", str(path or self.paths[name])], stdout=log, stderr=log
+        )
+
+    def start_all(self) -> None:
+        for name in ORDER:
+            self.start(name)
+            wait_for(
+                lambda n=name: self.api(n, "/")["node"], 20, f"{name} API", 0.2, ignore=(Exception,)
+            )
+
+    def bindings(self) -> tuple[int, int]:
+        return (
+            self.api("ha-a", "/api/bindings")["total"],
+            self.api("ha-b", "/api/bindings")["total"],
+        )
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text()
+
+    def stop_all(self) -> dict[str, int]:
+        codes = {}
+        for name in reversed(list(self.procs)):
+            p = self.procs[name]
+            if p.poll() is not None:
+                codes[name] = p.returncode
+                continue
+            p.send_signal(signal.SIGTERM)
+            try:
+                codes[name] = p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                codes[name] = p.wait()
+        return codes
+
+
+@contextmanager
+def loopback_cluster(tmp: Path, edit: Callable[[str, str], str] | None = None) -> Iterator[Cluster]:
+    """The cluster, started (every API answering), stopped with SIGTERM at the end."""
+    c = Cluster(tmp, edit)
+    try:
+        c.start_all()
+        yield c
+    finally:
+        c.stop_all()
