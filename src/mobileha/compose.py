@@ -40,6 +40,7 @@ from mobileha.node.base import Node
 from mobileha.node.foreign_agent import ForeignAgentNode
 from mobileha.node.home_agent import HomeAgentNode
 from mobileha.node.hsrp import HsrpNode, HsrpNodeConfig
+from mobileha.node.journal import BindingJournal
 from mobileha.node.mobile_node import MobileNodeFleet, MobileNodeNode
 from mobileha.node.slb import SlbNode, SlbRealSpec, SlbSettings
 from mobileha.wire import hsrp as hsrp_wire
@@ -246,6 +247,9 @@ def home_agent_node(cfg: Config) -> HomeAgentNode:
         "dataplane_kind": backend,
         "dfp": cfg.dfp if cfg.dfp is not None and cfg.dfp.listen is not None else None,
         "rate_limit_s": cfg.log.rate_limit_s,
+        "journal": BindingJournal(ha.journal, ha.journal_commit_ms, ha.journal_fsync)
+        if ha.journal is not None
+        else None,
     }
     if hc is None:
         cluster = Cluster([AgentSpec(cores[0])], wall_offset=time.time() - now, now=now)

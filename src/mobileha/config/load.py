@@ -191,6 +191,12 @@ def _home_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
             out["redundancy"] = _redundancy(r)
 
     v.check_home_pool(ck, row)
+    if row["journal"] is not None and "redundancy" in doc:
+        ck.add(
+            "home_agent.journal",
+            "is for a home agent without a peer: a redundant one restores its table from the "
+            "peer's bulk download",
+        )
     pool = row["pool"] if row["pool"] is not None else row["home_prefix"]
     slb_raw = raw.get("slb_sa", []) if isinstance(raw, dict) else []
     slb_rows = ck.array("home_agent.slb_sa[]", "home_agent.slb_sa", slb_raw)
@@ -225,6 +231,9 @@ def _home_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         simultaneous_bindings=row["simultaneous_bindings"],
         redirect_ha=row["redirect_ha"],
         answer_duplicates=row["answer_duplicates"],
+        journal=row["journal"],
+        journal_commit_ms=row["journal_commit_ms"],
+        journal_fsync=row["journal_fsync"],
     )
     out["mobile_nodes"] = tuple(
         MobileNodeSA(

@@ -121,6 +121,9 @@ class HomeAgentConfig:
     simultaneous_bindings: int = 5
     redirect_ha: str | None = None
     answer_duplicates: bool = False
+    journal: str | None = None
+    journal_commit_ms: int = 10
+    journal_fsync: bool = False
 
 
 @dataclass(frozen=True, slots=True)

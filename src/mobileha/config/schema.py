@@ -148,6 +148,22 @@ SCHEMA: dict[str, dict[str, Spec]] = {
             False,
             doc="answer a repeat of the accepted request (same ID) instead of 133",
         ),
+        "journal": Spec(
+            "str",
+            None,
+            doc="binding journal file: bindings survive a restart or kill -9 (no peer only)",
+            default_doc="none (off)",
+        ),
+        "journal_commit_ms": _i(
+            10,
+            0,
+            100,
+            "journal group commit interval: at most this much is lost by a kill -9 "
+            "(0 = a write per datagram)",
+        ),
+        "journal_fsync": Spec(
+            "bool", False, doc="fdatasync each journal write too (survives a host crash)"
+        ),
     },
     "home_agent.slb_sa[]": {
         "address": Spec("addr", doc="SLB whose relay tag must carry this SA's authenticator"),

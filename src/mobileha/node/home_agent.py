@@ -65,6 +65,7 @@ from mobileha.dataplane.vip import VipOwner
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer, bind, bind_error
 from mobileha.node.hsrp import HsrpIo, HsrpNodeConfig
+from mobileha.node.journal import BindingJournal
 from mobileha.node.trace import RegistrationTrace
 from mobileha.wire.mip import RRP
 
@@ -135,6 +136,7 @@ class HomeAgentNode:
         rate_limit_s: float = 10.0,
         hsrp: HsrpNodeConfig | None = None,
         vip_when_active: Iterable[str] = (),
+        journal: BindingJournal | None = None,
     ) -> None:
         """``addresses``: where to bind (default: the first agent's real address and every
         agent's HA address). ``hsrp``: the HSRP interface's adapter configuration (the
@@ -150,6 +152,7 @@ class HomeAgentNode:
         self.addresses = [a for a in dict.fromkeys(addresses) if a not in self._vip_when_active]
         self.port = first.port if port is None else port
         self.dataplane = dataplane
+        self.journal = journal  # restart without loss (no peer): the binding journal
         self._dp_kind = dataplane_kind
         self._dp_options = dict(dataplane_options or {})
         self._dfp_cfg = dfp
@@ -264,6 +267,12 @@ class HomeAgentNode:
         loop = self._loop = asyncio.get_running_loop()
         self._timer = DeadlineTimer(loop, self._on_timer)
         self._open_dataplane()
+        if self.journal is not None:  # the table is back before a request is answered
+            now = loop.time()
+            by_addr = {a.ha_addr: a.ha for a in self.agents}
+            actions, _, _ = self.journal.open(by_addr, now, self.cluster.wall_offset + now)
+            self.run_actions(actions)
+            self.journal.start(loop)
         try:
             for addr in self.addresses:
                 await self._open(addr)
@@ -381,6 +390,10 @@ class HomeAgentNode:
         if self._running:
             self._event(Shutdown())
             self._running = False
+        if self.journal is not None and self._loop is not None:
+            now = self._loop.time()
+            with contextlib.suppress(OSError):
+                self.journal.close(now, self.cluster.wall_offset + now)
         if self.hsrp is not None:
             with contextlib.suppress(Exception):
                 await self.hsrp.stop()
@@ -403,6 +416,8 @@ class HomeAgentNode:
         sync flush, no data plane clean-up; DFP connections close as the kernel would
         close them. The node is dead afterwards (do not start it again)."""
         self._running = False
+        if self.journal is not None:
+            self.journal.abandon()
         if self.hsrp is not None:
             self.hsrp.crash()
         if self._timer is not None:
@@ -463,6 +478,10 @@ class HomeAgentNode:
         ``RestoreBinding`` actions (a takeover) go to the data plane as one batch."""
         transports = self._transports
         dp = self.dataplane
+        journal = self.journal
+        if journal is not None:
+            jnow = self._loop.time() if self._loop is not None else time.monotonic()
+            jwall = self.cluster.wall_offset + jnow
         restores: list[Any] = []
         for a in actions:
             cls = a.__class__
@@ -485,11 +504,16 @@ class HomeAgentNode:
             elif cls is InstallBinding:
                 if dp is not None:
                     self._dp(dp.install, a.binding)
+                if journal is not None:
+                    journal.put(a.binding, jnow, jwall)
             elif cls is RemoveBinding or cls is WithdrawBinding:
                 if dp is not None:
                     self._dp(dp.remove, a.binding)
-            elif cls is RefreshBinding:
-                pass  # same forwarding state
+                if journal is not None and cls is RemoveBinding:
+                    journal.delete(a.binding, jwall)
+            elif cls is RefreshBinding:  # same forwarding state
+                if journal is not None:
+                    journal.put(a.binding, jnow, jwall)
             elif cls in _HSRP_ACTIONS:
                 if self.hsrp is not None:
                     self.hsrp.execute(a)
@@ -501,6 +525,8 @@ class HomeAgentNode:
                     self.on_notice(a)
         if restores:
             self._install_many(restores)
+        if journal is not None:
+            journal.end_of_batch()
         timer = self._timer
         if timer is not None and self._running:
             timer.update(self.cluster.get_timer())
