@@ -279,6 +279,22 @@ aaa_key = "{KEY}"
 home_agent_port = 4340
 """
 
+HA_JOURNAL = """
+[node]
+role = "home-agent"
+[management]
+enabled = false
+[home_agent]
+address = "127.0.0.1"
+port = 0
+home_prefix = "10.78.0.0/24"
+journal = "@JOURNAL@"
+journal_commit_ms = 5
+journal_fsync = true
+[dataplane]
+backend = "memory"
+"""
+
 MN_COLOCATED = f"""
 [node]
 role = "mobile-node"
@@ -396,9 +412,10 @@ def _read(text: str) -> set[tuple[str, str]]:
     return seen
 
 
-def test_every_documented_key_is_read() -> None:
+def test_every_documented_key_is_read(tmp_path: Any) -> None:
     seen: set[tuple[str, str]] = set()
-    for text in (HA_FULL, FA_FULL, SLB_FULL, MN_FULL, MN_COLOCATED):
+    journal = HA_JOURNAL.replace("@JOURNAL@", str(tmp_path / "bindings.journal"))
+    for text in (HA_FULL, FA_FULL, SLB_FULL, MN_FULL, MN_COLOCATED, journal):
         seen |= _read(text)
     # a key is read when its field is read on an instance of its table (SA keys on .sa)
     missing = sorted(f"{t}.{k}" for t, k in schema_keys() if (t, k) not in seen)
