@@ -18,6 +18,10 @@ Identification, NAI, MN-HA HMAC-MD5 computed with ``hmac``) and round-robins ove
 so every request is a real authenticated re-registration. It sends the same requests to
 the echo server.
 
+* **persistence**: the same HA with the binding journal on (``home_agent.journal``, group
+  commit every 10 ms, and a write per datagram), measured in windows alternating with the
+  HA without it, before the pre-loaded stages (``--no-persistence`` skips it).
+
 Printed: requests/s, p50/p99 latency, reply codes, server CPU microseconds per request
 (from /proc, so the figure does not depend on the generator's own limit), and the ratios
 HA/echo for the closed-loop rate and for server capacity (echo CPU per request / HA CPU per
@@ -91,9 +95,18 @@ def echo_server(port: int, uv: bool, ready: Connection) -> None:
     loop.run_forever()
 
 
-def ha_server(port: int, uv: bool, mns: int, max_bindings: int, ctl: Connection) -> None:
+def ha_server(
+    port: int,
+    uv: bool,
+    mns: int,
+    max_bindings: int,
+    ctl: Connection,
+    journal: str | None = None,
+    commit_ms: int = 10,
+) -> None:
     """The HA node; ``ctl`` receives ("load", n): pre-load n more bindings (loop paused),
-    answer ("loaded", rss growth in bytes, table size)."""
+    answer ("loaded", rss growth in bytes, table size). ``journal``: the binding journal
+    file (group commit every ``commit_ms``)."""
     from mobileha.core.binding import Binding, Encap
     from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
     from mobileha.core.security import MobilitySA, SecurityAssociations
@@ -117,7 +130,14 @@ def ha_server(port: int, uv: bool, mns: int, max_bindings: int, ctl: Connection)
     from mobileha.core.cluster import AgentSpec, Cluster
 
     cluster = Cluster([AgentSpec(core)], wall_offset=time.time() - loop.time(), now=loop.time())
-    node = HomeAgentNode(cluster, name="bench-ha", addresses=[HA_ADDR])
+    from mobileha.node.journal import BindingJournal
+
+    node = HomeAgentNode(
+        cluster,
+        name="bench-ha",
+        addresses=[HA_ADDR],
+        journal=BindingJournal(journal, commit_ms) if journal else None,
+    )
     loaded = 0
     coa = "10.200.0.1"
     base = 0x0B000000  # 11.0.0.0/8: outside the pool
@@ -378,6 +398,36 @@ def core_only(mns: int, sizes: list[int], out: Connection) -> None:
     out.send(result)
 
 
+def _persistence(ctx: Any, off: Target, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Journal on against off: two more HA processes (group commit 10 ms, and a write per
+    datagram) measured in windows alternating with the HA without a journal."""
+    import tempfile
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="mobileha-bench-") as tmp:
+        targets = {}
+        for i, (name, commit) in enumerate((("commit10", 10), ("commit0", 0))):
+            ctl, child = ctx.Pipe(duplex=True)
+            p = ctx.Process(
+                target=ha_server,
+                args=(port + i, args.uvloop, args.mns, 0, child, f"{tmp}/{name}.journal", commit),
+                daemon=True,
+            )
+            p.start()
+            ctl.recv()
+            targets[name] = Target(p, port + i, args)
+            targets[name].window(args.warm, "warm")
+        wins: dict[str, list[dict[str, Any]]] = {"off": [], **{n: [] for n in targets}}
+        for _ in range(args.windows):
+            wins["off"].append(off.window(args.seconds))
+            for n, t in targets.items():
+                wins[n].append(t.window(args.seconds))
+        for t in targets.values():
+            t.close()
+        out = {n: _summary(w) for n, w in wins.items()}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=2.0, help="length of one window")
@@ -388,6 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="0,100000,1000000", help="pre-loaded bindings per stage")
     p.add_argument("--no-uvloop", dest="uvloop", action="store_false")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--no-persistence", dest="persistence", action="store_false",
+        help="skip the journal on/off stage",
+    )  # fmt: skip
     args = p.parse_args(argv)
     sizes = sorted(int(x) for x in args.sizes.split(",") if x)
     loop_name = "uvloop" if args.uvloop else "asyncio"
@@ -408,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     ha = Target(ha_p, port + 1, args)
     echo.window(args.warm, "warm")
     ha.window(args.warm, "warm")  # every MN registered once: re-registrations from here on
+    persistence = _persistence(ctx, ha, port + 2, args) if args.persistence else None
     runs: list[dict[str, Any]] = []
     echo_all: list[dict[str, Any]] = []
     have = 0
@@ -448,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     out["echo"] = echo_sum
     out["ha"] = runs
     out["core_us_per_request"] = core_us
+    out["persistence"] = persistence
     lines = [
         f"registration benchmark ({loop_name}, {args.mns} MNs, {args.inflight} in flight, "
         f"{args.windows} alternating echo/HA window pairs of {args.seconds:.0f} s per stage)",
@@ -496,6 +552,19 @@ def main(argv: list[str] | None = None) -> int:
             else ""
         )
     )
+    if persistence is not None:
+        off = persistence["off"]
+        for name, label in (
+            ("commit10", "journal, commit 10 ms"),
+            ("commit0", "journal, write/datagram"),
+        ):
+            on = persistence[name]
+            lines.append(
+                f"  persistence: {label:<24} {on['rate']:9.0f} req/s  p99 {on['p99_us']:6.0f} us  "
+                f"server {on['server_cpu_us']:5.1f} us CPU/req  vs off {off['rate']:.0f} req/s: "
+                f"rate {on['rate'] / off['rate']:.2f}, CPU/req "
+                f"{on['server_cpu_us'] / max(off['server_cpu_us'], 1e-9):.2f}x  codes {on['codes']}"
+            )
     print("\n".join(lines))
     if args.json:
         print(json.dumps(out, default=str))
