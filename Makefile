@@ -12,7 +12,7 @@ BPF_SRC := src/mobileha/dataplane/bpf/tunnel.bpf.c
 BPF_OBJ := $(BPF_SRC:.c=.o)
 BPF_CFLAGS := -O2 -g -Wall -target bpf -I/usr/include/$(shell uname -m)-linux-gnu
 
-.PHONY: demo test check lint typecheck unit bench apt apt-bpf venv bpf clean
+.PHONY: demo test check lint typecheck unit bench apt apt-bpf venv bpf clean install uninstall
 
 demo: $(STAMP)
 	$(BIN)/mobileha demo
@@ -60,6 +60,26 @@ apt:
 		echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else echo "apt: not root, missing$$missing (the tests that need them will skip)"; fi
+
+# `make install` (root): the package in its own virtualenv under $(PREFIX)/lib/mobileha, the
+# command in $(PREFIX)/bin (where the unit expects it), the systemd unit, /etc/mobileha for
+# the configs and the README as the unit's documentation. DESTDIR stages it for packaging.
+PREFIX ?= /usr/local
+UNITDIR ?= /etc/systemd/system
+install: bpf
+	$(PY) -m venv $(DESTDIR)$(PREFIX)/lib/mobileha
+	$(DESTDIR)$(PREFIX)/lib/mobileha/bin/python -m pip install -q .
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/mobileha \
+		$(DESTDIR)$(PREFIX)/share/doc/mobileha
+	ln -sf $(PREFIX)/lib/mobileha/bin/mobileha $(DESTDIR)$(PREFIX)/bin/mobileha
+	install -m 644 examples/mobileha@.service $(DESTDIR)$(UNITDIR)/mobileha@.service
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/mobileha/README.md
+	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null; then systemctl daemon-reload || true; fi
+	@echo "installed: $(PREFIX)/bin/mobileha, $(UNITDIR)/mobileha@.service; configs go to /etc/mobileha/<name>.toml"
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/lib/mobileha $(DESTDIR)$(PREFIX)/share/doc/mobileha
+	rm -f $(DESTDIR)$(PREFIX)/bin/mobileha $(DESTDIR)$(UNITDIR)/mobileha@.service
 
 bench: $(STAMP)
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -169,16 +169,25 @@ class RateLimitedLogger:
 _handler: logging.Handler | None = None
 
 
-def setup_logging(level: str = "info", fmt: str = "kv", stream: IO[str] | None = None) -> None:
-    """Install one stderr handler on the root logger (idempotent: replaces the previous one)."""
+def setup_logging(
+    level: str = "info",
+    fmt: str = "kv",
+    stream: IO[str] | None = None,
+    handler: logging.Handler | None = None,
+) -> None:
+    """Install one handler on the root logger (idempotent: replaces the previous one):
+    ``handler`` (e.g. the journal's), else a kv or JSON stream handler on stderr."""
     global _handler
     if level not in LEVELS:
         raise ValueError(f"log level must be one of {', '.join(LEVELS)}")
     root = logging.getLogger()
     if _handler is not None:
         root.removeHandler(_handler)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
+        if _handler is not handler:
+            _handler.close()
+    if handler is None:
+        handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+        handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
     root.addHandler(handler)
     root.setLevel(level.upper())
     _handler = handler

@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mobileha import compose
+from mobileha import compose, systemd
 from mobileha.config import Config, ConfigError, host_problems, load_config
 from mobileha.config.diff import Difference, differences, keep
 from mobileha.core.cluster import Reconfigure
@@ -162,8 +163,20 @@ class ReloadResult:
 
 def apply_logging(cfg: Config, level: str | None = None, fmt: str | None = None) -> None:
     """The config's ``[log]`` level and format (``level``/``fmt``: command-line overrides,
-    kept over a reload); start-up and reload both go through here."""
-    setup_logging(level or cfg.log.level, fmt or cfg.log.format)
+    kept over a reload); start-up and reload both go through here. Under systemd with
+    stderr connected to the journal, records go to the journal with their fields
+    (:class:`mobileha.systemd.JournalHandler`) whatever the format."""
+    global _journal
+    handler = None
+    if systemd.under_journal():
+        if _journal is None:
+            path = os.environ.get("MOBILEHA_JOURNAL_SOCKET", systemd.JOURNAL_SOCKET)
+            _journal = systemd.JournalHandler("mobileha", path)
+        handler = _journal
+    setup_logging(level or cfg.log.level, fmt or cfg.log.format, handler=handler)
+
+
+_journal: systemd.JournalHandler | None = None
 
 
 async def apply_to_node(node: Any, cfg: Config, changed: list[Difference]) -> None:

@@ -30,6 +30,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from mobileha import systemd
 from mobileha.compose import RoleUnavailable, build_node
 from mobileha.config import Config, ConfigError, host_problems, load_config
 from mobileha.log import add_log_arguments, get_logger
@@ -154,6 +155,7 @@ async def run(
         try:
             await runner.start()
         except StartupError as e:  # the operator's to fix: one line, no traceback
+            systemd.notify(f"STATUS=failed to start: {e}")
             _log.error("node failed to start", node=cfg.name, key=e.key, address=e.address,
                        error=e.reason)  # fmt: skip
             print(f"mobileha run: {e}", file=sys.stderr)
@@ -161,6 +163,10 @@ async def run(
         except Exception as e:
             _log.exception("node failed to start", node=cfg.name, error=repr(e))
             return EXIT_FAILED
+        # systemd (Type=notify): ready once the sockets, data plane and API are up
+        systemd.notify(f"READY=1\nSTATUS={runner.node.role} {runner.node.name} running")
+        watchdog = systemd.Watchdog()
+        watchdog.start(loop)
         reloads = asyncio.ensure_future(_reloads(runner, hup))
         try:
             code = await _wait(runner.node, stop)
@@ -168,6 +174,8 @@ async def run(
             reloads.cancel()
             with contextlib.suppress(BaseException):
                 await reloads
+            watchdog.stop()
+        systemd.notify("STOPPING=1\nSTATUS=stopping")
         try:
             await runner.stop(stop_timeout)
         except TimeoutError:
@@ -189,10 +197,18 @@ async def _reloads(runner: NodeRunner, hup: asyncio.Event) -> None:
     while True:
         await hup.wait()
         hup.clear()
+        systemd.notify(f"RELOADING=1\nMONOTONIC_USEC={systemd.monotonic_usec()}")
+        status = "reload failed"
         try:
-            await runner.reload()
+            result = await runner.reload()
+            status = (
+                f"reloaded: {len(result.changed)} change(s), {len(result.restart)} need a restart"
+                if result.ok
+                else f"reload refused: {'; '.join(result.errors)[:200]}"
+            )
         except Exception as e:  # a reload never takes the node down
             _log.exception("reload failed", error=repr(e))
+        systemd.notify(f"READY=1\nSTATUS={status}")
 
 
 async def _wait(node: Node, stop: asyncio.Event) -> int:

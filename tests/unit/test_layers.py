@@ -19,7 +19,7 @@ import mobileha
 SRC = Path(mobileha.__file__).parent
 
 # The user entry points and the composition root: nothing below them imports them.
-ENTRY_POINTS = ("cli", "compose", "demo", "lab", "reload", "runner", "tools")
+ENTRY_POINTS = ("cli", "compose", "demo", "lab", "reload", "runner", "systemd", "tools")
 
 # package (first component under mobileha) -> mobileha packages/modules it must not import
 FORBIDDEN: dict[str, tuple[str, ...]] = {
