@@ -93,6 +93,27 @@ class Event(enum.StrEnum):
     K = "k"  # Hello of higher priority from the standby router
     L = "l"  # Hello of lower priority from the standby router
 
+    @property
+    def reason(self) -> str:
+        """What happened, in words (for the log line of a state change)."""
+        return EVENT_REASONS[self]
+
+
+EVENT_REASONS: Final = {
+    Event.A: "interface up",
+    Event.B: "interface down or group removed",
+    Event.C: "Active timer expired",
+    Event.D: "Standby timer expired",
+    Event.E: "Hello timer expired",
+    Event.F: "higher priority Hello from a speaking router",
+    Event.G: "higher priority Hello from the Active router",
+    Event.H: "lower priority Hello from the Active router",
+    Event.I: "Resign from the Active router",
+    Event.J: "Coup from a higher priority router",
+    Event.K: "higher priority Hello from the Standby router",
+    Event.L: "lower priority Hello from the Standby router",
+}
+
 
 # RFC 2281 §5.7, verbatim (states numbered as in §5.3; "-" is an empty cell).
 # Notes: "+" AB and 2 (Learn) if no VIP is configured, else 3 (Listen);

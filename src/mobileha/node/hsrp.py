@@ -319,8 +319,8 @@ class HsrpIo:
                 }
             )
             log.warning(
-                "%s Grp %d state %s -> %s (event %s)", self.cfg.interface, a.group,
-                a.old.label, a.new.label, a.event.value,
+                "%s Grp %d state %s -> %s (event %s: %s)", self.cfg.interface, a.group,
+                a.old.label, a.new.label, a.event.value, a.event.reason,
             )  # fmt: skip
             self.write_mgmt()
         elif cls is LinkStateChanged:
