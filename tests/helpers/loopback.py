@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mobileha.config import load_config
 from tests.helpers.net import free_port
 from tests.helpers.procs import mobileha_command
 from tests.helpers.wait import wait_for
@@ -22,15 +23,22 @@ ORDER = ("ha-a", "ha-b", "slb", "fa", "mn")
 
 
 class Cluster:
-    """The five nodes' config files, processes, logs and management APIs."""
+    """The five nodes' config files, processes, logs and management APIs. ``as_is``: the
+    example files themselves (their fixed addresses and ports), else rewritten copies."""
 
-    def __init__(self, tmp: Path, edit: Callable[[str, str], str] | None = None) -> None:
+    def __init__(
+        self, tmp: Path, edit: Callable[[str, str], str] | None = None, as_is: bool = False
+    ) -> None:
         self.tmp = tmp
-        self.net = f"127.{80 + os.getpid() % 150}.{os.getpid() % 250 + 1}."
+        pid = os.getpid()
+        self.net = "127.0.84." if as_is else f"127.{80 + pid % 150}.{pid % 250 + 1}."
         self.paths: dict[str, Path] = {}
         self.ports: dict[str, int] = {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        for name in ORDER:
+        for name in ORDER if as_is else ():
+            self.paths[name] = EX / f"{name}.toml"
+            self.ports[name] = load_config(self.paths[name]).management.listen.port
+        for name in () if as_is else ORDER:
             text = (EX / f"{name}.toml").read_text().replace("127.0.84.", self.net)
             port = free_port("127.0.0.1")
             text = "\n".join(
@@ -90,9 +98,11 @@ class Cluster:
 
 
 @contextmanager
-def loopback_cluster(tmp: Path, edit: Callable[[str, str], str] | None = None) -> Iterator[Cluster]:
+def loopback_cluster(
+    tmp: Path, edit: Callable[[str, str], str] | None = None, as_is: bool = False
+) -> Iterator[Cluster]:
     """The cluster, started (every API answering), stopped with SIGTERM at the end."""
-    c = Cluster(tmp, edit)
+    c = Cluster(tmp, edit, as_is)
     try:
         c.start_all()
         yield c

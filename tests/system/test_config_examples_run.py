@@ -4,55 +4,32 @@ with `--config`, and a clean exit 0 of every node on SIGTERM."""
 
 from __future__ import annotations
 
-import json
-import signal
 import subprocess
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from mobileha.config import load_config
 from tests.helpers import wait_for
+from tests.helpers.loopback import EX, Cluster
 from tests.helpers.procs import mobileha_command
 
 pytestmark = pytest.mark.timeout(120)
 
-EX = Path(__file__).resolve().parents[2] / "examples" / "loopback"
-ORDER = ("ha-a", "ha-b", "slb", "fa", "mn")
-
-
-def api(name: str, path: str) -> Any:
-    host, port = load_config(EX / f"{name}.toml").management.listen
-    with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=5) as r:
-        return json.loads(r.read())
-
 
 def test_loopback_examples_run(tmp_path: Path) -> None:
-    procs: dict[str, subprocess.Popen[bytes]] = {}
+    c = Cluster(tmp_path, as_is=True)
     try:
-        for name in ORDER:
-            log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115
-            procs[name] = subprocess.Popen(
-                [*mobileha_command(), "run", str(EX / f"{name}.toml")], stdout=log, stderr=log
-            )
-            wait_for(
-                lambda n=name: api(n, "/")["node"], 20, f"{name} API", step=0.2, ignore=(Exception,)
-            )
+        c.start_all()
         n_mn = load_config(EX / "mn.toml").mobile_node.count  # type: ignore[union-attr]
-
-        def counts() -> tuple[int, int]:
-            return api("ha-a", "/api/bindings")["total"], api("ha-b", "/api/bindings")["total"]
-
         wait_for(
-            lambda: sum(counts()) == n_mn,
+            lambda: sum(c.bindings()) == n_mn,
             40,
             f"{n_mn} bindings over both HAs",
             0.2,
             ignore=(Exception,),
         )
-        a, b = counts()
+        a, b = c.bindings()
         assert a > 0 and b > 0, (a, b)  # the SLB split the sessions
         r = subprocess.run(
             [*mobileha_command(), "show", "slb", "--config", str(EX / "slb.toml")],
@@ -61,16 +38,6 @@ def test_loopback_examples_run(tmp_path: Path) -> None:
         )
         assert r.returncode == 0 and "127.0.84.10" in r.stdout and "127.0.84.11" in r.stdout
     finally:
-        codes = {}
-        for name in reversed(ORDER):
-            p = procs.get(name)
-            if p is None:
-                continue
-            p.send_signal(signal.SIGTERM)
-            try:
-                codes[name] = p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                codes[name] = p.wait()
-    logs = {n: (tmp_path / f"{n}.log").read_text() for n in procs}
-    assert all(c == 0 for c in codes.values()), (codes, logs)
+        codes = c.stop_all()
+    logs = {n: c.log(n) for n in c.procs}
+    assert all(code == 0 for code in codes.values()), (codes, logs)
