@@ -207,3 +207,35 @@ def test_slb_reload_changes_a_weight_and_keeps_the_sessions() -> None:
             await runner.stop()
 
     asyncio.run(run())
+
+
+def test_slb_reload_adds_and_removes_reals_and_dfp_agents() -> None:
+    host = f"127.0.{random.randint(20, 250)}.{random.randint(2, 250)}"
+    port = free_port(host)
+    base = SLB.format(host=host, port=port, wa=8)
+    with_agent = base.replace('name = "b"\n', 'name = "b"\ndfp_agent = "127.0.0.11:1"\n')
+    runner = NodeRunner(loads_config(base))
+
+    async def run() -> None:
+        await runner.start()
+        try:
+            node = runner.node
+            result = await runner.reload(loads_config(with_agent))
+            assert result.ok and result.changed == [
+                "slb.real[1].dfp_agent: none -> 127.0.0.11:1"
+            ], result
+            assert node.dfp is not None and "127.0.0.11:1" in node.dfp.agents  # type: ignore[attr-defined]
+            farm = node.farm  # type: ignore[attr-defined]
+            result = await runner.reload(loads_config(base))
+            assert result.ok and "127.0.0.11:1" not in node.dfp.agents  # type: ignore[attr-defined]
+            assert not farm.real("127.0.0.11", 10434).dfp_lost
+            # a real removed, a new one added
+            three = base.replace('address = "127.0.0.11"', 'address = "127.0.0.12"')
+            result = await runner.reload(loads_config(three))
+            assert result.ok, result
+            assert farm.real("127.0.0.11", 10434) is None
+            assert farm.real("127.0.0.12", 10434) is not None
+        finally:
+            await runner.stop()
+
+    asyncio.run(run())

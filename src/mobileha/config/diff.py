@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mobileha.config.model import Config, HsrpAuth
+from mobileha.config.model import Config, Endpoint, HsrpAuth
 
 # model field -> TOML key where they differ ("" drops the level: an SA's keys are the
 # table's own keys)
@@ -61,6 +61,8 @@ def _show(v: Any) -> str:
         return "(table)"
     if v is None:
         return "none"
+    if isinstance(v, Endpoint):
+        return str(v)
     if isinstance(v, tuple):
         return "[" + ", ".join(str(x) for x in v) + "]"
     return str(v)

@@ -665,6 +665,7 @@ class SlbNode:
             if spec.dfp_agent != was.dfp_agent and self.dfp is not None:
                 if was.dfp_agent:
                     self._run_dfp(self.dfp.remove_agent(was.dfp_agent))
+                    r.dfp_lost = False  # removed from the config, not lost
                 if spec.dfp_agent:
                     self.dfp.add_agent(spec.dfp_agent, [spec.address], now)
                     dfp_changes = True

@@ -6,6 +6,8 @@ clock, sans-IO."""
 
 from __future__ import annotations
 
+import pytest
+
 from mobileha.core.actions import Send
 from mobileha.core.foreign_agent import (
     ForeignAgent,
@@ -120,3 +122,16 @@ def test_timeouts_count_too() -> None:
     f.receive_datagram(m.register(100.0)[0].payload, MN_SRC, HERE, 100.0)
     out = f.handle_timer(102.5)
     assert HomeAgentUnreachable(REAL, VIP, 1) in out
+
+
+def test_reconfigure_keeps_visitors_and_refuses_what_needs_a_restart() -> None:
+    f = fa(home_agent=VIP, ha_fallback_after=3)
+    m = new_mn()
+    register(f, m, 0.0)
+    visitors = dict(f.visitors)
+    f.reconfigure(max_lifetime=60, ha_fallback_after=0, challenge=False)
+    assert f.max_lifetime == 60 and f.ha_fallback_after == 0 and f.visitors == visitors
+    with pytest.raises(ValueError, match="without a restart"):
+        f.reconfigure(port=435)
+    with pytest.raises(ValueError, match="gre_key_format"):
+        f.reconfigure(gre_key_format="nope")

@@ -31,3 +31,20 @@ def test_export_import() -> None:
     assert all(q.is_allocated(a) for a in addrs if a)
     assert q.allocate() not in addrs
     assert not q.mark("192.168.0.1") and "10.1.0.9" in q and "10.2.0.1" not in q
+
+
+def test_rebuilt_keeps_allocations_inside_and_the_nais_addresses() -> None:
+    """A reload with another pool: bound addresses inside it stay allocated, one outside it
+    is no longer the pool's; a newly excluded address that is bound stays allocated until
+    released; the NAIs get their previous addresses back."""
+    p = AddressPool("10.1.0.0/24")
+    a = p.allocate("a@x")
+    b = p.allocate("b@x")
+    assert a is not None and b is not None
+    q = p.rebuilt("10.1.0.0/25", exclude=[b])
+    assert q.is_allocated(a) and q.is_allocated(b)
+    assert q.allocated == 2
+    q.release(a)
+    assert q.allocate("a@x") == a  # its previous address
+    r = p.rebuilt("10.1.1.0/24")
+    assert not r.is_allocated(a) and r.allocated == 0
