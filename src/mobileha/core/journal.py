@@ -20,7 +20,6 @@ from mobileha.core.binding import Binding
 from mobileha.core.home_agent import HomeAgent
 from mobileha.core.sync.records import binding_from_record, pack_record
 from mobileha.wire.journal import (
-    KIND_BINDING,
     Entry,
     encode_binding,
     encode_delete,
@@ -52,19 +51,15 @@ def snapshot(agents: Iterable[tuple[str, HomeAgent]], now: float, wall: float) -
 def fold(entries: Iterable[Entry]) -> dict[BindingKey, tuple[float, BindingRecord]]:
     """The last state of every binding: (entry wall time, record); deleted ones dropped."""
     state: dict[BindingKey, tuple[float, BindingRecord]] = {}
-    by_home: dict[tuple[str, str], set[str]] = {}
     for e in entries:
-        if e.kind == KIND_BINDING:
-            rec = e.record
-            assert rec is not None
+        rec = e.record
+        if rec is not None:
             state[(e.agent, rec.home_addr, rec.care_of)] = (e.wall, rec)
-            by_home.setdefault((e.agent, rec.home_addr), set()).add(rec.care_of)
-        else:
-            coas = by_home.get((e.agent, e.home_addr), set())
-            gone = list(coas) if e.care_of is None else [e.care_of]
-            for coa in gone:
-                state.pop((e.agent, e.home_addr, coa), None)
-                coas.discard(coa)
+        elif e.care_of is not None:
+            state.pop((e.agent, e.home_addr, e.care_of), None)
+        else:  # every binding of the home address (rare: a scan)
+            for k in [k for k in state if k[0] == e.agent and k[1] == e.home_addr]:
+                del state[k]
     return state
 
 

@@ -85,20 +85,29 @@ def encode_delete(wall: float, agent: str, home_addr: str, care_of: str | None) 
 def decode_entries(data: bytes, offset: int = FILE_HEADER.size) -> tuple[list[Entry], int]:
     """The entries of ``data`` from ``offset``, and the end of the last good one."""
     out: list[Entry] = []
+    append = out.append
     end_all = len(data)
+    view = memoryview(data)
+    unpack = ENTRY.unpack_from
+    crc32 = zlib.crc32
+    agents: dict[bytes, str] = {}
     while offset + ENTRY.size <= end_all:
-        length, crc, wall, kind, agent_b = ENTRY.unpack_from(data, offset)
+        length, crc, wall, kind, agent_b = unpack(data, offset)
         end = offset + ENTRY.size + length
-        if end > end_all or zlib.crc32(data[offset + _CRC_FROM : end]) != crc:
+        if end > end_all or crc32(view[offset + _CRC_FROM : end]) != crc:
             break
         payload_at = offset + ENTRY.size
-        agent = inet_ntoa(agent_b)
+        agent = agents.get(agent_b)
+        if agent is None:
+            agent = agents[agent_b] = inet_ntoa(agent_b)
         if kind == KIND_BINDING:
             try:
-                (rec,), _ = decode_records(data[payload_at:end], 0, 1)
+                (rec,), rec_end = decode_records(data, payload_at, 1)
             except DecodeError:
                 break
-            out.append(Entry(wall, kind, agent, rec))
+            if rec_end != end:
+                break
+            append(Entry(wall, kind, agent, rec))
         elif kind == KIND_DELETE and length == _DELETE.size:
             home, coa = _DELETE.unpack_from(data, payload_at)
             care_of = inet_ntoa(coa)
