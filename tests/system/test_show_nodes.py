@@ -233,4 +233,5 @@ def test_show_refuses_a_view_the_node_lacks(cluster: dict[str, Node]) -> None:
         capture_output=True,
         text=True,
     )
-    assert r.returncode == 2 and "HTTP 404" in r.stderr
+    assert r.returncode == 2 and "has no 'slb' view" in r.stderr, r.stderr
+    assert "served by an HA-SLB" in r.stderr  # which config gives the view
