@@ -176,3 +176,13 @@ def test_port_434_without_cap_net_bind_service(tmp_path: Path) -> None:
     line = one_line(p)
     assert line.startswith("mobileha run: home_agent.port: 127.0.0.1:434: cannot bind: "), line
     assert "CAP_NET_BIND_SERVICE" in line and "AmbientCapabilities" in line
+
+
+def test_a_file_that_is_no_journal_is_named_and_left_alone(tmp_path: Path) -> None:
+    port, api = free_port("127.0.0.1"), free_port("127.0.0.1", socket.SOCK_STREAM)
+    journal = tmp_path / "bindings.journal"
+    journal.write_bytes(b"not a journal at all")
+    toml = ha(port, api).replace("[dataplane]", f'journal = "{journal}"\n[dataplane]')
+    line = one_line(run(tmp_path, toml))
+    assert line.startswith(f"mobileha run: home_agent.journal: {journal}: not a binding journal")
+    assert journal.read_bytes() == b"not a journal at all"

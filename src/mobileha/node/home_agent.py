@@ -270,7 +270,13 @@ class HomeAgentNode:
         if self.journal is not None:  # the table is back before a request is answered
             now = loop.time()
             by_addr = {a.ha_addr: a.ha for a in self.agents}
-            actions, _, _ = self.journal.open(by_addr, now, self.cluster.wall_offset + now)
+            try:
+                actions, _, _ = self.journal.open(by_addr, now, self.cluster.wall_offset + now)
+            except BaseException:
+                if self.dataplane is not None:
+                    with contextlib.suppress(Exception):
+                        self.dataplane.close()
+                raise
             self.run_actions(actions)
             self.journal.start(loop)
         try:

@@ -30,6 +30,7 @@ from mobileha.core import journal as core
 from mobileha.core.binding import Binding
 from mobileha.core.home_agent import HomeAgent
 from mobileha.log import get_logger
+from mobileha.node.base import StartupError
 from mobileha.wire import DecodeError
 from mobileha.wire.journal import check_header, decode_entries
 
@@ -64,19 +65,23 @@ class BindingJournal:
         """Read the file, restore its bindings into ``agents`` (HA address -> core), write
         the compacted file and keep it open for appending. Returns the cores' actions,
         restored and skipped counts."""
-        self._agents = agents
         actions: list[Any] = []
         restored = skipped = 0
         t0 = time.perf_counter()
+        where = str(self.path)
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
             data = b""
+        except OSError as e:
+            raise StartupError("home_agent.journal", where, e.strerror or str(e)) from None
         if data:
             try:
                 check_header(data)
             except DecodeError as e:
-                raise ValueError(f"home_agent.journal: {self.path}: {e}") from None
+                raise StartupError(
+                    "home_agent.journal", where, f"not a binding journal ({e.reason}); left as is"
+                ) from None
             entries, end = decode_entries(data)
             if end < len(data):
                 _log.warning(
@@ -86,7 +91,11 @@ class BindingJournal:
                     entries=len(entries),
                 )
             actions, restored, skipped = core.restore(core.fold(entries), agents, now, wall)
-        self._compact(now, wall)
+        self._agents = agents
+        try:
+            self._compact(now, wall)
+        except OSError as e:
+            raise StartupError("home_agent.journal", where, e.strerror or str(e)) from None
         _log.info(
             "journal opened",
             path=str(self.path),
@@ -102,7 +111,10 @@ class BindingJournal:
         self._loop = loop
 
     def close(self, now: float, wall: float) -> None:
-        """Clean stop: the buffered entries, then a compacted file."""
+        """Clean stop: the buffered entries, then a compacted file (only for a journal that
+        was opened: an unreadable file is left as it is)."""
+        if self._fd is None:
+            return
         self.flush()
         if self._flush_at is not None:
             self._flush_at.cancel()
