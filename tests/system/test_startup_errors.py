@@ -186,3 +186,11 @@ def test_a_file_that_is_no_journal_is_named_and_left_alone(tmp_path: Path) -> No
     line = one_line(run(tmp_path, toml))
     assert line.startswith(f"mobileha run: home_agent.journal: {journal}: not a binding journal")
     assert journal.read_bytes() == b"not a journal at all"
+
+
+def test_a_journal_in_a_missing_directory_is_a_host_problem(tmp_path: Path) -> None:
+    port, api = free_port("127.0.0.1"), free_port("127.0.0.1", socket.SOCK_STREAM)
+    journal = tmp_path / "nowhere" / "bindings.journal"
+    toml = ha(port, api).replace("[dataplane]", f'journal = "{journal}"\n[dataplane]')
+    r = run(tmp_path, toml)
+    assert r.returncode == 2 and f"home_agent.journal: {journal}: directory" in r.stderr

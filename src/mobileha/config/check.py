@@ -7,6 +7,7 @@ file has problems: each is printed on stderr as ``FILE: key.path: what is wrong`
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 
@@ -44,7 +45,8 @@ def summary(cfg: Config) -> str:
 
 def host_problems(cfg: Config) -> list[str]:
     """What a valid config asks of this host that it does not have: the interfaces it
-    names (``hsrp.interface``, ``dataplane.visitor_iface``). ``mobileha run`` refuses to
+    names (``hsrp.interface``, ``dataplane.visitor_iface``) and the directory of the
+    binding journal (``home_agent.journal``). ``mobileha run`` refuses to
     start with them; ``mobileha check`` reports them unless ``--no-host``."""
     wanted: list[tuple[str, str]] = []
     if cfg.hsrp is not None:
@@ -57,6 +59,13 @@ def host_problems(cfg: Config) -> list[str]:
             socket.if_nametoindex(name)
         except OSError:
             out.append(f"{key}: no interface {name!r} on this host")
+    journal = cfg.home_agent.journal if cfg.home_agent is not None else None
+    if journal is not None:
+        where = os.path.dirname(os.path.abspath(journal))
+        if not os.access(where, os.W_OK | os.X_OK):
+            out.append(
+                f"home_agent.journal: {journal}: directory {where} is missing or not writable"
+            )
     return out
 
 
