@@ -12,8 +12,12 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
+
+from mobileha import compose
 from mobileha.config import loads_config
 from mobileha.config.diff import differences
+from mobileha.core.security import MobilitySA
 from mobileha.reload import is_live
 from mobileha.runner import NodeRunner
 from mobileha.wire.auth import Authenticator, ntp_identification
@@ -235,6 +239,38 @@ def test_slb_reload_adds_and_removes_reals_and_dfp_agents() -> None:
             assert result.ok, result
             assert farm.real("127.0.0.11", 10434) is None
             assert farm.real("127.0.0.12", 10434) is not None
+        finally:
+            await runner.stop()
+
+    asyncio.run(run())
+
+
+def test_a_new_source_of_sas_is_reloaded_through_home_agent_security(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hook other SA sources use (realm tables, AAA-backed SAs): whatever
+    compose.home_agent_security returns for the new config is what the running cores get."""
+    host = f"127.0.{random.randint(20, 250)}.{random.randint(2, 250)}"
+    port = free_port(host)
+    text = ha_config(host, port, mgmt=free_port("127.0.0.1", socket.SOCK_STREAM))
+    runner = NodeRunner(loads_config(text))
+    plain = compose.home_agent_security
+
+    def with_realm(cfg: object) -> object:
+        sas = plain(cfg)  # type: ignore[arg-type]
+        sas.add_mn(MobilitySA(256, KEY, "hmac-md5", nai="r1@realm.example"))
+        return sas
+
+    async def run() -> None:
+        await runner.start()
+        try:
+            core = runner.node.core  # type: ignore[attr-defined]
+            assert core.sas.mn("r1@realm.example", 256) is None
+            monkeypatch.setattr(compose, "home_agent_security", with_realm)
+            result = await runner.reload(loads_config(text))
+            assert result.ok and result.changed == []
+            assert core.sas.mn("r1@realm.example", 256) is not None
+            assert (await register(host, port, "r1@realm.example")).code == 0
         finally:
             await runner.stop()
 
