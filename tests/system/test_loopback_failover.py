@@ -1,5 +1,5 @@
 """Recovery when a real home agent dies without a standby: the loopback cluster of
-examples/loopback/ (tests.helpers.loopback; MN lifetime 10 s renewed at half), kill -9 of
+examples/loopback/ (tests.helpers.loopback; MN lifetime 10 s renewed every 3 s), kill -9 of
 the real HA "a": the FA re-homes the MNs of "a" to the HA-SLB virtual address after a few
 unanswered requests (RFC 4433), the SLB fails "a" (its DFP agent is lost and it leaves a
 session unanswered) and gives the sessions to "b"; every MN is registered with "b" within
@@ -23,7 +23,7 @@ RECOVERY_S = 10.0
 
 def short_lifetime(name: str, text: str) -> str:
     if name == "mn":
-        return text.replace("lifetime = 600", "lifetime = 10\nrenew_fraction = 0.5")
+        return text.replace("lifetime = 600", "lifetime = 10\nrenew_fraction = 0.3")
     return text
 
 
