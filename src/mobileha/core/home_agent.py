@@ -458,6 +458,7 @@ class HomeAgent:
         for name in fixed:
             if getattr(settings, name) != getattr(s, name):
                 raise ValueError(f"{name} cannot change without a restart")
+        statics = {sa.home_address for sa in self.sas.mn_sas() if sa.home_address}
         self.settings = settings
         self.max_lifetime = settings.max_lifetime
         self._trusted = frozenset(settings.trusted_slb)
@@ -473,9 +474,9 @@ class HomeAgent:
         self._tomb_s = 2.0 * max(tol) + 2.0
         prefix = settings.pool or settings.home_prefix
         pool = self.pool
-        if pool is not None and prefix:
-            exclude = [settings.address, self._ha, *settings.local_addresses]
-            exclude += [sa.home_address for sa in self.sas.mn_sas() if sa.home_address]
+        new_statics = {sa.home_address for sa in self.sas.mn_sas() if sa.home_address}
+        if pool is not None and prefix and (settings.pool != s.pool or new_statics != statics):
+            exclude = [settings.address, self._ha, *settings.local_addresses, *new_statics]
             self.pool = pool.rebuilt(prefix, exclude)
 
     def is_dynamic(self, home_addr: str) -> bool:
