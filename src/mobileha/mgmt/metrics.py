@@ -97,6 +97,11 @@ HA_INIT_RECEIVED = _c("cmiHaInitRegRequestsReceived", "Initial registration requ
 HA_INIT_ACCEPTED = _c("cmiHaInitRegRequestsAccepted", "Initial registration requests accepted")
 HA_INIT_DENIED = _c("cmiHaInitRegRequestsDenied", "Initial registration requests denied")
 HA_REPLIES = _c("mobileha_ha_replies", "Registration replies sent, by code", "code", "reason")
+# the binding journal (home_agent.journal)
+JOURNAL_ENTRIES = _c("mobileha_journal_entries", "Binding changes written to the journal")
+JOURNAL_WRITES = _c("mobileha_journal_writes", "Journal writes (group commits)")
+JOURNAL_ERRORS = _c("mobileha_journal_errors", "Journal writes or fdatasyncs that failed")
+JOURNAL_BUFFERED = _g("mobileha_journal_buffered", "Binding changes not yet written")
 # CISCO-MOBILE-IP-MIB, foreign agent
 FA_VISITORS = _g("cmiFaRegTotalVisitors", "Visitors in the foreign agent's visitor list")
 FA_INIT_RECEIVED = _c("cmiFaInitRegRequestsReceived", "Initial registration requests received")
@@ -357,6 +362,14 @@ def home_agent_families(node: HomeAgentNode) -> list[Metric]:
         out.extend(hsrp_families(node.hsrp))
     if node.dataplane is not None:  # shared by the groups: once
         out.extend(dataplane_families(node.dataplane, node.dataplane_refused))
+    if node.journal is not None:
+        j = node.journal.view()
+        m = MetricsBuilder()
+        m.add(JOURNAL_ENTRIES, j["entries"])
+        m.add(JOURNAL_WRITES, j["writes"])
+        m.add(JOURNAL_ERRORS, j["errors"])
+        m.add(JOURNAL_BUFFERED, j["buffered"])
+        out.extend(m.families())
     return out
 
 

@@ -387,6 +387,7 @@ class StatsView(TypedDict):
     reply_codes: dict[str, int]  # reply code (as a string) -> replies sent with it
     bad_input: dict[str, int]  # drop reason -> count
     dataplane: NotRequired[DataplaneView]
+    journal: NotRequired[dict[str, Any]]  # the binding journal's state (home_agent.journal)
 
 
 def dataplane_view(summary: Any, not_taken: Mapping[str, str]) -> DataplaneView:
@@ -505,6 +506,8 @@ def home_agent_stats(node: HomeAgentNode, agent: Agent) -> StatsView:
     )
     if node.dataplane is not None:
         view["dataplane"] = dataplane_view(summary(node.dataplane), node.dataplane_refused)
+    if node.journal is not None:
+        view["journal"] = node.journal.view()
     return view
 
 

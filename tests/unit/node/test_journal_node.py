@@ -13,6 +13,8 @@ from pathlib import Path
 
 from mobileha import compose
 from mobileha.config import loads_config
+from mobileha.mgmt.metrics import families_for
+from mobileha.mgmt.views import views_for
 from mobileha.wire.auth import ntp_identification
 from mobileha.wire.mip import RegistrationReply
 from tests.helpers import free_port, request
@@ -83,6 +85,10 @@ def test_crash_and_restart(tmp_path: Path) -> None:
             assert rep2.code == 0 and node2.journal.view()["buffered"] == 1
             await asyncio.sleep(0.05)
             assert node2.journal.view()["buffered"] == 0 and node2.journal.stats["writes"] == 1
+            # in show stats and /metrics
+            assert views_for(node2)["stats"]({})["journal"]["entries"] == 1
+            names = {m.name for m in families_for(node2)}
+            assert {"mobileha_journal_entries", "mobileha_journal_errors"} <= names
         finally:
             await node2.stop()
 
