@@ -86,6 +86,22 @@ class RealEvent(StrEnum):
 S = RealState
 E = RealEvent
 
+# a state change's reason in words, for the log (FAIL names the rule that fired instead)
+EVENT_REASONS: Final = {
+    E.INSERVICE: "configured inservice",
+    E.OUTOFSERVICE: "configured no inservice",
+    E.FAIL: "failure threshold reached",
+    E.RETRY: "retry timer expired: the next session tests it",
+    E.TEST_PICK: "a new session tests it",
+    E.TEST_OK: "the test session ended answered",
+    E.TEST_FAIL: "the test session was reassigned",
+    E.DFP_ZERO: "DFP reported weight 0",
+    E.DFP_UP: "DFP reported a weight above 0",
+    E.DFP_LOST: "DFP agent lost: static weight",
+    E.MAXCONNS: "maxconns reached",
+    E.BELOW_MAXCONNS: "below maxconns",
+}
+
 # Explicit state table: (state, event) -> new state. A pair that is not listed leaves the
 # state unchanged (the event is irrelevant there, e.g. RETRY while inService).
 TRANSITIONS: dict[tuple[RealState, RealEvent], RealState] = {}
@@ -797,6 +813,7 @@ def states_table() -> Iterable[tuple[RealState, RealEvent, RealState]]:
 
 
 __all__ = [
+    "EVENT_REASONS",
     "PICKABLE",
     "TRANSITIONS",
     "Decision",

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mobileha.core import dfp as dfpcore
-from mobileha.core.slb import Real, RealState, ServerFarm, make_predictor
+from mobileha.core.slb import EVENT_REASONS, Real, RealState, ServerFarm, make_predictor
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import StartupError, bind
 from mobileha.node.dfp import DfpManagerClient
@@ -586,7 +586,7 @@ class SlbNode:
                 old=ev.old.value,
                 new=ev.new.value,
                 event=ev.event.value,
-                reason=ev.reason or ev.event.value,
+                reason=ev.reason or EVENT_REASONS[ev.event],
             )
 
     def _apply_dfp(self, real: str, weight: int | None) -> None:

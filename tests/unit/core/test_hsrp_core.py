@@ -644,3 +644,9 @@ def test_set_identity_fills_what_the_configuration_leaves_unset() -> None:
     g2.start(0.0)
     with pytest.raises(ValueError):
         g2.set_identity("10.0.0.9", None)
+
+
+def test_every_event_has_a_reason_in_words() -> None:
+    from mobileha.core.hsrp import EVENT_REASONS, Event
+
+    assert set(EVENT_REASONS) == set(Event) and Event.C.reason == "Active timer expired"

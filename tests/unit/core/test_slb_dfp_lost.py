@@ -5,7 +5,7 @@ reports, or whose agent reports again, keeps the normal thresholds. Fake clock."
 
 from __future__ import annotations
 
-from mobileha.core.slb import RealEvent, RealState, ServerFarm
+from mobileha.core.slb import EVENT_REASONS, RealEvent, RealState, ServerFarm
 from tests.helpers import farm_request
 
 A, B = "10.0.1.10", "10.0.1.11"
@@ -75,3 +75,7 @@ def test_the_failure_reason_names_the_threshold() -> None:
         farm_request(f, f"m{i}@x", 1, "10.0.2.2", 2.0)
     (ev,) = [e for e in f.drain_events() if e.new is RealState.FAILED]
     assert ev.reason == "2 failures (faildetect numconns)"
+
+
+def test_every_event_has_a_reason_in_words() -> None:
+    assert set(EVENT_REASONS) == set(RealEvent)
