@@ -59,9 +59,20 @@ def test_sighup_and_mobileha_reload(tmp_path: Path) -> None:
         )  # fmt: skip
         reals = {x["name"]: x for x in json.loads(show.stdout)["reals"]}
         assert reals["ha-a"]["weight_admin"] == 3 and reals["ha-b"]["weight_admin"] == 8
+        # the FA: a new maximum lifetime, its visitors kept
+        fa = c.paths["fa"]
+        fa.write_text(
+            fa.read_text().replace(
+                "home_agent_port = 10434", "home_agent_port = 10434\nmax_lifetime = 900"
+            )
+        )
+        c.procs["fa"].send_signal(signal.SIGHUP)
+        wait_for(lambda: c.api("fa", "/api/reload")["generation"] == 1, 10, "fa reload")
+        assert c.api("fa", "/api/reload")["changed"] == ["foreign_agent.max_lifetime: 36000 -> 900"]
         # nothing lost
         assert sum(c.bindings()) == N_MN
         assert c.api("slb", "/api/sessions")["total"] == N_MN
+        assert c.api("fa", "/api/visitors")["total"] == N_MN
         # the new MN registers (one more MN process, its own address and API)
         mn21 = tmp_path / "mn21.toml"
         mn21.write_text(
