@@ -1,7 +1,8 @@
 """Reload of running processes (the loopback cluster of examples/loopback/): an MN added to
 both home agents, a changed SLB weight, a changed log level and an FA setting, by SIGHUP and
-by ``mobileha reload``; no binding, SLB session or visitor is lost, the new MN registers, the changes show
-in ``show``; an invalid file is refused and the node runs on with its old config."""
+by ``mobileha reload``; no binding, SLB session or visitor is lost, the new MN registers,
+the changes show in ``show``; an invalid file is refused and the node runs on with its old
+config."""
 
 from __future__ import annotations
 

@@ -1,25 +1,14 @@
 """The binding journal, sans-IO: entries of the bindings a home agent grants, folded and
 restored into a new core on a new clock: care-of address, remaining lifetime (less the time
 the process was down), Identification (a replayed request gets 133), pool allocation;
-deleted and expired bindings are not restored. The file format in wire.journal: golden
-bytes, a torn tail and a damaged entry stop the reading there."""
+deleted and expired bindings are not restored (the file format: tests/unit/wire)."""
 
 from __future__ import annotations
 
-import struct
-import zlib
-
-import pytest
-
 from mobileha.core import journal
 from mobileha.core.actions import Send
-from mobileha.wire import DecodeError
 from mobileha.wire.journal import (
-    FILE_HEADER,
-    KIND_DELETE,
-    check_header,
     decode_entries,
-    encode_delete,
     file_header,
 )
 from mobileha.wire.mip import RegistrationReply
@@ -100,29 +89,3 @@ def test_snapshot_is_the_table() -> None:
         grant(old, i, 1.0)
     entries, _ = decode_entries(journal.snapshot([(HA, old)], 2.0, WALL0 + 2.0))
     assert len(journal.fold(entries)) == 3
-
-
-def test_golden_delete_entry_and_header() -> None:
-    assert file_header() == b"MHAJ\x00\x01\x00\x00"
-    e = encode_delete(1.5, "10.0.0.1", "10.64.0.5", None)
-    body = struct.pack("!dB4s", 1.5, KIND_DELETE, bytes([10, 0, 0, 1])) + bytes(
-        [10, 64, 0, 5, 0, 0, 0, 0]
-    )
-    assert e == struct.pack("!II", 8, zlib.crc32(body)) + body
-    (entry,), _ = decode_entries(file_header() + e)
-    assert entry.home_addr == "10.64.0.5" and entry.care_of is None and entry.wall == 1.5
-
-
-def test_torn_tail_and_damaged_entry_stop_the_reading() -> None:
-    old = home_agent(HA, HA, 3)
-    for i in range(3):
-        grant(old, i, 1.0)
-    data = entries_of(old, 2.0)
-    entries, end = decode_entries(data[:-5])  # the last write was cut by the kill
-    assert len(entries) == 2 and end < len(data) - 5
-    bad = bytearray(data)
-    bad[FILE_HEADER.size + 20] ^= 0xFF  # inside the first entry: its CRC fails
-    entries, end = decode_entries(bytes(bad))
-    assert entries == [] and end == FILE_HEADER.size
-    with pytest.raises(DecodeError):
-        check_header(b"NOPE\x00\x01\x00\x00")
