@@ -11,10 +11,11 @@ worker thread, one at a time), which extends that to a crash of the host.
 
 Start-up (before the sockets open) reads the file, stops at a torn tail, gives the bindings
 back to the cores (:func:`mobileha.core.journal.restore`: remaining lifetimes, replay state,
-pool allocations; their data plane entries are installed like a takeover's) and rewrites the
-file as a snapshot of the table (compaction, written to a temporary file and renamed). The
-file is compacted again when it holds more than ``COMPACT_FACTOR`` times as many entries as
-there are bindings (and at least ``COMPACT_MIN``), and at a clean stop.
+pool allocations; their data plane entries are installed like a takeover's) and appends to
+the file after its last good entry. The file is rewritten as a snapshot of the table
+(compaction, written to a temporary file and renamed) when it holds more than
+``COMPACT_FACTOR`` times as many entries as there are bindings (and at least
+``COMPACT_MIN``), at start-up or while running, and at a clean stop.
 """
 
 from __future__ import annotations
@@ -62,11 +63,14 @@ class BindingJournal:
     def open(
         self, agents: dict[str, HomeAgent], now: float, wall: float
     ) -> tuple[list[Any], int, int]:
-        """Read the file, restore its bindings into ``agents`` (HA address -> core), write
-        the compacted file and keep it open for appending. Returns the cores' actions,
-        restored and skipped counts."""
+        """Read the file, restore its bindings into ``agents`` (HA address -> core) and keep
+        it open for appending: compacted first when it holds many more entries than
+        bindings, else cut after its last good entry. Returns the cores' actions, restored
+        and skipped counts."""
         actions: list[Any] = []
         restored = skipped = 0
+        entries: list[Any] = []
+        end = 0
         t0 = time.perf_counter()
         where = str(self.path)
         try:
@@ -93,7 +97,13 @@ class BindingJournal:
             actions, restored, skipped = core.restore(core.fold(entries), agents, now, wall)
         self._agents = agents
         try:
-            self._compact(now, wall)
+            if not data or len(entries) > max(COMPACT_MIN, COMPACT_FACTOR * restored):
+                self._compact(now, wall)
+            else:  # a torn tail is cut off so that what is appended can be read
+                if end < len(data):
+                    os.truncate(self.path, end)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+                self.entries = len(entries)
         except OSError as e:
             raise StartupError("home_agent.journal", where, e.strerror or str(e)) from None
         _log.info(

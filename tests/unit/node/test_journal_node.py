@@ -80,6 +80,7 @@ def test_crash_and_restart(tmp_path: Path) -> None:
             assert 1790 < b.expires - node2.now() <= 1800  # the request asked for 1800 s
             assert node2.journal is not None
             assert node2.journal.view()["entries_since_compaction"] == 1
+            assert b"torn" not in journal.read_bytes()  # cut off before appending
             # buffered for 10 ms, then written; a crash before that loses it
             rep2 = await register(host, port, time.time() + 1)
             assert rep2.code == 0 and node2.journal.view()["buffered"] == 1
