@@ -215,7 +215,7 @@ class Reloader:
     ) -> None:
         self.cfg = cfg
         self.node = node
-        self.path = None if path is None else Path(path)
+        self.path = None if path is None else Path(path).absolute()
         self.log_level = log_level
         self.log_format = log_format
         self.last: ReloadResult | None = None
