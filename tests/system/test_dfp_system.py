@@ -115,7 +115,7 @@ def test_agent_closes_on_unknown_version_and_answers_parameters() -> None:
             while len(msgs) < 2:
                 msgs += [dfp.decode(m) for m in f.feed(await asyncio.wait_for(r.read(100), 2))]
             assert {m.type for m in msgs} >= {dfp.BINDID_REPORT}
-            assert agent.agent.interval == 1.0
+            assert agent.service.rows()[0]["interval_s"] == 1.0  # this manager's, only
             # an unknown version cannot be resynchronised: the agent closes the connection
             w.write(b"\x07" + bytes(7))
             while True:

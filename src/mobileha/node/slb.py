@@ -96,6 +96,7 @@ class SlbSettings:
     dfp_timeout_s: float = 0.0  # 0: no report timeout
     dfp_retry_s: float = 10.0  # max reconnect backoff
     dfp_keepalive: int | None = None  # sent to agents as DFP Parameters when set
+    dfp_max_message: int = 4096  # a longer DFP message closes the agent's connection
     fastpath: bool = True  # batched I/O of mobileha._slbio when it is built
 
 
@@ -148,6 +149,7 @@ class SlbNode:
                 backoff_max=settings.dfp_retry_s,
                 key=settings.dfp_password,
                 keepalive=settings.dfp_keepalive,
+                max_message=settings.dfp_max_message,
             )
             for s in agents:
                 assert s.dfp_agent is not None
