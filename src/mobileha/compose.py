@@ -339,6 +339,7 @@ def foreign_agent_node(cfg: Config) -> ForeignAgentNode:
         ha_security={
             s.address: HaSecurity(s.sa.spi, s.sa.key, s.sa.algorithm) for s in fa.home_agent_sas
         },
+        real_home_agents=fa.real_home_agents,
         aaa=aaa is not None,
     )
     backend, dp_options = dataplane_options(cfg, "fa")
@@ -394,6 +395,7 @@ def slb_settings(cfg: Config) -> SlbSettings:
         dfp_password=dfp.password if dfp else None,
         dfp_timeout_s=float(dfp.timeout_s) if dfp else 0.0,
         dfp_retry_s=float(dfp.retry_interval_s) if dfp else 10.0,
+        dfp_max_message=dfp.max_message_bytes if dfp else 4096,
     )
 
 

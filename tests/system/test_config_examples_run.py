@@ -1,6 +1,7 @@
 """The loopback examples (examples/loopback/) run as they are: five `mobileha run` processes,
-20 mobile nodes registered through the SLB and split over both home agents, `mobileha show`
-with `--config`, and a clean exit 0 of every node on SIGTERM."""
+20 mobile nodes registered through the SLB and split over both home agents with every
+channel authenticated (relay tag, FA-HA, DFP, the API's token), `mobileha show` with
+`--config`, and a clean exit 0 of every node on SIGTERM."""
 
 from __future__ import annotations
 
@@ -24,8 +25,12 @@ ORDER = ("ha-a", "ha-b", "slb", "fa", "mn")
 
 
 def api(name: str, path: str) -> Any:
-    host, port = load_config(EX / f"{name}.toml").management.listen
-    with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=5) as r:
+    m = load_config(EX / f"{name}.toml").management
+    req = urllib.request.Request(
+        f"http://{m.listen.host}:{m.listen.port}{path}",
+        headers={"Authorization": f"Bearer {m.token}"},
+    )
+    with urllib.request.urlopen(req, timeout=5) as r:
         return json.loads(r.read())
 
 

@@ -37,6 +37,7 @@ redirect_ha = "10.9.9.9"
 backend = "memory"
 [dfp]
 listen = "{host}:{dfp_port}"
+password = "text:ha-node-dfp"
 [[mobile_node]]
 nai = "n1@example.net"
 spi = 256

@@ -58,6 +58,8 @@ class NodeSection:
 class ManagementConfig:
     listen: Endpoint = DEFAULT_LISTEN
     enabled: bool = True
+    token: str | None = field(default=None, repr=False)  # from `token` or `token_file`
+    token_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,7 @@ class HomeAgentConfig:
     simultaneous_bindings: int = 5
     redirect_ha: str | None = None
     answer_duplicates: bool = False
+    slb_trust: str = "sa"  # "sa" | "source-address"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,7 @@ class HsrpAuth:
 class HsrpConfig:
     virtual_ip: str
     address: str
+    authentication: HsrpAuth
     interface: str = "lo"
     group: int = 0
     version: int = 1
@@ -143,7 +147,6 @@ class HsrpConfig:
     preempt_delay_s: int = 0
     hello_ms: int = 3000
     hold_ms: int = 10000
-    authentication: HsrpAuth = HsrpAuth("text", b"cisco")
     port: int = 1985
     multicast: str = "224.0.0.2"
     peers: tuple[str, ...] = ()
@@ -201,6 +204,10 @@ class DfpConfig:
     password: bytes | None = field(default=None, repr=False)
     timeout_s: int = 0
     retry_interval_s: int = 10
+    allow: tuple[str, ...] = ()
+    max_connections: int = 32
+    idle_timeout_s: int = 10
+    max_message_bytes: int = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +256,7 @@ class ForeignAgentConfig:
     gre_key_format: str = "rfc6245"  # rfc6245 | cvse | both
     challenge: bool = False
     home_agent_port: int = 434
+    real_home_agents: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
