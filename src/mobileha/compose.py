@@ -352,6 +352,7 @@ def foreign_agent_node(cfg: Config) -> ForeignAgentNode:
             s.address: HaSecurity(s.sa.spi, s.sa.key, s.sa.algorithm) for s in fa.home_agent_sas
         },
         real_home_agents=fa.real_home_agents,
+        max_pending=fa.max_pending,
         aaa=aaa is not None,
     )
     backend, dp_options = dataplane_options(cfg, "fa")
@@ -402,6 +403,7 @@ def slb_settings(cfg: Config) -> SlbSettings:
         relay_spi=sa.spi if sa else 0,
         relay_algorithm=sa.algorithm if sa else ALG_PREFIX_SUFFIX,
         max_sessions=s.max_sessions,
+        faildetect_window_s=float(s.faildetect_window_s),
         fastpath=s.fastpath,
         name=cfg.name,
         dfp_password=dfp.password if dfp else None,

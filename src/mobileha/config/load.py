@@ -345,6 +345,7 @@ def _foreign_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         challenge=row["challenge"],
         home_agent_port=row["home_agent_port"],
         real_home_agents=row["real_home_agents"],
+        max_pending=row["max_pending"],
     )
     return {"foreign_agent": fa}
 
@@ -385,6 +386,7 @@ def _slb(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         predictor=row["predictor"],
         relay_vendor_id=row["relay_vendor_id"],
         max_sessions=row["max_sessions"],
+        faildetect_window_s=row["faildetect_window_s"],
         relay_sa=relay_sa,
         fastpath=row["fastpath"],
     )

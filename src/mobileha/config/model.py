@@ -25,6 +25,9 @@ ALG_HMAC_MD5 = "hmac-md5"  # RFC 5944 default
 ALGORITHMS = (ALG_PREFIX_SUFFIX, ALG_HMAC_MD5)
 REPLAY_METHODS = ("timestamp", "nonce")
 DYNAMIC = "dynamic"
+# Table defaults sized to a memory budget of about 128 MiB each when full (docs/security.md)
+SLB_MAX_SESSIONS = 262_144  # ~375 bytes a session
+FA_MAX_PENDING = 65_536  # ~1.9 kB a pending request (it keeps the request)
 
 
 class ConfigError(Exception):
@@ -234,9 +237,10 @@ class SlbConfig:
     retry_s: int = 60
     predictor: str = "ios-wrr"
     relay_vendor_id: int = 32473
-    max_sessions: int = 1_000_000
+    max_sessions: int = SLB_MAX_SESSIONS
     relay_sa: SecurityAssociation | None = None
     fastpath: bool = True
+    faildetect_window_s: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +261,7 @@ class ForeignAgentConfig:
     challenge: bool = False
     home_agent_port: int = 434
     real_home_agents: tuple[str, ...] = ()
+    max_pending: int = FA_MAX_PENDING
 
 
 @dataclass(frozen=True, slots=True)

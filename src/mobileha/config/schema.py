@@ -24,8 +24,10 @@ from mobileha.config.model import (
     ALGORITHMS,
     DEFAULT_LISTEN,
     DYNAMIC,
+    FA_MAX_PENDING,
     REPLAY_METHODS,
     ROLES,
+    SLB_MAX_SESSIONS,
     Endpoint,
 )
 
@@ -315,7 +317,9 @@ SCHEMA: dict[str, dict[str, Spec]] = {
             doc="weighted round robin algorithm",
         ),
         "relay_vendor_id": _i(32473, 0, 0xFFFFFF, "vendor id of the relay NVSE"),
-        "max_sessions": _i(1_000_000, 1, _BIG, "session table size"),
+        "max_sessions": _i(
+            SLB_MAX_SESSIONS, 1, _BIG, "session table size (~375 bytes a session, docs/security.md)"
+        ),
         "fastpath": Spec(
             "bool",
             True,
@@ -493,6 +497,21 @@ _CHANNEL_KEYS: dict[str, dict[str, Spec]] = {
             (),
             doc="real HAs behind `home_agent` (the HA-SLB) whose replies are accepted without "
             "an FA-HA SA",
+        ),
+        "max_pending": _i(
+            FA_MAX_PENDING,
+            1,
+            _BIG,
+            "requests awaiting a reply; beyond it code 66 (~1.9 kB each, docs/security.md)",
+        ),
+    },
+    "slb": {
+        "faildetect_window_s": _i(
+            10,
+            1,
+            3600,
+            "a client's failures against a real count once per window, and a real that "
+            "answered a session within it is not failed (docs/security.md)",
         ),
     },
 }

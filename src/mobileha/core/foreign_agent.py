@@ -240,6 +240,7 @@ class ForeignAgent:
         challenge: bool = False,
         ha_security: dict[str, HaSecurity] | None = None,
         real_home_agents: Iterable[str] = (),
+        max_pending: int = 65_536,
         aaa: bool = False,
         random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
@@ -259,6 +260,7 @@ class ForeignAgent:
         self.challenge_enabled = challenge
         self.ha_security = dict(ha_security or {})
         self.real_home_agents = frozenset(real_home_agents)
+        self.max_pending = max_pending
         self.aaa = aaa
         self._random = random_bytes
         self.stats = FaStats()
@@ -386,6 +388,10 @@ class ForeignAgent:
             and req.lifetime != 0
             and len(self.visitors) + len(self._pending) >= self.max_visitors
         ):
+            return self._deny(req, src, FA_RESOURCES, key, now)
+        if len(self._pending) >= self.max_pending:
+            # RFC 5944 §3.7.2: 66, insufficient resources; the table's bound is its memory
+            self.stats.drops["pending-full"] = self.stats.drops.get("pending-full", 0) + 1
             return self._deny(req, src, FA_RESOURCES, key, now)
         p = _Pending(key=key, req=req, mn=src, gen=next(self._gen), deadline=0.0)
         p.challenge = req.parsed.challenge if req.parsed is not None else None

@@ -341,6 +341,15 @@ def test_visitor_list_full_66() -> None:
     assert RegistrationReply.decode(s.payload).code == 66
 
 
+def test_pending_table_full_66() -> None:
+    f = fa(max_pending=1)
+    first = f.receive_datagram(new_mn().register(0.0)[0].payload, MN_SRC, HERE, 0.0)
+    assert [a for a in first if isinstance(a, Send) and a.dst[0] == VIP]  # relayed
+    (s,) = only(f.receive_datagram(new_mn().register(0.5)[0].payload, MN_SRC, HERE, 0.5), Send)
+    assert RegistrationReply.decode(s.payload).code == 66
+    assert f.stats.drops["pending-full"] == 1 and f.pending_count == 1
+
+
 def test_no_ha_known_98() -> None:
     f, m = fa(), new_mn(ha_addr="0.0.0.0")
     (s,) = only(f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0), Send)
