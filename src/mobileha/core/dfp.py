@@ -149,6 +149,8 @@ class DfpAgent:
 
 # ---------------------------------------------------------------- the agent's connections
 
+_NEVER = float("inf")
+
 
 @dataclass(frozen=True, slots=True)
 class ManagerAccepted:
@@ -270,10 +272,13 @@ class DfpAgentService:
             return [CloseManager(conn, "refused-full")]
         self.counters["accepted"] += 1
         a = self.agent
+        framer = wire.Framer(self.max_message)
+        if a.key is not None:
+            # with a password nothing is reported before the manager proves it
+            self.conns[conn] = _Manager(peer, now, framer, a.interval, _NEVER)
+            return []
         raw = a.report(load, now)
-        self.conns[conn] = _Manager(
-            peer, now, wire.Framer(self.max_message), a.interval, now + a.interval
-        )
+        self.conns[conn] = _Manager(peer, now, framer, a.interval, now + a.interval)
         return [SendToManager(conn, raw)]
 
     def _data(self, conn: int, data: bytes, now: float) -> list[AgentAction]:
@@ -296,11 +301,14 @@ class DfpAgentService:
                     return out + self._close(conn, "bad-auth")
                 self._count("bad-message")
                 continue
+            first = not m.authenticated and a.key is not None
             m.authenticated = True
             if interval is not None:
                 m.interval = interval
                 m.next_report = now + interval
-            elif kind == "bindid-request":
+            if first:
+                m.next_report = now  # its first report, at once (handle_timer)
+            if kind == "bindid-request":
                 out.append(SendToManager(conn, a.bindid_report()))
         return out
 
@@ -313,7 +321,10 @@ class DfpAgentService:
         if raw is None:
             return []
         out: list[AgentAction] = []
+        keyed = self.agent.key is not None
         for conn, m in self.conns.items():
+            if keyed and not m.authenticated:
+                continue
             m.next_report = now + m.interval
             out.append(SendToManager(conn, raw))
         return out

@@ -212,7 +212,7 @@ def test_agent_service_message_length_idle_and_memory() -> None:
 
 def test_agent_service_password_per_manager_interval() -> None:
     s = _service(key=b"pw", idle_timeout=3.0)
-    s.handle_event(ManagerAccepted(1, "a"), 0.0, LOAD)
+    assert s.handle_event(ManagerAccepted(1, "a"), 0.0, LOAD) == []  # no report before proof
     s.handle_event(ManagerAccepted(2, "b"), 0.0, LOAD)
     s.handle_event(ManagerAccepted(3, "c"), 0.0, LOAD)
     # manager 1 proves the password and asks for 1 s reports: only its own schedule moves

@@ -1,0 +1,138 @@
+"""An outsider against ``mobileha run`` processes on loopback: nodes, datagrams from any
+127/8 source, what the nodes hold.
+
+The code under test is the ``mobileha`` of this environment, or the source tree named by
+``MOBILEHA_UNDER_TEST_SRC`` (its ``src`` directory put on the nodes' PYTHONPATH): that is how
+the attack tests are run against another checkout (the attacker's code stays this tree's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.helpers.net import free_port
+from tests.helpers.procs import mobileha_command, stop_process, wait_ready
+
+
+def node_env() -> dict[str, str]:
+    env = dict(os.environ)
+    src = os.environ.get("MOBILEHA_UNDER_TEST_SRC")
+    if src:
+        env["PYTHONPATH"] = src
+    return env
+
+
+def node_command() -> list[str]:
+    if os.environ.get("MOBILEHA_UNDER_TEST_SRC"):
+        return [sys.executable, "-m", "mobileha.cli"]
+    return mobileha_command()
+
+
+def subnet() -> str:
+    """A random 127.a.b prefix for one test's addresses."""
+    return f"127.{random.randint(100, 250)}.{random.randint(1, 250)}"
+
+
+def check(tmp: Path, name: str, body: str) -> subprocess.CompletedProcess[str]:
+    """``mobileha check`` of a config body (``[node]`` and the API's listen are added)."""
+    cfg = tmp / f"{name}.check.toml"
+    port = free_port("127.0.0.1", socket.SOCK_STREAM)
+    cfg.write_text(f'[node]\nname = "{name}"\n{body}\n[management]\nlisten = "127.0.0.1:{port}"\n')
+    return subprocess.run(
+        [*node_command(), "check", str(cfg)], capture_output=True, text=True, env=node_env()
+    )
+
+
+class Node:
+    """One ``mobileha run`` process; its API on a free loopback port."""
+
+    def __init__(self, tmp: Path, name: str, body: str) -> None:
+        self.name = name
+        self.api_port = free_port("127.0.0.1", socket.SOCK_STREAM)
+        self.cfg = tmp / f"{name}.toml"
+        self.cfg.write_text(
+            f'[node]\nname = "{name}"\n{body}\n[management]\nlisten = "127.0.0.1:{self.api_port}"\n'
+        )
+        self.log = tmp / f"{name}.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [*node_command(), "run", str(self.cfg)],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=node_env(),
+            )
+        wait_ready(self.proc, lambda: self.get("/healthz", raw=True), 30, name, self.log)
+
+    def get(self, path: str, raw: bool = False, token: str | None = None) -> Any:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body = r.read()
+        return body if raw else json.loads(body)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def rss_kb(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def udp_sockets(self, addr: str, port: int) -> int:
+        """How many of the process's UDP sockets are bound to ``addr:port``."""
+        inodes = set()
+        for fd in Path(f"/proc/{self.proc.pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                link = os.readlink(fd)
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        want = f"{socket.inet_aton(addr)[::-1].hex().upper()}:{port:04X}"
+        n = 0
+        for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+            f = line.split()
+            if f[1] == want and f[9] in inodes:
+                n += 1
+        return n
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def udp(src: str, port: int = 0) -> socket.socket:
+    """A UDP socket bound to ``src`` (any 127/8 address is local: the outsider's spoofing)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((src, port))
+    return s
+
+
+def recv_all(s: socket.socket, timeout: float) -> list[bytes]:
+    """Every datagram ``s`` receives within ``timeout`` seconds."""
+    import time
+
+    out: list[bytes] = []
+    end = time.monotonic() + timeout
+    while (left := end - time.monotonic()) > 0:
+        s.settimeout(left)
+        try:
+            out.append(s.recv(65535))
+        except TimeoutError:
+            break
+    return out
+
+
+__all__ = ["Node", "check", "node_command", "node_env", "recv_all", "subnet", "udp"]
