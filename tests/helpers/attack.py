@@ -13,6 +13,7 @@ import json
 import os
 import random
 import socket
+import struct
 import subprocess
 import sys
 import urllib.request
@@ -135,4 +136,91 @@ def recv_all(s: socket.socket, timeout: float) -> list[bytes]:
     return out
 
 
-__all__ = ["Node", "check", "node_command", "node_env", "recv_all", "subnet", "udp"]
+def _hold_connections(
+    host: str, port: int, n: int, sources: list[str], announce: int, conn: Any
+) -> None:
+    """A worker process of :func:`stall_dfp`: open ``n`` stalled connections, report how
+    many were made, hold them until told to close."""
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    head = struct.pack("!BBHI", 1, 0, 0x0101, announce) + bytes(announce // 2)
+    held: list[socket.socket] = []
+    for i in range(n):
+        try:
+            c = socket.create_connection(
+                (host, port), 5, source_address=(sources[i % len(sources)], 0)
+            )
+            c.setblocking(False)
+            with contextlib.suppress(OSError):
+                c.send(head)
+            held.append(c)
+        except OSError:
+            pass
+    conn.send(len(held))
+    conn.recv()
+    for c in held:
+        c.close()
+    conn.send(0)
+
+
+def stall_dfp(
+    node: Node,
+    host: str,
+    port: int,
+    n: int,
+    sources: list[str],
+    announce: int = 4000,
+    per_worker: int = 5000,
+) -> dict[str, float]:
+    """Open ``n`` TCP connections to a DFP agent, each sending a header that announces
+    ``announce`` bytes and half of them, then nothing; they stay open on our side (held by
+    worker processes of ``per_worker`` each, for the descriptor limit). Returns the node's
+    peak RSS growth (kB) while they were open, how often its management API answered (once
+    per worker's batch) and how many connections were made."""
+    import multiprocessing as mp
+    import time
+
+    base = node.rss_kb()
+    peak = base
+    api_ok = api_tries = 0
+    worst_api_s = 0.0
+    made = 0
+    workers = []
+    try:
+        left = n
+        while left > 0:
+            k = min(per_worker, left)
+            left -= k
+            parent, child = mp.Pipe()
+            p = mp.Process(target=_hold_connections, args=(host, port, k, sources, announce, child))
+            p.start()
+            workers.append((p, parent))
+            made += parent.recv()
+            peak = max(peak, node.rss_kb())
+            api_tries += 1
+            t = time.monotonic()
+            with contextlib.suppress(OSError):
+                if node.get("/healthz", raw=True):
+                    api_ok += 1
+            worst_api_s = max(worst_api_s, time.monotonic() - t)
+        time.sleep(1.0)
+        peak = max(peak, node.rss_kb())
+    finally:
+        for p, parent in workers:
+            with contextlib.suppress(OSError, EOFError):
+                parent.send("close")
+                parent.recv()
+            p.join(10)
+    return {
+        "connections": made,
+        "rss_base_kb": base,
+        "rss_peak_growth_kb": peak - base,
+        "api_answered": api_ok,
+        "api_tries": api_tries,
+        "api_worst_s": worst_api_s,
+    }
+
+
+__all__ = ["Node", "check", "node_command", "node_env", "recv_all", "stall_dfp", "subnet", "udp"]
