@@ -69,14 +69,31 @@ def fetch(api: str, view: str, query: Mapping[str, Any] | None = None, timeout: 
     return _get_json(url, timeout)
 
 
+def post_action(
+    api: str, action: str, args: Mapping[str, Any] | None = None, timeout: float = 5.0
+) -> Any:
+    """POST ``/api/<action>`` with ``args`` as its JSON body (the token of
+    :func:`use_token` sent with it) and decode the JSON answer; raises :class:`ApiError`."""
+    url = f"{api.rstrip('/')}/api/{action}"
+    body = json.dumps(dict(args or {})).encode()
+    headers = {**_headers, "Content-Type": "application/json"}
+    return _request_json(
+        urllib.request.Request(url, data=body, headers=headers, method="POST"), timeout
+    )
+
+
 def fetch_index(api: str, timeout: float = 5.0) -> Any:
     """GET ``/``: the node's name, role and the names of its views."""
     return _get_json(f"{api.rstrip('/')}/", timeout)
 
 
 def _get_json(url: str, timeout: float) -> Any:
+    return _request_json(urllib.request.Request(url, headers=_headers), timeout)
+
+
+def _request_json(req: urllib.request.Request, timeout: float) -> Any:
+    url = req.full_url
     try:
-        req = urllib.request.Request(url, headers=_headers)
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as e:
@@ -681,4 +698,13 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-__all__ = ["ApiError", "fetch", "fetch_index", "iter_pages", "main", "show", "use_token"]
+__all__ = [
+    "ApiError",
+    "fetch",
+    "fetch_index",
+    "iter_pages",
+    "main",
+    "post_action",
+    "show",
+    "use_token",
+]

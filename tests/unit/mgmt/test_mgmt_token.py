@@ -69,11 +69,21 @@ def test_post_actions_need_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
         assert call(url, TOKEN, "POST", b'{"bad": 1}')[0] == 400
         assert call(url, TOKEN, "POST", b"[1]")[0] == 400
         assert call(srv.url + "/api/nosuch", TOKEN, "POST", b"{}")[0] == 404
+        # the client helper sends the token set with use_token
+        show.use_token(TOKEN)
+        try:
+            assert show.post_action(srv.url, "echo", {"y": 2}) == {"done": True}
+            with pytest.raises(show.ApiError, match="HTTP 400 bad argument"):
+                show.post_action(srv.url, "echo", {"bad": 1})
+        finally:
+            show.use_token(None)
+        with pytest.raises(show.ApiError, match="HTTP 401"):
+            show.post_action(srv.url, "echo")
     with serve(FakeNode()) as srv:  # no token configured: reads open, state changes refused
         assert call(srv.url + "/api/bindings")[0] == 200
         status, body, _ = call(srv.url + "/api/echo", None, "POST", b"{}")
         assert status == 403 and "management.token" in json.loads(body)["error"]
-        assert seen == [{"x": 1}]
+        assert seen == [{"x": 1}, {"y": 2}]
 
 
 def test_show_sends_the_token(
