@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -25,33 +24,12 @@ from pathlib import Path
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-from tests.helpers.attack import Node, stall_dfp, subnet
-from tests.helpers.net import free_port
-
-
-def agent(tmp: Path) -> tuple[Node, str, int]:
-    """A home agent with a DFP agent (password set) on a fresh loopback address."""
-    net = subnet()
-    ha = f"{net}.10"
-    port = free_port(ha, socket.SOCK_DGRAM)
-    dport = free_port(ha, socket.SOCK_STREAM)
-    body = f"""role = "home-agent"
-[home_agent]
-address = "{ha}"
-port = {port}
-home_prefix = "10.78.0.0/24"
-[dataplane]
-backend = "memory"
-[dfp]
-listen = "{ha}:{dport}"
-password = "text:stall-test"
-"""
-    return Node(tmp, "ha", body), ha, dport
+from tests.helpers.attack import dfp_agent_node, stall_dfp
 
 
 def run(n: int, announce: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="mobileha-dfp-stall-") as tmp:
-        node, ha, dport = agent(Path(tmp))
+        node, ha, dport = dfp_agent_node(Path(tmp))
         try:
             time.sleep(1.0)
             net = ha.rsplit(".", 1)[0]

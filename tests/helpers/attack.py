@@ -223,4 +223,35 @@ def stall_dfp(
     }
 
 
-__all__ = ["Node", "check", "node_command", "node_env", "recv_all", "stall_dfp", "subnet", "udp"]
+def dfp_agent_node(tmp: Path) -> tuple[Node, str, int]:
+    """A home agent whose DFP agent has a password, on a fresh loopback address: the node,
+    its address and the DFP port."""
+    net = subnet()
+    ha = f"{net}.10"
+    port = free_port(ha, socket.SOCK_DGRAM)
+    dport = free_port(ha, socket.SOCK_STREAM)
+    body = f"""role = "home-agent"
+[home_agent]
+address = "{ha}"
+port = {port}
+home_prefix = "10.78.0.0/24"
+[dataplane]
+backend = "memory"
+[dfp]
+listen = "{ha}:{dport}"
+password = "text:stall-test"
+"""
+    return Node(tmp, "ha", body), ha, dport
+
+
+__all__ = [
+    "Node",
+    "check",
+    "dfp_agent_node",
+    "node_command",
+    "node_env",
+    "recv_all",
+    "stall_dfp",
+    "subnet",
+    "udp",
+]

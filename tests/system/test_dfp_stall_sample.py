@@ -3,37 +3,18 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port
-from tests.helpers.attack import Node, stall_dfp, subnet
+from tests.helpers.attack import dfp_agent_node, stall_dfp
 
 pytestmark = pytest.mark.timeout(180)
 
 
 def test_stalled_dfp_connections_cost_little_and_the_api_answers(tmp_path: Path) -> None:
-    net = subnet()
-    ha = f"{net}.10"
-    port = free_port(ha, socket.SOCK_DGRAM)
-    dport = free_port(ha, socket.SOCK_STREAM)
-    node = Node(
-        tmp_path,
-        "ha",
-        f"""role = "home-agent"
-[home_agent]
-address = "{ha}"
-port = {port}
-home_prefix = "10.78.0.0/24"
-[dataplane]
-backend = "memory"
-[dfp]
-listen = "{ha}:{dport}"
-password = "text:stall-test"
-""",
-    )
+    node, ha, dport = dfp_agent_node(tmp_path)
+    net = ha.rsplit(".", 1)[0]
     try:
         r = stall_dfp(node, ha, dport, 1000, [f"{net}.{100 + i}" for i in range(10)])
         assert r["connections"] == 1000

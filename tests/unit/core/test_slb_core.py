@@ -295,12 +295,18 @@ def fail_on(f: ServerFarm, real: str, client: str, t: float, tag: str) -> None:
     farm_request(f, key, 1, client, t)
 
 
-def test_one_client_counts_once_per_window_and_still_fails_a_dead_real() -> None:
+def window_farm() -> tuple[ServerFarm, Real]:
+    """Reals A and B, sessions moved by their first retransmission, a 10 s window."""
     f = ServerFarm(reassign=1, failure_window_s=10.0)
     for name in ("A", "B"):
         f.add_real(name)
     a = f.real("A")
     assert a is not None
+    return f, a
+
+
+def test_one_client_counts_once_per_window_and_still_fails_a_dead_real() -> None:
+    f, a = window_farm()
     for i in range(60):  # one source, a burst: one failure counted
         fail_on(f, "A", "pdsn", 0.0, f"burst{i}")
     assert a.state is S.IN_SERVICE and a.failures == 1 and a.total_failures == 60
@@ -312,11 +318,7 @@ def test_one_client_counts_once_per_window_and_still_fails_a_dead_real() -> None
 
 
 def test_a_real_that_answers_other_sessions_is_not_failed() -> None:
-    f = ServerFarm(reassign=1, failure_window_s=10.0)
-    for name in ("A", "B"):
-        f.add_real(name)
-    a = f.real("A")
-    assert a is not None
+    f, a = window_farm()
     a.faildetect_numclients = 3
     key = "good"
     while farm_request(f, key, 1, "fa", 0.0).real is not a:
@@ -331,11 +333,7 @@ def test_a_real_that_answers_other_sessions_is_not_failed() -> None:
 
 
 def test_dfp_reports_keep_a_real_and_a_lost_agent_counts_every_failure() -> None:
-    f = ServerFarm(reassign=1, failure_window_s=10.0)
-    for name in ("A", "B"):
-        f.add_real(name)
-    a = f.real("A")
-    assert a is not None
+    f, a = window_farm()
     f.set_dfp_weight("A", 8, 0.0)
     for i in range(20):
         fail_on(f, "A", f"src{i}", 1.0, f"r{i}")
@@ -344,11 +342,7 @@ def test_dfp_reports_keep_a_real_and_a_lost_agent_counts_every_failure() -> None
     fail_on(f, "A", "src0", 3.0, "after")
     assert a.state is S.FAILED
 
-    f = ServerFarm(reassign=1, failure_window_s=10.0)
-    for name in ("A", "B"):
-        f.add_real(name)
-    a = f.real("A")
-    assert a is not None
+    f, a = window_farm()
     f.set_dfp_weight("A", 8, 0.0)
     f.set_dfp_weight("A", None, 1.0)
     for i in range(7):  # one PDSN: with the agent lost every failure counts (IOS numconns)
