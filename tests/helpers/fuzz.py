@@ -296,10 +296,12 @@ def fuzz_udp(c: Cluster, target: str, count: int, rng: random.Random) -> int:
     return sent
 
 
-def _dfp_stream(rng: random.Random, seeds: list[bytes]) -> bytes:
-    """One DFP message for a stream: mostly a valid header with a mutated body."""
+def _dfp_stream(rng: random.Random, seeds: list[bytes], p_header: float = 0.1) -> bytes:
+    """One DFP message for a stream: a valid header with a mutated body, or (with
+    probability ``p_header``) a mutation of the whole message, which usually breaks the
+    stream (the peer closes the connection)."""
     seed = rng.choice(seeds)
-    if rng.random() < 0.1:
+    if rng.random() < p_header:
         return mutate(rng, seed)
     body = mutate(rng, seed[8:])[:4000]
     return struct.pack("!BBHI", 1, 0, struct.unpack_from("!H", seed, 2)[0], 8 + len(body)) + body
@@ -356,7 +358,8 @@ def fuzz_dfp_manager(c: Cluster, count: int, rng: random.Random, budget_s: float
             conn.settimeout(2.0)
             try:
                 while sent < count:
-                    conn.sendall(_dfp_stream(rng, seeds))
+                    # few stream-breaking messages: the manager reconnects after a backoff
+                    conn.sendall(_dfp_stream(rng, seeds, p_header=0.001))
                     sent += 1
                     if sent % 100 == 0:
                         time.sleep(0.002)

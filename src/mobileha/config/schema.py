@@ -292,7 +292,12 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         ),
         "max_weight": _i(24, 0, 65535, "dfp_max_weight of the HA weight formula"),
         "interval_s": _i(5, 1, 60, "Preference Information report interval, seconds"),
-        "password": Spec("secret", None, doc="optional DFP MD5 password", default_doc="none"),
+        "password": Spec(
+            "secret",
+            None,
+            doc="DFP MD5 password; without it `dfp.allow` must list the peers",
+            default_doc="none",
+        ),
         "timeout_s": _i(0, 0, 65535, "manager: longest gap between reports (0 = none)"),
         "retry_interval_s": _i(10, 1, 65535, "manager: seconds between connection attempts"),
     },
