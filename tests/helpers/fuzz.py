@@ -76,7 +76,7 @@ class Cluster:
     fake_agent: str
     evil: str
     ha_port: int
-    sync_port: int
+    sync_port: int  # the peer's HA port: sync shares it (demultiplexed by type)
     hsrp_port: int
     dfp_port: int
     slb_port: int
@@ -147,8 +147,8 @@ def start_cluster(tmp: Path) -> Cluster:
         fa=f"{net}.20",
         fake_agent=f"{net}.40",
         evil=f"{net}.66",
-        ha_port=free_port(a, socket.SOCK_DGRAM),
-        sync_port=free_port(a, socket.SOCK_DGRAM),
+        ha_port=(ha_port := free_port(a, socket.SOCK_DGRAM)),
+        sync_port=ha_port,
         hsrp_port=free_port(a, socket.SOCK_DGRAM),
         dfp_port=free_port(a, socket.SOCK_STREAM),
         slb_port=free_port(f"{net}.50", socket.SOCK_DGRAM),
