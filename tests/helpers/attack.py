@@ -56,12 +56,14 @@ def check(tmp: Path, name: str, body: str) -> subprocess.CompletedProcess[str]:
 class Node:
     """One ``mobileha run`` process; its API on a free loopback port."""
 
-    def __init__(self, tmp: Path, name: str, body: str) -> None:
+    def __init__(self, tmp: Path, name: str, body: str, token: str | None = None) -> None:
         self.name = name
+        self.token = token  # management.token of the node, sent by get()
         self.api_port = free_port("127.0.0.1", socket.SOCK_STREAM)
         self.cfg = tmp / f"{name}.toml"
         self.cfg.write_text(
             f'[node]\nname = "{name}"\n{body}\n[management]\nlisten = "127.0.0.1:{self.api_port}"\n'
+            + (f'token = "{token}"\n' if token else "")
         )
         self.log = tmp / f"{name}.log"
         with open(self.log, "wb") as log:
@@ -75,6 +77,7 @@ class Node:
 
     def get(self, path: str, raw: bool = False, token: str | None = None) -> Any:
         req = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}")
+        token = token or self.token
         if token:
             req.add_header("Authorization", f"Bearer {token}")
         with urllib.request.urlopen(req, timeout=10) as r:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import socket
 import struct
+import subprocess
 import time
+import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from mobileha.wire.mip import (
     append_auth,
 )
 from tests.helpers import free_port, request, wait_for
-from tests.helpers.attack import Node, check, recv_all, subnet, udp
+from tests.helpers.attack import Node, check, node_command, node_env, recv_all, subnet, udp
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -481,3 +483,28 @@ backend = "memory"
         assert all(d.get("total", 0) == 0 for d in [n.get("/api/visitors")])
         h.sendto(rep, (fa, fport))  # the home agent's answer is relayed
         assert [r.code for r in replies(m, 2.0)] == [0]
+
+
+# ------------------------------------------------------------------ management API
+
+
+def test_management_api_needs_its_token(tmp_path: Path, nodes: list[Node]) -> None:
+    net = subnet()
+    ha = f"{net}.10"
+    port = free_port(ha, socket.SOCK_DGRAM)
+    body = ha_body(ha, port)
+    chk = check(tmp_path, "open", body)
+    assert chk.returncode == 0 and "management.token" in chk.stderr  # loopback: a warning
+    wide = tmp_path / "wide.toml"
+    wide.write_text(f'[node]\nname = "w"\n{body}\n[management]\nlisten = "0.0.0.0:18999"\n')
+    r = subprocess.run(
+        [*node_command(), "check", str(wide)], capture_output=True, text=True, env=node_env()
+    )
+    assert r.returncode != 0 and "management.token" in r.stderr, r.stdout + r.stderr
+    token = "a-management-token-of-32-chars!!"
+    n = Node(tmp_path, "ha", body, token=token)
+    nodes.append(n)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        n.get("/api/bindings", token="x" * 32)
+    assert e.value.code == 401
+    assert n.get("/api/bindings")["total"] == 0
