@@ -153,6 +153,7 @@ class Real:
     failed_clients: dict[str, float] = field(default_factory=dict)  # client -> counted at
     alive_at: float | None = None  # last request of a session it answered (clean end)
     dfp_lost: bool = False  # it has a DFP agent and the agent is lost
+    dfp_seen_at: float | None = None  # when its DFP agent last reported
     retry_at: float | None = None
     test_session: Session | None = None
     removed: bool = False
@@ -449,6 +450,8 @@ class ServerFarm:
         changed = r.oper_weight != (r.weight if weight is None else weight)
         r.dfp_weight = weight
         r.dfp_lost = weight is None
+        if weight is not None:
+            r.dfp_seen_at = now
         if weight is None:
             self._set_state(r, E.DFP_LOST, now)
         elif weight == 0:
@@ -523,8 +526,8 @@ class ServerFarm:
           While the real's DFP agent is lost (an outsider cannot end an authenticated DFP
           connection) every failure counts, as in IOS.
         * Reaching ``numconns`` or ``numclients`` fails the real only when it shows no
-          life (:meth:`_shows_life`): a DFP agent reporting for it, or a session it
-          answered whose last request is within the window. The SLB sees no replies; an
+          life (:meth:`_shows_life`): a DFP report for it, or a session it answered whose
+          last request is, within the window. The SLB sees no replies; an
           answered session is one that ended without retransmissions.
 
         A testing real fails its test on any failure (P§6.3 auto-unfail, step 4).
@@ -551,10 +554,12 @@ class ServerFarm:
                 self._set_state(r, E.FAIL, now)
 
     def _shows_life(self, r: Real, now: float) -> bool:
-        """A DFP agent reports for ``r``, or ``r`` answered a session recently."""
-        if r.dfp_weight is not None:
+        """Within the window, ``r``'s DFP agent reported or ``r`` answered a session (an
+        agent whose connection stalls, e.g. a stopped process, stops showing life)."""
+        window = self.failure_window_s
+        if r.dfp_seen_at is not None and now - r.dfp_seen_at < window:
             return True
-        return r.alive_at is not None and now - r.alive_at < self.failure_window_s
+        return r.alive_at is not None and now - r.alive_at < window
 
     def receive_datagram(
         self,

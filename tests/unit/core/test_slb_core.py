@@ -337,14 +337,27 @@ def test_dfp_reports_keep_a_real_and_a_lost_agent_counts_every_failure() -> None
     f.set_dfp_weight("A", 8, 0.0)
     for i in range(20):
         fail_on(f, "A", f"src{i}", 1.0, f"r{i}")
-    assert a.state is S.IN_SERVICE  # its DFP agent reports: it is alive
-    f.set_dfp_weight("A", None, 2.0)  # agent lost, and A answers nobody: failed
-    fail_on(f, "A", "src0", 3.0, "after")
+    assert a.state is S.IN_SERVICE  # its DFP agent reported within the window: alive
+    f.set_dfp_weight("A", None, 2.0)  # agent lost, and A answers nobody: failed once the
+    fail_on(f, "A", "src0", 3.0, "after")  # last report is out of the window
+    assert a.state is S.IN_SERVICE
+    fail_on(f, "A", "src1", 10.0, "later")
     assert a.state is S.FAILED
+
+
+def test_a_stalled_dfp_agent_stops_showing_life() -> None:
+    f, a = window_farm()
+    a.faildetect_numconns = 2
+    f.set_dfp_weight("A", 8, 0.0)  # then the real stops (its connection stays open)
+    fail_on(f, "A", "pdsn", 5.0, "x")
+    assert a.state is S.IN_SERVICE and a.failures == 1
+    fail_on(f, "A", "pdsn", 15.0, "y")  # no report for a window: failed, weight or not
+    assert a.dfp_weight == 8 and a.state is S.FAILED
 
     f, a = window_farm()
     f.set_dfp_weight("A", 8, 0.0)
     f.set_dfp_weight("A", None, 1.0)
+    a.dfp_seen_at = None  # (its last report is out of the window)
     for i in range(7):  # one PDSN: with the agent lost every failure counts (IOS numconns)
         fail_on(f, "A", "pdsn", 2.0, f"d{i}")
     assert a.state is S.IN_SERVICE and a.failures == 7
