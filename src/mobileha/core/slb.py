@@ -153,6 +153,7 @@ class Real:
     failed_clients: dict[str, float] = field(default_factory=dict)  # client -> counted at
     alive_at: float | None = None  # last request of a session it answered (clean end)
     dfp_lost: bool = False  # it has a DFP agent and the agent is lost
+    dfp_lost_at: float | None = None  # since then (life seen before it does not count)
     dfp_seen_at: float | None = None  # when its DFP agent last reported
     retry_at: float | None = None
     test_session: Session | None = None
@@ -452,6 +453,11 @@ class ServerFarm:
         r.dfp_lost = weight is None
         if weight is not None:
             r.dfp_seen_at = now
+            r.dfp_lost_at = None
+        elif r.dfp_lost_at is None:
+            # the loss is newer than any life the real showed before it
+            r.dfp_lost_at = now
+            r.dfp_seen_at = r.alive_at = None
         if weight is None:
             self._set_state(r, E.DFP_LOST, now)
         elif weight == 0:
@@ -524,7 +530,8 @@ class ServerFarm:
           per ``failure_window_s``, so one PDSN fails a dead real after ``numconns``
           windows, and a source repeating a failing request gains nothing by its rate.
           While the real's DFP agent is lost (an outsider cannot end an authenticated DFP
-          connection) every failure counts, as in IOS.
+          connection) every failure counts, as in IOS, and the life it showed before the
+          loss no longer counts.
         * Reaching ``numconns`` or ``numclients`` fails the real only when it shows no
           life (:meth:`_shows_life`): a DFP report for it, or a session it answered whose
           last request is, within the window. The SLB sees no replies; an
@@ -708,7 +715,9 @@ class ServerFarm:
         if s.retrans == 0:
             # answered: its last request was at expires - session_s
             last = s.expires - self.session_s
-            if r.alive_at is None or last > r.alive_at:
+            if (r.alive_at is None or last > r.alive_at) and (
+                r.dfp_lost_at is None or last > r.dfp_lost_at
+            ):
                 r.alive_at = last
             if r.failures:
                 r.failures = 0  # [P] a clean session resets the consecutive failure count

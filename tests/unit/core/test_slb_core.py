@@ -338,11 +338,23 @@ def test_dfp_reports_keep_a_real_and_a_lost_agent_counts_every_failure() -> None
     for i in range(20):
         fail_on(f, "A", f"src{i}", 1.0, f"r{i}")
     assert a.state is S.IN_SERVICE  # its DFP agent reported within the window: alive
-    f.set_dfp_weight("A", None, 2.0)  # agent lost, and A answers nobody: failed once the
-    fail_on(f, "A", "src0", 3.0, "after")  # last report is out of the window
-    assert a.state is S.IN_SERVICE
-    fail_on(f, "A", "src1", 10.0, "later")
+    f.set_dfp_weight("A", None, 2.0)  # agent lost, and A answers nobody: failed
+    fail_on(f, "A", "src0", 3.0, "after")
     assert a.state is S.FAILED
+
+
+def test_a_killed_real_fails_at_once_whatever_it_answered_before() -> None:
+    f, a = window_farm()
+    f.set_dfp_weight("A", 8, 0.0)
+    key = "answered"
+    while farm_request(f, key, 1, "fa", 1.0).real is not a:
+        key += "_"
+    f.set_dfp_weight("A", None, 2.0)  # killed: its agent's connection is lost
+    f.handle_timer(11.5)  # the session answered at 1.0 ends cleanly after the loss
+    assert a.alive_at is None
+    for i in range(8):  # one PDSN: every failure counts, nothing vetoes
+        fail_on(f, "A", "pdsn", 12.0, f"k{i}")
+    assert a.state is S.FAILED and f.counters["fail_vetoed"] == 0
 
 
 def test_a_stalled_dfp_agent_stops_showing_life() -> None:
@@ -357,7 +369,6 @@ def test_a_stalled_dfp_agent_stops_showing_life() -> None:
     f, a = window_farm()
     f.set_dfp_weight("A", 8, 0.0)
     f.set_dfp_weight("A", None, 1.0)
-    a.dfp_seen_at = None  # (its last report is out of the window)
     for i in range(7):  # one PDSN: with the agent lost every failure counts (IOS numconns)
         fail_on(f, "A", "pdsn", 2.0, f"d{i}")
     assert a.state is S.IN_SERVICE and a.failures == 7
