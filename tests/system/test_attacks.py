@@ -348,11 +348,14 @@ def test_hsrp_flaps_leave_one_vip_socket(tmp_path: Path, nodes: list[Node]) -> N
     wait_for(lambda: hsrp_state(n) == "active", 20, "HA active")
     auth = text_auth("flaps")
     with udp(peer) as s:
-        for i in range(300):  # the right password: priorities 255 and 1 alternate
-            prio = 255 if i % 2 == 0 else 1
-            for op in (1, 0) if prio == 255 else (0,):
-                msg = HsrpV1(opcode=op, state=16, priority=prio, group=7, vip=vip, auth=auth)
-                s.sendto(msg.encode(), (ha, hport))
+        # the right password: bursts in which priorities 255 and 1 alternate, so that the HA
+        # claims and releases the VIP several times before its loop runs anything else
+        up = HsrpV1(opcode=1, state=16, priority=255, group=7, vip=vip, auth=auth).encode()
+        down = HsrpV1(opcode=0, state=16, priority=1, group=7, vip=vip, auth=auth).encode()
+        for _ in range(200):  # 1,000 flaps
+            for _ in range(5):
+                s.sendto(up, (ha, hport))
+                s.sendto(down, (ha, hport))
             time.sleep(0.01)
     wait_for(lambda: hsrp_state(n) == "active", 20, "HA active again")
     time.sleep(1.0)
