@@ -175,7 +175,7 @@ def stall_dfp(
     n: int,
     sources: list[str],
     announce: int = 4000,
-    per_worker: int = 5000,
+    per_worker: int = 2000,
 ) -> dict[str, float]:
     """Open ``n`` TCP connections to a DFP agent, each sending a header that announces
     ``announce`` bytes and half of them, then nothing; they stay open on our side (held by
