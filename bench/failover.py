@@ -106,7 +106,7 @@ class Daemon:
         if self.kind == "hsrp":
             argv = [PY, "-m", "mobileha.node.hsrp", "-i", "eth0", "--group", "1", "--vip", VIP,
                     "--version", "2", "--priority", str(self.prio), "--preempt",
-                    "--hello-ms", "100", "--hold-ms", "300", "--uvloop",
+                    "--hello-ms", "100", "--hold-ms", "300", "--uvloop", "--auth", "md5:bench",
                     "--mgmt-json-file", str(self.state_file)]  # fmt: skip
         else:
             conf = self.tmp / f"keepalived-{self.host.name}.conf"

@@ -400,6 +400,8 @@ def foreign_agent_options(cfg: Config) -> dict[str, Any]:
             s.address: HaSecurity(s.sa.spi, s.sa.key, s.sa.algorithm) for s in fa.home_agent_sas
         },
         "ha_fallback_after": fa.ha_fallback_after,
+        "real_home_agents": fa.real_home_agents,
+        "max_pending": fa.max_pending,
     }
 
 
@@ -475,11 +477,13 @@ def slb_settings(cfg: Config) -> SlbSettings:
         relay_spi=sa.spi if sa else 0,
         relay_algorithm=sa.algorithm if sa else ALG_PREFIX_SUFFIX,
         max_sessions=s.max_sessions,
+        faildetect_window_s=float(s.faildetect_window_s),
         fastpath=s.fastpath,
         name=cfg.name,
         dfp_password=dfp.password if dfp else None,
         dfp_timeout_s=float(dfp.timeout_s) if dfp else 0.0,
         dfp_retry_s=float(dfp.retry_interval_s) if dfp else 10.0,
+        dfp_max_message=dfp.max_message_bytes if dfp else 4096,
     )
 
 

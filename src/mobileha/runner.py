@@ -72,7 +72,11 @@ class NodeRunner:
         m = self.cfg.management
         if m.enabled:
             api = ManagementServer(
-                self.node, m.listen.host, m.listen.port, {"reload": self.reloader.view}
+                self.node,
+                m.listen.host,
+                m.listen.port,
+                {"reload": self.reloader.view},
+                token=m.token,
             )
             try:
                 try:
@@ -236,6 +240,24 @@ async def _wait(node: Node, stop: asyncio.Event) -> int:
     return EXIT_OK
 
 
+def raise_fd_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit, so that the limits a node sets
+    itself (DFP ``max_connections``, the management API's) are what refuses connections,
+    not the descriptor table. Returns the soft limit now in force."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft
+
+
 def _new_loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
     if not use_uvloop:
         return None
@@ -268,6 +290,7 @@ def main(argv: list[str]) -> int:
             print(f"{args.config}: {p}", file=sys.stderr)
         return EXIT_USAGE
     apply_logging(cfg, args.log_level, args.log_format)
+    nofile = raise_fd_limit()
     factory = _new_loop_factory(not args.no_uvloop)
     _log.info(
         "starting",
@@ -275,6 +298,7 @@ def main(argv: list[str]) -> int:
         role=cfg.role,
         node=cfg.name,
         loop="uvloop" if factory else "asyncio",
+        nofile=nofile,
     )
     with asyncio.Runner(loop_factory=factory) as r:
         return r.run(
@@ -282,4 +306,4 @@ def main(argv: list[str]) -> int:
         )
 
 
-__all__ = ["NodeRunner", "main", "run"]
+__all__ = ["NodeRunner", "main", "raise_fd_limit", "run"]

@@ -49,6 +49,7 @@ hello_ms = {HELLO_MS}
 hold_ms = {HOLD_MS}
 port = {hsrp_port}
 peers = ["{peer}"]
+authentication = "md5:loadshare-hsrp"
 [[hsrp.groups]]
 group = 2
 virtual_ip = "{vips[1]}"

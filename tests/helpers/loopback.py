@@ -35,6 +35,7 @@ class Cluster:
         self.paths: dict[str, Path] = {}
         self.ports: dict[str, int] = {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.tokens: dict[str, str | None] = {}
         for name in ORDER if as_is else ():
             self.paths[name] = EX / f"{name}.toml"
             self.ports[name] = load_config(self.paths[name]).management.listen.port
@@ -50,13 +51,19 @@ class Cluster:
             self.paths[name] = tmp / f"{name}.toml"
             self.paths[name].write_text(text + "\n")
             self.ports[name] = port
+        for name, path in self.paths.items():
+            self.tokens[name] = load_config(path).management.token
 
     def addr(self, last: int) -> str:
         return f"{self.net}{last}"
 
     def api(self, name: str, path: str) -> Any:
-        url = f"http://127.0.0.1:{self.ports[name]}{path}"
-        with urllib.request.urlopen(url, timeout=5) as r:
+        token = self.tokens.get(name)
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.ports[name]}{path}",
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+        )
+        with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read())
 
     def start(self, name: str, path: Path | None = None) -> None:

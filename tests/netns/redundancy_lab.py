@@ -401,6 +401,7 @@ class Lab:
             f"preempt = {'true' if preempt else 'false'}",
             f"hello_ms = {hello_ms}",
             f"hold_ms = {hold_ms}",
+            'authentication = "md5:redundancy-lab"',
             "[redundancy]",
             f'peer = "{peer}"',
             "spi = 400",

@@ -48,7 +48,8 @@ class Router:
         argv = [sys.executable, "-m", "mobileha.node.hsrp", "-i", "eth0", "--group", "1",
                 "--vip", VIP, "--priority", str(prio), "--preempt", "--version", str(version),
                 "--hello-ms", str(int(HELLO * 1000)), "--hold-ms", str(int(HOLD * 1000)),
-                "--mgmt-json-file", str(self.file), *extra]  # fmt: skip
+                "--mgmt-json-file", str(self.file), "--auth", "md5:netns-hsrp",
+                *extra]  # fmt: skip
         self.proc = self.host.popen(argv, stderr=open(str(self.file) + ".log", "w"))  # noqa: SIM115
 
     def kill9(self) -> None:

@@ -70,7 +70,7 @@ def test_show_standby_on_two_hsrp_routers(topology: Topology, tmp_path: Path) ->
     for h, addr, prio in ((r1, "10.78.0.2", 110), (r2, "10.78.0.3", 100)):
         argv = [sys.executable, str(script), "-i", "eth0", "--group", "7", "--version", "2",
                 "--vip", VIP, "--address", addr, "--priority", str(prio), "--preempt",
-                "--hello-ms", "100", "--hold-ms", "400"]  # fmt: skip
+                "--hello-ms", "100", "--hold-ms", "400", "--auth", "md5:show-standby"]  # fmt: skip
         log = open(tmp_path / f"{h.name}.log", "w")  # noqa: SIM115
         procs.append(h.popen(argv, stdout=subprocess.PIPE, stderr=log))
     for p in procs:

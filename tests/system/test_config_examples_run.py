@@ -1,6 +1,7 @@
 """The loopback examples (examples/loopback/) run as they are: five `mobileha run` processes,
-20 mobile nodes registered through the SLB and split over both home agents, `mobileha show`
-with `--config`, and a clean exit 0 of every node on SIGTERM."""
+20 mobile nodes registered through the SLB and split over both home agents with every
+channel authenticated (relay tag, FA-HA, DFP, the API's token), `mobileha show` with
+`--config`, and a clean exit 0 of every node on SIGTERM."""
 
 from __future__ import annotations
 

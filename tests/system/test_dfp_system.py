@@ -74,9 +74,9 @@ def test_agent_manager_md5_weights_lost_revert_reconnect() -> None:
 def test_wrong_password_ignored_and_report_timeout() -> None:
     host = _addr()
 
-    async def main() -> None:
+    async def one(agent_key: bytes | None) -> None:
         agent = DfpAgentServer(
-            host, 0, "10.0.1.100", lambda: (0, 10, 1.0, 1.0), interval=0.2, key=b"wrong"
+            host, 0, "10.0.1.100", lambda: (0, 10, 1.0, 1.0), interval=0.2, key=agent_key
         )
         await agent.start()
         got: list[tuple[str, int | None]] = []
@@ -88,11 +88,18 @@ def test_wrong_password_ignored_and_report_timeout() -> None:
         try:
             # no valid report within the timeout: the manager drops the connection
             await until(lambda: mgr.agents[a].losses >= 1, 2.0)
-            assert mgr.agents[a].bad >= 1  # the badly signed reports were counted
-            assert not [w for _, w in got if w is not None]  # and never applied
+            if agent_key is None:  # unsigned reports were counted
+                assert mgr.agents[a].bad >= 1
+            else:  # the agent closed a manager whose BindID Request did not verify
+                assert agent.service.counters.get("bad-auth", 0) >= 1
+            assert not [w for _, w in got if w is not None]  # never applied
         finally:
             await client.stop()
             await agent.stop()
+
+    async def main() -> None:
+        for agent_key in (None, b"wrong"):
+            await one(agent_key)
 
     asyncio.run(main())
 
@@ -115,7 +122,7 @@ def test_agent_closes_on_unknown_version_and_answers_parameters() -> None:
             while len(msgs) < 2:
                 msgs += [dfp.decode(m) for m in f.feed(await asyncio.wait_for(r.read(100), 2))]
             assert {m.type for m in msgs} >= {dfp.BINDID_REPORT}
-            assert agent.agent.interval == 1.0
+            assert agent.service.rows()[0]["interval_s"] == 1.0  # this manager's, only
             # an unknown version cannot be resynchronised: the agent closes the connection
             w.write(b"\x07" + bytes(7))
             while True:

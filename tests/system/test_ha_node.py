@@ -37,6 +37,7 @@ redirect_ha = "10.9.9.9"
 backend = "memory"
 [dfp]
 listen = "{host}:{dfp_port}"
+password = "text:ha-node-dfp"
 [[mobile_node]]
 nai = "n1@example.net"
 spi = 256
@@ -96,8 +97,9 @@ def test_node_registration_expiry_views_metrics_dfp() -> None:
             assert stats["reply_codes"] == {"0": 1}
             names = {m.name for m in families_for(node)}
             assert {"cmiHaRegTotalMobilityBindings", "mobileha_ha_replies"} <= names
-            # the embedded DFP agent reports a weight when a manager connects
+            # the embedded DFP agent reports a weight once a manager proves the password
             r, w = await asyncio.open_connection(host, dfp_port)
+            w.write(wdfp.sign(wdfp.dfp_parameters(5), b"ha-node-dfp"))
             head = await asyncio.wait_for(r.readexactly(8), 3)
             _version, mtype, length = wdfp.decode_header(head)
             body = await asyncio.wait_for(r.readexactly(length - 8), 3)

@@ -64,6 +64,7 @@ hello_ms = 1000
 hold_ms = 3000
 port = {hsrp_port}
 peers = ["{peer}"]
+authentication = "md5:ha-redundancy-run"
 [redundancy]
 peer = "{peer}"
 port = {peer_port}

@@ -212,6 +212,10 @@ port = {ports[a]}
 home_prefix = "10.77.0.0/16"
 pool = "10.77.{k}.0/24"
 trusted_slb = ["{vip}"]
+[[home_agent.slb_sa]]
+address = "{vip}"
+spi = 500
+key = "text:e2e-slb-ha-key"
 [dataplane]
 backend = "memory"
 [[foreign_agent]]
@@ -233,6 +237,9 @@ key = "{FAHA_KEY}"
 virtual_address = "{vip}"
 port = {ports[vip]}
 mode = "relay"
+[slb.relay_sa]
+spi = 500
+key = "text:e2e-slb-ha-key"
 {reals_toml}""",
         )
         procs.append(slb)

@@ -131,6 +131,7 @@ async def scenario(n: int, *, aaa: LocalAaa | None = None, mn_ha: str = VIP) -> 
         port=fa_port,
         ha_port=ha_port,
         home_agent=VIP,
+        real_home_agents=[REAL],  # the real HA behind the VIP answers (HA-SLB)
         aaa=aaa is not None,
     )
     fa = ForeignAgentNode(core, aaa=aaa, dataplane=dp)

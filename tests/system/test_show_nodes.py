@@ -83,6 +83,10 @@ def show(node: Node, view: str, *extra: str) -> str:
     return r.stdout
 
 
+KEY_SLB = "text:show-slb-ha"
+KEY_DFP = "text:show-dfp"
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Node]]:
     tmp = tmp_path_factory.mktemp("show")
@@ -102,17 +106,25 @@ address = "{ha_addr}"
 port = {ha_port}
 trusted_slb = ["{vip}"]
 home_prefix = "10.88.0.0/16"
+[[home_agent.slb_sa]]
+address = "{vip}"
+spi = 500
+key = "{KEY_SLB}"
 [dataplane]
 backend = "memory"
 [dfp]
 listen = "{ha_addr}:{dfp_port}"
 interval_s = 1
+password = "{KEY_DFP}"
 {sas}""",
         "slb": f"""role = "slb"
 [slb]
 virtual_address = "{vip}"
 port = {vip_port}
 mode = "relay"
+[slb.relay_sa]
+spi = 500
+key = "{KEY_SLB}"
 [[slb.real]]
 name = "pair-a"
 address = "{ha_addr}"
@@ -120,6 +132,7 @@ port = {ha_port}
 dfp_agent = "{ha_addr}:{dfp_port}"
 [dfp]
 retry_interval_s = 1
+password = "{KEY_DFP}"
 """,
         "fa": f"""role = "foreign-agent"
 [foreign_agent]
@@ -127,6 +140,7 @@ address = "{fa_addr}"
 port = {fa_port}
 home_agent = "{vip}"
 home_agent_port = {vip_port}
+real_home_agents = ["{ha_addr}"]
 [dataplane]
 backend = "memory"
 """,

@@ -37,6 +37,9 @@ from tests.helpers import free_port, request, until
 pytestmark = pytest.mark.timeout(90)
 
 KEY = bytes(range(16))
+RELAY_KEY = b"e2e-slb-ha-relay"
+RELAY_SPI = 500
+DFP_KEY = b"e2e-dfp-password"
 SPI = 256
 NTP = 2208988800
 N_MN = 60  # registrations at least (the small HA may need more to fill: see below)
@@ -81,11 +84,16 @@ port = {self.port}
 trusted_slb = ["{vip}"]
 home_prefix = "10.{random.randint(100, 200)}.0.0/16"
 max_bindings = {max_bindings}
+[[home_agent.slb_sa]]
+address = "{vip}"
+spi = {RELAY_SPI}
+key = "hex:{RELAY_KEY.hex()}"
 [dataplane]
 backend = "memory"
 [dfp]
 listen = "{addr}:{self.dfp_port}"
 interval_s = 1
+password = "hex:{DFP_KEY.hex()}"
 # blocks of at most 8 consecutive sessions per real (IOS WRR), so that the ~30 sessions
 # after the small HA fills always reach both other reals, whatever the load-based weights
 max_weight = 8
@@ -190,6 +198,9 @@ def test_fa_slb_three_real_has(has: list[Ha], net: str) -> None:
                 virtual_address=vip,
                 port=0,
                 mode="relay",
+                relay_key=RELAY_KEY,
+                relay_spi=RELAY_SPI,
+                dfp_password=DFP_KEY,
                 reals=[
                     SlbRealSpec(h.addr, h.port, 8, dfp_agent=f"{h.addr}:{h.dfp_port}") for h in has
                 ],
@@ -271,6 +282,9 @@ def test_static_weights_spread_bindings_exactly(has: list[Ha], net: str) -> None
                 virtual_address=vip,
                 port=0,
                 mode="relay",
+                relay_key=RELAY_KEY,
+                relay_spi=RELAY_SPI,
+                dfp_password=DFP_KEY,
                 reals=[SlbRealSpec(h.addr, h.port, w) for h, w in zip(has, [3, 2, 1])],
             )
         )
@@ -305,9 +319,13 @@ def test_sigstop_real_ha_reassign_fail_retry_and_dfp_revival(has: list[Ha], net:
                 virtual_address=vip,
                 port=0,
                 mode="relay",
+                relay_key=RELAY_KEY,
+                relay_spi=RELAY_SPI,
+                dfp_password=DFP_KEY,
                 reals=[SlbRealSpec(a.addr, a.port, 1), SlbRealSpec(b.addr, b.port, 1)],
                 reassign=2,
                 faildetect_numconns=2,
+                faildetect_window_s=0.05,  # each of this one FA's failures counts
                 retry_s=2.0,
                 session_s=0.8,
             )
@@ -355,6 +373,9 @@ def test_sigstop_real_ha_reassign_fail_retry_and_dfp_revival(has: list[Ha], net:
                 virtual_address=vip,
                 port=0,
                 mode="relay",
+                relay_key=RELAY_KEY,
+                relay_spi=RELAY_SPI,
+                dfp_password=DFP_KEY,
                 reals=[
                     SlbRealSpec(h.addr, h.port, 1, dfp_agent=f"{h.addr}:{h.dfp_port}")
                     for h in (a, b)
@@ -362,6 +383,7 @@ def test_sigstop_real_ha_reassign_fail_retry_and_dfp_revival(has: list[Ha], net:
                 predictor="smooth-wrr",
                 reassign=2,
                 faildetect_numconns=1,
+                faildetect_window_s=1.5,  # above the 1 s report interval
                 retry_s=600,
                 session_s=0.8,
             )
@@ -375,6 +397,7 @@ def test_sigstop_real_ha_reassign_fail_retry_and_dfp_revival(has: list[Ha], net:
                 "both DFP weights",
             )
             os.kill(b.proc.pid, signal.SIGSTOP)
+            await asyncio.sleep(1.6)  # a window without B's reports: it shows no life
             for i in range(20, 24):
                 await fa.ask(rrq(f"mn{i}@example.net", vip, fa_addr), node.address, 0.1)
                 if state(b)["state"] == "failed":

@@ -264,6 +264,7 @@ def test_sigstop_reassign_failed_retry_testing_inservice(fastpath: bool) -> None
                 [1, 1],
                 reassign=2,
                 faildetect_numconns=2,
+                faildetect_window_s=0.05,  # each of this one FA's failures counts
                 retry_s=1.5,
                 session_s=0.6,
                 fastpath=fastpath,
@@ -323,6 +324,7 @@ def test_dfp_revives_failed_real_at_once_and_weight_drops_when_full() -> None:
                 ],
                 reassign=2,
                 faildetect_numconns=1,
+                faildetect_window_s=0.3,  # above the 0.2 s report interval
                 retry_s=600,
                 session_s=0.5,
                 dfp_timeout_s=0,
@@ -337,8 +339,10 @@ def test_dfp_revives_failed_real_at_once_and_weight_drops_when_full() -> None:
                 )
                 dv = slb_dfp_view(node)
                 assert {x["state"] for x in dv["agents"]} == {"connected"}
-                # fail B (SIGSTOP): one failure is enough here
+                # fail B (SIGSTOP): once its DFP agent has not reported for a window, one
+                # failure is enough here
                 b.stop()
+                await asyncio.sleep(0.5)
                 for i in range(2):
                     await fa.register(vip, f"f{i}@example.net")
                 assert real(node, b.addr)["state"] == "failed"

@@ -1,7 +1,9 @@
 """``mobileha check CONFIG...``: validate node configs and name every bad key.
 
 Exit 0 with one ``OK`` line per file (the role and what it serves, :func:`summary`), 1 when a
-file has problems: each is printed on stderr as ``FILE: key.path: what is wrong``.
+file has problems: each is printed on stderr as ``FILE: key.path: what is wrong``. A valid
+file's unauthenticated channels follow its OK line on stderr, one
+``FILE: warning: key: ...`` line each (:func:`mobileha.config.security.channel_warnings`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 
 from mobileha.config.load import load_config
 from mobileha.config.model import Config, ConfigError
+from mobileha.config.security import channel_warnings
 
 
 def summary(cfg: Config) -> str:
@@ -99,6 +102,8 @@ def main(argv: list[str]) -> int:
                 print(f"{path}: {p}", file=sys.stderr)
             continue
         print(f"{path}: OK {summary(cfg)}")
+        for w in channel_warnings(cfg):
+            print(f"{path}: warning: {w}", file=sys.stderr)
     return rc
 
 

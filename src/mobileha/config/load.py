@@ -83,7 +83,12 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<memory>") -> Confi
     name = (node["name"] if node else None) or role or "node"
     kw: dict[str, Any] = {
         "node": NodeSection(role=role or "", name=name),
-        "management": ManagementConfig(listen=mgmt["listen"], enabled=mgmt["enabled"]),
+        "management": ManagementConfig(
+            listen=mgmt["listen"],
+            enabled=mgmt["enabled"],
+            token=v.check_management(ck, mgmt),
+            token_file=mgmt["token_file"],
+        ),
         "log": LogConfig(
             level=log["level"], format=log["format"], rate_limit_s=log["rate_limit_s"]
         ),
@@ -110,6 +115,18 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<memory>") -> Confi
         kw.update(_slb(ck, doc))
     elif role == "mobile-node":
         kw.update(_mobile_node(ck, doc))
+
+    if role in ("home-agent", "slb"):
+        reals = kw["slb"].reals if "slb" in kw else ()
+        agents = [
+            (f"slb.real[{i}].dfp_agent", str(r.dfp_agent))
+            for i, r in enumerate(reals)
+            if r.dfp_agent is not None
+        ]
+        if dfp is not None or agents:
+            dfp_row = dfp if dfp is not None else ck.table("dfp", "dfp", {})
+            assert dfp_row is not None
+            v.check_dfp_auth(ck, dfp_row, role, agents)
 
     if ck.problems:
         raise ConfigError(ck.problems)
@@ -202,6 +219,7 @@ def _home_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
     slb_rows = ck.array("home_agent.slb_sa[]", "home_agent.slb_sa", slb_raw)
     v.check_unique_peers(ck, "home_agent.slb_sa", slb_rows)
     v.check_slb_sas(ck, row, slb_rows)
+    v.check_slb_trust(ck, row, slb_rows)
     mns = ck.array("mobile_node[]", "mobile_node", doc.get("mobile_node", []))
     v.check_mobile_node_sas(ck, row, mns, pool)
     fas = _peer_sas(ck, "foreign_agent[]", "foreign_agent", doc.get("foreign_agent", []), tolerance)
@@ -234,6 +252,7 @@ def _home_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         journal=row["journal"],
         journal_commit_ms=row["journal_commit_ms"],
         journal_fsync=row["journal_fsync"],
+        slb_trust=row["slb_trust"],
     )
     out["mobile_nodes"] = tuple(
         MobileNodeSA(
@@ -334,6 +353,8 @@ def _foreign_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         challenge=row["challenge"],
         home_agent_port=row["home_agent_port"],
         ha_fallback_after=row["ha_fallback_after"],
+        real_home_agents=row["real_home_agents"],
+        max_pending=row["max_pending"],
     )
     return {"foreign_agent": fa}
 
@@ -374,6 +395,7 @@ def _slb(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         predictor=row["predictor"],
         relay_vendor_id=row["relay_vendor_id"],
         max_sessions=row["max_sessions"],
+        faildetect_window_s=row["faildetect_window_s"],
         relay_sa=relay_sa,
         fastpath=row["fastpath"],
     )

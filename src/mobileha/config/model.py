@@ -25,6 +25,9 @@ ALG_HMAC_MD5 = "hmac-md5"  # RFC 5944 default
 ALGORITHMS = (ALG_PREFIX_SUFFIX, ALG_HMAC_MD5)
 REPLAY_METHODS = ("timestamp", "nonce")
 DYNAMIC = "dynamic"
+# Table defaults sized to a memory budget of about 128 MiB each when full (docs/security.md)
+SLB_MAX_SESSIONS = 262_144  # ~375 bytes a session
+FA_MAX_PENDING = 65_536  # ~1.9 kB a pending request (it keeps the request)
 
 
 class ConfigError(Exception):
@@ -58,6 +61,8 @@ class NodeSection:
 class ManagementConfig:
     listen: Endpoint = DEFAULT_LISTEN
     enabled: bool = True
+    token: str | None = field(default=None, repr=False)  # from `token` or `token_file`
+    token_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +129,7 @@ class HomeAgentConfig:
     journal: str | None = None
     journal_commit_ms: int = 10
     journal_fsync: bool = False
+    slb_trust: str = "sa"  # "sa" | "source-address"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +142,7 @@ class HsrpAuth:
 class HsrpConfig:
     virtual_ip: str
     address: str
+    authentication: HsrpAuth
     interface: str = "lo"
     group: int = 0
     version: int = 1
@@ -145,7 +152,6 @@ class HsrpConfig:
     preempt_delay_s: int = 0
     hello_ms: int = 3000
     hold_ms: int = 10000
-    authentication: HsrpAuth = HsrpAuth("text", b"cisco")
     port: int = 1985
     multicast: str = "224.0.0.2"
     peers: tuple[str, ...] = ()
@@ -203,6 +209,10 @@ class DfpConfig:
     password: bytes | None = field(default=None, repr=False)
     timeout_s: int = 0
     retry_interval_s: int = 10
+    allow: tuple[str, ...] = ()
+    max_connections: int = 32
+    idle_timeout_s: int = 10
+    max_message_bytes: int = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,9 +239,10 @@ class SlbConfig:
     retry_s: int = 60
     predictor: str = "ios-wrr"
     relay_vendor_id: int = 32473
-    max_sessions: int = 1_000_000
+    max_sessions: int = SLB_MAX_SESSIONS
     relay_sa: SecurityAssociation | None = None
     fastpath: bool = True
+    faildetect_window_s: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +263,8 @@ class ForeignAgentConfig:
     challenge: bool = False
     home_agent_port: int = 434
     ha_fallback_after: int = 3
+    real_home_agents: tuple[str, ...] = ()
+    max_pending: int = FA_MAX_PENDING
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,11 @@ from mobileha.config.model import (
     ALGORITHMS,
     DEFAULT_LISTEN,
     DYNAMIC,
+    FA_MAX_PENDING,
     REPLAY_METHODS,
     ROLES,
+    SLB_MAX_SESSIONS,
     Endpoint,
-    HsrpAuth,
 )
 
 REQUIRED: Any = object()  # the default of a key that must be given
@@ -45,6 +46,7 @@ class Spec:
     choices: tuple[str, ...] = ()
     doc: str = ""
     default_doc: str | None = None  # shown instead of the default (derived defaults)
+    missing: str | None = None  # the problem of a missing required key, when it needs words
 
 
 def _i(default: Any, lo: int, hi: int, doc: str, default_doc: str | None = None) -> Spec:
@@ -223,9 +225,9 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         "hold_ms": _i(10000, 1, 255000, "hold time, ms; must exceed hello_ms"),
         "authentication": Spec(
             "hsrp_auth",
-            HsrpAuth("text", b"cisco"),
-            doc="text (8 bytes max) or MD5 key",
-            default_doc="`text:cisco`",
+            doc="`md5:<key-string>` (Cisco's MD5 TLV, recommended) or `text:<up to 8 chars>`",
+            missing='required: set hsrp.authentication = "md5:<key-string>" (recommended) '
+            'or "text:cisco" (the IOS default, for interop; sent in clear)',
         ),
         "port": _i(1985, 1, 65535, "UDP port"),
         "multicast": Spec(
@@ -307,7 +309,12 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         ),
         "max_weight": _i(24, 0, 65535, "dfp_max_weight of the HA weight formula"),
         "interval_s": _i(5, 1, 60, "Preference Information report interval, seconds"),
-        "password": Spec("secret", None, doc="optional DFP MD5 password", default_doc="none"),
+        "password": Spec(
+            "secret",
+            None,
+            doc="DFP MD5 password; without it `dfp.allow` must list the peers",
+            default_doc="none",
+        ),
         "timeout_s": _i(0, 0, 65535, "manager: longest gap between reports (0 = none)"),
         "retry_interval_s": _i(10, 1, 65535, "manager: seconds between connection attempts"),
     },
@@ -332,7 +339,9 @@ SCHEMA: dict[str, dict[str, Spec]] = {
             doc="weighted round robin algorithm",
         ),
         "relay_vendor_id": _i(32473, 0, 0xFFFFFF, "vendor id of the relay NVSE"),
-        "max_sessions": _i(1_000_000, 1, _BIG, "session table size"),
+        "max_sessions": _i(
+            SLB_MAX_SESSIONS, 1, _BIG, "session table size (~375 bytes a session, docs/security.md)"
+        ),
         "fastpath": Spec(
             "bool",
             True,
@@ -470,6 +479,80 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         "algorithm": _with(_ALG, "algorithm"),
     },
 }
+
+# Authentication and resource limits of the channels an outsider can reach (the management
+# API, relay tags, DFP, replies at the FA), kept together; `mobileha check` warns about each
+# channel they leave unauthenticated (mobileha.config.security).
+_CHANNEL_KEYS: dict[str, dict[str, Spec]] = {
+    "management": {
+        "token": Spec(
+            "str",
+            None,
+            doc="bearer token every request must carry (`Authorization: Bearer ...`); "
+            "required when `listen` is not a loopback address",
+            default_doc="none",
+        ),
+        "token_file": Spec(
+            "str",
+            None,
+            doc="file whose first line is the token (instead of `token`)",
+            default_doc="none",
+        ),
+    },
+    "home_agent": {
+        "slb_trust": Spec(
+            "choice",
+            "sa",
+            choices=("sa", "source-address"),
+            doc="relay tags of `trusted_slb`: `sa` needs a `[[home_agent.slb_sa]]` per SLB; "
+            "`source-address` trusts the (spoofable) source address alone",
+        ),
+    },
+    "dfp": {
+        "allow": Spec(
+            "addr_list",
+            (),
+            doc="peers served without `password`: managers that may connect to the agent, "
+            "agents whose reports the SLB applies; with a password, also the only peers",
+        ),
+        "max_connections": _i(32, 1, 65535, "agent: simultaneous manager connections"),
+        "idle_timeout_s": _i(
+            10,
+            1,
+            3600,
+            "agent: close a connection with a message unfinished (or, with a password, none "
+            "verified yet) for this long",
+        ),
+        "max_message_bytes": _i(
+            4096, 64, 65535, "largest DFP message accepted; a longer one closes the connection"
+        ),
+    },
+    "foreign_agent": {
+        "real_home_agents": Spec(
+            "addr_list",
+            (),
+            doc="real HAs behind `home_agent` (the HA-SLB) whose replies are accepted without "
+            "an FA-HA SA",
+        ),
+        "max_pending": _i(
+            FA_MAX_PENDING,
+            1,
+            _BIG,
+            "requests awaiting a reply; beyond it code 66 (~1.9 kB each, docs/security.md)",
+        ),
+    },
+    "slb": {
+        "faildetect_window_s": _i(
+            10,
+            1,
+            3600,
+            "a client's failures against a real count once per window, and a real that "
+            "answered a session within it is not failed (docs/security.md)",
+        ),
+    },
+}
+for _section, _keys in _CHANNEL_KEYS.items():
+    SCHEMA[_section].update(_keys)
 
 # Sub-tables/arrays nested in a section: parent -> {child key: schema name}.
 CHILDREN: dict[str, dict[str, str]] = {

@@ -208,7 +208,7 @@ class Checker:
             kpath = f"{path}.{key}"
             if key not in data:
                 if s.default is REQUIRED:
-                    self.add(kpath, "required key is missing")
+                    self.add(kpath, s.missing or "required key is missing")
                 out[key] = None if s.default is REQUIRED else s.default
                 continue
             value, problem = check_value(s, data[key])
@@ -304,11 +304,9 @@ def check_hsrp(ck: Checker, h: Row) -> None:
         for k in ("hello_ms", "hold_ms"):
             if h.ok(k) and h[k] % 1000:
                 ck.add(f"hsrp.{k}", "must be whole seconds with version 1 (use version 2)")
-    auth: HsrpAuth = h["authentication"]
-    if auth.kind == "text" and len(auth.secret) > 8:
+    auth: HsrpAuth | None = h["authentication"]
+    if auth is not None and auth.kind == "text" and len(auth.secret) > 8:
         ck.add("hsrp.authentication", "text authentication is at most 8 bytes")
-    if version == 1 and auth.kind == "md5" and h.ok("version"):
-        ck.add("hsrp.authentication", "md5 authentication needs version 2")
 
 
 def check_hsrp_groups(ck: Checker, h: Row, groups: list[Row]) -> None:
@@ -474,9 +472,92 @@ def check_mobile_node(ck: Checker, m: Row) -> None:
             ck.add("mobile_node.count", "home addresses run past 255.255.255.255")
 
 
+# --------------------------------------------------------------------------- channels
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.IPv4Address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def check_management(ck: Checker, m: Row) -> str | None:
+    """The API's bearer token (``token``, or the first line of ``token_file``), required
+    when the API listens on a non-loopback address. Returns the token."""
+    token: str | None = m["token"]
+    path: str | None = m["token_file"]
+    if token is not None and path is not None:
+        ck.add("management.token_file", "exclusive with management.token")
+        return token
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                token = f.readline().strip()
+        except (OSError, UnicodeDecodeError) as e:
+            ck.add("management.token_file", f"cannot read {path}: {getattr(e, 'strerror', e)}")
+            return None
+        key = "management.token_file"
+    else:
+        key = "management.token"
+    if token is not None and (len(token) < 16 or not token.isascii() or not token.isprintable()):
+        ck.add(key, "the token must be at least 16 printable ASCII characters")
+    if token is None and m["enabled"] and m.ok("listen") and not _loopback(m["listen"].host):
+        ck.add(
+            "management.listen",
+            f"{m['listen']} is not a loopback address: set management.token (or "
+            "management.token_file) so that requests must carry it, or listen on 127.0.0.1",
+        )
+    return token
+
+
+def check_slb_trust(ck: Checker, ha: Row, slb_sas: list[Row]) -> None:
+    """A relay tag is trusted with an SLB-HA SA per trusted SLB, unless the operator chose
+    the source address alone (``slb_trust = "source-address"``, which check warns about)."""
+    if ha["slb_trust"] != "sa" or not ha.ok("trusted_slb"):
+        return
+    with_sa = {r["address"] for r in slb_sas}
+    for i, addr in enumerate(ha["trusted_slb"]):
+        if addr not in with_sa:
+            ck.add(
+                f"home_agent.trusted_slb[{i}]",
+                f"{addr} has no [[home_agent.slb_sa]]: its relay tags could be forged by "
+                "anyone who can send from its address; add an SLB-HA SA (the SLB's "
+                '[slb.relay_sa]) or set home_agent.slb_trust = "source-address"',
+            )
+
+
+def check_dfp_auth(
+    ck: Checker, dfp: Row, role: str | None, agents: list[tuple[str, str]] | None = None
+) -> None:
+    """DFP is authenticated (``password``) or limited to listed peers (``allow``): on a home
+    agent for the managers that connect, on an SLB for the agents it connects to."""
+    if dfp["password"] is not None or not dfp.ok("password", "allow"):
+        return
+    allow = set(dfp["allow"])
+    if role == "home-agent" and not allow:
+        ck.add(
+            "dfp.password",
+            "required: set dfp.password (IOS `password` of the DFP agent), or list in "
+            "dfp.allow the managers that may connect without one",
+        )
+    elif role == "slb":
+        for where, agent in agents or []:
+            host = agent.rpartition(":")[0]
+            if host not in allow:
+                ck.add(
+                    where,
+                    f"{host} is not in dfp.allow and dfp.password is not set: set "
+                    "dfp.password, or list the agent in dfp.allow",
+                )
+
+
 __all__ = [
     "Checker",
     "Row",
+    "check_dfp_auth",
+    "check_management",
+    "check_slb_trust",
     "check_value",
     "is_ipv4",
     "parse_endpoint",

@@ -110,30 +110,273 @@ class DfpAgent:
         """When the next periodic report is due."""
         return self.next_report
 
-    def receive_message(self, raw: bytes) -> str:
-        """A message from a manager. DFP Parameters set the interval; Server State is only
-        informational (the agent must not change its notion of load). Returns what it was
-        (for counters); raises DecodeError on bad input or a bad signature."""
+    def read_message(self, raw: bytes) -> tuple[str, float | None]:
+        """A message from a manager: what it is (``parameters``, ``server-state``,
+        ``bindid-request``, ``other``) and, for DFP Parameters, the report interval it asks
+        for (capped like the reference agent). Server State is only informational (the
+        agent must not change its notion of load). Raises DecodeError on bad input or a bad
+        signature."""
         if self.key is not None and not wire.verify(raw, self.key):
             raise DecodeError("bad-auth", "DFP security digest")
         msg = wire.decode(raw)
         if msg.type == wire.DFP_PARAMETERS:
+            interval = None
             for t in msg.tlvs:
                 if isinstance(t, wire.KeepaliveTlv) and t.interval > 0:
-                    self.interval = min(max(float(t.interval), MIN_INTERVAL_S), MAX_INTERVAL_S)
-                    if self.last_at is not None:
-                        self.next_report = self.last_at + self.interval
-            return "parameters"
+                    interval = min(max(float(t.interval), MIN_INTERVAL_S), MAX_INTERVAL_S)
+            return "parameters", interval
         if msg.type == wire.SERVER_STATE:
-            return "server-state"
+            return "server-state", None
         if msg.type == wire.BINDID_REQUEST:
-            return "bindid-request"
-        return "other"
+            return "bindid-request", None
+        return "other", None
+
+    def receive_message(self, raw: bytes) -> str:
+        """:meth:`read_message` for an agent with one schedule: DFP Parameters set its
+        interval. Returns what the message was."""
+        kind, interval = self.read_message(raw)
+        if interval is not None:
+            self.interval = interval
+            if self.last_at is not None:
+                self.next_report = self.last_at + self.interval
+        return kind
 
     def bindid_report(self) -> bytes:
         """BindID Report: we use no BindIDs, so the table is empty (P§6.5)."""
         msg = wire.DfpMessage(wire.BINDID_REPORT, (wire.BindIdTableTlv(self.address),))
         return wire.sign(msg, self.key, self.key_id) if self.key else wire.encode(msg)
+
+
+# ---------------------------------------------------------------- the agent's connections
+
+_NEVER = float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerAccepted:
+    """Event: a manager connected from ``peer`` (``conn`` names the connection)."""
+
+    conn: int
+    peer: str
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerData:
+    """Event: bytes arrived on connection ``conn``."""
+
+    conn: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerGone:
+    """Event: connection ``conn`` was closed by the manager or failed."""
+
+    conn: int
+
+
+AgentEvent = ManagerAccepted | ManagerData | ManagerGone
+
+
+@dataclass(frozen=True, slots=True)
+class SendToManager:
+    conn: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CloseManager:
+    """Close connection ``conn`` (``reason`` is counted: refused-peer, refused-full,
+    too-long, bad-stream, bad-auth, idle, unauthenticated)."""
+
+    conn: int
+    reason: str
+
+
+AgentAction = SendToManager | CloseManager
+
+
+@dataclass(slots=True)
+class _Manager:
+    peer: str
+    opened: float
+    framer: wire.Framer
+    interval: float
+    next_report: float
+    authenticated: bool = False
+    partial_since: float | None = None  # when the unfinished message began to arrive
+
+
+class DfpAgentService:
+    """The connections of a DFP agent to its managers, sans-IO: admission, limits, per
+    manager report schedules (P§6.5).
+
+    Admission: a peer outside ``allow`` (when given) is refused, and so is any connection
+    beyond ``max_connections``. Limits: a message header announcing more than
+    ``max_message`` bytes, or a stream that cannot be resynchronised, closes the
+    connection; so does a message unfinished for ``idle_timeout`` seconds and, with a
+    password, a connection without a verified message within ``idle_timeout`` (our manager
+    sends a signed BindID Request when it connects) or with one that does not verify. Each
+    refusal and close is counted by reason (``counters``). A connection's memory is its
+    unfinished message, at most ``max_message`` bytes.
+
+    Reports: each manager gets one at once, then every interval of its own (its DFP
+    Parameters set it; another manager's do not), and early reports when the weight jumps
+    (:meth:`sample`).
+    """
+
+    def __init__(
+        self,
+        agent: DfpAgent,
+        *,
+        allow: tuple[str, ...] | list[str] = (),
+        max_connections: int = 32,
+        idle_timeout: float = 10.0,
+        max_message: int = 4096,
+    ) -> None:
+        self.agent = agent
+        self.allow = frozenset(allow)
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
+        self.max_message = max_message
+        self.conns: dict[int, _Manager] = {}
+        self.counters: dict[str, int] = {"accepted": 0, "messages": 0, "closed": 0}
+
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    def handle_event(self, event: AgentEvent, now: float, load: Load) -> list[AgentAction]:
+        if isinstance(event, ManagerData):
+            return self._data(event.conn, event.data, now)
+        if isinstance(event, ManagerAccepted):
+            return self._accepted(event.conn, event.peer, now, load)
+        self.conns.pop(event.conn, None)
+        return []
+
+    def close(self, conn: int, reason: str) -> list[AgentAction]:
+        """Close ``conn`` for ``reason`` (counted), e.g. a manager that does not read."""
+        return self._close(conn, reason)
+
+    def _close(self, conn: int, reason: str) -> list[AgentAction]:
+        self.conns.pop(conn, None)
+        self._count(reason)
+        self.counters["closed"] += 1
+        return [CloseManager(conn, reason)]
+
+    def _accepted(self, conn: int, peer: str, now: float, load: Load) -> list[AgentAction]:
+        if self.allow and peer not in self.allow:
+            self._count("refused-peer")
+            return [CloseManager(conn, "refused-peer")]
+        if len(self.conns) >= self.max_connections:
+            self._count("refused-full")
+            return [CloseManager(conn, "refused-full")]
+        self.counters["accepted"] += 1
+        a = self.agent
+        framer = wire.Framer(self.max_message)
+        if a.key is not None:
+            # with a password nothing is reported before the manager proves it
+            self.conns[conn] = _Manager(peer, now, framer, a.interval, _NEVER)
+            return []
+        raw = a.report(load, now)
+        self.conns[conn] = _Manager(peer, now, framer, a.interval, now + a.interval)
+        return [SendToManager(conn, raw)]
+
+    def _data(self, conn: int, data: bytes, now: float) -> list[AgentAction]:
+        m = self.conns.get(conn)
+        if m is None:
+            return []
+        try:
+            frames = m.framer.feed(data)
+        except DecodeError as e:
+            return self._close(conn, "too-long" if e.reason == "too-long" else "bad-stream")
+        m.partial_since = (m.partial_since or now) if m.framer.pending else None
+        out: list[AgentAction] = []
+        a = self.agent
+        for raw in frames:
+            self.counters["messages"] += 1
+            try:
+                kind, interval = a.read_message(raw)
+            except DecodeError as e:
+                if e.reason == "bad-auth":
+                    return out + self._close(conn, "bad-auth")
+                self._count("bad-message")
+                continue
+            first = not m.authenticated and a.key is not None
+            m.authenticated = True
+            if interval is not None:
+                m.interval = interval
+                m.next_report = now + interval
+            if first:
+                m.next_report = now  # its first report, at once (handle_timer)
+            if kind == "bindid-request":
+                out.append(SendToManager(conn, a.bindid_report()))
+        return out
+
+    def sample(self, load: Load, now: float) -> list[AgentAction]:
+        """A load sample between reports: every manager gets an early report when the
+        weight jumped."""
+        if not self.conns:
+            return []
+        raw = self.agent.sample(load, now)
+        if raw is None:
+            return []
+        out: list[AgentAction] = []
+        keyed = self.agent.key is not None
+        for conn, m in self.conns.items():
+            if keyed and not m.authenticated:
+                continue
+            m.next_report = now + m.interval
+            out.append(SendToManager(conn, raw))
+        return out
+
+    def handle_timer(self, now: float, load: Load) -> list[AgentAction]:
+        """Reports that are due; connections past their idle or authentication time."""
+        out: list[AgentAction] = []
+        idle = self.idle_timeout
+        keyed = self.agent.key is not None
+        for conn, m in list(self.conns.items()):
+            if m.partial_since is not None and now - m.partial_since >= idle:
+                out += self._close(conn, "idle")
+            elif keyed and not m.authenticated and now - m.opened >= idle:
+                out += self._close(conn, "unauthenticated")
+        due = [c for c, m in self.conns.items() if now >= m.next_report]
+        if due:
+            a = self.agent
+            w = a.compute(load)
+            raw = a.message(w)
+            a.weight = w
+            a.reports += 1
+            a.last_at = now
+            for conn in due:
+                m = self.conns[conn]
+                m.next_report = now + m.interval
+                out.append(SendToManager(conn, raw))
+        return out
+
+    def get_timer(self) -> float | None:
+        """The next report or idle/authentication deadline."""
+        best: float | None = None
+        keyed = self.agent.key is not None
+        for m in self.conns.values():
+            t = m.next_report
+            if m.partial_since is not None:
+                t = min(t, m.partial_since + self.idle_timeout)
+            elif keyed and not m.authenticated:
+                t = min(t, m.opened + self.idle_timeout)
+            if best is None or t < best:
+                best = t
+        return best
+
+    def rows(self) -> list[dict[str, object]]:
+        return [
+            {
+                "peer": m.peer,
+                "authenticated": m.authenticated,
+                "interval_s": m.interval,
+                "pending_bytes": m.framer.pending,
+            }
+            for m in self.conns.values()
+        ]
 
 
 # ------------------------------------------------------------------------------ manager
@@ -247,6 +490,7 @@ class DfpManager:
         key_id: int = 0,
         keepalive: int | None = None,
         on_unknown_host: Callable[[str], None] | None = None,
+        max_message: int = wire.MAX_MESSAGE,
     ) -> None:
         self.timeout = timeout  # longest gap between reports (0 = none)
         self.connect_timeout = connect_timeout
@@ -255,6 +499,7 @@ class DfpManager:
         self.key = key
         self.key_id = key_id
         self.keepalive = keepalive  # if set, sent as DFP Parameters on connect
+        self.max_message = max_message  # a longer message closes the connection
         self.agents: dict[str, AgentRecord] = {}
         self.counters: dict[str, int] = {"reports": 0, "bad": 0, "losses": 0, "connects": 0}
 
@@ -293,14 +538,20 @@ class DfpManager:
         rec.state = AgentState.CONNECTED
         rec.connects += 1
         self.counters["connects"] += 1
-        rec.framer = wire.Framer()
+        rec.framer = wire.Framer(self.max_message)
         rec.deadline = now + self.timeout if self.timeout > 0 else None
-        out: list[ManagerAction] = []
+        # DFP Parameters when a keepalive is configured; with a password, at least a
+        # signed BindID Request, so that the agent knows at once that we hold the password
+        # (an agent with a password closes connections that never prove it).
+        msg: wire.DfpMessage | None = None
         if self.keepalive is not None:
             msg = wire.dfp_parameters(self.keepalive)
-            raw = wire.sign(msg, self.key, self.key_id) if self.key else wire.encode(msg)
-            out.append(SendToAgent(agent, raw))
-        return out
+        elif self.key is not None:
+            msg = wire.DfpMessage(wire.BINDID_REQUEST)
+        if msg is None:
+            return []
+        raw = wire.sign(msg, self.key, self.key_id) if self.key else wire.encode(msg)
+        return [SendToAgent(agent, raw)]
 
     def _data(self, agent: str, data: bytes, now: float) -> list[ManagerAction]:
         rec = self.agents.get(agent)
@@ -414,20 +665,28 @@ class DfpManager:
 
 __all__ = [
     "HA_DFP_MAX_WEIGHT",
+    "AgentAction",
     "AgentBack",
     "AgentClosed",
     "AgentConnected",
     "AgentData",
+    "AgentEvent",
     "AgentLost",
     "AgentRecord",
     "AgentState",
     "Close",
+    "CloseManager",
     "Connect",
     "DfpAgent",
+    "DfpAgentService",
     "DfpManager",
+    "ManagerAccepted",
     "ManagerAction",
+    "ManagerData",
     "ManagerEvent",
+    "ManagerGone",
     "SendToAgent",
+    "SendToManager",
     "SetWeight",
     "ha_weight",
 ]

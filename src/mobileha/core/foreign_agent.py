@@ -37,10 +37,13 @@ What it does with a Registration Request from a mobile node (RFC 5944 §3.7.2):
    :class:`HomeAgentAnswers` tell the operator; a reply from that HA makes it usable again.
 
 Replies are matched on (NAI, Identification low 32 bits) -- or (home address, ...) without
-an NAI -- and accepted from any source address: behind an HA-SLB the real HA answers, not
-the virtual address we sent to (P§6.4); its address and port are learned for later requests.
-With an FA-HA SA, a reply with a nonzero Lifetime must carry exactly one valid FA-HA
-extension, otherwise the MN gets 68 (§3.7.3.1). The FA's own extensions (GRE key, FA-HA)
+an NAI. A reply is taken from the address the request was sent to, from one of the
+``real_home_agents`` (behind an HA-SLB a real HA answers, not the virtual address we sent
+to, P§6.4; its address and port are learned for later requests), or from anywhere with a
+valid FA-HA extension; any other is dropped (``reply-unexpected-source``) and the request
+keeps waiting. With an FA-HA SA, a reply with a nonzero Lifetime must carry exactly one
+valid FA-HA extension, otherwise the MN gets 68 (§3.7.3.1); the extensions after a
+verified FA-HA extension are ignored (§3.5.1). The FA's own extensions (GRE key, FA-HA)
 are removed before the reply is relayed; the MN gets it up to its MN-HA extension, plus a
 fresh challenge when challenges are enabled. A request with no reply within
 ``pending_timeout_s`` (counted from the last copy relayed) gets 78 (§3.7.1). Replies go to
@@ -60,7 +63,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -79,6 +82,7 @@ from mobileha.wire.mip import (
     ChallengeExt,
     CvseExt,
     DynamicHaExt,
+    Extension,
     GenAuthExt,
     GreKeyExt,
     NaiExt,
@@ -269,6 +273,8 @@ class ForeignAgent:
         gre_key_format: str = "rfc6245",
         challenge: bool = False,
         ha_security: dict[str, HaSecurity] | None = None,
+        real_home_agents: Iterable[str] = (),
+        max_pending: int = 65_536,
         aaa: bool = False,
         ha_fallback_after: int = 3,
         random_bytes: Callable[[int], bytes] = os.urandom,
@@ -288,6 +294,8 @@ class ForeignAgent:
         self.gre_key_format = gre_key_format
         self.challenge_enabled = challenge
         self.ha_security = dict(ha_security or {})
+        self.real_home_agents = frozenset(real_home_agents)
+        self.max_pending = max_pending
         self.aaa = aaa
         self.ha_fallback_after = ha_fallback_after  # 0: never re-home
         self._random = random_bytes
@@ -338,6 +346,8 @@ class ForeignAgent:
             "ha_security",
             "aaa",
             "ha_fallback_after",
+            "real_home_agents",
+            "max_pending",
         }
     )
 
@@ -354,6 +364,8 @@ class ForeignAgent:
                 self.challenge_enabled = value
             elif name == "ha_security":
                 self.ha_security = dict(value)
+            elif name == "real_home_agents":
+                self.real_home_agents = frozenset(value)
             else:
                 setattr(self, name, value)
 
@@ -460,6 +472,10 @@ class ForeignAgent:
             and req.lifetime != 0
             and len(self.visitors) + len(self._pending) >= self.max_visitors
         ):
+            return self._deny(req, src, FA_RESOURCES, key, now)
+        if len(self._pending) >= self.max_pending:
+            # RFC 5944 §3.7.2: 66, insufficient resources; the table's bound is its memory
+            self.stats.drops["pending-full"] = self.stats.drops.get("pending-full", 0) + 1
             return self._deny(req, src, FA_RESOURCES, key, now)
         p = _Pending(key=key, req=req, mn=src, gen=next(self._gen), deadline=0.0)
         p.challenge = req.parsed.challenge if req.parsed is not None else None
@@ -648,35 +664,53 @@ class ForeignAgent:
             return self._drop("unknown-critical-extension")
         except DecodeError as e:
             return self._drop("reply-" + e.reason)
-        heard: list[Action] = []
-        if self._unanswered:
-            self._answered(src[0], heard)
         p = self._match(rep)
         if p is None:
-            self._drop("unmatched-reply")
-            return heard
-        self.stats.replies += 1
-        if src[0] != p.dst:
-            self.stats.replies_other_source += 1
+            return self._drop("unmatched-reply")
+        # A real HA counts as answering (re-homing, RFC 4433) only by a reply the FA accepts
+        # from it: an unmatched or foreign-sourced datagram proves nothing.
+        heard: list[Action] = []
         # FA-HA on the reply (RFC 5944 §3.7.1, §3.7.3.1): with an SA, a reply with a nonzero
         # Lifetime must carry exactly one valid FA-HA extension (a deregistration, which
         # is relayed without FA-HA, may be answered without one; if present it is checked).
         sa = self._sa_for(src[0], p.dst, p.target)
+        faha = -1  # index of the verified FA-HA extension
         if sa is not None:
             fahas = [
-                e for e in rep.extensions if isinstance(e, AuthExt) and e.ext_type == EXT_FA_HA
+                i
+                for i, e in enumerate(rep.extensions)
+                if isinstance(e, AuthExt) and e.ext_type == EXT_FA_HA
             ]
-            if (rep.lifetime != 0 or fahas) and (
-                len(fahas) != 1 or fahas[0].spi != sa.spi or not rep.verify(fahas[0], sa.auth)
-            ):
+            if len(fahas) == 1:
+                ext = rep.extensions[fahas[0]]
+                if isinstance(ext, AuthExt) and ext.spi == sa.spi and rep.verify(ext, sa.auth):
+                    faha = fahas[0]
+            if faha < 0 and not self._expected_source(src[0], p):
+                return self._drop("reply-unexpected-source")
+            if faha < 0 and (rep.lifetime != 0 or fahas):
+                self.stats.replies += 1
                 self._forget_pending(p)
                 self.stats.drops["reply-fa-ha-auth"] = (
                     self.stats.drops.get("reply-fa-ha-auth", 0) + 1
                 )
+                if self._unanswered:
+                    self._answered(src[0], heard)
                 return heard + self._deny(p.req, p.mn, FA_HA_AUTH, p.key, now)
+        elif not self._expected_source(src[0], p):
+            # Without an FA-HA SA nothing authenticates the reply: only the HA we sent the
+            # request to, or a configured real HA behind the HA-SLB, may answer it.
+            return self._drop("reply-unexpected-source")
+        if self._unanswered:
+            self._answered(src[0], heard)
+        self.stats.replies += 1
+        if src[0] != p.dst:
+            self.stats.replies_other_source += 1
+        # RFC 5944 §3.5.1: what follows a verified FA-HA extension is not protected; the FA
+        # acts only on the extensions before it (a redirect's HA, the HA's GRE key).
+        covered = rep.extensions[:faha] if faha >= 0 else rep.extensions
         code = rep.code
         if code == HA_REDIRECT and p.redirects < MAX_REDIRECTS:
-            dyn = rep.find(DynamicHaExt)
+            dyn = next((e for e in covered if isinstance(e, DynamicHaExt)), None)
             if (
                 dyn is not None
                 and dyn.subtype == 2
@@ -701,7 +735,7 @@ class ForeignAgent:
                     out += self._remove_visitor(v)
             else:
                 self.stats.accepted += 1
-                out += self._add_visitor(p, rep, src, now)
+                out += self._add_visitor(p, rep, src, now, covered)
                 if p.challenge is not None:
                     self._used_challenges.setdefault(p.key, set()).add(p.challenge)
         payload = rep.raw[: self._mn_reply_end(rep)]
@@ -720,9 +754,14 @@ class ForeignAgent:
             return None
         return p
 
+    def _expected_source(self, addr: str, p: _Pending) -> bool:
+        """A reply from where we sent the request, or from a configured real HA (the
+        HA-SLB's reals answer requests sent to its virtual address, P§6.4)."""
+        return addr == p.dst or addr in self.real_home_agents
+
     @staticmethod
-    def _reply_gre_key(rep: RegistrationReply) -> int | None:
-        for e in rep.extensions:
+    def _reply_gre_key(extensions: list[Extension]) -> int | None:
+        for e in extensions:
             if isinstance(e, GreKeyExt):
                 return e.key
             if isinstance(e, CvseExt) and e.gre_key is not None:
@@ -755,7 +794,12 @@ class ForeignAgent:
         return self.visitors.get(hoa) if hoa is not None else None
 
     def _add_visitor(
-        self, p: _Pending, rep: RegistrationReply, src: Addr, now: float
+        self,
+        p: _Pending,
+        rep: RegistrationReply,
+        src: Addr,
+        now: float,
+        covered: list[Extension],
     ) -> list[Action]:
         out: list[Action] = []
         req = p.req
@@ -777,7 +821,7 @@ class ForeignAgent:
         # (the HA may not grant more than requested, P§1.3; min() guards anyway).
         lifetime = min(rep.lifetime, req.lifetime, self.max_lifetime)
         expires = None if lifetime == LIFETIME_INFINITE else now + lifetime
-        ha_key = self._reply_gre_key(rep)
+        ha_key = self._reply_gre_key(covered)
         if ha_key is not None and p.gre_key is not None and ha_key != p.gre_key:
             # RFC 6245 lets the HA assign its own key; our data plane uses one key per
             # tunnel (the HA here echoes ours), so count it for the operator.

@@ -36,9 +36,9 @@ the first that answers ends it:
    139 (encapsulation or GRE key extension), 135 (too many simultaneous bindings), 130
    (table full or pool exhausted).
 
-Which authenticator covers an extension the checks act on (GRE key, CVSE) is recorded by
-the parser (:meth:`mobileha.wire.mip.ParsedRequest.protected_by`); the checks do not
-require it yet.
+4b. Extensions no verified authenticator covers (RFC 5944 §3.5.1) are ignored: the GRE
+   key, CVSEs and the lengths the later steps check are read from the covered part only
+   (:meth:`HomeAgent._check_unprotected`).
 
 Bindings: deregistration deletes all bindings (CoA = HoA) or the one of that CoA; a
 registration without S (or with S when simultaneous bindings are off: code 1) replaces the
@@ -96,7 +96,7 @@ from socket import inet_aton, inet_ntoa
 from typing import Any, Final
 
 from mobileha.core.actions import Addr, InstallBinding, RemoveBinding, Send
-from mobileha.core.binding import FLAG_G, FLAG_M, FLAG_S, FLAG_T, Binding, Encap
+from mobileha.core.binding import FLAG_D, FLAG_G, FLAG_M, FLAG_S, FLAG_T, Binding, Encap
 from mobileha.core.bindings import INFINITE, BindingTable, TableFull
 from mobileha.core.pool import AddressPool
 from mobileha.core.security import (
@@ -324,6 +324,7 @@ class HomeAgent:
         self.dereg_received = self.dereg_accepted = self.dereg_denied = 0
         self.duplicates = 0
         self.expired = 0
+        self.unprotected_ignored = 0  # requests with extensions no authenticator covered
         self.on_drop: Callable[[str], None] | None = None  # e.g. a rate-limited logger
 
     # ------------------------------------------------------------------ counters
@@ -355,6 +356,7 @@ class HomeAgent:
             "cmiHaEncapUnavailable": self.by_code.get(ENCAP_UNAVAILABLE, 0),
             "mobilehaHaDuplicateRequests": self.duplicates,
             "mobilehaHaExpiredBindings": self.expired,
+            "mobilehaHaUnprotectedExtensionsIgnored": self.unprotected_ignored,
         }
         for code, name in CODE_COUNTERS.items():
             c[name] = self.by_code.get(code, 0)
@@ -712,11 +714,18 @@ class HomeAgent:
             if tomb is not None and tomb[1] > now:
                 last = tomb[0]
         if nonce:
+            # RFC 5944 §5.7: the MN's next request carries the nonce of our last reply to
+            # it. A fresh nonce is issued only when the request passes (it is spent) or
+            # when we have none for the MN yet; a failing request (a replay of an accepted
+            # one in particular) gets 133 with the nonce we still expect, so that replays
+            # cannot move what the MN must send next.
             expected = self._nonces.get(r.key)
-            nn = int.from_bytes(self._random(4), "big")
-            self._nonces[r.key] = nn
-            r.rid = (nn << 32) | (ident & _M32)
-            if expected is not None and (ident >> 32) == expected and ident != last:
+            ok = expected is not None and (ident >> 32) == expected and ident != last
+            if ok or expected is None:
+                expected = int.from_bytes(self._random(4), "big")
+                self._nonces[r.key] = expected
+            r.rid = (expected << 32) | (ident & _M32)
+            if ok:
                 return None
         else:
             wall_ntp = (int(now + self.unix_offset) + NTP_EPOCH_OFFSET) & _M32
@@ -785,6 +794,42 @@ class HomeAgent:
         if r.faha >= 0:
             spi = _U32.unpack_from(r.data, r.faha + 2)[0]
             r.fa_sa = self.sas.fa(r.reply_to[0], spi) or fa_sa
+        return None
+
+    def _check_unprotected(self, r: _Request, now: float) -> list[Any] | None:
+        """RFC 5944 §3.5.1, §3.2: an authenticator protects only what precedes it. The
+        extensions the later steps act on (GRE key, CVSEs, their lengths) are taken only
+        from the part of the request an authenticator we verified covers; what lies after
+        it is ignored as if absent (not refused: §3.7.2.2 lets an FA append extensions
+        after the MN's authenticator, so their presence alone proves nothing, and a refusal
+        would let anyone on the path turn a valid registration into a denial).
+
+        The covered part ends at the FA-HA extension when we share an SA with the FA (it
+        verified in the previous step, or on a deregistration now), else at the end of the
+        MN's authorization-enabling extension. An FA we share no SA with is unauthenticated
+        by configuration (``mobileha check`` warns): what it appended after the MN's
+        authenticator, which nothing could protect, is taken at its word, except for a
+        co-located care-of address (D), where no FA appends anything.
+        """
+        m = r.rare
+        if m is None:
+            return None
+        if r.fa_sa is not None:
+            # with a lifetime the FA-HA extension verified in the previous step
+            verified = r.faha >= 0 and (r.lifetime != 0 or self._faha_ok(r))
+            limit = r.faha if verified else r.mn_auth_end
+        elif r.flags & FLAG_D:
+            limit = r.mn_auth_end
+        else:
+            return None
+        if m.gre_at < limit and m.cvse_s < limit and m.unknown_cvse < limit and not m.poorly:
+            return None
+        # The rare path: read the covered part again and act on that view only.
+        c = parse_request(r.data[:limit])
+        view = (c.gre_key, c.gre_at, c.cvse_s, c.cvse_e, c.unknown_cvse, c.poorly)
+        if view != (m.gre_key, m.gre_at, m.cvse_s, m.cvse_e, m.unknown_cvse, m.poorly):
+            self.unprotected_ignored += 1
+            m.gre_key, m.gre_at, m.cvse_s, m.cvse_e, m.unknown_cvse, m.poorly = view
         return None
 
     def _check_request(self, r: _Request, now: float) -> list[Any] | None:
@@ -915,6 +960,7 @@ class HomeAgent:
         _check_mn_authentication,
         _check_identification,
         _check_fa_authentication,
+        _check_unprotected,
         _check_request,
         _deregister,
         _check_binding,

@@ -263,7 +263,7 @@ class HsrpConfig:
     hello_ms: int | None = None  # None (both): not configured, default 3000/10000, learnable
     hold_ms: int | None = None
     auth: bytes = w.DEFAULT_AUTH  # 8-byte text password (used when md5_key is None)
-    md5_key: bytes | None = None  # MD5 authentication ([P] HMAC-MD5, P§4.5)
+    md5_key: bytes | None = None  # MD5 authentication (Cisco's MD5 TLV, P§4.5)
     md5_key_id: int = 0
     identifier: bytes = bytes(6)  # v2 Identifier: our interface MAC
     jitter: float = 0.1  # Hello timer jitter: each interval is hello * (1 - U(0, jitter))
@@ -501,6 +501,12 @@ class HsrpGroup:
         out: list[HsrpAction] = []
         rx = self._reduce(msg, src)
         if rx is None:
+            return out
+        md5 = msg.md5 if isinstance(msg, (w.HsrpV1, w.HsrpV2)) else None
+        if md5 is not None and md5.ip != src:
+            # The MD5 digest covers the sender address of its TLV (P§4.5): a packet sent
+            # from another address is a replay of someone else's, whatever its digest.
+            self.counters["rx_md5_sender_mismatch"] += 1
             return out
         if not self._authentic(msg, raw):
             self.auth_failures += 1

@@ -42,6 +42,8 @@ SLB_DEFAULT_REASSIGN = 3
 SLB_DEFAULT_FAIL_CONNS = 8
 SLB_DEFAULT_FAIL_CLIENTS = 8
 SLB_DEFAULT_RETRY_S = 60.0
+SLB_DEFAULT_FAIL_WINDOW_S = 10.0
+MAX_FAILED_CLIENTS = 4096  # per real; older entries are pruned beyond it
 HASLB_DEFAULT_SESSION_S = 10.0
 MAXCONNS_UNLIMITED = 0xFFFFFFFF
 REQUEST_EXPIRY_BUDGET = 8  # heap entries handled inside one receive_datagram() at most
@@ -167,7 +169,11 @@ class Real:
     total_conns: int = 0  # sessions ever assigned
     failures: int = 0  # consecutive failures (reset by a clean session)
     total_failures: int = 0
-    failed_clients: set[str] = field(default_factory=set)
+    failed_clients: dict[str, float] = field(default_factory=dict)  # client -> counted at
+    alive_at: float | None = None  # last request of a session it answered (clean end)
+    dfp_lost: bool = False  # it has a DFP agent and the agent is lost
+    dfp_lost_at: float | None = None  # since then (life seen before it does not count)
+    dfp_seen_at: float | None = None  # when its DFP agent last reported
     retry_at: float | None = None
     test_session: Session | None = None
     removed: bool = False
@@ -345,6 +351,7 @@ class ServerFarm:
         session_s: float = HASLB_DEFAULT_SESSION_S,
         reassign: int = SLB_DEFAULT_REASSIGN,
         max_sessions: int = 100_000_000,
+        failure_window_s: float = SLB_DEFAULT_FAIL_WINDOW_S,
     ) -> None:
         self.predictor: Predictor = (
             make_predictor(predictor) if isinstance(predictor, str) else predictor
@@ -352,6 +359,7 @@ class ServerFarm:
         self.session_s = float(session_s)
         self.reassign = int(reassign)
         self.max_sessions = int(max_sessions)
+        self.failure_window_s = float(failure_window_s)
         self.reals: list[Real] = []
         self._by_addr: dict[tuple[str, int], Real] = {}
         self.sessions: dict[SessionKey, Session] = {}
@@ -373,6 +381,8 @@ class ServerFarm:
             "reassignments": 0,
             "no_real": 0,
             "failures": 0,
+            "failures_repeated": 0,  # a client's failure inside its window: not counted
+            "fail_vetoed": 0,  # threshold reached while the real showed life
             "table_full": 0,
             "no_nai": 0,  # requests keyed by (home address, FA) for lack of an NAI
         }
@@ -461,6 +471,13 @@ class ServerFarm:
         changed = r.oper_weight != (r.weight if weight is None else weight)
         r.dfp_weight = weight
         r.dfp_lost = weight is None
+        if weight is not None:
+            r.dfp_seen_at = now
+            r.dfp_lost_at = None
+        elif r.dfp_lost_at is None:
+            # the loss is newer than any life the real showed before it
+            r.dfp_lost_at = now
+            r.dfp_seen_at = r.alive_at = None
         if weight is None:
             self._set_state(r, E.DFP_LOST, now)
         elif weight == 0:
@@ -525,20 +542,62 @@ class ServerFarm:
             self._set_state(r, E.BELOW_MAXCONNS, now)
 
     def _record_failure(self, r: Real, client: str, now: float) -> None:
-        """One connection failure against ``r`` (P§6.3/6.4 items 3-4)."""
+        """One connection failure against ``r`` (P§6.3/6.4 items 3-4), counted so that one
+        source cannot fail a real that works (docs/security.md, "SLB failure detection"):
+
+        * IOS counts a client's repeated failures once (the ``numclients`` rule, P§6.3),
+          so one PDSN could never fail a dead real; here a client's failures count once
+          per ``failure_window_s``, so one PDSN fails a dead real after ``numconns``
+          windows, and a source repeating a failing request gains nothing by its rate.
+          While the real's DFP agent is lost (an outsider cannot end an authenticated DFP
+          connection) the life it showed before the loss no longer counts: the first
+          session it leaves unanswered fails it, unless it answered another since.
+        * Reaching ``numconns`` or ``numclients`` fails the real only when it shows no
+          life (:meth:`_shows_life`): a DFP report for it, or a session it answered whose
+          last request is, within the window. The SLB sees no replies; an
+          answered session is one that ended without retransmissions.
+
+        A testing real fails its test on any failure (P§6.3 auto-unfail, step 4).
+        """
         self._c["failures"] += 1
-        r.failures += 1
         r.total_failures += 1
-        r.failed_clients.add(client)
         if r.state is S.TESTING:
+            r.failures += 1
             self._set_state(r, E.TEST_FAIL, now, "test session reassigned")
-        elif r.dfp_lost:
+            return
+        if r.dfp_lost and not self._shows_life(r, now):
+            # A real whose DFP agent is lost (its authenticated connection ended: an
+            # outsider cannot cause it) and which leaves a session unanswered is down.
+            r.failures += 1
             self._set_state(r, E.FAIL, now, "DFP agent lost and a session unanswered")
-        elif r.failures >= r.faildetect_numconns:
-            self._set_state(r, E.FAIL, now, f"{r.failures} failures (faildetect numconns)")
+            return
+        window = self.failure_window_s
+        seen = r.failed_clients.get(client)
+        if seen is not None and now - seen < window and not r.dfp_lost:
+            self._c["failures_repeated"] += 1
+            return
+        if len(r.failed_clients) >= MAX_FAILED_CLIENTS:
+            r.failed_clients = {c: t for c, t in r.failed_clients.items() if now - t < window}
+        r.failed_clients[client] = now
+        r.failures += 1
+        if r.failures >= r.faildetect_numconns:
+            why = f"{r.failures} failures (faildetect numconns)"
         elif len(r.failed_clients) >= r.faildetect_numclients:
             why = f"{len(r.failed_clients)} failed clients (faildetect numclients)"
+        else:
+            return
+        if self._shows_life(r, now):
+            self._c["fail_vetoed"] += 1
+        else:
             self._set_state(r, E.FAIL, now, why)
+
+    def _shows_life(self, r: Real, now: float) -> bool:
+        """Within the window, ``r``'s DFP agent reported or ``r`` answered a session (an
+        agent whose connection stalls, e.g. a stopped process, stops showing life)."""
+        window = self.failure_window_s
+        if r.dfp_seen_at is not None and now - r.dfp_seen_at < window:
+            return True
+        return r.alive_at is not None and now - r.alive_at < window
 
     def receive_datagram(
         self,
@@ -685,10 +744,16 @@ class ServerFarm:
             s.test = False
             self._set_state(r, E.TEST_OK, now)
         if s.retrans == 0:
+            # answered: its last request was at expires - session_s
+            last = s.expires - self.session_s
+            if (r.alive_at is None or last > r.alive_at) and (
+                r.dfp_lost_at is None or last > r.dfp_lost_at
+            ):
+                r.alive_at = last
             if r.failures:
                 r.failures = 0  # [P] a clean session resets the consecutive failure count
             if r.failed_clients:
-                r.failed_clients.discard(s.client)
+                r.failed_clients.pop(s.client, None)
 
     # ------------------------------------------------------------------ timers
 

@@ -28,7 +28,7 @@ HSRP_PORT = 11985  # ... for UDP 1985
 DFP_PORT = 18081
 HELLO_MS, HOLD_MS = 300, 1000
 MN_LIFETIME = 600
-MN_SPI, FA_SPI, SYNC_SPI = 256, 300, 400
+MN_SPI, FA_SPI, SYNC_SPI, SLB_SPI = 256, 300, 400, 500
 PROBE_NAI = "probe@demo.example"
 HOME_PREFIX = "10.200.0.0/16"
 
@@ -128,6 +128,19 @@ class Plan:
     def sync_key(self) -> bytes:
         return _key(self.seed, "ha-ha")
 
+    @property
+    def slb_key(self) -> bytes:
+        """SLB-HA: authenticates the relay tag."""
+        return _key(self.seed, "slb-ha")
+
+    @property
+    def dfp_password(self) -> bytes:
+        return _key(self.seed, "dfp")
+
+    @property
+    def hsrp_key(self) -> str:
+        return _key(self.seed, "hsrp").hex()
+
 
 def pick_net(rng: random.Random) -> str:
     """A 127.a.b subnet whose SLB address/port is free (no other demo run there)."""
@@ -171,6 +184,9 @@ def ha_config(plan: Plan, pair_name: str, idx: int) -> Config:
             "trusted_slb": [plan.slb],
             "home_prefix": HOME_PREFIX,
             "pool": pair.pool,
+            "slb_sa": [
+                {"address": plan.slb, "spi": SLB_SPI, "key": _hex(plan.slb_key)},
+            ],
         },
         "mobile_node": mns,
         "foreign_agent": [
@@ -188,6 +204,7 @@ def ha_config(plan: Plan, pair_name: str, idx: int) -> Config:
             "hold_ms": HOLD_MS,
             "port": HSRP_PORT,
             "peers": [peer.address],
+            "authentication": f"md5:{plan.hsrp_key}",
         },
         "redundancy": {
             "peer": peer.address,
@@ -198,7 +215,11 @@ def ha_config(plan: Plan, pair_name: str, idx: int) -> Config:
             "retransmit_ms": 100,
         },
         "dataplane": {"backend": "memory"},
-        "dfp": {"listen": f"{me.address}:{DFP_PORT}", "interval_s": 1},
+        "dfp": {
+            "listen": f"{me.address}:{DFP_PORT}",
+            "interval_s": 1,
+            "password": _hex(plan.dfp_password),
+        },
     }
     return config_from_dict(doc, source=f"<demo {me.name}>")
 
@@ -218,8 +239,14 @@ def slb_config(plan: Plan) -> Config:
     doc = {
         "node": {"role": "slb", "name": "ha-slb"},
         "management": {"enabled": False},
-        "slb": {"virtual_address": plan.slb, "port": MIP_PORT, "mode": "relay", "real": reals},
-        "dfp": {"retry_interval_s": 1},
+        "slb": {
+            "virtual_address": plan.slb,
+            "port": MIP_PORT,
+            "mode": "relay",
+            "real": reals,
+            "relay_sa": {"spi": SLB_SPI, "key": _hex(plan.slb_key)},
+        },
+        "dfp": {"retry_interval_s": 1, "password": _hex(plan.dfp_password)},
     }
     return config_from_dict(doc, source="<demo slb>")
 

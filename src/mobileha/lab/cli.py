@@ -48,6 +48,8 @@ from mobileha.lab.scenario import NodeProc, PingMonitor, wait_until
 
 KEY = "hex:00112233445566778899aabbccddeeff"
 SYNC_KEY = "hex:ffeeddccbbaa99887766554433221100"
+FA_KEY = "hex:0102030405060708090a0b0c0d0e0f10"  # FA-HA, between the FA and every HA
+HSRP_AUTH = "md5:lab-hsrp-key"  # Cisco's HSRP MD5 TLV
 SLB_VIP = "10.0.0.100"
 COA = "10.30.0.2"
 CN = "10.1.0.2"
@@ -93,6 +95,7 @@ priority = {110 - 10 * i}
 preempt = false
 hello_ms = {HELLO_MS}
 hold_ms = {HOLD_MS}
+authentication = "{HSRP_AUTH}"
 [redundancy]
 peer = "{peer}"
 spi = 400
@@ -101,6 +104,10 @@ retransmit_ms = 200
 [dataplane]
 backend = "userspace"
 tun_name = "mha0"
+[[foreign_agent]]
+address = "{COA}"
+spi = 300
+key = "{FA_KEY}"
 {mns}"""
 
 
@@ -136,7 +143,10 @@ gre = true
 backend = "userspace"
 tun_name = "mha0"
 visitor_iface = "br-vis"
-"""
+""" + "".join(
+    f'[[foreign_agent.home_agent_sa]]\naddress = "{a}"\nspi = 300\nkey = "{FA_KEY}"\n'
+    for a in (SLB_VIP, "10.10.1.100", "10.10.2.100")
+)
 
 
 def _mn_config(name: str, nai: str, count: int, local: str, lifetime: int) -> str:

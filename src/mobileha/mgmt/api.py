@@ -1,7 +1,13 @@
-"""The management HTTP API of one node: read-only JSON views and Prometheus ``/metrics``.
+"""The management HTTP API of one node: JSON views, actions and Prometheus ``/metrics``.
 
-A deliberately small HTTP/1.1 server on asyncio streams (no framework): GET and HEAD only,
+A deliberately small HTTP/1.1 server on asyncio streams (no framework): GET, HEAD and POST,
 one request per connection (``Connection: close``), bounded request size and read timeout.
+
+Authentication: with a token (``management.token`` / ``token_file``, required when the API
+listens on a non-loopback address), every request except ``GET /healthz`` must carry
+``Authorization: Bearer <token>`` (compared in constant time), else 401. POST requests
+change state, so they need the token whatever the listen address: without one configured
+they are refused with 403 (a loopback listener is open to every local user).
 
 Routes:
 
@@ -13,6 +19,8 @@ Routes:
   (``mobileha.mgmt.metrics.families_for``) collected at scrape time through a custom
   collector, plus ``mobileha_node_info{node,role}``.
 * ``GET /healthz`` -> ``ok``.
+* ``POST /api/<action>`` with a JSON object body -> the action's JSON result
+  (``mobileha.mgmt.actions.actions_for``); 404 for an unknown action.
 
 Errors are JSON ``{"error": "..."}`` with 400/404/405/500; a view that raises is logged
 (rate limited per view) and answered with 500, never taking the server down.
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import os
 import time
@@ -33,6 +42,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from mobileha.log import RateLimitedLogger, get_logger
+from mobileha.mgmt.actions import actions_for
 from mobileha.mgmt.metrics import families_for
 from mobileha.mgmt.views import PagingError, View, views_for
 
@@ -43,6 +53,8 @@ _log = get_logger("mobileha.mgmt")
 _REASONS = {
     200: "OK",
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     408: "Request Timeout",
@@ -97,12 +109,16 @@ class ManagementServer:
         host: str = "127.0.0.1",
         port: int = 8434,
         extra_views: Mapping[str, View] | None = None,
+        token: str | None = None,
     ) -> None:
-        """``extra_views``: views of the process rather than the node (``reload``)."""
+        """``extra_views``: views of the process rather than the node (``reload``);
+        ``token``: the bearer token every request must carry (None: none asked)."""
         self.node = node
         self._extra = dict(extra_views or {})
         self.host = host
         self.port = port
+        self._expect = token.encode() if token else None
+        self.unauthorized = 0
         self._server: asyncio.base_events.Server | None = None
         self._limiter = RateLimitedLogger(_log, interval_s=10.0)
         self._registry = CollectorRegistry(auto_describe=False)
@@ -152,7 +168,17 @@ class ManagementServer:
             except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                 return
             self.requests += 1
-            status, ctype, body, head_only = self._dispatch(head)
+            body_in = b""
+            length = _content_length(head)
+            if length:
+                if length > MAX_REQUEST_BYTES:
+                    await self._send(writer, 413, _json({"error": "request too large"}))
+                    return
+                try:
+                    body_in = await asyncio.wait_for(reader.readexactly(length), READ_TIMEOUT_S)
+                except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                    return
+            status, ctype, body, head_only = self._dispatch(head, body_in)
             await self._send(writer, status, body, ctype, head_only)
         except Exception as e:  # never let one connection take the server down
             self._limiter.warn("http_handler", "management request failed", error=repr(e))
@@ -161,18 +187,41 @@ class ManagementServer:
                 writer.close()
                 await writer.wait_closed()
 
-    def _dispatch(self, head: bytes) -> tuple[int, str, bytes, bool]:
+    def _authorized(self, head: bytes) -> bool:
+        """The request carries ``Authorization: Bearer <token>`` (constant-time compare)."""
+        assert self._expect is not None
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"authorization":
+                scheme, _, cred = value.strip().partition(b" ")
+                ok = hmac.compare_digest(cred.strip(), self._expect)
+                return ok and scheme.lower() == b"bearer"
+        return False
+
+    def _dispatch(self, head: bytes, body: bytes = b"") -> tuple[int, str, bytes, bool]:
         try:
             request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
             method, target, _version = request_line.split(" ", 2)
         except ValueError:
             return 400, "application/json", _json({"error": "malformed request line"}), False
         head_only = method == "HEAD"
-        if method not in ("GET", "HEAD"):
-            return 405, "application/json", _json({"error": "only GET and HEAD"}), False
+        if method not in ("GET", "HEAD", "POST"):
+            return 405, "application/json", _json({"error": "only GET, HEAD and POST"}), False
         parts = urlsplit(target)
         path = unquote(parts.path).rstrip("/") or "/"
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        if path != "/healthz" or method == "POST":
+            if self._expect is not None and not self._authorized(head):
+                self.unauthorized += 1
+                return 401, "application/json", _json({"error": "bearer token required"}), False
+            if self._expect is None and method == "POST":
+                err = "state-changing requests need a token: set management.token"
+                return 403, "application/json", _json({"error": err}), False
+        if method == "POST":
+            if not path.startswith("/api/"):
+                return 404, "application/json", _json({"error": f"no such path {path}"}), False
+            status, obj = self._action(path[len("/api/") :], body)
+            return status, "application/json", _json(obj), False
         if path == "/":
             return 200, "application/json", _json(self._index()), head_only
         if path == "/healthz":
@@ -184,6 +233,24 @@ class ManagementServer:
             status, obj = self._view(name, query)
             return status, "application/json", _json(obj), head_only
         return 404, "application/json", _json({"error": f"no such path {path}"}), head_only
+
+    def _action(self, name: str, body: bytes) -> tuple[int, Any]:
+        action = actions_for(self.node).get(name)
+        if action is None:
+            return 404, {"error": f"no action {name!r}"}
+        try:
+            args = json.loads(body) if body else {}
+        except ValueError:
+            return 400, {"error": "the body must be a JSON object"}
+        if not isinstance(args, dict):
+            return 400, {"error": "the body must be a JSON object"}
+        try:
+            return 200, action(args)
+        except ValueError as e:
+            return 400, {"error": str(e)}
+        except Exception as e:
+            self._limiter.warn(f"action_failed:{name}", "action raised", action=name, error=repr(e))
+            return 500, {"error": f"action {name!r} failed: {e!r}"}
 
     def _index(self) -> dict[str, Any]:
         return {
@@ -219,8 +286,10 @@ class ManagementServer:
         ctype: str = "application/json",
         head_only: bool = False,
     ) -> None:
+        challenge = 'WWW-Authenticate: Bearer realm="mobileha"\r\n' if status == 401 else ""
         header = (
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+            f"{challenge}"
             f"Content-Type: {ctype}\r\n"
             f"Content-Length: {len(body)}\r\n"
             "Cache-Control: no-store\r\n"
@@ -228,6 +297,17 @@ class ManagementServer:
         ).encode("latin-1")
         writer.write(header if head_only else header + body)
         await writer.drain()
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            try:
+                return max(0, int(value.strip()))
+            except ValueError:
+                return 0
+    return 0
 
 
 def _json(obj: Any) -> bytes:

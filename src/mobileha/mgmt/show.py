@@ -18,7 +18,10 @@ paging over all of them) and ``redundancy`` prints one block per group (``--json
 ``{"groups": [...]}``, each view with its ``hsrp_group``).
 
 The API URL comes from ``--api``, else the ``management.listen`` of ``--config``, else the
-``MOBILEHA_API`` environment variable, else ``http://127.0.0.1:8434``.
+``MOBILEHA_API`` environment variable, else ``http://127.0.0.1:8434``. The bearer token
+(needed when the node has ``management.token``) comes from ``--token``, else the first line
+of ``--token-file``, else ``MOBILEHA_TOKEN``, else the ``management.token`` (or
+``token_file``) of ``--config``.
 """
 
 from __future__ import annotations
@@ -58,6 +61,16 @@ class ApiError(Exception):
         self.status = status
 
 
+_headers: dict[str, str] = {}  # sent with every request of this process (the token)
+
+
+def use_token(token: str | None) -> None:
+    """Send ``Authorization: Bearer <token>`` with every request from now on (None: none)."""
+    _headers.pop("Authorization", None)
+    if token:
+        _headers["Authorization"] = f"Bearer {token}"
+
+
 def fetch(api: str, view: str, query: Mapping[str, Any] | None = None, timeout: float = 5.0) -> Any:
     """GET ``/api/<view>`` and decode the JSON; raises :class:`ApiError` with a readable text."""
     url = f"{api.rstrip('/')}/api/{view}"
@@ -66,21 +79,40 @@ def fetch(api: str, view: str, query: Mapping[str, Any] | None = None, timeout: 
     return _get_json(url, timeout)
 
 
+def post_action(
+    api: str, action: str, args: Mapping[str, Any] | None = None, timeout: float = 5.0
+) -> Any:
+    """POST ``/api/<action>`` with ``args`` as its JSON body (the token of
+    :func:`use_token` sent with it) and decode the JSON answer; raises :class:`ApiError`."""
+    url = f"{api.rstrip('/')}/api/{action}"
+    body = json.dumps(dict(args or {})).encode()
+    headers = {**_headers, "Content-Type": "application/json"}
+    return _request_json(
+        urllib.request.Request(url, data=body, headers=headers, method="POST"), timeout
+    )
+
+
 def fetch_index(api: str, timeout: float = 5.0) -> Any:
     """GET ``/``: the node's name, role and the names of its views."""
     return _get_json(f"{api.rstrip('/')}/", timeout)
 
 
 def _get_json(url: str, timeout: float) -> Any:
+    return _request_json(urllib.request.Request(url, headers=_headers), timeout)
+
+
+def _request_json(req: urllib.request.Request, timeout: float) -> Any:
+    url = req.full_url
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as e:
         try:
             detail = json.loads(e.read()).get("error", "")
         except Exception:
             detail = ""
-        raise ApiError(f"{url}: HTTP {e.code} {detail}".rstrip(), e.code) from None
+        hint = " (give the token: --token, --token-file or MOBILEHA_TOKEN)" if e.code == 401 else ""
+        raise ApiError(f"{url}: HTTP {e.code} {detail}{hint}".rstrip(), e.code) from None
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
         raise ApiError(f"cannot reach the management API at {url}: {reason}") from None
@@ -661,15 +693,30 @@ def _show_group_bindings(
 
 
 def api_from_args(args: argparse.Namespace) -> str:
+    """The API URL, and the token this process sends (:func:`use_token`)."""
+    token = getattr(args, "token", None)
+    token_file = getattr(args, "token_file", None)
+    if token is None and token_file:
+        try:
+            with open(token_file, encoding="utf-8") as f:
+                token = f.readline().strip()
+        except OSError as e:
+            raise ApiError(f"cannot read the token file {token_file}: {e.strerror}") from None
+    if token is None:
+        token = os.environ.get("MOBILEHA_TOKEN") or None
+    url = None
     if args.api:
-        return str(args.api)
-    if args.config:
+        url = str(args.api)
+    elif args.config:
         from mobileha.config import load_config
 
         cfg = load_config(args.config)
         host, port = cfg.management.listen
-        return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
-    return os.environ.get("MOBILEHA_API", DEFAULT_API)
+        url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
+        if token is None:
+            token = cfg.management.token
+    use_token(token)
+    return url or os.environ.get("MOBILEHA_API", DEFAULT_API)
 
 
 def main(argv: list[str]) -> int:
@@ -680,6 +727,9 @@ def main(argv: list[str]) -> int:
     where = ap.add_mutually_exclusive_group()
     where.add_argument("--api", help=f"management API URL (default {DEFAULT_API})")
     where.add_argument("--config", help="take the API address from this node config")
+    tok = ap.add_mutually_exclusive_group()
+    tok.add_argument("--token", help="bearer token of the API (default: $MOBILEHA_TOKEN)")
+    tok.add_argument("--token-file", help="file whose first line is the token")
     ap.add_argument("--json", action="store_true", help="print the JSON instead of a table")
     ap.add_argument("--offset", type=int, default=0, help="first row (bindings, sessions)")
     ap.add_argument("--limit", type=int, default=None, help="at most this many rows")
@@ -702,4 +752,13 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-__all__ = ["ApiError", "fetch", "fetch_index", "iter_pages", "main", "show"]
+__all__ = [
+    "ApiError",
+    "fetch",
+    "fetch_index",
+    "iter_pages",
+    "main",
+    "post_action",
+    "show",
+    "use_token",
+]

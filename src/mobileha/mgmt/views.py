@@ -353,6 +353,7 @@ class DfpAgentItem(TypedDict):
     reports: int  # Preference Information messages sent (agent) / received (manager)
     errors: int
     weights: list[dict[str, Any]]  # [{"address": str, "weight": int, "bind_id": int}]
+    dropped: NotRequired[dict[str, int]]  # agent: connections refused/closed, by reason
 
 
 class DfpView(TypedDict):
@@ -516,6 +517,7 @@ def dfp_agent_view(srv: DfpAgentServer | None) -> DfpView:
     if srv is None:
         return DfpView(agents=[])
     v = srv.view()
+    dropped = {k: n for k, n in v["connections"].items() if k not in _DFP_NOT_DROPS}
     return DfpView(
         agents=[
             {
@@ -524,11 +526,15 @@ def dfp_agent_view(srv: DfpAgentServer | None) -> DfpView:
                 "state": "connected" if v["managers"] else "listening",
                 "last_report_s": v["last_report_s"],
                 "reports": v["reports"],
-                "errors": 0,
+                "errors": sum(dropped.values()),
                 "weights": [{"address": v["address"], "weight": v["weight"], "bind_id": 0}],
+                "dropped": dropped,
             }
         ]
     )
+
+
+_DFP_NOT_DROPS = frozenset({"accepted", "messages", "closed"})
 
 
 def hsrp_views(hsrp: HsrpNode | HsrpIo) -> dict[str, View]:

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from mobileha.core import dfp as core
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer
-from mobileha.wire import DecodeError
-from mobileha.wire import dfp as wire
 
 _log = get_logger("mobileha.dfp")
 
@@ -22,10 +21,15 @@ class DfpAgentServer:
     """The DFP agent of one real HA: a TCP server that sends Preference Information.
 
     ``load()`` returns ``(bindings, max_bindings, cpu_free, mem_free)`` (fractions 0..1 for
-    cpu/mem). The weight is reported to every connected manager when one connects, every
-    ``interval`` seconds, and early when the weight jumps (checked every ``sample_s``, and
-    at once when the home agent calls :meth:`poke`).
+    cpu/mem). The connections are the core's (:class:`mobileha.core.dfp.DfpAgentService`:
+    admission by ``allow`` and ``max_connections``, ``idle_timeout``, ``max_message``,
+    per-manager report schedules); this adapter accepts, moves bytes, runs one timer and
+    samples the load every ``sample_s`` (and at once when the home agent calls
+    :meth:`poke`) for early reports. A manager that does not read what we send is closed
+    once ``MAX_WRITE_BUFFER`` bytes wait for it.
     """
+
+    MAX_WRITE_BUFFER = 65536
 
     def __init__(
         self,
@@ -40,6 +44,10 @@ class DfpAgentServer:
         key_id: int = 0,
         jump: int = 4,
         sample_s: float = 0.5,
+        allow: tuple[str, ...] | list[str] = (),
+        max_connections: int = 32,
+        idle_timeout: float = 10.0,
+        max_message: int = 4096,
     ) -> None:
         self.host = host
         self.port = port
@@ -53,10 +61,18 @@ class DfpAgentServer:
             key_id=key_id,
             jump=jump,
         )
+        self.service = core.DfpAgentService(
+            self.agent,
+            allow=allow,
+            max_connections=max_connections,
+            idle_timeout=idle_timeout,
+            max_message=max_message,
+        )
         self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._timer: asyncio.TimerHandle | None = None
+        self._transports: dict[int, asyncio.Transport] = {}
+        self._ids = itertools.count(1)
+        self._timer: DeadlineTimer | None = None
+        self._sampler: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.bad = RateLimitedLogger(_log)
         self.counters = {"connections": 0, "sent": 0, "received": 0}
@@ -68,28 +84,25 @@ class DfpAgentServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_server(self._on_conn, self.host, self.port)
-        self._schedule(self.sample_s)
+        loop = self._loop = asyncio.get_running_loop()
+        self._timer = DeadlineTimer(loop, self._fire)
+        self._server = await loop.create_server(
+            lambda: _ManagerConn(self), self.host, self.port, backlog=256
+        )
+        self._sampler = loop.call_later(self.sample_s, self._sample)
 
     async def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
+        if self._sampler is not None:
+            self._sampler.cancel()
+            self._sampler = None
         if self._server is not None:
             self._server.close()
-        for w in list(self._writers):
-            w.close()
-        # Closed writers end their handlers (read() sees EOF). Cancelling a handler of
-        # asyncio.start_server instead makes asyncio log "Exception in callback ...
-        # CancelledError", so only the ones still running after a second are cancelled.
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=1.0)
-        for t in list(self._tasks):
-            t.cancel()
-        for t in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await t
+        for t in list(self._transports.values()):
+            t.close()
+        self._transports.clear()
+        self.service.conns.clear()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
@@ -99,85 +112,69 @@ class DfpAgentServer:
         assert self._loop is not None
         return self._loop.time()
 
-    def _broadcast(self, data: bytes | None) -> None:
-        if data is None:
-            return
-        for w in list(self._writers):
-            if w.is_closing():
-                self._writers.discard(w)
-                continue
-            w.write(data)
-            self.counters["sent"] += 1
+    def _sample_load(self) -> core.Load | None:
+        try:
+            return self.load()
+        except Exception:  # the HA's load callable must never kill the agent
+            self.bad.warn("load-error", "DFP load callable failed")
+            return None
 
-    def _schedule(self, delay: float) -> None:
-        assert self._loop is not None
-        self._timer = self._loop.call_later(max(delay, 0.0), self._tick)
-
-    def _tick(self) -> None:
-        now = self._now()
-        if self._writers:
-            try:
-                load = self.load()
-            except Exception:  # the HA's load callable must never kill the agent
-                self.bad.warn("load-error", "DFP load callable failed")
+    def _run(self, actions: list[core.AgentAction]) -> None:
+        for a in actions:
+            t = self._transports.get(a.conn)
+            if isinstance(a, core.SendToManager):
+                if t is None or t.is_closing():
+                    continue
+                if t.get_write_buffer_size() > self.MAX_WRITE_BUFFER:
+                    self._run(self.service.close(a.conn, "not-reading"))
+                    continue
+                t.write(a.data)
+                self.counters["sent"] += 1
             else:
-                self._broadcast(self.agent.handle_timer(now, load) or self.agent.sample(load, now))
-        nd = self.agent.get_timer()
-        delay = self.sample_s if nd is None else min(self.sample_s, nd - now)
-        self._schedule(delay)
+                if a.reason not in ("refused-full", "refused-peer"):
+                    self.bad.warn(a.reason, "DFP manager connection closed", why=a.reason)
+                self._transports.pop(a.conn, None)
+                if t is not None:
+                    t.abort()  # no lingering: its buffers are freed now
+        if self._timer is not None:
+            self._timer.update(self.service.get_timer())
+
+    def _fire(self) -> None:
+        # a failing load callable reports weight 0 until the next good sample
+        load = (self._sample_load() or _NO_LOAD) if self.service.conns else _NO_LOAD
+        self._run(self.service.handle_timer(self._now(), load))
+
+    def _sample(self) -> None:
+        assert self._loop is not None
+        self._sampler = self._loop.call_later(self.sample_s, self._sample)
+        self.poke()
 
     def poke(self) -> None:
         """Load changed (e.g. many bindings added): report early if the weight jumped."""
-        if self._writers and self._loop is not None:
-            try:
-                load = self.load()
-            except Exception:
-                self.bad.warn("load-error", "DFP load callable failed")
-                return
-            self._broadcast(self.agent.sample(load, self._now()))
+        if self.service.conns and self._loop is not None:
+            load = self._sample_load()
+            if load is not None:
+                self._run(self.service.sample(load, self._now()))
 
-    async def _on_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        self._writers.add(writer)
+    # --- the connections (called by _ManagerConn)
+
+    def _accepted(self, transport: asyncio.Transport) -> int:
+        conn = next(self._ids)
+        self._transports[conn] = transport
         self.counters["connections"] += 1
-        framer = wire.Framer()
-        try:
-            try:
-                load = self.load()
-            except Exception:  # the HA's load callable must never kill the agent
-                self.bad.warn("load-error", "DFP load callable failed")
-                load = (0, 0, 0.0, 0.0)  # weight 0 until the next good sample
-            writer.write(self.agent.report(load, self._now()))
-            self.counters["sent"] += 1
-            while True:
-                data = await reader.read(65536)
-                if not data:
-                    break
-                for raw in framer.feed(data):
-                    self.counters["received"] += 1
-                    try:
-                        kind = self.agent.receive_message(raw)
-                    except DecodeError as e:
-                        self.bad.warn(e.reason, "bad DFP message from manager")
-                        continue
-                    if kind == "bindid-request":
-                        writer.write(self.agent.bindid_report())
-                    elif kind == "parameters":
-                        # the interval changed: reschedule the next report
-                        if self._timer is not None:
-                            self._timer.cancel()
-                        self._tick()
-        except DecodeError as e:  # unknown version: the stream cannot be resynchronised
-            self.bad.warn(e.reason, "DFP stream error, closing")
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            self._writers.discard(writer)
-            writer.close()
-            if task is not None:
-                self._tasks.discard(task)
+        peer = transport.get_extra_info("peername")
+        host = peer[0] if isinstance(peer, tuple) else ""
+        load = self._sample_load() or _NO_LOAD
+        self._run(self.service.handle_event(core.ManagerAccepted(conn, host), self._now(), load))
+        return conn
+
+    def _data(self, conn: int, data: bytes) -> None:
+        self.counters["received"] += 1
+        self._run(self.service.handle_event(core.ManagerData(conn, data), self._now(), _NO_LOAD))
+
+    def _gone(self, conn: int) -> None:
+        if self._transports.pop(conn, None) is not None:
+            self._run(self.service.handle_event(core.ManagerGone(conn), self._now(), _NO_LOAD))
 
     def view(self, _q: Mapping[str, str] | None = None) -> dict[str, Any]:
         a = self.agent
@@ -190,12 +187,36 @@ class DfpAgentServer:
             "weight": a.weight,
             "interval_s": a.interval,
             "max_weight": a.max_weight,
-            "managers": len(self._writers),
+            "managers": len(self.service.conns),
             "reports": a.reports,
             "last_report_s": last,  # seconds since the last Preference Information sent
             "early_reports": a.early_reports,
             "secured": a.key is not None,
+            "allow": sorted(self.service.allow),
+            "max_connections": self.service.max_connections,
+            "connections": dict(self.service.counters),
         }
+
+
+_NO_LOAD: core.Load = (0, 0, 0.0, 0.0)  # events that send no report need no load sample
+
+
+class _ManagerConn(asyncio.Protocol):
+    """One manager connection: hands bytes to the agent server, nothing else."""
+
+    def __init__(self, srv: DfpAgentServer) -> None:
+        self.srv = srv
+        self.conn = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self.conn = self.srv._accepted(cast(asyncio.Transport, transport))
+
+    def data_received(self, data: bytes) -> None:
+        self.srv._data(self.conn, data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.srv._gone(self.conn)
 
 
 class DfpManagerClient:

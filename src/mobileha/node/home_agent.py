@@ -350,6 +350,10 @@ class HomeAgentNode:
             interval=float(d.interval_s),
             max_weight=d.max_weight,
             key=d.password,
+            allow=d.allow,
+            max_connections=d.max_connections,
+            idle_timeout=float(d.idle_timeout_s),
+            max_message=d.max_message_bytes,
         )
         try:
             await self.dfp_server.start()

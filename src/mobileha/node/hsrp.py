@@ -590,7 +590,12 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--preempt-delay-ms", type=int, default=0)
     p.add_argument("--hello-ms", type=int, default=None)
     p.add_argument("--hold-ms", type=int, default=None)
-    p.add_argument("--auth", default="text:cisco", help="text:PASSWORD or md5:KEY")
+    p.add_argument(
+        "--auth",
+        required=True,
+        help="md5:KEY-STRING (Cisco's MD5 TLV, recommended) or text:PASSWORD "
+        "(e.g. text:cisco, the IOS default, for interop; sent in clear)",
+    )
     p.add_argument("--md5-key-id", type=int, default=0)
     p.add_argument("--peer", action="append", default=[], help="unicast peer (extension)")
     p.add_argument("--macvlan", action="store_true", help="own the VIP on a virtual-MAC macvlan")

@@ -86,12 +86,13 @@ class SlbSettings:
     faildetect_numconns: int = 8
     faildetect_numclients: int = 8
     retry_s: float = 60.0
+    faildetect_window_s: float = 10.0  # a client's failures count once per window
     predictor: str = "ios-wrr"
     relay_vendor_id: int = slbtag.DEFAULT_VENDOR_ID
     relay_key: bytes | None = field(default=None, repr=False)
     relay_spi: int = 0
     relay_algorithm: str = ALG_PREFIX_SUFFIX
-    max_sessions: int = 1_000_000
+    max_sessions: int = 262_144  # mobileha.config.model.SLB_MAX_SESSIONS
     max_datagram: int = 4096  # larger requests are dropped and counted ("oversized")
     name: str = "slb"
     farm_name: str = "HAFARM"
@@ -99,6 +100,7 @@ class SlbSettings:
     dfp_timeout_s: float = 0.0  # 0: no report timeout
     dfp_retry_s: float = 10.0  # max reconnect backoff
     dfp_keepalive: int | None = None  # sent to agents as DFP Parameters when set
+    dfp_max_message: int = 4096  # a longer DFP message closes the agent's connection
     fastpath: bool = True  # batched I/O of mobileha._slbio when it is built
 
 
@@ -127,7 +129,11 @@ class SlbNode:
         self.settings = settings
         self.name = settings.name
         self.farm = ServerFarm(
-            settings.predictor, settings.session_s, settings.reassign, settings.max_sessions
+            settings.predictor,
+            settings.session_s,
+            settings.reassign,
+            settings.max_sessions,
+            failure_window_s=settings.faildetect_window_s,
         )
         for spec in settings.reals:
             r = self.farm.add_real(
@@ -151,6 +157,7 @@ class SlbNode:
                 backoff_max=settings.dfp_retry_s,
                 key=settings.dfp_password,
                 keepalive=settings.dfp_keepalive,
+                max_message=settings.dfp_max_message,
             )
             for s in agents:
                 assert s.dfp_agent is not None

@@ -19,9 +19,13 @@ Dispatch (:func:`decode`): the first byte is 0 for v1/Advertise; a v2 packet sta
 TLV type (1..4), as scapy does. Wireshark dispatches on the destination address instead;
 callers that know it may call :func:`decode_v1` / :func:`decode_v2` directly.
 
-MD5 authentication [P] (P§4.5, the input Cisco uses is not public): the digest is
-``HMAC-MD5(key, whole HSRP payload with the 16 digest bytes zeroed)``. See :func:`md5_sign`
-and :func:`md5_verify`. Interop with real IOS MD5 is therefore not claimed.
+MD5 authentication (P§4.5, Cisco's MD5 TLV): RFC 1828 keyed MD5,
+``MD5(K' || packet || key)`` where ``K'`` is the key followed by MD5's own padding to one
+64-byte block and ``packet`` is the whole HSRP payload with the 16 digest bytes zeroed (and,
+in v1, the 8-byte authentication field zeroed). The TLV carries the sender's IP address,
+which the digest covers: a digest is bound to its sender (:func:`md5_sender`), so a
+receiver drops a packet whose IP source is another address. Checked against the three
+public vectors of P§4.5. See :func:`md5_sign` and :func:`md5_verify`.
 
 Codecs only: no state, no I/O. Every decoder raises :class:`DecodeError` and nothing else.
 """
@@ -423,7 +427,7 @@ def decode(data: bytes) -> HsrpMessage:
     return decode_v2(data)
 
 
-# --------------------------------------------------------------------------- MD5 [P]
+# --------------------------------------------------------------------------- MD5
 def md5_digest_offset(data: bytes) -> int | None:
     """Offset of the 16 digest bytes of the (first) MD5 TLV in an encoded packet, or None."""
     n = len(data)
@@ -441,12 +445,45 @@ def md5_digest_offset(data: bytes) -> int | None:
 
 
 def _zeroed(data: bytes, off: int) -> bytes:
-    return data[:off] + bytes(16) + data[off + 16 :]
+    """The packet as the digest covers it: digest zeroed, and a v1 auth field zeroed."""
+    z = data[:off] + bytes(16) + data[off + 16 :]
+    if z[:1] == b"\x00":
+        z = z[:8] + bytes(8) + z[16:]
+    return z
+
+
+_KEY_BLOCKS: dict[bytes, hashlib._Hash] = {}
+
+
+def _key_block(key: bytes) -> hashlib._Hash:
+    """MD5 fed with ``K'``: the key and MD5's padding of it to 64 bytes (RFC 1828), as a
+    prepared object (one per key; ``copy()`` per packet)."""
+    h = _KEY_BLOCKS.get(key)
+    if h is None:
+        n = len(key)
+        block = key + b"\x80" + bytes((55 - n) % 64) + struct.pack("<Q", 8 * n)
+        h = hashlib.md5(block)
+        if len(_KEY_BLOCKS) > 64:
+            _KEY_BLOCKS.clear()
+        _KEY_BLOCKS[key] = h
+    return h
 
 
 def md5_digest(key: bytes, data: bytes, off: int) -> bytes:
-    """[P] HMAC-MD5 over the packet with the digest at ``off`` zeroed."""
-    return hmac.new(key, _zeroed(data, off), hashlib.md5).digest()
+    """Cisco's HSRP MD5 digest (RFC 1828 keyed MD5, P§4.5) of the packet whose digest is at
+    ``off``."""
+    h = _key_block(key).copy()
+    h.update(_zeroed(data, off))
+    h.update(key)
+    return h.digest()
+
+
+def md5_sender(data: bytes) -> str | None:
+    """The sender address the packet's MD5 TLV names (and its digest covers), or None."""
+    off = md5_digest_offset(data)
+    if off is None:
+        return None
+    return socket.inet_ntoa(data[off - 8 : off - 4])
 
 
 def md5_sign(data: bytes, key: bytes) -> bytes:
@@ -492,6 +529,8 @@ __all__ = [
     "decode",
     "decode_v1",
     "decode_v2",
+    "md5_digest",
+    "md5_sender",
     "md5_sign",
     "md5_verify",
     "virtual_mac",

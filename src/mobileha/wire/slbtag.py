@@ -13,9 +13,10 @@ The authenticator (type 2) covers the whole datagram from its first byte through
 (the request with the tag header and origin), with the SLB-HA security association's
 algorithm (keyed MD5 prefix+suffix by default, or HMAC-MD5), like RFC 5944 §3.5.1.
 
-The real HA honours the tag only from configured SLB addresses (and only authenticated
-when it has an SLB-HA SA), removes it, processes the original request bytes (whose own
-authenticators are untouched) and replies directly to the original address and port.
+The real HA honours the tag only from configured SLB addresses, and only authenticated
+when it has an SLB-HA SA (an authenticated tag it cannot check is refused), removes it,
+processes the original request bytes (whose own authenticators are untouched) and replies
+directly to the original address and port.
 Vendor id default 32473 (IANA "example" enterprise number, RFC 5612).
 """
 
@@ -136,8 +137,9 @@ def decode(
 
     Returns ``(orig_addr, orig_port, payload_without_tag)``. Raises DecodeError with reason
     ``slbtag-missing`` (no tag), ``slbtag-unauthenticated`` (``key`` given but the tag has no
-    authenticator), ``slbtag-bad-spi`` or ``slbtag-bad-auth``. Without ``key`` an
-    authenticated tag is accepted unverified.
+    authenticator), ``slbtag-bad-spi`` or ``slbtag-bad-auth``, and ``slbtag-unverifiable``
+    for an authenticated tag without ``key``: a receiver that cannot check the
+    authenticator does not take the tag as if it had been checked.
     """
     n = len(data)
     h = _HEADS.get(vendor_id)
@@ -145,12 +147,13 @@ def decode(
     start = n - AUTH_LEN
     if start >= 0 and data[start : start + 10] == authed:
         addr, port = _ORIGIN.unpack_from(data, start + _HDR.size)
-        if key is not None:
-            (got_spi,) = _SPI.unpack_from(data, start + PLAIN_LEN)
-            if spi is not None and got_spi != spi:
-                raise DecodeError("slbtag-bad-spi", f"SPI {got_spi}")
-            if not _auth(key, algorithm).verify(data[: n - 16], data[n - 16 :]):
-                raise DecodeError("slbtag-bad-auth", "SLB-HA authenticator mismatch")
+        if key is None:
+            raise DecodeError("slbtag-unverifiable", "authenticated relay tag, no SLB-HA SA")
+        (got_spi,) = _SPI.unpack_from(data, start + PLAIN_LEN)
+        if spi is not None and got_spi != spi:
+            raise DecodeError("slbtag-bad-spi", f"SPI {got_spi}")
+        if not _auth(key, algorithm).verify(data[: n - 16], data[n - 16 :]):
+            raise DecodeError("slbtag-bad-auth", "SLB-HA authenticator mismatch")
         return ip_str_cached(addr), port, data[:start]
     start = n - PLAIN_LEN
     if start >= 0 and data[start : n - 6] == plain:

@@ -70,14 +70,14 @@ def test_cisco_defaults() -> None:
     cfg = config_from_dict(
         {
             **HA_MIN,
-            "hsrp": {"virtual_ip": "10.0.1.100"},
+            "hsrp": {"virtual_ip": "10.0.1.100", "authentication": "text:cisco"},
             "redundancy": {"peer": "10.0.1.11", "spi": 400, "key": "text:k"},
         }
     )
     h = cfg.hsrp
     assert h is not None
     assert (h.priority, h.preempt, h.hello_ms, h.hold_ms) == (100, False, 3000, 10000)
-    assert h.authentication == config.HsrpAuth("text", b"cisco")
+    assert h.authentication == config.HsrpAuth("text", b"cisco")  # given: no implicit one
     assert h.multicast == "224.0.0.2" and h.port == 1985 and h.address == "10.0.1.10"
     ha = cfg.home_agent
     assert ha is not None
@@ -127,7 +127,11 @@ def test_bad_home_agent_values_name_the_key(mutate: Any, expected: str) -> None:
 
 def test_hsrp_rules() -> None:
     base = copy.deepcopy(HA_MIN)
+    base["hsrp"] = {"virtual_ip": "10.0.1.100"}
+    (missing,) = [p for p in problems_of(base) if p.startswith("hsrp.authentication")]
+    assert "md5:<key-string>" in missing and "text:cisco" in missing
     base["hsrp"] = {"virtual_ip": "10.0.1.100", "hello_ms": 3000, "hold_ms": 3000}
+    base["hsrp"]["authentication"] = "md5:k"  # version 1 with Cisco's MD5 TLV is fine
     assert "hsrp.hold_ms: must be greater than hsrp.hello_ms" in problems_of(base)
     base["hsrp"] = {"virtual_ip": "10.0.1.100", "hello_ms": 300, "hold_ms": 1000}
     assert any(p.startswith("hsrp.hello_ms: must be whole seconds") for p in problems_of(base))
@@ -147,7 +151,7 @@ def test_sync_type_codes_are_configurable_and_checked() -> None:
     from mobileha.wire.sync import MsgKind
 
     base = copy.deepcopy(HA_MIN)
-    base["hsrp"] = {"virtual_ip": "10.0.1.100"}
+    base["hsrp"] = {"virtual_ip": "10.0.1.100", "authentication": "md5:k"}
     base["redundancy"] = {"peer": "10.0.1.11", "spi": 400, "key": "text:k", "bu_type": 210,
                           "bi_ack_type": 214, "chunk_type": 170, "hhae_type": 36}  # fmt: skip
     types = compose.sync_config(config_from_dict(base)).types

@@ -12,10 +12,16 @@ from mobileha.core.dfp import (
     AgentLost,
     AgentState,
     Close,
+    CloseManager,
     Connect,
     DfpAgent,
+    DfpAgentService,
     DfpManager,
+    ManagerAccepted,
+    ManagerData,
+    ManagerGone,
     SendToAgent,
+    SendToManager,
     SetWeight,
     ha_weight,
 )
@@ -168,3 +174,85 @@ def test_manager_security_bad_stream_and_mapping() -> None:
     ]
     assert m.remove_agent("zz") == []
     assert m.handle_event(AgentConnected("zz"), 0.0) == [Close("zz", "unknown")]
+
+
+# ---------------------------------------------------------------- the agent's connections
+
+LOAD = (0, 100, 1.0, 1.0)
+
+
+def _service(**kw: object) -> DfpAgentService:
+    key = kw.pop("key", None)
+    return DfpAgentService(DfpAgent("10.0.1.100", interval=5.0, key=key), **kw)  # type: ignore[arg-type]
+
+
+def test_agent_service_admission_allow_and_cap() -> None:
+    s = _service(allow=["10.0.0.50"], max_connections=2)
+    assert s.handle_event(ManagerAccepted(1, "10.0.0.66"), 0.0, LOAD) == [
+        CloseManager(1, "refused-peer")
+    ]
+    first = s.handle_event(ManagerAccepted(2, "10.0.0.50"), 0.0, LOAD)
+    assert isinstance(first[0], SendToManager) and dfp.decode(first[0].data).weights()
+    s.handle_event(ManagerAccepted(3, "10.0.0.50"), 0.0, LOAD)
+    assert s.handle_event(ManagerAccepted(4, "10.0.0.50"), 0.0, LOAD) == [
+        CloseManager(4, "refused-full")
+    ]
+    assert s.counters["refused-peer"] == 1 and s.counters["refused-full"] == 1
+    s.handle_event(ManagerGone(2), 1.0, LOAD)
+    assert len(s.conns) == 1
+    assert isinstance(s.handle_event(ManagerAccepted(5, "10.0.0.50"), 1.0, LOAD)[0], SendToManager)
+
+
+def test_agent_service_message_length_idle_and_memory() -> None:
+    s = _service(max_message=256, idle_timeout=10.0)
+    s.handle_event(ManagerAccepted(1, "m"), 0.0, LOAD)
+    s.handle_event(ManagerAccepted(2, "m"), 0.0, LOAD)
+    # a header announcing more than the limit closes at once
+    big = bytes([1, 0, 3, 1]) + (65535).to_bytes(4, "big")
+    assert s.handle_event(ManagerData(1, big), 0.1, LOAD) == [CloseManager(1, "too-long")]
+    # a message that stays unfinished is closed after the idle timeout
+    part = bytes([1, 0, 3, 1]) + (200).to_bytes(4, "big") + bytes(50)
+    assert s.handle_event(ManagerData(2, part), 1.0, LOAD) == []
+    assert s.rows()[0]["pending_bytes"] == 58
+    assert s.get_timer() == 5.0  # its report comes first
+    s.handle_timer(5.0, LOAD)
+    assert s.get_timer() == 10.0
+    s.handle_timer(10.0, LOAD)
+    assert s.get_timer() == 1.0 + 10.0  # the unfinished message's deadline
+    assert s.handle_timer(11.0, LOAD) == [CloseManager(2, "idle")]
+    assert not s.conns and s.counters["too-long"] == 1 and s.counters["idle"] == 1
+
+
+def test_agent_service_password_per_manager_interval() -> None:
+    s = _service(key=b"pw", idle_timeout=3.0)
+    assert s.handle_event(ManagerAccepted(1, "a"), 0.0, LOAD) == []  # no report before proof
+    s.handle_event(ManagerAccepted(2, "b"), 0.0, LOAD)
+    s.handle_event(ManagerAccepted(3, "c"), 0.0, LOAD)
+    # manager 1 proves the password and asks for 1 s reports: only its own schedule moves
+    assert s.handle_event(ManagerData(1, dfp.sign(dfp.dfp_parameters(1), b"pw")), 0.5, LOAD) == []
+    # a stranger's DFP Parameters (interval 60) does not verify: closed, nobody silenced
+    stranger = dfp.encode(dfp.dfp_parameters(60))
+    assert s.handle_event(ManagerData(2, stranger), 0.5, LOAD) == [CloseManager(2, "bad-auth")]
+    sent = s.handle_timer(1.5, LOAD)
+    assert [a.conn for a in sent if isinstance(a, SendToManager)] == [1]
+    # manager 3 never proves the password: closed after the idle timeout
+    assert CloseManager(3, "unauthenticated") in s.handle_timer(3.0, LOAD)
+    assert set(s.conns) == {1} and s.agent.interval == 5.0
+    # a BindID Request is answered
+    (rep,) = s.handle_event(
+        ManagerData(1, dfp.sign(dfp.DfpMessage(dfp.BINDID_REQUEST), b"pw")), 4.0, LOAD
+    )
+    assert isinstance(rep, SendToManager) and dfp.decode(rep.data).type == dfp.BINDID_REPORT
+
+
+def test_manager_proves_its_password_on_connect() -> None:
+    m = DfpManager(key=b"pw")
+    m.add_agent("a:1", ["r"], 0.0)
+    m.handle_timer(0.0)
+    (hello,) = m.handle_event(AgentConnected("a:1"), 0.1)
+    assert isinstance(hello, SendToAgent) and dfp.verify(hello.data, b"pw")
+    assert dfp.decode(hello.data).type == dfp.BINDID_REQUEST
+    plain = DfpManager()
+    plain.add_agent("a:1", ["r"], 0.0)
+    plain.handle_timer(0.0)
+    assert plain.handle_event(AgentConnected("a:1"), 0.1) == []

@@ -218,7 +218,7 @@ def test_pending_timeout_78_and_retransmission_refreshes() -> None:
 def test_reply_from_other_address_then_rereg_and_dereg_go_to_real_ha() -> None:
     # The MN keeps the VIP in its HA field (learn disabled by resetting it) to show the
     # FA's own learning; a second MN learns from the reply.
-    f, m = fa(), new_mn()
+    f, m = fa(real_home_agents=[REAL]), new_mn()
     out = register(f, m, 0.0, src=(REAL, 434), ha=VIP)  # HA field repeats the VIP
     assert m.registered and f.stats.replies_other_source == 1
     assert f.visitors["10.1.0.5"].ha_addr == REAL
@@ -233,6 +233,42 @@ def test_reply_from_other_address_then_rereg_and_dereg_go_to_real_ha() -> None:
     out = f.receive_datagram(ha_reply(d.payload, ha=VIP), (REAL, 434), HERE, 20.1)
     assert only(out, RemoveBinding) and not f.visitors
     assert f.stats.deregistered == 1
+
+
+def test_reply_from_unexpected_source_dropped_without_fa_ha() -> None:
+    """Without an FA-HA SA a reply is taken only from the address the request went to or
+    from a configured real HA: an on-path party that saw the Identification cannot install
+    itself as the home agent; the request keeps waiting for the real answer."""
+    f, m = fa(real_home_agents=[REAL]), new_mn()
+    (s,) = only(f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0), Send)
+    forged = ha_reply(s.payload, ha="203.0.113.66")
+    assert f.receive_datagram(forged, ("203.0.113.66", 434), HERE, 0.1) == []
+    assert f.stats.drops["reply-unexpected-source"] == 1 and not f.visitors
+    assert f.pending_count == 1
+    out = f.receive_datagram(ha_reply(s.payload, ha=VIP), (REAL, 434), HERE, 0.2)
+    assert only(out, InstallBinding) and f.visitors["10.1.0.5"].ha_addr == REAL
+    # with an FA-HA SA a reply from anywhere is taken when its FA-HA verifies, and a reply
+    # from an unexpected source that does not verify is dropped (no 68 for the MN)
+    sa = {VIP: HaSecurity(FA_SPI, FAHA_KEY, "md5-prefix-suffix")}
+    f, m = fa(ha_security=sa), new_mn()
+    (s,) = only(f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0), Send)
+    bad = ha_reply(s.payload, faha_key=b"wrong-key-000000")
+    assert f.receive_datagram(bad, ("203.0.113.66", 434), HERE, 0.1) == []
+    assert f.stats.drops["reply-unexpected-source"] == 1
+    out = f.receive_datagram(ha_reply(s.payload, faha_key=FAHA_KEY), ("10.0.1.99", 434), HERE, 0.2)
+    assert only(out, InstallBinding)
+
+
+def test_extensions_after_verified_fa_ha_ignored_in_reply() -> None:
+    """RFC 5944 §3.5.1: a GRE key appended after the reply's FA-HA extension is not the
+    HA's: the FA counts no key mismatch and keeps its own key."""
+    sa = {VIP: HaSecurity(FA_SPI, FAHA_KEY, "md5-prefix-suffix")}
+    f, m = fa(ha_security=sa), new_mn()
+    (s,) = only(f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0), Send)
+    rep = ha_reply(s.payload, faha_key=FAHA_KEY, gre=False) + GreKeyExt(0xBAD).encode()
+    out = f.receive_datagram(rep, (VIP, 434), HERE, 0.1)
+    (b,) = only(out, InstallBinding)
+    assert f.stats.gre_key_mismatch == 0 and b.binding.gre_key != 0xBAD
 
 
 def test_real_ha_learned_from_ha_field() -> None:
@@ -303,6 +339,15 @@ def test_visitor_list_full_66() -> None:
     register(f, new_mn(), 0.0)
     (s,) = only(f.receive_datagram(new_mn().register(1.0)[0].payload, MN_SRC, HERE, 1.0), Send)
     assert RegistrationReply.decode(s.payload).code == 66
+
+
+def test_pending_table_full_66() -> None:
+    f = fa(max_pending=1)
+    first = f.receive_datagram(new_mn().register(0.0)[0].payload, MN_SRC, HERE, 0.0)
+    assert [a for a in first if isinstance(a, Send) and a.dst[0] == VIP]  # relayed
+    (s,) = only(f.receive_datagram(new_mn().register(0.5)[0].payload, MN_SRC, HERE, 0.5), Send)
+    assert RegistrationReply.decode(s.payload).code == 66
+    assert f.stats.drops["pending-full"] == 1 and f.pending_count == 1
 
 
 def test_no_ha_known_98() -> None:
@@ -439,7 +484,7 @@ def test_superseded_aaa_lookup_is_cancelled() -> None:
 
 
 def test_real_ha_port_learned_from_reply_source() -> None:
-    f, m = fa(ha_port=4434), new_mn()
+    f, m = fa(ha_port=4434, real_home_agents=[REAL]), new_mn()
     (s,) = only(f.receive_datagram(m.register(0.0)[0].payload, MN_SRC, HERE, 0.0), Send)
     assert s.dst == (VIP, 4434)
     for a in only(f.receive_datagram(ha_reply(s.payload), (REAL, 5555), HERE, 0.1), Send):
@@ -466,9 +511,8 @@ def test_reply_lifetime_zero_needs_no_fa_ha_but_checks_one_present() -> None:
     f, m = fa(ha_security=sa), new_mn(hoa="10.1.0.70")
     register(f, m, 0.0, faha_key=FAHA_KEY)
     (d,) = only(f.receive_datagram(m.deregister(5.0)[0].payload, MN_SRC, HERE, 5.0), Send)
-    out = f.receive_datagram(
-        ha_reply(d.payload), (VIP, 434), HERE, 5.1
-    )  # no FA-HA: fine, lifetime 0
+    assert d.dst == (REAL, 434)  # learned from the reply's HA field
+    out = f.receive_datagram(ha_reply(d.payload), d.dst, HERE, 5.1)  # no FA-HA: fine, lifetime 0
     assert RegistrationReply.decode(only(out, Send)[0].payload).code == 0
     assert only(out, RemoveBinding)
     # a nonzero-lifetime reply with two FA-HA extensions -> 68

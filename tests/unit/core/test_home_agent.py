@@ -373,6 +373,26 @@ def test_133_nonce_and_resync() -> None:
     assert reply is not None and reply.code == 0
 
 
+def test_nonce_replays_do_not_move_the_expected_nonce() -> None:
+    """A replay of an accepted nonce request gets 133 carrying the nonce the HA still
+    expects (RFC 5944 §5.7); however many replays, the MN's next request, built on the nonce
+    of its accepted reply, is accepted."""
+    ha = make_ha()
+    nai = "nonce@example.net"
+    reply, _ = send(ha, rrq(nai=nai, ident=0x00000000_11111111))
+    assert reply is not None and reply.code == 133
+    accepted = rrq(nai=nai, ident=((reply.ident >> 32) << 32) | 0x22222222)
+    reply, _ = send(ha, accepted)
+    assert reply is not None and reply.code == 0
+    expected = reply.ident >> 32
+    for i in range(50):
+        replay, actions = send(ha, accepted, now=NOW + i * 0.02)
+        assert replay is not None and replay.code == 133 and binds(actions) == []
+        assert replay.ident >> 32 == expected and mnha_ok(replay)
+    reply, _ = send(ha, rrq(nai=nai, ident=(expected << 32) | 0x33333333), now=NOW + 2)
+    assert reply is not None and reply.code == 0
+
+
 # ---------------------------------------------------------------- policy codes
 
 
@@ -481,6 +501,43 @@ def test_140_141_unknown_cvse() -> None:
     assert reply is not None and reply.code == 140
     reply, _ = send(make_ha(), rrq(after=[CvseExt(9, 7, b"ab")]))
     assert reply is not None and reply.code == 141
+
+
+def test_extensions_after_the_fa_ha_authenticator_are_ignored() -> None:
+    """RFC 5944 §3.5.1: nothing after the FA-HA extension is protected. A GRE key
+    extension, a GRE key CVSE, an unknown CVSE or a malformed GRE key appended to a valid
+    request (MN-HA and FA-HA verify) change nothing: code 0, IP-in-IP, no key echoed."""
+    tails = [
+        GreKeyExt(0xBAD).encode(),
+        gre_key_cvse(0xBAD).encode(),
+        CvseExt(9, 7, b"ab").encode(),
+        bytes([48, 0, 0, 2, 0, 1]),  # a GRE key extension of the wrong length (134)
+    ]
+    for tail in tails:
+        ha = make_ha(fa_sa=True)
+        reply, actions = send(ha, rrq(fa_key=FA_KEY) + tail)
+        assert reply is not None and reply.code == 0, tail.hex()
+        (b,) = binds(actions)
+        assert b.encap == Encap.IPIP and b.gre_key is None
+        assert reply.find(GreKeyExt) is None and reply.find(CvseExt) is None
+        assert ha.counters()["mobilehaHaUnprotectedExtensionsIgnored"] == 1
+    # the FA's own GRE key before its FA-HA still counts; an appended second one does not
+    ha = make_ha(fa_sa=True)
+    data = rrq(after=[GreKeyExt(0x1234)], fa_key=FA_KEY) + GreKeyExt(0xBAD).encode()
+    reply, actions = send(ha, data)
+    assert reply is not None and reply.code == 0
+    assert binds(actions)[0].gre_key == 0x1234 and reply.find(GreKeyExt).key == 0x1234
+
+
+def test_co_located_request_acts_only_on_what_mn_ha_covers() -> None:
+    """A co-located care-of address (D): no FA appends anything, so what follows the MN-HA
+    extension is ignored; from an FA without an SA it is the FA's (unauthenticated) word."""
+    ha = make_ha()
+    reply, actions = send(ha, rrq(flags=0x20, after=[GreKeyExt(0xBAD)]))
+    assert reply is not None and reply.code == 0 and binds(actions)[0].gre_key is None
+    ha = make_ha()
+    reply, actions = send(ha, rrq(after=[GreKeyExt(0x77)]))
+    assert reply is not None and reply.code == 0 and binds(actions)[0].gre_key == 0x77
 
 
 def test_143_dynamic_ha_redirect_and_answer() -> None:

@@ -445,6 +445,27 @@ def test_md5_authentication(version: int) -> None:
     assert b.auth_failures == 2
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_md5_hello_from_another_address_is_dropped_and_counted(version: int) -> None:
+    """P§4.5: the digest covers the sender address of the MD5 TLV. A captured Hello of the
+    Active, replayed from another address once it is gone, does not keep the Standby from
+    taking over."""
+    c = {"group": 1, "version": version, "vip": VIP, "md5_key": b"k1", "jitter": 0.0}
+    active = HsrpGroup(HsrpConfig(address=HIGH, priority=200, **c), rng=random.Random(0))  # type: ignore[arg-type]
+    me = HsrpGroup(HsrpConfig(address=ME, priority=100, **c), rng=random.Random(0))  # type: ignore[arg-type]
+    captured = active.encode(w.OP_HELLO, S.ACTIVE)
+    me.start(0.0)
+    me.receive_datagram(captured, (HIGH, 1985), HSRP_DST, 0.1)
+    assert me.active is not None and me.active.addr == HIGH
+    now = 0.1
+    while me.state is not S.ACTIVE and now < 60.0:
+        now += 1.0
+        me.receive_datagram(captured, (LOW, 1985), HSRP_DST, now)  # the replay
+        me.handle_timer(now)
+    assert me.state is S.ACTIVE
+    assert me.counters["rx_md5_sender_mismatch"] > 0 and me.auth_failures == 0
+
+
 def test_own_packets_and_other_groups_ignored() -> None:
     r = Rig(1, S.LISTEN)
     r.rx(w.OP_HELLO, S.ACTIVE, 200, ME)

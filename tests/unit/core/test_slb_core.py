@@ -214,13 +214,13 @@ def test_faildetect_marks_failed_then_retry_testing_inservice() -> None:
     a.retry_s = 30
     t = 0.0
     for i in range(3):  # each session lands on A and is moved by its first retransmission
-        key = f"n{i}"
-        d = farm_request(f, key, 1, "c", t)
+        key, client = f"n{i}", f"c{i}"  # three clients: one client counts once per window
+        d = farm_request(f, key, 1, client, t)
         if d.real is not a:  # B got this one; take another
-            d = farm_request(f, key + "x", 1, "c", t)
+            d = farm_request(f, key + "x", 1, client, t)
             key += "x"
         assert d.real is a
-        assert farm_request(f, key, 1, "c", t).real.address == "B"  # type: ignore[union-attr]
+        assert farm_request(f, key, 1, client, t).real.address == "B"  # type: ignore[union-attr]
     assert a.state is S.FAILED and a.failures == 3 and a.retry_at == t + 30
     # FAILED gets nothing new
     assert set(new_sessions(f, 20, now=1.0, start=100)) == {"B"}
@@ -284,6 +284,96 @@ def test_clean_session_resets_failure_count() -> None:
     assert farm_request(f, "y", 1, "c", 21.0).real is a
     f.handle_timer(40.0)
     assert a.failures == 0
+
+
+def fail_on(f: ServerFarm, real: str, client: str, t: float, tag: str) -> None:
+    """One failure against ``real`` from ``client`` at ``t``: a new session that lands on it
+    and is moved by its first retransmission (reassign=1)."""
+    key = tag
+    while (d := farm_request(f, key, 1, client, t)).real is None or d.real.address != real:
+        key += "_"
+    farm_request(f, key, 1, client, t)
+
+
+def window_farm() -> tuple[ServerFarm, Real]:
+    """Reals A and B, sessions moved by their first retransmission, a 10 s window."""
+    f = ServerFarm(reassign=1, failure_window_s=10.0)
+    for name in ("A", "B"):
+        f.add_real(name)
+    a = f.real("A")
+    assert a is not None
+    return f, a
+
+
+def test_one_client_counts_once_per_window_and_still_fails_a_dead_real() -> None:
+    f, a = window_farm()
+    for i in range(60):  # one source, a burst: one failure counted
+        fail_on(f, "A", "pdsn", 0.0, f"burst{i}")
+    assert a.state is S.IN_SERVICE and a.failures == 1 and a.total_failures == 60
+    assert f.counters["failures_repeated"] == 59
+    # a dead real (no DFP, answers nobody): one PDSN fails it after numconns windows
+    for w in range(1, 8):
+        fail_on(f, "A", "pdsn", 10.0 * w, f"w{w}")
+    assert a.failures == 8 and a.state is S.FAILED
+
+
+def test_a_real_that_answers_other_sessions_is_not_failed() -> None:
+    f, a = window_farm()
+    a.faildetect_numclients = 3
+    key = "good"
+    while farm_request(f, key, 1, "fa", 0.0).real is not a:
+        key += "_"
+    f.handle_timer(10.0)  # it ended without a retransmission: A answered at 0.0
+    assert a.alive_at == 0.0
+    for i in range(5):  # five spoofed sources: threshold reached, A showed life
+        fail_on(f, "A", f"spoof{i}", 5.0, f"s{i}")
+    assert a.state is S.IN_SERVICE and f.counters["fail_vetoed"] >= 1
+    fail_on(f, "A", "spoof9", 11.0, "late")  # no life within the window any more
+    assert a.state is S.FAILED
+
+
+def test_dfp_reports_keep_a_real_and_a_lost_agent_counts_every_failure() -> None:
+    f, a = window_farm()
+    f.set_dfp_weight("A", 8, 0.0)
+    for i in range(20):
+        fail_on(f, "A", f"src{i}", 1.0, f"r{i}")
+    assert a.state is S.IN_SERVICE  # its DFP agent reported within the window: alive
+    f.set_dfp_weight("A", None, 2.0)  # agent lost, and A answers nobody: failed
+    fail_on(f, "A", "src0", 3.0, "after")
+    assert a.state is S.FAILED
+
+
+def test_a_killed_real_fails_at_once_whatever_it_answered_before() -> None:
+    f, a = window_farm()
+    f.set_dfp_weight("A", 8, 0.0)
+    key = "answered"
+    while farm_request(f, key, 1, "fa", 1.0).real is not a:
+        key += "_"
+    f.set_dfp_weight("A", None, 2.0)  # killed: its agent's connection is lost
+    f.handle_timer(11.5)  # the session answered at 1.0 ends cleanly after the loss
+    assert a.alive_at is None
+    for i in range(8):  # one PDSN: every failure counts, nothing vetoes
+        fail_on(f, "A", "pdsn", 12.0, f"k{i}")
+    assert a.state is S.FAILED and f.counters["fail_vetoed"] == 0
+
+
+def test_a_stalled_dfp_agent_stops_showing_life() -> None:
+    f, a = window_farm()
+    a.faildetect_numconns = 2
+    f.set_dfp_weight("A", 8, 0.0)  # then the real stops (its connection stays open)
+    fail_on(f, "A", "pdsn", 5.0, "x")
+    assert a.state is S.IN_SERVICE and a.failures == 1
+    fail_on(f, "A", "pdsn", 15.0, "y")  # no report for a window: failed, weight or not
+    assert a.dfp_weight == 8 and a.state is S.FAILED
+
+    f, a = window_farm()
+    f.set_dfp_weight("A", 8, 0.0)
+    f.set_dfp_weight("A", None, 1.0)
+    for i in range(7):  # one PDSN: with the agent lost every failure counts (IOS numconns)
+        fail_on(f, "A", "pdsn", 2.0, f"d{i}")
+    assert a.state is S.IN_SERVICE and a.failures == 7
+    fail_on(f, "A", "pdsn", 2.0, "d7")
+    assert a.state is S.FAILED
 
 
 # ---------------------------------------------------------------------------- DFP effects

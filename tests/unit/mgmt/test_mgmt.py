@@ -99,10 +99,15 @@ def test_bad_requests(api: tuple[FakeNode, str]) -> None:
     assert get_json(url + "/nowhere")[0] == 404
     status, err = get_json(url + "/api/broken")
     assert status == 500 and "boom" in err["error"]
-    req = urllib.request.Request(url + "/api/bindings", method="POST", data=b"x")
+    req = urllib.request.Request(url + "/api/bindings", method="DELETE")
     with pytest.raises(urllib.error.HTTPError) as ei:
         urllib.request.urlopen(req, timeout=5)
     assert ei.value.code == 405
+    # state changes need a token; this server has none
+    req = urllib.request.Request(url + "/api/bindings", method="POST", data=b"x")
+    with pytest.raises(urllib.error.HTTPError) as ei:
+        urllib.request.urlopen(req, timeout=5)
+    assert ei.value.code == 403
     # garbage and oversize requests do not break the server
     host, port = url[len("http://") :].split(":")
     with socket.create_connection((host, int(port)), timeout=5) as s:

@@ -258,10 +258,10 @@ class FakeNode:
 
 
 @contextmanager
-def serve(node: Any) -> Iterator[ManagementServer]:
+def serve(node: Any, token: str | None = None) -> Iterator[ManagementServer]:
     """Run the real management API for ``node`` on 127.0.0.1:<free port> in a thread."""
     loop = asyncio.new_event_loop()
-    server = ManagementServer(node, "127.0.0.1", 0)
+    server = ManagementServer(node, "127.0.0.1", 0, token=token)
     ready = threading.Event()
 
     def run() -> None:

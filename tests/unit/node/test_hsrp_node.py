@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mobileha.mgmt.metrics import hsrp_families
 from mobileha.node.hsrp import HsrpNode, build_arg_parser, config_from_args
 
@@ -22,8 +24,11 @@ def test_flags_to_config() -> None:
     assert (g.hello_ms, g.hold_ms, g.md5_key, g.md5_key_id) == (100, 300, b"secret", 7)
 
 
-def test_defaults_are_ios_defaults() -> None:
-    c = config_from_args(build_arg_parser().parse_args(["-i", "eth0"]))
+def test_defaults_are_ios_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):  # no implicit password
+        build_arg_parser().parse_args(["-i", "eth0"])
+    assert "--auth" in capsys.readouterr().err
+    c = config_from_args(build_arg_parser().parse_args(["-i", "eth0", "--auth", "text:cisco"]))
     [g] = c.groups
     assert (g.group, g.version, g.priority, g.preempt) == (0, 1, 100, False)
     assert g.auth == b"cisco\0\0\0" and g.md5_key is None
@@ -33,7 +38,9 @@ def test_defaults_are_ios_defaults() -> None:
 
 def test_views_and_metrics() -> None:
     cfg = config_from_args(
-        build_arg_parser().parse_args(["-i", "eth0", "--group", "4", "--vip", "10.0.0.1"])
+        build_arg_parser().parse_args(
+            ["-i", "eth0", "--group", "4", "--vip", "10.0.0.1", "--auth", "md5:k"]
+        )
     )
     node = HsrpNode(cfg)
     [snap] = node.snapshot()
@@ -50,10 +57,11 @@ def test_views_and_metrics() -> None:
 
 def test_the_interface_is_watched_where_the_node_owns_the_vip_on_it() -> None:
     from mobileha import compose
+    from mobileha.config import HsrpAuth
     from mobileha.config import HsrpConfig as AppHsrpConfig
 
     hc = AppHsrpConfig(virtual_ip="127.0.0.100", address="127.0.0.2", interface="lo",
-                       peers=("127.0.0.3",))  # fmt: skip
+                       peers=("127.0.0.3",), authentication=HsrpAuth("md5", b"k"))  # fmt: skip
     assert compose.hsrp_node_config(hc).watching_link  # manage_vip: a real interface
     assert not compose.hsrp_node_config(hc, manage_vip=False).watching_link  # loopback peers
     assert compose.hsrp_node_config(hc, manage_vip=False, watch_interface=True).watching_link
@@ -61,11 +69,13 @@ def test_the_interface_is_watched_where_the_node_owns_the_vip_on_it() -> None:
 
 def test_from_config_maps_every_key() -> None:
     from mobileha import compose
+    from mobileha.config import HsrpAuth
     from mobileha.config import HsrpConfig as AppHsrpConfig
 
     hc = AppHsrpConfig(virtual_ip="10.0.0.1", address="10.0.0.2", interface="eth0", group=7,
                        version=1, name="ha-grp", priority=120, preempt=True, preempt_delay_s=5,
-                       hello_ms=1000, hold_ms=3000)  # fmt: skip
+                       hello_ms=1000, hold_ms=3000,
+                       authentication=HsrpAuth("text", b"cisco"))  # fmt: skip
     n = compose.hsrp_node(hc)
     [g] = n.cfg.groups
     assert (g.vip, g.address, g.group, g.version, g.name) == (

@@ -38,7 +38,9 @@ def test_authenticated_tag(alg: str) -> None:
         assert tagged[-16:] == hashlib.md5(key + covered + key).digest()
     assert slbtag.decode(tagged, key, spi=300, algorithm=alg) == ("10.0.2.2", 434, RRQ)
     assert slbtag.decode(tagged, Authenticator(key, alg)) == ("10.0.2.2", 434, RRQ)
-    assert slbtag.decode(tagged) == ("10.0.2.2", 434, RRQ)  # no SA configured: unverified
+    with pytest.raises(DecodeError) as e:  # no SA configured: cannot be checked, refused
+        slbtag.decode(tagged)
+    assert e.value.reason == "slbtag-unverifiable"
     for bad, reason in [
         (tagged[:-1] + bytes([tagged[-1] ^ 1]), "slbtag-bad-auth"),
         (tagged[:5] + b"\xff" + tagged[6:], "slbtag-bad-auth"),  # payload changed
