@@ -31,11 +31,13 @@ datagram (the HSRP port -> HSRP; a sync message type of the ``SyncTypes`` regist
 sync peer named by the header's HA address; anything else -> the home agent of the
 destination address), :meth:`Cluster.handle_timer`, :meth:`Cluster.get_timer`, and
 :meth:`Cluster.handle_event` for :class:`Start`, :class:`Shutdown`, :class:`LinkChanged`,
-:class:`TrackChanged` and :class:`SetReady`. Every entry point returns the actions for the
-adapter, in order: ``Send`` (registration replies, sync messages), ``HsrpSend`` (to the HSRP
-socket), ``InstallBinding`` / ``RemoveBinding`` and their subclasses (data plane),
-``ClaimVip`` / ``ReleaseVip`` / ``GratuitousArp`` (VIP ownership), and notices for the
-operator's log (``StateChange``, ``ActiveTimerExpired``, :class:`ActiveChanged`,
+:class:`TrackChanged`, :class:`SetReady` and, for the home agent of one HA address, AAA's
+answers (``SaFetched`` / ``SaFailed``, :mod:`mobileha.core.subscribers`) and new SA
+sources (``ReloadSubscribers``). Every entry point returns the actions for the adapter,
+in order: ``Send`` (registration replies, sync messages), ``FetchSa`` (ask AAA for an MN's
+SA), ``HsrpSend`` (to the HSRP socket), ``InstallBinding`` / ``RemoveBinding`` and their
+subclasses (data plane), ``ClaimVip`` / ``ReleaseVip`` / ``GratuitousArp`` (VIP ownership),
+and notices for the operator's log (``StateChange``, ``ActiveTimerExpired``, :class:`ActiveChanged`,
 ``SyncStateChanged``, :class:`DownloadIncomplete`, :class:`LinkStateChanged`).
 Randomness (HSRP hello jitter) and the wall-clock offset are injected.
 """
@@ -61,6 +63,7 @@ from mobileha.core.hsrp import (
     State,
     StateChange,
 )
+from mobileha.core.subscribers import ReloadSubscribers, SaFailed, SaFetched
 from mobileha.core.sync import (
     ApplyBinding,
     DeleteBinding,
@@ -117,7 +120,10 @@ class SetReady:
     ready: bool
 
 
-ClusterEvent = Start | Shutdown | LinkChanged | TrackChanged | SetReady
+ClusterEvent = (
+    Start | Shutdown | LinkChanged | TrackChanged | SetReady | SaFetched | SaFailed
+    | ReloadSubscribers
+)  # fmt: skip
 
 # --- notices out (the adapter logs them) --------------------------------------------
 
@@ -409,6 +415,8 @@ class Cluster:
                     unix_offset=wall_offset,
                     dynamic_of=_dynamic_of(ha),
                     nonce_of=ha.nonce_of,
+                    sa_of=ha.aaa_sa_of,
+                    random_bytes=ha.random_bytes,
                     now=now,
                 )
             self.agents.append(Agent(ha, sync, key))
@@ -548,6 +556,17 @@ class Cluster:
         elif isinstance(event, SetReady):
             if hsrp is not None:
                 self._hsrp_actions(hsrp.set_ready(event.ready, now), now, out)
+        elif isinstance(event, SaFetched | SaFailed | ReloadSubscribers):
+            # AAA's answer to a FetchSa of the home agent of that address, or its new SA
+            # sources; the requests it runs again go through the reply gate like any other
+            target = self._by_addr.get(event.ha_addr)
+            if target is None:
+                self.counters["event_unknown_ha"] += 1
+                return out
+            actions = target.ha.handle_event(event, now)
+            if target.sync is not None and actions:
+                actions = self._ha_actions(target, actions, now)
+            out += actions
         else:  # pragma: no cover - the union above is exhaustive
             raise TypeError(f"not a cluster event: {event!r}")
         return out
@@ -595,7 +614,7 @@ class Cluster:
             if cls is Send:
                 out.append(x)
             elif cls is ApplyBinding:
-                r = ha.apply_synced(x.binding, now, x.dynamic, x.nonce)
+                r = ha.apply_synced(x.binding, now, x.dynamic, x.nonce, x.sa)
                 if r:
                     out += r
             elif cls is DeleteBinding:
