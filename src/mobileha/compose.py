@@ -27,12 +27,22 @@ from typing import Any
 
 from mobileha.aaa.base import AaaBackend
 from mobileha.config import DYNAMIC, AaaConfig, Config, HsrpConfig
+from mobileha.config.model import MobileNodeSA
+from mobileha.config.subscribers import read_subscriber_file
 from mobileha.core.cluster import AgentSpec, Cluster
 from mobileha.core.foreign_agent import ForeignAgent, HaSecurity
 from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
 from mobileha.core.hsrp import HsrpConfig as HsrpGroupSettings
 from mobileha.core.mobile_node import MnSecurity, MobileNode
-from mobileha.core.security import MobilitySA, SecurityAssociations
+from mobileha.core.security import (
+    SOURCE_FILE,
+    SOURCE_INLINE,
+    MobilitySA,
+    RealmEntry,
+    SecurityAssociations,
+    is_nai_pattern,
+)
+from mobileha.core.subscribers import SubscriberSettings
 from mobileha.core.sync import Mode, SyncConfig
 from mobileha.dataplane.choice import node_options
 from mobileha.dataplane.vip import VipOwner
@@ -111,6 +121,7 @@ def home_agent_settings(cfg: Config, **overrides: Any) -> HomeAgentSettings:
         redirect_ha=ha.redirect_ha,
         replay_tolerance=ha.replay_tolerance,
         answer_duplicates=ha.answer_duplicates,
+        subscribers=subscriber_settings(cfg),
     )
     return replace(settings, **overrides)
 
@@ -121,6 +132,9 @@ def home_agent_security(cfg: Config) -> SecurityAssociations:
     sas = SecurityAssociations()
     for m in cfg.mobile_nodes:
         sa = m.sa
+        if m.nai is not None and is_nai_pattern(m.nai):
+            add_realm_entry(sas, m)
+            continue
         sas.add_mn(
             MobilitySA(
                 sa.spi,
@@ -143,6 +157,56 @@ def home_agent_security(cfg: Config) -> SecurityAssociations:
             if u.spi is not None and u.key is not None:
                 sas.add_aaa(u.nai, MobilitySA(u.spi, u.key, u.algorithm, nai=u.nai))
     return sas
+
+
+def add_realm_entry(sas: SecurityAssociations, m: MobileNodeSA) -> None:
+    """A realm or pattern ``[[mobile_node]]``: its shared SA (inline), AAA's SAs (aaa, the
+    home agent fetches them) or the SAs of its subscriber file (file, as exact entries)."""
+    assert m.nai is not None
+    sa = m.sa
+    if m.sa_source == SOURCE_FILE:
+        assert m.file is not None
+        for sub in read_subscriber_file(m.file, m.nai):
+            sas.add_mn(
+                MobilitySA(
+                    sub.spi, sub.key, sa.algorithm, sa.replay, sa.replay_tolerance,
+                    nai=sub.nai, home_address=sub.home_address, max_lifetime=m.lifetime,
+                    source=SOURCE_FILE,
+                )
+            )  # fmt: skip
+    shared = None
+    if m.sa_source == SOURCE_INLINE:
+        shared = MobilitySA(
+            sa.spi, sa.key, sa.algorithm, sa.replay, sa.replay_tolerance, max_lifetime=m.lifetime
+        )
+    sas.add_realm(
+        RealmEntry(
+            m.nai, m.sa_source, shared, sa.algorithm, sa.replay, sa.replay_tolerance,
+            m.lifetime, m.file,
+        )
+    )  # fmt: skip
+
+
+def subscriber_settings(cfg: Config) -> SubscriberSettings:
+    """``[aaa]`` -> the home agent's limits for SAs fetched from AAA."""
+    a = cfg.aaa
+    return SubscriberSettings(
+        ttl_s=a.sa_cache_ttl_s,
+        max_entries=a.sa_cache_size,
+        negative_ttl_s=a.sa_negative_ttl_s,
+        resync_s=a.sa_resync_s,
+        max_in_flight=a.sa_max_in_flight,
+        timeout_s=a.sa_timeout_s,
+    )
+
+
+def sa_fetcher(cfg: Config) -> Any:
+    """The RADIUS client that fetches MN-HA SAs for the home agent (``[aaa]`` backend
+    radius and some ``[[mobile_node]]`` with sa_source aaa), else None."""
+    if cfg.aaa.backend != "radius" or not any(m.sa_source == "aaa" for m in cfg.mobile_nodes):
+        return None
+    assert cfg.home_agent is not None
+    return aaa_backend(cfg.aaa, nas_ip=cfg.home_agent.address)
 
 
 def home_agent_core(cfg: Config, **overrides: Any) -> HomeAgent:
@@ -175,6 +239,7 @@ def home_agent_node(cfg: Config) -> HomeAgentNode:
         "dataplane_kind": backend,
         "dfp": cfg.dfp if cfg.dfp is not None and cfg.dfp.listen is not None else None,
         "rate_limit_s": cfg.log.rate_limit_s,
+        "sa_fetcher": sa_fetcher(cfg),
     }
     if hc is None:
         cluster = Cluster([AgentSpec(core)], wall_offset=time.time() - now, now=now)

@@ -150,6 +150,12 @@ def _aaa(ck: Checker, data: Any, node_name: str) -> AaaConfig:
         radius_timeout_s=row["radius_timeout_s"],
         radius_retries=row["radius_retries"],
         nas_identifier=row["nas_identifier"] or node_name,
+        sa_cache_ttl_s=row["sa_cache_ttl_s"],
+        sa_cache_size=row["sa_cache_size"],
+        sa_negative_ttl_s=row["sa_negative_ttl_s"],
+        sa_timeout_s=row["sa_timeout_s"],
+        sa_max_in_flight=row["sa_max_in_flight"],
+        sa_resync_s=row["sa_resync_s"],
         users=tuple(
             AaaUser(
                 nai=u["nai"] or "",
@@ -198,6 +204,7 @@ def _home_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
     v.check_slb_sas(ck, row, slb_rows)
     mns = ck.array("mobile_node[]", "mobile_node", doc.get("mobile_node", []))
     v.check_mobile_node_sas(ck, row, mns, pool)
+    v.check_mobile_node_sources(ck, mns, doc.get("aaa"))
     fas = _peer_sas(ck, "foreign_agent[]", "foreign_agent", doc.get("foreign_agent", []), tolerance)
     if groups:
         dynamic = any(m["home_address"] == DYNAMIC for m in mns)
@@ -235,6 +242,8 @@ def _home_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
             lifetime=min(
                 m["lifetime"] if m["lifetime"] is not None else max_lifetime, max_lifetime
             ),
+            sa_source=m["sa_source"],
+            file=m["file"],
         )
         for m in mns
     )

@@ -82,10 +82,12 @@ class SecurityAssociation:
 class MobileNodeSA:
     """``[[mobile_node]]`` of a home-agent config: who may register, with which MN-HA SA."""
 
-    nai: str | None
+    nai: str | None  # an NAI, "@realm" or a glob pattern
     home_address: str  # dotted quad, or "dynamic"
-    sa: SecurityAssociation
+    sa: SecurityAssociation  # sa_source aaa/file: algorithm and replay only (spi 0, no key)
     lifetime: int
+    sa_source: str = "inline"  # inline | aaa | file
+    file: str | None = None  # sa_source file: the subscriber file
 
     @property
     def dynamic(self) -> bool:
@@ -296,6 +298,13 @@ class AaaConfig:
     radius_retries: int = 3
     nas_identifier: str = ""
     users: tuple[AaaUser, ...] = ()
+    # home agent: MN-HA SAs from RADIUS (core.subscribers.SubscriberSettings)
+    sa_cache_ttl_s: float = 3600.0
+    sa_cache_size: int = 1_000_000
+    sa_negative_ttl_s: float = 30.0
+    sa_timeout_s: float = 13.0
+    sa_max_in_flight: int = 256
+    sa_resync_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
