@@ -100,6 +100,7 @@ trusted_slb = ["{self.slb_ip}"]
             + f"""[hsrp]
 interface = "lo"
 group = 9
+version = 2
 virtual_ip = "{self.vip}"
 priority = {prio}
 preempt = false
