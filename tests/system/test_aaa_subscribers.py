@@ -86,7 +86,7 @@ def test_subscribers_from_radius_through_slb_pair_and_takeover(cluster: AaaClust
     # re-registrations: from the cache
     wait_for(lambda: mn_stats(mns)["renewals"] >= N, 60, "every MN renewed", detail=logs)
     hits = lambda: c.subscribers(a)["cache"]["sa_cache_hits"]  # noqa: E731
-    wait_for(lambda: hits() >= 2 * N, 30, "renewals answered from the cache", detail=logs)
+    wait_for(lambda: hits() >= N, 30, "renewals answered from the cache", detail=logs)
     sa = c.subscribers(a)
     assert sa["cache"]["sa_cache_misses"] == N and sa["aaa_client"]["sa_requests"] == N
 
@@ -158,7 +158,7 @@ def test_wrong_key_reject_and_aaa_down(cluster: AaaCluster) -> None:
     assert time.monotonic() - t0 < 2.0 + 5  # the configured timeout, plus slack for load
     assert served == 200
     assert ha.api("api/stats")["bad_input"].get("aaa-timeout", 0) >= 1
-    assert stats(ha)["cache"]["sa_cache_hits"] >= 201
+    assert stats(ha)["cache"]["sa_cache_hits"] >= 200
 
 
 def test_aaa_unreachable_from_the_start(tmp_path: Path, cluster: AaaCluster) -> None:

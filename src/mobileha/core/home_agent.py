@@ -322,6 +322,7 @@ class HomeAgent:
         # SAs from AAA: fetches in flight, requests waiting for them, the cache
         self.subs = Subscribers(self.sas, s.subscribers, bound=self._nai_bound)
         self._subs_timer = False  # set once the AAA side has timers (fetch, cache)
+        self._rerunning = False  # running requests that waited for their SA from AAA
         self._nonces: dict[str, int] = {}
         self._ints: dict[int, int] = {}  # lifetimes and ports (<= 65536 values)
         # Identification of recently deleted bindings, by NAI and home address
@@ -656,8 +657,8 @@ class HomeAgent:
             if data[auth + 1] == 20 and compare_digest(
                 sa.compute(data[: auth + 6]), data[auth + 6 : auth + 22]
             ):
-                if sa.source == SOURCE_AAA:
-                    self.subs.c.hits += 1
+                if sa.source == SOURCE_AAA and not self._rerunning:
+                    self.subs.c.hits += 1  # a request that waited for AAA was a miss
                 return None
             if sa.source == SOURCE_AAA and nai is not None and self.subs.resync(sa, now):
                 return self._fetch_sa(r, nai, spi, now)
@@ -747,9 +748,13 @@ class HomeAgent:
         out: list[Any] = []
         if self.active:
             port = self._port
-            for data, src, local in parked:
-                self.received -= 1  # counted when it arrived
-                out += self.receive_datagram(data, src, (local, port), now)
+            self._rerunning = True
+            try:
+                for data, src, local in parked:
+                    self.received -= 1  # counted when it arrived
+                    out += self.receive_datagram(data, src, (local, port), now)
+            finally:
+                self._rerunning = False
         else:
             for _ in parked:
                 self._drop("standby")

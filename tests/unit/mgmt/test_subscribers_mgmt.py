@@ -88,14 +88,14 @@ def test_views_and_metrics_of_the_sa_cache() -> None:
     render_subscribers(v, out)
     assert "@aaa.example" in out.getvalue() and "sa_cache_size" in out.getvalue()
     stats = views["stats"]({})
-    assert stats["subscribers"]["sa_cache_hits"] == 1
+    assert stats["subscribers"]["sa_cache_hits"] == 0  # the first registration was a miss
     out = io.StringIO()
     render_stats(stats, out)
-    assert "SA cache: 1 SAs from AAA, 1 hits, 2 misses, 1 AAA failures" in out.getvalue()
+    assert "SA cache: 1 SAs from AAA, 0 hits, 2 misses, 1 AAA failures" in out.getvalue()
 
     fams = _metrics(node)
     assert fams["mobileha_ha_sa_cache_size"].samples[0].value == 1
-    assert fams["mobileha_ha_sa_cache_hits"].samples[0].value == 1
+    assert fams["mobileha_ha_sa_cache_misses"].samples[0].value == 2
     fails = {s.labels["reason"]: s.value for s in fams["mobileha_ha_aaa_failures"].samples}
     assert fails == {"reject": 1, "timeout": 0, "error": 0}
     lat = fams["mobileha_ha_aaa_latency_seconds"]
