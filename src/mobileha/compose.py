@@ -42,7 +42,7 @@ from mobileha.core.security import (
     SecurityAssociations,
     is_nai_pattern,
 )
-from mobileha.core.subscribers import SubscriberSettings
+from mobileha.core.subscribers import ReloadSubscribers, SubscriberSettings
 from mobileha.core.sync import Mode, SyncConfig
 from mobileha.dataplane.choice import node_options
 from mobileha.dataplane.vip import VipOwner
@@ -185,6 +185,16 @@ def add_realm_entry(sas: SecurityAssociations, m: MobileNodeSA) -> None:
             m.lifetime, m.file,
         )
     )  # fmt: skip
+
+
+def subscriber_reload(cfg: Config, cluster: Cluster) -> list[ReloadSubscribers]:
+    """The reload of SA sources (``[[mobile_node]]`` entries, realm entries, subscriber
+    files) from a new ``cfg`` as one :class:`ReloadSubscribers` event per HA address of
+    ``cluster``, each with its own SA table (the cache of SAs from AAA is per address).
+    A reload hands them to the coordinator's ``handle_event``; bindings, replay state,
+    pool allocations and cached SAs whose NAI is still sent to AAA are kept. Raises
+    ConfigError (e.g. a bad subscriber file) before anything changes."""
+    return [ReloadSubscribers(a.ha_addr, home_agent_security(cfg)) for a in cluster.agents]
 
 
 def subscriber_settings(cfg: Config) -> SubscriberSettings:
@@ -537,6 +547,7 @@ __all__ = [
     "ROLE_NODES",
     "RoleUnavailable",
     "aaa_backend",
+    "add_realm_entry",
     "build_node",
     "dataplane_options",
     "foreign_agent_node",
@@ -549,7 +560,10 @@ __all__ = [
     "hsrp_node_config",
     "mobile_node_cores",
     "mobile_node_node",
+    "sa_fetcher",
     "slb_node",
     "slb_settings",
+    "subscriber_reload",
+    "subscriber_settings",
     "sync_config",
 ]

@@ -130,3 +130,52 @@ def test_subscriber_file_errors_name_file_and_line(tmp_path: Path) -> None:
     assert p[4].startswith(f"{f}:6: ")
     with pytest.raises(ConfigError):
         read_subscriber_file(tmp_path / "missing.txt", "@x.example")
+
+
+def test_reload_of_sa_sources_keeps_bindings(tmp_path: Path) -> None:
+    """What a configuration reload does for the SA sources (compose.subscriber_reload):
+    one ReloadSubscribers per HA address through the coordinator; bindings stay, a new
+    realm entry and a new subscriber file line are served, a removed entry is not."""
+    from mobileha import compose
+    from mobileha.wire.auth import ntp_identification
+    from mobileha.wire.mip import RegistrationReply
+    from tests.helpers import request
+
+    f = tmp_path / "subs.txt"
+    f.write_text("a@file.example 1000 text:key-a\n")
+    mns = [
+        {"nai": "@inline.example", "spi": 500, "key": "text:shared", "algorithm": "hmac-md5"},
+        {"nai": "@file.example", "sa_source": "file", "file": str(f), "algorithm": "hmac-md5"},
+    ]
+    node = compose.home_agent_node(config_from_dict(ha(mns)))
+    cluster = node.cluster
+    ha_addr = cluster.agents[0].ha_addr
+    wall, now = 1_800_000_000.0, 10.0
+    cluster.wall_offset = wall - now
+
+    def register(who: str, key: bytes, spi: int, low: int) -> int | None:
+        data = request(
+            ha_addr=ha_addr, care_of="10.0.2.2", ident=ntp_identification(wall, low),
+            nai=who, key=key, spi=spi,
+        )  # fmt: skip
+        out = cluster.receive_datagram(data, ("10.0.2.2", 434), (ha_addr, 434), now)
+        sends = [a for a in out if hasattr(a, "payload")]
+        return RegistrationReply.decode(sends[0].payload).code if sends else None
+
+    assert register("x@inline.example", b"shared", 500, 1) == 0
+    assert register("a@file.example", b"key-a", 1000, 1) == 0
+    assert register("b@file.example", b"key-b", 1000, 1) is None  # not in the file yet
+    core = cluster.agents[0].ha
+    assert len(core.table) == 2
+
+    f.write_text("a@file.example 1000 text:key-a\nb@file.example 1000 text:key-b\n")
+    new = config_from_dict(
+        ha([mns[1], {"nai": "@new.example", "spi": 600, "key": "text:n", "algorithm": "hmac-md5"}])
+    )
+    for ev in compose.subscriber_reload(new, cluster):
+        cluster.handle_event(ev, now)
+    assert len(core.table) == 2  # bindings kept
+    assert register("b@file.example", b"key-b", 1000, 2) == 0
+    assert register("y@new.example", b"n", 600, 2) == 0
+    assert register("x@inline.example", b"shared", 500, 3) is None  # entry removed
+    assert register("a@file.example", b"key-a", 1000, 3) == 0
