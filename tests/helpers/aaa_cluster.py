@@ -165,10 +165,11 @@ key = "text:{key}"
 algorithm = "hmac-md5"
 lifetime = {self.lifetime}
 """,
+            ready_s=20 + count / 1000,
         )
 
-    def _add(self, name: str, toml: str) -> Proc:
-        p = Proc(self.tmp, name, toml)
+    def _add(self, name: str, toml: str, ready_s: float = 20) -> Proc:
+        p = Proc(self.tmp, name, toml, ready_s)
         self.procs.append(p)
         return p
 
