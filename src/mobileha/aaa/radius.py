@@ -154,7 +154,8 @@ class RadiusAaa:
         assert self._transport is not None
         return self._transport
 
-    def build_request(self, ident: int, nai: str, mn_aaa: MnAaaAuth | None) -> rpacket.AuthPacket:
+    def _access_request(self, ident: int, nai: str) -> rpacket.AuthPacket:
+        """An Access-Request for ``nai`` with its Message-Authenticator (BlastRADIUS)."""
         pkt = rpacket.AuthPacket(
             code=rpacket.AccessRequest,
             id=ident,
@@ -164,6 +165,10 @@ class RadiusAaa:
         )
         pkt.add_message_authenticator()
         pkt["User-Name"] = nai
+        return pkt
+
+    def build_request(self, ident: int, nai: str, mn_aaa: MnAaaAuth | None) -> rpacket.AuthPacket:
+        pkt = self._access_request(ident, nai)
         if mn_aaa is not None and mn_aaa.spi == CHAP_SPI:
             _chap_id, challenge = mn_aaa.chap_fields()
             pkt["CHAP-Password"] = mn_aaa.chap_password()
@@ -222,15 +227,7 @@ class RadiusAaa:
         await self._open()
         ident = await self._ids.get()
         try:
-            pkt = rpacket.AuthPacket(
-                code=rpacket.AccessRequest,
-                id=ident,
-                secret=self.secret,
-                authenticator=os.urandom(16),
-                dict=self.dict,
-            )
-            pkt.add_message_authenticator()
-            pkt["User-Name"] = nai
+            pkt = self._access_request(ident, nai)
             pkt["Service-Type"] = SERVICE_AUTHORIZE_ONLY
             pkt["3GPP2-MN-HA-SPI"] = spi
             if self.nas_ip:
