@@ -88,7 +88,11 @@ class Proc:
             self.proc = subprocess.Popen(
                 [*mobileha_command(), "run", str(cfg)], stdout=subprocess.DEVNULL, stderr=log
             )
-        wait_ready(self.proc, lambda: self.api("healthz", raw=True), ready_s, name, self.log)
+        try:
+            wait_ready(self.proc, lambda: self.api("healthz", raw=True), ready_s, name, self.log)
+        except BaseException:  # not started in time: do not leave it running
+            stop_process(self.proc)
+            raise
 
     def api(self, path: str, raw: bool = False) -> Any:
         url = f"http://127.0.0.1:{self.api_port}/{path}"
