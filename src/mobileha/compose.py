@@ -28,7 +28,6 @@ from typing import Any
 from mobileha.aaa.base import AaaBackend
 from mobileha.config import DYNAMIC, AaaConfig, Config, HsrpConfig
 from mobileha.config.model import MobileNodeSA
-from mobileha.config.subscribers import read_subscriber_file
 from mobileha.core.cluster import AgentSpec, Cluster
 from mobileha.core.foreign_agent import ForeignAgent, HaSecurity
 from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
@@ -165,8 +164,7 @@ def add_realm_entry(sas: SecurityAssociations, m: MobileNodeSA) -> None:
     assert m.nai is not None
     sa = m.sa
     if m.sa_source == SOURCE_FILE:
-        assert m.file is not None
-        for sub in read_subscriber_file(m.file, m.nai):
+        for sub in m.subscribers:  # read and checked by the loader
             sas.add_mn(
                 MobilitySA(
                     sub.spi, sub.key, sa.algorithm, sa.replay, sa.replay_tolerance,

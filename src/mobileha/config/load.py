@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from mobileha.config.model import (
     SlbConfig,
     SlbReal,
 )
+from mobileha.config.subscribers import read_subscriber_file
 from mobileha.config.validate import Checker, Row
 
 
@@ -104,6 +106,8 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<memory>") -> Confi
 
     if role == "home-agent":
         kw.update(_home_agent(ck, doc))
+        if not ck.problems:
+            kw["mobile_nodes"] = _subscriber_files(ck, kw.get("mobile_nodes", ()), source)
     elif role == "foreign-agent":
         kw.update(_foreign_agent(ck, doc))
     elif role == "slb":
@@ -249,6 +253,28 @@ def _home_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
     )
     out["foreign_agents"] = fas
     return out
+
+
+def _subscriber_files(
+    ck: Checker, mns: tuple[MobileNodeSA, ...], source: str
+) -> tuple[MobileNodeSA, ...]:
+    """Read the subscriber file of every ``sa_source = "file"`` entry (a relative path is
+    relative to the configuration file); its problems name the entry, the file and line."""
+    out = []
+    for i, m in enumerate(mns):
+        if m.sa_source == "file" and m.file is not None and m.nai is not None:
+            path = Path(m.file)
+            if not path.is_absolute() and not source.startswith("<"):
+                path = Path(source).parent / path
+            try:
+                subs = read_subscriber_file(path, m.nai)
+            except ConfigError as e:
+                for p in e.problems:
+                    ck.add(f"mobile_node[{i}].file", p)
+                subs = []
+            m = replace(m, file=str(path), subscribers=tuple(subs))
+        out.append(m)
+    return tuple(out)
 
 
 def _hsrp(h: Row, groups: list[Row], ha: Row) -> HsrpConfig:

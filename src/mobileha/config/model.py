@@ -17,7 +17,7 @@ Two TOML keys mean different things depending on ``node.role``:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 ROLES = ("home-agent", "foreign-agent", "slb", "mobile-node")
 ALG_PREFIX_SUFFIX = "md5-prefix-suffix"  # keyed MD5 prefix+suffix, Cisco default (P§1.6)
@@ -88,6 +88,8 @@ class MobileNodeSA:
     lifetime: int
     sa_source: str = "inline"  # inline | aaa | file
     file: str | None = None  # sa_source file: the subscriber file
+    # sa_source file: its lines (config.subscribers.Subscriber: nai, spi, key, home address)
+    subscribers: tuple[Any, ...] = field(default=(), repr=False)
 
     @property
     def dynamic(self) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mobileha.compose import home_agent_core, home_agent_security, sa_fetcher
-from mobileha.config import ConfigError, config_from_dict
+from mobileha.config import ConfigError, config_from_dict, load_config
 from mobileha.config.subscribers import read_subscriber_file
 from mobileha.core.security import SOURCE_AAA, SOURCE_FILE, SOURCE_INLINE
 
@@ -130,6 +130,19 @@ def test_subscriber_file_errors_name_file_and_line(tmp_path: Path) -> None:
     assert p[4].startswith(f"{f}:6: ")
     with pytest.raises(ConfigError):
         read_subscriber_file(tmp_path / "missing.txt", "@x.example")
+    # through the configuration: the loader reads the file (so `mobileha check` sees it),
+    # a relative path relative to the configuration file
+    cfg = tmp_path / "ha.toml"
+    cfg.write_text(
+        '[node]\nrole = "home-agent"\n[home_agent]\naddress = "10.0.1.10"\n'
+        'home_prefix = "10.1.0.0/16"\n[[mobile_node]]\nnai = "@x.example"\n'
+        'sa_source = "file"\nfile = "bad.txt"\n'
+    )
+    with pytest.raises(ConfigError) as ei:
+        load_config(cfg)
+    assert ei.value.problems[0] == (
+        f"mobile_node[0].file: {f}:2: b@other.example does not match @x.example"
+    )
 
 
 def test_reload_of_sa_sources_keeps_bindings(tmp_path: Path) -> None:
