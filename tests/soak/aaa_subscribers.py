@@ -25,7 +25,12 @@ from typing import Any
 
 from tests.helpers.aaa_cluster import REALM, AaaCluster
 from tests.helpers.procs import log_tails
-from tests.helpers.wait import wait_for
+from tests.helpers.wait import wait_for as _wait_for
+
+
+def wait_for(pred: Any, timeout: float, what: str, **kw: Any) -> Any:
+    """Poll through busy processes: an API that does not answer in time is "not yet"."""
+    return _wait_for(pred, timeout, what, ignore=(OSError, KeyError), **kw)
 
 
 def _stats(p: Any) -> dict[str, int]:
