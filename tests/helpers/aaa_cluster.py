@@ -21,8 +21,14 @@ SPI = 1000
 SYNC_KEY = "00112233445566778899aabbccddeeff"
 
 
-def nai(i: int) -> str:
-    return f"mn{i}@{REALM}"
+def nai(i: int, fleet: int = 0) -> str:
+    """Subscriber ``i`` (1..) of MN fleet process ``fleet``."""
+    return f"mn{i}@{REALM}" if fleet == 0 else f"f{fleet}-mn{i}@{REALM}"
+
+
+def nai_template(fleet: int) -> str:
+    """The ``[mobile_node] nai`` of fleet ``fleet`` (``{n}`` = 1..count)."""
+    return nai(0, fleet).replace("mn0@", "mn{n}@")
 
 
 class AaaCluster:
@@ -39,6 +45,7 @@ class AaaCluster:
         lifetime: int = 30,
         radius_debug: bool = False,
         hold_ms: int = 1000,
+        fleets: int = 1,
     ) -> None:
         self.tmp = tmp
         self.n = n
@@ -54,7 +61,14 @@ class AaaCluster:
         dbdir = Path(tempfile.mkdtemp(prefix="mobileha-subs-", dir="/tmp"))
         dbdir.chmod(0o755)
         self.db = dbdir / "subscribers.db"
-        rows = ((nai(i), SPI, MN_KEY, None) for i in range(1, n + 1))
+        self.fleets = fleets
+        per = -(-n // fleets)
+        self.per_fleet = [min(per, n - f * per) for f in range(fleets)]
+        rows = (
+            (nai(i, f), SPI, MN_KEY, None)
+            for f, count in enumerate(self.per_fleet)
+            for i in range(1, count + 1)
+        )
         subscriber_db(self.db, [*rows, *(extra or [])])
         self.radius = FreeRadius(db=self.db, debug=radius_debug)
         self.hold_ms = hold_ms
@@ -150,7 +164,17 @@ backend = "memory"
 """,
         )
 
-    def start_mns(self, name: str, count: int, nai_tmpl: str, key: str = MN_KEY) -> Proc:
+    def start_fleets(self) -> list[Proc]:
+        """Every subscriber's MN, ``fleets`` processes (one local address each)."""
+        net = self.mn_ip.rsplit(".", 1)[0]
+        return [
+            self.start_mns(f"mns{f}", count, nai_template(f), local=f"{net}.{30 + f}")
+            for f, count in enumerate(self.per_fleet)
+        ]
+
+    def start_mns(
+        self, name: str, count: int, nai_tmpl: str, key: str = MN_KEY, local: str | None = None
+    ) -> Proc:
         return self._add(
             name,
             f"""role = "mobile-node"
@@ -159,7 +183,7 @@ nai = "{nai_tmpl}"
 count = {count}
 home_agent = "{self.slb_ip}"
 foreign_agent = "{self.fa_ip}:{self.port}"
-local_address = "{self.mn_ip}"
+local_address = "{local or self.mn_ip}"
 spi = {SPI}
 key = "text:{key}"
 algorithm = "hmac-md5"

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.aaa_cluster import REALM, AaaCluster
+from tests.helpers.aaa_cluster import AaaCluster
 from tests.helpers.procs import log_tails
 from tests.helpers.wait import wait_for as _wait_for
 
@@ -33,15 +33,20 @@ def wait_for(pred: Any, timeout: float, what: str, **kw: Any) -> Any:
     return _wait_for(pred, timeout, what, ignore=(OSError, KeyError), **kw)
 
 
-def _stats(p: Any) -> dict[str, int]:
-    c: dict[str, int] = p.api("api/stats")["counters"]
-    return c
+def _stats(ps: list[Any]) -> dict[str, int]:
+    """The MN fleets' counters, summed."""
+    out: dict[str, int] = {}
+    for p in ps:
+        for k, v in p.api("api/stats")["counters"].items():
+            if isinstance(v, int):
+                out[k] = out.get(k, 0) + v
+    return out
 
 
-def run(n: int, lifetime: int, tmp: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {"subscribers": n, "lifetime_s": lifetime}
+def run(n: int, lifetime: int, fleets: int, tmp: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {"subscribers": n, "lifetime_s": lifetime, "mn_processes": fleets}
     t = time.monotonic()
-    c = AaaCluster(tmp, n, lifetime=lifetime, hold_ms=3000)
+    c = AaaCluster(tmp, n, lifetime=lifetime, hold_ms=3000, fleets=fleets)
     out["radius_db_and_start_s"] = round(time.monotonic() - t, 1)
     try:
         c.start_pair()
@@ -55,7 +60,7 @@ def run(n: int, lifetime: int, tmp: Path) -> dict[str, Any]:
         )
         c.start_path()
         t0 = time.monotonic()
-        mns = c.start_mns("mns", n, f"mn{{n}}@{REALM}")
+        mns = c.start_fleets()
         wait_for(lambda: _stats(mns)["registered"] >= n, 30 + n / 50, "registered", step=1)
         t_reg = time.monotonic() - t0
         wait_for(lambda: c.subscribers(a)["cache"]["sa_cache_size"] >= n, 60, "cached", step=1)
@@ -113,9 +118,10 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=100_000)
     p.add_argument("--lifetime", type=int, default=300, help="MN lifetime (renewal at 80 %)")
+    p.add_argument("--fleets", type=int, default=10, help="MN processes")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="mobileha-soak-") as d:
-        out = run(args.n, args.lifetime, Path(d))
+        out = run(args.n, args.lifetime, args.fleets, Path(d))
     for k, v in out.items():
         print(f"{k:36} {v}")
     print(json.dumps(out))
