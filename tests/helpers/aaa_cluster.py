@@ -189,7 +189,7 @@ key = "text:{key}"
 algorithm = "hmac-md5"
 lifetime = {self.lifetime}
 """,
-            ready_s=20 + count / 1000,
+            ready_s=60 + count / 100,
         )
 
     def _add(self, name: str, toml: str, ready_s: float = 20) -> Proc:
