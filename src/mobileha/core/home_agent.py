@@ -713,7 +713,7 @@ class HomeAgent:
         new fetch, nothing when one is in flight (the request waits behind it), or a
         discard (cached reject, too many fetches in flight; counted by reason)."""
         self._subs_timer = True
-        new, reason = self.subs.begin(nai, spi, (r.data, r.reply_to, r.local), now)
+        new, reason = self.subs.begin(nai, spi, (r.data, r.reply_to, r.local, now), now)
         if reason is not None:
             return self._drop(reason)
         if new:
@@ -750,9 +750,11 @@ class HomeAgent:
             port = self._port
             self._rerunning = True
             try:
-                for data, src, local in parked:
+                for data, src, local, arrived in parked:
                     self.received -= 1  # counted when it arrived
-                    out += self.receive_datagram(data, src, (local, port), now)
+                    # checked as of its arrival: the wait for AAA is ours, and must not
+                    # push the MN's timestamp out of the replay window (RFC 5944 §5.7)
+                    out += self.receive_datagram(data, src, (local, port), arrived)
             finally:
                 self._rerunning = False
         else:

@@ -130,7 +130,8 @@ class SubscriberSettings:
 
 # --- state ----------------------------------------------------------------------------
 
-Parked = tuple[bytes, Addr, str]  # (request without a relay tag, its origin, our address)
+# (request without a relay tag, its origin, our address, when it arrived)
+Parked = tuple[bytes, Addr, str, float]
 
 
 class _Fetch:

@@ -329,3 +329,12 @@ def test_standby_serves_aaa_mns_after_takeover_without_fetching() -> None:
     assert sum(1 for _, r in net.replies if r.code == 0) == n
     assert b_ha.subs.c.misses == 0 and b_ha.subs.c.hits >= n
     assert {nai(i) for i in range(n)} <= set(net.accepted())
+
+
+def test_replay_window_counts_from_arrival_not_from_the_aaa_answer() -> None:
+    """A request that waited for AAA longer than the timestamp tolerance (7 s) is checked as
+    of its arrival: the wait is the home agent's, not the MN's."""
+    ha = make_ha(sas_with(aaa_realm()), timeout_s=13.0)
+    send(ha, rrq("slow@aaa.example"))
+    out = ha.handle_event(fetched("slow@aaa.example"), NOW + 10.0)
+    assert reply_code(out) == 0
