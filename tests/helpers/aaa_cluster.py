@@ -164,17 +164,28 @@ backend = "memory"
 """,
         )
 
-    def start_fleets(self) -> list[Proc]:
-        """Every subscriber's MN, ``fleets`` processes (one local address each)."""
+    def start_fleets(self, started: Any = None, retransmit_ms: int | None = None) -> list[Proc]:
+        """Every subscriber's MN, ``fleets`` processes (one local address each), one after
+        the other; ``started(proc, count)`` is called after each (e.g. to wait until its
+        MNs are registered: a loaded machine is not offered every first registration at
+        once)."""
         net = self.mn_ip.rsplit(".", 1)[0]
-        return [
-            self.start_mns(f"mns{f}", count, nai_template(f), local=f"{net}.{30 + f}")
-            for f, count in enumerate(self.per_fleet)
-        ]
+        out = []
+        for f, count in enumerate(self.per_fleet):
+            p = self.start_mns(
+                f"mns{f}", count, nai_template(f), local=f"{net}.{30 + f % 200}",
+                retransmit_ms=retransmit_ms,
+            )  # fmt: skip
+            out.append(p)
+            if started is not None:
+                started(p, count)
+        return out
 
     def start_mns(
-        self, name: str, count: int, nai_tmpl: str, key: str = MN_KEY, local: str | None = None
-    ) -> Proc:
+        self, name: str, count: int, nai_tmpl: str, key: str = MN_KEY, local: str | None = None,
+        retransmit_ms: int | None = None,
+    ) -> Proc:  # fmt: skip
+        extra = f"retransmit_ms = {retransmit_ms}\n" if retransmit_ms else ""
         return self._add(
             name,
             f"""role = "mobile-node"
@@ -188,7 +199,7 @@ spi = {SPI}
 key = "text:{key}"
 algorithm = "hmac-md5"
 lifetime = {self.lifetime}
-""",
+{extra}""",
             ready_s=60 + count / 100,
         )
 

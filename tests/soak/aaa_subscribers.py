@@ -60,8 +60,12 @@ def run(n: int, lifetime: int, fleets: int, tmp: Path) -> dict[str, Any]:
         )
         c.start_path()
         t0 = time.monotonic()
-        mns = c.start_fleets()
-        wait_for(lambda: _stats(mns)["registered"] >= n, 30 + n / 50, "registered", step=1)
+
+        def registered(p: Any, count: int) -> None:
+            wait_for(lambda: _stats([p])["registered"] >= count, 60 + count / 20, "fleet", step=1)
+
+        mns = c.start_fleets(registered, retransmit_ms=3000)
+        wait_for(lambda: _stats(mns)["registered"] >= n, 60, "registered", step=1)
         t_reg = time.monotonic() - t0
         wait_for(lambda: c.subscribers(a)["cache"]["sa_cache_size"] >= n, 60, "cached", step=1)
         sa = c.subscribers(a)
@@ -118,7 +122,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=100_000)
     p.add_argument("--lifetime", type=int, default=300, help="MN lifetime (renewal at 80 %)")
-    p.add_argument("--fleets", type=int, default=10, help="MN processes")
+    p.add_argument("--fleets", type=int, default=20, help="MN processes, started in turn")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="mobileha-soak-") as d:
         out = run(args.n, args.lifetime, args.fleets, Path(d))
