@@ -458,8 +458,10 @@ def one_pass(port: int, mns: int, inflight: int, out: Connection) -> None:
     resent = 0
 
     def send(mn: int) -> None:
-        nonlocal seq
+        nonlocal seq, sec_hi
         seq += 1
+        if not seq & 255:  # timestamps within the HA's replay window however long the pass
+            sec_hi = (int(time.time()) + NTP) << 32
         pending[seq] = (mn, time.perf_counter())
         s.send(aaa_rrq(mn, seq, sec_hi))
 
