@@ -27,12 +27,21 @@ from typing import Any
 
 from mobileha.aaa.base import AaaBackend
 from mobileha.config import DYNAMIC, AaaConfig, Config, HsrpConfig
+from mobileha.config.model import MobileNodeSA
 from mobileha.core.cluster import AgentSettings, AgentSpec, Cluster
 from mobileha.core.foreign_agent import ForeignAgent, HaSecurity
 from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
 from mobileha.core.hsrp import HsrpConfig as HsrpGroupSettings
 from mobileha.core.mobile_node import MnSecurity, MobileNode
-from mobileha.core.security import MobilitySA, SecurityAssociations
+from mobileha.core.security import (
+    SOURCE_FILE,
+    SOURCE_INLINE,
+    MobilitySA,
+    RealmEntry,
+    SecurityAssociations,
+    is_nai_pattern,
+)
+from mobileha.core.subscribers import ReloadSubscribers, SubscriberSettings
 from mobileha.core.sync import Mode, SyncConfig
 from mobileha.dataplane.choice import node_options
 from mobileha.dataplane.vip import VipOwner
@@ -112,6 +121,7 @@ def home_agent_settings(cfg: Config, **overrides: Any) -> HomeAgentSettings:
         redirect_ha=ha.redirect_ha,
         replay_tolerance=ha.replay_tolerance,
         answer_duplicates=ha.answer_duplicates,
+        subscribers=subscriber_settings(cfg),
     )
     return replace(settings, **overrides)
 
@@ -122,6 +132,9 @@ def home_agent_security(cfg: Config) -> SecurityAssociations:
     sas = SecurityAssociations()
     for m in cfg.mobile_nodes:
         sa = m.sa
+        if m.nai is not None and is_nai_pattern(m.nai):
+            add_realm_entry(sas, m)
+            continue
         sas.add_mn(
             MobilitySA(
                 sa.spi,
@@ -144,6 +157,65 @@ def home_agent_security(cfg: Config) -> SecurityAssociations:
             if u.spi is not None and u.key is not None:
                 sas.add_aaa(u.nai, MobilitySA(u.spi, u.key, u.algorithm, nai=u.nai))
     return sas
+
+
+def add_realm_entry(sas: SecurityAssociations, m: MobileNodeSA) -> None:
+    """A realm or pattern ``[[mobile_node]]``: its shared SA (inline), AAA's SAs (aaa, the
+    home agent fetches them) or the SAs of its subscriber file (file, as exact entries)."""
+    assert m.nai is not None
+    sa = m.sa
+    if m.sa_source == SOURCE_FILE:
+        for sub in m.subscribers:  # read and checked by the loader
+            sas.add_mn(
+                MobilitySA(
+                    sub.spi, sub.key, sa.algorithm, sa.replay, sa.replay_tolerance,
+                    nai=sub.nai, home_address=sub.home_address, max_lifetime=m.lifetime,
+                    source=SOURCE_FILE,
+                )
+            )  # fmt: skip
+    shared = None
+    if m.sa_source == SOURCE_INLINE:
+        shared = MobilitySA(
+            sa.spi, sa.key, sa.algorithm, sa.replay, sa.replay_tolerance, max_lifetime=m.lifetime
+        )
+    sas.add_realm(
+        RealmEntry(
+            m.nai, m.sa_source, shared, sa.algorithm, sa.replay, sa.replay_tolerance,
+            m.lifetime, m.file,
+        )
+    )  # fmt: skip
+
+
+def subscriber_reload(cfg: Config, cluster: Cluster) -> list[ReloadSubscribers]:
+    """The reload of SA sources (``[[mobile_node]]`` entries, realm entries, subscriber
+    files) from a new ``cfg`` as one :class:`ReloadSubscribers` event per HA address of
+    ``cluster``, each with its own SA table (the cache of SAs from AAA is per address).
+    A reload hands them to the coordinator's ``handle_event``; bindings, replay state,
+    pool allocations and cached SAs whose NAI is still sent to AAA are kept. Raises
+    ConfigError (e.g. a bad subscriber file) before anything changes."""
+    return [ReloadSubscribers(a.ha_addr, home_agent_security(cfg)) for a in cluster.agents]
+
+
+def subscriber_settings(cfg: Config) -> SubscriberSettings:
+    """``[aaa]`` -> the home agent's limits for SAs fetched from AAA."""
+    a = cfg.aaa
+    return SubscriberSettings(
+        ttl_s=a.sa_cache_ttl_s,
+        max_entries=a.sa_cache_size,
+        negative_ttl_s=a.sa_negative_ttl_s,
+        resync_s=a.sa_resync_s,
+        max_in_flight=a.sa_max_in_flight,
+        timeout_s=a.sa_timeout_s,
+    )
+
+
+def sa_fetcher(cfg: Config) -> Any:
+    """The RADIUS client that fetches MN-HA SAs for the home agent (``[aaa]`` backend
+    radius and some ``[[mobile_node]]`` with sa_source aaa), else None."""
+    if cfg.aaa.backend != "radius" or not any(m.sa_source == "aaa" for m in cfg.mobile_nodes):
+        return None
+    assert cfg.home_agent is not None
+    return aaa_backend(cfg.aaa, nas_ip=cfg.home_agent.address)
 
 
 def home_agent_slb_sas(cfg: Config) -> dict[str, MobilitySA]:
@@ -250,6 +322,7 @@ def home_agent_node(cfg: Config) -> HomeAgentNode:
         "journal": BindingJournal(ha.journal, ha.journal_commit_ms, ha.journal_fsync)
         if ha.journal is not None
         else None,
+        "sa_fetcher": sa_fetcher(cfg),
     }
     if hc is None:
         cluster = Cluster([AgentSpec(cores[0])], wall_offset=time.time() - now, now=now)
@@ -551,6 +624,7 @@ __all__ = [
     "ROLE_NODES",
     "RoleUnavailable",
     "aaa_backend",
+    "add_realm_entry",
     "build_node",
     "dataplane_options",
     "foreign_agent_node",
@@ -563,7 +637,10 @@ __all__ = [
     "hsrp_node_config",
     "mobile_node_cores",
     "mobile_node_node",
+    "sa_fetcher",
     "slb_node",
     "slb_settings",
+    "subscriber_reload",
+    "subscriber_settings",
     "sync_config",
 ]

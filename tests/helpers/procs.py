@@ -70,7 +70,7 @@ def mobileha_command() -> list[str]:
 class Proc:
     """One ``mobileha run`` process with its management API on a free loopback port."""
 
-    def __init__(self, tmp: Path, name: str, toml: str) -> None:
+    def __init__(self, tmp: Path, name: str, toml: str, ready_s: float = 20) -> None:
         self.name = name
         self.tmp = tmp
         self.api_port = free_port("127.0.0.1", socket.SOCK_STREAM)
@@ -88,7 +88,11 @@ class Proc:
             self.proc = subprocess.Popen(
                 [*mobileha_command(), "run", str(cfg)], stdout=subprocess.DEVNULL, stderr=log
             )
-        wait_ready(self.proc, lambda: self.api("healthz", raw=True), 20, name, self.log)
+        try:
+            wait_ready(self.proc, lambda: self.api("healthz", raw=True), ready_s, name, self.log)
+        except BaseException:  # not started in time: do not leave it running
+            stop_process(self.proc)
+            raise
 
     def api(self, path: str, raw: bool = False) -> Any:
         url = f"http://127.0.0.1:{self.api_port}/{path}"

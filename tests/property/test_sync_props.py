@@ -11,8 +11,10 @@ from mobileha.wire import DecodeError
 from mobileha.wire.auth import ALG_HMAC_MD5, ALG_PREFIX_SUFFIX, Authenticator
 from mobileha.wire.sync import (
     REC_NONCE,
+    REC_SA,
     BindingRecord,
     MsgKind,
+    RecordSa,
     SyncMessage,
     SyncTypes,
     decode,
@@ -33,8 +35,23 @@ nai = st.one_of(
 )
 
 
-def _nonce_flag(rec_flags: int, nonce: int | None) -> int:
-    return (rec_flags & ~REC_NONCE) | (REC_NONCE if nonce is not None else 0)
+def _flags(r: BindingRecord) -> BindingRecord:
+    """[P] REC_NONCE and REC_SA are set exactly with a nonce and an SA."""
+    f = r.rec_flags & ~(REC_NONCE | REC_SA)
+    f |= (REC_NONCE if r.nonce is not None else 0) | (REC_SA if r.sa is not None else 0)
+    return r._replace(rec_flags=f)
+
+
+record_sa = st.builds(
+    RecordSa,
+    u32,
+    st.sampled_from([0, 1]),
+    u8,
+    u16,
+    u16,
+    st.binary(min_size=16, max_size=16),
+    st.integers(1, 14).flatmap(lambda n: st.binary(min_size=16 * n, max_size=16 * n)),
+)
 
 
 records = st.builds(
@@ -51,8 +68,9 @@ records = st.builds(
     st.sampled_from([4, 47, 55]),
     nai,
     st.binary(max_size=8),
-    st.one_of(st.none(), u32),  # [P] REC_NONCE: the flag is set exactly with a nonce
-).map(lambda r: r._replace(rec_flags=_nonce_flag(r.rec_flags, r.nonce)))
+    st.one_of(st.none(), u32),  # [P] REC_NONCE
+    st.one_of(st.none(), record_sa),  # [P] REC_SA
+).map(_flags)
 ext_list = st.lists(
     st.tuples(st.integers(128, 255).filter(lambda t: t != 160), st.binary(max_size=16)),
     max_size=3,
@@ -121,24 +139,38 @@ def _pool() -> list[SyncMessage]:
         recs: tuple[BindingRecord, ...] = ()
         if kind in (MsgKind.BU, MsgKind.BI_REPLY):
             recs = tuple(
-                BindingRecord(
-                    f"10.1.{rnd.randrange(256)}.{rnd.randrange(256)}",
-                    f"192.0.2.{rnd.randrange(256)}",
-                    "192.0.2.1",
-                    rnd.getrandbits(64),
-                    rnd.randrange(65536),
-                    rnd.randrange(65536),
-                    rnd.randrange(256),
-                    _nonce_flag(rnd.randrange(256), nonce),
-                    rnd.getrandbits(32),
-                    rnd.choice([4, 47, 55]),
-                    rnd.choice([None, f"mn{j}@example.net", "\u00e9t\u00e9@x"]),
-                    rnd.randbytes(rnd.choice([0, 0, 3])),
-                    nonce,
+                _flags(
+                    BindingRecord(
+                        f"10.1.{rnd.randrange(256)}.{rnd.randrange(256)}",
+                        f"192.0.2.{rnd.randrange(256)}",
+                        "192.0.2.1",
+                        rnd.getrandbits(64),
+                        rnd.randrange(65536),
+                        rnd.randrange(65536),
+                        rnd.randrange(256),
+                        rnd.randrange(256),
+                        rnd.getrandbits(32),
+                        rnd.choice([4, 47, 55]),
+                        rnd.choice([None, f"mn{j}@example.net", "\u00e9t\u00e9@x"]),
+                        rnd.randbytes(rnd.choice([0, 0, 3])),
+                        rnd.choice([None, rnd.getrandbits(32)]),
+                        rnd.choice(
+                            [
+                                None,
+                                RecordSa(
+                                    rnd.getrandbits(32),
+                                    rnd.randrange(2),
+                                    rnd.randrange(256),
+                                    7,
+                                    0,
+                                    rnd.randbytes(16),
+                                    rnd.randbytes(32),
+                                ),
+                            ]
+                        ),
+                    )
                 )
-                for j, nonce in (
-                    (j, rnd.choice([None, rnd.getrandbits(32)])) for j in range(rnd.randrange(4))
-                )
+                for j in range(rnd.randrange(4))
             )
         chunk = rnd.choice([None, rnd.getrandbits(32)])
         exts = ((200, b"ab"),) if i % 7 == 0 else ()

@@ -14,12 +14,8 @@ started here on 127.0.0.1 with a config written here and stopped afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,104 +23,20 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import free_port, wait_for
-from tests.helpers.procs import Proc, stop_process, wait_ready
+from tests.helpers.freeradius import FREERADIUS, RADDB, SECRET, FreeRadius
+from tests.helpers.procs import Proc
 from tests.system.test_registration_e2e import KEY, mn_counters
 
-FREERADIUS = shutil.which("freeradius") or shutil.which("radiusd")
-RADDB = Path("/etc/freeradius/3.0")
 pytestmark = [
     pytest.mark.skipif(FREERADIUS is None, reason="freeradius is not installed (apt freeradius)"),
     pytest.mark.skipif(not RADDB.is_dir(), reason=f"{RADDB} (FreeRADIUS config) not found"),
     pytest.mark.skipif(os.geteuid() != 0, reason="a private FreeRADIUS needs root (cp -a)"),
 ]
 
-SECRET = "testing123"
 AAA_KEY = "mn-aaa-secret"
 GOOD_NAI = "radius1@example.net"
 BAD_NAI = "radius2@example.net"
 HOME = "10.77.9.9"
-
-
-class FreeRadius:
-    def __init__(self, users: str) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="mobileha-radius-", dir="/tmp"))
-        self.dir.chmod(0o755)  # the server drops to user freerad
-        raddb = self.dir / "raddb"
-        subprocess.run(["cp", "-a", str(RADDB), str(raddb)], check=True)
-        self.port = free_port("127.0.0.1")
-        conf = raddb / "radiusd.conf"
-        text = conf.read_text()
-        lines = []
-        for line in text.splitlines():
-            s = line.strip()
-            if s.startswith("reject_delay"):
-                line = "\treject_delay = 0"
-            elif s.startswith("proxy_requests"):
-                line = "proxy_requests = no"
-            lines.append(line)
-        conf.write_text("\n".join(lines) + "\n")
-        for d in ("sites-enabled",):
-            for f in (raddb / d).iterdir():
-                f.unlink()
-        # eap needs an Auth-Type EAP section and certificates; we only do CHAP.
-        with contextlib.suppress(FileNotFoundError):
-            (raddb / "mods-enabled" / "eap").unlink()
-        (raddb / "sites-enabled" / "mobileha").write_text(
-            f"""server mobileha {{
-listen {{
-    type = auth
-    ipaddr = 127.0.0.1
-    port = {self.port}
-}}
-authorize {{
-    preprocess
-    chap
-    files
-    pap
-}}
-authenticate {{
-    Auth-Type PAP {{
-        pap
-    }}
-    Auth-Type CHAP {{
-        chap
-    }}
-}}
-post-auth {{
-    Post-Auth-Type REJECT {{
-        attr_filter.access_reject
-    }}
-}}
-}}
-"""
-        )
-        (raddb / "clients.conf").write_text(
-            f"client localhost {{\n  ipaddr = 127.0.0.1\n  secret = {SECRET}\n}}\n"
-        )
-        (raddb / "mods-config" / "files" / "authorize").write_text(users)
-        subprocess.run(["chown", "-R", "freerad:freerad", str(raddb)], check=True)
-        self.log = self.dir / "radiusd.log"
-        self.proc = subprocess.Popen(
-            [str(FREERADIUS), "-X", "-d", str(raddb)],
-            stdout=open(self.log, "wb"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            cwd=self.dir,
-        )
-        try:
-            wait_ready(
-                self.proc,
-                lambda: "Ready to process requests" in self.log.read_text(errors="replace"),
-                15,
-                "freeradius",
-                self.log,
-            )
-        except (RuntimeError, AssertionError):
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 HA_ADDR = "127.254.77.10"  # the HA address FreeRADIUS hands out (3GPP2-Home-Agent-IP-Address)

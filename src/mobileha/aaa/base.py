@@ -78,6 +78,19 @@ class AaaResult:
         return cls(False, reply_code=code, attributes=attributes)
 
 
+@dataclass(frozen=True, slots=True)
+class SaAnswer:
+    """AAA's answer to a home agent's request for an MN's MN-HA SA: accepted with ``spi``,
+    ``key`` and optionally the ``home_address``, or refused (``reason``: ``reject``,
+    ``timeout`` or ``error``, the names of ``mobileha.core.subscribers``)."""
+
+    accepted: bool
+    spi: int = 0
+    key: bytes = field(default=b"", repr=False)
+    home_address: str | None = None
+    reason: str = ""
+
+
 class AaaBackend(Protocol):
     """What the foreign agent node calls; one instance per node."""
 
@@ -99,4 +112,5 @@ __all__ = [
     "AaaBackend",
     "AaaResult",
     "MnAaaAuth",
+    "SaAnswer",
 ]

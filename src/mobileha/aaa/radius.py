@@ -21,6 +21,22 @@ production the HA-SLB virtual address) and ``Framed-IP-Address`` (home address).
 Access-Reject -> 108 with an MN-AAA extension, 67 without; timeout -> 78 (``aaa.base``).
 Replies are checked (Response Authenticator, Message-Authenticator, identifier); anything
 else is dropped and counted.
+
+The home agent's MN-HA SA (:meth:`RadiusAaa.fetch_sa`, 3GPP2 X.S0011 HA-AAA; the vendor
+attributes of 3GPP2 because FreeRADIUS and the PDSN/HA AAA servers of operators already
+carry them, dictionary.3gpp2, rather than a dictionary of our own):
+
+* Access-Request: ``User-Name`` = the NAI, ``Service-Type = Authorize-Only``,
+  ``3GPP2-MN-HA-SPI`` (vendor 5535, 57) = the SPI of the MN's request, NAS attributes and
+  ``Message-Authenticator``;
+* Access-Accept: ``3GPP2-MN-HA-Shared-Key`` (vendor 5535, 58; salt-encrypted as RFC 2868
+  §3.5: a 2-byte salt with its high bit set, then the key hidden with MD5(secret ||
+  Request Authenticator || salt), :func:`mobileha.wire.auth.reveal_key`) is the MN-HA key;
+  ``3GPP2-MN-HA-SPI`` its SPI (absent: the requested one); ``Framed-IP-Address`` the MN's
+  home address when AAA assigns one. Algorithm, replay protection and lifetime are the
+  realm entry's: the 3GPP2 attributes carry none of them.
+* An Access-Accept without a key that decrypts is ``error``; an Access-Reject ``reject``;
+  no answer after ``timeout_s * (retries + 1)`` ``timeout``.
 """
 
 from __future__ import annotations
@@ -41,8 +57,9 @@ from mobileha.aaa.base import (
     CODE_MN_AUTH_FAILED,
     AaaResult,
     MnAaaAuth,
+    SaAnswer,
 )
-from mobileha.wire.auth import CHAP_SPI
+from mobileha.wire.auth import CHAP_SPI, reveal_key
 
 SERVICE_FRAMED = 2
 SERVICE_AUTHORIZE_ONLY = 17
@@ -110,6 +127,8 @@ class RadiusAaa:
             "retransmissions": 0,
             "bad_replies": 0,
             "socket_errors": 0,
+            "sa_requests": 0,
+            "sa_errors": 0,
         }
 
     enabled = True
@@ -135,7 +154,8 @@ class RadiusAaa:
         assert self._transport is not None
         return self._transport
 
-    def build_request(self, ident: int, nai: str, mn_aaa: MnAaaAuth | None) -> rpacket.AuthPacket:
+    def _access_request(self, ident: int, nai: str) -> rpacket.AuthPacket:
+        """An Access-Request for ``nai`` with its Message-Authenticator (BlastRADIUS)."""
         pkt = rpacket.AuthPacket(
             code=rpacket.AccessRequest,
             id=ident,
@@ -145,6 +165,10 @@ class RadiusAaa:
         )
         pkt.add_message_authenticator()
         pkt["User-Name"] = nai
+        return pkt
+
+    def build_request(self, ident: int, nai: str, mn_aaa: MnAaaAuth | None) -> rpacket.AuthPacket:
+        pkt = self._access_request(ident, nai)
         if mn_aaa is not None and mn_aaa.spi == CHAP_SPI:
             _chap_id, challenge = mn_aaa.chap_fields()
             pkt["CHAP-Password"] = mn_aaa.chap_password()
@@ -165,30 +189,85 @@ class RadiusAaa:
             # RADIUS can only check the CHAP-style MN-AAA (RFC 4721 §8).
             self._counts["rejects"] += 1
             return AaaResult.reject(CODE_MN_AAA_FAILED, reason="mn-aaa-spi-unsupported")
-        transport = await self._open()
+        await self._open()
         ident = await self._ids.get()
         try:
             pkt = self.build_request(ident, nai, mn_aaa)
-            raw = pkt.RequestPacket()
-            loop = asyncio.get_running_loop()
-            fut: asyncio.Future[bytes] = loop.create_future()
-            self._waiting[ident] = (pkt, fut)
+            data = await self._exchange(pkt, ident)
+        finally:
+            self._ids.put_nowait(ident)
+        if data is None:
+            self._counts["timeouts"] += 1
+            return AaaResult.reject(CODE_AAA_TIMEOUT, reason="radius-timeout")
+        return self._result(pkt, data, mn_aaa)
+
+    async def _exchange(self, pkt: rpacket.AuthPacket, ident: int) -> bytes | None:
+        """Send ``pkt`` until a verified reply arrives (its bytes) or the tries run out."""
+        transport = await self._open()
+        raw = pkt.RequestPacket()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bytes] = loop.create_future()
+        self._waiting[ident] = (pkt, fut)
+        try:
             for attempt in range(self.retries + 1):
                 if attempt:
                     self._counts["retransmissions"] += 1
                 transport.sendto(raw)
                 try:
-                    data = await asyncio.wait_for(asyncio.shield(fut), self.timeout_s)
-                    break
+                    return await asyncio.wait_for(asyncio.shield(fut), self.timeout_s)
                 except TimeoutError:
                     continue
-            else:
-                self._counts["timeouts"] += 1
-                return AaaResult.reject(CODE_AAA_TIMEOUT, reason="radius-timeout")
+            return None
         finally:
             self._waiting.pop(ident, None)
+
+    async def fetch_sa(self, nai: str, spi: int) -> SaAnswer:
+        """The MN-HA SA of ``nai`` (module docstring: 3GPP2 attributes); never raises."""
+        self._counts["sa_requests"] += 1
+        await self._open()
+        ident = await self._ids.get()
+        try:
+            pkt = self._access_request(ident, nai)
+            pkt["Service-Type"] = SERVICE_AUTHORIZE_ONLY
+            pkt["3GPP2-MN-HA-SPI"] = spi
+            if self.nas_ip:
+                pkt["NAS-IP-Address"] = self.nas_ip
+            pkt["NAS-Identifier"] = self.nas_identifier
+            data = await self._exchange(pkt, ident)
+        finally:
             self._ids.put_nowait(ident)
-        return self._result(pkt, data, mn_aaa)
+        if data is None:
+            self._counts["timeouts"] += 1
+            return SaAnswer(False, reason="timeout")
+        return self._sa_answer(pkt, data, spi)
+
+    def _sa_answer(self, pkt: rpacket.AuthPacket, data: bytes, spi: int) -> SaAnswer:
+        try:
+            reply = pkt.CreateReply(packet=data)
+            if reply.code != rpacket.AccessAccept:
+                self._counts["rejects"] += 1
+                return SaAnswer(False, reason="reject")
+            self._counts["accepts"] += 1
+            hidden = reply.get("3GPP2-MN-HA-Shared-Key")
+            if not hidden:
+                raise ValueError("Access-Accept without 3GPP2-MN-HA-Shared-Key")
+            value = bytes(hidden[0])
+            if len(value) < 18:
+                raise ValueError("3GPP2-MN-HA-Shared-Key too short")
+            key = reveal_key(self.secret, pkt.authenticator + value[:2], value[2:])
+            if not key:
+                raise ValueError("empty MN-HA key")
+            spis = reply.get("3GPP2-MN-HA-SPI")
+            hoas = reply.get("Framed-IP-Address")
+        except Exception:  # a malformed Accept: the SA is unusable
+            self._counts["sa_errors"] += 1
+            return SaAnswer(False, reason="error")
+        return SaAnswer(
+            True,
+            spi=int(spis[0]) if spis else spi,
+            key=key,
+            home_address=str(hoas[0]) if hoas else None,
+        )
 
     def _received(self, data: bytes) -> None:
         if len(data) < 20:

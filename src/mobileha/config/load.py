@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from mobileha.config.model import (
     SlbConfig,
     SlbReal,
 )
+from mobileha.config.subscribers import read_subscriber_file
 from mobileha.config.validate import Checker, Row
 
 
@@ -109,6 +111,8 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<memory>") -> Confi
 
     if role == "home-agent":
         kw.update(_home_agent(ck, doc))
+        if not ck.problems:
+            kw["mobile_nodes"] = _subscriber_files(ck, kw.get("mobile_nodes", ()), source)
     elif role == "foreign-agent":
         kw.update(_foreign_agent(ck, doc))
     elif role == "slb":
@@ -167,6 +171,12 @@ def _aaa(ck: Checker, data: Any, node_name: str) -> AaaConfig:
         radius_timeout_s=row["radius_timeout_s"],
         radius_retries=row["radius_retries"],
         nas_identifier=row["nas_identifier"] or node_name,
+        sa_cache_ttl_s=row["sa_cache_ttl_s"],
+        sa_cache_size=row["sa_cache_size"],
+        sa_negative_ttl_s=row["sa_negative_ttl_s"],
+        sa_timeout_s=row["sa_timeout_s"],
+        sa_max_in_flight=row["sa_max_in_flight"],
+        sa_resync_s=row["sa_resync_s"],
         users=tuple(
             AaaUser(
                 nai=u["nai"] or "",
@@ -222,6 +232,7 @@ def _home_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
     v.check_slb_trust(ck, row, slb_rows)
     mns = ck.array("mobile_node[]", "mobile_node", doc.get("mobile_node", []))
     v.check_mobile_node_sas(ck, row, mns, pool)
+    v.check_mobile_node_sources(ck, mns, doc.get("aaa"))
     fas = _peer_sas(ck, "foreign_agent[]", "foreign_agent", doc.get("foreign_agent", []), tolerance)
     if groups:
         dynamic = any(m["home_address"] == DYNAMIC for m in mns)
@@ -262,11 +273,35 @@ def _home_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
             lifetime=min(
                 m["lifetime"] if m["lifetime"] is not None else max_lifetime, max_lifetime
             ),
+            sa_source=m["sa_source"],
+            file=m["file"],
         )
         for m in mns
     )
     out["foreign_agents"] = fas
     return out
+
+
+def _subscriber_files(
+    ck: Checker, mns: tuple[MobileNodeSA, ...], source: str
+) -> tuple[MobileNodeSA, ...]:
+    """Read the subscriber file of every ``sa_source = "file"`` entry (a relative path is
+    relative to the configuration file); its problems name the entry, the file and line."""
+    out = []
+    for i, m in enumerate(mns):
+        if m.sa_source == "file" and m.file is not None and m.nai is not None:
+            path = Path(m.file)
+            if not path.is_absolute() and not source.startswith("<"):
+                path = Path(source).parent / path
+            try:
+                subs = read_subscriber_file(path, m.nai)
+            except ConfigError as e:
+                for p in e.problems:
+                    ck.add(f"mobile_node[{i}].file", p)
+                subs = []
+            m = replace(m, file=str(path), subscribers=tuple(subs))
+        out.append(m)
+    return tuple(out)
 
 
 def _hsrp(h: Row, groups: list[Row], ha: Row) -> HsrpConfig:

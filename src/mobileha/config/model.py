@@ -17,7 +17,7 @@ Two TOML keys mean different things depending on ``node.role``:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 ROLES = ("home-agent", "foreign-agent", "slb", "mobile-node")
 ALG_PREFIX_SUFFIX = "md5-prefix-suffix"  # keyed MD5 prefix+suffix, Cisco default (P§1.6)
@@ -87,10 +87,14 @@ class SecurityAssociation:
 class MobileNodeSA:
     """``[[mobile_node]]`` of a home-agent config: who may register, with which MN-HA SA."""
 
-    nai: str | None
+    nai: str | None  # an NAI, "@realm" or a glob pattern
     home_address: str  # dotted quad, or "dynamic"
-    sa: SecurityAssociation
+    sa: SecurityAssociation  # sa_source aaa/file: algorithm and replay only (spi 0, no key)
     lifetime: int
+    sa_source: str = "inline"  # inline | aaa | file
+    file: str | None = None  # sa_source file: the subscriber file
+    # sa_source file: its lines (config.subscribers.Subscriber: nai, spi, key, home address)
+    subscribers: tuple[Any, ...] = field(default=(), repr=False)
 
     @property
     def dynamic(self) -> bool:
@@ -313,6 +317,13 @@ class AaaConfig:
     radius_retries: int = 3
     nas_identifier: str = ""
     users: tuple[AaaUser, ...] = ()
+    # home agent: MN-HA SAs from RADIUS (core.subscribers.SubscriberSettings)
+    sa_cache_ttl_s: float = 3600.0
+    sa_cache_size: int = 1_000_000
+    sa_negative_ttl_s: float = 30.0
+    sa_timeout_s: float = 13.0
+    sa_max_in_flight: int = 256
+    sa_resync_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

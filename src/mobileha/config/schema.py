@@ -177,14 +177,30 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         "nai": Spec(
             "str",
             None,
-            doc="NAI (RFC 2794); required with a dynamic home address",
+            doc="NAI (RFC 2794), a realm (`@example.net`) or a glob pattern (`mn-*@example.net`); "
+            "required with a dynamic home address",
             default_doc="none",
         ),
         "home_address": Spec(
             "addr_or_dynamic", DYNAMIC, doc="static home address, or dynamic from the pool"
         ),
-        "spi": _with(_SPI, "MN-HA SPI"),
-        "key": Spec("secret", doc="MN-HA key"),
+        "spi": Spec(
+            "int", None, 256, 0xFFFFFFFF, doc="MN-HA SPI (sa_source inline)", default_doc="none"
+        ),
+        "key": Spec("secret", None, doc="MN-HA key (sa_source inline)", default_doc="none"),
+        "sa_source": Spec(
+            "choice",
+            "inline",
+            choices=("inline", "aaa", "file"),
+            doc="where the MN-HA SA comes from: spi/key here, RADIUS ([aaa]) at the first "
+            "registration, or `file`",
+        ),
+        "file": Spec(
+            "str",
+            None,
+            doc="sa_source file: subscriber file, one `nai spi key [home_address]` per line",
+            default_doc="none",
+        ),
         "algorithm": _with(_ALG, "MN-HA authenticator algorithm"),
         "replay": _with(_REPLAY, "replay protection (RFC 5944 §5.7)"),
         "replay_tolerance": _i(
@@ -468,6 +484,29 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         "radius_retries": _i(3, 0, 10, "RADIUS retransmissions"),
         "nas_identifier": Spec(
             "str", None, doc="NAS-Identifier sent to RADIUS", default_doc="`node.name`"
+        ),
+        # home agent: MN-HA SAs fetched from RADIUS ([[mobile_node]] sa_source = "aaa")
+        "sa_cache_ttl_s": Spec(
+            "number",
+            3600.0,
+            1,
+            604800,
+            doc="HA: keep an SA from AAA this long (longer while bound)",
+        ),
+        "sa_cache_size": _i(1_000_000, 1, _BIG, "HA: most SAs from AAA kept"),
+        "sa_negative_ttl_s": Spec(
+            "number", 30.0, 0, 3600, doc="HA: an Access-Reject is remembered this long (0: not)"
+        ),
+        "sa_timeout_s": Spec(
+            "number", 13.0, 0.1, 120, doc="HA: a first registration waits this long for AAA"
+        ),
+        "sa_max_in_flight": _i(256, 1, 65536, "HA: most SA fetches running at once"),
+        "sa_resync_s": Spec(
+            "number",
+            0.0,
+            0,
+            604800,
+            doc="HA: fetch an SA older than this again when the MN fails authentication (0: never)",
         ),
     },
     "aaa.user[]": {

@@ -396,6 +396,40 @@ def check_mobile_node_sas(ck: Checker, ha: Row, mns: list[Row], pool: str | None
             hoas.setdefault(hoa, i)
 
 
+def check_mobile_node_sources(ck: Checker, mns: list[Row], aaa: Any) -> None:
+    """Where each ``[[mobile_node]]`` entry's SA comes from: ``inline`` needs spi and key;
+    ``aaa`` (fetched from RADIUS) and ``file`` stand for many NAIs (a realm or a pattern),
+    take neither (AAA or the file gives them) and need ``[aaa]`` with backend radius or a
+    ``file``; realm and pattern entries get dynamic home addresses (AAA may name one)."""
+    radius = isinstance(aaa, dict) and aaa.get("backend") == "radius"
+    for i, m in enumerate(mns):
+        p = f"mobile_node[{i}]"
+        src = m["sa_source"]
+        nai = m["nai"]
+        pattern = isinstance(nai, str) and (nai.startswith("@") or any(c in nai for c in "*?["))
+        if pattern and m["home_address"] != DYNAMIC and m.ok("home_address"):
+            ck.add(f"{p}.home_address", "a realm or pattern entry has dynamic home addresses")
+        if src == "inline":
+            for k in ("spi", "key"):
+                if m[k] is None and m.ok(k):
+                    ck.add(f"{p}.{k}", "required with sa_source = 'inline'")
+            if m["file"] is not None:
+                ck.add(f"{p}.file", "only with sa_source = 'file'")
+            continue
+        if not pattern and m.ok("nai"):
+            ck.add(f"{p}.nai", f"sa_source = '{src}' needs a realm (@realm) or a pattern")
+        for k in ("spi", "key"):
+            if m[k] is not None:
+                ck.add(f"{p}.{k}", f"not used with sa_source = '{src}' (it comes from {src})")
+        if src == "aaa":
+            if not radius:
+                ck.add(f"{p}.sa_source", "'aaa' needs [aaa] with backend = 'radius'")
+            if m["file"] is not None:
+                ck.add(f"{p}.file", "only with sa_source = 'file'")
+        elif m["file"] is None:
+            ck.add(f"{p}.file", "required with sa_source = 'file'")
+
+
 def check_group_pools(ck: Checker, ha: Row, groups: list[Row], dynamic: bool) -> None:
     """Load sharing: the two HAs allocate dynamic home addresses independently, one group
     each, so every HA address needs its own pool and the pools must not overlap."""

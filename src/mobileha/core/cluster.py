@@ -31,13 +31,15 @@ datagram (the HSRP port -> HSRP; a sync message type of the ``SyncTypes`` regist
 sync peer named by the header's HA address; anything else -> the home agent of the
 destination address), :meth:`Cluster.handle_timer`, :meth:`Cluster.get_timer`, and
 :meth:`Cluster.handle_event` for :class:`Start`, :class:`Shutdown`, :class:`LinkChanged`,
-:class:`TrackChanged`, :class:`SetReady` and :class:`Reconfigure` (a reload). Every entry
+:class:`TrackChanged`, :class:`SetReady`, :class:`Reconfigure` (a reload) and, for the
+home agent of one HA address, AAA's answers (``SaFetched`` / ``SaFailed``,
+:mod:`mobileha.core.subscribers`) and new SA sources (``ReloadSubscribers``). Every entry
 point returns the actions for the adapter, in order: ``Send`` (registration replies, sync
-messages), ``HsrpSend`` (to the HSRP socket), ``InstallBinding`` / ``RemoveBinding`` and
-their subclasses (data plane),
-``ClaimVip`` / ``ReleaseVip`` / ``GratuitousArp`` (VIP ownership), and notices for the
-operator's log (``StateChange``, ``ActiveTimerExpired``, :class:`ActiveChanged`,
-``SyncStateChanged``, :class:`DownloadIncomplete`, :class:`LinkStateChanged`).
+messages), ``FetchSa`` (ask AAA for an MN's SA), ``HsrpSend`` (to the HSRP socket),
+``InstallBinding`` / ``RemoveBinding`` and their subclasses (data plane), ``ClaimVip`` /
+``ReleaseVip`` / ``GratuitousArp`` (VIP ownership), and notices for the operator's log
+(``StateChange``, ``ActiveTimerExpired``, :class:`ActiveChanged`, ``SyncStateChanged``,
+:class:`DownloadIncomplete`, :class:`LinkStateChanged`).
 Randomness (HSRP hello jitter) and the wall-clock offset are injected.
 """
 
@@ -68,6 +70,7 @@ from mobileha.core.hsrp import (
     StateChange,
 )
 from mobileha.core.security import MobilitySA, SecurityAssociations
+from mobileha.core.subscribers import ReloadSubscribers, SaFailed, SaFetched
 from mobileha.core.sync import (
     ApplyBinding,
     DeleteBinding,
@@ -147,7 +150,10 @@ class Reconfigure:
     hsrp: tuple[HsrpConfig, ...] = ()
 
 
-ClusterEvent = Start | Shutdown | LinkChanged | TrackChanged | SetReady | Reconfigure
+ClusterEvent = (
+    Start | Shutdown | LinkChanged | TrackChanged | SetReady | Reconfigure | SaFetched
+    | SaFailed | ReloadSubscribers
+)  # fmt: skip
 
 # --- notices out (the adapter logs them) --------------------------------------------
 
@@ -439,6 +445,8 @@ class Cluster:
                     unix_offset=wall_offset,
                     dynamic_of=_dynamic_of(ha),
                     nonce_of=ha.nonce_of,
+                    sa_of=ha.aaa_sa_of,
+                    random_bytes=ha.random_bytes,
                     now=now,
                 )
             self.agents.append(Agent(ha, sync, key))
@@ -580,6 +588,17 @@ class Cluster:
                 self._hsrp_actions(hsrp.set_ready(event.ready, now), now, out)
         elif isinstance(event, Reconfigure):
             self._reconfigure(event, now, out)
+        elif isinstance(event, SaFetched | SaFailed | ReloadSubscribers):
+            # AAA's answer to a FetchSa of the home agent of that address, or its new SA
+            # sources; the requests it runs again go through the reply gate like any other
+            target = self._by_addr.get(event.ha_addr)
+            if target is None:
+                self.counters["event_unknown_ha"] += 1
+                return out
+            actions = target.ha.handle_event(event, now)
+            if target.sync is not None and actions:
+                actions = self._ha_actions(target, actions, now)
+            out += actions
         else:  # pragma: no cover - the union above is exhaustive
             raise TypeError(f"not a cluster event: {event!r}")
         return out
@@ -654,7 +673,7 @@ class Cluster:
             if cls is Send:
                 out.append(x)
             elif cls is ApplyBinding:
-                r = ha.apply_synced(x.binding, now, x.dynamic, x.nonce)
+                r = ha.apply_synced(x.binding, now, x.dynamic, x.nonce, x.sa)
                 if r:
                     out += r
             elif cls is DeleteBinding:

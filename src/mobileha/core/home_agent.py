@@ -101,8 +101,18 @@ from mobileha.core.bindings import INFINITE, BindingTable, TableFull
 from mobileha.core.pool import AddressPool
 from mobileha.core.security import (
     REPLAY_NONCE,
+    SOURCE_AAA,
     MobilitySA,
     SecurityAssociations,
+)
+from mobileha.core.subscribers import (
+    FetchSa,
+    Parked,
+    ReloadSubscribers,
+    SaFailed,
+    SaFetched,
+    Subscribers,
+    SubscriberSettings,
 )
 from mobileha.wire import IP_STR_CACHE, DecodeError, ip_str_cached, slbtag
 from mobileha.wire.auth import CHAP_SPI, NTP_EPOCH_OFFSET, mn_aaa_chap_authenticator
@@ -199,6 +209,7 @@ class HomeAgentSettings:
     replay_tolerance: int = 7
     answer_duplicates: bool = False  # see check 3 in the module docstring
     local_addresses: tuple[str, ...] = field(default=())  # more of our own addresses
+    subscribers: SubscriberSettings = field(default_factory=SubscriberSettings)  # AAA SAs
 
     @property
     def advertised(self) -> str:
@@ -308,6 +319,10 @@ class HomeAgent:
             exclude += [sa.home_address for sa in self.sas.mn_sas() if sa.home_address]
             pool = AddressPool(s.pool or s.home_prefix or "", exclude)
         self.pool = pool
+        # SAs from AAA: fetches in flight, requests waiting for them, the cache
+        self.subs = Subscribers(self.sas, s.subscribers, bound=self._nai_bound)
+        self._subs_timer = False  # set once the AAA side has timers (fetch, cache)
+        self._rerunning = False  # running requests that waited for their SA from AAA
         self._nonces: dict[str, int] = {}
         self._ints: dict[int, int] = {}  # lifetimes and ports (<= 65536 values)
         # Identification of recently deleted bindings, by NAI and home address
@@ -368,12 +383,24 @@ class HomeAgent:
     # ------------------------------------------------------------------ timers
 
     def get_timer(self) -> float | None:
-        """When :meth:`handle_timer` is next due (the earliest binding expiry)."""
-        return self.table.next_deadline()
+        """When :meth:`handle_timer` is next due (the earliest binding expiry, AAA fetch
+        deadline or cache expiry)."""
+        t = self.table.next_deadline()
+        if self._subs_timer:
+            u = self.subs.get_timer()
+            if u is not None and (t is None or u < t):
+                return u
+        return t
 
     def handle_timer(self, now: float) -> list[Any]:
-        """Expire the bindings whose lifetime ran out (RFC 5944 §3.8.2.2)."""
+        """Expire the bindings whose lifetime ran out (RFC 5944 §3.8.2.2); AAA fetches
+        without an answer by their deadline fail (their requests are discarded) and cached
+        SAs past their time go (:mod:`mobileha.core.subscribers`)."""
         out: list[Any] = []
+        if self._subs_timer:
+            for _nai, parked in self.subs.handle_timer(now):
+                for _ in parked:
+                    self._drop("aaa-timeout")
         for b in self.table.expire(now):
             self.expired += 1
             self._tombstone(b, now)
@@ -467,6 +494,7 @@ class HomeAgent:
         self._simul = settings.simultaneous_bindings
         self.table.max_bindings = settings.max_bindings
         if sas is not None:
+            self.subs.reload(sas)  # SAs fetched from AAA stay where AAA still serves the NAI
             self.sas = sas
             self._mn_sa = sas.mn_by_key
             self._fa_sa = sas.fa_by_address
@@ -490,12 +518,21 @@ class HomeAgent:
         return self._nonces.get(_mn_key(b)) if self._nonces else None
 
     def apply_synced(
-        self, b: Binding, now: float, dynamic: bool = False, nonce: int | None = None
+        self,
+        b: Binding,
+        now: float,
+        dynamic: bool = False,
+        nonce: int | None = None,
+        sa: MobilitySA | None = None,
     ) -> list[Any]:
         """Install a binding received from the redundancy peer (``b.expires`` on our clock);
-        ``nonce``: the MN's replay nonce issued by the peer (P§5.4 [P] REC_NONCE)."""
+        ``nonce``: the MN's replay nonce issued by the peer (P§5.4 [P] REC_NONCE); ``sa``:
+        the MN's SA from AAA (P§5.4 [P] REC_SA), cached as if we had fetched it."""
         if nonce is not None:
             self._nonces[_mn_key(b)] = nonce
+        if sa is not None and b.nai:
+            self._subs_timer = True
+            self.subs.install_synced(sa, now)
         if b.lifetime == 0xFFFF or b.expires == INFINITE:
             b.expires = INFINITE
         else:
@@ -647,14 +684,24 @@ class HomeAgent:
             return self._drop("fa-ha-without-sa")
         r.fa_sa = fa_sa
         if sa is None:
-            return self._deny_unknown_spi(r, mnha)
+            if mnha and nai is not None and sas.realms:
+                got = self._realm_sa(r, nai, spi, now)
+                if isinstance(got, list):
+                    return got
+                sa = got
+            if sa is None:
+                return self._deny_unknown_spi(r, mnha)
         r.sa = sa
         if mnha:
             r.reply_sa = sa
             if data[auth + 1] == 20 and compare_digest(
                 sa.compute(data[: auth + 6]), data[auth + 6 : auth + 22]
             ):
+                if sa.source == SOURCE_AAA and not self._rerunning:
+                    self.subs.c.hits += 1  # a request that waited for AAA was a miss
                 return None
+            if sa.source == SOURCE_AAA and nai is not None and self.subs.resync(sa, now):
+                return self._fetch_sa(r, nai, spi, now)
         else:
             r.reply_sa = None
             if self._verify_aaa(r):
@@ -683,6 +730,111 @@ class HomeAgent:
         if not fa_ok:
             r.fa_sa = None
         return self._deny(r, MN_AUTH_FAILED if mnha else MN_AAA_AUTH_FAILED)
+
+    def _realm_sa(
+        self, r: _Request, nai: str, spi: int, now: float
+    ) -> MobilitySA | list[Any] | None:
+        """An NAI without an SA of its own (:mod:`mobileha.core.security`): the shared SA of
+        its inline realm entry (None when the SPI is not that SA's: 131 with it, or no
+        entry at all: discarded); with source ``aaa`` the request waits for the MN's SA
+        from AAA (:meth:`_fetch_sa`), unless AAA gave it an SA with another SPI (131)."""
+        e = self.sas.realm_of(nai)
+        if e is None:
+            return None
+        if e.source == SOURCE_AAA:
+            if self.sas.mn_known(nai) is not None:
+                return None
+            return self._fetch_sa(r, nai, spi, now)
+        sa = e.sa
+        return sa if sa is not None and sa.spi == spi else None
+
+    def _fetch_sa(self, r: _Request, nai: str, spi: int, now: float) -> list[Any]:
+        """Park the request until AAA answers for ``nai``: a :class:`FetchSa` action for a
+        new fetch, nothing when one is in flight (the request waits behind it), or a
+        discard (cached reject, too many fetches in flight; counted by reason)."""
+        self._subs_timer = True
+        new, reason = self.subs.begin(nai, spi, (r.data, r.reply_to, r.local, now), now)
+        if reason is not None:
+            return self._drop(reason)
+        if new:
+            return [FetchSa(self._ha, nai, spi)]
+        return []
+
+    def handle_event(
+        self, event: SaFetched | SaFailed | ReloadSubscribers, now: float
+    ) -> list[Any]:
+        """AAA's answer for a fetch (:class:`SaFetched`: the waiting requests run again with
+        the SA in the cache; :class:`SaFailed`: they are discarded, counted
+        ``aaa-<reason>``), or new SA sources (:class:`ReloadSubscribers`)."""
+        cls = event.__class__
+        if cls is SaFetched:
+            assert isinstance(event, SaFetched)
+            _sa, parked = self.subs.fetched(event, self.sas.realm_of(event.nai), now)
+            return self._rerun(parked, now)
+        if cls is SaFailed:
+            assert isinstance(event, SaFailed)
+            for _ in self.subs.failed(event, now):
+                self._drop(f"aaa-{event.reason}")
+            return []
+        if cls is ReloadSubscribers:
+            assert isinstance(event, ReloadSubscribers)
+            self.reload_security(event.sas)
+            return []
+        raise TypeError(f"not a home agent event: {event!r}")
+
+    def _rerun(self, parked: list[Parked], now: float) -> list[Any]:
+        """Requests that waited for their SA, through the checks again (not counted as
+        received twice)."""
+        out: list[Any] = []
+        if self.active:
+            port = self._port
+            self._rerunning = True
+            try:
+                for data, src, local, arrived in parked:
+                    self.received -= 1  # counted when it arrived
+                    # checked as of its arrival: the wait for AAA is ours, and must not
+                    # push the MN's timestamp out of the replay window (RFC 5944 §5.7)
+                    out += self.receive_datagram(data, src, (local, port), arrived)
+            finally:
+                self._rerunning = False
+        else:
+            for _ in parked:
+                self._drop("standby")
+        return out
+
+    def reload_security(self, sas: SecurityAssociations) -> None:
+        """New SA sources (configured SAs, subscriber files, realm entries): SAs fetched from
+        AAA move over where the new sources still send their NAI to AAA
+        (:meth:`Subscribers.reload`); bindings, replay state and the pool allocations stay.
+        Static home addresses new to the configuration are kept out of the pool from now on
+        (one that is allocated right now stays with its MN until that binding goes)."""
+        self.subs.reload(sas)
+        self.sas = sas
+        self._mn_sa = sas.mn_by_key
+        self._fa_sa = sas.fa_by_address
+        pool = self.pool
+        if pool is not None:
+            for sa in sas.mn_sas():
+                if sa.home_address:
+                    pool.exclude(sa.home_address)
+        tol = [self.settings.replay_tolerance, *(sa.tolerance for sa in sas.mn_sas())]
+        self._tomb_s = 2.0 * max(tol) + 2.0
+
+    @property
+    def random_bytes(self) -> Callable[[int], bytes]:
+        """The injected source of randomness (replay nonces; the sync record salts)."""
+        return self._random
+
+    def _nai_bound(self, nai: str) -> bool:
+        return self.table.home_address_of(nai) is not None
+
+    def aaa_sa_of(self, b: Binding) -> MobilitySA | None:
+        """The SA from AAA of ``b``'s MN (sync record REC_SA), or None."""
+        nai = b.nai
+        if nai is None or not self._subs_timer:
+            return None
+        sa = self.sas.mn_known(nai)
+        return sa if sa is not None and sa.source == SOURCE_AAA else None
 
     def _check_identification(self, r: _Request, now: float) -> list[Any] | None:
         """RFC 5944 §3.8.2.1, §5.7 (P§1.7): the replay check, else 133 with the
@@ -868,9 +1020,15 @@ class HomeAgent:
         for a deregistration; never the binding of another NAI."""
         hoa = r.mn_hoa
         static = r.sa.home_address
-        if static is not None:
-            return static == hoa
         existing = r.existing
+        if static is not None:
+            if static != hoa:
+                return False
+            if existing is not None and r.sa.source == SOURCE_AAA:
+                # AAA may name an address the pool gave to another MN
+                b0 = existing[0] if isinstance(existing, list) else existing
+                return b0.nai is None or b0.nai == r.mn_nai
+            return True
         if existing is None:
             pool = self.pool
             if pool is not None and hoa in pool:
@@ -994,7 +1152,11 @@ class HomeAgent:
             allocated = True
         elif existing is None:
             pool = self.pool
-            if pool is not None and sa.home_address is None and home in pool:
+            if (
+                pool is not None
+                and (sa.home_address is None or sa.source == SOURCE_AAA)
+                and home in pool
+            ):
                 pool.mark(home, r.mn_nai)
         out: list[Any] = []
         b = r.same_coa

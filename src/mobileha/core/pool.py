@@ -130,6 +130,18 @@ class AddressPool:
             self._remember(nai, i)
         return True
 
+    def exclude(self, addr: str) -> bool:
+        """Keep a free ``addr`` out of allocation from now on (a static home address added
+        by a reload); False when it is outside the pool or allocated right now."""
+        i = self._index(addr)
+        if i is None or self._bits[i] == 1:
+            return False
+        if self._bits[i] == 0:
+            self._bits[i] = 2
+            self.free -= 1
+            self._excluded += 1
+        return True
+
     def release(self, addr: str) -> bool:
         i = self._index(addr)
         if i is None or self._bits[i] != 1:

@@ -10,15 +10,28 @@
 Each SA holds a pre-keyed :class:`~mobileha.wire.auth.Authenticator` built once, so the hot
 path only copies it. SPIs 0-255 are reserved (RFC 5944 §3.5.1) and refused when an SA is
 configured (:class:`SecurityConfigError`), except CHAP_SPI for MN-AAA SAs.
+
+Where an MN-HA SA comes from (``MobilitySA.source``): ``inline`` (the configuration),
+``file`` (a subscriber file named by the configuration), ``aaa`` (fetched from AAA at the
+MN's first registration and cached, :mod:`mobileha.core.subscribers`). Exact NAIs and
+home addresses are one dict lookup (:attr:`SecurityAssociations.mn_by_key`), whatever the
+source: an SA fetched from AAA is put there too. What the lookup misses can match a realm
+entry (:class:`RealmTable`): ``@realm`` (one dict lookup on the NAI's realm, compared
+without case, RFC 7542 §2.2) and then glob patterns (``mn-*@example.net``, case-sensitive,
+in configuration order). A realm entry with an inline SA gives every matching MN that SA;
+one with source ``aaa`` makes the home agent fetch the MN's own SA. The realm table is
+consulted only after the exact lookup missed, so it costs a known MN nothing.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import hmac
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from mobileha.wire.auth import (
     ALG_HMAC_MD5,
@@ -33,6 +46,11 @@ REPLAY_TIMESTAMP = "timestamp"
 REPLAY_NONCE = "nonce"
 REPLAY_METHODS = (REPLAY_TIMESTAMP, REPLAY_NONCE)
 DEFAULT_TOLERANCE_S = 7  # RFC 5944 §5.7 default; Cisco default (P§1.7)
+
+SOURCE_INLINE: Final = "inline"  # the SA is in the configuration
+SOURCE_FILE: Final = "file"  # from a subscriber file the configuration names
+SOURCE_AAA: Final = "aaa"  # fetched from AAA (RADIUS) and cached
+SA_SOURCES: Final = (SOURCE_INLINE, SOURCE_AAA, SOURCE_FILE)
 
 
 class SecurityConfigError(ValueError):
@@ -52,7 +70,11 @@ class MobilitySA:
     nai: str | None = None
     home_address: str | None = None  # static home address; None = dynamic (pool)
     max_lifetime: int | None = None  # per-MN lifetime limit
+    source: str = SOURCE_INLINE  # SA_SOURCES
+    fetched: float = 0.0  # source aaa: when it was fetched (the core's clock)
     home_hint: str | None = field(default=None, init=False, repr=False)  # last bound (cache)
+    # source aaa: this SA as a sync record block, (secret, bytes), sealed once per secret
+    sealed: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False)
     auth: Authenticator = field(init=False, repr=False)
     hdr_mnha: bytes = field(init=False, repr=False, default=b"")  # Type 32, Length 20, SPI
     hdr_faha: bytes = field(init=False, repr=False, default=b"")  # Type 34, Length 20, SPI
@@ -104,10 +126,110 @@ def _check_spi(spi: int, what: str) -> None:
         raise SecurityConfigError(f"{what} SPI {spi} is reserved (0-255, RFC 5944 §3.5.1)")
 
 
-class SecurityAssociations:
-    """MN-HA SAs by (NAI or home address, SPI); FA-HA SAs by (FA address, SPI)."""
+@dataclass(frozen=True, slots=True, eq=False)
+class RealmEntry:
+    """A ``[[mobile_node]]`` entry that stands for many NAIs: a realm (``@example.net``)
+    or a glob pattern (``mn-*@example.net``), and where their SAs come from.
 
-    __slots__ = ("_aaa", "_fa", "_fa_any", "_mn", "_mn_any", "fa_by_address", "mn_by_key")
+    ``source`` inline: every matching MN shares ``sa`` (one SA object, whatever the number
+    of MNs). ``source`` aaa: each MN's own SA is fetched from AAA at its first registration
+    (the SPI, key and optionally the home address come from AAA; ``algorithm``,
+    ``replay``, ``tolerance`` and ``max_lifetime`` from here, because the 3GPP2 attributes
+    carry none of them). ``source`` file: the SAs were loaded from ``file`` as exact
+    entries; the entry only names what the file may contain.
+    """
+
+    pattern: str  # "@realm" or a glob over the whole NAI
+    source: str = SOURCE_INLINE
+    sa: MobilitySA | None = None  # inline: the shared SA
+    algorithm: str = ALG_PREFIX_SUFFIX
+    replay: str = REPLAY_TIMESTAMP
+    tolerance: float = DEFAULT_TOLERANCE_S
+    max_lifetime: int | None = None
+    file: str | None = None  # source file: where the SAs were read from
+
+    @property
+    def is_realm(self) -> bool:
+        """``@realm`` (a dict lookup) rather than a pattern (a regular expression)."""
+        return is_realm_pattern(self.pattern)
+
+
+def is_realm_pattern(nai: str) -> bool:
+    """``@example.net``: every NAI of that realm."""
+    return nai.startswith("@") and not any(c in nai for c in "*?[")
+
+
+def is_nai_pattern(nai: str) -> bool:
+    """A realm or a glob pattern rather than one NAI."""
+    return nai.startswith("@") or any(c in nai for c in "*?[")
+
+
+def realm_of_nai(nai: str) -> str | None:
+    """The realm of an NAI (after its last ``@``), lower case; None without one."""
+    at = nai.rfind("@")
+    return nai[at + 1 :].lower() if at >= 0 else None
+
+
+class RealmTable:
+    """Realm entries: ``@realm`` by one dict lookup, then patterns in order."""
+
+    __slots__ = ("_patterns", "_realms", "entries")
+
+    def __init__(self, entries: Iterable[RealmEntry] = ()) -> None:
+        self._realms: dict[str, RealmEntry] = {}
+        self._patterns: list[tuple[re.Pattern[str], RealmEntry]] = []
+        self.entries: list[RealmEntry] = []
+        for e in entries:
+            self.add(e)
+
+    def add(self, e: RealmEntry) -> None:
+        if e.is_realm:
+            realm = e.pattern[1:].lower()
+            if realm in self._realms:
+                raise SecurityConfigError(f"duplicate realm entry {e.pattern}")
+            self._realms[realm] = e
+        else:
+            if any(p.pattern == e.pattern for p in self.entries):
+                raise SecurityConfigError(f"duplicate pattern entry {e.pattern}")
+            self._patterns.append((re.compile(fnmatch.translate(e.pattern)), e))
+        self.entries.append(e)
+
+    def match(self, nai: str) -> RealmEntry | None:
+        """The entry for ``nai``: its realm's, else the first pattern that matches."""
+        at = nai.rfind("@")
+        if at >= 0 and self._realms:
+            e = self._realms.get(nai[at + 1 :].lower())
+            if e is not None:
+                return e
+        for rx, e in self._patterns:
+            if rx.match(nai):
+                return e
+        return None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def __iter__(self) -> Iterator[RealmEntry]:
+        return iter(self.entries)
+
+
+class SecurityAssociations:
+    """MN-HA SAs by (NAI or home address, SPI); FA-HA SAs by (FA address, SPI); realm
+    entries for the NAIs without an SA of their own."""
+
+    __slots__ = (
+        "_aaa",
+        "_fa",
+        "_fa_any",
+        "_mn",
+        "_mn_any",
+        "fa_by_address",
+        "mn_by_key",
+        "realms",
+    )
 
     def __init__(self) -> None:
         self._mn: dict[tuple[str, int], MobilitySA] = {}
@@ -119,6 +241,7 @@ class SecurityAssociations:
         # :meth:`fa_any` for a hot path: the dict lookup itself
         self.fa_by_address: Callable[[str], MobilitySA | None] = self._fa_any.get
         self._aaa: dict[tuple[str, int], MobilitySA] = {}
+        self.realms = RealmTable()
 
     # ------------------------------------------------------------------ configuration
 
@@ -148,6 +271,37 @@ class SecurityAssociations:
             _check_spi(sa.spi, "MN-AAA")
         self._aaa[(nai, sa.spi)] = sa
 
+    def add_realm(self, entry: RealmEntry) -> None:
+        """A realm or pattern entry (inline entries need their shared SA)."""
+        if entry.source == SOURCE_INLINE:
+            if entry.sa is None:
+                raise SecurityConfigError(f"realm entry {entry.pattern} needs an SA")
+            _check_spi(entry.sa.spi, "MN-HA")
+        self.realms.add(entry)
+
+    def put_cached(self, sa: MobilitySA) -> MobilitySA | None:
+        """An SA fetched from AAA for ``sa.nai``: replaces that NAI's previous one from AAA
+        (returned), never a configured one (SecurityConfigError)."""
+        nai = sa.nai
+        assert nai is not None
+        old = self._mn_any.get(nai)
+        if old is not None:
+            if old.source != SOURCE_AAA:
+                raise SecurityConfigError(f"{nai} has a configured SA")
+            self.drop_cached(nai)
+        self._mn[(nai, sa.spi)] = sa
+        self._mn_any[nai] = sa
+        return old
+
+    def drop_cached(self, nai: str) -> MobilitySA | None:
+        """Forget the SA fetched from AAA for ``nai`` (None: there is none)."""
+        sa = self._mn_any.get(nai)
+        if sa is None or sa.source != SOURCE_AAA:
+            return None
+        del self._mn_any[nai]
+        self._mn.pop((nai, sa.spi), None)
+        return sa
+
     def remove_mn(self, ident: str, spi: int) -> None:
         sa = self._mn.pop((ident, spi), None)
         if sa is not None and self._mn_any.get(ident) is sa:
@@ -164,8 +318,22 @@ class SecurityAssociations:
 
     def mn_known(self, ident: str) -> MobilitySA | None:
         """Some SA shared with this MN (any SPI): what a 131 reply is authenticated with when
-        the request's SPI selects none (RFC 5944 §3.8.2.1 a)."""
-        return self._mn_any.get(ident)
+        the request's SPI selects none (RFC 5944 §3.8.2.1 a). An MN known only through an
+        inline realm entry shares that entry's SA."""
+        sa = self._mn_any.get(ident)
+        if sa is None and self.realms:
+            e = self.realms.match(ident)
+            if e is not None:
+                return e.sa
+        return sa
+
+    def realm_of(self, nai: str) -> RealmEntry | None:
+        """The realm or pattern entry of an NAI without an exact entry (None: no match)."""
+        return self.realms.match(nai) if self.realms else None
+
+    def cached(self) -> Iterator[MobilitySA]:
+        """The SAs fetched from AAA."""
+        return (sa for sa in self._mn_any.values() if sa.source == SOURCE_AAA)
 
     def aaa(self, nai: str, spi: int) -> MobilitySA | None:
         return self._aaa.get((nai, spi))
@@ -180,9 +348,15 @@ class SecurityAssociations:
         return self._fa_any.get(address)
 
     def mn_sas(self) -> list[MobilitySA]:
+        """The configured MN-HA SAs (inline and file; not those fetched from AAA) and the
+        shared SAs of inline realm entries."""
         seen: dict[int, MobilitySA] = {}
         for sa in self._mn.values():
-            seen.setdefault(id(sa), sa)
+            if sa.source != SOURCE_AAA:
+                seen.setdefault(id(sa), sa)
+        for e in self.realms:
+            if e.sa is not None:
+                seen.setdefault(id(e.sa), e.sa)
         return list(seen.values())
 
     def __len__(self) -> int:
@@ -194,7 +368,16 @@ __all__ = [
     "REPLAY_METHODS",
     "REPLAY_NONCE",
     "REPLAY_TIMESTAMP",
+    "SA_SOURCES",
+    "SOURCE_AAA",
+    "SOURCE_FILE",
+    "SOURCE_INLINE",
     "MobilitySA",
+    "RealmEntry",
+    "RealmTable",
     "SecurityAssociations",
     "SecurityConfigError",
+    "is_nai_pattern",
+    "is_realm_pattern",
+    "realm_of_nai",
 ]

@@ -171,7 +171,6 @@ class Real:
     total_failures: int = 0
     failed_clients: dict[str, float] = field(default_factory=dict)  # client -> counted at
     alive_at: float | None = None  # last request of a session it answered (clean end)
-    dfp_lost: bool = False  # it has a DFP agent and the agent is lost
     dfp_lost_at: float | None = None  # since then (life seen before it does not count)
     dfp_seen_at: float | None = None  # when its DFP agent last reported
     retry_at: float | None = None

@@ -53,7 +53,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 from mobileha.core.slb import RealState
 from mobileha.dataplane.choice import summary
@@ -407,7 +412,47 @@ def _ha_families(agent: Agent) -> list[Metric]:
     if core.pool is not None:
         m.custom("mobileha_ha_pool_free", "Free dynamic home addresses", core.pool.free)
     m.custom("mobileha_ha_active", "1 when this HA answers requests", int(core.active))
+    if core.sas.realms:
+        return m.families() + subscriber_families(core.subs)
     return m.families()
+
+
+def subscriber_families(subs: Any) -> list[Metric]:
+    """MN-HA SAs from AAA (:class:`mobileha.core.subscribers.Subscribers`): the cache, its
+    hits and misses, AAA's failures by reason and the latency of its answers."""
+    c = subs.counters()
+    m = MetricsBuilder()
+    m.custom("mobileha_ha_sa_cache_size", "MN-HA SAs from AAA in the cache", c["sa_cache_size"])
+    for name, doc in (
+        ("sa_cache_hits", "Requests authenticated with a cached SA from AAA"),
+        ("sa_cache_misses", "SA fetches from AAA started"),
+        ("sa_cache_negative_hits", "Requests discarded because AAA rejected the NAI lately"),
+        ("sa_cache_expired", "Cached SAs dropped after their TTL"),
+        ("sa_cache_evicted", "Cached SAs dropped at the size bound"),
+        ("sa_synced", "SAs received from the redundancy peer with a binding"),
+        ("aaa_busy", "First registrations dropped at the in-flight bound"),
+    ):
+        m.custom(f"mobileha_ha_{name}", doc, c[name], kind="counter")
+    for reason in ("rejects", "timeouts", "errors"):
+        m.custom(
+            "mobileha_ha_aaa_failures", "SA fetches that failed, by reason",
+            c[f"aaa_{reason}"], kind="counter", reason=reason.rstrip("s"),
+        )  # fmt: skip
+    m.custom("mobileha_ha_aaa_in_flight", "SA fetches waiting for AAA", c["aaa_in_flight"])
+    m.custom("mobileha_ha_sa_cache_negative", "NAIs AAA rejected lately", c["sa_cache_negative"])
+    h = HistogramMetricFamily(
+        "mobileha_ha_aaa_latency_seconds", "Time from an SA fetch to AAA's answer"
+    )
+    h.add_metric(
+        [],
+        [(_le(le), float(n)) for le, n in subs.latency_histogram()],
+        sum_value=c["aaa_latency_sum_s"],
+    )
+    return [*m.families(), h]
+
+
+def _le(x: float) -> str:
+    return "+Inf" if x == float("inf") else repr(x)
 
 
 def redundancy_families(peer: SyncPeer) -> list[Metric]:

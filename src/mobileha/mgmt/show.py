@@ -489,6 +489,11 @@ def render_stats(v: Mapping[str, Any], out: IO[str]) -> None:
         width = max(len(k) for k in bad)
         for k in sorted(bad):
             out.write(f"  {k:<{width}}  {bad[k]}\n")
+    if subs := v.get("subscribers"):
+        out.write(
+            f"SA cache: {subs['sa_cache_size']} SAs from AAA, {subs['sa_cache_hits']} hits,"
+            f" {subs['sa_cache_misses']} misses, {subs['aaa_failures']} AAA failures\n"
+        )
     if dp := v.get("dataplane"):
         t = dp["totals"]
         out.write(
@@ -504,7 +509,31 @@ def render_stats(v: Mapping[str, Any], out: IO[str]) -> None:
             out.write(f"  error {k}: {dp['errors'][k]}\n")
 
 
+def render_subscribers(v: Mapping[str, Any], out: IO[str]) -> None:
+    """Realm entries, the cache of SAs from AAA and AAA's latency and failures."""
+    out.write("Realm / pattern entries:\n")
+    for r in v.get("realms", []):
+        spi = f" spi {r['spi']}" if r.get("spi") is not None else ""
+        out.write(f"  {r['pattern']:<32} {r['sa_source']}{spi}\n")
+    cache = v.get("cache", {})
+    if cache:
+        out.write("SA cache and AAA:\n")
+        width = max(len(k) for k in cache)
+        for k in sorted(cache):
+            out.write(f"  {k:<{width}}  {cache[k]}\n")
+    lat = v.get("latency", {})
+    if lat.get("count"):
+        out.write(
+            f"AAA latency: {lat['count']} answers, mean {lat['mean_ms']} ms,"
+            f" max {lat['max_ms']} ms\n"
+        )
+    client = v.get("aaa_client", {})
+    if client:
+        out.write("RADIUS client: " + ", ".join(f"{k} {client[k]}" for k in sorted(client)) + "\n")
+
+
 _RENDER: dict[str, Callable[[Any, IO[str]], None]] = {
+    "subscribers": render_subscribers,
     "standby": render_standby,
     "redundancy": render_redundancy,
     "slb": render_slb,

@@ -66,6 +66,7 @@ VIEW_NAMES = (
     "dfp",
     "stats",
     "visitors",
+    "subscribers",
 )
 
 # Which config gives a node each view (``mobileha show`` names it when a node lacks one).
@@ -389,6 +390,7 @@ class StatsView(TypedDict):
     bad_input: dict[str, int]  # drop reason -> count
     dataplane: NotRequired[DataplaneView]
     journal: NotRequired[dict[str, Any]]  # the binding journal's state (home_agent.journal)
+    subscribers: NotRequired[dict[str, float]]  # home agent: SA cache and AAA counters
 
 
 def dataplane_view(summary: Any, not_taken: Mapping[str, str]) -> DataplaneView:
@@ -443,7 +445,33 @@ def _agent_views(node: HomeAgentNode, agent: Agent, prefix: str) -> dict[str, Vi
     }
     if agent.sync is not None:
         v[f"{prefix}redundancy"] = lambda _q: redundancy_view(node, agent)
+    if agent.ha.sas.realms:
+        v[f"{prefix}subscribers"] = lambda _q: subscribers_view(node, agent)
     return v
+
+
+def subscribers_view(node: HomeAgentNode, agent: Agent) -> dict[str, Any]:
+    """Realm and pattern entries with their SA source, the cache of SAs from AAA (size,
+    hits, misses, failures, latency) and the AAA client's own counters."""
+    ha = agent.ha
+    subs = ha.subs
+    c = subs.counters()
+    n = c["aaa_latency_count"]
+    fetcher = node.sa_fetcher
+    return {
+        "realms": [
+            {"pattern": e.pattern, "sa_source": e.source, "spi": e.sa.spi if e.sa else None}
+            for e in ha.sas.realms
+        ],
+        "cache": {k: v for k, v in c.items() if not k.startswith("aaa_latency")},
+        "latency": {
+            "count": n,
+            "mean_ms": round(1000 * c["aaa_latency_sum_s"] / n, 3) if n else None,
+            "max_ms": round(1000 * c["aaa_latency_max_s"], 3),
+        },
+        "aaa_client": dict(fetcher.stats()) if fetcher is not None else {},
+        "fetch_errors": node.sa_fetch_errors,
+    }
 
 
 def _agents(node: HomeAgentNode) -> list[tuple[Agent, str]]:
@@ -509,6 +537,8 @@ def home_agent_stats(node: HomeAgentNode, agent: Agent) -> StatsView:
         view["dataplane"] = dataplane_view(summary(node.dataplane), node.dataplane_refused)
     if node.journal is not None:
         view["journal"] = node.journal.view()
+    if core.sas.realms:
+        view["subscribers"] = subscribers_view(node, agent)["cache"]
     return view
 
 

@@ -59,6 +59,7 @@ from mobileha.core.hsrp import (
     HsrpSend,
     StateChange,
 )
+from mobileha.core.subscribers import ERROR, FetchSa, SaFailed, SaFetched
 from mobileha.core.sync import SyncState, SyncStateChanged
 from mobileha.dataplane.choice import capabilities, open_dataplane
 from mobileha.dataplane.vip import VipOwner
@@ -137,11 +138,15 @@ class HomeAgentNode:
         hsrp: HsrpNodeConfig | None = None,
         vip_when_active: Iterable[str] = (),
         journal: BindingJournal | None = None,
+        sa_fetcher: Any = None,
     ) -> None:
         """``addresses``: where to bind (default: the first agent's real address and every
         agent's HA address). ``hsrp``: the HSRP interface's adapter configuration (the
         groups are the cluster's). ``vip_when_active``: unicast-peer HSRP, the VIPs whose
-        socket exists only while Active (module docstring)."""
+        socket exists only while Active (module docstring). ``sa_fetcher``: what runs the
+        cores' ``FetchSa`` actions (``await sa_fetcher.fetch_sa(nai, spi)`` ->
+        :class:`mobileha.aaa.base.SaAnswer`, e.g. :class:`mobileha.aaa.radius.RadiusAaa`),
+        one task per fetch on this loop; the cores bound how many run at once."""
         self.cluster = cluster
         self.name = name
         agents = cluster.agents
@@ -177,6 +182,8 @@ class HomeAgentNode:
         self._tasks: set[asyncio.Task[None]] = set()
         # called with every state-change notice the coordinator returns (the demo's screen)
         self.on_notice: Callable[[Any], None] | None = None
+        self.sa_fetcher = sa_fetcher
+        self.sa_fetch_errors = 0  # FetchSa without a fetcher, or a fetcher that raised
         self.hsrp: HsrpIo | None = None
         if hsrp is not None:
             assert cluster.hsrp is not None, "an [hsrp] adapter needs the cluster's groups"
@@ -416,6 +423,9 @@ class HomeAgentNode:
                 await self.dfp_server.stop()
             self.dfp_server = None
         await self._close_transports()
+        if self.sa_fetcher is not None:
+            with contextlib.suppress(Exception):
+                await self.sa_fetcher.close()
         if self.dataplane is not None:
             with contextlib.suppress(Exception):
                 self.dataplane.close()
@@ -524,6 +534,8 @@ class HomeAgentNode:
             elif cls is RefreshBinding:  # same forwarding state
                 if journal is not None:
                     journal.put(a.binding, jnow, jwall)
+            elif cls is FetchSa:
+                self._fetch_sa(a)
             elif cls in _HSRP_ACTIONS:
                 if self.hsrp is not None:
                     self.hsrp.execute(a)
@@ -540,6 +552,34 @@ class HomeAgentNode:
         timer = self._timer
         if timer is not None and self._running:
             timer.update(self.cluster.get_timer())
+
+    def _fetch_sa(self, a: FetchSa) -> None:
+        """Ask AAA for an MN's SA without blocking the loop; the answer goes back to the
+        coordinator as an event (the core's own deadline fails the fetch if this is late)."""
+        loop = self._loop
+        if loop is None:
+            return
+        task = loop.create_task(self._run_fetch(a))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_fetch(self, a: FetchSa) -> None:
+        fetcher = self.sa_fetcher
+        try:
+            if fetcher is None:
+                raise RuntimeError("no AAA client for SA fetches ([aaa] backend radius)")
+            ans = await fetcher.fetch_sa(a.nai, a.spi)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # AAA trouble never takes registration down
+            self.sa_fetch_errors += 1
+            self.bad.warn("aaa-error", "SA fetch failed", error=str(e))
+            self._event(SaFailed(a.ha_addr, a.nai, ERROR))
+            return
+        if ans.accepted:
+            self._event(SaFetched(a.ha_addr, a.nai, ans.spi, ans.key, ans.home_address))
+        else:
+            self._event(SaFailed(a.ha_addr, a.nai, ans.reason or ERROR))
 
     def _install_many(self, bindings: list[Any]) -> None:
         """Bindings already known (becoming Active): one batch where the backend installs

@@ -95,6 +95,56 @@ def mn_aaa_chap_authenticator(key: bytes, challenge: bytes, preceding_with_heade
     return hashlib.md5(bytes((ident,)) + key + chap_challenge).digest()
 
 
+# --- key hiding (RFC 2868 §3.5) --------------------------------------------------------
+
+HIDE_BLOCK: Final = 16
+
+
+def hidden_len(key_len: int) -> int:
+    """Length of a hidden key of ``key_len`` bytes: the length byte, the key and zero
+    padding to a multiple of 16 (RFC 2868 §3.5)."""
+    return -(-(1 + key_len) // HIDE_BLOCK) * HIDE_BLOCK
+
+
+def hide_key(secret: bytes, vector: bytes, key: bytes) -> bytes:
+    """The RFC 2868 §3.5 encryption of ``key`` (Tunnel-Password and the RADIUS attributes
+    marked ``encrypt=2``, e.g. 3GPP2-MN-HA-Shared-Key): plaintext ``P = len(key) || key ||
+    zero padding`` in 16-byte blocks ``p(i)``, ``b(1) = MD5(secret || vector)``, ``c(i) =
+    p(i) xor b(i)``, ``b(i) = MD5(secret || c(i-1))``. RADIUS uses the Request
+    Authenticator followed by the 2-byte salt as ``vector``; the HA-HA sync record uses its
+    own 16-byte salt. Keys of at most 255 bytes."""
+    if len(key) > 255:
+        raise ValueError("a hidden key has at most 255 bytes")
+    plain = bytes((len(key),)) + key
+    plain += bytes(hidden_len(len(key)) - len(plain))
+    out = bytearray()
+    last = vector
+    for i in range(0, len(plain), HIDE_BLOCK):
+        b = hashlib.md5(secret + last).digest()
+        c = bytes(x ^ y for x, y in zip(plain[i : i + HIDE_BLOCK], b, strict=True))
+        out += c
+        last = c
+    return bytes(out)
+
+
+def reveal_key(secret: bytes, vector: bytes, hidden: bytes) -> bytes:
+    """The inverse of :func:`hide_key`; ValueError when ``hidden`` is not a multiple of 16
+    bytes or its length byte points past the end (a wrong secret or vector, usually)."""
+    if not hidden or len(hidden) % HIDE_BLOCK:
+        raise ValueError(f"hidden key of {len(hidden)} bytes (a multiple of 16 is needed)")
+    plain = bytearray()
+    last = vector
+    for i in range(0, len(hidden), HIDE_BLOCK):
+        c = hidden[i : i + HIDE_BLOCK]
+        b = hashlib.md5(secret + last).digest()
+        plain += bytes(x ^ y for x, y in zip(c, b, strict=True))
+        last = c
+    n = plain[0]
+    if n + 1 > len(plain):
+        raise ValueError("hidden key length byte beyond the data (wrong secret?)")
+    return bytes(plain[1 : 1 + n])
+
+
 # --- Identification (P§1.7) -------------------------------------------------------------
 
 
@@ -142,16 +192,20 @@ __all__ = [
     "ALG_PREFIX_SUFFIX",
     "AUTH_LEN",
     "CHAP_SPI",
+    "HIDE_BLOCK",
     "NTP_EPOCH_OFFSET",
     "SPI_MIN_VALID",
     "Authenticator",
     "chap_radius_fields",
     "compute_authenticator",
+    "hidden_len",
+    "hide_key",
     "ident_seconds",
     "ident_unix_time",
     "mismatch_reply_ident",
     "mn_aaa_chap_authenticator",
     "nonce_reply_ident",
     "ntp_identification",
+    "reveal_key",
     "timestamp_acceptable",
 ]

@@ -36,6 +36,20 @@ breaking older decoders.
   standby that takes over expects the nonce the MN got in its last reply. A record whose
   length leaves fewer than 4 bytes after the NAI with this flag is a DecodeError. Older
   decoders keep the nonce in ``extra`` and the flag in ``rec_flags``;
+* record flag ``0x08`` (:data:`REC_SA`): the MN-HA security association the home agent got
+  from AAA for this MN follows the NAI (and the nonce), so that the standby can serve the
+  MN after a takeover without asking AAA again. Layout (:data:`SA_BLOCK`, then the hidden
+  key): block length (1, including this byte), SPI (4), algorithm (1: 0 keyed MD5
+  prefix+suffix, 1 HMAC-MD5), flags (1: 0x80 nonce replay protection, else timestamps;
+  0x40 the SA names the binding's home address as the MN's static one), replay tolerance
+  (2, s), largest lifetime (2, s, 0 = the HA's), salt (16), then the key hidden as RFC 2868
+  §3.5 does (:func:`mobileha.wire.auth.hide_key`: a length byte, the key, zero padding to
+  16-byte blocks, XORed with an MD5 chain over a secret and the salt). The secret is
+  derived from the HA-HA key (``core.sync.records.sa_secret``); the HHAE authenticates the
+  whole message, the hiding keeps the key off the wire. A record with this flag whose
+  length leaves no room for the block is a DecodeError; the key itself is not decoded
+  here (the receiver reveals it with its secret). Older decoders keep the block in
+  ``extra``;
 * BU flag ``0x20`` (:data:`FLAG_RESYNC`): the sender had to drop queued updates (queue
   overflow); the receiver should run a bulk download again;
 * BI Request flag ``0x01`` (:data:`FLAG_EXCHANGE`): "also download my table" (split-brain
@@ -61,7 +75,7 @@ from types import MappingProxyType
 from typing import Final, NamedTuple
 
 from mobileha.wire import IP_STR_CACHE, DecodeError, UnknownCriticalExtension, ip_str_cached
-from mobileha.wire.auth import AUTH_LEN, Authenticator
+from mobileha.wire.auth import AUTH_LEN, HIDE_BLOCK, Authenticator
 
 HEADER: Final = struct.Struct("!BBHI4sQ")
 RECORD: Final = struct.Struct("!HBB4s4s4sQHHIBB")
@@ -88,7 +102,15 @@ REC_DELETE: Final = 0x80
 REC_DYNAMIC: Final = 0x40  # [P]
 REC_GRE_KEY: Final = 0x20  # [P]
 REC_NONCE: Final = 0x10  # [P] a 4-byte replay nonce follows the NAI
+REC_SA: Final = 0x08  # [P] the MN-HA SA from AAA follows the NAI (and the nonce)
 NONCE: Final = struct.Struct("!I")
+# [P] REC_SA: block length, SPI, algorithm, flags, tolerance, largest lifetime, salt; then
+# the hidden key (a multiple of 16 bytes)
+SA_BLOCK: Final = struct.Struct("!BIBBHH16s")
+SA_ALG_PREFIX_SUFFIX: Final = 0
+SA_ALG_HMAC_MD5: Final = 1
+SA_NONCE: Final = 0x80  # the SA uses nonce replay protection (else timestamps)
+SA_STATIC_HOME: Final = 0x40  # the SA's static home address is the binding's
 
 LIFETIME_INFINITE: Final = 0xFFFF
 ENCAPS: Final = frozenset((4, 47, 55))
@@ -151,6 +173,41 @@ class SyncTypes:
 DEFAULT_TYPES: Final = SyncTypes()
 
 
+class RecordSa(NamedTuple):
+    """[P] The MN-HA security association carried in a record (REC_SA), key still hidden."""
+
+    spi: int
+    algorithm: int  # SA_ALG_PREFIX_SUFFIX | SA_ALG_HMAC_MD5
+    flags: int  # SA_NONCE | SA_STATIC_HOME
+    tolerance: int  # timestamp replay tolerance (s)
+    max_lifetime: int  # largest lifetime for this MN (s), 0 = none
+    salt: bytes  # 16 bytes, the vector of the key hiding
+    hidden: bytes  # the key hidden with RFC 2868 §3.5 (a multiple of 16 bytes)
+
+    def encode(self) -> bytes:
+        n = SA_BLOCK.size + len(self.hidden)
+        if n > 255 or len(self.salt) != 16 or not self.hidden or len(self.hidden) % HIDE_BLOCK:
+            raise ValueError("SA block: 16-byte salt, hidden key in 16-byte blocks, <= 255 bytes")
+        head = SA_BLOCK.pack(
+            n, self.spi, self.algorithm, self.flags, self.tolerance, self.max_lifetime, self.salt
+        )
+        return head + self.hidden
+
+
+def decode_sa_block(data: bytes, offset: int, end: int) -> tuple[RecordSa, int]:
+    """The REC_SA block at ``data[offset:end]`` and the offset after it."""
+    if offset + SA_BLOCK.size > end:
+        raise DecodeError("bad-length", "record too short for its SA block")
+    n, spi, alg, flags, tolerance, max_lifetime, salt = SA_BLOCK.unpack_from(data, offset)
+    hidden_len = n - SA_BLOCK.size
+    if hidden_len <= 0 or hidden_len % HIDE_BLOCK or offset + n > end:
+        raise DecodeError("bad-length", f"SA block length {n}")
+    if alg not in (SA_ALG_PREFIX_SUFFIX, SA_ALG_HMAC_MD5):
+        raise DecodeError("bad-sa", f"SA algorithm {alg}")
+    hidden = bytes(data[offset + SA_BLOCK.size : offset + n])
+    return RecordSa(spi, alg, flags, tolerance, max_lifetime, bytes(salt), hidden), offset + n
+
+
 class BindingRecord(NamedTuple):
     """One binding record (P§5.4). Addresses are dotted quads."""
 
@@ -167,6 +224,7 @@ class BindingRecord(NamedTuple):
     nai: str | None = None
     extra: bytes = b""  # unknown trailing record bytes (a newer sender's additions)
     nonce: int | None = None  # [P] with REC_NONCE: the replay nonce issued last to the MN
+    sa: RecordSa | None = None  # [P] with REC_SA: the MN-HA SA from AAA, key hidden
 
     @property
     def delete(self) -> bool:
@@ -181,6 +239,7 @@ class BindingRecord(NamedTuple):
             RECORD_LEN
             + (len(self.nai.encode()) if self.nai else 0)
             + (NONCE.size if self.nonce is not None else 0)
+            + (SA_BLOCK.size + len(self.sa.hidden) if self.sa is not None else 0)
             + len(self.extra)
         )
 
@@ -236,7 +295,13 @@ def encode_record(rec: BindingRecord) -> bytes:
         rec_flags |= REC_NONCE
     elif rec_flags & REC_NONCE:
         raise ValueError("REC_NONCE without a nonce")
-    length = RECORD_LEN + len(nai) + len(nonce) + len(rec.extra)
+    sa = b""
+    if rec.sa is not None:
+        sa = rec.sa.encode()
+        rec_flags |= REC_SA
+    elif rec_flags & REC_SA:
+        raise ValueError("REC_SA without an SA")
+    length = RECORD_LEN + len(nai) + len(nonce) + len(sa) + len(rec.extra)
     if length > 0xFFFF:
         raise ValueError("record too long")
     return (
@@ -256,6 +321,7 @@ def encode_record(rec: BindingRecord) -> bytes:
         )
         + nai
         + nonce
+        + sa
         + rec.extra
     )
 
@@ -371,6 +437,9 @@ def decode_records(data: bytes, offset: int, count: int) -> tuple[list[BindingRe
                 raise DecodeError("bad-length", f"record length {length} without its nonce")
             nonce = NONCE.unpack_from(data, nai_end)[0]
             nai_end += 4
+        sa: RecordSa | None = None
+        if rec_flags & REC_SA:
+            sa, nai_end = decode_sa_block(data, nai_end, end)
         append(
             _new_record(
                 BindingRecord,
@@ -388,6 +457,7 @@ def decode_records(data: bytes, offset: int, count: int) -> tuple[list[BindingRe
                     nai,
                     data[nai_end:end],
                     nonce,
+                    sa,
                 ),
             )
         )
@@ -472,14 +542,22 @@ __all__ = [
     "REC_DYNAMIC",
     "REC_GRE_KEY",
     "REC_NONCE",
+    "REC_SA",
     "RESERVED_TYPES",
+    "SA_ALG_HMAC_MD5",
+    "SA_ALG_PREFIX_SUFFIX",
+    "SA_BLOCK",
+    "SA_NONCE",
+    "SA_STATIC_HOME",
     "BindingRecord",
     "Decoded",
     "MsgKind",
+    "RecordSa",
     "SyncMessage",
     "SyncTypes",
     "decode",
     "decode_records",
+    "decode_sa_block",
     "encode",
     "encode_extensions",
     "encode_raw",

@@ -118,3 +118,48 @@ def test_radius_unsupported_spi_rejected_without_network() -> None:
     r = RadiusAaa(("127.0.0.1", 9), b"x")
     res = run(r.authorize("a@x", mn_aaa(spi=300)))
     assert not res.accepted and res.reply_code == 108
+
+
+def _salt_encrypt(secret: bytes, vector: bytes, salt: bytes, key: bytes) -> bytes:
+    """RFC 2868 §3.5 written out here (independent of wire.auth): salt, then the length
+    byte, the key and zero padding XORed with MD5(secret || vector || salt), chained."""
+    plain = bytes([len(key)]) + key
+    plain += bytes(-len(plain) % 16)
+    out, last = b"", vector + salt
+    for i in range(0, len(plain), 16):
+        b = hashlib.md5(secret + last).digest()
+        c = bytes(x ^ y for x, y in zip(plain[i : i + 16], b, strict=True))
+        out += c
+        last = c
+    return salt + out
+
+
+def test_radius_sa_fetch_request_and_answers() -> None:
+    r = RadiusAaa(("127.0.0.1", 1812), b"testing123", nas_identifier="ha1")
+    req = r._access_request(11, "mn7@aaa.example")
+    req["Service-Type"] = 17
+    req["3GPP2-MN-HA-SPI"] = 1000
+    raw = req.RequestPacket()
+    dec = rpacket.AuthPacket(secret=b"testing123", dict=load_dictionary(), packet=raw)
+    assert dec["User-Name"] == ["mn7@aaa.example"] and dec["3GPP2-MN-HA-SPI"] == [1000]
+    assert dec.verify_message_authenticator(secret=b"testing123")
+    key = b"a twenty-byte key!!!"  # more than one 16-byte block once hidden
+    acc = req.CreateReply()
+    acc["3GPP2-MN-HA-SPI"] = 1001
+    acc["3GPP2-MN-HA-Shared-Key"] = _salt_encrypt(
+        b"testing123", req.authenticator, b"\x80\x01", key
+    )
+    acc["Framed-IP-Address"] = "10.1.0.9"
+    ans = r._sa_answer(req, acc.ReplyPacket(), 1000)
+    assert ans.accepted and ans.key == key and ans.spi == 1001 and ans.home_address == "10.1.0.9"
+    # no SPI in the answer: the requested one; no key: an error, not an SA
+    acc = req.CreateReply()
+    acc["3GPP2-MN-HA-Shared-Key"] = _salt_encrypt(
+        b"testing123", req.authenticator, b"\x81\x02", key
+    )
+    assert r._sa_answer(req, acc.ReplyPacket(), 1000).spi == 1000
+    assert r._sa_answer(req, req.CreateReply().ReplyPacket(), 1000).reason == "error"
+    rej = req.CreateReply()
+    rej.code = rpacket.AccessReject
+    assert r._sa_answer(req, rej.ReplyPacket(), 1000).reason == "reject"
+    assert r.stats()["sa_errors"] == 1 and r.stats()["rejects"] == 1

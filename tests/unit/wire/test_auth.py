@@ -3,6 +3,8 @@
 import hashlib
 import hmac
 
+import pytest
+
 from mobileha.wire.auth import (
     ALG_HMAC_MD5,
     ALG_PREFIX_SUFFIX,
@@ -63,3 +65,24 @@ def test_identification_helpers() -> None:
     assert r & 0xFFFFFFFF == 0x1234 and ident_seconds(r) == 1_700_000_100 + 2208988800
     assert nonce_reply_ident(ident, 0xABCDEF01) == (0xABCDEF01 << 32) | 0x1234
     assert hmac.compare_digest(b"a", b"a")
+
+
+def test_hide_key_golden_and_round_trip() -> None:
+    """RFC 2868 §3.5 key hiding: a golden vector computed here step by step."""
+    from mobileha.wire.auth import hidden_len, hide_key, reveal_key
+
+    secret, vector, key = b"s3cret", bytes(range(18)), b"0123456789abcdefXYZ"  # 19 bytes
+    p1 = bytes([19]) + key[:15]
+    p2 = key[15:] + bytes(12)
+    b1 = hashlib.md5(secret + vector).digest()
+    c1 = bytes(x ^ y for x, y in zip(p1, b1, strict=True))
+    b2 = hashlib.md5(secret + c1).digest()
+    c2 = bytes(x ^ y for x, y in zip(p2, b2, strict=True))
+    assert hidden_len(19) == 32
+    assert hide_key(secret, vector, key) == c1 + c2
+    assert reveal_key(secret, vector, c1 + c2) == key
+    assert reveal_key(secret, vector, hide_key(secret, vector, b"")) == b""
+    with pytest.raises(ValueError):
+        reveal_key(secret, vector, c1[:15])
+    with pytest.raises(ValueError):
+        hide_key(secret, vector, bytes(256))

@@ -16,8 +16,12 @@ from mobileha.wire.sync import (
     REC_DYNAMIC,
     REC_GRE_KEY,
     REC_NONCE,
+    REC_SA,
+    SA_ALG_HMAC_MD5,
+    SA_NONCE,
     BindingRecord,
     MsgKind,
+    RecordSa,
     SyncMessage,
     SyncTypes,
     decode,
@@ -269,3 +273,40 @@ def test_hhae_must_be_last_and_present() -> None:
     assert exc.value.reason == "no-hhae"
     with pytest.raises(UnknownCriticalExtension):
         decode(data[:20] + b"\x05\x00" + data[20:])
+
+
+# [P] REC3 with the MN's SA from AAA (REC_SA) after the nonce: SPI 1000, HMAC-MD5, nonce
+# replay, tolerance 7, no lifetime limit, salt 00..0f, a 32-byte hidden key
+SA4 = RecordSa(1000, SA_ALG_HMAC_MD5, SA_NONCE, 7, 0, bytes(range(16)), bytes(range(32, 64)))
+REC4 = REC3._replace(rec_flags=REC_NONCE | REC_SA, sa=SA4)
+REC4_HEX = (
+    "0072"  # record length 55 + 27 + 32 = 114
+    "00"  # registration flags
+    "18"  # record flags: [P] nonce valid, [P] SA follows
+    + REC3_HEX[8:]  # addresses, identification, lifetimes, GRE key, encap, NAI, nonce
+    + "3b"  # SA block length 59 (27 + 32)
+    "000003e8"  # SPI 1000
+    "01"  # algorithm: HMAC-MD5
+    "80"  # flags: nonce replay protection
+    "0007"  # tolerance 7 s
+    "0000"  # largest lifetime: the HA's
+    "000102030405060708090a0b0c0d0e0f"  # salt
+     + bytes(range(32, 64)).hex()  # hidden key
+)
+
+
+def test_bu_golden_with_sa() -> None:
+    header = "c8000001000000090a000064e6b5a4c000000005"
+    expected = _with_auth(header + REC4_HEX + HHAE_HDR_HEX, "ps")
+    msg = SyncMessage(MsgKind.BU, 9, HA, 0xE6B5A4C000000005, 0, (REC4,))
+    assert encode(msg, SPI, PS) == expected
+    d = decode(expected)
+    assert d.message == msg and d.message.records[0].sa == SA4
+    assert REC4.wire_len() == 114
+    # a block cut short is a DecodeError; an older decoder keeps the block as ``extra``
+    short = "0071" + REC4_HEX[4:-2]
+    with pytest.raises(DecodeError):
+        decode(_with_auth(header + short + HHAE_HDR_HEX, "ps"))
+    plain = "0072" + "00" + "10" + REC4_HEX[8:]
+    rec = decode(_with_auth(header + plain + HHAE_HDR_HEX, "ps")).message.records[0]
+    assert rec.sa is None and len(rec.extra) == 59

@@ -8,6 +8,7 @@ from typing import Final
 
 from mobileha.core.actions import Addr, Send
 from mobileha.core.binding import Binding
+from mobileha.core.security import MobilitySA
 from mobileha.wire.auth import Authenticator
 from mobileha.wire.sync import DEFAULT_TYPES, SyncTypes
 
@@ -62,6 +63,7 @@ class ApplyBinding:
     binding: Binding
     dynamic: bool = False
     nonce: int | None = None  # [P] the MN's replay nonce (REC_NONCE), restore it
+    sa: MobilitySA | None = None  # [P] the MN's SA from AAA (REC_SA), cache it
 
 
 @dataclass(slots=True)
@@ -135,6 +137,8 @@ class Counters:
     # HSRP said the peer is gone while a download that gated it ran: we became ready (and
     # may take over) with an incomplete table, as fast as HSRP takes over
     DownloadsIncompleteOnPeerLoss: int = 0
+    SaRecords: int = 0  # [P] records applied with the MN's SA from AAA (REC_SA)
+    SaRecordErrors: int = 0  # [P] REC_SA blocks that did not reveal with our key
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTER_NAMES}

@@ -1,6 +1,7 @@
 """The transport shared by the BU sender and the bulk transfers: Identifications (NTP
 timestamps, the replay window), messages retransmitted until acknowledged (one deadline
-heap), acknowledgements, sequence numbers and the packing of records with the MN's nonce.
+heap), acknowledgements, sequence numbers and the packing of records with the MN's nonce
+and its SA from AAA.
 
 Identification (P§5.4 [P]): our own are NTP timestamps, strictly increasing per peer; acks
 copy the low 32 bits of the acknowledged message. An incoming Identification is accepted
@@ -13,6 +14,7 @@ Mobile IP MN does, and retransmits at once.
 from __future__ import annotations
 
 import heapq
+import os
 from collections import deque
 from collections.abc import Callable
 from itertools import count as itercount
@@ -20,10 +22,11 @@ from socket import inet_aton
 
 from mobileha.core.actions import Send
 from mobileha.core.binding import Binding
+from mobileha.core.security import MobilitySA
 from mobileha.core.sync.base import U32, Counters, Key, SyncAction, SyncConfig
-from mobileha.core.sync.records import pack_record
+from mobileha.core.sync.records import pack_record, seal_sa
 from mobileha.wire.auth import NTP_EPOCH_OFFSET
-from mobileha.wire.sync import CHUNK_EXT, MsgKind, SyncMessage, encode_raw
+from mobileha.wire.sync import CHUNK_EXT, REC_DELETE, MsgKind, SyncMessage, encode_raw
 
 
 class Change:
@@ -93,12 +96,20 @@ class Channel:
         unix_offset: float,
         nonce_of: Callable[[Binding], int | None] | None,
         now: float,
+        sa_of: Callable[[Binding], MobilitySA | None] | None = None,
+        sa_secret: bytes = b"",
+        random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         self.config = config
         self.counters = counters
         self._unix_offset = unix_offset
         self._clock_adjust = 0.0
         self._nonce_of = nonce_of
+        self._sa_of = sa_of
+        self._sa_secret = sa_secret
+        # [P] REC_SA salts: 8 random bytes per channel and a counter, never repeated
+        self._salt_prefix = random_bytes(8) if sa_of is not None else b""
+        self._salts = itercount(1)
         self._dst = (config.peer_addr, config.port)
         self._ha_packed = inet_aton(config.ha_addr)
         self.types = config.types
@@ -162,9 +173,31 @@ class Channel:
 
     def pack(self, b: Binding, now: float, rec_flags: int) -> bytes:
         """The record of ``b`` with the MN's current replay nonce (read at packing time,
-        so a retransmission carries the nonce of the latest reply)."""
+        so a retransmission carries the nonce of the latest reply) and, but in a deletion,
+        the MN's SA from AAA ([P] REC_SA)."""
         nonce_of = self._nonce_of
-        return pack_record(b, now, rec_flags, nonce_of(b) if nonce_of is not None else None)
+        sa_of = self._sa_of
+        block = None
+        if sa_of is not None and not rec_flags & REC_DELETE:
+            sa = sa_of(b)
+            if sa is not None:
+                block = self._sealed(sa)
+        return pack_record(b, now, rec_flags, nonce_of(b) if nonce_of is not None else None, block)
+
+    def _sealed(self, sa: MobilitySA) -> bytes | None:
+        """The REC_SA block of ``sa``, hidden once per SA with a salt never used before and
+        kept on the SA (retransmissions and bulk transfers repeat the same bytes)."""
+        secret = self._sa_secret
+        sealed = sa.sealed
+        if sealed is not None and sealed[0] is secret:
+            return sealed[1]
+        salt = self._salt_prefix + next(self._salts).to_bytes(8, "big")
+        try:
+            block = seal_sa(sa, secret, salt, sa.home_address is not None).encode()
+        except ValueError:  # a key too long for a record: the standby asks AAA itself
+            return None
+        sa.sealed = (secret, block)
+        return block
 
     # -- sending --
 

@@ -12,6 +12,10 @@ issued last to the MN, and :class:`ApplyBinding` returns it. A nonce MN's Identi
 does not grow (random high 32 bits, RFC 5944 §5.7), so a record whose Identification is not
 greater is still applied when its request was made with the nonce we hold for the MN (the
 next registration in the chain).
+
+[P] SAs from AAA (record flag REC_SA): a record that is applied returns the MN's SA, its key
+revealed with the secret derived from the HA-HA key, in :class:`ApplyBinding`; a block that
+does not reveal is counted (``SaRecordErrors``) and the binding applied without it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from mobileha.core.sync.base import (
     SyncAction,
     SyncConfig,
 )
-from mobileha.core.sync.records import binding_from_record
+from mobileha.core.sync.records import binding_from_record, open_sa
 from mobileha.core.sync.sender import BuSender
 from mobileha.wire.sync import LIFETIME_INFINITE, REC_DELETE, REC_DYNAMIC, BindingRecord
 
@@ -51,12 +55,14 @@ class Merger:
         sender: BuSender,
         lookup: Callable[[Key], Binding | None],
         nonce_of: Callable[[Binding], int | None] | None,
+        sa_secret: bytes = b"",
     ) -> None:
         self.config = config
         self.counters = counters
         self._sender = sender
         self._lookup = lookup
         self._nonce_of = nonce_of
+        self._sa_secret = sa_secret
         self._tombs: dict[Key, int] = {}
         # [P] the nonce issued with a deletion (nonce MNs): the MN's next registration
         # carries it in its high 32 bits, whatever the order of the Identifications
@@ -87,7 +93,7 @@ class Merger:
         tomb_nonces = self._tomb_nonces
         for rec in records:
             (home, coa, _src, ident, lifetime, remaining, _reg_flags, rec_flags, _key, _encap,
-             _nai, _extra, nonce) = rec  # fmt: skip
+             nai, _extra, nonce, rsa) = rec  # fmt: skip
             key = (home, coa)
             if latest:
                 own = latest.get(key)
@@ -131,9 +137,19 @@ class Merger:
                 stale += 1  # older, or the same registration again (a duplicate)
                 continue
             applied += 1
+            sa = None
+            if rsa is not None:
+                try:
+                    sa = open_sa(rsa, self._sa_secret, nai, home)
+                    c.SaRecords += 1
+                except ValueError:  # not hidden with our key: the standby asks AAA itself
+                    c.SaRecordErrors += 1
             append(
                 ApplyBinding(
-                    binding_from_record(rec, ha_addr, now), bool(rec_flags & REC_DYNAMIC), nonce
+                    binding_from_record(rec, ha_addr, now),
+                    bool(rec_flags & REC_DYNAMIC),
+                    nonce,
+                    sa,
                 )
             )
         c.AppliedRecords += applied

@@ -44,10 +44,12 @@ counters use other names.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable
 
 from mobileha.core.actions import Addr
 from mobileha.core.binding import Binding
+from mobileha.core.security import MobilitySA
 from mobileha.core.sync.base import (
     Counters,
     Key,
@@ -63,6 +65,7 @@ from mobileha.core.sync.base import (
 from mobileha.core.sync.bulk import Download, Transfer
 from mobileha.core.sync.channel import Change, Channel, Out
 from mobileha.core.sync.merge import Merger
+from mobileha.core.sync.records import sa_secret
 from mobileha.core.sync.sender import BuSender
 from mobileha.core.sync.states import Effect, transition
 from mobileha.wire import DecodeError
@@ -94,6 +97,8 @@ class SyncPeer:
         unix_offset: float = 0.0,
         dynamic_of: Callable[[Binding], bool] = _default_dynamic,
         nonce_of: Callable[[Binding], int | None] | None = None,
+        sa_of: Callable[[Binding], MobilitySA | None] | None = None,
+        random_bytes: Callable[[int], bytes] = os.urandom,
         now: float = 0.0,
     ) -> None:
         """``lookup(key)``: our table's binding for (home, care-of), or None.
@@ -104,14 +109,22 @@ class SyncPeer:
         ``now`` (for the NTP timestamp Identifications). ``nonce_of(binding)``: the replay
         nonce the home agent issued last to that binding's MN, or None; sent in the record
         ([P] REC_NONCE) and returned in :class:`ApplyBinding` on the receiving side.
+        ``sa_of(binding)``: the MN-HA SA the home agent got from AAA for that binding's MN,
+        or None; sent in the record with its key hidden ([P] REC_SA,
+        :func:`~mobileha.core.sync.records.seal_sa`; ``random_bytes`` seeds the salts) and
+        returned, revealed, in :class:`ApplyBinding` on the receiving side.
         """
         self.config = config
         self.counters = c = Counters()
         self._iterate = iterate
         self._dynamic_of = dynamic_of
-        self.channel = Channel(config, c, unix_offset=unix_offset, nonce_of=nonce_of, now=now)
+        secret = sa_secret(config.authenticator.key)
+        self.channel = Channel(
+            config, c, unix_offset=unix_offset, nonce_of=nonce_of, now=now,
+            sa_of=sa_of, sa_secret=secret, random_bytes=random_bytes,
+        )  # fmt: skip
         self.sender = BuSender(config, c, self.channel)
-        self.merge = Merger(config, c, self.sender, lookup, nonce_of)
+        self.merge = Merger(config, c, self.sender, lookup, nonce_of, secret)
         self.state = SyncState.IDLE
         self.role = Role.OTHER
         # bulk: our download (we asked), the transfer to the peer (it asked)

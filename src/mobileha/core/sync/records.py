@@ -14,11 +14,15 @@ remaining lifetime of 0xFFFF.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 from socket import inet_aton
 from typing import Final
 
 from mobileha.core.binding import Binding, Encap
+from mobileha.core.security import REPLAY_NONCE, REPLAY_TIMESTAMP, MobilitySA
+from mobileha.wire.auth import ALG_HMAC_MD5, ALG_PREFIX_SUFFIX, hide_key, reveal_key
 from mobileha.wire.sync import (
     LIFETIME_INFINITE,
     NONCE,
@@ -26,9 +30,15 @@ from mobileha.wire.sync import (
     REC_DYNAMIC,
     REC_GRE_KEY,
     REC_NONCE,
+    REC_SA,
     RECORD,
     RECORD_LEN,
+    SA_ALG_HMAC_MD5,
+    SA_ALG_PREFIX_SUFFIX,
+    SA_NONCE,
+    SA_STATIC_HOME,
     BindingRecord,
+    RecordSa,
 )
 
 ENCAPS: Final = {e.value: e for e in Encap}
@@ -45,17 +55,28 @@ def remaining_lifetime(b: Binding, now: float) -> int:
     return max(0, min(LIFETIME_INFINITE - 1, math.ceil(b.expires - now)))
 
 
-def pack_record(b: Binding, now: float, rec_flags: int = 0, nonce: int | None = None) -> bytes:
+def pack_record(
+    b: Binding,
+    now: float,
+    rec_flags: int = 0,
+    nonce: int | None = None,
+    sa_block: bytes | None = None,
+) -> bytes:
     """The P§5.4 record of ``b`` at ``now``: the wire bytes of :func:`record_from_binding`.
 
-    ``rec_flags``: REC_DELETE / REC_DYNAMIC; REC_GRE_KEY and REC_NONCE are added here when
-    the binding has a GRE key and when ``nonce`` (the MN's replay nonce) is given.
+    ``rec_flags``: REC_DELETE / REC_DYNAMIC; REC_GRE_KEY, REC_NONCE and REC_SA are added here
+    when the binding has a GRE key, when ``nonce`` (the MN's replay nonce) is given and
+    when ``sa_block`` (the encoded :class:`~mobileha.wire.sync.RecordSa` of the MN's SA
+    from AAA, :func:`seal_sa`) is given.
     """
     nai = b.nai.encode() if b.nai else b""
     nai_len = len(nai)
     if nonce is not None:
         rec_flags |= REC_NONCE
         nai += _pack_nonce(nonce)
+    if sa_block is not None:
+        rec_flags |= REC_SA
+        nai += sa_block
     key = b.gre_key
     if key is not None:
         rec_flags |= REC_GRE_KEY
@@ -96,6 +117,7 @@ def record_from_binding(
     delete: bool = False,
     dynamic: bool = False,
     nonce: int | None = None,
+    sa: RecordSa | None = None,
 ) -> BindingRecord:
     """The reference conversion: the record of a binding as a :class:`BindingRecord` (the
     expiry deadline becomes a remaining lifetime)."""
@@ -104,6 +126,8 @@ def record_from_binding(
         rec_flags |= REC_GRE_KEY
     if nonce is not None:
         rec_flags |= REC_NONCE
+    if sa is not None:
+        rec_flags |= REC_SA
     return BindingRecord(
         b.home_addr,
         b.care_of,
@@ -117,13 +141,14 @@ def record_from_binding(
         int(b.encap),
         b.nai,
         nonce=nonce,
+        sa=sa,
     )
 
 
 def binding_from_record(rec: BindingRecord, ha_addr: str, now: float) -> Binding:
     """A binding from a record: the remaining lifetime becomes a deadline on our clock."""
     (home, coa, src, ident, lifetime, remaining, reg_flags, rec_flags, gre_key, encap, nai,
-     _extra, _nonce) = rec  # fmt: skip
+     _extra, _nonce, _sa) = rec  # fmt: skip
     return Binding(
         home,
         coa,
@@ -141,10 +166,60 @@ def binding_from_record(rec: BindingRecord, ha_addr: str, now: float) -> Binding
     )
 
 
+# --- [P] the MN-HA SA of a record (REC_SA) ------------------------------------------------
+
+_SA_ALG_CODE: Final = {ALG_PREFIX_SUFFIX: SA_ALG_PREFIX_SUFFIX, ALG_HMAC_MD5: SA_ALG_HMAC_MD5}
+_SA_ALG_NAME: Final = {v: k for k, v in _SA_ALG_CODE.items()}
+_SA_LABEL: Final = b"mobileha sync: MN-HA key hiding"
+
+
+def sa_secret(sync_key: bytes) -> bytes:
+    """The secret that hides MN-HA keys in sync records: HMAC-MD5 of a fixed label under
+    the HA-HA key, so that the key that authenticates the messages (HHAE) is not also
+    the one of the key stream."""
+    return hmac.new(sync_key, _SA_LABEL, hashlib.md5).digest()
+
+
+def seal_sa(sa: MobilitySA, secret: bytes, salt: bytes, static_home: bool) -> RecordSa:
+    """The record form of ``sa``: its key hidden with ``secret`` and the 16-byte ``salt``
+    (RFC 2868 §3.5, :func:`mobileha.wire.auth.hide_key`). ``static_home``: the SA names
+    the binding's home address as the MN's static one."""
+    flags = (SA_NONCE if sa.replay == REPLAY_NONCE else 0) | (SA_STATIC_HOME if static_home else 0)
+    return RecordSa(
+        sa.spi,
+        _SA_ALG_CODE[sa.algorithm],
+        flags,
+        min(int(sa.tolerance), 0xFFFF),
+        min(sa.max_lifetime or 0, 0xFFFF),
+        salt,
+        hide_key(secret, salt, sa.key),
+    )
+
+
+def open_sa(rsa: RecordSa, secret: bytes, nai: str | None, home_addr: str) -> MobilitySA:
+    """The MN-HA SA of a record (ValueError: the key does not reveal with ``secret``)."""
+    key = reveal_key(secret, rsa.salt, rsa.hidden)
+    if not key:
+        raise ValueError("empty MN-HA key")
+    return MobilitySA(
+        rsa.spi,
+        key,
+        _SA_ALG_NAME[rsa.algorithm],
+        REPLAY_NONCE if rsa.flags & SA_NONCE else REPLAY_TIMESTAMP,
+        rsa.tolerance,
+        nai=nai,
+        home_address=home_addr if rsa.flags & SA_STATIC_HOME else None,
+        max_lifetime=rsa.max_lifetime or None,
+    )
+
+
 __all__ = [
     "ENCAPS",
     "binding_from_record",
+    "open_sa",
     "pack_record",
     "record_from_binding",
     "remaining_lifetime",
+    "sa_secret",
+    "seal_sa",
 ]
