@@ -178,6 +178,8 @@ virtual_address = "{host}"
 port = {port}
 mode = "relay"
 session_s = 60
+[dfp]
+allow = ["127.0.0.11"]
 [[slb.real]]
 name = "a"
 address = "127.0.0.10"

@@ -21,6 +21,12 @@ from .test_foreign_agent import HERE, MN_SRC, REAL, VIP, fa, ha_reply, new_mn, o
 OTHER_REAL = "10.0.1.11"
 
 
+def rehoming_fa(after: int) -> ForeignAgent:
+    """An FA relaying to the HA-SLB at VIP, with the reals behind it configured (their
+    replies, for requests sent to the VIP, are accepted without an FA-HA SA)."""
+    return fa(home_agent=VIP, ha_fallback_after=after, real_home_agents=(REAL, OTHER_REAL))
+
+
 def attempt(f: ForeignAgent, m: MobileNode, now: float) -> list[object]:
     """The MN's next registration attempt through the FA (a renewal, or the
     retransmission of one with a new Identification): the FA's actions."""
@@ -30,7 +36,7 @@ def attempt(f: ForeignAgent, m: MobileNode, now: float) -> list[object]:
 
 
 def test_requests_to_a_silent_real_go_back_to_the_slb_after_n() -> None:
-    f = fa(home_agent=VIP, ha_fallback_after=3)
+    f = rehoming_fa(3)
     m = new_mn()
     register(f, m, 0.0)  # relayed to the VIP, answered by REAL: REAL is learned
     assert f.visitors[next(iter(f.visitors))].ha_addr == REAL
@@ -53,7 +59,7 @@ def test_requests_to_a_silent_real_go_back_to_the_slb_after_n() -> None:
 
 def test_many_mns_of_a_dead_real_rehome_on_their_first_retransmission() -> None:
     """The count is per HA: three MNs retransmitting once are enough for all of them."""
-    f = fa(home_agent=VIP, ha_fallback_after=3)
+    f = rehoming_fa(3)
     mns = [new_mn() for _ in range(6)]
     for m in mns:
         register(f, m, 0.0)
@@ -67,7 +73,7 @@ def test_many_mns_of_a_dead_real_rehome_on_their_first_retransmission() -> None:
 
 
 def test_the_slb_picks_another_real_and_the_visitor_follows() -> None:
-    f = fa(home_agent=VIP, ha_fallback_after=1)
+    f = rehoming_fa(1)
     m = new_mn()
     register(f, m, 0.0)
     attempt(f, m, 100.0)  # to REAL, lost
@@ -86,7 +92,7 @@ def test_the_slb_picks_another_real_and_the_visitor_follows() -> None:
 
 
 def test_a_reply_from_the_real_clears_it_and_is_told() -> None:
-    f = fa(home_agent=VIP, ha_fallback_after=2)
+    f = rehoming_fa(2)
     m, other = new_mn(), new_mn()
     register(f, m, 0.0)
     register(f, other, 0.0)
@@ -103,7 +109,7 @@ def test_a_reply_from_the_real_clears_it_and_is_told() -> None:
 
 
 def test_never_rehomes_with_zero_or_without_a_fallback() -> None:
-    for f in (fa(home_agent=VIP, ha_fallback_after=0), fa(ha_fallback_after=1)):
+    for f in (rehoming_fa(0), fa(ha_fallback_after=1)):
         m = new_mn(ha_addr=REAL) if f.home_agent is None else new_mn()
         register(f, m, 0.0)
         dsts = []
@@ -125,7 +131,7 @@ def test_timeouts_count_too() -> None:
 
 
 def test_reconfigure_keeps_visitors_and_refuses_what_needs_a_restart() -> None:
-    f = fa(home_agent=VIP, ha_fallback_after=3)
+    f = rehoming_fa(3)
     m = new_mn()
     register(f, m, 0.0)
     visitors = dict(f.visitors)

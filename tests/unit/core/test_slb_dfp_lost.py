@@ -70,9 +70,9 @@ def test_the_failure_reason_names_the_threshold() -> None:
     f.add_real(B)
     f.set_inservice(B, False)
     f.drain_events()
-    for i in range(2):
-        farm_request(f, f"m{i}@x", 1, "10.0.2.2", 1.0)
-        farm_request(f, f"m{i}@x", 1, "10.0.2.2", 2.0)
+    for i in range(2):  # two clients (one client's failures count once per window)
+        farm_request(f, f"m{i}@x", 1, f"10.0.2.{2 + i}", 1.0)
+        farm_request(f, f"m{i}@x", 1, f"10.0.2.{2 + i}", 2.0)
     (ev,) = [e for e in f.drain_events() if e.new is RealState.FAILED]
     assert ev.reason == "2 failures (faildetect numconns)"
 
