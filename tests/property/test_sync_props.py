@@ -11,6 +11,7 @@ from mobileha.wire import DecodeError
 from mobileha.wire.auth import ALG_HMAC_MD5, ALG_PREFIX_SUFFIX, Authenticator
 from mobileha.wire.sync import (
     REC_NONCE,
+    REC_REVOCATION,
     BindingRecord,
     MsgKind,
     SyncMessage,
@@ -33,8 +34,9 @@ nai = st.one_of(
 )
 
 
-def _nonce_flag(rec_flags: int, nonce: int | None) -> int:
-    return (rec_flags & ~REC_NONCE) | (REC_NONCE if nonce is not None else 0)
+def _flags(rec_flags: int, nonce: int | None, revocation_ts: int | None) -> int:
+    rec_flags = (rec_flags & ~REC_NONCE) | (REC_NONCE if nonce is not None else 0)
+    return (rec_flags & ~REC_REVOCATION) | (REC_REVOCATION if revocation_ts is not None else 0)
 
 
 records = st.builds(
@@ -52,7 +54,8 @@ records = st.builds(
     nai,
     st.binary(max_size=8),
     st.one_of(st.none(), u32),  # [P] REC_NONCE: the flag is set exactly with a nonce
-).map(lambda r: r._replace(rec_flags=_nonce_flag(r.rec_flags, r.nonce)))
+    st.one_of(st.none(), u32),  # [P] REC_REVOCATION: ... with an FA timestamp
+).map(lambda r: r._replace(rec_flags=_flags(r.rec_flags, r.nonce, r.revocation_ts)))
 ext_list = st.lists(
     st.tuples(st.integers(128, 255).filter(lambda t: t != 160), st.binary(max_size=16)),
     max_size=3,
@@ -129,11 +132,12 @@ def _pool() -> list[SyncMessage]:
                     rnd.randrange(65536),
                     rnd.randrange(65536),
                     rnd.randrange(256),
-                    _nonce_flag(rnd.randrange(256), nonce),
+                    _flags(rnd.randrange(256), nonce, nonce),
                     rnd.getrandbits(32),
                     rnd.choice([4, 47, 55]),
                     rnd.choice([None, f"mn{j}@example.net", "\u00e9t\u00e9@x"]),
                     rnd.randbytes(rnd.choice([0, 0, 3])),
+                    nonce,
                     nonce,
                 )
                 for j, nonce in (

@@ -36,6 +36,13 @@ breaking older decoders.
   standby that takes over expects the nonce the MN got in its last reply. A record whose
   length leaves fewer than 4 bytes after the NAI with this flag is a DecodeError. Older
   decoders keep the nonce in ``extra`` and the flag in ``rec_flags``;
+* record flag ``0x08`` (:data:`REC_REVOCATION`): registration revocation (RFC 3543) was
+  negotiated with the FA at the source address; a 4-byte value follows the NAI and the
+  nonce: the FA's timestamp from its Revocation Support extension in the accepted request
+  (a revocation from the FA must not be older, RFC 3543 §4.2.3.2), so that a standby
+  that takes over can revoke and check revocations; record flag ``0x04``
+  (:data:`REC_REVOCATION_I`): the I bit was negotiated too. Older decoders keep the value
+  in ``extra``;
 * BU flag ``0x20`` (:data:`FLAG_RESYNC`): the sender had to drop queued updates (queue
   overflow); the receiver should run a bulk download again;
 * BI Request flag ``0x01`` (:data:`FLAG_EXCHANGE`): "also download my table" (split-brain
@@ -88,6 +95,8 @@ REC_DELETE: Final = 0x80
 REC_DYNAMIC: Final = 0x40  # [P]
 REC_GRE_KEY: Final = 0x20  # [P]
 REC_NONCE: Final = 0x10  # [P] a 4-byte replay nonce follows the NAI
+REC_REVOCATION: Final = 0x08  # [P] RFC 3543 negotiated: the FA's 4-byte timestamp follows
+REC_REVOCATION_I: Final = 0x04  # [P] ... and its I bit
 NONCE: Final = struct.Struct("!I")
 
 LIFETIME_INFINITE: Final = 0xFFFF
@@ -167,6 +176,7 @@ class BindingRecord(NamedTuple):
     nai: str | None = None
     extra: bytes = b""  # unknown trailing record bytes (a newer sender's additions)
     nonce: int | None = None  # [P] with REC_NONCE: the replay nonce issued last to the MN
+    revocation_ts: int | None = None  # [P] with REC_REVOCATION: the FA's RFC 3543 timestamp
 
     @property
     def delete(self) -> bool:
@@ -181,6 +191,7 @@ class BindingRecord(NamedTuple):
             RECORD_LEN
             + (len(self.nai.encode()) if self.nai else 0)
             + (NONCE.size if self.nonce is not None else 0)
+            + (NONCE.size if self.revocation_ts is not None else 0)
             + len(self.extra)
         )
 
@@ -236,6 +247,11 @@ def encode_record(rec: BindingRecord) -> bytes:
         rec_flags |= REC_NONCE
     elif rec_flags & REC_NONCE:
         raise ValueError("REC_NONCE without a nonce")
+    if rec.revocation_ts is not None:
+        nonce += NONCE.pack(rec.revocation_ts)
+        rec_flags |= REC_REVOCATION
+    elif rec_flags & REC_REVOCATION:
+        raise ValueError("REC_REVOCATION without a timestamp")
     length = RECORD_LEN + len(nai) + len(nonce) + len(rec.extra)
     if length > 0xFFFF:
         raise ValueError("record too long")
@@ -371,6 +387,12 @@ def decode_records(data: bytes, offset: int, count: int) -> tuple[list[BindingRe
                 raise DecodeError("bad-length", f"record length {length} without its nonce")
             nonce = NONCE.unpack_from(data, nai_end)[0]
             nai_end += 4
+        revocation_ts: int | None = None
+        if rec_flags & REC_REVOCATION:
+            if nai_end + 4 > end:
+                raise DecodeError("bad-length", f"record length {length} without its timestamp")
+            revocation_ts = NONCE.unpack_from(data, nai_end)[0]
+            nai_end += 4
         append(
             _new_record(
                 BindingRecord,
@@ -388,6 +410,7 @@ def decode_records(data: bytes, offset: int, count: int) -> tuple[list[BindingRe
                     nai,
                     data[nai_end:end],
                     nonce,
+                    revocation_ts,
                 ),
             )
         )
@@ -472,6 +495,8 @@ __all__ = [
     "REC_DYNAMIC",
     "REC_GRE_KEY",
     "REC_NONCE",
+    "REC_REVOCATION",
+    "REC_REVOCATION_I",
     "RESERVED_TYPES",
     "BindingRecord",
     "Decoded",

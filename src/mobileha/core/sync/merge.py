@@ -87,7 +87,7 @@ class Merger:
         tomb_nonces = self._tomb_nonces
         for rec in records:
             (home, coa, _src, ident, lifetime, remaining, _reg_flags, rec_flags, _key, _encap,
-             _nai, _extra, nonce) = rec  # fmt: skip
+             _nai, _extra, nonce, _rev) = rec  # fmt: skip
             key = (home, coa)
             if latest:
                 own = latest.get(key)

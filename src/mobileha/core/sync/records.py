@@ -19,6 +19,7 @@ from socket import inet_aton
 from typing import Final
 
 from mobileha.core.binding import Binding, Encap
+from mobileha.core.revocation import I_NEGOTIATED, NEGOTIATED, negotiated_state, peer_timestamp
 from mobileha.wire.sync import (
     LIFETIME_INFINITE,
     NONCE,
@@ -26,6 +27,8 @@ from mobileha.wire.sync import (
     REC_DYNAMIC,
     REC_GRE_KEY,
     REC_NONCE,
+    REC_REVOCATION,
+    REC_REVOCATION_I,
     RECORD,
     RECORD_LEN,
     BindingRecord,
@@ -49,13 +52,18 @@ def pack_record(b: Binding, now: float, rec_flags: int = 0, nonce: int | None = 
     """The P§5.4 record of ``b`` at ``now``: the wire bytes of :func:`record_from_binding`.
 
     ``rec_flags``: REC_DELETE / REC_DYNAMIC; REC_GRE_KEY and REC_NONCE are added here when
-    the binding has a GRE key and when ``nonce`` (the MN's replay nonce) is given.
+    the binding has a GRE key and when ``nonce`` (the MN's replay nonce) is given,
+    REC_REVOCATION (and REC_REVOCATION_I) when revocation was negotiated with its FA.
     """
     nai = b.nai.encode() if b.nai else b""
     nai_len = len(nai)
     if nonce is not None:
         rec_flags |= REC_NONCE
         nai += _pack_nonce(nonce)
+    rev = b.revocation
+    if rev:
+        rec_flags |= REC_REVOCATION | (REC_REVOCATION_I if rev & I_NEGOTIATED else 0)
+        nai += _pack_nonce(peer_timestamp(rev))
     key = b.gre_key
     if key is not None:
         rec_flags |= REC_GRE_KEY
@@ -104,6 +112,9 @@ def record_from_binding(
         rec_flags |= REC_GRE_KEY
     if nonce is not None:
         rec_flags |= REC_NONCE
+    rev = b.revocation
+    if rev & NEGOTIATED:
+        rec_flags |= REC_REVOCATION | (REC_REVOCATION_I if rev & I_NEGOTIATED else 0)
     return BindingRecord(
         b.home_addr,
         b.care_of,
@@ -117,13 +128,14 @@ def record_from_binding(
         int(b.encap),
         b.nai,
         nonce=nonce,
+        revocation_ts=peer_timestamp(rev) if rev & NEGOTIATED else None,
     )
 
 
 def binding_from_record(rec: BindingRecord, ha_addr: str, now: float) -> Binding:
     """A binding from a record: the remaining lifetime becomes a deadline on our clock."""
     (home, coa, src, ident, lifetime, remaining, reg_flags, rec_flags, gre_key, encap, nai,
-     _extra, _nonce) = rec  # fmt: skip
+     _extra, _nonce, rev_ts) = rec  # fmt: skip
     return Binding(
         home,
         coa,
@@ -138,6 +150,9 @@ def binding_from_record(rec: BindingRecord, ha_addr: str, now: float) -> Binding
         gre_key if gre_key or rec_flags & REC_GRE_KEY else None,
         nai,
         "" if src == "0.0.0.0" else src,
+        revocation=0
+        if rev_ts is None
+        else negotiated_state(rev_ts, bool(rec_flags & REC_REVOCATION_I)),
     )
 
 
