@@ -2,16 +2,22 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The ebpf data plane's toolchain; qemu and Debian's kernel for the kernel backend's VM test.
+BPF_PACKAGES := clang llvm libbpf-dev bpftool
 APT_PACKAGES := tshark freeradius nftables iproute2 tcpdump nginx-light libnginx-mod-stream \
-	keepalived iputils-arping iputils-ping iperf3
+	keepalived iputils-arping iputils-ping iperf3 $(BPF_PACKAGES) qemu-system-x86 linux-image-amd64 \
+	busybox-static
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
+BPF_SRC := src/mobileha/dataplane/bpf/tunnel.bpf.c
+BPF_OBJ := $(BPF_SRC:.c=.o)
+BPF_CFLAGS := -O2 -g -Wall -target bpf -I/usr/include/$(shell uname -m)-linux-gnu
 
-.PHONY: demo test check lint typecheck unit bench apt venv clean
+.PHONY: demo test check lint typecheck unit bench apt apt-bpf venv bpf clean
 
 demo: $(STAMP)
 	$(BIN)/mobileha demo
 
-test: apt $(STAMP)
+test: apt $(STAMP) bpf
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -23,7 +29,16 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
-venv: $(STAMP)
+venv: $(STAMP) bpf
+
+# The BPF programs of the ebpf data plane, compiled at install time (never committed).
+bpf: $(BPF_OBJ)
+
+$(BPF_OBJ): $(BPF_SRC)
+	@command -v clang >/dev/null && [ -e /usr/include/bpf/bpf_helpers.h ] || $(MAKE) --no-print-directory apt-bpf
+	@if command -v clang >/dev/null && [ -e /usr/include/bpf/bpf_helpers.h ]; then \
+		echo "bpf: clang $(BPF_SRC)"; clang $(BPF_CFLAGS) -c $(BPF_SRC) -o $(BPF_OBJ); \
+	else echo "bpf: no clang/libbpf-dev: the ebpf data plane is unavailable (its tests skip)"; fi
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +48,9 @@ $(STAMP): pyproject.toml
 
 # System packages the tests use (tshark, FreeRADIUS, nftables, nginx, keepalived...).
 # Installed only when running as root and something is missing; tests skip with a reason otherwise.
+apt-bpf:
+	@$(MAKE) --no-print-directory apt APT_PACKAGES="$(BPF_PACKAGES)"
+
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then echo "apt: all test packages present"; \
@@ -47,4 +65,4 @@ bench: $(STAMP)
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache $(BPF_OBJ)

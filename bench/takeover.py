@@ -11,14 +11,18 @@ For N = 10,000 and 100,000 bindings held by a standby home agent (synced, core i
   skips the installs): only the core's activation and the action walk remain;
 * the standby's price of pre-installing: install time per synced change (paid on every BU
   and bulk download record, on the standby's one thread) and the memory of the data plane
-  state (tracemalloc), held all the time.
+  state (tracemalloc), held all the time;
+* the table alone: the data plane's own share, the N bindings written with the backend's
+  bulk path (``install_many``: ebpf) or one by one (the others).
 
-Backends: ``memory`` (userspace-independent, always) and ``userspace`` (TUN + raw sockets,
-root and /dev/net/tun; run inside a network namespace created and deleted here, so the
-home-prefix route never touches the host). Prints both modes next to each other with the
-ratio; the last line is one JSON object.
+Backends: ``memory`` (userspace-independent, always), ``userspace`` (TUN + raw sockets,
+root and /dev/net/tun) and ``ebpf`` (BPF maps: the takeover writes the whole table with one
+``BPF_MAP_UPDATE_BATCH`` per map, ``install_many``; root and the built BPF object). The
+last two run inside a network namespace created and deleted here, so the home-prefix route
+and the programs never touch the host. Prints both modes next to each other with the ratio,
+and for ebpf the kernel memory of the maps (memlock); the last line is one JSON object.
 
-    .venv/bin/python bench/takeover.py [--sizes 10000,100000]
+    .venv/bin/python bench/takeover.py [--sizes 100000,1000000] [--backends memory,userspace,ebpf]
 """
 
 from __future__ import annotations
@@ -75,19 +79,33 @@ def binding(i: int, now: float) -> Binding:
     )
 
 
-def new_dp(kind: str) -> Any:
+def new_dp(kind: str, n: int) -> Any:
     if kind == "memory":
         return create("memory", role="ha")
-    return create(
-        "userspace", role="ha", tun_name=f"tk{os.getpid() % 100000}", home_prefix="10.0.0.0/8"
-    )
+    name = f"tk{os.getpid() % 100000}"
+    if kind == "ebpf":
+        return create("ebpf", role="ha", sink=name, home_prefix="10.0.0.0/8", capacity=n)
+    return create("userspace", role="ha", tun_name=name, home_prefix="10.0.0.0/8")
 
 
 def forwarding(dp: Any, kind: str, n: int) -> bool:
     """Every binding has forwarding state (the lookups the packet path does)."""
     if kind == "memory":
         return len(dp.tunnels) == n
+    if kind == "ebpf":  # every home address in the kernel's map
+        return len(dp._tunnels) == n and sum(1 for _ in dp.maps["mh_enc"].items()) == n
     return len(dp._tunnels) == n and len(dp._enc) == n
+
+
+def kernel_mb(dp: Any) -> float:
+    """Kernel memory charged to the ebpf backend's maps (``memlock`` of their fdinfo)."""
+    total = 0
+    for m in dp.maps.values():
+        with open(f"/proc/self/fdinfo/{m.fd}") as f:
+            for line in f:
+                if line.startswith("memlock:"):
+                    total += int(line.split()[1])
+    return total / 1e6
 
 
 def standby_node(n: int, dp: Any) -> HomeAgentNode:
@@ -110,7 +128,7 @@ def takeover(node: HomeAgentNode) -> None:
 def measure(kind: str, n: int) -> dict[str, float]:
     out: dict[str, float] = {}
     # install at takeover
-    dp = new_dp(kind)
+    dp = new_dp(kind, n)
     node = standby_node(n, dp)
     gc.collect()
     gc.disable()
@@ -123,7 +141,7 @@ def measure(kind: str, n: int) -> dict[str, float]:
     out["install_at_takeover_ms"] = (t1 - t0) * 1000
     dp.close()
     # pre-installed: the standby installed every synced binding as it arrived
-    dp = new_dp(kind)
+    dp = new_dp(kind, n)
     node = standby_node(n, None)  # the takeover skips the installs
     now = time.monotonic()
     bs = [binding(i, now) for i in range(n)]
@@ -142,8 +160,20 @@ def measure(kind: str, n: int) -> dict[str, float]:
     assert forwarding(dp, kind, n)
     out["preinstalled_takeover_ms"] = (t3 - t2) * 1000
     dp.close()
+    # the table alone into the data plane: one batch per map where the backend has one
+    dp = new_dp(kind, n)
+    gc.collect()
+    t0 = time.perf_counter()
+    if hasattr(dp, "install_many"):
+        dp.install_many(bs)
+    else:
+        for b in bs:
+            dp.install(b)
+    out["table_install_ms"] = (time.perf_counter() - t0) * 1000
+    assert forwarding(dp, kind, n)
+    dp.close()
     # memory the standby holds for the pre-installed state
-    dp = new_dp(kind)
+    dp = new_dp(kind, n)
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
@@ -152,6 +182,8 @@ def measure(kind: str, n: int) -> dict[str, float]:
     used = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
     out["standby_dataplane_MB"] = used / 1e6
+    if kind == "ebpf":
+        out["kernel_maps_MB"] = kernel_mb(dp)
     dp.close()
     return out
 
@@ -160,17 +192,22 @@ def worker(kind: str, sizes: list[int]) -> dict[str, Any]:
     return {str(n): measure(kind, n) for n in sizes}
 
 
-def userspace_in_netns(sizes: list[int]) -> dict[str, Any] | str:
+def in_netns(kind: str, sizes: list[int]) -> dict[str, Any] | str:
     if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
         return "skipped: needs root and /dev/net/tun"
+    if kind == "ebpf":
+        from mobileha.dataplane.ebpf import probe
+
+        if problem := probe():
+            return f"skipped: {problem}"
     ns = f"mhtk-{uuid.uuid4().hex[:8]}"
     try:
         subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True, capture_output=True)
         r = subprocess.run(
-            ["ip", "netns", "exec", ns, sys.executable, __file__, "--worker", "userspace",
+            ["ip", "netns", "exec", ns, sys.executable, __file__, "--worker", kind,
              "--sizes", ",".join(map(str, sizes))],
-            capture_output=True, text=True, timeout=600,
+            capture_output=True, text=True, timeout=1800,
         )  # fmt: skip
         if r.returncode != 0:
             return f"failed: {r.stderr.strip()[-500:]}"
@@ -184,18 +221,21 @@ def userspace_in_netns(sizes: list[int]) -> dict[str, Any] | str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", default="10000,100000")
-    p.add_argument("--worker", choices=["memory", "userspace"])
+    p.add_argument("--sizes", default="100000,1000000")
+    p.add_argument("--backends", default="memory,userspace,ebpf")
+    p.add_argument("--worker", choices=["memory", "userspace", "ebpf"])
     a = p.parse_args(argv)
     sizes = [int(x) for x in a.sizes.split(",")]
     if a.worker:
         print(json.dumps(worker(a.worker, sizes)))
         return 0
-    results: dict[str, Any] = {"memory": worker("memory", sizes)}
-    results["userspace"] = userspace_in_netns(sizes)
+    results: dict[str, Any] = {}
+    for kind in a.backends.split(","):
+        results[kind] = worker(kind, sizes) if kind == "memory" else in_netns(kind, sizes)
     hdr = (
         f"{'backend':<10} {'N':>7} | {'install at takeover':>20} {'pre-installed':>14} "
-        f"{'ratio':>6} | {'standby us/binding':>18} {'standby MB':>10}"
+        f"{'ratio':>6} | {'table alone':>11} | {'standby us/binding':>18} {'standby MB':>10} "
+        f"{'kernel MB':>9}"
     )
     print(hdr)
     print("-" * len(hdr))
@@ -208,8 +248,19 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{kind:<10} {int(n):>7} | {r['install_at_takeover_ms']:>17.1f} ms "
                 f"{r['preinstalled_takeover_ms']:>11.1f} ms {ratio:>5.1f}x | "
+                f"{r['table_install_ms']:>8.0f} ms | "
                 f"{r['standby_install_us_per_binding']:>18.2f} {r['standby_dataplane_MB']:>10.1f}"
+                f" {r.get('kernel_maps_MB', 0):>9.1f}"
             )
+    # the new Active's install of the whole table: ebpf (batched) next to userspace
+    for n in map(str, sizes):
+        u, e = results.get("userspace"), results.get("ebpf")
+        if isinstance(u, dict) and isinstance(e, dict) and n in u and n in e:
+            ut, et = u[n]["install_at_takeover_ms"], e[n]["install_at_takeover_ms"]
+            ub, eb = u[n]["table_install_ms"], e[n]["table_install_ms"]
+            print(f"takeover of {int(n):,} bindings: ebpf {et:.0f} ms, userspace {ut:.0f} ms"
+                  f" ({et / ut:.2f}x); the table alone: ebpf {eb:.0f} ms in one batch per map,"
+                  f" userspace {ub:.0f} ms ({eb / ub:.2f}x)")  # fmt: skip
     print(json.dumps(results))
     return 0
 

@@ -34,6 +34,7 @@ from mobileha.core.hsrp import HsrpConfig as HsrpGroupSettings
 from mobileha.core.mobile_node import MnSecurity, MobileNode
 from mobileha.core.security import MobilitySA, SecurityAssociations
 from mobileha.core.sync import Mode, SyncConfig
+from mobileha.dataplane.choice import node_options
 from mobileha.dataplane.vip import VipOwner
 from mobileha.node.base import Node
 from mobileha.node.foreign_agent import ForeignAgentNode
@@ -59,17 +60,28 @@ def build_node(cfg: Config) -> Node:
 
 
 def dataplane_options(cfg: Config, role: str) -> tuple[str, dict[str, Any]]:
-    """``[dataplane]`` -> (backend name, options of ``mobileha.dataplane.base.create``) for
-    role ``"ha"`` or ``"fa"``."""
+    """``[dataplane]`` -> (backend name, options for any backend, see
+    ``mobileha.dataplane.choice.open_dataplane``) for role ``"ha"`` or ``"fa"``; the maps of
+    the ebpf backend are sized for the binding table (visitor list)."""
     dp = cfg.dataplane
-    opts: dict[str, Any] = {"role": role}
-    if dp.backend == "userspace":
-        opts.update(tun_name=dp.tun_name, mtu=dp.mtu)
-        if role == "ha":
-            assert cfg.home_agent is not None
-            opts["home_prefix"] = cfg.home_agent.home_prefix
-        elif dp.visitor_iface:
-            opts["visitor_iface"] = dp.visitor_iface
+    if role == "ha":
+        assert cfg.home_agent is not None
+        opts = node_options(
+            role,
+            device=dp.tun_name,
+            mtu=dp.mtu,
+            home_prefix=cfg.home_agent.home_prefix,
+            capacity=cfg.home_agent.max_bindings,
+        )
+    else:
+        fa = cfg.foreign_agent
+        opts = node_options(
+            role,
+            device=dp.tun_name,
+            mtu=dp.mtu,
+            visitor_iface=dp.visitor_iface,
+            capacity=fa.max_visitors if fa is not None else None,
+        )
     return dp.backend, opts
 
 

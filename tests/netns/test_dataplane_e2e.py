@@ -1,5 +1,5 @@
-"""Issue 4 end to end with a REAL registration: ``mobileha run`` home agent, foreign agent and
-mobile node processes with the userspace data plane, in namespaces::
+"""End to end with a REAL registration: ``mobileha run`` home agent, foreign agent and mobile
+node processes with the userspace, then the ebpf, data plane, in namespaces::
 
     cn (10.1.0.2) --- r --- ha (10.2.0.2; 10.99.0.0/24 routed to it)
                       |
@@ -14,7 +14,6 @@ binding is installed). The encapsulation is what the registration negotiated: th
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
 import sys
 import time
@@ -24,11 +23,13 @@ from pathlib import Path
 import pytest
 
 from mobileha.core.binding import FLAG_T
+from mobileha.dataplane.ebpf import probe as ebpf_probe
 from mobileha.lab.dataplane import CN, COA, HA, HOA, TUN, Lab, build
 from mobileha.lab.netns import Topology
 from mobileha.lab.scenario import wait_until
-from mobileha.wire import DecodeError
 from mobileha.wire.ip import decap_gre, decap_ipip, decap_minimal, decode_ipv4
+from tests.helpers.net import count_ipv4, ping_ok, read_pcap
+from tests.helpers.netns import require_netns
 
 pytestmark = [
     pytest.mark.netns,
@@ -36,46 +37,20 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def lab(module_topology: Topology, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+@pytest.fixture(scope="module", params=["userspace", "ebpf"])
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    require_netns()
+    if request.param == "ebpf" and (problem := ebpf_probe()):
+        pytest.skip(f"ebpf backend unavailable: {problem}")
     work = tmp_path_factory.mktemp("e2e")
-    lab = build(module_topology)
-    lab.prepare_mn_link()
-    lab.start_ha(work, max_lifetime=600)
-    lab.workdir = work
-    yield lab
-    lab.stop_nodes()
-
-
-def read_pcap(path: str) -> list[bytes]:
-    """IPv4 packets of an Ethernet pcap written by tcpdump."""
-    data = Path(path).read_bytes()
-    end = "<" if struct.unpack_from("<I", data)[0] in (0xA1B2C3D4, 0xA1B23C4D) else ">"
-    off, out = 24, []
-    while off + 16 <= len(data):
-        incl = struct.unpack_from(end + "I", data, off + 8)[0]
-        frame = data[off + 16 : off + 16 + incl]
-        off += 16 + incl
-        if frame[12:14] == b"\x08\x00":
-            out.append(frame[14:])
-    return out
-
-
-def _count(pcap: str, src: str, proto: int) -> int:
-    n = 0
-    for p in read_pcap(pcap):
-        try:
-            h, _ = decode_ipv4(p)
-        except DecodeError:
-            continue
-        n += h.src == src and h.proto == proto
-    return n
-
-
-def ping_ok(lab: Lab, src: str, dst: str, count: int = 3) -> bool:
-    host = getattr(lab, src)
-    r = host.run(f"ping -n -c {count} -i 0.2 -W 2 {dst}", check=False, timeout=20)
-    return r.returncode == 0 and f"{count} received" in r.stdout
+    with Topology() as topo:
+        lab = build(topo)
+        lab.backend = request.param
+        lab.prepare_mn_link()
+        lab.start_ha(work, max_lifetime=600, backend=lab.backend)
+        lab.workdir = work
+        yield lab
+        lab.stop_nodes()
 
 
 def leftovers(lab: Lab) -> list[str]:
@@ -110,7 +85,7 @@ print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
 
 def register(lab: Lab, encap: str, reverse: bool, lifetime: int = 600) -> dict[str, object]:
     work = lab.workdir
-    lab.start_fa(work, gre=encap == "gre")
+    lab.start_fa(work, gre=encap == "gre", backend=lab.backend)
     lab.start_mn(work, encap, reverse, lifetime)
     b = lab.wait_registered()
     assert b["home_address"] == HOA and b["care_of"] == COA and b["ha_address"] == HA
@@ -165,7 +140,7 @@ def test_registered_mn_answers_pings_through_each_encapsulation(
         cap = lab.r.capture(lab.r_ha_if, pcap2, "")
         assert ping_ok(lab, "mn", CN)
         cap.stop()
-        assert _count(pcap2, COA, proto) == 0 and _count(pcap2, HOA, 1) == 0
+        assert count_ipv4(pcap2, COA, proto) == 0 and count_ipv4(pcap2, HOA, 1) == 0
     finally:
         lab.stop_nodes("mn", "fa")
 
@@ -180,7 +155,7 @@ def test_reverse_tunnel_then_deregistration_removes_forwarding_state(
         cap = lab.r.capture(lab.r_ha_if, pcap, "ip proto 47")
         assert ping_ok(lab, "mn", CN)
         cap.stop()
-        assert _count(pcap, COA, 47) >= 3  # echo requests reverse-tunnelled CoA -> HA
+        assert count_ipv4(pcap, COA, 47) >= 3  # echo requests reverse-tunnelled CoA -> HA
         assert leftovers(lab)  # host routes / the reverse-tunnel rule are installed
         # 10 MB of TCP CN -> MN (GRE to the CoA) with its ACKs reverse-tunnelled back.
         srv = lab.mn.popen([sys.executable, "-c", TCP_SERVER], stdout=subprocess.PIPE)
@@ -219,4 +194,4 @@ def test_agents_stop_cleanly_and_leave_no_devices(lab: Lab) -> None:
     # The HA is stopped last (the module fixture's other tests use it): restart afterwards.
     assert lab.nodes["ha"].terminate() == 0
     assert TUN not in lab.ha.run("ip link").stdout
-    lab.start_ha(lab.workdir, max_lifetime=600)
+    lab.start_ha(lab.workdir, max_lifetime=600, backend=lab.backend)

@@ -204,12 +204,15 @@ def test_fa_pending_timeout_when_ha_silent() -> None:
     asyncio.run(main())
 
 
-def test_fa_composed_userspace_without_visitor_iface_falls_back_to_memory() -> None:
+def test_fa_composed_userspace_without_visitor_iface_is_a_startup_error() -> None:
+    """An explicitly configured backend that cannot start stops the node with its reason:
+    no silent fallback to the memory backend (that one only when configured)."""
     from mobileha.config import loads_config
+    from mobileha.dataplane.base import BackendUnavailable
+    from mobileha.mgmt.views import foreign_agent_stats
 
     port = free_port(FA_ADDR)
-    cfg = loads_config(
-        f"""
+    text = f"""
 [node]
 role = "foreign-agent"
 [foreign_agent]
@@ -217,16 +220,21 @@ address = "{FA_ADDR}"
 port = {port}
 home_agent = "{VIP}"
 [dataplane]
-backend = "userspace"
+backend = "%s"
 """
-    )
 
     async def main() -> None:
-        node = compose.foreign_agent_node(cfg)
+        node = compose.foreign_agent_node(loads_config(text % "userspace"))
+        with pytest.raises(BackendUnavailable, match=r"'userspace' cannot start: .*visitor_iface"):
+            await node.start()
+        await node.stop()
+        assert node.dataplane is None
+        node = compose.foreign_agent_node(loads_config(text % "memory"))
         await node.start()
         try:
             assert isinstance(node.dataplane, MemoryDataPlane)
             assert node.aaa is None  # empty local table: AAA off
+            assert foreign_agent_stats(node)["dataplane"]["backend"] == "memory"
         finally:
             await node.stop()
 

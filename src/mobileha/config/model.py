@@ -187,7 +187,7 @@ class RedundancyConfig:
 
 @dataclass(frozen=True, slots=True)
 class DataplaneConfig:
-    backend: str = "userspace"
+    backend: str = "auto"
     tun_name: str = "mha0"
     mtu: int = 1500
     visitor_iface: str | None = None

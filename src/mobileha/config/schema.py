@@ -268,11 +268,11 @@ SCHEMA: dict[str, dict[str, Spec]] = {
     "dataplane": {
         "backend": Spec(
             "choice",
-            "userspace",
-            choices=("userspace", "kernel", "memory"),
-            doc="data plane backend",
+            "auto",
+            choices=("auto", "kernel", "ebpf", "userspace", "memory"),
+            doc="data plane backend; auto: kernel, else ebpf, else userspace",
         ),
-        "tun_name": Spec("str", "mha0", doc="TUN device name (userspace)"),
+        "tun_name": Spec("str", "mha0", doc="TUN device (userspace) or sink device (ebpf) name"),
         "mtu": _i(1500, 576, 65535, "tunnel MTU"),
         "visitor_iface": Spec(
             "str",

@@ -100,8 +100,8 @@ import os
 import struct
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field, replace
 from hmac import compare_digest
 from socket import inet_aton, inet_ntoa
 from typing import Any, Final
@@ -488,6 +488,24 @@ class HomeAgent:
             pool.release(home_addr)
 
     # ------------------------------------------------------------------ redundancy
+
+    def fit_dataplane(
+        self, encaps: Collection[Encap], max_copies: int | None, max_bindings: int | None
+    ) -> None:
+        """Accept only what the data plane can carry: requests for an encapsulation not in
+        ``encaps`` are denied with 139, more than ``max_copies`` simultaneous bindings are
+        not granted (1: accepted with code 1, none), and the table holds at most
+        ``max_bindings`` (then 130)."""
+        s = self.settings
+        self.settings = replace(
+            s,
+            gre=s.gre and Encap.GRE in encaps,
+            minimal_encap=s.minimal_encap and Encap.MINIMAL in encaps,
+        )
+        if max_copies is not None:
+            self._simul = min(self._simul, max_copies)
+        if max_bindings is not None:
+            self.table.max_bindings = min(self.table.max_bindings, max_bindings)
 
     def set_active(self, active: bool, now: float) -> list[Any]:
         """Become active (answer requests; install forwarding for every binding) or standby

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from mobileha.core.binding import Binding
+from mobileha.core.binding import Binding, Encap
 
 
 class DataPlaneError(RuntimeError):
@@ -67,6 +67,29 @@ class DataPlaneStats:
     drops: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class DataPlaneSummary:
+    """Cheap whole-node counters for ``show stats`` and ``/metrics``: the backend, the
+    number of tunnels, totals over them (``TunnelCounters`` names) and drops by reason."""
+
+    backend: str
+    tunnels: int
+    totals: dict[str, int] = field(default_factory=dict)
+    drops: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # control plane: map full, ...
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend carries, for the registration logic: the encapsulations (an HA refuses
+    others with code 139), copies per home address (simultaneous bindings; None = no limit,
+    1 = none, accepted with code 1) and bindings its tables hold (beyond: code 130)."""
+
+    encaps: frozenset[Encap] = frozenset(Encap)
+    max_copies: int | None = None
+    max_bindings: int | None = None
+
+
 @runtime_checkable
 class DataPlane(Protocol):
     """What the node adapters need from a data plane backend."""
@@ -95,9 +118,11 @@ class DataPlane(Protocol):
 
 __all__ = [
     "BackendUnavailable",
+    "Capabilities",
     "DataPlane",
     "DataPlaneError",
     "DataPlaneStats",
+    "DataPlaneSummary",
     "TunnelCounters",
     "UnsupportedEncapsulation",
 ]

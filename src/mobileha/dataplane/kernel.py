@@ -29,6 +29,7 @@ from typing import Any
 from mobileha.core.binding import Binding, Encap
 from mobileha.dataplane.base import (
     BackendUnavailable,
+    Capabilities,
     DataPlaneError,
     DataPlaneStats,
     UnsupportedEncapsulation,
@@ -93,6 +94,8 @@ def _netlink_code(e: BaseException) -> int | None:
 class KernelDataPlane:
     """Kernel tunnel devices managed through pyroute2 (``ipr`` may be injected for tests)."""
 
+    name = "kernel"
+
     def __init__(
         self,
         role: str = "ha",
@@ -156,6 +159,11 @@ class KernelDataPlane:
                 f"kernel data plane unavailable: this kernel has no {'/'.join(missing)} tunnel "
                 f"devices (missing {opts}; EOPNOTSUPP); use the userspace data plane"
             )
+
+    def capabilities(self) -> Capabilities:
+        """IP-in-IP and (where ip_gre exists) GRE; one copy: a route cannot duplicate."""
+        encaps = {Encap.IPIP} | ({Encap.GRE} if "gre" in self.supported else set())
+        return Capabilities(frozenset(encaps), max_copies=1)
 
     # ------------------------------------------------------------------------------------
     def _ends(self, b: Binding) -> tuple[str, str]:
@@ -243,7 +251,7 @@ class KernelDataPlane:
         else:
             with contextlib.suppress(Exception):
                 vidx = self._ifindex(self.visitor_iface or "")
-                self._ipr.route("del", dst=f"{hoa}/32", oif=vidx)
+                self._ipr.route("del", dst=f"{hoa}/32", oif=vidx, scope=RT_SCOPE_LINK)
             if b.reverse_tunnel:
                 with contextlib.suppress(Exception):
                     self._ipr.rule(

@@ -25,6 +25,8 @@ class MemoryDataPlane:
     semantics as the real backends; ``vips`` is the set of claimed VIPs; ``events`` the log.
     """
 
+    name = "memory"
+
     def __init__(self, role: str = "ha", vip: VipOwner | None = None) -> None:
         """``vip``: owns claimed VIPs on a real interface (HSRP on a host whose bindings
         live in memory); without it a claim is only recorded."""
@@ -79,6 +81,10 @@ class MemoryDataPlane:
     def lookup(self, home_addr: str) -> list[Binding]:
         """The bindings a packet to ``home_addr`` would be tunnelled along (one per copy)."""
         return list(self.tunnels.get(home_addr, {}).values())
+
+    def tunnel_counters(self, home_addr: str, care_of: str) -> dict[str, int] | None:
+        c = self.counters.get((home_addr, care_of))
+        return c.as_dict() if c is not None else None
 
     def stats(self) -> DataPlaneStats:
         return DataPlaneStats(

@@ -15,6 +15,7 @@ from mobileha.dataplane.base import DataPlane
 BACKENDS: dict[str, str] = {
     "userspace": "mobileha.dataplane.userspace:UserspaceDataPlane",
     "kernel": "mobileha.dataplane.kernel:KernelDataPlane",
+    "ebpf": "mobileha.dataplane.ebpf:EbpfDataPlane",
     "memory": "mobileha.dataplane.memory:MemoryDataPlane",
 }
 
@@ -30,7 +31,7 @@ def backend_class(kind: str) -> Any:
 
 
 def create(kind: str, **options: object) -> DataPlane:
-    """Make a backend by name (``"userspace"``, ``"kernel"``, ``"memory"``).
+    """Make a backend by name (``"userspace"``, ``"kernel"``, ``"ebpf"``, ``"memory"``).
 
     ``options`` go to the backend's constructor. Raises
     :class:`~mobileha.dataplane.base.BackendUnavailable` with an operator-readable reason

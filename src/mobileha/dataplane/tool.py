@@ -2,7 +2,9 @@
 
 ``python -m mobileha.dataplane.tool --role ha [--backend userspace] [--tun mhtun0] ...``
 
-It prints ``{"ready": true}`` once the data plane is up, then reads one JSON command per
+``--backend`` is any backend of ``[dataplane] backend`` (``auto`` too); ``--tun`` names the
+TUN device (userspace) or the sink device (ebpf). It prints ``{"ready": true, "backend":
+..., "not_taken": {...}}`` once the data plane is up, then reads one JSON command per
 line on stdin and answers one JSON line on stdout::
 
     {"op": "install", "binding": {"home_addr": "10.99.0.5", "care_of": "10.3.0.2",
@@ -28,7 +30,7 @@ from typing import Any
 
 from mobileha.core.binding import Binding, Encap
 from mobileha.dataplane.base import DataPlane, DataPlaneError
-from mobileha.dataplane.registry import create
+from mobileha.dataplane.choice import node_options, open_dataplane, summary
 
 ENCAPS = {"ipip": Encap.IPIP, "gre": Encap.GRE, "minimal": Encap.MINIMAL}
 
@@ -52,7 +54,9 @@ def binding_from_json(d: dict[str, Any], now: float) -> Binding:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m mobileha.dataplane.tool")
-    p.add_argument("--backend", default="userspace", choices=["userspace", "kernel", "memory"])
+    p.add_argument(
+        "--backend", default="userspace", choices=["auto", "userspace", "kernel", "ebpf", "memory"]
+    )
     p.add_argument("--role", default="ha", choices=["ha", "fa"])
     p.add_argument("--tun", default="mhtun0")
     p.add_argument("--mtu", type=int, default=1500)
@@ -60,31 +64,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--home-iface")
     p.add_argument("--visitor-iface")
     p.add_argument("--vip-iface")
+    p.add_argument("--capacity", type=int, default=4096, help="ebpf: map entries")
+    p.add_argument("--bpf-object", help="ebpf: the compiled programs (default: the built one)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    opts: dict[str, object] = {"role": args.role}
-    if args.backend == "userspace":
-        opts.update(
-            tun_name=args.tun,
-            mtu=args.mtu,
-            home_prefix=args.home_prefix,
-            home_iface=args.home_iface,
-            visitor_iface=args.visitor_iface,
-            vip_iface=args.vip_iface,
-        )
-    elif args.backend == "kernel":
-        opts.update(visitor_iface=args.visitor_iface)
+    opts = node_options(
+        args.role,
+        device=args.tun,
+        mtu=args.mtu,
+        home_prefix=args.home_prefix,
+        visitor_iface=args.visitor_iface,
+        capacity=args.capacity,
+    )
+    opts.update(home_iface=args.home_iface, vip_iface=args.vip_iface, obj_path=args.bpf_object)
     try:
-        dp: DataPlane = create(args.backend, **opts)
+        opened = open_dataplane(args.backend, opts)
     except DataPlaneError as e:
         print(json.dumps({"ready": False, "error": str(e)}), flush=True)
         return 2
+    dp: DataPlane = opened.dataplane
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     expiries: dict[tuple[str, str], Binding] = {}
-    print(json.dumps({"ready": True}), flush=True)
+    ready = {"ready": True, "backend": opened.backend, "not_taken": opened.refused}
+    print(json.dumps(ready), flush=True)
     try:
         while True:
             now = time.monotonic()
@@ -129,10 +134,14 @@ def _handle(
         return {"ok": True}
     if op == "stats":
         st = dp.stats()
+        sm = summary(dp)
         return {
             "ok": True,
+            "backend": sm.backend,
             "tunnels": [{"home_addr": k[0], "care_of": k[1], **v} for k, v in st.tunnels.items()],
             "drops": st.drops,
+            "totals": sm.totals,
+            "errors": sm.errors,
         }
     if op == "routes":
         fn = getattr(dp, "installed_routes", None)

@@ -132,6 +132,8 @@ def _open_tun(name: str) -> tuple[int, str]:
 class UserspaceDataPlane:
     """TUN + raw-socket tunnels for a home agent or a foreign agent (see module docstring)."""
 
+    name = "userspace"
+
     def __init__(
         self,
         role: str = "ha",
@@ -408,6 +410,10 @@ class UserspaceDataPlane:
     def installed_routes(self) -> list[str]:
         """Host routes this data plane has added (for tests and ``mobileha show``)."""
         return sorted(self._routes)
+
+    def tunnel_counters(self, home_addr: str, care_of: str) -> dict[str, int] | None:
+        t = self._tunnels.get((home_addr, care_of))
+        return t.c.as_dict() if t is not None else None
 
     # ---------------------------------------------------------------------------- loop
     def start(self) -> None:

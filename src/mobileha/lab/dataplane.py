@@ -49,7 +49,8 @@ class Driver:
         )
         first = self._read()
         if not first.get("ready"):
-            raise RuntimeError(f"data plane on {host.name} not ready: {first}")
+            raise RuntimeError(f"data plane on {host.name} not ready: {first.get('error', first)}")
+        self.ready = first  # the backend in use and why auto passed the others
 
     def _read(self) -> dict[str, Any]:
         assert self.proc.stdout is not None
@@ -95,6 +96,7 @@ class Lab:
     fa_dp: Driver | None = None
     nodes: dict[str, NodeProc] = field(default_factory=dict)
     workdir: Path = Path("/tmp")
+    backend: str = "userspace"  # of the nodes started by the e2e tests
 
     def start_dataplanes(self, backend: str = "userspace") -> None:
         self.ha_dp = Driver(self.ha, "--backend", backend, "--role", "ha", "--tun", "mhtun0")
@@ -142,15 +144,17 @@ class Lab:
         self.mn.addr(self.mn_if, f"{MN_LINK}/24")
         self.mn.ip("route", "replace", "default", "via", MN_LINK_FA, "src", HOA)
 
-    def start_ha(self, workdir: Path, max_lifetime: int = 36000) -> NodeProc:
-        ha = NodeProc(self.ha, "ha", ha_config(max_lifetime), workdir).start()
+    def start_ha(
+        self, workdir: Path, max_lifetime: int = 36000, backend: str = "userspace", **kw: Any
+    ) -> NodeProc:
+        ha = NodeProc(self.ha, "ha", ha_config(max_lifetime, backend, **kw), workdir).start()
         self.nodes["ha"] = ha
         if not wait_until(lambda: ha.api("stats") is not None, 15):
             raise RuntimeError(f"home agent did not start:\n{ha.tail()}")
         return ha
 
-    def start_fa(self, workdir: Path, gre: bool) -> NodeProc:
-        fa = NodeProc(self.fa, "fa", fa_config(self.fa_mn_if, gre), workdir).start()
+    def start_fa(self, workdir: Path, gre: bool, backend: str = "userspace") -> NodeProc:
+        fa = NodeProc(self.fa, "fa", fa_config(self.fa_mn_if, gre, backend), workdir).start()
         self.nodes["fa"] = fa
         if not wait_until(lambda: fa.api("stats") is not None, 15):
             raise RuntimeError(f"foreign agent did not start:\n{fa.tail()}")
@@ -191,8 +195,10 @@ def _key(hexkey: str = MN_HA_KEY) -> str:
     return f"hex:{hexkey}"
 
 
-def ha_config(max_lifetime: int = 36000) -> str:
-    """The home agent at ``HA``: host routes per home address into the TUN device."""
+def ha_config(
+    max_lifetime: int = 36000, backend: str = "userspace", max_bindings: int = 1000
+) -> str:
+    """The home agent at ``HA``: host routes per home address into the data plane."""
     return f"""
 [node]
 role = "home-agent"
@@ -202,8 +208,9 @@ listen = "127.0.0.1:8434"
 [home_agent]
 address = "{HA}"
 max_lifetime = {max_lifetime}
+max_bindings = {max_bindings}
 [dataplane]
-backend = "userspace"
+backend = "{backend}"
 tun_name = "{TUN}"
 [[mobile_node]]
 nai = "{NAI}"
@@ -214,7 +221,7 @@ algorithm = "hmac-md5"
 """
 
 
-def fa_config(visitor_iface: str, gre: bool) -> str:
+def fa_config(visitor_iface: str, gre: bool, backend: str = "userspace") -> str:
     """The foreign agent at ``COA``; ``gre`` adds the GRE key extension (RFC 6245)."""
     return f"""
 [node]
@@ -228,7 +235,7 @@ home_agent = "{HA}"
 reverse_tunnel = true
 gre = {"true" if gre else "false"}
 [dataplane]
-backend = "userspace"
+backend = "{backend}"
 tun_name = "{TUN}"
 visitor_iface = "{visitor_iface}"
 """

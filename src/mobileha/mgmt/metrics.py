@@ -36,7 +36,10 @@ Names (counters get ``_total`` in the exposition, per the Prometheus convention)
   ``slbRealConsecutiveFails`` (gauges), ``slbRealTotalConnections``, ``slbRealTotalFails``
   (counters), labels ``farm``, ``real``, ``port``; ``slbVirtualNumberOfConnections``,
   ``slbVirtualTotalConnections`` with label ``vserver``.
-* No MIB: ``mobileha_*`` (bad input by reason, DFP, data plane).
+* No MIB: ``mobileha_*`` (bad input by reason, DFP, data plane: ``mobileha_dataplane_backend``
+  {backend} = 1 names the live backend, ``mobileha_dataplane_packets`` / ``_bytes``
+  {direction}, ``mobileha_dataplane_drops`` {reason}, and per binding
+  ``mobileha_dataplane_tunnel_packets`` while there are at most ``PER_TUNNEL_MAX``).
 
 Load sharing (several HSRP groups, one HA address each, in one home agent): the families
 of every group are merged by :func:`labelled` into one family per name, each sample with
@@ -53,7 +56,8 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from mobileha.core.slb import RealState
-from mobileha.mgmt.views import HSRP_STATES, REDUN_COUNTERS, reply_code_name
+from mobileha.dataplane.choice import summary
+from mobileha.mgmt.views import HSRP_STATES, REDUN_COUNTERS, dataplane_view, reply_code_name
 
 if TYPE_CHECKING:
     from mobileha.core.cluster import Agent
@@ -126,6 +130,21 @@ SLB_VIRTUAL_CONNS = _g("slbVirtualNumberOfConnections", "Sessions of the vserver
 SLB_VIRTUAL_TOTAL = _c("slbVirtualTotalConnections", "Sessions ever created", "vserver")
 # no MIB
 BAD_INPUT = _c("mobileha_bad_input", "Input dropped or refused, by reason", "reason")
+DP_BACKEND = _g("mobileha_dataplane_backend", "Data plane backend in use (value 1)", "backend")
+DP_TUNNELS = _g("mobileha_dataplane_tunnels", "Tunnels installed in the data plane", "backend")
+DP_PACKETS = _c(
+    "mobileha_dataplane_packets", "Packets encapsulated (tx) / decapsulated (rx)", "direction"
+)
+DP_BYTES = _c("mobileha_dataplane_bytes", "Inner bytes encapsulated / decapsulated", "direction")
+DP_DROPS = _c("mobileha_dataplane_drops", "Packets dropped by the data plane, by reason", "reason")
+DP_TUNNEL_PACKETS = _c(
+    "mobileha_dataplane_tunnel_packets",
+    "Packets of one tunnel (only while at most PER_TUNNEL_MAX tunnels are installed)",
+    "home_address",
+    "care_of",
+    "direction",
+)
+PER_TUNNEL_MAX = 100  # beyond, per-binding counters are in `show bindings` only
 
 # CISCO-SLB-MIB SlbRealServerState enum values (outOfService 1 .. probeFailed 9).
 SLB_REAL_STATE_VALUES = {s.value: i for i, s in enumerate(RealState, 1)}
@@ -239,6 +258,26 @@ class MetricsBuilder:
         self.add(SLB_REAL_TOTAL_CONNS, total_conns, **labels)
         self.add(SLB_REAL_TOTAL_FAILS, total_fails, **labels)
 
+    def dataplane(
+        self,
+        view: Mapping[str, Any],
+        tunnels: Mapping[tuple[str, str], Mapping[str, int]] | None = None,
+    ) -> None:
+        """A node's ``DataplaneView``; ``tunnels`` (per-binding counters) when small."""
+        self.add(DP_BACKEND, 1, backend=view["backend"])
+        self.add(DP_TUNNELS, view["tunnels"], backend=view["backend"])
+        totals = view["totals"]
+        for d in ("tx", "rx"):
+            self.add(DP_PACKETS, totals.get(f"{d}_pkts", 0), direction=d)
+            self.add(DP_BYTES, totals.get(f"{d}_bytes", 0), direction=d)
+        self._family(DP_DROPS)
+        for reason, n in sorted(view["drops"].items()):
+            self.add(DP_DROPS, n, reason=reason)
+        for (hoa, coa), c in sorted((tunnels or {}).items()):
+            for d in ("tx", "rx"):
+                self.add(DP_TUNNEL_PACKETS, c.get(f"{d}_pkts", 0), home_address=hoa,
+                         care_of=coa, direction=d)  # fmt: skip
+
     def families(self) -> list[Metric]:
         return list(self._families.values())
 
@@ -258,6 +297,15 @@ def labelled(parts: Iterable[tuple[Mapping[str, Any], Iterable[Metric]]]) -> lis
             for s in fam.samples:
                 merged.samples.append(s._replace(labels={**extra, **s.labels}))
     return list(out.values())
+
+
+def dataplane_families(dp: Any, not_taken: Mapping[str, str]) -> list[Metric]:
+    """The ``mobileha_dataplane_*`` families of a node's data plane ``dp``."""
+    view = dataplane_view(summary(dp), not_taken)
+    tunnels = dp.stats().tunnels if view["tunnels"] <= PER_TUNNEL_MAX else None
+    m = MetricsBuilder()
+    m.dataplane(view, tunnels)
+    return m.families()
 
 
 def families_from_stats(stats: Mapping[str, int], prefix: str = "mobileha_") -> Iterable[Metric]:
@@ -307,6 +355,8 @@ def home_agent_families(node: HomeAgentNode) -> list[Metric]:
         out.extend(dfp_agent_families(node.dfp_server))
     if node.hsrp is not None:
         out.extend(hsrp_families(node.hsrp))
+    if node.dataplane is not None:  # shared by the groups: once
+        out.extend(dataplane_families(node.dataplane, node.dataplane_refused))
     return out
 
 
@@ -417,7 +467,10 @@ def foreign_agent_families(node: ForeignAgentNode) -> list[Metric]:
         codes[c] = codes.get(c, 0) + n
     m.reply_codes(FA_REPLIES, codes)
     m.bad_input(s.drops)
-    return m.families()
+    out = m.families()
+    if node.dataplane is not None:
+        out.extend(dataplane_families(node.dataplane, node.dataplane_refused))
+    return out
 
 
 def mobile_node_families(node: MobileNodeNode) -> list[Metric]:
@@ -509,6 +562,7 @@ __all__ = [
     "SLB_VIRTUAL_TOTAL",
     "MetricName",
     "MetricsBuilder",
+    "dataplane_families",
     "dfp_agent_families",
     "families_for",
     "families_from_stats",

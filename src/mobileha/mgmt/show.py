@@ -138,6 +138,11 @@ def render_binding(b: Mapping[str, Any], out: IO[str]) -> None:
     ]
     if b.get("nai"):
         lines.append(f"    NAI {b['nai']}")
+    if t := b.get("traffic"):
+        lines.append(
+            f"    Tunnel in {t['rx_pkts']} pkts ({t['rx_bytes']} bytes), out {t['tx_pkts']} pkts"
+            f" ({t['tx_bytes']} bytes), {t['drops']} dropped"
+        )
     if b.get("state") and b["state"] != "active":
         lines.append(f"    State {b['state']} (synchronised from the peer)")
     out.write("\n".join(lines) + "\n")
@@ -442,6 +447,19 @@ def render_stats(v: Mapping[str, Any], out: IO[str]) -> None:
         width = max(len(k) for k in bad)
         for k in sorted(bad):
             out.write(f"  {k:<{width}}  {bad[k]}\n")
+    if dp := v.get("dataplane"):
+        t = dp["totals"]
+        out.write(
+            f"Data plane {dp['backend']}: {dp['tunnels']} tunnels, out {t.get('tx_pkts', 0)}"
+            f" pkts ({t.get('tx_bytes', 0)} bytes), in {t.get('rx_pkts', 0)} pkts"
+            f" ({t.get('rx_bytes', 0)} bytes)\n"
+        )
+        for k, why in dp["not_taken"].items():
+            out.write(f"  not {k}: {why}\n")
+        for k in sorted(dp["drops"]):
+            out.write(f"  dropped {k}: {dp['drops'][k]}\n")
+        for k in sorted(dp.get("errors", {})):
+            out.write(f"  error {k}: {dp['errors'][k]}\n")
 
 
 _RENDER: dict[str, Callable[[Any, IO[str]], None]] = {

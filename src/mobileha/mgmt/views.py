@@ -42,6 +42,7 @@ from mobileha.core.binding import Binding, Encap
 from mobileha.core.hsrp import State as HsrpState
 from mobileha.core.slb import RealState
 from mobileha.core.sync import MIB_COUNTER_NAMES, SyncState
+from mobileha.dataplane.choice import summary, tunnel_counters
 from mobileha.wire.mip import REPLY_CODE_INFO, reply_code_name
 
 if TYPE_CHECKING:
@@ -152,6 +153,7 @@ class BindingItem(TypedDict):
     gre_key: int | None
     identification: str  # "XXXXXXXX.XXXXXXXX" (hex, high.low)
     state: NotRequired[str]  # "active" (tunnel installed) | "standby" (synced copy)
+    traffic: NotRequired[dict[str, int]]  # the tunnel's data plane counters (TunnelCounters)
 
 
 _FLAG_LETTERS = "sbdmgrtx"
@@ -350,6 +352,18 @@ class DfpView(TypedDict):
 REPLY_CODE_NAMES = {c: i.mib_name for c, i in REPLY_CODE_INFO.items() if i.mib_name}
 
 
+class DataplaneView(TypedDict):
+    """The data plane of a node: which backend is live, why ``auto`` passed the others, and
+    its counters (``mobileha.dataplane.base.DataPlaneSummary``)."""
+
+    backend: str
+    not_taken: dict[str, str]  # backend -> reason (auto)
+    tunnels: int
+    totals: dict[str, int]  # tx_pkts, tx_bytes (encapsulated), rx_pkts, rx_bytes, drops
+    drops: dict[str, int]  # reason -> packets
+    errors: dict[str, int]  # control plane: map-full, netlink, coa-unreachable
+
+
 class StatsView(TypedDict):
     """``show ip mobile traffic`` and friends: every counter of the node by name."""
 
@@ -359,6 +373,19 @@ class StatsView(TypedDict):
     counters: dict[str, int]  # e.g. "cmiHaRegRequestsReceived": 12
     reply_codes: dict[str, int]  # reply code (as a string) -> replies sent with it
     bad_input: dict[str, int]  # drop reason -> count
+    dataplane: NotRequired[DataplaneView]
+
+
+def dataplane_view(summary: Any, not_taken: Mapping[str, str]) -> DataplaneView:
+    """A ``DataPlaneSummary`` as the stats view carries it."""
+    return DataplaneView(
+        backend=summary.backend,
+        not_taken=dict(not_taken),
+        tunnels=summary.tunnels,
+        totals=dict(summary.totals),
+        drops={k: v for k, v in summary.drops.items() if v},
+        errors={k: v for k, v in summary.errors.items() if v},
+    )
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -427,8 +454,14 @@ def bindings_view(node: HomeAgentNode, agent: Agent, q: Mapping[str, str]) -> Pa
     table = agent.ha.table
     state = "active" if agent.ha.active else "standby"
 
+    dp = node.dataplane
+
     def render(b: Binding) -> BindingItem:
-        return binding_item(b, now, state)
+        item = binding_item(b, now, state)
+        traffic = tunnel_counters(dp, b.home_addr, b.care_of) if dp is not None else None
+        if traffic is not None:
+            item["traffic"] = traffic
+        return item
 
     rows: Any
     total: int | None = None
@@ -449,7 +482,7 @@ def bindings_view(node: HomeAgentNode, agent: Agent, q: Mapping[str, str]) -> Pa
 
 def home_agent_stats(node: HomeAgentNode, agent: Agent) -> StatsView:
     core = agent.ha
-    return StatsView(
+    view = StatsView(
         node=node.name,
         role=node.role,
         uptime_s=round(node.uptime_s, 3),
@@ -457,6 +490,9 @@ def home_agent_stats(node: HomeAgentNode, agent: Agent) -> StatsView:
         reply_codes={str(c): n for c, n in sorted(core.by_code.items())},
         bad_input=dict(core.drops),
     )
+    if node.dataplane is not None:
+        view["dataplane"] = dataplane_view(summary(node.dataplane), node.dataplane_refused)
+    return view
 
 
 def dfp_agent_view(srv: DfpAgentServer | None) -> DfpView:
@@ -571,7 +607,7 @@ def foreign_agent_stats(node: ForeignAgentNode) -> dict[str, Any]:
     for d in (s.fa_codes, s.ha_codes):
         for c, n in d.items():
             codes[str(c)] = codes.get(str(c), 0) + n
-    return {
+    view: dict[str, Any] = {
         "node": node.name,
         "role": node.role,
         "uptime_s": node.uptime_s,
@@ -580,6 +616,9 @@ def foreign_agent_stats(node: ForeignAgentNode) -> dict[str, Any]:
         "fa_codes": {str(k): n for k, n in s.fa_codes.items()},
         "bad_input": dict(s.drops),
     }
+    if node.dataplane is not None:
+        view["dataplane"] = dataplane_view(summary(node.dataplane), node.dataplane_refused)
+    return view
 
 
 def mobile_node_views(node: MobileNodeNode) -> dict[str, View]:
@@ -750,6 +789,7 @@ __all__ = [
     "SYNC_STATES",
     "VIEW_NAMES",
     "BindingItem",
+    "DataplaneView",
     "DfpAgentItem",
     "DfpView",
     "Page",
@@ -764,6 +804,7 @@ __all__ = [
     "View",
     "binding_item",
     "bindings_view",
+    "dataplane_view",
     "dfp_agent_view",
     "flags_text",
     "foreign_agent_stats",

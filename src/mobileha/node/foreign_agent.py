@@ -19,11 +19,13 @@ from typing import Any
 
 from mobileha.aaa.base import AaaBackend, MnAaaAuth
 from mobileha.core.actions import Addr, InstallBinding, RemoveBinding, Send
+from mobileha.core.binding import Encap
 from mobileha.core.foreign_agent import (
     AaaCancel,
     AaaRequest,
     ForeignAgent,
 )
+from mobileha.dataplane.choice import capabilities, open_dataplane
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer
 from mobileha.node.mobile_node import raise_buffers
@@ -63,6 +65,7 @@ class ForeignAgentNode:
         self.dataplane = dataplane
         self._dp_kind = dataplane_kind
         self._dp_options = dict(dataplane_options or {"role": "fa"})
+        self.dataplane_refused: dict[str, str] = {}  # auto: backend -> why not taken
         self.transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: DeadlineTimer | None = None
@@ -75,22 +78,16 @@ class ForeignAgentNode:
     # ------------------------------------------------------------------ lifecycle
 
     def _open_dataplane(self) -> None:
-        """The configured data plane, or (like the home agent) the memory backend with a
-        warning when it cannot run here (no TUN/root, no visitor interface...)."""
-        if self.dataplane is not None:
-            return
-        from mobileha.dataplane.base import BackendUnavailable
-        from mobileha.dataplane.registry import create
-
-        try:
-            self.dataplane = create(self._dp_kind, **self._dp_options)
-        except (BackendUnavailable, OSError, ImportError, ValueError) as e:
-            _log.warning(
-                "data plane unavailable, using the memory backend",
-                backend=self._dp_kind,
-                error=str(e),
-            )
-            self.dataplane = create("memory", role="fa")
+        """The configured data plane (or the one ``auto`` chooses); one that cannot start
+        (no TUN/root, no visitor interface...) is a start-up error saying why. Visitors
+        asking for what it cannot carry are then refused (GRE: 72; list full: 66)."""
+        if self.dataplane is None:
+            opened = open_dataplane(self._dp_kind, self._dp_options)
+            self.dataplane, self.dataplane_refused = opened.dataplane, opened.refused
+        caps = capabilities(self.dataplane)
+        self.core.gre = self.core.gre and Encap.GRE in caps.encaps
+        if caps.max_bindings is not None:
+            self.core.max_visitors = min(self.core.max_visitors, caps.max_bindings)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

@@ -57,6 +57,7 @@ from mobileha.core.hsrp import (
     StateChange,
 )
 from mobileha.core.sync import SyncState, SyncStateChanged
+from mobileha.dataplane.choice import capabilities, open_dataplane
 from mobileha.dataplane.vip import VipOwner
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer
@@ -150,6 +151,7 @@ class HomeAgentNode:
         self.bad = RateLimitedLogger(_log, rate_limit_s)
         self.send_errors = 0
         self.dataplane_errors = 0
+        self.dataplane_refused: dict[str, str] = {}  # auto: backends not taken, and why
         self._transports: dict[str, asyncio.DatagramTransport] = {}
         self._default: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -241,20 +243,15 @@ class HomeAgentNode:
     # ------------------------------------------------------------------ lifecycle
 
     def _open_dataplane(self) -> None:
-        if self.dataplane is not None:
-            return
-        from mobileha.dataplane.base import BackendUnavailable
-        from mobileha.dataplane.registry import create
-
-        try:
-            self.dataplane = create(self._dp_kind, **self._dp_options)
-        except (BackendUnavailable, OSError, ImportError) as e:
-            _log.warning(
-                "data plane unavailable, using the memory backend",
-                backend=self._dp_kind,
-                error=str(e),
-            )
-            self.dataplane = create("memory", role="ha", vip=self._dp_options.get("vip"))
+        """The configured backend (or the one ``auto`` chooses); one that cannot start is a
+        start-up error saying why. Every home agent core then refuses what the backend
+        cannot carry (encapsulations, simultaneous copies, table size)."""
+        if self.dataplane is None:
+            opened = open_dataplane(self._dp_kind, self._dp_options)
+            self.dataplane, self.dataplane_refused = opened.dataplane, opened.refused
+        caps = capabilities(self.dataplane)
+        for agent in self.agents:
+            agent.ha.fit_dataplane(caps.encaps, caps.max_copies, caps.max_bindings)
 
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
@@ -418,11 +415,20 @@ class HomeAgentNode:
         self._wall_at = now + 1.0
 
     def run_actions(self, actions: Iterable[Any]) -> None:
-        """Execute the coordinator's actions, then re-arm the timer."""
+        """Execute the coordinator's actions, then re-arm the timer. Consecutive
+        ``RestoreBinding`` actions (a takeover) go to the data plane as one batch."""
         transports = self._transports
         dp = self.dataplane
+        restores: list[Any] = []
         for a in actions:
             cls = a.__class__
+            if cls is RestoreBinding:
+                if dp is not None:
+                    restores.append(a.binding)
+                continue
+            if restores:
+                self._install_many(restores)
+                restores = []
             if cls is Send:
                 src = a.src
                 t = transports.get(src[0]) if src is not None else None
@@ -430,7 +436,7 @@ class HomeAgentNode:
                     t = self._default
                 if t is not None:
                     t.sendto(a.payload, a.dst)
-            elif cls is InstallBinding or cls is RestoreBinding:
+            elif cls is InstallBinding:
                 if dp is not None:
                     self._dp(dp.install, a.binding)
             elif cls is RemoveBinding or cls is WithdrawBinding:
@@ -447,9 +453,26 @@ class HomeAgentNode:
                 self._notice(a)
                 if self.on_notice is not None:
                     self.on_notice(a)
+        if restores:
+            self._install_many(restores)
         timer = self._timer
         if timer is not None and self._running:
             timer.update(self.cluster.get_timer())
+
+    def _install_many(self, bindings: list[Any]) -> None:
+        """Bindings already known (becoming Active): one batch where the backend installs
+        in bulk (one map update per map for ebpf), else one by one."""
+        dp = self.dataplane
+        assert dp is not None
+        many = getattr(dp, "install_many", None)
+        if many is not None and len(bindings) > 1:
+            try:
+                many(bindings)
+                return
+            except Exception as e:  # then one by one: what fits is installed, the rest counted
+                self.bad.warn("dataplane-error", "data plane refused the table", error=str(e))
+        for b in bindings:
+            self._dp(dp.install, b)
 
     def _dp(self, fn: Any, b: Any) -> None:
         try:

@@ -174,7 +174,7 @@ def test_kernel_fa_visitor_route_and_reverse_rule() -> None:
     ipr.rule.assert_any_call("add", src="10.99.0.5", src_len=32, iifname="eth1", table=table)
     dp.close()
     ipr.rule.assert_any_call("del", src="10.99.0.5", src_len=32, iifname="eth1", table=table)
-    ipr.route.assert_any_call("del", dst="10.99.0.5/32", oif=7)
+    ipr.route.assert_any_call("del", dst="10.99.0.5/32", oif=7, scope=253)  # as added
     ipr.link.assert_any_call("del", index=idx)
 
 

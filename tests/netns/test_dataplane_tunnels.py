@@ -1,4 +1,5 @@
-"""The userspace data plane carrying real traffic in namespaces (issue 4 acceptance).
+"""The userspace and ebpf data planes carrying real traffic in namespaces, each test once
+per backend (the ebpf ones skip with the reason where BPF cannot run).
 
     cn --- r --- ha            (home side; 10.99.0.0/24 is routed to the HA)
            |
@@ -10,7 +11,6 @@ standing in for a registration; swapping in a real HomeAgent/ForeignAgent only c
 
 from __future__ import annotations
 
-import struct
 import subprocess
 import sys
 import textwrap
@@ -20,46 +20,38 @@ from pathlib import Path
 import pytest
 
 from mobileha.core.binding import FLAG_S, FLAG_T
+from mobileha.dataplane.ebpf import probe as ebpf_probe
 from mobileha.lab.dataplane import CN, COA, HA, HOA, Driver, Lab, build
 from mobileha.lab.netns import Topology
-from mobileha.wire import DecodeError
 from mobileha.wire.ip import decap_gre, decap_ipip, decap_minimal, decode_ipv4
 from tests.helpers import wait_for
+from tests.helpers.net import count_ipv4, ping_ok, read_pcap
+from tests.helpers.netns import require_netns
 
 pytestmark = pytest.mark.netns
 
 GRE_KEY = 0x00C0FFEE
+BACKENDS = ["userspace", "ebpf"]
+DEV = "mhtun0"  # the TUN device (userspace) or the sink veth (ebpf)
 
 
-@pytest.fixture(scope="module")
-def lab(module_topology: Topology) -> Iterator[Lab]:
-    lab = build(module_topology)
-    lab.start_dataplanes()
-    yield lab
-    assert lab.ha_dp is not None and lab.fa_dp is not None
-    lab.ha_dp.quit()
-    lab.fa_dp.quit()
+def need(backend: str) -> None:
+    """Skip with the reason where namespaces or (for ebpf) BPF cannot be used here."""
+    require_netns()
+    if backend == "ebpf" and (problem := ebpf_probe()):
+        pytest.skip(f"ebpf backend unavailable: {problem}")
 
 
-def read_pcap(path: str) -> list[bytes]:
-    """IPv4 packets of an Ethernet pcap written by tcpdump."""
-    data = Path(path).read_bytes()
-    magic = struct.unpack_from("<I", data)[0]
-    end = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
-    off, out = 24, []
-    while off + 16 <= len(data):
-        incl = struct.unpack_from(end + "I", data, off + 8)[0]
-        frame = data[off + 16 : off + 16 + incl]
-        off += 16 + incl
-        if frame[12:14] == b"\x08\x00":
-            out.append(frame[14:])
-    return out
-
-
-def ping_ok(lab: Lab, src: str, dst: str, count: int = 3, opts: str = "") -> bool:
-    host = getattr(lab, src)
-    r = host.run(f"ping -n -c {count} -i 0.2 -W 2 {opts} {dst}", check=False, timeout=15)
-    return r.returncode == 0 and f"{count} received" in r.stdout
+@pytest.fixture(scope="module", params=BACKENDS)
+def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
+    need(request.param)
+    with Topology() as topo:
+        lab = build(topo)
+        lab.start_dataplanes(request.param)
+        yield lab
+        assert lab.ha_dp is not None and lab.fa_dp is not None
+        lab.ha_dp.quit()
+        lab.fa_dp.quit()
 
 
 @pytest.mark.parametrize(("encap", "proto"), [("ipip", 4), ("gre", 47), ("minimal", 55)])
@@ -116,17 +108,6 @@ def test_cn_pings_mn_through_each_encapsulation(
         lab.deregister(b)
 
 
-def _count(pcap: str, src: str, proto: int) -> int:
-    n = 0
-    for p in read_pcap(pcap):
-        try:
-            h, _ = decode_ipv4(p)
-        except DecodeError:
-            continue
-        n += h.src == src and h.proto == proto
-    return n
-
-
 def test_reverse_tunnel_with_t_and_triangular_without(lab: Lab, tmp_path: Path) -> None:
     assert lab.ha_dp is not None
     # With T: MN -> CN goes FA -> (IP-in-IP) -> HA -> CN.
@@ -137,7 +118,7 @@ def test_reverse_tunnel_with_t_and_triangular_without(lab: Lab, tmp_path: Path) 
         cap = lab.r.capture(lab.r_ha_if, pcap, "ip proto 4")
         assert ping_ok(lab, "mn", CN)
         cap.stop()
-        assert _count(pcap, COA, 4) >= 3  # reverse-tunnelled echo requests CoA -> HA
+        assert count_ipv4(pcap, COA, 4) >= 3  # reverse-tunnelled echo requests CoA -> HA
         t = lab.ha_dp.stats()["tunnels"][0]
         assert t["rx_pkts"] >= 3
     finally:
@@ -150,9 +131,9 @@ def test_reverse_tunnel_with_t_and_triangular_without(lab: Lab, tmp_path: Path) 
         cap = lab.r.capture(lab.r_ha_if, pcap, "")
         assert ping_ok(lab, "mn", CN)
         cap.stop()
-        assert _count(pcap, COA, 4) == 0
-        assert _count(pcap, HOA, 1) == 0  # the echo requests did not pass the HA at all
-        assert _count(pcap, HA, 4) >= 3  # the replies to the HoA were tunnelled by the HA
+        assert count_ipv4(pcap, COA, 4) == 0
+        assert count_ipv4(pcap, HOA, 1) == 0  # the echo requests did not pass the HA at all
+        assert count_ipv4(pcap, HA, 4) >= 3  # the replies to the HoA were tunnelled by the HA
     finally:
         lab.deregister(b)
 
@@ -229,9 +210,11 @@ def test_deregistration_and_expiry_stop_forwarding_and_clean_up(lab: Lab) -> Non
     assert _leftovers(lab) == []
 
 
-def test_close_leaves_no_devices_or_routes(topology: Topology) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_close_leaves_no_devices_or_routes(topology: Topology, backend: str) -> None:
+    need(backend)
     lab = build(topology)
-    lab.start_dataplanes()
+    lab.start_dataplanes(backend)
     b = lab.binding("ipip", flags=FLAG_T)
     lab.register(b)
     assert ping_ok(lab, "cn", HOA, count=1)
@@ -239,9 +222,10 @@ def test_close_leaves_no_devices_or_routes(topology: Topology) -> None:
     lab.ha_dp.quit()  # close() without a remove first
     lab.fa_dp.quit()
     for h in (lab.ha, lab.fa):
-        assert "mhtun0" not in h.run("ip link").stdout
+        assert DEV not in h.run("ip link").stdout
         assert HOA not in h.run("ip route show table all").stdout
         assert HOA not in h.run("ip rule").stdout
+        assert "clsact" not in h.run("tc qdisc show").stdout
 
 
 TCP_SERVER = textwrap.dedent(
@@ -365,10 +349,13 @@ def test_never_tunnel_back_to_the_source(lab: Lab) -> None:
         lab.ha_dp.cmd("remove", binding=b)
 
 
-def test_virtual_home_network_prefix_on_tun(topology: Topology) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_virtual_home_network_prefix_on_one_route(topology: Topology, backend: str) -> None:
+    need(backend)
     lab = build(topology)
-    lab.ha_dp = Driver(lab.ha, "--role", "ha", "--tun", "mhtun0", "--home-prefix", "10.99.0.0/24")
-    lab.fa_dp = Driver(lab.fa, "--role", "fa", "--tun", "mhtun0", "--visitor-iface", lab.fa_mn_if)
+    common = ("--backend", backend, "--tun", "mhtun0")
+    lab.ha_dp = Driver(lab.ha, *common, "--role", "ha", "--home-prefix", "10.99.0.0/24")
+    lab.fa_dp = Driver(lab.fa, *common, "--role", "fa", "--visitor-iface", lab.fa_mn_if)
     assert "10.99.0.0/24 dev mhtun0" in lab.ha.run("ip route").stdout
     lab.register(lab.binding("ipip"))
     assert ping_ok(lab, "cn", HOA, count=1)
@@ -378,3 +365,39 @@ def test_virtual_home_network_prefix_on_tun(topology: Topology) -> None:
     lab.ha_dp.quit()
     assert "10.99.0.0/24" not in lab.ha.run("ip route").stdout
     lab.fa_dp.quit()
+
+
+def test_care_of_change_takes_effect_on_the_next_packet(lab: Lab, tmp_path: Path) -> None:
+    coa2 = "10.3.0.3"
+    fa_if = lab.fa.run("ip -o -4 addr show to 10.3.0.0/24").stdout.split()[1]
+    lab.fa.addr(fa_if, f"{coa2}/24")
+    try:
+        pcap = str(tmp_path / "move.pcap")
+        cap = lab.r.capture(lab.r_fa_if, pcap, "ip proto 4 or ip proto 47")
+        lab.register(lab.binding("ipip"))
+        assert ping_ok(lab, "cn", HOA, count=1)
+        lab.register(lab.binding("gre", gre_key=11, care_of=coa2))  # no S: replaces
+        assert ping_ok(lab, "cn", HOA, count=1)  # the very next packet
+        cap.stop()
+        to = [(decode_ipv4(p)[0].dst, decode_ipv4(p)[0].proto) for p in read_pcap(pcap)]
+        assert to == [(COA, 4), (coa2, 47)]
+    finally:
+        lab.deregister(lab.binding("gre", gre_key=11, care_of=coa2))
+        lab.fa.ip("addr", "del", f"{coa2}/24", "dev", fa_if)
+
+
+def test_path_mtu_fragmentation_needed_for_df_packets_that_do_not_fit(lab: Lab) -> None:
+    """The tunnel takes 1,500 - 28 bytes of inner packet: a DF packet over that is answered
+    with ICMP "fragmentation needed" (mtu 1472) by the HA; without DF it is fragmented
+    before the encapsulation and arrives whole."""
+    lab.register(lab.binding("gre", gre_key=GRE_KEY))
+    try:
+        big = lab.cn.run(f"ping -n -c 1 -W 2 -M do -s 1472 {HOA}", check=False, timeout=15)
+        # the HA's ICMP, or (once the CN has learnt the path MTU from an earlier one) the
+        # CN's own refusal to send
+        text = big.stdout + big.stderr
+        assert "mtu = 1472" in text or "mtu=1472" in text, text
+        assert ping_ok(lab, "cn", HOA, count=1, opts="-M do -s 1444")  # 1,472 bytes fit
+        assert ping_ok(lab, "cn", HOA, count=1, opts="-M dont -s 1472")  # fragmented
+    finally:
+        lab.deregister(lab.binding("gre", gre_key=GRE_KEY))
