@@ -970,7 +970,7 @@ class ForeignAgent:
             return out
         if isinstance(event, VisitorGone):
             v = self.visitors.get(event.home_addr)
-            return self._revoke_visitor(v, now) if v is not None else []
+            return self._revoke_visitor(v, now, reachable=False) if v is not None else []
         raise TypeError(f"not a foreign agent event: {event!r}")  # pragma: no cover
 
     # ------------------------------------------------------------------ ICMP
@@ -1073,13 +1073,14 @@ class ForeignAgent:
         out.append(self.revocations.acknowledge(msg, src, dst, inform and bool(msg.flags & REV_I)))
         return out
 
-    def _revoke_visitor(self, v: Visitor, now: float) -> list[Action]:
+    def _revoke_visitor(self, v: Visitor, now: float, reachable: bool = True) -> list[Action]:
         """Remove a visitor and, where revocation was negotiated, revoke it at its home
         agent (RFC 3543 §4.2.3.1): with the I bit negotiated we ask the HA whether to tell
-        the mobile node; without it we follow our own policy now."""
+        the mobile node; without it we follow our own policy now. A visitor that left the
+        link (``reachable`` False) cannot be told."""
         out: list[Action] = []
         if v.revocation & NEGOTIATED:
-            ask = bool(v.revocation & I_NEGOTIATED)
+            ask = reachable and bool(v.revocation & I_NEGOTIATED)
             out += self.revocations.revoke(
                 (v.ha_addr, v.ha_port),
                 v.home_addr,
@@ -1091,9 +1092,9 @@ class ForeignAgent:
                 src=(self.address, self.port),
             )
             self.stats.revoked_by_fa += 1
-            if not ask and self.inform_mn:
+            if reachable and not ask and self.inform_mn:
                 out += self._inform_mn(v.home_addr)
-        elif self.inform_mn:
+        elif reachable and self.inform_mn:
             out += self._inform_mn(v.home_addr)
         out += self._remove_visitor(v)
         return out
