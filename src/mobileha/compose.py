@@ -28,10 +28,12 @@ from typing import Any
 from mobileha.aaa.base import AaaBackend
 from mobileha.config import DYNAMIC, AaaConfig, Config, HsrpConfig
 from mobileha.core.cluster import AgentSpec, Cluster
+from mobileha.core.discovery import AdvertiserConfig
 from mobileha.core.foreign_agent import ForeignAgent, HaSecurity
 from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
 from mobileha.core.hsrp import HsrpConfig as HsrpGroupSettings
 from mobileha.core.mobile_node import MnSecurity, MobileNode
+from mobileha.core.movement import Roamer
 from mobileha.core.security import MobilitySA, SecurityAssociations
 from mobileha.core.sync import Mode, SyncConfig
 from mobileha.dataplane.choice import node_options
@@ -40,10 +42,13 @@ from mobileha.node.base import Node
 from mobileha.node.foreign_agent import ForeignAgentNode
 from mobileha.node.home_agent import HomeAgentNode
 from mobileha.node.hsrp import HsrpNode, HsrpNodeConfig
+from mobileha.node.icmp import interface_prefix
 from mobileha.node.mobile_node import MobileNodeFleet, MobileNodeNode
+from mobileha.node.roaming import RoamingNode
 from mobileha.node.slb import SlbNode, SlbRealSpec, SlbSettings
 from mobileha.wire import hsrp as hsrp_wire
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
+from mobileha.wire.icmp import ADV_F, ADV_G, ADV_R, ADV_T, ADV_X
 from mobileha.wire.sync import SyncTypes
 
 
@@ -111,6 +116,7 @@ def home_agent_settings(cfg: Config, **overrides: Any) -> HomeAgentSettings:
         redirect_ha=ha.redirect_ha,
         replay_tolerance=ha.replay_tolerance,
         answer_duplicates=ha.answer_duplicates,
+        revocation=ha.revocation,
     )
     return replace(settings, **overrides)
 
@@ -352,6 +358,8 @@ def foreign_agent_node(cfg: Config) -> ForeignAgentNode:
             s.address: HaSecurity(s.sa.spi, s.sa.key, s.sa.algorithm) for s in fa.home_agent_sas
         },
         aaa=aaa is not None,
+        advertise=advertiser_config(cfg),
+        revocation=fa.revocation,
     )
     backend, dp_options = dataplane_options(cfg, "fa")
     return ForeignAgentNode(
@@ -361,6 +369,38 @@ def foreign_agent_node(cfg: Config) -> ForeignAgentNode:
         log_interval_s=cfg.log.rate_limit_s,
         dataplane_kind=backend,
         dataplane_options=dp_options,
+    )
+
+
+def advertiser_config(cfg: Config) -> AdvertiserConfig | None:
+    """The FA's agent advertisements (RFC 5944 §2.1) on ``advertise_interface``: F, R
+    (registration required), T/G as offered, X with revocation; its address as the router
+    address and IP source; the Prefix-Lengths Extension from the config or the interface.
+    None: advertising is off or there is no interface to advertise on."""
+    fa = cfg.foreign_agent
+    if fa is None or not fa.advertise or fa.advertise_interface is None:
+        return None
+    iface = fa.advertise_interface
+    here = interface_prefix(iface)
+    plen = fa.advertise_prefix_length
+    if plen is None and here is not None:
+        plen = here[1]
+    router = fa.address if fa.address != "0.0.0.0" else (here[0] if here else None)
+    if router is None:
+        return None
+    flags = ADV_R | ADV_F
+    flags |= ADV_T if fa.reverse_tunnel else 0
+    flags |= ADV_G if fa.gre else 0
+    flags |= ADV_X if fa.revocation else 0
+    return AdvertiserConfig(
+        interface=iface,
+        flags=flags,
+        registration_lifetime=min(fa.max_lifetime, 0xFFFF),
+        care_of=(fa.care_of_address,),
+        routers=((router, 0),),
+        prefix_lengths=(plen,) if plen is not None else None,
+        interval_s=fa.advertise_interval_ms / 1000.0,
+        source=router,
     )
 
 
@@ -437,7 +477,8 @@ def mobile_node_cores(cfg: Config) -> list[MobileNode]:
                 ha_addr=mc.home_agent,
                 security=MnSecurity(mc.sa.spi, mc.sa.key, mc.sa.algorithm, mc.sa.replay),
                 foreign_agent=(fa.host, fa.port) if fa is not None else None,
-                care_of=mc.co_located_care_of,
+                # roaming: no care-of address until an agent is found
+                care_of=mc.co_located_care_of or ("0.0.0.0" if fa is None else None),
                 lifetime=mc.lifetime,
                 reverse_tunnel=mc.reverse_tunnel,
                 encap=mc.encap,
@@ -452,10 +493,16 @@ def mobile_node_cores(cfg: Config) -> list[MobileNode]:
     return mns
 
 
-def mobile_node_node(cfg: Config) -> MobileNodeNode:
-    """The mobile nodes of ``[mobile_node]`` on one socket (``local_address``)."""
+def mobile_node_node(cfg: Config) -> MobileNodeNode | RoamingNode:
+    """The mobile nodes of ``[mobile_node]`` on one socket (``local_address``); with
+    ``interfaces`` and neither a fixed FA nor a co-located care-of address, one mobile
+    node that discovers agents and moves (RFC 5944 §2.4)."""
     mns = mobile_node_cores(cfg)
     assert cfg.mobile_node is not None
+    mc = cfg.mobile_node
+    if mc.interfaces and mc.foreign_agent is None and mc.co_located_care_of is None:
+        roamer = Roamer(mns[0], mc.interfaces)
+        return RoamingNode(roamer, name=cfg.name, local_address=mc.local_address)
     fleet = MobileNodeFleet(mns, local=(cfg.mobile_node.local_address, 0))
     return MobileNodeNode(fleet, name=cfg.name)
 

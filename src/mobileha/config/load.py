@@ -226,6 +226,7 @@ def _home_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         simultaneous_bindings=row["simultaneous_bindings"],
         redirect_ha=row["redirect_ha"],
         answer_duplicates=row["answer_duplicates"],
+        revocation=row["revocation"],
     )
     out["mobile_nodes"] = tuple(
         MobileNodeSA(
@@ -325,8 +326,19 @@ def _foreign_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         gre_key_format=row["gre_key_format"],
         challenge=row["challenge"],
         home_agent_port=row["home_agent_port"],
+        advertise=row["advertise"],
+        advertise_interface=row["advertise_interface"] or _visitor_iface(doc),
+        advertise_interval_ms=row["advertise_interval_ms"],
+        advertise_prefix_length=row["advertise_prefix_length"],
+        revocation=row["revocation"],
     )
     return {"foreign_agent": fa}
+
+
+def _visitor_iface(doc: dict[str, Any]) -> str | None:
+    dp = doc.get("dataplane")
+    iface = dp.get("visitor_iface") if isinstance(dp, dict) else None
+    return iface if isinstance(iface, str) and iface else None
 
 
 def _slb(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
@@ -396,8 +408,13 @@ def _mobile_node(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         renew_fraction=m["renew_fraction"],
         aaa_key=m["aaa_key"],
         home_agent_port=m["home_agent_port"],
+        interfaces=_interfaces(m["interfaces"]),
     )
     return {"mobile_node": mn}
+
+
+def _interfaces(text: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip()) if text else ()
 
 
 __all__ = ["config_from_dict", "load_config", "loads_config"]

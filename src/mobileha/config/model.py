@@ -122,6 +122,7 @@ class HomeAgentConfig:
     simultaneous_bindings: int = 5
     redirect_ha: str | None = None
     answer_duplicates: bool = False
+    revocation: bool = False  # RFC 3543
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +250,12 @@ class ForeignAgentConfig:
     gre_key_format: str = "rfc6245"  # rfc6245 | cvse | both
     challenge: bool = False
     home_agent_port: int = 434
+    # agent advertisements (RFC 5944 §2), registration revocation (RFC 3543)
+    advertise: bool = True
+    advertise_interface: str | None = None  # resolved: dataplane.visitor_iface
+    advertise_interval_ms: int = 1000
+    advertise_prefix_length: int | None = None
+    revocation: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +278,7 @@ class MobileNodeConfig:
     renew_fraction: float = 0.8
     aaa_key: bytes | None = field(default=None, repr=False)
     home_agent_port: int = 434
+    interfaces: tuple[str, ...] = ()  # roaming links (RFC 5944 §2.4)
 
     def nai_of(self, n: int) -> str:
         """NAI of the n-th MN (1..count)."""

@@ -149,6 +149,10 @@ SCHEMA: dict[str, dict[str, Spec]] = {
             False,
             doc="answer a repeat of the accepted request (same ID) instead of 133",
         ),
+        # registration revocation (RFC 3543)
+        "revocation": Spec(
+            "bool", False, doc="negotiate registration revocation with FAs (RFC 3543)"
+        ),
     },
     "home_agent.slb_sa[]": {
         "address": Spec("addr", doc="SLB whose relay tag must carry this SA's authenticator"),
@@ -362,6 +366,21 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         ),
         "challenge": Spec("bool", False, doc="require RFC 4721 MN-FA challenges (codes 104-106)"),
         "home_agent_port": _i(434, 1, 65535, "UDP port requests are relayed to on home agents"),
+        # agent advertisements (RFC 5944 §2) and registration revocation (RFC 3543)
+        "advertise": Spec("bool", True, doc="send agent advertisements, answer solicitations"),
+        "advertise_interface": Spec(
+            "str",
+            None,
+            doc="interface of the advertisements (the visitor link)",
+            default_doc="`dataplane.visitor_iface`",
+        ),
+        "advertise_interval_ms": _i(1000, 50, 1_800_000, "agent advertisement interval"),
+        "advertise_prefix_length": _i(
+            None, 0, 32, "Prefix-Lengths Extension (19) value", "the interface's prefix"
+        ),
+        "revocation": Spec(
+            "bool", False, doc="offer registration revocation to home agents (RFC 3543)"
+        ),
     },
     "foreign_agent.home_agent_sa[]": {
         "address": Spec("addr", doc="HA (or SLB VIP) address of this FA-HA SA"),
@@ -409,6 +428,13 @@ SCHEMA: dict[str, dict[str, Spec]] = {
             default_doc="none",
         ),
         "home_agent_port": _i(434, 1, 65535, "home agent UDP port (co-located mode)"),
+        # agent discovery and movement (RFC 5944 §2.4)
+        "interfaces": Spec(
+            "str",
+            None,
+            doc="roam over these links (comma-separated): discover FAs, move, return home",
+            default_doc="none",
+        ),
     },
     "aaa": {
         "backend": Spec("choice", "local", choices=("local", "radius"), doc="AAA source"),

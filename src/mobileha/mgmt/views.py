@@ -34,6 +34,7 @@ Helpers render the shared records: :func:`binding_item` (``core.binding.Binding`
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, NotRequired, TypedDict, TypeVar
@@ -622,10 +623,34 @@ def foreign_agent_stats(node: ForeignAgentNode) -> dict[str, Any]:
 
 
 def mobile_node_views(node: MobileNodeNode) -> dict[str, View]:
-    return {
+    v: dict[str, View] = {
         "mobile_nodes": lambda q: mobile_nodes_view(node, q),
         "stats": lambda _q: mobile_node_stats(node),
     }
+    roamer = getattr(node, "roamer", None)
+    if roamer is not None:  # a roaming mobile node (node/roaming.py)
+        v["roaming"] = lambda _q: roaming_view(node)
+    return v
+
+
+def roaming_view(node: Any) -> dict[str, Any]:
+    """Where the roaming mobile node is, the agents it hears, its handoffs (seen ->
+    registered, milliseconds) and the discovery counters."""
+    now = node.now()
+    r = node.roamer
+    view: dict[str, Any] = r.status(now)
+    view["handoffs"] = [
+        {
+            "agent": h.agent,
+            "link": h.link,
+            "outage_ms": None
+            if h.registered is None
+            else round((h.registered - h.started) * 1000, 1),
+        }
+        for h in node.handoffs[-100:]
+    ]
+    view["counters"] = dataclasses.asdict(r.stats)
+    return view
 
 
 def mobile_nodes_view(node: MobileNodeNode, query: Mapping[str, str]) -> Page[Any]:

@@ -20,15 +20,21 @@ from typing import Any
 from mobileha.aaa.base import AaaBackend, MnAaaAuth
 from mobileha.core.actions import Addr, InstallBinding, RemoveBinding, Send
 from mobileha.core.binding import Encap
+from mobileha.core.discovery import SendIcmp
 from mobileha.core.foreign_agent import (
     AaaCancel,
     AaaRequest,
+    FaStart,
     ForeignAgent,
+    VisitorLinkChanged,
 )
 from mobileha.dataplane.choice import capabilities, open_dataplane
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer
+from mobileha.node.icmp import IcmpIo
+from mobileha.node.link import LinkWatch
 from mobileha.node.mobile_node import raise_buffers
+from mobileha.wire.icmp import MOBILE_AGENTS
 
 _log = get_logger("mobileha.fa")
 
@@ -74,6 +80,8 @@ class ForeignAgentNode:
         self._bad = RateLimitedLogger(_log, log_interval_s)
         self._started = time.monotonic()
         self.internal_errors = 0
+        self.icmp: IcmpIo | None = None  # advertisements, solicitations, ICMP errors
+        self._adv_link: LinkWatch | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -103,6 +111,7 @@ class ForeignAgentNode:
         self.transport = transport
         self._timer = DeadlineTimer(loop, self._on_timer)
         self._started = time.monotonic()
+        self._start_icmp(loop)
         _log.info(
             "foreign agent listening",
             address=self.core.address,
@@ -110,7 +119,44 @@ class ForeignAgentNode:
             aaa=self.aaa.name if self.aaa else "off",
         )
 
+    def _start_icmp(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Raw ICMP (agent advertisements and solicitations on the visitor link, RFC 5944
+        §2; ICMP errors about relayed requests, §3.7.3) and the visitor link's state.
+        Without CAP_NET_RAW the FA runs without them (logged once)."""
+        adv = self.core.advertiser
+        groups = [(MOBILE_AGENTS, adv.config.interface)] if adv is not None else []
+        icmp = IcmpIo(self._icmp, groups=groups)
+        try:
+            icmp.start(loop)
+        except OSError as e:
+            _log.warning("no raw ICMP socket: no agent advertisements", error=str(e))
+            return
+        self.icmp = icmp
+        if adv is None:
+            return
+        watch = LinkWatch(adv.config.interface, poll=0.2, on_link=self._visitor_link)
+        up = watch.start(loop, _ifindex(adv.config.interface))
+        self._adv_link = watch
+        if up:
+            self._run(self.core.handle_event(FaStart(), self._now()))
+
+    def _visitor_link(self, up: bool) -> None:
+        self._run(self.core.handle_event(VisitorLinkChanged(up), self._now()))
+
+    def _icmp(self, data: bytes, src: str, dst: str, _ifname: str | None) -> None:
+        try:
+            actions = self.core.receive_icmp(data, src, dst, self._now())
+        except Exception as e:
+            self.internal_errors += 1
+            self._bad.warn("internal-error", "ICMP handler failed", error=repr(e))
+            return
+        self._run(actions)
+
     async def stop(self) -> None:
+        if self._adv_link is not None:
+            self._adv_link.stop()
+        if self.icmp is not None:
+            self.icmp.close()
         if self._timer is not None:
             self._timer.cancel()
         for t in list(self._tasks):
@@ -160,6 +206,9 @@ class ForeignAgentNode:
             if isinstance(a, Send):
                 if tr is not None:
                     tr.sendto(a.payload, a.dst)
+            elif isinstance(a, SendIcmp):
+                if self.icmp is not None:
+                    self.icmp.send(a)
             elif isinstance(a, AaaRequest):
                 task = asyncio.ensure_future(self._aaa(a))
                 self._tasks.add(task)
@@ -230,6 +279,13 @@ class ForeignAgentNode:
     def now(self) -> float:
         """The clock of the visitors' ``expires`` (0.0 before the node started)."""
         return self._loop.time() if self._loop is not None else 0.0
+
+
+def _ifindex(ifname: str) -> int:
+    try:
+        return socket.if_nametoindex(ifname)
+    except OSError:
+        return 0
 
 
 __all__ = ["ForeignAgentNode"]
