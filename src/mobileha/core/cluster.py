@@ -117,7 +117,19 @@ class SetReady:
     ready: bool
 
 
-ClusterEvent = Start | Shutdown | LinkChanged | TrackChanged | SetReady
+@dataclass(frozen=True, slots=True)
+class ClearBindings:
+    """Operator command (IOS ``clear ip mobile binding``): delete the bindings of one home
+    address, of one NAI, or all, on every home agent that answers (the Active); the
+    deletions reach the standby through binding sync and the FAs through registration
+    revocation (RFC 3543) where it was negotiated."""
+
+    home_addr: str | None = None
+    nai: str | None = None
+    all: bool = False
+
+
+ClusterEvent = Start | Shutdown | LinkChanged | TrackChanged | SetReady | ClearBindings
 
 # --- notices out (the adapter logs them) --------------------------------------------
 
@@ -548,6 +560,13 @@ class Cluster:
         elif isinstance(event, SetReady):
             if hsrp is not None:
                 self._hsrp_actions(hsrp.set_ready(event.ready, now), now, out)
+        elif isinstance(event, ClearBindings):
+            for a in self.agents:
+                cleared = a.ha.clear(
+                    now, home_addr=event.home_addr, nai=event.nai, everything=event.all
+                )
+                if cleared:
+                    out += cleared if a.sync is None else self._ha_actions(a, cleared, now)
         else:  # pragma: no cover - the union above is exhaustive
             raise TypeError(f"not a cluster event: {event!r}")
         return out
@@ -667,6 +686,7 @@ __all__ = [
     "ActiveChanged",
     "Agent",
     "AgentSpec",
+    "ClearBindings",
     "Cluster",
     "ClusterEvent",
     "DownloadIncomplete",

@@ -13,6 +13,8 @@ Routes:
   (``mobileha.mgmt.metrics.families_for``) collected at scrape time through a custom
   collector, plus ``mobileha_node_info{node,role}``.
 * ``GET /healthz`` -> ``ok``.
+* ``POST /api/<command>?...`` -> an operator command's JSON result
+  (``mobileha.mgmt.commands.commands_for``: ``clear/binding``).
 
 Errors are JSON ``{"error": "..."}`` with 400/404/405/500; a view that raises is logged
 (rate limited per view) and answered with 500, never taking the server down.
@@ -32,6 +34,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from mobileha.log import RateLimitedLogger, get_logger
+from mobileha.mgmt.commands import commands_for
 from mobileha.mgmt.metrics import families_for
 from mobileha.mgmt.views import PagingError, View, views_for
 
@@ -159,11 +162,14 @@ class ManagementServer:
         except ValueError:
             return 400, "application/json", _json({"error": "malformed request line"}), False
         head_only = method == "HEAD"
-        if method not in ("GET", "HEAD"):
-            return 405, "application/json", _json({"error": "only GET and HEAD"}), False
         parts = urlsplit(target)
         path = unquote(parts.path).rstrip("/") or "/"
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        if method == "POST" and path.startswith("/api/"):
+            status, obj = self._command(path[len("/api/") :], query)
+            return status, "application/json", _json(obj), False
+        if method not in ("GET", "HEAD"):
+            return 405, "application/json", _json({"error": "only GET and HEAD"}), False
         if path == "/":
             return 200, "application/json", _json(self._index()), head_only
         if path == "/healthz":
@@ -185,6 +191,19 @@ class ManagementServer:
             "metrics": "/metrics",
             "uptime_s": round(time.monotonic() - self.started, 3),
         }
+
+    def _command(self, name: str, query: Mapping[str, str]) -> tuple[int, Any]:
+        """``POST /api/<command>`` (:mod:`mobileha.mgmt.commands`)."""
+        cmd = commands_for(self.node).get(name)
+        if cmd is None:
+            return 404, {"error": f"no command {name!r}"}
+        try:
+            return 200, cmd(query)
+        except ValueError as e:
+            return 400, {"error": str(e)}
+        except Exception as e:
+            self._limiter.warn(f"command_failed:{name}", "command raised", error=repr(e))
+            return 500, {"error": f"command {name!r} failed: {e!r}"}
 
     def _view(self, name: str, query: Mapping[str, str]) -> tuple[int, Any]:
         views = self.views()

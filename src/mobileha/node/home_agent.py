@@ -40,6 +40,7 @@ from mobileha.core.actions import Addr, ClaimVip, InstallBinding, ReleaseVip, Re
 from mobileha.core.cluster import (
     ActiveChanged,
     Agent,
+    ClearBindings,
     Cluster,
     DownloadIncomplete,
     LinkChanged,
@@ -396,6 +397,15 @@ class HomeAgentNode:
     def _event(self, event: Any) -> None:
         if self._loop is not None and self._running:
             self.run_actions(self.cluster.handle_event(event, self._loop.time()))
+
+    def clear_bindings(
+        self, *, home_addr: str | None = None, nai: str | None = None, everything: bool = False
+    ) -> int:
+        """Operator command (``mobileha clear binding``): the number of bindings removed
+        (none on a standby: the Active's deletions reach it through sync)."""
+        before = sum(a.ha.cleared for a in self.agents)
+        self._event(ClearBindings(home_addr, nai, everything))
+        return sum(a.ha.cleared for a in self.agents) - before
 
     def _on_timer(self) -> None:
         loop = self._loop
