@@ -385,8 +385,10 @@ def advertiser_config(cfg: Config) -> AdvertiserConfig | None:
     plen = fa.advertise_prefix_length
     if plen is None and here is not None:
         plen = here[1]
-    router = fa.address if fa.address != "0.0.0.0" else (here[0] if here else None)
-    if router is None:
+    # the router address and IP source: our address on the visitor link (mobile nodes
+    # reach it on-link and use it as their default router, §2.3.1), else ``address``
+    router = here[0] if here is not None else fa.address
+    if router == "0.0.0.0":
         return None
     flags = ADV_R | ADV_F
     flags |= ADV_T if fa.reverse_tunnel else 0

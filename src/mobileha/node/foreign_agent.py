@@ -40,11 +40,12 @@ _log = get_logger("mobileha.fa")
 
 
 class _Proto(asyncio.DatagramProtocol):
-    def __init__(self, node: ForeignAgentNode) -> None:
+    def __init__(self, node: ForeignAgentNode, here: tuple[str, int] | None = None) -> None:
         self.node = node
+        self.here = here  # the visitor-link socket's address (None: the main socket)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self.node._datagram(data, (addr[0], addr[1]))
+        self.node._datagram(data, (addr[0], addr[1]), self.here)
 
     def error_received(self, exc: Exception) -> None:
         self.node._bad.warn("socket-error", "socket error", error=str(exc))
@@ -82,6 +83,10 @@ class ForeignAgentNode:
         self.internal_errors = 0
         self.icmp: IcmpIo | None = None  # advertisements, solicitations, ICMP errors
         self._adv_link: LinkWatch | None = None
+        # the socket on the visitor link's address that the advertisements name, when it is
+        # not ``address`` (mobile nodes send their requests there; replies leave from it)
+        self.visitor_transport: asyncio.DatagramTransport | None = None
+        self._visitor_here: tuple[str, int] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -111,12 +116,29 @@ class ForeignAgentNode:
         self.transport = transport
         self._timer = DeadlineTimer(loop, self._on_timer)
         self._started = time.monotonic()
+        await self._open_visitor_socket(loop)
         self._start_icmp(loop)
         _log.info(
             "foreign agent listening",
             address=self.core.address,
             port=self.core.port,
             aaa=self.aaa.name if self.aaa else "off",
+        )
+
+    async def _open_visitor_socket(self, loop: asyncio.AbstractEventLoop) -> None:
+        adv = self.core.advertiser
+        src = adv.config.source if adv is not None else None
+        if src is None or src in (self.core.address, "0.0.0.0"):
+            return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        raise_buffers(sock)
+        sock.bind((src, self.core.port))
+        sock.setblocking(False)
+        here = (src, self.core.port)
+        self._visitor_here = here
+        self.visitor_transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Proto(self, here), sock=sock
         )
 
     def _start_icmp(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -166,6 +188,9 @@ class ForeignAgentNode:
         if self.transport is not None:
             self.transport.close()
             self.transport = None
+        if self.visitor_transport is not None:
+            self.visitor_transport.close()
+            self.visitor_transport = None
         if self.aaa is not None:
             await self.aaa.close()
         if self.dataplane is not None:
@@ -178,9 +203,9 @@ class ForeignAgentNode:
         assert self._loop is not None
         return self._loop.time()
 
-    def _datagram(self, data: bytes, addr: Addr) -> None:
+    def _datagram(self, data: bytes, addr: Addr, here: Addr | None = None) -> None:
         try:
-            actions = self.core.receive_datagram(data, addr, self._here, self._now())
+            actions = self.core.receive_datagram(data, addr, here or self._here, self._now())
         except Exception as e:  # never let bad input stop the node
             self.internal_errors += 1
             self._bad.warn("internal-error", "datagram handler failed", error=repr(e))
@@ -204,7 +229,10 @@ class ForeignAgentNode:
         tr = self.transport
         for a in actions:
             if isinstance(a, Send):
-                if tr is not None:
+                vt = self.visitor_transport
+                if vt is not None and a.src is not None and a.src == self._visitor_here:
+                    vt.sendto(a.payload, a.dst)
+                elif tr is not None:
                     tr.sendto(a.payload, a.dst)
             elif isinstance(a, SendIcmp):
                 if self.icmp is not None:
