@@ -31,9 +31,10 @@ from mobileha.core.foreign_agent import (
 from mobileha.dataplane.choice import capabilities, open_dataplane
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer
-from mobileha.node.icmp import IcmpIo
+from mobileha.node.icmp import IcmpIo, carrier_up
 from mobileha.node.link import LinkWatch
 from mobileha.node.mobile_node import raise_buffers
+from mobileha.node.visitor_link import VisitorNeighbours
 from mobileha.wire.icmp import MOBILE_AGENTS
 
 _log = get_logger("mobileha.fa")
@@ -87,6 +88,7 @@ class ForeignAgentNode:
         # not ``address`` (mobile nodes send their requests there; replies leave from it)
         self.visitor_transport: asyncio.DatagramTransport | None = None
         self._visitor_here: tuple[str, int] | None = None
+        self.neighbours: VisitorNeighbours | None = None  # RFC 5944 §4.6, with advertising
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -156,7 +158,10 @@ class ForeignAgentNode:
         self.icmp = icmp
         if adv is None:
             return
-        watch = LinkWatch(adv.config.interface, poll=0.2, on_link=self._visitor_link)
+        self.neighbours = VisitorNeighbours(adv.config.interface)
+        watch = LinkWatch(
+            adv.config.interface, poll=0.2, on_link=self._visitor_link, link_state=carrier_up
+        )
         up = watch.start(loop, _ifindex(adv.config.interface))
         self._adv_link = watch
         if up:
@@ -179,6 +184,8 @@ class ForeignAgentNode:
             self._adv_link.stop()
         if self.icmp is not None:
             self.icmp.close()
+        if self.neighbours is not None:
+            await self.neighbours.close()
         if self._timer is not None:
             self._timer.cancel()
         for t in list(self._tasks):
@@ -249,8 +256,12 @@ class ForeignAgentNode:
                     t.cancel()
             elif isinstance(a, InstallBinding):
                 self._dp("install", a)
+                if self.neighbours is not None:
+                    self.neighbours.learn(a.binding)
             elif isinstance(a, RemoveBinding):
                 self._dp("remove", a)
+                if self.neighbours is not None:
+                    self.neighbours.forget(a.binding)
         if self._timer is not None:
             self._timer.update(self.core.get_timer())
 

@@ -30,6 +30,19 @@ _SIOCGIFADDR: Final = 0x8915
 _SIOCGIFNETMASK: Final = 0x891B
 
 
+def carrier_up(ifname: str) -> bool:
+    """The interface is administratively up with carrier. Read from ``carrier``, which the
+    kernel sets at once, rather than ``operstate``, which its link watcher may update up
+    to a second later: a mobile node that just came onto a link (and the agent it meets
+    there) should not lose that second (RFC 5944 §2.4.2: movement found from the link
+    layer)."""
+    try:
+        with open(f"/sys/class/net/{ifname}/carrier") as f:
+            return f.read().strip() == "1"
+    except OSError:  # EINVAL while administratively down, or no such interface
+        return False
+
+
 def interface_prefix(ifname: str) -> tuple[str, int] | None:
     """The IPv4 address and prefix length of ``ifname`` (None: no such interface or no
     IPv4 address)."""
@@ -166,4 +179,4 @@ class IcmpIo:
         return s
 
 
-__all__ = ["IcmpIo", "interface_prefix"]
+__all__ = ["IcmpIo", "carrier_up", "interface_prefix"]

@@ -44,8 +44,8 @@ from mobileha.core.movement import (
 )
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer
-from mobileha.node.icmp import IcmpIo
-from mobileha.node.link import LinkWatch, oper_up
+from mobileha.node.icmp import IcmpIo, carrier_up
+from mobileha.node.link import LinkWatch
 from mobileha.node.mobile_node import MobileNodeFleet, raise_buffers
 
 _log = get_logger("mobileha.mn")
@@ -119,9 +119,11 @@ class RoamingNode:
         icmp.start(loop)
         self.icmp = icmp
         names = self.roamer.interfaces
-        self._links = LinkWatch(None, track=names, poll=self.link_poll_s, on_track=self._link)
+        self._links = LinkWatch(
+            None, track=names, poll=self.link_poll_s, on_track=self._link, link_state=carrier_up
+        )
         self._links.start(loop)
-        up = [n for n in names if oper_up(n)]  # a link down now is reported by the poll
+        up = [n for n in names if carrier_up(n)]  # a link down now is reported by the poll
         _log.info("roaming mobile node starting", links=",".join(names), up=",".join(up))
         self._run(self.roamer.start(self._now(), up))
 
