@@ -28,7 +28,7 @@ from typing import Any
 from mobileha.aaa.base import AaaBackend
 from mobileha.config import DYNAMIC, AaaConfig, Config, HsrpConfig
 from mobileha.core.cluster import AgentSpec, Cluster
-from mobileha.core.discovery import AdvertiserConfig
+from mobileha.core.discovery import Advertiser, AdvertiserConfig
 from mobileha.core.foreign_agent import ForeignAgent, HaSecurity
 from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
 from mobileha.core.hsrp import HsrpConfig as HsrpGroupSettings
@@ -38,6 +38,7 @@ from mobileha.core.security import MobilitySA, SecurityAssociations
 from mobileha.core.sync import Mode, SyncConfig
 from mobileha.dataplane.choice import node_options
 from mobileha.dataplane.vip import VipOwner
+from mobileha.node.advertising import LinkAdvertising
 from mobileha.node.base import Node
 from mobileha.node.foreign_agent import ForeignAgentNode
 from mobileha.node.home_agent import HomeAgentNode
@@ -48,7 +49,7 @@ from mobileha.node.roaming import RoamingNode
 from mobileha.node.slb import SlbNode, SlbRealSpec, SlbSettings
 from mobileha.wire import hsrp as hsrp_wire
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
-from mobileha.wire.icmp import ADV_F, ADV_G, ADV_R, ADV_T, ADV_X
+from mobileha.wire.icmp import ADV_F, ADV_G, ADV_H, ADV_R, ADV_T, ADV_X
 from mobileha.wire.sync import SyncTypes
 
 
@@ -184,7 +185,9 @@ def home_agent_node(cfg: Config) -> HomeAgentNode:
     }
     if hc is None:
         cluster = Cluster([AgentSpec(core)], wall_offset=time.time() - now, now=now)
-        return HomeAgentNode(cluster, dataplane_options=dp_options, **common)
+        node = HomeAgentNode(cluster, dataplane_options=dp_options, **common)
+        node.advertising = home_advertising(cfg)
+        return node
     first = hsrp_group_settings(hc)
     groups = [first]
     specs = [AgentSpec(core, sync_config(cfg) if cfg.redundancy is not None else None, hc.group)]
@@ -220,10 +223,35 @@ def home_agent_node(cfg: Config) -> HomeAgentNode:
     # unicast peers (loopback): a VIP socket only while its group is Active (the VIP is on
     # no interface, and a Standby's socket would take the Active's requests)
     when_active = [s.vip for s in groups if unicast and s.vip and s.vip != ha.address]
-    return HomeAgentNode(
+    node = HomeAgentNode(
         cluster, dataplane_options=dp_options, hsrp=node_cfg, vip_when_active=when_active,
         **common,
     )  # fmt: skip
+    node.advertising = home_advertising(cfg)
+    return node
+
+
+def home_advertising(cfg: Config) -> LinkAdvertising | None:
+    """A home agent's advertisements on ``advertise_interface`` (RFC 5944 §2.1): H, its
+    address on that link as router address and source, the link's prefix length (mobile
+    nodes that hear them know they are home, §2.4.3)."""
+    ha = cfg.home_agent
+    if ha is None or ha.advertise_interface is None:
+        return None
+    here = interface_prefix(ha.advertise_interface)
+    if here is None:
+        return None
+    flags = ADV_H | (ADV_G if ha.gre else 0) | (ADV_T if ha.reverse_tunnel else 0)
+    conf = AdvertiserConfig(
+        interface=ha.advertise_interface,
+        flags=flags,
+        registration_lifetime=min(ha.max_lifetime, 0xFFFF),
+        routers=((here[0], 0),),
+        prefix_lengths=(here[1],),
+        interval_s=ha.advertise_interval_ms / 1000.0,
+        source=here[0],
+    )
+    return LinkAdvertising(Advertiser(conf))
 
 
 def hsrp_group_settings(hc: HsrpConfig, identifier: bytes = bytes(6)) -> HsrpGroupSettings:

@@ -2,6 +2,7 @@
 with real ``mobileha run`` processes in namespaces::
 
     cn (10.1.0.2) --- r --- ha (10.2.0.2; 10.99.0.0/24 routed to it)
+                      |        eth1 10.99.0.1 (home link) -- mn eth2
                       |
                       +--- fa1 (10.3.0.2) --eth1 10.4.0.1-- mn eth0 (10.4.0.5)
                       +--- fa2 (10.5.0.2) --eth1 10.6.0.1-- mn eth1 (10.6.0.5)
@@ -12,7 +13,10 @@ sends 1,000 UDP packets a second to the home address; the receiver on the MN rec
 arrival. Over the moves: every move registers through the new FA, the old FA's visitor
 entry goes within 1 s (the HA revokes it, RFC 3543), no reply 133, and the median outage
 (the longest gap in arrivals around a move) is at most one advertisement interval plus
-200 ms. Figures (p50/p95/max) are printed.
+200 ms. Figures (p50/p95/max) are printed. Then the MN comes home (its home link up, the
+others down): it hears the HA's advertisement (H), sends its gratuitous ARPs and
+deregisters; the HA has no binding left, the last FA's visitor entry is revoked, and the
+CN's packets reach the MN natively on the home link.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ listen = "127.0.0.1:8434"
 address = "{HA}"
 max_lifetime = 600
 revocation = true
+advertise_interface = "eth1"
 [dataplane]
 backend = "userspace"
 tun_name = "mha0"
@@ -113,7 +118,7 @@ listen = "127.0.0.1:8434"
 nai = "{NAI}"
 home_address = "{HOA}"
 home_agent = "{HA}"
-interfaces = "eth0,eth1"
+interfaces = "eth0,eth1,eth2"
 local_address = "0.0.0.0"
 spi = 256
 key = "{KEY}"
@@ -174,8 +179,9 @@ def net(tmp_path: Path) -> Iterator[dict[str, Any]]:
         topo.link(fa2, r, f"{FA2}/24", "10.5.0.1/24")
         topo.link(fa1, mn, f"{FA1_V}/24", "10.4.0.5/24")  # fa1 eth1 - mn eth0
         topo.link(fa2, mn, f"{FA2_V}/24", "10.6.0.5/24")  # fa2 eth1 - mn eth1
+        topo.link(ha, mn, "10.99.0.1/24", None)  # ha eth1 - mn eth2: the home link
         mn.addr("lo", f"{HOA}/32")
-        for k in ("all", "default", "eth0", "eth1"):
+        for k in ("all", "default", "eth0", "eth1", "eth2"):
             mn.sysctl(f"net.ipv4.conf.{k}.rp_filter", 0)
         cn.route("default", via="10.1.0.1")
         ha.route("default", via="10.2.0.1")
@@ -185,6 +191,7 @@ def net(tmp_path: Path) -> Iterator[dict[str, Any]]:
         for h in (r, ha, fa1, fa2):
             h.forwarding()
         _up(mn, "eth1", False)  # the MN starts on fa1's link
+        _up(mn, "eth2", False)
         nodes = {
             "ha": NodeProc(ha, "ha", HA_CFG, tmp_path).start(),
             "fa1": NodeProc(fa1, "fa1", fa_cfg("fa1", FA1), tmp_path).start(),
@@ -247,6 +254,16 @@ def test_roaming_between_two_foreign_agents_under_traffic(net: dict[str, Any]) -
             assert _visitors(fa[new]) == 1
             cur = new
             time.sleep(1.2)
+        # home: the home link up, the foreign one down
+        t_home = time.monotonic()
+        _up(mn, cur, False)
+        _up(mn, "eth2", True)
+        assert wait_until(lambda: _binding_coa(ha) is None, 10), (
+            json.dumps(nodes["mn"].try_api("roaming"), default=str) + logs()
+        )
+        home_in = time.monotonic() - t_home
+        assert wait_until(lambda: _visitors(fa[cur]) == 0, 3), logs()
+        time.sleep(1.5)
     finally:
         tx.terminate()
         tx.wait(5)
@@ -258,11 +275,14 @@ def test_roaming_between_two_foreign_agents_under_traffic(net: dict[str, Any]) -
     # the outage of a move: the longest gap between two arrivals from just before the
     # move (the link commands take a few ms) until the traffic is back
     outages = []
-    for t in moves:
-        window = [a for a in arrivals if t - 0.05 <= a <= t + 5.0]
+    for t, t_next in zip(moves, [*moves[1:], t_home], strict=True):
+        window = [a for a in arrivals if t - 0.05 <= a <= t_next - 0.05]
         assert len(window) > 100, "no traffic around a move"
         outages.append(max(b - a for a, b in itertools.pairwise(window)))
     p50, p95, mx = (_percentile(outages, 50), _percentile(outages, 95), max(outages))
+    home_window = [a for a in arrivals if a >= t_home - 0.05]
+    assert len(home_window) > 1000, "the CN's packets do not reach the MN at home"
+    home_outage = max(b - a for a, b in itertools.pairwise(home_window))
     stats = nodes["mn"].api("stats")
     codes = stats.get("reply_codes", {})
     ha_stats = ha.api("stats")
@@ -271,6 +291,7 @@ def test_roaming_between_two_foreign_agents_under_traffic(net: dict[str, Any]) -
         "outage_ms": {k: round(v * 1000, 1) for k, v in (("p50", p50), ("p95", p95), ("max", mx))},
         "old_visitor_gone_after_registration_ms_max": round(max(revoked_in) * 1000, 1),
         "binding_moved_ms": [round(x * 1000) for x in registered_in],
+        "home": {"deregistered_ms": round(home_in * 1000), "outage_ms": round(home_outage * 1000)},
         "mn_reply_codes": codes,
         "roaming": nodes["mn"].try_api("roaming"),
     }

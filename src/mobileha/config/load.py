@@ -227,6 +227,8 @@ def _home_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         redirect_ha=row["redirect_ha"],
         answer_duplicates=row["answer_duplicates"],
         revocation=row["revocation"],
+        advertise_interface=row["advertise_interface"],
+        advertise_interval_ms=row["advertise_interval_ms"],
     )
     out["mobile_nodes"] = tuple(
         MobileNodeSA(

@@ -123,6 +123,8 @@ class HomeAgentConfig:
     redirect_ha: str | None = None
     answer_duplicates: bool = False
     revocation: bool = False  # RFC 3543
+    advertise_interface: str | None = None  # agent advertisements on the home link
+    advertise_interval_ms: int = 1000
 
 
 @dataclass(frozen=True, slots=True)

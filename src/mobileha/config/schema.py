@@ -153,6 +153,13 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         "revocation": Spec(
             "bool", False, doc="negotiate registration revocation with FAs (RFC 3543)"
         ),
+        "advertise_interface": Spec(
+            "str",
+            None,
+            doc="home link to send agent advertisements on (H flag)",
+            default_doc="none (off)",
+        ),
+        "advertise_interval_ms": _i(1000, 50, 1_800_000, "home agent advertisement interval"),
     },
     "home_agent.slb_sa[]": {
         "address": Spec("addr", doc="SLB whose relay tag must carry this SA's authenticator"),

@@ -17,9 +17,9 @@ ICMP socket.
   Lifetime", so that a mobile node can miss two and keep the agent). The first one goes out
   at :meth:`Advertiser.start`.
 * Solicitations (§2.3, RFC 1256 §5.5): answered at once; unicast to the soliciting address
-  when it is not 0.0.0.0 (§2.1: to the mobile node's home address, its source), else
-  multicast. §2.3 requires a limit on multicast advertisements: a multicast answer goes out
-  at most every ``min_gap_s`` (a later solicitation in the gap gets none: the previous
+  when it is not 0.0.0.0 and within an advertised prefix, else multicast (TTL 1: a unicast
+  to an address off the link would not arrive). §2.3 requires a limit on multicast
+  advertisements: a multicast answer goes out at most every ``min_gap_s`` (a later solicitation in the gap gets none: the previous
   answer served it), a unicast answer at most every ``min_gap_s`` per address and
   ``max_answers_per_s`` in all (a token bucket), so spoofed solicitations cannot turn the
   agent into a flooder. The source address is not required to be on the link (§2.3).
@@ -29,6 +29,7 @@ ICMP socket.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import random
 from collections.abc import Callable
@@ -196,7 +197,7 @@ class Advertiser:
         if not self._running:
             return []
         c = self.config
-        dst = src if src != UNSPECIFIED else c.destination
+        dst = src if src != UNSPECIFIED and self._on_link(src) else c.destination
         last = self._last_answer.get(dst)
         if last is not None and now - last < c.min_gap_s:
             self.stats.answers_rate_limited += 1
@@ -214,6 +215,21 @@ class Advertiser:
             self.stats.answered_multicast += 1
         self._last_answer[dst] = now
         return [self._advertise(dst)]
+
+    def _on_link(self, addr: str) -> bool:
+        """Whether ``addr`` is in one of the advertised prefixes (True when we advertise
+        none). A unicast answer to an address off the link could not arrive (TTL 1, sent
+        as routed): such a solicitor, e.g. a mobile node that has no address on this link
+        yet, gets the multicast answer."""
+        c = self.config
+        if c.prefix_lengths is None:
+            return True
+        a = int(ipaddress.IPv4Address(addr))
+        for (router, _pref), plen in zip(c.routers, c.prefix_lengths, strict=True):
+            mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
+            if a & mask == int(ipaddress.IPv4Address(router)) & mask:
+                return True
+        return False
 
     # ------------------------------------------------------------------ the message
 

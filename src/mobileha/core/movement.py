@@ -121,6 +121,7 @@ class AtHome:
     ifname: str
     home_addr: str
     prefix_len: int | None
+    router: str = ""  # the home agent's router address on the home link
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,7 +454,7 @@ class Roamer:
             for r, n in a.adv.prefixes():
                 if r == a.router:
                     pl = n
-            out.append(AtHome(a.ifname, self.mn.home_addr, pl))
+            out.append(AtHome(a.ifname, self.mn.home_addr, pl, a.router))
             self._take_token(now)
             out += self.mn.return_home(now)
             return out

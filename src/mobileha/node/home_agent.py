@@ -61,6 +61,7 @@ from mobileha.core.sync import SyncState, SyncStateChanged
 from mobileha.dataplane.choice import capabilities, open_dataplane
 from mobileha.dataplane.vip import VipOwner
 from mobileha.log import RateLimitedLogger, get_logger
+from mobileha.node.advertising import LinkAdvertising
 from mobileha.node.base import DeadlineTimer
 from mobileha.node.hsrp import HsrpIo, HsrpNodeConfig
 
@@ -135,6 +136,8 @@ class HomeAgentNode:
         agent's HA address). ``hsrp``: the HSRP interface's adapter configuration (the
         groups are the cluster's). ``vip_when_active``: unicast-peer HSRP, the VIPs whose
         socket exists only while Active (module docstring)."""
+        # agent advertisements on the home link (node/advertising.py), set by compose
+        self.advertising: LinkAdvertising | None = None
         self.cluster = cluster
         self.name = name
         agents = cluster.agents
@@ -257,6 +260,8 @@ class HomeAgentNode:
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
         self._timer = DeadlineTimer(loop, self._on_timer)
+        if self.advertising is not None:
+            self.advertising.start(loop)
         self._open_dataplane()
         for addr in self.addresses:
             try:
@@ -337,6 +342,8 @@ class HomeAgentNode:
     async def stop(self) -> None:
         """SIGTERM: every HSRP group resigns and releases its VIP, held replies go out,
         then everything closes."""
+        if self.advertising is not None:
+            self.advertising.stop()
         if self._running:
             self._event(Shutdown())
             self._running = False

@@ -13,8 +13,9 @@
 * the core's notices: :class:`~mobileha.core.movement.Attached` makes the FA's router
   address the default route on that link (RFC 5944 §4.2.1), :class:`AtHome` sends the
   gratuitous ARPs for the home address on the home link (§4.6) before the deregistration
-  that follows in the same list; the home address itself is configured on the host (e.g.
-  on ``lo``) by the operator.
+  that follows in the same list, with the home address on the home link and the default
+  route to the home agent (:class:`LeftHome` removes that address); away from home the
+  home address stays where the operator configured it (e.g. on ``lo``).
 
 ``handoffs`` records, for each registration through a new agent, when the move was seen
 (link event or advertisement) and when the reply accepted it, for the lab's outage report.
@@ -98,6 +99,7 @@ class RoamingNode:
         self._bad = RateLimitedLogger(_log, 10.0)
         self._started = time.monotonic()
         self._arp: Any = None
+        self._home_cidr: str | None = None  # the home address configured on the home link
         self.internal_errors = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -206,11 +208,29 @@ class RoamingNode:
                     _ip("route", "replace", "default", "via", a.router, "dev", a.ifname)
             elif isinstance(a, AtHome):
                 self.handoffs.append(Handoff("home", a.ifname, self._now()))
+                self._home_link(a)
                 self._announce(a)
-            elif isinstance(a, LeftHome | Detached):
+            elif isinstance(a, LeftHome):
+                if self._home_cidr is not None:
+                    _ip("addr", "del", self._home_cidr, "dev", a.ifname)
+                    self._home_cidr = None
+            elif isinstance(a, Detached):
                 _log.info("mobile node", event=type(a).__name__)
         if self._timer is not None:
             self._timer.update(self.roamer.get_timer())
+
+    def _home_link(self, a: AtHome) -> None:
+        """At home the home address is on the home link (with the home agent's prefix
+        length) and the default route goes to the home agent's router address, from the
+        home address (the requests and the traffic of a node at home come from it)."""
+        if a.prefix_len is not None:
+            self._home_cidr = f"{a.home_addr}/{a.prefix_len}"
+            _ip("addr", "replace", self._home_cidr, "dev", a.ifname)
+        if self.set_default_route and a.router:
+            _ip(
+                "route", "replace", "default", "via", a.router, "dev", a.ifname,
+                "onlink", "src", a.home_addr,
+            )  # fmt: skip
 
     def _announce(self, a: AtHome) -> None:
         """RFC 5944 §4.6: gratuitous ARPs for the home address on the home link, so that

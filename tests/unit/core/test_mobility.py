@@ -215,15 +215,19 @@ def test_solicitation_answered_at_once_and_rate_limited() -> None:
     fa = make_fa(FA1, "l1")
     fa.handle_event(FaStart(), 0.0)
     sol = AgentSolicitation().encode()
-    out = fa.receive_icmp(sol, MN_ADDR, icmp_wire.MOBILE_AGENTS, 0.5)
-    assert len(out) == 1 and isinstance(out[0], SendIcmp) and out[0].dst == MN_ADDR
+    on_link = "10.2.1.77"  # in FA1's advertised prefix (10.2.1.0/24)
+    out = fa.receive_icmp(sol, on_link, icmp_wire.MOBILE_AGENTS, 0.5)
+    assert len(out) == 1 and isinstance(out[0], SendIcmp) and out[0].dst == on_link
     m = AgentAdvertisement.decode(out[0].payload).mobility
     assert m is not None and m.sequence == 1
     # the same MN again within the gap: served by the previous answer
-    assert fa.receive_icmp(sol, MN_ADDR, icmp_wire.MOBILE_AGENTS, 0.52) == []
+    assert fa.receive_icmp(sol, on_link, icmp_wire.MOBILE_AGENTS, 0.52) == []
     assert fa.advertiser is not None and fa.advertiser.stats.answers_rate_limited == 1
     # from 0.0.0.0: multicast answer
     out = fa.receive_icmp(sol, "0.0.0.0", icmp_wire.MOBILE_AGENTS, 0.7)
+    assert isinstance(out[0], SendIcmp) and out[0].dst == icmp_wire.ALL_SYSTEMS
+    # from an address off the link (no address here yet): multicast too (TTL 1)
+    out = fa.receive_icmp(sol, MN_ADDR, icmp_wire.MOBILE_AGENTS, 0.9)
     assert isinstance(out[0], SendIcmp) and out[0].dst == icmp_wire.ALL_SYSTEMS
 
 
