@@ -20,9 +20,10 @@ ICMP socket.
   when it is not 0.0.0.0 and within an advertised prefix, else multicast (TTL 1: a unicast
   to an address off the link would not arrive). §2.3 requires a limit on multicast
   advertisements: a multicast answer goes out at most every ``min_gap_s`` (a later
-  solicitation in the gap gets none: the previous answer served it), a unicast answer at most every ``min_gap_s`` per address and
-  ``max_answers_per_s`` in all (a token bucket), so spoofed solicitations cannot turn the
-  agent into a flooder. The source address is not required to be on the link (§2.3).
+  solicitation in the gap gets none: the previous answer served it), a unicast answer at
+  most every ``min_gap_s`` per address and ``max_answers_per_s`` in all (a token bucket),
+  so spoofed solicitations cannot turn the agent into a flooder. The source address is not
+  required to be on the link (§2.3).
 * Flags: :meth:`Advertiser.set_busy` sets B (a foreign agent whose visitor list is full;
   §2.1.1: it keeps advertising so that its visitors know it is alive). R and B need F (§2.1.1).
 """
