@@ -348,9 +348,56 @@ class RoamingLab:
                 h.outage_s = max(b - a for a, b in itertools.pairwise(window))
 
 
+def run(moves: int, adv_ms: int, dwell_s: float, say: Any, workdir: Path) -> dict[str, Any]:
+    """``mobileha lab --roaming``: build, start, move ``moves`` times and come home, saying
+    each handoff with its outage; the summary."""
+    lab = RoamingLab(workdir, adv_ms=adv_ms, prefix="mhroam")
+    try:
+        lab.build()
+        assert lab.topo is not None
+        say(f"topology {lab.topo.run_id}: cn, r, ha-a/ha-b (HSRP VIP {VIP}), fa1, fa2, mn")
+        lab.start()
+        say(f"ha-a Active, ha-b Standby; the MN registered through fa1 ({FA1})")
+        lab.start_traffic()
+        say(f"the CN streams {lab.rate} UDP packets/s to {HOA}")
+        time.sleep(1.0)
+        for _ in range(moves):
+            h = lab.move()
+            say(
+                f"move to {h.to} ({LINKS[h.to]}): registered in "
+                f"{(h.registered_s or 0) * 1000:.0f} ms, old visitor revoked in "
+                f"{(h.old_visitor_gone_s or 0) * 1000:.0f} ms"
+            )
+            time.sleep(dwell_s)
+        home = lab.go_home()
+        say(f"home: deregistered in {(home.registered_s or 0) * 1000:.0f} ms")
+        time.sleep(1.0)
+        end = time.monotonic()
+        arrivals = lab.stop_traffic()
+        lab.outages(arrivals, end)
+        for i, h in enumerate(lab.handoffs, 1):
+            where = "home" if h.to == "eth2" else LINKS[h.to]
+            out = "?" if h.outage_s is None else f"{h.outage_s * 1000:.0f} ms"
+            say(f"handoff {i:2d} -> {where:9s} outage {out}")
+        outs = [h.outage_s for h in lab.handoffs[:-1] if h.outage_s is not None]
+        summary: dict[str, Any] = {"moves": moves, "packets": len(arrivals)}
+        if outs:
+            summary["outage_ms"] = {
+                "p50": round(percentile(outs, 50) * 1000, 1),
+                "p95": round(percentile(outs, 95) * 1000, 1),
+                "max": round(max(outs) * 1000, 1),
+            }
+            o = summary["outage_ms"]
+            say(f"outage per move: p50 {o['p50']} ms, p95 {o['p95']} ms, max {o['max']} ms")
+        summary["ok"] = bool(outs) and len(outs) == moves
+        return summary
+    finally:
+        lab.close()
+
+
 def percentile(xs: list[float], p: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
-__all__ = ["Handoff", "RoamingLab", "percentile"]
+__all__ = ["Handoff", "RoamingLab", "percentile", "run"]
