@@ -196,6 +196,8 @@ class ManagementServer:
         """``POST /api/<command>`` (:mod:`mobileha.mgmt.commands`)."""
         cmd = commands_for(self.node).get(name)
         if cmd is None:
+            if name in self.views():
+                return 405, {"error": "a view: only GET and HEAD"}
             return 404, {"error": f"no command {name!r}"}
         try:
             return 200, cmd(query)

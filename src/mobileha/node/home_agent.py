@@ -58,12 +58,16 @@ from mobileha.core.hsrp import (
     StateChange,
 )
 from mobileha.core.sync import SyncState, SyncStateChanged
+from mobileha.core.tunnel_icmp import TunnelIcmpRelay
 from mobileha.dataplane.choice import capabilities, open_dataplane
 from mobileha.dataplane.vip import VipOwner
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.advertising import LinkAdvertising
 from mobileha.node.base import DeadlineTimer
 from mobileha.node.hsrp import HsrpIo, HsrpNodeConfig
+from mobileha.node.icmp import IcmpIo
+from mobileha.wire.icmp import ERROR_TYPES as ICMP_ERROR_TYPES
+from mobileha.wire.ip import IPv4Header
 
 RCVBUF = 8 * 1024 * 1024
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
@@ -138,6 +142,9 @@ class HomeAgentNode:
         socket exists only while Active (module docstring)."""
         # agent advertisements on the home link (node/advertising.py), set by compose
         self.advertising: LinkAdvertising | None = None
+        # ICMP errors about our tunnelled packets, relayed to their senders (RFC 5944 §4.4)
+        self.tunnel_icmp = TunnelIcmpRelay(self._tunnel_is_ours)
+        self.icmp: IcmpIo | None = None
         self.cluster = cluster
         self.name = name
         agents = cluster.agents
@@ -262,6 +269,7 @@ class HomeAgentNode:
         self._timer = DeadlineTimer(loop, self._on_timer)
         if self.advertising is not None:
             self.advertising.start(loop)
+        self._start_tunnel_icmp(loop)
         self._open_dataplane()
         for addr in self.addresses:
             try:
@@ -344,6 +352,9 @@ class HomeAgentNode:
         then everything closes."""
         if self.advertising is not None:
             self.advertising.stop()
+        if self.icmp is not None:
+            self.icmp.close()
+            self.icmp = None
         if self._running:
             self._event(Shutdown())
             self._running = False
@@ -404,6 +415,36 @@ class HomeAgentNode:
     def _event(self, event: Any) -> None:
         if self._loop is not None and self._running:
             self.run_actions(self.cluster.handle_event(event, self._loop.time()))
+
+    def _start_tunnel_icmp(self, loop: asyncio.AbstractEventLoop) -> None:
+        icmp = IcmpIo(self._on_icmp)
+        try:
+            icmp.start(loop)
+        except OSError as e:  # no CAP_NET_RAW: tunnel ICMP errors are not relayed
+            self._log_once_no_icmp(e)
+            return
+        self.icmp = icmp
+
+    def _log_once_no_icmp(self, e: OSError) -> None:
+        _log.warning("no raw ICMP socket: tunnel ICMP errors not relayed", error=str(e))
+
+    def _on_icmp(self, data: bytes, _src: str, _dst: str, _ifname: str | None) -> None:
+        if not data or data[0] not in ICMP_ERROR_TYPES or self._loop is None:
+            return
+        icmp = self.icmp
+        for a in self.tunnel_icmp.receive(data, self._loop.time()):
+            if icmp is not None:
+                icmp.send(a)
+
+    def _tunnel_is_ours(self, outer: IPv4Header, inner: IPv4Header) -> bool:
+        """The quoted tunnel packet is one we sent: from one of our addresses to the
+        care-of address of a binding of the inner destination."""
+        for a in self.agents:
+            if outer.src in (a.ha_addr, a.ha.settings.address) and (
+                a.ha.table.find(inner.dst, outer.dst) is not None
+            ):
+                return True
+        return False
 
     def clear_bindings(
         self, *, home_addr: str | None = None, nai: str | None = None, everything: bool = False
