@@ -14,7 +14,6 @@ config's ``management.token``; when one is known it is sent as
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import urllib.error
@@ -22,7 +21,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from mobileha.mgmt.show import ApiError, api_from_args
+from mobileha.mgmt.show import ApiError, _get_json, api_from_args
 
 
 def post(api: str, command: str, query: dict[str, str], token: str | None = None) -> Any:
@@ -31,19 +30,7 @@ def post(api: str, command: str, query: dict[str, str], token: str | None = None
     req = urllib.request.Request(url, data=b"", method="POST")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=5.0) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        try:
-            detail = json.loads(e.read()).get("error", "")
-        except Exception:
-            detail = ""
-        raise ApiError(f"{url}: HTTP {e.code} {detail}".rstrip()) from None
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise ApiError(
-            f"cannot reach the management API at {url}: {getattr(e, 'reason', e)}"
-        ) from None
+    return _get_json(req, 5.0)
 
 
 def token_from_args(args: argparse.Namespace) -> str | None:

@@ -61,9 +61,12 @@ def fetch_index(api: str, timeout: float = 5.0) -> Any:
     return _get_json(f"{api.rstrip('/')}/", timeout)
 
 
-def _get_json(url: str, timeout: float) -> Any:
+def _get_json(req: str | urllib.request.Request, timeout: float) -> Any:
+    """``req`` (a URL: GET; or a request) answered with JSON; :class:`ApiError` with a
+    readable text otherwise."""
+    url = req if isinstance(req, str) else req.full_url
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as e:
         try:
