@@ -28,6 +28,7 @@ from mobileha.core.foreign_agent import (
     ForeignAgent,
     VisitorLinkChanged,
 )
+from mobileha.core.tunnel_icmp import TunnelIcmpRelay
 from mobileha.dataplane.choice import capabilities, open_dataplane
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer
@@ -35,7 +36,9 @@ from mobileha.node.icmp import IcmpIo, carrier_up
 from mobileha.node.link import LinkWatch
 from mobileha.node.mobile_node import raise_buffers
 from mobileha.node.visitor_link import VisitorNeighbours
+from mobileha.wire.icmp import ERROR_TYPES as ICMP_ERROR_TYPES
 from mobileha.wire.icmp import MOBILE_AGENTS
+from mobileha.wire.ip import IPv4Header
 
 _log = get_logger("mobileha.fa")
 
@@ -89,6 +92,8 @@ class ForeignAgentNode:
         self.visitor_transport: asyncio.DatagramTransport | None = None
         self._visitor_here: tuple[str, int] | None = None
         self.neighbours: VisitorNeighbours | None = None  # RFC 5944 §4.6, with advertising
+        # ICMP errors about our reverse-tunnelled packets, relayed to the visitors (§4.4)
+        self.tunnel_icmp = TunnelIcmpRelay(self._tunnel_is_ours)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -172,12 +177,23 @@ class ForeignAgentNode:
 
     def _icmp(self, data: bytes, src: str, dst: str, _ifname: str | None) -> None:
         try:
-            actions = self.core.receive_icmp(data, src, dst, self._now())
+            actions: list[Any] = self.core.receive_icmp(data, src, dst, self._now())
+            if not actions and data[:1] and data[0] in ICMP_ERROR_TYPES:
+                actions = list(self.tunnel_icmp.receive(data, self._now()))
         except Exception as e:
             self.internal_errors += 1
             self._bad.warn("internal-error", "ICMP handler failed", error=repr(e))
             return
         self._run(actions)
+
+    def _tunnel_is_ours(self, outer: IPv4Header, inner: IPv4Header) -> bool:
+        """A reverse-tunnelled packet of ours: from our care-of address to the home agent
+        of the visitor that sent the inner packet."""
+        core = self.core
+        if outer.src not in (core.care_of, core.address):
+            return False
+        v = core.visitors.get(inner.src)
+        return v is not None and outer.dst in (v.ha_addr, v.binding.ha_addr)
 
     async def stop(self) -> None:
         if self._adv_link is not None:
