@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from mobileha.lab.roaming import RoamingLab, percentile
+from mobileha.lab.scenario import mobileha_argv
 from tests.helpers.netns import require_netns
 
 pytestmark = [pytest.mark.netns]
@@ -101,3 +103,20 @@ def wait_standby(lab: RoamingLab, coa: str | None) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_lab_roaming_prints_each_handoff_and_cleans_up() -> None:
+    require_netns()
+    r = subprocess.run(
+        [*mobileha_argv(), "lab", "--roaming", "--moves", "2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert r.returncode == 0 and summary["ok"] is True, r.stdout + r.stderr
+    assert summary["moves"] == 2 and summary["outage_ms"]["max"] > 0
+    assert r.stdout.count("outage ") >= 3  # two moves and the return home
+    assert "home: deregistered" in r.stdout
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert summary["run_id"] not in netns

@@ -380,7 +380,11 @@ def run(moves: int, adv_ms: int, dwell_s: float, say: Any, workdir: Path) -> dic
             out = "?" if h.outage_s is None else f"{h.outage_s * 1000:.0f} ms"
             say(f"handoff {i:2d} -> {where:9s} outage {out}")
         outs = [h.outage_s for h in lab.handoffs[:-1] if h.outage_s is not None]
-        summary: dict[str, Any] = {"moves": moves, "packets": len(arrivals)}
+        summary: dict[str, Any] = {
+            "run_id": lab.topo.run_id if lab.topo is not None else None,
+            "moves": moves,
+            "packets": len(arrivals),
+        }
         if outs:
             summary["outage_ms"] = {
                 "p50": round(percentile(outs, 50) * 1000, 1),
