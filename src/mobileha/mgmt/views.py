@@ -647,7 +647,7 @@ def roaming_view(node: Any) -> dict[str, Any]:
             if h.registered is None
             else round((h.registered - h.started) * 1000, 1),
         }
-        for h in node.handoffs[-100:]
+        for h in list(node.handoffs)[-100:]
     ]
     view["counters"] = dataclasses.asdict(r.stats)
     return view

@@ -31,7 +31,7 @@ class LinkAdvertising:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         ifname = self.advertiser.config.interface
-        icmp = IcmpIo(self._icmp, groups=[(MOBILE_AGENTS, ifname)])
+        icmp = IcmpIo(self._icmp, groups=[(MOBILE_AGENTS, ifname)], types={ROUTER_SOLICITATION})
         try:
             icmp.start(loop)
         except OSError as e:

@@ -37,7 +37,7 @@ from mobileha.node.link import LinkWatch
 from mobileha.node.mobile_node import raise_buffers
 from mobileha.node.visitor_link import VisitorNeighbours
 from mobileha.wire.icmp import ERROR_TYPES as ICMP_ERROR_TYPES
-from mobileha.wire.icmp import MOBILE_AGENTS
+from mobileha.wire.icmp import MOBILE_AGENTS, ROUTER_SOLICITATION
 from mobileha.wire.ip import IPv4Header
 
 _log = get_logger("mobileha.fa")
@@ -154,7 +154,7 @@ class ForeignAgentNode:
         Without CAP_NET_RAW the FA runs without them (logged once)."""
         adv = self.core.advertiser
         groups = [(MOBILE_AGENTS, adv.config.interface)] if adv is not None else []
-        icmp = IcmpIo(self._icmp, groups=groups)
+        icmp = IcmpIo(self._icmp, groups=groups, types={ROUTER_SOLICITATION, *ICMP_ERROR_TYPES})
         try:
             icmp.start(loop)
         except OSError as e:

@@ -417,7 +417,7 @@ class HomeAgentNode:
             self.run_actions(self.cluster.handle_event(event, self._loop.time()))
 
     def _start_tunnel_icmp(self, loop: asyncio.AbstractEventLoop) -> None:
-        icmp = IcmpIo(self._on_icmp)
+        icmp = IcmpIo(self._on_icmp, types=ICMP_ERROR_TYPES)
         try:
             icmp.start(loop)
         except OSError as e:  # no CAP_NET_RAW: tunnel ICMP errors are not relayed

@@ -26,6 +26,8 @@ from mobileha.core.discovery import SendIcmp
 IP_PKTINFO: Final = getattr(socket, "IP_PKTINFO", 8)
 _PKTINFO: Final = struct.Struct("=i4s4s")  # in_pktinfo: ifindex, spec_dst, addr
 _MREQN: Final = struct.Struct("=4s4si")  # ip_mreqn: multiaddr, address, ifindex
+SOL_RAW: Final = 255
+ICMP_FILTER: Final = 1  # linux/icmp.h: a mask of the types a raw ICMP socket drops
 _SIOCGIFADDR: Final = 0x8915
 _SIOCGIFNETMASK: Final = 0x891B
 
@@ -66,9 +68,13 @@ class IcmpIo:
         on_icmp: Callable[[bytes, str, str, str | None], None],
         *,
         groups: Iterable[tuple[str, str]] = (),
+        types: Iterable[int] | None = None,
     ) -> None:
         self.on_icmp = on_icmp
         self.groups = list(groups)  # (group, ifname) to join
+        # the ICMP types to read (None: all); the kernel drops the others (ICMP_FILTER),
+        # so pings and the like never reach Python
+        self.types = None if types is None else frozenset(types)
         self.counters: Counter[str] = Counter()
         self._rx: socket.socket | None = None
         self._tx: dict[tuple[str | None, str | None], socket.socket] = {}
@@ -80,6 +86,10 @@ class IcmpIo:
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            if self.types is not None:
+                passed = sum(1 << t for t in self.types if t < 32)
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("=I", ~passed & 0xFFFFFFFF))
             for group, ifname in self.groups:
                 self.join(sock, group, ifname)
             loop.add_reader(sock.fileno(), self._readable)
@@ -126,6 +136,8 @@ class IcmpIo:
             ihl = (data[0] & 0x0F) * 4
             if len(data) < ihl + 4:
                 self.counters["short"] += 1
+                continue
+            if self.types is not None and data[ihl] not in self.types:
                 continue
             src = socket.inet_ntoa(data[12:16])
             dst = socket.inet_ntoa(data[16:20])

@@ -28,6 +28,7 @@ import contextlib
 import socket
 import subprocess
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,8 +49,10 @@ from mobileha.node.base import DeadlineTimer
 from mobileha.node.icmp import IcmpIo, carrier_up
 from mobileha.node.link import LinkWatch
 from mobileha.node.mobile_node import MobileNodeFleet, raise_buffers
+from mobileha.wire.icmp import ROUTER_ADVERTISEMENT
 
 _log = get_logger("mobileha.mn")
+HANDOFFS_KEPT = 1000
 
 
 @dataclass(slots=True)
@@ -90,7 +93,7 @@ class RoamingNode:
         # the standard mobile-node views (mobile_nodes, stats) read this one-MN fleet; its
         # socket is not opened: this node owns the I/O
         self.fleet = MobileNodeFleet([roamer.mn])
-        self.handoffs: list[Handoff] = []
+        self.handoffs: deque[Handoff] = deque(maxlen=HANDOFFS_KEPT)
         self.transport: asyncio.DatagramTransport | None = None
         self.icmp: IcmpIo | None = None
         self._links: LinkWatch | None = None
@@ -117,7 +120,7 @@ class RoamingNode:
         self.local = sock.getsockname()
         self.transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self), sock=sock)
         self._timer = DeadlineTimer(loop, self._on_timer)
-        icmp = IcmpIo(self._icmp)
+        icmp = IcmpIo(self._icmp, types={ROUTER_ADVERTISEMENT})
         icmp.start(loop)
         self.icmp = icmp
         names = self.roamer.interfaces
