@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from mobileha.lab.roaming import RoamingLab, percentile
-from mobileha.lab.scenario import mobileha_argv
+from mobileha.lab.scenario import mobileha_argv, wait_until
 from tests.helpers.netns import require_netns
 
 pytestmark = [pytest.mark.netns]
@@ -120,3 +120,41 @@ def test_lab_roaming_prints_each_handoff_and_cleans_up() -> None:
     assert "home: deregistered" in r.stdout
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert summary["run_id"] not in netns
+
+
+def _post(lab: RoamingLab, node: str, path: str) -> dict[str, object]:
+    """POST to a node's management API inside its namespace."""
+    from mobileha.lab.scenario import ns_socket
+
+    s = ns_socket(lab.hosts[node].ns)
+    try:
+        s.settimeout(5)
+        s.connect(("127.0.0.1", 8434))
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+        raw = b""
+        while chunk := s.recv(65536):
+            raw += chunk
+    finally:
+        s.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    out: dict[str, object] = json.loads(body)
+    return out
+
+
+def test_clear_binding_revokes_at_the_fa_and_the_mn_registers_again(lab: RoamingLab) -> None:
+    """``clear binding`` on the Active: the binding goes on both HAs, the HA revokes it at
+    the FA (RFC 3543, I bit: the FA tells the MN with a sequence-0 advertisement) and the
+    MN registers again through it."""
+    active = lab.active().name
+    standby = "ha-b" if active == "ha-a" else "ha-a"
+    accepted = lab.nodes["mn"].api("stats")["counters"]["accepted"]
+    assert _post(lab, active, "/api/clear/binding?home=10.99.0.5") == {"cleared": 1}
+    # the MN is told and registers again: the binding is back, on the standby too
+    assert wait_standby(lab, "10.3.0.2"), lab.logs()
+    assert lab.binding_coa() == "10.3.0.2"
+    assert wait_until(lambda: lab.nodes["mn"].api("stats")["counters"]["accepted"] > accepted, 5)
+    roaming = lab.nodes["mn"].api("roaming")
+    assert roaming["counters"]["restarts_seen"] >= 1, roaming
+    assert lab.visitors("fa1") == 1
+    assert lab.bindings(standby)
