@@ -599,7 +599,19 @@ def foreign_agent_stats(node: ForeignAgentNode) -> dict[str, Any]:
         "aaa_home_mismatch": s.aaa_home_mismatch,
         "gre_key_mismatch": s.gre_key_mismatch,
         "internal_errors": node.internal_errors,
+        "icmp_errors": s.icmp_errors,
+        "icmp_unmatched": s.icmp_unmatched,
+        "revocation_negotiated": s.revocation_negotiated,
+        "revoked_by_ha": s.revoked_by_ha,
+        "revoked_by_fa": s.revoked_by_fa,
+        "visitors_cleared": s.visitors_cleared,
     }
+    for k, n in core.revocations.stats.as_dict().items():
+        counters[f"revocation_{k}"] = n
+    adv = core.advertiser
+    if adv is not None:
+        for k, n in dataclasses.asdict(adv.stats).items():
+            counters[f"advertiser_{k}"] = n
     aaa = node.aaa
     if aaa is not None:
         for k, n in aaa.stats().items():
