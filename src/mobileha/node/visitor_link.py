@@ -10,8 +10,9 @@ binding goes. Besides following the RFC this avoids waiting for a stale neighbou
 (left INCOMPLETE by traffic to a node that had just left the link) to be probed again,
 which takes up to a second after the node comes back.
 
-The ARP table is read from ``/proc/net/arp``; changes run ``ip neigh`` as subprocesses
-tracked on the event loop, so the datagram path never waits for them.
+The ARP table is read from ``/proc/net/arp``; changes are lines written to one long-lived
+``ip -force -batch -`` process (started on first use, again if it exits), so the datagram
+path never waits for them and a burst of registrations costs no process per visitor.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ class VisitorNeighbours:
         self.ifname = ifname
         self.entries: dict[str, str] = {}  # home address -> link-layer address
         self.counters: Counter[str] = Counter()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: list[str] = []  # ip -batch lines not written yet
+        self._proc: asyncio.subprocess.Process | None = None
+        self._writer: asyncio.Future[None] | None = None
 
     def learn(self, b: Binding) -> None:
         src = b.src_addr
@@ -71,25 +74,46 @@ class VisitorNeighbours:
         self._ip("neigh", "del", b.home_addr, "dev", self.ifname)
 
     def _ip(self, *args: str) -> None:
-        task = asyncio.ensure_future(_run_ip(args, self.counters))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._pending.append(" ".join(args) + "\n")
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        while self._pending:
+            p = self._proc
+            if p is None or p.returncode is not None or p.stdin is None:
+                try:
+                    p = self._proc = await asyncio.create_subprocess_exec(
+                        "ip", "-force", "-batch", "-",
+                        stdin=asyncio.subprocess.PIPE,
+                        stdout=asyncio.subprocess.DEVNULL,
+                        stderr=asyncio.subprocess.DEVNULL,
+                    )  # fmt: skip
+                except OSError:
+                    self.counters["ip_failed"] += len(self._pending)
+                    self._pending.clear()
+                    return
+            assert p.stdin is not None
+            lines, self._pending = self._pending, []
+            try:
+                p.stdin.write("".join(lines).encode())
+                await p.stdin.drain()
+            except (OSError, ConnectionError):
+                self.counters["ip_failed"] += len(lines)
+                self._proc = None
 
     async def close(self) -> None:
-        for t in list(self._tasks):
+        if self._writer is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(t, 2.0)
-
-
-async def _run_ip(args: tuple[str, ...], counters: Counter[str]) -> None:
-    try:
-        p = await asyncio.create_subprocess_exec(
-            "ip", *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-        )
-        if await p.wait() != 0:
-            counters["ip_failed"] += 1
-    except OSError:
-        counters["ip_failed"] += 1
+                await asyncio.wait_for(self._writer, 2.0)
+        p = self._proc
+        if p is not None and p.returncode is None:
+            if p.stdin is not None:
+                p.stdin.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(p.wait(), 2.0)
+            if p.returncode is None:
+                p.kill()
 
 
 __all__ = ["VisitorNeighbours", "arp_entry"]
