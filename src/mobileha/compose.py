@@ -29,10 +29,12 @@ from mobileha.aaa.base import AaaBackend
 from mobileha.config import DYNAMIC, AaaConfig, Config, HsrpConfig
 from mobileha.config.model import MobileNodeSA
 from mobileha.core.cluster import AgentSettings, AgentSpec, Cluster
+from mobileha.core.discovery import Advertiser, AdvertiserConfig
 from mobileha.core.foreign_agent import ForeignAgent, HaSecurity
 from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
 from mobileha.core.hsrp import HsrpConfig as HsrpGroupSettings
 from mobileha.core.mobile_node import MnSecurity, MobileNode
+from mobileha.core.movement import Roamer
 from mobileha.core.security import (
     SOURCE_FILE,
     SOURCE_INLINE,
@@ -45,15 +47,19 @@ from mobileha.core.subscribers import ReloadSubscribers, SubscriberSettings
 from mobileha.core.sync import Mode, SyncConfig
 from mobileha.dataplane.choice import node_options
 from mobileha.dataplane.vip import VipOwner
+from mobileha.node.advertising import LinkAdvertising
 from mobileha.node.base import Node
 from mobileha.node.foreign_agent import ForeignAgentNode
 from mobileha.node.home_agent import HomeAgentNode
 from mobileha.node.hsrp import HsrpNode, HsrpNodeConfig
+from mobileha.node.icmp import interface_prefix
 from mobileha.node.journal import BindingJournal
 from mobileha.node.mobile_node import MobileNodeFleet, MobileNodeNode
+from mobileha.node.roaming import RoamingNode
 from mobileha.node.slb import SlbNode, SlbRealSpec, SlbSettings
 from mobileha.wire import hsrp as hsrp_wire
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
+from mobileha.wire.icmp import ADV_F, ADV_G, ADV_H, ADV_R, ADV_T, ADV_X
 from mobileha.wire.sync import SyncTypes
 
 
@@ -122,6 +128,7 @@ def home_agent_settings(cfg: Config, **overrides: Any) -> HomeAgentSettings:
         replay_tolerance=ha.replay_tolerance,
         answer_duplicates=ha.answer_duplicates,
         subscribers=subscriber_settings(cfg),
+        revocation=ha.revocation,
     )
     return replace(settings, **overrides)
 
@@ -326,7 +333,9 @@ def home_agent_node(cfg: Config) -> HomeAgentNode:
     }
     if hc is None:
         cluster = Cluster([AgentSpec(cores[0])], wall_offset=time.time() - now, now=now)
-        return HomeAgentNode(cluster, dataplane_options=dp_options, **common)
+        node = HomeAgentNode(cluster, dataplane_options=dp_options, **common)
+        node.advertising = home_advertising(cfg)
+        return node
     groups = home_agent_hsrp_groups(cfg)
     specs = [
         AgentSpec(core, a.sync, g.group) for core, a, g in zip(cores, agents, groups, strict=True)
@@ -341,10 +350,35 @@ def home_agent_node(cfg: Config) -> HomeAgentNode:
     # unicast peers (loopback): a VIP socket only while its group is Active (the VIP is on
     # no interface, and a Standby's socket would take the Active's requests)
     when_active = [s.vip for s in groups if unicast and s.vip and s.vip != ha.address]
-    return HomeAgentNode(
+    node = HomeAgentNode(
         cluster, dataplane_options=dp_options, hsrp=node_cfg, vip_when_active=when_active,
         **common,
     )  # fmt: skip
+    node.advertising = home_advertising(cfg)
+    return node
+
+
+def home_advertising(cfg: Config) -> LinkAdvertising | None:
+    """A home agent's advertisements on ``advertise_interface`` (RFC 5944 §2.1): H, its
+    address on that link as router address and source, the link's prefix length (mobile
+    nodes that hear them know they are home, §2.4.3)."""
+    ha = cfg.home_agent
+    if ha is None or ha.advertise_interface is None:
+        return None
+    here = interface_prefix(ha.advertise_interface)
+    if here is None:
+        return None
+    flags = ADV_H | (ADV_G if ha.gre else 0) | (ADV_T if ha.reverse_tunnel else 0)
+    conf = AdvertiserConfig(
+        interface=ha.advertise_interface,
+        flags=flags,
+        registration_lifetime=min(ha.max_lifetime, 0xFFFF),
+        routers=((here[0], 0),),
+        prefix_lengths=(here[1],),
+        interval_s=ha.advertise_interval_ms / 1000.0,
+        source=here[0],
+    )
+    return LinkAdvertising(Advertiser(conf))
 
 
 def hsrp_group_settings(hc: HsrpConfig, identifier: bytes = bytes(6)) -> HsrpGroupSettings:
@@ -500,6 +534,8 @@ def foreign_agent_node(cfg: Config) -> ForeignAgentNode:
         care_of=fa.care_of_address,
         port=fa.port,
         aaa=aaa is not None,
+        advertise=advertiser_config(cfg),
+        revocation=fa.revocation,
         **options,
     )
     backend, dp_options = dataplane_options(cfg, "fa")
@@ -510,6 +546,40 @@ def foreign_agent_node(cfg: Config) -> ForeignAgentNode:
         log_interval_s=cfg.log.rate_limit_s,
         dataplane_kind=backend,
         dataplane_options=dp_options,
+    )
+
+
+def advertiser_config(cfg: Config) -> AdvertiserConfig | None:
+    """The FA's agent advertisements (RFC 5944 §2.1) on ``advertise_interface``: F, R
+    (registration required), T/G as offered, X with revocation; its address as the router
+    address and IP source; the Prefix-Lengths Extension from the config or the interface.
+    None: advertising is off or there is no interface to advertise on."""
+    fa = cfg.foreign_agent
+    if fa is None or not fa.advertise or fa.advertise_interface is None:
+        return None
+    iface = fa.advertise_interface
+    here = interface_prefix(iface)
+    plen = fa.advertise_prefix_length
+    if plen is None and here is not None:
+        plen = here[1]
+    # the router address and IP source: our address on the visitor link (mobile nodes
+    # reach it on-link and use it as their default router, §2.3.1), else ``address``
+    router = here[0] if here is not None else fa.address
+    if router == "0.0.0.0":
+        return None
+    flags = ADV_R | ADV_F
+    flags |= ADV_T if fa.reverse_tunnel else 0
+    flags |= ADV_G if fa.gre else 0
+    flags |= ADV_X if fa.revocation else 0
+    return AdvertiserConfig(
+        interface=iface,
+        flags=flags,
+        registration_lifetime=min(fa.max_lifetime, 0xFFFF),
+        care_of=(fa.care_of_address,),
+        routers=((router, 0),),
+        prefix_lengths=(plen,) if plen is not None else None,
+        interval_s=fa.advertise_interval_ms / 1000.0,
+        source=router,
     )
 
 
@@ -588,7 +658,8 @@ def mobile_node_cores(cfg: Config) -> list[MobileNode]:
                 ha_addr=mc.home_agent,
                 security=MnSecurity(mc.sa.spi, mc.sa.key, mc.sa.algorithm, mc.sa.replay),
                 foreign_agent=(fa.host, fa.port) if fa is not None else None,
-                care_of=mc.co_located_care_of,
+                # roaming: no care-of address until an agent is found
+                care_of=mc.co_located_care_of or ("0.0.0.0" if fa is None else None),
                 lifetime=mc.lifetime,
                 reverse_tunnel=mc.reverse_tunnel,
                 encap=mc.encap,
@@ -604,10 +675,16 @@ def mobile_node_cores(cfg: Config) -> list[MobileNode]:
     return mns
 
 
-def mobile_node_node(cfg: Config) -> MobileNodeNode:
-    """The mobile nodes of ``[mobile_node]`` on one socket (``local_address``)."""
+def mobile_node_node(cfg: Config) -> MobileNodeNode | RoamingNode:
+    """The mobile nodes of ``[mobile_node]`` on one socket (``local_address``); with
+    ``interfaces`` and neither a fixed FA nor a co-located care-of address, one mobile
+    node that discovers agents and moves (RFC 5944 §2.4)."""
     mns = mobile_node_cores(cfg)
     assert cfg.mobile_node is not None
+    mc = cfg.mobile_node
+    if mc.interfaces and mc.foreign_agent is None and mc.co_located_care_of is None:
+        roamer = Roamer(mns[0], mc.interfaces)
+        return RoamingNode(roamer, name=cfg.name, local_address=mc.local_address)
     fleet = MobileNodeFleet(mns, local=(cfg.mobile_node.local_address, 0))
     return MobileNodeNode(fleet, name=cfg.name)
 

@@ -11,6 +11,7 @@ from mobileha.wire import DecodeError
 from mobileha.wire.auth import ALG_HMAC_MD5, ALG_PREFIX_SUFFIX, Authenticator
 from mobileha.wire.sync import (
     REC_NONCE,
+    REC_REVOCATION,
     REC_SA,
     BindingRecord,
     MsgKind,
@@ -36,9 +37,11 @@ nai = st.one_of(
 
 
 def _flags(r: BindingRecord) -> BindingRecord:
-    """[P] REC_NONCE and REC_SA are set exactly with a nonce and an SA."""
-    f = r.rec_flags & ~(REC_NONCE | REC_SA)
+    """[P] REC_NONCE, REC_SA and REC_REVOCATION are set exactly with a nonce, an SA and an
+    FA timestamp."""
+    f = r.rec_flags & ~(REC_NONCE | REC_SA | REC_REVOCATION)
     f |= (REC_NONCE if r.nonce is not None else 0) | (REC_SA if r.sa is not None else 0)
+    f |= REC_REVOCATION if r.revocation_ts is not None else 0
     return r._replace(rec_flags=f)
 
 
@@ -70,6 +73,7 @@ records = st.builds(
     st.binary(max_size=8),
     st.one_of(st.none(), u32),  # [P] REC_NONCE
     st.one_of(st.none(), record_sa),  # [P] REC_SA
+    st.one_of(st.none(), u32),  # [P] REC_REVOCATION: the FA's timestamp
 ).map(_flags)
 ext_list = st.lists(
     st.tuples(st.integers(128, 255).filter(lambda t: t != 160), st.binary(max_size=16)),
@@ -168,6 +172,7 @@ def _pool() -> list[SyncMessage]:
                                 ),
                             ]
                         ),
+                        rnd.choice([None, rnd.getrandbits(32)]),
                     )
                 )
                 for j in range(rnd.randrange(4))

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mobileha.core.binding import Binding, Encap
+from mobileha.core.revocation import negotiated_state
 from mobileha.core.sync import binding_from_record, pack_record, record_from_binding
 from mobileha.core.sync.merge import Merger
 from mobileha.wire.sync import (
@@ -48,6 +49,12 @@ def bindings(draw: st.DrawFn) -> tuple[Binding, float]:
         gre_key=draw(st.one_of(st.none(), st.integers(0, 2**32 - 1))),
         nai=draw(NAI),
         src_addr=draw(st.one_of(st.just(""), ADDR.filter(lambda a: a != "0.0.0.0"))),
+        revocation=draw(
+            st.one_of(
+                st.just(0),
+                st.builds(negotiated_state, st.integers(0, 2**32 - 1), st.booleans()),
+            )
+        ),
     )
     return b, now
 
@@ -84,10 +91,10 @@ def test_production_decoder_gives_back_the_binding(bn: tuple[Binding, float], la
     assert got.expires == expires
     assert (
         got.home_addr, got.care_of, got.ha_addr, got.lifetime, got.ident, got.flags, got.encap,
-        got.gre_key, got.nai, got.src_addr,
+        got.gre_key, got.nai, got.src_addr, got.revocation,
     ) == (
         b.home_addr, b.care_of, b.ha_addr, b.lifetime, b.ident, b.flags, b.encap,
-        b.gre_key, b.nai, b.src_addr,
+        b.gre_key, b.nai, b.src_addr, b.revocation,
     )  # fmt: skip
 
 

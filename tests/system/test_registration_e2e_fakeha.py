@@ -180,29 +180,47 @@ def test_fa_with_local_aaa_assigns_ha() -> None:
     asyncio.run(scenario(5, aaa=LocalAaa(users), mn_ha="0.0.0.0"))
 
 
+async def _fa_with_unanswered_ha(silent: bool) -> tuple[set[int | None], ForeignAgent]:
+    """Three MNs register through an FA whose HA never answers: ``silent``, a socket that
+    swallows the requests; else nothing listens on the HA's port (the kernel answers ICMP
+    port unreachable, which the FA reads from its raw ICMP socket when it may open one)."""
+    fa_port, ha_port = free_port(FA_ADDR), free_port(VIP)
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if silent:
+        sink.bind((VIP, ha_port))
+    core = ForeignAgent(address=FA_ADDR, port=fa_port, ha_port=ha_port, pending_timeout_s=0.3)
+    fa = ForeignAgentNode(core, dataplane=MemoryDataPlane(role="fa"))
+    await fa.start()
+    fleet = MobileNodeFleet(make_mns(3, fa_port))
+    for m in fleet.mns:
+        m.retransmit_s = 5.0  # no MN retransmission before the FA gives up
+    await fleet.start()
+    try:
+        await fleet.register_all()
+        assert await fleet.wait_until(lambda: fleet.count(MnState.IDLE) == 3, 5.0)
+        return {m.last_code for m in fleet.mns}, core
+    finally:
+        await fleet.close()
+        await fa.stop()
+        sink.close()
+
+
 @pytest.mark.timeout(30)
 def test_fa_pending_timeout_when_ha_silent() -> None:
-    async def main() -> None:
-        fa_port = free_port(FA_ADDR)
-        core = ForeignAgent(
-            address=FA_ADDR, port=fa_port, ha_port=free_port(VIP), pending_timeout_s=0.3
-        )
-        fa = ForeignAgentNode(core, dataplane=MemoryDataPlane(role="fa"))
-        await fa.start()
-        fleet = MobileNodeFleet(make_mns(3, fa_port))
-        for m in fleet.mns:
-            m.retransmit_s = 5.0  # no MN retransmission before the FA gives up
-        await fleet.start()
-        try:
-            await fleet.register_all()
-            assert await fleet.wait_until(lambda: fleet.count(MnState.IDLE) == 3, 5.0)
-            assert {m.last_code for m in fleet.mns} == {78}
-            assert core.stats.timeouts == 3
-        finally:
-            await fleet.close()
-            await fa.stop()
+    codes, core = asyncio.run(_fa_with_unanswered_ha(silent=True))
+    assert codes == {78}
+    assert core.stats.timeouts == 3
 
-    asyncio.run(main())
+
+@pytest.mark.timeout(30)
+def test_fa_answers_82_on_icmp_port_unreachable_from_the_ha() -> None:
+    """RFC 5944 §3.7.2: an ICMP error for a relayed request ends it with 80-88 at once."""
+    codes, core = asyncio.run(_fa_with_unanswered_ha(silent=False))
+    if core.stats.icmp_errors == 0:  # no raw ICMP socket here (not root): the timeout
+        assert codes == {78}
+        pytest.skip("no CAP_NET_RAW: the FA cannot read ICMP errors")
+    assert codes == {82}
+    assert core.stats.icmp_errors == 3 and core.stats.timeouts == 0
 
 
 def test_fa_composed_userspace_without_visitor_iface_is_a_startup_error() -> None:

@@ -264,6 +264,9 @@ def _home_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         journal_commit_ms=row["journal_commit_ms"],
         journal_fsync=row["journal_fsync"],
         slb_trust=row["slb_trust"],
+        revocation=row["revocation"],
+        advertise_interface=row["advertise_interface"],
+        advertise_interval_ms=row["advertise_interval_ms"],
     )
     out["mobile_nodes"] = tuple(
         MobileNodeSA(
@@ -390,8 +393,19 @@ def _foreign_agent(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         ha_fallback_after=row["ha_fallback_after"],
         real_home_agents=row["real_home_agents"],
         max_pending=row["max_pending"],
+        advertise=row["advertise"],
+        advertise_interface=row["advertise_interface"] or _visitor_iface(doc),
+        advertise_interval_ms=row["advertise_interval_ms"],
+        advertise_prefix_length=row["advertise_prefix_length"],
+        revocation=row["revocation"],
     )
     return {"foreign_agent": fa}
+
+
+def _visitor_iface(doc: dict[str, Any]) -> str | None:
+    dp = doc.get("dataplane")
+    iface = dp.get("visitor_iface") if isinstance(dp, dict) else None
+    return iface if isinstance(iface, str) and iface else None
 
 
 def _slb(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
@@ -463,8 +477,13 @@ def _mobile_node(ck: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         aaa_key=m["aaa_key"],
         home_agent_port=m["home_agent_port"],
         ha_fallback_after=m["ha_fallback_after"],
+        interfaces=_interfaces(m["interfaces"]),
     )
     return {"mobile_node": mn}
+
+
+def _interfaces(text: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip()) if text else ()
 
 
 __all__ = ["config_from_dict", "load_config", "loads_config"]

@@ -134,6 +134,9 @@ class HomeAgentConfig:
     journal_commit_ms: int = 10
     journal_fsync: bool = False
     slb_trust: str = "sa"  # "sa" | "source-address"
+    revocation: bool = False  # RFC 3543
+    advertise_interface: str | None = None  # agent advertisements on the home link
+    advertise_interval_ms: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +272,12 @@ class ForeignAgentConfig:
     ha_fallback_after: int = 3
     real_home_agents: tuple[str, ...] = ()
     max_pending: int = FA_MAX_PENDING
+    # agent advertisements (RFC 5944 §2), registration revocation (RFC 3543)
+    advertise: bool = True
+    advertise_interface: str | None = None  # resolved: dataplane.visitor_iface
+    advertise_interval_ms: int = 1000
+    advertise_prefix_length: int | None = None
+    revocation: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +301,7 @@ class MobileNodeConfig:
     aaa_key: bytes | None = field(default=None, repr=False)
     home_agent_port: int = 434
     ha_fallback_after: int = 3
+    interfaces: tuple[str, ...] = ()  # roaming links (RFC 5944 §2.4)
 
     def nai_of(self, n: int) -> str:
         """NAI of the n-th MN (1..count)."""

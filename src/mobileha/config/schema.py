@@ -166,6 +166,17 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         "journal_fsync": Spec(
             "bool", False, doc="fdatasync each journal write too (survives a host crash)"
         ),
+        # registration revocation (RFC 3543)
+        "revocation": Spec(
+            "bool", False, doc="negotiate registration revocation with FAs (RFC 3543)"
+        ),
+        "advertise_interface": Spec(
+            "str",
+            None,
+            doc="home link to send agent advertisements on (H flag)",
+            default_doc="none (off)",
+        ),
+        "advertise_interval_ms": _i(1000, 50, 1_800_000, "home agent advertisement interval"),
     },
     "home_agent.slb_sa[]": {
         "address": Spec("addr", doc="SLB whose relay tag must carry this SA's authenticator"),
@@ -411,6 +422,21 @@ SCHEMA: dict[str, dict[str, Spec]] = {
             "unanswered requests in a row after which a real HA's MNs go to the HA-SLB "
             "(home_agent) again, RFC 4433 (0 = never)",
         ),
+        # agent advertisements (RFC 5944 §2) and registration revocation (RFC 3543)
+        "advertise": Spec("bool", True, doc="send agent advertisements, answer solicitations"),
+        "advertise_interface": Spec(
+            "str",
+            None,
+            doc="interface of the advertisements (the visitor link)",
+            default_doc="`dataplane.visitor_iface`",
+        ),
+        "advertise_interval_ms": _i(1000, 50, 1_800_000, "agent advertisement interval"),
+        "advertise_prefix_length": _i(
+            None, 0, 32, "Prefix-Lengths Extension (19) value", "the interface's prefix"
+        ),
+        "revocation": Spec(
+            "bool", False, doc="offer registration revocation to home agents (RFC 3543)"
+        ),
     },
     "foreign_agent.home_agent_sa[]": {
         "address": Spec("addr", doc="HA (or SLB VIP) address of this FA-HA SA"),
@@ -464,6 +490,13 @@ SCHEMA: dict[str, dict[str, Spec]] = {
             100,
             "unanswered transmissions after which a learned HA is dropped for home_agent, "
             "RFC 4433 (0 = never)",
+        ),
+        # agent discovery and movement (RFC 5944 §2.4)
+        "interfaces": Spec(
+            "str",
+            None,
+            doc="roam over these links (comma-separated): discover FAs, move, return home",
+            default_doc="none",
         ),
     },
     "aaa": {

@@ -494,9 +494,12 @@ def check_mobile_node(ck: Checker, m: Row) -> None:
     if (
         m["foreign_agent"] is None
         and m["co_located_care_of"] is None
-        and m.ok("foreign_agent", "co_located_care_of")
+        and m["interfaces"] is None
+        and m.ok("foreign_agent", "co_located_care_of", "interfaces")
     ):
-        ck.add("mobile_node", "needs foreign_agent or co_located_care_of")
+        ck.add("mobile_node", "needs foreign_agent, co_located_care_of or interfaces")
+    if m["interfaces"] is not None and m["count"] > 1:
+        ck.add("mobile_node.interfaces", "roaming drives one mobile node (count = 1)")
     if m["retransmit_max_ms"] < m["retransmit_ms"]:
         ck.add("mobile_node.retransmit_max_ms", "must be at least mobile_node.retransmit_ms")
     hoa = m["home_address"]

@@ -49,6 +49,9 @@ class Binding:
     nai: str | None = None
     src_addr: str = ""  # IP source of the accepted request (FA/PDSN, or the MN if co-located)
     src_port: int = 434
+    # RFC 3543 registration revocation negotiated with that FA, packed by
+    # mobileha.core.revocation.negotiated_state (0: not negotiated)
+    revocation: int = 0
 
     @property
     def reverse_tunnel(self) -> bool:

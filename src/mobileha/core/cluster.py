@@ -150,9 +150,21 @@ class Reconfigure:
     hsrp: tuple[HsrpConfig, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ClearBindings:
+    """Operator command (IOS ``clear ip mobile binding``): delete the bindings of one home
+    address, of one NAI, or all, on every home agent that answers (the Active); the
+    deletions reach the standby through binding sync and the FAs through registration
+    revocation (RFC 3543) where it was negotiated."""
+
+    home_addr: str | None = None
+    nai: str | None = None
+    all: bool = False
+
+
 ClusterEvent = (
     Start | Shutdown | LinkChanged | TrackChanged | SetReady | Reconfigure | SaFetched
-    | SaFailed | ReloadSubscribers
+    | SaFailed | ReloadSubscribers | ClearBindings
 )  # fmt: skip
 
 # --- notices out (the adapter logs them) --------------------------------------------
@@ -599,6 +611,13 @@ class Cluster:
             if target.sync is not None and actions:
                 actions = self._ha_actions(target, actions, now)
             out += actions
+        elif isinstance(event, ClearBindings):
+            for a in self.agents:
+                cleared = a.ha.clear(
+                    now, home_addr=event.home_addr, nai=event.nai, everything=event.all
+                )
+                if cleared:
+                    out += cleared if a.sync is None else self._ha_actions(a, cleared, now)
         else:  # pragma: no cover - the union above is exhaustive
             raise TypeError(f"not a cluster event: {event!r}")
         return out
@@ -746,6 +765,7 @@ __all__ = [
     "Agent",
     "AgentSettings",
     "AgentSpec",
+    "ClearBindings",
     "Cluster",
     "ClusterEvent",
     "DownloadIncomplete",

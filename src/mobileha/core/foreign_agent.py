@@ -52,10 +52,28 @@ the MN's IP source address and port (a UDP adapter has no link-layer delivery).
 Accepted registrations make visitor-list entries (keyed by home address, indexed by NAI)
 that expire after min(granted lifetime, our maximum), timed from the relayed reply
 (§3.7.3.2); a denied re-registration leaves the entry untouched. Pending requests and
-visitors share one heap. ICMP errors from the HA path (codes 80-88) are not reported: the
-UDP adapter does not read them, so such a request ends with 78.
+visitors share one heap. Replies and denials to a mobile node leave from the address its
+request was sent to (``Send.src``: the adapter's socket on the visitor link).
 Installing and removing the FA end of the tunnel is done by the adapter, from the
 :class:`~mobileha.core.actions.InstallBinding` / ``RemoveBinding`` actions.
+
+Also (the adapter feeds ICMP through :meth:`ForeignAgent.receive_icmp` and typed events
+through :meth:`ForeignAgent.handle_event`):
+
+* **Agent advertisements** (RFC 5944 §2.1-2.3, :mod:`mobileha.core.discovery`): periodic
+  on the visitor link from :class:`FaStart` on, at once in answer to a solicitation, B set
+  while the visitor list is full; a visitor link that goes down stops them and one that
+  comes up starts again at sequence 0.
+* **ICMP errors** (§3.7.3): an ICMP error whose quoted datagram is a request we relayed
+  (to that HA address and port, with the pending request's Identification) ends the
+  request with 80 (network), 81 (host), 82 (port) or 88 (other), :func:`icmp_reply_code`.
+* **Registration revocation** (RFC 3543, :mod:`mobileha.core.revocation`): with
+  ``revocation`` and an FA-HA SA, relayed requests offer it (extension 137 before FA-HA);
+  a reply with the HA's 137 makes it negotiated for the visitor. A revocation from the HA
+  removes the visitor (informing the MN with a unicast advertisement of sequence 0 when the
+  HA asks or, without the I bit, by our policy ``inform_mn``) and is acknowledged; an
+  operator's :class:`ClearVisitors` or a :class:`VisitorGone` revokes at the HA. A mobile
+  node's own 137 extension is silently discarded (§4.2.1).
 """
 
 from __future__ import annotations
@@ -63,19 +81,37 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
+import random
+import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from mobileha.core.actions import Addr, InstallBinding, RemoveBinding, Send
 from mobileha.core.binding import FLAG_D, FLAG_G, FLAG_M, FLAG_T, Binding, Encap
-from mobileha.wire import DecodeError, UnknownCriticalExtension
+from mobileha.core.discovery import Advertiser, AdvertiserConfig, SendIcmp
+from mobileha.core.revocation import (
+    ACK_I,
+    I_NEGOTIATED,
+    NEGOTIATED,
+    REV_I,
+    SUPPORT_I,
+    Revocations,
+    RevocationSA,
+    negotiated_state,
+    peer_timestamp,
+    support_ext,
+)
+from mobileha.wire import DecodeError, UnknownCriticalExtension, ip_str
+from mobileha.wire import icmp as icmp_wire
 from mobileha.wire.auth import Authenticator
 from mobileha.wire.mip import (
     EXT_FA_HA,
     EXT_MN_HA,
     LIFETIME_INFINITE,
     MIP_PORT,
+    REVOCATION,
+    REVOCATION_ACK,
     RRP,
     RRQ,
     AuthExt,
@@ -88,7 +124,10 @@ from mobileha.wire.mip import (
     NaiExt,
     RegistrationReply,
     RegistrationRequest,
+    RegistrationRevocation,
     ReplyCode,
+    RevocationAck,
+    RevocationSupportExt,
     append_auth,
     gre_key_cvse,
 )
@@ -121,6 +160,86 @@ SILENT_DISCARD: Final = -1
 DENIAL_INTERVAL_S: Final = 1.0  # at most one FA denial per second per MN (RFC 5944 §3.7.2)
 
 GRE_FORMATS: Final = ("rfc6245", "cvse", "both")
+
+# RFC 5944 §3.7.3 / §3.4: the "home agent unreachable" code for an ICMP error received
+# instead of a reply. Destination Unreachable codes about a network (RFC 1122 §3.2.2.1,
+# RFC 1812 §5.2.7.1: net, net unknown, net prohibited, net for TOS) -> 80, about the host
+# (host, host unknown, host prohibited, host for TOS) -> 81, port -> 82; every other
+# error -> 88. Source Quench and Redirect are not failures (no reply).
+_UNREACH_CODE: Final = {
+    icmp_wire.UNREACH_NET: ReplyCode.FA_HOME_NETWORK_UNREACHABLE,
+    icmp_wire.UNREACH_NET_UNKNOWN: ReplyCode.FA_HOME_NETWORK_UNREACHABLE,
+    icmp_wire.UNREACH_NET_PROHIB: ReplyCode.FA_HOME_NETWORK_UNREACHABLE,
+    icmp_wire.UNREACH_NET_TOS: ReplyCode.FA_HOME_NETWORK_UNREACHABLE,
+    icmp_wire.UNREACH_HOST: ReplyCode.FA_HA_HOST_UNREACHABLE,
+    icmp_wire.UNREACH_HOST_UNKNOWN: ReplyCode.FA_HA_HOST_UNREACHABLE,
+    icmp_wire.UNREACH_HOST_PROHIB: ReplyCode.FA_HA_HOST_UNREACHABLE,
+    icmp_wire.UNREACH_HOST_TOS: ReplyCode.FA_HA_HOST_UNREACHABLE,
+    icmp_wire.UNREACH_PORT: ReplyCode.FA_HA_PORT_UNREACHABLE,
+}
+_NOT_FAILURES: Final = frozenset({icmp_wire.SOURCE_QUENCH, icmp_wire.REDIRECT})
+_UDP_PORTS: Final = struct.Struct("!HH")
+
+
+def icmp_reply_code(icmp_type: int, code: int) -> int | None:
+    """The registration reply code for an ICMP error about a relayed request (80-88), or
+    None when the message is no failure (Source Quench, Redirect)."""
+    if icmp_type in _NOT_FAILURES:
+        return None
+    if icmp_type == icmp_wire.DEST_UNREACHABLE:
+        return int(_UNREACH_CODE.get(code, ReplyCode.FA_HA_UNREACHABLE))
+    return int(ReplyCode.FA_HA_UNREACHABLE)
+
+
+def _quoted_nai(rrq: bytes) -> str | None:
+    """The NAI of a quoted request when it is its first extension (RFC 2794 §2) and the
+    quote holds all of it."""
+    if len(rrq) < 26 or rrq[24] != 131:
+        return None
+    n = rrq[25]
+    if n == 0 or len(rrq) < 26 + n:
+        return None
+    try:
+        return rrq[26 : 26 + n].decode()
+    except UnicodeDecodeError:
+        return None
+
+
+# --- events in (handle_event) ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FaStart:
+    """The adapter is up: start the agent advertisements (RFC 5944 §2.3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VisitorLinkChanged:
+    """The advertising interface went down (stop advertising) or up (start again at
+    sequence 0, which tells registered mobile nodes to register again, §2.4.4)."""
+
+    up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClearVisitors:
+    """Operator command: remove visitors (one home address, one NAI, or all), revoking
+    them at their home agents where revocation was negotiated (RFC 3543 §4.2.3)."""
+
+    home_addr: str | None = None
+    nai: str | None = None
+    all: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VisitorGone:
+    """The visitor of ``home_addr`` left the link (e.g. its link-layer session ended):
+    the FA revokes its registration (RFC 3543 §4.2.3)."""
+
+    home_addr: str
+
+
+FaEvent = FaStart | VisitorLinkChanged | ClearVisitors | VisitorGone
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +295,8 @@ class _Pending:
     redirects: int = 0
     redirect_to: str | None = None
     challenge: bytes | None = None
+    local: Addr | None = None  # our address the MN sent to (replies leave from it)
+    rev_sent: bool = False  # we appended a Revocation Support extension (RFC 3543)
 
     @property
     def ident(self) -> int:
@@ -204,6 +325,8 @@ class Visitor:
     gen: int
     binding: Binding
     aaa_home_addr: str | None = None  # home address AAA assigned (Framed-IP-Address)
+    revocation: int = 0  # RFC 3543 state negotiated with the HA (core.revocation)
+    local: Addr | None = None  # our address the MN registers with
 
 
 @dataclass(slots=True)
@@ -223,6 +346,12 @@ class FaStats:
     gre_key_mismatch: int = 0  # HA replied with another GRE key than ours
     aaa_home_mismatch: int = 0  # HA granted another home address than AAA assigned
     ha_fallbacks: int = 0  # real HAs taken as gone (requests re-homed, RFC 4433)
+    icmp_errors: int = 0  # ICMP errors about a relayed request, answered 80-88
+    icmp_unmatched: int = 0  # ICMP errors we could not match to a relayed request
+    revocation_negotiated: int = 0  # accepted registrations with revocation (RFC 3543)
+    revoked_by_ha: int = 0  # visitors removed by the HA's revocation
+    revoked_by_fa: int = 0  # visitors we revoked (operator, visitor gone)
+    visitors_cleared: int = 0  # removed by an operator command
     fa_codes: dict[int, int] = field(default_factory=dict)  # codes we generated
     ha_codes: dict[int, int] = field(default_factory=dict)  # codes relayed from HAs
     drops: dict[str, int] = field(default_factory=dict)  # bad input by reason
@@ -253,6 +382,7 @@ Action = (
     | AaaCancel
     | HomeAgentUnreachable
     | HomeAgentAnswers
+    | SendIcmp
 )
 
 
@@ -278,6 +408,13 @@ class ForeignAgent:
         aaa: bool = False,
         ha_fallback_after: int = 3,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        advertise: AdvertiserConfig | None = None,
+        revocation: bool = False,
+        revocation_i_bit: bool = True,
+        inform_mn: bool = True,
+        revocation_retransmit_s: float = 1.0,
+        revocation_retries: int = 3,
+        rng: Callable[[], float] = random.random,
     ) -> None:
         if gre_key_format not in GRE_FORMATS:
             raise ValueError(f"gre_key_format must be one of {GRE_FORMATS}")
@@ -317,6 +454,31 @@ class ForeignAgent:
         self._used_challenges: dict[str, set[bytes]] = {}
         self.last_drop: str | None = None
         self._denied_at: dict[str, float] = {}
+        # Agent advertisements on the visitor link (RFC 5944 §2.1), started by FaStart.
+        self.advertiser = Advertiser(advertise, rng) if advertise is not None else None
+        # Registration revocation (RFC 3543): offered to HAs we share an FA-HA SA with.
+        self.revocation = revocation
+        self.revocation_i_bit = revocation_i_bit
+        self.inform_mn = inform_mn  # our policy when the I bit was not negotiated
+        self.revocations = Revocations(
+            home=False,
+            sa_for=self._revocation_sa,
+            retransmit_s=revocation_retransmit_s,
+            retries=revocation_retries,
+            port=ha_port,
+        )
+
+    @property
+    def unix_offset(self) -> float:
+        """Unix time minus ``now`` (timestamps of RFC 3543 messages); set by the adapter."""
+        return self.revocations.unix_offset
+
+    @unix_offset.setter
+    def unix_offset(self, value: float) -> None:
+        self.revocations.unix_offset = value
+
+    def _revocation_sa(self, addr: str) -> RevocationSA | None:
+        return self.ha_security.get(addr)
 
     # ------------------------------------------------------------------ entry points
 
@@ -325,10 +487,13 @@ class ForeignAgent:
         from an HA."""
         if not data:
             return self._drop("empty")
-        if data[0] == RRQ:
-            return self._request(data, src, now)
-        if data[0] == RRP:
+        t = data[0]
+        if t == RRQ:
+            return self._request(data, src, dst, now)
+        if t == RRP:
             return self._reply(data, src, now)
+        if t in (REVOCATION, REVOCATION_ACK):
+            return self._revocation(data, src, dst, now)
         return self._drop("unknown-type")
 
     # Options a reload may change (everything but the addresses and ports served).
@@ -389,24 +554,37 @@ class ForeignAgent:
         if not accepted:
             self.stats.aaa_rejects += 1
             self._forget_pending(p)
-            return self._deny(p.req, p.mn, reply_code or FA_MN_AUTH, p.key, now)
+            return self._deny(p.req, p.mn, reply_code or FA_MN_AUTH, p.key, now, local=p.local)
         p.aaa_ha = ha_address
         p.aaa_home = home_address
         return self._relay(p, now)
 
     def get_timer(self) -> float | None:
-        """When :meth:`handle_timer` is next due (a pending request or a visitor)."""
+        """When :meth:`handle_timer` is next due (a pending request, a visitor, an
+        advertisement, a revocation to retransmit)."""
+        best: float | None = None
         heap = self._heap
         while heap:
             deadline, gen, kind, key = heap[0]
             if self._live(gen, kind, key):
-                return deadline
+                best = deadline
+                break
             heapq.heappop(heap)
-        return None
+        for t in (
+            self.advertiser.get_timer() if self.advertiser is not None else None,
+            self.revocations.get_timer(),
+        ):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
 
     def handle_timer(self, now: float) -> list[Action]:
-        """Pending requests without a reply get 78; visitors whose lifetime ran out go."""
+        """Pending requests without a reply get 78; visitors whose lifetime ran out go;
+        the periodic advertisement; revocations retransmitted."""
         out: list[Action] = []
+        if self.advertiser is not None:
+            out += self.advertiser.handle_timer(now)
+        out += self.revocations.handle_timer(now)
         heap = self._heap
         while heap and heap[0][0] <= now:
             _deadline, gen, kind, key = heapq.heappop(heap)
@@ -419,7 +597,7 @@ class ForeignAgent:
                 if p.aaa_token is not None:
                     self._aaa_tokens.pop(p.aaa_token, None)
                 self._no_answer(p, out)
-                out += self._deny(p.req, p.mn, FA_TIMEOUT, p.key, now)
+                out += self._deny(p.req, p.mn, FA_TIMEOUT, p.key, now, local=p.local)
             else:
                 v = self.visitors[key]
                 self.stats.visitors_expired += 1
@@ -428,7 +606,7 @@ class ForeignAgent:
 
     # ------------------------------------------------------------------ requests
 
-    def _request(self, data: bytes, src: Addr, now: float) -> list[Action]:
+    def _request(self, data: bytes, src: Addr, dst: Addr, now: float) -> list[Action]:
         try:
             req = RegistrationRequest.decode(data)
         except UnknownCriticalExtension:
@@ -436,9 +614,12 @@ class ForeignAgent:
         except DecodeError as e:
             return self._drop(e.reason)
         self.stats.requests += 1
+        if not req.flags & FLAG_D and req.find(RevocationSupportExt) is not None:
+            # RFC 3543 §4.2.1: a mobile node that is not co-located must not send it
+            return self._drop("mn-revocation-support")
         nai = req.nai
         if (req.home_addr == UNSPECIFIED or req.ha_addr in (UNSPECIFIED, ALL_ONES)) and not nai:
-            return self._deny(req, src, FA_MISSING_NAI, None, now)
+            return self._deny(req, src, FA_MISSING_NAI, None, now, local=dst)
         key = nai or req.home_addr
         old = self._pending.get(key)
         if old is not None and old.ident == req.ident:
@@ -448,6 +629,7 @@ class ForeignAgent:
             self.stats.retransmissions += 1
             if old.aaa_token is None and old.dst is not None:
                 old.mn = src
+                old.local = dst
                 notices: list[Action] = []
                 self._no_answer(old, notices)
                 if old.dst in self.unreachable:
@@ -459,7 +641,7 @@ class ForeignAgent:
         if code == SILENT_DISCARD:
             return self._drop("challenge-without-authentication")
         if code:
-            return self._deny(req, src, code, key, now, lifetime=self.max_lifetime)
+            return self._deny(req, src, code, key, now, lifetime=self.max_lifetime, local=dst)
         pre: list[Action] = []
         if old is not None:
             if old.aaa_token is not None:
@@ -472,12 +654,12 @@ class ForeignAgent:
             and req.lifetime != 0
             and len(self.visitors) + len(self._pending) >= self.max_visitors
         ):
-            return self._deny(req, src, FA_RESOURCES, key, now)
+            return self._deny(req, src, FA_RESOURCES, key, now, local=dst)
         if len(self._pending) >= self.max_pending:
             # RFC 5944 §3.7.2: 66, insufficient resources; the table's bound is its memory
             self.stats.drops["pending-full"] = self.stats.drops.get("pending-full", 0) + 1
-            return self._deny(req, src, FA_RESOURCES, key, now)
-        p = _Pending(key=key, req=req, mn=src, gen=next(self._gen), deadline=0.0)
+            return self._deny(req, src, FA_RESOURCES, key, now, local=dst)
+        p = _Pending(key=key, req=req, mn=src, gen=next(self._gen), deadline=0.0, local=dst)
         p.challenge = req.parsed.challenge if req.parsed is not None else None
         self._pending[key] = p
         if nai and req.home_addr != UNSPECIFIED:
@@ -609,7 +791,7 @@ class ForeignAgent:
         dst, target, port = self._choose_ha(p)
         if dst is None:
             self._forget_pending(p)
-            return self._deny(p.req, p.mn, FA_MISSING_HA, p.key, now)
+            return self._deny(p.req, p.mn, FA_MISSING_HA, p.key, now, local=p.local)
         p.dst, p.target, p.dst_port = dst, target, port
         req = p.req
         msg = req.raw[: self._mn_part_end(req)]
@@ -628,6 +810,11 @@ class ForeignAgent:
                 msg += gre_key_cvse(p.gre_key).encode()
         sa = self._sa_for(dst, target)
         if sa is not None and not p.dereg:  # Lifetime != 0 only (RFC 5944 §3.7.2.2)
+            if self.revocation and not req.flags & FLAG_D:
+                # RFC 3543 §3.2, §4.2.1: with an FA-HA SA, offer revocation; protected by
+                # the FA-HA authenticator that follows
+                msg += support_ext(self.revocation_i_bit, self.revocations.timestamp(now))
+                p.rev_sent = True
             msg = append_auth(msg, EXT_FA_HA, sa.spi, sa.auth)
         p.relayed = msg
         p.relayed_at = now
@@ -695,7 +882,7 @@ class ForeignAgent:
                 )
                 if self._unanswered:
                     self._answered(src[0], heard)
-                return heard + self._deny(p.req, p.mn, FA_HA_AUTH, p.key, now)
+                return heard + self._deny(p.req, p.mn, FA_HA_AUTH, p.key, now, local=p.local)
         elif not self._expected_source(src[0], p):
             # Without an FA-HA SA nothing authenticates the reply: only the HA we sent the
             # request to, or a configured real HA behind the HA-SLB, may answer it.
@@ -736,12 +923,33 @@ class ForeignAgent:
             else:
                 self.stats.accepted += 1
                 out += self._add_visitor(p, rep, src, now, covered)
+                v = self._visitor_for(p.key, p.req.home_addr)
+                if v is not None:
+                    v.revocation = self._negotiated(p, rep)
+                    if v.revocation:
+                        self.stats.revocation_negotiated += 1
                 if p.challenge is not None:
                     self._used_challenges.setdefault(p.key, set()).add(p.challenge)
         payload = rep.raw[: self._mn_reply_end(rep)]
         payload += self._challenge_ext(p.key)
-        out.append(Send(p.mn, payload))
+        out.append(Send(p.mn, payload, p.local))
         return out
+
+    def _negotiated(self, p: _Pending, rep: RegistrationReply) -> int:
+        """RFC 3543 §4.2.1: negotiated when we offered it and the HA's reply carries a
+        Revocation Support extension protected by its FA-HA authenticator (the reply
+        verified above); the I bit when both set it."""
+        if not p.rev_sent:
+            return 0
+        faha = -1
+        for i, e in enumerate(rep.extensions):
+            if isinstance(e, AuthExt) and e.ext_type == EXT_FA_HA:
+                faha = i
+        for i, e in enumerate(rep.extensions):
+            if isinstance(e, RevocationSupportExt) and i < faha:
+                i_bit = bool(e.flags & SUPPORT_I) and self.revocation_i_bit
+                return negotiated_state(e.timestamp, i_bit)
+        return 0
 
     def _match(self, rep: RegistrationReply) -> _Pending | None:
         low = rep.ident & _U32
@@ -861,6 +1069,7 @@ class ForeignAgent:
             gre_key=p.gre_key,
             gen=gen,
             binding=binding,
+            local=p.local,
         )
         aaa_home = p.aaa_home
         if aaa_home is None and old is not None:
@@ -875,6 +1084,7 @@ class ForeignAgent:
         if expires is not None:
             heapq.heappush(self._heap, (expires, gen, "v", hoa))
         out.append(InstallBinding(binding))
+        self._update_busy()
         return out
 
     def _remove_visitor(self, v: Visitor) -> list[Action]:
@@ -884,7 +1094,183 @@ class ForeignAgent:
             del self._visitor_by_nai[v.nai]
             self._challenges.pop(v.nai, None)
             self._used_challenges.pop(v.nai, None)
+        self._update_busy()
         return [RemoveBinding(v.binding)]
+
+    def _update_busy(self) -> None:
+        """RFC 5944 §2.1.1: B while the visitor list is full."""
+        if self.advertiser is not None:
+            self.advertiser.set_busy(len(self.visitors) >= self.max_visitors)
+
+    # ------------------------------------------------------------------ events
+
+    def handle_event(self, event: FaEvent, now: float) -> list[Action]:
+        """Typed events from the adapter and the operator (see :data:`FaEvent`)."""
+        adv = self.advertiser
+        if isinstance(event, FaStart):
+            return list(adv.start(now)) if adv is not None else []
+        if isinstance(event, VisitorLinkChanged):
+            if adv is None:
+                return []
+            if not event.up:
+                adv.stop()
+                return []
+            return list(adv.start(now)) if not adv.running else []
+        if isinstance(event, ClearVisitors):
+            if event.all:
+                gone = list(self.visitors.values())
+            elif event.nai is not None:
+                hoa = self._visitor_by_nai.get(event.nai)
+                v = self.visitors.get(hoa) if hoa is not None else None
+                gone = [v] if v is not None else []
+            elif event.home_addr is not None:
+                v = self.visitors.get(event.home_addr)
+                gone = [v] if v is not None else []
+            else:
+                gone = []
+            out: list[Action] = []
+            for v in gone:
+                self.stats.visitors_cleared += 1
+                out += self._revoke_visitor(v, now)
+            return out
+        if isinstance(event, VisitorGone):
+            v = self.visitors.get(event.home_addr)
+            return self._revoke_visitor(v, now, reachable=False) if v is not None else []
+        raise TypeError(f"not a foreign agent event: {event!r}")  # pragma: no cover
+
+    # ------------------------------------------------------------------ ICMP
+
+    def receive_icmp(self, data: bytes, src: str, dst: str, now: float) -> list[Action]:
+        """An ICMP message (from its Type byte on) from ``src`` to our ``dst``: an Agent
+        Solicitation on the visitor link (answered with an advertisement, RFC 5944 §2.3),
+        or an ICMP error about a request we relayed (answered to the MN with 80-88,
+        §3.7.3). Anything else is ignored (counted)."""
+        if not data:
+            return self._drop("icmp-empty")
+        t = data[0]
+        if t == icmp_wire.ROUTER_SOLICITATION:
+            if self.advertiser is None:
+                return []
+            try:
+                icmp_wire.AgentSolicitation.decode(data)
+            except DecodeError as e:
+                return self._drop("solicitation-" + e.reason)
+            return list(self.advertiser.solicited(src, now))
+        if t in icmp_wire.ERROR_TYPES:
+            return self._icmp_error(data, now)
+        return []
+
+    def _icmp_error(self, data: bytes, now: float) -> list[Action]:
+        """Match the quoted datagram to a pending relayed request: its UDP destination is
+        the HA (address and port) we relayed to, from our address, and the quoted request's
+        NAI or home address and Identification name the pending request."""
+        try:
+            err = icmp_wire.IcmpError.decode(data)
+            ip, rest = icmp_wire.decode_quoted(err.quoted)
+        except DecodeError as e:
+            return self._drop("icmp-" + e.reason)
+        code = icmp_reply_code(err.icmp_type, err.code)
+        if code is None:
+            return []
+        if ip.proto != 17 or ip.src not in (self.address, self.care_of) or len(rest) < 8 + 24:
+            self.stats.icmp_unmatched += 1
+            return []
+        _sport, dport = _UDP_PORTS.unpack_from(rest)
+        rrq = rest[8:]
+        if rrq[0] != RRQ:
+            self.stats.icmp_unmatched += 1
+            return []
+        ident = int.from_bytes(rrq[16:24], "big")
+        p = None
+        nai = _quoted_nai(rrq)
+        if nai is not None:
+            p = self._pending.get(nai)
+        if p is None:
+            hoa = ip_str(rrq[4:8])
+            p = self._pending.get(self._pending_by_hoa.get(hoa, hoa))
+        if (
+            p is None
+            or p.dst != ip.dst
+            or p.dst_port != dport
+            or (p.ident & _U32) != (ident & _U32)
+        ):
+            self.stats.icmp_unmatched += 1
+            return []
+        self._forget_pending(p)
+        self.stats.icmp_errors += 1
+        return self._deny(p.req, p.mn, code, p.key, now, local=p.local)
+
+    # ------------------------------------------------------------------ revocation
+
+    def _revocation(self, data: bytes, src: Addr, dst: Addr, now: float) -> list[Action]:
+        """A Registration Revocation from a home agent (RFC 3543 §4.2.2.2) or the
+        acknowledgement of ours (§4.2.3.1)."""
+        inb = self.revocations.authenticate(data, src)
+        if inb is None:
+            return self._drop("revocation-rejected")
+        msg = inb.message
+        if isinstance(msg, RevocationAck):
+            p = self.revocations.acknowledged(msg, src)
+            out: list[Action] = []
+            if p is not None and p.inform and msg.flags & ACK_I:
+                # we asked; the HA wants the mobile node told (§4.2.3.1)
+                out += self._inform_mn(p.home_addr)
+            return out
+        assert isinstance(msg, RegistrationRevocation)
+        v = self.visitors.get(msg.home_addr)
+        if v is not None and (
+            msg.home_domain_addr not in (v.ha_addr, v.target)
+            or msg.foreign_domain_addr not in (self.care_of, self.address)
+        ):
+            v = None  # not the binding this agent serves for that HA
+        registered = peer_timestamp(v.revocation) if v is not None and v.revocation else None
+        if not self.revocations.fresh(msg, src[0], registered):
+            return self._drop("revocation-stale")
+        out = []
+        inform = False
+        if v is not None:
+            # with the I bit negotiated the HA decides (§4.2.2.2), else our policy
+            inform = bool(msg.flags & REV_I) if v.revocation & I_NEGOTIATED else self.inform_mn
+            self.stats.revoked_by_ha += 1
+            out += self._remove_visitor(v)
+            if inform:
+                out += self._inform_mn(v.home_addr)
+        out.append(self.revocations.acknowledge(msg, src, dst, inform and bool(msg.flags & REV_I)))
+        return out
+
+    def _revoke_visitor(self, v: Visitor, now: float, reachable: bool = True) -> list[Action]:
+        """Remove a visitor and, where revocation was negotiated, revoke it at its home
+        agent (RFC 3543 §4.2.3.1): with the I bit negotiated we ask the HA whether to tell
+        the mobile node; without it we follow our own policy now. A visitor that left the
+        link (``reachable`` False) cannot be told."""
+        out: list[Action] = []
+        if v.revocation & NEGOTIATED:
+            ask = reachable and bool(v.revocation & I_NEGOTIATED)
+            out += self.revocations.revoke(
+                (v.ha_addr, v.ha_port),
+                v.home_addr,
+                v.ha_addr,
+                self.care_of,
+                inform=ask,
+                expires=v.expires if v.expires is not None else float("inf"),
+                now=now,
+                src=(self.address, self.port),
+            )
+            self.stats.revoked_by_fa += 1
+            if reachable and not ask and self.inform_mn:
+                out += self._inform_mn(v.home_addr)
+        elif reachable and self.inform_mn:
+            out += self._inform_mn(v.home_addr)
+        out += self._remove_visitor(v)
+        return out
+
+    def _inform_mn(self, home_addr: str) -> list[Action]:
+        """RFC 3543 §4.1: a unicast Agent Advertisement with sequence number 0 tells the
+        mobile node its binding is gone (it registers again, RFC 5944 §2.4.4)."""
+        if self.advertiser is None or not self.advertiser.running:
+            return []
+        self.revocations.stats.mn_informed += 1
+        return [self.advertiser.reset_notice(home_addr)]
 
     # ------------------------------------------------------------------ helpers
 
@@ -945,6 +1331,7 @@ class ForeignAgent:
         now: float,
         *,
         lifetime: int = 0,
+        local: Addr | None = None,
     ) -> list[Action]:
         """An FA-generated reply (RFC 5944 §3.7.2.3): Home Address, Home Agent and
         Identification copied from the request, no MN-HA, the request's NAI echoed.
@@ -979,7 +1366,7 @@ class ForeignAgent:
         if req.nai:
             msg += NaiExt(req.nai).encode()
         msg += self._challenge_ext(key)
-        return [Send(mn, msg)]
+        return [Send(mn, msg, local)]
 
     # ------------------------------------------------------------------ views
 
@@ -995,10 +1382,16 @@ __all__ = [
     "CHALLENGE_WINDOW",
     "AaaCancel",
     "AaaRequest",
+    "ClearVisitors",
+    "FaEvent",
+    "FaStart",
     "FaStats",
     "ForeignAgent",
     "HaSecurity",
     "HomeAgentAnswers",
     "HomeAgentUnreachable",
     "Visitor",
+    "VisitorGone",
+    "VisitorLinkChanged",
+    "icmp_reply_code",
 ]

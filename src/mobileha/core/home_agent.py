@@ -40,6 +40,17 @@ the first that answers ends it:
    key, CVSEs and the lengths the later steps check are read from the covered part only
    (:meth:`HomeAgent._check_unprotected`).
 
+Registration revocation (RFC 3543, :mod:`mobileha.core.revocation`), with
+``revocation = True``: a Revocation Support extension from an FA we share an FA-HA SA with,
+covered by its verified FA-HA authenticator, makes revocation negotiated for the binding
+(step :meth:`HomeAgent._negotiate_revocation`; the accepted reply carries ours before
+FA-HA). The home agent then revokes the binding at its FA when it goes away other than by
+expiry or by a deregistration through that FA: replaced by a registration through another
+FA or care-of address (I = 0: the MN is elsewhere), deregistered by the MN from home
+(I = 0), cleared by the operator (:meth:`HomeAgent.clear`, I = 1 when negotiated). A
+revocation from the FA removes the binding and is acknowledged. Revocations are
+retransmitted until acknowledged and counted (``mobilehaHaRevocation*``).
+
 Bindings: deregistration deletes all bindings (CoA = HoA) or the one of that CoA; a
 registration without S (or with S when simultaneous bindings are off: code 1) replaces the
 MN's bindings; with S it adds/refreshes that CoA. The granted lifetime is at most the
@@ -99,6 +110,17 @@ from mobileha.core.actions import Addr, InstallBinding, RemoveBinding, Send
 from mobileha.core.binding import FLAG_D, FLAG_G, FLAG_M, FLAG_S, FLAG_T, Binding, Encap
 from mobileha.core.bindings import INFINITE, BindingTable, TableFull
 from mobileha.core.pool import AddressPool
+from mobileha.core.revocation import (
+    I_NEGOTIATED,
+    NEGOTIATED,
+    REV_I,
+    SUPPORT_I,
+    Revocations,
+    RevocationSA,
+    negotiated_state,
+    peer_timestamp,
+    support_ext,
+)
 from mobileha.core.security import (
     REPLAY_NONCE,
     SOURCE_AAA,
@@ -119,12 +141,17 @@ from mobileha.wire.auth import CHAP_SPI, NTP_EPOCH_OFFSET, mn_aaa_chap_authentic
 from mobileha.wire.mip import (
     DYNHA_REDIRECTED,
     EXT_DYNAMIC_HA,
+    EXT_FA_HA,
     EXT_GRE_KEY,
     REPLY_CODE_INFO,
+    REVOCATION,
+    REVOCATION_ACK,
     RRP,
     RRQ,
     ParsedRequest,
+    RegistrationRevocation,
     ReplyCode,
+    RevocationAck,
     parse_request,
 )
 
@@ -132,6 +159,7 @@ _RRP: Final = struct.Struct("!BBH4s4sQ")
 _U32: Final = struct.Struct("!I")
 _GRE_EXT: Final = struct.Struct("!BBHI")
 _DYNHA: Final = struct.Struct("!BBB4s")
+_REVSUP: Final = struct.Struct("!HI")  # Revocation Support: flags, timestamp
 
 _ZERO: Final = b"\x00\x00\x00\x00"
 _ONES: Final = b"\xff\xff\xff\xff"
@@ -210,6 +238,11 @@ class HomeAgentSettings:
     answer_duplicates: bool = False  # see check 3 in the module docstring
     local_addresses: tuple[str, ...] = field(default=())  # more of our own addresses
     subscribers: SubscriberSettings = field(default_factory=SubscriberSettings)  # AAA SAs
+    # RFC 3543 registration revocation (module docstring)
+    revocation: bool = False
+    revocation_i_bit: bool = True  # accept the FA's offer to let us decide on informing
+    revocation_retransmit_s: float = 1.0
+    revocation_retries: int = 3
 
     @property
     def advertised(self) -> str:
@@ -232,6 +265,8 @@ class _Request(ParsedRequest):
         "mn_nai",
         "reply_sa",
         "reply_to",
+        "rev_reply",
+        "revocation",
         "rid",
         "sa",
         "same_coa",
@@ -251,6 +286,8 @@ class _Request(ParsedRequest):
     coa: str
     same_coa: Binding | None  # its binding of this care-of address
     encap: Encap
+    revocation: int  # RFC 3543 state negotiated for the binding (0: none)
+    rev_reply: bytes  # our Revocation Support extension for the reply (with revocation)
 
 
 def _intern(s: str) -> str:
@@ -295,7 +332,7 @@ class HomeAgent:
         self.settings = s = settings
         # Unix time minus ``now`` (the monotonic clock): timestamps are checked against
         # ``now + unix_offset``. The adapter sets it and refreshes it as the clocks drift.
-        self.unix_offset = unix_offset
+        self._unix_offset = unix_offset
         self._random = random_bytes  # replay nonces (RFC 5944 §5.7)
         self.sas = sas if sas is not None else SecurityAssociations()
         self._mn_sa = self.sas.mn_by_key  # (NAI or home address, SPI) -> MN-HA SA
@@ -340,7 +377,30 @@ class HomeAgent:
         self.duplicates = 0
         self.expired = 0
         self.unprotected_ignored = 0  # requests with extensions no authenticator covered
+        self.cleared = 0  # bindings removed by an operator command
+        self.revoked_by_fa = 0  # bindings removed by an FA's revocation (RFC 3543)
         self.on_drop: Callable[[str], None] | None = None  # e.g. a rate-limited logger
+        self.revocations = Revocations(
+            home=True,
+            sa_for=self._revocation_sa,
+            retransmit_s=s.revocation_retransmit_s,
+            retries=s.revocation_retries,
+            port=s.port,
+        )
+        self.revocations.unix_offset = unix_offset
+
+    @property
+    def unix_offset(self) -> float:
+        """Unix time minus ``now`` (replay timestamps, RFC 3543 identifiers)."""
+        return self._unix_offset
+
+    @unix_offset.setter
+    def unix_offset(self, value: float) -> None:
+        self._unix_offset = value
+        self.revocations.unix_offset = value
+
+    def _revocation_sa(self, addr: str) -> RevocationSA | None:
+        return self.sas.fa_any(addr)
 
     # ------------------------------------------------------------------ counters
 
@@ -372,7 +432,19 @@ class HomeAgent:
             "mobilehaHaDuplicateRequests": self.duplicates,
             "mobilehaHaExpiredBindings": self.expired,
             "mobilehaHaUnprotectedExtensionsIgnored": self.unprotected_ignored,
+            "mobilehaHaClearedBindings": self.cleared,
         }
+        rs = self.revocations.stats
+        c.update(
+            mobilehaHaRevocationsSent=rs.sent,
+            mobilehaHaRevocationsRetransmitted=rs.retransmitted,
+            mobilehaHaRevocationsAcknowledged=rs.acknowledged,
+            mobilehaHaRevocationsUnacknowledged=rs.unacknowledged,
+            mobilehaHaRevocationsReceived=rs.received,
+            mobilehaHaRevocationsBadAuth=rs.bad_auth,
+            mobilehaHaRevocationsReplayed=rs.replayed,
+            mobilehaHaRevokedByFa=self.revoked_by_fa,
+        )
         for code, name in CODE_COUNTERS.items():
             c[name] = self.by_code.get(code, 0)
         if self.pool is not None:
@@ -384,19 +456,22 @@ class HomeAgent:
 
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` is next due (the earliest binding expiry, AAA fetch
-        deadline or cache expiry)."""
+        deadline or cache expiry, or a revocation to retransmit)."""
         t = self.table.next_deadline()
         if self._subs_timer:
             u = self.subs.get_timer()
             if u is not None and (t is None or u < t):
-                return u
+                t = u
+        r = self.revocations.get_timer()
+        if r is not None and (t is None or r < t):
+            return r
         return t
 
     def handle_timer(self, now: float) -> list[Any]:
         """Expire the bindings whose lifetime ran out (RFC 5944 §3.8.2.2); AAA fetches
         without an answer by their deadline fail (their requests are discarded) and cached
-        SAs past their time go (:mod:`mobileha.core.subscribers`)."""
-        out: list[Any] = []
+        SAs past their time go (:mod:`mobileha.core.subscribers`); retransmit revocations."""
+        out: list[Any] = list(self.revocations.handle_timer(now))
         if self._subs_timer:
             for _nai, parked in self.subs.handle_timer(now):
                 for _ in parked:
@@ -579,6 +654,99 @@ class HomeAgent:
             n += 1
         return n
 
+    # ------------------------------------------------------------------ revocation
+
+    def _revoke_moved(self, b: Binding, via: str, now: float) -> list[Any]:
+        """RFC 3543 §4.2.2.1: ``b`` went because its MN registered (or deregistered) through
+        ``via``, not through the FA that holds ``b``: revoke it there, without asking that
+        FA to tell the MN (it is elsewhere)."""
+        fa = b.src_addr
+        if not fa or fa == via or not b.revocation & NEGOTIATED:
+            return []
+        return self._revoke(b, False, now)
+
+    def _revoke(self, b: Binding, inform: bool, now: float) -> list[Any]:
+        return list(
+            self.revocations.revoke(
+                (b.src_addr, b.src_port),
+                b.home_addr,
+                b.ha_addr,
+                b.care_of,
+                inform=inform and bool(b.revocation & I_NEGOTIATED),
+                expires=b.expires,
+                now=now,
+                src=(b.ha_addr, self._port),
+            )
+        )
+
+    def clear(
+        self,
+        now: float,
+        *,
+        home_addr: str | None = None,
+        nai: str | None = None,
+        everything: bool = False,
+    ) -> list[Any]:
+        """Operator command (IOS ``clear ip mobile binding``): delete the bindings of one
+        home address, of one NAI, or all of them; each one negotiated for revocation is
+        revoked at its FA, asking it to tell the MN when the I bit was negotiated (RFC 3543
+        §4.2.2.1). Returns the ``RemoveBinding`` actions (the coordinator synchronises them
+        to the standby) and the revocations. Nothing while standby."""
+        if not self.active:
+            return []
+        table = self.table
+        if everything:
+            homes = list(dict.fromkeys(b.home_addr for b in table))
+        elif nai is not None:
+            homes = table.home_addresses_of(nai)
+        elif home_addr is not None:
+            homes = [home_addr] if table.lookup(home_addr) is not None else []
+        else:
+            homes = []
+        out: list[Any] = []
+        for home in homes:
+            gone = table.remove_home(home)
+            for b in gone:
+                self.cleared += 1
+                self._tombstone(b, now)
+                out.append(RemoveBinding(b))
+                if b.revocation & NEGOTIATED and b.src_addr:
+                    out += self._revoke(b, True, now)
+            self._release_if_unbound(home)
+        return out
+
+    def _revocation(self, data: bytes, src: Addr, dst: Addr, now: float) -> list[Any]:
+        """A Registration Revocation from a foreign agent (RFC 3543 §4.2.3.2) or the
+        acknowledgement of ours (§4.2.2.1): authenticated with the FA-HA SA, replay
+        checked; the binding it names (home address, care-of = foreign domain address,
+        held through that FA, for our address) is deleted and the revocation acknowledged."""
+        rv = self.revocations
+        inb = rv.authenticate(data, src)
+        if inb is None:
+            return self._drop("revocation-rejected")
+        msg = inb.message
+        if isinstance(msg, RevocationAck):
+            rv.acknowledged(msg, src)
+            return []
+        assert isinstance(msg, RegistrationRevocation)
+        b = self.table.find(msg.home_addr, msg.foreign_domain_addr)
+        if b is not None and (b.src_addr != src[0] or msg.home_domain_addr != b.ha_addr):
+            b = None
+        registered = peer_timestamp(b.revocation) if b is not None and b.revocation else None
+        if not rv.fresh(msg, src[0], registered):
+            return self._drop("revocation-stale")
+        out: list[Any] = []
+        inform = False
+        if b is not None:
+            inform = bool(msg.flags & REV_I and b.revocation & I_NEGOTIATED)
+            self.table.remove(b)
+            self.revoked_by_fa += 1
+            self._tombstone(b, now)
+            self._release_if_unbound(b.home_addr)
+            out.append(RemoveBinding(b))
+        out.append(rv.acknowledge(msg, src, (dst[0], self._port), inform))
+        return out
+
     # ------------------------------------------------------------------ requests
 
     def receive_datagram(self, data: bytes, src: Addr, dst: Addr, now: float) -> list[Any]:
@@ -595,6 +763,8 @@ class HomeAgent:
             return self._drop("standby")
         n = len(data)
         if n < 24 or data[0] != RRQ:
+            if n and data[0] in (REVOCATION, REVOCATION_ACK):
+                return self._revocation(data, src, dst, now)
             return self._drop("short" if n and data[0] == RRQ else "not-request")
         if src[0] in self._trusted:
             t = self._untag(data, src)
@@ -608,6 +778,7 @@ class HomeAgent:
         r.reply_to = src
         r.local = dst[0]
         r.rid = r.ident
+        r.revocation = 0
         for check in self.CHECKS:
             out = check(self, r, now)
             if out is not None:
@@ -880,7 +1051,7 @@ class HomeAgent:
             if ok:
                 return None
         else:
-            wall_ntp = (int(now + self.unix_offset) + NTP_EPOCH_OFFSET) & _M32
+            wall_ntp = (int(now + self._unix_offset) + NTP_EPOCH_OFFSET) & _M32
             if abs((ident >> 32) - wall_ntp) <= sa.tolerance and (last is None or ident > last):
                 return None
             r.rid = (wall_ntp << 32) | (ident & _M32)
@@ -1067,6 +1238,9 @@ class HomeAgent:
                 if ident > b.ident:
                     b.ident = ident  # the deregistration is the MN's latest accepted request
                 self._tombstone(b, now)
+                if b.revocation:
+                    # from home (or through another FA): the old FA is not told otherwise
+                    out += self._revoke_moved(b, r.reply_to[0], now)
             self._release_if_unbound(home)
             reply_hoa = inet_aton(home)
         out.append(self._reply(r, ACCEPTED, 0, reply_hoa, r.rid, False))
@@ -1114,11 +1288,29 @@ class HomeAgent:
                 return self._deny(r, TOO_MANY_BINDINGS)
         return None
 
+    def _negotiate_revocation(self, r: _Request, now: float) -> list[Any] | None:
+        """RFC 3543 §4.2.1: the FA's Revocation Support extension, covered by its verified
+        FA-HA authenticator (a registration, FA SA known): revocation is negotiated for
+        this binding (the I bit when the FA offers it and we accept), and the reply will
+        carry ours (§3.2). Never answers."""
+        if not self.settings.revocation or r.fa_sa is None or not r.lifetime:
+            return None
+        m = r.rare
+        off = m.revsup if m is not None else -1
+        if off < 0 or r.protected_by(off) != EXT_FA_HA or r.data[off + 1] != 6:
+            return None
+        flags, ts = _REVSUP.unpack_from(r.data, off + 2)
+        i_bit = bool(flags & SUPPORT_I) and self.settings.revocation_i_bit
+        r.revocation = negotiated_state(ts, i_bit)
+        r.rev_reply = support_ext(i_bit, self.revocations.timestamp(now))
+        return None
+
     CHECKS: Final[tuple[Callable[[HomeAgent, _Request, float], list[Any] | None], ...]] = (
         _check_mn_authentication,
         _check_identification,
         _check_fa_authentication,
         _check_unprotected,
+        _negotiate_revocation,
         _check_request,
         _deregister,
         _check_binding,
@@ -1175,11 +1367,14 @@ class HomeAgent:
             and b.nai == r.mn_nai
         ):
             table.refresh(b, expires, ident=r.ident, lifetime=granted)
+            b.revocation = r.revocation
             if not simultaneous and isinstance(existing, list):
                 for x in existing:
                     if x is not b:
                         table.remove(x)
                         out.append(RemoveBinding(x))
+                        if x.revocation:
+                            out += self._revoke_moved(x, src_addr, now)
             act: InstallBinding = _new(RefreshBinding)
             _set_binding(act, b)
             out.append(act)
@@ -1197,6 +1392,7 @@ class HomeAgent:
                 r.mn_nai,
                 _intern(src_addr),
                 src_port,
+                r.revocation,
             )
             try:
                 removed = table.add(b, replace=not simultaneous)
@@ -1207,6 +1403,8 @@ class HomeAgent:
             for x in removed:
                 if x.care_of != coa:
                     out.append(RemoveBinding(x))
+                    if x.revocation:
+                        out += self._revoke_moved(x, src_addr, now)
             act = _new(InstallBinding)
             _set_binding(act, b)
             out.append(act)
@@ -1306,6 +1504,8 @@ class HomeAgent:
                 msg += data[m.cvse_s : m.cvse_e]
             elif m.gre_key is not None:
                 msg += _GRE_EXT.pack(EXT_GRE_KEY, 0, 4, m.gre_key)
+            if r.revocation:
+                msg += r.rev_reply  # RFC 3543 §4.2.1, covered by the FA-HA that follows
         fa_sa = r.fa_sa
         if fa_sa is not None:
             msg += fa_sa.hdr_faha

@@ -30,6 +30,15 @@ Modes:
   address, D flag clear.
 * **co-located** (``foreign_agent`` None): requests go straight to the HA (UDP 434), CoA = the
   MN's own co-located address, D flag set.
+* **at home** (after :meth:`MobileNode.return_home`): the MN deregisters every binding
+  straight with its home agent (CoA = HoA, Lifetime 0, RFC 5944 §3.6.1.1) and registers no
+  more until it moves away again.
+
+Movement (RFC 5944 §2.4.2): :meth:`MobileNode.attach` makes the MN register through
+another foreign agent at once (the agent discovery of :mod:`mobileha.core.movement` calls
+it). The MN's replay state (its last Identifications, the clock offset learned from a 133,
+the HA's nonce) is the same object across foreign agents, so the first request through a
+new FA is as fresh as a renewal.
 
 Every entry point takes ``now`` (monotonic seconds) and returns actions (:class:`Send`):
 :meth:`MobileNode.register` / :meth:`MobileNode.deregister` (the user's commands),
@@ -110,6 +119,9 @@ class MnEvent(StrEnum):
     RENEW_DUE = "renew-due"  # renewal point of the granted lifetime reached
     EXPIRED = "expired"  # the binding's lifetime ran out
     DEREGISTER = "deregister"  # user asks to deregister
+    MOVE = "move"  # registers through another foreign agent (movement detected)
+    HOME = "home"  # back on the home link: deregisters every binding with the HA
+    HOME_UNBOUND = "home-unbound"  # back home without a home address: nothing to remove
 
 
 S = MnState
@@ -140,6 +152,23 @@ TRANSITIONS: Final[dict[tuple[MnState, MnEvent], MnState]] = {
     (S.DEREGISTERING, E.TIMEOUT): S.DEREGISTERING,
     (S.DEREGISTERING, E.GIVE_UP): S.IDLE,
     (S.DEREGISTERING, E.REGISTER): S.REGISTERING,
+    # RFC 5944 §2.4.2: a move registers at once through the new agent, whatever is in
+    # flight; with a binding (at the HA, through the old agent) it is a renewal
+    (S.IDLE, E.MOVE): S.REGISTERING,
+    (S.REGISTERING, E.MOVE): S.REGISTERING,
+    (S.REGISTERED, E.MOVE): S.RENEWING,
+    (S.RENEWING, E.MOVE): S.RENEWING,
+    (S.DEREGISTERING, E.MOVE): S.REGISTERING,
+    # RFC 5944 §2.4.3: back home, every binding is deregistered (one CoA's deregistration
+    # in flight is replaced by the one of all bindings)
+    (S.IDLE, E.HOME): S.DEREGISTERING,
+    (S.REGISTERING, E.HOME): S.DEREGISTERING,
+    (S.REGISTERED, E.HOME): S.DEREGISTERING,
+    (S.RENEWING, E.HOME): S.DEREGISTERING,
+    (S.DEREGISTERING, E.HOME): S.DEREGISTERING,
+    (S.IDLE, E.HOME_UNBOUND): S.IDLE,
+    (S.REGISTERING, E.HOME_UNBOUND): S.IDLE,
+    (S.DEREGISTERING, E.HOME_UNBOUND): S.IDLE,
 }
 
 IN_FLIGHT: Final = frozenset({S.REGISTERING, S.RENEWING, S.DEREGISTERING})
@@ -299,6 +328,7 @@ class MobileNode:
         self.retry_at: float | None = None
         self.ha_fallback_after = ha_fallback_after  # 0: never drop the learned HA
         self._hoa_from: str | None = None  # the HA that assigned the dynamic home address
+        self.at_home = False  # deregistered (or deregistering) on the home link
 
     # ------------------------------------------------------------------ state table
 
@@ -324,10 +354,56 @@ class MobileNode:
 
     @property
     def destination(self) -> Addr:
-        """Where requests go: the FA, or (co-located) the home agent."""
-        if self.foreign_agent is not None:
+        """Where requests go: the FA, or (co-located, or at home) the home agent."""
+        if self.foreign_agent is not None and not self.at_home:
             return self.foreign_agent
         return (self.ha_addr, self.ha_port)
+
+    @property
+    def mode(self) -> str:
+        if self.at_home:
+            return "home"
+        return "co-located" if self.colocated else "foreign-agent"
+
+    def attach(self, foreign_agent: Addr, care_of: str, now: float) -> list[Send]:
+        """Register through ``foreign_agent`` with its care-of address ``care_of``, at once
+        (RFC 5944 §2.4.2: the MN moved, or §2.4.4: its agent restarted). A request in
+        flight is abandoned (its reply, if any, no longer matches); a challenge from the
+        previous agent is dropped (RFC 4721: challenges are the issuing FA's)."""
+        self.foreign_agent = foreign_agent
+        self.care_of = care_of
+        self.colocated = False
+        self.at_home = False
+        self.flags &= ~FLAG_D
+        self.challenge = None
+        self._want_registered = True
+        self.retry_at = None
+        self._resyncs = 0
+        self._out = None
+        self._to(E.MOVE)
+        return self._start(now, dereg=False)
+
+    def return_home(self, now: float) -> list[Send]:
+        """The MN is on its home link (RFC 5944 §2.4.3): deregister every binding straight
+        with the home agent (CoA = HoA, Lifetime 0, §3.6.1.1) and stay unregistered. The
+        adapter has configured the home address on the home link and sent the MN's
+        gratuitous ARPs first (§4.6)."""
+        self.at_home = True
+        self.challenge = None
+        self._want_registered = False
+        self.retry_at = None
+        if self.state is S.DEREGISTERING and self._out is not None and self._out.all_bindings:
+            return []  # already deregistering at home
+        self._out = None
+        self._resyncs = 0
+        if self.home_addr == UNSPECIFIED:
+            # never bound: nothing at the HA to remove
+            self._to(E.HOME_UNBOUND)
+            self._clear_binding()
+            return []
+        self._to(E.HOME)
+        self.stats.deregistrations += 1
+        return self._start(now, dereg=True, all_bindings=True)
 
     def register(self, now: float) -> list[Send]:
         """Start (or, when registered, refresh) the registration."""
@@ -675,7 +751,7 @@ class MobileNode:
             "home_address": self.home_addr,
             "home_agent": self.ha_addr,
             "care_of": self.care_of,
-            "mode": "co-located" if self.colocated else "foreign-agent",
+            "mode": self.mode,
             "lifetime_granted": self.granted_lifetime,
             "remaining": None if self.expires is None else max(0.0, self.expires - now),
             "last_code": self.last_code,

@@ -459,7 +459,16 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--register-timeout", type=float, default=30.0)
     ap.add_argument("--keep-logs", action="store_true", help="keep the node logs and configs")
     ap.add_argument("--json", action="store_true", help="last line: the summary as JSON")
+    ap.add_argument(
+        "--roaming",
+        action="store_true",
+        help="instead: one MN moving between two FAs under traffic, an HA pair, outage "
+        "of each handoff (mobileha.lab.roaming)",
+    )
+    ap.add_argument("--moves", type=int, default=6, help="--roaming: moves (default 6)")
     args = ap.parse_args(argv)
+    if args.roaming:
+        return _roaming(args)
     if not 1 <= args.mn_hosts <= 50 or args.mns < args.mn_hosts:
         ap.error("need 1 <= --mn-hosts <= 50 and --mns >= --mn-hosts")
     ok, reason = netns_available()
@@ -501,6 +510,41 @@ def main(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(lab.summary, sort_keys=True), flush=True)
     return rc
+
+
+def _roaming(args: argparse.Namespace) -> int:
+    from mobileha.lab import roaming
+
+    ok, reason = netns_available()
+    if not ok:
+        print(f"mobileha lab: cannot run here: {reason}", file=sys.stderr)
+        return 2
+    t0 = time.monotonic()
+
+    def say(msg: str) -> None:
+        print(f"[{time.monotonic() - t0:6.2f}] {msg}", flush=True)
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    work = Path(tempfile.mkdtemp(prefix="mobileha-roaming-"))
+    summary: dict[str, Any] = {"ok": False}
+    try:
+        summary = roaming.run(args.moves, 1000, 1.0, say, work)
+    except KeyboardInterrupt:
+        say("interrupted: tearing down")
+    except Exception as e:
+        say(f"lab failed: {e}")
+        summary["error"] = str(e)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        if not args.keep_logs:
+            shutil.rmtree(work, ignore_errors=True)
+    say("torn down (namespaces and processes removed)")
+    if args.json:
+        print(json.dumps(summary, sort_keys=True), flush=True)
+    return 0 if summary.get("ok") else 1
 
 
 __all__ = ["main"]

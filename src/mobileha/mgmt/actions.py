@@ -11,12 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from mobileha.mgmt.commands import commands_for
+
 Action = Callable[[Mapping[str, Any]], Any]
 
 
 def actions_for(node: object) -> dict[str, Action]:
-    """The actions ``node`` offers (none yet for any role)."""
-    return {}
+    """The actions ``node`` offers: the operator commands of its role
+    (:mod:`mobileha.mgmt.commands`); their arguments are the query parameters and the
+    JSON body's members."""
+    return dict(commands_for(node))
 
 
 __all__ = ["Action", "actions_for"]

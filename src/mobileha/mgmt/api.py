@@ -19,8 +19,9 @@ Routes:
   (``mobileha.mgmt.metrics.families_for``) collected at scrape time through a custom
   collector, plus ``mobileha_node_info{node,role}``.
 * ``GET /healthz`` -> ``ok``.
-* ``POST /api/<action>`` with a JSON object body -> the action's JSON result
-  (``mobileha.mgmt.actions.actions_for``); 404 for an unknown action.
+* ``POST /api/<action>`` with a JSON object body and/or query parameters -> the action's
+  JSON result (``mobileha.mgmt.actions.actions_for``: the operator commands of
+  ``mobileha.mgmt.commands``, e.g. ``clear/binding``); 404 for an unknown action.
 
 Errors are JSON ``{"error": "..."}`` with 400/404/405/500; a view that raises is logged
 (rate limited per view) and answered with 500, never taking the server down.
@@ -220,7 +221,7 @@ class ManagementServer:
         if method == "POST":
             if not path.startswith("/api/"):
                 return 404, "application/json", _json({"error": f"no such path {path}"}), False
-            status, obj = self._action(path[len("/api/") :], body)
+            status, obj = self._action(path[len("/api/") :], body, query)
             return status, "application/json", _json(obj), False
         if path == "/":
             return 200, "application/json", _json(self._index()), head_only
@@ -234,9 +235,11 @@ class ManagementServer:
             return status, "application/json", _json(obj), head_only
         return 404, "application/json", _json({"error": f"no such path {path}"}), head_only
 
-    def _action(self, name: str, body: bytes) -> tuple[int, Any]:
+    def _action(self, name: str, body: bytes, query: Mapping[str, str]) -> tuple[int, Any]:
         action = actions_for(self.node).get(name)
         if action is None:
+            if name in self.views():
+                return 405, {"error": "a view: only GET and HEAD"}
             return 404, {"error": f"no action {name!r}"}
         try:
             args = json.loads(body) if body else {}
@@ -244,6 +247,7 @@ class ManagementServer:
             return 400, {"error": "the body must be a JSON object"}
         if not isinstance(args, dict):
             return 400, {"error": "the body must be a JSON object"}
+        args = {**query, **args}
         try:
             return 200, action(args)
         except ValueError as e:

@@ -520,6 +520,19 @@ def foreign_agent_families(node: ForeignAgentNode) -> list[Metric]:
         codes[c] = codes.get(c, 0) + n
     m.reply_codes(FA_REPLIES, codes)
     m.bad_input(s.drops)
+    rs = node.core.revocations.stats
+    for k, n in (("sent", rs.sent), ("retransmitted", rs.retransmitted),
+                 ("acknowledged", rs.acknowledged), ("received", rs.received),
+                 ("bad_auth", rs.bad_auth)):  # fmt: skip
+        m.custom(f"mobileha_fa_revocations_{k}", f"RFC 3543 revocations {k}", n, kind="counter")
+    adv = node.core.advertiser
+    if adv is not None:
+        m.custom(
+            "mobileha_fa_advertisements",
+            "Agent advertisements sent",
+            adv.stats.advertisements,
+            kind="counter",
+        )
     out = m.families()
     if node.dataplane is not None:
         out.extend(dataplane_families(node.dataplane, node.dataplane_refused))

@@ -97,8 +97,12 @@ def fetch_index(api: str, timeout: float = 5.0) -> Any:
     return _get_json(f"{api.rstrip('/')}/", timeout)
 
 
-def _get_json(url: str, timeout: float) -> Any:
-    return _request_json(urllib.request.Request(url, headers=_headers), timeout)
+def _get_json(req: str | urllib.request.Request, timeout: float) -> Any:
+    """``req`` (a URL: GET with the token of :func:`use_token`; or a request) answered
+    with JSON; :class:`ApiError` with a readable text otherwise."""
+    if isinstance(req, str):
+        req = urllib.request.Request(req, headers=_headers)
+    return _request_json(req, timeout)
 
 
 def _request_json(req: urllib.request.Request, timeout: float) -> Any:

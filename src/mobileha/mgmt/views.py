@@ -34,6 +34,7 @@ Helpers render the shared records: :func:`binding_item` (``core.binding.Binding`
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, NotRequired, TypedDict, TypeVar
@@ -654,7 +655,19 @@ def foreign_agent_stats(node: ForeignAgentNode) -> dict[str, Any]:
         "aaa_home_mismatch": s.aaa_home_mismatch,
         "gre_key_mismatch": s.gre_key_mismatch,
         "internal_errors": node.internal_errors,
+        "icmp_errors": s.icmp_errors,
+        "icmp_unmatched": s.icmp_unmatched,
+        "revocation_negotiated": s.revocation_negotiated,
+        "revoked_by_ha": s.revoked_by_ha,
+        "revoked_by_fa": s.revoked_by_fa,
+        "visitors_cleared": s.visitors_cleared,
     }
+    for k, n in core.revocations.stats.as_dict().items():
+        counters[f"revocation_{k}"] = n
+    adv = core.advertiser
+    if adv is not None:
+        for k, n in dataclasses.asdict(adv.stats).items():
+            counters[f"advertiser_{k}"] = n
     aaa = node.aaa
     if aaa is not None:
         for k, n in aaa.stats().items():
@@ -678,10 +691,34 @@ def foreign_agent_stats(node: ForeignAgentNode) -> dict[str, Any]:
 
 
 def mobile_node_views(node: MobileNodeNode) -> dict[str, View]:
-    return {
+    v: dict[str, View] = {
         "mobile_nodes": lambda q: mobile_nodes_view(node, q),
         "stats": lambda _q: mobile_node_stats(node),
     }
+    roamer = getattr(node, "roamer", None)
+    if roamer is not None:  # a roaming mobile node (node/roaming.py)
+        v["roaming"] = lambda _q: roaming_view(node)
+    return v
+
+
+def roaming_view(node: Any) -> dict[str, Any]:
+    """Where the roaming mobile node is, the agents it hears, its handoffs (seen ->
+    registered, milliseconds) and the discovery counters."""
+    now = node.now()
+    r = node.roamer
+    view: dict[str, Any] = r.status(now)
+    view["handoffs"] = [
+        {
+            "agent": h.agent,
+            "link": h.link,
+            "outage_ms": None
+            if h.registered is None
+            else round((h.registered - h.started) * 1000, 1),
+        }
+        for h in list(node.handoffs)[-100:]
+    ]
+    view["counters"] = dataclasses.asdict(r.stats)
+    return view
 
 
 def mobile_nodes_view(node: MobileNodeNode, query: Mapping[str, str]) -> Page[Any]:

@@ -20,18 +20,28 @@ from typing import Any
 from mobileha.aaa.base import AaaBackend, MnAaaAuth
 from mobileha.core.actions import Addr, InstallBinding, RemoveBinding, Send
 from mobileha.core.binding import Encap
+from mobileha.core.discovery import SendIcmp
 from mobileha.core.foreign_agent import (
     AaaCancel,
     AaaRequest,
+    FaStart,
     ForeignAgent,
     HomeAgentAnswers,
     HomeAgentUnreachable,
+    VisitorLinkChanged,
 )
+from mobileha.core.tunnel_icmp import TunnelIcmpRelay
 from mobileha.dataplane.choice import capabilities, open_dataplane
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer, bind
+from mobileha.node.icmp import IcmpIo, carrier_up
+from mobileha.node.link import LinkWatch
 from mobileha.node.mobile_node import raise_buffers
 from mobileha.node.trace import RegistrationTrace
+from mobileha.node.visitor_link import VisitorNeighbours
+from mobileha.wire.icmp import ERROR_TYPES as ICMP_ERROR_TYPES
+from mobileha.wire.icmp import MOBILE_AGENTS, ROUTER_SOLICITATION
+from mobileha.wire.ip import IPv4Header
 from mobileha.wire.mip import RRP
 
 _RRP = bytes([RRP])
@@ -39,11 +49,12 @@ _log = get_logger("mobileha.fa")
 
 
 class _Proto(asyncio.DatagramProtocol):
-    def __init__(self, node: ForeignAgentNode) -> None:
+    def __init__(self, node: ForeignAgentNode, here: tuple[str, int] | None = None) -> None:
         self.node = node
+        self.here = here  # the visitor-link socket's address (None: the main socket)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self.node._datagram(data, (addr[0], addr[1]))
+        self.node._datagram(data, (addr[0], addr[1]), self.here)
 
     def error_received(self, exc: Exception) -> None:
         self.node._bad.warn("socket-error", "socket error", error=str(exc))
@@ -80,6 +91,15 @@ class ForeignAgentNode:
         self.trace = RegistrationTrace(_log, name, log_interval_s)
         self._started = time.monotonic()
         self.internal_errors = 0
+        self.icmp: IcmpIo | None = None  # advertisements, solicitations, ICMP errors
+        self._adv_link: LinkWatch | None = None
+        # the socket on the visitor link's address that the advertisements name, when it is
+        # not ``address`` (mobile nodes send their requests there; replies leave from it)
+        self.visitor_transport: asyncio.DatagramTransport | None = None
+        self._visitor_here: tuple[str, int] | None = None
+        self.neighbours: VisitorNeighbours | None = None  # RFC 5944 §4.6, with advertising
+        # ICMP errors about our reverse-tunnelled packets, relayed to the visitors (§4.4)
+        self.tunnel_icmp = TunnelIcmpRelay(self._tunnel_is_ours)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -111,6 +131,8 @@ class ForeignAgentNode:
         self.transport = transport
         self._timer = DeadlineTimer(loop, self._on_timer)
         self._started = time.monotonic()
+        await self._open_visitor_socket(loop)
+        self._start_icmp(loop)
         _log.info(
             "foreign agent listening",
             address=self.core.address,
@@ -118,7 +140,76 @@ class ForeignAgentNode:
             aaa=self.aaa.name if self.aaa else "off",
         )
 
+    async def _open_visitor_socket(self, loop: asyncio.AbstractEventLoop) -> None:
+        adv = self.core.advertiser
+        src = adv.config.source if adv is not None else None
+        if src is None or src in (self.core.address, "0.0.0.0"):
+            return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        raise_buffers(sock)
+        sock.bind((src, self.core.port))
+        sock.setblocking(False)
+        here = (src, self.core.port)
+        self._visitor_here = here
+        self.visitor_transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Proto(self, here), sock=sock
+        )
+
+    def _start_icmp(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Raw ICMP (agent advertisements and solicitations on the visitor link, RFC 5944
+        §2; ICMP errors about relayed requests, §3.7.3) and the visitor link's state.
+        Without CAP_NET_RAW the FA runs without them (logged once)."""
+        adv = self.core.advertiser
+        groups = [(MOBILE_AGENTS, adv.config.interface)] if adv is not None else []
+        icmp = IcmpIo(self._icmp, groups=groups, types={ROUTER_SOLICITATION, *ICMP_ERROR_TYPES})
+        try:
+            icmp.start(loop)
+        except OSError as e:
+            _log.warning("no raw ICMP socket: no agent advertisements", error=str(e))
+            return
+        self.icmp = icmp
+        if adv is None:
+            return
+        self.neighbours = VisitorNeighbours(adv.config.interface)
+        watch = LinkWatch(
+            adv.config.interface, poll=0.2, on_link=self._visitor_link, link_state=carrier_up
+        )
+        up = watch.start(loop, _ifindex(adv.config.interface))
+        self._adv_link = watch
+        if up:
+            self._run(self.core.handle_event(FaStart(), self._now()))
+
+    def _visitor_link(self, up: bool) -> None:
+        self._run(self.core.handle_event(VisitorLinkChanged(up), self._now()))
+
+    def _icmp(self, data: bytes, src: str, dst: str, _ifname: str | None) -> None:
+        try:
+            actions: list[Any] = self.core.receive_icmp(data, src, dst, self._now())
+            if not actions and data[:1] and data[0] in ICMP_ERROR_TYPES:
+                actions = list(self.tunnel_icmp.receive(data, self._now()))
+        except Exception as e:
+            self.internal_errors += 1
+            self._bad.warn("internal-error", "ICMP handler failed", error=repr(e))
+            return
+        self._run(actions)
+
+    def _tunnel_is_ours(self, outer: IPv4Header, inner: IPv4Header) -> bool:
+        """A reverse-tunnelled packet of ours: from our care-of address to the home agent
+        of the visitor that sent the inner packet."""
+        core = self.core
+        if outer.src not in (core.care_of, core.address):
+            return False
+        v = core.visitors.get(inner.src)
+        return v is not None and outer.dst in (v.ha_addr, v.binding.ha_addr)
+
     async def stop(self) -> None:
+        if self._adv_link is not None:
+            self._adv_link.stop()
+        if self.icmp is not None:
+            self.icmp.close()
+        if self.neighbours is not None:
+            await self.neighbours.close()
         if self._timer is not None:
             self._timer.cancel()
         for t in list(self._tasks):
@@ -128,6 +219,9 @@ class ForeignAgentNode:
         if self.transport is not None:
             self.transport.close()
             self.transport = None
+        if self.visitor_transport is not None:
+            self.visitor_transport.close()
+            self.visitor_transport = None
         if self.aaa is not None:
             await self.aaa.close()
         if self.dataplane is not None:
@@ -171,11 +265,11 @@ class ForeignAgentNode:
         assert self._loop is not None
         return self._loop.time()
 
-    def _datagram(self, data: bytes, addr: Addr) -> None:
+    def _datagram(self, data: bytes, addr: Addr, here: Addr | None = None) -> None:
         if self.trace.debug:
             self.trace.trace("received", data, addr)
         try:
-            actions = self.core.receive_datagram(data, addr, self._here, self._now())
+            actions = self.core.receive_datagram(data, addr, here or self._here, self._now())
         except Exception as e:  # never let bad input stop the node
             self.internal_errors += 1
             self._bad.warn("internal-error", "datagram handler failed", error=repr(e))
@@ -199,12 +293,18 @@ class ForeignAgentNode:
         tr = self.transport
         for a in actions:
             if isinstance(a, Send):
-                if tr is not None:
+                vt = self.visitor_transport
+                if vt is not None and a.src is not None and a.src == self._visitor_here:
+                    vt.sendto(a.payload, a.dst)
+                elif tr is not None:
                     tr.sendto(a.payload, a.dst)
                 if a.payload[:1] == _RRP:  # to the MN: denials by the FA or the HA logged
                     self.trace.reply_sent(a.payload, a.dst, "reply to the mobile node")
                 elif self.trace.debug:
                     self.trace.trace("relayed to the home agent", a.payload, a.dst)
+            elif isinstance(a, SendIcmp):
+                if self.icmp is not None:
+                    self.icmp.send(a)
             elif isinstance(a, AaaRequest):
                 task = asyncio.ensure_future(self._aaa(a))
                 self._tasks.add(task)
@@ -217,8 +317,12 @@ class ForeignAgentNode:
                     t.cancel()
             elif isinstance(a, InstallBinding):
                 self._dp("install", a)
+                if self.neighbours is not None:
+                    self.neighbours.learn(a.binding)
             elif isinstance(a, RemoveBinding):
                 self._dp("remove", a)
+                if self.neighbours is not None:
+                    self.neighbours.forget(a.binding)
             elif isinstance(a, HomeAgentUnreachable):
                 _log.warning(
                     "home agent not answering: its mobile nodes register through the "
@@ -286,6 +390,13 @@ class ForeignAgentNode:
     def now(self) -> float:
         """The clock of the visitors' ``expires`` (0.0 before the node started)."""
         return self._loop.time() if self._loop is not None else 0.0
+
+
+def _ifindex(ifname: str) -> int:
+    try:
+        return socket.if_nametoindex(ifname)
+    except OSError:
+        return 0
 
 
 __all__ = ["ForeignAgentNode"]

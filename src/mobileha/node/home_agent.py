@@ -42,6 +42,7 @@ from mobileha.core.actions import Addr, ClaimVip, InstallBinding, ReleaseVip, Re
 from mobileha.core.cluster import (
     ActiveChanged,
     Agent,
+    ClearBindings,
     Cluster,
     DownloadIncomplete,
     LinkChanged,
@@ -61,13 +62,18 @@ from mobileha.core.hsrp import (
 )
 from mobileha.core.subscribers import ERROR, FetchSa, SaFailed, SaFetched
 from mobileha.core.sync import SyncState, SyncStateChanged
+from mobileha.core.tunnel_icmp import TunnelIcmpRelay
 from mobileha.dataplane.choice import capabilities, open_dataplane
 from mobileha.dataplane.vip import VipOwner
 from mobileha.log import RateLimitedLogger, get_logger
+from mobileha.node.advertising import LinkAdvertising
 from mobileha.node.base import DeadlineTimer, bind, bind_error
 from mobileha.node.hsrp import HsrpIo, HsrpNodeConfig
+from mobileha.node.icmp import IcmpIo
 from mobileha.node.journal import BindingJournal
 from mobileha.node.trace import RegistrationTrace
+from mobileha.wire.icmp import ERROR_TYPES as ICMP_ERROR_TYPES
+from mobileha.wire.ip import IPv4Header
 from mobileha.wire.mip import RRP
 
 RCVBUF = 8 * 1024 * 1024
@@ -147,6 +153,11 @@ class HomeAgentNode:
         cores' ``FetchSa`` actions (``await sa_fetcher.fetch_sa(nai, spi)`` ->
         :class:`mobileha.aaa.base.SaAnswer`, e.g. :class:`mobileha.aaa.radius.RadiusAaa`),
         one task per fetch on this loop; the cores bound how many run at once."""
+        # agent advertisements on the home link (node/advertising.py), set by compose
+        self.advertising: LinkAdvertising | None = None
+        # ICMP errors about our tunnelled packets, relayed to their senders (RFC 5944 §4.4)
+        self.tunnel_icmp = TunnelIcmpRelay(self._tunnel_is_ours)
+        self.icmp: IcmpIo | None = None
         self.cluster = cluster
         self.name = name
         agents = cluster.agents
@@ -273,6 +284,9 @@ class HomeAgentNode:
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
         self._timer = DeadlineTimer(loop, self._on_timer)
+        if self.advertising is not None:
+            self.advertising.start(loop)
+        self._start_tunnel_icmp(loop)
         self._open_dataplane()
         if self.journal is not None:  # the table is back before a request is answered
             now = loop.time()
@@ -404,6 +418,11 @@ class HomeAgentNode:
     async def stop(self) -> None:
         """SIGTERM: every HSRP group resigns and releases its VIP, held replies go out,
         then everything closes."""
+        if self.advertising is not None:
+            self.advertising.stop()
+        if self.icmp is not None:
+            self.icmp.close()
+            self.icmp = None
         if self._running:
             self._event(Shutdown())
             self._running = False
@@ -475,6 +494,45 @@ class HomeAgentNode:
     def _event(self, event: Any) -> None:
         if self._loop is not None and self._running:
             self.run_actions(self.cluster.handle_event(event, self._loop.time()))
+
+    def _start_tunnel_icmp(self, loop: asyncio.AbstractEventLoop) -> None:
+        icmp = IcmpIo(self._on_icmp, types=ICMP_ERROR_TYPES)
+        try:
+            icmp.start(loop)
+        except OSError as e:  # no CAP_NET_RAW: tunnel ICMP errors are not relayed
+            self._log_once_no_icmp(e)
+            return
+        self.icmp = icmp
+
+    def _log_once_no_icmp(self, e: OSError) -> None:
+        _log.warning("no raw ICMP socket: tunnel ICMP errors not relayed", error=str(e))
+
+    def _on_icmp(self, data: bytes, _src: str, _dst: str, _ifname: str | None) -> None:
+        if not data or data[0] not in ICMP_ERROR_TYPES or self._loop is None:
+            return
+        icmp = self.icmp
+        for a in self.tunnel_icmp.receive(data, self._loop.time()):
+            if icmp is not None:
+                icmp.send(a)
+
+    def _tunnel_is_ours(self, outer: IPv4Header, inner: IPv4Header) -> bool:
+        """The quoted tunnel packet is one we sent: from one of our addresses to the
+        care-of address of a binding of the inner destination."""
+        for a in self.agents:
+            if outer.src in (a.ha_addr, a.ha.settings.address) and (
+                a.ha.table.find(inner.dst, outer.dst) is not None
+            ):
+                return True
+        return False
+
+    def clear_bindings(
+        self, *, home_addr: str | None = None, nai: str | None = None, everything: bool = False
+    ) -> int:
+        """Operator command (``mobileha clear binding``): the number of bindings removed
+        (none on a standby: the Active's deletions reach it through sync)."""
+        before = sum(a.ha.cleared for a in self.agents)
+        self._event(ClearBindings(home_addr, nai, everything))
+        return sum(a.ha.cleared for a in self.agents) - before
 
     def _on_timer(self) -> None:
         loop = self._loop

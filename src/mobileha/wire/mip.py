@@ -534,6 +534,7 @@ _R_GEN_AUTH: Final = 6
 _R_CHALLENGE: Final = 7
 _R_GRE_KEY: Final = 8
 _R_CVSE: Final = 9
+_R_REVSUP: Final = 10
 
 
 class ExtRule(NamedTuple):
@@ -581,8 +582,9 @@ EXTENSIONS: Final[dict[int, ExtRule]] = {
     # RFC 3115 §3
     EXT_NVSE_OLD: ExtRule("NVSE (draft number)", _R_SKIP, False, True, 0, 0),
     EXT_NVSE: ExtRule("NVSE", _R_SKIP, False, True, 0, 0),
-    # RFC 3543 §3.1
-    EXT_REVOCATION_SUPPORT: ExtRule("revocation support", _R_SKIP, False, True, 0, EXT_MN_HA),
+    # RFC 3543 §3.2: from the FA after the MN's extensions, protected by FA-HA (a
+    # co-located MN's own, before MN-HA)
+    EXT_REVOCATION_SUPPORT: ExtRule("revocation support", _R_REVSUP, False, True, 0, 0),
     # RFC 4433 §3.2 (short format with subtype, P§2.3)
     EXT_DYNAMIC_HA: ExtRule("dynamic HA", _R_SKIP, False, True, 0, EXT_MN_HA),
 }
@@ -624,12 +626,13 @@ class _Rare:
         "gre_key",
         "mn_auth_end",
         "poorly",
+        "revsup",
         "unknown_cvse",
     )
 
     def __init__(self) -> None:
         self.aaa = self.chal = self.chal_auth = self.gre_at = self.cvse_s = -1
-        self.unknown_cvse = -1
+        self.unknown_cvse = self.revsup = -1
         self.aaa_e = self.chal_e = self.cvse_e = self.mn_auth_end = self.critical = 0
         self.gre_key: int | None = None
         self.poorly = False
@@ -654,6 +657,7 @@ class ParsedRequest:
       key CVSE and where it was; ``cvse_s``/``cvse_e``: the last 3GPP2 GRE key CVSE;
       ``unknown_cvse``: the first other CVSE;
     * ``poorly``: a GRE key extension or a CVSE of the wrong length;
+    * ``revsup``: the last Revocation Support extension (137, RFC 3543);
     * ``error``: ``"truncated-extension"`` or ``"unknown-critical-extension"`` (type in
       ``critical``), where the walk stopped; None for a well-formed message.
 
@@ -755,6 +759,10 @@ class ParsedRequest:
     @property
     def poorly(self) -> bool:
         return self.rare.poorly if self.rare is not None else False
+
+    @property
+    def revsup(self) -> int:
+        return self.rare.revsup if self.rare is not None else -1
 
     @property
     def critical(self) -> int:
@@ -886,6 +894,8 @@ def _record_rare(m: _Rare, r: int, data: bytes, off: int, value: int, end: int) 
             m.gre_at = off
         else:
             m.poorly = True
+    elif r == _R_REVSUP:
+        m.revsup = off
     elif r == _R_CVSE:
         if end - value >= 6:
             vid, vtype = _VENDOR_ID_TYPE.unpack_from(data, value)

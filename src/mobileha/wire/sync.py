@@ -50,6 +50,13 @@ breaking older decoders.
   length leaves no room for the block is a DecodeError; the key itself is not decoded
   here (the receiver reveals it with its secret). Older decoders keep the block in
   ``extra``;
+* record flag ``0x02`` (:data:`REC_REVOCATION`): registration revocation (RFC 3543) was
+  negotiated with the FA at the source address; a 4-byte value follows the NAI and the
+  nonce (before any SA block): the FA's timestamp from its Revocation Support extension in
+  the accepted request (a revocation from the FA must not be older, RFC 3543 §4.2.3.2), so that a standby
+  that takes over can revoke and check revocations; record flag ``0x04``
+  (:data:`REC_REVOCATION_I`): the I bit was negotiated too. Older decoders keep the value
+  in ``extra``;
 * BU flag ``0x20`` (:data:`FLAG_RESYNC`): the sender had to drop queued updates (queue
   overflow); the receiver should run a bulk download again;
 * BI Request flag ``0x01`` (:data:`FLAG_EXCHANGE`): "also download my table" (split-brain
@@ -102,7 +109,9 @@ REC_DELETE: Final = 0x80
 REC_DYNAMIC: Final = 0x40  # [P]
 REC_GRE_KEY: Final = 0x20  # [P]
 REC_NONCE: Final = 0x10  # [P] a 4-byte replay nonce follows the NAI
-REC_SA: Final = 0x08  # [P] the MN-HA SA from AAA follows the NAI (and the nonce)
+REC_SA: Final = 0x08  # [P] the MN-HA SA from AAA follows the NAI (nonce, revocation)
+REC_REVOCATION_I: Final = 0x04  # [P] RFC 3543 negotiated with the I bit
+REC_REVOCATION: Final = 0x02  # [P] RFC 3543 negotiated: the FA's 4-byte timestamp follows
 NONCE: Final = struct.Struct("!I")
 # [P] REC_SA: block length, SPI, algorithm, flags, tolerance, largest lifetime, salt; then
 # the hidden key (a multiple of 16 bytes)
@@ -225,6 +234,7 @@ class BindingRecord(NamedTuple):
     extra: bytes = b""  # unknown trailing record bytes (a newer sender's additions)
     nonce: int | None = None  # [P] with REC_NONCE: the replay nonce issued last to the MN
     sa: RecordSa | None = None  # [P] with REC_SA: the MN-HA SA from AAA, key hidden
+    revocation_ts: int | None = None  # [P] with REC_REVOCATION: the FA's RFC 3543 timestamp
 
     @property
     def delete(self) -> bool:
@@ -239,6 +249,7 @@ class BindingRecord(NamedTuple):
             RECORD_LEN
             + (len(self.nai.encode()) if self.nai else 0)
             + (NONCE.size if self.nonce is not None else 0)
+            + (NONCE.size if self.revocation_ts is not None else 0)
             + (SA_BLOCK.size + len(self.sa.hidden) if self.sa is not None else 0)
             + len(self.extra)
         )
@@ -295,6 +306,11 @@ def encode_record(rec: BindingRecord) -> bytes:
         rec_flags |= REC_NONCE
     elif rec_flags & REC_NONCE:
         raise ValueError("REC_NONCE without a nonce")
+    if rec.revocation_ts is not None:
+        nonce += NONCE.pack(rec.revocation_ts)
+        rec_flags |= REC_REVOCATION
+    elif rec_flags & REC_REVOCATION:
+        raise ValueError("REC_REVOCATION without a timestamp")
     sa = b""
     if rec.sa is not None:
         sa = rec.sa.encode()
@@ -437,6 +453,12 @@ def decode_records(data: bytes, offset: int, count: int) -> tuple[list[BindingRe
                 raise DecodeError("bad-length", f"record length {length} without its nonce")
             nonce = NONCE.unpack_from(data, nai_end)[0]
             nai_end += 4
+        revocation_ts: int | None = None
+        if rec_flags & REC_REVOCATION:
+            if nai_end + 4 > end:
+                raise DecodeError("bad-length", f"record length {length} without its timestamp")
+            revocation_ts = NONCE.unpack_from(data, nai_end)[0]
+            nai_end += 4
         sa: RecordSa | None = None
         if rec_flags & REC_SA:
             sa, nai_end = decode_sa_block(data, nai_end, end)
@@ -458,6 +480,7 @@ def decode_records(data: bytes, offset: int, count: int) -> tuple[list[BindingRe
                     data[nai_end:end],
                     nonce,
                     sa,
+                    revocation_ts,
                 ),
             )
         )
@@ -542,6 +565,8 @@ __all__ = [
     "REC_DYNAMIC",
     "REC_GRE_KEY",
     "REC_NONCE",
+    "REC_REVOCATION",
+    "REC_REVOCATION_I",
     "REC_SA",
     "RESERVED_TYPES",
     "SA_ALG_HMAC_MD5",

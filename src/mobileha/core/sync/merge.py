@@ -93,7 +93,7 @@ class Merger:
         tomb_nonces = self._tomb_nonces
         for rec in records:
             (home, coa, _src, ident, lifetime, remaining, _reg_flags, rec_flags, _key, _encap,
-             nai, _extra, nonce, rsa) = rec  # fmt: skip
+             nai, _extra, nonce, rsa, _rev) = rec  # fmt: skip
             key = (home, coa)
             if latest:
                 own = latest.get(key)

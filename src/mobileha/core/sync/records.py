@@ -21,6 +21,7 @@ from socket import inet_aton
 from typing import Final
 
 from mobileha.core.binding import Binding, Encap
+from mobileha.core.revocation import I_NEGOTIATED, NEGOTIATED, negotiated_state, peer_timestamp
 from mobileha.core.security import REPLAY_NONCE, REPLAY_TIMESTAMP, MobilitySA
 from mobileha.wire.auth import ALG_HMAC_MD5, ALG_PREFIX_SUFFIX, hide_key, reveal_key
 from mobileha.wire.sync import (
@@ -30,6 +31,8 @@ from mobileha.wire.sync import (
     REC_DYNAMIC,
     REC_GRE_KEY,
     REC_NONCE,
+    REC_REVOCATION,
+    REC_REVOCATION_I,
     REC_SA,
     RECORD,
     RECORD_LEN,
@@ -67,13 +70,18 @@ def pack_record(
     ``rec_flags``: REC_DELETE / REC_DYNAMIC; REC_GRE_KEY, REC_NONCE and REC_SA are added here
     when the binding has a GRE key, when ``nonce`` (the MN's replay nonce) is given and
     when ``sa_block`` (the encoded :class:`~mobileha.wire.sync.RecordSa` of the MN's SA
-    from AAA, :func:`seal_sa`) is given.
+    from AAA, :func:`seal_sa`) is given; REC_REVOCATION (and REC_REVOCATION_I) when
+    revocation was negotiated with its FA.
     """
     nai = b.nai.encode() if b.nai else b""
     nai_len = len(nai)
     if nonce is not None:
         rec_flags |= REC_NONCE
         nai += _pack_nonce(nonce)
+    rev = b.revocation
+    if rev:
+        rec_flags |= REC_REVOCATION | (REC_REVOCATION_I if rev & I_NEGOTIATED else 0)
+        nai += _pack_nonce(peer_timestamp(rev))
     if sa_block is not None:
         rec_flags |= REC_SA
         nai += sa_block
@@ -126,6 +134,9 @@ def record_from_binding(
         rec_flags |= REC_GRE_KEY
     if nonce is not None:
         rec_flags |= REC_NONCE
+    rev = b.revocation
+    if rev & NEGOTIATED:
+        rec_flags |= REC_REVOCATION | (REC_REVOCATION_I if rev & I_NEGOTIATED else 0)
     if sa is not None:
         rec_flags |= REC_SA
     return BindingRecord(
@@ -142,13 +153,14 @@ def record_from_binding(
         b.nai,
         nonce=nonce,
         sa=sa,
+        revocation_ts=peer_timestamp(rev) if rev & NEGOTIATED else None,
     )
 
 
 def binding_from_record(rec: BindingRecord, ha_addr: str, now: float) -> Binding:
     """A binding from a record: the remaining lifetime becomes a deadline on our clock."""
     (home, coa, src, ident, lifetime, remaining, reg_flags, rec_flags, gre_key, encap, nai,
-     _extra, _nonce, _sa) = rec  # fmt: skip
+     _extra, _nonce, _sa, rev_ts) = rec  # fmt: skip
     return Binding(
         home,
         coa,
@@ -163,6 +175,9 @@ def binding_from_record(rec: BindingRecord, ha_addr: str, now: float) -> Binding
         gre_key if gre_key or rec_flags & REC_GRE_KEY else None,
         nai,
         "" if src == "0.0.0.0" else src,
+        revocation=0
+        if rev_ts is None
+        else negotiated_state(rev_ts, bool(rec_flags & REC_REVOCATION_I)),
     )
 
 

@@ -1,0 +1,54 @@
+"""``mobileha clear binding HOA | --nai NAI | --all``: IOS ``clear ip mobile binding``.
+
+Sends ``POST /api/clear/binding`` to a home agent's management API (the Active deletes the
+bindings; the standby follows through binding sync, the foreign agents through
+registration revocation where it was negotiated) and prints how many were removed.
+
+The API URL and the token are found as for ``mobileha show``: ``--api``, else the
+``management.listen`` of ``--config``; the token from ``--token``, ``--token-file``,
+``MOBILEHA_TOKEN`` or the config's ``management.token``. A state-changing request always
+needs the token (the API refuses it when none is configured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from mobileha.mgmt.show import ApiError, api_from_args, post_action
+
+
+def post(api: str, command: str, query: dict[str, str]) -> Any:
+    """POST ``/api/<command>`` with ``query`` as its arguments (the token of
+    :func:`mobileha.mgmt.show.use_token` sent with it); the decoded JSON, or ApiError."""
+    return post_action(api, command, query)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="mobileha clear", description="operator commands (IOS clear ip mobile ...)"
+    )
+    ap.add_argument("what", choices=["binding"])
+    which = ap.add_mutually_exclusive_group(required=True)
+    which.add_argument("home", nargs="?", help="home address of the bindings to clear")
+    which.add_argument("--nai", help="clear the bindings of this NAI")
+    which.add_argument("--all", action="store_true", help="clear every binding")
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--api", help="management API URL")
+    where.add_argument("--config", help="take the API address (and token) from this config")
+    tok = ap.add_mutually_exclusive_group()
+    tok.add_argument("--token", help="bearer token of the API (default: $MOBILEHA_TOKEN)")
+    tok.add_argument("--token-file", help="file whose first line is the token")
+    args = ap.parse_args(argv)
+    query = {"all": "1"} if args.all else {"nai": args.nai} if args.nai else {"home": args.home}
+    try:
+        res = post(api_from_args(args), "clear/binding", query)
+    except ApiError as e:
+        print(f"mobileha clear: {e}", file=sys.stderr)
+        return 1
+    print(f"{res.get('cleared', 0)} binding(s) cleared")
+    return 0
+
+
+__all__ = ["main", "post"]
