@@ -53,8 +53,8 @@ breaking older decoders.
 * record flag ``0x02`` (:data:`REC_REVOCATION`): registration revocation (RFC 3543) was
   negotiated with the FA at the source address; a 4-byte value follows the NAI and the
   nonce (before any SA block): the FA's timestamp from its Revocation Support extension in
-  the accepted request (a revocation from the FA must not be older, RFC 3543 §4.2.3.2), so that a standby
-  that takes over can revoke and check revocations; record flag ``0x04``
+  the accepted request (a revocation from the FA must not be older, RFC 3543 §4.2.3.2),
+  so that a standby that takes over can revoke and check revocations; record flag ``0x04``
   (:data:`REC_REVOCATION_I`): the I bit was negotiated too. Older decoders keep the value
   in ``extra``;
 * BU flag ``0x20`` (:data:`FLAG_RESYNC`): the sender had to drop queued updates (queue
