@@ -291,6 +291,8 @@ home_prefix = "10.78.0.0/24"
 journal = "@JOURNAL@"
 journal_commit_ms = 5
 journal_fsync = true
+advertise_interface = "lo"
+advertise_interval_ms = 60000
 [[mobile_node]]
 nai = "@file.example"
 sa_source = "file"
