@@ -34,11 +34,13 @@ class ClearingNode:
 
 def test_clear_binding_by_home_nai_all(capsys: pytest.CaptureFixture[str]) -> None:
     node = ClearingNode()
-    with serve(node) as srv:
-        assert clear_main(["binding", "10.1.0.5", "--api", srv.url]) == 0
-        assert clear_main(["binding", "--nai", "mn1@example.net", "--api", srv.url]) == 0
-        assert clear_main(["binding", "--all", "--api", srv.url]) == 0
-        assert clear_main(["binding", "not-an-address", "--api", srv.url]) == 1
+    with serve(node, token="t0k") as srv:
+        api = ["--api", srv.url, "--token", "t0k"]
+        assert clear_main(["binding", "10.1.0.5", *api]) == 0
+        assert clear_main(["binding", "--nai", "mn1@example.net", *api]) == 0
+        assert clear_main(["binding", "--all", *api]) == 0
+        assert clear_main(["binding", "not-an-address", *api]) == 1
+        assert clear_main(["binding", "--all", "--api", srv.url]) == 1  # no token: refused
     assert node.calls == [
         {"home_addr": "10.1.0.5", "nai": None, "everything": False},
         {"home_addr": None, "nai": "mn1@example.net", "everything": False},
