@@ -18,6 +18,7 @@ from tests.helpers.procs import Proc
 REALM = "aaa.example"
 MN_KEY = "mn-ha-key-0123456789"  # what FreeRADIUS hands out for the realm's subscribers
 SPI = 1000
+RELAY_KEY = "5a" * 16  # the SLB-HA SA of the relay tag
 SYNC_KEY = "00112233445566778899aabbccddeeff"
 
 
@@ -106,6 +107,11 @@ address = "{me}"
 port = {self.port}
 home_prefix = "10.96.0.0/14"
 trusted_slb = ["{self.slb_ip}"]
+[[home_agent.slb_sa]]
+address = "{self.slb_ip}"
+spi = 500
+key = "hex:{RELAY_KEY}"
+algorithm = "hmac-md5"
 """
         if peer is None:
             return ha + aaa
@@ -120,6 +126,7 @@ priority = {prio}
 preempt = false
 hello_ms = {self.hold_ms // 3}
 hold_ms = {self.hold_ms}
+authentication = "md5:aaa-pair-hsrp"
 port = {self.hsrp_port}
 peers = ["{peer}"]
 [redundancy]
@@ -145,6 +152,10 @@ key = "hex:{SYNC_KEY}"
 virtual_address = "{self.slb_ip}"
 port = {self.port}
 mode = "relay"
+[slb.relay_sa]
+spi = 500
+key = "hex:{RELAY_KEY}"
+algorithm = "hmac-md5"
 [[slb.real]]
 name = "pair"
 address = "{self.vip}"
@@ -159,6 +170,7 @@ address = "{self.fa_ip}"
 port = {self.port}
 home_agent = "{self.slb_ip}"
 home_agent_port = {self.port}
+real_home_agents = ["{self.vip}", "{self.a_ip}", "{self.b_ip}"]
 [dataplane]
 backend = "memory"
 """,

@@ -90,7 +90,10 @@ def test_sighup_and_mobileha_reload(tmp_path: Path) -> None:
         good = ha_a.read_text()
         ha_a.write_text(good.replace("port = 10434", "port = 70000", 1))
         r = subprocess.run(
-            [*mobileha_command(), "reload", "--api", f"http://127.0.0.1:{c.ports['ha-a']}"],
+            [
+                *mobileha_command(), "reload", "--api", f"http://127.0.0.1:{c.ports['ha-a']}",
+                "--token", str(c.tokens["ha-a"]),
+            ],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert r.returncode == 1 and "reload refused" in r.stdout, r.stdout + r.stderr

@@ -92,7 +92,7 @@ def test_busy_management_and_dfp(tmp_path: Path) -> None:
             ha(
                 free_port("127.0.0.1"),
                 free_port("127.0.0.1", socket.SOCK_STREAM),
-                f'[dfp]\nlisten = "127.0.0.1:{dfp}"',
+                f'[dfp]\nlisten = "127.0.0.1:{dfp}"\npassword = "text:dfp-secret"',
             ),
         )
     assert one_line(p).startswith(f"mobileha run: dfp.listen: 127.0.0.1:{dfp}: cannot bind")
@@ -145,7 +145,8 @@ def test_missing_hsrp_interface_named_by_check_and_run(tmp_path: Path) -> None:
     toml = ha(
         free_port("127.0.0.1"),
         free_port("127.0.0.1", socket.SOCK_STREAM),
-        '[hsrp]\ninterface = "nosuch0"\nvirtual_ip = "127.0.0.9"\npeers = ["127.0.0.2"]',
+        '[hsrp]\ninterface = "nosuch0"\nvirtual_ip = "127.0.0.9"\npeers = ["127.0.0.2"]\n'
+        'authentication = "md5:startup-test"',
     )
     cfg = tmp_path / "ha.toml"
     cfg.write_text(toml)

@@ -1196,8 +1196,27 @@ class ForeignAgent:
         ):
             self.stats.icmp_unmatched += 1
             return []
-        self._forget_pending(p)
         self.stats.icmp_errors += 1
+        dead = p.dst
+        fallback = (
+            self._fallback(dead, p.target, p)
+            if dead != p.target and self.ha_fallback_after > 0
+            else None
+        )
+        if fallback is not None:
+            # RFC 4433 re-homing: an unreachable from a real HA learned from its replies
+            # says at once what ``ha_fallback_after`` unanswered requests would (it is
+            # gone), so the request goes to the HA-SLB, which picks a live real, rather
+            # than failing the MN with 80-88.
+            out: list[Action] = []
+            n = max(self._unanswered.get(dead, 0), self.ha_fallback_after)
+            self._unanswered[dead] = n
+            if dead not in self.unreachable:
+                self.unreachable.add(dead)
+                self.stats.ha_fallbacks += 1
+                out.append(HomeAgentUnreachable(dead, fallback, n))
+            return out + self._relay(p, now)
+        self._forget_pending(p)
         return self._deny(p.req, p.mn, code, p.key, now, local=p.local)
 
     # ------------------------------------------------------------------ revocation

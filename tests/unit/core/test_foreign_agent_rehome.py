@@ -16,7 +16,18 @@ from mobileha.core.foreign_agent import (
 )
 from mobileha.core.mobile_node import MobileNode
 
-from .test_foreign_agent import HERE, MN_SRC, REAL, VIP, fa, ha_reply, new_mn, only, register
+from .test_foreign_agent import (
+    FA_ADDR,
+    HERE,
+    MN_SRC,
+    REAL,
+    VIP,
+    fa,
+    ha_reply,
+    new_mn,
+    only,
+    register,
+)
 
 OTHER_REAL = "10.0.1.11"
 
@@ -141,3 +152,36 @@ def test_reconfigure_keeps_visitors_and_refuses_what_needs_a_restart() -> None:
         f.reconfigure(port=435)
     with pytest.raises(ValueError, match="gre_key_format"):
         f.reconfigure(gre_key_format="nope")
+
+
+def test_an_icmp_unreachable_from_the_real_rehomes_at_once() -> None:
+    """A port unreachable from the real HA the request went to (its process is gone) is
+    the answer ``ha_fallback_after`` silences would give: the same request goes to the
+    HA-SLB at once instead of a 82 to the MN."""
+    import struct
+
+    from mobileha.wire import icmp as icmp_wire
+    from mobileha.wire.icmp import IcmpError
+    from mobileha.wire.ip import IPv4Header, encode_ipv4
+
+    f = rehoming_fa(3)
+    m = new_mn()
+    register(f, m, 0.0)  # REAL learned
+    (relay,) = only(attempt(f, m, 100.0), Send)
+    assert relay.dst[0] == REAL
+    udp = struct.pack("!HHHH", 434, relay.dst[1], 8 + len(relay.payload), 0)
+    ip = encode_ipv4(IPv4Header(FA_ADDR, REAL, 17, 20 + len(udp) + len(relay.payload)))
+    err = IcmpError(
+        icmp_wire.DEST_UNREACHABLE, icmp_wire.UNREACH_PORT, ip + udp + relay.payload
+    ).encode()
+    out = f.receive_icmp(err, REAL, FA_ADDR, 100.1)
+    (again,) = only(out, Send)
+    assert again.dst[0] == VIP and again.payload == relay.payload
+    assert only(out, HomeAgentUnreachable) == [HomeAgentUnreachable(REAL, VIP, 3)]
+    assert REAL in f.unreachable and f.stats.icmp_errors == 1
+    # the real HA behind the VIP answers: the MN is registered, nobody got an 8x code
+    reply = f.receive_datagram(
+        ha_reply(again.payload, ha=OTHER_REAL), (OTHER_REAL, 434), HERE, 100.2
+    )
+    (to_mn,) = only(reply, Send)
+    assert to_mn.dst == MN_SRC and to_mn.payload[1] == 0
