@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from mobileha.lab.roaming import RoamingLab, percentile
+from mobileha.lab.roaming import API_TOKEN, RoamingLab, percentile
 from mobileha.lab.scenario import mobileha_argv, wait_until
 from tests.helpers.netns import require_netns
 
@@ -130,7 +130,10 @@ def _post(lab: RoamingLab, node: str, path: str) -> dict[str, object]:
     try:
         s.settimeout(5)
         s.connect(("127.0.0.1", 8434))
-        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+        s.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_TOKEN}\r\n"
+            "Content-Length: 0\r\n\r\n".encode()
+        )
         raw = b""
         while chunk := s.recv(65536):
             raw += chunk

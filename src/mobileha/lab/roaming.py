@@ -39,6 +39,7 @@ FA1, FA2 = "10.3.0.2", "10.5.0.2"
 NAI = "roamer@lab.example"
 KEY = "hex:00112233445566778899aabbccddeeff"
 FAHA = "hex:0f0e0d0c0b0a09080706050403020100"
+API_TOKEN = "mobileha-lab-roaming"  # the HAs' management API (clear binding needs it)
 SYNC_KEY = "hex:ffeeddccbbaa99887766554433221100"
 PORT = 9999
 LINKS = {"eth0": FA1, "eth1": FA2}  # the MN's link -> the FA on it
@@ -88,6 +89,7 @@ role = "home-agent"
 name = "{name}"
 [management]
 listen = "127.0.0.1:8434"
+token = "{API_TOKEN}"
 [home_agent]
 address = "{me}"
 max_lifetime = 600
@@ -102,6 +104,7 @@ virtual_ip = "{VIP}"
 priority = {priority}
 hello_ms = 300
 hold_ms = 1200
+authentication = "md5:mobileha-lab-roaming"
 [redundancy]
 peer = "{peer}"
 spi = 400

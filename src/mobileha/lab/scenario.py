@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,13 +72,19 @@ def ns_socket(ns: str, kind: int = socket.SOCK_STREAM) -> socket.socket:
     return s
 
 
-def ns_http_get(ns: str, port: int, path: str, timeout: float = 3.0) -> Any:
-    """GET ``http://127.0.0.1:<port><path>`` inside ``ns``; the decoded JSON body."""
+def ns_http_get(
+    ns: str, port: int, path: str, timeout: float = 3.0, token: str | None = None
+) -> Any:
+    """GET ``http://127.0.0.1:<port><path>`` inside ``ns`` (with the API's bearer
+    ``token`` when it has one); the decoded JSON body."""
     s = ns_socket(ns)
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
     try:
         s.settimeout(timeout)
         s.connect(("127.0.0.1", port))
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        s.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n".encode()
+        )
         chunks = []
         while True:
             d = s.recv(65536)
@@ -114,6 +121,8 @@ class NodeProc:
         self.cfg = workdir / f"{name}.toml"
         self.log = workdir / f"{name}.log"
         self.cfg.write_text(config)
+        # the management API's token, sent with every request when the config sets one
+        self.token: str | None = tomllib.loads(config).get("management", {}).get("token")
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> NodeProc:
@@ -128,7 +137,7 @@ class NodeProc:
 
     def api(self, view: str, query: str = "") -> Any:
         path = f"/api/{view}" + (f"?{query}" if query else "")
-        return ns_http_get(self.host.ns, self.api_port, path)
+        return ns_http_get(self.host.ns, self.api_port, path, token=self.token)
 
     def try_api(self, view: str, query: str = "") -> Any:
         with contextlib.suppress(OSError, ValueError):
