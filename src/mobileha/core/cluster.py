@@ -180,6 +180,7 @@ class ReplyGate:
         "_open",
         "hold_max",
         "hold_s",
+        "hold_times",
         "replies_held",
         "replies_released_unacked",
         "sync",
@@ -196,6 +197,8 @@ class ReplyGate:
         self._acks_seen = 0
         self.replies_held = 0
         self.replies_released_unacked = 0
+        # when a list: how long each held reply waited (benchmarks set it)
+        self.hold_times: list[float] | None = None
 
     @property
     def waiting(self) -> int:
@@ -243,6 +246,8 @@ class ReplyGate:
                         if h.waiting <= 0:
                             h.done = True
                             out.extend(h.replies)
+                            if self.hold_times is not None:
+                                self.hold_times.append(now - h.since)
             acked.clear()
         held = self._held
         if force or sync.state is not SyncState.IN_SYNC:
