@@ -63,7 +63,13 @@ from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer
 from mobileha.node.hsrp import HsrpIo, HsrpNodeConfig
 
-RCVBUF = 8 * 1024 * 1024
+# A fleet re-registering at once (50,000 requests sent within a second) must fit in the
+# receive buffer: a dropped request waits for the MN's retransmission (2 s, doubling), and a
+# burst that overflows a few MB of buffer takes 30-60 s instead of 2-4 s
+# (docs/decisions/registration-burst.md). A small request takes about 768 bytes of buffer.
+RCVBUF = 48 * 1024 * 1024
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 
 _log = get_logger("mobileha.ha")
@@ -255,7 +261,7 @@ class HomeAgentNode:
 
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
-        self._timer = DeadlineTimer(loop, self._on_timer)
+        self._timer = DeadlineTimer(loop, self._on_timer, lazy=True)
         self._open_dataplane()
         for addr in self.addresses:
             try:
@@ -289,9 +295,12 @@ class HomeAgentNode:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
-        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, opt, RCVBUF)
+        for force, opt in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+            try:  # root may exceed net.core.rmem_max / wmem_max
+                sock.setsockopt(socket.SOL_SOCKET, force, RCVBUF)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, opt, RCVBUF)
         try:
             sock.bind((addr, self.port))
         except OSError:
