@@ -57,9 +57,8 @@ def bindings(n: int, now: float) -> Any:
 
 
 def measure(n: int, trace: bool) -> dict[str, Any]:
-    core = HomeAgent(
-        HomeAgentSettings(HA, home_prefix="10.0.0.0/16", max_bindings=n + 10), SecurityAssociations()
-    )
+    settings = HomeAgentSettings(HA, home_prefix="10.0.0.0/16", max_bindings=n + 10)
+    core = HomeAgent(settings, SecurityAssociations())
     gc.collect()
     if trace:
         tracemalloc.start()

@@ -174,9 +174,7 @@ SYNC_SPI = 400
 SYNC_KEY = bytes(range(100, 116))
 
 
-def pair_server(
-    role: str, port: int, uv: bool, mns: int, bu_window: int, ctl: Connection
-) -> None:
+def pair_server(role: str, port: int, uv: bool, mns: int, bu_window: int, ctl: Connection) -> None:
     """One HA of the pair: the Active (answers on ``PAIR_ACTIVE``, syncs to the Standby) or
     the Standby (on ``PAIR_STANDBY``, applies the Active's BUs). No HSRP: the roles are
     fixed, the reply gate and the BU path are the production ones. ``ctl`` commands:
@@ -752,8 +750,9 @@ def print_pair(args: argparse.Namespace, r: dict[str, Any]) -> None:
     print(
         f"  pair/lone {r['pair_over_lone']:.2f} (windows {r['ratios']}); BU batching "
         f"{bu['records_per_bu']:.1f} records/BU ({bu['bus']} BUs, {bu['retransmitted']} "
-        f"retransmitted, {bu['failed']} failed); reply gate hold p50 {r['gate_us']['p50']:.0f} us "
-        f"p99 {r['gate_us']['p99']:.0f} us; replies released unacknowledged {bu['released_unacked']}"
+        f"retransmitted, {bu['failed']} failed); reply gate hold p50 "
+        f"{r['gate_us']['p50']:.0f} us p99 {r['gate_us']['p99']:.0f} us (loop clock); "
+        f"replies released unacknowledged {bu['released_unacked']}"
     )
     for name in ("lone", "pair"):
         b = r.get("burst_" + name)
@@ -788,9 +787,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pair", action="store_true", help="lone HA vs Active + Standby with sync")
     p.add_argument("--workers", type=int, default=3, help="generator processes (--pair)")
     p.add_argument("--bu-window", type=int, default=64, help="BUs in flight (--pair)")
-    p.add_argument(
-        "--burst", action="store_true", help="--pair: also every MN at once, open loop"
-    )
+    p.add_argument("--burst", action="store_true", help="--pair: also every MN at once, open loop")
     args = p.parse_args(argv)
     if args.pair:
         r = run_pair(args)

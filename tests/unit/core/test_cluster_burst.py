@@ -38,7 +38,7 @@ def _burst(net: Net, n: int) -> float:
 
 
 def test_a_lone_registration_waits_one_round_trip_to_the_standby() -> None:
-    net, a, b, gate = _up(10)
+    net, a, _b, gate = _up(10)
     took = _burst(net, 1)
     # request 1 ms, BU 1 ms, BU Ack 1 ms, reply 1 ms: no batching delay on top
     assert math.isclose(took, 4 * HOP)
@@ -61,7 +61,7 @@ def test_a_burst_leaves_in_full_bus_with_pipelined_acks() -> None:
 
 def test_a_burst_larger_than_the_window_takes_one_round_trip_per_window() -> None:
     n = 1000
-    net, a, b, gate = _up(n, bu_window=4)
+    net, a, b, _gate = _up(n, bu_window=4)
     took = _burst(net, n)
     c = a.sync().counters
     assert n / c.SentBUs >= 20
