@@ -12,7 +12,7 @@ BPF_SRC := src/mobileha/dataplane/bpf/tunnel.bpf.c
 BPF_OBJ := $(BPF_SRC:.c=.o)
 BPF_CFLAGS := -O2 -g -Wall -target bpf -I/usr/include/$(shell uname -m)-linux-gnu
 
-.PHONY: demo test check lint typecheck unit bench apt apt-bpf venv bpf clean
+.PHONY: demo test check lint typecheck unit bench bench-quiet apt apt-bpf venv bpf clean
 
 demo: $(STAMP)
 	$(BIN)/mobileha demo
@@ -25,6 +25,11 @@ test: apt $(STAMP) bpf
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit tests/property
+
+# Every acceptance benchmark of the performance work in one run, one table with the baselines
+# of the same run, the date and the load average (take the figures on a quiet machine).
+bench-quiet: $(STAMP) bpf
+	$(BIN)/python bench/acceptance.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
