@@ -170,7 +170,7 @@ def rows_for(name: str, d: Any) -> list[Row]:
         lag = d.get("lag")
         if lag:
             out.append((name, f"BU lag p99 at {lag['rate']:,.0f}/s", f"{lag['p99_ms']:.2f} ms",
-                        f"{lag['raw_udp_rtt']['p99_ms']:.3f} ms raw RTT", "", "", None))  # fmt: skip
+                        f"{lag['raw_udp_rtt']['p99_ms']:.3f} ms RTT", "", "", None))  # fmt: skip
     elif name == "slb":
         rps = d["requests_per_s"]
         for key, label in (("slb_vs_nginx", "relay"), ("slb_directed_vs_nginx", "directed")):

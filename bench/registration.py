@@ -63,11 +63,17 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _udp_drops() -> int:
-    """The host's UDP receive buffer errors so far (/proc/net/snmp RcvbufErrors)."""
-    with open("/proc/net/snmp") as f:
-        rows = [line.split() for line in f if line.startswith("Udp:")]
-    return int(rows[1][rows[0].index("RcvbufErrors")])
+def _udp_drops(port: int) -> int:
+    """Datagrams dropped so far by the UDP sockets bound to ``port`` (/proc/net/udp, the
+    last column: receive buffer full)."""
+    total = 0
+    with open("/proc/net/udp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port:
+                total += int(fields[-1])
+    return total
 
 
 def _loop(uv: bool) -> asyncio.AbstractEventLoop:
@@ -685,9 +691,9 @@ def run_pair(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.burst:
         # every MN at once, as a fleet registers (the gate holds the whole burst)
-        for name, t in (("lone", lone), ("pair", pair)):
+        for name, t, p in (("lone", lone, port), ("pair", pair, port + 1)):
             c0 = _cpu(t.server.pid)
-            d0 = _udp_drops()
+            d0 = _udp_drops(p)
             for c in t.ctls:
                 c.send(("burst", 200))
             parts = [c.recv() for c in t.ctls]
@@ -697,7 +703,7 @@ def run_pair(args: argparse.Namespace) -> dict[str, Any]:
                     codes[k] = codes.get(k, 0) + v
             res["burst_" + name] = {
                 "codes": codes,
-                "udp_drops": _udp_drops() - d0,
+                "udp_drops": _udp_drops(p) - d0,
                 "elapsed": max(p["elapsed"] for p in parts),
                 "retransmissions": sum(p["retransmissions"] for p in parts),
                 "unanswered": sum(p["unanswered"] for p in parts),
@@ -760,8 +766,8 @@ def print_pair(args: argparse.Namespace, r: dict[str, Any]) -> None:
             print(
                 f"  burst of {args.mns} registrations ({name}): {b['elapsed']:.2f} s = "
                 f"{args.mns / b['elapsed']:.0f}/s, {b['retransmissions']} retransmissions, "
-                f"{b['unanswered']} unanswered, server CPU {b['cpu']:.2f} s, UDP receive "
-                f"buffer drops {b['udp_drops']}, replies {b['codes']}"
+                f"{b['unanswered']} unanswered, server CPU {b['cpu']:.2f} s, dropped by the "
+                f"full receive buffer {b['udp_drops']}, replies {b['codes']}"
             )
     k = r["kill"]
     print(
