@@ -63,11 +63,14 @@ from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer
 from mobileha.node.hsrp import HsrpIo, HsrpNodeConfig
 
-# A fleet re-registering at once (50,000 requests sent within a second) must fit in the
-# receive buffer: a dropped request waits for the MN's retransmission (2 s, doubling), and a
-# burst that overflows a few MB of buffer takes 30-60 s instead of 2-4 s
-# (docs/decisions/registration-burst.md). A small request takes about 768 bytes of buffer.
-RCVBUF = 48 * 1024 * 1024
+# A fleet re-registering at once (tens of thousands of requests within a second) must fit in
+# the receive buffer: a dropped request waits for the MN's retransmission (2 s, doubling),
+# so a burst that overflows the buffer takes tens of seconds instead of a few. Without the
+# FORCE option the kernel caps the size at net.core.rmem_max (208 KB on a stock kernel:
+# about 500 requests). 16 MB (the kernel doubles it) hold about 40,000 small requests, one
+# to two seconds of work; a deeper queue would hold requests until their timestamps are
+# stale (docs/decisions/registration-burst.md).
+RCVBUF = 16 * 1024 * 1024
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
