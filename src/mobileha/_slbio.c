@@ -29,6 +29,10 @@
  *       sendmmsg(2) of datagrams[start:] on a connected socket (MSG_DONTWAIT), in order;
  *       returns how many were sent (the rest would block: the caller queues them). OSError
  *       when the first one fails for another reason than EAGAIN.
+ *
+ *   sendto_all(fd, items: list[tuple[bytes, tuple[str, int]]], start=0) -> int
+ *       The same on an unconnected socket: each datagram to its own (IPv4 address, port),
+ *       as the home agent's replies go. ValueError for an address that is not IPv4.
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
@@ -282,6 +286,70 @@ static PyObject *send_all(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(sent);
 }
 
+static PyObject *sendto_all(PyObject *self, PyObject *args) {
+    (void)self;
+    int fd;
+    PyObject *list;
+    Py_ssize_t start = 0;
+    if (!PyArg_ParseTuple(args, "iO!|n", &fd, &PyList_Type, &list, &start)) return NULL;
+    Py_ssize_t total = PyList_GET_SIZE(list);
+    if (start < 0 || start > total) {
+        PyErr_SetString(PyExc_ValueError, "start out of range");
+        return NULL;
+    }
+    Py_ssize_t sent = 0;
+    struct mmsghdr msgs[64];
+    struct iovec iov[64];
+    struct sockaddr_in names[64];
+    while (start + sent < total) {
+        Py_ssize_t k = total - start - sent;
+        if (k > 64) k = 64;
+        memset(msgs, 0, sizeof msgs[0] * (size_t)k);
+        for (Py_ssize_t i = 0; i < k; i++) {
+            PyObject *item = PyList_GET_ITEM(list, start + sent + i);
+            PyObject *b, *addr, *host, *port;
+            if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) goto bad_item;
+            b = PyTuple_GET_ITEM(item, 0);
+            addr = PyTuple_GET_ITEM(item, 1);
+            if (!PyBytes_Check(b) || !PyTuple_Check(addr) || PyTuple_GET_SIZE(addr) < 2) {
+                goto bad_item;
+            }
+            host = PyTuple_GET_ITEM(addr, 0);
+            port = PyTuple_GET_ITEM(addr, 1);
+            if (!PyUnicode_Check(host) || !PyLong_Check(port)) goto bad_item;
+            const char *h = PyUnicode_AsUTF8(host);
+            long pn = PyLong_AsLong(port);
+            if (h == NULL || (pn == -1 && PyErr_Occurred())) return NULL;
+            memset(&names[i], 0, sizeof names[i]);
+            names[i].sin_family = AF_INET;
+            if (inet_pton(AF_INET, h, &names[i].sin_addr) != 1 || pn < 0 || pn > 0xFFFF) {
+                PyErr_SetString(PyExc_ValueError, "not an IPv4 address and port");
+                return NULL;
+            }
+            names[i].sin_port = htons((uint16_t)pn);
+            iov[i].iov_base = PyBytes_AS_STRING(b);
+            iov[i].iov_len = (size_t)PyBytes_GET_SIZE(b);
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_name = &names[i];
+            msgs[i].msg_hdr.msg_namelen = sizeof names[i];
+        }
+        int r = sendmmsg(fd, msgs, (unsigned)k, MSG_DONTWAIT);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            if (errno == EINTR) continue;
+            if (sent == 0) return PyErr_SetFromErrno(PyExc_OSError);
+            break;
+        }
+        sent += r;
+        if (r < k) break;
+    }
+    return PyLong_FromSsize_t(sent);
+bad_item:
+    PyErr_SetString(PyExc_TypeError, "items must be (bytes, (address, port))");
+    return NULL;
+}
+
 /* RFC 1071 one's-complement sum of a buffer, added to ``sum`` (not folded). */
 static uint64_t sum16(const unsigned char *p, size_t n, uint64_t sum) {
     while (n >= 2) {
@@ -364,6 +432,8 @@ static PyMethodDef methods[] = {
      "recv_requests(fd, max_n, bufsize) -> list of (data, (addr, port), nai | None, ident)"},
     {"send_all", send_all, METH_VARARGS,
      "send_all(fd, datagrams, start=0) -> number sent (sendmmsg on a connected socket)"},
+    {"sendto_all", sendto_all, METH_VARARGS,
+     "sendto_all(fd, [(data, (addr, port)), ...], start=0) -> number sent (sendmmsg)"},
     {NULL, NULL, 0, NULL},
 };
 

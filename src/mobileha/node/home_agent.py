@@ -62,6 +62,7 @@ from mobileha.dataplane.vip import VipOwner
 from mobileha.log import RateLimitedLogger, get_logger
 from mobileha.node.base import DeadlineTimer
 from mobileha.node.hsrp import HsrpIo, HsrpNodeConfig
+from mobileha.node.udp_batch import BatchedUdp
 
 # A fleet re-registering at once (tens of thousands of requests within a second) must fit in
 # the receive buffer: a dropped request waits for the MN's retransmission (2 s, doubling),
@@ -138,12 +139,16 @@ class HomeAgentNode:
         rate_limit_s: float = 10.0,
         hsrp: HsrpNodeConfig | None = None,
         vip_when_active: Iterable[str] = (),
+        batch_io: bool = False,
     ) -> None:
         """``addresses``: where to bind (default: the first agent's real address and every
         agent's HA address). ``hsrp``: the HSRP interface's adapter configuration (the
         groups are the cluster's). ``vip_when_active``: unicast-peer HSRP, the VIPs whose
-        socket exists only while Active (module docstring)."""
+        socket exists only while Active (module docstring). ``batch_io``: serve the
+        registration sockets with :class:`~mobileha.node.udp_batch.BatchedUdp` (batches of
+        datagrams per read, replies with one sendmmsg) instead of asyncio's transport."""
         self.cluster = cluster
+        self._batch_io = batch_io
         self.name = name
         agents = cluster.agents
         first = agents[0].ha.settings
@@ -161,8 +166,8 @@ class HomeAgentNode:
         self.send_errors = 0
         self.dataplane_errors = 0
         self.dataplane_refused: dict[str, str] = {}  # auto: backends not taken, and why
-        self._transports: dict[str, asyncio.DatagramTransport] = {}
-        self._default: asyncio.DatagramTransport | None = None
+        self._transports: dict[str, Any] = {}  # asyncio transports or BatchedUdp
+        self._default: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: DeadlineTimer | None = None
         self._started = time.monotonic()
@@ -291,7 +296,7 @@ class HomeAgentNode:
             bindings=sum(len(a.ha.table) for a in self.agents),
         )
 
-    async def _open(self, addr: str) -> asyncio.DatagramTransport:
+    async def _open(self, addr: str) -> Any:
         """Bind a UDP socket to ``addr``:port (IP_FREEBIND, large buffers) and serve it."""
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -311,7 +316,11 @@ class HomeAgentNode:
             raise
         sock.setblocking(False)
         dst = (addr, self.port)
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self, dst), sock=sock)
+        transport: Any
+        if self._batch_io:
+            transport = BatchedUdp(loop, sock, lambda data, src: self._on_datagram(data, src, dst))
+        else:
+            transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self, dst), sock=sock)
         self._transports[addr] = transport
         if self._default is None:
             self._default = transport
@@ -380,7 +389,7 @@ class HomeAgentNode:
         for t in (*self._vip_tasks.values(), *self._tasks):
             t.cancel()
         for tr in self._transports.values():
-            tr.abort()
+            (tr.abort if hasattr(tr, "abort") else tr.close)()
         self._transports.clear()
         self._default = None
         if self.dfp_server is not None and self._loop is not None:
