@@ -219,6 +219,9 @@ def pair_server(role: str, port: int, uv: bool, mns: int, bu_window: int, ctl: C
         port=port,
         bu_window=bu_window,
     )
+    # the Standby's core is silent and keeps its bindings out of the data plane, as HSRP
+    # Standby makes it (no HSRP here: the roles are fixed)
+    core.active = role == "active"
     cluster = Cluster(
         [AgentSpec(core, sync)], wall_offset=time.time() - loop.time(), now=loop.time()
     )
