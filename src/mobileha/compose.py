@@ -175,6 +175,7 @@ def home_agent_node(cfg: Config) -> HomeAgentNode:
         "dataplane_kind": backend,
         "dfp": cfg.dfp if cfg.dfp is not None and cfg.dfp.listen is not None else None,
         "rate_limit_s": cfg.log.rate_limit_s,
+        "batch_io": True,  # registration sockets read and written in batches (recvmmsg)
     }
     if hc is None:
         cluster = Cluster([AgentSpec(core)], wall_offset=time.time() - now, now=now)

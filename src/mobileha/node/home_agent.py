@@ -318,7 +318,12 @@ class HomeAgentNode:
         dst = (addr, self.port)
         transport: Any
         if self._batch_io:
-            transport = BatchedUdp(loop, sock, lambda data, src: self._on_datagram(data, src, dst))
+            transport = BatchedUdp(
+                loop,
+                sock,
+                lambda data, src: self._on_datagram(data, src, dst),
+                on_error=self._on_socket_error,
+            )
         else:
             transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self, dst), sock=sock)
         self._transports[addr] = transport
@@ -409,6 +414,9 @@ class HomeAgentNode:
         actions = self.cluster.receive_datagram(data, addr, dst, now)
         if actions:
             self.run_actions(actions)
+
+    def _on_socket_error(self, exc: OSError) -> None:
+        self.send_errors += 1
 
     def _on_hsrp_datagram(self, data: bytes, src: Addr, dst: Addr) -> None:
         if self._loop is not None and self._running:

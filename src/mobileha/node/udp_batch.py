@@ -46,8 +46,13 @@ class BatchedUdp:
         bufsize: int = 4096,
         c_io: bool | None = None,
         max_queue: int = 100_000,
+        on_error: Callable[[OSError], None] | None = None,
     ) -> None:
+        """``on_error``: called with each error the socket reports (an ICMP error of an
+        earlier send, surfacing on a read; a send the kernel refuses), as asyncio's
+        ``error_received``."""
         self._loop = loop
+        self._on_error = on_error
         self._sock = sock
         self._fd = sock.fileno()
         self._deliver = deliver
@@ -122,8 +127,9 @@ class BatchedUdp:
         deliver = self._deliver
         try:
             items = _slbio.recv_requests(self._fd, self._batch, self._bufsize)
-        except OSError:
-            return  # e.g. ECONNREFUSED from an earlier send: the next read goes on
+        except OSError as e:
+            self._error(e)  # e.g. ECONNREFUSED from an earlier send: the next read goes on
+            return
         self.batches += 1
         self.received += len(items)
         for data, addr, _nai, _ident in items:
@@ -139,12 +145,17 @@ class BatchedUdp:
                 data, addr = recv(bufsize)
             except (BlockingIOError, InterruptedError):
                 break
-            except OSError:
+            except OSError as e:
+                self._error(e)
                 break
             n += 1
             deliver(data, addr)
         self.batches += 1
         self.received += n
+
+    def _error(self, exc: OSError) -> None:
+        if self._on_error is not None:
+            self._on_error(exc)
 
     # -- writing --
 
@@ -160,8 +171,9 @@ class BatchedUdp:
                     n = _slbio.sendto_all(self._fd, items, sent)
                 else:
                     n = self._sendto_py(items, sent)
-            except OSError:
+            except OSError as e:
                 self.send_errors += 1
+                self._error(e)
                 sent += 1
                 continue
             if n == 0:
