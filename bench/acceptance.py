@@ -228,9 +228,13 @@ def table(results: dict[str, dict[str, Any]]) -> tuple[list[Row], list[str]]:
     return rows, notes
 
 
+def _met(ok: bool | None) -> str:
+    return "" if ok is None else ("met" if ok else "MISSED")
+
+
 def render(rows: list[Row]) -> str:
     head: Row = ("benchmark", "figure", "value", "baseline (same run)", "ratio", "target", None)
-    cells = [[*r[:6], "" if r[6] is None else ("met" if r[6] else "MISSED")] for r in rows]
+    cells = [[*(c if len(c) <= 60 else c[:57] + "..." for c in r[:6]), _met(r[6])] for r in rows]
     hdr = [*head[:6], ""]
     widths = [max(len(str(c[i])) for c in [hdr, *cells]) for i in range(7)]
     lines = ["| " + " | ".join(str(h).ljust(w) for h, w in zip(hdr, widths)) + " |"]
