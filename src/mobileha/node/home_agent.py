@@ -149,6 +149,7 @@ class HomeAgentNode:
         datagrams per read, replies with one sendmmsg) instead of asyncio's transport."""
         self.cluster = cluster
         self._batch_io = batch_io
+        self._batching = False  # inside a BatchedUdp read: the timer waits for its end
         self.name = name
         agents = cluster.agents
         first = agents[0].ha.settings
@@ -323,6 +324,8 @@ class HomeAgentNode:
                 sock,
                 lambda data, src: self._on_datagram(data, src, dst),
                 on_error=self._on_socket_error,
+                batch_begin=self._batch_begin,
+                batch_end=self._batch_end,
             )
         else:
             transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self, dst), sock=sock)
@@ -485,8 +488,25 @@ class HomeAgentNode:
         if restores:
             self._install_many(restores)
         timer = self._timer
-        if timer is not None and self._running:
+        if timer is not None and self._running and not self._batching:
             timer.update(self.cluster.get_timer())
+
+    def _batch_begin(self) -> None:
+        """A batch of datagrams is read: the timer is followed once, after the batch."""
+        self._batching = True
+
+    def _batch_end(self) -> None:
+        """After a batch: what is due now (the BUs of the batch's changes) runs at once,
+        so that it leaves with the batch's replies; then the timer follows the core."""
+        self._batching = False
+        loop = self._loop
+        if loop is None or not self._running:
+            return
+        t = self.cluster.get_timer()
+        if t is not None and t <= loop.time():
+            self._on_timer()
+        elif self._timer is not None:
+            self._timer.update(t)
 
     def _install_many(self, bindings: list[Any]) -> None:
         """Bindings already known (becoming Active): one batch where the backend installs

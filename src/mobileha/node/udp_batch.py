@@ -47,12 +47,17 @@ class BatchedUdp:
         c_io: bool | None = None,
         max_queue: int = 100_000,
         on_error: Callable[[OSError], None] | None = None,
+        batch_begin: Callable[[], None] | None = None,
+        batch_end: Callable[[], None] | None = None,
     ) -> None:
         """``on_error``: called with each error the socket reports (an ICMP error of an
         earlier send, surfacing on a read; a send the kernel refuses), as asyncio's
-        ``error_received``."""
+        ``error_received``. ``batch_begin`` / ``batch_end``: called around the delivery of
+        each batch; what ``batch_end`` sends leaves with the batch's datagrams."""
         self._loop = loop
         self._on_error = on_error
+        self._batch_begin = batch_begin
+        self._batch_end = batch_end
         self._sock = sock
         self._fd = sock.fileno()
         self._deliver = deliver
@@ -107,13 +112,19 @@ class BatchedUdp:
 
     def _on_readable(self) -> None:
         self._reading = True
+        if self._batch_begin is not None:
+            self._batch_begin()
         try:
             if self.c_io:
                 self._read_c()
             else:
                 self._read_py()
         finally:
-            self._reading = False
+            try:
+                if self._batch_end is not None:
+                    self._batch_end()
+            finally:
+                self._reading = False
         out = self._out
         if out and not self._closed:
             self._out = []

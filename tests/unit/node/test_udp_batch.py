@@ -131,6 +131,39 @@ def test_what_would_block_waits_for_writability_in_order(
         loop.close()
 
 
+@pytest.mark.parametrize("c_io", PATHS)
+def test_batch_end_runs_after_each_batch_and_its_sends_leave_with_it(
+    c_io: bool, clients: list[socket.socket]
+) -> None:
+    loop = asyncio.new_event_loop()
+    events: list[str] = []
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        t: BatchedUdp
+
+        def deliver(data: bytes, addr: tuple[str, int]) -> None:
+            events.append("d")
+            t.sendto(data, addr)
+
+        def end() -> None:
+            events.append("end")
+            t.sendto(b"after", clients[0].getsockname())
+
+        t = BatchedUdp(
+            loop, sock, deliver, c_io=c_io, batch_begin=lambda: events.append("begin"),
+            batch_end=end,
+        )  # fmt: skip
+        for i in range(3):
+            clients[0].sendto(b"%d" % i, sock.getsockname())
+        loop.run_until_complete(asyncio.sleep(0.05))
+        assert events == ["begin", "d", "d", "d", "end"]
+        assert [clients[0].recv(10) for _ in range(4)] == [b"0", b"1", b"2", b"after"]
+        t.close()
+    finally:
+        loop.close()
+
+
 def test_the_home_agent_node_with_batched_io_registers_a_mobile_node() -> None:
     from mobileha.core.cluster import AgentSpec, Cluster
     from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
