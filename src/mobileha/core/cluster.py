@@ -575,15 +575,21 @@ class Cluster:
                 replies.append(x)
                 continue
             out.append(x)
+            # (a change that only queues its record returns no action: nothing to run, and
+            # no acknowledgement can have arrived meanwhile)
             if isinstance(x, InstallBinding):
                 if cls is not RestoreBinding:
                     b = x.binding
                     keys.append((b.home_addr, b.care_of))
-                    self._sync_actions(a, sync.binding_changed(b, now), now, out)
+                    r = sync.binding_changed(b, now)
+                    if r:
+                        self._sync_actions(a, r, now, out)
             elif isinstance(x, RemoveBinding) and cls is not WithdrawBinding:
                 b = x.binding
                 keys.append((b.home_addr, b.care_of))
-                self._sync_actions(a, sync.binding_deleted(b, now), now, out)
+                r = sync.binding_deleted(b, now)
+                if r:
+                    self._sync_actions(a, r, now, out)
         if replies is not None:
             gate = a.gate
             if not (keys and gate is not None and gate.hold(replies, keys, now)):
