@@ -33,12 +33,13 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def bindings(n: int, now: float) -> Any:
-    """The bench's bindings: 11.0.0.0/8 home addresses outside any pool, one care-of
-    address, a 26-character NAI, a 64-bit timestamp Identification, 3,600 expiry seconds."""
+def bindings(n: int, now: float, first: int = 0) -> Any:
+    """The benchmarks' bindings (also ``bench/registration.py``'s pre-loaded ones): 11.0.0.0/8
+    home addresses outside any pool, one care-of address, a 26-character NAI, a 64-bit
+    timestamp Identification, deadlines spread over 3,600 seconds."""
     coa = "10.200.0.1"
     base = 0x0B000000
-    for i in range(n):
+    for i in range(first, first + n):
         a = base + i
         yield Binding(
             f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}",

@@ -110,7 +110,7 @@ def echo_server(port: int, uv: bool, ready: Connection) -> None:
 def ha_server(port: int, uv: bool, mns: int, max_bindings: int, ctl: Connection) -> None:
     """The HA node; ``ctl`` receives ("load", n): pre-load n more bindings (loop paused),
     answer ("loaded", rss growth in bytes, table size)."""
-    from mobileha.core.binding import Binding, Encap
+    from memory import bindings as preload  # bench/memory.py: the same bindings
     from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
     from mobileha.core.security import MobilitySA, SecurityAssociations
     from mobileha.node.home_agent import HomeAgentNode
@@ -135,27 +135,6 @@ def ha_server(port: int, uv: bool, mns: int, max_bindings: int, ctl: Connection)
     cluster = Cluster([AgentSpec(core)], wall_offset=time.time() - loop.time(), now=loop.time())
     node = HomeAgentNode(cluster, name="bench-ha", addresses=[HA_ADDR], batch_io=BATCH_IO[0])
     loaded = 0
-    coa = "10.200.0.1"
-    base = 0x0B000000  # 11.0.0.0/8: outside the pool
-
-    def gen(first: int, n: int, now: float) -> Any:
-        for i in range(first, first + n):
-            a = base + i
-            hoa = f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}"
-            yield Binding(
-                hoa,
-                coa,
-                HA_ADDR,
-                36000,
-                now + 30000 + (i % 3600),
-                ((3_900_000_000 + i) << 32) | i,
-                0,
-                Encap.IPIP,
-                None,
-                f"pre{i}@bulk.example.net",
-                coa,
-                434,
-            )
 
     def on_ctl() -> None:
         nonlocal loaded
@@ -163,7 +142,7 @@ def ha_server(port: int, uv: bool, mns: int, max_bindings: int, ctl: Connection)
         if cmd == "load":
             gc.collect()
             rss0 = _rss()
-            core.load(gen(loaded, n, loop.time()), loop.time())
+            core.load(preload(n, loop.time(), first=loaded), loop.time())
             loaded += n
             node.freeze_gc()
             gc.collect()
@@ -544,7 +523,7 @@ def core_only(mns: int, sizes: list[int], out: Connection) -> None:
     """CPU microseconds per accepted re-registration in ``HomeAgent.receive_datagram`` alone
     (no sockets, no event loop), at each table size: the core's scaling without the noise
     of two processes sharing the machine. Best of 3 batches of 20,000, process CPU time."""
-    from mobileha.core.binding import Binding, Encap
+    from memory import bindings as preload
     from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
     from mobileha.core.security import MobilitySA, SecurityAssociations
 
@@ -584,26 +563,7 @@ def core_only(mns: int, sizes: list[int], out: Connection) -> None:
     for size in sizes:
         n = size - loaded
         if n > 0:
-            core.load(
-                (
-                    Binding(
-                        socket.inet_ntoa(struct.pack("!I", 0x0B000000 + i)),
-                        "10.200.0.1",
-                        HA_ADDR,
-                        36000,
-                        30000.0 + i % 3600,
-                        ((3_900_000_000 + i) << 32) | i,
-                        0,
-                        Encap.IPIP,
-                        None,
-                        f"pre{i}@bulk.example.net",
-                        "10.200.0.1",
-                        434,
-                    )
-                    for i in range(loaded, size)
-                ),
-                1.0,
-            )
+            core.load(preload(size - loaded, 0.0, first=loaded), 1.0)
             loaded = size
             gc.collect()
             gc.freeze()
