@@ -107,29 +107,34 @@ def echo_server(port: int, uv: bool, ready: Connection) -> None:
     loop.run_forever()
 
 
+def _home_agent(own: str, ha_address: str | None, port: int, mns: int, max_bindings: int) -> Any:
+    """A home agent core on ``own``:port with the benchmark's ``mns`` MN-HA SAs."""
+    from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
+    from mobileha.core.security import MobilitySA, SecurityAssociations
+
+    sas = SecurityAssociations()
+    for i in range(mns):
+        sas.add_mn(MobilitySA(SPI, KEY, "hmac-md5", nai=f"mn{i}@bench.example"))
+    settings = HomeAgentSettings(
+        own,
+        ha_address=ha_address,
+        port=port,
+        home_prefix="10.0.0.0/16",
+        max_bindings=max_bindings,
+        max_lifetime=36000,
+    )
+    return HomeAgent(settings, sas)
+
+
 def ha_server(port: int, uv: bool, mns: int, max_bindings: int, ctl: Connection) -> None:
     """The HA node; ``ctl`` receives ("load", n): pre-load n more bindings (loop paused),
     answer ("loaded", rss growth in bytes, table size)."""
     from memory import bindings as preload  # bench/memory.py: the same bindings
-    from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
-    from mobileha.core.security import MobilitySA, SecurityAssociations
     from mobileha.node.home_agent import HomeAgentNode
 
     loop = _loop(uv)
     asyncio.set_event_loop(loop)
-    sas = SecurityAssociations()
-    for i in range(mns):
-        sas.add_mn(MobilitySA(SPI, KEY, "hmac-md5", nai=f"mn{i}@bench.example"))
-    core = HomeAgent(
-        HomeAgentSettings(
-            HA_ADDR,
-            port=port,
-            home_prefix="10.0.0.0/16",
-            max_bindings=max_bindings + mns + 10,
-            max_lifetime=36000,
-        ),
-        sas,
-    )
+    core = _home_agent(HA_ADDR, None, port, mns, max_bindings + mns + 10)
     from mobileha.core.cluster import AgentSpec, Cluster
 
     cluster = Cluster([AgentSpec(core)], wall_offset=time.time() - loop.time(), now=loop.time())
@@ -167,8 +172,6 @@ def pair_server(role: str, port: int, uv: bool, mns: int, bu_window: int, ctl: C
     ("stats", 0) -> counters, gate hold times since the last call; ("table", 0) ->
     {MN index: low 32 bits of its binding's Identification}."""
     from mobileha.core.cluster import AgentSpec, Cluster
-    from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
-    from mobileha.core.security import MobilitySA, SecurityAssociations
     from mobileha.core.sync import SyncConfig
     from mobileha.node.home_agent import HomeAgentNode
     from mobileha.wire.auth import Authenticator
@@ -176,20 +179,7 @@ def pair_server(role: str, port: int, uv: bool, mns: int, bu_window: int, ctl: C
     loop = _loop(uv)
     asyncio.set_event_loop(loop)
     own, peer = (PAIR_ACTIVE, PAIR_STANDBY) if role == "active" else (PAIR_STANDBY, PAIR_ACTIVE)
-    sas = SecurityAssociations()
-    for i in range(mns):
-        sas.add_mn(MobilitySA(SPI, KEY, "hmac-md5", nai=f"mn{i}@bench.example"))
-    core = HomeAgent(
-        HomeAgentSettings(
-            own,
-            ha_address=PAIR_ACTIVE,
-            port=port,
-            home_prefix="10.0.0.0/16",
-            max_bindings=mns + 10,
-            max_lifetime=36000,
-        ),
-        sas,
-    )
+    core = _home_agent(own, PAIR_ACTIVE, port, mns, mns + 10)
     sync = SyncConfig(
         peer_addr=peer,
         ha_addr=PAIR_ACTIVE,
