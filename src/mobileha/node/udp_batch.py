@@ -43,7 +43,7 @@ class BatchedUdp:
         deliver: Callable[[bytes, Addr], None],
         *,
         batch: int = 64,
-        bufsize: int = 4096,
+        bufsize: int = 65535,  # any UDP datagram, as asyncio reads it
         c_io: bool | None = None,
         max_queue: int = 100_000,
         on_error: Callable[[OSError], None] | None = None,

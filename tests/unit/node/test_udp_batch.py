@@ -95,6 +95,21 @@ def test_the_c_path_delivers_what_the_python_path_delivers(clients: list[socket.
 
 
 @pytest.mark.parametrize("c_io", PATHS)
+def test_a_large_datagram_arrives_whole(c_io: bool, clients: list[socket.socket]) -> None:
+    loop = asyncio.new_event_loop()
+    seen: list[tuple[bytes, tuple[str, int]]] = []
+    try:
+        t = _server(loop, c_io, seen)
+        big = bytes(range(256)) * 40  # 10,240 bytes: more than a page
+        clients[2].sendto(big, t.get_extra_info("sockname"))
+        loop.run_until_complete(asyncio.sleep(0.05))
+        assert [d for d, _ in seen] == [big]
+        t.close()
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("c_io", PATHS)
 def test_a_refused_datagram_is_counted_and_the_rest_goes(
     c_io: bool, clients: list[socket.socket]
 ) -> None:
