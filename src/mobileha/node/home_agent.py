@@ -150,6 +150,15 @@ class HomeAgentNode:
         self.cluster = cluster
         self._batch_io = batch_io
         self._batching = False  # inside a BatchedUdp read: the timer waits for its end
+        # the first bytes of sync messages: a batch's sync messages are handled before its
+        # registrations, so that a BU Ack releases the replies it holds without waiting
+        # behind the requests read with it
+        self._sync_codes = frozenset(
+            code
+            for a in cluster.agents
+            if a.sync is not None
+            for code in a.sync.config.types.registry
+        )
         self.name = name
         agents = cluster.agents
         first = agents[0].ha.settings
@@ -326,6 +335,7 @@ class HomeAgentNode:
                 on_error=self._on_socket_error,
                 batch_begin=self._batch_begin,
                 batch_end=self._batch_end,
+                first=self._is_sync if self._sync_codes else None,
             )
         else:
             transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self, dst), sock=sock)
@@ -490,6 +500,9 @@ class HomeAgentNode:
         timer = self._timer
         if timer is not None and self._running and not self._batching:
             timer.update(self.cluster.get_timer())
+
+    def _is_sync(self, data: bytes) -> bool:
+        return bool(data) and data[0] in self._sync_codes
 
     def _batch_begin(self) -> None:
         """A batch of datagrams is read: the timer is followed once, after the batch."""

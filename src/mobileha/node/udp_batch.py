@@ -49,15 +49,19 @@ class BatchedUdp:
         on_error: Callable[[OSError], None] | None = None,
         batch_begin: Callable[[], None] | None = None,
         batch_end: Callable[[], None] | None = None,
+        first: Callable[[bytes], bool] | None = None,
     ) -> None:
         """``on_error``: called with each error the socket reports (an ICMP error of an
         earlier send, surfacing on a read; a send the kernel refuses), as asyncio's
         ``error_received``. ``batch_begin`` / ``batch_end``: called around the delivery of
-        each batch; what ``batch_end`` sends leaves with the batch's datagrams."""
+        each batch; what ``batch_end`` sends leaves with the batch's datagrams. ``first``:
+        the datagrams of a batch for which it is true are delivered before the others (in
+        their order; the others keep theirs)."""
         self._loop = loop
         self._on_error = on_error
         self._batch_begin = batch_begin
         self._batch_end = batch_end
+        self._first = first
         self._sock = sock
         self._fd = sock.fileno()
         self._deliver = deliver
@@ -143,6 +147,15 @@ class BatchedUdp:
             return
         self.batches += 1
         self.received += len(items)
+        first = self._first
+        if first is not None and len(items) > 1:
+            rest = []
+            for item in items:
+                if first(item[0]):
+                    deliver(item[0], item[1])
+                else:
+                    rest.append(item)
+            items = rest
         for data, addr, _nai, _ident in items:
             deliver(data, addr)
 
@@ -150,6 +163,8 @@ class BatchedUdp:
         recv = self._sock.recvfrom
         deliver = self._deliver
         bufsize = self._bufsize
+        first = self._first
+        items: list[tuple[bytes, Addr]] = []
         n = 0
         for _ in range(self._batch):
             try:
@@ -160,8 +175,13 @@ class BatchedUdp:
                 self._error(e)
                 break
             n += 1
-            deliver(data, addr)
+            if first is not None and first(data):
+                deliver(data, addr)
+            else:
+                items.append((data, addr))
         self.batches += 1
+        for data, addr in items:
+            deliver(data, addr)
         self.received += n
 
     def _error(self, exc: OSError) -> None:

@@ -179,6 +179,29 @@ def test_batch_end_runs_after_each_batch_and_its_sends_leave_with_it(
         loop.close()
 
 
+@pytest.mark.parametrize("c_io", PATHS)
+def test_the_datagrams_chosen_first_are_delivered_first(
+    c_io: bool, clients: list[socket.socket]
+) -> None:
+    loop = asyncio.new_event_loop()
+    order: list[bytes] = []
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        t = BatchedUdp(
+            loop, sock, lambda d, a: order.append(d), c_io=c_io, first=lambda d: d[:1] == b"s"
+        )
+        for d in (b"r1", b"s1", b"r2", b"r3", b"s2", b"r4"):
+            clients[0].sendto(d, sock.getsockname())
+        loop.run_until_complete(asyncio.sleep(0.05))
+        # sync messages (first) ahead of the batch's requests; each kind in its own order
+        assert order == [b"s1", b"s2", b"r1", b"r2", b"r3", b"r4"]
+        assert t.received == 6
+        t.close()
+    finally:
+        loop.close()
+
+
 def test_the_home_agent_node_with_batched_io_registers_a_mobile_node() -> None:
     from mobileha.core.cluster import AgentSpec, Cluster
     from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
