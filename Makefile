@@ -12,7 +12,7 @@ BPF_SRC := src/mobileha/dataplane/bpf/tunnel.bpf.c
 BPF_OBJ := $(BPF_SRC:.c=.o)
 BPF_CFLAGS := -O2 -g -Wall -target bpf -I/usr/include/$(shell uname -m)-linux-gnu
 
-.PHONY: demo test check lint typecheck unit bench apt apt-bpf venv bpf clean install uninstall
+.PHONY: demo test check lint typecheck unit bench bench-quiet apt apt-bpf venv bpf clean install uninstall
 
 demo: $(STAMP)
 	$(BIN)/mobileha demo
@@ -25,6 +25,11 @@ test: apt $(STAMP) bpf
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit tests/property
+
+# Every acceptance benchmark of the performance work in one run, one table with the baselines
+# of the same run, the date and the load average (take the figures on a quiet machine).
+bench-quiet: $(STAMP) bpf
+	$(BIN)/python bench/acceptance.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
@@ -82,7 +87,8 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/mobileha $(DESTDIR)$(UNITDIR)/mobileha@.service
 
 bench: $(STAMP)
-	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	for b in bench/*.py; do [ $$b = bench/acceptance.py ] && continue; \
+		echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache $(BPF_OBJ)

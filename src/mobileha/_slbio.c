@@ -29,6 +29,10 @@
  *       sendmmsg(2) of datagrams[start:] on a connected socket (MSG_DONTWAIT), in order;
  *       returns how many were sent (the rest would block: the caller queues them). OSError
  *       when the first one fails for another reason than EAGAIN.
+ *
+ *   sendto_all(fd, items: list[tuple[bytes, tuple[str, int]]], start=0) -> int
+ *       The same on an unconnected socket: each datagram to its own (IPv4 address, port),
+ *       as the home agent's replies go. ValueError for an address that is not IPv4.
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
@@ -240,7 +244,56 @@ static PyObject *recv_requests(PyObject *self, PyObject *args) {
     return out;
 }
 
-static PyObject *send_all(PyObject *self, PyObject *args) {
+/* One datagram of a send list into a message header: 0, or -1 with an exception set. */
+typedef int (*fill_fn)(PyObject *item, struct mmsghdr *msg, struct iovec *iov,
+                       struct sockaddr_in *name);
+
+static int fill_bytes(PyObject *item, struct mmsghdr *msg, struct iovec *iov,
+                      struct sockaddr_in *name) {
+    (void)name;
+    if (!PyBytes_Check(item)) {
+        PyErr_SetString(PyExc_TypeError, "datagrams must be bytes");
+        return -1;
+    }
+    iov->iov_base = PyBytes_AS_STRING(item);
+    iov->iov_len = (size_t)PyBytes_GET_SIZE(item);
+    msg->msg_hdr.msg_iov = iov;
+    msg->msg_hdr.msg_iovlen = 1;
+    return 0;
+}
+
+static int fill_addressed(PyObject *item, struct mmsghdr *msg, struct iovec *iov,
+                          struct sockaddr_in *name) {
+    PyObject *addr, *host, *port;
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) goto bad;
+    addr = PyTuple_GET_ITEM(item, 1);
+    if (!PyTuple_Check(addr) || PyTuple_GET_SIZE(addr) < 2) goto bad;
+    host = PyTuple_GET_ITEM(addr, 0);
+    port = PyTuple_GET_ITEM(addr, 1);
+    if (!PyUnicode_Check(host) || !PyLong_Check(port)) goto bad;
+    if (fill_bytes(PyTuple_GET_ITEM(item, 0), msg, iov, name) < 0) return -1;
+    const char *h = PyUnicode_AsUTF8(host);
+    long pn = PyLong_AsLong(port);
+    if (h == NULL || (pn == -1 && PyErr_Occurred())) return -1;
+    memset(name, 0, sizeof *name);
+    name->sin_family = AF_INET;
+    if (inet_pton(AF_INET, h, &name->sin_addr) != 1 || pn < 0 || pn > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "not an IPv4 address and port");
+        return -1;
+    }
+    name->sin_port = htons((uint16_t)pn);
+    msg->msg_hdr.msg_name = name;
+    msg->msg_hdr.msg_namelen = sizeof *name;
+    return 0;
+bad:
+    PyErr_SetString(PyExc_TypeError, "items must be (bytes, (address, port))");
+    return -1;
+}
+
+/* sendmmsg(2) of list[start:] in order, 64 per call (MSG_DONTWAIT): how many were sent. It
+ * stops at the first that would block; OSError when the first one fails otherwise (after
+ * some were sent, the count: the caller retries the rest and sees the error then). */
+static PyObject *send_list(PyObject *args, fill_fn fill) {
     int fd;
     PyObject *list;
     Py_ssize_t start = 0;
@@ -253,20 +306,15 @@ static PyObject *send_all(PyObject *self, PyObject *args) {
     Py_ssize_t sent = 0;
     struct mmsghdr msgs[64];
     struct iovec iov[64];
+    struct sockaddr_in names[64];
     while (start + sent < total) {
         Py_ssize_t k = total - start - sent;
         if (k > 64) k = 64;
         memset(msgs, 0, sizeof msgs[0] * (size_t)k);
         for (Py_ssize_t i = 0; i < k; i++) {
-            PyObject *b = PyList_GET_ITEM(list, start + sent + i);
-            if (!PyBytes_Check(b)) {
-                PyErr_SetString(PyExc_TypeError, "datagrams must be bytes");
+            if (fill(PyList_GET_ITEM(list, start + sent + i), &msgs[i], &iov[i], &names[i]) < 0) {
                 return NULL;
             }
-            iov[i].iov_base = PyBytes_AS_STRING(b);
-            iov[i].iov_len = (size_t)PyBytes_GET_SIZE(b);
-            msgs[i].msg_hdr.msg_iov = &iov[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
         }
         /* the GIL is held: the list and its bytes stay as they are during the call */
         int r = sendmmsg(fd, msgs, (unsigned)k, MSG_DONTWAIT);
@@ -274,12 +322,22 @@ static PyObject *send_all(PyObject *self, PyObject *args) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) break;
             if (errno == EINTR) continue;
             if (sent == 0) return PyErr_SetFromErrno(PyExc_OSError);
-            break; /* report what went; the caller retries the rest and sees the error */
+            break;
         }
         sent += r;
         if (r < k) break;
     }
     return PyLong_FromSsize_t(sent);
+}
+
+static PyObject *send_all(PyObject *self, PyObject *args) {
+    (void)self;
+    return send_list(args, fill_bytes);
+}
+
+static PyObject *sendto_all(PyObject *self, PyObject *args) {
+    (void)self;
+    return send_list(args, fill_addressed);
 }
 
 /* RFC 1071 one's-complement sum of a buffer, added to ``sum`` (not folded). */
@@ -364,6 +422,8 @@ static PyMethodDef methods[] = {
      "recv_requests(fd, max_n, bufsize) -> list of (data, (addr, port), nai | None, ident)"},
     {"send_all", send_all, METH_VARARGS,
      "send_all(fd, datagrams, start=0) -> number sent (sendmmsg on a connected socket)"},
+    {"sendto_all", sendto_all, METH_VARARGS,
+     "sendto_all(fd, [(data, (addr, port)), ...], start=0) -> number sent (sendmmsg)"},
     {NULL, NULL, 0, NULL},
 };
 

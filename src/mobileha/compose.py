@@ -330,6 +330,7 @@ def home_agent_node(cfg: Config) -> HomeAgentNode:
         if ha.journal is not None
         else None,
         "sa_fetcher": sa_fetcher(cfg),
+        "batch_io": True,  # registration sockets read and written in batches (recvmmsg)
     }
     if hc is None:
         cluster = Cluster([AgentSpec(cores[0])], wall_offset=time.time() - now, now=now)

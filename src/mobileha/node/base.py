@@ -71,17 +71,32 @@ class DeadlineTimer:
 
     Call :meth:`update` after every call into the core; ``fire`` is called at the deadline
     (``loop.time()`` clock, which is what the adapters pass to the core as ``now``).
+
+    ``lazy``: a deadline later than the armed one (or none) leaves the armed timer in place;
+    it fires early, the core's ``handle_timer`` finds nothing due and the adapter's next
+    :meth:`update` arms the real deadline. For a core whose deadline moves on almost every
+    datagram (a home agent with sync: batch flushes, reply holds), this saves a cancel and a
+    new loop timer per datagram.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, fire: Callable[[], None]) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, fire: Callable[[], None], *, lazy: bool = False
+    ) -> None:
         self._loop = loop
         self._fire = fire
+        self._lazy = lazy
         self._handle: asyncio.TimerHandle | None = None
         self._when: float | None = None
 
     def update(self, deadline: float | None) -> None:
-        if deadline == self._when:
+        when = self._when
+        if deadline == when:
             return
+        if self._lazy and when is not None and (deadline is None or deadline > when):
+            return
+        self._set(deadline)
+
+    def _set(self, deadline: float | None) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
@@ -95,4 +110,4 @@ class DeadlineTimer:
         self._fire()
 
     def cancel(self) -> None:
-        self.update(None)
+        self._set(None)

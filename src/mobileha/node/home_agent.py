@@ -72,11 +72,21 @@ from mobileha.node.hsrp import HsrpIo, HsrpNodeConfig
 from mobileha.node.icmp import IcmpIo
 from mobileha.node.journal import BindingJournal
 from mobileha.node.trace import RegistrationTrace
+from mobileha.node.udp_batch import BatchedUdp
 from mobileha.wire.icmp import ERROR_TYPES as ICMP_ERROR_TYPES
 from mobileha.wire.ip import IPv4Header
 from mobileha.wire.mip import RRP
 
-RCVBUF = 8 * 1024 * 1024
+# A fleet re-registering at once (tens of thousands of requests within a second) must fit in
+# the receive buffer: a dropped request waits for the MN's retransmission (2 s, doubling),
+# so a burst that overflows the buffer takes tens of seconds instead of a few. Without the
+# FORCE option the kernel caps the size at net.core.rmem_max (208 KB on a stock kernel:
+# about 500 requests). 16 MB (the kernel doubles it) hold about 40,000 small requests, one
+# to two seconds of work; a deeper queue would hold requests until their timestamps are
+# stale (docs/decisions/registration-burst.md).
+RCVBUF = 16 * 1024 * 1024
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 _RRP = bytes([RRP])
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 
@@ -145,6 +155,7 @@ class HomeAgentNode:
         vip_when_active: Iterable[str] = (),
         journal: BindingJournal | None = None,
         sa_fetcher: Any = None,
+        batch_io: bool = False,
     ) -> None:
         """``addresses``: where to bind (default: the first agent's real address and every
         agent's HA address). ``hsrp``: the HSRP interface's adapter configuration (the
@@ -152,13 +163,27 @@ class HomeAgentNode:
         socket exists only while Active (module docstring). ``sa_fetcher``: what runs the
         cores' ``FetchSa`` actions (``await sa_fetcher.fetch_sa(nai, spi)`` ->
         :class:`mobileha.aaa.base.SaAnswer`, e.g. :class:`mobileha.aaa.radius.RadiusAaa`),
-        one task per fetch on this loop; the cores bound how many run at once."""
+        one task per fetch on this loop; the cores bound how many run at once. ``batch_io``:
+        serve the registration sockets with :class:`~mobileha.node.udp_batch.BatchedUdp`
+        (batches of datagrams per read, replies with one sendmmsg) instead of asyncio's
+        transport."""
         # agent advertisements on the home link (node/advertising.py), set by compose
         self.advertising: LinkAdvertising | None = None
         # ICMP errors about our tunnelled packets, relayed to their senders (RFC 5944 §4.4)
         self.tunnel_icmp = TunnelIcmpRelay(self._tunnel_is_ours)
         self.icmp: IcmpIo | None = None
         self.cluster = cluster
+        self._batch_io = batch_io
+        self._batching = False  # inside a BatchedUdp read: the timer waits for its end
+        # the first bytes of sync messages: a batch's sync messages are handled before its
+        # registrations, so that a BU Ack releases the replies it holds without waiting
+        # behind the requests read with it
+        self._sync_codes = frozenset(
+            code
+            for a in cluster.agents
+            if a.sync is not None
+            for code in a.sync.config.types.registry
+        )
         self.name = name
         agents = cluster.agents
         first = agents[0].ha.settings
@@ -178,8 +203,8 @@ class HomeAgentNode:
         self.send_errors = 0
         self.dataplane_errors = 0
         self.dataplane_refused: dict[str, str] = {}  # auto: backends not taken, and why
-        self._transports: dict[str, asyncio.DatagramTransport] = {}
-        self._default: asyncio.DatagramTransport | None = None
+        self._transports: dict[str, Any] = {}  # asyncio transports or BatchedUdp
+        self._default: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: DeadlineTimer | None = None
         self._started = time.monotonic()
@@ -283,7 +308,7 @@ class HomeAgentNode:
 
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
-        self._timer = DeadlineTimer(loop, self._on_timer)
+        self._timer = DeadlineTimer(loop, self._on_timer, lazy=True)
         if self.advertising is not None:
             self.advertising.start(loop)
         self._start_tunnel_icmp(loop)
@@ -325,7 +350,7 @@ class HomeAgentNode:
             bindings=sum(len(a.ha.table) for a in self.agents),
         )
 
-    async def _open(self, addr: str) -> asyncio.DatagramTransport:
+    async def _open(self, addr: str) -> Any:
         """Bind a UDP socket to ``addr``:port (large buffers; IP_FREEBIND for a VIP) and
         serve it."""
         loop = asyncio.get_running_loop()
@@ -335,9 +360,12 @@ class HomeAgentNode:
         if not real:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
-        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, opt, RCVBUF)
+        for force, opt in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+            try:  # root may exceed net.core.rmem_max / wmem_max
+                sock.setsockopt(socket.SOL_SOCKET, force, RCVBUF)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, opt, RCVBUF)
         bind(
             sock,
             (addr, self.port),
@@ -346,7 +374,19 @@ class HomeAgentNode:
         )
         sock.setblocking(False)
         dst = (addr, self.port)
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self, dst), sock=sock)
+        transport: Any
+        if self._batch_io:
+            transport = BatchedUdp(
+                loop,
+                sock,
+                lambda data, src: self._on_datagram(data, src, dst),
+                on_error=self._on_socket_error,
+                batch_begin=self._batch_begin,
+                batch_end=self._batch_end,
+                first=self._is_sync if self._sync_codes else None,
+            )
+        else:
+            transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self, dst), sock=sock)
         self._transports[addr] = transport
         if self._default is None:
             self._default = transport
@@ -464,7 +504,7 @@ class HomeAgentNode:
         for t in (*self._vip_tasks.values(), *self._tasks):
             t.cancel()
         for tr in self._transports.values():
-            tr.abort()
+            (tr.abort if hasattr(tr, "abort") else tr.close)()
         self._transports.clear()
         self._default = None
         if self.dfp_server is not None and self._loop is not None:
@@ -486,6 +526,9 @@ class HomeAgentNode:
         actions = self.cluster.receive_datagram(data, addr, dst, now)
         if actions:
             self.run_actions(actions)
+
+    def _on_socket_error(self, exc: OSError) -> None:
+        self.send_errors += 1
 
     def _on_hsrp_datagram(self, data: bytes, src: Addr, dst: Addr) -> None:
         if self._loop is not None and self._running:
@@ -608,7 +651,7 @@ class HomeAgentNode:
         if journal is not None:
             journal.end_of_batch()
         timer = self._timer
-        if timer is not None and self._running:
+        if timer is not None and self._running and not self._batching:
             timer.update(self.cluster.get_timer())
 
     def _fetch_sa(self, a: FetchSa) -> None:
@@ -638,6 +681,26 @@ class HomeAgentNode:
             self._event(SaFetched(a.ha_addr, a.nai, ans.spi, ans.key, ans.home_address))
         else:
             self._event(SaFailed(a.ha_addr, a.nai, ans.reason or ERROR))
+
+    def _is_sync(self, data: bytes) -> bool:
+        return bool(data) and data[0] in self._sync_codes
+
+    def _batch_begin(self) -> None:
+        """A batch of datagrams is read: the timer is followed once, after the batch."""
+        self._batching = True
+
+    def _batch_end(self) -> None:
+        """After a batch: what is due now (the BUs of the batch's changes) runs at once,
+        so that it leaves with the batch's replies; then the timer follows the core."""
+        self._batching = False
+        loop = self._loop
+        if loop is None or not self._running:
+            return
+        t = self.cluster.get_timer()
+        if t is not None and t <= loop.time():
+            self._on_timer()
+        elif self._timer is not None:
+            self._timer.update(t)
 
     def _install_many(self, bindings: list[Any]) -> None:
         """Bindings already known (becoming Active): one batch where the backend installs

@@ -140,25 +140,26 @@ class Transfer:
             last = False
             while True:
                 peek = self.peek
-                if peek is not None and peek[3] != now:  # packed earlier: lifetimes moved on
-                    peek = (peek[0], peek[1], pack(peek[0], now, peek[1]), now)
-                if peek is None:
-                    b = next(it, _END)
-                    if b is _END:
+                if peek is not None:  # the record that did not fit in the previous chunk
+                    self.peek = None
+                    b, rflags, rec, at = peek
+                    if at != now:  # packed earlier: lifetimes moved on
+                        rec = pack(b, now, rflags)
+                else:
+                    nb = next(it, _END)
+                    if nb is _END:
                         last = True
                         break
-                    assert isinstance(b, Binding)
+                    b = nb  # type: ignore[assignment]
                     if b.expires <= now:
                         continue  # expired, its deletion follows as a BU
                     rflags = REC_DYNAMIC if dynamic_of(b) else 0
-                    peek = (b, rflags, pack(b, now, rflags), now)
-                rec = peek[2]
+                    rec = pack(b, now, rflags)
                 if parts and size + len(rec) > limit:
-                    self.peek = peek
+                    self.peek = (b, rflags, rec, now)
                     break
-                self.peek = None
                 parts.append(rec)
-                items.append((peek[0], peek[1]))
+                items.append((b, rflags))
                 size += len(rec)
             chunk = self.next_chunk
             self.next_chunk += 1

@@ -4,6 +4,10 @@ Changes are coalesced per key (home address, care-of address), batched into BUs 
 than ``max_message`` bytes (flushed ``flush_delay`` after the first queued change, or at
 once when a BU is full), sent with at most ``bu_window`` BUs in flight (one while the peer
 is lost) and retransmitted by the :class:`~mobileha.core.sync.channel.Channel` with backoff.
+With the default ``flush_delay`` of 0 the flush is due at once: the adapter runs it after
+the datagrams it read in the same event-loop turn, so a burst of registrations leaves as a
+few full BUs, a lone registration leaves at once, and acknowledgements are pipelined (the
+next batch does not wait for the previous one's ack while the window has room).
 A BU that runs out of retries counts as failed (cmiHaRedunFailedBUs) and its changes go
 back to the queue: nothing is dropped while the queue is within ``max_pending`` keys. On
 overflow the queue is dropped, counted, and the next BU carries the R flag (the peer then
