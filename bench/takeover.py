@@ -31,6 +31,7 @@ import argparse
 import gc
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -225,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backends", default="memory,userspace,ebpf")
     p.add_argument("--worker", choices=["memory", "userspace", "ebpf"])
     a = p.parse_args(argv)
+    # SIGTERM (a stopped acceptance run) unwinds like Ctrl-C: the worker is killed and its
+    # namespace deleted by in_netns's finally
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [int(x) for x in a.sizes.split(",")]
     if a.worker:
         print(json.dumps(worker(a.worker, sizes)))

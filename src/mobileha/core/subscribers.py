@@ -163,7 +163,7 @@ class SubscriberCounters:
     evicted: int = 0  # cached SAs dropped at the size bound
     resyncs: int = 0  # fetched again after an authentication failure (resync_s)
     synced: int = 0  # SAs received from the redundancy peer (sync record REC_SA)
-    reload_dropped: int = 0  # cached SAs a reload no longer sends to AAA
+    reload_dropped: int = 0  # cached SAs dropped by a reload: their NAI is not sent to AAA
     latency_sum: float = 0.0
     latency_count: int = 0
     latency_max: float = 0.0

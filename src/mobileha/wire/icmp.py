@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
 from mobileha.wire import DecodeError, ip_bytes, ip_str
-from mobileha.wire.ip import IPV4, IPv4Header, checksum
+from mobileha.wire.ip import IPV4, IPv4Header, checksum, ipv4_header
 
 # ICMP types (RFC 792, RFC 1256)
 ECHO_REPLY: Final = 0
@@ -85,7 +85,7 @@ ADV_H: Final = 0x2000  # home agent
 ADV_F: Final = 0x1000  # foreign agent
 ADV_M: Final = 0x0800  # minimal encapsulation
 ADV_G: Final = 0x0400  # GRE encapsulation
-ADV_RSVD_R: Final = 0x0200  # "r": sent as zero, ignored (formerly V, VJ compression)
+ADV_RSVD_R: Final = 0x0200  # "r": reserved, sent as zero and ignored (RFC 5944 §2.1.1)
 ADV_T: Final = 0x0100  # reverse tunnelling (RFC 3024)
 ADV_U: Final = 0x0080  # UDP tunnelling (RFC 3519)
 ADV_X: Final = 0x0040  # registration revocation (RFC 3543)
@@ -456,25 +456,14 @@ def decode_quoted(data: bytes) -> tuple[IPv4Header, bytes]:
     """
     if len(data) < 20:
         raise DecodeError("short", f"quoted datagram: {len(data)} bytes")
-    vihl, tos, total, ident, ff, ttl, proto, _cs, src, dst = IPV4.unpack_from(data)
+    fields = IPV4.unpack_from(data)
+    vihl = fields[0]
     if vihl >> 4 != 4:
         raise DecodeError("bad-version", f"quoted IP version {vihl >> 4}")
     hlen = (vihl & 0xF) * 4
     if hlen < 20 or len(data) < hlen:
         raise DecodeError("bad-ihl", f"quoted IHL {vihl & 0xF}")
-    h = IPv4Header(
-        src=ip_str(src),
-        dst=ip_str(dst),
-        proto=proto,
-        total_length=total,
-        ttl=ttl,
-        tos=tos,
-        ident=ident,
-        flags=ff >> 13,
-        frag_offset=ff & 0x1FFF,
-        options=bytes(data[20:hlen]),
-    )
-    return h, bytes(data[hlen:])
+    return ipv4_header(fields, bytes(data[20:hlen])), bytes(data[hlen:])
 
 
 IcmpMessage: TypeAlias = AgentAdvertisement | AgentSolicitation | IcmpError

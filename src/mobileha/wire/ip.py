@@ -31,7 +31,7 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from mobileha.wire import DecodeError, ip_bytes
 
@@ -165,7 +165,8 @@ def decode_ipv4(data: bytes, verify: bool = True) -> tuple[IPv4Header, bytes]:
     (link-layer padding); a datagram shorter than ``total_length`` is an error."""
     if len(data) < 20:
         raise DecodeError("short", f"IPv4 header needs 20 bytes, got {len(data)}")
-    vihl, tos, total, ident, ff, ttl, proto, _csum, src, dst = IPV4.unpack_from(data)
+    fields = IPV4.unpack_from(data)
+    vihl, total = fields[0], fields[2]
     if vihl >> 4 != 4:
         raise DecodeError("bad-version", f"IP version {vihl >> 4}")
     hlen = (vihl & 0xF) * 4
@@ -179,7 +180,14 @@ def decode_ipv4(data: bytes, verify: bool = True) -> tuple[IPv4Header, bytes]:
         raise DecodeError("short", f"total length {total}, got {len(data)} bytes")
     if verify and checksum(data[:hlen]) != 0:
         raise DecodeError("bad-checksum", "IPv4 header checksum")
-    h = IPv4Header(
+    return ipv4_header(fields, bytes(data[20:hlen])), bytes(data[hlen:total])
+
+
+def ipv4_header(fields: tuple[Any, ...], options: bytes) -> IPv4Header:
+    """The :class:`IPv4Header` of the fields :data:`IPV4` unpacked and the options after
+    them (the caller checked version and header length)."""
+    _vihl, tos, total, ident, ff, ttl, proto, _csum, src, dst = fields
+    return IPv4Header(
         src=_ntoa(src),
         dst=_ntoa(dst),
         proto=proto,
@@ -189,9 +197,8 @@ def decode_ipv4(data: bytes, verify: bool = True) -> tuple[IPv4Header, bytes]:
         ident=ident,
         flags=ff >> 13,
         frag_offset=ff & 0x1FFF,
-        options=bytes(data[20:hlen]),
+        options=options,
     )
-    return h, bytes(data[hlen:total])
 
 
 def build_ipv4(
@@ -645,6 +652,7 @@ __all__ = [
     "encode_ipv4",
     "encode_minenc",
     "gratuitous_arp",
+    "ipv4_header",
     "mac_bytes",
     "mac_str",
     "multicast_udp_frame",

@@ -261,7 +261,7 @@ def test_reload_keeps_bindings_and_cached_sas() -> None:
     code, actions = send(ha, rrq("a@aaa.example", low=2), NOW + 1)
     assert code == 0 and not fetches(actions)
     assert send(ha, rrq("y@new.example", key=REALM_KEY, spi=500), NOW + 1)[0] == 0
-    # the removed realm's MNs are no longer served
+    # the MNs of the removed realm are not served
     assert send(ha, rrq("x@inline.example", key=REALM_KEY, spi=500, low=2), NOW + 2)[0] is None
 
 
