@@ -471,20 +471,10 @@ def main(argv: list[str]) -> int:
         return _roaming(args)
     if not 1 <= args.mn_hosts <= 50 or args.mns < args.mn_hosts:
         ap.error("need 1 <= --mn-hosts <= 50 and --mns >= --mn-hosts")
-    ok, reason = netns_available()
-    if not ok:
-        print(f"mobileha lab: cannot run here: {reason}", file=sys.stderr)
+    say = _session()
+    if say is None:
         return 2
-    t0 = time.monotonic()
-
-    def say(msg: str) -> None:
-        print(f"[{time.monotonic() - t0:6.2f}] {msg}", flush=True)
-
-    # SIGTERM -> the same clean teardown as Ctrl-C.
-    def on_term(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, on_term)
+    old = signal.signal(signal.SIGTERM, _interrupt)
     lab = Lab(args, say)
     rc = 1
     try:
@@ -512,22 +502,33 @@ def main(argv: list[str]) -> int:
     return rc
 
 
-def _roaming(args: argparse.Namespace) -> int:
-    from mobileha.lab import roaming
-
+def _session() -> Callable[[str], None] | None:
+    """A lab run's progress printer (seconds since start), or None (printed why) where
+    network namespaces cannot be made."""
     ok, reason = netns_available()
     if not ok:
         print(f"mobileha lab: cannot run here: {reason}", file=sys.stderr)
-        return 2
+        return None
     t0 = time.monotonic()
 
     def say(msg: str) -> None:
         print(f"[{time.monotonic() - t0:6.2f}] {msg}", flush=True)
 
-    def on_term(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    return say
 
-    old = signal.signal(signal.SIGTERM, on_term)
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM -> the same clean teardown as Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+def _roaming(args: argparse.Namespace) -> int:
+    from mobileha.lab import roaming
+
+    say = _session()
+    if say is None:
+        return 2
+    old = signal.signal(signal.SIGTERM, _interrupt)
     work = Path(tempfile.mkdtemp(prefix="mobileha-roaming-"))
     summary: dict[str, Any] = {"ok": False}
     try:
