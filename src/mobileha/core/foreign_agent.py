@@ -776,7 +776,15 @@ class ForeignAgent:
             return
         n = self._unanswered.get(dst, 0) + 1
         self._unanswered[dst] = n
-        if n >= self.ha_fallback_after and dst not in self.unreachable:
+        if n >= self.ha_fallback_after:
+            self._gone(dst, p, n, out)
+
+    def _gone(self, dst: str, p: _Pending, n: int, out: list[Action]) -> None:
+        """Take the real HA ``dst`` as gone after ``n`` unanswered requests (or an ICMP
+        unreachable, which counts as ``ha_fallback_after`` of them): its requests go to
+        the fallback from now on, until it answers again."""
+        self._unanswered[dst] = max(self._unanswered.get(dst, 0), n)
+        if dst not in self.unreachable:
             self.unreachable.add(dst)
             self.stats.ha_fallbacks += 1
             out.append(HomeAgentUnreachable(dst, self._fallback(dst, p.target, p), n))
@@ -1198,23 +1206,17 @@ class ForeignAgent:
             return []
         self.stats.icmp_errors += 1
         dead = p.dst
-        fallback = (
-            self._fallback(dead, p.target, p)
-            if dead != p.target and self.ha_fallback_after > 0
-            else None
-        )
-        if fallback is not None:
+        if (
+            dead != p.target
+            and self.ha_fallback_after > 0
+            and self._fallback(dead, p.target, p) is not None
+        ):
             # RFC 4433 re-homing: an unreachable from a real HA learned from its replies
             # says at once what ``ha_fallback_after`` unanswered requests would (it is
             # gone), so the request goes to the HA-SLB, which picks a live real, rather
-            # than failing the MN with 80-88.
+            # than failing the MN with 80-88 (RFC 5944 §3.7.2 when there is nowhere else).
             out: list[Action] = []
-            n = max(self._unanswered.get(dead, 0), self.ha_fallback_after)
-            self._unanswered[dead] = n
-            if dead not in self.unreachable:
-                self.unreachable.add(dead)
-                self.stats.ha_fallbacks += 1
-                out.append(HomeAgentUnreachable(dead, fallback, n))
+            self._gone(dead, p, self.ha_fallback_after, out)
             return out + self._relay(p, now)
         self._forget_pending(p)
         return self._deny(p.req, p.mn, code, p.key, now, local=p.local)
