@@ -1,9 +1,17 @@
-"""State-changing requests of the management API (``POST /api/<action>``).
+"""State-changing requests of the management API (``POST /api/<action>``), by role.
 
-:func:`actions_for` maps an action name to a function of the request's JSON object that
-returns a JSON-serialisable result (``ValueError`` -> 400 with its text). The API serves
-them only to requests carrying its bearer token (``mobileha.mgmt.api``), whatever the
-listen address. A role with nothing to change has no actions.
+:func:`actions_for` maps an action name to a function of the request's arguments (its
+query parameters and the members of its JSON body) that returns a JSON-serialisable result
+(``ValueError`` -> 400 with its text). The API serves them only to requests carrying its
+bearer token (``mobileha.mgmt.api``), whatever the listen address. Actions change the node
+only through its public methods (the node decides in its sans-IO core), like the IOS
+commands they mirror:
+
+* home-agent ``clear/binding``: ``home=<HoA>``, ``nai=<NAI>`` or ``all=1`` (``clear ip
+  mobile binding``): the bindings are deleted on the Active, the standby follows through
+  binding sync and the foreign agents through registration revocation (RFC 3543).
+
+A role with nothing to change has no actions.
 """
 
 from __future__ import annotations
@@ -11,16 +19,27 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mobileha.mgmt.commands import commands_for
+from mobileha.config.validate import is_ipv4
 
 Action = Callable[[Mapping[str, Any]], Any]
 
 
-def actions_for(node: object) -> dict[str, Action]:
-    """The actions ``node`` offers: the operator commands of its role
-    (:mod:`mobileha.mgmt.commands`); their arguments are the query parameters and the
-    JSON body's members."""
-    return dict(commands_for(node))
+def actions_for(node: Any) -> dict[str, Action]:
+    """The actions ``node`` offers."""
+    if getattr(node, "role", "") == "home-agent" and hasattr(node, "clear_bindings"):
+        return {"clear/binding": lambda args: clear_binding(node, args)}
+    return {}
 
 
-__all__ = ["Action", "actions_for"]
+def clear_binding(node: Any, args: Mapping[str, Any]) -> dict[str, Any]:
+    home, nai = args.get("home"), args.get("nai")
+    every = str(args.get("all")).lower() in ("1", "true")
+    if sum((home is not None, nai is not None, every)) != 1:
+        raise ValueError("give exactly one of home=<address>, nai=<NAI>, all=1")
+    if home is not None and not is_ipv4(str(home)):
+        raise ValueError(f"home: not an IPv4 address: {home!r}")
+    n = node.clear_bindings(home_addr=home, nai=nai, everything=every)
+    return {"cleared": n}
+
+
+__all__ = ["Action", "actions_for", "clear_binding"]

@@ -20,8 +20,8 @@ Routes:
   collector, plus ``mobileha_node_info{node,role}``.
 * ``GET /healthz`` -> ``ok``.
 * ``POST /api/<action>`` with a JSON object body and/or query parameters -> the action's
-  JSON result (``mobileha.mgmt.actions.actions_for``: the operator commands of
-  ``mobileha.mgmt.commands``, e.g. ``clear/binding``); 404 for an unknown action.
+  JSON result (``mobileha.mgmt.actions.actions_for``, e.g. ``clear/binding``); 404 for an
+  unknown action.
 
 Errors are JSON ``{"error": "..."}`` with 400/404/405/500; a view that raises is logged
 (rate limited per view) and answered with 500, never taking the server down.

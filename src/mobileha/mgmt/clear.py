@@ -14,15 +14,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from mobileha.mgmt.show import ApiError, api_from_args, post_action
-
-
-def post(api: str, command: str, query: dict[str, str]) -> Any:
-    """POST ``/api/<command>`` with ``query`` as its arguments (the token of
-    :func:`mobileha.mgmt.show.use_token` sent with it); the decoded JSON, or ApiError."""
-    return post_action(api, command, query)
 
 
 def main(argv: list[str]) -> int:
@@ -43,7 +36,7 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     query = {"all": "1"} if args.all else {"nai": args.nai} if args.nai else {"home": args.home}
     try:
-        res = post(api_from_args(args), "clear/binding", query)
+        res = post_action(api_from_args(args), "clear/binding", query)
     except ApiError as e:
         print(f"mobileha clear: {e}", file=sys.stderr)
         return 1
@@ -51,4 +44,4 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-__all__ = ["main", "post"]
+__all__ = ["main"]
