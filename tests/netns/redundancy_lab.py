@@ -56,8 +56,14 @@ CLONE_NEWNET = 0x40000000
 LAB_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError)
 
 
-def wait_for(cond: Callable[[], Any], timeout: float, what: str, step: float = 0.02) -> Any:
-    return _wait_for(cond, timeout, what, step, ignore=LAB_ERRORS)
+def wait_for(
+    cond: Callable[[], Any],
+    timeout: float,
+    what: str,
+    step: float = 0.02,
+    detail: Callable[[], str] | None = None,
+) -> Any:
+    return _wait_for(cond, timeout, what, step, ignore=LAB_ERRORS, detail=detail)
 
 
 def ns_socket(ns: str, family: int, kind: int, proto: int = 0) -> socket.socket:
