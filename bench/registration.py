@@ -188,6 +188,14 @@ def ha_server(
             node.freeze_gc()
             gc.collect()
             ctl.send(("loaded", _rss() - rss0, len(core.table)))
+        elif cmd == "io":  # (read batches, datagrams read) of the registration sockets
+            ts = node._transports.values()
+            ctl.send(
+                (
+                    sum(getattr(t, "batches", 0) for t in ts),
+                    sum(getattr(t, "received", 0) for t in ts),
+                )
+            )
 
     loop.run_until_complete(node.start())
     loop.add_reader(ctl.fileno(), on_ctl)
@@ -249,6 +257,10 @@ def pair_server(role: str, port: int, uv: bool, mns: int, bu_window: int, ctl: C
                     "held": gate.replies_held,
                     "released_unacked": gate.replies_released_unacked,
                     "table": len(core.table),
+                    "io": [
+                        (getattr(t, "batches", 0), getattr(t, "received", 0))
+                        for t in node._transports.values()
+                    ],
                 }
             )
         elif cmd == "table":
@@ -872,7 +884,15 @@ def run_pair(args: argparse.Namespace) -> dict[str, Any]:
     lone.window(args.warm, "warm")
     pair.window(args.warm, "warm")
     stats(act_c)
-    s0, a0 = stats(sby_c)["counters"], stats(act_c)["counters"]
+    s0_all, a0_all = stats(sby_c), stats(act_c)
+    s0, a0 = s0_all["counters"], a0_all["counters"]
+
+    def lone_io() -> tuple[int, int]:
+        ctl.send(("io", 0))
+        r: tuple[int, int] = ctl.recv()
+        return r
+
+    lio0 = lone_io()
     lw: list[dict[str, Any]] = []
     pw: list[dict[str, Any]] = []
     sby_cpu = 0.0
@@ -883,7 +903,8 @@ def run_pair(args: argparse.Namespace) -> dict[str, Any]:
         pw.append(pair.window(args.seconds))
         sby_cpu += _cpu(sby_p.pid) - c0
         holds += stats(act_c)["hold_times"]
-    s1, a1 = stats(sby_c)["counters"], stats(act_c)
+    s1_all, a1 = stats(sby_c), stats(act_c)
+    s1 = s1_all["counters"]
     res: dict[str, Any] = {"lone": _summary(lw), "pair": _summary(pw)}
     res["ratios"] = [round(p["rate"] / q["rate"], 3) for p, q in zip(pw, lw)]
     res["pair_over_lone"] = _median([p["rate"] / q["rate"] for p, q in zip(pw, lw)])
@@ -899,6 +920,18 @@ def run_pair(args: argparse.Namespace) -> dict[str, Any]:
         - (a0["TotalSentBUs"] - a0["SentBUs"]),
         "failed": a1c["FailedBUs"] - a0["FailedBUs"],
         "released_unacked": a1["released_unacked"],
+    }
+
+    def per_batch(x0: dict[str, Any], x1: dict[str, Any]) -> float:
+        b = sum(x[0] for x in x1["io"]) - sum(x[0] for x in x0["io"])
+        n = sum(x[1] for x in x1["io"]) - sum(x[1] for x in x0["io"])
+        return n / b if b else 0.0
+
+    lio1 = lone_io()
+    res["read_batch"] = {
+        "lone": (lio1[1] - lio0[1]) / max(1, lio1[0] - lio0[0]),
+        "active": per_batch(a0_all, a1),
+        "standby": per_batch(s0_all, s1_all),
     }
     res["gate_us"] = {"p50": _pct(holds, 0.5) * 1e6, "p99": _pct(holds, 0.99) * 1e6}
     res["standby_cpu_us"] = sby_cpu / max(1, done) * 1e6
@@ -972,7 +1005,8 @@ def print_pair(args: argparse.Namespace, r: dict[str, Any]) -> None:
         f"{bu['records_per_bu']:.1f} records/BU ({bu['bus']} BUs, {bu['retransmitted']} "
         f"retransmitted, {bu['failed']} failed); reply gate hold p50 "
         f"{r['gate_us']['p50']:.0f} us p99 {r['gate_us']['p99']:.0f} us (loop clock); "
-        f"replies released unacknowledged {bu['released_unacked']}"
+        f"replies released unacknowledged {bu['released_unacked']}; datagrams per read "
+        f"batch: " + ", ".join(f"{k} {v:.1f}" for k, v in r["read_batch"].items())
     )
     for name in ("lone", "pair"):
         b = r.get("burst_" + name)
