@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from itertools import count as itercount
 from socket import inet_aton
+from typing import Any
 
 from mobileha.core.actions import Send
 from mobileha.core.binding import Binding
@@ -26,19 +27,38 @@ from mobileha.core.security import MobilitySA
 from mobileha.core.sync.base import U32, Counters, Key, SyncAction, SyncConfig
 from mobileha.core.sync.records import pack_record, seal_sa
 from mobileha.wire.auth import NTP_EPOCH_OFFSET
-from mobileha.wire.sync import CHUNK_EXT, REC_DELETE, MsgKind, SyncMessage, encode_raw
+from mobileha.wire.sync import (
+    CHUNK_EXT,
+    REC_DELETE,
+    REC_DYNAMIC,
+    MsgKind,
+    SyncMessage,
+    encode_raw,
+)
 
 
 class Change:
-    """One of our binding changes, queued for or carried by a BU until acknowledged."""
+    """One of our binding changes, queued for or carried by a BU until acknowledged:
+    the binding, its key (home, care-of address), the record flags (REC_DELETE,
+    REC_DYNAMIC) and when it was made. ``waiters``: what waits for the peer to acknowledge
+    it (the reply gate's held replies; a newer change to the same key takes them over)."""
 
-    __slots__ = ("binding", "delete", "dynamic", "t")
+    __slots__ = ("binding", "key", "rflags", "t", "waiters")
 
     def __init__(self, binding: Binding, delete: bool, dynamic: bool, t: float) -> None:
         self.binding = binding
-        self.delete = delete
-        self.dynamic = dynamic
+        self.key: Key = (binding.home_addr, binding.care_of)
+        self.rflags = (REC_DELETE if delete else 0) | (REC_DYNAMIC if dynamic else 0)
         self.t = t
+        self.waiters: list[Any] | None = None
+
+    @property
+    def delete(self) -> bool:
+        return bool(self.rflags & REC_DELETE)
+
+    @property
+    def dynamic(self) -> bool:
+        return bool(self.rflags & REC_DYNAMIC)
 
 
 class Out:
@@ -68,7 +88,7 @@ class Out:
         count: int,
         body: bytes,
         chunk: int | None = None,
-        changes: list[tuple[Key, Change]] | None = None,
+        changes: list[Change] | None = None,
     ) -> None:
         self.kind = kind
         self.seq = seq
@@ -77,7 +97,8 @@ class Out:
         self.body = body
         self.chunk = chunk
         self.changes = changes
-        self.items: list[tuple[Binding, int]] | None = None  # re-packed on retransmission
+        # re-packed on retransmission (a BU: its changes' bindings and record flags)
+        self.items: list[tuple[Binding, int]] | None = None
         self.attempts = 0
         self.failures = 0
         self.deadline = 0.0
@@ -204,9 +225,12 @@ class Channel:
     def transmit(self, out: Out, now: float, actions: list[SyncAction]) -> None:
         """Send ``out`` (again) with a fresh Identification and arm its retransmission."""
         cfg = self.config
-        if out.lows and out.items is not None:
+        items = out.items
+        if out.lows and items is None and out.changes is not None:
+            items = [(ch.binding, ch.rflags) for ch in out.changes]
+        if out.lows and items is not None:
             # a retransmission: the remaining lifetimes are those of now (P§5.4 "at send time")
-            body = b"".join([self.pack(b, now, f) for b, f in out.items])
+            body = b"".join([self.pack(b, now, f) for b, f in items])
             if out.chunk is not None:
                 body += CHUNK_EXT.pack(self.types.chunk, 4, out.chunk)
             out.body = body

@@ -237,10 +237,8 @@ class SyncPeer:
         self, binding: Binding, now: float, dynamic: bool | None = None
     ) -> list[SyncAction]:
         """An accepted registration or re-registration: send the binding to the peer."""
-        if dynamic is None:
-            dynamic = self._dynamic_of(binding)
         actions: list[SyncAction] = []
-        self.sender.enqueue(Change(binding, False, dynamic, now), now, self._window(), actions)
+        self.queue_change(binding, False, now, actions, dynamic)
         return actions
 
     def binding_deleted(
@@ -248,14 +246,31 @@ class SyncPeer:
     ) -> list[SyncAction]:
         """A deregistration, expiry or replacement. ``binding.ident`` orders the deletion:
         for a deregistration pass the deregistration request's Identification."""
+        actions: list[SyncAction] = []
+        self.queue_change(binding, True, now, actions, dynamic)
+        return actions
+
+    def queue_change(
+        self,
+        binding: Binding,
+        delete: bool,
+        now: float,
+        actions: list[SyncAction],
+        dynamic: bool | None = None,
+    ) -> Change:
+        """:meth:`binding_changed` (or, ``delete``, :meth:`binding_deleted`) appending its
+        actions (BUs that filled up) to ``actions``; the change queued, pending until the
+        peer acknowledges it or a newer one (its ``waiters`` are handed over then)."""
         if dynamic is None:
             dynamic = self._dynamic_of(binding)
-        actions: list[SyncAction] = []
-        # our own deletions are tombstones too: a bulk record the peer built before it
-        # learnt of this deletion must not resurrect the binding here
-        self.merge.tombstone((binding.home_addr, binding.care_of), binding.ident, now)
-        self.sender.enqueue(Change(binding, True, dynamic, now), now, self._window(), actions)
-        return actions
+        ch = Change(binding, delete, dynamic, now)
+        if delete:
+            # our own deletions are tombstones too: a bulk record the peer built before it
+            # learnt of this deletion must not resurrect the binding here
+            self.merge.tombstone(ch.key, binding.ident, now)
+        window = 1 if self.state is SyncState.PEER_LOST else self.config.bu_window
+        self.sender.enqueue(ch, now, window, actions)
+        return ch
 
     def role_changed(self, role: Role, now: float) -> list[SyncAction]:
         """HSRP state change of this HA for the group."""
@@ -393,7 +408,8 @@ class SyncPeer:
     def _heard(self, now: float, actions: list[SyncAction]) -> None:
         self._last_heard = now
         self._heard_any = True
-        self._input(SyncInput.HEARD, now, actions)
+        if self.state is not SyncState.IN_SYNC:  # (IN_SYNC, HEARD): no effect, no change
+            self._input(SyncInput.HEARD, now, actions)
 
     def _resume(self, now: float, actions: list[SyncAction]) -> None:
         if self._need_download and self._dl is None and self.role is not Role.ACTIVE:
