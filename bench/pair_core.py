@@ -9,8 +9,10 @@ to the lone coordinator and to the Active's, ``--batch`` per event-loop turn as 
 ``BatchedUdp`` delivers them: the Active's turn is the Standby's BU Acks of the previous
 turn, then the requests, then its timer (the BUs of the turn's changes); the Standby's turn
 is the BUs, then its timer. Printed: CPU microseconds per registration of the lone
-coordinator, the Active and the Standby, their ratios, the records per BU, and the replies
-the gate released (every one must be released after its BU Ack). ``--profile`` runs the
+coordinator, the Active and the Standby (process CPU time, medians over blocks of 20
+turns, each block measuring the three in the same seconds), the Active/lone ratio, the
+records per BU, and the replies the gate released (every one must be released after its
+BU Ack). ``--profile`` runs the
 named side under cProfile and prints the top functions by own time.
 
 This isolates the cores' share of ``bench/registration.py --pair`` (which adds the sockets,
@@ -23,6 +25,7 @@ import argparse
 import cProfile
 import hashlib
 import pstats
+import statistics
 import struct
 import sys
 import time
@@ -44,6 +47,7 @@ RRQ = struct.Struct("!BBH4s4s4sQ")
 ACTIVE, STANDBY, LONE = "127.0.9.2", "127.0.9.3", "127.0.9.1"
 MN = ("127.0.0.1", 40000)
 PORT = 434
+BLOCK = 20  # turns per measurement block (the medians of the blocks are printed)
 SPI_BYTES = struct.pack("!I", SPI)
 
 
@@ -150,7 +154,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     to_standby: list[tuple[bytes, tuple[str, int]]] = []
     to_active: list[tuple[bytes, tuple[str, int]]] = []
     bus0 = 0
+    blocks: list[tuple[float, float, float]] = []  # CPU of (lone, Active, Standby) per block
+    mark = (0.0, 0.0, 0.0)
     for r in range(warm + args.rounds):
+        if r > warm and (r - warm) % BLOCK == 0:
+            cpu = (lone.cpu, active.cpu, standby.cpu)
+            blocks.append((cpu[0] - mark[0], cpu[1] - mark[1], cpu[2] - mark[2]))
+            mark = cpu
         if r == warm:
             for side in (lone, active, standby):
                 side.cpu = 0.0
@@ -179,11 +189,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for x in active.turn(to_active, clock()):  # the last acks
         if x.__class__ is Send and x.dst[0] != STANDBY:
             replies["pair"] += 1
+    per = BLOCK * args.batch / 1e6
+    blocks = blocks or [(lone.cpu, active.cpu, standby.cpu)]
     res = {
         "registrations": n,
-        "lone_us": lone.cpu / n * 1e6,
-        "active_us": active.cpu / n * 1e6,
-        "standby_us": standby.cpu / n * 1e6,
+        "lone_us": statistics.median(b[0] for b in blocks) / per,
+        "active_us": statistics.median(b[1] for b in blocks) / per,
+        "standby_us": statistics.median(b[2] for b in blocks) / per,
+        "active_over_lone": statistics.median(b[1] / b[0] for b in blocks),
+        "blocks": len(blocks),
         "replies": replies,
         "records_per_bu": n / max(1, sync_counters.SentBUs - bus0),
         "released_unacked": gate.replies_released_unacked,
@@ -208,8 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"sans-IO cores, {r['registrations']} registrations in turns of {args.batch}: "
         f"lone {r['lone_us']:.1f} us, Active {r['active_us']:.1f} us "
-        f"({r['active_us'] / r['lone_us']:.2f}x lone), Standby {r['standby_us']:.1f} us "
-        f"CPU per registration; {r['records_per_bu']:.1f} records/BU; replies {r['replies']}, "
+        f"({r['active_over_lone']:.2f}x lone), Standby {r['standby_us']:.1f} us "
+        f"CPU per registration (medians of {r['blocks']} blocks of {BLOCK} turns); "
+        f"{r['records_per_bu']:.1f} records/BU; replies {r['replies']}, "
         f"held {r['held']}, released unacknowledged {r['released_unacked']}"
     )
     return 0

@@ -153,10 +153,12 @@ def ha_server(
     ctl: Connection,
     journal: str | None = None,
     commit_ms: int = 10,
+    profile: str | None = None,
 ) -> None:
     """The HA node; ``ctl`` receives ("load", n): pre-load n more bindings (loop paused),
     answer ("loaded", rss growth in bytes, table size). ``journal``: the binding journal
-    file (group commit every ``commit_ms``)."""
+    file (group commit every ``commit_ms``). ``profile``: a directory where the cProfile
+    statistics between two ("io", 0) commands are written (``lone.prof``)."""
     from memory import bindings as preload  # bench/memory.py: the same bindings
     from mobileha.node.home_agent import HomeAgentNode
 
@@ -176,6 +178,12 @@ def ha_server(
         batch_io=BATCH_IO[0],
     )
     loaded = 0
+    prof = None
+    profiling = [False]
+    if profile is not None:
+        import cProfile
+
+        prof = cProfile.Profile()
 
     def on_ctl() -> None:
         nonlocal loaded
@@ -189,6 +197,13 @@ def ha_server(
             gc.collect()
             ctl.send(("loaded", _rss() - rss0, len(core.table)))
         elif cmd == "io":  # (read batches, datagrams read) of the registration sockets
+            if prof is not None:
+                if profiling[0]:
+                    prof.disable()
+                    prof.dump_stats(os.path.join(str(profile), "lone.prof"))
+                else:
+                    prof.enable()
+                profiling[0] = not profiling[0]
             ts = node._transports.values()
             ctl.send(
                 (
@@ -209,12 +224,22 @@ SYNC_SPI = 400
 SYNC_KEY = bytes(range(100, 116))
 
 
-def pair_server(role: str, port: int, uv: bool, mns: int, bu_window: int, ctl: Connection) -> None:
+def pair_server(
+    role: str,
+    port: int,
+    uv: bool,
+    mns: int,
+    bu_window: int,
+    ctl: Connection,
+    profile: str | None = None,
+) -> None:
     """One HA of the pair: the Active (answers on ``PAIR_ACTIVE``, syncs to the Standby) or
     the Standby (on ``PAIR_STANDBY``, applies the Active's BUs). No HSRP: the roles are
     fixed, the reply gate and the BU path are the production ones. ``ctl`` commands:
     ("stats", 0) -> counters, gate hold times since the last call; ("table", 0) ->
-    {MN index: low 32 bits of its binding's Identification}."""
+    {MN index: low 32 bits of its binding's Identification}. ``profile``: a directory where
+    the process's cProfile statistics (since the end of the warm-up) are written at each
+    ("stats", 0) command, as ``<role>.prof``."""
     from mobileha.core.cluster import AgentSpec, Cluster
     from mobileha.core.sync import SyncConfig
     from mobileha.node.home_agent import HomeAgentNode
@@ -244,11 +269,24 @@ def pair_server(role: str, port: int, uv: bool, mns: int, bu_window: int, ctl: C
     gate.hold_times = []
     node = HomeAgentNode(cluster, name=f"bench-{role}", addresses=[own], batch_io=BATCH_IO[0])
 
+    prof = None
+    profiling = [False]
+    if profile is not None:
+        import cProfile
+
+        prof = cProfile.Profile()
+
     def on_ctl() -> None:
         os.set_blocking(ctl.fileno(), True)  # the loop's reader made it non-blocking
         cmd, _ = ctl.recv()
         if cmd == "stats":
             assert gate is not None and agent.sync is not None
+            if prof is not None:
+                if profiling[0]:
+                    prof.disable()
+                    prof.dump_stats(os.path.join(str(profile), f"{role}.prof"))
+                profiling[0] = True
+                prof.enable()
             times, gate.hold_times = gate.hold_times or [], []
             ctl.send(
                 {
@@ -856,7 +894,9 @@ def run_pair(args: argparse.Namespace) -> dict[str, Any]:
     port = 44000 + os.getpid() % 1000
     ctl, child = ctx.Pipe(duplex=True)
     lone_p = ctx.Process(
-        target=ha_server, args=(port, args.uvloop, args.mns, 0, child), daemon=True
+        target=ha_server,
+        args=(port, args.uvloop, args.mns, 0, child, None, 10, args.profile),
+        daemon=True,
     )
     lone_p.start()
     ctl.recv()
@@ -865,7 +905,7 @@ def run_pair(args: argparse.Namespace) -> dict[str, Any]:
         c, ch = ctx.Pipe(duplex=True)
         pr = ctx.Process(
             target=pair_server,
-            args=(role, port + 1, args.uvloop, args.mns, args.bu_window, ch),
+            args=(role, port + 1, args.uvloop, args.mns, args.bu_window, ch, args.profile),
             daemon=True,
         )
         pr.start()
@@ -1054,6 +1094,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=3, help="generator processes (--pair)")
     p.add_argument("--bu-window", type=int, default=64, help="BUs in flight (--pair)")
     p.add_argument("--burst", action="store_true", help="--pair: also every MN at once, open loop")
+    p.add_argument(
+        "--profile", metavar="DIR", help="--pair: cProfile the Active and Standby into DIR"
+    )
     args = p.parse_args(argv)
     BATCH_IO[0] = not args.asyncio_io
     if args.pair:

@@ -394,7 +394,8 @@ def _dynamic_of(ha: HomeAgent) -> Callable[[Binding], bool]:
     """Was a binding's home address allocated from the pool (record flag, P§5.4)?"""
 
     def dynamic_of(b: Binding) -> bool:
-        return ha.is_dynamic(b.home_addr)
+        pool = ha.pool  # (a reload may replace it)
+        return pool is not None and pool.is_allocated(b.home_addr)
 
     return dynamic_of
 
