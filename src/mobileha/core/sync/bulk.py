@@ -11,8 +11,9 @@ packed is skipped (its deletion follows as a BU).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
-from itertools import islice
+from itertools import accumulate, islice
 
 from mobileha.core.binding import Binding
 from mobileha.core.sync.base import Counters, SyncAction, SyncConfig
@@ -174,12 +175,7 @@ class Transfer:
                 size += n
             k = len(recs)
             if size > limit:  # the first k records fit (always at least one)
-                acc = 0
-                for k, rec in enumerate(recs):  # noqa: B007
-                    acc += len(rec)
-                    if acc > limit:
-                        break
-                k = max(k, 1)
+                k = max(1, bisect_right(list(accumulate(map(len, recs))), limit))
             self.left = (bs[k:], fl[k:], recs[k:])
             self.left_at = now
             last = self.exhausted and k == len(recs)
