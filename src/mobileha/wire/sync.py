@@ -433,45 +433,59 @@ def peek_ha_address(data: bytes) -> bytes:
 _new_record = tuple.__new__
 
 
+_Fixed = tuple[int, int, int, bytes, bytes, bytes, int, int, int, int, int, int]
+
+
+def _record_at(
+    data: bytes, offset: int, end_all: int
+) -> tuple[_Fixed, str | None, int | None, int | None, RecordSa | None, int]:
+    """The record at ``offset``, checked: its fixed part (``RECORD`` fields), NAI, [P]
+    nonce, FA timestamp and SA, and the offset after them (``extra`` bytes follow up to
+    the record's length). Every DecodeError of a record comes from here."""
+    if offset + RECORD_LEN > end_all:
+        raise DecodeError("short", "binding record truncated")
+    fixed = RECORD.unpack_from(data, offset)
+    length, rec_flags, encap, nai_len = fixed[0], fixed[2], fixed[10], fixed[11]
+    end = offset + length
+    if length < RECORD_LEN + nai_len or end > end_all:
+        raise DecodeError("bad-length", f"record length {length}")
+    if encap not in ENCAPS:
+        raise DecodeError("bad-encap", f"encapsulation {encap}")
+    nai: str | None = None
+    at = offset + RECORD_LEN + nai_len
+    if nai_len:
+        try:
+            nai = data[offset + RECORD_LEN : at].decode()
+        except UnicodeDecodeError:
+            raise DecodeError("bad-nai", "NAI is not UTF-8") from None
+    nonce = revocation_ts = sa = None
+    if rec_flags & (REC_NONCE | REC_REVOCATION | REC_SA):
+        if rec_flags & REC_NONCE:
+            if at + 4 > end:
+                raise DecodeError("bad-length", f"record length {length} without its nonce")
+            nonce = NONCE.unpack_from(data, at)[0]
+            at += 4
+        if rec_flags & REC_REVOCATION:
+            if at + 4 > end:
+                raise DecodeError("bad-length", f"record length {length} without its timestamp")
+            revocation_ts = NONCE.unpack_from(data, at)[0]
+            at += 4
+        if rec_flags & REC_SA:
+            sa, at = decode_sa_block(data, at, end)
+    return fixed, nai, nonce, revocation_ts, sa, at
+
+
 def decode_records(data: bytes, offset: int, count: int) -> tuple[list[BindingRecord], int]:
     """``count`` records from ``data[offset:]`` (bytes); returns them and the end offset."""
     records: list[BindingRecord] = []
     append = records.append
-    unpack = RECORD.unpack_from
     cache_get = IP_STR_CACHE.get
     end_all = len(data)
     for _ in range(count):
-        if offset + RECORD_LEN > end_all:
-            raise DecodeError("short", "binding record truncated")
+        fixed, nai, nonce, revocation_ts, sa, nai_end = _record_at(data, offset, end_all)
         (length, reg_flags, rec_flags, home, coa, src, ident, lifetime, remaining, key, encap,
-         nai_len) = unpack(data, offset)  # fmt: skip
+         _) = fixed  # fmt: skip
         end = offset + length
-        if length < RECORD_LEN + nai_len or end > end_all:
-            raise DecodeError("bad-length", f"record length {length}")
-        if encap not in ENCAPS:
-            raise DecodeError("bad-encap", f"encapsulation {encap}")
-        nai: str | None = None
-        nai_end = offset + RECORD_LEN + nai_len
-        if nai_len:
-            try:
-                nai = data[offset + RECORD_LEN : nai_end].decode()
-            except UnicodeDecodeError:
-                raise DecodeError("bad-nai", "NAI is not UTF-8") from None
-        nonce: int | None = None
-        if rec_flags & REC_NONCE:
-            if nai_end + 4 > end:
-                raise DecodeError("bad-length", f"record length {length} without its nonce")
-            nonce = NONCE.unpack_from(data, nai_end)[0]
-            nai_end += 4
-        revocation_ts: int | None = None
-        if rec_flags & REC_REVOCATION:
-            if nai_end + 4 > end:
-                raise DecodeError("bad-length", f"record length {length} without its timestamp")
-            revocation_ts = NONCE.unpack_from(data, nai_end)[0]
-            nai_end += 4
-        sa: RecordSa | None = None
-        if rec_flags & REC_SA:
-            sa, nai_end = decode_sa_block(data, nai_end, end)
         append(
             _new_record(
                 BindingRecord,
@@ -649,40 +663,13 @@ def decode_bindings_py(
     :func:`decode_records`; ``extra`` bytes are skipped."""
     out: list[BoundRecord] = []
     append = out.append
-    unpack = RECORD.unpack_from
     cache_get = IP_STR_CACHE.get
     end_all = len(data)
     for _ in range(count):
-        if offset + RECORD_LEN > end_all:
-            raise DecodeError("short", "binding record truncated")
+        fixed, nai, nonce, rev_ts, sa, _at = _record_at(data, offset, end_all)
         (length, reg_flags, rec_flags, home, coa, src, ident, lifetime, remaining, key, encap,
-         nai_len) = unpack(data, offset)  # fmt: skip
+         _) = fixed  # fmt: skip
         end = offset + length
-        if length < RECORD_LEN + nai_len or end > end_all:
-            raise DecodeError("bad-length", f"record length {length}")
-        if encap not in ENCAPS:
-            raise DecodeError("bad-encap", f"encapsulation {encap}")
-        nai: str | None = None
-        at = offset + RECORD_LEN + nai_len
-        if nai_len:
-            try:
-                nai = data[offset + RECORD_LEN : at].decode()
-            except UnicodeDecodeError:
-                raise DecodeError("bad-nai", "NAI is not UTF-8") from None
-        nonce = rev_ts = sa = None
-        if rec_flags & (REC_NONCE | REC_REVOCATION | REC_SA):
-            if rec_flags & REC_NONCE:
-                if at + 4 > end:
-                    raise DecodeError("bad-length", f"record length {length} without its nonce")
-                nonce = NONCE.unpack_from(data, at)[0]
-                at += 4
-            if rec_flags & REC_REVOCATION:
-                if at + 4 > end:
-                    raise DecodeError("bad-length", f"record length {length} without its timestamp")
-                rev_ts = NONCE.unpack_from(data, at)[0]
-                at += 4
-            if rec_flags & REC_SA:
-                sa = decode_sa_block(data, at, end)[0]
         append(
             (
                 factory(
