@@ -780,13 +780,17 @@ static PyObject *sync_decode(PyObject *self, PyObject *args) {
     }
     const unsigned char *data = buf.buf;
     Py_ssize_t end_all = buf.len;
-    PyObject *out = NULL, *res = NULL;
+    PyObject *out = NULL, *res = NULL, *last_lt = NULL, *last_exp = NULL;
     if (offset < 0 || count < 0 || offset > end_all) {
         PyErr_SetString(PyExc_ValueError, "offset or count out of range");
         goto done;
     }
     out = PyList_New(count < 4096 ? count : 0);
     if (out == NULL) goto done;
+    /* the lifetime and deadline of the previous record, reused when they repeat (most
+     * records of a chunk have the same): fewer objects per binding */
+    unsigned last_lt_v = 0;
+    double last_exp_v = 0.0;
     for (Py_ssize_t i = 0; i < count; i++) {
         if (offset + REC_LEN > end_all) {
             decode_error(error_cls, "short", PyUnicode_FromString("binding record truncated"));
@@ -878,11 +882,23 @@ static PyObject *sync_decode(PyObject *self, PyObject *args) {
         if ((f[1] = cached_quad(r + 8)) == NULL) goto rec_fail;
         Py_INCREF(ha_addr);
         f[2] = ha_addr;
-        if ((f[3] = PyLong_FromUnsignedLong(lifetime)) == NULL) goto rec_fail;
+        if (last_lt == NULL || last_lt_v != lifetime) {
+            Py_XDECREF(last_lt);
+            if ((last_lt = PyLong_FromUnsignedLong(lifetime)) == NULL) goto rec_fail;
+            last_lt_v = lifetime;
+        }
+        Py_INCREF(last_lt);
+        f[3] = last_lt;
         double expires = remaining >= LIFETIME_INF || lifetime >= LIFETIME_INF
                              ? Py_HUGE_VAL
                              : now + (double)remaining;
-        if ((f[4] = PyFloat_FromDouble(expires)) == NULL) goto rec_fail;
+        if (last_exp == NULL || last_exp_v != expires) {
+            Py_XDECREF(last_exp);
+            if ((last_exp = PyFloat_FromDouble(expires)) == NULL) goto rec_fail;
+            last_exp_v = expires;
+        }
+        Py_INCREF(last_exp);
+        f[4] = last_exp;
         if ((f[5] = PyLong_FromUnsignedLongLong(ident)) == NULL) goto rec_fail;
         if ((f[6] = PyLong_FromUnsignedLong(reg_flags)) == NULL) goto rec_fail;
         PyObject *e = PyLong_FromUnsignedLong(encap);
@@ -946,6 +962,8 @@ static PyObject *sync_decode(PyObject *self, PyObject *args) {
     res = Py_BuildValue("(On)", out, offset);
 fail:
     Py_XDECREF(out);
+    Py_XDECREF(last_lt);
+    Py_XDECREF(last_exp);
 done:
     PyBuffer_Release(&buf);
     return res;

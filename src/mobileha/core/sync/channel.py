@@ -181,7 +181,7 @@ class Channel:
             now,
             rec_flags,
             nonce_of(b) if nonce_of is not None else None,
-            self._sa_block(b, rec_flags) if self._sa_of is not None else None,
+            self._sa_block(b, rec_flags),
         )
 
     def pack_many(self, bindings: list[Binding], now: float, rec_flags: list[int]) -> list[bytes]:
