@@ -1,5 +1,6 @@
 /*
- * mobileha._slbio: batched datagram I/O for the HA-SLB virtual server (optional accelerator).
+ * mobileha._slbio: batched datagram I/O for the HA-SLB virtual server and the registration
+ * sockets, and the binding records of HA-HA sync (optional accelerator).
  *
  * Only socket I/O and one offset check live here; every decision (session, predictor, tag,
  * counters) stays in Python (mobileha.core.slb / mobileha.node.slb). The pure-Python reader
@@ -33,6 +34,22 @@
  *   sendto_all(fd, items: list[tuple[bytes, tuple[str, int]]], start=0) -> int
  *       The same on an unconnected socket: each datagram to its own (IPv4 address, port),
  *       as the home agent's replies go. ValueError for an address that is not IPv4.
+ *
+ * HA-HA sync binding records (P§5.4), the one-pass forms of mobileha.wire.sync's Python
+ * implementations (pack_binding_py, pack_bindings_py, decode_bindings_py: the reference;
+ * tests/property/test_sync_fast_records.py compares them):
+ *
+ *   sync_pack_one(binding, now, rec_flags, nonce, sa_block, revocation) -> bytes
+ *   sync_pack(bindings, now, rec_flags, nonces, sa_blocks, revocation) -> list[bytes]
+ *       The record of each binding (its attributes home_addr, care_of, src_addr, ident,
+ *       lifetime, expires, flags, encap, gre_key, nai, revocation) at ``now``; the lists
+ *       are None or one item per binding; ``revocation(state)`` gives the record flags and
+ *       FA timestamp of a non-zero ``revocation``.
+ *
+ *   sync_decode(data, offset, count, factory, ha_addr, now, encaps, RecordSa, DecodeError)
+ *       -> (list of (factory(...), rec_flags, nonce, sa, revocation_ts), end offset)
+ *       ``count`` records, each handed to ``factory`` as the arguments of a Binding; the
+ *       same checks and DecodeError(reason, detail) as the Python decoder.
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
