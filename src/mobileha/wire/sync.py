@@ -700,7 +700,7 @@ def decode_bindings_py(
 _ZERO: Final = bytes(4)
 
 try:
-    from mobileha import _slbio as _c
+    import mobileha._slbio as _c
 except ImportError:  # pragma: no cover - the C module is optional
     _c = None  # type: ignore[assignment]
 
