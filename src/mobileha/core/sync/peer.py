@@ -65,7 +65,7 @@ from mobileha.core.sync.base import (
 from mobileha.core.sync.bulk import Download, Transfer
 from mobileha.core.sync.channel import Change, Channel, Out
 from mobileha.core.sync.merge import Merger
-from mobileha.core.sync.records import sa_secret
+from mobileha.core.sync.records import decode_bound, sa_secret
 from mobileha.core.sync.sender import BuSender
 from mobileha.core.sync.states import Effect, transition
 from mobileha.wire import DecodeError
@@ -77,7 +77,6 @@ from mobileha.wire.sync import (
     FLAG_RESYNC,
     MsgKind,
     SyncMessage,
-    decode,
 )
 
 
@@ -328,7 +327,7 @@ class SyncPeer:
             c.UnknownPeer += 1
             return actions
         try:
-            d = decode(data, cfg.types)
+            d = decode_bound(data, now, cfg.types)
         except DecodeError:
             c.DecodeErrors += 1
             return actions
@@ -520,7 +519,7 @@ class SyncPeer:
         self._heard(now, actions)
         if not dl.accept(m, ch, c, now, actions):
             return  # a duplicate chunk
-        self.merge.apply(m.records, m.ha_addr, now, False, actions)
+        self.merge.apply(m.bound, now, False, actions)
         if dl.complete:
             self._done_txn = dl.txn
             self.last_download = (now - dl.started_at, c.AppliedRecords - dl.applied0)
@@ -603,7 +602,7 @@ class SyncPeer:
             return
         c.ReceivedBUs += 1
         self._heard(now, actions)
-        self.merge.apply(m.records, m.ha_addr, now, bool(m.flags & FLAG_DELETE), actions)
+        self.merge.apply(m.bound, now, bool(m.flags & FLAG_DELETE), actions)
         c.SentBUAcks += 1
         ch.send_ack(MsgKind.BU_ACK, m, ACK_OK, None, now, actions)
         if m.flags & FLAG_RESYNC and self._dl is None:
