@@ -55,6 +55,40 @@ def table_iter(table: dict[Key, Binding]) -> Iterator[Binding]:
             yield b
 
 
+class _Table(dict[Key, Binding]):
+    """A binding table keyed (home address, care-of address) that also knows the care-of
+    addresses of each home address (so a registration finds the ones it replaces in O(1),
+    as the home agent's table does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.coas: dict[str, dict[str, None]] = {}  # insertion-ordered, as the table
+
+    def __setitem__(self, key: Key, value: Binding) -> None:
+        super().__setitem__(key, value)
+        self.coas.setdefault(key[0], {})[key[1]] = None
+
+    def __delitem__(self, key: Key) -> None:
+        super().__delitem__(key)
+        self._forget(key)
+
+    def pop(self, key: Key, *default: Binding | None) -> Binding | None:  # type: ignore[override]
+        if key in self:
+            self._forget(key)
+        return super().pop(key, *default)
+
+    def clear(self) -> None:
+        super().clear()
+        self.coas.clear()
+
+    def _forget(self, key: Key) -> None:
+        coas = self.coas.get(key[0])
+        if coas is not None:
+            coas.pop(key[1], None)
+            if not coas:
+                del self.coas[key[0]]
+
+
 class Ha:
     """One home agent as far as sync is concerned: a table and a SyncPeer."""
 
@@ -63,7 +97,7 @@ class Ha:
     ) -> None:
         self.name = name
         self.addr = addr
-        self.table: dict[Key, Binding] = {}
+        self.table = _Table()
         self.dynamic: set[Key] = set()
         self.ready_log: list[bool] = []
         config = SyncConfig(
@@ -99,7 +133,7 @@ class Ha:
 
     # what the home agent core does on its own
     def register(self, b: Binding, sim: Sim, *, dynamic: bool = False) -> None:
-        old = [k for k in self.table if k[0] == b.home_addr and k != b.key]
+        old = [(b.home_addr, c) for c in self.table.coas.get(b.home_addr, ()) if c != b.care_of]
         for k in old:  # a non-S registration replaces the other care-of addresses
             gone = self.table.pop(k)
             self.apply(self.sync.binding_deleted(replace(gone, ident=b.ident), sim.now), sim)
