@@ -12,7 +12,7 @@ BPF_SRC := src/mobileha/dataplane/bpf/tunnel.bpf.c
 BPF_OBJ := $(BPF_SRC:.c=.o)
 BPF_CFLAGS := -O2 -g -Wall -target bpf -I/usr/include/$(shell uname -m)-linux-gnu
 
-.PHONY: demo test check lint typecheck unit bench bench-quiet apt apt-bpf venv bpf clean install uninstall
+.PHONY: demo test test-full check lint typecheck unit bench bench-quiet apt apt-bpf venv bpf clean install uninstall
 
 demo: $(STAMP)
 	$(BIN)/mobileha demo
@@ -21,7 +21,14 @@ test: apt $(STAMP) bpf
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
+
+# The namespace and VM scenarios at their acceptance sizes (the suite runs smaller samples
+# to stay within its 20 minutes): 20 kill -9 trials, 20 roaming moves, 20,000 bindings
+# downloaded, the ebpf backend inside the Debian-kernel guest too.
+test-full: apt $(STAMP) bpf
+	MOBILEHA_TAKEOVER_TRIALS=20 MOBILEHA_ROAM_MOVES=20 MOBILEHA_DOWNLOAD_BINDINGS=20000 \
+	MOBILEHA_VM_BACKENDS="kernel ebpf" $(BIN)/pytest -q --durations=25 tests/netns tests/vm
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit tests/property

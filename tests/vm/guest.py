@@ -131,7 +131,7 @@ def main() -> int:
     out: dict[str, Any] = {"kernel_release": os.uname().release}
     with Topology() as topo:
         lab = build(topo)
-        for backend in ("kernel", "ebpf"):
+        for backend in os.environ.get("MOBILEHA_VM_BACKENDS", "kernel").split():
             out[backend] = backend_run(lab, backend)
     out["seconds"] = round(time.monotonic() - t0, 1)
     print("VM-RESULT " + json.dumps(out), flush=True)
