@@ -39,7 +39,8 @@ FA1, FA2 = "10.3.0.2", "10.5.0.2"
 NAI = "roamer@lab.example"
 KEY = "hex:00112233445566778899aabbccddeeff"
 FAHA = "hex:0f0e0d0c0b0a09080706050403020100"
-API_TOKEN = "mobileha-lab-roaming"  # the HAs' management API (clear binding needs it)
+# the management API of the HAs and FAs (clear binding / clear visitor need it)
+API_TOKEN = "mobileha-lab-roaming"
 SYNC_KEY = "hex:ffeeddccbbaa99887766554433221100"
 PORT = 9999
 LINKS = {"eth0": FA1, "eth1": FA2}  # the MN's link -> the FA on it
@@ -129,6 +130,7 @@ role = "foreign-agent"
 name = "{name}"
 [management]
 listen = "127.0.0.1:8434"
+token = "{API_TOKEN}"
 [foreign_agent]
 address = "{addr}"
 home_agent = "{VIP}"
