@@ -17,7 +17,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "show": ("mobileha.mgmt.show", "IOS-like views: bindings, standby, redundancy, slb, ..."),
     "reload": ("mobileha.mgmt.reload_client", "make a running node re-read its config"),
-    "clear": ("mobileha.mgmt.clear", "operator commands: clear binding HOA | --nai NAI | --all"),
+    "clear": (
+        "mobileha.mgmt.clear",
+        "operator commands: clear binding|visitor HOA | --nai NAI | --all",
+    ),
     "decode": ("mobileha.tools.decode", "decode Mobile IP, HSRP, DFP and HA-HA messages to JSON"),
     "demo": ("mobileha.demo", "a whole cluster on loopback in one process, with a failover"),
     "lab": ("mobileha.lab.cli", "the demo scenario in network namespaces (root)"),

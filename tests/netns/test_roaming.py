@@ -148,7 +148,7 @@ def _post(lab: RoamingLab, node: str, path: str) -> dict[str, object]:
 def test_clear_binding_revokes_at_the_fa_and_the_mn_registers_again(lab: RoamingLab) -> None:
     """``clear binding`` on the Active: the binding goes on both HAs, the HA revokes it at
     the FA (RFC 3543, I bit: the FA tells the MN with a sequence-0 advertisement) and the
-    MN registers again through it."""
+    MN registers again through it. Then ``clear visitor`` on the FA revokes it at the HA."""
     active = lab.active().name
     standby = "ha-b" if active == "ha-a" else "ha-a"
     accepted = lab.nodes["mn"].api("stats")["counters"]["accepted"]
@@ -161,3 +161,12 @@ def test_clear_binding_revokes_at_the_fa_and_the_mn_registers_again(lab: Roaming
     assert roaming["counters"]["restarts_seen"] >= 1, roaming
     assert lab.visitors("fa1") == 1
     assert lab.bindings(standby)
+
+    # ``clear visitor`` on the FA (IOS ``clear ip mobile visitor``): the FA removes the
+    # visitor and revokes it at the Active (RFC 3543, FA-initiated); the binding goes on
+    # both HAs
+    revoked = lab.nodes["fa1"].api("stats")["counters"].get("revoked_by_fa", 0)
+    assert _post(lab, "fa1", "/api/clear/visitor?home=10.99.0.5") == {"cleared": 1}
+    assert lab.visitors("fa1") == 0
+    assert wait_until(lambda: not lab.bindings(active) and not lab.bindings(standby), 5), lab.logs()
+    assert lab.nodes["fa1"].api("stats")["counters"]["revoked_by_fa"] == revoked + 1

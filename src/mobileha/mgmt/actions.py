@@ -26,20 +26,32 @@ Action = Callable[[Mapping[str, Any]], Any]
 
 def actions_for(node: Any) -> dict[str, Action]:
     """The actions ``node`` offers."""
-    if getattr(node, "role", "") == "home-agent" and hasattr(node, "clear_bindings"):
+    role = getattr(node, "role", "")
+    if role == "home-agent" and hasattr(node, "clear_bindings"):
         return {"clear/binding": lambda args: clear_binding(node, args)}
+    if role == "foreign-agent" and hasattr(node, "clear_visitors"):
+        return {"clear/visitor": lambda args: clear_visitor(node, args)}
     return {}
 
 
-def clear_binding(node: Any, args: Mapping[str, Any]) -> dict[str, Any]:
+def _which(args: Mapping[str, Any]) -> dict[str, Any]:
+    """``home=<HoA>``, ``nai=<NAI>`` or ``all=1`` as the keyword arguments of the node's
+    clear method (exactly one of them)."""
     home, nai = args.get("home"), args.get("nai")
     every = str(args.get("all")).lower() in ("1", "true")
     if sum((home is not None, nai is not None, every)) != 1:
         raise ValueError("give exactly one of home=<address>, nai=<NAI>, all=1")
     if home is not None and not is_ipv4(str(home)):
         raise ValueError(f"home: not an IPv4 address: {home!r}")
-    n = node.clear_bindings(home_addr=home, nai=nai, everything=every)
-    return {"cleared": n}
+    return {"home_addr": home, "nai": nai, "everything": every}
 
 
-__all__ = ["Action", "actions_for", "clear_binding"]
+def clear_binding(node: Any, args: Mapping[str, Any]) -> dict[str, Any]:
+    return {"cleared": node.clear_bindings(**_which(args))}
+
+
+def clear_visitor(node: Any, args: Mapping[str, Any]) -> dict[str, Any]:
+    return {"cleared": node.clear_visitors(**_which(args))}
+
+
+__all__ = ["Action", "actions_for", "clear_binding", "clear_visitor"]

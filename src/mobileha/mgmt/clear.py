@@ -1,8 +1,11 @@
-"""``mobileha clear binding HOA | --nai NAI | --all``: IOS ``clear ip mobile binding``.
+"""``mobileha clear binding|visitor HOA | --nai NAI | --all``: IOS ``clear ip mobile
+binding`` and ``clear ip mobile visitor``.
 
-Sends ``POST /api/clear/binding`` to a home agent's management API (the Active deletes the
-bindings; the standby follows through binding sync, the foreign agents through
-registration revocation where it was negotiated) and prints how many were removed.
+``binding`` sends ``POST /api/clear/binding`` to a home agent's management API (the Active
+deletes the bindings; the standby follows through binding sync, the foreign agents through
+registration revocation where it was negotiated); ``visitor`` sends ``POST
+/api/clear/visitor`` to a foreign agent's (the FA removes the visitors and revokes them at
+their home agents where revocation was negotiated). Prints how many were removed.
 
 The API URL and the token are found as for ``mobileha show``: ``--api``, else the
 ``management.listen`` of ``--config``; the token from ``--token``, ``--token-file``,
@@ -22,11 +25,11 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(
         prog="mobileha clear", description="operator commands (IOS clear ip mobile ...)"
     )
-    ap.add_argument("what", choices=["binding"])
+    ap.add_argument("what", choices=["binding", "visitor"])
     which = ap.add_mutually_exclusive_group(required=True)
-    which.add_argument("home", nargs="?", help="home address of the bindings to clear")
-    which.add_argument("--nai", help="clear the bindings of this NAI")
-    which.add_argument("--all", action="store_true", help="clear every binding")
+    which.add_argument("home", nargs="?", help="home address of the bindings/visitors to clear")
+    which.add_argument("--nai", help="clear the bindings/visitor of this NAI")
+    which.add_argument("--all", action="store_true", help="clear every binding/visitor")
     where = ap.add_mutually_exclusive_group()
     where.add_argument("--api", help="management API URL")
     where.add_argument("--config", help="take the API address (and token) from this config")
@@ -36,11 +39,11 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     query = {"all": "1"} if args.all else {"nai": args.nai} if args.nai else {"home": args.home}
     try:
-        res = post_action(api_from_args(args), "clear/binding", query)
+        res = post_action(api_from_args(args), f"clear/{args.what}", query)
     except ApiError as e:
         print(f"mobileha clear: {e}", file=sys.stderr)
         return 1
-    print(f"{res.get('cleared', 0)} binding(s) cleared")
+    print(f"{res.get('cleared', 0)} {args.what}(s) cleared")
     return 0
 
 

@@ -24,6 +24,7 @@ from mobileha.core.discovery import SendIcmp
 from mobileha.core.foreign_agent import (
     AaaCancel,
     AaaRequest,
+    ClearVisitors,
     FaStart,
     ForeignAgent,
     HomeAgentAnswers,
@@ -193,6 +194,16 @@ class ForeignAgentNode:
             self._bad.warn("internal-error", "ICMP handler failed", error=repr(e))
             return
         self._run(actions)
+
+    def clear_visitors(
+        self, *, home_addr: str | None = None, nai: str | None = None, everything: bool = False
+    ) -> int:
+        """Operator command (``mobileha clear visitor``, IOS ``clear ip mobile visitor``):
+        the number of visitors removed; each is revoked at its home agent where RFC 3543
+        revocation was negotiated."""
+        before = self.core.stats.visitors_cleared
+        self._run(self.core.handle_event(ClearVisitors(home_addr, nai, everything), self._now()))
+        return self.core.stats.visitors_cleared - before
 
     def _tunnel_is_ours(self, outer: IPv4Header, inner: IPv4Header) -> bool:
         """A reverse-tunnelled packet of ours: from our care-of address to the home agent

@@ -1,5 +1,6 @@
 """``mobileha clear binding`` -> ``POST /api/clear/binding`` -> the node's clear_bindings,
-with the bearer token sent when one is given."""
+``mobileha clear visitor`` -> ``POST /api/clear/visitor`` -> a foreign agent's
+clear_visitors, with the bearer token sent when one is given."""
 
 from __future__ import annotations
 
@@ -49,6 +50,43 @@ def test_clear_binding_by_home_nai_all(capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr()
     assert "1 binding(s) cleared" in out.out and "3 binding(s) cleared" in out.out
     assert "HTTP 400" in out.err
+
+
+class ClearingFa:
+    role = "foreign-agent"
+    name = "fa-clear"
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def views(self) -> dict[str, Any]:
+        return {}
+
+    def clear_visitors(
+        self, *, home_addr: str | None = None, nai: str | None = None, everything: bool = False
+    ) -> int:
+        self.calls.append({"home_addr": home_addr, "nai": nai, "everything": everything})
+        return 2 if everything else 1
+
+
+def test_clear_visitor_on_a_foreign_agent(capsys: pytest.CaptureFixture[str]) -> None:
+    fa = ClearingFa()
+    with serve(fa, token="t0k") as srv:
+        api = ["--api", srv.url, "--token", "t0k"]
+        assert clear_main(["visitor", "10.1.0.5", *api]) == 0
+        assert clear_main(["visitor", "--all", *api]) == 0
+        assert clear_main(["binding", "--all", *api]) == 1  # an FA has no bindings to clear
+    assert fa.calls == [
+        {"home_addr": "10.1.0.5", "nai": None, "everything": False},
+        {"home_addr": None, "nai": None, "everything": True},
+    ]
+    out = capsys.readouterr()
+    assert "1 visitor(s) cleared" in out.out and "2 visitor(s) cleared" in out.out
+    assert "404" in out.err
+    ha = ClearingNode()
+    with serve(ha, token="t0k") as srv:
+        assert clear_main(["visitor", "--all", "--api", srv.url, "--token", "t0k"]) == 1
+    assert ha.calls == []
 
 
 def test_get_is_not_a_command() -> None:
