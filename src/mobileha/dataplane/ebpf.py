@@ -58,6 +58,7 @@ from mobileha.dataplane.base import (
     DataPlaneError,
     DataPlaneStats,
     DataPlaneSummary,
+    install_each,
 )
 from mobileha.dataplane.bpfsys import BPF_ANY, BpfError, BpfMap, LoadedObject, load_object
 from mobileha.dataplane.vip import VipOwner
@@ -699,16 +700,7 @@ class EbpfDataPlane:
             touched[hoa] = None
             new.append(t)
         n = self._write_many(new, touched) if new else 0
-        errors = []
-        for b in later:
-            try:
-                self.install(b)
-                n += 1
-            except DataPlaneError as e:
-                errors.append(e)
-        if errors:
-            raise DataPlaneError(f"{len(errors)} binding(s) not installed, first: {errors[0]}")
-        return n
+        return n + install_each(self.install, later)
 
     def _write_many(self, new: list[_Tunnel], touched: dict[str, None]) -> int:
         m = self.maps

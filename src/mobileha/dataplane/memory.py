@@ -8,7 +8,7 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from mobileha.core.binding import FLAG_S, Binding
-from mobileha.dataplane.base import DataPlaneError, DataPlaneStats, TunnelCounters
+from mobileha.dataplane.base import DataPlaneError, DataPlaneStats, TunnelCounters, install_each
 from mobileha.dataplane.vip import VipOwner
 
 # Every field of a Binding, read in one C call: a copy is Binding(*_FIELDS(b)) (the core
@@ -60,11 +60,7 @@ class MemoryDataPlane:
     def install_many(self, bindings: Iterable[Binding]) -> int:
         """Install every binding (a takeover): the same as one :meth:`install` each."""
         self._check()
-        n = 0
-        for b in bindings:
-            self._install(b)
-            n += 1
-        return n
+        return install_each(self._install, bindings)
 
     def _install(self, binding: Binding) -> None:
         hoa = binding.home_addr

@@ -55,6 +55,7 @@ from mobileha.dataplane.base import (
     DataPlaneError,
     DataPlaneStats,
     TunnelCounters,
+    install_each,
 )
 from mobileha.dataplane.vip import VipOwner
 from mobileha.wire.ip import GRE_C, GRE_K, GRE_S, IPV4, U32, checksum
@@ -265,21 +266,10 @@ class UserspaceDataPlane:
     def install_many(self, bindings: Iterable[Binding]) -> int:
         """Install a whole table (takeover): one :meth:`install` each, under one lock.
         Every binding that can be is installed; then the first error is raised."""
-        errors: list[DataPlaneError] = []
-        n = 0
         with self._lock:
             if self._closed:
                 raise DataPlaneError("data plane is closed")
-            install = self._install
-            for b in bindings:
-                try:
-                    install(b)
-                    n += 1
-                except DataPlaneError as e:
-                    errors.append(e)
-        if errors:
-            raise DataPlaneError(f"{len(errors)} binding(s) not installed, first: {errors[0]}")
-        return n
+            return install_each(self._install, bindings)
 
     def _install(self, binding: Binding) -> None:
         if binding.encap not in _ENCAPS:
