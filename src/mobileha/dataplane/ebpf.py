@@ -706,7 +706,7 @@ class EbpfDataPlane:
         m = self.maps
         try:
             self._clear_reused()
-            dec = [t for t in new if self._decaps(t)]
+            dec = new if self.role == "fa" else [t for t in new if t.reverse]  # _decaps
             m["mh_dec"].update_batch(
                 b"".join(t.dec_key for t in dec), b"".join(t.dec_val() for t in dec)
             )
