@@ -1,7 +1,8 @@
-"""Build of the optional C accelerator ``mobileha._slbio`` (batched SLB socket I/O).
+"""Build of the optional C accelerator ``mobileha._slbio`` (batched socket I/O of the SLB
+and the registration sockets, and the HA-HA sync record codec).
 
 Everything else is in pyproject.toml. ``optional=True``: where no C compiler or Python
-headers are found the install still succeeds and the SLB uses its Python reader.
+headers are found the install still succeeds and the Python implementations are used.
 """
 
 from setuptools import Extension, setup

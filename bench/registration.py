@@ -153,10 +153,12 @@ def ha_server(
     ctl: Connection,
     journal: str | None = None,
     commit_ms: int = 10,
+    profile: str | None = None,
 ) -> None:
     """The HA node; ``ctl`` receives ("load", n): pre-load n more bindings (loop paused),
     answer ("loaded", rss growth in bytes, table size). ``journal``: the binding journal
-    file (group commit every ``commit_ms``)."""
+    file (group commit every ``commit_ms``). ``profile``: a directory where the cProfile
+    statistics between two ("io", 0) commands are written (``lone.prof``)."""
     from memory import bindings as preload  # bench/memory.py: the same bindings
     from mobileha.node.home_agent import HomeAgentNode
 
@@ -176,6 +178,12 @@ def ha_server(
         batch_io=BATCH_IO[0],
     )
     loaded = 0
+    prof = None
+    profiling = [False]
+    if profile is not None:
+        import cProfile
+
+        prof = cProfile.Profile()
 
     def on_ctl() -> None:
         nonlocal loaded
@@ -188,6 +196,21 @@ def ha_server(
             node.freeze_gc()
             gc.collect()
             ctl.send(("loaded", _rss() - rss0, len(core.table)))
+        elif cmd == "io":  # (read batches, datagrams read) of the registration sockets
+            if prof is not None:
+                if profiling[0]:
+                    prof.disable()
+                    prof.dump_stats(os.path.join(str(profile), "lone.prof"))
+                else:
+                    prof.enable()
+                profiling[0] = not profiling[0]
+            ts = node._transports.values()
+            ctl.send(
+                (
+                    sum(getattr(t, "batches", 0) for t in ts),
+                    sum(getattr(t, "received", 0) for t in ts),
+                )
+            )
 
     loop.run_until_complete(node.start())
     loop.add_reader(ctl.fileno(), on_ctl)
@@ -201,12 +224,22 @@ SYNC_SPI = 400
 SYNC_KEY = bytes(range(100, 116))
 
 
-def pair_server(role: str, port: int, uv: bool, mns: int, bu_window: int, ctl: Connection) -> None:
+def pair_server(
+    role: str,
+    port: int,
+    uv: bool,
+    mns: int,
+    bu_window: int,
+    ctl: Connection,
+    profile: str | None = None,
+) -> None:
     """One HA of the pair: the Active (answers on ``PAIR_ACTIVE``, syncs to the Standby) or
     the Standby (on ``PAIR_STANDBY``, applies the Active's BUs). No HSRP: the roles are
     fixed, the reply gate and the BU path are the production ones. ``ctl`` commands:
     ("stats", 0) -> counters, gate hold times since the last call; ("table", 0) ->
-    {MN index: low 32 bits of its binding's Identification}."""
+    {MN index: low 32 bits of its binding's Identification}. ``profile``: a directory where
+    the process's cProfile statistics (since the end of the warm-up) are written at each
+    ("stats", 0) command, as ``<role>.prof``."""
     from mobileha.core.cluster import AgentSpec, Cluster
     from mobileha.core.sync import SyncConfig
     from mobileha.node.home_agent import HomeAgentNode
@@ -236,11 +269,24 @@ def pair_server(role: str, port: int, uv: bool, mns: int, bu_window: int, ctl: C
     gate.hold_times = []
     node = HomeAgentNode(cluster, name=f"bench-{role}", addresses=[own], batch_io=BATCH_IO[0])
 
+    prof = None
+    profiling = [False]
+    if profile is not None:
+        import cProfile
+
+        prof = cProfile.Profile()
+
     def on_ctl() -> None:
         os.set_blocking(ctl.fileno(), True)  # the loop's reader made it non-blocking
         cmd, _ = ctl.recv()
         if cmd == "stats":
             assert gate is not None and agent.sync is not None
+            if prof is not None:
+                if profiling[0]:
+                    prof.disable()
+                    prof.dump_stats(os.path.join(str(profile), f"{role}.prof"))
+                profiling[0] = True
+                prof.enable()
             times, gate.hold_times = gate.hold_times or [], []
             ctl.send(
                 {
@@ -249,6 +295,10 @@ def pair_server(role: str, port: int, uv: bool, mns: int, bu_window: int, ctl: C
                     "held": gate.replies_held,
                     "released_unacked": gate.replies_released_unacked,
                     "table": len(core.table),
+                    "io": [
+                        (getattr(t, "batches", 0), getattr(t, "received", 0))
+                        for t in node._transports.values()
+                    ],
                 }
             )
         elif cmd == "table":
@@ -844,7 +894,9 @@ def run_pair(args: argparse.Namespace) -> dict[str, Any]:
     port = 44000 + os.getpid() % 1000
     ctl, child = ctx.Pipe(duplex=True)
     lone_p = ctx.Process(
-        target=ha_server, args=(port, args.uvloop, args.mns, 0, child), daemon=True
+        target=ha_server,
+        args=(port, args.uvloop, args.mns, 0, child, None, 10, args.profile),
+        daemon=True,
     )
     lone_p.start()
     ctl.recv()
@@ -853,7 +905,7 @@ def run_pair(args: argparse.Namespace) -> dict[str, Any]:
         c, ch = ctx.Pipe(duplex=True)
         pr = ctx.Process(
             target=pair_server,
-            args=(role, port + 1, args.uvloop, args.mns, args.bu_window, ch),
+            args=(role, port + 1, args.uvloop, args.mns, args.bu_window, ch, args.profile),
             daemon=True,
         )
         pr.start()
@@ -872,7 +924,15 @@ def run_pair(args: argparse.Namespace) -> dict[str, Any]:
     lone.window(args.warm, "warm")
     pair.window(args.warm, "warm")
     stats(act_c)
-    s0, a0 = stats(sby_c)["counters"], stats(act_c)["counters"]
+    s0_all, a0_all = stats(sby_c), stats(act_c)
+    s0, a0 = s0_all["counters"], a0_all["counters"]
+
+    def lone_io() -> tuple[int, int]:
+        ctl.send(("io", 0))
+        r: tuple[int, int] = ctl.recv()
+        return r
+
+    lio0 = lone_io()
     lw: list[dict[str, Any]] = []
     pw: list[dict[str, Any]] = []
     sby_cpu = 0.0
@@ -883,7 +943,8 @@ def run_pair(args: argparse.Namespace) -> dict[str, Any]:
         pw.append(pair.window(args.seconds))
         sby_cpu += _cpu(sby_p.pid) - c0
         holds += stats(act_c)["hold_times"]
-    s1, a1 = stats(sby_c)["counters"], stats(act_c)
+    s1_all, a1 = stats(sby_c), stats(act_c)
+    s1 = s1_all["counters"]
     res: dict[str, Any] = {"lone": _summary(lw), "pair": _summary(pw)}
     res["ratios"] = [round(p["rate"] / q["rate"], 3) for p, q in zip(pw, lw)]
     res["pair_over_lone"] = _median([p["rate"] / q["rate"] for p, q in zip(pw, lw)])
@@ -899,6 +960,18 @@ def run_pair(args: argparse.Namespace) -> dict[str, Any]:
         - (a0["TotalSentBUs"] - a0["SentBUs"]),
         "failed": a1c["FailedBUs"] - a0["FailedBUs"],
         "released_unacked": a1["released_unacked"],
+    }
+
+    def per_batch(x0: dict[str, Any], x1: dict[str, Any]) -> float:
+        b = sum(x[0] for x in x1["io"]) - sum(x[0] for x in x0["io"])
+        n = sum(x[1] for x in x1["io"]) - sum(x[1] for x in x0["io"])
+        return n / b if b else 0.0
+
+    lio1 = lone_io()
+    res["read_batch"] = {
+        "lone": (lio1[1] - lio0[1]) / max(1, lio1[0] - lio0[0]),
+        "active": per_batch(a0_all, a1),
+        "standby": per_batch(s0_all, s1_all),
     }
     res["gate_us"] = {"p50": _pct(holds, 0.5) * 1e6, "p99": _pct(holds, 0.99) * 1e6}
     res["standby_cpu_us"] = sby_cpu / max(1, done) * 1e6
@@ -972,7 +1045,8 @@ def print_pair(args: argparse.Namespace, r: dict[str, Any]) -> None:
         f"{bu['records_per_bu']:.1f} records/BU ({bu['bus']} BUs, {bu['retransmitted']} "
         f"retransmitted, {bu['failed']} failed); reply gate hold p50 "
         f"{r['gate_us']['p50']:.0f} us p99 {r['gate_us']['p99']:.0f} us (loop clock); "
-        f"replies released unacknowledged {bu['released_unacked']}"
+        f"replies released unacknowledged {bu['released_unacked']}; datagrams per read "
+        f"batch: " + ", ".join(f"{k} {v:.1f}" for k, v in r["read_batch"].items())
     )
     for name in ("lone", "pair"):
         b = r.get("burst_" + name)
@@ -1020,6 +1094,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=3, help="generator processes (--pair)")
     p.add_argument("--bu-window", type=int, default=64, help="BUs in flight (--pair)")
     p.add_argument("--burst", action="store_true", help="--pair: also every MN at once, open loop")
+    p.add_argument(
+        "--profile", metavar="DIR", help="--pair: cProfile the Active and Standby into DIR"
+    )
     args = p.parse_args(argv)
     BATCH_IO[0] = not args.asyncio_io
     if args.pair:

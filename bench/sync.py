@@ -7,7 +7,7 @@ in the same run.
   Request to the standby's ``download_complete``; records/s and MB/s of BI Reply bytes.
   Baseline: the same number of datagrams of the same size sent with the same window and
   acknowledged by a receiver that does nothing else (raw UDP, no codec, no table).
-  Targets: 1,000,000 bindings in <= 10 s.
+  Target: 1,000,000 bindings in <= 4 s on a quiet machine (issue 16).
 * ``lag``: the active feeds re-registrations at ``--rate`` per second (5,000 by default)
   into ``binding_changed``; lag = time from the change to the BU Ack that covers it (p50,
   p99). Baseline: a raw UDP ping-pong per change at the same rate. Target: p99 <= 50 ms.
@@ -45,6 +45,7 @@ VIP = "10.0.0.100"
 KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
 IDENT0 = 0xE6B5A4C000000000
 HOST = "127.0.0.1"
+BULK_TARGET_S = 4.0  # seconds per 1,000,000 bindings
 
 
 def make_binding(i: int, now: float, ident: int) -> Binding:
@@ -388,8 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     for row, t in zip(results["bulk"], base["transfer_s"], strict=True):
         row["raw_udp_seconds"] = round(t, 3)
         row["ratio_vs_raw"] = round(row["seconds"] / t, 1)
-        row["target_met"] = row["seconds"] <= 10.0 * row["bindings"] / 1_000_000 or (
-            row["bindings"] < 1_000_000 and row["seconds"] <= 10.0
+        row["target_met"] = row["seconds"] <= BULK_TARGET_S * row["bindings"] / 1_000_000 or (
+            row["bindings"] < 1_000_000 and row["seconds"] <= BULK_TARGET_S
         )
     results["lag"]["raw_udp_rtt"] = base["pingpong"]
     results["lag"]["rate"] = args.rate
@@ -403,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  {r['bindings']:>9,} bindings: {r['seconds']:7.2f} s  {r['records_per_s']:>9,} rec/s"
             f"  {r['mb_per_s']:6.1f} MB/s  ({r['messages']:,} BI Replies)"
             f"  | raw UDP same volume+window: {r['raw_udp_seconds']:.2f} s"
-            f"  -> x{r['ratio_vs_raw']}  target<=10s/1M {'OK' if r['target_met'] else 'MISSED'}"
+            f"  -> x{r['ratio_vs_raw']}  target<={BULK_TARGET_S:g}s/1M"
+            f" {'OK' if r['target_met'] else 'MISSED'}"
         )
         print(
             f"{'':14}CPU: active {r['active_cpu_s']:.2f} s, standby {r['standby_cpu_s']:.2f} s"

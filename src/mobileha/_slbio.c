@@ -1,5 +1,6 @@
 /*
- * mobileha._slbio: batched datagram I/O for the HA-SLB virtual server (optional accelerator).
+ * mobileha._slbio: batched datagram I/O for the HA-SLB virtual server and the registration
+ * sockets, and the binding records of HA-HA sync (optional accelerator).
  *
  * Only socket I/O and one offset check live here; every decision (session, predictor, tag,
  * counters) stays in Python (mobileha.core.slb / mobileha.node.slb). The pure-Python reader
@@ -33,6 +34,22 @@
  *   sendto_all(fd, items: list[tuple[bytes, tuple[str, int]]], start=0) -> int
  *       The same on an unconnected socket: each datagram to its own (IPv4 address, port),
  *       as the home agent's replies go. ValueError for an address that is not IPv4.
+ *
+ * HA-HA sync binding records (P§5.4), the one-pass forms of mobileha.wire.sync's Python
+ * implementations (pack_binding_py, pack_bindings_py, decode_bindings_py: the reference;
+ * tests/property/test_sync_fast_records.py compares them):
+ *
+ *   sync_pack_one(binding, now, rec_flags, nonce, sa_block, revocation) -> bytes
+ *   sync_pack(bindings, now, rec_flags, nonces, sa_blocks, revocation) -> list[bytes]
+ *       The record of each binding (its attributes home_addr, care_of, src_addr, ident,
+ *       lifetime, expires, flags, encap, gre_key, nai, revocation) at ``now``; the lists
+ *       are None or one item per binding; ``revocation(state)`` gives the record flags and
+ *       FA timestamp of a non-zero ``revocation``.
+ *
+ *   sync_decode(data, offset, count, factory, ha_addr, now, encaps, RecordSa, DecodeError)
+ *       -> (list of (factory(...), rec_flags, nonce, sa, revocation_ts), end offset)
+ *       ``count`` records, each handed to ``factory`` as the arguments of a Binding; the
+ *       same checks and DecodeError(reason, detail) as the Python decoder.
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
@@ -40,6 +57,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -413,6 +431,561 @@ static PyObject *ipv4_udp(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* ---- HA-HA sync binding records (P§5.4; mobileha.wire.sync is the reference) ----------
+ *
+ * Record: !HBB4s4s4sQHHIBB (length, registration flags, record flags, home address, care-of
+ * address, source address, Identification, lifetime, remaining lifetime, GRE key,
+ * encapsulation, NAI length), the NAI, then with REC_NONCE a 4-byte nonce, with
+ * REC_REVOCATION the FA's 4-byte timestamp, with REC_SA the SA block; bytes after those
+ * inside the record length are a newer sender's and are skipped here. */
+#define REC_LEN 34
+#define REC_GRE_KEY 0x20
+#define REC_NONCE 0x10
+#define REC_SA 0x08
+#define REC_REVOCATION 0x02
+#define SA_BLOCK_LEN 27 /* !BIBBHH16s: length, SPI, algorithm, flags, tolerance, lifetime, salt */
+#define LIFETIME_INF 0xFFFF
+
+static PyObject *s_home_addr, *s_care_of, *s_src_addr, *s_ident, *s_lifetime, *s_expires,
+    *s_flags, *s_encap, *s_gre_key, *s_nai, *s_revocation, *s_empty;
+
+static void put16(unsigned char *p, unsigned v) {
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+}
+
+static void put32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static uint32_t get32(const unsigned char *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* An attribute of ``o`` as an unsigned integer <= max: 0, or -1 with an exception set. */
+static int attr_uint(PyObject *o, PyObject *name, unsigned long long max, unsigned long long *out) {
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (v == NULL) return -1;
+    unsigned long long x = PyLong_AsUnsignedLongLong(v);
+    Py_DECREF(v);
+    if (x == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+    if (x > max) {
+        PyErr_Format(PyExc_OverflowError, "%U out of range for a sync record", name);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* An unsigned value <= max (a Python int): 0, or -1 with an exception set. */
+static int as_uint(PyObject *v, unsigned long long max, unsigned long long *out) {
+    unsigned long long x = PyLong_AsUnsignedLongLong(v);
+    if (x == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+    if (x > max) {
+        PyErr_SetString(PyExc_OverflowError, "value out of range for a sync record");
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* A dotted-quad str (what socket.inet_aton accepts) into 4 bytes: 0, or -1 with the
+ * exception socket.inet_aton raises. */
+static int aton(PyObject *s, unsigned char *out) {
+    if (!PyUnicode_Check(s)) {
+        PyErr_Format(PyExc_TypeError, "an IPv4 address must be str, not %.100s", Py_TYPE(s)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(s, &n);
+    if (p == NULL) return -1;
+    if ((Py_ssize_t)strlen(p) != n) {
+        PyErr_SetString(PyExc_ValueError, "embedded null character");
+        return -1;
+    }
+    struct in_addr a;
+    if (inet_aton(p, &a) == 0) {
+        PyErr_SetString(PyExc_OSError, "illegal IP address string passed to inet_aton");
+        return -1;
+    }
+    memcpy(out, &a, 4);
+    return 0;
+}
+
+/* The record of one binding: the bytes of mobileha.wire.sync.pack_binding_py. */
+static PyObject *pack_one(PyObject *b, double now, unsigned long rec_flags, PyObject *nonce,
+                          PyObject *block, PyObject *revocation) {
+    unsigned char head[REC_LEN];
+    unsigned char tail[8];
+    Py_ssize_t tail_n = 0;
+    PyObject *v = NULL, *nai_bytes = NULL, *rev = NULL;
+    const char *nai = NULL;
+    Py_ssize_t nai_n = 0, block_n = 0;
+    unsigned long long ident, lifetime, flags, encap, key = 0, x;
+    unsigned long remaining;
+
+    if ((v = PyObject_GetAttr(b, s_home_addr)) == NULL || aton(v, head + 4) < 0) goto fail;
+    Py_DECREF(v);
+    if ((v = PyObject_GetAttr(b, s_care_of)) == NULL || aton(v, head + 8) < 0) goto fail;
+    Py_DECREF(v);
+    if ((v = PyObject_GetAttr(b, s_src_addr)) == NULL) goto fail;
+    int has_src = PyObject_IsTrue(v);
+    if (has_src < 0) goto fail;
+    if (has_src) {
+        if (aton(v, head + 12) < 0) goto fail;
+    } else {
+        memset(head + 12, 0, 4);
+    }
+    Py_CLEAR(v);
+    if (attr_uint(b, s_ident, 0xFFFFFFFFFFFFFFFFULL, &ident) < 0) goto fail;
+    if ((v = PyObject_GetAttr(b, s_flags)) == NULL) goto fail;
+    flags = PyLong_AsUnsignedLongMask(v) & 0xFF;
+    if (flags == 0xFF && PyErr_Occurred()) goto fail;
+    Py_CLEAR(v);
+    if (attr_uint(b, s_encap, 0xFF, &encap) < 0) goto fail;
+    if ((v = PyObject_GetAttr(b, s_gre_key)) == NULL) goto fail;
+    if (v != Py_None) {
+        if (as_uint(v, 0xFFFFFFFFULL, &key) < 0) goto fail;
+        rec_flags |= REC_GRE_KEY;
+    }
+    Py_CLEAR(v);
+    /* lifetimes: an infinite binding has a remaining lifetime of 0xFFFF; otherwise the
+     * remaining lifetime at ``now`` rounded up, within 0..0xFFFE */
+    if ((v = PyObject_GetAttr(b, s_lifetime)) == NULL) goto fail;
+    long long lt = PyLong_AsLongLong(v);
+    if (lt == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) goto fail;
+        PyErr_Clear();
+        int positive = PyObject_RichCompareBool(v, Py_False, Py_GT);
+        if (positive < 0) goto fail;
+        if (!positive) {
+            PyErr_SetString(PyExc_OverflowError, "lifetime out of range for a sync record");
+            goto fail;
+        }
+        lt = LIFETIME_INF;
+    }
+    Py_CLEAR(v);
+    if (lt >= LIFETIME_INF) {
+        lifetime = remaining = LIFETIME_INF;
+    } else {
+        if (lt < 0) {
+            PyErr_SetString(PyExc_OverflowError, "lifetime out of range for a sync record");
+            goto fail;
+        }
+        lifetime = (unsigned long long)lt;
+        if ((v = PyObject_GetAttr(b, s_expires)) == NULL) goto fail;
+        double e = PyFloat_AsDouble(v);
+        if (e == -1.0 && PyErr_Occurred()) goto fail;
+        Py_CLEAR(v);
+        if (isinf(e) && e > 0) {
+            remaining = LIFETIME_INF;
+        } else {
+            double d = ceil(e - now);
+            if (isnan(d)) {
+                PyErr_SetString(PyExc_ValueError, "cannot convert float NaN to integer");
+                goto fail;
+            }
+            if (isinf(d)) {
+                PyErr_SetString(PyExc_OverflowError, "cannot convert float infinity to integer");
+                goto fail;
+            }
+            remaining = d < 0 ? 0 : d >= LIFETIME_INF ? LIFETIME_INF - 1 : (unsigned long)d;
+        }
+    }
+    /* the NAI: None or empty for none */
+    if ((v = PyObject_GetAttr(b, s_nai)) == NULL) goto fail;
+    if (v != Py_None) {
+        if (!PyUnicode_Check(v)) {
+            PyErr_SetString(PyExc_TypeError, "the NAI must be str or None");
+            goto fail;
+        }
+        if (PyUnicode_IS_COMPACT_ASCII(v)) { /* the str's own bytes: no copy, no cache */
+            nai = (const char *)PyUnicode_DATA(v);
+            nai_n = PyUnicode_GET_LENGTH(v);
+        } else {
+            nai_bytes = PyUnicode_AsUTF8String(v);
+            if (nai_bytes == NULL) goto fail;
+            nai = PyBytes_AS_STRING(nai_bytes);
+            nai_n = PyBytes_GET_SIZE(nai_bytes);
+        }
+        if (nai_n > 255) {
+            PyErr_SetString(PyExc_ValueError, "NAI longer than 255 bytes");
+            goto fail;
+        }
+    }
+    if (nonce != Py_None) {
+        if (as_uint(nonce, 0xFFFFFFFFULL, &x) < 0) goto fail;
+        put32(tail + tail_n, (uint32_t)x);
+        tail_n += 4;
+        rec_flags |= REC_NONCE;
+    }
+    if ((rev = PyObject_GetAttr(b, s_revocation)) == NULL) goto fail;
+    int negotiated = PyObject_IsTrue(rev);
+    if (negotiated < 0) goto fail;
+    if (negotiated) { /* (record flags, FA timestamp) of the core's revocation state */
+        PyObject *r = PyObject_CallOneArg(revocation, rev);
+        if (r == NULL) goto fail;
+        unsigned long long rf, ts;
+        if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2) {
+            Py_DECREF(r);
+            PyErr_SetString(PyExc_TypeError, "revocation() must return (flags, timestamp)");
+            goto fail;
+        }
+        if (as_uint(PyTuple_GET_ITEM(r, 0), 0xFF, &rf) < 0 ||
+            as_uint(PyTuple_GET_ITEM(r, 1), 0xFFFFFFFFULL, &ts) < 0) {
+            Py_DECREF(r);
+            goto fail;
+        }
+        Py_DECREF(r);
+        rec_flags |= (unsigned long)rf;
+        put32(tail + tail_n, (uint32_t)ts);
+        tail_n += 4;
+    }
+    Py_CLEAR(rev);
+    if (block != Py_None) {
+        if (!PyBytes_Check(block)) {
+            PyErr_SetString(PyExc_TypeError, "an SA block must be bytes");
+            goto fail;
+        }
+        block_n = PyBytes_GET_SIZE(block);
+        rec_flags |= REC_SA;
+    }
+    if (rec_flags > 0xFF) {
+        PyErr_SetString(PyExc_OverflowError, "record flags out of range");
+        goto fail;
+    }
+    Py_ssize_t total = REC_LEN + nai_n + tail_n + block_n;
+    if (total > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "record too long");
+        goto fail;
+    }
+    put16(head, (unsigned)total);
+    head[2] = (unsigned char)flags;
+    head[3] = (unsigned char)rec_flags;
+    put32(head + 16, (uint32_t)(ident >> 32));
+    put32(head + 20, (uint32_t)ident);
+    put16(head + 24, (unsigned)lifetime);
+    put16(head + 26, (unsigned)remaining);
+    put32(head + 28, (uint32_t)key);
+    head[32] = (unsigned char)encap;
+    head[33] = (unsigned char)nai_n;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, total);
+    if (out == NULL) goto fail;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    memcpy(o, head, REC_LEN);
+    o += REC_LEN;
+    if (nai_n) memcpy(o, nai, (size_t)nai_n);
+    o += nai_n;
+    if (tail_n) memcpy(o, tail, (size_t)tail_n);
+    o += tail_n;
+    if (block_n) memcpy(o, PyBytes_AS_STRING(block), (size_t)block_n);
+    Py_XDECREF(v);
+    Py_XDECREF(nai_bytes);
+    return out;
+fail:
+    Py_XDECREF(v);
+    Py_XDECREF(nai_bytes);
+    Py_XDECREF(rev);
+    return NULL;
+}
+
+static PyObject *sync_pack_one(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *b, *nonce, *block, *revocation;
+    double now;
+    unsigned long rec_flags;
+    if (!PyArg_ParseTuple(args, "OdkOOO", &b, &now, &rec_flags, &nonce, &block, &revocation)) {
+        return NULL;
+    }
+    return pack_one(b, now, rec_flags, nonce, block, revocation);
+}
+
+/* item i of an optional list argument (None: every item is ``dflt``) */
+static PyObject *opt_item(PyObject *list, Py_ssize_t i, PyObject *dflt) {
+    return list == Py_None ? dflt : PyList_GET_ITEM(list, i);
+}
+
+static int opt_list(PyObject *o, Py_ssize_t n, const char *what) {
+    if (o == Py_None) return 0;
+    if (!PyList_Check(o) || PyList_GET_SIZE(o) != n) {
+        PyErr_Format(PyExc_ValueError, "%s must be None or a list as long as bindings", what);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *sync_pack(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *bindings, *rec_flags, *nonces, *blocks, *revocation;
+    double now;
+    if (!PyArg_ParseTuple(args, "O!dOOOO", &PyList_Type, &bindings, &now, &rec_flags, &nonces,
+                          &blocks, &revocation)) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(bindings);
+    if (opt_list(rec_flags, n, "rec_flags") < 0 || opt_list(nonces, n, "nonces") < 0 ||
+        opt_list(blocks, n, "sa_blocks") < 0) {
+        return NULL;
+    }
+    PyObject *out = PyList_New(n);
+    if (out == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned long f = 0;
+        if (rec_flags != Py_None) {
+            f = PyLong_AsUnsignedLong(PyList_GET_ITEM(rec_flags, i));
+            if (f == (unsigned long)-1 && PyErr_Occurred()) goto fail;
+        }
+        PyObject *rec = pack_one(PyList_GET_ITEM(bindings, i), now, f,
+                                 opt_item(nonces, i, Py_None), opt_item(blocks, i, Py_None),
+                                 revocation);
+        if (rec == NULL) goto fail;
+        PyList_SET_ITEM(out, i, rec);
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* raise decode_error(reason, detail) */
+static void decode_error(PyObject *cls, const char *reason, PyObject *detail) {
+    if (detail == NULL) return; /* the detail's own error stays */
+    PyObject *e = PyObject_CallFunction(cls, "sO", reason, detail);
+    Py_DECREF(detail);
+    if (e == NULL) return;
+    PyErr_SetObject(cls, e);
+    Py_DECREF(e);
+}
+
+/* A dotted quad for an address that rarely repeats (home addresses): no cache. */
+static PyObject *quad(const unsigned char *p) {
+    char buf[16];
+    int n = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = p[i];
+        if (v >= 100) buf[n++] = (char)('0' + v / 100);
+        if (v >= 10) buf[n++] = (char)('0' + v / 10 % 10);
+        buf[n++] = (char)('0' + v % 10);
+        if (i < 3) buf[n++] = '.';
+    }
+    PyObject *s = PyUnicode_New(n, 127);
+    if (s == NULL) return NULL;
+    memcpy(PyUnicode_DATA(s), buf, (size_t)n);
+    return s;
+}
+
+static PyObject *cached_quad(const unsigned char *p) {
+    uint32_t a;
+    memcpy(&a, p, 4);
+    return addr_str(a);
+}
+
+/* ``count`` records from data[offset:] as entries (factory(...), record flags, nonce, SA,
+ * revocation timestamp), the same as mobileha.wire.sync.decode_bindings_py. */
+static PyObject *sync_decode(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer buf;
+    Py_ssize_t offset, count;
+    PyObject *factory, *ha_addr, *encaps, *record_sa, *error_cls;
+    double now;
+    if (!PyArg_ParseTuple(args, "y*nnOUdO!OO", &buf, &offset, &count, &factory, &ha_addr, &now,
+                          &PyDict_Type, &encaps, &record_sa, &error_cls)) {
+        return NULL;
+    }
+    const unsigned char *data = buf.buf;
+    Py_ssize_t end_all = buf.len;
+    PyObject *out = NULL, *res = NULL, *last_lt = NULL, *last_exp = NULL;
+    if (offset < 0 || count < 0 || offset > end_all) {
+        PyErr_SetString(PyExc_ValueError, "offset or count out of range");
+        goto done;
+    }
+    out = PyList_New(count < 4096 ? count : 0);
+    if (out == NULL) goto done;
+    /* the lifetime and deadline of the previous record, reused when they repeat (most
+     * records of a chunk have the same): fewer objects per binding */
+    unsigned last_lt_v = 0;
+    double last_exp_v = 0.0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (offset + REC_LEN > end_all) {
+            decode_error(error_cls, "short", PyUnicode_FromString("binding record truncated"));
+            goto fail;
+        }
+        const unsigned char *r = data + offset;
+        unsigned length = ((unsigned)r[0] << 8) | r[1];
+        unsigned reg_flags = r[2], rec_flags = r[3];
+        unsigned long long ident = ((unsigned long long)get32(r + 16) << 32) | get32(r + 20);
+        unsigned lifetime = ((unsigned)r[24] << 8) | r[25];
+        unsigned remaining = ((unsigned)r[26] << 8) | r[27];
+        uint32_t key = get32(r + 28);
+        unsigned encap = r[32], nai_len = r[33];
+        Py_ssize_t end = offset + (Py_ssize_t)length;
+        if (length < REC_LEN + nai_len || end > end_all) {
+            decode_error(error_cls, "bad-length", PyUnicode_FromFormat("record length %u", length));
+            goto fail;
+        }
+        if (encap != 4 && encap != 47 && encap != 55) {
+            decode_error(error_cls, "bad-encap", PyUnicode_FromFormat("encapsulation %u", encap));
+            goto fail;
+        }
+        PyObject *f[11] = {NULL};
+        PyObject *nai = Py_None, *nonce = Py_None, *sa = Py_None, *rev_ts = Py_None;
+        Py_INCREF(Py_None);
+        Py_INCREF(Py_None);
+        Py_INCREF(Py_None);
+        Py_INCREF(Py_None);
+        Py_ssize_t at = offset + REC_LEN + nai_len;
+        PyObject *entry = NULL, *bnd = NULL;
+        if (nai_len) {
+            Py_DECREF(nai);
+            nai = PyUnicode_DecodeUTF8((const char *)r + REC_LEN, nai_len, "strict");
+            if (nai == NULL) {
+                if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                    PyErr_Clear();
+                    decode_error(error_cls, "bad-nai", PyUnicode_FromString("NAI is not UTF-8"));
+                }
+                goto rec_fail;
+            }
+        }
+        if (rec_flags & REC_NONCE) {
+            if (at + 4 > end) {
+                decode_error(error_cls, "bad-length",
+                             PyUnicode_FromFormat("record length %u without its nonce", length));
+                goto rec_fail;
+            }
+            Py_DECREF(nonce);
+            if ((nonce = PyLong_FromUnsignedLong(get32(data + at))) == NULL) goto rec_fail;
+            at += 4;
+        }
+        if (rec_flags & REC_REVOCATION) {
+            if (at + 4 > end) {
+                decode_error(error_cls, "bad-length",
+                             PyUnicode_FromFormat("record length %u without its timestamp", length));
+                goto rec_fail;
+            }
+            Py_DECREF(rev_ts);
+            if ((rev_ts = PyLong_FromUnsignedLong(get32(data + at))) == NULL) goto rec_fail;
+            at += 4;
+        }
+        if (rec_flags & REC_SA) {
+            if (at + SA_BLOCK_LEN > end) {
+                decode_error(error_cls, "bad-length",
+                             PyUnicode_FromString("record too short for its SA block"));
+                goto rec_fail;
+            }
+            const unsigned char *s = data + at;
+            unsigned n = s[0];
+            long hidden = (long)n - SA_BLOCK_LEN;
+            if (hidden <= 0 || hidden % 16 || at + (Py_ssize_t)n > end) {
+                decode_error(error_cls, "bad-length", PyUnicode_FromFormat("SA block length %u", n));
+                goto rec_fail;
+            }
+            if (s[5] > 1) {
+                decode_error(error_cls, "bad-sa", PyUnicode_FromFormat("SA algorithm %u", s[5]));
+                goto rec_fail;
+            }
+            Py_DECREF(sa);
+            sa = PyObject_CallFunction(record_sa, "kBBHHy#y#", (unsigned long)get32(s + 1), s[5],
+                                       s[6], (unsigned short)((s[7] << 8) | s[8]),
+                                       (unsigned short)((s[9] << 8) | s[10]), s + 11,
+                                       (Py_ssize_t)16, s + SA_BLOCK_LEN, (Py_ssize_t)hidden);
+            if (sa == NULL) goto rec_fail;
+        }
+        /* factory(home, care-of, ha_addr, lifetime, expires, ident, reg_flags, encap,
+         *         gre_key, nai, src) */
+        if ((f[0] = quad(r + 4)) == NULL) goto rec_fail;
+        if ((f[1] = cached_quad(r + 8)) == NULL) goto rec_fail;
+        Py_INCREF(ha_addr);
+        f[2] = ha_addr;
+        if (last_lt == NULL || last_lt_v != lifetime) {
+            Py_XDECREF(last_lt);
+            if ((last_lt = PyLong_FromUnsignedLong(lifetime)) == NULL) goto rec_fail;
+            last_lt_v = lifetime;
+        }
+        Py_INCREF(last_lt);
+        f[3] = last_lt;
+        double expires = remaining >= LIFETIME_INF || lifetime >= LIFETIME_INF
+                             ? Py_HUGE_VAL
+                             : now + (double)remaining;
+        if (last_exp == NULL || last_exp_v != expires) {
+            Py_XDECREF(last_exp);
+            if ((last_exp = PyFloat_FromDouble(expires)) == NULL) goto rec_fail;
+            last_exp_v = expires;
+        }
+        Py_INCREF(last_exp);
+        f[4] = last_exp;
+        if ((f[5] = PyLong_FromUnsignedLongLong(ident)) == NULL) goto rec_fail;
+        if ((f[6] = PyLong_FromUnsignedLong(reg_flags)) == NULL) goto rec_fail;
+        PyObject *e = PyLong_FromUnsignedLong(encap);
+        if (e == NULL) goto rec_fail;
+        f[7] = PyDict_GetItemWithError(encaps, e);
+        Py_DECREF(e);
+        if (f[7] == NULL) {
+            if (!PyErr_Occurred()) PyErr_Format(PyExc_KeyError, "encapsulation %u", encap);
+            goto rec_fail;
+        }
+        Py_INCREF(f[7]);
+        if (key || rec_flags & REC_GRE_KEY) {
+            if ((f[8] = PyLong_FromUnsignedLong(key)) == NULL) goto rec_fail;
+        } else {
+            Py_INCREF(Py_None);
+            f[8] = Py_None;
+        }
+        Py_INCREF(nai);
+        f[9] = nai;
+        if (r[12] | r[13] | r[14] | r[15]) {
+            if ((f[10] = cached_quad(r + 12)) == NULL) goto rec_fail;
+        } else {
+            Py_INCREF(s_empty);
+            f[10] = s_empty;
+        }
+        bnd = PyObject_Vectorcall(factory, f, 11, NULL);
+        if (bnd == NULL) goto rec_fail;
+        entry = PyTuple_New(5);
+        if (entry == NULL) goto rec_fail;
+        PyTuple_SET_ITEM(entry, 0, bnd); /* steals the references */
+        bnd = NULL;
+        PyObject *fl = PyLong_FromUnsignedLong(rec_flags);
+        if (fl == NULL) goto rec_fail;
+        PyTuple_SET_ITEM(entry, 1, fl);
+        PyTuple_SET_ITEM(entry, 2, nonce);
+        PyTuple_SET_ITEM(entry, 3, sa);
+        PyTuple_SET_ITEM(entry, 4, rev_ts);
+        nonce = sa = rev_ts = NULL;
+        if (i < PyList_GET_SIZE(out)) {
+            PyList_SET_ITEM(out, i, entry);
+        } else if (PyList_Append(out, entry) < 0) {
+            goto rec_fail;
+        } else {
+            Py_DECREF(entry);
+        }
+        entry = NULL;
+        for (int k = 0; k < 11; k++) Py_XDECREF(f[k]);
+        Py_DECREF(nai);
+        offset = end;
+        continue;
+    rec_fail:
+        for (int k = 0; k < 11; k++) Py_XDECREF(f[k]);
+        Py_XDECREF(nai);
+        Py_XDECREF(nonce);
+        Py_XDECREF(sa);
+        Py_XDECREF(rev_ts);
+        Py_XDECREF(bnd);
+        Py_XDECREF(entry);
+        goto fail;
+    }
+    res = Py_BuildValue("(On)", out, offset);
+fail:
+    Py_XDECREF(out);
+    Py_XDECREF(last_lt);
+    Py_XDECREF(last_exp);
+done:
+    PyBuffer_Release(&buf);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"ipv4_udp", ipv4_udp, METH_VARARGS,
      "ipv4_udp(src, sport, dst, dport, payload) -> IPv4 + UDP datagram, checksums filled"},
@@ -424,6 +997,13 @@ static PyMethodDef methods[] = {
      "send_all(fd, datagrams, start=0) -> number sent (sendmmsg on a connected socket)"},
     {"sendto_all", sendto_all, METH_VARARGS,
      "sendto_all(fd, [(data, (addr, port)), ...], start=0) -> number sent (sendmmsg)"},
+    {"sync_pack_one", sync_pack_one, METH_VARARGS,
+     "sync_pack_one(binding, now, rec_flags, nonce, sa_block, revocation) -> one sync record"},
+    {"sync_pack", sync_pack, METH_VARARGS,
+     "sync_pack(bindings, now, rec_flags, nonces, sa_blocks, revocation) -> list of records"},
+    {"sync_decode", sync_decode, METH_VARARGS,
+     "sync_decode(data, offset, count, factory, ha_addr, now, encaps, RecordSa, DecodeError)"
+     " -> (entries, end)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -431,4 +1011,20 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "mobileha._slbio", "Batched datagram I/O for the HA-SLB.", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__slbio(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__slbio(void) {
+    struct {
+        PyObject **slot;
+        const char *name;
+    } names[] = {
+        {&s_home_addr, "home_addr"}, {&s_care_of, "care_of"}, {&s_src_addr, "src_addr"},
+        {&s_ident, "ident"},         {&s_lifetime, "lifetime"}, {&s_expires, "expires"},
+        {&s_flags, "flags"},         {&s_encap, "encap"},     {&s_gre_key, "gre_key"},
+        {&s_nai, "nai"},             {&s_revocation, "revocation"}, {&s_empty, ""},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (*names[i].slot == NULL && (*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL) {
+            return NULL;
+        }
+    }
+    return PyModule_Create(&module);
+}

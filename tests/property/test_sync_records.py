@@ -15,10 +15,12 @@ from mobileha.core.binding import Binding, Encap
 from mobileha.core.revocation import negotiated_state
 from mobileha.core.sync import binding_from_record, pack_record, record_from_binding
 from mobileha.core.sync.merge import Merger
+from mobileha.core.sync.records import ENCAPS
 from mobileha.wire.sync import (
     LIFETIME_INFINITE,
     REC_DELETE,
     REC_DYNAMIC,
+    decode_bindings,
     decode_records,
     encode_record,
 )
@@ -103,7 +105,7 @@ def test_the_merge_applies_exactly_the_decoded_binding(
     bn: tuple[Binding, float], dynamic: bool, nonce: int | None
 ) -> None:
     """What ``Merger.apply`` hands to the home agent is ``binding_from_record`` of the
-    record (an empty table, nothing pending: the record is new)."""
+    record (an empty table, nothing pending: the record is new); revocation included."""
     from mobileha.core.sync import ApplyBinding, Counters, DeleteBinding, SyncConfig
     from mobileha.core.sync.channel import Channel
     from mobileha.core.sync.sender import BuSender
@@ -114,9 +116,11 @@ def test_the_merge_applies_exactly_the_decoded_binding(
     c = Counters()
     sender = BuSender(cfg, c, Channel(cfg, c, unix_offset=0.0, nonce_of=None, now=0.0))
     merge = Merger(cfg, c, sender, lambda k: None, None)
-    [rec], _ = decode_records(pack_record(b, now, REC_DYNAMIC if dynamic else 0, nonce), 0, 1)
+    packed = pack_record(b, now, REC_DYNAMIC if dynamic else 0, nonce)
+    [rec], _ = decode_records(packed, 0, 1)
+    entries, _ = decode_bindings(packed, 0, 1, Binding, "10.0.0.100", now, ENCAPS)
     out: list[object] = []
-    merge.apply([rec], "10.0.0.100", now, False, out)
+    merge.apply(entries, now, False, out)
     if rec.remaining == 0 and rec.lifetime < LIFETIME_INFINITE:
         assert out == []  # expired in flight: a deletion of nothing
         return

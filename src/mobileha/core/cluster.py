@@ -57,6 +57,7 @@ from mobileha.core.binding import FLAG_S, Binding
 from mobileha.core.home_agent import (
     HomeAgent,
     HomeAgentSettings,
+    RefreshBinding,
     RestoreBinding,
     WithdrawBinding,
 )
@@ -81,8 +82,16 @@ from mobileha.core.sync import (
     SyncPeer,
     SyncState,
 )
+from mobileha.core.sync.channel import Change
 from mobileha.wire.hsrp import HSRP_PORT
 from mobileha.wire.sync import peek_ha_address
+
+# the home agent's actions that change a binding -> is it a deletion (sync record)?
+_SYNCED_CHANGES: Final = {
+    InstallBinding: False,
+    RefreshBinding: False,
+    RemoveBinding: True,
+}
 
 # HSRP state -> the sync peer's view of our role (every other state: Role.OTHER)
 ROLE_OF: Final = {State.ACTIVE: Role.ACTIVE, State.STANDBY: Role.STANDBY}
@@ -219,13 +228,17 @@ class ReplyGate:
     so a reply whose BU was lost waits for the retransmission (a BU that runs out of
     retries is sent again in a new one), up to ``hold_max`` (the sync peer's
     ``peer_timeout``).
+
+    A held reply waits on the sender's :class:`~mobileha.core.sync.channel.Change` objects
+    themselves (their ``waiters``): the sender hands back the waiters of each change the
+    peer acknowledged (or superseded), so the gate does no per-key bookkeeping of its own.
     """
 
     __slots__ = (
         "_acks_seen",
-        "_by_key",
         "_held",
         "_open",
+        "_sender",
         "hold_max",
         "hold_s",
         "hold_times",
@@ -236,11 +249,11 @@ class ReplyGate:
 
     def __init__(self, sync: SyncPeer, hold_s: float, hold_max: float) -> None:
         self.sync = sync
+        self._sender = sync.sender
         self.hold_s = hold_s
         self.hold_max = max(hold_s, hold_max)
-        sync.acked = []  # the sync peer lists the keys it sees acknowledged
+        sync.sender.released = []  # the sender lists the waiters it sees acknowledged
         self._held: deque[_Held] = deque()  # arrival order
-        self._by_key: dict[Key, list[_Held]] = {}
         self._open = False  # True after a hold ran out: replies go out at once
         self._acks_seen = 0
         self.replies_held = 0
@@ -252,23 +265,19 @@ class ReplyGate:
     def waiting(self) -> int:
         return sum(1 for h in self._held if not h.done)
 
-    def hold(self, replies: list[Send], keys: list[Key], now: float) -> bool:
-        """Hold ``replies`` until the peer has every key of ``keys`` it has not yet got;
-        False (send them now) when there is nothing to wait for or the gate is open."""
-        sync = self.sync
-        if self._open or sync.state is not SyncState.IN_SYNC:
+    def hold(self, replies: list[Send], changes: list[Change], now: float) -> bool:
+        """Hold ``replies`` until the peer has acknowledged ``changes`` (just queued by the
+        sync peer, or a newer change to the same key); False (send them now) when the gate
+        is open or the peer not in sync."""
+        if self._open or self.sync.state is not SyncState.IN_SYNC:
             return False
-        waiting = [k for k in keys if sync.is_pending(k)]
-        if not waiting:
-            return False
-        h = _Held(now, replies, len(waiting))
-        by_key = self._by_key
-        for k in waiting:
-            lst = by_key.get(k)
-            if lst is None:
-                by_key[k] = [h]
+        h = _Held(now, replies, len(changes))
+        for ch in changes:
+            w = ch.waiters
+            if w is None:
+                ch.waiters = [h]
             else:
-                lst.append(h)
+                w.append(h)
         self._held.append(h)
         self.replies_held += 1
         return True
@@ -281,30 +290,26 @@ class ReplyGate:
         if acks != self._acks_seen:  # the peer answers: hold replies again
             self._acks_seen = acks
             self._open = False
-        acked = sync.acked
-        if acked:
-            by_key = self._by_key
-            for k in acked:
-                lst = by_key.pop(k, None)
-                if lst is None:
-                    continue
-                for h in lst:
+        released = self._sender.released
+        if released:
+            times = self.hold_times
+            for waiters in released:
+                for h in waiters:
                     if not h.done:
                         h.waiting -= 1
                         if h.waiting <= 0:
                             h.done = True
-                            out.extend(h.replies)
-                            if self.hold_times is not None:
-                                self.hold_times.append(now - h.since)
-            acked.clear()
+                            out += h.replies
+                            if times is not None:
+                                times.append(now - h.since)
+            released.clear()
         held = self._held
         if force or sync.state is not SyncState.IN_SYNC:
             for h in held:
                 if not h.done:
                     h.done = True
-                    out.extend(h.replies)
+                    out += h.replies
             held.clear()
-            self._by_key.clear()
             return
         while held and (held[0].done or self._deadline(held[0]) <= now):
             h = held.popleft()
@@ -312,9 +317,7 @@ class ReplyGate:
                 h.done = True
                 self.replies_released_unacked += 1
                 self._open = True
-                out.extend(h.replies)
-        if not held:
-            self._by_key.clear()
+                out += h.replies
 
     def _deadline(self, h: _Held) -> float:
         heard = self.sync.last_heard
@@ -330,7 +333,8 @@ class ReplyGate:
 
 
 class _Held:
-    """Replies waiting for the peer's acknowledgement of ``waiting`` keys (since ``since``)."""
+    """Replies waiting for the peer's acknowledgement of ``waiting`` changes (since
+    ``since``)."""
 
     __slots__ = ("done", "replies", "since", "waiting")
 
@@ -390,7 +394,8 @@ def _dynamic_of(ha: HomeAgent) -> Callable[[Binding], bool]:
     """Was a binding's home address allocated from the pool (record flag, P§5.4)?"""
 
     def dynamic_of(b: Binding) -> bool:
-        return ha.is_dynamic(b.home_addr)
+        pool = ha.pool  # (a reload may replace it)
+        return pool is not None and pool.is_allocated(b.home_addr)
 
     return dynamic_of
 
@@ -663,33 +668,34 @@ class Cluster:
         assert sync is not None
         out: list[Any] = []
         replies: list[Send] | None = None
-        keys: list[Key] = []
+        changes: list[Change] = []
+        sent: list[Any] = []  # the sync peer's actions (BUs that filled up)
         for x in actions:
             cls = x.__class__
             if cls is Send:
                 if replies is None:
-                    replies = []
-                replies.append(x)
+                    replies = [x]
+                else:
+                    replies.append(x)
                 continue
             out.append(x)
-            # (a change that only queues its record returns no action: nothing to run, and
-            # no acknowledgement can have arrived meanwhile)
-            if isinstance(x, InstallBinding):
-                if cls is not RestoreBinding:
-                    b = x.binding
-                    keys.append((b.home_addr, b.care_of))
-                    r = sync.binding_changed(b, now)
-                    if r:
-                        self._sync_actions(a, r, now, out)
-            elif isinstance(x, RemoveBinding) and cls is not WithdrawBinding:
-                b = x.binding
-                keys.append((b.home_addr, b.care_of))
-                r = sync.binding_deleted(b, now)
-                if r:
-                    self._sync_actions(a, r, now, out)
+            if cls in _SYNCED_CHANGES:
+                delete = _SYNCED_CHANGES[cls]
+            elif cls is RestoreBinding or cls is WithdrawBinding:
+                continue  # forwarding state only: the binding did not change
+            elif isinstance(x, InstallBinding):
+                delete = False
+            elif isinstance(x, RemoveBinding):
+                delete = True
+            else:
+                continue
+            changes.append(sync.queue_change(x.binding, delete, now, sent))
+        if sent:
+            # (no acknowledgement can arrive meanwhile: nothing to release early)
+            self._sync_actions(a, sent, now, out)
         if replies is not None:
             gate = a.gate
-            if not (keys and gate is not None and gate.hold(replies, keys, now)):
+            if not (changes and gate is not None and gate.hold(replies, changes, now)):
                 out += replies
         return out
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Final
+from typing import Any, Final
 
 ALG_HMAC_MD5: Final = "hmac-md5"
 ALG_PREFIX_SUFFIX: Final = "md5-prefix-suffix"
@@ -40,30 +40,36 @@ class Authenticator:
     16
     """
 
-    __slots__ = ("_base", "algorithm", "key")
+    __slots__ = ("_base", "_outer", "algorithm", "key")
 
     def __init__(self, key: bytes, algorithm: str = ALG_HMAC_MD5) -> None:
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unknown authentication algorithm {algorithm!r}")
         self.key = key
         self.algorithm = algorithm
+        self._outer: Any = None
         if algorithm == ALG_HMAC_MD5:
-            self._base: object = hmac.new(key, digestmod=hashlib.md5)
+            # RFC 2104 with the two padded-key blocks hashed once: per message, two
+            # hashlib copies (hmac.HMAC.copy builds a Python object each time)
+            k = hashlib.md5(key).digest() if len(key) > 64 else key
+            k = k.ljust(64, b"\0")
+            self._base: Any = hashlib.md5(bytes(x ^ 0x36 for x in k))
+            self._outer = hashlib.md5(bytes(x ^ 0x5C for x in k))
         else:
             self._base = hashlib.md5(key)
 
     def compute(self, covered: bytes | bytearray | memoryview) -> bytes:
         """The 16-byte authenticator over ``covered``."""
-        base = self._base
-        if self.algorithm == ALG_HMAC_MD5:
-            assert isinstance(base, hmac.HMAC)
-            h = base.copy()
-            h.update(covered)
-            return h.digest()
-        m = base.copy()  # type: ignore[attr-defined]
+        m = self._base.copy()
         m.update(covered)
+        outer = self._outer
+        if outer is not None:  # HMAC-MD5
+            o = outer.copy()
+            o.update(m.digest())
+            digest: bytes = o.digest()
+            return digest
         m.update(self.key)
-        digest: bytes = m.digest()
+        digest = m.digest()
         return digest
 
     def verify(self, covered: bytes | bytearray | memoryview, authenticator: bytes) -> bool:

@@ -73,13 +73,14 @@ is sent as 0xFFFF too.
 
 from __future__ import annotations
 
+import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from socket import inet_aton, inet_ntoa
 from types import MappingProxyType
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 from mobileha.wire import IP_STR_CACHE, DecodeError, UnknownCriticalExtension, ip_str_cached
 from mobileha.wire.auth import AUTH_LEN, HIDE_BLOCK, Authenticator
@@ -122,6 +123,8 @@ SA_NONCE: Final = 0x80  # the SA uses nonce replay protection (else timestamps)
 SA_STATIC_HOME: Final = 0x40  # the SA's static home address is the binding's
 
 LIFETIME_INFINITE: Final = 0xFFFF
+_pack_record = RECORD.pack
+_pack_nonce = NONCE.pack
 ENCAPS: Final = frozenset((4, 47, 55))
 
 
@@ -217,6 +220,11 @@ def decode_sa_block(data: bytes, offset: int, end: int) -> tuple[RecordSa, int]:
     return RecordSa(spi, alg, flags, tolerance, max_lifetime, bytes(salt), hidden), offset + n
 
 
+# One decoded record: (the object ``factory`` built, record flags, nonce, SA, the FA's
+# RFC 3543 timestamp).
+BoundRecord = tuple[Any, int, int | None, RecordSa | None, int | None]
+
+
 class BindingRecord(NamedTuple):
     """One binding record (P§5.4). Addresses are dotted quads."""
 
@@ -274,6 +282,8 @@ class SyncMessage:
     records: tuple[BindingRecord, ...] = ()
     chunk: int | None = None  # [P] chunk number (BI Reply, BI Reply Ack)
     extensions: tuple[tuple[int, bytes], ...] = field(default=())  # others, kept verbatim
+    # the records decoded by decode(bind=...) (then ``records`` is empty); never encoded
+    bound: Sequence[BoundRecord] = field(default=(), compare=False, repr=False)
 
     @property
     def code(self) -> int:
@@ -423,45 +433,59 @@ def peek_ha_address(data: bytes) -> bytes:
 _new_record = tuple.__new__
 
 
+_Fixed = tuple[int, int, int, bytes, bytes, bytes, int, int, int, int, int, int]
+
+
+def _record_at(
+    data: bytes, offset: int, end_all: int
+) -> tuple[_Fixed, str | None, int | None, int | None, RecordSa | None, int]:
+    """The record at ``offset``, checked: its fixed part (``RECORD`` fields), NAI, [P]
+    nonce, FA timestamp and SA, and the offset after them (``extra`` bytes follow up to
+    the record's length). Every DecodeError of a record comes from here."""
+    if offset + RECORD_LEN > end_all:
+        raise DecodeError("short", "binding record truncated")
+    fixed = RECORD.unpack_from(data, offset)
+    length, rec_flags, encap, nai_len = fixed[0], fixed[2], fixed[10], fixed[11]
+    end = offset + length
+    if length < RECORD_LEN + nai_len or end > end_all:
+        raise DecodeError("bad-length", f"record length {length}")
+    if encap not in ENCAPS:
+        raise DecodeError("bad-encap", f"encapsulation {encap}")
+    nai: str | None = None
+    at = offset + RECORD_LEN + nai_len
+    if nai_len:
+        try:
+            nai = data[offset + RECORD_LEN : at].decode()
+        except UnicodeDecodeError:
+            raise DecodeError("bad-nai", "NAI is not UTF-8") from None
+    nonce = revocation_ts = sa = None
+    if rec_flags & (REC_NONCE | REC_REVOCATION | REC_SA):
+        if rec_flags & REC_NONCE:
+            if at + 4 > end:
+                raise DecodeError("bad-length", f"record length {length} without its nonce")
+            nonce = NONCE.unpack_from(data, at)[0]
+            at += 4
+        if rec_flags & REC_REVOCATION:
+            if at + 4 > end:
+                raise DecodeError("bad-length", f"record length {length} without its timestamp")
+            revocation_ts = NONCE.unpack_from(data, at)[0]
+            at += 4
+        if rec_flags & REC_SA:
+            sa, at = decode_sa_block(data, at, end)
+    return fixed, nai, nonce, revocation_ts, sa, at
+
+
 def decode_records(data: bytes, offset: int, count: int) -> tuple[list[BindingRecord], int]:
     """``count`` records from ``data[offset:]`` (bytes); returns them and the end offset."""
     records: list[BindingRecord] = []
     append = records.append
-    unpack = RECORD.unpack_from
     cache_get = IP_STR_CACHE.get
     end_all = len(data)
     for _ in range(count):
-        if offset + RECORD_LEN > end_all:
-            raise DecodeError("short", "binding record truncated")
+        fixed, nai, nonce, revocation_ts, sa, nai_end = _record_at(data, offset, end_all)
         (length, reg_flags, rec_flags, home, coa, src, ident, lifetime, remaining, key, encap,
-         nai_len) = unpack(data, offset)  # fmt: skip
+         _) = fixed  # fmt: skip
         end = offset + length
-        if length < RECORD_LEN + nai_len or end > end_all:
-            raise DecodeError("bad-length", f"record length {length}")
-        if encap not in ENCAPS:
-            raise DecodeError("bad-encap", f"encapsulation {encap}")
-        nai: str | None = None
-        nai_end = offset + RECORD_LEN + nai_len
-        if nai_len:
-            try:
-                nai = data[offset + RECORD_LEN : nai_end].decode()
-            except UnicodeDecodeError:
-                raise DecodeError("bad-nai", "NAI is not UTF-8") from None
-        nonce: int | None = None
-        if rec_flags & REC_NONCE:
-            if nai_end + 4 > end:
-                raise DecodeError("bad-length", f"record length {length} without its nonce")
-            nonce = NONCE.unpack_from(data, nai_end)[0]
-            nai_end += 4
-        revocation_ts: int | None = None
-        if rec_flags & REC_REVOCATION:
-            if nai_end + 4 > end:
-                raise DecodeError("bad-length", f"record length {length} without its timestamp")
-            revocation_ts = NONCE.unpack_from(data, nai_end)[0]
-            nai_end += 4
-        sa: RecordSa | None = None
-        if rec_flags & REC_SA:
-            sa, nai_end = decode_sa_block(data, nai_end, end)
         append(
             _new_record(
                 BindingRecord,
@@ -488,11 +512,254 @@ def decode_records(data: bytes, offset: int, count: int) -> tuple[list[BindingRe
     return records, offset
 
 
-def decode(data: bytes, types: SyncTypes = DEFAULT_TYPES) -> Decoded:
+# --- records straight from and into bindings (the bulk download and BU hot paths) ----------
+#
+# The functions below are one-pass forms of ``encode_record(record_from_binding(...))`` and
+# of ``binding_from_record(decode_records(...))`` (mobileha.core.sync.records) without the
+# intermediate BindingRecord. Each has a Python implementation (``*_py``, the reference of
+# the C one) and, when the optional C module is built, a C one with the same output and the
+# same DecodeErrors (tests/property/test_sync_fast_records.py compares them).
+
+
+class BindingFields(Protocol):
+    """The attributes of a binding that its record carries (``core.binding.Binding``)."""
+
+    @property
+    def home_addr(self) -> str: ...
+    @property
+    def care_of(self) -> str: ...
+    @property
+    def src_addr(self) -> str: ...
+    @property
+    def ident(self) -> int: ...
+    @property
+    def lifetime(self) -> int: ...
+    @property
+    def expires(self) -> float: ...
+    @property
+    def flags(self) -> int: ...
+    @property
+    def encap(self) -> int: ...
+    @property
+    def gre_key(self) -> int | None: ...
+    @property
+    def nai(self) -> str | None: ...
+    @property
+    def revocation(self) -> int: ...
+
+
+# (record flags, FA timestamp) of a binding's non-zero ``revocation`` state
+RevocationFields = Callable[[int], tuple[int, int]]
+
+_INF: Final = math.inf
+_ceil = math.ceil
+
+
+def pack_binding_py(
+    b: BindingFields,
+    now: float,
+    rec_flags: int,
+    nonce: int | None,
+    sa_block: bytes | None,
+    revocation: RevocationFields,
+) -> bytes:
+    """The record of ``b`` at ``now`` (the expiry deadline ``b.expires`` becomes a
+    remaining lifetime rounded up; an infinite lifetime or deadline sends 0xFFFF).
+
+    ``rec_flags``: REC_DELETE / REC_DYNAMIC; REC_GRE_KEY, REC_NONCE, REC_SA are added with a
+    GRE key, ``nonce`` and ``sa_block`` (an encoded :class:`RecordSa`); a non-zero
+    ``b.revocation`` adds the flags and FA timestamp that ``revocation(b.revocation)``
+    returns. An empty ``b.src_addr`` is sent as 0.0.0.0."""
+    nai = b.nai.encode() if b.nai else b""
+    nai_len = len(nai)
+    if nai_len > 255:
+        raise ValueError("NAI longer than 255 bytes")
+    if nonce is not None:
+        rec_flags |= REC_NONCE
+        nai += _pack_nonce(nonce)
+    rev = b.revocation
+    if rev:
+        rev_flags, ts = revocation(rev)
+        rec_flags |= rev_flags
+        nai += _pack_nonce(ts)
+    if sa_block is not None:
+        rec_flags |= REC_SA
+        nai += sa_block
+    key = b.gre_key
+    if key is not None:
+        rec_flags |= REC_GRE_KEY
+    lifetime = b.lifetime
+    if lifetime >= LIFETIME_INFINITE:
+        lifetime = remaining = LIFETIME_INFINITE
+    elif b.expires == _INF:
+        remaining = LIFETIME_INFINITE
+    else:
+        remaining = _ceil(b.expires - now)
+        if remaining < 0:
+            remaining = 0
+        elif remaining >= LIFETIME_INFINITE:
+            remaining = LIFETIME_INFINITE - 1
+    return (
+        _pack_record(
+            RECORD_LEN + len(nai),
+            b.flags & 0xFF,
+            rec_flags,
+            inet_aton(b.home_addr),
+            inet_aton(b.care_of),
+            inet_aton(b.src_addr or "0.0.0.0"),
+            b.ident,
+            lifetime,
+            remaining,
+            key or 0,
+            b.encap,
+            nai_len,
+        )
+        + nai
+    )
+
+
+def pack_bindings_py(
+    bindings: list[Any],
+    now: float,
+    rec_flags: list[int] | None,
+    nonces: list[int | None] | None,
+    sa_blocks: list[bytes | None] | None,
+    revocation: RevocationFields,
+) -> list[bytes]:
+    """:func:`pack_binding_py` of each binding (``rec_flags``, ``nonces``, ``sa_blocks``:
+    one per binding, or None for 0 / None each)."""
+    n = len(bindings)
+    for name, col in (("rec_flags", rec_flags), ("nonces", nonces), ("sa_blocks", sa_blocks)):
+        if col is not None and len(col) != n:
+            raise ValueError(f"{name} must be None or a list as long as bindings")
+    return [
+        pack_binding_py(
+            b,
+            now,
+            0 if rec_flags is None else rec_flags[i],
+            None if nonces is None else nonces[i],
+            None if sa_blocks is None else sa_blocks[i],
+            revocation,
+        )
+        for i, b in enumerate(bindings)
+    ]
+
+
+def decode_bindings_py(
+    data: bytes,
+    offset: int,
+    count: int,
+    factory: Callable[..., Any],
+    ha_addr: str,
+    now: float,
+    encaps: dict[int, Any],
+) -> tuple[list[BoundRecord], int]:
+    """``count`` records from ``data[offset:]``, each as ``(factory(home, care_of, ha_addr,
+    lifetime, expires, ident, reg_flags, encaps[encap], gre_key, nai, src), rec_flags,
+    nonce, sa, revocation_ts)``, and the end offset: the fields of
+    ``core.sync.records.binding_from_record`` without the BindingRecord. ``expires`` is
+    ``now`` plus the remaining lifetime (inf for an infinite one), ``gre_key``
+    :func:`record_gre_key`, ``src`` "" for 0.0.0.0. The same checks and DecodeErrors as
+    :func:`decode_records`; ``extra`` bytes are skipped."""
+    out: list[BoundRecord] = []
+    append = out.append
+    cache_get = IP_STR_CACHE.get
+    end_all = len(data)
+    for _ in range(count):
+        fixed, nai, nonce, rev_ts, sa, _at = _record_at(data, offset, end_all)
+        (length, reg_flags, rec_flags, home, coa, src, ident, lifetime, remaining, key, encap,
+         _) = fixed  # fmt: skip
+        end = offset + length
+        append(
+            (
+                factory(
+                    inet_ntoa(home),
+                    cache_get(coa) or ip_str_cached(coa),
+                    ha_addr,
+                    lifetime,
+                    _INF
+                    if remaining >= LIFETIME_INFINITE or lifetime >= LIFETIME_INFINITE
+                    else now + remaining,
+                    ident,
+                    reg_flags,
+                    encaps[encap],
+                    key if key or rec_flags & REC_GRE_KEY else None,
+                    nai,
+                    "" if src == _ZERO else cache_get(src) or ip_str_cached(src),
+                ),
+                rec_flags,
+                nonce,
+                sa,
+                rev_ts,
+            )
+        )
+        offset = end
+    return out, offset
+
+
+_ZERO: Final = bytes(4)
+
+try:
+    import mobileha._slbio as _c
+except ImportError:  # pragma: no cover - the C module is optional
+    _c = None  # type: ignore[assignment]
+
+# The C implementations are used when the optional module is built.
+C_RECORDS: Final = _c is not None and hasattr(_c, "sync_decode")
+
+
+def decode_bindings_c(
+    data: bytes,
+    offset: int,
+    count: int,
+    factory: Callable[..., Any],
+    ha_addr: str,
+    now: float,
+    encaps: dict[int, Any],
+) -> tuple[list[BoundRecord], int]:
+    """:func:`decode_bindings_py` in C."""
+    assert _c is not None
+    return _c.sync_decode(data, offset, count, factory, ha_addr, now, encaps, RecordSa, DecodeError)
+
+
+if C_RECORDS:
+    assert _c is not None
+    pack_binding: Callable[
+        [BindingFields, float, int, int | None, bytes | None, RevocationFields], bytes
+    ] = _c.sync_pack_one
+    pack_bindings: Callable[
+        [
+            list[Any],
+            float,
+            list[int] | None,
+            list[int | None] | None,
+            list[bytes | None] | None,
+            RevocationFields,
+        ],
+        list[bytes],
+    ] = _c.sync_pack
+    decode_bindings = decode_bindings_c
+else:  # pragma: no cover - without the C module
+    pack_binding = pack_binding_py
+    pack_bindings = pack_bindings_py
+    decode_bindings = decode_bindings_py
+
+
+class Bind(NamedTuple):
+    """How :func:`decode` builds the objects of the records (:func:`decode_bindings`)."""
+
+    factory: Callable[..., Any]
+    encaps: dict[int, Any]
+    now: float
+
+
+def decode(data: bytes, types: SyncTypes = DEFAULT_TYPES, bind: Bind | None = None) -> Decoded:
     """Decode one sync message; raises only :class:`DecodeError` (or a subclass).
 
     The HHAE is located and returned with the covered bytes but not verified here: the
     caller verifies it with the peer's :class:`Authenticator` before using anything else.
+    With ``bind`` the records are decoded by :func:`decode_bindings` into
+    :attr:`SyncMessage.bound` (and ``records`` is empty), else into BindingRecords.
     """
     data = bytes(data)
     if len(data) < HEADER_LEN + HHAE_LEN:
@@ -503,7 +770,15 @@ def decode(data: bytes, types: SyncTypes = DEFAULT_TYPES) -> Decoded:
         raise DecodeError("bad-type", f"type {type_code}")
     if count and kind not in (MsgKind.BU, MsgKind.BI_REPLY):
         raise DecodeError("bad-count", f"{kind.name} with {count} records")
-    records, offset = decode_records(data, HEADER_LEN, count)
+    ha = inet_ntoa(ha_addr)
+    bound: list[BoundRecord] = []
+    records: list[BindingRecord] = []
+    if bind is None:
+        records, offset = decode_records(data, HEADER_LEN, count)
+    else:
+        bound, offset = decode_bindings(
+            data, HEADER_LEN, count, bind.factory, ha, bind.now, bind.encaps
+        )
     chunk: int | None = None
     extensions: list[tuple[int, bytes]] = []
     end = len(data)
@@ -522,14 +797,7 @@ def decode(data: bytes, types: SyncTypes = DEFAULT_TYPES) -> Decoded:
             covered = data[: offset + 6]
             return Decoded(
                 SyncMessage(
-                    kind,
-                    seq,
-                    inet_ntoa(ha_addr),
-                    ident,
-                    flags,
-                    tuple(records),
-                    chunk,
-                    tuple(extensions),
+                    kind, seq, ha, ident, flags, tuple(records), chunk, tuple(extensions), bound
                 ),
                 spi,
                 covered,
@@ -549,6 +817,7 @@ def decode(data: bytes, types: SyncTypes = DEFAULT_TYPES) -> Decoded:
 __all__ = [
     "ACK_ID_MISMATCH",
     "ACK_OK",
+    "C_RECORDS",
     "DEFAULT_TYPES",
     "FLAG_DELETE",
     "FLAG_EXCHANGE",
@@ -574,19 +843,30 @@ __all__ = [
     "SA_BLOCK",
     "SA_NONCE",
     "SA_STATIC_HOME",
+    "Bind",
+    "BindingFields",
     "BindingRecord",
+    "BoundRecord",
     "Decoded",
     "MsgKind",
     "RecordSa",
+    "RevocationFields",
     "SyncMessage",
     "SyncTypes",
     "decode",
+    "decode_bindings",
+    "decode_bindings_c",
+    "decode_bindings_py",
     "decode_records",
     "decode_sa_block",
     "encode",
     "encode_extensions",
     "encode_raw",
     "encode_record",
+    "pack_binding",
+    "pack_binding_py",
+    "pack_bindings",
+    "pack_bindings_py",
     "peek_ha_address",
     "peek_kind",
     "record_gre_key",

@@ -69,3 +69,20 @@ def test_a_burst_larger_than_the_window_takes_one_round_trip_per_window() -> Non
     # 4 BUs per round trip: queued changes go in full BUs as soon as an ack frees the window
     assert took <= 2 * HOP + rounds * 2 * HOP + 1e-9
     assert len(b.table()) == n
+
+
+def test_a_reply_whose_key_changed_again_waits_for_the_newer_change() -> None:
+    # MN 0 registers twice, the second request before the first one's BU is acknowledged:
+    # the first reply waits for the BU carrying the newer change (the peer's copy of the
+    # key is the newer one); no reply leaves before an acknowledgement
+    net, _a, b, gate = _up(10)
+    net.register(0, VIP, low=1)
+    net.run(HOP / 2)
+    net.register(0, VIP, low=2)
+    net.run_until(lambda: len(net.replies) == 2, 1.0, "two replies")
+    assert gate.hold_times is not None
+    assert sorted(round(t, 6) for t in gate.hold_times) == [2 * HOP, 2.5 * HOP]
+    assert gate.replies_released_unacked == 0
+    assert all(r.code == 0 for _, r in net.replies)
+    (binding,) = b.table()
+    assert binding.ident & 0xFFFFFFFF == 2

@@ -378,3 +378,31 @@ def test_own_change_superseded_by_a_newer_peer_record_counts_as_acknowledged() -
     assert not sim.a.sync.is_pending(old.key)
     assert old.key in sim.a.sync.acked  # a reply held for A's change may go
     assert sim.a.table[old.key].ident == sim.b.table[old.key].ident == newer.ident
+
+
+@pytest.mark.parametrize("path", ["python", "c"])
+def test_python_and_c_record_paths_converge_alike(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lossy download with churn, once with the pure-Python one-pass record codec
+    (what runs without the C module) and once with the C one: the same table."""
+    from mobileha.core.sync import records
+    from mobileha.wire import sync as ws
+
+    if path == "python":
+        monkeypatch.setattr(records, "pack_binding", ws.pack_binding_py)
+        monkeypatch.setattr(records, "pack_bindings", ws.pack_bindings_py)
+        monkeypatch.setattr(ws, "decode_bindings", ws.decode_bindings_py)
+    elif not ws.C_RECORDS:
+        pytest.skip("mobileha._slbio is not built")
+    sim = Sim(seed=11, loss=0.2, dup=0.02, delay=(0.0001, 0.1))
+    _fill(sim.a.table, 2_000)
+    sim.b.apply(sim.b.sync.role_changed(Role.STANDBY, sim.now), sim)
+    changes = 0
+    while sim.b.sync.state is SyncState.DOWNLOADING:
+        _churn(sim, changes, 2_000)
+        changes += 1
+        sim.run(0.02)
+    sim.settle(expire=False)
+    same_tables(sim.a.table, sim.b.table)
+    assert sim.b.sync.counters.DownloadsCompleted == 1

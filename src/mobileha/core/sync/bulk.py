@@ -11,8 +11,9 @@ packed is skipped (its deletion follows as a BU).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
-from typing import Final
+from itertools import accumulate, islice
 
 from mobileha.core.binding import Binding
 from mobileha.core.sync.base import Counters, SyncAction, SyncConfig
@@ -25,11 +26,10 @@ from mobileha.wire.sync import (
     HEADER_LEN,
     HHAE_LEN,
     REC_DYNAMIC,
+    RECORD_LEN,
     MsgKind,
     SyncMessage,
 )
-
-_END: Final = object()
 
 
 class Download:
@@ -106,16 +106,35 @@ class Download:
 
 
 class Transfer:
-    """A bulk transfer we stream to the peer (it sent the BI Request ``txn``)."""
+    """A bulk transfer we stream to the peer (it sent the BI Request ``txn``).
 
-    __slots__ = ("built_all", "iterator", "next_chunk", "out", "peek", "txn")
+    Records are packed in batches (:meth:`Channel.pack_many`) of about what one BI Reply
+    holds, estimated from the records packed so far; the few that do not fit wait for the
+    next chunk (packed again if the clock moved meanwhile: the remaining lifetimes are
+    those at send time)."""
+
+    __slots__ = (
+        "avg",
+        "built_all",
+        "exhausted",
+        "iterator",
+        "left",
+        "left_at",
+        "next_chunk",
+        "out",
+        "txn",
+    )
 
     def __init__(self, txn: int, iterator: Iterator[Binding]) -> None:
         self.txn = txn
         self.iterator = iterator
         self.next_chunk = 0
         self.out: dict[int, Out] = {}
-        self.peek: tuple[Binding, int, bytes, float] | None = None
+        # packed records that did not fit in the previous chunk: bindings, flags, records
+        self.left: tuple[list[Binding], list[int], list[bytes]] = ([], [], [])
+        self.left_at = 0.0  # when they were packed
+        self.avg = 64  # bytes per record, for the size of the next batch
+        self.exhausted = False  # the iterator is done
         self.built_all = False
 
     def pump(
@@ -131,41 +150,40 @@ class Transfer:
         limit = config.max_message - HEADER_LEN - HHAE_LEN - CHUNK_EXT.size
         window = config.bi_window
         it = self.iterator
-        pack = channel.pack
+        pack_many = channel.pack_many
         chunk_type = channel.types.chunk
         while not self.built_all and len(self.out) < window:
-            parts: list[bytes] = []
-            items: list[tuple[Binding, int]] = []
-            size = 0
-            last = False
-            while True:
-                peek = self.peek
-                if peek is not None:  # the record that did not fit in the previous chunk
-                    self.peek = None
-                    b, rflags, rec, at = peek
-                    if at != now:  # packed earlier: lifetimes moved on
-                        rec = pack(b, now, rflags)
-                else:
-                    nb = next(it, _END)
-                    if nb is _END:
-                        last = True
-                        break
-                    b = nb  # type: ignore[assignment]
-                    if b.expires <= now:
-                        continue  # expired, its deletion follows as a BU
-                    rflags = REC_DYNAMIC if dynamic_of(b) else 0
-                    rec = pack(b, now, rflags)
-                if parts and size + len(rec) > limit:
-                    self.peek = (b, rflags, rec, now)
-                    break
-                parts.append(rec)
-                items.append((b, rflags))
-                size += len(rec)
+            bs, fl, recs = self.left
+            if recs and self.left_at != now:  # packed earlier: lifetimes moved on
+                recs = pack_many(bs, now, fl)
+            size = sum(map(len, recs))
+            while not self.exhausted and size + RECORD_LEN <= limit:
+                want = (limit - size) // self.avg + 1
+                batch = list(islice(it, want))
+                if len(batch) < want:
+                    self.exhausted = True
+                # an expired binding is skipped: its deletion follows as a BU
+                live = [b for b in batch if b.expires > now]
+                flags = [REC_DYNAMIC if dynamic_of(b) else 0 for b in live]
+                packed = pack_many(live, now, flags)
+                n = sum(map(len, packed))
+                if packed:
+                    self.avg = max(RECORD_LEN, n // len(packed))
+                bs += live
+                fl += flags
+                recs += packed
+                size += n
+            k = len(recs)
+            if size > limit:  # the first k records fit (always at least one)
+                k = max(1, bisect_right(list(accumulate(map(len, recs))), limit))
+            self.left = (bs[k:], fl[k:], recs[k:])
+            self.left_at = now
+            last = self.exhausted and k == len(recs)
             chunk = self.next_chunk
             self.next_chunk += 1
-            body = b"".join(parts) + CHUNK_EXT.pack(chunk_type, 4, chunk)
-            out = Out(MsgKind.BI_REPLY, self.txn, FLAG_LAST if last else 0, len(parts), body, chunk)
-            out.items = items
+            body = b"".join(recs[:k]) + CHUNK_EXT.pack(chunk_type, 4, chunk)
+            out = Out(MsgKind.BI_REPLY, self.txn, FLAG_LAST if last else 0, k, body, chunk)
+            out.items = list(zip(bs[:k], fl[:k], strict=True))
             self.out[chunk] = out
             self.built_all = last
             counters.SentBIReps += 1

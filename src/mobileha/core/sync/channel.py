@@ -19,26 +19,46 @@ from collections import deque
 from collections.abc import Callable
 from itertools import count as itercount
 from socket import inet_aton
+from typing import Any
 
 from mobileha.core.actions import Send
 from mobileha.core.binding import Binding
 from mobileha.core.security import MobilitySA
 from mobileha.core.sync.base import U32, Counters, Key, SyncAction, SyncConfig
-from mobileha.core.sync.records import pack_record, seal_sa
+from mobileha.core.sync.records import pack_record, pack_records, seal_sa
 from mobileha.wire.auth import NTP_EPOCH_OFFSET
-from mobileha.wire.sync import CHUNK_EXT, REC_DELETE, MsgKind, SyncMessage, encode_raw
+from mobileha.wire.sync import (
+    CHUNK_EXT,
+    REC_DELETE,
+    REC_DYNAMIC,
+    MsgKind,
+    SyncMessage,
+    encode_raw,
+)
 
 
 class Change:
-    """One of our binding changes, queued for or carried by a BU until acknowledged."""
+    """One of our binding changes, queued for or carried by a BU until acknowledged:
+    the binding, its key (home, care-of address), the record flags (REC_DELETE,
+    REC_DYNAMIC) and when it was made. ``waiters``: what waits for the peer to acknowledge
+    it (the reply gate's held replies; a newer change to the same key takes them over)."""
 
-    __slots__ = ("binding", "delete", "dynamic", "t")
+    __slots__ = ("binding", "key", "rflags", "t", "waiters")
 
     def __init__(self, binding: Binding, delete: bool, dynamic: bool, t: float) -> None:
         self.binding = binding
-        self.delete = delete
-        self.dynamic = dynamic
+        self.key: Key = (binding.home_addr, binding.care_of)
+        self.rflags = (REC_DELETE if delete else 0) | (REC_DYNAMIC if dynamic else 0)
         self.t = t
+        self.waiters: list[Any] | None = None
+
+    @property
+    def delete(self) -> bool:
+        return bool(self.rflags & REC_DELETE)
+
+    @property
+    def dynamic(self) -> bool:
+        return bool(self.rflags & REC_DYNAMIC)
 
 
 class Out:
@@ -68,7 +88,7 @@ class Out:
         count: int,
         body: bytes,
         chunk: int | None = None,
-        changes: list[tuple[Key, Change]] | None = None,
+        changes: list[Change] | None = None,
     ) -> None:
         self.kind = kind
         self.seq = seq
@@ -77,7 +97,8 @@ class Out:
         self.body = body
         self.chunk = chunk
         self.changes = changes
-        self.items: list[tuple[Binding, int]] | None = None  # re-packed on retransmission
+        # re-packed on retransmission (a BU: its changes' bindings and record flags)
+        self.items: list[tuple[Binding, int]] | None = None
         self.attempts = 0
         self.failures = 0
         self.deadline = 0.0
@@ -176,13 +197,30 @@ class Channel:
         so a retransmission carries the nonce of the latest reply) and, but in a deletion,
         the MN's SA from AAA ([P] REC_SA)."""
         nonce_of = self._nonce_of
-        sa_of = self._sa_of
-        block = None
-        if sa_of is not None and not rec_flags & REC_DELETE:
-            sa = sa_of(b)
-            if sa is not None:
-                block = self._sealed(sa)
-        return pack_record(b, now, rec_flags, nonce_of(b) if nonce_of is not None else None, block)
+        return pack_record(
+            b,
+            now,
+            rec_flags,
+            nonce_of(b) if nonce_of is not None else None,
+            self._sa_block(b, rec_flags),
+        )
+
+    def pack_many(self, bindings: list[Binding], now: float, rec_flags: list[int]) -> list[bytes]:
+        """:meth:`pack` of each binding (with its ``rec_flags``), in one call."""
+        nonce_of = self._nonce_of
+        blocks = None
+        if self._sa_of is not None:
+            sa_block = self._sa_block
+            blocks = [sa_block(b, f) for b, f in zip(bindings, rec_flags, strict=True)]
+        nonces = None if nonce_of is None else [nonce_of(b) for b in bindings]
+        return pack_records(bindings, now, rec_flags, nonces, blocks)
+
+    def _sa_block(self, b: Binding, rec_flags: int) -> bytes | None:
+        """The REC_SA block of ``b``'s SA from AAA (None: none, or a deletion)."""
+        if rec_flags & REC_DELETE or self._sa_of is None:
+            return None
+        sa = self._sa_of(b)
+        return None if sa is None else self._sealed(sa)
 
     def _sealed(self, sa: MobilitySA) -> bytes | None:
         """The REC_SA block of ``sa``, hidden once per SA with a salt never used before and
@@ -204,9 +242,13 @@ class Channel:
     def transmit(self, out: Out, now: float, actions: list[SyncAction]) -> None:
         """Send ``out`` (again) with a fresh Identification and arm its retransmission."""
         cfg = self.config
-        if out.lows and out.items is not None:
+        items = out.items
+        if out.lows and items is None and out.changes is not None:
+            items = [(ch.binding, ch.rflags) for ch in out.changes]
+        if out.lows and items is not None:
             # a retransmission: the remaining lifetimes are those of now (P§5.4 "at send time")
-            body = b"".join([self.pack(b, now, f) for b, f in out.items])
+            bindings = [b for b, _ in items]
+            body = b"".join(self.pack_many(bindings, now, [f for _, f in items]))
             if out.chunk is not None:
                 body += CHUNK_EXT.pack(self.types.chunk, 4, out.chunk)
             out.body = body

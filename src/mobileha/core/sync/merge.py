@@ -32,9 +32,9 @@ from mobileha.core.sync.base import (
     SyncAction,
     SyncConfig,
 )
-from mobileha.core.sync.records import binding_from_record, open_sa
+from mobileha.core.sync.records import bound_revocation, open_sa
 from mobileha.core.sync.sender import BuSender
-from mobileha.wire.sync import LIFETIME_INFINITE, REC_DELETE, REC_DYNAMIC, BindingRecord
+from mobileha.wire.sync import REC_DELETE, REC_DYNAMIC, BoundRecord
 
 
 def chained(ident: int, nonce: int | None) -> bool:
@@ -75,13 +75,13 @@ class Merger:
 
     def apply(
         self,
-        records: Iterable[BindingRecord],
-        ha_addr: str,
+        records: Iterable[BoundRecord],
         now: float,
         all_delete: bool,
         actions: list[SyncAction],
     ) -> None:
-        """Apply the records of one BU or BI Reply (``all_delete``: the BU's D flag)."""
+        """Apply the records of one BU or BI Reply (``all_delete``: the BU's D flag), as
+        :func:`~mobileha.core.sync.records.decode_bound` gives them."""
         c = self.counters
         sender = self._sender
         latest = sender.latest
@@ -91,10 +91,11 @@ class Merger:
         applied = stale = 0
         nonce_of = self._nonce_of
         tomb_nonces = self._tomb_nonces
-        for rec in records:
-            (home, coa, _src, ident, lifetime, remaining, _reg_flags, rec_flags, _key, _encap,
-             nai, _extra, nonce, rsa, _rev) = rec  # fmt: skip
-            key = (home, coa)
+        for b, rec_flags, nonce, rsa, rev_ts in records:
+            if rev_ts is not None:
+                bound_revocation(b, rec_flags, rev_ts)
+            key = (b.home_addr, b.care_of)
+            ident = b.ident
             if latest:
                 own = latest.get(key)
                 if own is not None:
@@ -103,11 +104,8 @@ class Merger:
                         continue
                     sender.superseded(key)  # the peer's is newer: do not send ours
             tomb = tombs.get(key) if tombs else None
-            if (
-                all_delete
-                or rec_flags & REC_DELETE
-                or (remaining == 0 and lifetime < LIFETIME_INFINITE)  # expired meanwhile
-            ):
+            # a remaining lifetime of 0 (expired meanwhile) gives a deadline of now
+            if all_delete or rec_flags & REC_DELETE or b.expires <= now:
                 if tomb is None or ident > tomb or nonce is not None:
                     self.tombstone(key, ident, now, nonce)
                 cur = lookup(key)
@@ -116,7 +114,7 @@ class Merger:
                         nonce_of is not None and chained(ident, nonce_of(cur))
                     ):
                         c.DeletedRecords += 1
-                        append(DeleteBinding(binding_from_record(rec, ha_addr, now)))
+                        append(DeleteBinding(b))
                     else:
                         stale += 1
                 continue
@@ -140,18 +138,11 @@ class Merger:
             sa = None
             if rsa is not None:
                 try:
-                    sa = open_sa(rsa, self._sa_secret, nai, home)
+                    sa = open_sa(rsa, self._sa_secret, b.nai, b.home_addr)
                     c.SaRecords += 1
                 except ValueError:  # not hidden with our key: the standby asks AAA itself
                     c.SaRecordErrors += 1
-            append(
-                ApplyBinding(
-                    binding_from_record(rec, ha_addr, now),
-                    bool(rec_flags & REC_DYNAMIC),
-                    nonce,
-                    sa,
-                )
-            )
+            append(ApplyBinding(b, bool(rec_flags & REC_DYNAMIC), nonce, sa))
         c.AppliedRecords += applied
         c.StaleRecords += stale
 

@@ -65,7 +65,7 @@ from mobileha.core.sync.base import (
 from mobileha.core.sync.bulk import Download, Transfer
 from mobileha.core.sync.channel import Change, Channel, Out
 from mobileha.core.sync.merge import Merger
-from mobileha.core.sync.records import sa_secret
+from mobileha.core.sync.records import decode_bound, sa_secret
 from mobileha.core.sync.sender import BuSender
 from mobileha.core.sync.states import Effect, transition
 from mobileha.wire import DecodeError
@@ -77,7 +77,6 @@ from mobileha.wire.sync import (
     FLAG_RESYNC,
     MsgKind,
     SyncMessage,
-    decode,
 )
 
 
@@ -237,10 +236,8 @@ class SyncPeer:
         self, binding: Binding, now: float, dynamic: bool | None = None
     ) -> list[SyncAction]:
         """An accepted registration or re-registration: send the binding to the peer."""
-        if dynamic is None:
-            dynamic = self._dynamic_of(binding)
         actions: list[SyncAction] = []
-        self.sender.enqueue(Change(binding, False, dynamic, now), now, self._window(), actions)
+        self.queue_change(binding, False, now, actions, dynamic)
         return actions
 
     def binding_deleted(
@@ -248,14 +245,31 @@ class SyncPeer:
     ) -> list[SyncAction]:
         """A deregistration, expiry or replacement. ``binding.ident`` orders the deletion:
         for a deregistration pass the deregistration request's Identification."""
+        actions: list[SyncAction] = []
+        self.queue_change(binding, True, now, actions, dynamic)
+        return actions
+
+    def queue_change(
+        self,
+        binding: Binding,
+        delete: bool,
+        now: float,
+        actions: list[SyncAction],
+        dynamic: bool | None = None,
+    ) -> Change:
+        """:meth:`binding_changed` (or, ``delete``, :meth:`binding_deleted`) appending its
+        actions (BUs that filled up) to ``actions``; the change queued, pending until the
+        peer acknowledges it or a newer one (its ``waiters`` are handed over then)."""
         if dynamic is None:
             dynamic = self._dynamic_of(binding)
-        actions: list[SyncAction] = []
-        # our own deletions are tombstones too: a bulk record the peer built before it
-        # learnt of this deletion must not resurrect the binding here
-        self.merge.tombstone((binding.home_addr, binding.care_of), binding.ident, now)
-        self.sender.enqueue(Change(binding, True, dynamic, now), now, self._window(), actions)
-        return actions
+        ch = Change(binding, delete, dynamic, now)
+        if delete:
+            # our own deletions are tombstones too: a bulk record the peer built before it
+            # learnt of this deletion must not resurrect the binding here
+            self.merge.tombstone(ch.key, binding.ident, now)
+        window = 1 if self.state is SyncState.PEER_LOST else self.config.bu_window
+        self.sender.enqueue(ch, now, window, actions)
+        return ch
 
     def role_changed(self, role: Role, now: float) -> list[SyncAction]:
         """HSRP state change of this HA for the group."""
@@ -313,7 +327,7 @@ class SyncPeer:
             c.UnknownPeer += 1
             return actions
         try:
-            d = decode(data, cfg.types)
+            d = decode_bound(data, now, cfg.types)
         except DecodeError:
             c.DecodeErrors += 1
             return actions
@@ -393,7 +407,8 @@ class SyncPeer:
     def _heard(self, now: float, actions: list[SyncAction]) -> None:
         self._last_heard = now
         self._heard_any = True
-        self._input(SyncInput.HEARD, now, actions)
+        if self.state is not SyncState.IN_SYNC:  # (IN_SYNC, HEARD): no effect, no change
+            self._input(SyncInput.HEARD, now, actions)
 
     def _resume(self, now: float, actions: list[SyncAction]) -> None:
         if self._need_download and self._dl is None and self.role is not Role.ACTIVE:
@@ -504,7 +519,7 @@ class SyncPeer:
         self._heard(now, actions)
         if not dl.accept(m, ch, c, now, actions):
             return  # a duplicate chunk
-        self.merge.apply(m.records, m.ha_addr, now, False, actions)
+        self.merge.apply(m.bound, now, False, actions)
         if dl.complete:
             self._done_txn = dl.txn
             self.last_download = (now - dl.started_at, c.AppliedRecords - dl.applied0)
@@ -587,7 +602,7 @@ class SyncPeer:
             return
         c.ReceivedBUs += 1
         self._heard(now, actions)
-        self.merge.apply(m.records, m.ha_addr, now, bool(m.flags & FLAG_DELETE), actions)
+        self.merge.apply(m.bound, now, bool(m.flags & FLAG_DELETE), actions)
         c.SentBUAcks += 1
         ch.send_ack(MsgKind.BU_ACK, m, ACK_OK, None, now, actions)
         if m.flags & FLAG_RESYNC and self._dl is None:

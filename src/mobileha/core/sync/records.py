@@ -1,10 +1,13 @@
 """Binding <-> binding record (P§5.4): the one record encoder and the one record reader.
 
-:func:`pack_record` is what every BU and BI Reply carries; it produces exactly the bytes
-of ``wire.sync.encode_record(record_from_binding(...))`` (the reference, kept for tools and
-tests; tests/property/test_sync_records.py checks the two agree for any binding), without
-building the intermediate :class:`BindingRecord`. :func:`binding_from_record` turns a
-decoded record back into a :class:`Binding` on the receiver's clock, for the merge.
+:func:`pack_record` / :func:`pack_records` are what every BU and BI Reply carries; they
+produce exactly the bytes of ``wire.sync.encode_record(record_from_binding(...))`` (the
+reference, kept for tools and tests; tests/property/test_sync_records.py checks the two
+agree for any binding), without building the intermediate :class:`BindingRecord`.
+:func:`binding_from_record` turns a decoded record back into a :class:`Binding` on the
+receiver's clock (the reference); :func:`decode_bound` decodes a whole message straight
+into bindings, for the merge. Both one-pass directions run in C when the optional module
+is built (``wire.sync.C_RECORDS``).
 
 Lifetimes: the record carries the granted lifetime as granted (at most 0xFFFF) and the
 remaining lifetime at send time, rounded up so that a standby never expires its copy
@@ -17,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-from socket import inet_aton
 from typing import Final
 
 from mobileha.core.binding import Binding, Encap
@@ -26,7 +28,6 @@ from mobileha.core.security import REPLAY_NONCE, REPLAY_TIMESTAMP, MobilitySA
 from mobileha.wire.auth import ALG_HMAC_MD5, ALG_PREFIX_SUFFIX, hide_key, reveal_key
 from mobileha.wire.sync import (
     LIFETIME_INFINITE,
-    NONCE,
     REC_DELETE,
     REC_DYNAMIC,
     REC_GRE_KEY,
@@ -34,19 +35,21 @@ from mobileha.wire.sync import (
     REC_REVOCATION,
     REC_REVOCATION_I,
     REC_SA,
-    RECORD,
-    RECORD_LEN,
     SA_ALG_HMAC_MD5,
     SA_ALG_PREFIX_SUFFIX,
     SA_NONCE,
     SA_STATIC_HOME,
+    Bind,
     BindingRecord,
+    Decoded,
     RecordSa,
+    SyncTypes,
+    decode,
+    pack_binding,
+    pack_bindings,
 )
 
 ENCAPS: Final = {e.value: e for e in Encap}
-_pack = RECORD.pack
-_pack_nonce = NONCE.pack
 _INF: Final = math.inf
 
 
@@ -56,6 +59,11 @@ def remaining_lifetime(b: Binding, now: float) -> int:
     if b.lifetime >= LIFETIME_INFINITE or b.expires == _INF:
         return LIFETIME_INFINITE
     return max(0, min(LIFETIME_INFINITE - 1, math.ceil(b.expires - now)))
+
+
+def revocation_fields(rev: int) -> tuple[int, int]:
+    """The record flags and FA timestamp of a binding's RFC 3543 state (non-zero)."""
+    return REC_REVOCATION | (REC_REVOCATION_I if rev & I_NEGOTIATED else 0), peer_timestamp(rev)
 
 
 def pack_record(
@@ -71,51 +79,35 @@ def pack_record(
     when the binding has a GRE key, when ``nonce`` (the MN's replay nonce) is given and
     when ``sa_block`` (the encoded :class:`~mobileha.wire.sync.RecordSa` of the MN's SA
     from AAA, :func:`seal_sa`) is given; REC_REVOCATION (and REC_REVOCATION_I) when
-    revocation was negotiated with its FA.
+    revocation was negotiated with its FA. (:func:`mobileha.wire.sync.pack_binding`: in
+    C when the optional module is built.)
     """
-    nai = b.nai.encode() if b.nai else b""
-    nai_len = len(nai)
-    if nonce is not None:
-        rec_flags |= REC_NONCE
-        nai += _pack_nonce(nonce)
-    rev = b.revocation
-    if rev:
-        rec_flags |= REC_REVOCATION | (REC_REVOCATION_I if rev & I_NEGOTIATED else 0)
-        nai += _pack_nonce(peer_timestamp(rev))
-    if sa_block is not None:
-        rec_flags |= REC_SA
-        nai += sa_block
-    key = b.gre_key
-    if key is not None:
-        rec_flags |= REC_GRE_KEY
-    lifetime = b.lifetime
-    if lifetime >= LIFETIME_INFINITE:
-        lifetime = remaining = LIFETIME_INFINITE
-    elif b.expires == _INF:
-        remaining = LIFETIME_INFINITE
-    else:
-        remaining = math.ceil(b.expires - now)
-        if remaining < 0:
-            remaining = 0
-        elif remaining >= LIFETIME_INFINITE:
-            remaining = LIFETIME_INFINITE - 1
-    return (
-        _pack(
-            RECORD_LEN + len(nai),
-            b.flags & 0xFF,
-            rec_flags,
-            inet_aton(b.home_addr),
-            inet_aton(b.care_of),
-            inet_aton(b.src_addr or "0.0.0.0"),
-            b.ident,
-            lifetime,
-            remaining,
-            key or 0,
-            b.encap,
-            nai_len,
-        )
-        + nai
-    )
+    return pack_binding(b, now, rec_flags, nonce, sa_block, revocation_fields)
+
+
+def pack_records(
+    bindings: list[Binding],
+    now: float,
+    rec_flags: list[int] | None,
+    nonces: list[int | None] | None,
+    sa_blocks: list[bytes | None] | None,
+) -> list[bytes]:
+    """:func:`pack_record` of each binding, in one call (``rec_flags``, ``nonces``,
+    ``sa_blocks``: one per binding, or None for none)."""
+    return pack_bindings(bindings, now, rec_flags, nonces, sa_blocks, revocation_fields)
+
+
+def decode_bound(data: bytes, now: float, types: SyncTypes) -> Decoded:
+    """``wire.sync.decode`` of a message whose records become :class:`Binding` objects at
+    once (``SyncMessage.bound``: (binding, record flags, nonce, SA, FA timestamp) each),
+    each the :func:`binding_from_record` of its record but for its RFC 3543 state, which
+    :func:`bound_revocation` sets where the FA timestamp is not None."""
+    return decode(data, types, Bind(Binding, ENCAPS, now))
+
+
+def bound_revocation(b: Binding, rec_flags: int, rev_ts: int) -> None:
+    """Set the RFC 3543 state of a binding decoded with an FA timestamp."""
+    b.revocation = negotiated_state(rev_ts, bool(rec_flags & REC_REVOCATION_I))
 
 
 def record_from_binding(
@@ -231,10 +223,14 @@ def open_sa(rsa: RecordSa, secret: bytes, nai: str | None, home_addr: str) -> Mo
 __all__ = [
     "ENCAPS",
     "binding_from_record",
+    "bound_revocation",
+    "decode_bound",
     "open_sa",
     "pack_record",
+    "pack_records",
     "record_from_binding",
     "remaining_lifetime",
+    "revocation_fields",
     "sa_secret",
     "seal_sa",
 ]

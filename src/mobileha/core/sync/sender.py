@@ -20,7 +20,7 @@ carrying its latest version; the keys acknowledged are appended to :attr:`BuSend
 
 from __future__ import annotations
 
-from collections import deque
+from typing import Any
 
 from mobileha.core.binding import Binding
 from mobileha.core.sync.base import Counters, Key, SyncAction, SyncConfig
@@ -31,7 +31,6 @@ from mobileha.wire.sync import (
     HEADER_LEN,
     HHAE_LEN,
     REC_DELETE,
-    REC_DYNAMIC,
     RECORD_LEN,
     MsgKind,
     SyncMessage,
@@ -50,15 +49,20 @@ class BuSender:
         self.counters = counters
         self.channel = channel
         self.latest: dict[Key, Change] = {}  # our changes not yet acknowledged (by key)
-        self._queue: dict[Key, Change] = {}  # ... not yet in a BU
-        self._queue_order: deque[Key] = deque()
+        # ... not yet in a BU, in the order of their keys' first change since the last BU
+        # (a dict keeps insertion order; a newer change to a queued key keeps its place)
+        self._queue: dict[Key, Change] = {}
         self._queue_bytes = 0
+        self._taken = 0  # keys taken from the front of the queue since it was compacted
         self.flush_at: float | None = None
         self._bu_out: dict[int, Out] = {}
         self._resync = False
-        # keys whose latest change the peer acknowledged, appended while not None (the
-        # reply gate drains it after each input; O(1) per acknowledged record)
+        # keys whose latest change the peer acknowledged, appended while not None (O(1)
+        # per acknowledged record)
         self.acked: list[Key] | None = None
+        # the ``waiters`` of changes the peer acknowledged (or superseded with a newer
+        # version), appended while not None: the reply gate drains it after each input
+        self.released: list[list[Any]] | None = None
         self.lag_samples: list[float] = []
 
     # -- views --
@@ -81,24 +85,32 @@ class BuSender:
     # -- inputs --
 
     def enqueue(self, ch: Change, now: float, window: int, actions: list[SyncAction]) -> None:
-        b = ch.binding
-        key = (b.home_addr, b.care_of)
+        key = ch.key
         latest = self.latest
-        if key not in latest and len(latest) >= self.config.max_pending:
-            # bounded queue: drop what the peer has not got and make it download again
-            self.counters.QueueOverflows += 1
-            latest.clear()
-            self._queue.clear()
-            self._queue_order.clear()
-            self._queue_bytes = 0
-            self._resync = True
+        old = latest.get(key)
+        if old is None:
+            if len(latest) >= self.config.max_pending:
+                # bounded queue: drop what the peer has not got and make it download again
+                self.counters.QueueOverflows += 1
+                latest.clear()
+                self._queue.clear()
+                self._queue_bytes = 0
+                self._taken = 0
+                self._resync = True
+        elif old.waiters is not None:
+            # what waited for the older version waits for this one
+            if ch.waiters is None:
+                ch.waiters = old.waiters
+            else:
+                ch.waiters += old.waiters
+            old.waiters = None
         latest[key] = ch
         queue = self._queue
         if key not in queue:
-            self._queue_order.append(key)
-            self._queue_bytes += _queued_size(b)
+            nai = ch.binding.nai
+            self._queue_bytes += RECORD_LEN + (len(nai) if nai else 0)
         queue[key] = ch
-        if self._queue_bytes >= self.config.max_message - HEADER_LEN - HHAE_LEN:
+        if self._queue_bytes >= self._limit:
             self.flush(now, window, actions, full_only=True)
         elif self.flush_at is None:
             self.flush_at = now + self.config.flush_delay
@@ -106,63 +118,100 @@ class BuSender:
     def superseded(self, key: Key) -> None:
         """The peer has a newer version of ``key`` than our unacknowledged change: do not
         send ours (the peer has the binding, so a reply waiting for it may go)."""
-        del self.latest[key]
-        self._queue.pop(key, None)
+        ch = self.latest.pop(key)
+        if self._queue.pop(key, None) is not None:
+            self._queue_bytes -= _queued_size(ch.binding)
         if self.acked is not None:
             self.acked.append(key)
+        if ch.waiters is not None and self.released is not None:
+            self.released.append(ch.waiters)
+            ch.waiters = None
+
+    @property
+    def _limit(self) -> int:
+        """The bytes of records one BU carries."""
+        return self.config.max_message - HEADER_LEN - HHAE_LEN
 
     def flush(
         self, now: float, window: int, actions: list[SyncAction], full_only: bool = False
     ) -> None:
         """Send queued changes as BUs; ``full_only``: only BUs that are full."""
-        cfg = self.config
         queue = self._queue
-        order = self._queue_order
-        limit = cfg.max_message - HEADER_LEN - HHAE_LEN
-        c = self.counters
+        bu_out = self._bu_out
+        if not queue or len(bu_out) >= window:
+            return self._flushed(now, window)
+        limit = self._limit
         pack = self.channel.pack
-        while queue and len(self._bu_out) < window:
-            if full_only and self._queue_bytes < limit:
-                break
-            parts: list[bytes] = []
-            changes: list[tuple[Key, Change]] = []
-            items: list[tuple[Binding, int]] = []
-            size = 0
-            all_delete = True
-            while order:
-                key = order[0]
-                ch = queue.get(key)
-                if ch is None:
-                    order.popleft()
-                    continue
-                rflags = (REC_DELETE if ch.delete else 0) | (REC_DYNAMIC if ch.dynamic else 0)
-                rec = pack(ch.binding, now, rflags)
-                if parts and size + len(rec) > limit:
+        parts: list[bytes] = []
+        changes: list[Change] = []
+        size = taken = est = 0
+        all_delete = True
+        for ch in queue.values():  # one pass; the queue changes after it
+            b = ch.binding
+            rflags = ch.rflags
+            rec = pack(b, now, rflags)
+            n = len(rec)
+            if parts and size + n > limit:  # the BU is full
+                self._send_bu(parts, changes, all_delete, now, actions)
+                taken += len(parts)
+                self._queue_bytes -= est
+                if len(bu_out) >= window or (full_only and self._queue_bytes < limit):
+                    parts = []
                     break
-                order.popleft()
+                parts, changes = [], []
+                size = est = 0
+                all_delete = True
+            parts.append(rec)
+            changes.append(ch)
+            size += n
+            nai = b.nai
+            est += RECORD_LEN + (len(nai) if nai else 0)
+            if not rflags & REC_DELETE:
+                all_delete = False
+        if parts and (not full_only or size >= limit):
+            self._send_bu(parts, changes, all_delete, now, actions)
+            taken += len(parts)
+            self._queue_bytes -= est
+        if taken == len(queue):
+            queue.clear()
+        elif taken:
+            it = iter(queue)
+            for key in [next(it) for _ in range(taken)]:
                 del queue[key]
-                self._queue_bytes -= _queued_size(ch.binding)
-                parts.append(rec)
-                changes.append((key, ch))
-                items.append((ch.binding, rflags))
-                size += len(rec)
-                all_delete = all_delete and ch.delete
-            if not parts:
-                break
-            flags = (FLAG_DELETE if all_delete else 0) | (FLAG_RESYNC if self._resync else 0)
-            self._resync = False
-            out = Out(MsgKind.BU, self.channel.next_seq(), flags, len(parts), b"".join(parts))
-            out.changes = changes
-            out.items = items
-            self._bu_out[out.seq] = out
-            c.SentBUs += 1
-            c.TotalSentBUs += 1
-            self.channel.transmit(out, now, actions)
-        if not queue:
+            # keys deleted from the front of a dict leave holes that the next pass skips:
+            # copy the queue once they outnumber the keys left (amortised O(1) per key)
+            self._taken += taken
+            if self._taken > len(queue):
+                self._queue = dict(queue)
+                self._taken = 0
+        return self._flushed(now, window)
+
+    def _send_bu(
+        self,
+        parts: list[bytes],
+        changes: list[Change],
+        all_delete: bool,
+        now: float,
+        actions: list[SyncAction],
+    ) -> None:
+        flags = (FLAG_DELETE if all_delete else 0) | (FLAG_RESYNC if self._resync else 0)
+        self._resync = False
+        out = Out(
+            MsgKind.BU, self.channel.next_seq(), flags, len(parts), b"".join(parts), None, changes
+        )
+        self._bu_out[out.seq] = out
+        c = self.counters
+        c.SentBUs += 1
+        c.TotalSentBUs += 1
+        self.channel.transmit(out, now, actions)
+
+    def _flushed(self, now: float, window: int) -> None:
+        if not self._queue:
             self._queue_bytes = 0
+            self._taken = 0
             self.flush_at = None
         elif len(self._bu_out) < window and self.flush_at is None:
-            self.flush_at = now + cfg.flush_delay
+            self.flush_at = now + self.config.flush_delay
         # else: the window is full, the next ack flushes
 
     def match_ack(self, m: SyncMessage) -> Out | None:
@@ -181,11 +230,17 @@ class BuSender:
         assert out.changes is not None
         lag = self.lag_samples if self.config.track_lag else None
         acked = self.acked
-        for key, ch in out.changes:
+        released = self.released
+        for ch in out.changes:
+            key = ch.key
             if latest.get(key) is ch:
                 del latest[key]
                 if acked is not None:
                     acked.append(key)
+                if ch.waiters is not None:
+                    if released is not None:
+                        released.append(ch.waiters)
+                    ch.waiters = None
             if lag is not None:
                 lag.append(now - ch.t)
 
@@ -197,10 +252,10 @@ class BuSender:
         del self._bu_out[out.seq]
         assert out.changes is not None
         latest, queue = self.latest, self._queue
-        for key, ch in out.changes:
+        for ch in out.changes:
+            key = ch.key
             if latest.get(key) is ch and key not in queue:
                 queue[key] = ch
-                self._queue_order.append(key)
                 self._queue_bytes += _queued_size(ch.binding)
 
 

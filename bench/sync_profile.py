@@ -1,0 +1,111 @@
+"""CPU per record of each side of a bulk download, without sockets: two sans-IO SyncPeers in
+one process, every datagram handed from one to the other in memory. Each side's calls are
+timed separately (thread CPU time), and with ``--profile`` run under cProfile, one profile
+per side, so that the active's packing and the standby's decoding and merging can be read
+apart. ``bench/sync.py`` measures the same transfer over UDP with the two sides in two
+processes; this script says where the CPU of each goes.
+
+    .venv/bin/python bench/sync_profile.py [--records 200000] [--profile] [--top 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import os
+import pstats
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+sys.path.insert(0, os.path.dirname(__file__))
+
+from mobileha.core.actions import Send
+from mobileha.core.binding import Binding
+from mobileha.core.sync import ApplyBinding, Role, SyncConfig, SyncPeer
+from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
+from sync import HOST, IDENT0, KEY, VIP, make_binding
+
+
+class Side:
+    """One SyncPeer, the CPU time spent in its calls and (optionally) its profile."""
+
+    def __init__(self, table: dict[Any, Binding], port: int, profile: bool) -> None:
+        cfg = SyncConfig(
+            peer_addr=HOST,
+            ha_addr=VIP,
+            spi=400,
+            authenticator=Authenticator(KEY, ALG_PREFIX_SUFFIX),
+            port=port,
+            bi_window=32,
+        )
+        self.table = table
+        self.peer = SyncPeer(cfg, table.get, lambda: iter(table.values()))
+        self.cpu = 0.0
+        self.prof = cProfile.Profile() if profile else None
+
+    def call(self, fn: Callable[..., list[Any]], *args: Any) -> list[Any]:
+        prof = self.prof
+        c0 = time.thread_time()
+        if prof is not None:
+            prof.enable()
+        actions = fn(*args)
+        table = self.table
+        out = []
+        for a in actions:  # what the node does with the actions: part of this side's CPU
+            if type(a) is Send:
+                out.append(a.payload)
+            elif type(a) is ApplyBinding:
+                table[a.binding.key] = a.binding
+        if prof is not None:
+            prof.disable()
+        self.cpu += time.thread_time() - c0
+        return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--top", type=int, default=15)
+    args = ap.parse_args(argv)
+    now = 1000.0
+    table = {}
+    for i in range(args.records):
+        b = make_binding(i, now, IDENT0 + i)
+        table[b.key] = b
+    gc.freeze()
+    gc.disable()
+    active = Side(table, 1, args.profile)
+    standby = Side({}, 2, args.profile)
+    a_addr, b_addr = (HOST, 1), (HOST, 2)
+    to_active = standby.call(standby.peer.role_changed, Role.STANDBY, now)
+    while not standby.peer.download_complete:
+        to_standby = []
+        for data in to_active:
+            to_standby += active.call(active.peer.receive_datagram, data, b_addr, a_addr, now)
+        to_active = []
+        for data in to_standby:
+            to_active += standby.call(standby.peer.receive_datagram, data, a_addr, b_addr, now)
+        if not to_active and not to_standby:
+            raise SystemExit("the transfer stalled")
+    n = len(standby.table)
+    assert n == args.records, (n, args.records)
+    print(
+        f"{n:,} records, load average {os.getloadavg()[0]:.1f}: "
+        f"active {active.cpu / n * 1e6:.2f} us/record, "
+        f"standby {standby.cpu / n * 1e6:.2f} us/record"
+        + (" (under cProfile)" if args.profile else "")
+    )
+    for name, side in (("active", active), ("standby", standby)):
+        if side.prof is not None:
+            print(f"--- {name}: top {args.top} by own time")
+            pstats.Stats(side.prof).sort_stats("tottime").print_stats(args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
