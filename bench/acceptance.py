@@ -157,7 +157,8 @@ def rows_for(name: str, d: Any) -> list[Row]:
                             f"{b['udp_drops']:,} buffer drops", "", "", None))  # fmt: skip
     elif name == "memory":
         per = d["rss_bytes_per_binding"]
-        out.append((name, f"RSS per binding at {d['n']:,}", _f(per, " B"), "", "", "<= 300 B",
+        sas = f"the MNs' SAs: {d['sa_rss_bytes_per_mn']:,.0f} B/MN" if d.get("sas") == "own" else ""
+        out.append((name, f"RSS per binding at {d['n']:,}", _f(per, " B"), sas, "", "<= 300 B",
                     per <= 300))  # fmt: skip
     elif name == "sync":
         for row in d["bulk"]:

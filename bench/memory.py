@@ -2,13 +2,21 @@
 agent's table (``HomeAgent.load``, the bulk-sync entry), as ``bench/registration.py``
 pre-loads them.
 
-    .venv/bin/python bench/memory.py [--n 1000000] [--json]
+    .venv/bin/python bench/memory.py [--n 1000000] [--sas own|none] [--trace] [--json]
 
-Printed: RSS growth per binding (the acceptance figure: <= 300 bytes at 10^6), then a
-breakdown of one binding's objects (``sys.getsizeof`` of the binding and of each field's
-value that is not shared) and of the table's containers per binding (indexes, expiry
-wheel), and tracemalloc's total per binding as a cross-check (allocations through Python's
-allocator only; RSS also counts allocator slack and page rounding).
+The home agent is set up as deployed: every MN has its own MN-HA SA (``--sas own``, the
+default: one ``MobilitySA`` per NAI with its own 16-byte key, as a ``[[mobile_node]]`` entry,
+a subscriber file or the AAA SA cache holds them), loaded before the bindings. The SAs'
+memory is printed on its own line (per MN: it is there with or without a binding); the
+acceptance figure is the RSS growth while the N bindings are added, divided by N (<= 300
+bytes at 10^6). ``--sas none``: no SAs at all (a table filled by sync for MNs this HA has
+no SA for), the NAI index and NAI strings then paid by the table.
+
+Printed after it: a breakdown of one binding's objects (``sys.getsizeof`` of the binding
+and of each field's value it does not share) and of the table's containers per binding
+(indexes, expiry wheel), and with ``--trace`` tracemalloc's total per binding and by
+allocation site as a cross-check (allocations through Python's allocator only; RSS also
+counts allocator slack and page rounding).
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from typing import Any
 
 from mobileha.core.binding import Binding, Encap
 from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
-from mobileha.core.security import SecurityAssociations
+from mobileha.core.security import MobilitySA, SecurityAssociations
 
 HA = "127.0.9.1"
 
@@ -57,9 +65,25 @@ def bindings(n: int, now: float, first: int = 0) -> Any:
         )
 
 
-def measure(n: int, trace: bool) -> dict[str, Any]:
+def security(n: int, own: bool) -> SecurityAssociations:
+    """The MNs' SAs as the configuration (or the AAA cache) holds them: one per NAI, its own
+    key (SPI 1000, HMAC-MD5), the NAI a string of its own."""
+    sas = SecurityAssociations()
+    if own:
+        for i in range(n):
+            key = (i * 0x9E3779B97F4A7C15 & (1 << 128) - 1).to_bytes(16, "big")
+            sas.add_mn(MobilitySA(1000, key, "hmac-md5", nai=f"pre{i}@bulk.example.net"))
+    return sas
+
+
+def measure(n: int, trace: bool, own_sas: bool = True) -> dict[str, Any]:
+    gc.collect()
+    rss_sa0 = _rss()
+    sas = security(n, own_sas)
+    gc.collect()
+    sa_rss = _rss() - rss_sa0
     settings = HomeAgentSettings(HA, home_prefix="10.0.0.0/16", max_bindings=n + 10)
-    core = HomeAgent(settings, SecurityAssociations())
+    core = HomeAgent(settings, sas)
     gc.collect()
     if trace:
         tracemalloc.start()
@@ -82,7 +106,9 @@ def measure(n: int, trace: bool) -> dict[str, Any]:
     assert b is not None and not isinstance(b, list)
     per: dict[str, int] = {"binding object": sys.getsizeof(b)}  # with its GC header
     per["home_addr str"] = sys.getsizeof(b.home_addr)
-    per["nai str"] = sys.getsizeof(b.nai)
+    holder = sas.nai_holder(b.nai or "")
+    shared = holder is not None and holder.nai is b.nai
+    per["nai str" + (" (the SA's)" if shared else "")] = 0 if shared else sys.getsizeof(b.nai)
     per["ident int"] = sys.getsizeof(b.ident)
     containers = {}
     for name in table.__slots__:
@@ -99,6 +125,8 @@ def measure(n: int, trace: bool) -> dict[str, Any]:
             extra[name] = sys.getsizeof(v) / n
     return {
         "n": n,
+        "sas": "own" if own_sas else "none",
+        "sa_rss_bytes_per_mn": sa_rss / n,
         "rss_bytes_per_binding": rss / n,
         "traced_bytes_per_binding": traced / n,
         "objects": per,
@@ -111,11 +139,22 @@ def measure(n: int, trace: bool) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=1_000_000)
+    p.add_argument(
+        "--sas",
+        choices=["own", "none"],
+        default="own",
+        help="own: every MN has its own SA, loaded first (default); none: no SAs",
+    )
     p.add_argument("--trace", action="store_true", help="also run under tracemalloc (slow)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    r = measure(args.n, args.trace)
+    r = measure(args.n, args.trace, args.sas == "own")
     print(f"memory per binding at {args.n:,} bindings")
+    if args.sas == "own":
+        print(
+            f"  the MNs' SAs        {r['sa_rss_bytes_per_mn']:6.0f} bytes/MN "
+            "(RSS, before the bindings; not in the figure below)"
+        )
     print(
         f"  RSS growth          {r['rss_bytes_per_binding']:6.0f} bytes/binding "
         + ("(includes tracemalloc's own records)" if args.trace else "(target <= 300)")

@@ -4,9 +4,13 @@ Indexes:
 
 * by home address: ``home address -> Binding`` (one care-of address, the usual case) or
   ``-> list[Binding]`` (simultaneous bindings, S flag: several care-of addresses);
-* by NAI: ``NAI -> home address`` (or a list of home addresses: cdma2000 allows several per
-  NAI). The value is the binding's own home-address string, so the index costs one dict
-  entry per NAI and no new objects.
+* by NAI: the NAI's home address (or a list of home addresses: cdma2000 allows several per
+  NAI), always the binding's own home-address string. Where the NAI's MN has an SA of its
+  own (``holder_of``: every MN of a home agent configured per MN or through AAA), the index
+  entry is a slot of that SA (``MobilitySA.bound``) and the binding's NAI is the SA's NAI
+  string: an SA exists for the MN anyway, so the index and the NAI cost the binding nothing.
+  NAIs without one (realm entries shared by many MNs, an SA gone from the AAA cache) are
+  in the table's own dict ``NAI -> home address``. A lookup consults both.
 
 Expiry: ONE structure for the whole table, a timer wheel with one-second buckets
 (``bucket second -> list[Binding]``) plus a heap of bucket seconds. No per-binding timers.
@@ -17,17 +21,15 @@ binding is no longer in the table, or whose deadline moved later, is skipped (mo
 bucket comes due. A refresh that moves the deadline later touches nothing; the old entry is
 moved when it surfaces, so a live binding has about one wheel entry at any time.
 
-Memory (measured by ``bench/registration.py``, RSS growth of the HA process): about 390
-bytes per binding at 10^6 bindings, about 415 at 10^5 (dict sizing), including both indexes
-and the wheel (Binding object 128 B, home-address and 26-character NAI strings, the 64-bit
-Identification int, two dict entries); design target 400 B.
+Memory: docs/decisions/binding-memory.md (``bench/memory.py``).
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from mobileha.core.binding import Binding
 
@@ -42,16 +44,72 @@ def _bucket(expires: float) -> int:
     return math.ceil(expires)
 
 
+class NaiHolder(Protocol):
+    """What holds one NAI's index entry outside the table (``MobilitySA``)."""
+
+    nai: str | None
+    bound: str | list[str] | None
+
+
+def no_holder(nai: str) -> NaiHolder | None:
+    """Every NAI's index entry is in the table (no SAs hold any)."""
+    return None
+
+
+def _linked(v: str | list[str] | None, hoa: str) -> str | list[str]:
+    """Index value ``v`` with ``hoa`` added (last: the most recently bound)."""
+    if v is None:
+        return hoa
+    if isinstance(v, str):
+        return v if v == hoa else [v, hoa]
+    if hoa not in v:
+        v.append(hoa)
+    return v
+
+
+def _unlinked(v: str | list[str], hoa: str) -> str | list[str] | None:
+    """Index value ``v`` without ``hoa``."""
+    if isinstance(v, str):
+        return None if v == hoa else v
+    if hoa in v:
+        v.remove(hoa)
+        if len(v) == 1:
+            return v[0]
+    return v
+
+
+def _as_list(v: str | list[str] | None) -> list[str]:
+    if v is None:
+        return []
+    return [v] if isinstance(v, str) else list(v)
+
+
 class BindingTable:
     """Mobility bindings indexed by home address and NAI, with one expiry wheel."""
 
-    __slots__ = ("_floats", "_heap", "_hoa", "_nai", "_wheel", "count", "max_bindings")
+    __slots__ = (
+        "_floats",
+        "_heap",
+        "_hoa",
+        "_nai",
+        "_wheel",
+        "count",
+        "holder_of",
+        "max_bindings",
+    )
 
-    def __init__(self, max_bindings: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        max_bindings: int = 1_000_000,
+        holder_of: Callable[[str], NaiHolder | None] = no_holder,
+    ) -> None:
         self.max_bindings = max_bindings
         self.count = 0
         self._hoa: dict[str, Binding | list[Binding]] = {}
+        # NAI -> home address(es), for NAIs without a holder (``holder_of``)
         self._nai: dict[str, str | list[str]] = {}
+        # NAI -> the object that holds its index entry (its SA), or None
+        self.holder_of = holder_of
         self._wheel: dict[int, list[Binding]] = {}
         self._heap: list[int] = []  # bucket seconds that have a wheel list
         self._floats: dict[int, float] = {}  # bucket second -> the shared float
@@ -109,14 +167,19 @@ class BindingTable:
         return v if v.care_of == care_of else None
 
     def home_addresses_of(self, nai: str) -> list[str]:
+        h = self.holder_of(nai)
+        out = _as_list(h.bound) if h is not None else []
         v = self._nai.get(nai)
-        if v is None:
-            return []
-        return list(v) if isinstance(v, list) else [v]
+        if v is not None:
+            out += [x for x in _as_list(v) if x not in out]
+        return out
 
     def home_address_of(self, nai: str) -> str | None:
         """The (most recently bound) home address of an NAI."""
-        v = self._nai.get(nai)
+        h = self.holder_of(nai)
+        v = h.bound if h is not None else None
+        if v is None:
+            v = self._nai.get(nai)
         if v is None or isinstance(v, str):
             return v
         return v[-1]
@@ -146,28 +209,37 @@ class BindingTable:
 
     # ------------------------------------------------------------------ changes
 
-    def _nai_link(self, nai: str, hoa: str) -> None:
+    def _nai_link(self, b: Binding, nai: str, hoa: str) -> None:
+        h = self.holder_of(nai)
+        if h is not None:
+            b.nai = h.nai  # one NAI string per MN: its SA's
+            h.bound = _linked(h.bound, hoa)
+            return
         v = self._nai.get(nai)
         if v is None:
             self._nai[nai] = hoa
-        elif isinstance(v, str):
-            if v != hoa:
-                self._nai[nai] = [v, hoa]
-        elif hoa not in v:
-            v.append(hoa)
+        else:
+            self._nai[nai] = _linked(v, hoa)
 
     def _nai_unlink(self, nai: str, hoa: str) -> None:
+        h = self.holder_of(nai)
+        if h is not None and h.bound is not None:
+            h.bound = _unlinked(h.bound, hoa)
         v = self._nai.get(nai)
-        if v is None:
-            return
-        if isinstance(v, str):
-            if v == hoa:
+        if v is not None:
+            v = _unlinked(v, hoa)
+            if v is None:
                 del self._nai[nai]
-            return
-        if hoa in v:
-            v.remove(hoa)
-            if len(v) == 1:
-                self._nai[nai] = v[0]
+            else:
+                self._nai[nai] = v
+
+    def relink(self, nai: str, homes: str | list[str]) -> None:
+        """Index ``homes`` (bound home addresses of ``nai``) again, where ``holder_of``
+        says now: the NAI's SA changed or went (:class:`SecurityAssociations`)."""
+        for hoa in _as_list(homes):
+            for b in self.bindings_of(hoa):
+                if b.nai == nai:
+                    self._nai_link(b, nai, hoa)
 
     def add(self, b: Binding, *, replace: bool = True) -> list[Binding]:
         """Insert ``b``. ``replace`` (no S flag) removes every other binding of its home
@@ -222,7 +294,7 @@ class BindingTable:
             if old.nai is not None and old.nai != b.nai:
                 self._unlink_if_gone(old)
         if b.nai is not None:
-            self._nai_link(b.nai, hoa)
+            self._nai_link(b, b.nai, hoa)
         self._schedule(b)
         return removed
 
@@ -282,6 +354,11 @@ class BindingTable:
         return gone
 
     def clear(self) -> None:
+        for b in self:
+            if b.nai is not None:
+                h = self.holder_of(b.nai)
+                if h is not None:
+                    h.bound = None
         self._hoa.clear()
         self._nai.clear()
         self._wheel.clear()
@@ -319,4 +396,4 @@ class BindingTable:
         return out
 
 
-__all__ = ["INFINITE", "BindingTable", "TableFull"]
+__all__ = ["INFINITE", "BindingTable", "NaiHolder", "TableFull", "no_holder"]

@@ -108,7 +108,7 @@ from typing import Any, Final
 
 from mobileha.core.actions import Addr, InstallBinding, RemoveBinding, Send
 from mobileha.core.binding import FLAG_D, FLAG_G, FLAG_M, FLAG_S, FLAG_T, Binding, Encap
-from mobileha.core.bindings import INFINITE, BindingTable, TableFull
+from mobileha.core.bindings import INFINITE, BindingTable, TableFull, no_holder
 from mobileha.core.pool import AddressPool
 from mobileha.core.revocation import (
     I_NEGOTIATED,
@@ -303,6 +303,16 @@ _set_src = Send.__dict__["src"].__set__
 _set_binding = InstallBinding.__dict__["binding"].__set__
 
 
+def _restores(bindings: Iterable[Binding]) -> list[Any]:
+    """A ``RestoreBinding`` per binding (a takeover: the whole table)."""
+    out: list[Any] = []
+    for b in bindings:
+        a = _new(RestoreBinding)
+        _set_binding(a, b)
+        out.append(a)
+    return out
+
+
 def _find_in(existing: Binding | list[Binding] | None, coa: str) -> Binding | None:
     """The binding of ``coa`` in a table index value (no second dict lookup)."""
     if existing is None:
@@ -339,6 +349,8 @@ class HomeAgent:
         self._fa_sa = self.sas.fa_by_address  # FA address -> an FA-HA SA with it
         self.slb_sas = dict(slb_sas or {})
         self.table = BindingTable(s.max_bindings)
+        self._own_index = False  # the NAI index of bound MNs is on self.sas's SAs
+        self._attach_sas(self.sas)
         self.active = active
         self.max_lifetime = s.max_lifetime
         self._ha = _intern(s.advertised)
@@ -543,7 +555,7 @@ class HomeAgent:
             expired = self.table.expire(now)
             for b in expired:
                 self._release_if_unbound(b.home_addr)
-            return [RestoreBinding(b) for b in self.table]
+            return _restores(self.table)
         return [WithdrawBinding(b) for b in self.table]
 
     def reconfigure(
@@ -570,7 +582,8 @@ class HomeAgent:
         self.table.max_bindings = settings.max_bindings
         if sas is not None:
             self.subs.reload(sas)  # SAs fetched from AAA stay where AAA still serves the NAI
-            self.sas = sas
+            old, self.sas = self.sas, sas
+            self._attach_sas(sas, old)
             self._mn_sa = sas.mn_by_key
             self._fa_sa = sas.fa_by_address
         if slb_sas is not None:
@@ -583,6 +596,29 @@ class HomeAgent:
         if pool is not None and prefix and (settings.pool != s.pool or new_statics != statics):
             exclude = [settings.address, self._ha, *settings.local_addresses, *new_statics]
             self.pool = pool.rebuilt(prefix, exclude)
+
+    def _attach_sas(
+        self, sas: SecurityAssociations, old: SecurityAssociations | None = None
+    ) -> None:
+        """Keep the NAI index of bound MNs on their own SAs (``MobilitySA.bound``), if no
+        other home agent's table does so already with these SA objects; with ``old`` (a
+        reload), the index entries held by ``old``'s SAs move to where ``sas`` says."""
+        table = self.table
+        if sas.links_owner is None or sas.links_owner is table:
+            sas.links_owner = table
+            sas.released = table.relink
+            table.holder_of = sas.nai_holder
+            self._own_index = True
+        else:
+            self._own_index = False
+            table.holder_of = no_holder
+        if old is not None and old is not sas and old.links_owner is table:
+            old.links_owner = old.released = None
+            for sa in old.holders():
+                assert sa.nai is not None and sa.bound is not None
+                if table.holder_of(sa.nai) is not sa:
+                    bound, sa.bound = sa.bound, None
+                    table.relink(sa.nai, bound)
 
     def is_dynamic(self, home_addr: str) -> bool:
         """Was ``home_addr`` allocated from the pool (sync record flag, P§5.4)?"""
@@ -980,7 +1016,8 @@ class HomeAgent:
         Static home addresses new to the configuration are kept out of the pool from now on
         (one that is allocated right now stays with its MN until that binding goes)."""
         self.subs.reload(sas)
-        self.sas = sas
+        old, self.sas = self.sas, sas
+        self._attach_sas(sas, old)
         self._mn_sa = sas.mn_by_key
         self._fa_sa = sas.fa_by_address
         pool = self.pool
@@ -1070,14 +1107,11 @@ class HomeAgent:
             home = sa.home_address
             nai = r.mn_nai
             if home is None and nai is not None:
-                # The SA remembers the address it was last bound to: one big-dict lookup
-                # instead of two (checked against the binding's NAI).
-                h = sa.home_hint
-                if h is not None:
-                    v = table.lookup(h)
-                    if v is not None and (v[0] if isinstance(v, list) else v).nai == nai:
-                        home, existing = h, v
-                if home is None:
+                # The MN's own SA holds its NAI index (the table's holder): no NAI dict
+                h = sa.bound if self._own_index else None
+                if h is not None and sa.nai == nai:
+                    home = h if isinstance(h, str) else h[-1]
+                else:
                     home = table.home_address_of(nai)
         if existing is None and home is not None:
             existing = table.lookup(home)
@@ -1408,8 +1442,6 @@ class HomeAgent:
             act = _new(InstallBinding)
             _set_binding(act, b)
             out.append(act)
-        if r.mn_hoa is None:
-            sa.home_hint = b.home_addr
         code = ACCEPTED_NO_SIMULTANEOUS if (flags & FLAG_S and self._simul <= 1) else ACCEPTED
         if existing is None:
             self.init_received += 1

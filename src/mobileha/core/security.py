@@ -21,6 +21,13 @@ without case, RFC 7542 §2.2) and then glob patterns (``mn-*@example.net``, case
 in configuration order). A realm entry with an inline SA gives every matching MN that SA;
 one with source ``aaa`` makes the home agent fetch the MN's own SA. The realm table is
 consulted only after the exact lookup missed, so it costs a known MN nothing.
+
+An MN's own SA (exact NAI, from the configuration, a file or AAA) also carries the NAI index
+of its bindings (``MobilitySA.bound``, written by the home agent's binding table): at 10^6
+MNs this is one slot on an object that exists anyway instead of one entry in a separate
+NAI dict (docs/decisions/binding-memory.md). When the SA an NAI resolves to changes (an AAA
+refresh, a removal) the index moves with it (:meth:`SecurityAssociations._set_any`), so a
+bound NAI never loses it.
 """
 
 from __future__ import annotations
@@ -72,7 +79,10 @@ class MobilitySA:
     max_lifetime: int | None = None  # per-MN lifetime limit
     source: str = SOURCE_INLINE  # SA_SOURCES
     fetched: float = 0.0  # source aaa: when it was fetched (the core's clock)
-    home_hint: str | None = field(default=None, init=False, repr=False)  # last bound (cache)
+    # MN-HA with an NAI: the home address(es) of this NAI's bindings (a list: several),
+    # kept by the binding table of the one home agent this SA belongs to
+    # (:meth:`SecurityAssociations.nai_holder`); the table's NAI index for this MN.
+    bound: str | list[str] | None = field(default=None, init=False, repr=False)
     # source aaa: this SA as a sync record block, (secret, bytes), sealed once per secret
     sealed: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False)
     auth: Authenticator = field(init=False, repr=False)
@@ -227,8 +237,10 @@ class SecurityAssociations:
         "_mn",
         "_mn_any",
         "fa_by_address",
+        "links_owner",
         "mn_by_key",
         "realms",
+        "released",
     )
 
     def __init__(self) -> None:
@@ -242,6 +254,10 @@ class SecurityAssociations:
         self.fa_by_address: Callable[[str], MobilitySA | None] = self._fa_any.get
         self._aaa: dict[tuple[str, int], MobilitySA] = {}
         self.realms = RealmTable()
+        # The binding table whose NAI index lives on these SAs (``bound``), and where the
+        # index of an NAI goes when its SA goes without a successor (that table's relink).
+        self.links_owner: object | None = None
+        self.released: Callable[[str, str | list[str]], None] | None = None
 
     # ------------------------------------------------------------------ configuration
 
@@ -256,7 +272,8 @@ class SecurityAssociations:
                 raise SecurityConfigError(f"duplicate MN-HA SA {ident} SPI {sa.spi}")
         for ident in ids:
             self._mn[(ident, sa.spi)] = sa
-            self._mn_any.setdefault(ident, sa)
+            if ident not in self._mn_any:
+                self._set_any(ident, sa)
 
     def add_fa(self, address: str, sa: MobilitySA) -> None:
         _check_spi(sa.spi, "FA-HA")
@@ -288,9 +305,9 @@ class SecurityAssociations:
         if old is not None:
             if old.source != SOURCE_AAA:
                 raise SecurityConfigError(f"{nai} has a configured SA")
-            self.drop_cached(nai)
+            self._mn.pop((nai, old.spi), None)
         self._mn[(nai, sa.spi)] = sa
-        self._mn_any[nai] = sa
+        self._set_any(nai, sa)
         return old
 
     def drop_cached(self, nai: str) -> MobilitySA | None:
@@ -298,18 +315,32 @@ class SecurityAssociations:
         sa = self._mn_any.get(nai)
         if sa is None or sa.source != SOURCE_AAA:
             return None
-        del self._mn_any[nai]
         self._mn.pop((nai, sa.spi), None)
+        self._set_any(nai, None)
         return sa
 
     def remove_mn(self, ident: str, spi: int) -> None:
         sa = self._mn.pop((ident, spi), None)
         if sa is not None and self._mn_any.get(ident) is sa:
-            del self._mn_any[ident]
-            for (i, _s), other in self._mn.items():
-                if i == ident:
-                    self._mn_any[ident] = other
-                    break
+            nxt = next((o for (i, _s), o in self._mn.items() if i == ident), None)
+            self._set_any(ident, nxt)
+
+    def _set_any(self, ident: str, sa: MobilitySA | None) -> None:
+        """``ident`` now resolves to ``sa`` (None: to no SA of its own). The NAI index the
+        previous SA held for ``ident`` moves to ``sa``, or to :attr:`released` (the
+        table's own NAI index) when ``sa`` cannot hold it."""
+        old = self._mn_any.get(ident)
+        if sa is None:
+            self._mn_any.pop(ident, None)
+        else:
+            self._mn_any[ident] = sa
+        if old is None or old is sa or old.bound is None or old.nai != ident:
+            return
+        bound, old.bound = old.bound, None
+        if sa is not None and sa.nai == ident and sa.bound is None:
+            sa.bound = bound
+        elif self.released is not None:
+            self.released(ident, bound)
 
     # ------------------------------------------------------------------ lookups
 
@@ -326,6 +357,17 @@ class SecurityAssociations:
             if e is not None:
                 return e.sa
         return sa
+
+    def nai_holder(self, nai: str) -> MobilitySA | None:
+        """The SA that holds ``nai``'s index of bindings: its own SA (exact NAI; the first
+        configured one when it has several SPIs), None for an NAI without one (realm
+        entries, a cache miss)."""
+        sa = self._mn_any.get(nai)
+        return sa if sa is not None and sa.nai == nai else None
+
+    def holders(self) -> list[MobilitySA]:
+        """The SAs that hold an NAI index right now."""
+        return [sa for i, sa in self._mn_any.items() if sa.bound is not None and sa.nai == i]
 
     def realm_of(self, nai: str) -> RealmEntry | None:
         """The realm or pattern entry of an NAI without an exact entry (None: no match)."""

@@ -22,6 +22,7 @@ per drop reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -116,6 +117,22 @@ class DataPlane(Protocol):
         """Remove everything this data plane installed and release its resources."""
 
 
+def install_each(install: Callable[[Binding], None], bindings: Iterable[Binding]) -> int:
+    """``install`` every binding; those refused are skipped and, at the end, reported as one
+    :class:`DataPlaneError` naming the first. Returns how many were installed."""
+    errors: list[DataPlaneError] = []
+    n = 0
+    for b in bindings:
+        try:
+            install(b)
+            n += 1
+        except DataPlaneError as e:
+            errors.append(e)
+    if errors:
+        raise DataPlaneError(f"{len(errors)} binding(s) not installed, first: {errors[0]}")
+    return n
+
+
 __all__ = [
     "BackendUnavailable",
     "Capabilities",
@@ -125,4 +142,5 @@ __all__ = [
     "DataPlaneSummary",
     "TunnelCounters",
     "UnsupportedEncapsulation",
+    "install_each",
 ]

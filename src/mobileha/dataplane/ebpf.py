@@ -51,13 +51,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from mobileha.core.binding import Binding, Encap
+from mobileha.core.binding import FLAG_T, Binding, Encap
 from mobileha.dataplane.base import (
     BackendUnavailable,
     Capabilities,
     DataPlaneError,
     DataPlaneStats,
     DataPlaneSummary,
+    install_each,
 )
 from mobileha.dataplane.bpfsys import BPF_ANY, BpfError, BpfMap, LoadedObject, load_object
 from mobileha.dataplane.vip import VipOwner
@@ -113,6 +114,7 @@ _DEC_KEY = struct.Struct("=4s4s4s")  # remote, local, inner address
 _DEC_VAL = struct.Struct("=4sIBBH")  # key, slot, encap, flags
 _PEER_KEY = struct.Struct("=4s4s")
 _U32 = struct.Struct("=I")
+_KEY = struct.Struct("!I")  # a GRE key as it is on the wire
 _TSTAT = struct.Struct("=5Q")
 _CFG = struct.Struct("=IIII")  # role, ttl, fib ifindex, peer ifindex
 _TSTAT_FIELDS = ("tx_pkts", "tx_bytes", "rx_pkts", "rx_bytes", "drops")
@@ -145,13 +147,15 @@ class _Tunnel:
         self.local_b = _peer_aton(local)
         self.remote_b = _peer_aton(remote)
         self.inner_b = socket.inet_aton(b.home_addr)
-        self.encap = int(b.encap)
-        self.reverse = b.reverse_tunnel
+        self.encap = encap = int(b.encap)
+        self.reverse = reverse = bool(b.flags & FLAG_T)
         k = b.gre_key
-        self.key_b = _NO_KEY if k is None else struct.pack("!I", k & 0xFFFFFFFF)
-        self.flags = (TF_REVERSE if self.reverse else 0) | (
-            TF_KEY if self.encap == Encap.GRE and k is not None else 0
-        )
+        if k is None:
+            self.key_b = _NO_KEY
+            self.flags = TF_REVERSE if reverse else 0
+        else:
+            self.key_b = _KEY.pack(k & 0xFFFFFFFF)
+            self.flags = (TF_REVERSE if reverse else 0) | (TF_KEY if encap == Encap.GRE else 0)
         self.peer = self.remote_b + self.local_b  # the mh_peer key
 
     def tun(self, ncopies: int = 0, extra: int = 0) -> bytes:
@@ -696,36 +700,30 @@ class EbpfDataPlane:
             touched[hoa] = None
             new.append(t)
         n = self._write_many(new, touched) if new else 0
-        errors = []
-        for b in later:
-            try:
-                self.install(b)
-                n += 1
-            except DataPlaneError as e:
-                errors.append(e)
-        if errors:
-            raise DataPlaneError(f"{len(errors)} binding(s) not installed, first: {errors[0]}")
-        return n
+        return n + install_each(self.install, later)
 
     def _write_many(self, new: list[_Tunnel], touched: dict[str, None]) -> int:
         m = self.maps
         try:
             self._clear_reused()
-            dec = [t for t in new if self._decaps(t)]
+            dec = new if self.role == "fa" else [t for t in new if t.reverse]  # _decaps
             m["mh_dec"].update_batch(
                 b"".join(t.dec_key for t in dec), b"".join(t.dec_val() for t in dec)
             )
             peers: dict[bytes, int] = {}
             locals_: dict[bytes, None] = {}
+            all_peers, peer_slot, all_locals = self._peers, self._peer_slot, self._locals
             for t in new:
-                slots = self._peers.get(t.peer)
+                peer = t.peer
+                slots = all_peers.get(peer)
                 if slots is None:
-                    slots = self._peers[t.peer] = {}
-                    self._peer_slot[t.peer] = peers[t.peer] = t.slot
+                    slots = all_peers[peer] = {}
+                    peer_slot[peer] = peers[peer] = t.slot
                 slots[t.slot] = None
-                if t.local_b not in self._locals:
+                n = all_locals.get(t.local_b, 0)
+                if not n:
                     locals_[t.local_b] = None
-                self._locals[t.local_b] = self._locals.get(t.local_b, 0) + 1
+                all_locals[t.local_b] = n + 1
             m["mh_peer"].update_batch(
                 b"".join(peers), b"".join(_U32.pack(s) for s in peers.values())
             )
@@ -735,10 +733,11 @@ class EbpfDataPlane:
             mkeys: list[bytes] = []
             mvals: list[bytes] = []
             by_hoa = self._by_hoa
+            ha = self.role == "ha"
             for hoa in touched:
                 per = by_hoa[hoa]
-                if len(per) == 1 and self.role == "ha":  # the common case, quickly
-                    t = next(iter(per.values()))
+                if ha and len(per) == 1:  # the common case, quickly
+                    (t,) = per.values()
                     fkeys.append(t.inner_b)
                     firsts.append(t.tun(1, TF_SLOW if t.encap == Encap.MINIMAL else 0))
                     continue
@@ -757,8 +756,9 @@ class EbpfDataPlane:
             for t in new:
                 self._undo(t.binding)
             raise self._map_error(e, new[0].binding) from e
-        for hoa in touched:
-            self._add_host_state(next(iter(self._by_hoa[hoa].values())).binding)
+        if self.role == "fa" or not self.home_prefix or self._home_index is not None:
+            for hoa in touched:  # (an HA with a home-prefix route and no proxy ARP: none)
+                self._add_host_state(next(iter(self._by_hoa[hoa].values())).binding)
         return len(new)
 
     # ------------------------------------------------------------------------ routes

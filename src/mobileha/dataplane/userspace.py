@@ -46,15 +46,16 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from mobileha.core.binding import Binding, Encap
+from mobileha.core.binding import FLAG_S, FLAG_T, Binding, Encap
 from mobileha.dataplane.base import (
     BackendUnavailable,
     DataPlaneError,
     DataPlaneStats,
     TunnelCounters,
+    install_each,
 )
 from mobileha.dataplane.vip import VipOwner
 from mobileha.wire.ip import GRE_C, GRE_K, GRE_S, IPV4, U32, checksum
@@ -70,6 +71,10 @@ SO_RCVBUFFORCE = 33
 SOCK_BUF = 8 << 20  # raw socket buffers
 TUN_TXQLEN = 10000  # packets queued toward us on the TUN device (default 500 drops bursts)
 _GRE_BAD = 0x4FF8 | 0x0007  # reserved0 bits and version: such packets are discarded
+_GRE_KEYED = struct.Struct("!HHI")
+_GRE_PLAIN = struct.pack("!HH", 0, 0x0800)
+_ENCAPS = frozenset((Encap.IPIP, Encap.GRE, Encap.MINIMAL))
+_aton = socket.inet_aton
 
 
 class _Tunnel:
@@ -95,17 +100,14 @@ class _Tunnel:
             local, remote = b.ha_addr, b.care_of
         else:
             local, remote = b.care_of, b.ha_addr
-        self.local_b = socket.inet_aton(local)
-        self.remote_b = socket.inet_aton(remote)
-        self.inner_b = socket.inet_aton(b.home_addr)
+        self.local_b = _aton(local)
+        self.remote_b = _aton(remote)
+        self.inner_b = _aton(b.home_addr)
         self.dst = (remote, 0)
         self.encap = int(b.encap)
-        self.reverse = b.reverse_tunnel
-        self.gre_key = b.gre_key
-        if b.gre_key is not None:
-            self.gre = struct.pack("!HHI", GRE_K, 0x0800, b.gre_key & 0xFFFFFFFF)
-        else:
-            self.gre = struct.pack("!HH", 0, 0x0800)
+        self.reverse = bool(b.flags & FLAG_T)
+        self.gre_key = k = b.gre_key
+        self.gre = _GRE_PLAIN if k is None else _GRE_KEYED.pack(GRE_K, 0x0800, k & 0xFFFFFFFF)
 
 
 def _bufsize(s: socket.socket, force: int, plain: int, size: int = SOCK_BUF) -> None:
@@ -256,28 +258,44 @@ class UserspaceDataPlane:
 
     # ---------------------------------------------------------------------------- control
     def install(self, binding: Binding) -> None:
-        if binding.encap not in (Encap.IPIP, Encap.GRE, Encap.MINIMAL):
-            raise DataPlaneError(f"unknown encapsulation {binding.encap!r}")
         with self._lock:
             if self._closed:
                 raise DataPlaneError("data plane is closed")
-            hoa = binding.home_addr
-            if not binding.simultaneous:
-                for key in [k for k in self._by_hoa.get(hoa, ()) if k != binding.key]:
-                    self._drop_tunnel(key)
-            old = self._tunnels.get(binding.key)
-            t = _Tunnel(binding, self.role)
-            if old is not None:
-                t.c = old.c  # an update keeps the counters
-                self._unindex(old)
-            first = not self._by_hoa.get(hoa)
-            self._tunnels[binding.key] = t
-            self._by_hoa.setdefault(hoa, {})[binding.key] = None
-            self._index(t)
-            if first:
-                self._add_host_state(binding)
-            elif self.role == "fa":
-                self._set_fa_rule(binding)
+            self._install(binding)
+
+    def install_many(self, bindings: Iterable[Binding]) -> int:
+        """Install a whole table (takeover): one :meth:`install` each, under one lock.
+        Every binding that can be is installed; then the first error is raised."""
+        with self._lock:
+            if self._closed:
+                raise DataPlaneError("data plane is closed")
+            return install_each(self._install, bindings)
+
+    def _install(self, binding: Binding) -> None:
+        if binding.encap not in _ENCAPS:
+            raise DataPlaneError(f"unknown encapsulation {binding.encap!r}")
+        hoa = binding.home_addr
+        key = (hoa, binding.care_of)
+        keys = self._by_hoa.get(hoa)
+        if keys and not binding.flags & FLAG_S:
+            for k in [k for k in keys if k != key]:
+                self._drop_tunnel(k)
+        old = self._tunnels.get(key)
+        t = _Tunnel(binding, self.role)
+        if old is not None:
+            t.c = old.c  # an update keeps the counters
+            self._unindex(old)
+        self._tunnels[key] = t
+        keys = self._by_hoa.get(hoa)
+        if keys is None:
+            keys = self._by_hoa[hoa] = {}
+        first = not keys
+        keys[key] = None
+        self._index(t)
+        if first:
+            self._add_host_state(binding)
+        elif self.role == "fa":
+            self._set_fa_rule(binding)
 
     def remove(self, binding: Binding) -> None:
         with self._lock:

@@ -6,6 +6,7 @@ import pytest
 
 from mobileha.core.binding import Binding
 from mobileha.core.bindings import INFINITE, BindingTable, TableFull
+from mobileha.core.security import MobilitySA, SecurityAssociations
 
 
 def mk(
@@ -117,3 +118,85 @@ def test_unused_deadline_floats_are_pruned() -> None:
     t.add(mk(t, "h1", "c", life=10, now=5000.0))
     t.expire(4000.0)
     assert len(t._floats) <= 2
+
+
+# ---------------------------------------------------------------- NAI index held by SAs
+
+
+def held_table(*nais: str) -> tuple[BindingTable, SecurityAssociations]:
+    """A table whose NAI index lives on the SAs of ``nais`` (as a home agent sets it up)."""
+    sas = SecurityAssociations()
+    for n in nais:
+        sas.add_mn(MobilitySA(1000, bytes(16), nai=n))
+    t = BindingTable(holder_of=sas.nai_holder)
+    sas.released = t.relink
+    return t, sas
+
+
+def test_nai_index_on_the_sa_and_nai_string_shared() -> None:
+    t, sas = held_table("a@x")
+    sa = sas.nai_holder("a@x")
+    assert sa is not None and sa.nai is not None
+    b = mk(t, "10.1.0.1", "c1", nai="".join(["a", "@x"]))  # a string of its own
+    assert b.nai is not sa.nai
+    t.add(b)
+    assert b.nai is sa.nai  # the binding keeps the SA's string, not its own copy
+    assert sa.bound == "10.1.0.1" and t._nai == {}
+    assert t.home_address_of("a@x") == "10.1.0.1" and t.home_addresses_of("a@x") == ["10.1.0.1"]
+    t.add(mk(t, "10.1.0.2", "c1", nai="a@x"))  # a second home address of the NAI
+    assert sa.bound == ["10.1.0.1", "10.1.0.2"] and t.home_address_of("a@x") == "10.1.0.2"
+    t.remove_home("10.1.0.1")
+    assert sa.bound == "10.1.0.2"
+    t.remove_home("10.1.0.2")
+    assert sa.bound is None and t.home_address_of("a@x") is None
+
+
+def test_nai_without_sa_stays_in_the_table() -> None:
+    t, sas = held_table("a@x")
+    t.add(mk(t, "10.1.0.1", "c1", nai="b@x"))
+    assert t._nai == {"b@x": "10.1.0.1"} and t.home_address_of("b@x") == "10.1.0.1"
+    # an SA configured later for b@x: the index entry already in the table is still found
+    sas.add_mn(MobilitySA(1000, bytes(16), nai="b@x"))
+    t.add(mk(t, "10.1.0.2", "c1", nai="b@x"), replace=False)
+    assert t.home_addresses_of("b@x") == ["10.1.0.2", "10.1.0.1"]
+    t.remove_home("10.1.0.1")
+    t.remove_home("10.1.0.2")
+    assert t._nai == {} and t.home_addresses_of("b@x") == []
+
+
+def test_nai_index_follows_the_sa_that_replaces_it() -> None:
+    t, sas = held_table()
+    old = MobilitySA(1000, bytes(16), nai="a@x", source="aaa")
+    sas.put_cached(old)
+    t.add(mk(t, "10.1.0.1", "c1", nai="a@x"))
+    assert old.bound == "10.1.0.1"
+    new = MobilitySA(1001, bytes(16), nai="a@x", source="aaa")
+    sas.put_cached(new)  # fetched again from AAA
+    assert new.bound == "10.1.0.1" and old.bound is None
+    sas.drop_cached("a@x")  # gone from the cache while bound: back into the table's dict
+    assert new.bound is None and t._nai == {"a@x": "10.1.0.1"}
+    assert t.home_address_of("a@x") == "10.1.0.1"
+    t.remove_home("10.1.0.1")
+    assert t._nai == {}
+
+
+def test_nai_index_moves_to_the_next_sa_of_the_nai() -> None:
+    t, sas = held_table()
+    first = MobilitySA(1000, bytes(16), nai="a@x")
+    second = MobilitySA(1001, bytes(16), nai="a@x")
+    sas.add_mn(first)
+    sas.add_mn(second)
+    t.add(mk(t, "10.1.0.1", "c1", nai="a@x"))
+    assert first.bound == "10.1.0.1" and second.bound is None
+    sas.remove_mn("a@x", 1000)
+    assert second.bound == "10.1.0.1" and first.bound is None
+    sas.remove_mn("a@x", 1001)
+    assert t._nai == {"a@x": "10.1.0.1"}
+
+
+def test_clear_forgets_the_index_on_the_sas() -> None:
+    t, sas = held_table("a@x")
+    t.add(mk(t, "10.1.0.1", "c1", nai="a@x"))
+    t.clear()
+    holder = sas.nai_holder("a@x")
+    assert holder is not None and holder.bound is None and t.home_address_of("a@x") is None

@@ -167,6 +167,60 @@ def test_nai_keeps_address_across_reregistrations() -> None:
     assert len(ha.table) == 1
 
 
+def test_nai_index_is_kept_on_the_mns_sa() -> None:
+    """The MN's own SA holds its NAI index and its NAI string (no per-binding copy)."""
+    ha = make_ha()
+    r1, a1 = send(ha, rrq(ident=ntp_identification(WALL, 1)))
+    (b,) = binds(a1)
+    sa = ha.sas.nai_holder(NAI)
+    assert r1 is not None and sa is not None
+    assert b.nai is sa.nai and sa.bound == r1.home_addr and ha.table._nai == {}
+    r2, _ = send(ha, rrq(ident=ntp_identification(WALL, 2)), now=NOW + 10)
+    assert r2 is not None and r2.home_addr == r1.home_addr
+
+
+def make_sas(*nais: str) -> SecurityAssociations:
+    sas = SecurityAssociations()
+    for n in nais:
+        sas.add_mn(MobilitySA(SPI, KEY, "hmac-md5", nai=n))
+    return sas
+
+
+def test_reload_moves_the_nai_index_to_the_new_sas() -> None:
+    ha = make_ha()
+    r1, _ = send(ha, rrq(ident=ntp_identification(WALL, 1)))
+    assert r1 is not None
+    old = ha.sas.nai_holder(NAI)
+    ha.reload_security(make_sas(NAI, "mn2@example.net"))
+    new = ha.sas.nai_holder(NAI)
+    assert old is not None and new is not None and new is not old
+    assert old.bound is None and new.bound == r1.home_addr
+    r2, a2 = send(ha, rrq(ident=ntp_identification(WALL, 2)), now=NOW + 10)
+    assert r2 is not None and r2.code == 0 and r2.home_addr == r1.home_addr
+    assert isinstance(a2[0], RefreshBinding)
+    # the MN's SA is no longer configured: its binding stays, indexed by the table itself
+    ha.reload_security(make_sas("mn2@example.net"))
+    assert new.bound is None and ha.table.home_address_of(NAI) == r1.home_addr
+    out = ha.clear(NOW + 20, nai=NAI)
+    assert [a.binding.home_addr for a in out if isinstance(a, RemoveBinding)] == [r1.home_addr]
+
+
+def test_home_agents_sharing_sa_objects_keep_their_own_nai_index() -> None:
+    """The NAI index lives on the SAs of one table only: a second home agent built with the
+    same SA objects indexes its bindings itself."""
+    sas = make_sas(NAI)
+    s = HomeAgentSettings(HA_REAL, ha_address=HA, home_prefix="10.1.0.0/24")
+    ha1 = HomeAgent(s, sas, random_bytes=random.Random(0).randbytes)
+    ha2 = HomeAgent(s, sas, random_bytes=random.Random(1).randbytes)
+    r1, _ = send(ha1, rrq(ident=ntp_identification(WALL, 1)))
+    r2, _ = send(ha2, rrq(ident=ntp_identification(WALL, 1)))
+    sa = sas.nai_holder(NAI)
+    assert r1 is not None and r2 is not None and sa is not None
+    assert sa.bound == r1.home_addr and ha2.table._nai == {NAI: r2.home_addr}
+    ha1.handle_timer(NOW + 5000)  # ha1's binding expires; ha2's index is untouched
+    assert sa.bound is None and ha2.table.home_address_of(NAI) == r2.home_addr
+
+
 def test_static_home_address_prefix_suffix() -> None:
     ha = make_ha()
     reply, actions = send(ha, rrq(hoa=STATIC_HOA, nai=None, alg="md5-prefix-suffix"))

@@ -52,6 +52,27 @@ def test_memory_is_a_dataplane_and_records() -> None:
     assert dp.events[-1].op == "close"
 
 
+def test_memory_install_many_is_install_each_and_copies() -> None:
+    """A takeover's batch gives the state of one install per binding, in order; what is
+    stored is a copy (the core changes its bindings in place later)."""
+    bs = [
+        b("10.3.0.2"),
+        b("10.3.0.3", flags=FLAG_S),
+        b("10.3.0.4", home_addr="10.99.0.6", encap=Encap.GRE, gre_key=7, nai="m@x"),
+        b("10.3.0.5", home_addr="10.99.0.6"),  # no S: replaces the GRE one
+    ]
+    one, many = MemoryDataPlane(), MemoryDataPlane()
+    for x in bs:
+        one.install(x)
+    assert many.install_many(bs) == 4
+    assert many.tunnels == one.tunnels and many.events == one.events
+    assert many.counters.keys() == one.counters.keys()
+    stored = many.tunnels["10.99.0.5"]["10.3.0.2"]
+    assert stored == bs[0] and stored is not bs[0]
+    bs[0].lifetime = 1
+    assert stored.lifetime == 600
+
+
 def test_memory_simultaneous_and_replace_semantics() -> None:
     dp = MemoryDataPlane()
     dp.install(b("10.3.0.2"))
