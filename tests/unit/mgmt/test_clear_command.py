@@ -17,20 +17,30 @@ from tests.unit.mgmt.test_mgmt_fake import serve
 
 
 class ClearingNode:
-    role = "home-agent"
-    name = "ha-clear"
+    """A node of ``role`` that records its clear calls (bindings on a home agent, visitors
+    on a foreign agent; the API offers each role only its own action)."""
 
-    def __init__(self) -> None:
+    def __init__(self, role: str = "home-agent") -> None:
+        self.role = role
+        self.name = f"{role}-clear"
         self.calls: list[dict[str, Any]] = []
 
     def views(self) -> dict[str, Any]:
         return {}
 
+    def _clear(self, home_addr: str | None, nai: str | None, everything: bool, many: int) -> int:
+        self.calls.append({"home_addr": home_addr, "nai": nai, "everything": everything})
+        return many if everything else 1
+
     def clear_bindings(
         self, *, home_addr: str | None = None, nai: str | None = None, everything: bool = False
     ) -> int:
-        self.calls.append({"home_addr": home_addr, "nai": nai, "everything": everything})
-        return 3 if everything else 1
+        return self._clear(home_addr, nai, everything, 3)
+
+    def clear_visitors(
+        self, *, home_addr: str | None = None, nai: str | None = None, everything: bool = False
+    ) -> int:
+        return self._clear(home_addr, nai, everything, 2)
 
 
 def test_clear_binding_by_home_nai_all(capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,25 +62,8 @@ def test_clear_binding_by_home_nai_all(capsys: pytest.CaptureFixture[str]) -> No
     assert "HTTP 400" in out.err
 
 
-class ClearingFa:
-    role = "foreign-agent"
-    name = "fa-clear"
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-
-    def views(self) -> dict[str, Any]:
-        return {}
-
-    def clear_visitors(
-        self, *, home_addr: str | None = None, nai: str | None = None, everything: bool = False
-    ) -> int:
-        self.calls.append({"home_addr": home_addr, "nai": nai, "everything": everything})
-        return 2 if everything else 1
-
-
 def test_clear_visitor_on_a_foreign_agent(capsys: pytest.CaptureFixture[str]) -> None:
-    fa = ClearingFa()
+    fa = ClearingNode("foreign-agent")
     with serve(fa, token="t0k") as srv:
         api = ["--api", srv.url, "--token", "t0k"]
         assert clear_main(["visitor", "10.1.0.5", *api]) == 0
