@@ -6,10 +6,10 @@ register (one ``mobileha run`` fleet; ``MOBILEHA_DOWNLOAD_BINDINGS``: 10,000 in 
 20,000 in the acceptance run). kill -9 HA1: HA2 takes over with the N bindings.
 HA1 restarts with preemption and the higher priority. It asks HA2 for the whole table at
 start-up (HA2's link is slowed to 4 Mbit/s with tbf so that the download takes
-measurable time); the test polls HA1's HSRP state, sync state and table size every few milliseconds
-and prints the timeline: HA1 stays in Listen (not ready) while the download runs, becomes
-ready with all N bindings and only then takes over (Coup; with preemption it goes
-Listen -> Active without passing through Standby).
+measurable time); the test polls HA1's HSRP state, sync state and table size every few
+milliseconds and prints the timeline: while the download runs HA1 is not ready, so it
+neither preempts nor becomes Active (it may Speak and become Standby meanwhile, as the
+election allows); it becomes ready with all N bindings and only then takes over (Coup).
 """
 
 from __future__ import annotations
