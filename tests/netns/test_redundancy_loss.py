@@ -48,11 +48,13 @@ def test_thirty_percent_sync_loss_converges_with_retransmissions(
         ha2.loss(30, f"ip daddr {a1} udp sport 434", hook="output")
         lab.start_fa()
         fa = lab.start_fleet("mn", count=N_A, lifetime=20, renew_fraction=0.1)
-        fb = lab.start_fleet("mnb", count=N_B, nai=NAI_B, lifetime=60)
+        # lifetime 10 s: an MN of B whose reply came after the FA gave up on it (78, when the
+        # HAs are starved of CPU) does not deregister, and its binding expires instead
+        fb = lab.start_fleet("mnb", count=N_B, nai=NAI_B, lifetime=10)
         wait_for(lambda: h1.total() == N_A + N_B, 20, "all registered on HA1", 0.1)
         time.sleep(3)  # renewals under loss
         fb.term()  # deregisters its 100 MNs
-        wait_for(lambda: h1.total() == N_A, 10, "B deregistered on HA1", 0.1)
+        wait_for(lambda: h1.total() == N_A, 15, "B deregistered (or expired) on HA1", 0.1)
         time.sleep(1)
         fa.kill9()  # freeze: no more changes
         time.sleep(0.2)
