@@ -87,7 +87,9 @@ class RevocationSA(Protocol):
     """An FA-HA security association as both agents hold it."""
 
     spi: int
-    auth: Authenticator
+
+    @property
+    def auth(self) -> Authenticator: ...
 
 
 @dataclass(frozen=True, slots=True)

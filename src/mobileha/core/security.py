@@ -85,7 +85,10 @@ class MobilitySA:
     bound: str | list[str] | None = field(default=None, init=False, repr=False)
     # source aaa: this SA as a sync record block, (secret, bytes), sealed once per secret
     sealed: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False)
-    auth: Authenticator = field(init=False, repr=False)
+    # the Authenticator object of the wire helpers (append_auth, verify), made on first use:
+    # a home agent's MN-HA SAs never need it (it computes with _inner/_outer), and keyed
+    # MD5 states cost about 300 bytes each, per subscriber
+    _auth: Authenticator | None = field(init=False, repr=False, default=None)
     hdr_mnha: bytes = field(init=False, repr=False, default=b"")  # Type 32, Length 20, SPI
     hdr_faha: bytes = field(init=False, repr=False, default=b"")  # Type 34, Length 20, SPI
     _inner: Any = field(init=False, repr=False, default=None)
@@ -98,7 +101,6 @@ class MobilitySA:
             raise SecurityConfigError(f"unknown replay method {self.replay!r}")
         if not 0 <= self.spi <= 0xFFFFFFFF:
             raise SecurityConfigError(f"SPI {self.spi} out of range")
-        self.auth = Authenticator(self.key, self.algorithm)
         self.hdr_mnha = bytes((32, 20)) + self.spi.to_bytes(4, "big")
         self.hdr_faha = bytes((34, 20)) + self.spi.to_bytes(4, "big")
         key = self.key
@@ -112,6 +114,14 @@ class MobilitySA:
             self._outer = hashlib.md5(bytes(b ^ 0x5C for b in key))
         else:
             self._inner = hashlib.md5(key)
+
+    @property
+    def auth(self) -> Authenticator:
+        """This SA as a :class:`~mobileha.wire.auth.Authenticator` (made once, on first use)."""
+        a = self._auth
+        if a is None:
+            a = self._auth = Authenticator(self.key, self.algorithm)
+        return a
 
     def compute(self, covered: bytes) -> bytes:
         """The 16-byte authenticator over ``covered`` (same result as ``self.auth``)."""
