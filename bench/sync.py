@@ -1,4 +1,4 @@
-"""HA-HA sync benchmark (issue 7): bulk download and BU lag through the sans-IO SyncPeers
+"""HA-HA sync benchmark: bulk download and BU lag through the sans-IO SyncPeers
 over real UDP on loopback, each HA in its own process, next to a raw-UDP baseline measured
 in the same run.
 
@@ -7,7 +7,7 @@ in the same run.
   Request to the standby's ``download_complete``; records/s and MB/s of BI Reply bytes.
   Baseline: the same number of datagrams of the same size sent with the same window and
   acknowledged by a receiver that does nothing else (raw UDP, no codec, no table).
-  Target: 1,000,000 bindings in <= 4 s on a quiet machine (issue 16).
+  Target: 1,000,000 bindings in <= 4 s on a quiet machine.
 * ``lag``: the active feeds re-registrations at ``--rate`` per second (5,000 by default)
   into ``binding_changed``; lag = time from the change to the BU Ack that covers it (p50,
   p99). Baseline: a raw UDP ping-pong per change at the same rate. Target: p99 <= 50 ms.

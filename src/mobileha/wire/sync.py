@@ -552,6 +552,28 @@ class BindingFields(Protocol):
 RevocationFields = Callable[[int], tuple[int, int]]
 
 _INF: Final = math.inf
+
+
+def remaining_of(lifetime: int, expires: float, now: float) -> int:
+    """The remaining lifetime a record carries for a binding granted ``lifetime`` that
+    expires at ``expires``, at send time ``now`` (P§5.4): whole seconds rounded up, at most
+    0xFFFE; 0xFFFF for an infinite binding."""
+    if lifetime >= LIFETIME_INFINITE or expires == _INF:
+        return LIFETIME_INFINITE
+    remaining = _ceil(expires - now)
+    if remaining < 0:
+        return 0
+    return LIFETIME_INFINITE - 1 if remaining >= LIFETIME_INFINITE else remaining
+
+
+def deadline_of(lifetime: int, remaining: int, now: float) -> float:
+    """The receiver's expiry deadline for a record's lifetime and remaining lifetime: ``now``
+    plus the remaining lifetime, infinite when either is 0xFFFF (P§5.4)."""
+    if remaining >= LIFETIME_INFINITE or lifetime >= LIFETIME_INFINITE:
+        return _INF
+    return now + remaining
+
+
 _ceil = math.ceil
 
 
@@ -589,16 +611,9 @@ def pack_binding_py(
     if key is not None:
         rec_flags |= REC_GRE_KEY
     lifetime = b.lifetime
-    if lifetime >= LIFETIME_INFINITE:
-        lifetime = remaining = LIFETIME_INFINITE
-    elif b.expires == _INF:
-        remaining = LIFETIME_INFINITE
-    else:
-        remaining = _ceil(b.expires - now)
-        if remaining < 0:
-            remaining = 0
-        elif remaining >= LIFETIME_INFINITE:
-            remaining = LIFETIME_INFINITE - 1
+    remaining = remaining_of(lifetime, b.expires, now)
+    if lifetime > LIFETIME_INFINITE:
+        lifetime = LIFETIME_INFINITE
     return (
         _pack_record(
             RECORD_LEN + len(nai),
@@ -677,9 +692,7 @@ def decode_bindings_py(
                     cache_get(coa) or ip_str_cached(coa),
                     ha_addr,
                     lifetime,
-                    _INF
-                    if remaining >= LIFETIME_INFINITE or lifetime >= LIFETIME_INFINITE
-                    else now + remaining,
+                    deadline_of(lifetime, remaining, now),
                     ident,
                     reg_flags,
                     encaps[encap],
@@ -853,6 +866,7 @@ __all__ = [
     "RevocationFields",
     "SyncMessage",
     "SyncTypes",
+    "deadline_of",
     "decode",
     "decode_bindings",
     "decode_bindings_c",
@@ -870,4 +884,5 @@ __all__ = [
     "peek_ha_address",
     "peek_kind",
     "record_gre_key",
+    "remaining_of",
 ]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 from typing import Final
 
 from mobileha.core.binding import Binding, Encap
@@ -44,21 +43,20 @@ from mobileha.wire.sync import (
     Decoded,
     RecordSa,
     SyncTypes,
+    deadline_of,
     decode,
     pack_binding,
     pack_bindings,
+    remaining_of,
 )
 
 ENCAPS: Final = {e.value: e for e in Encap}
-_INF: Final = math.inf
 
 
 def remaining_lifetime(b: Binding, now: float) -> int:
     """The remaining lifetime of ``b`` at ``now`` in whole seconds (rounded up), 0xFFFF
     for an infinite binding."""
-    if b.lifetime >= LIFETIME_INFINITE or b.expires == _INF:
-        return LIFETIME_INFINITE
-    return max(0, min(LIFETIME_INFINITE - 1, math.ceil(b.expires - now)))
+    return remaining_of(b.lifetime, b.expires, now)
 
 
 def revocation_fields(rev: int) -> tuple[int, int]:
@@ -158,9 +156,7 @@ def binding_from_record(rec: BindingRecord, ha_addr: str, now: float) -> Binding
         coa,
         ha_addr,
         lifetime,
-        _INF
-        if remaining >= LIFETIME_INFINITE or lifetime >= LIFETIME_INFINITE
-        else now + remaining,
+        deadline_of(lifetime, remaining, now),
         ident,
         reg_flags,
         ENCAPS[encap],
