@@ -33,15 +33,12 @@ bound NAI never loses it.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import hmac
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from mobileha.wire.auth import (
-    ALG_HMAC_MD5,
     ALG_PREFIX_SUFFIX,
     ALGORITHMS,
     CHAP_SPI,
@@ -85,14 +82,12 @@ class MobilitySA:
     bound: str | list[str] | None = field(default=None, init=False, repr=False)
     # source aaa: this SA as a sync record block, (secret, bytes), sealed once per secret
     sealed: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False)
-    # the Authenticator object of the wire helpers (append_auth, verify), made on first use:
-    # a home agent's MN-HA SAs never need it (it computes with _inner/_outer), and keyed
-    # MD5 states cost about 300 bytes each, per subscriber
-    _auth: Authenticator | None = field(init=False, repr=False, default=None)
+    # the key, pre-keyed once (wire.auth.Authenticator: RFC 2104 HMAC-MD5 with its inner and
+    # outer MD5 states hashed once, or RFC 5944 §3.5.1 keyed MD5 prefix+suffix); the wire
+    # helpers (append_auth, verify) take it, and compute/verify below use it
+    auth: Authenticator = field(init=False, repr=False)
     hdr_mnha: bytes = field(init=False, repr=False, default=b"")  # Type 32, Length 20, SPI
     hdr_faha: bytes = field(init=False, repr=False, default=b"")  # Type 34, Length 20, SPI
-    _inner: Any = field(init=False, repr=False, default=None)
-    _outer: Any = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -103,42 +98,15 @@ class MobilitySA:
             raise SecurityConfigError(f"SPI {self.spi} out of range")
         self.hdr_mnha = bytes((32, 20)) + self.spi.to_bytes(4, "big")
         self.hdr_faha = bytes((34, 20)) + self.spi.to_bytes(4, "big")
-        key = self.key
-        if self.algorithm == ALG_HMAC_MD5:
-            # RFC 2104 with the inner and outer MD5 states keyed once: two C-level copies
-            # per message (about half the cost of copying an hmac.HMAC object).
-            if len(key) > 64:
-                key = hashlib.md5(key).digest()
-            key = key.ljust(64, b"\0")
-            self._inner = hashlib.md5(bytes(b ^ 0x36 for b in key))
-            self._outer = hashlib.md5(bytes(b ^ 0x5C for b in key))
-        else:
-            self._inner = hashlib.md5(key)
-
-    @property
-    def auth(self) -> Authenticator:
-        """This SA as a :class:`~mobileha.wire.auth.Authenticator` (made once, on first use)."""
-        a = self._auth
-        if a is None:
-            a = self._auth = Authenticator(self.key, self.algorithm)
-        return a
+        self.auth = Authenticator(self.key, self.algorithm)
 
     def compute(self, covered: bytes) -> bytes:
-        """The 16-byte authenticator over ``covered`` (same result as ``self.auth``)."""
-        i = self._inner.copy()
-        i.update(covered)
-        o = self._outer
-        if o is None:  # keyed MD5 prefix+suffix
-            i.update(self.key)
-            d: bytes = i.digest()
-            return d
-        o = o.copy()
-        o.update(i.digest())
-        d = o.digest()
-        return d
+        """The 16-byte authenticator over ``covered``."""
+        return self.auth.compute(covered)
 
     def verify(self, covered: bytes, authenticator: bytes) -> bool:
-        return hmac.compare_digest(self.compute(covered), authenticator)
+        """Constant-time check of ``authenticator`` over ``covered``."""
+        return self.auth.verify(covered, authenticator)
 
 
 def _check_spi(spi: int, what: str) -> None:
