@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 from mobileha.core.actions import Send
 from mobileha.core.binding import FLAG_T, Binding, Encap
 from mobileha.core.sync import (
-    ApplyBinding,
+    ApplyBindings,
     DeleteBinding,
     Role,
     SyncConfig,
@@ -104,8 +104,9 @@ class Runner:
                         break
                     except BlockingIOError:
                         select.select([], [self.sock], [], 0.01)
-            elif type(a) is ApplyBinding:
-                table[a.binding.key] = a.binding
+            elif type(a) is ApplyBindings:
+                for item in a.items:
+                    table[item[0]] = item[1]
             elif type(a) is DeleteBinding:
                 table.pop(a.binding.key, None)
 

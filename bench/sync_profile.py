@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from mobileha.core.actions import Send
 from mobileha.core.binding import Binding
-from mobileha.core.sync import ApplyBinding, Role, SyncConfig, SyncPeer
+from mobileha.core.sync import ApplyBindings, Role, SyncConfig, SyncPeer
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
 from sync import HOST, IDENT0, KEY, VIP, make_binding
 
@@ -58,8 +58,9 @@ class Side:
         for a in actions:  # what the node does with the actions: part of this side's CPU
             if type(a) is Send:
                 out.append(a.payload)
-            elif type(a) is ApplyBinding:
-                table[a.binding.key] = a.binding
+            elif type(a) is ApplyBindings:
+                for item in a.items:
+                    table[item[0]] = item[1]
         if prof is not None:
             prof.disable()
         self.cpu += time.thread_time() - c0

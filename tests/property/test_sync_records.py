@@ -106,7 +106,7 @@ def test_the_merge_applies_exactly_the_decoded_binding(
 ) -> None:
     """What ``Merger.apply`` hands to the home agent is ``binding_from_record`` of the
     record (an empty table, nothing pending: the record is new); revocation included."""
-    from mobileha.core.sync import ApplyBinding, Counters, DeleteBinding, SyncConfig
+    from mobileha.core.sync import ApplyBindings, Counters, DeleteBinding, SyncConfig
     from mobileha.core.sync.channel import Channel
     from mobileha.core.sync.sender import BuSender
     from mobileha.wire.auth import Authenticator
@@ -124,5 +124,6 @@ def test_the_merge_applies_exactly_the_decoded_binding(
     if rec.remaining == 0 and rec.lifetime < LIFETIME_INFINITE:
         assert out == []  # expired in flight: a deletion of nothing
         return
-    assert out == [ApplyBinding(binding_from_record(rec, "10.0.0.100", now), dynamic, nonce)]
+    want = binding_from_record(rec, "10.0.0.100", now)
+    assert out == [ApplyBindings([(want.key, want, dynamic, nonce, None)])]
     assert not any(isinstance(x, DeleteBinding) for x in out)

@@ -73,7 +73,7 @@ from mobileha.core.hsrp import (
 from mobileha.core.security import MobilitySA, SecurityAssociations
 from mobileha.core.subscribers import ReloadSubscribers, SaFailed, SaFetched
 from mobileha.core.sync import (
-    ApplyBinding,
+    ApplyBindings,
     DeleteBinding,
     Key,
     ReadyChanged,
@@ -708,8 +708,8 @@ class Cluster:
             cls = x.__class__
             if cls is Send:
                 out.append(x)
-            elif cls is ApplyBinding:
-                r = ha.apply_synced(x.binding, now, x.dynamic, x.nonce, x.sa)
+            elif cls is ApplyBindings:
+                r = ha.apply_synced_all(x.items, now)
                 if r:
                     out += r
             elif cls is DeleteBinding:

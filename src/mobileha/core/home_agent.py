@@ -668,6 +668,21 @@ class HomeAgent:
         out.append(RestoreBinding(b))
         return out
 
+    def apply_synced_all(
+        self,
+        items: Iterable[tuple[object, Binding, bool, int | None, MobilitySA | None]],
+        now: float,
+    ) -> list[Any]:
+        """:meth:`apply_synced` of each ``(key, binding, dynamic, nonce, sa)`` in order (the
+        items of a sync peer's ``ApplyBindings``)."""
+        out: list[Any] = []
+        apply = self.apply_synced
+        for _key, b, dynamic, nonce, sa in items:
+            r = apply(b, now, dynamic, nonce, sa)
+            if r:
+                out += r
+        return out
+
     def delete_synced(
         self, home_addr: str, care_of: str | None = None, now: float = 0.0
     ) -> list[Any]:

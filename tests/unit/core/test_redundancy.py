@@ -17,7 +17,7 @@ from mobileha.core.actions import Send
 from mobileha.core.binding import FLAG_T, Binding, Encap
 from mobileha.core.sync import (
     MIB_COUNTER_NAMES,
-    ApplyBinding,
+    ApplyBindings,
     DeleteBinding,
     Key,
     Mode,
@@ -117,12 +117,13 @@ class Ha:
             if isinstance(a, Send):
                 self.sent.append(a.payload)
                 sim.transmit(self, a.dst, a.payload)
-            elif isinstance(a, ApplyBinding):
-                self.table[a.binding.key] = a.binding
-                if a.dynamic:
-                    self.dynamic.add(a.binding.key)
-                else:
-                    self.dynamic.discard(a.binding.key)
+            elif isinstance(a, ApplyBindings):
+                for key, b, dynamic, _nonce, _sa in a.items:
+                    self.table[key] = b
+                    if dynamic:
+                        self.dynamic.add(key)
+                    else:
+                        self.dynamic.discard(key)
             elif isinstance(a, DeleteBinding):
                 cur = self.table.get(a.binding.key)
                 if cur is not None and cur.ident <= a.binding.ident:
@@ -469,7 +470,7 @@ def test_replayed_identification_gets_133_and_is_counted() -> None:
     acts = sim.b.sync.receive_datagram(bu, ("10.0.0.1", 434), SYNC_DST, sim.now)
     c = sim.b.sync.counters
     assert c.SecViolations == 1 and c.ReceivedBUs == 1
-    assert not any(isinstance(x, ApplyBinding) for x in acts)
+    assert not any(isinstance(x, ApplyBindings) for x in acts)
     (send,) = acts
     assert isinstance(send, Send)
     ack = decode(send.payload).message

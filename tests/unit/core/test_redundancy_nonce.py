@@ -15,7 +15,7 @@ import pytest
 
 from mobileha.core.actions import InstallBinding, RemoveBinding, Send
 from mobileha.core.home_agent import HomeAgent, RestoreBinding, WithdrawBinding
-from mobileha.core.sync import ApplyBinding, DeleteBinding, Role, SyncConfig, SyncPeer
+from mobileha.core.sync import ApplyBindings, DeleteBinding, Role, SyncConfig, SyncPeer
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
 from mobileha.wire.sync import REC_NONCE, MsgKind, decode
 from tests.unit.core.test_home_agent import FA, HA, NOW, make_ha, rrq, send
@@ -84,8 +84,8 @@ class Pair:
             if isinstance(a, Send):
                 self.sent.append(a.payload)
                 self.wire.append((node, a.dst[0], a.payload))
-            elif isinstance(a, ApplyBinding):
-                node.core.apply_synced(a.binding, self.now, a.dynamic, a.nonce)
+            elif isinstance(a, ApplyBindings):
+                node.core.apply_synced_all(a.items, self.now)
             elif isinstance(a, DeleteBinding):
                 b = a.binding  # as mobileha.node.redundancy: SyncPeer decided it is newer
                 if node.core.table.find(b.home_addr, b.care_of) is not None:

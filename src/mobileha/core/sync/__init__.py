@@ -4,7 +4,8 @@ pair and one HA address, split by concern (see :mod:`mobileha.core.sync.peer`)."
 from mobileha.core.sync.base import (
     COUNTER_NAMES,
     MIB_COUNTER_NAMES,
-    ApplyBinding,
+    Applied,
+    ApplyBindings,
     Counters,
     DeleteBinding,
     Key,
@@ -28,7 +29,8 @@ from mobileha.core.sync.records import (
 __all__ = [
     "COUNTER_NAMES",
     "MIB_COUNTER_NAMES",
-    "ApplyBinding",
+    "Applied",
+    "ApplyBindings",
     "Counters",
     "DeleteBinding",
     "Key",

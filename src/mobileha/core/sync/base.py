@@ -51,19 +51,23 @@ class Mode(Enum):
 # --- actions ------------------------------------------------------------------------
 
 
+# One binding of :class:`ApplyBindings`: its key (home, care-of), the binding, ``dynamic``
+# (the home address was allocated from the pool: mark it as allocated), the MN's replay
+# nonce ([P] REC_NONCE: restore it) and its SA from AAA ([P] REC_SA: cache it), or None.
+Applied = tuple[Key, Binding, bool, int | None, MobilitySA | None]
+
+
 @dataclass(slots=True)
-class ApplyBinding:
-    """Install or replace exactly this binding (key = home, care-of) as a synced copy.
+class ApplyBindings:
+    """Install or replace exactly these bindings (key = home, care-of), in order, as synced
+    copies: the records of one message that won, between two deletions.
 
     No S-flag replacement of other care-of addresses (the peer reports those deletions),
-    and no feedback into :meth:`SyncPeer.binding_changed`. ``dynamic``: the home address
-    was allocated from the pool, mark it as allocated.
+    and no feedback into :meth:`SyncPeer.binding_changed`. One action per run of records
+    rather than one per record: a bulk download applies about 24 records per BI Reply.
     """
 
-    binding: Binding
-    dynamic: bool = False
-    nonce: int | None = None  # [P] the MN's replay nonce (REC_NONCE), restore it
-    sa: MobilitySA | None = None  # [P] the MN's SA from AAA (REC_SA), cache it
+    items: list[Applied]
 
 
 @dataclass(slots=True)
@@ -92,7 +96,7 @@ class SyncStateChanged:
     records: int = 0
 
 
-SyncAction = Send | ApplyBinding | DeleteBinding | ReadyChanged | SyncStateChanged
+SyncAction = Send | ApplyBindings | DeleteBinding | ReadyChanged | SyncStateChanged
 
 
 @dataclass(slots=True)
@@ -183,7 +187,8 @@ __all__ = [
     "COUNTER_NAMES",
     "MIB_COUNTER_NAMES",
     "U32",
-    "ApplyBinding",
+    "Applied",
+    "ApplyBindings",
     "Counters",
     "DeleteBinding",
     "Key",

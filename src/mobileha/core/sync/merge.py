@@ -4,17 +4,17 @@ For each record the table's binding, a tombstone of a deletion and our own not y
 acknowledged change for that key are compared by Identification. Tombstones are kept
 ``tombstone_ttl`` seconds and, while a bulk download is running, until it ends: an older
 bulk record never resurrects a deleted binding. The results are
-:class:`~mobileha.core.sync.base.ApplyBinding` / ``DeleteBinding`` actions that the home
+:class:`~mobileha.core.sync.base.ApplyBindings` / ``DeleteBinding`` actions that the home
 agent executes on its table, in order, without feeding them back as changes.
 
 [P] Replay nonces (record flag REC_NONCE): each record carries the nonce the home agent
-issued last to the MN, and :class:`ApplyBinding` returns it. A nonce MN's Identification
+issued last to the MN, and :class:`ApplyBindings` returns it. A nonce MN's Identification
 does not grow (random high 32 bits, RFC 5944 §5.7), so a record whose Identification is not
 greater is still applied when its request was made with the nonce we hold for the MN (the
 next registration in the chain).
 
 [P] SAs from AAA (record flag REC_SA): a record that is applied returns the MN's SA, its key
-revealed with the secret derived from the HA-HA key, in :class:`ApplyBinding`; a block that
+revealed with the secret derived from the HA-HA key, in :class:`ApplyBindings`; a block that
 does not reveal is counted (``SaRecordErrors``) and the binding applied without it.
 """
 
@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterable
 
 from mobileha.core.binding import Binding
 from mobileha.core.sync.base import (
-    ApplyBinding,
+    Applied,
+    ApplyBindings,
     Counters,
     DeleteBinding,
     Key,
@@ -81,7 +82,9 @@ class Merger:
         actions: list[SyncAction],
     ) -> None:
         """Apply the records of one BU or BI Reply (``all_delete``: the BU's D flag), as
-        :func:`~mobileha.core.sync.records.decode_bound` gives them."""
+        :func:`~mobileha.core.sync.records.decode_bound` gives them: the records that win
+        go into :class:`ApplyBindings` actions, one per run between two deletions (the
+        order of the records is kept)."""
         c = self.counters
         sender = self._sender
         latest = sender.latest
@@ -91,6 +94,7 @@ class Merger:
         applied = stale = 0
         nonce_of = self._nonce_of
         tomb_nonces = self._tomb_nonces
+        run: list[Applied] | None = None  # the items of the last ApplyBindings in actions
         for b, rec_flags, nonce, rsa, rev_ts in records:
             if rev_ts is not None:
                 bound_revocation(b, rec_flags, rev_ts)
@@ -103,9 +107,9 @@ class Merger:
                         stale += 1  # our own unacknowledged change is newer
                         continue
                     sender.superseded(key)  # the peer's is newer: do not send ours
-            tomb = tombs.get(key) if tombs else None
             # a remaining lifetime of 0 (expired meanwhile) gives a deadline of now
             if all_delete or rec_flags & REC_DELETE or b.expires <= now:
+                tomb = tombs.get(key)
                 if tomb is None or ident > tomb or nonce is not None:
                     self.tombstone(key, ident, now, nonce)
                 cur = lookup(key)
@@ -115,12 +119,15 @@ class Merger:
                     ):
                         c.DeletedRecords += 1
                         append(DeleteBinding(b))
+                        run = None
                     else:
                         stale += 1
                 continue
-            if tomb is not None and ident <= tomb and not chained(ident, tomb_nonces.get(key)):
-                stale += 1  # deleted meanwhile: no resurrection
-                continue
+            if tombs:
+                tomb = tombs.get(key)
+                if tomb is not None and ident <= tomb and not chained(ident, tomb_nonces.get(key)):
+                    stale += 1  # deleted meanwhile: no resurrection
+                    continue
             cur = lookup(key)
             if (
                 cur is not None
@@ -142,7 +149,10 @@ class Merger:
                     c.SaRecords += 1
                 except ValueError:  # not hidden with our key: the standby asks AAA itself
                     c.SaRecordErrors += 1
-            append(ApplyBinding(b, bool(rec_flags & REC_DYNAMIC), nonce, sa))
+            if run is None:
+                run = []
+                append(ApplyBindings(run))
+            run.append((key, b, rec_flags & REC_DYNAMIC != 0, nonce, sa))
         c.AppliedRecords += applied
         c.StaleRecords += stale
 

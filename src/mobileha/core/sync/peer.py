@@ -107,11 +107,11 @@ class SyncPeer:
         also sent as BUs, so it need not yield those). ``unix_offset``: Unix time minus
         ``now`` (for the NTP timestamp Identifications). ``nonce_of(binding)``: the replay
         nonce the home agent issued last to that binding's MN, or None; sent in the record
-        ([P] REC_NONCE) and returned in :class:`ApplyBinding` on the receiving side.
+        ([P] REC_NONCE) and returned in :class:`ApplyBindings` on the receiving side.
         ``sa_of(binding)``: the MN-HA SA the home agent got from AAA for that binding's MN,
         or None; sent in the record with its key hidden ([P] REC_SA,
         :func:`~mobileha.core.sync.records.seal_sa`; ``random_bytes`` seeds the salts) and
-        returned, revealed, in :class:`ApplyBinding` on the receiving side.
+        returned, revealed, in :class:`ApplyBindings` on the receiving side.
         """
         self.config = config
         self.counters = c = Counters()
