@@ -46,6 +46,11 @@
  *       are None or one item per binding; ``revocation(state)`` gives the record flags and
  *       FA timestamp of a non-zero ``revocation``.
  *
+ *   sync_pack_chunk(bindings, now, rec_flags, nonces, sa_blocks, revocation, limit)
+ *       -> (bytes, k)
+ *       The records of bindings[:k] joined, k the most that fit in ``limit`` bytes (at
+ *       least one): what one BI Reply carries, without a bytes object per record.
+ *
  *   sync_decode(data, offset, count, factory, ha_addr, now, encaps, RecordSa, DecodeError)
  *       -> (list of (factory(...), rec_flags, nonce, sa, revocation_ts), end offset)
  *       ``count`` records, each handed to ``factory`` as the arguments of a Binding; the
@@ -515,18 +520,32 @@ static int aton(PyObject *s, unsigned char *out) {
     return 0;
 }
 
-/* The record of one binding: the bytes of mobileha.wire.sync.pack_binding_py. */
-static PyObject *pack_one(PyObject *b, double now, unsigned long rec_flags, PyObject *nonce,
-                          PyObject *block, PyObject *revocation) {
+/* One binding's record, ready to be written: the fixed part, the NAI (the str's own
+ * bytes or an encoded copy, held by ``owner``), nonce and FA timestamp, SA block. */
+struct rec {
     unsigned char head[REC_LEN];
     unsigned char tail[8];
+    Py_ssize_t tail_n;
+    const char *nai;
+    Py_ssize_t nai_n;
+    PyObject *owner; /* keeps ``nai`` alive */
+    PyObject *block; /* borrowed */
+    Py_ssize_t block_n;
+    Py_ssize_t total;
+};
+
+/* The record of one binding (the bytes of mobileha.wire.sync.pack_binding_py) into ``r``:
+ * 0, or -1 with an exception set. rec_release(r) after a 0. */
+static int rec_fields(PyObject *b, double now, unsigned long rec_flags, PyObject *nonce,
+                      PyObject *block, PyObject *revocation, struct rec *r) {
+    unsigned char *head = r->head;
+    unsigned char *tail = r->tail;
     Py_ssize_t tail_n = 0;
     PyObject *v = NULL, *nai_bytes = NULL, *rev = NULL;
     const char *nai = NULL;
     Py_ssize_t nai_n = 0, block_n = 0;
     unsigned long long ident, lifetime, flags, encap, key = 0, x;
     unsigned long remaining;
-
     if ((v = PyObject_GetAttr(b, s_home_addr)) == NULL || aton(v, head + 4) < 0) goto fail;
     Py_DECREF(v);
     if ((v = PyObject_GetAttr(b, s_care_of)) == NULL || aton(v, head + 8) < 0) goto fail;
@@ -626,20 +645,20 @@ static PyObject *pack_one(PyObject *b, double now, unsigned long rec_flags, PyOb
     int negotiated = PyObject_IsTrue(rev);
     if (negotiated < 0) goto fail;
     if (negotiated) { /* (record flags, FA timestamp) of the core's revocation state */
-        PyObject *r = PyObject_CallOneArg(revocation, rev);
-        if (r == NULL) goto fail;
+        PyObject *rt = PyObject_CallOneArg(revocation, rev);
+        if (rt == NULL) goto fail;
         unsigned long long rf, ts;
-        if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2) {
-            Py_DECREF(r);
+        if (!PyTuple_Check(rt) || PyTuple_GET_SIZE(rt) != 2) {
+            Py_DECREF(rt);
             PyErr_SetString(PyExc_TypeError, "revocation() must return (flags, timestamp)");
             goto fail;
         }
-        if (as_uint(PyTuple_GET_ITEM(r, 0), 0xFF, &rf) < 0 ||
-            as_uint(PyTuple_GET_ITEM(r, 1), 0xFFFFFFFFULL, &ts) < 0) {
-            Py_DECREF(r);
+        if (as_uint(PyTuple_GET_ITEM(rt, 0), 0xFF, &rf) < 0 ||
+            as_uint(PyTuple_GET_ITEM(rt, 1), 0xFFFFFFFFULL, &ts) < 0) {
+            Py_DECREF(rt);
             goto fail;
         }
-        Py_DECREF(r);
+        Py_DECREF(rt);
         rec_flags |= (unsigned long)rf;
         put32(tail + tail_n, (uint32_t)ts);
         tail_n += 4;
@@ -672,24 +691,49 @@ static PyObject *pack_one(PyObject *b, double now, unsigned long rec_flags, PyOb
     put32(head + 28, (uint32_t)key);
     head[32] = (unsigned char)encap;
     head[33] = (unsigned char)nai_n;
-    PyObject *out = PyBytes_FromStringAndSize(NULL, total);
-    if (out == NULL) goto fail;
-    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
-    memcpy(o, head, REC_LEN);
-    o += REC_LEN;
-    if (nai_n) memcpy(o, nai, (size_t)nai_n);
-    o += nai_n;
-    if (tail_n) memcpy(o, tail, (size_t)tail_n);
-    o += tail_n;
-    if (block_n) memcpy(o, PyBytes_AS_STRING(block), (size_t)block_n);
-    Py_XDECREF(v);
-    Py_XDECREF(nai_bytes);
-    return out;
+    r->tail_n = tail_n;
+    r->nai = nai;
+    r->nai_n = nai_n;
+    /* the encoded copy, else the str itself (its own bytes), else nothing */
+    if (nai_bytes != NULL) {
+        r->owner = nai_bytes;
+        Py_XDECREF(v);
+    } else {
+        r->owner = v;
+    }
+    r->block = block;
+    r->block_n = block_n;
+    r->total = total;
+    return 0;
 fail:
     Py_XDECREF(v);
     Py_XDECREF(nai_bytes);
     Py_XDECREF(rev);
-    return NULL;
+    return -1;
+}
+
+static void rec_release(struct rec *r) { Py_CLEAR(r->owner); }
+
+/* Write the record of ``r`` (r->total bytes) at ``o``. */
+static void rec_write(const struct rec *r, unsigned char *o) {
+    memcpy(o, r->head, REC_LEN);
+    o += REC_LEN;
+    if (r->nai_n) memcpy(o, r->nai, (size_t)r->nai_n);
+    o += r->nai_n;
+    if (r->tail_n) memcpy(o, r->tail, (size_t)r->tail_n);
+    o += r->tail_n;
+    if (r->block_n) memcpy(o, PyBytes_AS_STRING(r->block), (size_t)r->block_n);
+}
+
+/* The record of one binding as bytes. */
+static PyObject *pack_one(PyObject *b, double now, unsigned long rec_flags, PyObject *nonce,
+                          PyObject *block, PyObject *revocation) {
+    struct rec r;
+    if (rec_fields(b, now, rec_flags, nonce, block, revocation, &r) < 0) return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, r.total);
+    if (out != NULL) rec_write(&r, (unsigned char *)PyBytes_AS_STRING(out));
+    rec_release(&r);
+    return out;
 }
 
 static PyObject *sync_pack_one(PyObject *self, PyObject *args) {
@@ -745,6 +789,64 @@ static PyObject *sync_pack(PyObject *self, PyObject *args) {
         PyList_SET_ITEM(out, i, rec);
     }
     return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* The records of bindings[0:k] as one bytes object, k the most whose records fit in
+ * ``limit`` bytes together (at least one): mobileha.wire.sync.pack_chunk_py. A record is
+ * only built while one of REC_LEN bytes could still fit. */
+static PyObject *sync_pack_chunk(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *bindings, *rec_flags, *nonces, *blocks, *revocation;
+    double now;
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "O!dOOOOn", &PyList_Type, &bindings, &now, &rec_flags, &nonces,
+                          &blocks, &revocation, &limit)) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(bindings);
+    if (opt_list(rec_flags, n, "rec_flags") < 0 || opt_list(nonces, n, "nonces") < 0 ||
+        opt_list(blocks, n, "sa_blocks") < 0) {
+        return NULL;
+    }
+    if (limit < 0) {
+        PyErr_SetString(PyExc_ValueError, "limit must not be negative");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, limit);
+    if (out == NULL) return NULL;
+    Py_ssize_t used = 0, k = 0;
+    for (; k < n; k++) {
+        if (k > 0 && used + REC_LEN > limit) break; /* no record can fit any more */
+        unsigned long f = 0;
+        if (rec_flags != Py_None) {
+            f = PyLong_AsUnsignedLong(PyList_GET_ITEM(rec_flags, k));
+            if (f == (unsigned long)-1 && PyErr_Occurred()) goto fail;
+        }
+        struct rec r;
+        if (rec_fields(PyList_GET_ITEM(bindings, k), now, f, opt_item(nonces, k, Py_None),
+                       opt_item(blocks, k, Py_None), revocation, &r) < 0) {
+            goto fail;
+        }
+        if (used + r.total > limit) {
+            if (k > 0) {
+                rec_release(&r);
+                break;
+            }
+            if (_PyBytes_Resize(&out, r.total) < 0) { /* the first one goes anyway */
+                rec_release(&r);
+                return NULL;
+            }
+        }
+        rec_write(&r, (unsigned char *)PyBytes_AS_STRING(out) + used);
+        used += r.total;
+        rec_release(&r);
+    }
+    if (used != PyBytes_GET_SIZE(out) && _PyBytes_Resize(&out, used) < 0) return NULL;
+    PyObject *res = Py_BuildValue("(Nn)", out, k);
+    return res;
 fail:
     Py_DECREF(out);
     return NULL;
@@ -1001,6 +1103,9 @@ static PyMethodDef methods[] = {
      "sync_pack_one(binding, now, rec_flags, nonce, sa_block, revocation) -> one sync record"},
     {"sync_pack", sync_pack, METH_VARARGS,
      "sync_pack(bindings, now, rec_flags, nonces, sa_blocks, revocation) -> list of records"},
+    {"sync_pack_chunk", sync_pack_chunk, METH_VARARGS,
+     "sync_pack_chunk(bindings, now, rec_flags, nonces, sa_blocks, revocation, limit)"
+     " -> (records that fit in limit bytes, how many)"},
     {"sync_decode", sync_decode, METH_VARARGS,
      "sync_decode(data, offset, count, factory, ha_addr, now, encaps, RecordSa, DecodeError)"
      " -> (entries, end)"},

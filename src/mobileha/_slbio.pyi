@@ -28,6 +28,16 @@ def sync_pack(
     revocation: Callable[[int], tuple[int, int]],
     /,
 ) -> list[bytes]: ...
+def sync_pack_chunk(
+    bindings: list[Any],
+    now: float,
+    rec_flags: list[int] | None,
+    nonces: list[int | None] | None,
+    sa_blocks: list[bytes | None] | None,
+    revocation: Callable[[int], tuple[int, int]],
+    limit: int,
+    /,
+) -> tuple[bytes, int]: ...
 def sync_decode(
     data: bytes,
     offset: int,

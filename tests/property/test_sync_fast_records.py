@@ -38,6 +38,7 @@ from mobileha.wire.sync import (
     encode_record,
     pack_binding_py,
     pack_bindings_py,
+    pack_chunk_py,
 )
 from tests.property.test_sync_props import record_sa, records
 from tests.property.test_sync_records import bindings
@@ -130,6 +131,69 @@ def test_batch_pack_c_equals_python(
     assert ws.pack_bindings(bs, now, None, None, None, revocation_fields) == pack_bindings_py(
         bs, now, None, None, None, revocation_fields
     )
+
+
+def _chunk_reference(records: list[bytes], limit: int) -> tuple[bytes, int]:
+    """The most leading records whose sizes add up to at most ``limit``, at least one."""
+    k, used = 0, 0
+    for rec in records:
+        if k and used + len(rec) > limit:
+            break
+        k += 1
+        used += len(rec)
+    return b"".join(records[:k]), k
+
+
+@SETTINGS
+@given(
+    items=st.lists(
+        st.tuples(bindings(), rec_flags, nonces, st.one_of(st.none(), record_sa)), max_size=8
+    ),
+    now=st.floats(0, 1e7, allow_nan=False),
+    limit=st.integers(0, 700),
+    with_flags=st.booleans(),
+    with_nonces=st.booleans(),
+)
+def test_chunk_pack_equals_the_joined_records_that_fit_in_python_and_c(
+    items: list[tuple[tuple[Binding, float], int, int | None, RecordSa | None]],
+    now: float,
+    limit: int,
+    with_flags: bool,
+    with_nonces: bool,
+) -> None:
+    """One BI Reply's records: the leading records that fit in ``limit`` (at least one),
+    joined; C = Python = the records of pack_bindings_py cut there."""
+    bs = [bn[0] for bn, _, _, _ in items]
+    flags = [f for _, f, _, _ in items] if with_flags else None
+    ns = [n for _, _, n, _ in items] if with_nonces else None
+    blocks = [None if sa is None else sa.encode() for _, _, _, sa in items]
+    ref = _chunk_reference(pack_bindings_py(bs, now, flags, ns, blocks, revocation_fields), limit)
+    assert pack_chunk_py(bs, now, flags, ns, blocks, revocation_fields, limit) == ref
+    if ws.C_RECORDS:
+        assert ws.pack_chunk(bs, now, flags, ns, blocks, revocation_fields, limit) == ref
+
+
+def test_chunk_pack_edges_are_the_same_in_python_and_c() -> None:
+    small = Binding("10.1.1.1", "192.0.2.1", HA, 60, 60.0, 1, 0)
+    big = Binding("10.1.1.2", "192.0.2.1", HA, 60, 60.0, 2, 0, nai="n" * 200)
+    bad = Binding("10.1.1.3", "192.0.2.1", HA, 60, 60.0, 3, 0, nai="n" * 256)
+    one = pack_binding_py(small, 0.0, 0, None, None, revocation_fields)
+    impls = [pack_chunk_py] + ([ws.pack_chunk] if ws.C_RECORDS else [])
+    for pack in impls:
+        assert pack([], 0.0, None, None, None, revocation_fields, 100) == (b"", 0)
+        # a first record larger than the limit goes alone
+        assert pack([big, small], 0.0, None, None, None, revocation_fields, 50)[1] == 1
+        # a record is not even built once no record can fit
+        assert pack([small, bad], 0.0, None, None, None, revocation_fields, len(one) + 33) == (
+            one,
+            1,
+        )
+        with pytest.raises(ValueError, match="NAI longer than 255 bytes"):
+            pack([small, bad], 0.0, None, None, None, revocation_fields, 1000)
+        with pytest.raises(ValueError, match="nonces"):
+            pack([small], 0.0, None, [1, 2], None, revocation_fields, 100)
+        with pytest.raises(ValueError, match="limit"):
+            pack([small], 0.0, None, None, None, revocation_fields, -1)
 
 
 def test_batch_pack_columns_must_match_the_bindings() -> None:

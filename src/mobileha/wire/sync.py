@@ -660,6 +660,44 @@ def pack_bindings_py(
     ]
 
 
+def pack_chunk_py(
+    bindings: list[Any],
+    now: float,
+    rec_flags: list[int] | None,
+    nonces: list[int | None] | None,
+    sa_blocks: list[bytes | None] | None,
+    revocation: RevocationFields,
+    limit: int,
+) -> tuple[bytes, int]:
+    """The records of ``bindings[:k]`` (:func:`pack_binding_py` each) joined, ``k`` the
+    most whose records fit in ``limit`` bytes together, at least one (what one BI Reply
+    carries). A record is only built while one of :data:`RECORD_LEN` bytes could fit."""
+    n = len(bindings)
+    for name, col in (("rec_flags", rec_flags), ("nonces", nonces), ("sa_blocks", sa_blocks)):
+        if col is not None and len(col) != n:
+            raise ValueError(f"{name} must be None or a list as long as bindings")
+    if limit < 0:
+        raise ValueError("limit must not be negative")
+    parts: list[bytes] = []
+    used = 0
+    for i, b in enumerate(bindings):
+        if i and used + RECORD_LEN > limit:
+            break  # no record can fit any more
+        rec = pack_binding_py(
+            b,
+            now,
+            0 if rec_flags is None else rec_flags[i],
+            None if nonces is None else nonces[i],
+            None if sa_blocks is None else sa_blocks[i],
+            revocation,
+        )
+        if i and used + len(rec) > limit:
+            break
+        parts.append(rec)
+        used += len(rec)
+    return b"".join(parts), len(parts)
+
+
 def decode_bindings_py(
     data: bytes,
     offset: int,
@@ -751,10 +789,23 @@ if C_RECORDS:
         ],
         list[bytes],
     ] = _c.sync_pack
+    pack_chunk: Callable[
+        [
+            list[Any],
+            float,
+            list[int] | None,
+            list[int | None] | None,
+            list[bytes | None] | None,
+            RevocationFields,
+            int,
+        ],
+        tuple[bytes, int],
+    ] = _c.sync_pack_chunk
     decode_bindings = decode_bindings_c
 else:  # pragma: no cover - without the C module
     pack_binding = pack_binding_py
     pack_bindings = pack_bindings_py
+    pack_chunk = pack_chunk_py
     decode_bindings = decode_bindings_py
 
 
@@ -881,6 +932,8 @@ __all__ = [
     "pack_binding_py",
     "pack_bindings",
     "pack_bindings_py",
+    "pack_chunk",
+    "pack_chunk_py",
     "peek_ha_address",
     "peek_kind",
     "record_gre_key",

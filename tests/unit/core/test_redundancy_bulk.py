@@ -392,6 +392,7 @@ def test_python_and_c_record_paths_converge_alike(
     if path == "python":
         monkeypatch.setattr(records, "pack_binding", ws.pack_binding_py)
         monkeypatch.setattr(records, "pack_bindings", ws.pack_bindings_py)
+        monkeypatch.setattr(records, "pack_chunk", ws.pack_chunk_py)
         monkeypatch.setattr(ws, "decode_bindings", ws.decode_bindings_py)
     elif not ws.C_RECORDS:
         pytest.skip("mobileha._slbio is not built")

@@ -11,9 +11,8 @@ packed is skipped (its deletion follows as a BU).
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable, Iterator
-from itertools import accumulate, islice
+from itertools import islice
 
 from mobileha.core.binding import Binding
 from mobileha.core.sync.base import Counters, SyncAction, SyncConfig
@@ -108,20 +107,18 @@ class Download:
 class Transfer:
     """A bulk transfer we stream to the peer (it sent the BI Request ``txn``).
 
-    Records are packed in batches (:meth:`Channel.pack_many`) of about what one BI Reply
-    holds, estimated from the records packed so far; the few that do not fit wait for the
-    next chunk (packed again if the clock moved meanwhile: the remaining lifetimes are
-    those at send time)."""
+    Each BI Reply takes as many bindings as fit (:meth:`Channel.pack_upto`: their records
+    packed at send time straight into the chunk's bytes) from a few more taken from the
+    table iterator than a chunk can hold; those that do not fit wait for the next chunk."""
 
     __slots__ = (
-        "avg",
         "built_all",
         "exhausted",
+        "flags",
         "iterator",
-        "left",
-        "left_at",
         "next_chunk",
         "out",
+        "pending",
         "txn",
     )
 
@@ -130,10 +127,9 @@ class Transfer:
         self.iterator = iterator
         self.next_chunk = 0
         self.out: dict[int, Out] = {}
-        # packed records that did not fit in the previous chunk: bindings, flags, records
-        self.left: tuple[list[Binding], list[int], list[bytes]] = ([], [], [])
-        self.left_at = 0.0  # when they were packed
-        self.avg = 64  # bytes per record, for the size of the next batch
+        # bindings taken from the iterator, not sent yet, and their record flags
+        self.pending: list[Binding] = []
+        self.flags: list[int] = []  # (empty without ``dynamic_of``: 0 each)
         self.exhausted = False  # the iterator is done
         self.built_all = False
 
@@ -142,48 +138,41 @@ class Transfer:
         config: SyncConfig,
         counters: Counters,
         channel: Channel,
-        dynamic_of: Callable[[Binding], bool],
+        dynamic_of: Callable[[Binding], bool] | None,
         now: float,
         actions: list[SyncAction],
     ) -> None:
-        """Send BI Replies until ``bi_window`` are unacknowledged or the table is done."""
+        """Send BI Replies until ``bi_window`` are unacknowledged or the table is done.
+        ``dynamic_of``: is a binding's home address from the pool (None: none is)."""
         limit = config.max_message - HEADER_LEN - HHAE_LEN - CHUNK_EXT.size
+        most = limit // RECORD_LEN + 1  # more records than one chunk can hold
         window = config.bi_window
         it = self.iterator
-        pack_many = channel.pack_many
+        pack_upto = channel.pack_upto
         chunk_type = channel.types.chunk
+        bs = self.pending
+        fl = self.flags
         while not self.built_all and len(self.out) < window:
-            bs, fl, recs = self.left
-            if recs and self.left_at != now:  # packed earlier: lifetimes moved on
-                recs = pack_many(bs, now, fl)
-            size = sum(map(len, recs))
-            while not self.exhausted and size + RECORD_LEN <= limit:
-                want = (limit - size) // self.avg + 1
+            while not self.exhausted and len(bs) < most:
+                want = most - len(bs)
                 batch = list(islice(it, want))
                 if len(batch) < want:
                     self.exhausted = True
                 # an expired binding is skipped: its deletion follows as a BU
                 live = [b for b in batch if b.expires > now]
-                flags = [REC_DYNAMIC if dynamic_of(b) else 0 for b in live]
-                packed = pack_many(live, now, flags)
-                n = sum(map(len, packed))
-                if packed:
-                    self.avg = max(RECORD_LEN, n // len(packed))
                 bs += live
-                fl += flags
-                recs += packed
-                size += n
-            k = len(recs)
-            if size > limit:  # the first k records fit (always at least one)
-                k = max(1, bisect_right(list(accumulate(map(len, recs))), limit))
-            self.left = (bs[k:], fl[k:], recs[k:])
-            self.left_at = now
-            last = self.exhausted and k == len(recs)
+                if dynamic_of is not None:
+                    fl += [REC_DYNAMIC if dynamic_of(b) else 0 for b in live]
+            flags = fl if dynamic_of is not None else None
+            records, k = pack_upto(bs, now, flags, limit)
+            last = self.exhausted and k == len(bs)
             chunk = self.next_chunk
             self.next_chunk += 1
-            body = b"".join(recs[:k]) + CHUNK_EXT.pack(chunk_type, 4, chunk)
+            body = records + CHUNK_EXT.pack(chunk_type, 4, chunk)
             out = Out(MsgKind.BI_REPLY, self.txn, FLAG_LAST if last else 0, k, body, chunk)
-            out.items = list(zip(bs[:k], fl[:k], strict=True))
+            out.items = (bs[:k], None if flags is None else fl[:k])
+            del bs[:k]
+            del fl[:k]
             self.out[chunk] = out
             self.built_all = last
             counters.SentBIReps += 1

@@ -25,7 +25,7 @@ from mobileha.core.actions import Send
 from mobileha.core.binding import Binding
 from mobileha.core.security import MobilitySA
 from mobileha.core.sync.base import U32, Counters, Key, SyncAction, SyncConfig
-from mobileha.core.sync.records import pack_record, pack_records, seal_sa
+from mobileha.core.sync.records import pack_record, pack_records, pack_records_upto, seal_sa
 from mobileha.wire.auth import NTP_EPOCH_OFFSET
 from mobileha.wire.sync import (
     CHUNK_EXT,
@@ -97,8 +97,9 @@ class Out:
         self.body = body
         self.chunk = chunk
         self.changes = changes
-        # re-packed on retransmission (a BU: its changes' bindings and record flags)
-        self.items: list[tuple[Binding, int]] | None = None
+        # re-packed on retransmission: the bindings of a BI Reply and their record flags
+        # (None: 0 each); a BU's come from its changes
+        self.items: tuple[list[Binding], list[int] | None] | None = None
         self.attempts = 0
         self.failures = 0
         self.deadline = 0.0
@@ -205,15 +206,35 @@ class Channel:
             self._sa_block(b, rec_flags),
         )
 
-    def pack_many(self, bindings: list[Binding], now: float, rec_flags: list[int]) -> list[bytes]:
-        """:meth:`pack` of each binding (with its ``rec_flags``), in one call."""
+    def pack_many(
+        self, bindings: list[Binding], now: float, rec_flags: list[int] | None
+    ) -> list[bytes]:
+        """:meth:`pack` of each binding (with its ``rec_flags``; None: 0 each), in one call."""
+        nonces, blocks = self._extras(bindings, rec_flags)
+        return pack_records(bindings, now, rec_flags, nonces, blocks)
+
+    def pack_upto(
+        self, bindings: list[Binding], now: float, rec_flags: list[int] | None, limit: int
+    ) -> tuple[bytes, int]:
+        """The records of ``bindings[:k]`` (:meth:`pack` each) joined, ``k`` the most that
+        fit in ``limit`` bytes, at least one (one BI Reply's records)."""
+        nonces, blocks = self._extras(bindings, rec_flags)
+        return pack_records_upto(bindings, now, rec_flags, nonces, blocks, limit)
+
+    def _extras(
+        self, bindings: list[Binding], rec_flags: list[int] | None
+    ) -> tuple[list[int | None] | None, list[bytes | None] | None]:
+        """The MNs' nonces and SA blocks of ``bindings`` (None: none configured)."""
         nonce_of = self._nonce_of
         blocks = None
         if self._sa_of is not None:
             sa_block = self._sa_block
-            blocks = [sa_block(b, f) for b, f in zip(bindings, rec_flags, strict=True)]
+            if rec_flags is None:
+                blocks = [sa_block(b, 0) for b in bindings]
+            else:
+                blocks = [sa_block(b, f) for b, f in zip(bindings, rec_flags, strict=True)]
         nonces = None if nonce_of is None else [nonce_of(b) for b in bindings]
-        return pack_records(bindings, now, rec_flags, nonces, blocks)
+        return nonces, blocks
 
     def _sa_block(self, b: Binding, rec_flags: int) -> bytes | None:
         """The REC_SA block of ``b``'s SA from AAA (None: none, or a deletion)."""
@@ -244,11 +265,10 @@ class Channel:
         cfg = self.config
         items = out.items
         if out.lows and items is None and out.changes is not None:
-            items = [(ch.binding, ch.rflags) for ch in out.changes]
+            items = ([ch.binding for ch in out.changes], [ch.rflags for ch in out.changes])
         if out.lows and items is not None:
             # a retransmission: the remaining lifetimes are those of now (P§5.4 "at send time")
-            bindings = [b for b, _ in items]
-            body = b"".join(self.pack_many(bindings, now, [f for _, f in items]))
+            body = b"".join(self.pack_many(items[0], now, items[1]))
             if out.chunk is not None:
                 body += CHUNK_EXT.pack(self.types.chunk, 4, out.chunk)
             out.body = body

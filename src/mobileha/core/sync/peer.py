@@ -80,10 +80,6 @@ from mobileha.wire.sync import (
 )
 
 
-def _default_dynamic(b: Binding) -> bool:
-    return bool(getattr(b, "dynamic", False))
-
-
 class SyncPeer:
     """Binding sync with one peer HA for one HA address (module docstring)."""
 
@@ -94,7 +90,7 @@ class SyncPeer:
         iterate: Callable[[], Iterable[Binding]],
         *,
         unix_offset: float = 0.0,
-        dynamic_of: Callable[[Binding], bool] = _default_dynamic,
+        dynamic_of: Callable[[Binding], bool] | None = None,
         nonce_of: Callable[[Binding], int | None] | None = None,
         sa_of: Callable[[Binding], MobilitySA | None] | None = None,
         random_bytes: Callable[[int], bytes] = os.urandom,
@@ -105,7 +101,9 @@ class SyncPeer:
         ``iterate()``: a lazy iterable over our table for bulk transfers; it must tolerate
         changes to the table between two ``next()`` calls (bindings changed meanwhile are
         also sent as BUs, so it need not yield those). ``unix_offset``: Unix time minus
-        ``now`` (for the NTP timestamp Identifications). ``nonce_of(binding)``: the replay
+        ``now`` (for the NTP timestamp Identifications). ``dynamic_of(binding)``: was its
+        home address allocated from the pool ([P] REC_DYNAMIC; None: no binding's was).
+        ``nonce_of(binding)``: the replay
         nonce the home agent issued last to that binding's MN, or None; sent in the record
         ([P] REC_NONCE) and returned in :class:`ApplyBindings` on the receiving side.
         ``sa_of(binding)``: the MN-HA SA the home agent got from AAA for that binding's MN,
@@ -261,7 +259,8 @@ class SyncPeer:
         actions (BUs that filled up) to ``actions``; the change queued, pending until the
         peer acknowledges it or a newer one (its ``waiters`` are handed over then)."""
         if dynamic is None:
-            dynamic = self._dynamic_of(binding)
+            dynamic_of = self._dynamic_of
+            dynamic = dynamic_of is not None and dynamic_of(binding)
         ch = Change(binding, delete, dynamic, now)
         if delete:
             # our own deletions are tombstones too: a bulk record the peer built before it

@@ -47,6 +47,7 @@ from mobileha.wire.sync import (
     decode,
     pack_binding,
     pack_bindings,
+    pack_chunk,
     remaining_of,
 )
 
@@ -93,6 +94,19 @@ def pack_records(
     """:func:`pack_record` of each binding, in one call (``rec_flags``, ``nonces``,
     ``sa_blocks``: one per binding, or None for none)."""
     return pack_bindings(bindings, now, rec_flags, nonces, sa_blocks, revocation_fields)
+
+
+def pack_records_upto(
+    bindings: list[Binding],
+    now: float,
+    rec_flags: list[int] | None,
+    nonces: list[int | None] | None,
+    sa_blocks: list[bytes | None] | None,
+    limit: int,
+) -> tuple[bytes, int]:
+    """The records of ``bindings[:k]`` (:func:`pack_record` each) joined, ``k`` the most
+    that fit in ``limit`` bytes, at least one: the records of one BI Reply."""
+    return pack_chunk(bindings, now, rec_flags, nonces, sa_blocks, revocation_fields, limit)
 
 
 def decode_bound(data: bytes, now: float, types: SyncTypes) -> Decoded:
@@ -224,6 +238,7 @@ __all__ = [
     "open_sa",
     "pack_record",
     "pack_records",
+    "pack_records_upto",
     "record_from_binding",
     "remaining_lifetime",
     "revocation_fields",
