@@ -41,11 +41,19 @@ from mobileha.core.sync import (
 )
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
 
+try:
+    from mobileha import _slbio
+except ImportError:  # the C module is optional
+    _slbio = None  # type: ignore[assignment]
+
 VIP = "10.0.0.100"
 KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
 IDENT0 = 0xE6B5A4C000000000
 HOST = "127.0.0.1"
 BULK_TARGET_S = 4.0  # seconds per 1,000,000 bindings
+# the node's socket I/O: recvmmsg/sendmmsg batches when the C module is built
+# (SYNC_BENCH_IO=plain: a recvfrom/sendto per datagram)
+BATCH_IO = _slbio is not None and os.environ.get("SYNC_BENCH_IO", "batch") == "batch"
 
 
 def make_binding(i: int, now: float, ident: int) -> Binding:
@@ -92,23 +100,40 @@ class Runner:
             cfg, table.get, lambda: iter(table.values()), unix_offset=time.time() - time.monotonic()
         )
         self.rx_bytes = 0
+        self.out: list[tuple[bytes, Any]] = []  # datagrams to send
+        self.reading = False  # within a batch of datagrams read: send after it
 
     def execute(self, actions: list[Any]) -> None:
-        sendto = self.sock.sendto
+        out = self.out
         table = self.table
         for a in actions:
             if type(a) is Send:
-                while True:
-                    try:
-                        sendto(a.payload, a.dst)
-                        break
-                    except BlockingIOError:
-                        select.select([], [self.sock], [], 0.01)
+                out.append((a.payload, a.dst))
             elif type(a) is ApplyBindings:
                 for item in a.items:
                     table[item[0]] = item[1]
             elif type(a) is DeleteBinding:
                 table.pop(a.binding.key, None)
+        if not self.reading:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what the actions queued: one sendmmsg(2) per 64 with the C module (as the
+        node's BatchedUdp does after each batch it read), else a sendto(2) each."""
+        out = self.out
+        i = 0
+        while i < len(out):
+            if BATCH_IO:
+                i += _slbio.sendto_all(self.sock.fileno(), out, i)
+            else:
+                try:
+                    self.sock.sendto(*out[i])
+                    i += 1
+                except BlockingIOError:
+                    pass
+            if i < len(out):
+                select.select([], [self.sock], [], 0.01)
+        out.clear()
 
     def poll(self, max_wait: float) -> None:
         peer = self.peer
@@ -117,20 +142,38 @@ class Runner:
         wait = max_wait if d is None else min(max_wait, max(0.0, d - now))
         if wait > 0:
             select.select([self.sock], [], [], wait)
-        recv = self.sock.recvfrom
         handle = peer.receive_datagram
         dst = self.sock.getsockname()
-        for _ in range(256):
-            try:
-                data, src = recv(2048)
-            except BlockingIOError:
-                break
+        self.reading = True
+        for data, src in self.receive():
             self.rx_bytes += len(data)
             self.execute(handle(data, src, dst, time.monotonic()))
+        self.reading = False
+        self.flush()
         now = time.monotonic()
         d = peer.get_timer()
         if d is not None and d <= now:
             self.execute(peer.handle_timer(now))
+
+    def receive(self) -> list[tuple[bytes, Any]]:
+        """Up to 256 waiting datagrams: recvmmsg(2), 64 per call, with the C module (as the
+        node's BatchedUdp reads), else a recvfrom(2) each."""
+        got: list[tuple[bytes, Any]] = []
+        if BATCH_IO:
+            fd = self.sock.fileno()
+            while len(got) < 256:
+                batch = _slbio.recv_requests(fd, 64, 2048)
+                got += [(data, src) for data, src, _, _ in batch]
+                if len(batch) < 64:
+                    break
+            return got
+        recv = self.sock.recvfrom
+        for _ in range(256):
+            try:
+                got.append(recv(2048))
+            except BlockingIOError:
+                break
+        return got
 
 
 # ------------------------------------------------------------------------------ workers
