@@ -51,14 +51,18 @@
  *       The records of bindings[:k] joined, k the most that fit in ``limit`` bytes (at
  *       least one): what one BI Reply carries, without a bytes object per record.
  *
- *   sync_decode(data, offset, count, factory, ha_addr, now, encaps, RecordSa, DecodeError)
+ *   sync_decode(data, offset, count, factory, ha_addr, now, encaps, RecordSa, DecodeError,
+ *               layout=None)
  *       -> (list of (factory(...), rec_flags, nonce, sa, revocation_ts), end offset)
  *       ``count`` records, each handed to ``factory`` as the arguments of a Binding; the
- *       same checks and DecodeError(reason, detail) as the Python decoder.
+ *       same checks and DecodeError(reason, detail) as the Python decoder. With ``layout``
+ *       (mobileha.wire.sync.slot_layout of a slots dataclass) the arguments are stored
+ *       in the instance's slots directly, as its __init__ would.
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -885,21 +889,97 @@ static PyObject *cached_quad(const unsigned char *p) {
     return addr_str(a);
 }
 
+/* The slots a record's binding is written to directly, without calling the factory's
+ * __init__ (mobileha.wire.sync.slot_layout: a slots dataclass whose __init__ only stores
+ * its arguments): the offsets of the 11 factory arguments' slots, then of the remaining
+ * fields' slots with their defaults. */
+#define FACTORY_ARGS 11
+#define MAX_SLOTS 32
+struct layout {
+    PyTypeObject *type;
+    Py_ssize_t n_rest;
+    Py_ssize_t at[FACTORY_ARGS];
+    Py_ssize_t rest_at[MAX_SLOTS];
+    PyObject *rest[MAX_SLOTS]; /* borrowed from the layout tuple */
+};
+
+/* The offset of a writable object slot of ``type`` (a member descriptor): 0, or -1. */
+static int slot_offset(PyTypeObject *type, PyObject *d, Py_ssize_t *out) {
+    if (!PyObject_TypeCheck(d, &PyMemberDescr_Type)) goto bad;
+    PyMemberDescrObject *m = (PyMemberDescrObject *)d;
+    if (!PyType_IsSubtype(type, m->d_common.d_type) || m->d_member->type != T_OBJECT_EX ||
+        (m->d_member->flags & READONLY)) {
+        goto bad;
+    }
+    *out = m->d_member->offset;
+    return 0;
+bad:
+    PyErr_SetString(PyExc_TypeError, "slot layout: not a writable object slot of the factory");
+    return -1;
+}
+
+/* Read ``spec`` ((11 descriptors), ((descriptor, default), ...)) for ``factory``. */
+static int read_layout(PyObject *factory, PyObject *spec, struct layout *lay) {
+    PyObject *args, *rest;
+    if (!PyType_Check(factory) || !PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 2 ||
+        !PyTuple_Check(args = PyTuple_GET_ITEM(spec, 0)) ||
+        PyTuple_GET_SIZE(args) != FACTORY_ARGS || !PyTuple_Check(rest = PyTuple_GET_ITEM(spec, 1)) ||
+        PyTuple_GET_SIZE(rest) > MAX_SLOTS) {
+        PyErr_SetString(PyExc_TypeError, "slot layout: ((11 descriptors), ((descriptor, default), ...))");
+        return -1;
+    }
+    lay->type = (PyTypeObject *)factory;
+    for (Py_ssize_t i = 0; i < FACTORY_ARGS; i++) {
+        if (slot_offset(lay->type, PyTuple_GET_ITEM(args, i), &lay->at[i]) < 0) return -1;
+    }
+    lay->n_rest = PyTuple_GET_SIZE(rest);
+    for (Py_ssize_t i = 0; i < lay->n_rest; i++) {
+        PyObject *pair = PyTuple_GET_ITEM(rest, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError, "slot layout: (descriptor, default) pairs");
+            return -1;
+        }
+        if (slot_offset(lay->type, PyTuple_GET_ITEM(pair, 0), &lay->rest_at[i]) < 0) return -1;
+        lay->rest[i] = PyTuple_GET_ITEM(pair, 1);
+    }
+    return 0;
+}
+
+/* A new instance of the layout's type with the slots filled: ``f`` (stolen on success)
+ * and the defaults. */
+static PyObject *fill_slots(const struct layout *lay, PyObject **f) {
+    PyObject *o = lay->type->tp_alloc(lay->type, 0);
+    if (o == NULL) return NULL;
+    char *base = (char *)o;
+    for (int k = 0; k < FACTORY_ARGS; k++) {
+        *(PyObject **)(base + lay->at[k]) = f[k];
+        f[k] = NULL;
+    }
+    for (Py_ssize_t k = 0; k < lay->n_rest; k++) {
+        PyObject *v = lay->rest[k];
+        Py_INCREF(v);
+        *(PyObject **)(base + lay->rest_at[k]) = v;
+    }
+    return o;
+}
+
 /* ``count`` records from data[offset:] as entries (factory(...), record flags, nonce, SA,
  * revocation timestamp), the same as mobileha.wire.sync.decode_bindings_py. */
 static PyObject *sync_decode(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer buf;
     Py_ssize_t offset, count;
-    PyObject *factory, *ha_addr, *encaps, *record_sa, *error_cls;
+    PyObject *factory, *ha_addr, *encaps, *record_sa, *error_cls, *spec = Py_None;
     double now;
-    if (!PyArg_ParseTuple(args, "y*nnOUdO!OO", &buf, &offset, &count, &factory, &ha_addr, &now,
-                          &PyDict_Type, &encaps, &record_sa, &error_cls)) {
+    if (!PyArg_ParseTuple(args, "y*nnOUdO!OO|O", &buf, &offset, &count, &factory, &ha_addr, &now,
+                          &PyDict_Type, &encaps, &record_sa, &error_cls, &spec)) {
         return NULL;
     }
     const unsigned char *data = buf.buf;
     Py_ssize_t end_all = buf.len;
     PyObject *out = NULL, *res = NULL, *last_lt = NULL, *last_exp = NULL;
+    struct layout lay;
+    if (spec != Py_None && read_layout(factory, spec, &lay) < 0) goto done;
     if (offset < 0 || count < 0 || offset > end_all) {
         PyErr_SetString(PyExc_ValueError, "offset or count out of range");
         goto done;
@@ -1043,7 +1123,7 @@ static PyObject *sync_decode(PyObject *self, PyObject *args) {
             Py_INCREF(s_empty);
             f[10] = s_empty;
         }
-        bnd = PyObject_Vectorcall(factory, f, 11, NULL);
+        bnd = spec != Py_None ? fill_slots(&lay, f) : PyObject_Vectorcall(factory, f, 11, NULL);
         if (bnd == NULL) goto rec_fail;
         entry = PyTuple_New(5);
         if (entry == NULL) goto rec_fail;
@@ -1107,7 +1187,8 @@ static PyMethodDef methods[] = {
      "sync_pack_chunk(bindings, now, rec_flags, nonces, sa_blocks, revocation, limit)"
      " -> (records that fit in limit bytes, how many)"},
     {"sync_decode", sync_decode, METH_VARARGS,
-     "sync_decode(data, offset, count, factory, ha_addr, now, encaps, RecordSa, DecodeError)"
+     "sync_decode(data, offset, count, factory, ha_addr, now, encaps, RecordSa, DecodeError,"
+     " layout=None)"
      " -> (entries, end)"},
     {NULL, NULL, 0, NULL},
 };

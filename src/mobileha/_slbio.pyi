@@ -48,5 +48,6 @@ def sync_decode(
     encaps: dict[int, Any],
     record_sa: Callable[..., Any],
     decode_error: type[Exception],
+    layout: tuple[tuple[Any, ...], tuple[tuple[Any, Any], ...]] | None = None,
     /,
 ) -> tuple[list[tuple[Any, int, int | None, Any, int | None]], int]: ...

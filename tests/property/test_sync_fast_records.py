@@ -6,6 +6,7 @@ decoding, and the same DecodeError (reason and detail) on every malformed input.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -308,3 +309,92 @@ def test_every_record_flag_round_trips_through_both() -> None:
         assert flags == rec.rec_flags | REC_NONCE | REC_SA | REC_REVOCATION
         assert (nonce, got_sa, ts) == (77, sa, 123)
         assert (b.gre_key, b.nai, b.src_addr, b.expires) == (0, None, "", float("inf"))
+
+
+# --- the C decoder filling a slots dataclass directly (wire.sync.slot_layout) ------------
+
+
+def test_binding_has_a_slot_layout_with_its_defaults() -> None:
+    layout = ws.slot_layout(Binding)
+    assert layout is not None
+    args, rest = layout
+    assert [d.__name__ for d in args] == [
+        "home_addr", "care_of", "ha_addr", "lifetime", "expires", "ident", "flags", "encap",
+        "gre_key", "nai", "src_addr",
+    ]  # fmt: skip
+    assert [(d.__name__, v) for d, v in rest] == [("src_port", 434), ("revocation", 0)]
+
+
+@dataclasses.dataclass(slots=True)
+class _Checked:
+    """A factory whose __init__ does more than store: it must be called."""
+
+    home_addr: str
+    care_of: str
+    ha_addr: str
+    lifetime: int
+    expires: float
+    ident: int
+    flags: int
+    encap: Any
+    gre_key: int | None
+    nai: str | None
+    src_addr: str
+    seen: bool = False
+
+    def __post_init__(self) -> None:
+        self.seen = True
+
+
+@dataclasses.dataclass
+class _NoSlots:
+    a: int
+
+
+@dataclasses.dataclass(slots=True)
+class _Listy:
+    home_addr: str
+    care_of: str
+    ha_addr: str
+    lifetime: int
+    expires: float
+    ident: int
+    flags: int
+    encap: Any
+    gre_key: int | None
+    nai: str | None
+    src_addr: str
+    extra: list[int] = dataclasses.field(default_factory=list)
+
+
+def test_other_factories_are_called() -> None:
+    assert ws.slot_layout(_Checked) is None  # __post_init__
+    assert ws.slot_layout(_Listy) is None  # default_factory
+    assert ws.slot_layout(_NoSlots) is None
+    assert ws.slot_layout(lambda *a: a) is None
+    b = Binding("10.1.1.1", "192.0.2.1", HA, 60, 60.0, 1, 0, nai="mn@x")
+    data = pack_binding_py(b, 0.0, 0, None, None, revocation_fields)
+    impls = [decode_bindings_py] + ([ws.decode_bindings_c] if ws.C_RECORDS else [])
+    for decode in impls:
+        [(got, *_)], _ = decode(data, 0, 1, _Checked, HA, 0.0, ENCAPS)
+        assert got.seen and got.nai == "mn@x"
+        [(as_tuple, *_)], _ = decode(data, 0, 1, lambda *a: a, HA, 0.0, ENCAPS)
+        assert as_tuple[0] == "10.1.1.1" and len(as_tuple) == ws.FACTORY_ARGS
+
+
+@needs_c
+def test_the_c_decoder_refuses_a_layout_that_is_not_the_factorys() -> None:
+    from mobileha import _slbio
+
+    b = Binding("10.1.1.1", "192.0.2.1", HA, 60, 60.0, 1, 0)
+    data = pack_binding_py(b, 0.0, 0, None, None, revocation_fields)
+    good = ws.slot_layout(Binding)
+    assert good is not None
+    bad_layouts = [
+        (good[0][:10], good[1]),  # too few argument slots
+        ((Binding.__dict__["lifetime"],) * 10 + (int,), good[1]),  # not a descriptor
+        good,  # for another factory (below)
+    ]
+    for layout, factory in zip(bad_layouts, [Binding, Binding, _Checked], strict=True):
+        with pytest.raises(TypeError, match="slot layout"):
+            _slbio.sync_decode(data, 0, 1, factory, HA, 0.0, ENCAPS, RecordSa, DecodeError, layout)

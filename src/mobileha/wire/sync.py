@@ -73,13 +73,14 @@ is sent as 0xFFFF too.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from socket import inet_aton, inet_ntoa
-from types import MappingProxyType
+from types import MappingProxyType, MemberDescriptorType
 from typing import Any, Final, NamedTuple, Protocol
 
 from mobileha.wire import IP_STR_CACHE, DecodeError, UnknownCriticalExtension, ip_str_cached
@@ -759,6 +760,41 @@ except ImportError:  # pragma: no cover - the C module is optional
 C_RECORDS: Final = _c is not None and hasattr(_c, "sync_decode")
 
 
+FACTORY_ARGS: Final = 11  # the arguments decode_bindings hands to its factory
+
+# (descriptors of the slots of the factory's arguments, ((descriptor, default), ...) of the
+# other fields): what the C decoder stores in a new instance instead of calling __init__
+SlotLayout = tuple[tuple[Any, ...], tuple[tuple[Any, Any], ...]]
+
+
+def slot_layout(factory: Callable[..., Any]) -> SlotLayout | None:
+    """The slots the C decoder may fill directly for ``factory``, or None (it calls the
+    factory). Only for a slots dataclass whose ``__init__`` does nothing but store its
+    arguments: the first :data:`FACTORY_ARGS` fields, all positional and in that order,
+    take the factory's arguments; every later field has a plain default; no
+    ``__post_init__``, no ``default_factory``."""
+    if not (isinstance(factory, type) and dataclasses.is_dataclass(factory)):
+        return None
+    if "__slots__" not in factory.__dict__ or hasattr(factory, "__post_init__"):
+        return None
+    params = factory.__dataclass_params__  # type: ignore[attr-defined]
+    if not params.init:
+        return None
+    fields = dataclasses.fields(factory)
+    if len(fields) < FACTORY_ARGS or any(not f.init or f.kw_only for f in fields):
+        return None
+    if any(f.default is dataclasses.MISSING for f in fields[FACTORY_ARGS:]):
+        return None  # a required field the decoder does not give, or a default_factory
+    descriptors = [factory.__dict__.get(f.name) for f in fields]
+    if not all(isinstance(d, MemberDescriptorType) for d in descriptors):
+        return None
+    rest = tuple((d, f.default) for d, f in zip(descriptors, fields, strict=True))
+    return tuple(descriptors[:FACTORY_ARGS]), rest[FACTORY_ARGS:]
+
+
+_layouts: dict[Any, SlotLayout | None] = {}
+
+
 def decode_bindings_c(
     data: bytes,
     offset: int,
@@ -768,9 +804,18 @@ def decode_bindings_c(
     now: float,
     encaps: dict[int, Any],
 ) -> tuple[list[BoundRecord], int]:
-    """:func:`decode_bindings_py` in C."""
+    """:func:`decode_bindings_py` in C (the objects' slots filled directly where
+    :func:`slot_layout` allows it)."""
     assert _c is not None
-    return _c.sync_decode(data, offset, count, factory, ha_addr, now, encaps, RecordSa, DecodeError)
+    try:
+        layout = _layouts[factory]
+    except KeyError:
+        layout = _layouts[factory] = slot_layout(factory)
+    except TypeError:  # an unhashable factory
+        layout = None
+    return _c.sync_decode(
+        data, offset, count, factory, ha_addr, now, encaps, RecordSa, DecodeError, layout
+    )
 
 
 if C_RECORDS:
@@ -886,6 +931,7 @@ __all__ = [
     "FLAG_DELETE",
     "FLAG_EXCHANGE",
     "FLAG_LAST",
+    "FACTORY_ARGS",
     "FLAG_RESYNC",
     "HEADER",
     "HEADER_LEN",
@@ -915,6 +961,7 @@ __all__ = [
     "MsgKind",
     "RecordSa",
     "RevocationFields",
+    "SlotLayout",
     "SyncMessage",
     "SyncTypes",
     "deadline_of",
@@ -938,4 +985,5 @@ __all__ = [
     "peek_kind",
     "record_gre_key",
     "remaining_of",
+    "slot_layout",
 ]
