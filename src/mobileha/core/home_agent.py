@@ -639,34 +639,7 @@ class HomeAgent:
         """Install a binding received from the redundancy peer (``b.expires`` on our clock);
         ``nonce``: the MN's replay nonce issued by the peer (P§5.4 [P] REC_NONCE); ``sa``:
         the MN's SA from AAA (P§5.4 [P] REC_SA), cached as if we had fetched it."""
-        if nonce is not None:
-            self._nonces[_mn_key(b)] = nonce
-        if sa is not None and b.nai:
-            self._subs_timer = True
-            self.subs.install_synced(sa, now)
-        if b.lifetime == 0xFFFF or b.expires == INFINITE:
-            b.expires = INFINITE
-        else:
-            # The sender rounded the remaining lifetime up to whole seconds (P§5.4 record),
-            # so the deadline is rounded down here: rounding up again would lengthen a
-            # binding by up to 2 s at each hop (each bulk download, each takeover).
-            k = max(math.floor(b.expires), math.ceil(now))
-            b.expires = self.table.deadline(float(k), 0)
-        b.care_of = _intern(b.care_of)
-        b.ha_addr = _intern(b.ha_addr)
-        b.src_addr = _intern(b.src_addr)
-        try:
-            removed = self.table.add(b, replace=not (b.flags & FLAG_S))
-        except TableFull:
-            self._drop("sync-table-full")
-            return []
-        if dynamic and self.pool is not None:
-            self.pool.mark(b.home_addr, b.nai)
-        if not self.active:
-            return []
-        out: list[Any] = [WithdrawBinding(r) for r in removed if r.care_of != b.care_of]
-        out.append(RestoreBinding(b))
-        return out
+        return self.apply_synced_all(((None, b, dynamic, nonce, sa),), now)
 
     def apply_synced_all(
         self,
@@ -674,13 +647,48 @@ class HomeAgent:
         now: float,
     ) -> list[Any]:
         """:meth:`apply_synced` of each ``(key, binding, dynamic, nonce, sa)`` in order (the
-        items of a sync peer's ``ApplyBindings``)."""
+        items of a sync peer's ``ApplyBindings``: a bulk download's records arrive about 24
+        at a time, most with the same deadline)."""
         out: list[Any] = []
-        apply = self.apply_synced
+        table = self.table
+        add = table.add
+        pool = self.pool
+        active = self.active
+        intern = sys.intern
+        ceil_now = math.ceil(now)
+        last_in = last_out = INFINITE  # the previous deadline rounded (most repeat)
         for _key, b, dynamic, nonce, sa in items:
-            r = apply(b, now, dynamic, nonce, sa)
-            if r:
-                out += r
+            if nonce is not None:
+                self._nonces[_mn_key(b)] = nonce
+            if sa is not None and b.nai:
+                self._subs_timer = True
+                self.subs.install_synced(sa, now)
+            expires = b.expires
+            if b.lifetime == 0xFFFF or expires == INFINITE:
+                b.expires = INFINITE
+            elif expires == last_in:
+                b.expires = last_out
+            else:
+                # The sender rounded the remaining lifetime up to whole seconds (P§5.4
+                # record), so the deadline is rounded down here: rounding up again would
+                # lengthen a binding by up to 2 s at each hop (each bulk download, each
+                # takeover).
+                k = max(math.floor(expires), ceil_now)
+                b.expires = last_out = table.deadline(float(k), 0)
+                last_in = expires
+            b.care_of = intern(b.care_of)
+            b.ha_addr = intern(b.ha_addr)
+            b.src_addr = intern(b.src_addr)
+            try:
+                removed = add(b, replace=not (b.flags & FLAG_S))
+            except TableFull:
+                self._drop("sync-table-full")
+                continue
+            if dynamic and pool is not None:
+                pool.mark(b.home_addr, b.nai)
+            if active:
+                out += [WithdrawBinding(r) for r in removed if r.care_of != b.care_of]
+                out.append(RestoreBinding(b))
         return out
 
     def delete_synced(

@@ -67,7 +67,7 @@ from mobileha.core.sync.channel import Change, Channel, Out
 from mobileha.core.sync.merge import Merger
 from mobileha.core.sync.records import decode_bound, sa_secret
 from mobileha.core.sync.sender import BuSender
-from mobileha.core.sync.states import Effect, transition
+from mobileha.core.sync.states import QUIET_ON_HEARD, Effect, transition
 from mobileha.wire import DecodeError
 from mobileha.wire.sync import (
     ACK_ID_MISMATCH,
@@ -136,13 +136,15 @@ class SyncPeer:
         self._heard_any = False  # for `show redundancy`: "last heard never"
         # (duration s, records applied) of the last completed bulk download, for the view
         self.last_download: tuple[float, int] | None = None
-        self._handlers: dict[MsgKind, Callable[[SyncMessage, float, list[SyncAction]], None]] = {
+        handlers: dict[MsgKind, Callable[[SyncMessage, float, list[SyncAction]], None]] = {
             MsgKind.BU: self._rx_bu,
             MsgKind.BU_ACK: self._rx_bu_ack,
             MsgKind.BI_REQUEST: self._rx_bi_request,
             MsgKind.BI_REPLY: self._rx_bi_reply,
             MsgKind.BI_ACK: self._rx_bi_ack,
         }
+        # indexed by the kind's value (0..4): no hash of an Enum per message
+        self._handlers = tuple(handlers[MsgKind(i)] for i in range(len(MsgKind)))
         self._effects: dict[Effect, Callable[[float, list[SyncAction]], None]] = {
             Effect.RESUME: self._resume,
             Effect.ABANDON_DOWNLOAD: self._abandon_download,
@@ -406,7 +408,7 @@ class SyncPeer:
     def _heard(self, now: float, actions: list[SyncAction]) -> None:
         self._last_heard = now
         self._heard_any = True
-        if self.state is not SyncState.IN_SYNC:  # (IN_SYNC, HEARD): no effect, no change
+        if self.state not in QUIET_ON_HEARD:  # (IN_SYNC / DOWNLOADING, HEARD): no change
             self._input(SyncInput.HEARD, now, actions)
 
     def _resume(self, now: float, actions: list[SyncAction]) -> None:

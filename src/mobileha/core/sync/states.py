@@ -65,6 +65,12 @@ TRANSITIONS: Final[dict[tuple[SyncState, SyncInput], tuple[tuple[Effect, ...], S
 }
 
 
+# the states in which hearing from the peer changes nothing (no effect, same state): the
+# receive path skips the table lookup there (a tuple: ``in`` compares identities, where a
+# set would call Enum.__hash__, a Python function)
+QUIET_ON_HEARD: Final = tuple(s for s in SyncState if TRANSITIONS.get((s, I.HEARD)) == ((), s))
+
+
 def transition(state: SyncState, inp: SyncInput) -> tuple[tuple[Effect, ...], SyncState]:
     """The effects and next state of ``inp`` in ``state`` (SyncStateError if not allowed)."""
     try:
@@ -73,4 +79,4 @@ def transition(state: SyncState, inp: SyncInput) -> tuple[tuple[Effect, ...], Sy
         raise SyncStateError(f"{inp.value} is not allowed in state {state.value}") from None
 
 
-__all__ = ["TRANSITIONS", "Effect", "SyncStateError", "transition"]
+__all__ = ["QUIET_ON_HEARD", "TRANSITIONS", "Effect", "SyncStateError", "transition"]
