@@ -879,7 +879,7 @@ def decode(data: bytes, types: SyncTypes = DEFAULT_TYPES, bind: Bind | None = No
         raise DecodeError("bad-type", f"type {type_code}")
     if count and kind not in (MsgKind.BU, MsgKind.BI_REPLY):
         raise DecodeError("bad-count", f"{kind.name} with {count} records")
-    ha = inet_ntoa(ha_addr)
+    ha = IP_STR_CACHE.get(ha_addr) or ip_str_cached(ha_addr)
     bound: list[BoundRecord] = []
     records: list[BindingRecord] = []
     if bind is None:
