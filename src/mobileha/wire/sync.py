@@ -271,9 +271,13 @@ def record_gre_key(rec: BindingRecord) -> int | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SyncMessage:
-    """A decoded HA-HA message without its HHAE (the SPI travels next to it)."""
+    """A decoded HA-HA message without its HHAE (the SPI travels next to it).
+
+    Not frozen: one is built per datagram received (a bulk download: one per BI Reply and
+    one per ack), and a frozen dataclass sets each field through ``object.__setattr__``,
+    several times slower. Nothing changes a decoded message."""
 
     kind: MsgKind
     seq: int  # sequence / transaction number (acks and BI Replies echo it)
@@ -882,7 +886,10 @@ def decode(data: bytes, types: SyncTypes = DEFAULT_TYPES, bind: Bind | None = No
     ha = IP_STR_CACHE.get(ha_addr) or ip_str_cached(ha_addr)
     bound: list[BoundRecord] = []
     records: list[BindingRecord] = []
-    if bind is None:
+    offset = HEADER_LEN
+    if not count:
+        pass  # acks, BI Requests
+    elif bind is None:
         records, offset = decode_records(data, HEADER_LEN, count)
     else:
         bound, offset = decode_bindings(
