@@ -160,6 +160,8 @@ class SyncTypes:
     hhae: int = 35
     chunk: int = 160
     registry: Mapping[int, MsgKind] = field(init=False, repr=False, compare=False)
+    # the message codes indexed by MsgKind (``code``, once per message sent)
+    codes: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         codes = (self.bu, self.bu_ack, self.bi_request, self.bi_reply, self.bi_ack)
@@ -174,9 +176,10 @@ class SyncTypes:
             raise ValueError("the HHAE and chunk extension types must differ")
         registry = MappingProxyType(dict(zip(codes, MsgKind, strict=True)))
         object.__setattr__(self, "registry", registry)
+        object.__setattr__(self, "codes", codes)
 
     def code(self, kind: MsgKind) -> int:
-        return (self.bu, self.bu_ack, self.bi_request, self.bi_reply, self.bi_ack)[kind]
+        return self.codes[kind]
 
     def kind(self, code: int) -> MsgKind | None:
         """The message kind of a type code, or None if it is not a sync message."""
