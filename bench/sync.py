@@ -12,6 +12,12 @@ in the same run.
   into ``binding_changed``; lag = time from the change to the BU Ack that covers it (p50,
   p99). Baseline: a raw UDP ping-pong per change at the same rate. Target: p99 <= 50 ms.
 
+Each HA's loop reads and sends as the node's ``BatchedUdp`` does when the C module is built
+(recvmmsg up to 64 datagrams, the datagrams their handling queued sent with sendmmsg after
+the batch); ``SYNC_BENCH_IO=plain``: a recvfrom / sendto per datagram. CPU per side is
+printed with its system part (socket calls, and the page faults of the standby's growing
+table).
+
     .venv/bin/python bench/sync.py [--sizes 100000,1000000] [--rate 5000] [--seconds 5] [--json]
 """
 
