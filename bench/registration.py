@@ -70,6 +70,7 @@ SPI = 256
 NTP = 2208988800
 RRQ = struct.Struct("!BBH4s4s4sQ")
 BATCH_IO = [True]  # the HA nodes' registration sockets: BatchedUdp (--asyncio-io: transport)
+PAIR_SYNC: dict[str, Any] = {}  # extra SyncConfig fields of the pair (--flush-delay, ...)
 
 
 def _rss() -> int:
@@ -256,6 +257,7 @@ def pair_server(
         authenticator=Authenticator(SYNC_KEY, "hmac-md5"),
         port=port,
         bu_window=bu_window,
+        **PAIR_SYNC,
     )
     # the Standby's core is silent and keeps its bindings out of the data plane, as HSRP
     # Standby makes it (no HSRP here: the roles are fixed)
@@ -1094,10 +1096,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=3, help="generator processes (--pair)")
     p.add_argument("--bu-window", type=int, default=64, help="BUs in flight (--pair)")
     p.add_argument("--burst", action="store_true", help="--pair: also every MN at once, open loop")
+    p.add_argument("--flush-delay", type=float, help="--pair: sync flush_delay (s)")
+    p.add_argument("--max-message", type=int, help="--pair: sync max_message (bytes)")
     p.add_argument(
         "--profile", metavar="DIR", help="--pair: cProfile the Active and Standby into DIR"
     )
     args = p.parse_args(argv)
+    if args.flush_delay is not None:
+        PAIR_SYNC["flush_delay"] = args.flush_delay
+    if args.max_message is not None:
+        PAIR_SYNC["max_message"] = args.max_message
     BATCH_IO[0] = not args.asyncio_io
     if args.pair:
         r = run_pair(args)

@@ -93,6 +93,8 @@ _SYNCED_CHANGES: Final = {
     RemoveBinding: True,
 }
 
+_IN_SYNC: Final = SyncState.IN_SYNC  # (an Enum member lookup per held reply is not free)
+
 # HSRP state -> the sync peer's view of our role (every other state: Role.OTHER)
 ROLE_OF: Final = {State.ACTIVE: Role.ACTIVE, State.STANDBY: Role.STANDBY}
 
@@ -269,7 +271,7 @@ class ReplyGate:
         """Hold ``replies`` until the peer has acknowledged ``changes`` (just queued by the
         sync peer, or a newer change to the same key); False (send them now) when the gate
         is open or the peer not in sync."""
-        if self._open or self.sync.state is not SyncState.IN_SYNC:
+        if self._open or self.sync.state is not _IN_SYNC:
             return False
         h = _Held(now, replies, len(changes))
         for ch in changes:
@@ -304,7 +306,7 @@ class ReplyGate:
                                 times.append(now - h.since)
             released.clear()
         held = self._held
-        if force or sync.state is not SyncState.IN_SYNC:
+        if force or sync.state is not _IN_SYNC:
             for h in held:
                 if not h.done:
                     h.done = True

@@ -585,7 +585,8 @@ class HomeAgentNode:
         if n >= 50_000 and n > self._frozen_at * 1.1:
             self.freeze_gc()
         now = loop.time()
-        self._follow_wall_clock(now)
+        if now >= self._wall_at:
+            self._follow_wall_clock(now)
         self.run_actions(self.cluster.handle_timer(now))
 
     def _follow_wall_clock(self, now: float) -> None:

@@ -56,7 +56,10 @@ class BatchedUdp:
         ``error_received``. ``batch_begin`` / ``batch_end``: called around the delivery of
         each batch; what ``batch_end`` sends leaves with the batch's datagrams. ``first``:
         the datagrams of a batch for which it is true are delivered before the others (in
-        their order; the others keep theirs)."""
+        their order; the others keep theirs), and what their delivery queued is sent at
+        once, before the others are delivered (a home agent of a redundant pair reads its
+        peer's BU Acks first: the replies they release leave before the batch's requests
+        are processed, not after them)."""
         self._loop = loop
         self._on_error = on_error
         self._batch_begin = batch_begin
@@ -129,13 +132,7 @@ class BatchedUdp:
                     self._batch_end()
             finally:
                 self._reading = False
-        out = self._out
-        if out and not self._closed:
-            self._out = []
-            if self._blocked:
-                self._queue(out)
-            else:
-                self._send(out)
+        self._send_queued()
 
     def _read_c(self) -> None:
         assert _slbio is not None
@@ -155,9 +152,21 @@ class BatchedUdp:
                     deliver(item[0], item[1])
                 else:
                     rest.append(item)
+            if rest and len(rest) < len(items):
+                self._send_queued()
             items = rest
         for data, addr, _nai, _ident in items:
             deliver(data, addr)
+
+    def _send_queued(self) -> None:
+        """Send what the batch has queued so far (the rest leaves at its end)."""
+        out = self._out
+        if out and not self._closed:
+            self._out = []
+            if self._blocked:
+                self._queue(out)
+            else:
+                self._send(out)
 
     def _read_py(self) -> None:
         recv = self._sock.recvfrom
@@ -166,6 +175,7 @@ class BatchedUdp:
         first = self._first
         items: list[tuple[bytes, Addr]] = []
         n = 0
+        firsts = 0
         for _ in range(self._batch):
             try:
                 data, addr = recv(bufsize)
@@ -177,12 +187,15 @@ class BatchedUdp:
             n += 1
             if first is not None and first(data):
                 deliver(data, addr)
+                firsts += 1
             else:
                 items.append((data, addr))
         self.batches += 1
+        self.received += n
+        if firsts and items:
+            self._send_queued()
         for data, addr in items:
             deliver(data, addr)
-        self.received += n
 
     def _error(self, exc: OSError) -> None:
         if self._on_error is not None:
