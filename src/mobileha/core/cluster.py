@@ -668,10 +668,25 @@ class Cluster:
         the gate for the peer's acknowledgement of the changes of the same request."""
         sync = a.sync
         assert sync is not None
-        out: list[Any] = []
+        if len(actions) == 2:  # a registration's usual outcome: one change and its reply
+            x, reply = actions
+            if x.__class__ is Send:
+                x, reply = reply, x
+            delete = _SYNCED_CHANGES.get(x.__class__)
+            if reply.__class__ is Send and delete is not None:
+                sent: list[Any] = []
+                ch = sync.queue_change(x.binding, delete, now, sent)
+                out = [x]
+                if sent:
+                    self._sync_actions(a, sent, now, out)
+                gate = a.gate
+                if gate is None or not gate.hold([reply], [ch], now):
+                    out.append(reply)
+                return out
+        out = []
         replies: list[Send] | None = None
         changes: list[Change] = []
-        sent: list[Any] = []  # the sync peer's actions (BUs that filled up)
+        sent = []  # the sync peer's actions (BUs that filled up)
         for x in actions:
             cls = x.__class__
             if cls is Send:
