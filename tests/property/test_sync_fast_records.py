@@ -325,46 +325,28 @@ def test_binding_has_a_slot_layout_with_its_defaults() -> None:
     assert [(d.__name__, v) for d, v in rest] == [("src_port", 434), ("revocation", 0)]
 
 
-@dataclasses.dataclass(slots=True)
-class _Checked:
-    """A factory whose __init__ does more than store: it must be called."""
-
-    home_addr: str
-    care_of: str
-    ha_addr: str
-    lifetime: int
-    expires: float
-    ident: int
-    flags: int
-    encap: Any
-    gre_key: int | None
-    nai: str | None
-    src_addr: str
-    seen: bool = False
-
-    def __post_init__(self) -> None:
-        self.seen = True
+# the fields decode_bindings hands to its factory, in order
+_ARGS = [
+    ("home_addr", str), ("care_of", str), ("ha_addr", str), ("lifetime", int),
+    ("expires", float), ("ident", int), ("flags", int), ("encap", Any),
+    ("gre_key", int | None), ("nai", str | None), ("src_addr", str),
+]  # fmt: skip
 
 
-@dataclasses.dataclass
-class _NoSlots:
-    a: int
+def _post_init(self: Any) -> None:
+    self.seen = True
 
 
-@dataclasses.dataclass(slots=True)
-class _Listy:
-    home_addr: str
-    care_of: str
-    ha_addr: str
-    lifetime: int
-    expires: float
-    ident: int
-    flags: int
-    encap: Any
-    gre_key: int | None
-    nai: str | None
-    src_addr: str
-    extra: list[int] = dataclasses.field(default_factory=list)
+# a factory whose __init__ does more than store (it must be called), one with a
+# default_factory, one without slots
+_Checked = dataclasses.make_dataclass(
+    "_Checked", [*_ARGS, ("seen", bool, False)], slots=True,
+    namespace={"__post_init__": _post_init},
+)  # fmt: skip
+_Listy = dataclasses.make_dataclass(
+    "_Listy", [*_ARGS, ("extra", list, dataclasses.field(default_factory=list))], slots=True
+)
+_NoSlots = dataclasses.make_dataclass("_NoSlots", [("a", int)])
 
 
 def test_other_factories_are_called() -> None:

@@ -76,7 +76,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from socket import inet_aton, inet_ntoa
@@ -641,6 +641,37 @@ def pack_binding_py(
     )
 
 
+def _check_columns(
+    n: int,
+    rec_flags: list[int] | None,
+    nonces: list[int | None] | None,
+    sa_blocks: list[bytes | None] | None,
+) -> None:
+    for name, col in (("rec_flags", rec_flags), ("nonces", nonces), ("sa_blocks", sa_blocks)):
+        if col is not None and len(col) != n:
+            raise ValueError(f"{name} must be None or a list as long as bindings")
+
+
+def _packed_py(
+    bindings: list[Any],
+    now: float,
+    rec_flags: list[int] | None,
+    nonces: list[int | None] | None,
+    sa_blocks: list[bytes | None] | None,
+    revocation: RevocationFields,
+) -> Iterator[bytes]:
+    """:func:`pack_binding_py` of each binding, in turn (the columns already checked)."""
+    for i, b in enumerate(bindings):
+        yield pack_binding_py(
+            b,
+            now,
+            0 if rec_flags is None else rec_flags[i],
+            None if nonces is None else nonces[i],
+            None if sa_blocks is None else sa_blocks[i],
+            revocation,
+        )
+
+
 def pack_bindings_py(
     bindings: list[Any],
     now: float,
@@ -651,21 +682,8 @@ def pack_bindings_py(
 ) -> list[bytes]:
     """:func:`pack_binding_py` of each binding (``rec_flags``, ``nonces``, ``sa_blocks``:
     one per binding, or None for 0 / None each)."""
-    n = len(bindings)
-    for name, col in (("rec_flags", rec_flags), ("nonces", nonces), ("sa_blocks", sa_blocks)):
-        if col is not None and len(col) != n:
-            raise ValueError(f"{name} must be None or a list as long as bindings")
-    return [
-        pack_binding_py(
-            b,
-            now,
-            0 if rec_flags is None else rec_flags[i],
-            None if nonces is None else nonces[i],
-            None if sa_blocks is None else sa_blocks[i],
-            revocation,
-        )
-        for i, b in enumerate(bindings)
-    ]
+    _check_columns(len(bindings), rec_flags, nonces, sa_blocks)
+    return list(_packed_py(bindings, now, rec_flags, nonces, sa_blocks, revocation))
 
 
 def pack_chunk_py(
@@ -680,25 +698,16 @@ def pack_chunk_py(
     """The records of ``bindings[:k]`` (:func:`pack_binding_py` each) joined, ``k`` the
     most whose records fit in ``limit`` bytes together, at least one (what one BI Reply
     carries). A record is only built while one of :data:`RECORD_LEN` bytes could fit."""
-    n = len(bindings)
-    for name, col in (("rec_flags", rec_flags), ("nonces", nonces), ("sa_blocks", sa_blocks)):
-        if col is not None and len(col) != n:
-            raise ValueError(f"{name} must be None or a list as long as bindings")
+    _check_columns(len(bindings), rec_flags, nonces, sa_blocks)
     if limit < 0:
         raise ValueError("limit must not be negative")
+    records = _packed_py(bindings, now, rec_flags, nonces, sa_blocks, revocation)
     parts: list[bytes] = []
     used = 0
-    for i, b in enumerate(bindings):
+    for i in range(len(bindings)):
         if i and used + RECORD_LEN > limit:
             break  # no record can fit any more
-        rec = pack_binding_py(
-            b,
-            now,
-            0 if rec_flags is None else rec_flags[i],
-            None if nonces is None else nonces[i],
-            None if sa_blocks is None else sa_blocks[i],
-            revocation,
-        )
+        rec = next(records)
         if i and used + len(rec) > limit:
             break
         parts.append(rec)
@@ -841,18 +850,7 @@ if C_RECORDS:
         ],
         list[bytes],
     ] = _c.sync_pack
-    pack_chunk: Callable[
-        [
-            list[Any],
-            float,
-            list[int] | None,
-            list[int | None] | None,
-            list[bytes | None] | None,
-            RevocationFields,
-            int,
-        ],
-        tuple[bytes, int],
-    ] = _c.sync_pack_chunk
+    pack_chunk = _c.sync_pack_chunk
     decode_bindings = decode_bindings_c
 else:  # pragma: no cover - without the C module
     pack_binding = pack_binding_py
