@@ -188,6 +188,10 @@ class SlbNode:
         self._vs = (settings.virtual_address, settings.port)  # its bound address
         self._directed_mode = settings.mode == "directed"
         self._fast: Any = _slbio if settings.fastpath else None
+        # the C senders put the plain relay tag or the directed IPv4/UDP header around the
+        # received bytes; an authenticated tag is made in Python (_packets)
+        self._c_headers = self._directed_mode or self._relay_auth is None
+        self._tag_head = slbtag.plain_head(settings.relay_vendor_id)
         self._pending: deque[tuple[bytes, tuple[str, int]]] = deque()  # send would block
         # relay: one socket per real, bound to the virtual address and connected to the real
         # (the kernel keeps its route: no per-datagram address parsing or route lookup)
@@ -345,18 +349,16 @@ class SlbNode:
             take((data, src, leading_nai(data), ident))
         return ins
 
-    def _decide(self, ins: list[Received], now: float) -> dict[Real, list[bytes]]:
-        """Session, real and forwarded bytes of each request; grouped per real, in order."""
+    def _decide(self, ins: list[Received], now: float) -> dict[Real, list[Received]]:
+        """The session and real of each request: the requests grouped per real, in order
+        (:meth:`_packets` makes the datagrams that go out)."""
         receive = self.farm.receive_datagram
         vs = self._vs
         maxd = self.settings.max_datagram
-        directed = self._directed_mode
-        encode = self._fast.ipv4_udp if self._fast is not None else self._directed
-        plain = not directed and self._relay_auth is None
-        sfxs = self._sfx
-        groups: dict[Real, list[bytes]] = {}
+        groups: dict[Real, list[Received]] = {}
         debug = _log.is_enabled(logging.DEBUG)  # `debug ip mobile`: one line per request
-        for data, src, nai, ident in ins:
+        for item in ins:
+            data, src, nai, ident = item
             try:
                 if len(data) > maxd:
                     self._bad("oversized", f"more than {maxd} bytes")
@@ -368,25 +370,42 @@ class SlbNode:
                 if r is None:
                     self._bad(d.reason or "no-real")
                     continue
-                addr, sport = src
-                if plain:
-                    # plain tag: it depends only on the FA's address/port, so it is cached
-                    e = sfxs.get(addr)
-                    pkt = data + (
-                        e[1] if e is not None and e[0] == sport else self._sfx_for(addr, sport)
-                    )
-                elif directed:
-                    pkt = encode(addr, sport, r.address, r.port, data)
-                else:
-                    pkt = self._tag(data, addr, sport)
                 g = groups.get(r)
                 if g is None:
-                    groups[r] = [pkt]
+                    groups[r] = [item]
                 else:
-                    g.append(pkt)
+                    g.append(item)
             except Exception as e:  # a bug must not lose the rest of the batch
                 self._bad("internal-error", repr(e))
         return groups
+
+    def _packets(self, r: Real, items: list[Received]) -> list[bytes]:
+        """The datagrams that carry ``items`` to ``r``: with the relay tag (``relay``) or
+        inside an IPv4/UDP header from the FA (``directed``). The reference of
+        :func:`mobileha._slbio.send_relay` / ``send_directed``, and the path of an
+        authenticated tag."""
+        out: list[bytes] = []
+        take = out.append
+        if self._directed_mode:
+            encode = self._directed
+            for data, (addr, sport), _, _ in items:
+                try:
+                    take(encode(addr, sport, r.address, r.port, data))
+                except Exception as e:  # a bug must not lose the rest of the batch
+                    self._bad("internal-error", repr(e))
+        elif self._relay_auth is None:
+            # plain tag: it depends only on the FA's address/port, so it is cached
+            sfxs = self._sfx
+            for data, (addr, sport), _, _ in items:
+                c = sfxs.get(addr)
+                take(
+                    data + (c[1] if c is not None and c[0] == sport else self._sfx_for(addr, sport))
+                )
+        else:
+            tag = self._tag
+            for data, (addr, sport), _, _ in items:
+                take(tag(data, addr, sport))
+        return out
 
     def _trace(self, d: Any, src: tuple[str, int], nai: str | None, ident: int) -> None:
         r = d.real
@@ -402,15 +421,21 @@ class SlbNode:
             reason=d.reason or "-",
         )
 
-    def _send_groups(self, groups: dict[Real, list[bytes]]) -> None:
+    def _send_groups(self, groups: dict[Real, list[Received]]) -> None:
         """Send each real's datagrams on its connected socket, in order; what would block
-        is queued (and everything after it, to keep the order)."""
+        is queued (and everything after it, to keep the order).
+
+        With :mod:`mobileha._slbio`, the datagrams of a plain relay tag or of directed mode
+        are put together by the kernel from the received bytes and a header built in C
+        (``send_relay`` / ``send_directed``, one ``sendmmsg``); otherwise
+        :meth:`_packets` makes them and they leave with ``send_all`` or ``send``."""
         fast = self._fast
         txs = self._tx
         fwd = 0
-        for r, pkts in groups.items():
+        for r, items in groups.items():
             dst = (r.address, r.port)
             i = 0
+            pkts: list[bytes] | None = None
             if not self._pending:
                 try:
                     tx = txs.get(dst)
@@ -419,10 +444,15 @@ class SlbNode:
                 except OSError as e:  # no socket for this real (e.g. its address is gone)
                     self._bad("send-error", f"{dst[0]}:{dst[1]}: {e}")
                     continue
-                if fast is not None:
-                    i, sent = self._send_fast(fast, dst, pkts)
+                if fast is not None and self._c_headers:
+                    i, sent = self._send_fast(fast, r, items, None)
+                    fwd += sent
+                elif fast is not None:
+                    pkts = self._packets(r, items)
+                    i, sent = self._send_fast(fast, r, items, pkts)
                     fwd += sent
                 else:
+                    pkts = self._packets(r, items)
                     for pkt in pkts:
                         try:
                             tx(pkt)
@@ -435,21 +465,37 @@ class SlbNode:
                                 i += 1
                                 break
                         i += 1
+            if pkts is None:
+                n = len(items)
+                if i >= n:
+                    continue
+                pkts = self._packets(r, items[i:])
+                i = 0
             for pkt in itertools.islice(pkts, i, None):
                 fwd += self._defer(pkt, dst)
         self.n_forwarded += fwd
 
-    def _send_fast(self, fast: Any, dst: tuple[str, int], pkts: list[bytes]) -> tuple[int, int]:
-        """``sendmmsg`` of ``pkts`` on the real's socket: (datagrams consumed, of which
-        forwarded). It stops at the first that would block (queued by the caller)."""
+    def _send_fast(
+        self, fast: Any, r: Real, items: list[Received], pkts: list[bytes] | None
+    ) -> tuple[int, int]:
+        """``sendmmsg`` on the real's socket of ``pkts``, or (``pkts`` None) of ``items``
+        with their header built in C: (datagrams consumed, of which forwarded). It stops
+        at the first that would block (queued by the caller)."""
+        dst = (r.address, r.port)
         fd = self._txsocks[dst].fileno()
         i = fwd = 0
-        n = len(pkts)
+        n = len(items)
         while i < n:
             try:
-                k = fast.send_all(fd, pkts, i)
+                if pkts is not None:
+                    k = fast.send_all(fd, pkts, i)
+                elif self._directed_mode:
+                    k = fast.send_directed(fd, items, r.address, r.port, i)
+                else:
+                    k = fast.send_relay(fd, items, self._tag_head, i)
             except OSError as e:  # the datagram at ``i`` failed
-                fwd += self._send_error(pkts[i], dst, e)
+                pkt = pkts[i] if pkts is not None else self._packets(r, items[i : i + 1])[0]
+                fwd += self._send_error(pkt, dst, e)
                 i += 1
                 if self._pending:  # it was queued: the rest goes behind it
                     break
@@ -703,6 +749,8 @@ class SlbNode:
         self._tag = slbtag.encoder(
             vendor_id=settings.relay_vendor_id, key=self._relay_auth, spi=settings.relay_spi
         )
+        self._c_headers = self._directed_mode or self._relay_auth is None
+        self._tag_head = slbtag.plain_head(settings.relay_vendor_id)
         self._sfx.clear()
         if farm.has_events:
             self._log_events()

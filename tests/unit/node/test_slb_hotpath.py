@@ -123,7 +123,7 @@ def _relay_node(fastpath: bool) -> tuple[socket.socket, socket.socket, nslb.SlbN
 
 class _Flaky:
     """Makes the node's relay sends report EAGAIN ``fail`` times (the first ones), on the
-    Python path (``send``) and on the C one (``send_all`` returning 0)."""
+    Python path (``send``) and on the C one (``send_all`` / ``send_relay`` returning 0)."""
 
     def __init__(self, node: nslb.SlbNode, fail: int) -> None:
         self.fail = fail
@@ -142,6 +142,13 @@ class _Flaky:
                         flaky.fail -= 1
                         return 0
                     return int(fast.send_all(fd, pkts, start))
+
+                @staticmethod
+                def send_relay(fd: int, items: list[Any], head: bytes, start: int = 0) -> int:
+                    if flaky.fail:
+                        flaky.fail -= 1
+                        return 0
+                    return int(fast.send_relay(fd, items, head, start))
 
             node._fast = FlakyFast()
 
