@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 import socket
@@ -57,6 +58,7 @@ BATCH = 256  # datagrams per reader callback at most (then other callbacks get t
 MAX_PENDING = 65_536  # datagrams queued while the send buffer is full; beyond: "send-busy"
 TIMER_GRANULARITY = 0.05  # seconds; session expiry is also checked lazily per request
 TIMER_BUDGET = 20_000  # expiries per timer callback (about 0.1 s of work at most)
+GC_FREEZE_MIN = 10_000  # sessions: gc.freeze() when the table has grown by this or 10%
 _IDENT = struct.Struct("!Q")  # the Identification (mip.IDENT_AT)
 # What a reader returns per datagram: (data, source, leading NAI or None, Identification)
 Received = tuple[bytes, tuple[str, int], str | None, int]
@@ -200,6 +202,7 @@ class SlbNode:
         self._wfds: set[int] = set()  # sockets with a writer callback (sends were queued)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = time.monotonic()
+        self._freeze_at = GC_FREEZE_MIN  # sessions: the table size of the next freeze_gc()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -605,10 +608,24 @@ class SlbNode:
         """After a batch: log real state changes; arm the farm's one timer if none is."""
         if self.farm.has_events:
             self._log_events()
+        if len(self.farm.sessions) > self._freeze_at:
+            self.freeze_gc()
         # One timer for the whole farm, armed only when none is pending: expiry is also
         # handled lazily inside receive_datagram(), so a coarse timer is enough.
         if self._armed is None:
             self._arm(now)
+
+    def freeze_gc(self) -> None:
+        """Move the sessions out of the cyclic GC's generations, as the home agent node does
+        with its bindings: a session holds no reference cycle (a test session's real
+        lets go of it when it ends) and is freed by reference counting when it ends, but
+        every session the table grows by is walked by up to three collections, and each
+        full collection walks the whole table again. Called when the table has grown by
+        10% (at least :data:`GC_FREEZE_MIN` sessions) since the last call."""
+        gc.collect(1)
+        gc.freeze()
+        n = len(self.farm.sessions)
+        self._freeze_at = n + max(GC_FREEZE_MIN, n // 10)
 
     def _arm(self, now: float) -> None:
         nd = self.farm.get_timer()
