@@ -354,6 +354,30 @@ static int fill_bytes(PyObject *item, struct mmsghdr *msg, struct iovec *iov,
     return 0;
 }
 
+#define PTON_CACHE 64
+static PyObject *pton_obj[PTON_CACHE];
+static struct in_addr pton_addr[PTON_CACHE];
+
+/* inet_pton(3) of an address str, remembered per str object (direct-mapped on the object's
+ * address, holding a reference so that the object cannot be freed and its address reused):
+ * the reader's address strs come from addr_str's cache and repeat. 1, 0 for no IPv4
+ * address, -1 with an exception set. */
+static int pton_cached(PyObject *host, struct in_addr *a) {
+    size_t h = ((uintptr_t)host >> 4) & (PTON_CACHE - 1);
+    if (pton_obj[h] == host) {
+        *a = pton_addr[h];
+        return 1;
+    }
+    const char *s = PyUnicode_AsUTF8(host);
+    if (s == NULL) return -1;
+    if (inet_pton(AF_INET, s, a) != 1) return 0;
+    Py_INCREF(host);
+    Py_XDECREF(pton_obj[h]);
+    pton_obj[h] = host;
+    pton_addr[h] = *a;
+    return 1;
+}
+
 /* item[0] (bytes) and item[1] (an (IPv4 address str, port) tuple) of a send-list item: 0,
  * or -1 with an exception set. */
 static int data_and_addr(PyObject *item, PyObject **data, struct in_addr *a, uint16_t *port,
@@ -366,10 +390,11 @@ static int data_and_addr(PyObject *item, PyObject **data, struct in_addr *a, uin
     host = PyTuple_GET_ITEM(addr, 0);
     pobj = PyTuple_GET_ITEM(addr, 1);
     if (!PyUnicode_Check(host) || !PyLong_Check(pobj)) goto bad;
-    const char *h = PyUnicode_AsUTF8(host);
     long pn = PyLong_AsLong(pobj);
-    if (h == NULL || (pn == -1 && PyErr_Occurred())) return -1;
-    if (inet_pton(AF_INET, h, a) != 1 || pn < 0 || pn > 0xFFFF) {
+    if (pn == -1 && PyErr_Occurred()) return -1;
+    int ok = pton_cached(host, a);
+    if (ok < 0) return -1;
+    if (!ok || pn < 0 || pn > 0xFFFF) {
         PyErr_SetString(PyExc_ValueError, "not an IPv4 address and port");
         return -1;
     }
