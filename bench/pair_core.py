@@ -170,9 +170,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             bus0 = sync_counters.SentBUs
             replies = {"lone": 0, "pair": 0}
         now = clock()
-        for x in lone.turn([(d, MN) for d in reqs_lone.batch(args.batch)], now):
-            if x.__class__ is Send:
-                replies["lone"] += 1
+        if args.only != "pair":
+            for x in lone.turn([(d, MN) for d in reqs_lone.batch(args.batch)], now):
+                if x.__class__ is Send:
+                    replies["lone"] += 1
+        if args.only == "lone":
+            continue
         # the Active: acks first (BatchedUdp first=), then the requests
         dgrams = to_active + [(d, MN) for d in reqs_pair.batch(args.batch)]
         to_active = []
@@ -196,7 +199,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "lone_us": statistics.median(b[0] for b in blocks) / per,
         "active_us": statistics.median(b[1] for b in blocks) / per,
         "standby_us": statistics.median(b[2] for b in blocks) / per,
-        "active_over_lone": statistics.median(b[1] / b[0] for b in blocks),
+        "active_over_lone": statistics.median(b[1] / b[0] if b[0] else 0.0 for b in blocks),
         "blocks": len(blocks),
         "replies": replies,
         "records_per_bu": n / max(1, sync_counters.SentBUs - bus0),
@@ -217,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=400)
     p.add_argument("--profile", choices=("active", "standby", "lone"))
     p.add_argument("--top", type=int, default=25)
+    p.add_argument(
+        "--only", choices=("lone", "pair"),
+        help="run one side only (for instruction counts: callgrind at two --rounds)",
+    )  # fmt: skip
     args = p.parse_args(argv)
     r = run(args)
     print(

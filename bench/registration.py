@@ -33,8 +33,11 @@ Printed: requests/s, p50/p99 latency, reply codes, server CPU microseconds per r
 (from /proc, so the figure does not depend on the generator's own limit), and the ratios
 HA/echo for the closed-loop rate and for server capacity (echo CPU per request / HA CPU per
 request). Also the rate at each table size relative to the smallest, and the RSS growth
-per pre-loaded binding. Targets: ratio >= 0.5; rate at 10^6 bindings >= 0.95x the rate at
-10^4; <= 300 bytes per binding.
+per pre-loaded binding. The largest table is also measured against the smallest in the
+same minutes: a second HA process holds the smallest table and windows alternate between
+the two (per-pair rate ratio, median; CPU per request of each), which the two stages'
+echo-normalised ratios cannot give on a noisy machine. Targets: ratio >= 0.5; rate at
+10^6 bindings >= 0.95x the rate at 10^4; <= 300 bytes per binding.
 
 ``--pair``: the lone HA against an Active + Standby pair with binding sync on (the reply
 gate holds each reply until the Standby acknowledged the BU of its change), the same
@@ -70,6 +73,8 @@ SPI = 256
 NTP = 2208988800
 RRQ = struct.Struct("!BBH4s4s4sQ")
 BATCH_IO = [True]  # the HA nodes' registration sockets: BatchedUdp (--asyncio-io: transport)
+PAIR_SYNC: dict[str, Any] = {}  # extra SyncConfig fields of the pair (--flush-delay, ...)
+PAIR_POLL = [8]  # the pair's HomeAgentNode sync_poll_every (--poll-every; 0: None)
 
 
 def _rss() -> int:
@@ -256,6 +261,7 @@ def pair_server(
         authenticator=Authenticator(SYNC_KEY, "hmac-md5"),
         port=port,
         bu_window=bu_window,
+        **PAIR_SYNC,
     )
     # the Standby's core is silent and keeps its bindings out of the data plane, as HSRP
     # Standby makes it (no HSRP here: the roles are fixed)
@@ -267,7 +273,13 @@ def pair_server(
     gate = agent.gate
     assert gate is not None and agent.sync is not None
     gate.hold_times = []
-    node = HomeAgentNode(cluster, name=f"bench-{role}", addresses=[own], batch_io=BATCH_IO[0])
+    node = HomeAgentNode(
+        cluster,
+        name=f"bench-{role}",
+        addresses=[own],
+        batch_io=BATCH_IO[0],
+        sync_poll_every=PAIR_POLL[0] or None,
+    )
 
     prof = None
     profiling = [False]
@@ -592,6 +604,46 @@ def _summary(ws: list[dict[str, Any]]) -> dict[str, Any]:
         "server_cpu_us": sum(w["cpu"] for w in ws) / max(1, done) * 1e6,
         "codes": codes,
         "timeouts": sum(w["timeouts"] for w in ws),
+    }
+
+
+def _paired_tables(
+    ctx: Any, big: Target, port: int, sizes: list[int], args: argparse.Namespace
+) -> dict[str, Any]:
+    """The largest table against the smallest in the same minutes: a second HA process
+    holding the smallest table, its own generator, windows alternating with the HA that
+    now holds the largest; the rate ratio per pair of windows (largest / smallest) and its
+    median, and the ratio of server CPU per request (smallest / largest). Both HAs see
+    the same machine load, which the echo-normalised ratio of two stages does not."""
+    ctl, child = ctx.Pipe(duplex=True)
+    p = ctx.Process(
+        target=ha_server, args=(port, args.uvloop, args.mns, sizes[0], child), daemon=True
+    )
+    p.start()
+    ctl.recv()
+    small = Target(p, port, args)
+    if sizes[0]:
+        ctl.send(("load", sizes[0]))
+        ctl.recv()
+    small.window(args.warm, "warm")
+    sw: list[dict[str, Any]] = []
+    bw: list[dict[str, Any]] = []
+    for _ in range(args.windows):
+        sw.append(small.window(args.seconds))
+        bw.append(big.window(args.seconds))
+    small.close()
+    ratios = [b["rate"] / s["rate"] for b, s in zip(bw, sw)]
+    ss, bs = _summary(sw), _summary(bw)
+    return {
+        "small": sizes[0],
+        "big": sizes[-1],
+        "ratio": _median(ratios),
+        "ratios": [round(x, 3) for x in ratios],
+        "cpu_small_us": ss["server_cpu_us"],
+        "cpu_big_us": bs["server_cpu_us"],
+        "cpu_ratio": ss["server_cpu_us"] / bs["server_cpu_us"] if bs["server_cpu_us"] else 0.0,
+        "rate_small": ss["rate"],
+        "rate_big": bs["rate"],
     }
 
 
@@ -1094,10 +1146,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=3, help="generator processes (--pair)")
     p.add_argument("--bu-window", type=int, default=64, help="BUs in flight (--pair)")
     p.add_argument("--burst", action="store_true", help="--pair: also every MN at once, open loop")
+    p.add_argument("--flush-delay", type=float, help="--pair: sync flush_delay (s)")
+    p.add_argument("--max-message", type=int, help="--pair: sync max_message (bytes)")
+    p.add_argument(
+        "--poll-every", type=int, default=8,
+        help="--pair: the HA nodes' sync_poll_every (0: a batch is read once)",
+    )  # fmt: skip
     p.add_argument(
         "--profile", metavar="DIR", help="--pair: cProfile the Active and Standby into DIR"
     )
     args = p.parse_args(argv)
+    if args.flush_delay is not None:
+        PAIR_SYNC["flush_delay"] = args.flush_delay
+    if args.max_message is not None:
+        PAIR_SYNC["max_message"] = args.max_message
+    PAIR_POLL[0] = args.poll_every
     BATCH_IO[0] = not args.asyncio_io
     if args.pair:
         r = run_pair(args)
@@ -1153,6 +1216,7 @@ def main(argv: list[str] | None = None) -> int:
         have = n
         runs.append(res)
         echo_all.extend(ew)
+    paired = _paired_tables(ctx, ha, port + 3, sizes, args) if len(sizes) > 1 else None
     echo.close()
     ha.close()
     echo_sum = _summary(echo_all)
@@ -1168,6 +1232,7 @@ def main(argv: list[str] | None = None) -> int:
     out["ha"] = runs
     out["core_us_per_request"] = core_us
     out["persistence"] = persistence
+    out["paired_tables"] = paired
     lines = [
         f"registration benchmark ({loop_name}, {args.mns} MNs, {args.inflight} in flight, "
         f"{args.windows} alternating echo/HA window pairs of {args.seconds:.0f} s per stage)",
@@ -1216,6 +1281,14 @@ def main(argv: list[str] | None = None) -> int:
             else ""
         )
     )
+    if paired is not None:
+        lines.append(
+            f"  largest vs smallest table, paired windows (a second HA holding "
+            f"{paired['small'] + args.mns:,} bindings, windows alternating with the "
+            f"{paired['big'] + args.mns:,}-binding HA): rate {paired['ratio']:.2f} (windows "
+            f"{paired['ratios']}), server CPU/req {paired['cpu_ratio']:.2f} "
+            f"({paired['cpu_small_us']:.1f} vs {paired['cpu_big_us']:.1f} us)"
+        )
     if persistence is not None:
         off = persistence["off"]
         for name, label in (

@@ -93,6 +93,8 @@ _SYNCED_CHANGES: Final = {
     RemoveBinding: True,
 }
 
+_IN_SYNC: Final = SyncState.IN_SYNC  # (an Enum member lookup per held reply is not free)
+
 # HSRP state -> the sync peer's view of our role (every other state: Role.OTHER)
 ROLE_OF: Final = {State.ACTIVE: Role.ACTIVE, State.STANDBY: Role.STANDBY}
 
@@ -269,7 +271,7 @@ class ReplyGate:
         """Hold ``replies`` until the peer has acknowledged ``changes`` (just queued by the
         sync peer, or a newer change to the same key); False (send them now) when the gate
         is open or the peer not in sync."""
-        if self._open or self.sync.state is not SyncState.IN_SYNC:
+        if self._open or self.sync.state is not _IN_SYNC:
             return False
         h = _Held(now, replies, len(changes))
         for ch in changes:
@@ -304,7 +306,7 @@ class ReplyGate:
                                 times.append(now - h.since)
             released.clear()
         held = self._held
-        if force or sync.state is not SyncState.IN_SYNC:
+        if force or sync.state is not _IN_SYNC:
             for h in held:
                 if not h.done:
                     h.done = True
@@ -666,10 +668,25 @@ class Cluster:
         the gate for the peer's acknowledgement of the changes of the same request."""
         sync = a.sync
         assert sync is not None
-        out: list[Any] = []
+        if len(actions) == 2:  # a registration's usual outcome: one change and its reply
+            x, reply = actions
+            if x.__class__ is Send:
+                x, reply = reply, x
+            delete = _SYNCED_CHANGES.get(x.__class__)
+            if reply.__class__ is Send and delete is not None:
+                sent: list[Any] = []
+                ch = sync.queue_change(x.binding, delete, now, sent)
+                out = [x]
+                if sent:
+                    self._sync_actions(a, sent, now, out)
+                gate = a.gate
+                if gate is None or not gate.hold([reply], [ch], now):
+                    out.append(reply)
+                return out
+        out = []
         replies: list[Send] | None = None
         changes: list[Change] = []
-        sent: list[Any] = []  # the sync peer's actions (BUs that filled up)
+        sent = []  # the sync peer's actions (BUs that filled up)
         for x in actions:
             cls = x.__class__
             if cls is Send:

@@ -25,7 +25,7 @@ from mobileha.core.actions import Send
 from mobileha.core.binding import Binding
 from mobileha.core.security import MobilitySA
 from mobileha.core.sync.base import U32, Counters, Key, SyncAction, SyncConfig
-from mobileha.core.sync.records import pack_record, pack_records, seal_sa
+from mobileha.core.sync.records import pack_records, revocation_fields, seal_sa
 from mobileha.wire.auth import NTP_EPOCH_OFFSET
 from mobileha.wire.sync import (
     CHUNK_EXT,
@@ -34,6 +34,7 @@ from mobileha.wire.sync import (
     MsgKind,
     SyncMessage,
     encode_raw,
+    pack_binding,
 )
 
 
@@ -196,13 +197,15 @@ class Channel:
         """The record of ``b`` with the MN's current replay nonce (read at packing time,
         so a retransmission carries the nonce of the latest reply) and, but in a deletion,
         the MN's SA from AAA ([P] REC_SA)."""
+        # (records.pack_record, without its call: this runs once per registration)
         nonce_of = self._nonce_of
-        return pack_record(
+        return pack_binding(
             b,
             now,
             rec_flags,
             nonce_of(b) if nonce_of is not None else None,
-            self._sa_block(b, rec_flags),
+            None if self._sa_of is None else self._sa_block(b, rec_flags),
+            revocation_fields,
         )
 
     def pack_many(self, bindings: list[Binding], now: float, rec_flags: list[int]) -> list[bytes]:

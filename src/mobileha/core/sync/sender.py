@@ -45,7 +45,7 @@ class BuSender:
     """The BU queue, batching, window and acknowledgements of one sync peer."""
 
     def __init__(self, config: SyncConfig, counters: Counters, channel: Channel) -> None:
-        self.config = config
+        self.config = config  # (the setter keeps the per-change bounds at hand)
         self.counters = counters
         self.channel = channel
         self.latest: dict[Key, Change] = {}  # our changes not yet acknowledged (by key)
@@ -64,6 +64,17 @@ class BuSender:
         # version), appended while not None: the reply gate drains it after each input
         self.released: list[list[Any]] | None = None
         self.lag_samples: list[float] = []
+
+    @property
+    def config(self) -> SyncConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: SyncConfig) -> None:
+        self._config = config
+        self._limit = config.max_message - HEADER_LEN - HHAE_LEN  # record bytes per BU
+        self._max_pending = config.max_pending
+        self._flush_delay = config.flush_delay
 
     # -- views --
 
@@ -89,7 +100,7 @@ class BuSender:
         latest = self.latest
         old = latest.get(key)
         if old is None:
-            if len(latest) >= self.config.max_pending:
+            if len(latest) >= self._max_pending:
                 # bounded queue: drop what the peer has not got and make it download again
                 self.counters.QueueOverflows += 1
                 latest.clear()
@@ -113,7 +124,7 @@ class BuSender:
         if self._queue_bytes >= self._limit:
             self.flush(now, window, actions, full_only=True)
         elif self.flush_at is None:
-            self.flush_at = now + self.config.flush_delay
+            self.flush_at = now + self._flush_delay
 
     def superseded(self, key: Key) -> None:
         """The peer has a newer version of ``key`` than our unacknowledged change: do not
@@ -126,11 +137,6 @@ class BuSender:
         if ch.waiters is not None and self.released is not None:
             self.released.append(ch.waiters)
             ch.waiters = None
-
-    @property
-    def _limit(self) -> int:
-        """The bytes of records one BU carries."""
-        return self.config.max_message - HEADER_LEN - HHAE_LEN
 
     def flush(
         self, now: float, window: int, actions: list[SyncAction], full_only: bool = False
@@ -211,7 +217,7 @@ class BuSender:
             self._taken = 0
             self.flush_at = None
         elif len(self._bu_out) < window and self.flush_at is None:
-            self.flush_at = now + self.config.flush_delay
+            self.flush_at = now + self._flush_delay
         # else: the window is full, the next ack flushes
 
     def match_ack(self, m: SyncMessage) -> Out | None:
