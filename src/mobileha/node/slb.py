@@ -2,13 +2,15 @@
 
 Hot path per datagram: the reader's NAI check (:func:`mobileha.wire.mip.leading_nai`), one
 :meth:`ServerFarm.receive_datagram` (which parses the request itself when the NAI is not
-the first extension), one ``sendto``. The
-virtual server's socket is read by :meth:`SlbNode._drain` registered with
-``loop.add_reader``: up to :data:`BATCH` datagrams per wake-up with plain non-blocking
-``recvfrom``/``sendto`` and one clock reading per batch (no per-datagram protocol callback,
-context switch into ``Context.run`` or transport bookkeeping). A send that would block is
-queued and flushed when the socket is writable. Bad input is counted by reason and logged
-rate-limited; nothing here raises out of the reader.
+the first extension), one datagram out. The virtual server's socket is read by
+:meth:`SlbNode._drain` registered with ``loop.add_reader``: up to :data:`BATCH` datagrams per
+wake-up and one clock reading per batch (no per-datagram protocol callback, context switch
+into ``Context.run`` or transport bookkeeping). With :mod:`mobileha._slbio` a batch is one
+``recvmmsg`` and one ``sendmmsg`` per real whose relay tag or directed IPv4/UDP header is
+built in C around the received bytes; without it (the reference), ``recvfrom`` and ``send``
+per datagram and the same bytes made in Python (:meth:`SlbNode._packets`). A send that
+would block is queued and flushed when the socket is writable. Bad input is counted by
+reason and logged rate-limited; nothing here raises out of the reader.
 
 Modes:
 
