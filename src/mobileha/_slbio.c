@@ -522,22 +522,23 @@ static PyObject *send_list(int fd, PyObject *list, Py_ssize_t start, fill_fn fil
     return PyLong_FromSsize_t(sent);
 }
 
-static PyObject *send_all(PyObject *self, PyObject *args) {
-    (void)self;
+/* (fd, list, start=0) arguments, then send_list with ``fill`` */
+static PyObject *send_args(PyObject *args, fill_fn fill) {
     int fd;
     PyObject *list;
     Py_ssize_t start = 0;
     if (!PyArg_ParseTuple(args, "iO!|n", &fd, &PyList_Type, &list, &start)) return NULL;
-    return send_list(fd, list, start, fill_bytes, NULL);
+    return send_list(fd, list, start, fill, NULL);
+}
+
+static PyObject *send_all(PyObject *self, PyObject *args) {
+    (void)self;
+    return send_args(args, fill_bytes);
 }
 
 static PyObject *sendto_all(PyObject *self, PyObject *args) {
     (void)self;
-    int fd;
-    PyObject *list;
-    Py_ssize_t start = 0;
-    if (!PyArg_ParseTuple(args, "iO!|n", &fd, &PyList_Type, &list, &start)) return NULL;
-    return send_list(fd, list, start, fill_addressed, NULL);
+    return send_args(args, fill_addressed);
 }
 
 static PyObject *send_relay(PyObject *self, PyObject *args) {
