@@ -35,6 +35,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import select
 import shutil
 import signal
 import socket
@@ -63,24 +64,59 @@ def rrq(i: int) -> bytes:
 # ----------------------------------------------------------------------------- backends
 
 
-def backend(addr: str, port_q: Any, trusted: frozenset[str] = frozenset()) -> None:
-    """A fast honest responder standing in for a real HA: like the HA's ``trusted_slb``
-    check, it looks for the relay tag only in datagrams from an SLB address and replies to
-    the tag's origin; anything else is answered to its source."""
+def backend(
+    addr: str, port_q: Any, trusted: frozenset[str] = frozenset(), io: str = "batched"
+) -> None:
+    """A fast honest responder standing in for a real HA: it answers each request at once
+    and does for a relayed one what the HA does (``_untag``: a datagram from a
+    ``trusted_slb`` address without an SA is checked for the relay tag, the tag is read and
+    removed, the reply goes to the tag's origin); anything else is answered to its source.
+
+    ``io``: ``batched`` reads and writes like the real HA's registration sockets
+    (:class:`mobileha.node.udp_batch.BatchedUdp` with ``mobileha._slbio``: up to 64
+    datagrams per ``recvmmsg``, the replies of a batch with one ``sendmmsg``), waiting in
+    ``poll`` as its event loop does; ``simple``: one ``recvfrom`` and one ``sendto`` per
+    request."""
     from mobileha.wire import slbtag
 
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
     s.bind((addr, 0))
     port_q.put(s.getsockname()[1])
-    decode = slbtag.decode
-    recvfrom, sendto = s.recvfrom, s.sendto
-    while True:
-        data, src = recvfrom(4096)
-        if src[0] in trusted:
+    decode, has_tag = slbtag.decode, slbtag.has_tag
+
+    def answer(data: bytes, src: tuple[str, int]) -> tuple[bytes, tuple[str, int]]:
+        if src[0] in trusted and has_tag(data):
             a, p, data = decode(data)
             src = (a, p)
-        sendto(b"\x03" + data[1:], src)
+        return b"\x03" + data[1:], src
+
+    fast = None
+    if io == "batched":
+        try:
+            from mobileha import _slbio as fast
+        except ImportError:
+            pass
+    if fast is None:
+        recvfrom, sendto = s.recvfrom, s.sendto
+        while True:
+            sendto(*answer(*recvfrom(4096)))
+    s.setblocking(False)
+    fd = s.fileno()
+    poll = select.poll()
+    poll.register(fd, select.POLLIN)
+    recv, send = fast.recv_requests, fast.sendto_all
+    while True:
+        poll.poll()
+        items = recv(fd, 64, 65535)
+        if items:
+            out = [answer(data, src) for data, src, _, _ in items]
+            sent = 0
+            while sent < len(out):  # a full send buffer: wait, as the HA's writer callback
+                k = send(fd, out, sent)
+                sent += k
+                if not k:
+                    select.select([], [fd], [])
 
 
 # ----------------------------------------------------------------------------- our SLB
@@ -243,6 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None, help="order of the targets per round")
     ap.add_argument("--json", action="store_true")
     ap.add_argument(
+        "--backend-io",
+        choices=("batched", "simple"),
+        default="batched",
+        help="the stand-in real HAs' I/O: batched (recvmmsg/sendmmsg, as the real HA's "
+        "registration sockets) or simple (recvfrom/sendto per request)",
+    )
+    ap.add_argument(
         "--python-io",
         action="store_true",
         help="run the SLBs with slb.fastpath = false (the Python reader, no mobileha._slbio)",
@@ -261,7 +304,12 @@ def main(argv: list[str] | None = None) -> int:
         for k in range(3):
             p = ctx.Process(
                 target=backend,
-                args=(f"{net}.{11 + k}", q, frozenset({f"{net}.100", f"{net}.102"})),
+                args=(
+                    f"{net}.{11 + k}",
+                    q,
+                    frozenset({f"{net}.100", f"{net}.102"}),
+                    a.backend_io,
+                ),
                 daemon=True,
             )
             p.start()
@@ -352,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         out = {
             "window": a.window,
             "slb_io": "python" if a.python_io else "fastpath",
+            "backend_io": a.backend_io,
             "seconds": a.seconds,
             "rounds": a.rounds,
             "loadavg_before_after": [load0, load1],
@@ -373,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"HA-SLB forwarding, {a.window} in flight, {a.rounds} rounds x {a.seconds}s "
                 f"(random order per round); load average {load0:.2f} -> {load1:.2f}; SLB I/O: "
                 + ("Python reader (--python-io)" if a.python_io else "mobileha._slbio if built")
+                + f"; backends' I/O: {a.backend_io}"
             )
             for tname, v in medr.items():
                 c = us.get(tname, {})

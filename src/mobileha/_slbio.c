@@ -2,9 +2,10 @@
  * mobileha._slbio: batched datagram I/O for the HA-SLB virtual server and the registration
  * sockets, and the binding records of HA-HA sync (optional accelerator).
  *
- * Only socket I/O and one offset check live here; every decision (session, predictor, tag,
- * counters) stays in Python (mobileha.core.slb / mobileha.node.slb). The pure-Python reader
- * in node/slb.py is the reference and is used when this module is not built.
+ * Only socket I/O, one offset check and the headers the SLB puts around a datagram live
+ * here; every decision (session, predictor, counters) stays in Python (mobileha.core.slb /
+ * mobileha.node.slb). The pure-Python reader and senders in node/slb.py are the reference
+ * and are used when this module is not built.
  *
  *   recv_requests(fd, max_n, bufsize) -> list[tuple[bytes, tuple[str, int], str | None, int]]
  *       Up to max_n datagrams with one recvmmsg(2) (MSG_DONTWAIT). Per datagram:
@@ -34,6 +35,17 @@
  *   sendto_all(fd, items: list[tuple[bytes, tuple[str, int]]], start=0) -> int
  *       The same on an unconnected socket: each datagram to its own (IPv4 address, port),
  *       as the home agent's replies go. ValueError for an address that is not IPv4.
+ *
+ *   send_relay(fd, items, tag_head, start=0) -> int
+ *       send_all of the SLB's relay mode from the reader's own tuples (data, (address,
+ *       port), ...): each datagram followed by the plain relay tag, ``tag_head`` (its 10
+ *       header bytes) and the item's address and port, gathered from two buffers (no
+ *       copy): the same bytes as mobileha.wire.slbtag's plain encoder.
+ *
+ *   send_directed(fd, items, dst, dport, start=0) -> int
+ *       send_all of the SLB's directed mode on its raw socket: each item's datagram behind
+ *       the IPv4 + UDP header from the item's address and port to (dst, dport), the same
+ *       bytes as ipv4_udp(address, port, dst, dport, data).
  *
  * HA-HA sync binding records (P§5.4), the one-pass forms of mobileha.wire.sync's Python
  * implementations (pack_binding_py, pack_bindings_py, decode_bindings_py: the reference;
@@ -80,6 +92,9 @@
 #define IDENT_AT 16
 #define NAI_AT 24
 #define EXT_NAI 131
+/* the plain relay tag (mobileha.wire.slbtag): a 10-byte NVSE header, then the origin's
+ * address (4) and port (2) */
+#define RELAY_HEAD 10
 #define ADDR_CACHE 256
 
 static PyObject *addr_cache_obj[ADDR_CACHE];
@@ -271,13 +286,72 @@ static PyObject *recv_requests(PyObject *self, PyObject *args) {
     return out;
 }
 
-/* One datagram of a send list into a message header: 0, or -1 with an exception set. */
+/* RFC 1071 one's-complement sum of a buffer, added to ``sum`` (not folded). */
+static uint64_t sum16(const unsigned char *p, size_t n, uint64_t sum) {
+    while (n >= 2) {
+        sum += (uint64_t)((p[0] << 8) | p[1]);
+        p += 2;
+        n -= 2;
+    }
+    if (n) sum += (uint64_t)(p[0] << 8);
+    return sum;
+}
+
+static uint16_t fold(uint64_t sum) {
+    while (sum >> 16) sum = (sum & 0xFFFF) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+#define IPV4_UDP_HDR 28
+#define MAX_UDP_PAYLOAD 65507
+
+/* The 28 bytes of IPv4 + UDP header in front of ``payload`` (both checksums filled, TTL
+ * 64, DF clear, ID 0): the header of ipv4_udp() and of send_directed(). */
+static void ipv4_udp_header(unsigned char *h, const struct in_addr *sa, uint16_t sport,
+                            const struct in_addr *da, uint16_t dport,
+                            const unsigned char *payload, size_t n) {
+    size_t ulen = 8 + n, tot = 20 + ulen;
+    h[0] = 0x45;
+    h[1] = 0;
+    h[2] = (unsigned char)(tot >> 8);
+    h[3] = (unsigned char)tot;
+    h[4] = h[5] = h[6] = h[7] = 0;
+    h[8] = 64;
+    h[9] = IPPROTO_UDP;
+    h[10] = h[11] = 0;
+    memcpy(h + 12, sa, 4);
+    memcpy(h + 16, da, 4);
+    uint16_t ic = fold(sum16(h, 20, 0));
+    h[10] = (unsigned char)(ic >> 8);
+    h[11] = (unsigned char)ic;
+    unsigned char *u = h + 20;
+    u[0] = (unsigned char)(sport >> 8);
+    u[1] = (unsigned char)sport;
+    u[2] = (unsigned char)(dport >> 8);
+    u[3] = (unsigned char)dport;
+    u[4] = (unsigned char)(ulen >> 8);
+    u[5] = (unsigned char)ulen;
+    u[6] = u[7] = 0;
+    /* pseudo header: addresses, protocol, UDP length; then the UDP header and payload (the
+     * header is 8 bytes: the payload's 16-bit words keep their alignment) */
+    uint64_t sum = sum16(h + 12, 8, 0) + IPPROTO_UDP + ulen;
+    uint16_t uc = fold(sum16(payload, n, sum16(u, 8, sum)));
+    if (uc == 0) uc = 0xFFFF; /* RFC 768: a computed 0 is sent as all ones */
+    u[6] = (unsigned char)(uc >> 8);
+    u[7] = (unsigned char)uc;
+}
+
+/* One datagram of a send list into a message header: 0, or -1 with an exception set.
+ * ``iov`` has room for two buffers and ``scratch`` for IPV4_UDP_HDR bytes (a header or
+ * trailer built for this datagram); ``ctx`` is the send call's own argument. */
 typedef int (*fill_fn)(PyObject *item, struct mmsghdr *msg, struct iovec *iov,
-                       struct sockaddr_in *name);
+                       struct sockaddr_in *name, unsigned char *scratch, const void *ctx);
 
 static int fill_bytes(PyObject *item, struct mmsghdr *msg, struct iovec *iov,
-                      struct sockaddr_in *name) {
+                      struct sockaddr_in *name, unsigned char *scratch, const void *ctx) {
     (void)name;
+    (void)scratch;
+    (void)ctx;
     if (!PyBytes_Check(item)) {
         PyErr_SetString(PyExc_TypeError, "datagrams must be bytes");
         return -1;
@@ -289,42 +363,140 @@ static int fill_bytes(PyObject *item, struct mmsghdr *msg, struct iovec *iov,
     return 0;
 }
 
-static int fill_addressed(PyObject *item, struct mmsghdr *msg, struct iovec *iov,
-                          struct sockaddr_in *name) {
-    PyObject *addr, *host, *port;
-    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) goto bad;
+#define PTON_CACHE 64
+static PyObject *pton_obj[PTON_CACHE];
+static struct in_addr pton_addr[PTON_CACHE];
+
+/* inet_pton(3) of an address str, remembered per str object (direct-mapped on the object's
+ * address, holding a reference so that the object cannot be freed and its address reused):
+ * the reader's address strs come from addr_str's cache and repeat. 1, 0 for no IPv4
+ * address, -1 with an exception set. */
+static int pton_cached(PyObject *host, struct in_addr *a) {
+    size_t h = ((uintptr_t)host >> 4) & (PTON_CACHE - 1);
+    if (pton_obj[h] == host) {
+        *a = pton_addr[h];
+        return 1;
+    }
+    const char *s = PyUnicode_AsUTF8(host);
+    if (s == NULL) return -1;
+    if (inet_pton(AF_INET, s, a) != 1) return 0;
+    Py_INCREF(host);
+    Py_XDECREF(pton_obj[h]);
+    pton_obj[h] = host;
+    pton_addr[h] = *a;
+    return 1;
+}
+
+/* item[0] (bytes) and item[1] (an (IPv4 address str, port) tuple) of a send-list item: 0,
+ * or -1 with an exception set. */
+static int data_and_addr(PyObject *item, PyObject **data, struct in_addr *a, uint16_t *port,
+                         const char *what) {
+    PyObject *addr, *host, *pobj;
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) < 2) goto bad;
+    *data = PyTuple_GET_ITEM(item, 0);
     addr = PyTuple_GET_ITEM(item, 1);
-    if (!PyTuple_Check(addr) || PyTuple_GET_SIZE(addr) < 2) goto bad;
+    if (!PyBytes_Check(*data) || !PyTuple_Check(addr) || PyTuple_GET_SIZE(addr) < 2) goto bad;
     host = PyTuple_GET_ITEM(addr, 0);
-    port = PyTuple_GET_ITEM(addr, 1);
-    if (!PyUnicode_Check(host) || !PyLong_Check(port)) goto bad;
-    if (fill_bytes(PyTuple_GET_ITEM(item, 0), msg, iov, name) < 0) return -1;
-    const char *h = PyUnicode_AsUTF8(host);
-    long pn = PyLong_AsLong(port);
-    if (h == NULL || (pn == -1 && PyErr_Occurred())) return -1;
-    memset(name, 0, sizeof *name);
-    name->sin_family = AF_INET;
-    if (inet_pton(AF_INET, h, &name->sin_addr) != 1 || pn < 0 || pn > 0xFFFF) {
+    pobj = PyTuple_GET_ITEM(addr, 1);
+    if (!PyUnicode_Check(host) || !PyLong_Check(pobj)) goto bad;
+    long pn = PyLong_AsLong(pobj);
+    if (pn == -1 && PyErr_Occurred()) return -1;
+    int ok = pton_cached(host, a);
+    if (ok < 0) return -1;
+    if (!ok || pn < 0 || pn > 0xFFFF) {
         PyErr_SetString(PyExc_ValueError, "not an IPv4 address and port");
         return -1;
     }
-    name->sin_port = htons((uint16_t)pn);
+    *port = (uint16_t)pn;
+    return 0;
+bad:
+    PyErr_SetString(PyExc_TypeError, what);
+    return -1;
+}
+
+static int fill_addressed(PyObject *item, struct mmsghdr *msg, struct iovec *iov,
+                          struct sockaddr_in *name, unsigned char *scratch, const void *ctx) {
+    PyObject *data;
+    uint16_t port;
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+        PyErr_SetString(PyExc_TypeError, "items must be (bytes, (address, port))");
+        return -1;
+    }
+    memset(name, 0, sizeof *name);
+    if (data_and_addr(item, &data, &name->sin_addr, &port,
+                      "items must be (bytes, (address, port))") < 0) {
+        return -1;
+    }
+    fill_bytes(data, msg, iov, name, scratch, ctx);
+    name->sin_family = AF_INET;
+    name->sin_port = htons(port);
     msg->msg_hdr.msg_name = name;
     msg->msg_hdr.msg_namelen = sizeof *name;
     return 0;
-bad:
-    PyErr_SetString(PyExc_TypeError, "items must be (bytes, (address, port))");
-    return -1;
+}
+
+/* relay mode: the datagram, then the plain relay tag (``ctx``: its 10 header bytes) with
+ * the item's source address and port, gathered from two buffers */
+static int fill_relay(PyObject *item, struct mmsghdr *msg, struct iovec *iov,
+                      struct sockaddr_in *name, unsigned char *scratch, const void *ctx) {
+    PyObject *data;
+    struct in_addr a;
+    uint16_t port;
+    (void)name;
+    if (data_and_addr(item, &data, &a, &port, "items must be (bytes, (address, port), ...)") < 0) {
+        return -1;
+    }
+    memcpy(scratch, ctx, RELAY_HEAD);
+    memcpy(scratch + RELAY_HEAD, &a, 4);
+    scratch[RELAY_HEAD + 4] = (unsigned char)(port >> 8);
+    scratch[RELAY_HEAD + 5] = (unsigned char)port;
+    iov[0].iov_base = PyBytes_AS_STRING(data);
+    iov[0].iov_len = (size_t)PyBytes_GET_SIZE(data);
+    iov[1].iov_base = scratch;
+    iov[1].iov_len = RELAY_HEAD + 6;
+    msg->msg_hdr.msg_iov = iov;
+    msg->msg_hdr.msg_iovlen = 2;
+    return 0;
+}
+
+struct directed_to {
+    struct in_addr addr;
+    uint16_t port;
+};
+
+/* directed mode: the IPv4 + UDP header from the item's source to ``ctx``'s real, then the
+ * datagram, gathered from two buffers */
+static int fill_directed(PyObject *item, struct mmsghdr *msg, struct iovec *iov,
+                         struct sockaddr_in *name, unsigned char *scratch, const void *ctx) {
+    const struct directed_to *to = ctx;
+    PyObject *data;
+    struct in_addr a;
+    uint16_t port;
+    (void)name;
+    if (data_and_addr(item, &data, &a, &port, "items must be (bytes, (address, port), ...)") < 0) {
+        return -1;
+    }
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(data);
+    size_t n = (size_t)PyBytes_GET_SIZE(data);
+    if (n > MAX_UDP_PAYLOAD) {
+        PyErr_SetString(PyExc_ValueError, "payload does not fit in one IPv4 datagram");
+        return -1;
+    }
+    ipv4_udp_header(scratch, &a, port, &to->addr, to->port, p, n);
+    iov[0].iov_base = scratch;
+    iov[0].iov_len = IPV4_UDP_HDR;
+    iov[1].iov_base = (void *)p;
+    iov[1].iov_len = n;
+    msg->msg_hdr.msg_iov = iov;
+    msg->msg_hdr.msg_iovlen = 2;
+    return 0;
 }
 
 /* sendmmsg(2) of list[start:] in order, 64 per call (MSG_DONTWAIT): how many were sent. It
  * stops at the first that would block; OSError when the first one fails otherwise (after
  * some were sent, the count: the caller retries the rest and sees the error then). */
-static PyObject *send_list(PyObject *args, fill_fn fill) {
-    int fd;
-    PyObject *list;
-    Py_ssize_t start = 0;
-    if (!PyArg_ParseTuple(args, "iO!|n", &fd, &PyList_Type, &list, &start)) return NULL;
+static PyObject *send_list(int fd, PyObject *list, Py_ssize_t start, fill_fn fill,
+                           const void *ctx) {
     Py_ssize_t total = PyList_GET_SIZE(list);
     if (start < 0 || start > total) {
         PyErr_SetString(PyExc_ValueError, "start out of range");
@@ -332,14 +504,16 @@ static PyObject *send_list(PyObject *args, fill_fn fill) {
     }
     Py_ssize_t sent = 0;
     struct mmsghdr msgs[64];
-    struct iovec iov[64];
+    struct iovec iov[64][2];
     struct sockaddr_in names[64];
+    unsigned char scratch[64][IPV4_UDP_HDR];
     while (start + sent < total) {
         Py_ssize_t k = total - start - sent;
         if (k > 64) k = 64;
         memset(msgs, 0, sizeof msgs[0] * (size_t)k);
         for (Py_ssize_t i = 0; i < k; i++) {
-            if (fill(PyList_GET_ITEM(list, start + sent + i), &msgs[i], &iov[i], &names[i]) < 0) {
+            if (fill(PyList_GET_ITEM(list, start + sent + i), &msgs[i], iov[i], &names[i],
+                     scratch[i], ctx) < 0) {
                 return NULL;
             }
         }
@@ -357,30 +531,59 @@ static PyObject *send_list(PyObject *args, fill_fn fill) {
     return PyLong_FromSsize_t(sent);
 }
 
+/* (fd, list, start=0) arguments, then send_list with ``fill`` */
+static PyObject *send_args(PyObject *args, fill_fn fill) {
+    int fd;
+    PyObject *list;
+    Py_ssize_t start = 0;
+    if (!PyArg_ParseTuple(args, "iO!|n", &fd, &PyList_Type, &list, &start)) return NULL;
+    return send_list(fd, list, start, fill, NULL);
+}
+
 static PyObject *send_all(PyObject *self, PyObject *args) {
     (void)self;
-    return send_list(args, fill_bytes);
+    return send_args(args, fill_bytes);
 }
 
 static PyObject *sendto_all(PyObject *self, PyObject *args) {
     (void)self;
-    return send_list(args, fill_addressed);
+    return send_args(args, fill_addressed);
 }
 
-/* RFC 1071 one's-complement sum of a buffer, added to ``sum`` (not folded). */
-static uint64_t sum16(const unsigned char *p, size_t n, uint64_t sum) {
-    while (n >= 2) {
-        sum += (uint64_t)((p[0] << 8) | p[1]);
-        p += 2;
-        n -= 2;
+static PyObject *send_relay(PyObject *self, PyObject *args) {
+    (void)self;
+    int fd;
+    PyObject *list;
+    Py_buffer head;
+    Py_ssize_t start = 0;
+    if (!PyArg_ParseTuple(args, "iO!y*|n", &fd, &PyList_Type, &list, &head, &start)) return NULL;
+    unsigned char h[RELAY_HEAD];
+    int ok = head.len == RELAY_HEAD;
+    if (ok) memcpy(h, head.buf, RELAY_HEAD);
+    PyBuffer_Release(&head);
+    if (!ok) {
+        PyErr_Format(PyExc_ValueError, "the relay tag header has %d bytes", RELAY_HEAD);
+        return NULL;
     }
-    if (n) sum += (uint64_t)(p[0] << 8);
-    return sum;
+    return send_list(fd, list, start, fill_relay, h);
 }
 
-static uint16_t fold(uint64_t sum) {
-    while (sum >> 16) sum = (sum & 0xFFFF) + (sum >> 16);
-    return (uint16_t)~sum;
+static PyObject *send_directed(PyObject *self, PyObject *args) {
+    (void)self;
+    int fd, dport;
+    PyObject *list;
+    const char *dst;
+    Py_ssize_t start = 0;
+    if (!PyArg_ParseTuple(args, "iO!si|n", &fd, &PyList_Type, &list, &dst, &dport, &start)) {
+        return NULL;
+    }
+    struct directed_to to;
+    if (inet_pton(AF_INET, dst, &to.addr) != 1 || dport < 0 || dport > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "not an IPv4 address and port");
+        return NULL;
+    }
+    to.port = (uint16_t)dport;
+    return send_list(fd, list, start, fill_directed, &to);
 }
 
 static PyObject *ipv4_udp(PyObject *self, PyObject *args) {
@@ -395,48 +598,20 @@ static PyObject *ipv4_udp(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "not an IPv4 address");
         return NULL;
     }
-    if (sport < 0 || sport > 0xFFFF || dport < 0 || dport > 0xFFFF || payload.len > 65507) {
+    if (sport < 0 || sport > 0xFFFF || dport < 0 || dport > 0xFFFF ||
+        payload.len > MAX_UDP_PAYLOAD) {
         PyBuffer_Release(&payload);
         PyErr_SetString(PyExc_ValueError, "port or payload length out of range");
         return NULL;
     }
-    size_t ulen = 8 + (size_t)payload.len;
-    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(20 + ulen));
-    if (out == NULL) {
-        PyBuffer_Release(&payload);
-        return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, IPV4_UDP_HDR + payload.len);
+    if (out != NULL) {
+        unsigned char *h = (unsigned char *)PyBytes_AS_STRING(out);
+        memcpy(h + IPV4_UDP_HDR, payload.buf, (size_t)payload.len);
+        ipv4_udp_header(h, &sa, (uint16_t)sport, &da, (uint16_t)dport, h + IPV4_UDP_HDR,
+                        (size_t)payload.len);
     }
-    unsigned char *h = (unsigned char *)PyBytes_AS_STRING(out);
-    size_t tot = 20 + ulen;
-    h[0] = 0x45;
-    h[1] = 0;
-    h[2] = (unsigned char)(tot >> 8);
-    h[3] = (unsigned char)tot;
-    h[4] = h[5] = h[6] = h[7] = 0;
-    h[8] = 64;
-    h[9] = IPPROTO_UDP;
-    h[10] = h[11] = 0;
-    memcpy(h + 12, &sa, 4);
-    memcpy(h + 16, &da, 4);
-    uint16_t ic = fold(sum16(h, 20, 0));
-    h[10] = (unsigned char)(ic >> 8);
-    h[11] = (unsigned char)ic;
-    unsigned char *u = h + 20;
-    u[0] = (unsigned char)(sport >> 8);
-    u[1] = (unsigned char)sport;
-    u[2] = (unsigned char)(dport >> 8);
-    u[3] = (unsigned char)dport;
-    u[4] = (unsigned char)(ulen >> 8);
-    u[5] = (unsigned char)ulen;
-    u[6] = u[7] = 0;
-    memcpy(u + 8, payload.buf, (size_t)payload.len);
     PyBuffer_Release(&payload);
-    /* pseudo header: addresses, protocol, UDP length; then the UDP header and payload */
-    uint64_t sum = sum16(h + 12, 8, 0) + IPPROTO_UDP + ulen;
-    uint16_t uc = fold(sum16(u, ulen, sum));
-    if (uc == 0) uc = 0xFFFF; /* RFC 768: a computed 0 is sent as all ones */
-    u[6] = (unsigned char)(uc >> 8);
-    u[7] = (unsigned char)uc;
     return out;
 }
 
@@ -1179,6 +1354,10 @@ static PyMethodDef methods[] = {
      "send_all(fd, datagrams, start=0) -> number sent (sendmmsg on a connected socket)"},
     {"sendto_all", sendto_all, METH_VARARGS,
      "sendto_all(fd, [(data, (addr, port)), ...], start=0) -> number sent (sendmmsg)"},
+    {"send_relay", send_relay, METH_VARARGS,
+     "send_relay(fd, [(data, (addr, port), ...), ...], tag_head, start=0) -> number sent"},
+    {"send_directed", send_directed, METH_VARARGS,
+     "send_directed(fd, [(data, (addr, port), ...), ...], dst, dport, start=0) -> number sent"},
     {"sync_pack_one", sync_pack_one, METH_VARARGS,
      "sync_pack_one(binding, now, rec_flags, nonce, sa_block, revocation) -> one sync record"},
     {"sync_pack", sync_pack, METH_VARARGS,

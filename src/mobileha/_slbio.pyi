@@ -10,6 +10,21 @@ def leading_nai(data: bytes, /) -> str | None: ...
 def send_all(fd: int, datagrams: list[bytes], start: int = 0, /) -> int: ...
 def ipv4_udp(src: str, sport: int, dst: str, dport: int, payload: bytes, /) -> bytes: ...
 def sendto_all(fd: int, items: list[tuple[bytes, tuple[str, int]]], start: int = 0, /) -> int: ...
+def send_relay(
+    fd: int,
+    items: list[tuple[bytes, tuple[str, int], str | None, int]],
+    tag_head: bytes,
+    start: int = 0,
+    /,
+) -> int: ...
+def send_directed(
+    fd: int,
+    items: list[tuple[bytes, tuple[str, int], str | None, int]],
+    dst: str,
+    dport: int,
+    start: int = 0,
+    /,
+) -> int: ...
 def sync_pack_one(
     binding: Any,
     now: float,

@@ -2,13 +2,15 @@
 
 Hot path per datagram: the reader's NAI check (:func:`mobileha.wire.mip.leading_nai`), one
 :meth:`ServerFarm.receive_datagram` (which parses the request itself when the NAI is not
-the first extension), one ``sendto``. The
-virtual server's socket is read by :meth:`SlbNode._drain` registered with
-``loop.add_reader``: up to :data:`BATCH` datagrams per wake-up with plain non-blocking
-``recvfrom``/``sendto`` and one clock reading per batch (no per-datagram protocol callback,
-context switch into ``Context.run`` or transport bookkeeping). A send that would block is
-queued and flushed when the socket is writable. Bad input is counted by reason and logged
-rate-limited; nothing here raises out of the reader.
+the first extension), one datagram out. The virtual server's socket is read by
+:meth:`SlbNode._drain` registered with ``loop.add_reader``: up to :data:`BATCH` datagrams per
+wake-up and one clock reading per batch (no per-datagram protocol callback, context switch
+into ``Context.run`` or transport bookkeeping). With :mod:`mobileha._slbio` a batch is one
+``recvmmsg`` and one ``sendmmsg`` per real whose relay tag or directed IPv4/UDP header is
+built in C around the received bytes; without it (the reference), ``recvfrom`` and ``send``
+per datagram and the same bytes made in Python (:meth:`SlbNode._packets`). A send that
+would block is queued and flushed when the socket is writable. Bad input is counted by
+reason and logged rate-limited; nothing here raises out of the reader.
 
 Modes:
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 import socket
@@ -57,6 +60,7 @@ BATCH = 256  # datagrams per reader callback at most (then other callbacks get t
 MAX_PENDING = 65_536  # datagrams queued while the send buffer is full; beyond: "send-busy"
 TIMER_GRANULARITY = 0.05  # seconds; session expiry is also checked lazily per request
 TIMER_BUDGET = 20_000  # expiries per timer callback (about 0.1 s of work at most)
+GC_FREEZE_MIN = 10_000  # sessions: gc.freeze() when the table has grown by this or 10%
 _IDENT = struct.Struct("!Q")  # the Identification (mip.IDENT_AT)
 # What a reader returns per datagram: (data, source, leading NAI or None, Identification)
 Received = tuple[bytes, tuple[str, int], str | None, int]
@@ -188,6 +192,10 @@ class SlbNode:
         self._vs = (settings.virtual_address, settings.port)  # its bound address
         self._directed_mode = settings.mode == "directed"
         self._fast: Any = _slbio if settings.fastpath else None
+        # the C senders put the plain relay tag or the directed IPv4/UDP header around the
+        # received bytes; an authenticated tag is made in Python (_packets)
+        self._c_headers = self._directed_mode or self._relay_auth is None
+        self._tag_head = slbtag.plain_head(settings.relay_vendor_id)
         self._pending: deque[tuple[bytes, tuple[str, int]]] = deque()  # send would block
         # relay: one socket per real, bound to the virtual address and connected to the real
         # (the kernel keeps its route: no per-datagram address parsing or route lookup)
@@ -196,6 +204,7 @@ class SlbNode:
         self._wfds: set[int] = set()  # sockets with a writer callback (sends were queued)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = time.monotonic()
+        self._freeze_at = GC_FREEZE_MIN  # sessions: the table size of the next freeze_gc()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -345,18 +354,16 @@ class SlbNode:
             take((data, src, leading_nai(data), ident))
         return ins
 
-    def _decide(self, ins: list[Received], now: float) -> dict[Real, list[bytes]]:
-        """Session, real and forwarded bytes of each request; grouped per real, in order."""
+    def _decide(self, ins: list[Received], now: float) -> dict[Real, list[Received]]:
+        """The session and real of each request: the requests grouped per real, in order
+        (:meth:`_packets` makes the datagrams that go out)."""
         receive = self.farm.receive_datagram
         vs = self._vs
         maxd = self.settings.max_datagram
-        directed = self._directed_mode
-        encode = self._fast.ipv4_udp if self._fast is not None else self._directed
-        plain = not directed and self._relay_auth is None
-        sfxs = self._sfx
-        groups: dict[Real, list[bytes]] = {}
+        groups: dict[Real, list[Received]] = {}
         debug = _log.is_enabled(logging.DEBUG)  # `debug ip mobile`: one line per request
-        for data, src, nai, ident in ins:
+        for item in ins:
+            data, src, nai, ident = item
             try:
                 if len(data) > maxd:
                     self._bad("oversized", f"more than {maxd} bytes")
@@ -368,25 +375,42 @@ class SlbNode:
                 if r is None:
                     self._bad(d.reason or "no-real")
                     continue
-                addr, sport = src
-                if plain:
-                    # plain tag: it depends only on the FA's address/port, so it is cached
-                    e = sfxs.get(addr)
-                    pkt = data + (
-                        e[1] if e is not None and e[0] == sport else self._sfx_for(addr, sport)
-                    )
-                elif directed:
-                    pkt = encode(addr, sport, r.address, r.port, data)
-                else:
-                    pkt = self._tag(data, addr, sport)
                 g = groups.get(r)
                 if g is None:
-                    groups[r] = [pkt]
+                    groups[r] = [item]
                 else:
-                    g.append(pkt)
+                    g.append(item)
             except Exception as e:  # a bug must not lose the rest of the batch
                 self._bad("internal-error", repr(e))
         return groups
+
+    def _packets(self, r: Real, items: list[Received]) -> list[bytes]:
+        """The datagrams that carry ``items`` to ``r``: with the relay tag (``relay``) or
+        inside an IPv4/UDP header from the FA (``directed``). The reference of
+        :func:`mobileha._slbio.send_relay` / ``send_directed``, and the path of an
+        authenticated tag."""
+        out: list[bytes] = []
+        take = out.append
+        if self._directed_mode:
+            encode = self._directed
+            for data, (addr, sport), _, _ in items:
+                try:
+                    take(encode(addr, sport, r.address, r.port, data))
+                except Exception as e:  # a bug must not lose the rest of the batch
+                    self._bad("internal-error", repr(e))
+        elif self._relay_auth is None:
+            # plain tag: it depends only on the FA's address/port, so it is cached
+            sfxs = self._sfx
+            for data, (addr, sport), _, _ in items:
+                c = sfxs.get(addr)
+                take(
+                    data + (c[1] if c is not None and c[0] == sport else self._sfx_for(addr, sport))
+                )
+        else:
+            tag = self._tag
+            for data, (addr, sport), _, _ in items:
+                take(tag(data, addr, sport))
+        return out
 
     def _trace(self, d: Any, src: tuple[str, int], nai: str | None, ident: int) -> None:
         r = d.real
@@ -402,15 +426,21 @@ class SlbNode:
             reason=d.reason or "-",
         )
 
-    def _send_groups(self, groups: dict[Real, list[bytes]]) -> None:
+    def _send_groups(self, groups: dict[Real, list[Received]]) -> None:
         """Send each real's datagrams on its connected socket, in order; what would block
-        is queued (and everything after it, to keep the order)."""
+        is queued (and everything after it, to keep the order).
+
+        With :mod:`mobileha._slbio`, the datagrams of a plain relay tag or of directed mode
+        are put together by the kernel from the received bytes and a header built in C
+        (``send_relay`` / ``send_directed``, one ``sendmmsg``); otherwise
+        :meth:`_packets` makes them and they leave with ``send_all`` or ``send``."""
         fast = self._fast
         txs = self._tx
         fwd = 0
-        for r, pkts in groups.items():
+        for r, items in groups.items():
             dst = (r.address, r.port)
             i = 0
+            pkts: list[bytes] | None = None
             if not self._pending:
                 try:
                     tx = txs.get(dst)
@@ -419,10 +449,15 @@ class SlbNode:
                 except OSError as e:  # no socket for this real (e.g. its address is gone)
                     self._bad("send-error", f"{dst[0]}:{dst[1]}: {e}")
                     continue
-                if fast is not None:
-                    i, sent = self._send_fast(fast, dst, pkts)
+                if fast is not None and self._c_headers:
+                    i, sent = self._send_fast(fast, r, items, None)
+                    fwd += sent
+                elif fast is not None:
+                    pkts = self._packets(r, items)
+                    i, sent = self._send_fast(fast, r, items, pkts)
                     fwd += sent
                 else:
+                    pkts = self._packets(r, items)
                     for pkt in pkts:
                         try:
                             tx(pkt)
@@ -435,21 +470,37 @@ class SlbNode:
                                 i += 1
                                 break
                         i += 1
+            if pkts is None:
+                n = len(items)
+                if i >= n:
+                    continue
+                pkts = self._packets(r, items[i:])
+                i = 0
             for pkt in itertools.islice(pkts, i, None):
                 fwd += self._defer(pkt, dst)
         self.n_forwarded += fwd
 
-    def _send_fast(self, fast: Any, dst: tuple[str, int], pkts: list[bytes]) -> tuple[int, int]:
-        """``sendmmsg`` of ``pkts`` on the real's socket: (datagrams consumed, of which
-        forwarded). It stops at the first that would block (queued by the caller)."""
+    def _send_fast(
+        self, fast: Any, r: Real, items: list[Received], pkts: list[bytes] | None
+    ) -> tuple[int, int]:
+        """``sendmmsg`` on the real's socket of ``pkts``, or (``pkts`` None) of ``items``
+        with their header built in C: (datagrams consumed, of which forwarded). It stops
+        at the first that would block (queued by the caller)."""
+        dst = (r.address, r.port)
         fd = self._txsocks[dst].fileno()
         i = fwd = 0
-        n = len(pkts)
+        n = len(items)
         while i < n:
             try:
-                k = fast.send_all(fd, pkts, i)
+                if pkts is not None:
+                    k = fast.send_all(fd, pkts, i)
+                elif self._directed_mode:
+                    k = fast.send_directed(fd, items, r.address, r.port, i)
+                else:
+                    k = fast.send_relay(fd, items, self._tag_head, i)
             except OSError as e:  # the datagram at ``i`` failed
-                fwd += self._send_error(pkts[i], dst, e)
+                pkt = pkts[i] if pkts is not None else self._packets(r, items[i : i + 1])[0]
+                fwd += self._send_error(pkt, dst, e)
                 i += 1
                 if self._pending:  # it was queued: the rest goes behind it
                     break
@@ -559,10 +610,24 @@ class SlbNode:
         """After a batch: log real state changes; arm the farm's one timer if none is."""
         if self.farm.has_events:
             self._log_events()
+        if len(self.farm.sessions) > self._freeze_at:
+            self.freeze_gc()
         # One timer for the whole farm, armed only when none is pending: expiry is also
         # handled lazily inside receive_datagram(), so a coarse timer is enough.
         if self._armed is None:
             self._arm(now)
+
+    def freeze_gc(self) -> None:
+        """Move the sessions out of the cyclic GC's generations, as the home agent node does
+        with its bindings: a session holds no reference cycle (a test session's real
+        lets go of it when it ends) and is freed by reference counting when it ends, but
+        every session the table grows by is walked by up to three collections, and each
+        full collection walks the whole table again. Called when the table has grown by
+        10% (at least :data:`GC_FREEZE_MIN` sessions) since the last call."""
+        gc.collect(1)
+        gc.freeze()
+        n = len(self.farm.sessions)
+        self._freeze_at = n + max(GC_FREEZE_MIN, n // 10)
 
     def _arm(self, now: float) -> None:
         nd = self.farm.get_timer()
@@ -703,6 +768,8 @@ class SlbNode:
         self._tag = slbtag.encoder(
             vendor_id=settings.relay_vendor_id, key=self._relay_auth, spi=settings.relay_spi
         )
+        self._c_headers = self._directed_mode or self._relay_auth is None
+        self._tag_head = slbtag.plain_head(settings.relay_vendor_id)
         self._sfx.clear()
         if farm.has_events:
             self._log_events()

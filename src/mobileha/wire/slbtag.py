@@ -118,8 +118,24 @@ def _heads(vendor_id: int) -> tuple[bytes, bytes]:
     return h
 
 
+def plain_head(vendor_id: int = DEFAULT_VENDOR_ID) -> bytes:
+    """The 10 constant bytes that start a plain tag (the origin's address and port follow):
+    what :func:`mobileha._slbio.send_relay` puts behind each datagram before them."""
+    return _heads(vendor_id)[0]
+
+
+# A plain tag seen before (its 16 bytes, which include the vendor id) -> (origin address,
+# port, vendor id): an SLB relays for a limited set of FAs/PDSNs, so most tags repeat and
+# decode() answers them with one slice and one lookup. Bounded: cleared at 4,096 entries.
+_ORIGINS: dict[bytes, tuple[str, int, int]] = {}
+_ORIGINS_MAX: Final = 4096
+
+
 def has_tag(data: bytes, vendor_id: int = DEFAULT_VENDOR_ID) -> bool:
     """Whether ``data`` ends with a relay tag (either kind)."""
+    o = _ORIGINS.get(data[-PLAIN_LEN:])
+    if o is not None and o[2] == vendor_id:
+        return True
     h = _HEADS.get(vendor_id)
     plain, authed = h if h is not None else _heads(vendor_id)
     return data[-AUTH_LEN : -AUTH_LEN + 10] == authed or data[-PLAIN_LEN:-6] == plain
@@ -142,25 +158,37 @@ def decode(
     authenticator does not take the tag as if it had been checked.
     """
     n = len(data)
-    h = _HEADS.get(vendor_id)
-    plain, authed = h if h is not None else _heads(vendor_id)
     start = n - AUTH_LEN
-    if start >= 0 and data[start : start + 10] == authed:
-        addr, port = _ORIGIN.unpack_from(data, start + _HDR.size)
-        if key is None:
-            raise DecodeError("slbtag-unverifiable", "authenticated relay tag, no SLB-HA SA")
-        (got_spi,) = _SPI.unpack_from(data, start + PLAIN_LEN)
-        if spi is not None and got_spi != spi:
-            raise DecodeError("slbtag-bad-spi", f"SPI {got_spi}")
-        if not _auth(key, algorithm).verify(data[: n - 16], data[n - 16 :]):
-            raise DecodeError("slbtag-bad-auth", "SLB-HA authenticator mismatch")
-        return ip_str_cached(addr), port, data[:start]
+    # an authenticated tag first (its header starts with the NVSE type byte)
+    if start >= 0 and data[start] == EXT_NVSE:
+        h = _HEADS.get(vendor_id)
+        authed = h[1] if h is not None else _heads(vendor_id)[1]
+        if data[start : start + 10] == authed:
+            addr, port = _ORIGIN.unpack_from(data, start + _HDR.size)
+            if key is None:
+                raise DecodeError("slbtag-unverifiable", "authenticated relay tag, no SLB-HA SA")
+            (got_spi,) = _SPI.unpack_from(data, start + PLAIN_LEN)
+            if spi is not None and got_spi != spi:
+                raise DecodeError("slbtag-bad-spi", f"SPI {got_spi}")
+            if not _auth(key, algorithm).verify(data[: n - 16], data[n - 16 :]):
+                raise DecodeError("slbtag-bad-auth", "SLB-HA authenticator mismatch")
+            return ip_str_cached(addr), port, data[:start]
     start = n - PLAIN_LEN
-    if start >= 0 and data[start : n - 6] == plain:
-        if key is not None:
-            raise DecodeError("slbtag-unauthenticated", "relay tag without authenticator")
-        return ip_str_cached(data[n - 6 : n - 2]), (data[n - 2] << 8) | data[n - 1], data[:start]
-    raise DecodeError("slbtag-missing", "no HA-SLB relay tag at the end of the datagram")
+    if start < 0:
+        raise DecodeError("slbtag-missing", "no HA-SLB relay tag at the end of the datagram")
+    tag = data[start:]
+    o = _ORIGINS.get(tag)
+    if o is None or o[2] != vendor_id:
+        h = _HEADS.get(vendor_id)
+        plain = h[0] if h is not None else _heads(vendor_id)[0]
+        if not tag.startswith(plain):
+            raise DecodeError("slbtag-missing", "no HA-SLB relay tag at the end of the datagram")
+        if len(_ORIGINS) >= _ORIGINS_MAX:
+            _ORIGINS.clear()
+        o = _ORIGINS[tag] = (ip_str_cached(tag[10:14]), (tag[14] << 8) | tag[15], vendor_id)
+    if key is not None:
+        raise DecodeError("slbtag-unauthenticated", "relay tag without authenticator")
+    return o[0], o[1], data[:start]
 
 
 __all__ = [
@@ -174,4 +202,5 @@ __all__ = [
     "encode",
     "encoder",
     "has_tag",
+    "plain_head",
 ]

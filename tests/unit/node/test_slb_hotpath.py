@@ -4,6 +4,7 @@ batched socket reader of node/slb keep the exact behaviour of the general paths.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from typing import Any
 
@@ -123,7 +124,7 @@ def _relay_node(fastpath: bool) -> tuple[socket.socket, socket.socket, nslb.SlbN
 
 class _Flaky:
     """Makes the node's relay sends report EAGAIN ``fail`` times (the first ones), on the
-    Python path (``send``) and on the C one (``send_all`` returning 0)."""
+    Python path (``send``) and on the C one (``send_all`` / ``send_relay`` returning 0)."""
 
     def __init__(self, node: nslb.SlbNode, fail: int) -> None:
         self.fail = fail
@@ -142,6 +143,13 @@ class _Flaky:
                         flaky.fail -= 1
                         return 0
                     return int(fast.send_all(fd, pkts, start))
+
+                @staticmethod
+                def send_relay(fd: int, items: list[Any], head: bytes, start: int = 0) -> int:
+                    if flaky.fail:
+                        flaky.fail -= 1
+                        return 0
+                    return int(fast.send_relay(fd, items, head, start))
 
             node._fast = FlakyFast()
 
@@ -232,3 +240,36 @@ def test_a_failing_datagram_does_not_lose_the_rest_of_the_batch(fastpath: bool) 
             fa.close()
 
     asyncio.run(main())
+
+
+def test_sessions_are_moved_out_of_the_cyclic_gc_as_the_table_grows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """freeze_gc() runs after a batch once the table has grown by GC_FREEZE_MIN (or 10%)
+    since the last time; frozen sessions still end and are freed as before."""
+    monkeypatch.setattr(nslb, "GC_FREEZE_MIN", 50)
+    node = nslb.SlbNode(
+        nslb.SlbSettings(
+            virtual_address="127.0.0.1",
+            reals=[nslb.SlbRealSpec("127.0.0.1", 434)],
+            session_s=10.0,
+            fastpath=False,
+        )
+    )
+    node._freeze_at = nslb.GC_FREEZE_MIN
+    frozen = gc.get_freeze_count()
+    try:
+        src = ("127.0.0.2", 434)
+        for i in range(120):
+            data = request(ha_addr="127.0.0.1", ident=1, nai=f"mn{i}@x")
+            node._decide([(data, src, f"mn{i}@x", 1)], 1.0)
+            node._after(1.0)
+        assert len(node.farm.sessions) == 120
+        assert gc.get_freeze_count() > frozen
+        assert node._freeze_at == 102 + 50  # frozen at 51, then at 102 sessions: next +50
+        real = node.farm.reals[0]
+        assert real.conns == 120
+        node.farm.handle_timer(11.0)
+        assert not node.farm.sessions and real.conns == 0 and node.farm.n_expired == 120
+    finally:
+        gc.unfreeze()

@@ -1,9 +1,11 @@
-"""The optional C module mobileha._slbio against the SLB's Python reader (the reference):
-the same datagrams give the same (data, (address, port), NAI, Identification) tuples, and
-send_all sends in order and reports what would block."""
+"""The optional C module mobileha._slbio against the SLB's Python reader and senders (the
+reference): the same datagrams give the same (data, (address, port), NAI, Identification)
+tuples, send_all sends in order and reports what would block, and send_relay /
+send_directed send the bytes the node's Python path makes."""
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mobileha.node import slb as nslb
+from mobileha.wire import slbtag
 from mobileha.wire.ip import UdpDatagramEncoder, build_udp_datagram
 
 pytestmark = pytest.mark.skipif(nslb._slbio is None, reason="mobileha._slbio is not built")
@@ -197,3 +200,114 @@ def test_reader_with_changing_batch_and_buffer_sizes(
         len(d) if not 3 <= i < 6 else 30 for i, d in enumerate(msgs)
     ]
     assert {t[1] for t in got} == {tx.getsockname()}
+
+
+def _items(payloads: list[bytes], srcs: list[tuple[str, int]]) -> list[nslb.Received]:
+    return [(p, s, None, 0) for p, s in zip(payloads, srcs, strict=True)]
+
+
+def _sent(rx: socket.socket, n: int) -> list[bytes]:
+    return [rx.recv(70000) for _ in range(n)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.binary(max_size=300),
+            st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255)),
+            st.integers(0, 65535),
+        ),
+        min_size=1,
+        max_size=80,  # more than one sendmmsg chunk of 64
+    ),
+    st.integers(0, 2**32 - 1),
+)
+def test_send_relay_sends_what_the_python_path_makes(
+    reqs: list[tuple[bytes, tuple[int, int, int], int]], vendor_id: int
+) -> None:
+    """send_relay puts the same plain tag behind each datagram as the node's Python path
+    (_packets: payload + the slbtag encoder's tag), and a real decodes it back."""
+    node = nslb.SlbNode(
+        nslb.SlbSettings(
+            virtual_address="127.0.0.1", reals=[], mode="relay", relay_vendor_id=vendor_id
+        )
+    )
+    items = _items(
+        [p for p, _, _ in reqs], [(f"10.{a}.{b}.{c}", port) for _, (a, b, c), port in reqs]
+    )
+    real = nslb.Real("127.0.0.1", 434)
+    want = node._packets(real, items)
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        tx.connect(rx.getsockname())
+        assert nslb._slbio.send_relay(tx.fileno(), items, node._tag_head) == len(items)
+        got = _sent(rx, len(items))
+        assert got == want
+        for (payload, src, _, _), dgram in zip(items, got, strict=True):
+            assert slbtag.decode(dgram, vendor_id=vendor_id) == (*src, payload)
+        assert nslb._slbio.send_relay(tx.fileno(), items, node._tag_head, len(items) - 1) == 1
+        assert rx.recv(70000) == want[-1]
+    finally:
+        rx.close()
+        tx.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="directed mode needs a raw socket")
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.binary(max_size=300), st.integers(1, 255), st.integers(0, 65535)),
+        min_size=1,
+        max_size=80,
+    ),
+    st.integers(1, 65535),
+)
+def test_send_directed_sends_what_the_python_path_makes(
+    reqs: list[tuple[bytes, int, int]], dport: int
+) -> None:
+    """send_directed sends the IPv4/UDP datagrams the node's Python path makes (the
+    reference encoder), read back whole on a raw socket."""
+    node = nslb.SlbNode(nslb.SlbSettings(virtual_address="127.0.0.1", reals=[], mode="directed"))
+    items = _items([p for p, _, _ in reqs], [(f"127.9.9.{a}", port) for _, a, port in reqs])
+    real = nslb.Real("127.0.0.1", dport)
+    want = node._packets(real, items)
+    assert want == [build_udp_datagram(s[0], s[1], "127.0.0.1", dport, p) for p, s, _, _ in items]
+    sniff = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+    sniff.settimeout(2.0)
+    sniff.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    try:
+        tx.connect(("127.0.0.1", 0))
+        assert nslb._slbio.send_directed(tx.fileno(), items, "127.0.0.1", dport) == len(items)
+        got: list[bytes] = []
+        while len(got) < len(items):
+            d = sniff.recv(70000)
+            if d[12:15] == b"\x7f\x09\x09":  # ours (127.9.9.x)
+                got.append(d)
+        # the kernel fills the IP identification of a datagram sent with ID 0, and its
+        # checksum with it: compare the rest, and the UDP part whole
+        strip = [(d[:4] + d[8:10] + d[12:20], d[20:]) for d in got]
+        assert strip == [(d[:4] + d[8:10] + d[12:20], d[20:]) for d in want]
+    finally:
+        sniff.close()
+        tx.close()
+
+
+def test_send_relay_and_directed_bad_arguments(pair: tuple[socket.socket, socket.socket]) -> None:
+    rx, _ = pair
+    io = nslb._slbio
+    head = slbtag.plain_head()
+    with pytest.raises(ValueError):
+        io.send_relay(rx.fileno(), [], b"short")
+    with pytest.raises(TypeError):
+        io.send_relay(rx.fileno(), [(b"x",)], head)  # type: ignore[list-item]
+    with pytest.raises(ValueError):
+        io.send_relay(rx.fileno(), [(b"x", ("not-an-address", 1), None, 0)], head)
+    with pytest.raises(ValueError):
+        io.send_directed(rx.fileno(), [], "10.1.2", 434)
+    with pytest.raises(ValueError):
+        io.send_directed(rx.fileno(), [(bytes(65508), ("10.0.0.1", 1), None, 0)], "10.0.0.2", 1)
