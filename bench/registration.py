@@ -74,7 +74,6 @@ NTP = 2208988800
 RRQ = struct.Struct("!BBH4s4s4sQ")
 BATCH_IO = [True]  # the HA nodes' registration sockets: BatchedUdp (--asyncio-io: transport)
 PAIR_SYNC: dict[str, Any] = {}  # extra SyncConfig fields of the pair (--flush-delay, ...)
-PAIR_POLL = [8]  # the pair's HomeAgentNode sync_poll_every (--poll-every; 0: None)
 
 
 def _rss() -> int:
@@ -273,13 +272,7 @@ def pair_server(
     gate = agent.gate
     assert gate is not None and agent.sync is not None
     gate.hold_times = []
-    node = HomeAgentNode(
-        cluster,
-        name=f"bench-{role}",
-        addresses=[own],
-        batch_io=BATCH_IO[0],
-        sync_poll_every=PAIR_POLL[0] or None,
-    )
+    node = HomeAgentNode(cluster, name=f"bench-{role}", addresses=[own], batch_io=BATCH_IO[0])
 
     prof = None
     profiling = [False]
@@ -1149,10 +1142,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flush-delay", type=float, help="--pair: sync flush_delay (s)")
     p.add_argument("--max-message", type=int, help="--pair: sync max_message (bytes)")
     p.add_argument(
-        "--poll-every", type=int, default=8,
-        help="--pair: the HA nodes' sync_poll_every (0: a batch is read once)",
-    )  # fmt: skip
-    p.add_argument(
         "--profile", metavar="DIR", help="--pair: cProfile the Active and Standby into DIR"
     )
     args = p.parse_args(argv)
@@ -1160,7 +1149,6 @@ def main(argv: list[str] | None = None) -> int:
         PAIR_SYNC["flush_delay"] = args.flush_delay
     if args.max_message is not None:
         PAIR_SYNC["max_message"] = args.max_message
-    PAIR_POLL[0] = args.poll_every
     BATCH_IO[0] = not args.asyncio_io
     if args.pair:
         r = run_pair(args)

@@ -156,7 +156,6 @@ class HomeAgentNode:
         journal: BindingJournal | None = None,
         sa_fetcher: Any = None,
         batch_io: bool = False,
-        sync_poll_every: int | None = 8,
     ) -> None:
         """``addresses``: where to bind (default: the first agent's real address and every
         agent's HA address). ``hsrp``: the HSRP interface's adapter configuration (the
@@ -167,9 +166,7 @@ class HomeAgentNode:
         one task per fetch on this loop; the cores bound how many run at once. ``batch_io``:
         serve the registration sockets with :class:`~mobileha.node.udp_batch.BatchedUdp`
         (batches of datagrams per read, replies with one sendmmsg) instead of asyncio's
-        transport; with binding sync, a batch's socket is read again every
-        ``sync_poll_every`` datagrams (None: never), so that the peer's BU Acks release
-        their replies while a long batch is processed (``BatchedUdp`` ``poll_every``)."""
+        transport."""
         # agent advertisements on the home link (node/advertising.py), set by compose
         self.advertising: LinkAdvertising | None = None
         # ICMP errors about our tunnelled packets, relayed to their senders (RFC 5944 §4.4)
@@ -177,7 +174,6 @@ class HomeAgentNode:
         self.icmp: IcmpIo | None = None
         self.cluster = cluster
         self._batch_io = batch_io
-        self._sync_poll_every = sync_poll_every
         self._batching = False  # inside a BatchedUdp read: the timer waits for its end
         # the first bytes of sync messages: a batch's sync messages are handled before its
         # registrations, so that a BU Ack releases the replies it holds without waiting
@@ -388,7 +384,6 @@ class HomeAgentNode:
                 batch_begin=self._batch_begin,
                 batch_end=self._batch_end,
                 first=self._is_sync if self._sync_codes else None,
-                poll_every=self._sync_poll_every if self._sync_codes else None,
             )
         else:
             transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(self, dst), sock=sock)

@@ -50,7 +50,6 @@ class BatchedUdp:
         batch_begin: Callable[[], None] | None = None,
         batch_end: Callable[[], None] | None = None,
         first: Callable[[bytes], bool] | None = None,
-        poll_every: int | None = None,
     ) -> None:
         """``on_error``: called with each error the socket reports (an ICMP error of an
         earlier send, surfacing on a read; a send the kernel refuses), as asyncio's
@@ -60,17 +59,12 @@ class BatchedUdp:
         their order; the others keep theirs), and what their delivery queued is sent at
         once, before the others are delivered (a home agent of a redundant pair reads its
         peer's BU Acks first: the replies they release leave before the batch's requests
-        are processed, not after them). ``poll_every``: after every ``poll_every``
-        datagrams delivered, the socket is read again and what arrived joins the batch
-        (the datagrams chosen first delivered, and what they queued sent, at once; at most
-        ``batch`` more per batch): a pair's Active then sees its peer's BU Acks while it
-        works through a long batch instead of after it."""
+        are processed, not after them)."""
         self._loop = loop
         self._on_error = on_error
         self._batch_begin = batch_begin
         self._batch_end = batch_end
         self._first = first
-        self._poll_every = poll_every
         self._sock = sock
         self._fd = sock.fileno()
         self._deliver = deliver
@@ -128,10 +122,10 @@ class BatchedUdp:
         if self._batch_begin is not None:
             self._batch_begin()
         try:
-            items = self._read()
-            if items is not None:
-                self.batches += 1
-                self._deliver_batch(items)
+            if self.c_io:
+                self._read_c()
+            else:
+                self._read_py()
         finally:
             try:
                 if self._batch_end is not None:
@@ -140,70 +134,29 @@ class BatchedUdp:
                 self._reading = False
         self._send_queued()
 
-    def _read(self) -> list[Any] | None:
-        """Up to ``batch`` datagrams waiting now, as tuples starting (data, addr); None
-        when the socket reports an error first."""
-        if self.c_io:
-            assert _slbio is not None
-            try:
-                items: list[Any] = _slbio.recv_requests(self._fd, self._batch, self._bufsize)
-            except OSError as e:
-                self._error(e)  # e.g. ECONNREFUSED from an earlier send: the next read goes on
-                return None
-        else:
-            recv = self._sock.recvfrom
-            bufsize = self._bufsize
-            items = []
-            for _ in range(self._batch):
-                try:
-                    items.append(recv(bufsize))
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as e:
-                    self._error(e)
-                    break
-        self.received += len(items)
-        return items
-
-    def _deliver_batch(self, items: list[Any]) -> None:
+    def _read_c(self) -> None:
+        assert _slbio is not None
         deliver = self._deliver
+        try:
+            items = _slbio.recv_requests(self._fd, self._batch, self._bufsize)
+        except OSError as e:
+            self._error(e)  # e.g. ECONNREFUSED from an earlier send: the next read goes on
+            return
+        self.batches += 1
+        self.received += len(items)
         first = self._first
         if first is not None and len(items) > 1:
-            items = self._deliver_first(items, False)
-        poll = self._poll_every
-        if poll is None:
+            rest = []
             for item in items:
-                deliver(item[0], item[1])
-            return
-        # every ``poll`` datagrams, what arrived meanwhile joins the batch, the datagrams
-        # chosen first (a peer's BU Acks) at once; at most one more batch's worth
-        budget = self._batch
-        i = 0
-        while i < len(items):
-            item = items[i]
-            i += 1
-            deliver(item[0], item[1])
-            if not i % poll and i < len(items) and budget > 0:
-                more = self._read()
-                if more:
-                    budget -= len(more)
-                    items += more if first is None else self._deliver_first(more, True)
-
-    def _deliver_first(self, items: list[Any], polled: bool) -> list[Any]:
-        """Deliver the datagrams of ``items`` that ``first`` chooses and send what they
-        queued, unless they are the whole batch (its end sends it); the others."""
-        first = self._first
-        assert first is not None
-        deliver = self._deliver
-        rest = []
-        for item in items:
-            if first(item[0]):
-                deliver(item[0], item[1])
-            else:
-                rest.append(item)
-        if len(rest) < len(items) and (rest or polled):
-            self._send_queued()
-        return rest
+                if first(item[0]):
+                    deliver(item[0], item[1])
+                else:
+                    rest.append(item)
+            if rest and len(rest) < len(items):
+                self._send_queued()
+            items = rest
+        for data, addr, _nai, _ident in items:
+            deliver(data, addr)
 
     def _send_queued(self) -> None:
         """Send what the batch has queued so far (the rest leaves at its end)."""
@@ -214,6 +167,35 @@ class BatchedUdp:
                 self._queue(out)
             else:
                 self._send(out)
+
+    def _read_py(self) -> None:
+        recv = self._sock.recvfrom
+        deliver = self._deliver
+        bufsize = self._bufsize
+        first = self._first
+        items: list[tuple[bytes, Addr]] = []
+        n = 0
+        firsts = 0
+        for _ in range(self._batch):
+            try:
+                data, addr = recv(bufsize)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:
+                self._error(e)
+                break
+            n += 1
+            if first is not None and first(data):
+                deliver(data, addr)
+                firsts += 1
+            else:
+                items.append((data, addr))
+        self.batches += 1
+        self.received += n
+        if firsts and items:
+            self._send_queued()
+        for data, addr in items:
+            deliver(data, addr)
 
     def _error(self, exc: OSError) -> None:
         if self._on_error is not None:

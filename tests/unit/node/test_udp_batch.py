@@ -236,44 +236,6 @@ def test_what_the_first_datagrams_queue_leaves_before_the_others_are_delivered(
         loop.close()
 
 
-@pytest.mark.parametrize("c_io", PATHS)
-def test_a_long_batch_reads_again_and_delivers_what_is_chosen_first_at_once(
-    c_io: bool, clients: list[socket.socket]
-) -> None:
-    """``poll_every``: what arrives while a batch is delivered joins it; a BU Ack among it
-    is delivered, and the replies it released sent, before the rest of the batch."""
-    loop = asyncio.new_event_loop()
-    try:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("127.0.0.1", 0))
-        peer = clients[0]
-        peer.settimeout(0.5)
-        order: list[bytes] = []
-        seen_when_r3: list[bytes] = []
-        t: BatchedUdp
-
-        def deliver(data: bytes, addr: tuple[str, int]) -> None:
-            order.append(data)
-            if data == b"r1":  # arrives while the batch is being delivered
-                peer.sendto(b"s9", sock.getsockname())
-                peer.sendto(b"r6", sock.getsockname())
-            elif data == b"r3":
-                seen_when_r3.append(peer.recv(64))
-            if data[:1] == b"s":
-                t.sendto(b"released-" + data, addr)
-
-        t = BatchedUdp(loop, sock, deliver, c_io=c_io, first=lambda d: d[:1] == b"s", poll_every=2)
-        for d in (b"r1", b"r2", b"r3", b"r4", b"r5"):
-            peer.sendto(d, sock.getsockname())
-        loop.run_until_complete(asyncio.sleep(0.05))
-        assert order == [b"r1", b"r2", b"s9", b"r3", b"r4", b"r5", b"r6"]
-        assert seen_when_r3 == [b"released-s9"]
-        assert t.batches == 1 and t.received == 7
-        t.close()
-    finally:
-        loop.close()
-
-
 def test_the_home_agent_node_with_batched_io_registers_a_mobile_node() -> None:
     from mobileha.core.cluster import AgentSpec, Cluster
     from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
