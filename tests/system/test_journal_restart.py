@@ -177,7 +177,10 @@ def test_kill_9_and_restart_keep_every_acknowledged_binding(tmp_path: Path) -> N
                 assert b["lifetime_granted"] == last[3]
                 assert 0 < b["lifetime_remaining"] <= last[3]
                 checked += 1
-        assert len(restored) == N and checked > N * 0.9, (len(restored), checked)
+        # the MNs not acknowledged again in the last WINDOW_S before the kill must all be
+        # back exactly as last acknowledged (how many that is follows the churn's rate)
+        quiet = sum(1 for acks in c.acks.values() if acks[-1][0] < killed - WINDOW_S)
+        assert len(restored) == N and checked >= quiet > N // 2, (len(restored), checked, quiet)
         # what the kill did lose: acknowledged registrations not in the restored table
         lost = [
             killed - acks[-1][0]
