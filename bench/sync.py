@@ -129,7 +129,8 @@ class Runner:
                 out.append((a.payload, a.dst))
             elif type(a) is ApplyBindings:
                 for item in a.items:
-                    table[item[0]] = item[1]
+                    b = item[0]
+                    table[b.home_addr, b.care_of] = b
             elif type(a) is DeleteBinding:
                 table.pop(a.binding.key, None)
         if not self.reading:

@@ -60,7 +60,8 @@ class Side:
                 out.append(a.payload)
             elif type(a) is ApplyBindings:
                 for item in a.items:
-                    table[item[0]] = item[1]
+                    b = item[0]
+                    table[b.home_addr, b.care_of] = b
         if prof is not None:
             prof.disable()
         self.cpu += time.thread_time() - c0

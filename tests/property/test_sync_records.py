@@ -125,5 +125,5 @@ def test_the_merge_applies_exactly_the_decoded_binding(
         assert out == []  # expired in flight: a deletion of nothing
         return
     want = binding_from_record(rec, "10.0.0.100", now)
-    assert out == [ApplyBindings([(want.key, want, dynamic, nonce, None)])]
+    assert out == [ApplyBindings([(want, dynamic, nonce, None)])]
     assert not any(isinstance(x, DeleteBinding) for x in out)

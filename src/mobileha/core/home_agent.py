@@ -639,14 +639,14 @@ class HomeAgent:
         """Install a binding received from the redundancy peer (``b.expires`` on our clock);
         ``nonce``: the MN's replay nonce issued by the peer (P§5.4 [P] REC_NONCE); ``sa``:
         the MN's SA from AAA (P§5.4 [P] REC_SA), cached as if we had fetched it."""
-        return self.apply_synced_all(((None, b, dynamic, nonce, sa),), now)
+        return self.apply_synced_all(((b, dynamic, nonce, sa),), now)
 
     def apply_synced_all(
         self,
-        items: Iterable[tuple[object, Binding, bool, int | None, MobilitySA | None]],
+        items: Iterable[tuple[Binding, bool, int | None, MobilitySA | None]],
         now: float,
     ) -> list[Any]:
-        """:meth:`apply_synced` of each ``(key, binding, dynamic, nonce, sa)`` in order (the
+        """:meth:`apply_synced` of each ``(binding, dynamic, nonce, sa)`` in order (the
         items of a sync peer's ``ApplyBindings``: a bulk download's records arrive about 24
         at a time, most with the same deadline)."""
         out: list[Any] = []
@@ -657,7 +657,7 @@ class HomeAgent:
         intern = sys.intern
         ceil_now = math.ceil(now)
         last_in = last_out = INFINITE  # the previous deadline rounded (most repeat)
-        for _key, b, dynamic, nonce, sa in items:
+        for b, dynamic, nonce, sa in items:
             if nonce is not None:
                 self._nonces[_mn_key(b)] = nonce
             if sa is not None and b.nai:

@@ -80,12 +80,8 @@ class AddressPool:
         return isinstance(addr, str) and self._index(addr) is not None
 
     def is_allocated(self, addr: str) -> bool:
-        # (_index inline: binding sync asks this once per registration)
-        try:
-            i: int = _U32.unpack(inet_aton(addr))[0] - self._base
-        except OSError:
-            return False
-        return 0 <= i < self._size and self._bits[i] == 1
+        i = self._index(addr)
+        return i is not None and self._bits[i] == 1
 
     def is_free(self, addr: str) -> bool:
         """In the pool, neither allocated nor excluded."""

@@ -166,22 +166,12 @@ class SlbNode:
             for s in agents:
                 assert s.dfp_agent is not None
                 self.dfp.add_agent(s.dfp_agent, [s.address], 0.0)
-        self._relay_auth = (
-            Authenticator(settings.relay_key, settings.relay_algorithm)
-            if settings.relay_key
-            else None
-        )
         self.n_received = 0
         self.n_forwarded = 0
         self._counters: dict[str, int] = {
             "dropped": 0,
             "real_unreachable": 0,  # ICMP port unreachable from a real (connected socket)
         }
-        self._tag = slbtag.encoder(
-            vendor_id=settings.relay_vendor_id,
-            key=self._relay_auth,
-            spi=settings.relay_spi,
-        )
         self._directed = UdpDatagramEncoder()
         # FA address -> (its last source port, plain relay tag for that address and port)
         self._sfx: dict[str, tuple[int, bytes]] = {}
@@ -192,10 +182,7 @@ class SlbNode:
         self._vs = (settings.virtual_address, settings.port)  # its bound address
         self._directed_mode = settings.mode == "directed"
         self._fast: Any = _slbio if settings.fastpath else None
-        # the C senders put the plain relay tag or the directed IPv4/UDP header around the
-        # received bytes; an authenticated tag is made in Python (_packets)
-        self._c_headers = self._directed_mode or self._relay_auth is None
-        self._tag_head = slbtag.plain_head(settings.relay_vendor_id)
+        self._set_relay_tag(settings)
         self._pending: deque[tuple[bytes, tuple[str, int]]] = deque()  # send would block
         # relay: one socket per real, bound to the virtual address and connected to the real
         # (the kernel keeps its route: no per-datagram address parsing or route lookup)
@@ -760,6 +747,17 @@ class SlbNode:
                 await self._dfp_client.start()
         if dfp_changes and self._dfp_client is not None:
             self._dfp_client._fire()
+        self._set_relay_tag(settings)
+        if farm.has_events:
+            self._log_events()
+        if self._armed is None and self._loop is not None:
+            self._arm(now)
+
+    def _set_relay_tag(self, settings: SlbSettings) -> None:
+        """The relay tag of ``settings`` (start-up and reload): its SLB-HA SA, encoder,
+        the plain tag's header for the C sender; the cached plain tags are dropped. The C
+        senders put the plain relay tag or the directed IPv4/UDP header around the
+        received bytes; an authenticated tag is made in Python (:meth:`_packets`)."""
         self._relay_auth = (
             Authenticator(settings.relay_key, settings.relay_algorithm)
             if settings.relay_key
@@ -771,10 +769,6 @@ class SlbNode:
         self._c_headers = self._directed_mode or self._relay_auth is None
         self._tag_head = slbtag.plain_head(settings.relay_vendor_id)
         self._sfx.clear()
-        if farm.has_events:
-            self._log_events()
-        if self._armed is None and self._loop is not None:
-            self._arm(now)
 
     def _run_dfp(self, actions: list[dfpcore.ManagerAction]) -> None:
         if self._dfp_client is not None:

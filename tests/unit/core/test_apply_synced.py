@@ -44,10 +44,10 @@ def test_a_run_equals_one_call_per_binding() -> None:
     for active in (False, True):
         one, run = _ha(active), _ha(active)
         items = [
-            (b.key, b, i % 3 == 0, None, None) for i, b in enumerate(_bindings())
+            (b, i % 3 == 0, None, None) for i, b in enumerate(_bindings())
         ]  # fmt: skip
         singly: list[object] = []
-        for _key, b, dynamic, nonce, sa in items:
+        for b, dynamic, nonce, sa in items:
             singly += one.apply_synced(replace(b), NOW, dynamic, nonce, sa)
         batched = run.apply_synced_all(items, NOW)
         assert _state(one) == _state(run)
@@ -63,6 +63,6 @@ def test_a_full_table_drops_the_binding_and_goes_on() -> None:
     ha = _ha(False, max_bindings=2)
     all_ = _bindings()
     bs = [*all_[:3], all_[7]]  # the last one replaces the first
-    assert ha.apply_synced_all([(b.key, b, False, None, None) for b in bs], NOW) == []
+    assert ha.apply_synced_all([(b, False, None, None) for b in bs], NOW) == []
     assert ha.drops == {"sync-table-full": 1}
     assert sorted(b.key for b in ha.table) == [("10.1.0.1", "192.0.2.9"), ("10.1.0.2", "192.0.2.1")]

@@ -118,7 +118,8 @@ class Ha:
                 self.sent.append(a.payload)
                 sim.transmit(self, a.dst, a.payload)
             elif isinstance(a, ApplyBindings):
-                for key, b, dynamic, _nonce, _sa in a.items:
+                for b, dynamic, _nonce, _sa in a.items:
+                    key = b.key
                     self.table[key] = b
                     if dynamic:
                         self.dynamic.add(key)

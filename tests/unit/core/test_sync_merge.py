@@ -37,7 +37,7 @@ def test_an_empty_table_takes_every_record_in_one_run() -> None:
     merge.apply(
         [_entry(b, REC_DYNAMIC if i % 2 else 0, i) for i, b in enumerate(bs)], NOW, False, out
     )
-    assert out == [ApplyBindings([(b.key, b, bool(i % 2), i, None) for i, b in enumerate(bs)])]
+    assert out == [ApplyBindings([(b, bool(i % 2), i, None) for i, b in enumerate(bs)])]
     assert c.AppliedRecords == 5 and c.StaleRecords == 0
 
 
@@ -48,9 +48,9 @@ def test_a_deletion_splits_the_runs_and_the_order_is_kept() -> None:
     out: list[object] = []
     merge.apply([_entry(first), _entry(gone, REC_DELETE), _entry(last)], NOW, False, out)
     assert out == [
-        ApplyBindings([(first.key, first, False, None, None)]),
+        ApplyBindings([(first, False, None, None)]),
         DeleteBinding(gone),
-        ApplyBindings([(last.key, last, False, None, None)]),
+        ApplyBindings([(last, False, None, None)]),
     ]
     assert c.AppliedRecords == 2 and c.DeletedRecords == 1
 

@@ -51,10 +51,10 @@ class Mode(Enum):
 # --- actions ------------------------------------------------------------------------
 
 
-# One binding of :class:`ApplyBindings`: its key (home, care-of), the binding, ``dynamic``
-# (the home address was allocated from the pool: mark it as allocated), the MN's replay
-# nonce ([P] REC_NONCE: restore it) and its SA from AAA ([P] REC_SA: cache it), or None.
-Applied = tuple[Key, Binding, bool, int | None, MobilitySA | None]
+# One binding of :class:`ApplyBindings` (its key is the binding's own), ``dynamic`` (the
+# home address was allocated from the pool: mark it as allocated), the MN's replay nonce
+# ([P] REC_NONCE: restore it) and its SA from AAA ([P] REC_SA: cache it), or None.
+Applied = tuple[Binding, bool, int | None, MobilitySA | None]
 
 
 @dataclass(slots=True)

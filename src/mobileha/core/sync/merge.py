@@ -152,7 +152,7 @@ class Merger:
             if run is None:
                 run = []
                 append(ApplyBindings(run))
-            run.append((key, b, rec_flags & REC_DYNAMIC != 0, nonce, sa))
+            run.append((b, rec_flags & REC_DYNAMIC != 0, nonce, sa))
         c.AppliedRecords += applied
         c.StaleRecords += stale
 
