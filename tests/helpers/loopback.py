@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -41,7 +42,7 @@ class Cluster:
             self.ports[name] = load_config(self.paths[name]).management.listen.port
         for name in () if as_is else ORDER:
             text = (EX / f"{name}.toml").read_text().replace("127.0.84.", self.net)
-            port = free_port("127.0.0.1")
+            port = free_port("127.0.0.1", socket.SOCK_STREAM)  # the management API is TCP
             text = "\n".join(
                 f'listen = "127.0.0.1:{port}"' if ln.startswith('listen = "127.0.0.1:') else ln
                 for ln in text.splitlines()
@@ -76,8 +77,20 @@ class Cluster:
         for name in ORDER:
             self.start(name)
             wait_for(
-                lambda n=name: self.api(n, "/")["node"], 20, f"{name} API", 0.2, ignore=(Exception,)
+                lambda n=name: self._up(n),
+                20,
+                f"{name} API",
+                0.2,
+                ignore=(OSError, ValueError, KeyError),  # not listening yet, or half an answer
+                detail=lambda n=name: f"{n} log:\n{self.log(n)[-3000:]}",
             )
+
+    def _up(self, name: str) -> Any:
+        """The node's API answers; a process that has exited fails at once with its log."""
+        code = self.procs[name].poll()
+        if code is not None:
+            raise AssertionError(f"{name} exited with {code} at start:\n{self.log(name)[-3000:]}")
+        return self.api(name, "/")["node"]
 
     def bindings(self) -> tuple[int, int]:
         return (
