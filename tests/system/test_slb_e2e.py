@@ -223,9 +223,19 @@ def test_fa_slb_three_real_has(has: list[Ha], net: str) -> None:
             assert all(isinstance(w, int) and 0 < w <= 8 for w in weights())
             where: dict[str, tuple[str, str]] = {}
             small = has[2].addr
-            # 1. register until the small HA (6 bindings) has filled
+
+            def small_real() -> dict[str, Any]:
+                return next(r for r in slb_view(node)["reals"] if r["address"] == small)
+
+            def on_small() -> int:
+                return sum(1 for a, _ in where.values() if a == small)
+
+            # 1. register until the small HA (6 bindings) has filled. Its weight is
+            # floor(free share x host factor x max weight) (P§6.4), the host factor from
+            # the load average and free memory: on a busy host it reaches 0 before all 6
+            # are taken, which throttles it the same way as being full (quiet host).
             i = 0
-            while sum(1 for a, _ in where.values() if a == small) < 6:
+            while on_small() < 6 and not (on_small() and small_real()["dfp_weight"] == 0):
                 assert i < N_USERS - 30, f"the small HA is still not full; weights {weights()}"
                 nai = f"mn{i}@example.net"
                 src, rep = await fa.ask(rrq(nai, vip, fa_addr), node.address)
@@ -237,12 +247,9 @@ def test_fa_slb_three_real_has(has: list[Ha], net: str) -> None:
                 await asyncio.sleep(0.02)
             # The DFP weights also scale with the host's free CPU, so on a loaded machine
             # the small HA's share can be well under a third: N_USERS leaves room for that.
-            filled_at = i
+            filled_at, small_count = i, on_small()
 
             # 2. its DFP weight drops to 0 (sampled every 0.5 s): the SLB throttles it
-            def small_real() -> dict[str, Any]:
-                return next(r for r in slb_view(node)["reals"] if r["address"] == small)
-
             await until(lambda: small_real()["dfp_weight"] == 0, 3, "the small HA's weight 0")
             assert small_real()["state"] == "dfpThrottle"
             # 3. new sessions move away from it, and still spread over the other two
@@ -256,7 +263,7 @@ def test_fa_slb_three_real_has(has: list[Ha], net: str) -> None:
                 i += 1
             assert set(later) == {has[0].addr, has[1].addr}
             spread = Counter(a for a, _ in where.values())
-            assert spread[small] == 6 and sum(spread.values()) == i
+            assert spread[small] == small_count and sum(spread.values()) == i
             # 4. deregistration goes straight to the real HA that holds the binding
             before = node.counters["received"]
             for nai, (ha_addr, hoa) in list(where.items())[:10]:
