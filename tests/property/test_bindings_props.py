@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mobileha.core.binding import Binding
+from mobileha.core.binding import FLAG_S, Binding
 from mobileha.core.bindings import BindingTable, TableFull
 
 HOAS = [f"10.1.0.{i}" for i in range(1, 6)]
@@ -89,3 +89,67 @@ def test_table_matches_model(ops: list[tuple], cap: int) -> None:
             finite = [b.expires for b in model.values() if b.expires != math.inf]
             if finite:
                 assert nd is not None and nd <= min(finite)
+
+
+def _state(t: BindingTable) -> tuple[object, ...]:
+    """Everything a table holds: the home-address index in its order (bindings by their
+    Identification, unique per binding here), the NAI index, the count, the wheel as sets
+    per second, the heap's seconds."""
+    index = [(h, [x.ident for x in (v if isinstance(v, list) else [v])]) for h, v in t._hoa.items()]
+    nais = {n: t.home_addresses_of(n) for n in [*NAIS, "held@x"] if n is not None}
+    wheel = {k: sorted(b.ident for b in lst) for k, lst in t._wheel.items()}
+    return index, nais, len(t), wheel, sorted(set(t._heap))
+
+
+run_item = st.tuples(
+    st.sampled_from(HOAS),
+    st.sampled_from(COAS),
+    st.sampled_from([*NAIS, "held@x"]),
+    st.one_of(st.integers(1, 30), st.just(0xFFFF)),
+    st.booleans(),
+)
+
+
+def _bindings(t: BindingTable, items: list[tuple], now: float, first: int) -> list[Binding]:
+    return [
+        Binding(hoa, coa, "ha", life, t.deadline(now, life), first + i,
+                FLAG_S if simul else 0, nai=nai)
+        for i, (hoa, coa, nai, life, simul) in enumerate(items)
+    ]  # fmt: skip
+
+
+def _add_all(t: BindingTable, bs: list[Binding]) -> list[int]:
+    """add() each binding in order; the Identifications of those refused (TableFull)."""
+    full = []
+    for b in bs:
+        try:
+            t.add(b, replace=not (b.flags & FLAG_S))
+        except TableFull:
+            full.append(b.ident)
+    return full
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(run_item, max_size=8), st.lists(run_item, max_size=12), st.integers(1, 8))
+def test_add_new_then_add_equals_add_in_order(
+    before: list[tuple], run: list[tuple], cap: int
+) -> None:
+    """A run installed with add_new (home addresses without a binding) and add for the
+    rest leaves the table as adding the run in order does, TableFull included."""
+    from mobileha.core.security import MobilitySA, SecurityAssociations
+
+    tables = []
+    for _ in range(2):
+        sas = SecurityAssociations()
+        sas.add_mn(MobilitySA(1000, bytes(16), nai="held@x"))
+        t = BindingTable(max_bindings=cap, holder_of=sas.nai_holder)
+        _add_all(t, _bindings(t, before, 0.0, 1000))
+        tables.append((t, sas))
+    (seq, seq_sas), (fast, fast_sas) = tables
+    full_seq = _add_all(seq, _bindings(seq, run, 5.0, 0))
+    full_fast = _add_all(fast, fast.add_new(_bindings(fast, run, 5.0, 0)))
+    assert full_fast == full_seq
+    assert _state(fast) == _state(seq)
+    held = fast_sas.nai_holder("held@x"), seq_sas.nai_holder("held@x")
+    assert held[0] is not None and held[1] is not None and held[0].bound == held[1].bound
+    assert [b.ident for b in fast.live_snapshot()] == [b.ident for b in seq if b in seq]

@@ -373,11 +373,11 @@ def _table_lookup(ha: HomeAgent) -> Callable[[Key], Binding | None]:
     """The sync peer's view of the table: the binding at ``key``; for a missing key the
     home address's non-S binding to another care-of address (a replacement orders against
     it: newest wins)."""
-    table = ha.table
+    index = ha.table.lookup
 
     def lookup(key: Key) -> Binding | None:
         home, coa = key
-        v: Binding | list[Binding] | None = table.lookup(home)
+        v = index(home)
         if v is None:
             return None
         if isinstance(v, list):
@@ -407,14 +407,7 @@ def _table_iterate(ha: HomeAgent) -> Callable[[], Iterator[Binding]]:
     arrives (8 bytes per binding, no copies; the table itself may not be iterated while it
     changes, and registrations keep arriving during a transfer). A binding replaced or
     removed meanwhile is skipped: its BU carries the news."""
-    table = ha.table
-
-    def iterate() -> Iterator[Binding]:
-        for b in list(table):
-            if b in table:
-                yield b
-
-    return iterate
+    return ha.table.live_snapshot
 
 
 # --- the coordinator ----------------------------------------------------------------

@@ -651,12 +651,12 @@ class HomeAgent:
         at a time, most with the same deadline)."""
         out: list[Any] = []
         table = self.table
-        add = table.add
         pool = self.pool
-        active = self.active
         intern = sys.intern
         ceil_now = math.ceil(now)
         last_in = last_out = INFINITE  # the previous deadline rounded (most repeat)
+        bs: list[Binding] = []
+        marks: list[Binding] = []  # dynamic home addresses
         for b, dynamic, nonce, sa in items:
             if nonce is not None:
                 self._nonces[_mn_key(b)] = nonce
@@ -679,15 +679,32 @@ class HomeAgent:
             b.care_of = intern(b.care_of)
             b.ha_addr = intern(b.ha_addr)
             b.src_addr = intern(b.src_addr)
+            bs.append(b)
+            if dynamic:
+                marks.append(b)
+        # the run's bindings of home addresses without one (a download's records) in one
+        # pass, the others as single additions (replacements, simultaneous bindings)
+        rest = table.add_new(bs)
+        removed_by: dict[int, list[Binding]] = {}
+        failed: set[int] = set()
+        add = table.add
+        for b in rest:
             try:
-                removed = add(b, replace=not (b.flags & FLAG_S))
+                removed_by[id(b)] = add(b, replace=not (b.flags & FLAG_S))
             except TableFull:
                 self._drop("sync-table-full")
-                continue
-            if dynamic and pool is not None:
-                pool.mark(b.home_addr, b.nai)
-            if active:
-                out += [WithdrawBinding(r) for r in removed if r.care_of != b.care_of]
+                failed.add(id(b))
+        if pool is not None:
+            for b in marks:
+                if id(b) not in failed:
+                    pool.mark(b.home_addr, b.nai)
+        if self.active:
+            for b in bs:
+                if id(b) in failed:
+                    continue
+                removed = removed_by.get(id(b))
+                if removed:
+                    out += [WithdrawBinding(r) for r in removed if r.care_of != b.care_of]
                 out.append(RestoreBinding(b))
         return out
 
