@@ -8,6 +8,12 @@ in the same run.
   Baseline: the same number of datagrams of the same size sent with the same window and
   acknowledged by a receiver that does nothing else (raw UDP, no codec, no table).
   Target: 1,000,000 bindings in <= 4 s on a quiet machine.
+* ``--table home-agent``: each side is a home agent core (``HomeAgent`` with its
+  ``BindingTable``, address pool and an SA per MN, as configuration or the AAA cache hold
+  them) behind the node's coordinator (``core.cluster.Cluster``): the Active iterates its
+  table and flags pool addresses as the node does, the Standby installs each run of records
+  with ``HomeAgent.apply_synced_all``. ``--table dict`` (the default) keeps a plain dict on
+  both sides: the sync peers' own cost.
 * ``lag``: the active feeds re-registrations at ``--rate`` per second (5,000 by default)
   into ``binding_changed``; lag = time from the change to the BU Ack that covers it (p50,
   p99). Baseline: a raw UDP ping-pong per change at the same rate. Target: p99 <= 50 ms.
@@ -33,12 +39,16 @@ import select
 import socket
 import sys
 import time
+from itertools import islice
 from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
 from mobileha.core.actions import Send
 from mobileha.core.binding import FLAG_T, Binding, Encap
+from mobileha.core.cluster import AgentSpec, Cluster
+from mobileha.core.home_agent import HomeAgent, HomeAgentSettings
+from mobileha.core.security import MobilitySA, SecurityAssociations
 from mobileha.core.sync import (
     ApplyBindings,
     DeleteBinding,
@@ -102,9 +112,10 @@ def _cpu_since(c0: tuple[float, float]) -> tuple[float, float]:
 class Runner:
     """A blocking-socket event loop around one SyncPeer (what node/ does with asyncio)."""
 
-    def __init__(self, sock: socket.socket, peer_port: int, table: dict[Any, Binding]) -> None:
+    def __init__(
+        self, sock: socket.socket, peer_port: int, table: dict[Any, Binding] | HomeAgent
+    ) -> None:
         self.sock = sock
-        self.table = table
         cfg = SyncConfig(
             peer_addr=HOST,
             ha_addr=VIP,
@@ -114,9 +125,18 @@ class Runner:
             track_lag=True,
             bi_window=int(os.environ.get("SYNC_BI_WINDOW", "32")),
         )
-        self.peer = SyncPeer(
-            cfg, table.get, lambda: iter(table.values()), unix_offset=time.time() - time.monotonic()
-        )
+        wall = time.time() - time.monotonic()
+        self.cluster: Cluster | None = None
+        self.table: dict[Any, Binding] = {}
+        if isinstance(table, HomeAgent):
+            # the node's core: datagrams and timers through the coordinator
+            self.cluster = Cluster([AgentSpec(table, cfg)], wall_offset=wall, now=time.monotonic())
+            peer = self.cluster.agents[0].sync
+            assert peer is not None
+            self.peer = peer
+        else:
+            self.table = d = table
+            self.peer = SyncPeer(cfg, d.get, lambda: iter(d.values()), unix_offset=wall)
         self.rx_bytes = 0
         self.out: list[tuple[bytes, Any]] = []  # datagrams to send
         self.reading = False  # within a batch of datagrams read: send after it
@@ -135,6 +155,15 @@ class Runner:
                 table.pop(a.binding.key, None)
         if not self.reading:
             self.flush()
+
+    def start_standby(self, now: float) -> None:
+        """Enter Standby: the sync peer requests the Active's table (BI Request)."""
+        actions = self.peer.role_changed(Role.STANDBY, now)
+        if self.cluster is not None:
+            out: list[Any] = []
+            self.cluster._sync_actions(self.cluster.agents[0], actions, now, out)
+            actions = out
+        self.execute(actions)
 
     def flush(self) -> None:
         """Send what the actions queued: one sendmmsg(2) per 64 with the C module (as the
@@ -155,13 +184,13 @@ class Runner:
         out.clear()
 
     def poll(self, max_wait: float) -> None:
-        peer = self.peer
+        core: Any = self.peer if self.cluster is None else self.cluster
         now = time.monotonic()
-        d = peer.get_timer()
+        d = core.get_timer()
         wait = max_wait if d is None else min(max_wait, max(0.0, d - now))
         if wait > 0:
             select.select([self.sock], [], [], wait)
-        handle = peer.receive_datagram
+        handle = core.receive_datagram
         dst = self.sock.getsockname()
         self.reading = True
         for data, src in self.receive():
@@ -170,9 +199,9 @@ class Runner:
         self.reading = False
         self.flush()
         now = time.monotonic()
-        d = peer.get_timer()
+        d = core.get_timer()
         if d is not None and d <= now:
-            self.execute(peer.handle_timer(now))
+            self.execute(core.handle_timer(now))
 
     def receive(self) -> list[tuple[bytes, Any]]:
         """Up to 256 waiting datagrams: recvmmsg(2), 64 per call, with the C module (as the
@@ -199,20 +228,43 @@ class Runner:
 
 
 GC_POLICY = os.environ.get("SYNC_BENCH_GC", "freeze")
+TABLE = "dict"  # or "home-agent" (--table)
+OWN_SAS = True  # --table home-agent: an SA per MN (--sas none: none)
+
+
+def home_agent(n: int) -> HomeAgent:
+    """A home agent core as the node builds it for ``n`` MNs: the bindings' /8 as home
+    prefix, a /12 address pool (the bench's home addresses are in it, so the Active's
+    dynamic-address check does the pool lookup of a real deployment) and, with
+    ``OWN_SAS``, each MN's SA (the table's NAI index lives in it)."""
+    sas = SecurityAssociations()
+    if OWN_SAS:
+        for i in range(n):
+            sas.add_mn(MobilitySA(256, KEY, "hmac-md5", nai=f"mn{i:07d}@example.net"))
+    settings = HomeAgentSettings(
+        VIP, ha_address=VIP, home_prefix="10.0.0.0/8", pool="10.0.0.0/12",
+        max_bindings=n + 10, max_lifetime=36000,
+    )  # fmt: skip
+    return HomeAgent(settings, sas)
 
 
 def active_worker(n: int, conn: Any) -> None:
     now = time.monotonic()
-    table = {}
-    for i in range(n):
-        b = make_binding(i, now, IDENT0 + i)
-        table[b.key] = b
+    table: dict[Any, Binding] = {}
+    ha: HomeAgent | None = None
+    if TABLE == "home-agent":
+        ha = home_agent(n)
+        ha.load((make_binding(i, now, IDENT0 + i) for i in range(n)), now)
+    else:
+        for i in range(n):
+            b = make_binding(i, now, IDENT0 + i)
+            table[b.key] = b
     if GC_POLICY == "freeze":
         gc.freeze()  # a long-lived table: keep the cyclic GC from rescanning it
     sock = _sock()
     conn.send(sock.getsockname()[1])
     peer_port, rate, seconds = conn.recv()
-    r = Runner(sock, peer_port, table)
+    r = Runner(sock, peer_port, table if ha is None else ha)
     conn.send("ready")
     # phase 1: serve the bulk download until the standby says it is done
     c0 = _cpu()
@@ -221,6 +273,9 @@ def active_worker(n: int, conn: Any) -> None:
     conn.recv()
     conn.send(_cpu_since(c0))
     # phase 2: registrations at `rate`/s
+    if ha is not None:  # the same updates through the home agent's table
+        old_of = {b.key: b for b in islice(ha.table, 100_000)}
+        table = old_of
     keys = list(table)[: max(1, min(len(table), 100_000))]
     r.peer.lag_samples.clear()
     start = time.monotonic()
@@ -238,6 +293,8 @@ def active_worker(n: int, conn: Any) -> None:
                 old.encap, old.gre_key, old.nai, old.src_addr,
             )  # fmt: skip
             table[b.key] = b
+            if ha is not None:
+                ha.table.add(b)
             r.execute(r.peer.binding_changed(b, now))
             fed += 1
         if time.monotonic() - start > seconds + 30:
@@ -265,15 +322,21 @@ def active_worker(n: int, conn: Any) -> None:
 def standby_worker(conn: Any) -> None:
     sock = _sock()
     conn.send(sock.getsockname()[1])
-    peer_port = conn.recv()
+    peer_port, n = conn.recv()
     table: dict[Any, Binding] = {}
-    r = Runner(sock, peer_port, table)
+    ha: HomeAgent | None = None
+    if TABLE == "home-agent":
+        ha = home_agent(n)  # the same configuration as the Active (the MNs' SAs)
+        ha.active = False
+        if GC_POLICY == "freeze":
+            gc.freeze()  # the configuration's SAs, as the node freezes what it loaded
+    r = Runner(sock, peer_port, table if ha is None else ha)
     conn.recv()  # go
     t0 = time.monotonic()
     c0 = _cpu()
     if GC_POLICY == "freeze":
         gc.disable()  # bindings hold no cycles: no cyclic GC while the table grows ...
-    r.execute(r.peer.role_changed(Role.STANDBY, t0))
+    r.start_standby(t0)
     while not r.peer.download_complete:
         r.poll(0.01)
     if GC_POLICY == "freeze":
@@ -286,7 +349,7 @@ def standby_worker(conn: Any) -> None:
             "seconds": elapsed,
             "standby_cpu_s": cpu,
             "standby_sys_s": sys_cpu,
-            "records": len(table),
+            "records": len(table) if ha is None else len(ha.table),
             "bytes": r.rx_bytes,
             "counters": r.peer.counters.as_dict(),
         }
@@ -306,7 +369,7 @@ def run_pair(n: int, rate: float, seconds: float) -> tuple[dict[str, Any], dict[
     a_port = a_conn.recv()
     b_port = b_conn.recv()
     a_conn.send((b_port, rate, seconds))
-    b_conn.send(a_port)
+    b_conn.send((a_port, n))
     assert a_conn.recv() == "ready"
     b_conn.send("go")
     bulk = b_conn.recv()
@@ -416,14 +479,30 @@ def main(argv: list[str] | None = None) -> int:
         help="freeze: gc.freeze() the active's table, no cyclic GC during the download "
         "(the policy recommended for the node); default: CPython defaults",
     )
+    ap.add_argument(
+        "--table",
+        choices=["dict", "home-agent"],
+        default="dict",
+        help="dict: a plain dict on each side (the sync peers alone); home-agent: the node's "
+        "home agent core and coordinator on each side",
+    )
+    ap.add_argument(
+        "--sas",
+        choices=["own", "none"],
+        default="own",
+        help="--table home-agent: an SA per MN (own) or none",
+    )
     args = ap.parse_args(argv)
-    global GC_POLICY
+    global GC_POLICY, TABLE, OWN_SAS
     GC_POLICY = args.gc
+    TABLE = args.table
+    OWN_SAS = args.sas == "own"
     sizes = [int(x) for x in args.sizes.split(",")]
     results: dict[str, Any] = {
         "bulk": [],
         "lag": None,
         "gc": GC_POLICY,
+        "table": TABLE + ("" if TABLE == "dict" else f", SAs {args.sas}"),
         "loadavg_before": os.getloadavg()[0],
     }
     lag_done = False
@@ -464,7 +543,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(results))
         return 0
-    print(f"bulk download (sans-IO SyncPeers + UDP loopback, 2 processes, gc={GC_POLICY}):")
+    print(
+        f"bulk download (sans-IO SyncPeers + UDP loopback, 2 processes, gc={GC_POLICY},"
+        f" table {results['table']}):"
+    )
     for r in results["bulk"]:
         print(
             f"  {r['bindings']:>9,} bindings: {r['seconds']:7.2f} s  {r['records_per_s']:>9,} rec/s"

@@ -3,9 +3,11 @@ one process, every datagram handed from one to the other in memory. Each side's 
 timed separately (thread CPU time), and with ``--profile`` run under cProfile, one profile
 per side, so that the active's packing and the standby's decoding and merging can be read
 apart. ``bench/sync.py`` measures the same transfer over UDP with the two sides in two
-processes; this script says where the CPU of each goes.
+processes; this script says where the CPU of each goes. ``--table home-agent``: each side is
+a home agent core behind the node's coordinator, as in ``bench/sync.py --table home-agent``.
 
-    .venv/bin/python bench/sync_profile.py [--records 200000] [--profile] [--top 15]
+    .venv/bin/python bench/sync_profile.py [--records 200000] [--table dict|home-agent]
+                                           [--profile] [--top 15]
 """
 
 from __future__ import annotations
@@ -25,15 +27,18 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from mobileha.core.actions import Send
 from mobileha.core.binding import Binding
+from mobileha.core.cluster import AgentSpec, Cluster
+from mobileha.core.home_agent import HomeAgent
 from mobileha.core.sync import ApplyBindings, Role, SyncConfig, SyncPeer
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
-from sync import HOST, IDENT0, KEY, VIP, make_binding
+from sync import HOST, IDENT0, KEY, VIP, home_agent, make_binding
 
 
 class Side:
-    """One SyncPeer, the CPU time spent in its calls and (optionally) its profile."""
+    """One SyncPeer (with a dict, or a home agent's behind its coordinator), the CPU time
+    spent in its calls and (optionally) its profile."""
 
-    def __init__(self, table: dict[Any, Binding], port: int, profile: bool) -> None:
+    def __init__(self, table: dict[Any, Binding] | HomeAgent, port: int, profile: bool) -> None:
         cfg = SyncConfig(
             peer_addr=HOST,
             ha_addr=VIP,
@@ -42,10 +47,37 @@ class Side:
             port=port,
             bi_window=32,
         )
-        self.table = table
-        self.peer = SyncPeer(cfg, table.get, lambda: iter(table.values()))
+        self.cluster: Cluster | None = None
+        self.table: dict[Any, Binding] = {}
+        if isinstance(table, HomeAgent):
+            self.ha = table
+            self.cluster = Cluster([AgentSpec(table, cfg)])
+            peer = self.cluster.agents[0].sync
+            assert peer is not None
+            self.peer = peer
+        else:
+            self.table = d = table
+            self.peer = SyncPeer(cfg, d.get, lambda: iter(d.values()))
         self.cpu = 0.0
         self.prof = cProfile.Profile() if profile else None
+
+    def receive(self, data: bytes, src: Any, dst: Any, now: float) -> list[Any]:
+        core: Any = self.peer if self.cluster is None else self.cluster
+        return self.call(core.receive_datagram, data, src, dst, now)
+
+    def start_standby(self, now: float) -> list[Any]:
+        def start() -> list[Any]:
+            actions = self.peer.role_changed(Role.STANDBY, now)
+            if self.cluster is None:
+                return actions
+            out: list[Any] = []
+            self.cluster._sync_actions(self.cluster.agents[0], actions, now, out)
+            return out
+
+        return self.call(start)
+
+    def records(self) -> int:
+        return len(self.table) if self.cluster is None else len(self.ha.table)
 
     def call(self, fn: Callable[..., list[Any]], *args: Any) -> list[Any]:
         prof = self.prof
@@ -73,31 +105,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--table", choices=["dict", "home-agent"], default="dict")
     args = ap.parse_args(argv)
     now = 1000.0
-    table = {}
-    for i in range(args.records):
-        b = make_binding(i, now, IDENT0 + i)
-        table[b.key] = b
+    a_table: dict[Any, Binding] | HomeAgent
+    b_table: dict[Any, Binding] | HomeAgent
+    if args.table == "home-agent":
+        a_table, b_table = home_agent(args.records), home_agent(args.records)
+        a_table.load((make_binding(i, now, IDENT0 + i) for i in range(args.records)), now)
+        b_table.active = False
+    else:
+        a_table, b_table = {}, {}
+        for i in range(args.records):
+            b = make_binding(i, now, IDENT0 + i)
+            a_table[b.key] = b
     gc.freeze()
     gc.disable()
-    active = Side(table, 1, args.profile)
-    standby = Side({}, 2, args.profile)
+    active = Side(a_table, 1, args.profile)
+    standby = Side(b_table, 2, args.profile)
     a_addr, b_addr = (HOST, 1), (HOST, 2)
-    to_active = standby.call(standby.peer.role_changed, Role.STANDBY, now)
+    to_active = standby.start_standby(now)
     while not standby.peer.download_complete:
         to_standby = []
         for data in to_active:
-            to_standby += active.call(active.peer.receive_datagram, data, b_addr, a_addr, now)
+            to_standby += active.receive(data, b_addr, a_addr, now)
         to_active = []
         for data in to_standby:
-            to_active += standby.call(standby.peer.receive_datagram, data, a_addr, b_addr, now)
+            to_active += standby.receive(data, a_addr, b_addr, now)
         if not to_active and not to_standby:
             raise SystemExit("the transfer stalled")
-    n = len(standby.table)
+    n = standby.records()
     assert n == args.records, (n, args.records)
     print(
-        f"{n:,} records, load average {os.getloadavg()[0]:.1f}: "
+        f"{n:,} records ({args.table}), load average {os.getloadavg()[0]:.1f}: "
         f"active {active.cpu / n * 1e6:.2f} us/record, "
         f"standby {standby.cpu / n * 1e6:.2f} us/record"
         + (" (under cProfile)" if args.profile else "")
