@@ -127,3 +127,85 @@ def test_the_merge_applies_exactly_the_decoded_binding(
     want = binding_from_record(rec, "10.0.0.100", now)
     assert out == [ApplyBindings([(want, dynamic, nonce, None)])]
     assert not any(isinstance(x, DeleteBinding) for x in out)
+
+
+@given(
+    rounds=st.lists(
+        st.lists(
+            st.tuples(
+                bindings(),
+                st.one_of(st.none(), st.integers(0, 2**32 - 1)),
+                st.one_of(st.none(), st.integers(1, 40)),
+            ),
+            min_size=1,
+            max_size=60,
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    limit=st.integers(0, 1400),
+    flags=st.booleans(),
+)
+def test_a_bi_reply_packs_as_if_every_offered_binding_had_its_extras(
+    rounds: list[list[tuple[tuple[Binding, float], int | None, int | None]]],
+    limit: int,
+    flags: bool,
+) -> None:
+    """``Channel.pack_upto`` looks up nonces and SA blocks for the bindings it packs (the
+    last BI Reply's count and one more first): the chunk is the one packed with the extras
+    of every binding offered, round after round, whatever the records' sizes; it looks up
+    the last chunk's count and one more, and every binding offered only when those fit."""
+    from mobileha.core.security import MobilitySA
+    from mobileha.core.sync import Counters, SyncConfig
+    from mobileha.core.sync.channel import Channel
+    from mobileha.core.sync.records import pack_records_upto
+    from mobileha.wire.auth import Authenticator
+
+    cfg = SyncConfig("10.0.0.1", "10.0.0.100", 1, Authenticator(b"k" * 16, "hmac-md5"))
+    nonces: dict[int, int | None] = {}
+    sas: dict[int, MobilitySA | None] = {}
+    looked: list[int] = []
+    last = 0  # the count of the last chunk
+
+    def nonce_of(b: Binding) -> int | None:
+        looked.append(id(b))
+        return nonces[id(b)]
+
+    ch = Channel(
+        cfg,
+        Counters(),
+        unix_offset=0.0,
+        nonce_of=nonce_of,
+        now=0.0,
+        sa_of=lambda b: sas[id(b)],
+        sa_secret=b"s" * 16,
+        random_bytes=lambda n: b"\x01" * n,
+    )
+    ref = Channel(
+        cfg,
+        Counters(),
+        unix_offset=0.0,
+        nonce_of=lambda b: nonces[id(b)],
+        now=0.0,
+        sa_of=lambda b: sas[id(b)],
+        sa_secret=b"s" * 16,
+        random_bytes=lambda n: b"\x01" * n,
+    )
+    for offered in rounds:
+        bs = []
+        for (b, _), nonce, key_len in offered:
+            nonces[id(b)] = nonce
+            sas[id(b)] = None if key_len is None else MobilitySA(300, b"k" * key_len, nai=b.nai)
+            bs.append(b)
+        now = offered[0][0][1]
+        fl = [REC_DYNAMIC * (i % 2) for i in range(len(bs))] if flags else None
+        looked.clear()
+        est = last + 1
+        got = ch.pack_upto(bs, now, fl, limit)
+        want = pack_records_upto(bs, now, fl, *ref._extras(bs, fl), limit)
+        assert got == want
+        if est < len(bs) and got[1] < est:
+            assert len(looked) == est
+        else:
+            assert len(looked) == (est if est < len(bs) else 0) + len(bs)
+        last = got[1]

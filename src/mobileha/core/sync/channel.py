@@ -144,6 +144,8 @@ class Channel:
         self._timers: list[tuple[float, int, Out]] = []
         self._tick = itercount()
         self._last_tx_ident = 0
+        # records of the last BI Reply (pack_upto): the next one most likely holds as many
+        self._fit = 0
 
     # -- Identification --
 
@@ -220,9 +222,28 @@ class Channel:
         self, bindings: list[Binding], now: float, rec_flags: list[int] | None, limit: int
     ) -> tuple[bytes, int]:
         """The records of ``bindings[:k]`` (:meth:`pack` each) joined, ``k`` the most that
-        fit in ``limit`` bytes, at least one (one BI Reply's records)."""
+        fit in ``limit`` bytes, at least one (one BI Reply's records).
+
+        The MNs' nonces and SA blocks are looked up for the bindings packed, not for every
+        one offered (a download offers more than the shortest records could fill; records
+        with SA blocks fill a BI Reply with fewer): the bindings of the last BI Reply and one
+        more are packed first, and only if they all fit are all the bindings packed. The
+        packing stops at the first record that does not fit, so both give the same chunk."""
+        n = len(bindings)
+        if self._sa_of is not None or self._nonce_of is not None:
+            est = self._fit + 1
+            if est < n:
+                head = bindings[:est]
+                hflags = None if rec_flags is None else rec_flags[:est]
+                nonces, blocks = self._extras(head, hflags)
+                records, k = pack_records_upto(head, now, hflags, nonces, blocks, limit)
+                if k < est:
+                    self._fit = k
+                    return records, k
         nonces, blocks = self._extras(bindings, rec_flags)
-        return pack_records_upto(bindings, now, rec_flags, nonces, blocks, limit)
+        records, k = pack_records_upto(bindings, now, rec_flags, nonces, blocks, limit)
+        self._fit = k
+        return records, k
 
     def _extras(
         self, bindings: list[Binding], rec_flags: list[int] | None
