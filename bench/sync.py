@@ -109,6 +109,33 @@ def _cpu_since(c0: tuple[float, float]) -> tuple[float, float]:
     return total - c0[0], system - c0[1]
 
 
+def sync_core(
+    table: dict[Any, Binding] | HomeAgent, cfg: SyncConfig, wall: float = 0.0, now: float = 0.0
+) -> tuple[SyncPeer, Any]:
+    """The sync peer over ``table`` and what takes its datagrams and timers
+    (``receive_datagram``, ``get_timer``, ``handle_timer``): the peer itself over a plain
+    dict, the node's coordinator (``core.cluster.Cluster``) over a home agent."""
+    if isinstance(table, HomeAgent):
+        cluster = Cluster([AgentSpec(table, cfg)], wall_offset=wall, now=now)
+        peer = cluster.agents[0].sync
+        assert peer is not None
+        return peer, cluster
+    peer = SyncPeer(cfg, table.get, lambda: iter(table.values()), unix_offset=wall)
+    return peer, peer
+
+
+def enter_standby(peer: SyncPeer, core: Any, now: float) -> list[Any]:
+    """Enter Standby: the sync peer's BI Request for the Active's table. Through the
+    coordinator, its actions are handled as after an HSRP Standby state change
+    (``Cluster._role``); the bench runs no HSRP to make that change."""
+    actions = peer.role_changed(Role.STANDBY, now)
+    if core is peer:
+        return actions
+    out: list[Any] = []
+    core._sync_actions(core.agents[0], actions, now, out)
+    return out
+
+
 class Runner:
     """A blocking-socket event loop around one SyncPeer (what node/ does with asyncio)."""
 
@@ -125,18 +152,11 @@ class Runner:
             track_lag=True,
             bi_window=int(os.environ.get("SYNC_BI_WINDOW", "32")),
         )
-        wall = time.time() - time.monotonic()
-        self.cluster: Cluster | None = None
-        self.table: dict[Any, Binding] = {}
-        if isinstance(table, HomeAgent):
-            # the node's core: datagrams and timers through the coordinator
-            self.cluster = Cluster([AgentSpec(table, cfg)], wall_offset=wall, now=time.monotonic())
-            peer = self.cluster.agents[0].sync
-            assert peer is not None
-            self.peer = peer
-        else:
-            self.table = d = table
-            self.peer = SyncPeer(cfg, d.get, lambda: iter(d.values()), unix_offset=wall)
+        self.peer, self.core = sync_core(
+            table, cfg, wall=time.time() - time.monotonic(), now=time.monotonic()
+        )
+        # the plain dict the actions are applied to (a home agent applies its own)
+        self.table: dict[Any, Binding] = {} if isinstance(table, HomeAgent) else table
         self.rx_bytes = 0
         self.out: list[tuple[bytes, Any]] = []  # datagrams to send
         self.reading = False  # within a batch of datagrams read: send after it
@@ -157,13 +177,7 @@ class Runner:
             self.flush()
 
     def start_standby(self, now: float) -> None:
-        """Enter Standby: the sync peer requests the Active's table (BI Request)."""
-        actions = self.peer.role_changed(Role.STANDBY, now)
-        if self.cluster is not None:
-            out: list[Any] = []
-            self.cluster._sync_actions(self.cluster.agents[0], actions, now, out)
-            actions = out
-        self.execute(actions)
+        self.execute(enter_standby(self.peer, self.core, now))
 
     def flush(self) -> None:
         """Send what the actions queued: one sendmmsg(2) per 64 with the C module (as the
@@ -184,7 +198,7 @@ class Runner:
         out.clear()
 
     def poll(self, max_wait: float) -> None:
-        core: Any = self.peer if self.cluster is None else self.cluster
+        core = self.core
         now = time.monotonic()
         d = core.get_timer()
         wait = max_wait if d is None else min(max_wait, max(0.0, d - now))
@@ -274,8 +288,7 @@ def active_worker(n: int, conn: Any) -> None:
     conn.send(_cpu_since(c0))
     # phase 2: registrations at `rate`/s
     if ha is not None:  # the same updates through the home agent's table
-        old_of = {b.key: b for b in islice(ha.table, 100_000)}
-        table = old_of
+        table = {b.key: b for b in islice(ha.table, 100_000)}
     keys = list(table)[: max(1, min(len(table), 100_000))]
     r.peer.lag_samples.clear()
     start = time.monotonic()

@@ -27,11 +27,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from mobileha.core.actions import Send
 from mobileha.core.binding import Binding
-from mobileha.core.cluster import AgentSpec, Cluster
 from mobileha.core.home_agent import HomeAgent
-from mobileha.core.sync import ApplyBindings, Role, SyncConfig, SyncPeer
+from mobileha.core.sync import ApplyBindings, SyncConfig
 from mobileha.wire.auth import ALG_PREFIX_SUFFIX, Authenticator
-from sync import HOST, IDENT0, KEY, VIP, home_agent, make_binding
+from sync import HOST, IDENT0, KEY, VIP, enter_standby, home_agent, make_binding, sync_core
 
 
 class Side:
@@ -47,37 +46,21 @@ class Side:
             port=port,
             bi_window=32,
         )
-        self.cluster: Cluster | None = None
-        self.table: dict[Any, Binding] = {}
-        if isinstance(table, HomeAgent):
-            self.ha = table
-            self.cluster = Cluster([AgentSpec(table, cfg)])
-            peer = self.cluster.agents[0].sync
-            assert peer is not None
-            self.peer = peer
-        else:
-            self.table = d = table
-            self.peer = SyncPeer(cfg, d.get, lambda: iter(d.values()))
+        self.peer, self.core = sync_core(table, cfg)
+        # the plain dict the actions are applied to (a home agent applies its own)
+        self.table: dict[Any, Binding] = {} if isinstance(table, HomeAgent) else table
+        self.ha = table if isinstance(table, HomeAgent) else None
         self.cpu = 0.0
         self.prof = cProfile.Profile() if profile else None
 
     def receive(self, data: bytes, src: Any, dst: Any, now: float) -> list[Any]:
-        core: Any = self.peer if self.cluster is None else self.cluster
-        return self.call(core.receive_datagram, data, src, dst, now)
+        return self.call(self.core.receive_datagram, data, src, dst, now)
 
     def start_standby(self, now: float) -> list[Any]:
-        def start() -> list[Any]:
-            actions = self.peer.role_changed(Role.STANDBY, now)
-            if self.cluster is None:
-                return actions
-            out: list[Any] = []
-            self.cluster._sync_actions(self.cluster.agents[0], actions, now, out)
-            return out
-
-        return self.call(start)
+        return self.call(enter_standby, self.peer, self.core, now)
 
     def records(self) -> int:
-        return len(self.table) if self.cluster is None else len(self.ha.table)
+        return len(self.table) if self.ha is None else len(self.ha.table)
 
     def call(self, fn: Callable[..., list[Any]], *args: Any) -> list[Any]:
         prof = self.prof

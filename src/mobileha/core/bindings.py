@@ -308,17 +308,16 @@ class BindingTable:
         that could fill the table (each binding adds at most one) is returned whole: which
         bindings TableFull refuses depends on the order.
 
-        One loop for the run instead of :meth:`add`, :meth:`_nai_link` and
-        :meth:`_schedule` per binding: the Standby installs 10^6 bindings this way."""
-        index = self._hoa
-        holder_of = self.holder_of
-        nai_index = self._nai
-        wheel = self._wheel
-        heap = self._heap
-        ceil = math.ceil
+        One loop for the run instead of :meth:`add` and :meth:`_schedule` per binding: the
+        Standby installs 10^6 bindings this way."""
         n = self.count
         if n + len(bs) > self.max_bindings:
             return bs
+        index = self._hoa
+        nai_link = self._nai_link
+        wheel = self._wheel
+        heap = self._heap
+        ceil = math.ceil
         rest: list[Binding] = []
         last_k = -1
         bucket: list[Binding] = []
@@ -331,14 +330,9 @@ class BindingTable:
             n += 1
             nai = b.nai
             if nai is not None:
-                h = holder_of(nai)
-                if h is not None:
-                    b.nai = h.nai  # one NAI string per MN: its SA's
-                    v = h.bound
-                    h.bound = hoa if v is None else _linked(v, hoa)
-                else:
-                    v = nai_index.get(nai)
-                    nai_index[nai] = hoa if v is None else _linked(v, hoa)
+                nai_link(b, nai, hoa)
+            # _schedule's wheel entry (bucket: _bucket of the deadline), the bucket of the
+            # last deadline kept: most bindings of a run share it
             e = b.expires
             if e != INFINITE:
                 k = ceil(e)
@@ -357,10 +351,9 @@ class BindingTable:
         """The bindings of the table as it is now, each yielded only if it is still in the
         table when reached (bulk transfers: the table changes while they are iterated;
         no copies, 8 bytes per binding)."""
-        get = self._hoa.get
+        live = self._live
         for b in list(self):
-            v = get(b.home_addr)
-            if v is b or (v.__class__ is list and any(x is b for x in v)):
+            if live(b):
                 yield b
 
     def _unlink_if_gone(self, old: Binding) -> None:

@@ -685,26 +685,24 @@ class HomeAgent:
         # the run's bindings of home addresses without one (a download's records) in one
         # pass, the others as single additions (replacements, simultaneous bindings)
         rest = table.add_new(bs)
-        removed_by: dict[int, list[Binding]] = {}
-        failed: set[int] = set()
+        added = bs[: len(bs) - len(rest)]  # new home addresses: nothing replaced
+        replaced: list[tuple[Binding, list[Binding]]] = []  # the others, what each removed
+        refused: set[int] = set()  # ids of the bindings TableFull refused
         add = table.add
         for b in rest:
             try:
-                removed_by[id(b)] = add(b, replace=not (b.flags & FLAG_S))
+                replaced.append((b, add(b, replace=not (b.flags & FLAG_S))))
             except TableFull:
                 self._drop("sync-table-full")
-                failed.add(id(b))
+                refused.add(id(b))
         if pool is not None:
             for b in marks:
-                if id(b) not in failed:
+                if id(b) not in refused:
                     pool.mark(b.home_addr, b.nai)
         if self.active:
-            for b in bs:
-                if id(b) in failed:
-                    continue
-                removed = removed_by.get(id(b))
-                if removed:
-                    out += [WithdrawBinding(r) for r in removed if r.care_of != b.care_of]
+            out += [RestoreBinding(b) for b in added]
+            for b, removed in replaced:
+                out += [WithdrawBinding(r) for r in removed if r.care_of != b.care_of]
                 out.append(RestoreBinding(b))
         return out
 
