@@ -284,6 +284,21 @@ class ReplyGate:
         self.replies_held += 1
         return True
 
+    def hold_one(self, reply: Send, change: Change, now: float) -> bool:
+        """:meth:`hold` of one reply waiting for one change (a registration's usual
+        outcome)."""
+        if self._open or self.sync.state is not _IN_SYNC:
+            return False
+        h = _Held(now, [reply], 1)
+        w = change.waiters
+        if w is None:
+            change.waiters = [h]
+        else:
+            w.append(h)
+        self._held.append(h)
+        self.replies_held += 1
+        return True
+
     def release(self, now: float, out: list[Any], force: bool = False) -> None:
         """Release the replies whose changes the peer acknowledged; all of them when the
         peer is not in sync (or ``force``); a hold that ran out opens the gate."""
@@ -673,7 +688,7 @@ class Cluster:
                 if sent:
                     self._sync_actions(a, sent, now, out)
                 gate = a.gate
-                if gate is None or not gate.hold([reply], [ch], now):
+                if gate is None or not gate.hold_one(reply, ch, now):
                     out.append(reply)
                 return out
         out = []

@@ -25,7 +25,7 @@ from mobileha.core.actions import Send
 from mobileha.core.binding import Binding
 from mobileha.core.security import MobilitySA
 from mobileha.core.sync.base import U32, Counters, Key, SyncAction, SyncConfig
-from mobileha.core.sync.records import pack_records, pack_records_upto, revocation_fields, seal_sa
+from mobileha.core.sync.records import pack_records, pack_records_upto, seal_sa
 from mobileha.wire.auth import NTP_EPOCH_OFFSET
 from mobileha.wire.sync import (
     CHUNK_EXT,
@@ -34,7 +34,6 @@ from mobileha.wire.sync import (
     MsgKind,
     SyncMessage,
     encode_raw,
-    pack_binding,
 )
 
 
@@ -196,33 +195,20 @@ class Channel:
 
     # -- records --
 
-    def pack(self, b: Binding, now: float, rec_flags: int) -> bytes:
-        """The record of ``b`` with the MN's current replay nonce (read at packing time,
-        so a retransmission carries the nonce of the latest reply) and, but in a deletion,
-        the MN's SA from AAA ([P] REC_SA)."""
-        # (records.pack_record, without its call: this runs once per registration)
-        nonce_of = self._nonce_of
-        return pack_binding(
-            b,
-            now,
-            rec_flags,
-            nonce_of(b) if nonce_of is not None else None,
-            None if self._sa_of is None else self._sa_block(b, rec_flags),
-            revocation_fields,
-        )
-
     def pack_many(
         self, bindings: list[Binding], now: float, rec_flags: list[int] | None
     ) -> list[bytes]:
-        """:meth:`pack` of each binding (with its ``rec_flags``; None: 0 each), in one call."""
+        """The record of each binding (with its ``rec_flags``; None: 0 each), with its MN's
+        current replay nonce (read at packing time, so a retransmission carries the nonce
+        of the latest reply) and, but in a deletion, its MN's SA from AAA ([P] REC_SA)."""
         nonces, blocks = self._extras(bindings, rec_flags)
         return pack_records(bindings, now, rec_flags, nonces, blocks)
 
     def pack_upto(
         self, bindings: list[Binding], now: float, rec_flags: list[int] | None, limit: int
     ) -> tuple[bytes, int]:
-        """The records of ``bindings[:k]`` (:meth:`pack` each) joined, ``k`` the most that
-        fit in ``limit`` bytes, at least one (one BI Reply's records).
+        """The records of ``bindings[:k]`` (as :meth:`pack_many`) joined, ``k`` the most
+        that fit in ``limit`` bytes, at least one (one BI Reply's records).
 
         The MNs' nonces and SA blocks are looked up for the bindings packed, not for every
         one offered (a download offers more than the shortest records could fill; records
@@ -235,37 +221,44 @@ class Channel:
             if est < n:
                 head = bindings[:est]
                 hflags = None if rec_flags is None else rec_flags[:est]
-                nonces, blocks = self._extras(head, hflags)
-                records, k = pack_records_upto(head, now, hflags, nonces, blocks, limit)
+                records, k = self.pack_fitting(head, now, hflags, limit)
                 if k < est:
                     self._fit = k
                     return records, k
-        nonces, blocks = self._extras(bindings, rec_flags)
-        records, k = pack_records_upto(bindings, now, rec_flags, nonces, blocks, limit)
+        records, k = self.pack_fitting(bindings, now, rec_flags, limit)
         self._fit = k
         return records, k
+
+    def pack_fitting(
+        self, bindings: list[Binding], now: float, rec_flags: list[int] | None, limit: int
+    ) -> tuple[bytes, int]:
+        """The records of ``bindings[:k]`` (as :meth:`pack_many`) joined, ``k`` the most
+        that fit in ``limit`` bytes, at least one; the nonces and SA blocks of every binding
+        offered are looked up (a BU's: the queued changes, which usually all fit)."""
+        nonces, blocks = self._extras(bindings, rec_flags)
+        return pack_records_upto(bindings, now, rec_flags, nonces, blocks, limit)
 
     def _extras(
         self, bindings: list[Binding], rec_flags: list[int] | None
     ) -> tuple[list[int | None] | None, list[bytes | None] | None]:
-        """The MNs' nonces and SA blocks of ``bindings`` (None: none configured)."""
+        """The MNs' nonces and REC_SA blocks of ``bindings`` (None: none configured). A
+        deletion carries no SA block; the others the block of their MN's SA from AAA, if
+        it has one."""
         nonce_of = self._nonce_of
+        sa_of = self._sa_of
         blocks = None
-        if self._sa_of is not None:
-            sa_block = self._sa_block
+        if sa_of is not None:
             if rec_flags is None:
-                blocks = [sa_block(b, 0) for b in bindings]
+                sas = [sa_of(b) for b in bindings]
             else:
-                blocks = [sa_block(b, f) for b, f in zip(bindings, rec_flags, strict=True)]
+                sas = [
+                    None if f & REC_DELETE else sa_of(b)
+                    for b, f in zip(bindings, rec_flags, strict=True)
+                ]
+            sealed = self._sealed
+            blocks = [None if sa is None else sealed(sa) for sa in sas]
         nonces = None if nonce_of is None else [nonce_of(b) for b in bindings]
         return nonces, blocks
-
-    def _sa_block(self, b: Binding, rec_flags: int) -> bytes | None:
-        """The REC_SA block of ``b``'s SA from AAA (None: none, or a deletion)."""
-        if rec_flags & REC_DELETE or self._sa_of is None:
-            return None
-        sa = self._sa_of(b)
-        return None if sa is None else self._sealed(sa)
 
     def _sealed(self, sa: MobilitySA) -> bytes | None:
         """The REC_SA block of ``sa``, hidden once per SA with a salt never used before and

@@ -20,6 +20,7 @@ carrying its latest version; the keys acknowledged are appended to :attr:`BuSend
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Any
 
 from mobileha.core.binding import Binding
@@ -73,6 +74,7 @@ class BuSender:
     def config(self, config: SyncConfig) -> None:
         self._config = config
         self._limit = config.max_message - HEADER_LEN - HHAE_LEN  # record bytes per BU
+        self._most = self._limit // RECORD_LEN + 1  # more records than a BU can hold
         self._max_pending = config.max_pending
         self._flush_delay = config.flush_delay
 
@@ -141,44 +143,41 @@ class BuSender:
     def flush(
         self, now: float, window: int, actions: list[SyncAction], full_only: bool = False
     ) -> None:
-        """Send queued changes as BUs; ``full_only``: only BUs that are full."""
+        """Send queued changes as BUs; ``full_only``: only BUs that are full.
+
+        Each BU's records are packed in one call (:meth:`Channel.pack_fitting`) from the next
+        ``_most`` changes of the queue, more than a BU can hold: the first record that does
+        not fit starts the next BU."""
         queue = self._queue
         bu_out = self._bu_out
         if not queue or len(bu_out) >= window:
             return self._flushed(now, window)
         limit = self._limit
-        pack = self.channel.pack
-        parts: list[bytes] = []
-        changes: list[Change] = []
-        size = taken = est = 0
-        all_delete = True
-        for ch in queue.values():  # one pass; the queue changes after it
-            b = ch.binding
-            rflags = ch.rflags
-            rec = pack(b, now, rflags)
-            n = len(rec)
-            if parts and size + n > limit:  # the BU is full
-                self._send_bu(parts, changes, all_delete, now, actions)
-                taken += len(parts)
-                self._queue_bytes -= est
-                if len(bu_out) >= window or (full_only and self._queue_bytes < limit):
-                    parts = []
-                    break
-                parts, changes = [], []
-                size = est = 0
-                all_delete = True
-            parts.append(rec)
-            changes.append(ch)
-            size += n
-            nai = b.nai
-            est += RECORD_LEN + (len(nai) if nai else 0)
-            if not rflags & REC_DELETE:
-                all_delete = False
-        if parts and (not full_only or size >= limit):
-            self._send_bu(parts, changes, all_delete, now, actions)
-            taken += len(parts)
-            self._queue_bytes -= est
-        if taken == len(queue):
+        most = self._most
+        pack = self.channel.pack_fitting
+        n = len(queue)
+        changes_in = iter(queue.values())
+        offered = list(islice(changes_in, most)) if n > most else list(changes_in)
+        taken = 0
+        while offered:
+            body, k = pack(
+                [ch.binding for ch in offered], now, [ch.rflags for ch in offered], limit
+            )
+            full = k < len(offered) or len(body) >= limit
+            if full_only and not full:
+                break
+            changes = offered[:k] if k < len(offered) else offered
+            all_delete = all(ch.rflags & REC_DELETE for ch in changes)
+            self._send_bu(body, changes, all_delete, now, actions)
+            taken += k
+            if taken < n:
+                self._queue_bytes -= sum(_queued_size(ch.binding) for ch in changes)
+            if len(bu_out) >= window or (full_only and self._queue_bytes < limit):
+                break
+            offered = offered[k:]
+            if taken + len(offered) < n:
+                offered += islice(changes_in, most - len(offered))
+        if taken == n:
             queue.clear()
         elif taken:
             it = iter(queue)
@@ -194,7 +193,7 @@ class BuSender:
 
     def _send_bu(
         self,
-        parts: list[bytes],
+        body: bytes,
         changes: list[Change],
         all_delete: bool,
         now: float,
@@ -202,9 +201,7 @@ class BuSender:
     ) -> None:
         flags = (FLAG_DELETE if all_delete else 0) | (FLAG_RESYNC if self._resync else 0)
         self._resync = False
-        out = Out(
-            MsgKind.BU, self.channel.next_seq(), flags, len(parts), b"".join(parts), None, changes
-        )
+        out = Out(MsgKind.BU, self.channel.next_seq(), flags, len(changes), body, None, changes)
         self._bu_out[out.seq] = out
         c = self.counters
         c.SentBUs += 1
