@@ -1145,6 +1145,8 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", metavar="DIR", help="--pair: cProfile the Active and Standby into DIR"
     )
     args = p.parse_args(argv)
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)  # (the servers dump their profiles there)
     if args.flush_delay is not None:
         PAIR_SYNC["flush_delay"] = args.flush_delay
     if args.max_message is not None:
