@@ -39,7 +39,13 @@ from mobileha.wire.sync import (
 
 
 def _queued_size(b: Binding) -> int:
+    """The queue's estimate of the bytes of ``b``'s record (without a nonce or SA block)."""
     return RECORD_LEN + (len(b.nai) if b.nai else 0)
+
+
+def _queued_bytes(changes: list[Change]) -> int:
+    """:func:`_queued_size` of the bindings of ``changes``, summed."""
+    return RECORD_LEN * len(changes) + sum([len(ch.binding.nai or "") for ch in changes])
 
 
 class BuSender:
@@ -171,7 +177,7 @@ class BuSender:
             self._send_bu(body, changes, all_delete, now, actions)
             taken += k
             if taken < n:
-                self._queue_bytes -= sum(_queued_size(ch.binding) for ch in changes)
+                self._queue_bytes -= _queued_bytes(changes)
             if len(bu_out) >= window or (full_only and self._queue_bytes < limit):
                 break
             offered = offered[k:]
