@@ -267,34 +267,27 @@ class ReplyGate:
     def waiting(self) -> int:
         return sum(1 for h in self._held if not h.done)
 
-    def hold(self, replies: list[Send], changes: list[Change], now: float) -> bool:
-        """Hold ``replies`` until the peer has acknowledged ``changes`` (just queued by the
-        sync peer, or a newer change to the same key); False (send them now) when the gate
-        is open or the peer not in sync."""
+    def hold(self, replies: list[Send], changes: Change | list[Change], now: float) -> bool:
+        """Hold ``replies`` until the peer has acknowledged ``changes`` (one change, or a
+        list; just queued by the sync peer, or a newer change to the same key); False (send
+        them now) when the gate is open or the peer not in sync."""
         if self._open or self.sync.state is not _IN_SYNC:
             return False
-        h = _Held(now, replies, len(changes))
-        for ch in changes:
-            w = ch.waiters
+        if isinstance(changes, Change):  # a registration's usual outcome
+            h = _Held(now, replies, 1)
+            w = changes.waiters
             if w is None:
-                ch.waiters = [h]
+                changes.waiters = [h]
             else:
                 w.append(h)
-        self._held.append(h)
-        self.replies_held += 1
-        return True
-
-    def hold_one(self, reply: Send, change: Change, now: float) -> bool:
-        """:meth:`hold` of one reply waiting for one change (a registration's usual
-        outcome)."""
-        if self._open or self.sync.state is not _IN_SYNC:
-            return False
-        h = _Held(now, [reply], 1)
-        w = change.waiters
-        if w is None:
-            change.waiters = [h]
         else:
-            w.append(h)
+            h = _Held(now, replies, len(changes))
+            for ch in changes:
+                w = ch.waiters
+                if w is None:
+                    ch.waiters = [h]
+                else:
+                    w.append(h)
         self._held.append(h)
         self.replies_held += 1
         return True
@@ -688,7 +681,7 @@ class Cluster:
                 if sent:
                     self._sync_actions(a, sent, now, out)
                 gate = a.gate
-                if gate is None or not gate.hold_one(reply, ch, now):
+                if gate is None or not gate.hold([reply], ch, now):
                     out.append(reply)
                 return out
         out = []
