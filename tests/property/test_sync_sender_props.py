@@ -9,25 +9,21 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mobileha.core.binding import Binding, Encap
 from mobileha.core.sync import SyncConfig, pack_record
 from mobileha.core.sync.base import Counters
 from mobileha.core.sync.channel import Change, Channel
 from mobileha.core.sync.sender import BuSender, _queued_size
 from mobileha.wire.auth import Authenticator
 from mobileha.wire.sync import FLAG_DELETE, HEADER_LEN, HHAE_LEN, REC_DELETE
-from tests.helpers.cluster_net import SYNC_KEY
+from tests.helpers.cluster_net import SYNC_KEY, binding
 
 VIP = "10.0.0.100"
 NOW = 1000.0
 
 
 def _change(i: int, nai_len: int, delete: bool) -> Change:
-    b = Binding(
-        home_addr=f"10.65.{i >> 8 & 255}.{i & 255}", care_of="192.0.2.7", ha_addr=VIP,
-        lifetime=3600, expires=NOW + 3600, ident=i + 1, flags=0, encap=Encap.IPIP,
-        nai=f"{i}@".ljust(nai_len, "x") if nai_len else None, src_addr="192.0.2.7",
-    )  # fmt: skip
+    b = binding(i, VIP, NOW)
+    b.nai = f"{i}@".ljust(nai_len, "x") if nai_len else None  # records of many sizes
     return Change(b, delete, not delete, NOW)
 
 

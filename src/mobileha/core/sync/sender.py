@@ -43,11 +43,6 @@ def _queued_size(b: Binding) -> int:
     return RECORD_LEN + (len(b.nai) if b.nai else 0)
 
 
-def _queued_bytes(changes: list[Change]) -> int:
-    """:func:`_queued_size` of the bindings of ``changes``, summed."""
-    return RECORD_LEN * len(changes) + sum([len(ch.binding.nai or "") for ch in changes])
-
-
 class BuSender:
     """The BU queue, batching, window and acknowledgements of one sync peer."""
 
@@ -163,7 +158,7 @@ class BuSender:
         pack = self.channel.pack_fitting
         n = len(queue)
         changes_in = iter(queue.values())
-        offered = list(islice(changes_in, most)) if n > most else list(changes_in)
+        offered = list(islice(changes_in, most))
         taken = 0
         while offered:
             body, k = pack(
@@ -172,17 +167,17 @@ class BuSender:
             full = k < len(offered) or len(body) >= limit
             if full_only and not full:
                 break
-            changes = offered[:k] if k < len(offered) else offered
+            changes = offered[:k]
+            # P§5.4: the BU's D flag says that every record is a deletion
             all_delete = all(ch.rflags & REC_DELETE for ch in changes)
             self._send_bu(body, changes, all_delete, now, actions)
             taken += k
-            if taken < n:
-                self._queue_bytes -= _queued_bytes(changes)
+            if taken < n:  # (an emptied queue's estimate is reset by _flushed)
+                self._queue_bytes -= sum([_queued_size(ch.binding) for ch in changes])
             if len(bu_out) >= window or (full_only and self._queue_bytes < limit):
                 break
             offered = offered[k:]
-            if taken + len(offered) < n:
-                offered += islice(changes_in, most - len(offered))
+            offered += islice(changes_in, most - len(offered))
         if taken == n:
             queue.clear()
         elif taken:
