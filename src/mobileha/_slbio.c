@@ -70,6 +70,19 @@
  *       same checks and DecodeError(reason, detail) as the Python decoder. With ``layout``
  *       (mobileha.wire.sync.slot_layout of a slots dataclass) the arguments are stored
  *       in the instance's slots directly, as its __init__ would.
+ *
+ * The dynamic home address pool (mobileha.core.pool.AddressPool: one byte per address,
+ * 0 free, 1 allocated, 2 excluded; its Python lookups are the reference and
+ * tests/property/test_pool_props.py compares them):
+ *
+ *   pool_state(bits, base, addr) -> int
+ *       The byte of ``bits`` at the index of IPv4 address str ``addr`` (its value minus
+ *       ``base``), -1 when that is outside ``bits`` or ``addr`` is no address
+ *       socket.inet_aton accepts.
+ *
+ *   pool_flags(bits, base, addrs, flag) -> list[int]
+ *       ``flag`` for each address of the sequence ``addrs`` whose state is 1 (allocated),
+ *       0 for the others: the REC_DYNAMIC flags of a batch of sync records.
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
@@ -1343,6 +1356,64 @@ done:
     return res;
 }
 
+/* The state byte of ``addr`` in a pool (see pool_state): 0..255, -1 outside the pool or not
+ * an address, -2 with an exception set (``addr`` not a str, an embedded null). */
+static int pool_state_of(PyObject *addr, const unsigned char *bits, Py_ssize_t size,
+                         unsigned long base) {
+    unsigned char a[4];
+    if (aton(addr, a) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_OSError)) return -2;
+        PyErr_Clear();
+        return -1;
+    }
+    uint32_t v = ((uint32_t)a[0] << 24) | ((uint32_t)a[1] << 16) | ((uint32_t)a[2] << 8) | a[3];
+    if (v < base) return -1;
+    unsigned long i = v - base;
+    if (i >= (unsigned long)size) return -1;
+    return bits[i];
+}
+
+static PyObject *pool_state(PyObject *self, PyObject *args) {
+    Py_buffer bits;
+    unsigned long base;
+    PyObject *addr;
+    if (!PyArg_ParseTuple(args, "y*kO", &bits, &base, &addr)) return NULL;
+    int st = pool_state_of(addr, bits.buf, bits.len, base);
+    PyBuffer_Release(&bits);
+    if (st == -2) return NULL;
+    return PyLong_FromLong(st);
+}
+
+static PyObject *pool_flags(PyObject *self, PyObject *args) {
+    Py_buffer bits;
+    unsigned long base;
+    PyObject *addrs, *flag, *zero = NULL, *seq = NULL, *res = NULL;
+    if (!PyArg_ParseTuple(args, "y*kOO!", &bits, &base, &addrs, &PyLong_Type, &flag)) return NULL;
+    seq = PySequence_Fast(addrs, "pool_flags: addrs must be a sequence");
+    if (seq == NULL) goto done;
+    zero = PyLong_FromLong(0);
+    if (zero == NULL) goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    res = PyList_New(n);
+    if (res == NULL) goto done;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        int st = pool_state_of(items[k], bits.buf, bits.len, base);
+        if (st == -2) {
+            Py_CLEAR(res);
+            goto done;
+        }
+        PyObject *v = st == 1 ? flag : zero;
+        Py_INCREF(v);
+        PyList_SET_ITEM(res, k, v);
+    }
+done:
+    Py_XDECREF(zero);
+    Py_XDECREF(seq);
+    PyBuffer_Release(&bits);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"ipv4_udp", ipv4_udp, METH_VARARGS,
      "ipv4_udp(src, sport, dst, dport, payload) -> IPv4 + UDP datagram, checksums filled"},
@@ -1369,6 +1440,10 @@ static PyMethodDef methods[] = {
      "sync_decode(data, offset, count, factory, ha_addr, now, encaps, RecordSa, DecodeError,"
      " layout=None)"
      " -> (entries, end)"},
+    {"pool_state", pool_state, METH_VARARGS,
+     "pool_state(bits, base, addr) -> the state byte of addr in the pool, -1 outside"},
+    {"pool_flags", pool_flags, METH_VARARGS,
+     "pool_flags(bits, base, addrs, flag) -> flag for each allocated address, else 0"},
     {NULL, NULL, 0, NULL},
 };
 

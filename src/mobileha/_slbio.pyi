@@ -1,6 +1,6 @@
 """Types of the optional C module (src/mobileha/_slbio.c)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 def recv_requests(
@@ -66,3 +66,5 @@ def sync_decode(
     layout: tuple[tuple[Any, ...], tuple[tuple[Any, Any], ...]] | None = None,
     /,
 ) -> tuple[list[tuple[Any, int, int | None, Any, int | None]], int]: ...
+def pool_state(bits: bytearray, base: int, addr: str, /) -> int: ...
+def pool_flags(bits: bytearray, base: int, addrs: Sequence[str], flag: int, /) -> list[int]: ...

@@ -153,3 +153,50 @@ def test_add_new_then_add_equals_add_in_order(
     held = fast_sas.nai_holder("held@x"), seq_sas.nai_holder("held@x")
     assert held[0] is not None and held[1] is not None and held[0].bound == held[1].bound
     assert [b.ident for b in fast.live_snapshot()] == [b.ident for b in seq if b in seq]
+
+
+change = st.one_of(
+    st.tuples(st.just("add"), run_item),
+    st.tuples(st.just("remove"), st.sampled_from(HOAS), st.sampled_from(COAS)),
+    st.tuples(st.just("remove_home"), st.sampled_from(HOAS)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(run_item, max_size=12), st.lists(st.lists(change, max_size=3), max_size=14))
+def test_live_snapshot_while_the_table_changes(items: list[tuple], steps: list[list]) -> None:
+    """A bulk transfer's iteration: the table changes between two bindings yielded. Every
+    binding yielded is in the table when yielded, none twice, and every binding of the
+    table when the iteration began that was never removed is yielded."""
+    t = BindingTable(max_bindings=64)
+    _add_all(t, _bindings(t, items, 0.0, 0))
+    start = list(t)
+    removed: set[int] = set()
+    it = t.live_snapshot()
+    seen: list[Binding] = []
+    ident = 1000
+    for ops in steps:
+        b = next(it, None)
+        if b is None:
+            break
+        assert b in t and all(x is not b for x in seen)
+        seen.append(b)
+        for o in ops:
+            if o[0] == "add":
+                (nb,) = _bindings(t, [o[1]], 1.0, ident)
+                ident += 1
+                try:
+                    gone = t.add(nb, replace=not (nb.flags & FLAG_S))
+                except TableFull:
+                    continue
+            elif o[0] == "remove":
+                x = t.remove_key(o[1], o[2])
+                gone = [] if x is None else [x]
+            else:
+                gone = t.remove_home(o[1])
+            removed.update(id(x) for x in gone)
+    for b in it:  # the rest, the table unchanged
+        assert b in t and all(x is not b for x in seen)
+        seen.append(b)
+    got = {id(x) for x in seen}
+    assert all(id(b) in got for b in start if id(b) not in removed)

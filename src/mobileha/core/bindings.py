@@ -315,6 +315,7 @@ class BindingTable:
             return bs
         index = self._hoa
         nai_link = self._nai_link
+        holder_of = self.holder_of
         wheel = self._wheel
         heap = self._heap
         ceil = math.ceil
@@ -330,7 +331,13 @@ class BindingTable:
             n += 1
             nai = b.nai
             if nai is not None:
-                nai_link(b, nai, hoa)
+                # _nai_link of the usual record: the first binding of an MN with an SA
+                h = holder_of(nai)
+                if h is not None and h.bound is None:
+                    b.nai = h.nai
+                    h.bound = hoa
+                else:
+                    nai_link(b, nai, hoa)
             # _schedule's wheel entry (bucket: _bucket of the deadline), the bucket of the
             # last deadline kept: most bindings of a run share it
             e = b.expires
@@ -351,10 +358,15 @@ class BindingTable:
         """The bindings of the table as it is now, each yielded only if it is still in the
         table when reached (bulk transfers: the table changes while they are iterated;
         no copies, 8 bytes per binding)."""
+        get = self._hoa.get
         live = self._live
-        for b in list(self):
-            if live(b):
-                yield b
+        for v in list(self._hoa.values()):
+            if isinstance(v, list):  # simultaneous bindings: copied now, the list may change
+                for b in v[:]:
+                    if live(b):
+                        yield b
+            elif get(v.home_addr) is v or live(v):  # the usual case first
+                yield v
 
     def _unlink_if_gone(self, old: Binding) -> None:
         """Drop ``old``'s NAI link unless another binding of its home address keeps it."""

@@ -84,7 +84,7 @@ from mobileha.core.sync import (
 )
 from mobileha.core.sync.channel import Change
 from mobileha.wire.hsrp import HSRP_PORT
-from mobileha.wire.sync import peek_ha_address
+from mobileha.wire.sync import REC_DYNAMIC, peek_ha_address
 
 # the home agent's actions that change a binding -> is it a deletion (sync record)?
 _SYNCED_CHANGES: Final = {
@@ -410,6 +410,19 @@ def _dynamic_of(ha: HomeAgent) -> Callable[[Binding], bool]:
     return dynamic_of
 
 
+def _dynamic_flags(ha: HomeAgent) -> Callable[[list[Binding]], list[int]]:
+    """The record flag REC_DYNAMIC of each binding of a bulk transfer's batch whose home
+    address was allocated from the pool, 0 for the others (P§5.4)."""
+
+    def dynamic_flags(bs: list[Binding]) -> list[int]:
+        pool = ha.pool  # (a reload may replace it)
+        if pool is None:
+            return [0] * len(bs)
+        return pool.flags_of([b.home_addr for b in bs], REC_DYNAMIC)
+
+    return dynamic_flags
+
+
 def _table_iterate(ha: HomeAgent) -> Callable[[], Iterator[Binding]]:
     """Bulk transfers iterate references to the table's bindings taken when the BI Request
     arrives (8 bytes per binding, no copies; the table itself may not be iterated while it
@@ -469,6 +482,7 @@ class Cluster:
                     _table_iterate(ha),
                     unix_offset=wall_offset,
                     dynamic_of=_dynamic_of(ha),
+                    dynamic_flags=_dynamic_flags(ha),
                     nonce_of=ha.nonce_of,
                     sa_of=ha.aaa_sa_of,
                     random_bytes=ha.random_bytes,

@@ -19,10 +19,49 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from socket import inet_aton, inet_ntoa
+from typing import Any
 
 _U32 = struct.Struct("!I")
+
+
+def _index_of(base: int, size: int, addr: str) -> int | None:
+    """The index of ``addr`` in the pool of ``size`` addresses from ``base`` (None: outside,
+    or no address ``inet_aton`` accepts)."""
+    try:
+        i = _U32.unpack(inet_aton(addr))[0] - base
+    except OSError:
+        return None
+    return i if 0 <= i < size else None
+
+
+def pool_state_py(bits: bytearray, base: int, addr: str) -> int:
+    """The state byte of ``addr`` (0 free, 1 allocated, 2 excluded), -1 outside the pool:
+    the reference of the C ``pool_state``."""
+    i = _index_of(base, len(bits), addr)
+    return -1 if i is None else bits[i]
+
+
+def pool_flags_py(bits: bytearray, base: int, addrs: Sequence[str], flag: int) -> list[int]:
+    """``flag`` for each allocated address of ``addrs``, 0 for the others: the reference of
+    the C ``pool_flags``."""
+    return [flag if pool_state_py(bits, base, a) == 1 else 0 for a in addrs]
+
+
+_c: Any
+try:
+    from mobileha import _slbio as _c
+except ImportError:  # pragma: no cover - the C module is optional
+    _c = None
+
+# The lookups of a pool by address run in C when the optional module is built (a sync
+# record's REC_DYNAMIC flag is one per registration and one per bulk record).
+C_POOL = _c is not None and hasattr(_c, "pool_flags")
+pool_state: Callable[[bytearray, int, str], int] = _c.pool_state if C_POOL else pool_state_py
+pool_flags: Callable[[bytearray, int, Sequence[str], int], list[int]] = (
+    _c.pool_flags if C_POOL else pool_flags_py
+)
 
 
 class AddressPool:
@@ -63,11 +102,7 @@ class AddressPool:
                 self._excluded += 1
 
     def _index(self, addr: str) -> int | None:
-        try:
-            i = _U32.unpack(inet_aton(addr))[0] - self._base
-        except OSError:
-            return None
-        return i if 0 <= i < self._size else None
+        return _index_of(self._base, self._size, addr)
 
     def _addr(self, i: int) -> str:
         return inet_ntoa(_U32.pack(self._base + i))
@@ -80,8 +115,13 @@ class AddressPool:
         return isinstance(addr, str) and self._index(addr) is not None
 
     def is_allocated(self, addr: str) -> bool:
-        i = self._index(addr)
-        return i is not None and self._bits[i] == 1
+        return pool_state(self._bits, self._base, addr) == 1
+
+    def flags_of(self, addrs: Sequence[str], flag: int) -> list[int]:
+        """``flag`` for each address of ``addrs`` allocated from the pool, 0 for the others
+        (:meth:`is_allocated` of a batch: the REC_DYNAMIC flags of a bulk transfer's
+        records)."""
+        return pool_flags(self._bits, self._base, addrs, flag)
 
     def is_free(self, addr: str) -> bool:
         """In the pool, neither allocated nor excluded."""
@@ -187,4 +227,4 @@ class AddressPool:
         return new
 
 
-__all__ = ["AddressPool"]
+__all__ = ["C_POOL", "AddressPool", "pool_flags_py", "pool_state_py"]

@@ -24,7 +24,6 @@ from mobileha.wire.sync import (
     FLAG_LAST,
     HEADER_LEN,
     HHAE_LEN,
-    REC_DYNAMIC,
     RECORD_LEN,
     MsgKind,
     SyncMessage,
@@ -138,12 +137,13 @@ class Transfer:
         config: SyncConfig,
         counters: Counters,
         channel: Channel,
-        dynamic_of: Callable[[Binding], bool] | None,
+        dynamic_flags: Callable[[list[Binding]], list[int]] | None,
         now: float,
         actions: list[SyncAction],
     ) -> None:
         """Send BI Replies until ``bi_window`` are unacknowledged or the table is done.
-        ``dynamic_of``: is a binding's home address from the pool (None: none is)."""
+        ``dynamic_flags``: REC_DYNAMIC for each binding whose home address is from the pool,
+        else 0 (None: none is)."""
         limit = config.max_message - HEADER_LEN - HHAE_LEN - CHUNK_EXT.size
         most = limit // RECORD_LEN + 1  # more records than one chunk can hold
         window = config.bi_window
@@ -161,9 +161,9 @@ class Transfer:
                 # an expired binding is skipped: its deletion follows as a BU
                 live = [b for b in batch if b.expires > now]
                 bs += live
-                if dynamic_of is not None:
-                    fl += [REC_DYNAMIC if dynamic_of(b) else 0 for b in live]
-            flags = fl if dynamic_of is not None else None
+                if dynamic_flags is not None:
+                    fl += dynamic_flags(live)
+            flags = fl if dynamic_flags is not None else None
             records, k = pack_upto(bs, now, flags, limit)
             last = self.exhausted and k == len(bs)
             chunk = self.next_chunk

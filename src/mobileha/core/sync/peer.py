@@ -76,6 +76,7 @@ from mobileha.wire.sync import (
     FLAG_DELETE,
     FLAG_EXCHANGE,
     FLAG_RESYNC,
+    REC_DYNAMIC,
     MsgKind,
     SyncMessage,
 )
@@ -96,6 +97,7 @@ class SyncPeer:
         *,
         unix_offset: float = 0.0,
         dynamic_of: Callable[[Binding], bool] | None = None,
+        dynamic_flags: Callable[[list[Binding]], list[int]] | None = None,
         nonce_of: Callable[[Binding], int | None] | None = None,
         sa_of: Callable[[Binding], MobilitySA | None] | None = None,
         random_bytes: Callable[[int], bytes] = os.urandom,
@@ -108,6 +110,8 @@ class SyncPeer:
         also sent as BUs, so it need not yield those). ``unix_offset``: Unix time minus
         ``now`` (for the NTP timestamp Identifications). ``dynamic_of(binding)``: was its
         home address allocated from the pool ([P] REC_DYNAMIC; None: no binding's was).
+        ``dynamic_flags(bindings)``: REC_DYNAMIC or 0 for each binding of a bulk transfer's
+        batch, as ``dynamic_of`` says (default: ``dynamic_of`` of each).
         ``nonce_of(binding)``: the replay
         nonce the home agent issued last to that binding's MN, or None; sent in the record
         ([P] REC_NONCE) and returned in :class:`ApplyBindings` on the receiving side.
@@ -120,6 +124,13 @@ class SyncPeer:
         self.counters = c = Counters()
         self._iterate = iterate
         self._dynamic_of = dynamic_of
+        if dynamic_flags is None and dynamic_of is not None:
+            is_dynamic = dynamic_of
+
+            def dynamic_flags(bs: list[Binding]) -> list[int]:
+                return [REC_DYNAMIC if is_dynamic(b) else 0 for b in bs]
+
+        self._dynamic_flags = dynamic_flags
         secret = sa_secret(config.authenticator.key)
         self.channel = Channel(
             config, c, unix_offset=unix_offset, nonce_of=nonce_of, now=now,
@@ -555,7 +566,7 @@ class SyncPeer:
         xfer = self._xfer = Transfer(m.seq, iter(self._iterate()))
         if m.flags & FLAG_EXCHANGE and self._dl is None:
             self._start_download(now, False, False, actions)
-        xfer.pump(self.config, c, self.channel, self._dynamic_of, now, actions)
+        xfer.pump(self.config, c, self.channel, self._dynamic_flags, now, actions)
 
     def _abort_transfer(self, now: float, actions: list[SyncAction]) -> None:
         xfer = self._xfer
@@ -594,7 +605,7 @@ class SyncPeer:
             self._served = (xfer.txn, now)
             c.TransfersCompleted += 1
             return
-        xfer.pump(self.config, c, ch, self._dynamic_of, now, actions)
+        xfer.pump(self.config, c, ch, self._dynamic_flags, now, actions)
 
     # -- BUs --
 
