@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mobileha.core import pool as pool_mod
-from mobileha.core.pool import AddressPool, pool_flags_py, pool_state_py
+from mobileha.core.pool import AddressPool
+from mobileha.wire import addrpool as pool_mod
+from mobileha.wire.addrpool import pool_flags_py, pool_state_py
 from mobileha.wire.sync import REC_DYNAMIC
 
 N = 100 if os.environ.get("MOBILEHA_FAST") else 1000
