@@ -72,8 +72,8 @@
  *       in the instance's slots directly, as its __init__ would.
  *
  * The dynamic home address pool (mobileha.core.pool.AddressPool: one byte per address,
- * 0 free, 1 allocated, 2 excluded; its Python lookups are the reference and
- * tests/property/test_pool_props.py compares them):
+ * 0 free, 1 allocated, 2 excluded; mobileha.wire.addrpool's Python lookups are the
+ * reference and tests/property/test_pool_props.py compares them):
  *
  *   pool_state(bits, base, addr) -> int
  *       The byte of ``bits`` at the index of IPv4 address str ``addr`` (its value minus

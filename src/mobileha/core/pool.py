@@ -22,14 +22,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from socket import inet_ntoa
 
-from mobileha.wire.addrpool import (
-    C_POOL,
-    index_of,
-    pool_flags,
-    pool_flags_py,
-    pool_state,
-    pool_state_py,
-)
+from mobileha.wire.addrpool import index_of, pool_flags, pool_state
 
 _U32 = struct.Struct("!I")
 
@@ -197,4 +190,4 @@ class AddressPool:
         return new
 
 
-__all__ = ["C_POOL", "AddressPool", "pool_flags_py", "pool_state_py"]
+__all__ = ["AddressPool"]
